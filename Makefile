@@ -1,0 +1,69 @@
+# Concerto build. `make` builds build/concerto; `make check` runs every test (tools/check).
+# Out of tree: objects go to $(BUILD). MODE=san builds with AddressSanitizer and
+# UndefinedBehaviorSanitizer (the test suite uses build/san).
+
+MODE ?= release
+ifeq ($(MODE),san)
+BUILD ?= build/san
+else
+BUILD ?= build
+endif
+
+CC ?= cc
+PKGS := libh2o-evloop jansson sqlite3 libsodium openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS := $(shell pkg-config --libs $(PKGS))
+
+WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wvla -Werror
+CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 $(WARN) -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -pthread
+ifeq ($(MODE),san)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else
+OPT := -O2 -g
+endif
+CFLAGS ?=
+ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
+LDLIBS := $(PKG_LIBS) -lm -pthread
+
+LAYERS := base fhir store repo http cli
+LIB_SRC := $(foreach l,$(filter-out cli,$(LAYERS)),$(wildcard src/$(l)/*.c)) \
+           $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
+LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+LIB := $(BUILD)/libconcerto.a
+
+UNIT_SRC := $(wildcard tests/unit/*/*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all clean check run unit layers format-check
+all: $(BUILD)/concerto
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/concerto: $(BUILD)/obj/cli/main.o $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -MMD -MP -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+
+layers:
+	@tools/check-layers
+
+check:
+	@tools/check
+
+run:
+	@tools/run-demo
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/cli/main.d $(UNIT_BIN:=.d)
