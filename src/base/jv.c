@@ -15,9 +15,10 @@
 #include "base/mem.h"
 
 typedef struct {
-    const char *key; /* NULL: array element */
+    bool array;
+    const char *key; /* in an object: the member being parsed, or NULL before its name */
     size_t key_len;
-    size_t index;
+    size_t index;    /* in an array: the element being parsed */
 } frame_t;
 
 typedef struct {
@@ -33,11 +34,11 @@ static void describe_path(parser_t *ps, buf_t *out)
     buf_addch(out, '$');
     for (int i = 0; i < ps->depth; i++) {
         frame_t *f = &ps->stack[i];
-        if (f->key) {
+        if (f->array) {
+            buf_addf(out, "[%zu]", f->index);
+        } else if (f->key) {
             buf_addch(out, '.');
             buf_add(out, f->key, f->key_len > 64 ? 64 : f->key_len);
-        } else {
-            buf_addf(out, "[%zu]", f->index);
         }
     }
 }
@@ -417,6 +418,7 @@ static json_t *parse_value(parser_t *ps)
         if (ps->depth >= JV_MAX_DEPTH)
             return fail(ps, "nesting is deeper than the limit of 200");
         frame_t *f = &ps->stack[ps->depth++];
+        f->array = *ps->p == '[';
         f->key = NULL;
         f->key_len = 0;
         f->index = 0;

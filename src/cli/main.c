@@ -1,2 +1,50 @@
+/*
+ * main.c - the `concerto` command: dispatches to a subcommand.
+ */
 #include <stdio.h>
-int main(void) { return 0; }
+#include <string.h>
+
+#include "base/version.h"
+#include "cli/commands.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"init", cli_init, "create or upgrade a database"},
+    {"serve", cli_serve, "serve the FHIR API over HTTP"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: concerto COMMAND [options]   (concerto COMMAND --help for more)\n\n"
+                 "Concerto %s, a care coordination server (FHIR R4).\n\ncommands:\n",
+            CONCERTO_VERSION);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-10s %s\n", "version", "print the version");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
+        printf("concerto %s\n", CONCERTO_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(name, commands[i].name) == 0)
+            return commands[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "concerto: unknown command \"%s\"\n\n", name);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,11 @@
+/*
+ * commands.h - the subcommands of `concerto`. Each takes the arguments after its name and
+ * returns the process exit status: 0 success, 1 failure, 2 usage error.
+ */
+#ifndef CONCERTO_CLI_COMMANDS_H
+#define CONCERTO_CLI_COMMANDS_H
+
+int cli_init(int argc, char **argv);
+int cli_serve(int argc, char **argv);
+
+#endif

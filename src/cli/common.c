@@ -1,0 +1,59 @@
+/*
+ * common.c - helpers shared by the commands.
+ */
+#include "cli/common.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void cli_report(const char *command, const err_t *err)
+{
+    for (size_t i = 0; i < err->nissues; i++) {
+        const err_issue_t *issue = &err->issues[i];
+        if (issue->expression)
+            fprintf(stderr, "concerto %s: %s: %s (at %s)\n", command,
+                    severity_name(issue->severity), issue->message, issue->expression);
+        else
+            fprintf(stderr, "concerto %s: %s: %s\n", command, severity_name(issue->severity),
+                    issue->message);
+    }
+    if (err->log_detail)
+        fprintf(stderr, "concerto %s: detail: %s\n", command, err->log_detail);
+}
+
+int cli_settings(const char *command, const char *help, int argc, char **argv,
+                 const char *const *known, const char *const *switches, settings_t *s)
+{
+    err_t err = ERR_INIT;
+    bool want_help = false;
+    status_t rc = settings_parse(s, argc, argv, known, switches, &want_help, &err);
+    if (want_help) {
+        fputs(help, stdout);
+        err_release(&err);
+        return 0;
+    }
+    if (rc) {
+        cli_report(command, &err);
+        err_release(&err);
+        return 2;
+    }
+    err_release(&err);
+    return -1;
+}
+
+status_t cli_open_store(const settings_t *s, store_t **out, err_t *err)
+{
+    store_options_t options;
+    store_options_init(&options);
+    const char *sync = settings_get(s, "synchronous", "full");
+    if (strcmp(sync, "full") == 0)
+        options.synchronous = STORE_SYNC_FULL;
+    else if (strcmp(sync, "normal") == 0)
+        options.synchronous = STORE_SYNC_NORMAL;
+    else if (strcmp(sync, "off") == 0)
+        options.synchronous = STORE_SYNC_OFF;
+    else
+        return err_set(err, ERR_INVALID, NULL,
+                       "synchronous must be full, normal or off, not \"%s\"", sync);
+    return store_open(settings_get(s, "db", CLI_DEFAULT_DB), &options, out, err);
+}

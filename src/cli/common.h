@@ -1,0 +1,24 @@
+/*
+ * common.h - what the commands share: opening the store from settings, reporting errors.
+ */
+#ifndef CONCERTO_CLI_COMMON_H
+#define CONCERTO_CLI_COMMON_H
+
+#include "base/err.h"
+#include "cli/settings.h"
+#include "store/store.h"
+
+#define CLI_DEFAULT_DB "concerto.db"
+
+/* Prints err's issues to stderr as "concerto COMMAND: message" lines (and the log detail). */
+void cli_report(const char *command, const err_t *err);
+/*
+ * Parses settings for a command; on --help prints `help` to stdout. Returns -1 when the
+ * command should go on, otherwise the exit status to return.
+ */
+int cli_settings(const char *command, const char *help, int argc, char **argv,
+                 const char *const *known, const char *const *switches, settings_t *s);
+/* Opens the store named by the "db" and "synchronous" settings. */
+status_t cli_open_store(const settings_t *s, store_t **out, err_t *err);
+
+#endif

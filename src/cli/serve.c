@@ -1,0 +1,125 @@
+/*
+ * serve.c - `concerto serve`: runs the HTTP server on a database until SIGINT or SIGTERM.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "http/http.h"
+
+static const char help[] =
+    "usage: concerto serve [--db FILE] [--listen HOST:PORT] [--threads N] [options]\n"
+    "\n"
+    "Serves the FHIR R4 API at http://HOST:PORT/fhir and /healthz until SIGINT or SIGTERM,\n"
+    "then finishes the requests in flight and closes the database cleanly. The database is\n"
+    "created and migrated when needed.\n"
+    "\n"
+    "Options (each also from the environment as CONCERTO_<NAME>, e.g. CONCERTO_LISTEN, or from\n"
+    "the config file as \"name = value\"; a flag wins over the environment, which wins over\n"
+    "the file):\n"
+    "  --db FILE            SQLite database file (default: concerto.db)\n"
+    "  --listen HOST:PORT   address to listen on (default: 127.0.0.1:8080; port 0 picks one)\n"
+    "  --threads N          event loops (default: one per core)\n"
+    "  --max-body BYTES     largest request body accepted (default: 16777216); larger: 413\n"
+    "  --base-url URL       public base of the API when behind a proxy\n"
+    "                       (default: from the Host header, http://HOST/fhir)\n"
+    "  --synchronous MODE   full (default: every acknowledged write survives power loss),\n"
+    "                       normal (survives a crash of Concerto, not of the machine), off\n"
+    "  --log-level LEVEL    error, warning, info (default) or debug\n"
+    "  --port-file FILE     write the port to FILE once listening (for scripts and tests)\n"
+    "  --config FILE        read settings from FILE (env CONCERTO_CONFIG)\n";
+
+static status_t parse_listen(const char *listen, char **out_host, int *out_port, err_t *err)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen)
+        return err_set(err, ERR_INVALID, NULL, "--listen must be HOST:PORT, not \"%s\"", listen);
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 0 || port > 65535)
+        return err_set(err, ERR_INVALID, NULL, "\"%s\" is not a valid port", colon + 1);
+    const char *host = listen;
+    size_t len = (size_t)(colon - listen);
+    if (host[0] == '[' && len >= 2 && host[len - 1] == ']') {
+        host++;
+        len -= 2;
+    }
+    char *copy = malloc(len + 1);
+    memcpy(copy, host, len);
+    copy[len] = '\0';
+    *out_host = copy;
+    *out_port = (int)port;
+    return ERR_OK;
+}
+
+static status_t parse_size(const char *name, const char *value, long min, long max, long *out,
+                           err_t *err)
+{
+    char *end;
+    long n = strtol(value, &end, 10);
+    if (!*value || *end || n < min || n > max)
+        return err_set(err, ERR_INVALID, NULL, "--%s must be a number from %ld to %ld, not \"%s\"",
+                       name, min, max, value);
+    *out = n;
+    return ERR_OK;
+}
+
+int cli_serve(int argc, char **argv)
+{
+    static const char *const known[] = {"db",       "listen",      "threads",   "max-body",
+                                        "base-url", "synchronous", "log-level", "port-file",
+                                        NULL};
+    settings_t s;
+    int status = cli_settings("serve", help, argc, argv, known, NULL, &s);
+    if (status >= 0)
+        goto out_settings;
+    status = 1;
+    err_t err = ERR_INIT;
+    char *host = NULL;
+    store_t *store = NULL;
+    http_config_t config;
+    http_config_init(&config);
+    long threads = 0, max_body = (long)config.max_body;
+    const char *level = settings_get(&s, "log-level", "info");
+    if (log_level_parse(level) < 0) {
+        err_set(&err, ERR_INVALID, NULL, "--log-level must be error, warning, info or debug");
+        status = 2;
+        goto out;
+    }
+    log_set_level((log_level_t)log_level_parse(level));
+    if (s.nargs) {
+        err_set(&err, ERR_INVALID, NULL, "unexpected argument \"%s\" (see --help)", s.args[0]);
+        status = 2;
+        goto out;
+    }
+    if (parse_listen(settings_get(&s, "listen", "127.0.0.1:8080"), &host, &config.port, &err) ||
+        parse_size("threads", settings_get(&s, "threads", "0"), 0, 256, &threads, &err) ||
+        parse_size("max-body", settings_get(&s, "max-body", "16777216"), 1024, 1L << 30,
+                   &max_body, &err)) {
+        status = 2;
+        goto out;
+    }
+    config.host = host;
+    config.threads = (int)threads;
+    config.max_body = (size_t)max_body;
+    config.base_url = settings_get(&s, "base-url", NULL);
+    config.port_file = settings_get(&s, "port-file", NULL);
+    if (cli_open_store(&s, &store, &err))
+        goto out;
+    if (http_serve(store, &config, &err) == ERR_OK)
+        status = 0;
+    store_close(store);
+    if (status == 0)
+        log_info("stopped; the database is closed");
+out:
+    if (err.nissues)
+        cli_report("serve", &err);
+    err_release(&err);
+    free(host);
+out_settings:
+    settings_release(&s);
+    return status;
+}

@@ -1,0 +1,1052 @@
+/*
+ * fhir.c - the FHIR REST API over HTTP: routing, content negotiation, headers, and turning
+ * errors into OperationOutcomes. This is the boundary where err_t values become responses
+ * and are logged.
+ *
+ * Reads answer at once from the thread's store connection and send the stored JSON as it is.
+ * Writes are prepared here (parse, validate, serialize) and committed by the store's writer;
+ * the response goes out when the writer reports the write durable, on the thread that took
+ * the request. If the client went away meanwhile, the result is dropped (the write stands).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/arena.h"
+#include "base/jv.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "fhir/defs.h"
+#include "http/http_int.h"
+#include "repo/repo.h"
+
+#define FHIR_JSON "application/fhir+json"
+#define HISTORY_DEFAULT_COUNT 50
+#define HISTORY_MAX_COUNT 1000
+
+typedef enum { PREFER_REPRESENTATION, PREFER_MINIMAL, PREFER_OUTCOME } prefer_t;
+
+typedef struct {
+    const char *name; /* decoded, in the arena */
+    const char *value;
+} param_t;
+
+/* What every response of a request shares: format and preferences. */
+typedef struct {
+    h2o_req_t *req;
+    http_thread_t *thread;
+    arena_t *arena;
+    bool pretty;
+    bool plain_json; /* the client asked for application/json rather than FHIR's type */
+    prefer_t prefer;
+    param_t *params;
+    size_t nparams;
+    const char *base; /* e.g. http://127.0.0.1:8080/fhir */
+} ctx_t;
+
+/* A write waiting for the store's writer. Heap-allocated: it may outlive the request. */
+typedef struct pending pending_t;
+typedef struct {
+    pending_t *pending;
+} pending_cell_t;
+
+struct pending {
+    h2o_multithread_message_t message;
+    http_thread_t *thread;
+    h2o_req_t *req; /* NULL once the request is gone */
+    pending_cell_t *cell;
+    arena_t arena;
+    ctx_t ctx;
+    repo_write_t write;
+    status_t rc;
+    err_t err;
+};
+
+/* ---- small helpers ------------------------------------------------------------------- */
+
+static bool iov_eq(h2o_iovec_t v, const char *s)
+{
+    size_t n = strlen(s);
+    return v.len == n && memcmp(v.base, s, n) == 0;
+}
+
+static h2o_iovec_t header(h2o_req_t *req, const h2o_token_t *token)
+{
+    ssize_t i = h2o_find_header(&req->headers, token, -1);
+    if (i < 0)
+        return h2o_iovec_init(NULL, 0);
+    return req->headers.entries[i].value;
+}
+
+static h2o_iovec_t header_by_name(h2o_req_t *req, const char *name)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    if (i < 0)
+        return h2o_iovec_init(NULL, 0);
+    return req->headers.entries[i].value;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static char *url_decode(arena_t *arena, const char *s, size_t len)
+{
+    char *out = arena_alloc(arena, len + 1), *p = out;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '+') {
+            *p++ = ' ';
+        } else if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 &&
+                   hexval(s[i + 2]) >= 0) {
+            *p++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else {
+            *p++ = s[i];
+        }
+    }
+    *p = '\0';
+    return out;
+}
+
+static void parse_query(ctx_t *ctx)
+{
+    h2o_req_t *req = ctx->req;
+    ctx->params = NULL;
+    ctx->nparams = 0;
+    if (req->query_at == SIZE_MAX)
+        return;
+    const char *q = req->path.base + req->query_at + 1;
+    const char *end = req->path.base + req->path.len;
+    size_t n = 1;
+    for (const char *p = q; p < end; p++)
+        if (*p == '&')
+            n++;
+    ctx->params = arena_alloc(ctx->arena, n * sizeof(param_t));
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        if (!amp)
+            amp = end;
+        if (amp > q) {
+            const char *eq = memchr(q, '=', (size_t)(amp - q));
+            param_t *param = &ctx->params[ctx->nparams++];
+            if (eq) {
+                param->name = url_decode(ctx->arena, q, (size_t)(eq - q));
+                param->value = url_decode(ctx->arena, eq + 1, (size_t)(amp - eq - 1));
+            } else {
+                param->name = url_decode(ctx->arena, q, (size_t)(amp - q));
+                param->value = "";
+            }
+        }
+        q = amp + 1;
+    }
+}
+
+static const char *param(const ctx_t *ctx, const char *name)
+{
+    for (size_t i = 0; i < ctx->nparams; i++)
+        if (strcmp(ctx->params[i].name, name) == 0)
+            return ctx->params[i].value;
+    return NULL;
+}
+
+static void http_date(int64_t us, char out[64])
+{
+    time_t secs = (time_t)(us / 1000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    snprintf(out, 64, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static void set_header(ctx_t *ctx, const h2o_token_t *token, const char *value)
+{
+    h2o_req_t *req = ctx->req;
+    size_t len = strlen(value);
+    char *copy = h2o_mem_alloc_pool(&req->pool, len + 1);
+    memcpy(copy, value, len + 1);
+    h2o_set_header(&req->pool, &req->res.headers, token, copy, len, 1);
+}
+
+static void set_header_by_name(ctx_t *ctx, const char *name, const char *value)
+{
+    h2o_req_t *req = ctx->req;
+    size_t len = strlen(value);
+    char *copy = h2o_mem_alloc_pool(&req->pool, len + 1);
+    memcpy(copy, value, len + 1);
+    h2o_set_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 1, copy, len, 1);
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 412: return "Precondition Failed";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 503: return "Service Unavailable";
+    default: return status >= 500 ? "Internal Server Error" : "Error";
+    }
+}
+
+/* Sends body (JSON text) with the request's format preferences. */
+static void send_json(ctx_t *ctx, int status, const char *body, size_t len)
+{
+    h2o_req_t *req = ctx->req;
+    req->res.status = status;
+    req->res.reason = reason_phrase(status);
+    if (status == 204 || !body) {
+        req->res.content_length = 0;
+        h2o_send_inline(req, "", 0);
+        return;
+    }
+    set_header(ctx, H2O_TOKEN_CONTENT_TYPE,
+               ctx->plain_json ? "application/json; charset=utf-8" : FHIR_JSON "; charset=utf-8");
+    if (ctx->pretty) {
+        buf_t pretty = BUF_INIT;
+        jv_pretty(body, len, &pretty);
+        buf_addch(&pretty, '\n');
+        req->res.content_length = pretty.len;
+        h2o_send_inline(req, pretty.ptr, pretty.len);
+        buf_release(&pretty);
+        return;
+    }
+    req->res.content_length = len;
+    h2o_send_inline(req, body, len);
+}
+
+static void outcome_json(const err_t *err, severity_t fallback_severity, const char *fallback_text,
+                         buf_t *out)
+{
+    buf_addstr(out, "{\"resourceType\":\"OperationOutcome\",\"issue\":[");
+    if (err->nissues == 0) {
+        buf_addf(out, "{\"severity\":\"%s\",\"code\":\"informational\",\"diagnostics\":\"",
+                 severity_name(fallback_severity));
+        buf_add_json_escaped(out, fallback_text, strlen(fallback_text));
+        buf_addstr(out, "\"}");
+    }
+    for (size_t i = 0; i < err->nissues; i++) {
+        const err_issue_t *issue = &err->issues[i];
+        if (i)
+            buf_addch(out, ',');
+        buf_addf(out, "{\"severity\":\"%s\",\"code\":\"%s\",\"diagnostics\":\"",
+                 severity_name(issue->severity), err_issue_type(issue->code));
+        buf_add_json_escaped(out, issue->message, strlen(issue->message));
+        buf_addch(out, '"');
+        if (issue->expression) {
+            buf_addstr(out, ",\"expression\":[\"");
+            buf_add_json_escaped(out, issue->expression, strlen(issue->expression));
+            buf_addstr(out, "\"]");
+        }
+        buf_addch(out, '}');
+    }
+    buf_addstr(out, "]}");
+}
+
+static void send_error(ctx_t *ctx, err_t *err)
+{
+    int status = err_http_status(err->code);
+    h2o_req_t *req = ctx->req;
+    if (status >= 500)
+        log_error("%.*s %.*s: %s%s%s", (int)req->method.len, req->method.base,
+                  (int)req->path.len, req->path.base, err_message(err),
+                  err->log_detail ? ": " : "", err->log_detail ? err->log_detail : "");
+    else if (err->log_detail)
+        log_info("%.*s %.*s: %d %s (%s)", (int)req->method.len, req->method.base,
+                 (int)req->path.len, req->path.base, status, err_message(err), err->log_detail);
+    if (err->code == ERR_UNAVAILABLE)
+        set_header_by_name(ctx, "retry-after", "1");
+    buf_t body = BUF_INIT;
+    outcome_json(err, SEVERITY_ERROR, "error", &body);
+    send_json(ctx, status, body.ptr, body.len);
+    buf_release(&body);
+}
+
+static void fail(ctx_t *ctx, status_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(ctx_t *ctx, status_t code, const char *fmt, ...)
+{
+    err_t err = ERR_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    err_vset(&err, code, NULL, fmt, ap);
+    va_end(ap);
+    send_error(ctx, &err);
+    err_release(&err);
+}
+
+static void set_version_headers(ctx_t *ctx, const store_version_t *v)
+{
+    char etag[48], date[64];
+    snprintf(etag, sizeof(etag), "W/\"%lld\"", (long long)v->version);
+    set_header(ctx, H2O_TOKEN_ETAG, etag);
+    http_date(v->updated_us, date);
+    set_header(ctx, H2O_TOKEN_LAST_MODIFIED, date);
+}
+
+/* Parses an ETag value (W/"3" or "3") into a version; 0 and an error when malformed. */
+static int64_t parse_etag(h2o_iovec_t v, bool *ok)
+{
+    const char *s = v.base, *end = v.base + v.len;
+    while (s < end && *s == ' ')
+        s++;
+    while (end > s && end[-1] == ' ')
+        end--;
+    if (end - s >= 2 && (s[0] == 'W' || s[0] == 'w') && s[1] == '/')
+        s += 2;
+    if (end - s >= 2 && *s == '"' && end[-1] == '"') {
+        s++;
+        end--;
+    }
+    int64_t n = 0;
+    if (s == end || end - s > 18) {
+        *ok = false;
+        return 0;
+    }
+    for (; s < end; s++) {
+        if (*s < '0' || *s > '9') {
+            *ok = false;
+            return 0;
+        }
+        n = n * 10 + (*s - '0');
+    }
+    *ok = n > 0;
+    return n;
+}
+
+/* ---- negotiation --------------------------------------------------------------------- */
+
+static bool json_media_type(const char *s, size_t len)
+{
+    static const char *const types[] = {"application/fhir+json", "application/json",
+                                        "application/json+fhir", "json", "text/json"};
+    /* compare the type up to ';' case-insensitively */
+    size_t n = 0;
+    while (n < len && s[n] != ';')
+        n++;
+    while (n > 0 && s[n - 1] == ' ')
+        n--;
+    while (n > 0 && *s == ' ') {
+        s++;
+        n--;
+    }
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (strlen(types[i]) == n && strncasecmp(s, types[i], n) == 0)
+            return true;
+    return false;
+}
+
+/* Decides the response format from _format and Accept; false (and a 406) when none fits. */
+static bool negotiate(ctx_t *ctx)
+{
+    const char *format = param(ctx, "_format");
+    if (format) {
+        if (!json_media_type(format, strlen(format))) {
+            fail(ctx, ERR_NOT_ACCEPTABLE,
+                 "_format \"%s\" is not supported: this server speaks FHIR JSON "
+                 "(application/fhir+json, json)",
+                 format);
+            return false;
+        }
+        ctx->plain_json = strncasecmp(format, "application/json", 16) == 0;
+        return true;
+    }
+    h2o_iovec_t accept = header(ctx->req, H2O_TOKEN_ACCEPT);
+    if (!accept.base || accept.len == 0)
+        return true;
+    bool any = false, fhir = false, plain = false;
+    const char *p = accept.base, *end = accept.base + accept.len;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        if (!comma)
+            comma = end;
+        const char *s = p;
+        while (s < comma && *s == ' ')
+            s++;
+        size_t n = 0;
+        while (s + n < comma && s[n] != ';' && s[n] != ' ')
+            n++;
+        if ((n == 3 && memcmp(s, "*/*", 3) == 0) ||
+            (n == 13 && strncasecmp(s, "application/*", 13) == 0))
+            any = true;
+        else if (n == 16 && strncasecmp(s, "application/json", 16) == 0)
+            plain = true;
+        else if (json_media_type(s, n))
+            fhir = true;
+        p = comma + 1;
+    }
+    if (!any && !fhir && !plain) {
+        fail(ctx, ERR_NOT_ACCEPTABLE,
+             "none of the types in Accept (%s) can be produced: this server speaks "
+             "application/fhir+json",
+             arena_strndup(ctx->arena, accept.base, accept.len));
+        return false;
+    }
+    ctx->plain_json = plain && !fhir && !any;
+    return true;
+}
+
+static bool check_content_type(ctx_t *ctx)
+{
+    h2o_iovec_t type = header(ctx->req, H2O_TOKEN_CONTENT_TYPE);
+    if (!type.base)
+        return true; /* a body without a type is taken as FHIR JSON */
+    if (json_media_type(type.base, type.len))
+        return true;
+    fail(ctx, ERR_MEDIA_TYPE,
+         "Content-Type \"%s\" is not supported: send application/fhir+json",
+         arena_strndup(ctx->arena, type.base, type.len));
+    return false;
+}
+
+static void parse_prefer(ctx_t *ctx)
+{
+    h2o_iovec_t prefer = header_by_name(ctx->req, "prefer");
+    ctx->prefer = PREFER_REPRESENTATION;
+    if (!prefer.base)
+        return;
+    char *s = arena_strndup(ctx->arena, prefer.base, prefer.len);
+    if (strstr(s, "return=minimal"))
+        ctx->prefer = PREFER_MINIMAL;
+    else if (strstr(s, "return=OperationOutcome"))
+        ctx->prefer = PREFER_OUTCOME;
+}
+
+static bool parse_pretty(ctx_t *ctx)
+{
+    const char *pretty = param(ctx, "_pretty");
+    if (!pretty)
+        return true;
+    if (strcmp(pretty, "true") == 0) {
+        ctx->pretty = true;
+        return true;
+    }
+    if (strcmp(pretty, "false") == 0)
+        return true;
+    fail(ctx, ERR_INVALID, "_pretty must be true or false, not \"%s\"", pretty);
+    return false;
+}
+
+/* ---- reads --------------------------------------------------------------------------- */
+
+static void respond_version(ctx_t *ctx, int status, const store_version_t *v, bool with_location)
+{
+    set_version_headers(ctx, v);
+    if (with_location) {
+        char *location = arena_printf(ctx->arena, "%s/%s/%s/_history/%lld", ctx->base, v->type,
+                                      v->id, (long long)v->version);
+        set_header(ctx, H2O_TOKEN_LOCATION, location);
+        set_header_by_name(ctx, "content-location", location);
+    }
+    switch (ctx->prefer) {
+    case PREFER_MINIMAL:
+        send_json(ctx, status, NULL, 0);
+        return;
+    case PREFER_OUTCOME: {
+        err_t info = ERR_INIT;
+        err_add(&info, ERR_OK, SEVERITY_INFORMATION, NULL, "%s/%s version %lld %s", v->type,
+                v->id, (long long)v->version,
+                v->deleted ? "deleted" : status == 201 ? "created" : "stored");
+        buf_t body = BUF_INIT;
+        outcome_json(&info, SEVERITY_INFORMATION, "", &body);
+        send_json(ctx, status, body.ptr, body.len);
+        buf_release(&body);
+        err_release(&info);
+        return;
+    }
+    case PREFER_REPRESENTATION:
+        send_json(ctx, status, v->json, v->json_len);
+        return;
+    }
+}
+
+static void handle_read(ctx_t *ctx, const char *type, const char *id, int64_t version)
+{
+    store_version_t v;
+    err_t err = ERR_INIT;
+    status_t rc = repo_read(ctx->thread->conn, type, id, version, ctx->arena, &v, &err);
+    if (rc == ERR_GONE)
+        set_version_headers(ctx, &v);
+    if (rc) {
+        send_error(ctx, &err);
+    } else {
+        set_version_headers(ctx, &v);
+        send_json(ctx, 200, v.json, v.json_len);
+    }
+    err_release(&err);
+}
+
+static bool parse_instant_param(const char *s, int64_t *out_us)
+{
+    /* YYYY-MM-DDThh:mm:ss[.fff...](Z|+hh:mm|-hh:mm), or a date YYYY-MM-DD */
+    int year, month, day, hour = 0, minute = 0, second = 0, n = 0;
+    if (sscanf(s, "%4d-%2d-%2d%n", &year, &month, &day, &n) != 3 || n != 10)
+        return false;
+    const char *p = s + 10;
+    int64_t frac_us = 0;
+    int offset_min = 0;
+    if (*p == 'T') {
+        int m = 0;
+        if (sscanf(p, "T%2d:%2d:%2d%n", &hour, &minute, &second, &m) != 3 || m != 9)
+            return false;
+        p += m;
+        if (*p == '.') {
+            p++;
+            int digits = 0;
+            while (*p >= '0' && *p <= '9') {
+                if (digits < 6)
+                    frac_us = frac_us * 10 + (*p - '0');
+                digits++;
+                p++;
+            }
+            if (!digits)
+                return false;
+            for (int i = digits; i < 6; i++)
+                frac_us *= 10;
+        }
+        if (*p == 'Z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int oh, om, k = 0;
+            if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5)
+                return false;
+            offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+            p += 6;
+        } else {
+            return false;
+        }
+    }
+    if (*p || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
+        second > 60)
+        return false;
+    struct tm tm = {.tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day,
+                    .tm_hour = hour, .tm_min = minute, .tm_sec = second};
+    time_t t = timegm(&tm);
+    *out_us = ((int64_t)t - (int64_t)offset_min * 60) * 1000000 + frac_us;
+    return true;
+}
+
+static void history_link(ctx_t *ctx, buf_t *out, const char *relation, const char *path,
+                         const char *since, size_t count, const char *cursor_name, int64_t cursor)
+{
+    buf_addf(out, "{\"relation\":\"%s\",\"url\":\"", relation);
+    buf_add_json_escaped(out, ctx->base, strlen(ctx->base));
+    buf_add_json_escaped(out, path, strlen(path));
+    buf_addf(out, "?_count=%zu", count);
+    if (since) {
+        buf_addstr(out, "&_since=");
+        for (const char *p = since; *p; p++) {
+            if (*p == '+')
+                buf_addstr(out, "%2B");
+            else
+                buf_addch(out, *p);
+        }
+    }
+    if (cursor_name)
+        buf_addf(out, "&%s=%lld", cursor_name, (long long)cursor);
+    if (ctx->pretty)
+        buf_addstr(out, "&_pretty=true");
+    buf_addstr(out, "\"}");
+}
+
+static bool parse_count(ctx_t *ctx, const char *name, size_t *out)
+{
+    const char *s = param(ctx, name);
+    if (!s)
+        return true;
+    char *end;
+    long n = strtol(s, &end, 10);
+    if (!*s || *end || n < 0) {
+        fail(ctx, ERR_INVALID, "_count must be a non-negative integer, not \"%s\"", s);
+        return false;
+    }
+    *out = n > HISTORY_MAX_COUNT ? HISTORY_MAX_COUNT : (size_t)n;
+    return true;
+}
+
+static bool parse_cursor(ctx_t *ctx, const char *name, int64_t *out)
+{
+    const char *s = param(ctx, name);
+    if (!s)
+        return true;
+    char *end;
+    long long n = strtoll(s, &end, 10);
+    if (!*s || *end || n <= 0) {
+        fail(ctx, ERR_INVALID, "the paging cursor \"%s\" is not valid", s);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+static void handle_history(ctx_t *ctx, const char *type, const char *id)
+{
+    store_history_query_t q = {.type = type, .id = id, .since_us = INT64_MIN,
+                               .before_seq = INT64_MAX, .after_seq = 0,
+                               .count = HISTORY_DEFAULT_COUNT, .want_total = id != NULL};
+    const char *since = param(ctx, "_since");
+    if (since && !parse_instant_param(since, &q.since_us)) {
+        fail(ctx, ERR_INVALID,
+             "_since must be an instant such as 2024-01-31T12:00:00Z, not \"%s\"", since);
+        return;
+    }
+    if (!parse_count(ctx, "_count", &q.count) || !parse_cursor(ctx, "_before", &q.before_seq) ||
+        !parse_cursor(ctx, "_after", &q.after_seq))
+        return;
+    for (size_t i = 0; i < ctx->nparams; i++) {
+        const char *name = ctx->params[i].name;
+        if (strcmp(name, "_since") && strcmp(name, "_count") && strcmp(name, "_before") &&
+            strcmp(name, "_after") && strcmp(name, "_format") && strcmp(name, "_pretty")) {
+            fail(ctx, ERR_INVALID,
+                 "history does not support the parameter \"%s\" (supported: _count, _since)",
+                 name);
+            return;
+        }
+    }
+    if (id) {
+        store_version_t v;
+        err_t err = ERR_INIT;
+        status_t rc = store_read(ctx->thread->conn, type, id, 0, ctx->arena, &v, &err);
+        if (rc) {
+            send_error(ctx, &err);
+            err_release(&err);
+            return;
+        }
+        err_release(&err);
+    }
+    store_history_t h;
+    err_t err = ERR_INIT;
+    status_t rc = q.count ? store_history(ctx->thread->conn, &q, ctx->arena, &h, &err) : ERR_OK;
+    if (!q.count) {
+        /* _count=0: only the total */
+        memset(&h, 0, sizeof(h));
+        h.total = -1;
+    }
+    if (rc) {
+        send_error(ctx, &err);
+        err_release(&err);
+        return;
+    }
+    err_release(&err);
+
+    const char *path = id ? arena_printf(ctx->arena, "/%s/%s/_history", type, id)
+                          : type ? arena_printf(ctx->arena, "/%s/_history", type)
+                                 : "/_history";
+    buf_t out = BUF_INIT;
+    buf_addstr(&out, "{\"resourceType\":\"Bundle\",\"type\":\"history\"");
+    if (h.total >= 0)
+        buf_addf(&out, ",\"total\":%lld", (long long)h.total);
+    buf_addstr(&out, ",\"link\":[");
+    history_link(ctx, &out, "self", path, since, q.count,
+                 q.after_seq ? "_after" : q.before_seq != INT64_MAX ? "_before" : NULL,
+                 q.after_seq ? q.after_seq : q.before_seq);
+    if (h.n && h.more_older) {
+        buf_addch(&out, ',');
+        history_link(ctx, &out, "next", path, since, q.count, "_before",
+                     h.versions[h.n - 1].seq);
+    }
+    if (h.n && h.more_newer) {
+        buf_addch(&out, ',');
+        history_link(ctx, &out, "previous", path, since, q.count, "_after", h.versions[0].seq);
+    }
+    buf_addstr(&out, "],\"entry\":[");
+    for (size_t i = 0; i < h.n; i++) {
+        store_version_t *v = &h.versions[i];
+        if (i)
+            buf_addch(&out, ',');
+        buf_addstr(&out, "{\"fullUrl\":\"");
+        buf_add_json_escaped(&out, ctx->base, strlen(ctx->base));
+        buf_addf(&out, "/%s/%s\"", v->type, v->id);
+        if (!v->deleted) {
+            buf_addstr(&out, ",\"resource\":");
+            buf_add(&out, v->json, v->json_len);
+        }
+        bool post = strcmp(v->method, "POST") == 0;
+        buf_addf(&out, ",\"request\":{\"method\":\"%s\",\"url\":\"%s", v->method, v->type);
+        if (!post)
+            buf_addf(&out, "/%s", v->id);
+        buf_addf(&out,
+                 "\"},\"response\":{\"status\":\"%s\",\"etag\":\"W/\\\"%lld\\\"\","
+                 "\"lastModified\":\"%s\"}}",
+                 v->deleted ? "204" : v->version == 1 ? "201" : "200", (long long)v->version,
+                 v->last_updated);
+    }
+    buf_addstr(&out, "]}");
+    send_json(ctx, 200, out.ptr, out.len);
+    buf_release(&out);
+}
+
+/* ---- writes -------------------------------------------------------------------------- */
+
+static void pending_dispose(void *p)
+{
+    pending_cell_t *cell = p;
+    if (cell->pending)
+        cell->pending->req = NULL;
+}
+
+static void on_write_done(void *arg, status_t rc, err_t *err)
+{
+    /* on the store's writer thread: hand over to the request's thread */
+    pending_t *pending = arg;
+    pending->rc = rc;
+    err_move(&pending->err, err);
+    h2o_multithread_send_message(&pending->thread->done_receiver, &pending->message);
+}
+
+static void finish_write(pending_t *pending)
+{
+    ctx_t *ctx = &pending->ctx;
+    ctx->req = pending->req;
+    repo_write_t *w = &pending->write;
+    if (pending->rc) {
+        send_error(ctx, &pending->err);
+        return;
+    }
+    switch (w->action) {
+    case REPO_CREATE:
+        respond_version(ctx, 201, &w->result, true);
+        break;
+    case REPO_UPDATE:
+        respond_version(ctx, w->created ? 201 : 200, &w->result, true);
+        break;
+    case REPO_DELETE:
+        if (!w->noop)
+            set_version_headers(ctx, &w->result);
+        if (ctx->prefer == PREFER_OUTCOME) {
+            err_t info = ERR_INIT;
+            err_add(&info, ERR_OK, SEVERITY_INFORMATION, NULL,
+                    w->noop ? "%s/%s did not exist or was already deleted" : "%s/%s deleted",
+                    w->type, w->id);
+            buf_t body = BUF_INIT;
+            outcome_json(&info, SEVERITY_INFORMATION, "", &body);
+            send_json(ctx, 200, body.ptr, body.len);
+            buf_release(&body);
+            err_release(&info);
+        } else {
+            send_json(ctx, 204, NULL, 0);
+        }
+        break;
+    }
+}
+
+void http__on_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    (void)receiver;
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *message =
+            H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&message->link);
+        pending_t *pending = H2O_STRUCT_FROM_MEMBER(pending_t, message, message);
+        pending->thread->pending--;
+        if (pending->req) {
+            pending->cell->pending = NULL;
+            finish_write(pending);
+        }
+        arena_release(&pending->arena);
+        err_release(&pending->err);
+        free(pending);
+    }
+}
+
+static pending_t *pending_new(ctx_t *ctx)
+{
+    pending_t *pending = xcalloc(1, sizeof(*pending));
+    pending->thread = ctx->thread;
+    pending->req = ctx->req;
+    arena_init(&pending->arena);
+    pending->ctx = *ctx;
+    pending->ctx.arena = &pending->arena;
+    pending->ctx.base = arena_strdup(&pending->arena, ctx->base);
+    pending->ctx.params = NULL;
+    pending->ctx.nparams = 0;
+    err_init(&pending->err);
+    return pending;
+}
+
+static void submit_write(pending_t *pending)
+{
+    pending->cell = h2o_mem_alloc_shared(&pending->req->pool, sizeof(pending_cell_t),
+                                         pending_dispose);
+    pending->cell->pending = pending;
+    pending->thread->pending++;
+    store_submit(pending->thread->server->store, repo_write_txn, &pending->write, on_write_done,
+                 pending);
+}
+
+static bool read_if_match(ctx_t *ctx, int64_t *out)
+{
+    *out = 0;
+    h2o_iovec_t v = header(ctx->req, H2O_TOKEN_IF_MATCH);
+    if (!v.base)
+        return true;
+    bool ok;
+    *out = parse_etag(v, &ok);
+    if (!ok) {
+        fail(ctx, ERR_INVALID, "If-Match must be an ETag such as W/\"3\", not %s",
+             arena_strndup(ctx->arena, v.base, v.len));
+        return false;
+    }
+    return true;
+}
+
+static bool check_body(ctx_t *ctx)
+{
+    h2o_req_t *req = ctx->req;
+    size_t max = ctx->thread->server->config.max_body;
+    if (req->entity.len > max) {
+        err_t err = ERR_INIT;
+        err_set(&err, ERR_TOO_LARGE, NULL,
+                "the body is %zu bytes, over the limit of %zu bytes (setting max-body)",
+                req->entity.len, max);
+        send_error(ctx, &err);
+        err_release(&err);
+        return false;
+    }
+    if (!req->entity.base || req->entity.len == 0) {
+        fail(ctx, ERR_SYNTAX, "%s", "the request has no body: send a FHIR resource as JSON");
+        return false;
+    }
+    return check_content_type(ctx);
+}
+
+static void handle_write(ctx_t *ctx, repo_action_t action, const char *type, const char *id)
+{
+    int64_t if_match;
+    if (!read_if_match(ctx, &if_match))
+        return;
+    if (action != REPO_DELETE && !check_body(ctx))
+        return;
+    pending_t *pending = pending_new(ctx);
+    err_t err = ERR_INIT;
+    status_t rc;
+    h2o_iovec_t body = ctx->req->entity;
+    switch (action) {
+    case REPO_CREATE:
+        rc = repo_prepare_create(&pending->write, type, body.base, body.len, &pending->arena,
+                                 &err);
+        break;
+    case REPO_UPDATE:
+        rc = repo_prepare_update(&pending->write, type, id, body.base, body.len, if_match,
+                                 &pending->arena, &err);
+        break;
+    default:
+        rc = repo_prepare_delete(&pending->write, type, id, if_match, &pending->arena, &err);
+        break;
+    }
+    if (rc) {
+        send_error(ctx, &err);
+        err_release(&err);
+        arena_release(&pending->arena);
+        free(pending);
+        return;
+    }
+    err_release(&err);
+    submit_write(pending);
+}
+
+/* ---- routing ------------------------------------------------------------------------- */
+
+static void method_not_allowed(ctx_t *ctx, const char *allow, const char *what)
+{
+    set_header(ctx, H2O_TOKEN_ALLOW, allow);
+    err_t err = ERR_INIT;
+    err_set(&err, ERR_METHOD, NULL, "%.*s is not allowed on %s (allowed: %s)",
+            (int)ctx->req->method.len, ctx->req->method.base, what, allow);
+    send_error(ctx, &err);
+    err_release(&err);
+}
+
+static bool is_get(h2o_req_t *req)
+{
+    return iov_eq(req->method, "GET") || iov_eq(req->method, "HEAD");
+}
+
+static const char *segment_copy(ctx_t *ctx, h2o_iovec_t seg)
+{
+    return url_decode(ctx->arena, seg.base, seg.len);
+}
+
+static const fhir_type_t *resource_type(ctx_t *ctx, const char *name)
+{
+    const fhir_type_t *type = fhir_resource_type_find(name, strlen(name));
+    if (!type)
+        fail(ctx, ERR_NOT_FOUND, "\"%s\" is not a FHIR R4 resource type", name);
+    return type;
+}
+
+static bool valid_id(ctx_t *ctx, const char *id)
+{
+    if (repo_id_valid(id, strlen(id)))
+        return true;
+    fail(ctx, ERR_INVALID, "\"%s\" is not a valid id (1 to 64 of A-Z a-z 0-9 - .)", id);
+    return false;
+}
+
+static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
+{
+    h2o_req_t *req = ctx->req;
+    if (nseg == 0) {
+        if (iov_eq(req->method, "POST"))
+            fail(ctx, ERR_METHOD, "%s",
+                 "batch and transaction bundles are not supported by this server yet");
+        else
+            method_not_allowed(ctx, "GET, POST", "the base URL; use /fhir/metadata or /fhir/[type]");
+        return;
+    }
+    const char *first = segment_copy(ctx, seg[0]);
+    if (nseg == 1 && strcmp(first, "metadata") == 0) {
+        if (!is_get(req)) {
+            method_not_allowed(ctx, "GET", "/metadata");
+            return;
+        }
+        http_server_t *server = ctx->thread->server;
+        send_json(ctx, 200, server->capability, server->capability_len);
+        return;
+    }
+    if (nseg == 1 && strcmp(first, "_history") == 0) {
+        if (!is_get(req))
+            method_not_allowed(ctx, "GET", "/_history");
+        else
+            handle_history(ctx, NULL, NULL);
+        return;
+    }
+    const fhir_type_t *type = resource_type(ctx, first);
+    if (!type)
+        return;
+    const char *tname = type->name;
+    if (nseg == 1) {
+        if (iov_eq(req->method, "POST"))
+            handle_write(ctx, REPO_CREATE, tname, NULL);
+        else
+            method_not_allowed(ctx, "POST", "a resource type (search is not supported yet)");
+        return;
+    }
+    const char *second = segment_copy(ctx, seg[1]);
+    if (nseg == 2 && strcmp(second, "_history") == 0) {
+        if (!is_get(req))
+            method_not_allowed(ctx, "GET", "a type's history");
+        else
+            handle_history(ctx, tname, NULL);
+        return;
+    }
+    if (!valid_id(ctx, second))
+        return;
+    if (nseg == 2) {
+        if (is_get(req))
+            handle_read(ctx, tname, second, 0);
+        else if (iov_eq(req->method, "PUT"))
+            handle_write(ctx, REPO_UPDATE, tname, second);
+        else if (iov_eq(req->method, "DELETE"))
+            handle_write(ctx, REPO_DELETE, tname, second);
+        else
+            method_not_allowed(ctx, "GET, HEAD, PUT, DELETE", "a resource");
+        return;
+    }
+    const char *third = segment_copy(ctx, seg[2]);
+    if (strcmp(third, "_history") != 0 || nseg > 4) {
+        fail(ctx, ERR_NOT_FOUND, "no such endpoint: %s",
+             arena_strndup(ctx->arena, req->path_normalized.base, req->path_normalized.len));
+        return;
+    }
+    if (!is_get(req)) {
+        method_not_allowed(ctx, "GET", "history");
+        return;
+    }
+    if (nseg == 3) {
+        handle_history(ctx, tname, second);
+        return;
+    }
+    const char *vid = segment_copy(ctx, seg[3]);
+    char *end;
+    long long version = strtoll(vid, &end, 10);
+    if (!*vid || *end || version <= 0) {
+        fail(ctx, ERR_NOT_FOUND, "\"%s\" is not a version id (versions are 1, 2, ...)", vid);
+        return;
+    }
+    handle_read(ctx, tname, second, version);
+}
+
+static const char *base_url(ctx_t *ctx)
+{
+    http_server_t *server = ctx->thread->server;
+    if (server->config.base_url)
+        return server->config.base_url;
+    h2o_req_t *req = ctx->req;
+    return arena_printf(ctx->arena, "%.*s://%.*s/fhir", (int)req->scheme->name.len,
+                        req->scheme->name.base, (int)req->authority.len, req->authority.base);
+}
+
+int http__handle(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    arena_t arena;
+    arena_init(&arena);
+    ctx_t ctx = {.req = req, .thread = http__thread_of(req), .arena = &arena};
+    h2o_iovec_t path = req->path_normalized;
+
+    if (iov_eq(path, "/healthz")) {
+        req->res.status = 200;
+        req->res.reason = "OK";
+        set_header(&ctx, H2O_TOKEN_CONTENT_TYPE, "text/plain; charset=utf-8");
+        req->res.content_length = 3;
+        h2o_send_inline(req, "ok\n", 3);
+        goto out;
+    }
+    if (!(path.len >= 5 && memcmp(path.base, "/fhir", 5) == 0 &&
+          (path.len == 5 || path.base[5] == '/'))) {
+        fail(&ctx, ERR_NOT_FOUND, "no such endpoint: %s",
+             arena_strndup(&arena, path.base, path.len));
+        goto out;
+    }
+    parse_query(&ctx);
+    parse_prefer(&ctx);
+    if (!parse_pretty(&ctx) || !negotiate(&ctx))
+        goto out;
+    ctx.base = base_url(&ctx);
+
+    /* split what follows /fhir into segments, ignoring empty ones (trailing slash) */
+    h2o_iovec_t seg[8];
+    size_t nseg = 0;
+    const char *p = path.base + 5, *end = path.base + path.len;
+    while (p < end) {
+        while (p < end && *p == '/')
+            p++;
+        const char *s = p;
+        while (p < end && *p != '/')
+            p++;
+        if (p > s) {
+            if (nseg == 8) {
+                fail(&ctx, ERR_NOT_FOUND, "no such endpoint: %s",
+                     arena_strndup(&arena, path.base, path.len));
+                goto out;
+            }
+            seg[nseg++] = h2o_iovec_init(s, (size_t)(p - s));
+        }
+    }
+    route_fhir(&ctx, seg, nseg);
+out:
+    arena_release(&arena);
+    return 0;
+}

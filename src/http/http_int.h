@@ -1,0 +1,56 @@
+/*
+ * http_int.h - shared between the files of src/http: the server and its threads.
+ */
+#ifndef CONCERTO_HTTP_HTTP_INT_H
+#define CONCERTO_HTTP_HTTP_INT_H
+
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "base/buf.h"
+#include "http/http.h"
+#include "store/store.h"
+
+typedef struct http_server http_server_t;
+
+typedef struct {
+    http_server_t *server;
+    int index;
+    pthread_t tid;
+    h2o_evloop_t *loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    int listen_fd;
+    store_conn_t *conn;
+    h2o_multithread_receiver_t done_receiver; /* writes finished by the store's writer */
+    size_t pending;                           /* writes in flight from this thread */
+} http_thread_t;
+
+struct http_server {
+    http_config_t config;
+    store_t *store;
+    h2o_globalconf_t globalconf;
+    http_thread_t *threads;
+    int nthreads;
+    atomic_bool stopping;
+    char *capability; /* the CapabilityStatement, built once */
+    size_t capability_len;
+    int port;
+};
+
+/* The request handler for every path. */
+int http__handle(h2o_handler_t *self, h2o_req_t *req);
+/* Delivers finished writes on the thread that received them. */
+void http__on_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+/* Builds server->capability. */
+void http__build_capability(http_server_t *server);
+
+static inline http_thread_t *http__thread_of(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(http_thread_t, ctx, req->conn->ctx);
+}
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * repo.h - FHIR interactions over the store: create, read, vread, update, delete, history.
+ *
+ * A write happens in two steps so the expensive part runs on the caller's thread: prepare
+ * (parse, validate, assign the id, serialize once) and then commit through the store's writer,
+ * where only the version check and the insert happen. The stored text is the canonical JSON
+ * with meta.versionId and meta.lastUpdated filled in by the server; reads return it as it is.
+ */
+#ifndef CONCERTO_REPO_REPO_H
+#define CONCERTO_REPO_REPO_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "base/err.h"
+#include "store/store.h"
+
+typedef enum { REPO_CREATE, REPO_UPDATE, REPO_DELETE } repo_action_t;
+
+/*
+ * One write. Fill the inputs with repo_prepare_*; the outputs are set when the write is done.
+ * Everything it points to lives in the arena given to prepare.
+ */
+typedef struct {
+    /* inputs */
+    repo_action_t action;
+    const char *type;
+    const char *id;
+    int64_t if_match; /* required current version, 0: none */
+    const char *head; /* serialized resource up to meta's first member */
+    size_t head_len;
+    const char *tail; /* the rest after versionId and lastUpdated */
+    size_t tail_len;
+    arena_t *arena;
+
+    /* outputs */
+    bool created;          /* a new resource (201) rather than a new version (200) */
+    bool noop;             /* delete of something absent or already deleted: nothing written */
+    store_version_t result; /* the stored version (json NULL for a delete) */
+} repo_write_t;
+
+/*
+ * Prepares a create of the resource in body (len bytes) at type. Parses, validates, assigns a
+ * new id, and serializes. Errors: ERR_SYNTAX, ERR_STRUCTURE, ERR_VALUE, ERR_REQUIRED,
+ * ERR_CODE_INVALID, ERR_INVALID (resourceType does not match the type), ERR_NOT_FOUND (unknown
+ * type).
+ */
+status_t repo_prepare_create(repo_write_t *write, const char *type, const char *body, size_t len,
+                             arena_t *arena, err_t *err);
+/* Prepares an update (or create with a client id). The body's id must equal id. */
+status_t repo_prepare_update(repo_write_t *write, const char *type, const char *id,
+                             const char *body, size_t len, int64_t if_match, arena_t *arena,
+                             err_t *err);
+/* Prepares a delete. */
+status_t repo_prepare_delete(repo_write_t *write, const char *type, const char *id,
+                             int64_t if_match, arena_t *arena, err_t *err);
+/*
+ * Prepares a create or update from a parsed resource (borrowed); for import and tests. For a
+ * create, id NULL assigns a new one.
+ */
+status_t repo_prepare_resource(repo_write_t *write, repo_action_t action, json_t *resource,
+                               const char *id, int64_t if_match, arena_t *arena, err_t *err);
+
+/* The store transaction that performs a prepared write (arg is the repo_write_t). */
+status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err);
+
+/* Commits a prepared write and waits until it is durable. */
+status_t repo_commit(store_t *store, repo_write_t *write, err_t *err);
+
+/*
+ * Reads type/id (version 0: current). ERR_NOT_FOUND when unknown, ERR_GONE when the current
+ * (or the asked) version is a delete; out is filled in both cases when the resource existed.
+ */
+status_t repo_read(store_conn_t *conn, const char *type, const char *id, int64_t version,
+                   arena_t *arena, store_version_t *out, err_t *err);
+
+/* True when s (len bytes) is a valid FHIR id: [A-Za-z0-9-.]{1,64}. */
+bool repo_id_valid(const char *s, size_t len);
+/* A new server-assigned id (time-ordered, 36 characters) in the arena. */
+char *repo_new_id(arena_t *arena);
+
+#endif

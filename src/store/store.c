@@ -1,0 +1,357 @@
+/*
+ * store.c - the driver-independent part of the store: dispatch to the driver, and the writer.
+ *
+ * The writer is one thread with one connection. Callers queue transactions; the writer takes
+ * everything queued (up to WRITER_BATCH), runs each in its own savepoint inside one database
+ * transaction, commits once, and only then reports each result. So a done callback with rc 0
+ * always means durable, and concurrent writers share one fsync. Transaction times are assigned
+ * here, strictly increasing, so versions order the same by time and by seq.
+ */
+#include "store/store_int.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/mem.h"
+
+#define WRITER_BATCH 512
+
+typedef struct txn_item {
+    struct txn_item *next;
+    store_txn_fn fn;
+    void *fn_arg;
+    store_done_fn done;
+    void *done_arg;
+} txn_item_t;
+
+struct store {
+    const store_driver_t *driver;
+    void *db;
+    int schema_version;
+    char *location;
+
+    pthread_t writer;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    txn_item_t *head, *tail;
+    bool closing;
+    void *writer_conn;
+    int64_t last_time_us;
+};
+
+struct store_conn {
+    store_t *store;
+    void *conn;
+};
+
+struct store_txn {
+    store_t *store;
+    void *conn;
+    int64_t time_us;
+    char time_text[32];
+};
+
+void store_options_init(store_options_t *options)
+{
+    options->synchronous = STORE_SYNC_FULL;
+    options->busy_timeout_ms = 5000;
+    options->create = true;
+}
+
+void store__format_instant(int64_t us, char out[32])
+{
+    time_t secs = (time_t)(us / 1000000);
+    int frac = (int)(us % 1000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%06dZ", frac);
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void *writer_main(void *arg);
+
+status_t store_open(const char *location, const store_options_t *options, store_t **out,
+                    err_t *err)
+{
+    store_options_t defaults;
+    if (!options) {
+        store_options_init(&defaults);
+        options = &defaults;
+    }
+    store_t *store = xcalloc(1, sizeof(*store));
+    store->driver = &store__sqlite_driver;
+    store->location = xstrdup(location);
+    status_t rc = store->driver->open(location, options, &store->db, err);
+    if (rc)
+        goto fail;
+    rc = store->driver->migrate(store->db, &store->schema_version, err);
+    if (rc)
+        goto fail_db;
+    rc = store->driver->connect(store->db, true, &store->writer_conn, err);
+    if (rc)
+        goto fail_db;
+    pthread_mutex_init(&store->lock, NULL);
+    pthread_cond_init(&store->wake, NULL);
+    if (pthread_create(&store->writer, NULL, writer_main, store) != 0)
+        die("could not start the store writer thread");
+    *out = store;
+    return ERR_OK;
+fail_db:
+    store->driver->close(store->db);
+fail:
+    free(store->location);
+    free(store);
+    return rc;
+}
+
+void store_close(store_t *store)
+{
+    pthread_mutex_lock(&store->lock);
+    store->closing = true;
+    pthread_cond_signal(&store->wake);
+    pthread_mutex_unlock(&store->lock);
+    pthread_join(store->writer, NULL);
+    store->driver->disconnect(store->writer_conn);
+    store->driver->close(store->db);
+    pthread_mutex_destroy(&store->lock);
+    pthread_cond_destroy(&store->wake);
+    free(store->location);
+    free(store);
+}
+
+int store_schema_version(store_t *store)
+{
+    return store->schema_version;
+}
+
+const char *store_driver_name(const store_t *store)
+{
+    return store->driver->name;
+}
+
+status_t store_connect(store_t *store, store_conn_t **out, err_t *err)
+{
+    void *conn;
+    status_t rc = store->driver->connect(store->db, false, &conn, err);
+    if (rc)
+        return rc;
+    store_conn_t *c = xmalloc(sizeof(*c));
+    c->store = store;
+    c->conn = conn;
+    *out = c;
+    return ERR_OK;
+}
+
+void store_disconnect(store_conn_t *conn)
+{
+    if (!conn)
+        return;
+    conn->store->driver->disconnect(conn->conn);
+    free(conn);
+}
+
+status_t store_read(store_conn_t *conn, const char *type, const char *id, int64_t version,
+                    arena_t *arena, store_version_t *out, err_t *err)
+{
+    return conn->store->driver->read(conn->conn, type, id, version, arena, out, err);
+}
+
+status_t store_history(store_conn_t *conn, const store_history_query_t *query, arena_t *arena,
+                       store_history_t *out, err_t *err)
+{
+    return conn->store->driver->history(conn->conn, query, arena, out, err);
+}
+
+status_t store_count(store_conn_t *conn, const char *type, int64_t *out, err_t *err)
+{
+    return conn->store->driver->count(conn->conn, type, out, err);
+}
+
+/* ---- writer -------------------------------------------------------------------------- */
+
+void store_submit(store_t *store, store_txn_fn fn, void *fn_arg, store_done_fn done,
+                  void *done_arg)
+{
+    txn_item_t *item = xmalloc(sizeof(*item));
+    item->next = NULL;
+    item->fn = fn;
+    item->fn_arg = fn_arg;
+    item->done = done;
+    item->done_arg = done_arg;
+    pthread_mutex_lock(&store->lock);
+    if (store->closing) {
+        pthread_mutex_unlock(&store->lock);
+        err_t err = ERR_INIT;
+        err_set(&err, ERR_UNAVAILABLE, NULL, "the server is shutting down; retry later");
+        done(done_arg, err.code, &err);
+        err_release(&err);
+        free(item);
+        return;
+    }
+    if (store->tail)
+        store->tail->next = item;
+    else
+        store->head = item;
+    store->tail = item;
+    pthread_cond_signal(&store->wake);
+    pthread_mutex_unlock(&store->lock);
+}
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool finished;
+    status_t rc;
+    err_t *err;
+} sync_wait_t;
+
+static void sync_done(void *arg, status_t rc, err_t *err)
+{
+    sync_wait_t *wait = arg;
+    err_move(wait->err, err);
+    pthread_mutex_lock(&wait->lock);
+    wait->rc = rc;
+    wait->finished = true;
+    pthread_cond_signal(&wait->cond);
+    pthread_mutex_unlock(&wait->lock);
+}
+
+status_t store_run(store_t *store, store_txn_fn fn, void *arg, err_t *err)
+{
+    sync_wait_t wait = {.finished = false, .rc = ERR_OK, .err = err};
+    pthread_mutex_init(&wait.lock, NULL);
+    pthread_cond_init(&wait.cond, NULL);
+    store_submit(store, fn, arg, sync_done, &wait);
+    pthread_mutex_lock(&wait.lock);
+    while (!wait.finished)
+        pthread_cond_wait(&wait.cond, &wait.lock);
+    pthread_mutex_unlock(&wait.lock);
+    pthread_mutex_destroy(&wait.lock);
+    pthread_cond_destroy(&wait.cond);
+    return wait.rc;
+}
+
+int64_t store_txn_time_us(store_txn_t *txn)
+{
+    return txn->time_us;
+}
+
+const char *store_txn_time_text(store_txn_t *txn)
+{
+    return txn->time_text;
+}
+
+status_t store_txn_current(store_txn_t *txn, const char *type, const char *id,
+                           store_current_t *out, err_t *err)
+{
+    return txn->store->driver->current(txn->conn, type, id, out, err);
+}
+
+status_t store_txn_put(store_txn_t *txn, const store_put_t *put, int64_t *out_seq, err_t *err)
+{
+    int64_t seq = 0;
+    status_t rc =
+        txn->store->driver->put(txn->conn, put, txn->time_us, txn->time_text, &seq, err);
+    if (!rc && out_seq)
+        *out_seq = seq;
+    return rc;
+}
+
+static void run_batch(store_t *store, txn_item_t *items)
+{
+    const store_driver_t *d = store->driver;
+    size_t n = 0;
+    for (txn_item_t *it = items; it; it = it->next)
+        n++;
+    status_t *rcs = xcalloc(n, sizeof(*rcs));
+    err_t *errs = xcalloc(n, sizeof(*errs));
+
+    err_t batch_err = ERR_INIT;
+    status_t batch_rc = d->begin(store->writer_conn, &batch_err);
+    if (!batch_rc) {
+        size_t i = 0;
+        for (txn_item_t *it = items; it; it = it->next, i++) {
+            store_txn_t txn = {.store = store, .conn = store->writer_conn};
+            int64_t t = now_us();
+            if (t <= store->last_time_us)
+                t = store->last_time_us + 1;
+            store->last_time_us = t;
+            txn.time_us = t;
+            store__format_instant(t, txn.time_text);
+            rcs[i] = d->savepoint(store->writer_conn, &errs[i]);
+            if (!rcs[i]) {
+                rcs[i] = it->fn(&txn, it->fn_arg, &errs[i]);
+                if (rcs[i] && errs[i].code == ERR_OK)
+                    err_set(&errs[i], rcs[i], NULL, "the transaction failed");
+                if (rcs[i]) {
+                    d->rollback_to(store->writer_conn);
+                    err_t ignored = ERR_INIT;
+                    d->release(store->writer_conn, &ignored);
+                    err_release(&ignored);
+                } else {
+                    rcs[i] = d->release(store->writer_conn, &errs[i]);
+                }
+            }
+        }
+        batch_rc = d->commit(store->writer_conn, &batch_err);
+        if (batch_rc)
+            d->rollback(store->writer_conn);
+    }
+    size_t i = 0;
+    for (txn_item_t *it = items; it;) {
+        txn_item_t *next = it->next;
+        if (batch_rc && !rcs[i]) {
+            err_reset(&errs[i]);
+            err_set(&errs[i], batch_rc, NULL, "%s", err_message(&batch_err));
+            if (batch_err.log_detail)
+                err_log_detail(&errs[i], "%s", batch_err.log_detail);
+            rcs[i] = batch_rc;
+        }
+        it->done(it->done_arg, rcs[i], &errs[i]);
+        err_release(&errs[i]);
+        free(it);
+        it = next;
+        i++;
+    }
+    err_release(&batch_err);
+    free(rcs);
+    free(errs);
+}
+
+static void *writer_main(void *arg)
+{
+    store_t *store = arg;
+    pthread_mutex_lock(&store->lock);
+    while (1) {
+        while (!store->head && !store->closing)
+            pthread_cond_wait(&store->wake, &store->lock);
+        if (!store->head && store->closing)
+            break;
+        /* take up to WRITER_BATCH items */
+        txn_item_t *batch = store->head, *last = batch;
+        size_t n = 1;
+        while (last->next && n < WRITER_BATCH) {
+            last = last->next;
+            n++;
+        }
+        store->head = last->next;
+        if (!store->head)
+            store->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&store->lock);
+        run_batch(store, batch);
+        pthread_mutex_lock(&store->lock);
+    }
+    pthread_mutex_unlock(&store->lock);
+    return NULL;
+}

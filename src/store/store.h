@@ -1,0 +1,152 @@
+/*
+ * store.h - the one storage interface. Drivers (sqlite now, postgres next) sit behind a table
+ * of functions; nothing above src/store sees SQL, a driver handle or a driver's error codes.
+ *
+ * Model: every version of every resource is kept (a delete is a version without content);
+ * `resource` holds the current version of each (type, id). Each version has a global sequence
+ * number `seq` that orders history and pages it stably while data changes.
+ *
+ * Reads go through a store_conn_t, one per thread. Writes are transactions: a caller hands the
+ * store a function to run inside a transaction (store_submit, or store_run to wait for it).
+ * The sqlite driver runs all writes on one writer thread and commits whatever has queued up
+ * together, so concurrent commits share one fsync (group commit); each transaction runs in a
+ * savepoint so a failing one rolls back alone.
+ */
+#ifndef CONCERTO_STORE_STORE_H
+#define CONCERTO_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "base/err.h"
+
+typedef struct store store_t;
+typedef struct store_conn store_conn_t;
+typedef struct store_txn store_txn_t;
+
+typedef enum { STORE_SYNC_FULL, STORE_SYNC_NORMAL, STORE_SYNC_OFF } store_sync_t;
+
+typedef struct {
+    store_sync_t synchronous; /* STORE_SYNC_FULL by default: a 201 survives power loss */
+    int busy_timeout_ms;      /* how long a reader waits for a lock */
+    bool create;              /* create the database if it does not exist */
+} store_options_t;
+
+void store_options_init(store_options_t *options);
+
+/*
+ * Opens the database named by `location` (a file path for sqlite) and brings its schema to the
+ * current version (migrations run in one transaction). Starts the writer. *out is new; close
+ * it with store_close, which finishes queued writes first.
+ */
+status_t store_open(const char *location, const store_options_t *options, store_t **out,
+                    err_t *err);
+void store_close(store_t *store);
+/* The schema version the database is at. */
+int store_schema_version(store_t *store);
+/* A short name of the driver ("sqlite") and its location, for logs and /healthz. */
+const char *store_driver_name(const store_t *store);
+
+/* ---- reading ------------------------------------------------------------------------- */
+
+/* A connection for reads; one per thread, not shared. */
+status_t store_connect(store_t *store, store_conn_t **out, err_t *err);
+void store_disconnect(store_conn_t *conn);
+
+typedef struct {
+    const char *type;
+    const char *id;
+    int64_t version;      /* 1, 2, ... */
+    int64_t seq;          /* global order of versions */
+    int64_t updated_us;   /* lastUpdated in microseconds since the epoch */
+    const char *last_updated; /* lastUpdated as a FHIR instant */
+    const char *method;   /* "POST", "PUT", "DELETE" (how the version was made) */
+    bool deleted;         /* a delete: json is NULL */
+    const char *json;     /* the stored resource, meta included; NULL for a delete */
+    size_t json_len;
+} store_version_t;
+
+/*
+ * Reads the current version (version == 0) or a given version of type/id into *out; strings
+ * are copied into `arena`. ERR_NOT_FOUND when there is no such resource or version. A deleted
+ * current version is returned with out->deleted set (the caller decides on 410).
+ */
+status_t store_read(store_conn_t *conn, const char *type, const char *id, int64_t version,
+                    arena_t *arena, store_version_t *out, err_t *err);
+
+typedef struct {
+    const char *type;     /* NULL: every type (system history) */
+    const char *id;       /* NULL: every resource of the type */
+    int64_t since_us;     /* INT64_MIN: no lower bound */
+    int64_t before_seq;   /* page older than this seq (exclusive); INT64_MAX: from the newest */
+    int64_t after_seq;    /* page newer than this seq (exclusive); 0: not used */
+    size_t count;         /* page size */
+    bool want_total;      /* also count all matching versions */
+} store_history_query_t;
+
+typedef struct {
+    store_version_t *versions; /* newest first */
+    size_t n;
+    bool more_older;  /* there are versions older than the last one returned */
+    bool more_newer;  /* there are versions newer than the first one returned */
+    int64_t total;    /* -1 unless want_total */
+} store_history_t;
+
+status_t store_history(store_conn_t *conn, const store_history_query_t *query, arena_t *arena,
+                       store_history_t *out, err_t *err);
+
+/* Number of current, non-deleted resources of a type (NULL: all). */
+status_t store_count(store_conn_t *conn, const char *type, int64_t *out, err_t *err);
+
+/* ---- writing ------------------------------------------------------------------------- */
+
+/*
+ * A unit of work run inside a transaction, on the store's writer. It must not block or wait
+ * for anything outside the store. Returning non-zero rolls back what it wrote (and only that).
+ */
+typedef status_t (*store_txn_fn)(store_txn_t *txn, void *arg, err_t *err);
+/*
+ * Called once the transaction is durable (rc 0) or rolled back (rc and err say why). Runs on
+ * the writer thread: hand the result to your own thread and return quickly. err is borrowed
+ * for the call; move what you need out of it (err_move).
+ */
+typedef void (*store_done_fn)(void *arg, status_t rc, err_t *err);
+
+/*
+ * Queues fn(txn, fn_arg) to run in a transaction and returns at once; done(done_arg, ...)
+ * follows. After store_close has begun, done is called at once with ERR_UNAVAILABLE.
+ */
+void store_submit(store_t *store, store_txn_fn fn, void *fn_arg, store_done_fn done,
+                  void *done_arg);
+/* Runs fn in a transaction and waits until it is durable or rolled back. */
+status_t store_run(store_t *store, store_txn_fn fn, void *arg, err_t *err);
+
+/* The time of this transaction: every version it writes gets it as lastUpdated. */
+int64_t store_txn_time_us(store_txn_t *txn);
+/* The same time as a FHIR instant, e.g. "2026-11-22T15:04:05.123Z" (borrowed from txn). */
+const char *store_txn_time_text(store_txn_t *txn);
+
+typedef struct {
+    int64_t version; /* 0 when the resource has never existed */
+    bool deleted;
+} store_current_t;
+
+/* The current version number of type/id as seen inside the transaction. */
+status_t store_txn_current(store_txn_t *txn, const char *type, const char *id,
+                           store_current_t *out, err_t *err);
+
+typedef struct {
+    const char *type;
+    const char *id;
+    int64_t version;     /* must be current + 1 */
+    const char *method;  /* "POST", "PUT", "DELETE" */
+    const char *json;    /* the resource with meta filled in; NULL for a delete */
+    size_t json_len;
+} store_put_t;
+
+/* Writes a new version and makes it current. out_seq (may be NULL) gets its seq. */
+status_t store_txn_put(store_txn_t *txn, const store_put_t *put, int64_t *out_seq, err_t *err);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * store_int.h - what a storage driver provides to store.c. Only files in src/store include it.
+ *
+ * A driver has database-wide state (`db`) and connections (`conn`), each used by one thread at a
+ * time. store.c owns the writer thread and its queue and calls the transaction functions on the
+ * writer's connection; the read functions run on each reader's connection. Drivers translate
+ * their library's error codes into status_t here, at the edge, and put the driver's own text in
+ * err's log-only detail.
+ */
+#ifndef CONCERTO_STORE_STORE_INT_H
+#define CONCERTO_STORE_STORE_INT_H
+
+#include "store/store.h"
+
+typedef struct {
+    const char *name;
+    status_t (*open)(const char *location, const store_options_t *options, void **out_db,
+                     err_t *err);
+    void (*close)(void *db);
+    /* Applies pending migrations; *out_version is the schema version afterwards. */
+    status_t (*migrate)(void *db, int *out_version, err_t *err);
+    status_t (*connect)(void *db, bool writer, void **out_conn, err_t *err);
+    void (*disconnect)(void *conn);
+
+    status_t (*read)(void *conn, const char *type, const char *id, int64_t version,
+                     arena_t *arena, store_version_t *out, err_t *err);
+    status_t (*history)(void *conn, const store_history_query_t *query, arena_t *arena,
+                        store_history_t *out, err_t *err);
+    status_t (*count)(void *conn, const char *type, int64_t *out, err_t *err);
+
+    /* Transaction control on the writer connection. */
+    status_t (*begin)(void *conn, err_t *err);
+    status_t (*commit)(void *conn, err_t *err);
+    void (*rollback)(void *conn);
+    status_t (*savepoint)(void *conn, err_t *err);
+    status_t (*release)(void *conn, err_t *err);
+    void (*rollback_to)(void *conn);
+
+    status_t (*current)(void *conn, const char *type, const char *id, store_current_t *out,
+                        err_t *err);
+    status_t (*put)(void *conn, const store_put_t *put, int64_t updated_us,
+                    const char *last_updated, int64_t *out_seq, err_t *err);
+} store_driver_t;
+
+extern const store_driver_t store__sqlite_driver;
+
+/* Formats microseconds since the epoch as a FHIR instant with milliseconds, UTC ("Z"). */
+void store__format_instant(int64_t us, char out[32]);
+
+#endif
