@@ -23,7 +23,7 @@ struct arena_cleanup {
     void *data;
 };
 
-#define ALIGN_ (sizeof(max_align_t))
+#define ALIGN_     (_Alignof(max_align_t))
 #define MAX_BLOCK_ ((size_t)64 * 1024)
 
 void arena_init(arena_t *arena)

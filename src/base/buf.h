@@ -20,7 +20,9 @@ typedef struct {
 } buf_t;
 
 extern char buf_empty_[];
+/* clang-format off */
 #define BUF_INIT {buf_empty_, 0, 0, 0, false}
+/* clang-format on */
 
 /* max 0 means unlimited. */
 void buf_init(buf_t *buf, size_t max);

@@ -61,8 +61,7 @@ static void push(err_t *err, status_t code, severity_t severity, const char *exp
         err->code = code;
 }
 
-status_t err_vset(err_t *err, status_t code, const char *expression, const char *fmt,
-                  va_list ap)
+status_t err_vset(err_t *err, status_t code, const char *expression, const char *fmt, va_list ap)
 {
     push(err, code, SEVERITY_ERROR, expression, fmt, ap);
     return err->code;

@@ -14,27 +14,27 @@
 #include <stddef.h>
 
 /* X(NAME, http status, OperationOutcome issue type, when it is used) */
-#define ERR_CODES(X)                                                                          \
-    X(OK, 200, "informational", "success")                                                    \
-    X(SYNTAX, 400, "structure", "the body is not well-formed JSON")                           \
-    X(STRUCTURE, 400, "structure",                                                            \
-      "the body is JSON but not a FHIR resource: unknown element, wrong JSON type, array "     \
-      "where a single value belongs or the reverse")                                          \
-    X(VALUE, 400, "value", "a primitive value has the wrong format (date, id, uri, ...)")     \
-    X(INVALID, 400, "invalid", "the request itself is malformed: bad parameter, id, header")  \
-    X(REQUIRED, 422, "required", "a required element is missing")                             \
-    X(CODE_INVALID, 422, "code-invalid", "a code is not in its required value set")           \
-    X(RULE, 422, "business-rule", "the resource is well-formed but breaks a rule")            \
-    X(NOT_FOUND, 404, "not-found", "no resource or endpoint of that name")                    \
-    X(METHOD, 405, "not-supported", "the HTTP method is not allowed on that path")            \
-    X(CONFLICT, 409, "conflict", "the request conflicts with the current state")              \
-    X(GONE, 410, "deleted", "the resource was deleted")                                       \
-    X(VERSION_CONFLICT, 412, "conflict", "If-Match names a version that is not current")      \
-    X(TOO_LARGE, 413, "too-costly", "the body is over the configured limit")                  \
-    X(MEDIA_TYPE, 415, "not-supported", "the body's Content-Type is not FHIR JSON")           \
-    X(NOT_ACCEPTABLE, 406, "not-supported", "no format the client accepts can be produced")   \
-    X(INTERNAL, 500, "exception", "an unexpected failure inside the server")                  \
-    X(STORAGE, 500, "exception", "the database reported an error")                            \
+#define ERR_CODES(X)                                                                         \
+    X(OK, 200, "informational", "success")                                                   \
+    X(SYNTAX, 400, "structure", "the body is not well-formed JSON")                          \
+    X(STRUCTURE, 400, "structure",                                                           \
+      "the body is JSON but not a FHIR resource: unknown element, wrong JSON type, array "   \
+      "where a single value belongs or the reverse")                                         \
+    X(VALUE, 400, "value", "a primitive value has the wrong format (date, id, uri, ...)")    \
+    X(INVALID, 400, "invalid", "the request itself is malformed: bad parameter, id, header") \
+    X(REQUIRED, 422, "required", "a required element is missing")                            \
+    X(CODE_INVALID, 422, "code-invalid", "a code is not in its required value set")          \
+    X(RULE, 422, "business-rule", "the resource is well-formed but breaks a rule")           \
+    X(NOT_FOUND, 404, "not-found", "no resource or endpoint of that name")                   \
+    X(METHOD, 405, "not-supported", "the HTTP method is not allowed on that path")           \
+    X(CONFLICT, 409, "conflict", "the request conflicts with the current state")             \
+    X(GONE, 410, "deleted", "the resource was deleted")                                      \
+    X(VERSION_CONFLICT, 412, "conflict", "If-Match names a version that is not current")     \
+    X(TOO_LARGE, 413, "too-costly", "the body is over the configured limit")                 \
+    X(MEDIA_TYPE, 415, "not-supported", "the body's Content-Type is not FHIR JSON")          \
+    X(NOT_ACCEPTABLE, 406, "not-supported", "no format the client accepts can be produced")  \
+    X(INTERNAL, 500, "exception", "an unexpected failure inside the server")                 \
+    X(STORAGE, 500, "exception", "the database reported an error")                           \
     X(UNAVAILABLE, 503, "transient", "the server is busy or shutting down; retry later")
 
 typedef enum {
@@ -65,7 +65,9 @@ typedef struct {
     char *log_detail;
 } err_t;
 
+/* clang-format off */
 #define ERR_INIT {ERR_OK, NULL, 0, 0, NULL}
+/* clang-format on */
 
 void err_init(err_t *err);
 /* Frees every issue; the err_t can be reused after err_init. */
@@ -79,8 +81,7 @@ void err_reset(err_t *err);
  */
 status_t err_set(err_t *err, status_t code, const char *expression, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-status_t err_vset(err_t *err, status_t code, const char *expression, const char *fmt,
-                  va_list ap);
+status_t err_vset(err_t *err, status_t code, const char *expression, const char *fmt, va_list ap);
 /* Adds an issue of the given severity; warnings and information do not change err->code. */
 void err_add(err_t *err, status_t code, severity_t severity, const char *expression,
              const char *fmt, ...) __attribute__((format(printf, 5, 6)));

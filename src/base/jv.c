@@ -18,7 +18,7 @@ typedef struct {
     bool array;
     const char *key; /* in an object: the member being parsed, or NULL before its name */
     size_t key_len;
-    size_t index;    /* in an array: the element being parsed */
+    size_t index; /* in an array: the element being parsed */
 } frame_t;
 
 typedef struct {
@@ -547,7 +547,8 @@ static void dump(const json_t *v, buf_t *out)
         json_t *member;
         bool first = true;
         buf_addch(out, '{');
-        json_object_foreach((json_t *)v, key, member) {
+        json_object_foreach((json_t *)v, key, member)
+        {
             if (!first)
                 buf_addch(out, ',');
             first = false;
@@ -581,9 +582,7 @@ static void dump(const json_t *v, buf_t *out)
         }
         break;
     }
-    case JSON_INTEGER:
-        buf_addf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        break;
+    case JSON_INTEGER: buf_addf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
     case JSON_REAL: {
         /* shortest text that reads back as the same double */
         char tmp[40];
@@ -638,7 +637,8 @@ void jv_pretty(const char *text, size_t len, buf_t *out)
         case '[': {
             /* keep empty containers on one line */
             size_t j = i + 1;
-            while (j < len && (text[j] == ' ' || text[j] == '\n' || text[j] == '\r' || text[j] == '\t'))
+            while (j < len &&
+                   (text[j] == ' ' || text[j] == '\n' || text[j] == '\r' || text[j] == '\t'))
                 j++;
             if (j < len && (text[j] == '}' || text[j] == ']')) {
                 buf_addch(out, c);
@@ -659,16 +659,12 @@ void jv_pretty(const char *text, size_t len, buf_t *out)
             buf_addch(out, ',');
             newline(out, level);
             break;
-        case ':':
-            buf_add(out, ": ", 2);
-            break;
+        case ':': buf_add(out, ": ", 2); break;
         case ' ':
         case '\n':
         case '\r':
-        case '\t':
-            break;
-        default:
-            buf_addch(out, c);
+        case '\t': break;
+        default: buf_addch(out, c);
         }
         i++;
     }

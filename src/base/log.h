@@ -13,9 +13,9 @@ void log_set_level(log_level_t level);
 int log_level_parse(const char *name);
 void log_write(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_error(...) log_write(LOG_ERROR, __VA_ARGS__)
+#define log_error(...)   log_write(LOG_ERROR, __VA_ARGS__)
 #define log_warning(...) log_write(LOG_WARNING, __VA_ARGS__)
-#define log_info(...) log_write(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...)    log_write(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)   log_write(LOG_DEBUG, __VA_ARGS__)
 
 #endif

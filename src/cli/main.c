@@ -18,8 +18,9 @@ static const struct {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: concerto COMMAND [options]   (concerto COMMAND --help for more)\n\n"
-                 "Concerto %s, a care coordination server (FHIR R4).\n\ncommands:\n",
+    fprintf(out,
+            "usage: concerto COMMAND [options]   (concerto COMMAND --help for more)\n\n"
+            "Concerto %s, a care coordination server (FHIR R4).\n\ncommands:\n",
             CONCERTO_VERSION);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);

@@ -69,9 +69,9 @@ static status_t parse_size(const char *name, const char *value, long min, long m
 
 int cli_serve(int argc, char **argv)
 {
-    static const char *const known[] = {"db",       "listen",      "threads",   "max-body",
-                                        "base-url", "synchronous", "log-level", "port-file",
-                                        NULL};
+    static const char *const known[] = {"db",        "listen",    "threads",
+                                        "max-body",  "base-url",  "synchronous",
+                                        "log-level", "port-file", NULL};
     settings_t s;
     int status = cli_settings("serve", help, argc, argv, known, NULL, &s);
     if (status >= 0)
@@ -97,8 +97,8 @@ int cli_serve(int argc, char **argv)
     }
     if (parse_listen(settings_get(&s, "listen", "127.0.0.1:8080"), &host, &config.port, &err) ||
         parse_size("threads", settings_get(&s, "threads", "0"), 0, 256, &threads, &err) ||
-        parse_size("max-body", settings_get(&s, "max-body", "16777216"), 1024, 1L << 30,
-                   &max_body, &err)) {
+        parse_size("max-body", settings_get(&s, "max-body", "16777216"), 1024, 1L << 30, &max_body,
+                   &err)) {
         status = 2;
         goto out;
     }

@@ -35,8 +35,8 @@ static status_t load_file(settings_t *s, const char *path, err_t *err)
         char *eq = strchr(p, '=');
         if (!eq) {
             fclose(f);
-            return err_set(err, ERR_INVALID, NULL,
-                           "%s:%d: expected \"name = value\"", path, lineno);
+            return err_set(err, ERR_INVALID, NULL, "%s:%d: expected \"name = value\"", path,
+                           lineno);
         }
         char *key_end = eq;
         while (key_end > p && isspace((unsigned char)key_end[-1]))

@@ -13,7 +13,7 @@
 #include "base/err.h"
 
 typedef struct {
-    const char *name; /* "db", "listen", ... */
+    const char *name;  /* "db", "listen", ... */
     const char *value; /* from a flag, or NULL */
 } setting_flag_t;
 

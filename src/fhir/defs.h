@@ -65,13 +65,13 @@ struct fhir_valueset {
  * type name ("valueQuantity").
  */
 typedef struct {
-    const char *name;              /* JSON member name ("birthDate"; "value" for value[x]) */
+    const char *name;                /* JSON member name ("birthDate"; "value" for value[x]) */
     const fhir_type_t *const *types; /* allowed types: one, or several for a choice */
     uint16_t ntypes;
     bool choice;
-    bool summary;        /* isSummary in the definition (for _summary=true later) */
-    uint32_t min;        /* minimum cardinality */
-    uint32_t max;        /* maximum cardinality; FHIR_MAX_MANY for "*" */
+    bool summary;                   /* isSummary in the definition (for _summary=true later) */
+    uint32_t min;                   /* minimum cardinality */
+    uint32_t max;                   /* maximum cardinality; FHIR_MAX_MANY for "*" */
     const fhir_valueset_t *binding; /* required binding on a code-ish element, or NULL */
     const char *content_reference;  /* "#Questionnaire.item" style recursion: use `types` */
 } fhir_element_t;
@@ -106,8 +106,7 @@ const fhir_element_t *fhir_element_find(const fhir_type_t *type, const char *nam
                                         const fhir_type_t **out_type);
 
 /* True when code is in the value set (optionally with that system; system may be NULL). */
-bool fhir_valueset_contains(const fhir_valueset_t *valueset, const char *system,
-                            const char *code);
+bool fhir_valueset_contains(const fhir_valueset_t *valueset, const char *system, const char *code);
 
 /* True when `type` is `ancestor` or derives from it (Patient is a DomainResource). */
 bool fhir_type_is_a(const fhir_type_t *type, const fhir_type_t *ancestor);

@@ -22,9 +22,9 @@
 #include "http/http_int.h"
 #include "repo/repo.h"
 
-#define FHIR_JSON "application/fhir+json"
+#define FHIR_JSON             "application/fhir+json"
 #define HISTORY_DEFAULT_COUNT 50
-#define HISTORY_MAX_COUNT 1000
+#define HISTORY_MAX_COUNT     1000
 
 typedef enum { PREFER_REPRESENTATION, PREFER_MINIMAL, PREFER_OUTCOME } prefer_t;
 
@@ -105,8 +105,7 @@ static char *url_decode(arena_t *arena, const char *s, size_t len)
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '+') {
             *p++ = ' ';
-        } else if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 &&
-                   hexval(s[i + 2]) >= 0) {
+        } else if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
             *p++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
         } else {
@@ -268,9 +267,9 @@ static void send_error(ctx_t *ctx, err_t *err)
     int status = err_http_status(err->code);
     h2o_req_t *req = ctx->req;
     if (status >= 500)
-        log_error("%.*s %.*s: %s%s%s", (int)req->method.len, req->method.base,
-                  (int)req->path.len, req->path.base, err_message(err),
-                  err->log_detail ? ": " : "", err->log_detail ? err->log_detail : "");
+        log_error("%.*s %.*s: %s%s%s", (int)req->method.len, req->method.base, (int)req->path.len,
+                  req->path.base, err_message(err), err->log_detail ? ": " : "",
+                  err->log_detail ? err->log_detail : "");
     else if (err->log_detail)
         log_info("%.*s %.*s: %d %s (%s)", (int)req->method.len, req->method.base,
                  (int)req->path.len, req->path.base, status, err_message(err), err->log_detail);
@@ -414,8 +413,7 @@ static bool check_content_type(ctx_t *ctx)
         return true; /* a body without a type is taken as FHIR JSON */
     if (json_media_type(type.base, type.len))
         return true;
-    fail(ctx, ERR_MEDIA_TYPE,
-         "Content-Type \"%s\" is not supported: send application/fhir+json",
+    fail(ctx, ERR_MEDIA_TYPE, "Content-Type \"%s\" is not supported: send application/fhir+json",
          arena_strndup(ctx->arena, type.base, type.len));
     return false;
 }
@@ -460,14 +458,14 @@ static void respond_version(ctx_t *ctx, int status, const store_version_t *v, bo
         set_header_by_name(ctx, "content-location", location);
     }
     switch (ctx->prefer) {
-    case PREFER_MINIMAL:
-        send_json(ctx, status, NULL, 0);
-        return;
+    case PREFER_MINIMAL: send_json(ctx, status, NULL, 0); return;
     case PREFER_OUTCOME: {
         err_t info = ERR_INIT;
-        err_add(&info, ERR_OK, SEVERITY_INFORMATION, NULL, "%s/%s version %lld %s", v->type,
-                v->id, (long long)v->version,
-                v->deleted ? "deleted" : status == 201 ? "created" : "stored");
+        err_add(&info, ERR_OK, SEVERITY_INFORMATION, NULL, "%s/%s version %lld %s", v->type, v->id,
+                (long long)v->version,
+                v->deleted      ? "deleted"
+                : status == 201 ? "created"
+                                : "stored");
         buf_t body = BUF_INIT;
         outcome_json(&info, SEVERITY_INFORMATION, "", &body);
         send_json(ctx, status, body.ptr, body.len);
@@ -475,9 +473,7 @@ static void respond_version(ctx_t *ctx, int status, const store_version_t *v, bo
         err_release(&info);
         return;
     }
-    case PREFER_REPRESENTATION:
-        send_json(ctx, status, v->json, v->json_len);
-        return;
+    case PREFER_REPRESENTATION: send_json(ctx, status, v->json, v->json_len); return;
     }
 }
 
@@ -540,8 +536,12 @@ static bool parse_instant_param(const char *s, int64_t *out_us)
     if (*p || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
         second > 60)
         return false;
-    struct tm tm = {.tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day,
-                    .tm_hour = hour, .tm_min = minute, .tm_sec = second};
+    struct tm tm = {.tm_year = year - 1900,
+                    .tm_mon = month - 1,
+                    .tm_mday = day,
+                    .tm_hour = hour,
+                    .tm_min = minute,
+                    .tm_sec = second};
     time_t t = timegm(&tm);
     *out_us = ((int64_t)t - (int64_t)offset_min * 60) * 1000000 + frac_us;
     return true;
@@ -602,13 +602,17 @@ static bool parse_cursor(ctx_t *ctx, const char *name, int64_t *out)
 
 static void handle_history(ctx_t *ctx, const char *type, const char *id)
 {
-    store_history_query_t q = {.type = type, .id = id, .since_us = INT64_MIN,
-                               .before_seq = INT64_MAX, .after_seq = 0,
-                               .count = HISTORY_DEFAULT_COUNT, .want_total = id != NULL};
+    store_history_query_t q = {.type = type,
+                               .id = id,
+                               .since_us = INT64_MIN,
+                               .before_seq = INT64_MAX,
+                               .after_seq = 0,
+                               .count = HISTORY_DEFAULT_COUNT,
+                               .want_total = id != NULL};
     const char *since = param(ctx, "_since");
     if (since && !parse_instant_param(since, &q.since_us)) {
-        fail(ctx, ERR_INVALID,
-             "_since must be an instant such as 2024-01-31T12:00:00Z, not \"%s\"", since);
+        fail(ctx, ERR_INVALID, "_since must be an instant such as 2024-01-31T12:00:00Z, not \"%s\"",
+             since);
         return;
     }
     if (!parse_count(ctx, "_count", &q.count) || !parse_cursor(ctx, "_before", &q.before_seq) ||
@@ -619,8 +623,7 @@ static void handle_history(ctx_t *ctx, const char *type, const char *id)
         if (strcmp(name, "_since") && strcmp(name, "_count") && strcmp(name, "_before") &&
             strcmp(name, "_after") && strcmp(name, "_format") && strcmp(name, "_pretty")) {
             fail(ctx, ERR_INVALID,
-                 "history does not support the parameter \"%s\" (supported: _count, _since)",
-                 name);
+                 "history does not support the parameter \"%s\" (supported: _count, _since)", name);
             return;
         }
     }
@@ -650,21 +653,22 @@ static void handle_history(ctx_t *ctx, const char *type, const char *id)
     }
     err_release(&err);
 
-    const char *path = id ? arena_printf(ctx->arena, "/%s/%s/_history", type, id)
-                          : type ? arena_printf(ctx->arena, "/%s/_history", type)
-                                 : "/_history";
+    const char *path = id     ? arena_printf(ctx->arena, "/%s/%s/_history", type, id)
+                       : type ? arena_printf(ctx->arena, "/%s/_history", type)
+                              : "/_history";
     buf_t out = BUF_INIT;
     buf_addstr(&out, "{\"resourceType\":\"Bundle\",\"type\":\"history\"");
     if (h.total >= 0)
         buf_addf(&out, ",\"total\":%lld", (long long)h.total);
     buf_addstr(&out, ",\"link\":[");
     history_link(ctx, &out, "self", path, since, q.count,
-                 q.after_seq ? "_after" : q.before_seq != INT64_MAX ? "_before" : NULL,
+                 q.after_seq                 ? "_after"
+                 : q.before_seq != INT64_MAX ? "_before"
+                                             : NULL,
                  q.after_seq ? q.after_seq : q.before_seq);
     if (h.n && h.more_older) {
         buf_addch(&out, ',');
-        history_link(ctx, &out, "next", path, since, q.count, "_before",
-                     h.versions[h.n - 1].seq);
+        history_link(ctx, &out, "next", path, since, q.count, "_before", h.versions[h.n - 1].seq);
     }
     if (h.n && h.more_newer) {
         buf_addch(&out, ',');
@@ -689,8 +693,10 @@ static void handle_history(ctx_t *ctx, const char *type, const char *id)
         buf_addf(&out,
                  "\"},\"response\":{\"status\":\"%s\",\"etag\":\"W/\\\"%lld\\\"\","
                  "\"lastModified\":\"%s\"}}",
-                 v->deleted ? "204" : v->version == 1 ? "201" : "200", (long long)v->version,
-                 v->last_updated);
+                 v->deleted        ? "204"
+                 : v->version == 1 ? "201"
+                                   : "200",
+                 (long long)v->version, v->last_updated);
     }
     buf_addstr(&out, "]}");
     send_json(ctx, 200, out.ptr, out.len);
@@ -725,12 +731,8 @@ static void finish_write(pending_t *pending)
         return;
     }
     switch (w->action) {
-    case REPO_CREATE:
-        respond_version(ctx, 201, &w->result, true);
-        break;
-    case REPO_UPDATE:
-        respond_version(ctx, w->created ? 201 : 200, &w->result, true);
-        break;
+    case REPO_CREATE: respond_version(ctx, 201, &w->result, true); break;
+    case REPO_UPDATE: respond_version(ctx, w->created ? 201 : 200, &w->result, true); break;
     case REPO_DELETE:
         if (!w->noop)
             set_version_headers(ctx, &w->result);
@@ -787,8 +789,8 @@ static pending_t *pending_new(ctx_t *ctx)
 
 static void submit_write(pending_t *pending)
 {
-    pending->cell = h2o_mem_alloc_shared(&pending->req->pool, sizeof(pending_cell_t),
-                                         pending_dispose);
+    pending->cell =
+        h2o_mem_alloc_shared(&pending->req->pool, sizeof(pending_cell_t), pending_dispose);
     pending->cell->pending = pending;
     pending->thread->pending++;
     store_submit(pending->thread->server->store, repo_write_txn, &pending->write, on_write_done,
@@ -844,8 +846,7 @@ static void handle_write(ctx_t *ctx, repo_action_t action, const char *type, con
     h2o_iovec_t body = ctx->req->entity;
     switch (action) {
     case REPO_CREATE:
-        rc = repo_prepare_create(&pending->write, type, body.base, body.len, &pending->arena,
-                                 &err);
+        rc = repo_prepare_create(&pending->write, type, body.base, body.len, &pending->arena, &err);
         break;
     case REPO_UPDATE:
         rc = repo_prepare_update(&pending->write, type, id, body.base, body.len, if_match,
@@ -912,7 +913,8 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
             fail(ctx, ERR_METHOD, "%s",
                  "batch and transaction bundles are not supported by this server yet");
         else
-            method_not_allowed(ctx, "GET, POST", "the base URL; use /fhir/metadata or /fhir/[type]");
+            method_not_allowed(ctx, "GET, POST",
+                               "the base URL; use /fhir/metadata or /fhir/[type]");
         return;
     }
     const char *first = segment_copy(ctx, seg[0]);

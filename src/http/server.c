@@ -45,7 +45,8 @@ static void on_accept(h2o_socket_t *listener, const char *error)
 
 static status_t open_listener(const char *host, int port, int *out_fd, int *out_port, err_t *err)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
     char service[16];
@@ -81,8 +82,8 @@ static void *thread_main(void *arg)
 {
     http_thread_t *thread = arg;
     http_server_t *server = thread->server;
-    thread->listener = h2o_evloop_socket_create(thread->loop, thread->listen_fd,
-                                                H2O_SOCKET_FLAG_DONT_READ);
+    thread->listener =
+        h2o_evloop_socket_create(thread->loop, thread->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     thread->listener->data = thread;
     h2o_socket_read_start(thread->listener, on_accept);
 
@@ -142,7 +143,7 @@ status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
      * h2o refuses anything larger itself (413, plain text) before reading it. */
     server->globalconf.max_request_entity_size =
         config->max_body * 2 > config->max_body + 1024 * 1024 ? config->max_body * 2
-                                                             : config->max_body + 1024 * 1024;
+                                                              : config->max_body + 1024 * 1024;
     h2o_hostconf_t *hostconf =
         h2o_config_register_host(&server->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
@@ -170,8 +171,8 @@ status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
     server->port = port;
     server->nthreads = started;
     if (!rc) {
-        log_info("serving FHIR R4 at http://%s:%d/fhir with %d threads (store: %s)",
-                 config->host, port, started, store_driver_name(store));
+        log_info("serving FHIR R4 at http://%s:%d/fhir with %d threads (store: %s)", config->host,
+                 port, started, store_driver_name(store));
         if (config->port_file) {
             FILE *f = fopen(config->port_file, "w");
             if (f) {

@@ -67,8 +67,7 @@ static void add_member(buf_t *out, const char *key, const json_t *value)
 }
 
 /* Serializes resource into write->head and write->tail around the server's meta fields. */
-static void serialize(repo_write_t *write, const json_t *resource, const char *type,
-                      const char *id)
+static void serialize(repo_write_t *write, const json_t *resource, const char *type, const char *id)
 {
     buf_t out = BUF_INIT;
     buf_addstr(&out, "{\"resourceType\":\"");
@@ -82,15 +81,16 @@ static void serialize(repo_write_t *write, const json_t *resource, const char *t
     const char *key;
     json_t *value;
     if (json_is_object(meta)) {
-        json_object_foreach(meta, key, value) {
+        json_object_foreach(meta, key, value)
+        {
             if (strcmp(key, "versionId") != 0 && strcmp(key, "lastUpdated") != 0)
                 add_member(&out, key, value);
         }
     }
     buf_addch(&out, '}');
-    json_object_foreach((json_t *)resource, key, value) {
-        if (strcmp(key, "resourceType") != 0 && strcmp(key, "id") != 0 &&
-            strcmp(key, "meta") != 0)
+    json_object_foreach((json_t *)resource, key, value)
+    {
+        if (strcmp(key, "resourceType") != 0 && strcmp(key, "id") != 0 && strcmp(key, "meta") != 0)
             add_member(&out, key, value);
     }
     buf_addch(&out, '}');
@@ -112,9 +112,8 @@ static status_t check_resource(const json_t *resource, const char *type, err_t *
     if (!jv_is_string(rt))
         return err_set(err, ERR_STRUCTURE, NULL, "resourceType must be a string");
     if (strcmp(json_string_value(rt), type) != 0)
-        return err_set(err, ERR_INVALID, NULL,
-                       "the resource is a %s but the request is for %s", json_string_value(rt),
-                       type);
+        return err_set(err, ERR_INVALID, NULL, "the resource is a %s but the request is for %s",
+                       json_string_value(rt), type);
     return fhir_validate(resource, err);
 }
 
@@ -141,7 +140,8 @@ status_t repo_prepare_resource(repo_write_t *write, repo_action_t action, json_t
         if (!body_id)
             return err_set(err, ERR_INVALID, "id",
                            "the resource has no id: an update must carry the id of the URL "
-                           "(\"%s\")", id);
+                           "(\"%s\")",
+                           id);
         if (!jv_is_string(body_id) || strcmp(json_string_value(body_id), id) != 0)
             return err_set(err, ERR_INVALID, "id",
                            "the resource's id does not match the id in the URL (\"%s\")", id);
@@ -229,9 +229,7 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
         w->created = true;
         method = "POST";
         break;
-    case REPO_UPDATE:
-        w->created = current.version == 0 || current.deleted;
-        break;
+    case REPO_UPDATE: w->created = current.version == 0 || current.deleted; break;
     case REPO_DELETE:
         if (current.version == 0 || current.deleted) {
             w->noop = true;

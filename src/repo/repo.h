@@ -36,8 +36,8 @@ typedef struct {
     arena_t *arena;
 
     /* outputs */
-    bool created;          /* a new resource (201) rather than a new version (200) */
-    bool noop;             /* delete of something absent or already deleted: nothing written */
+    bool created;           /* a new resource (201) rather than a new version (200) */
+    bool noop;              /* delete of something absent or already deleted: nothing written */
     store_version_t result; /* the stored version (json NULL for a delete) */
 } repo_write_t;
 

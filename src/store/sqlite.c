@@ -36,9 +36,8 @@ static const char *const statement_sql[STMT__COUNT] = {
         "SELECT v.version, v.seq, v.updated_us, v.last_updated, v.method, v.deleted, v.json "
         "FROM resource r JOIN resource_version v ON v.seq = r.seq "
         "WHERE r.type = ?1 AND r.id = ?2",
-    [STMT_READ_VERSION] =
-        "SELECT version, seq, updated_us, last_updated, method, deleted, json "
-        "FROM resource_version WHERE type = ?1 AND id = ?2 AND version = ?3",
+    [STMT_READ_VERSION] = "SELECT version, seq, updated_us, last_updated, method, deleted, json "
+                          "FROM resource_version WHERE type = ?1 AND id = ?2 AND version = ?3",
     [STMT_CURRENT] = "SELECT version, deleted FROM resource WHERE type = ?1 AND id = ?2",
     [STMT_INSERT_VERSION] =
         "INSERT INTO resource_version (type, id, version, updated_us, last_updated, method, "
@@ -85,9 +84,7 @@ static status_t fail(sqlite3 *handle, int code, err_t *err, const char *doing)
         status = ERR_STORAGE;
         message = "the database file is damaged or not a Concerto database";
         break;
-    default:
-        status = ERR_STORAGE;
-        message = "the database reported an error";
+    default: status = ERR_STORAGE; message = "the database reported an error";
     }
     err_set(err, status, NULL, "%s", message);
     err_log_detail(err, "sqlite: %s: %s (%d)", doing,
@@ -218,8 +215,8 @@ static status_t sqlite_migrate(void *opaque, int *out_version, err_t *err)
     int latest = (int)(sizeof(migrations) / sizeof(migrations[0]));
     if (version > latest) {
         rc = err_set(err, ERR_STORAGE, NULL,
-                     "the database is at schema version %d, newer than this Concerto (%d)",
-                     version, latest);
+                     "the database is at schema version %d, newer than this Concerto (%d)", version,
+                     latest);
         goto rollback;
     }
     for (int v = version; v < latest; v++) {
@@ -325,8 +322,8 @@ static status_t sqlite_read(void *opaque, const char *type, const char *id, int6
         row_to_version(stmt, 0, arena, out);
         status = ERR_OK;
     } else if (rc == SQLITE_DONE) {
-        status = version ? err_set(err, ERR_NOT_FOUND, NULL, "%s/%s has no version %lld", type,
-                                   id, (long long)version)
+        status = version ? err_set(err, ERR_NOT_FOUND, NULL, "%s/%s has no version %lld", type, id,
+                                   (long long)version)
                          : err_set(err, ERR_NOT_FOUND, NULL, "%s/%s is not known", type, id);
     } else {
         status = fail(conn->handle, rc, err, "read");
@@ -472,8 +469,8 @@ static void sqlite_rollback_to(void *opaque)
     sqlite3_exec(((sqlite_conn_t *)opaque)->handle, "ROLLBACK TO txn", NULL, NULL, NULL);
 }
 
-static status_t sqlite_current(void *opaque, const char *type, const char *id,
-                               store_current_t *out, err_t *err)
+static status_t sqlite_current(void *opaque, const char *type, const char *id, store_current_t *out,
+                               err_t *err)
 {
     sqlite_conn_t *conn = opaque;
     sqlite3_stmt *stmt;

@@ -80,8 +80,13 @@ static int64_t now_us(void)
 
 static void *writer_main(void *arg);
 
-status_t store_open(const char *location, const store_options_t *options, store_t **out,
-                    err_t *err)
+status_t store_open(const char *location, const store_options_t *options, store_t **out, err_t *err)
+{
+    return store__open_driver(&store__sqlite_driver, location, options, out, err);
+}
+
+status_t store__open_driver(const store_driver_t *driver, const char *location,
+                            const store_options_t *options, store_t **out, err_t *err)
 {
     store_options_t defaults;
     if (!options) {
@@ -89,7 +94,7 @@ status_t store_open(const char *location, const store_options_t *options, store_
         options = &defaults;
     }
     store_t *store = xcalloc(1, sizeof(*store));
-    store->driver = &store__sqlite_driver;
+    store->driver = driver;
     store->location = xstrdup(location);
     status_t rc = store->driver->open(location, options, &store->db, err);
     if (rc)
@@ -179,8 +184,7 @@ status_t store_count(store_conn_t *conn, const char *type, int64_t *out, err_t *
 
 /* ---- writer -------------------------------------------------------------------------- */
 
-void store_submit(store_t *store, store_txn_fn fn, void *fn_arg, store_done_fn done,
-                  void *done_arg)
+void store_submit(store_t *store, store_txn_fn fn, void *fn_arg, store_done_fn done, void *done_arg)
 {
     txn_item_t *item = xmalloc(sizeof(*item));
     item->next = NULL;
@@ -251,8 +255,8 @@ const char *store_txn_time_text(store_txn_t *txn)
     return txn->time_text;
 }
 
-status_t store_txn_current(store_txn_t *txn, const char *type, const char *id,
-                           store_current_t *out, err_t *err)
+status_t store_txn_current(store_txn_t *txn, const char *type, const char *id, store_current_t *out,
+                           err_t *err)
 {
     return txn->store->driver->current(txn->conn, type, id, out, err);
 }
@@ -260,8 +264,7 @@ status_t store_txn_current(store_txn_t *txn, const char *type, const char *id,
 status_t store_txn_put(store_txn_t *txn, const store_put_t *put, int64_t *out_seq, err_t *err)
 {
     int64_t seq = 0;
-    status_t rc =
-        txn->store->driver->put(txn->conn, put, txn->time_us, txn->time_text, &seq, err);
+    status_t rc = txn->store->driver->put(txn->conn, put, txn->time_us, txn->time_text, &seq, err);
     if (!rc && out_seq)
         *out_seq = seq;
     return rc;

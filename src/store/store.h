@@ -58,13 +58,13 @@ void store_disconnect(store_conn_t *conn);
 typedef struct {
     const char *type;
     const char *id;
-    int64_t version;      /* 1, 2, ... */
-    int64_t seq;          /* global order of versions */
-    int64_t updated_us;   /* lastUpdated in microseconds since the epoch */
+    int64_t version;          /* 1, 2, ... */
+    int64_t seq;              /* global order of versions */
+    int64_t updated_us;       /* lastUpdated in microseconds since the epoch */
     const char *last_updated; /* lastUpdated as a FHIR instant */
-    const char *method;   /* "POST", "PUT", "DELETE" (how the version was made) */
-    bool deleted;         /* a delete: json is NULL */
-    const char *json;     /* the stored resource, meta included; NULL for a delete */
+    const char *method;       /* "POST", "PUT", "DELETE" (how the version was made) */
+    bool deleted;             /* a delete: json is NULL */
+    const char *json;         /* the stored resource, meta included; NULL for a delete */
     size_t json_len;
 } store_version_t;
 
@@ -77,21 +77,21 @@ status_t store_read(store_conn_t *conn, const char *type, const char *id, int64_
                     arena_t *arena, store_version_t *out, err_t *err);
 
 typedef struct {
-    const char *type;     /* NULL: every type (system history) */
-    const char *id;       /* NULL: every resource of the type */
-    int64_t since_us;     /* INT64_MIN: no lower bound */
-    int64_t before_seq;   /* page older than this seq (exclusive); INT64_MAX: from the newest */
-    int64_t after_seq;    /* page newer than this seq (exclusive); 0: not used */
-    size_t count;         /* page size */
-    bool want_total;      /* also count all matching versions */
+    const char *type;   /* NULL: every type (system history) */
+    const char *id;     /* NULL: every resource of the type */
+    int64_t since_us;   /* INT64_MIN: no lower bound */
+    int64_t before_seq; /* page older than this seq (exclusive); INT64_MAX: from the newest */
+    int64_t after_seq;  /* page newer than this seq (exclusive); 0: not used */
+    size_t count;       /* page size */
+    bool want_total;    /* also count all matching versions */
 } store_history_query_t;
 
 typedef struct {
     store_version_t *versions; /* newest first */
     size_t n;
-    bool more_older;  /* there are versions older than the last one returned */
-    bool more_newer;  /* there are versions newer than the first one returned */
-    int64_t total;    /* -1 unless want_total */
+    bool more_older; /* there are versions older than the last one returned */
+    bool more_newer; /* there are versions newer than the first one returned */
+    int64_t total;   /* -1 unless want_total */
 } store_history_t;
 
 status_t store_history(store_conn_t *conn, const store_history_query_t *query, arena_t *arena,
@@ -134,15 +134,15 @@ typedef struct {
 } store_current_t;
 
 /* The current version number of type/id as seen inside the transaction. */
-status_t store_txn_current(store_txn_t *txn, const char *type, const char *id,
-                           store_current_t *out, err_t *err);
+status_t store_txn_current(store_txn_t *txn, const char *type, const char *id, store_current_t *out,
+                           err_t *err);
 
 typedef struct {
     const char *type;
     const char *id;
-    int64_t version;     /* must be current + 1 */
-    const char *method;  /* "POST", "PUT", "DELETE" */
-    const char *json;    /* the resource with meta filled in; NULL for a delete */
+    int64_t version;    /* must be current + 1 */
+    const char *method; /* "POST", "PUT", "DELETE" */
+    const char *json;   /* the resource with meta filled in; NULL for a delete */
     size_t json_len;
 } store_put_t;
 

@@ -22,8 +22,8 @@ typedef struct {
     status_t (*connect)(void *db, bool writer, void **out_conn, err_t *err);
     void (*disconnect)(void *conn);
 
-    status_t (*read)(void *conn, const char *type, const char *id, int64_t version,
-                     arena_t *arena, store_version_t *out, err_t *err);
+    status_t (*read)(void *conn, const char *type, const char *id, int64_t version, arena_t *arena,
+                     store_version_t *out, err_t *err);
     status_t (*history)(void *conn, const store_history_query_t *query, arena_t *arena,
                         store_history_t *out, err_t *err);
     status_t (*count)(void *conn, const char *type, int64_t *out, err_t *err);
@@ -43,6 +43,10 @@ typedef struct {
 } store_driver_t;
 
 extern const store_driver_t store__sqlite_driver;
+
+/* store_open with a given driver: for tests that wrap a driver to inject faults. */
+status_t store__open_driver(const store_driver_t *driver, const char *location,
+                            const store_options_t *options, store_t **out, err_t *err);
 
 /* Formats microseconds since the epoch as a FHIR instant with milliseconds, UTC ("Z"). */
 void store__format_instant(int64_t us, char out[32]);

@@ -1,0 +1,349 @@
+/*
+ * Tests for src/store: the SQLite driver behind store.h, the writer's group commit, and
+ * faults: a driver that fails its Nth call must leave the database intact and report errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store_int.h"
+
+static char dir[64];
+static char path[128];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/concerto-store-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/test.db", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd);
+}
+
+typedef struct {
+    const char *type, *id, *json;
+    int64_t expect_version; /* 0: any */
+    status_t fail_with;     /* make the transaction fail after writing */
+    int64_t version;        /* out */
+} put_arg_t;
+
+static status_t put_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    put_arg_t *a = arg;
+    store_current_t current;
+    status_t rc = store_txn_current(txn, a->type, a->id, &current, err);
+    if (rc)
+        return rc;
+    store_put_t put = {.type = a->type,
+                       .id = a->id,
+                       .version = current.version + 1,
+                       .method = current.version ? "PUT" : "POST",
+                       .json = a->json,
+                       .json_len = a->json ? strlen(a->json) : 0};
+    int64_t seq;
+    rc = store_txn_put(txn, &put, &seq, err);
+    if (rc)
+        return rc;
+    a->version = put.version;
+    if (a->fail_with)
+        return err_set(err, a->fail_with, NULL, "failing on purpose");
+    return ERR_OK;
+}
+
+static void put_ok(store_t *store, const char *type, const char *id, const char *json,
+                   int64_t expect_version)
+{
+    put_arg_t a = {.type = type, .id = id, .json = json};
+    err_t err = ERR_INIT;
+    assert_int_equal(store_run(store, put_txn, &a, &err), ERR_OK);
+    assert_int_equal(a.version, expect_version);
+    err_release(&err);
+}
+
+static void test_open_migrate_reopen(void **state)
+{
+    (void)state;
+    store_t *store;
+    err_t err = ERR_INIT;
+    assert_int_equal(store_open(path, NULL, &store, &err), ERR_OK);
+    int version = store_schema_version(store);
+    assert_true(version >= 1);
+    assert_string_equal(store_driver_name(store), "sqlite");
+    store_close(store);
+    assert_int_equal(store_open(path, NULL, &store, &err), ERR_OK);
+    assert_int_equal(store_schema_version(store), version);
+    store_close(store);
+    err_release(&err);
+}
+
+static void test_open_failure_is_an_error(void **state)
+{
+    (void)state;
+    store_t *store;
+    err_t err = ERR_INIT;
+    assert_int_equal(store_open("/nonexistent-dir/x.db", NULL, &store, &err), ERR_STORAGE);
+    assert_non_null(strstr(err_message(&err), "could not open the database"));
+    err_release(&err);
+}
+
+static void test_versions_read_and_history(void **state)
+{
+    (void)state;
+    store_t *store;
+    err_t err = ERR_INIT;
+    assert_int_equal(store_open(path, NULL, &store, &err), ERR_OK);
+    put_ok(store, "Patient", "p1", "{\"v\":1}", 1);
+    put_ok(store, "Patient", "p1", "{\"v\":2}", 2);
+    put_ok(store, "Patient", "p2", "{\"v\":1}", 1);
+    put_ok(store, "Observation", "o1", "{\"v\":1}", 1);
+    put_ok(store, "Patient", "p1", NULL, 3); /* delete */
+
+    store_conn_t *conn;
+    assert_int_equal(store_connect(store, &conn, &err), ERR_OK);
+    arena_t arena;
+    arena_init(&arena);
+    store_version_t v;
+    assert_int_equal(store_read(conn, "Patient", "p1", 0, &arena, &v, &err), ERR_OK);
+    assert_true(v.deleted);
+    assert_int_equal(v.version, 3);
+    assert_null(v.json);
+    assert_string_equal(v.method, "PUT");
+    assert_int_equal(store_read(conn, "Patient", "p1", 2, &arena, &v, &err), ERR_OK);
+    assert_string_equal(v.json, "{\"v\":2}");
+    assert_false(v.deleted);
+    assert_int_equal(store_read(conn, "Patient", "p1", 9, &arena, &v, &err), ERR_NOT_FOUND);
+    err_reset(&err);
+    assert_int_equal(store_read(conn, "Patient", "nope", 0, &arena, &v, &err), ERR_NOT_FOUND);
+    err_reset(&err);
+
+    int64_t count;
+    assert_int_equal(store_count(conn, "Patient", &count, &err), ERR_OK);
+    assert_int_equal(count, 1); /* p1 is deleted */
+    assert_int_equal(store_count(conn, NULL, &count, &err), ERR_OK);
+    assert_int_equal(count, 2);
+
+    /* instance history, newest first, with total */
+    store_history_query_t q = {.type = "Patient",
+                               .id = "p1",
+                               .since_us = INT64_MIN,
+                               .before_seq = INT64_MAX,
+                               .count = 2,
+                               .want_total = true};
+    store_history_t h;
+    assert_int_equal(store_history(conn, &q, &arena, &h, &err), ERR_OK);
+    assert_int_equal(h.total, 3);
+    assert_int_equal(h.n, 2);
+    assert_int_equal(h.versions[0].version, 3);
+    assert_int_equal(h.versions[1].version, 2);
+    assert_true(h.more_older);
+    assert_false(h.more_newer);
+    /* next page */
+    q.before_seq = h.versions[1].seq;
+    assert_int_equal(store_history(conn, &q, &arena, &h, &err), ERR_OK);
+    assert_int_equal(h.n, 1);
+    assert_int_equal(h.versions[0].version, 1);
+    assert_false(h.more_older);
+    assert_true(h.more_newer);
+    /* back again */
+    q.after_seq = h.versions[0].seq;
+    q.before_seq = INT64_MAX;
+    assert_int_equal(store_history(conn, &q, &arena, &h, &err), ERR_OK);
+    assert_int_equal(h.n, 2);
+    assert_int_equal(h.versions[0].version, 3);
+
+    /* system history sees all five versions; times strictly increase with seq */
+    store_history_query_t all = {.since_us = INT64_MIN, .before_seq = INT64_MAX, .count = 10};
+    assert_int_equal(store_history(conn, &all, &arena, &h, &err), ERR_OK);
+    assert_int_equal(h.n, 5);
+    for (size_t i = 1; i < h.n; i++) {
+        assert_true(h.versions[i - 1].seq > h.versions[i].seq);
+        assert_true(h.versions[i - 1].updated_us > h.versions[i].updated_us);
+    }
+    /* _since keeps the newer ones */
+    all.since_us = h.versions[1].updated_us;
+    assert_int_equal(store_history(conn, &all, &arena, &h, &err), ERR_OK);
+    assert_int_equal(h.n, 2);
+
+    arena_release(&arena);
+    store_disconnect(conn);
+    store_close(store);
+    err_release(&err);
+}
+
+static status_t fail_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    return put_txn(txn, arg, err);
+}
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int remaining;
+    int failures;
+} batch_t;
+
+static void batch_done(void *arg, status_t rc, err_t *err)
+{
+    (void)err;
+    batch_t *b = arg;
+    pthread_mutex_lock(&b->lock);
+    if (rc)
+        b->failures++;
+    b->remaining--;
+    pthread_cond_signal(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void test_failing_transaction_rolls_back_alone(void **state)
+{
+    (void)state;
+    store_t *store;
+    err_t err = ERR_INIT;
+    assert_int_equal(store_open(path, NULL, &store, &err), ERR_OK);
+    enum { N = 200 };
+    static put_arg_t args[N];
+    static char ids[N][16];
+    batch_t b = {.remaining = N};
+    pthread_mutex_init(&b.lock, NULL);
+    pthread_cond_init(&b.cond, NULL);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "b%d", i);
+        args[i] = (put_arg_t){.type = "Task",
+                              .id = ids[i],
+                              .json = "{}",
+                              .fail_with = i % 3 == 0 ? ERR_RULE : ERR_OK};
+        store_submit(store, fail_txn, &args[i], batch_done, &b);
+    }
+    pthread_mutex_lock(&b.lock);
+    while (b.remaining)
+        pthread_cond_wait(&b.cond, &b.lock);
+    pthread_mutex_unlock(&b.lock);
+    assert_int_equal(b.failures, (N + 2) / 3);
+
+    store_conn_t *conn;
+    assert_int_equal(store_connect(store, &conn, &err), ERR_OK);
+    arena_t arena;
+    arena_init(&arena);
+    for (int i = 0; i < N; i++) {
+        store_version_t v;
+        status_t rc = store_read(conn, "Task", ids[i], 0, &arena, &v, &err);
+        assert_int_equal(rc, i % 3 == 0 ? ERR_NOT_FOUND : ERR_OK);
+        err_reset(&err);
+    }
+    arena_release(&arena);
+    store_disconnect(conn);
+    store_close(store);
+    err_release(&err);
+}
+
+/* ---- faults: a sqlite driver whose Nth transaction-path call fails -------------------- */
+
+static store_driver_t faulty;
+static int calls_left;
+
+static bool fault_now(void)
+{
+    return __atomic_sub_fetch(&calls_left, 1, __ATOMIC_SEQ_CST) == 0;
+}
+
+static status_t faulty_put(void *conn, const store_put_t *put, int64_t us, const char *text,
+                           int64_t *seq, err_t *err)
+{
+    if (fault_now())
+        return err_set(err, ERR_STORAGE, NULL, "injected fault in put");
+    return store__sqlite_driver.put(conn, put, us, text, seq, err);
+}
+
+static status_t faulty_commit(void *conn, err_t *err)
+{
+    if (fault_now())
+        return err_set(err, ERR_STORAGE, NULL, "injected fault in commit");
+    return store__sqlite_driver.commit(conn, err);
+}
+
+static status_t faulty_begin(void *conn, err_t *err)
+{
+    if (fault_now())
+        return err_set(err, ERR_STORAGE, NULL, "injected fault in begin");
+    return store__sqlite_driver.begin(conn, err);
+}
+
+static void test_faults_leave_database_intact(void **state)
+{
+    (void)state;
+    faulty = store__sqlite_driver;
+    faulty.put = faulty_put;
+    faulty.commit = faulty_commit;
+    faulty.begin = faulty_begin;
+    /* for each position of the fault in a sequence of writes, every write either succeeded
+     * completely or left nothing, and the store reports exactly what happened */
+    for (int n = 1; n <= 12; n++) {
+        unlink(path);
+        store_t *store;
+        err_t err = ERR_INIT;
+        calls_left = 1000000;
+        assert_int_equal(store__open_driver(&faulty, path, NULL, &store, &err), ERR_OK);
+        calls_left = n;
+        char ids[4][8];
+        status_t results[4];
+        for (int i = 0; i < 4; i++) {
+            snprintf(ids[i], sizeof(ids[i]), "f%d", i);
+            put_arg_t a = {.type = "Patient", .id = ids[i], .json = "{\"ok\":true}"};
+            results[i] = store_run(store, put_txn, &a, &err);
+            err_reset(&err);
+        }
+        calls_left = 1000000;
+        store_conn_t *conn;
+        assert_int_equal(store_connect(store, &conn, &err), ERR_OK);
+        arena_t arena;
+        arena_init(&arena);
+        int failures = 0;
+        for (int i = 0; i < 4; i++) {
+            store_version_t v;
+            status_t rc = store_read(conn, "Patient", ids[i], 0, &arena, &v, &err);
+            err_reset(&err);
+            if (results[i]) {
+                failures++;
+                assert_int_equal(rc, ERR_NOT_FOUND);
+            } else {
+                assert_int_equal(rc, ERR_OK);
+                assert_string_equal(v.json, "{\"ok\":true}");
+            }
+        }
+        if (n <= 12)
+            assert_int_equal(failures, 1);
+        /* the store still works after the fault */
+        put_ok(store, "Patient", "after", "{}", 1);
+        arena_release(&arena);
+        store_disconnect(conn);
+        store_close(store);
+        err_release(&err);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_migrate_reopen, setup, teardown),
+        cmocka_unit_test(test_open_failure_is_an_error),
+        cmocka_unit_test_setup_teardown(test_versions_read_and_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failing_transaction_rolls_back_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_faults_leave_database_intact, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("store/sqlite", tests, NULL, NULL);
+}
