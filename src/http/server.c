@@ -190,6 +190,8 @@ status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
         pthread_join(thread->tid, NULL);
         h2o_multithread_unregister_receiver(thread->ctx.queue, &thread->done_receiver);
         h2o_context_dispose(&thread->ctx);
+        h2o_evloop_run(thread->loop, 0); /* completes the closing of sockets */
+        h2o_evloop_destroy(thread->loop);
         store_disconnect(thread->conn);
     }
     h2o_config_dispose(&server->globalconf);
