@@ -78,6 +78,8 @@ typedef struct {
     uint16_t ntypes;
     bool choice;
     bool summary;        /* isSummary in the definition (for _summary=true later) */
+    bool xml_attribute;  /* an XML attribute (Element.id, Extension.url): in JSON a plain
+                            value that cannot have a "_name" object */
     uint32_t min;        /* minimum cardinality */
     uint32_t max;        /* maximum cardinality; FHIR_MAX_MANY for "*" */
     const fhir_valueset_t *binding; /* required binding on a code, Coding or CodeableConcept;

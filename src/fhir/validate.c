@@ -796,7 +796,8 @@ static void validate_object(validator_t *v, const json_t *object, const fhir_typ
         size_t name_len = len - underscore;
         const fhir_type_t *chosen = NULL;
         const fhir_element_t *element = fhir_element_find(type, name, name_len, &chosen);
-        if (!element || (underscore && chosen->kind != FHIR_KIND_PRIMITIVE)) {
+        if (!element ||
+            (underscore && (chosen->kind != FHIR_KIND_PRIMITIVE || element->xml_attribute))) {
             unknown_member(v, key, len);
             continue;
         }

@@ -242,6 +242,14 @@ static void test_unknown_elements(void **state)
                  "Patient._name", "unknown element \"_name\" in Patient");
     expect_issue("{\"resourceType\":\"Patient\",\"_foo\":{}}", ERR_STRUCTURE, "Patient._foo",
                  NULL);
+    /* Element.id and Extension.url are XML attributes: no extensions of their own */
+    expect_issue("{\"resourceType\":\"Patient\",\"name\":[{\"id\":\"n1\",\"_id\":{"
+                 "\"extension\":[{\"url\":\"http://x\",\"valueString\":\"y\"}]}}]}",
+                 ERR_STRUCTURE, "Patient.name[0]._id", "unknown element \"_id\" in Patient.name");
+    expect_issue("{\"resourceType\":\"Patient\",\"extension\":[{\"url\":\"http://x\","
+                 "\"_url\":{\"id\":\"1\"},\"valueString\":\"y\"}]}",
+                 ERR_STRUCTURE, "Patient.extension[0]._url", NULL);
+    expect_valid("{\"resourceType\":\"Patient\",\"id\":\"p1\",\"_id\":{\"id\":\"x\"}}");
     /* inside a primitive's extension object only id and extension are allowed */
     expect_issue("{\"resourceType\":\"Patient\",\"_birthDate\":{\"value\":\"x\"}}",
                  ERR_STRUCTURE, "Patient.birthDate.value",
