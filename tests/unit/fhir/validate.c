@@ -692,6 +692,47 @@ static void test_many_issues(void **state)
     buf_release(&text);
 }
 
+/* A string may hold 1,048,576 characters, however many bytes they take. */
+static void test_string_length(void **state)
+{
+    (void)state;
+    const size_t max = 1024 * 1024;
+    buf_t text = BUF_INIT;
+    buf_addstr(&text, "{\"resourceType\":\"Patient\",\"name\":[{\"text\":\"");
+    for (size_t i = 0; i < max; i++)
+        buf_addstr(&text, "\xc3\xa9"); /* U+00E9, two bytes */
+    buf_addstr(&text, "\"}]}");
+    expect_valid(text.ptr);
+    buf_reset(&text);
+    buf_addstr(&text, "{\"resourceType\":\"Patient\",\"name\":[{\"text\":\"");
+    for (size_t i = 0; i <= max; i++)
+        buf_addch(&text, 'a');
+    buf_addstr(&text, "\"}]}");
+    expect_issue(text.ptr, ERR_VALUE, "Patient.name[0].text",
+                 "could not parse Patient.name.text: the string is longer than 1048576 "
+                 "characters");
+    buf_release(&text);
+}
+
+/* Values built by code rather than jv_parse may nest deeper than the parser allows. */
+static void test_deep_nesting(void **state)
+{
+    (void)state;
+    json_t *root = json_pack("{s:s, s:s}", "resourceType", "Questionnaire", "status", "draft");
+    json_t *parent = root;
+    for (int i = 0; i < 400; i++) {
+        json_t *item = json_pack("{s:s, s:s}", "linkId", "x", "type", "group");
+        json_object_set_new(parent, "item", json_pack("[o]", item));
+        parent = item;
+    }
+    err_t err = ERR_INIT;
+    assert_int_equal(fhir_validate(root, &err), ERR_STRUCTURE);
+    assert_int_equal(err.nissues, 1);
+    assert_non_null(strstr(err.issues[0].message, "is nested too deeply"));
+    err_release(&err);
+    json_decref(root);
+}
+
 /* --- data-driven cases ----------------------------------------------------------------- */
 
 static bool read_file(const char *path, buf_t *out)
@@ -829,6 +870,8 @@ int main(void)
         cmocka_unit_test(test_narrative),
         cmocka_unit_test(test_nested_resources),
         cmocka_unit_test(test_many_issues),
+        cmocka_unit_test(test_string_length),
+        cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_data_valid),
         cmocka_unit_test(test_data_invalid),
         cmocka_unit_test(test_throughput),
