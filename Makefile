@@ -34,7 +34,13 @@ LIB := $(BUILD)/libconcerto.a
 UNIT_SRC := $(wildcard tests/unit/*/*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all clean check run unit layers format-check
+FUZZ_SRC := $(wildcard tests/fuzz/*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+FUZZ_LIB_OBJ := $(patsubst src/%.c,build/fuzz/obj/%.o,$(LIB_SRC))
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Isrc $(PKG_CFLAGS) -pthread -g -O1 \
+               -fno-omit-frame-pointer -fsanitize=address,undefined
+
+.PHONY: all clean check run unit layers format-check fuzz
 all: $(BUILD)/concerto
 
 $(BUILD)/obj/%.o: src/%.c
@@ -54,6 +60,17 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 
 unit: $(UNIT_BIN)
 
+# libFuzzer harnesses (clang): tests/fuzz/NAME.c -> build/fuzz/NAME, corpus tests/fuzz/corpus/NAME
+fuzz: $(FUZZ_BIN)
+
+build/fuzz/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(LDLIBS)
+
 layers:
 	@tools/check-layers
 
@@ -66,4 +83,4 @@ run:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/obj/cli/main.d $(UNIT_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/cli/main.d $(UNIT_BIN:=.d) $(FUZZ_LIB_OBJ:.o=.d)

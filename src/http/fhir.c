@@ -264,7 +264,14 @@ static void outcome_json(const err_t *err, severity_t fallback_severity, const c
 
 static void send_error(ctx_t *ctx, err_t *err)
 {
+    /* When a body has several problems, a malformed resource (400) outranks a well-formed one
+     * that breaks a rule (422): the lowest status among the errors is the answer. */
     int status = err_http_status(err->code);
+    for (size_t i = 0; i < err->nissues; i++) {
+        int s = err_http_status(err->issues[i].code);
+        if (err->issues[i].severity <= SEVERITY_ERROR && s >= 400 && s < status)
+            status = s;
+    }
     h2o_req_t *req = ctx->req;
     if (status >= 500)
         log_error("%.*s %.*s: %s%s%s", (int)req->method.len, req->method.base, (int)req->path.len,
