@@ -113,13 +113,14 @@ static const char *const migrations[] = {
     "CREATE INDEX resource_version_type_seq ON resource_version (type, seq);"
     "CREATE INDEX resource_version_updated ON resource_version (updated_us);"
     "CREATE TABLE resource ("
+    "  rid INTEGER PRIMARY KEY," /* the key index rows refer to */
     "  type TEXT NOT NULL,"
     "  id TEXT NOT NULL,"
     "  version INTEGER NOT NULL,"
     "  seq INTEGER NOT NULL,"
     "  deleted INTEGER NOT NULL,"
-    "  PRIMARY KEY (type, id)"
-    ") WITHOUT ROWID;",
+    "  UNIQUE (type, id)"
+    ");",
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
