@@ -41,19 +41,24 @@ int cli_settings(const char *command, const char *help, int argc, char **argv,
     return -1;
 }
 
-status_t cli_open_store(const settings_t *s, store_t **out, err_t *err)
+status_t cli_store_options(const settings_t *s, store_options_t *options, err_t *err)
 {
-    store_options_t options;
-    store_options_init(&options);
+    store_options_init(options);
     const char *sync = settings_get(s, "synchronous", "full");
     if (strcmp(sync, "full") == 0)
-        options.synchronous = STORE_SYNC_FULL;
+        options->synchronous = STORE_SYNC_FULL;
     else if (strcmp(sync, "normal") == 0)
-        options.synchronous = STORE_SYNC_NORMAL;
+        options->synchronous = STORE_SYNC_NORMAL;
     else if (strcmp(sync, "off") == 0)
-        options.synchronous = STORE_SYNC_OFF;
+        options->synchronous = STORE_SYNC_OFF;
     else
         return err_set(err, ERR_INVALID, NULL,
-                       "synchronous must be full, normal or off, not \"%s\"", sync);
-    return store_open(settings_get(s, "db", CLI_DEFAULT_DB), &options, out, err);
+                       "--synchronous must be full, normal or off, not \"%s\"", sync);
+    return ERR_OK;
+}
+
+status_t cli_open_store(const settings_t *s, const store_options_t *options, store_t **out,
+                        err_t *err)
+{
+    return store_open(settings_get(s, "db", CLI_DEFAULT_DB), options, out, err);
 }

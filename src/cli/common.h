@@ -18,7 +18,10 @@ void cli_report(const char *command, const err_t *err);
  */
 int cli_settings(const char *command, const char *help, int argc, char **argv,
                  const char *const *known, const char *const *switches, settings_t *s);
-/* Opens the store named by the "db" and "synchronous" settings. */
-status_t cli_open_store(const settings_t *s, store_t **out, err_t *err);
+/* Reads the "synchronous" setting into options (ERR_INVALID when it is not a mode). */
+status_t cli_store_options(const settings_t *s, store_options_t *options, err_t *err);
+/* Opens the store named by the "db" setting with options from cli_store_options. */
+status_t cli_open_store(const settings_t *s, const store_options_t *options, store_t **out,
+                        err_t *err);
 
 #endif

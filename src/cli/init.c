@@ -13,6 +13,8 @@ static const char help[] =
     "current schema version (migrations run in one transaction). Running it twice is harmless.\n"
     "\n"
     "  --db FILE        the SQLite database file (default: concerto.db; env CONCERTO_DB)\n"
+    "  --synchronous MODE  full (default), normal or off: how writes reach the disk\n"
+    "                   (see concerto serve --help; env CONCERTO_SYNCHRONOUS)\n"
     "  --config FILE    read settings from FILE (lines \"name = value\"; env CONCERTO_CONFIG)\n";
 
 int cli_init(int argc, char **argv)
@@ -29,7 +31,14 @@ int cli_init(int argc, char **argv)
     }
     err_t err = ERR_INIT;
     store_t *store;
-    if (cli_open_store(&s, &store, &err)) {
+    store_options_t options;
+    if (cli_store_options(&s, &options, &err)) {
+        cli_report("init", &err);
+        err_release(&err);
+        status = 2;
+        goto out;
+    }
+    if (cli_open_store(&s, &options, &store, &err)) {
         cli_report("init", &err);
         err_release(&err);
         status = 1;

@@ -83,6 +83,7 @@ int cli_serve(int argc, char **argv)
     http_config_t config;
     http_config_init(&config);
     long threads = 0, max_body = (long)config.max_body;
+    store_options_t options;
     const char *level = settings_get(&s, "log-level", "info");
     if (log_level_parse(level) < 0) {
         err_set(&err, ERR_INVALID, NULL, "--log-level must be error, warning, info or debug");
@@ -98,7 +99,8 @@ int cli_serve(int argc, char **argv)
     if (parse_listen(settings_get(&s, "listen", "127.0.0.1:8080"), &host, &config.port, &err) ||
         parse_size("threads", settings_get(&s, "threads", "0"), 0, 256, &threads, &err) ||
         parse_size("max-body", settings_get(&s, "max-body", "16777216"), 1024, 1L << 30, &max_body,
-                   &err)) {
+                   &err) ||
+        cli_store_options(&s, &options, &err)) {
         status = 2;
         goto out;
     }
@@ -107,7 +109,7 @@ int cli_serve(int argc, char **argv)
     config.max_body = (size_t)max_body;
     config.base_url = settings_get(&s, "base-url", NULL);
     config.port_file = settings_get(&s, "port-file", NULL);
-    if (cli_open_store(&s, &store, &err))
+    if (cli_open_store(&s, &options, &store, &err))
         goto out;
     if (http_serve(store, &config, &err) == ERR_OK)
         status = 0;

@@ -698,12 +698,9 @@ static void handle_history(ctx_t *ctx, const char *type, const char *id)
         if (!post)
             buf_addf(&out, "/%s", v->id);
         buf_addf(&out,
-                 "\"},\"response\":{\"status\":\"%s\",\"etag\":\"W/\\\"%lld\\\"\","
+                 "\"},\"response\":{\"status\":\"%d\",\"etag\":\"W/\\\"%lld\\\"\","
                  "\"lastModified\":\"%s\"}}",
-                 v->deleted        ? "204"
-                 : v->version == 1 ? "201"
-                                   : "200",
-                 (long long)v->version, v->last_updated);
+                 v->status, (long long)v->version, v->last_updated);
     }
     buf_addstr(&out, "]}");
     send_json(ctx, 200, out.ptr, out.len);
@@ -881,7 +878,7 @@ static void method_not_allowed(ctx_t *ctx, const char *allow, const char *what)
     set_header(ctx, H2O_TOKEN_ALLOW, allow);
     err_t err = ERR_INIT;
     err_set(&err, ERR_METHOD, NULL, "%.*s is not allowed on %s (allowed: %s)",
-            (int)ctx->req->method.len, ctx->req->method.base, what, allow);
+            (int)ctx->req->method.len, ctx->req->method.base, what, *allow ? allow : "none yet");
     send_error(ctx, &err);
     err_release(&err);
 }
@@ -916,12 +913,10 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
 {
     h2o_req_t *req = ctx->req;
     if (nseg == 0) {
-        if (iov_eq(req->method, "POST"))
-            fail(ctx, ERR_METHOD, "%s",
-                 "batch and transaction bundles are not supported by this server yet");
-        else
-            method_not_allowed(ctx, "GET, POST",
-                               "the base URL; use /fhir/metadata or /fhir/[type]");
+        /* system search and batch/transaction bundles are not served yet: nothing is allowed */
+        method_not_allowed(ctx, "",
+                           "the base URL: system search and batch or transaction bundles are "
+                           "not served yet; use /fhir/metadata or /fhir/[type]");
         return;
     }
     const char *first = segment_copy(ctx, seg[0]);

@@ -58,7 +58,6 @@ static status_t open_listener(const char *host, int port, int *out_fd, int *out_
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int on = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
         int saved = errno;
         if (fd >= 0)
@@ -78,10 +77,23 @@ static status_t open_listener(const char *host, int port, int *out_fd, int *out_
     return ERR_OK;
 }
 
+/*
+ * Everything h2o of a thread is created, run and left on that thread: h2o keeps per-thread
+ * allocators, so a loop set up on one thread and run on another would share them unlocked.
+ * At shutdown the loop and context are not disposed: connections may still be open (idle
+ * keep-alive clients), and h2o 2.2 cannot dispose a context that has any; the process is
+ * about to exit and the objects stay reachable from the server.
+ */
 static void *thread_main(void *arg)
 {
     http_thread_t *thread = arg;
     http_server_t *server = thread->server;
+    thread->loop = h2o_evloop_create();
+    h2o_context_init(&thread->ctx, thread->loop, &server->globalconf);
+    thread->accept_ctx.ctx = &thread->ctx;
+    thread->accept_ctx.hosts = server->globalconf.hosts;
+    h2o_multithread_register_receiver(thread->ctx.queue, &thread->done_receiver,
+                                      http__on_writes_done);
     thread->listener =
         h2o_evloop_socket_create(thread->loop, thread->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     thread->listener->data = thread;
@@ -105,20 +117,23 @@ static status_t start_thread(http_server_t *server, http_thread_t *thread, int l
                              err_t *err)
 {
     thread->server = server;
-    thread->listen_fd = listen_fd;
+    /* each loop watches its own descriptor of the one listening socket */
+    thread->listen_fd = dup(listen_fd);
+    if (thread->listen_fd < 0)
+        return err_set(err, ERR_INTERNAL, NULL, "could not share the listening socket: %s",
+                       strerror(errno));
     status_t rc = store_connect(server->store, &thread->conn, err);
-    if (rc)
+    if (rc) {
+        close(thread->listen_fd);
         return rc;
-    thread->loop = h2o_evloop_create();
-    h2o_context_init(&thread->ctx, thread->loop, &server->globalconf);
-    thread->accept_ctx.ctx = &thread->ctx;
-    thread->accept_ctx.hosts = server->globalconf.hosts;
-    h2o_multithread_register_receiver(thread->ctx.queue, &thread->done_receiver,
-                                      http__on_writes_done);
+    }
     if (pthread_create(&thread->tid, NULL, thread_main, thread) != 0)
         die("could not start an HTTP thread");
     return ERR_OK;
 }
+
+/* Keeps the last server reachable after http_serve returns (see thread_main). */
+static http_server_t *last_server;
 
 status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
 {
@@ -153,21 +168,17 @@ status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
 
     status_t rc = ERR_OK;
     server->threads = xcalloc((size_t)nthreads, sizeof(http_thread_t));
-    int port = config->port;
+    int port = config->port, listen_fd = -1;
     int started = 0;
-    for (int i = 0; i < nthreads; i++) {
-        int fd = -1;
-        rc = open_listener(config->host, port, &fd, &port, err);
-        if (rc)
-            break;
+    rc = open_listener(config->host, port, &listen_fd, &port, err);
+    for (int i = 0; !rc && i < nthreads; i++) {
         server->threads[i].index = i;
-        rc = start_thread(server, &server->threads[i], fd, err);
-        if (rc) {
-            close(fd);
-            break;
-        }
-        started++;
+        rc = start_thread(server, &server->threads[i], listen_fd, err);
+        if (!rc)
+            started++;
     }
+    if (listen_fd >= 0)
+        close(listen_fd);
     server->port = port;
     server->nthreads = started;
     if (!rc) {
@@ -188,15 +199,9 @@ status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
     for (int i = 0; i < started; i++) {
         http_thread_t *thread = &server->threads[i];
         pthread_join(thread->tid, NULL);
-        h2o_multithread_unregister_receiver(thread->ctx.queue, &thread->done_receiver);
-        h2o_context_dispose(&thread->ctx);
-        h2o_evloop_run(thread->loop, 0); /* completes the closing of sockets */
-        h2o_evloop_destroy(thread->loop);
         store_disconnect(thread->conn);
+        thread->conn = NULL;
     }
-    h2o_config_dispose(&server->globalconf);
-    free(server->threads);
-    free(server->capability);
-    free(server);
+    last_server = server;
     return rc;
 }

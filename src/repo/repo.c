@@ -138,12 +138,12 @@ status_t repo_prepare_resource(repo_write_t *write, repo_action_t action, json_t
     if (action == REPO_UPDATE) {
         json_t *body_id = json_object_get(resource, "id");
         if (!body_id)
-            return err_set(err, ERR_INVALID, "id",
+            return err_set(err, ERR_INVALID, arena_printf(arena, "%s.id", type),
                            "the resource has no id: an update must carry the id of the URL "
                            "(\"%s\")",
                            id);
         if (!jv_is_string(body_id) || strcmp(json_string_value(body_id), id) != 0)
-            return err_set(err, ERR_INVALID, "id",
+            return err_set(err, ERR_INVALID, arena_printf(arena, "%s.id", type),
                            "the resource's id does not match the id in the URL (\"%s\")", id);
     }
     write->id = id ? arena_strdup(arena, id) : repo_new_id(arena);
@@ -258,6 +258,9 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
         .id = w->id,
         .version = version,
         .method = method,
+        .status = w->action == REPO_DELETE ? 204
+                  : w->created             ? 201
+                                           : 200,
         .json = json,
         .json_len = json_len,
     };
@@ -273,6 +276,7 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
     r->updated_us = store_txn_time_us(txn);
     r->last_updated = arena_strdup(w->arena, time_text);
     r->method = method;
+    r->status = put.status;
     r->deleted = w->action == REPO_DELETE;
     r->json = json;
     r->json_len = json_len;

@@ -32,16 +32,17 @@ enum {
 };
 
 static const char *const statement_sql[STMT__COUNT] = {
-    [STMT_READ_CURRENT] =
-        "SELECT v.version, v.seq, v.updated_us, v.last_updated, v.method, v.deleted, v.json "
-        "FROM resource r JOIN resource_version v ON v.seq = r.seq "
-        "WHERE r.type = ?1 AND r.id = ?2",
-    [STMT_READ_VERSION] = "SELECT version, seq, updated_us, last_updated, method, deleted, json "
-                          "FROM resource_version WHERE type = ?1 AND id = ?2 AND version = ?3",
+    [STMT_READ_CURRENT] = "SELECT v.version, v.seq, v.updated_us, v.last_updated, v.method, "
+                          "v.status, v.deleted, v.json "
+                          "FROM resource r JOIN resource_version v ON v.seq = r.seq "
+                          "WHERE r.type = ?1 AND r.id = ?2",
+    [STMT_READ_VERSION] =
+        "SELECT version, seq, updated_us, last_updated, method, status, deleted, json "
+        "FROM resource_version WHERE type = ?1 AND id = ?2 AND version = ?3",
     [STMT_CURRENT] = "SELECT version, deleted FROM resource WHERE type = ?1 AND id = ?2",
     [STMT_INSERT_VERSION] =
         "INSERT INTO resource_version (type, id, version, updated_us, last_updated, method, "
-        "deleted, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "deleted, json, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [STMT_UPSERT_CURRENT] =
         "INSERT INTO resource (type, id, version, seq, deleted) VALUES (?1, ?2, ?3, ?4, ?5) "
         "ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, seq = excluded.seq, "
@@ -106,6 +107,7 @@ static const char *const migrations[] = {
     "  updated_us INTEGER NOT NULL,"
     "  last_updated TEXT NOT NULL,"
     "  method TEXT NOT NULL,"
+    "  status INTEGER NOT NULL,"
     "  deleted INTEGER NOT NULL,"
     "  json TEXT,"
     "  UNIQUE (type, id, version)"
@@ -290,7 +292,7 @@ static const char *column_text(sqlite3_stmt *stmt, int column, arena_t *arena, s
     return arena_strndup(arena, (const char *)text, len);
 }
 
-/* Columns: version, seq, updated_us, last_updated, method, deleted, json (from offset 0). */
+/* Columns: version, seq, updated_us, last_updated, method, status, deleted, json. */
 static void row_to_version(sqlite3_stmt *stmt, int first, arena_t *arena, store_version_t *out)
 {
     out->version = sqlite3_column_int64(stmt, first + 0);
@@ -298,8 +300,9 @@ static void row_to_version(sqlite3_stmt *stmt, int first, arena_t *arena, store_
     out->updated_us = sqlite3_column_int64(stmt, first + 2);
     out->last_updated = column_text(stmt, first + 3, arena, NULL);
     out->method = column_text(stmt, first + 4, arena, NULL);
-    out->deleted = sqlite3_column_int(stmt, first + 5) != 0;
-    out->json = column_text(stmt, first + 6, arena, &out->json_len);
+    out->status = sqlite3_column_int(stmt, first + 5);
+    out->deleted = sqlite3_column_int(stmt, first + 6) != 0;
+    out->json = column_text(stmt, first + 7, arena, &out->json_len);
     if (!out->json)
         out->json_len = 0;
 }
@@ -341,12 +344,13 @@ static status_t sqlite_history(void *opaque, const store_history_query_t *q, are
     /* The WHERE clause is assembled from fixed fragments; every value is a bound parameter. */
     char sql[768];
     bool newer = q->after_seq > 0;
-    snprintf(sql, sizeof(sql),
-             "SELECT type, id, version, seq, updated_us, last_updated, method, deleted, json "
-             "FROM resource_version WHERE 1=1%s%s%s%s ORDER BY seq %s LIMIT ?6",
-             q->type ? " AND type = ?1" : "", q->id ? " AND id = ?2" : "",
-             q->since_us != INT64_MIN ? " AND updated_us >= ?3" : "",
-             newer ? " AND seq > ?5" : " AND seq < ?4", newer ? "ASC" : "DESC");
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT type, id, version, seq, updated_us, last_updated, method, status, deleted, json "
+        "FROM resource_version WHERE 1=1%s%s%s%s ORDER BY seq %s LIMIT ?6",
+        q->type ? " AND type = ?1" : "", q->id ? " AND id = ?2" : "",
+        q->since_us != INT64_MIN ? " AND updated_us >= ?3" : "",
+        newer ? " AND seq > ?5" : " AND seq < ?4", newer ? "ASC" : "DESC");
     sqlite3_stmt *stmt;
     int rc = sqlite3_prepare_v2(conn->handle, sql, -1, &stmt, NULL);
     if (rc != SQLITE_OK)
@@ -515,6 +519,7 @@ static status_t sqlite_put(void *opaque, const store_put_t *put, int64_t updated
         sqlite3_bind_null(stmt, 8);
     else
         sqlite3_bind_text(stmt, 8, put->json, (int)put->json_len, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 9, put->status);
     int rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);

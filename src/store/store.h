@@ -63,6 +63,7 @@ typedef struct {
     int64_t updated_us;       /* lastUpdated in microseconds since the epoch */
     const char *last_updated; /* lastUpdated as a FHIR instant */
     const char *method;       /* "POST", "PUT", "DELETE" (how the version was made) */
+    int status;               /* the HTTP status the write answered: 201, 200 or 204 */
     bool deleted;             /* a delete: json is NULL */
     const char *json;         /* the stored resource, meta included; NULL for a delete */
     size_t json_len;
@@ -142,6 +143,7 @@ typedef struct {
     const char *id;
     int64_t version;    /* must be current + 1 */
     const char *method; /* "POST", "PUT", "DELETE" */
+    int status;         /* the HTTP status of the write: 201 created, 200 updated, 204 deleted */
     const char *json;   /* the resource with meta filled in; NULL for a delete */
     size_t json_len;
 } store_put_t;

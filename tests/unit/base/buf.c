@@ -87,6 +87,9 @@ static void test_arena(void **state)
         *x = i;
         assert_int_equal((uintptr_t)x % _Alignof(max_align_t), 0);
     }
+    /* requests between the block size and the direct-block threshold fit their block */
+    for (size_t size = 1000; size < 20000; size += 1500)
+        memset(arena_alloc(&a, size), 0xAB, size);
     char *big = arena_zalloc(&a, 1 << 20);
     assert_int_equal(big[12345], 0);
     static int one = 1, ten = 10;
