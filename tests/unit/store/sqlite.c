@@ -299,7 +299,7 @@ static void test_faults_leave_database_intact(void **state)
         calls_left = 1000000;
         assert_int_equal(store__open_driver(&faulty, path, NULL, &store, &err), ERR_OK);
         calls_left = n;
-        char ids[4][8];
+        char ids[4][16];
         status_t results[4];
         for (int i = 0; i < 4; i++) {
             snprintf(ids[i], sizeof(ids[i]), "f%d", i);
