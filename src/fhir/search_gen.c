@@ -8,6 +8,7 @@
  * 1376 definitions kept, 24 left out; 1697 parameters on 146 resource types, 13 common.
  * By type: number 6, date 139, string 199, token 668, reference 517, composite 72, quantity 40, uri 55, special 1.
  * Expressions kept whole (they cannot be split by base):
+ *   none in this package
  * Definitions left out:
  *   http://hl7.org/fhir/SearchParameter/codesystem-extensions-CodeSystem-author (author): experimental, without a base
  *   http://hl7.org/fhir/SearchParameter/codesystem-extensions-CodeSystem-effective (effective): experimental, without a base
