@@ -34,7 +34,9 @@ LIB := $(BUILD)/libconcerto.a
 UNIT_SRC := $(wildcard tests/unit/*/*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all clean check run unit layers format-check
+FHIRPATH_SUITE := $(BUILD)/tests/fhir/fhirpath_suite
+
+.PHONY: all clean check run unit layers format-check fhirpath-suite
 all: $(BUILD)/concerto
 
 $(BUILD)/obj/%.o: src/%.c
@@ -52,7 +54,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -MMD -MP -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(FHIRPATH_SUITE)
+
+# The FHIRPath conformance suite: a driver binary and the runner that feeds it the cases.
+$(FHIRPATH_SUITE): tests/fhirpath/suite.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(LIB) $(LDLIBS)
+
+fhirpath-suite: $(FHIRPATH_SUITE)
+	/usr/bin/python3 tests/fhirpath/run-suite --binary $(FHIRPATH_SUITE)
+
 
 layers:
 	@tools/check-layers
@@ -66,4 +77,4 @@ run:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/obj/cli/main.d $(UNIT_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/cli/main.d $(UNIT_BIN:=.d) $(FHIRPATH_SUITE).d
