@@ -7,6 +7,12 @@
  * what a type may contain in JSON, including inherited ones (Resource.id, Element.extension,
  * ...), so a lookup never walks base types. Everything is static const data: pointers stay
  * valid for the life of the process and are never freed.
+ *
+ * Details of the model: inline elements of data types (Timing.repeat, typed Element) are
+ * backbone types too; a primitive type's elements are id and extension, what its "_name"
+ * object may hold; SimpleQuantity and MoneyQuantity (R4 profiles, not types) are kept as
+ * complex types based on Quantity; Resource.id is an id, as the R4 specification defines it
+ * (the 4.0.1 StructureDefinitions say string). docs/internals/fhir-defs.md has the rest.
  */
 #ifndef CONCERTO_FHIR_DEFS_H
 #define CONCERTO_FHIR_DEFS_H
@@ -57,6 +63,8 @@ struct fhir_valueset {
     size_t ncodes;
     const char *const *codes;   /* sorted (strcmp) */
     const char *const *systems; /* systems[i] is the code system of codes[i] */
+    const uint16_t *order;      /* order[k]: index in codes of the k-th code as the value set
+                                   lists it (for messages that show the allowed codes) */
 };
 
 /*
@@ -70,13 +78,22 @@ typedef struct {
     uint16_t ntypes;
     bool choice;
     bool summary;        /* isSummary in the definition (for _summary=true later) */
+    bool xml_attribute;  /* an XML attribute (Element.id, Extension.url): in JSON a plain
+                            value that cannot have a "_name" object */
     uint32_t min;        /* minimum cardinality */
     uint32_t max;        /* maximum cardinality; FHIR_MAX_MANY for "*" */
-    const fhir_valueset_t *binding; /* required binding on a code-ish element, or NULL */
+    const fhir_valueset_t *binding; /* required binding on a code, Coding or CodeableConcept;
+                                       NULL also when the package cannot expand the value set
+                                       (those are listed at the top of defs_gen.c) */
     const char *content_reference;  /* "#Questionnaire.item" style recursion: use `types` */
 } fhir_element_t;
 
 #define FHIR_MAX_MANY UINT32_MAX
+
+/* Limits the generator checks, so a user of the model can keep per-element state in fixed
+ * arrays: no type has more elements, or more choice elements, than these. */
+#define FHIR_MAX_ELEMENTS 256
+#define FHIR_MAX_CHOICES 16
 
 struct fhir_type {
     const char *name; /* "Patient", "HumanName", "Patient.contact", "string" */
@@ -87,9 +104,15 @@ struct fhir_type {
     size_t nelements;
 };
 
-/* Every concrete resource type, sorted by name. */
+/* Every concrete resource type, sorted by name: 146 in R4 4.0.1 (profiles such as vitalsigns
+ * are not types). */
 extern const fhir_type_t *const fhir_resource_types[];
 extern const size_t fhir_resource_type_count;
+
+/* Types that code treats specially (the validator). Never NULL. */
+extern const fhir_type_t *const fhir_type_resource;         /* Resource (abstract) */
+extern const fhir_type_t *const fhir_type_coding;           /* Coding */
+extern const fhir_type_t *const fhir_type_codeable_concept; /* CodeableConcept */
 
 /* A type by name: resource, data type, primitive, or backbone path. NULL when unknown. */
 const fhir_type_t *fhir_type_find(const char *name, size_t len);
@@ -99,7 +122,8 @@ const fhir_type_t *fhir_resource_type_find(const char *name, size_t len);
 /*
  * Finds what a JSON member name means in a type. For a plain element returns it with
  * *out_type set to its only type. For a choice element ("valueQuantity") returns the choice
- * element with *out_type set to the chosen type; NULL when the suffix names no allowed type.
+ * element with *out_type set to the chosen type; NULL when the suffix names no allowed type,
+ * and for a choice's bare base name ("value"), which is not a JSON member name.
  * The name must not start with '_' (strip it first for primitive extensions).
  */
 const fhir_element_t *fhir_element_find(const fhir_type_t *type, const char *name, size_t len,
