@@ -1,62 +1,42 @@
 /*
  * fhirpath_model.c - the FHIR type model as the engine sees it.
  *
- * The model data (defs.h, generated into defs_gen.c) is referenced weakly: a program linked
- * without it still evaluates expressions, typing nodes from the shape of their JSON (a JSON
- * boolean is a FHIR boolean, an object with resourceType is that resource, a choice element
- * is found by its suffix). With the data linked, element types, choice types and base types
- * come from the model and strict checks become possible.
+ * Element types, choice types and base types come from the generated model (defs.h). What
+ * the model does not describe (a resourceType it does not know, the value of an environment
+ * variable) is typed from the shape of its JSON: a JSON boolean is a FHIR boolean, an object
+ * with resourceType is that resource, a choice element is found by its suffix.
  */
 #include <string.h>
 
 #include "fhir/fhirpath_int.h"
 
-#pragma weak fhir_type_find
-#pragma weak fhir_resource_type_find
-#pragma weak fhir_element_find
-#pragma weak fhir_type_is_a
-
 bool fhirpath__model_available(void)
 {
-    const fhir_type_t *(*find)(const char *, size_t) = fhir_type_find;
-    return find != NULL;
+    return true;
 }
 
 const fhir_type_t *fhirpath__model_type(const char *name, size_t len)
 {
-    if (!fhirpath__model_available())
-        return NULL;
     return fhir_type_find(name, len);
 }
 
 const fhir_type_t *fhirpath__model_resource_type(const char *name, size_t len)
 {
-    const fhir_type_t *(*find)(const char *, size_t) = fhir_resource_type_find;
-    if (!find)
-        return NULL;
-    return find(name, len);
+    return fhir_resource_type_find(name, len);
 }
 
 const fhir_element_t *fhirpath__model_element(const fhir_type_t *type, const char *name,
                                               size_t len, const fhir_type_t **out_type)
 {
-    const fhir_element_t *(*find)(const fhir_type_t *, const char *, size_t,
-                                  const fhir_type_t **) = fhir_element_find;
     *out_type = NULL;
-    if (!find || !type)
+    if (!type)
         return NULL;
-    return find(type, name, len, out_type);
+    return fhir_element_find(type, name, len, out_type);
 }
 
 bool fhirpath__model_is_a(const fhir_type_t *type, const fhir_type_t *ancestor)
 {
-    bool (*is_a)(const fhir_type_t *, const fhir_type_t *) = fhir_type_is_a;
-    if (is_a)
-        return is_a(type, ancestor);
-    for (; type; type = type->base)
-        if (type == ancestor)
-            return true;
-    return false;
+    return fhir_type_is_a(type, ancestor);
 }
 
 const fhir_element_t *fhirpath__model_element_named(const fhir_type_t *type, const char *name,
