@@ -80,7 +80,8 @@ void *arena_alloc(arena_t *arena, size_t size)
     if (!b || b->size - b->used < size) {
         if (arena->block_size < MAX_BLOCK_)
             arena->block_size *= 2;
-        b = new_block(arena->block_size);
+        /* a request larger than the next block size gets a block that holds it */
+        b = new_block(arena->block_size < size ? size : arena->block_size);
         b->next = arena->blocks;
         arena->blocks = b;
     }
