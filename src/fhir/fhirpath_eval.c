@@ -43,6 +43,15 @@ void fhirpath__coll_push(fp_eval_t *ev, fp_coll_t *c, const fp_item_t *item)
     over_budget(ev);
 }
 
+bool fhirpath__coll_has(fp_eval_t *ev, const fp_coll_t *c, const fp_item_t *item)
+{
+    ev->work += c->count;
+    for (size_t i = 0; i < c->count; i++)
+        if (fhirpath__items_equal(&c->items[i], item) == 1)
+            return true;
+    return false;
+}
+
 void fhirpath__coll_append(fp_eval_t *ev, fp_coll_t *c, const fp_coll_t *more)
 {
     for (size_t i = 0; i < more->count; i++)
@@ -104,6 +113,17 @@ static const char *item_type_for_message(const fp_item_t *item)
     if (item->kind == FHIRPATH_NODE)
         return item->u.node->type_name ? item->u.node->type_name : "Element";
     return kind_name(item->kind);
+}
+
+status_t fhirpath__check_budget(fp_eval_t *ev, const fp_ast_t *node)
+{
+    if (ev->budget > FHIRPATH_MAX_ITEMS)
+        return fhirpath__fail(ev, node, "evaluation made more than %zu items",
+                              FHIRPATH_MAX_ITEMS);
+    if (ev->work > FHIRPATH_MAX_WORK)
+        return fhirpath__fail(ev, node, "evaluation needs more than %llu comparisons",
+                              (unsigned long long)FHIRPATH_MAX_WORK);
+    return ERR_OK;
 }
 
 /* ---- nodes ---- */
@@ -269,6 +289,13 @@ void fhirpath__member(fp_eval_t *ev, const fp_item_t *item, const char *name, si
                      NULL, false, out);
         return;
     }
+    if (node->type) {
+        /* "valueQuantity" is JSON, not a FHIRPath name: Observation.value is the element */
+        const fhir_type_t *chosen;
+        if (fhirpath__model_element(node->type, name, len, &chosen))
+            return;
+    }
+    /* content the model does not describe is still reachable by its JSON name */
     size_t before = out->count;
     member_nodes(ev, node, obj, name, len, NULL, NULL, NULL, false, out);
     if (out->count > before || node->type)
@@ -1112,12 +1139,9 @@ static status_t eval_logic(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_
     return ERR_OK;
 }
 
-static bool coll_contains(const fp_coll_t *c, const fp_item_t *item)
+static bool coll_contains(fp_eval_t *ev, const fp_coll_t *c, const fp_item_t *item)
 {
-    for (size_t i = 0; i < c->count; i++)
-        if (fhirpath__items_equal(&c->items[i], item) == 1)
-            return true;
-    return false;
+    return fhirpath__coll_has(ev, c, item);
 }
 
 static status_t eval_binary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *node,
@@ -1152,10 +1176,10 @@ static status_t eval_binary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast
         return eval_compare(ev, node, &l, &r, out);
     case FP_OP_UNION:
         for (size_t i = 0; i < l.count; i++)
-            if (!coll_contains(out, &l.items[i]))
+            if (!coll_contains(ev, out, &l.items[i]))
                 fhirpath__coll_push(ev, out, &l.items[i]);
         for (size_t i = 0; i < r.count; i++)
-            if (!coll_contains(out, &r.items[i]))
+            if (!coll_contains(ev, out, &r.items[i]))
                 fhirpath__coll_push(ev, out, &r.items[i]);
         return ERR_OK;
     case FP_OP_IN:
@@ -1167,7 +1191,7 @@ static status_t eval_binary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast
         if (needle->count > 1)
             return fhirpath__fail(ev, node, "'%s' expects a single item, got %zu",
                                   op_text(node->op), needle->count);
-        fhirpath__push_boolean(ev, out, coll_contains(hay, &needle->items[0]));
+        fhirpath__push_boolean(ev, out, coll_contains(ev, hay, &needle->items[0]));
         return ERR_OK;
     }
     default:
@@ -1331,9 +1355,8 @@ status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_as
                              const fp_coll_t *focus, fp_coll_t *out)
 {
     status_t rc = ERR_OK;
-    if (ev->budget > FHIRPATH_MAX_ITEMS)
-        return fhirpath__fail(ev, node, "evaluation made more than %zu items",
-                              FHIRPATH_MAX_ITEMS);
+    if ((rc = fhirpath__check_budget(ev, node)))
+        return rc;
     if (++ev->depth > FP_MAX_DEPTH * 4) {
         ev->depth--;
         return fhirpath__fail(ev, node, "evaluation nested too deeply");
@@ -1428,8 +1451,8 @@ status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_as
     }
     }
     ev->depth--;
-    if (!rc && ev->budget > FHIRPATH_MAX_ITEMS)
-        rc = fhirpath__fail(ev, node, "evaluation made more than %zu items", FHIRPATH_MAX_ITEMS);
+    if (!rc)
+        rc = fhirpath__check_budget(ev, node);
     return rc;
 }
 

@@ -112,13 +112,6 @@ static status_t arg_integer(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast
     return ERR_OK;
 }
 
-static bool coll_has(const fp_coll_t *c, const fp_item_t *item)
-{
-    for (size_t i = 0; i < c->count; i++)
-        if (fhirpath__items_equal(&c->items[i], item) == 1)
-            return true;
-    return false;
-}
 
 /* ---- existence ---- */
 
@@ -242,7 +235,7 @@ static status_t subset(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *c
     const fp_coll_t *small = superset ? &other : input, *big = superset ? input : &other;
     bool result = true;
     for (size_t i = 0; i < small->count && result; i++)
-        result = coll_has(big, &small->items[i]);
+        result = fhirpath__coll_has(ev, big, &small->items[i]);
     fhirpath__push_boolean(ev, out, result);
     return ERR_OK;
 }
@@ -270,7 +263,7 @@ FN(distinct)
     (void)frame;
     (void)call;
     for (size_t i = 0; i < input->count; i++)
-        if (!coll_has(out, &input->items[i]))
+        if (!fhirpath__coll_has(ev, out, &input->items[i]))
             fhirpath__coll_push(ev, out, &input->items[i]);
     return ERR_OK;
 }
@@ -313,8 +306,9 @@ FN(select)
 }
 
 /* Identity for repeat(): the same JSON node, or an equal System value. */
-static bool seen(const fp_coll_t *c, const fp_item_t *item)
+static bool seen(fp_eval_t *ev, const fp_coll_t *c, const fp_item_t *item)
 {
+    ev->work += c->count;
     for (size_t i = 0; i < c->count; i++) {
         const fp_item_t *o = &c->items[i];
         if (item->kind == FHIRPATH_NODE || o->kind == FHIRPATH_NODE) {
@@ -331,24 +325,23 @@ static bool seen(const fp_coll_t *c, const fp_item_t *item)
 FN(repeat)
 {
     fp_coll_t work = *input;
+    status_t rc;
     while (work.count) {
         fp_coll_t next;
         fhirpath__coll_init(&next);
         for (size_t i = 0; i < work.count; i++) {
             fp_coll_t c;
-            status_t rc = arg_for(ev, frame, call, 0, &work.items[i], i, &c);
-            if (rc)
+            if ((rc = arg_for(ev, frame, call, 0, &work.items[i], i, &c)))
                 return rc;
             for (size_t k = 0; k < c.count; k++) {
-                if (!seen(out, &c.items[k])) {
+                if (!seen(ev, out, &c.items[k])) {
                     fhirpath__coll_push(ev, out, &c.items[k]);
                     fhirpath__coll_push(ev, &next, &c.items[k]);
                 }
             }
         }
-        if (ev->budget > FHIRPATH_MAX_ITEMS)
-            return fhirpath__fail(ev, call, "repeat() made more than %zu items",
-                                  FHIRPATH_MAX_ITEMS);
+        if ((rc = fhirpath__check_budget(ev, call)))
+            return rc;
         work = next;
     }
     return ERR_OK;
@@ -459,7 +452,8 @@ FN(intersect)
     if (rc)
         return rc;
     for (size_t i = 0; i < input->count; i++)
-        if (coll_has(&other, &input->items[i]) && !coll_has(out, &input->items[i]))
+        if (fhirpath__coll_has(ev, &other, &input->items[i]) &&
+            !fhirpath__coll_has(ev, out, &input->items[i]))
             fhirpath__coll_push(ev, out, &input->items[i]);
     return ERR_OK;
 }
@@ -471,7 +465,7 @@ FN(exclude)
     if (rc)
         return rc;
     for (size_t i = 0; i < input->count; i++)
-        if (!coll_has(&other, &input->items[i]))
+        if (!fhirpath__coll_has(ev, &other, &input->items[i]))
             fhirpath__coll_push(ev, out, &input->items[i]);
     return ERR_OK;
 }
@@ -485,10 +479,10 @@ FN(union)
     if (rc)
         return rc;
     for (size_t i = 0; i < input->count; i++)
-        if (!coll_has(out, &input->items[i]))
+        if (!fhirpath__coll_has(ev, out, &input->items[i]))
             fhirpath__coll_push(ev, out, &input->items[i]);
     for (size_t i = 0; i < other.count; i++)
-        if (!coll_has(out, &other.items[i]))
+        if (!fhirpath__coll_has(ev, out, &other.items[i]))
             fhirpath__coll_push(ev, out, &other.items[i]);
     return ERR_OK;
 }

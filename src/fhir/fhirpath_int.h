@@ -270,7 +270,15 @@ struct fp_eval {
     fp_temporal_t now;   /* fixed for one evaluation */
     unsigned depth;
     size_t budget;       /* items produced; evaluation stops past FHIRPATH_MAX_ITEMS */
+    uint64_t work;       /* item comparisons; evaluation stops past FHIRPATH_MAX_WORK */
 };
+
+#define FHIRPATH_MAX_WORK ((uint64_t)50 * 1000 * 1000)
+
+/* An error once the evaluation has made too many items or comparisons. */
+status_t fhirpath__check_budget(fp_eval_t *ev, const fp_ast_t *node);
+/* An item equal (=) to item is in c; counts the comparisons against the budget. */
+bool fhirpath__coll_has(fp_eval_t *ev, const fp_coll_t *c, const fp_item_t *item);
 
 #define FP_MAX_DEPTH 200
 

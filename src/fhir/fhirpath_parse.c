@@ -486,11 +486,10 @@ static fp_ast_t *parse_number(parser_t *ps)
         n = literal(ps, at, FHIRPATH_INTEGER);
         int64_t v = 0;
         for (size_t i = 0; i < len; i++) {
-            if (v > (INT64_MAX - 9) / 10) {
+            if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, at[i] - '0', &v)) {
                 fail_at(ps, at, "integer literal out of range");
                 return NULL;
             }
-            v = v * 10 + (at[i] - '0');
         }
         n->literal.u.integer = v;
     }

@@ -12,8 +12,9 @@
 
 enum { DIM_M, DIM_G, DIM_S, DIM_RAD, DIM_K, DIM_C, DIM_CD, DIM_MOL, DIM_IU, DIM_CALMONTH, NDIM };
 
+/* A unit as factor (num / den, kept apart so conversions stay exact) times base dimensions. */
 typedef struct {
-    fp_decimal_t factor;
+    fp_decimal_t num, den;
     int8_t dim[NDIM];
     int special; /* 1 Cel, 2 [degF]: offset scales, only alone */
 } canon_t;
@@ -122,20 +123,31 @@ static fp_decimal_t dec(const char *text)
     return d;
 }
 
-/* factor *= other^exp; false on overflow */
-static bool scale_by(canon_t *c, fp_decimal_t other, int exp)
+static void canon_unity(canon_t *c)
 {
-    fp_decimal_t one = {1, 0};
+    memset(c, 0, sizeof(*c));
+    c->num = fhirpath__decimal_from_int(1);
+    c->den = fhirpath__decimal_from_int(1);
+}
+
+static bool mul_into(fp_decimal_t *acc, fp_decimal_t by)
+{
+    fp_decimal_t r;
+    if (!fhirpath__decimal_mul(*acc, by, &r))
+        return false;
+    *acc = fhirpath__decimal_trim(r, 0);
+    return true;
+}
+
+/* factor *= (num / den)^exp; false on overflow */
+static bool scale_by(canon_t *c, fp_decimal_t num, fp_decimal_t den, int exp)
+{
     int n = exp < 0 ? -exp : exp;
     for (int i = 0; i < n; i++) {
-        fp_decimal_t r;
-        bool ok = exp > 0 ? fhirpath__decimal_mul(c->factor, other, &r)
-                          : fhirpath__decimal_div(c->factor, other, 26, &r);
-        if (!ok)
+        if (!mul_into(exp > 0 ? &c->num : &c->den, num) ||
+            !mul_into(exp > 0 ? &c->den : &c->num, den))
             return false;
-        c->factor = fhirpath__decimal_trim(r, 0);
     }
-    (void)one;
     return true;
 }
 
@@ -151,8 +163,8 @@ static const atom_t *atom_find(const char *s, size_t n)
 
 static bool atom_canon(const atom_t *a, canon_t *out, int depth)
 {
-    memset(out, 0, sizeof(*out));
-    out->factor = dec(a->factor);
+    canon_unity(out);
+    out->num = dec(a->factor);
     if (!a->definition) {
         out->dim[a->base] = 1;
         return true;
@@ -163,7 +175,7 @@ static bool atom_canon(const atom_t *a, canon_t *out, int depth)
         return false;
     for (int i = 0; i < NDIM; i++)
         out->dim[i] = def.dim[i];
-    if (!scale_by(out, def.factor, 1))
+    if (!scale_by(out, def.num, def.den, 1))
         return false;
     if (strcmp(a->code, "Cel") == 0)
         out->special = 1;
@@ -182,8 +194,8 @@ static bool symbol_canon(const char *s, size_t n, canon_t *out, int depth)
         if (s[i] < '0' || s[i] > '9')
             all_digits = false;
     if (all_digits) {
-        memset(out, 0, sizeof(*out));
-        return fhirpath__decimal_parse(s, n, &out->factor);
+        canon_unity(out);
+        return fhirpath__decimal_parse(s, n, &out->num);
     }
     if (n > 3 && memcmp(s, "10", 2) == 0 && (s[2] == '*' || s[2] == '^')) {
         int e = 0;
@@ -198,9 +210,8 @@ static bool symbol_canon(const char *s, size_t n, canon_t *out, int depth)
                 return false;
             e = e * 10 + (s[i] - '0');
         }
-        memset(out, 0, sizeof(*out));
-        out->factor = dec("1");
-        return scale_by(out, dec("10"), negative ? -e : e);
+        canon_unity(out);
+        return scale_by(out, dec("10"), dec("1"), negative ? -e : e);
     }
     const atom_t *a = atom_find(s, n);
     if (a)
@@ -212,7 +223,7 @@ static bool symbol_canon(const char *s, size_t n, canon_t *out, int depth)
             if (a && a->metric) {
                 if (!atom_canon(a, out, depth) || out->special)
                     return false;
-                return scale_by(out, dec(prefixes[i].factor), 1);
+                return scale_by(out, dec(prefixes[i].factor), dec("1"), 1);
             }
         }
     }
@@ -242,8 +253,7 @@ static bool parse_component(const char **p, const char *end, canon_t *out, int d
         skip_annotation(p, end);
         if ((*p)[-1] != '}' || *p - start < 2)
             return false;
-        memset(out, 0, sizeof(*out));
-        out->factor = dec("1");
+        canon_unity(out);
         return true;
     } else {
         const char *start = *p;
@@ -292,12 +302,11 @@ static bool parse_component(const char **p, const char *end, canon_t *out, int d
             return false;
         if (exponent != 1 && sym.special)
             return false;
-        memset(out, 0, sizeof(*out));
-        out->factor = dec("1");
+        canon_unity(out);
         out->special = sym.special;
         for (int i = 0; i < NDIM; i++)
             out->dim[i] = (int8_t)(sym.dim[i] * exponent);
-        if (!scale_by(out, sym.factor, exponent))
+        if (!scale_by(out, sym.num, sym.den, exponent))
             return false;
     }
     if (*p < end && **p == '{')
@@ -311,13 +320,12 @@ static bool combine(canon_t *acc, const canon_t *c, bool divide)
         acc->dim[i] = (int8_t)(acc->dim[i] + (divide ? -c->dim[i] : c->dim[i]));
     if (c->special || acc->special)
         acc->special = -1; /* offset units cannot be combined */
-    return scale_by(acc, c->factor, divide ? -1 : 1);
+    return scale_by(acc, c->num, c->den, divide ? -1 : 1);
 }
 
 static bool parse_term(const char **p, const char *end, canon_t *out, int depth)
 {
-    memset(out, 0, sizeof(*out));
-    out->factor = dec("1");
+    canon_unity(out);
     bool divide = false;
     if (*p < end && **p == '/') {
         divide = true;
@@ -347,8 +355,7 @@ static bool ucum_canon(const char *unit, size_t len, canon_t *out)
 {
     const char *p = unit, *end = unit + len;
     if (len == 0) {
-        memset(out, 0, sizeof(*out));
-        out->factor = dec("1");
+        canon_unity(out);
         return true;
     }
     if (!parse_term(&p, end, out, 0) || p != end || out->special < 0)
@@ -398,29 +405,58 @@ static bool quantity_canon(const fp_quantity_t *q, bool equivalent, canon_t *out
     if (unit < 0)
         return false;
     if ((unit == FP_PREC_YEAR || unit == FP_PREC_MONTH) && !equivalent) {
-        memset(out, 0, sizeof(*out));
+        canon_unity(out);
         out->dim[DIM_CALMONTH] = 1;
-        out->factor = fhirpath__decimal_from_int(unit == FP_PREC_YEAR ? 12 : 1);
+        out->num = fhirpath__decimal_from_int(unit == FP_PREC_YEAR ? 12 : 1);
         return true;
     }
     return ucum_canon(ucum[unit], strlen(ucum[unit]), out);
 }
 
-/* value in canonical units; false on overflow */
-static bool to_canonical(const fp_quantity_t *q, const canon_t *c, fp_decimal_t *out)
+/* The value in canonical units as a fraction *out_num / *out_den; false on overflow. */
+static bool to_canonical(const fp_quantity_t *q, const canon_t *c, fp_decimal_t *out_num,
+                         fp_decimal_t *out_den)
 {
     fp_decimal_t v = q->value;
-    if (c->special == 1) {
-        return fhirpath__decimal_add(v, dec("273.15"), out);
-    }
+    *out_den = fhirpath__decimal_from_int(1);
+    if (c->special == 1)
+        return fhirpath__decimal_add(v, dec("273.15"), out_num);
     if (c->special == 2) {
+        /* (F + 459.67) * 5 / 9 */
         fp_decimal_t t;
-        if (!fhirpath__decimal_add(v, dec("459.67"), &t))
-            return false;
-        return fhirpath__decimal_div(fhirpath__decimal_neg(fhirpath__decimal_neg(t)), dec("1.8"),
-                                     20, out);
+        *out_den = fhirpath__decimal_from_int(9);
+        return fhirpath__decimal_add(v, dec("459.67"), &t) &&
+               fhirpath__decimal_mul(t, fhirpath__decimal_from_int(5), out_num);
     }
-    return fhirpath__decimal_mul(v, c->factor, out);
+    *out_den = c->den;
+    return fhirpath__decimal_mul(v, c->num, out_num);
+}
+
+/* The canonical value as one decimal (for rounding to a precision). */
+static bool canonical_value(const fp_quantity_t *q, const canon_t *c, fp_decimal_t *out)
+{
+    fp_decimal_t num, den;
+    if (!to_canonical(q, c, &num, &den))
+        return false;
+    return fhirpath__decimal_div(num, den, 20, out);
+}
+
+/* Compares the canonical values of a and b exactly (cross-multiplied). */
+static bool canonical_cmp(const fp_quantity_t *a, const canon_t *ca, const fp_quantity_t *b,
+                          const canon_t *cb, int *out)
+{
+    fp_decimal_t an, ad, bn, bd, left, right;
+    if (!to_canonical(a, ca, &an, &ad) || !to_canonical(b, cb, &bn, &bd))
+        return false;
+    if (fhirpath__decimal_mul(an, bd, &left) && fhirpath__decimal_mul(bn, ad, &right)) {
+        *out = fhirpath__decimal_cmp(left, right);
+        return true;
+    }
+    fp_decimal_t va, vb;
+    if (!fhirpath__decimal_div(an, ad, 20, &va) || !fhirpath__decimal_div(bn, bd, 20, &vb))
+        return false;
+    *out = fhirpath__decimal_cmp(va, vb);
+    return true;
 }
 
 static bool same_dims(const canon_t *a, const canon_t *b)
@@ -434,15 +470,18 @@ int fhirpath__quantity_equal(const fp_quantity_t *a, const fp_quantity_t *b, boo
     if (!quantity_canon(a, equivalent, &ca) || !quantity_canon(b, equivalent, &cb) ||
         !same_dims(&ca, &cb))
         return -1;
-    fp_decimal_t va, vb;
-    if (!to_canonical(a, &ca, &va) || !to_canonical(b, &cb, &vb))
-        return -1;
     if (equivalent) {
+        fp_decimal_t va, vb;
+        if (!canonical_value(a, &ca, &va) || !canonical_value(b, &cb, &vb))
+            return -1;
         int scale = va.scale < vb.scale ? va.scale : vb.scale;
-        va = fhirpath__decimal_round(va, scale);
-        vb = fhirpath__decimal_round(vb, scale);
+        return fhirpath__decimal_cmp(fhirpath__decimal_round(va, scale),
+                                     fhirpath__decimal_round(vb, scale)) == 0;
     }
-    return fhirpath__decimal_cmp(va, vb) == 0;
+    int c;
+    if (!canonical_cmp(a, &ca, b, &cb, &c))
+        return -1;
+    return c == 0;
 }
 
 fp_cmp_t fhirpath__quantity_compare(const fp_quantity_t *a, const fp_quantity_t *b)
@@ -450,10 +489,10 @@ fp_cmp_t fhirpath__quantity_compare(const fp_quantity_t *a, const fp_quantity_t 
     canon_t ca, cb;
     if (!quantity_canon(a, false, &ca) || !quantity_canon(b, false, &cb) || !same_dims(&ca, &cb))
         return FP_CMP_UNKNOWN;
-    fp_decimal_t va, vb;
-    if (!to_canonical(a, &ca, &va) || !to_canonical(b, &cb, &vb))
+    int c;
+    if (!canonical_cmp(a, &ca, b, &cb, &c))
         return FP_CMP_UNKNOWN;
-    return (fp_cmp_t)fhirpath__decimal_cmp(va, vb);
+    return (fp_cmp_t)c;
 }
 
 bool fhirpath__quantity_add(const fp_quantity_t *a, const fp_quantity_t *b, bool subtract,
@@ -468,9 +507,11 @@ bool fhirpath__quantity_add(const fp_quantity_t *a, const fp_quantity_t *b, bool
         if (!quantity_canon(a, false, &ca) || !quantity_canon(b, false, &cb) ||
             !same_dims(&ca, &cb) || ca.special || cb.special)
             return false;
-        fp_decimal_t canonical;
-        if (!to_canonical(b, &cb, &canonical) ||
-            !fhirpath__decimal_div(canonical, ca.factor, 20, &bv))
+        /* b in a's unit: b.value * b.num * a.den / (b.den * a.num) */
+        fp_decimal_t bn, bd, top, bottom;
+        if (!to_canonical(b, &cb, &bn, &bd) || !fhirpath__decimal_mul(bn, ca.den, &top) ||
+            !fhirpath__decimal_mul(bd, ca.num, &bottom) ||
+            !fhirpath__decimal_div(top, bottom, 20, &bv))
             return false;
         int keep = a->value.scale > b->value.scale ? a->value.scale : b->value.scale;
         bv = fhirpath__decimal_trim(bv, keep);
