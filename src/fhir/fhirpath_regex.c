@@ -2,7 +2,9 @@
  * fhirpath_regex.c - regular expressions for matches() and replaceMatches() over POSIX
  * <regex.h> (extended syntax). The PCRE-style escapes that FHIR expressions use (\d \w \s
  * and their negations, inside and outside brackets) and non-capturing groups are rewritten
- * into their POSIX forms before compiling; everything else is passed through.
+ * into their POSIX forms before compiling; everything else is passed through. What glibc
+ * would run in exponential time (stacked quantifiers, back-references, large repeat
+ * counts) is refused with an error, since patterns may come from stored rules.
  */
 #include <regex.h>
 #include <stdlib.h>
@@ -15,11 +17,21 @@ struct fp_regex {
     regex_t re;
 };
 
-static void translate(const char *p, size_t n, buf_t *out)
+#define MAX_PATTERN 1024
+#define MAX_REPEAT 100
+
+/* Rewrites pattern into POSIX ERE; returns an error text for what POSIX cannot take safely:
+ * stacked quantifiers ("a++", undefined in ERE and exponential in glibc), back-references
+ * and large repeat counts. */
+static const char *translate(const char *p, size_t n, buf_t *out)
 {
     bool in_bracket = false;
+    bool after_quantifier = false; /* the last thing written was a quantifier */
+    if (n > MAX_PATTERN)
+        return "pattern is too long";
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
+        bool quantifier = false;
         if (c == '\\' && i + 1 < n) {
             char e = p[++i];
             const char *inside = NULL, *outside = NULL;
@@ -30,11 +42,13 @@ static void translate(const char *p, size_t n, buf_t *out)
             case 'W': outside = "[^A-Za-z0-9_]"; break;
             case 's': inside = "[:space:]"; outside = "[[:space:]]"; break;
             case 'S': outside = "[^[:space:]]"; break;
-            case 'n': buf_addch(out, '\n'); continue;
-            case 't': buf_addch(out, '\t'); continue;
-            case 'r': buf_addch(out, '\r'); continue;
+            case 'n': buf_addch(out, '\n'); after_quantifier = false; continue;
+            case 't': buf_addch(out, '\t'); after_quantifier = false; continue;
+            case 'r': buf_addch(out, '\r'); after_quantifier = false; continue;
             default: break;
             }
+            if (!in_bracket && e >= '1' && e <= '9')
+                return "back-references are not supported";
             if (in_bracket && inside) {
                 buf_addstr(out, inside);
             } else if (!in_bracket && outside) {
@@ -46,44 +60,88 @@ static void translate(const char *p, size_t n, buf_t *out)
                 buf_addch(out, '\\');
                 buf_addch(out, e);
             }
+            after_quantifier = false;
             continue;
         }
-        if (!in_bracket && c == '[') {
+        if (in_bracket) {
+            if (c == '[' && i + 1 < n && (p[i + 1] == ':' || p[i + 1] == '.' || p[i + 1] == '=')) {
+                char kind = p[i + 1];
+                size_t j = i + 2;
+                while (j + 1 < n && !(p[j] == kind && p[j + 1] == ']'))
+                    j++;
+                if (j + 1 < n) {
+                    buf_add(out, p + i, j + 2 - i);
+                    i = j + 1;
+                    continue;
+                }
+            }
+            if (c == ']')
+                in_bracket = false;
+            buf_addch(out, c);
+            continue;
+        }
+        if (c == '[') {
             in_bracket = true;
             buf_addch(out, c);
             if (i + 1 < n && p[i + 1] == '^')
                 buf_addch(out, p[++i]);
             if (i + 1 < n && p[i + 1] == ']')
                 buf_addch(out, p[++i]);
+            after_quantifier = false;
             continue;
         }
-        if (in_bracket && c == '[' && i + 1 < n && p[i + 1] == ':') {
-            const char *close = strstr(p + i, ":]");
-            if (close && close < p + n) {
-                buf_add(out, p + i, (size_t)(close + 2 - (p + i)));
-                i = (size_t)(close + 1 - p);
+        if (c == '(' && i + 2 < n && p[i + 1] == '?' && p[i + 2] == ':') {
+            buf_addch(out, '(');
+            i += 2;
+            after_quantifier = false;
+            continue;
+        }
+        if (c == '*' || c == '+' || c == '?') {
+            if (after_quantifier) {
+                if (c == '?')
+                    continue; /* a lazy quantifier matches the same strings greedily */
+                return "stacked quantifiers are not supported";
+            }
+            quantifier = true;
+        } else if (c == '{') {
+            size_t j = i + 1;
+            long count = 0;
+            bool digits = false;
+            for (; j < n && (p[j] == ',' || (p[j] >= '0' && p[j] <= '9')); j++) {
+                if (p[j] == ',') {
+                    count = 0;
+                    continue;
+                }
+                digits = true;
+                count = count * 10 + (p[j] - '0');
+                if (count > MAX_REPEAT)
+                    return "repeat counts above 100 are not supported";
+            }
+            if (digits && j < n && p[j] == '}') {
+                if (after_quantifier)
+                    return "stacked quantifiers are not supported";
+                buf_add(out, p + i, j + 1 - i);
+                i = j;
+                after_quantifier = true;
                 continue;
             }
         }
-        if (in_bracket && c == ']') {
-            in_bracket = false;
-            buf_addch(out, c);
-            continue;
-        }
-        if (!in_bracket && c == '(' && i + 2 < n && p[i + 1] == '?' && p[i + 2] == ':') {
-            buf_addch(out, '(');
-            i += 2;
-            continue;
-        }
         buf_addch(out, c);
+        after_quantifier = quantifier;
     }
+    return NULL;
 }
 
 fp_regex_t *fhirpath__regex_compile(const char *pattern, size_t len, arena_t *arena,
                                     const char **out_error)
 {
     buf_t b = BUF_INIT;
-    translate(pattern, len, &b);
+    const char *unsupported = translate(pattern, len, &b);
+    if (unsupported) {
+        buf_release(&b);
+        *out_error = unsupported;
+        return NULL;
+    }
     fp_regex_t *re = xmalloc(sizeof(*re));
     int rc = regcomp(&re->re, b.ptr, REG_EXTENDED);
     buf_release(&b);

@@ -677,6 +677,21 @@ static void test_limits(void **state)
     EXPECT("'x'.repeat('x')", "[\"x\"]");
 }
 
+/* Inputs the fuzzer (tests/fuzz/fhirpath.c) found, kept as regressions. */
+static void test_fuzz_findings(void **state)
+{
+    (void)state;
+    /* stacked quantifiers made glibc's matcher run for minutes */
+    expect_prefix("'EANYCOUTODECIMI#ES'.replaceMatches('(\\\\w+++++++++++++++++++) (\\\\w+)', '(2 $1')",
+                  "error: could not evaluate FHIRPath at column 37: invalid regular expression "
+                  "\"(\\w+++++++++++++++++++) (\\w+)\": stacked quantifiers are not supported");
+    EXPECT("'ab'.matches('a+?b')", "[true]");
+    expect_prefix("'aa'.matches('(a)\\\\1')", "error: could not evaluate FHIRPath at column 14: "
+                                            "invalid regular expression");
+    expect_prefix("'a'.matches('a{1000}')", "error: could not evaluate FHIRPath at column 13: "
+                                           "invalid regular expression");
+}
+
 typedef struct {
     const fhirpath_t *expr;
     json_t *resource;
@@ -744,6 +759,7 @@ int main(void)
         cmocka_unit_test_teardown(test_nodes_and_rendering, check_mismatches),
         cmocka_unit_test_teardown(test_check, check_mismatches),
         cmocka_unit_test_teardown(test_limits, check_mismatches),
+        cmocka_unit_test_teardown(test_fuzz_findings, check_mismatches),
         cmocka_unit_test_teardown(test_threads, check_mismatches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
