@@ -36,7 +36,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 FHIRPATH_SUITE := $(BUILD)/tests/fhir/fhirpath_suite
 
-.PHONY: all clean check run unit layers format-check fhirpath-suite
+.PHONY: all clean check run unit layers format-check fhirpath-suite fuzz-fhirpath bench-fhirpath
 all: $(BUILD)/concerto
 
 $(BUILD)/obj/%.o: src/%.c
@@ -63,6 +63,21 @@ $(FHIRPATH_SUITE): tests/fhirpath/suite.c $(LIB)
 
 fhirpath-suite: $(FHIRPATH_SUITE)
 	/usr/bin/python3 tests/fhirpath/run-suite --binary $(FHIRPATH_SUITE)
+
+# libFuzzer harness (clang): build/fuzz/fhirpath tests/fuzz/corpus/fhirpath
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=undefined $(WARN) -Wno-format-nonliteral
+FUZZ_SRC := $(wildcard src/base/*.c src/fhir/*.c)
+fuzz-fhirpath: build/fuzz/fhirpath
+build/fuzz/fhirpath: tests/fuzz/fhirpath.c $(FUZZ_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^ -ljansson -lm
+
+# Evaluations per second of typical search-parameter expressions (always an optimised build).
+bench-fhirpath: build/bench/fhirpath
+build/bench/fhirpath: bench/fhirpath.c build/libconcerto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O2 -g -o $@ $< build/libconcerto.a $(LDLIBS)
 
 
 layers:
