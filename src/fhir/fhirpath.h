@@ -48,7 +48,7 @@ const char *fhirpath_text(const fhirpath_t *expr);
  * Checks an expression against the FHIR model for a context of type `type_name` ("Patient"):
  * each path step must name an element of the types that can reach it, a type root must be
  * the context's type, and a cast must name a type the path can have. Returns 0, or
- * ERR_INVALID with a message naming the step. Without model data linked it checks nothing.
+ * ERR_INVALID with a message naming the step, or when type_name is not a FHIR type.
  */
 status_t fhirpath_check(const fhirpath_t *expr, const char *type_name, unsigned options,
                         err_t *err);

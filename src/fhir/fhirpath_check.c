@@ -237,7 +237,7 @@ static status_t check(checker_t *c, const fp_ast_t *node, const tset_t *this_set
 status_t fhirpath_check(const fhirpath_t *expr, const char *type_name, unsigned options,
                         err_t *err)
 {
-    if (!fhirpath__model_available() || !type_name)
+    if (!type_name)
         return ERR_OK;
     const fhir_type_t *type = fhirpath__model_type(type_name, strlen(type_name));
     if (!type)

@@ -487,33 +487,6 @@ const char *fhirpath__string_of(const fp_item_t *item, size_t *out_len)
     return v.u.string.ptr;
 }
 
-/* A JSON string node whose type is unknown may stand for a date, a time or a number. */
-static bool untyped_string(const fp_item_t *item)
-{
-    return item->kind == FHIRPATH_NODE && !item->u.node->type &&
-           (!item->u.node->type_name || strcmp(item->u.node->type_name, "string") == 0) &&
-           jv_is_string(item->u.node->json) && !fhirpath__model_available();
-}
-
-/* Converts an untyped string to the kind of the other operand where its text allows. */
-static void coerce_untyped(const fp_item_t *raw, fp_item_t *v, int other_kind)
-{
-    if (!untyped_string(raw))
-        return;
-    const char *s = v->u.string.ptr;
-    size_t len = v->u.string.len;
-    fp_temporal_t t;
-    if (other_kind == FHIRPATH_DATE || other_kind == FHIRPATH_DATETIME) {
-        if (fhirpath__datetime_parse(s, len, &t)) {
-            v->kind = memchr(s, 'T', len) ? FHIRPATH_DATETIME : FHIRPATH_DATE;
-            v->u.temporal = t;
-        }
-    } else if (other_kind == FHIRPATH_TIME && fhirpath__time_parse(s, len, &t)) {
-        v->kind = FHIRPATH_TIME;
-        v->u.temporal = t;
-    }
-}
-
 static bool is_numeric(int kind)
 {
     return kind == FHIRPATH_INTEGER || kind == FHIRPATH_DECIMAL;
@@ -572,8 +545,6 @@ int fhirpath__items_equal(const fp_item_t *a, const fp_item_t *b)
             return 1;
         return na->json && nb->json && json_equal(na->json, nb->json);
     }
-    coerce_untyped(a, &x, y.kind);
-    coerce_untyped(b, &y, x.kind);
     if (is_numeric(x.kind) && is_numeric(y.kind)) {
         if (x.kind == FHIRPATH_INTEGER && y.kind == FHIRPATH_INTEGER)
             return x.u.integer == y.u.integer;
@@ -612,8 +583,6 @@ bool fhirpath__items_equivalent(const fp_item_t *a, const fp_item_t *b)
             return false;
         return json_equivalent(x.u.node->json, y.u.node->json);
     }
-    coerce_untyped(a, &x, y.kind);
-    coerce_untyped(b, &y, x.kind);
     if (is_numeric(x.kind) && is_numeric(y.kind)) {
         fp_decimal_t dx = as_decimal(&x), dy = as_decimal(&y);
         int scale = dx.scale < dy.scale ? dx.scale : dy.scale;
@@ -766,7 +735,8 @@ bool fhirpath__is_type(const fp_item_t *item, const fp_typespec_t *type)
             return false;
         if (strcmp(node->type_name, type->name) == 0)
             return true;
-        /* without the model: resources are Resources, quantities' profiles are Quantities */
+        /* a type the model does not know: resources are Resources, profiles of Quantity are
+         * Quantities */
         if (json_is_object(node->json) && json_object_get(node->json, "resourceType"))
             return strcmp(type->name, "Resource") == 0 || strcmp(type->name, "DomainResource") == 0;
         return strcmp(type->name, "Quantity") == 0 && fhirpath__is_quantity_type(node->type_name);
@@ -888,10 +858,6 @@ static status_t eval_compare(fp_eval_t *ev, const fp_ast_t *node, const fp_coll_
     if (!a || !b)
         return ERR_OK;
     fp_item_t x = *a, y = *b;
-    if (l->count)
-        coerce_untyped(&l->items[0], &x, y.kind);
-    if (r->count)
-        coerce_untyped(&r->items[0], &y, x.kind);
     fp_cmp_t c;
     if (is_numeric(x.kind) && is_numeric(y.kind)) {
         c = (fp_cmp_t)fhirpath__decimal_cmp(as_decimal(&x), as_decimal(&y));

@@ -1736,13 +1736,7 @@ FN(conformsTo)
         return rc;
     size_t bl = strlen(SD_BASE);
     const char *type_name = un > bl && strncmp(url, SD_BASE, bl) == 0 ? url + bl : NULL;
-    bool known = type_name && (!fhirpath__model_available() ||
-                               fhirpath__model_type(type_name, strlen(type_name)));
-    if (type_name && !fhirpath__model_available()) {
-        known = type_name[0] >= 'A' && type_name[0] <= 'Z';
-        for (const char *p = type_name; *p && known; p++)
-            known = isalnum((unsigned char)*p);
-    }
+    bool known = type_name && fhirpath__model_type(type_name, strlen(type_name));
     if (!known)
         return fhirpath__fail(ev, call->args[0],
                               "cannot check conformance to \"%s\": only the base definitions "

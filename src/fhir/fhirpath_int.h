@@ -323,9 +323,8 @@ void fhirpath__member(fp_eval_t *ev, const fp_item_t *item, const char *name, si
 const fp_node_t *fhirpath__root_node(fp_eval_t *ev, json_t *json, const char *name);
 status_t fhirpath__now(fp_eval_t *ev, fp_temporal_t *out);
 
-/* ---- the model (fhirpath_model.c): defs.h when linked, JSON shapes otherwise ---- */
+/* ---- the model (fhirpath_model.c): defs.h, and JSON shapes where it says nothing ---- */
 
-bool fhirpath__model_available(void);
 const fhir_type_t *fhirpath__model_type(const char *name, size_t len);
 const fhir_type_t *fhirpath__model_resource_type(const char *name, size_t len);
 const fhir_element_t *fhirpath__model_element(const fhir_type_t *type, const char *name,

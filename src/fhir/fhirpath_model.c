@@ -10,11 +10,6 @@
 
 #include "fhir/fhirpath_int.h"
 
-bool fhirpath__model_available(void)
-{
-    return true;
-}
-
 const fhir_type_t *fhirpath__model_type(const char *name, size_t len)
 {
     return fhir_type_find(name, len);

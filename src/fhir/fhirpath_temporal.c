@@ -264,13 +264,6 @@ static int field(const fp_temporal_t *v, int precision)
     }
 }
 
-static int first_precision(const fp_temporal_t *v)
-{
-    /* a Time has no date fields: it is recognised by its caller passing both as times */
-    (void)v;
-    return FP_PREC_YEAR;
-}
-
 fp_cmp_t fhirpath__temporal_compare(const fp_temporal_t *a, const fp_temporal_t *b)
 {
     fp_temporal_t x = *a, y = *b;
@@ -281,7 +274,8 @@ fp_cmp_t fhirpath__temporal_compare(const fp_temporal_t *a, const fp_temporal_t 
     int pa = x.precision > FP_PREC_SECOND ? FP_PREC_SECOND : x.precision;
     int pb = y.precision > FP_PREC_SECOND ? FP_PREC_SECOND : y.precision;
     int common = pa < pb ? pa : pb;
-    for (int p = first_precision(&x); p <= common; p++) {
+    /* a Time's date fields are zero in both values, so they compare equal */
+    for (int p = FP_PREC_YEAR; p <= common; p++) {
         int fa = field(&x, p), fb = field(&y, p);
         if (fa != fb)
             return fa < fb ? FP_CMP_LT : FP_CMP_GT;
