@@ -15,18 +15,21 @@
 
 typedef __int128 i128;
 
-static i128 pow10_(int n)
-{
-    i128 p = 1;
-    while (n-- > 0)
-        p *= 10;
-    return p;
-}
-
 /* 10^38, the bound of a coefficient */
 static i128 limit_(void)
 {
     return (i128)10000000000000000000ULL * (i128)10000000000000000000ULL;
+}
+
+/* 10^n, saturated at 10^38 (which no coefficient reaches, so a product with it overflows) */
+static i128 pow10_(int n)
+{
+    if (n >= 38)
+        return limit_();
+    i128 p = 1;
+    while (n-- > 0)
+        p *= 10;
+    return p;
 }
 
 static i128 abs_(i128 v)

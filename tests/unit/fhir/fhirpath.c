@@ -688,6 +688,10 @@ static void test_fuzz_findings(void **state)
     EXPECT("'ab'.matches('a+?b')", "[true]");
     expect_prefix("'aa'.matches('(a)\\\\1')", "error: could not evaluate FHIRPath at column 14: "
                                             "invalid regular expression");
+    /* a quotient whose scaling passed 10^38 overflowed the power of ten itself */
+    EXPECT("-0.1 / -0.92233720368547758071", "[0.10842021724855044]");
+    EXPECT("0.000000000000000000000000000001 / 12345678901234567890.0", "[0.000000000000000000000000000000]");
+    EXPECT("'1e40'.toDecimal()", "[]");
     expect_prefix("'a'.matches('a{1000}')", "error: could not evaluate FHIRPath at column 13: "
                                            "invalid regular expression");
 }
