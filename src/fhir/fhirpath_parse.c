@@ -4,8 +4,8 @@
  * Recursive descent with precedence climbing over the FHIRPath 2.0 grammar. Literals are
  * turned into values and function names into table entries here, once, so evaluation never
  * looks at text again. The operator precedence is that of the grammar except that `is`/`as`
- * bind below `|` and the comparisons (as the published test suite and the reference engines
- * read `1 > 2 is Boolean`). Every error names the column and what was expected.
+ * bind below `|` and the comparisons, as the published test suite reads `1 > 2 is Boolean`
+ * and `1 | 1 is Integer`. Every error names the column and what was expected.
  */
 #include <stdarg.h>
 #include <stdio.h>
