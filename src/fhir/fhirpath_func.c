@@ -1672,6 +1672,18 @@ FN(extension)
     return ERR_OK;
 }
 
+/* Not in FHIRPath 2.0, but an R4 search parameter (questionnaireresponse-item-subject) uses
+ * it: extension(url).exists(). */
+FN(hasExtension)
+{
+    fp_coll_t found;
+    fhirpath__coll_init(&found);
+    status_t rc = fn_extension(ev, frame, call, input, &found);
+    if (!rc)
+        fhirpath__push_boolean(ev, out, found.count > 0);
+    return rc;
+}
+
 static bool is_primitive_node(const fp_item_t *item)
 {
     if (item->kind != FHIRPATH_NODE)
@@ -1960,6 +1972,7 @@ static const fp_function_t functions[] = {
     {"first", 0, 0, false, false, fn_first},
     {"floor", 0, 0, false, false, fn_floor},
     {"getValue", 0, 0, false, false, fn_getValue},
+    {"hasExtension", 1, 1, false, false, fn_hasExtension},
     {"hasValue", 0, 0, false, false, fn_hasValue},
     {"htmlChecks", 0, 0, false, false, fn_htmlChecks},
     {"iif", 2, 3, false, false, fn_iif},

@@ -532,6 +532,8 @@ static void test_fhir_functions(void **state)
            ".value.type().name",
            "[\"dateTime\"]");
     EXPECT("birthDate.hasValue()", "[true]");
+    EXPECT("hasExtension('http://example.org/race')", "[true]");
+    EXPECT("name.hasExtension('http://example.org/race')", "[false]");
     EXPECT("name.hasValue()", "[false]");
     EXPECT("birthDate.getValue().is(System.Date)", "[true]");
     EXPECT("managingOrganization.resolve().name", "[\"Acme\"]");
@@ -637,8 +639,9 @@ static void test_check(void **state)
     } cases[] = {
         {"Patient", "name.given", NULL},
         {"Patient", "name.given1", "invalid FHIRPath at column 6: no element 'given1' in HumanName"},
-        {"Patient", "Encounter.status", "invalid FHIRPath at column 1: 'Encounter' is not the "
-                                        "type of the context (Patient)"},
+        {"Patient", "Encounter.name", "invalid FHIRPath at column 11: no element 'name' in "
+                                      "Encounter"},
+        {"Patient", "Patient.name.family | Practitioner.name.family", NULL},
         {"Observation", "Observation.valueQuantity", "invalid FHIRPath at column 13: no element "
                                                      "'valueQuantity' in Observation"},
         {"Observation", "(Observation.value as Quantity).unit", NULL},
