@@ -94,7 +94,10 @@ static status_t resolve(void *data, const char *reference, size_t len, json_t **
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "build/fhir/hl7.fhir.r4.examples/package";
-    double min_seconds = getenv("BENCH_SECONDS") ? atof(getenv("BENCH_SECONDS")) : 0.5;
+    const char *seconds = getenv("BENCH_SECONDS");
+    double min_seconds = seconds ? strtod(seconds, NULL) : 0.5;
+    if (!(min_seconds > 0))
+        min_seconds = 0.5;
     for (size_t i = 0; i < sizeof(resources) / sizeof(resources[0]); i++) {
         char path[1024];
         snprintf(path, sizeof(path), "%s/%s", dir, resources[i].file);
