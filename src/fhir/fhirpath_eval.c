@@ -1017,7 +1017,9 @@ static status_t eval_arithmetic(fp_eval_t *ev, const fp_ast_t *node, const fp_co
                                   (int)y.u.quantity.unit_len, y.u.quantity.unit,
                                   kind_name(x.kind));
         fp_decimal_t whole = fhirpath__decimal_trunc(y.u.quantity.value);
-        if (!fhirpath__decimal_to_int64(whole, &amount))
+        /* beyond a hundred billion units no date stays in range */
+        if (!fhirpath__decimal_to_int64(whole, &amount) || amount > 100000000000LL ||
+            amount < -100000000000LL)
             return ERR_OK;
         amount *= multiplier;
         if (op == FP_OP_SUB)

@@ -695,6 +695,8 @@ static void test_fuzz_findings(void **state)
     EXPECT("-0.1 / -0.92233720368547758071", "[0.10842021724855044]");
     EXPECT("0.000000000000000000000000000001 / 12345678901234567890.0", "[0.000000000000000000000000000000]");
     EXPECT("'1e40'.toDecimal()", "[]");
+    EXPECT("@2019-01-01 + 9000000000000000000 weeks", "[]");
+    EXPECT("@2019-01-01 - 99999999999 'ms'", "[\"2015-11-01\"]");
     expect_prefix("'a'.matches('a{1000}')", "error: could not evaluate FHIRPath at column 13: "
                                            "invalid regular expression");
 }
