@@ -249,6 +249,8 @@ static void test_temporal(void **state)
     EXPECT("@2019-03-01T10:00:00Z + 90 'min'", "[\"2019-03-01T11:30:00Z\"]");
     EXPECT("@T23:30 + 1 hour", "[\"00:30\"]");
     EXPECT("@2019-03-01 + 25 hours", "[\"2019-03-02\"]");
+    EXPECT("@2019-01-01 - 99999999999 'ms'", "[\"2015-11-01\"]");
+    EXPECT("@2019-01-01 + 9000000000000000000 weeks", "[]");
     EXPECT("now()", "[\"2023-11-14T22:13:20.000Z\"]");
     EXPECT("today()", "[\"2023-11-14\"]");
     EXPECT("timeOfDay()", "[\"22:13:20.000\"]");
@@ -695,8 +697,6 @@ static void test_fuzz_findings(void **state)
     EXPECT("-0.1 / -0.92233720368547758071", "[0.10842021724855044]");
     EXPECT("0.000000000000000000000000000001 / 12345678901234567890.0", "[0.000000000000000000000000000000]");
     EXPECT("'1e40'.toDecimal()", "[]");
-    EXPECT("@2019-01-01 + 9000000000000000000 weeks", "[]");
-    EXPECT("@2019-01-01 - 99999999999 'ms'", "[\"2015-11-01\"]");
     expect_prefix("'a'.matches('a{1000}')", "error: could not evaluate FHIRPath at column 13: "
                                            "invalid regular expression");
 }
