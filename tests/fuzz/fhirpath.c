@@ -51,11 +51,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 4096)
         return 0;
     err_t err = ERR_INIT;
+    json_t *resource = NULL;
+    const uint8_t *nul = memchr(data, 0, size);
+    if (nul) {
+        resource = jv_parse((const char *)nul + 1, size - (size_t)(nul + 1 - data), &err);
+        err_reset(&err);
+        if (!resource)
+            return 0;
+        size = (size_t)(nul - data);
+    }
     fhirpath_t *expr = fhirpath_compile((const char *)data, size, &err);
     if (!expr) {
         if (err.code == ERR_OK)
             __builtin_trap(); /* a failed compile must say why */
         err_release(&err);
+        json_decref(resource);
         return 0;
     }
     fhirpath_check(expr, "Bundle", FHIRPATH_CHECK_ORDERED, &err);
@@ -63,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     arena_t arena;
     arena_init(&arena);
     fhirpath_env_t env;
-    fhirpath_env_init(&env, bundle);
+    fhirpath_env_init(&env, resource ? resource : bundle);
     env.now_set = true;
     env.now_ms = 1600000000000LL;
     fhirpath_result_t *result;
@@ -82,5 +92,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     arena_release(&arena);
     fhirpath_free(expr);
     err_release(&err);
+    json_decref(resource);
     return 0;
 }
