@@ -383,6 +383,7 @@ static int system_kind(const char *name)
 /* typeSpecifier: identifier ('.' identifier)? */
 static bool parse_type(parser_t *ps, fp_typespec_t *out)
 {
+    const char *at = ps->tok.start;
     const char *first;
     size_t len;
     if (!take_identifier(ps, &first, &len)) {
@@ -402,8 +403,16 @@ static bool parse_type(parser_t *ps, fp_typespec_t *out)
         out->name = second;
     }
     out->system_kind = system_kind(out->name);
-    if (out->namespace_ && strcmp(out->namespace_, "FHIR") == 0)
+    bool fhir_ns = out->namespace_ && strcmp(out->namespace_, "FHIR") == 0;
+    if (fhir_ns)
         out->system_kind = -1;
+    /* a misspelt type would silently match nothing: only System.X may name no type */
+    bool system_ns = out->namespace_ && !fhir_ns;
+    if (!system_ns && out->system_kind < 0 &&
+        !fhirpath__model_type(out->name, strlen(out->name))) {
+        fail_at(ps, at, "unknown type '%s%s'", fhir_ns ? "FHIR." : "", out->name);
+        return false;
+    }
     return true;
 }
 

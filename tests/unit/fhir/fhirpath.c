@@ -149,6 +149,10 @@ static void test_parse_errors(void **state)
     expect_prefix("/* open", "error: could not parse FHIRPath at column 1: unterminated comment");
     expect_prefix("'\\q'", "error: could not parse FHIRPath at column 2: invalid escape sequence");
     expect_prefix("name.is(1)", "error: could not parse FHIRPath at column 9: expected a type name");
+    expect_prefix("value.ofType(Quantiy)", "error: could not parse FHIRPath at column 14: unknown "
+                                           "type 'Quantiy'");
+    expect_prefix("value as FHIR.Strin", "error: could not parse FHIRPath at column 10: unknown "
+                                         "type 'FHIR.Strin'");
     /* the column counts characters, not bytes */
     expect_prefix("'é' + )", "error: could not parse FHIRPath at column 7");
 }
