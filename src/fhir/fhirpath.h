@@ -80,7 +80,8 @@ typedef struct {
 typedef struct {
     json_t *resource;      /* %resource (borrowed); also the context unless context is set */
     json_t *context;       /* %context and the focus the expression starts from, or NULL */
-    json_t *root_resource; /* %rootResource (a Bundle holding resource), or NULL */
+    json_t *root_resource; /* %rootResource: the container of a contained resource, or the
+                              Bundle it came in (resolve() looks there too), or NULL */
     const fhirpath_var_t *vars;
     size_t nvars;
     fhirpath_resolve_fn resolve;

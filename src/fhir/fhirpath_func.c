@@ -1836,10 +1836,22 @@ FN(resolve)
                                 ? ev->resource.items[0].u.node->json
                                 : NULL;
         if (ref[0] == '#') {
-            if (n == 1) {
-                found = container;
-            } else {
-                json_t *contained = json_object_get(container, "contained");
+            /* contained in %resource, or in the container of a contained %resource */
+            json_t *root = ev->root_resource.count &&
+                                   ev->root_resource.items[0].kind == FHIRPATH_NODE
+                               ? ev->root_resource.items[0].u.node->json
+                               : NULL;
+            if (root && str_eq(json_object_get(root, "resourceType"), "Bundle", 6))
+                root = NULL;
+            json_t *holders[2] = {container, root != container ? root : NULL};
+            for (int h = 0; h < 2 && !found; h++) {
+                if (!holders[h])
+                    continue;
+                if (n == 1) {
+                    found = holders[h];
+                    break;
+                }
+                json_t *contained = json_object_get(holders[h], "contained");
                 for (size_t k = 0; k < json_array_size(contained) && !found; k++) {
                     json_t *c = json_array_get(contained, k);
                     if (str_eq(json_object_get(c, "id"), ref + 1, n - 1))

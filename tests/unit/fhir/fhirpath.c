@@ -582,6 +582,19 @@ static void test_fhir_functions(void **state)
     got = run_env("entry.resource.ofType(Observation).code.text", &env);
     assert_string_equal(got, "[\"x\"]");
     free(got);
+
+    /* a contained resource resolves its siblings through its container */
+    json_t *container = parse(
+        "{\"resourceType\":\"MedicationRequest\",\"contained\":[{\"resourceType\":"
+        "\"Medication\",\"id\":\"m\",\"ingredient\":[{\"itemReference\":{\"reference\":"
+        "\"#s\"}}]},{\"resourceType\":\"Substance\",\"id\":\"s\",\"code\":{\"text\":"
+        "\"salt\"}}]}");
+    fhirpath_env_init(&env, json_array_get(json_object_get(container, "contained"), 0));
+    env.root_resource = container;
+    got = run_env("ingredient.item.resolve().code.text | %rootResource.resourceType", &env);
+    assert_string_equal(got, "[\"salt\",\"MedicationRequest\"]");
+    free(got);
+    json_decref(container);
     json_decref(bundle);
 }
 
