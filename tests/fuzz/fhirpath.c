@@ -55,9 +55,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *nul = memchr(data, 0, size);
     if (nul) {
         resource = jv_parse((const char *)nul + 1, size - (size_t)(nul + 1 - data), &err);
-        err_reset(&err);
-        if (!resource)
+        if (!resource) {
+            err_release(&err);
             return 0;
+        }
         size = (size_t)(nul - data);
     }
     fhirpath_t *expr = fhirpath_compile((const char *)data, size, &err);
