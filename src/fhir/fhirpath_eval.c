@@ -318,9 +318,11 @@ void fhirpath__children(fp_eval_t *ev, const fp_node_t *node, fp_coll_t *out)
     json_t *obj = members_of(node);
     if (!obj)
         return;
-    const char *key;
+    const char *member;
     json_t *value;
-    json_object_foreach(obj, key, value) {
+    json_object_foreach(obj, member, value) {
+        /* json_object_foreach steps on from `member`: it must stay the object's own key */
+        const char *key = member;
         size_t kl = strlen(key);
         if (strcmp(key, "resourceType") == 0)
             continue;
@@ -332,13 +334,12 @@ void fhirpath__children(fp_eval_t *ev, const fp_node_t *node, fp_coll_t *out)
             kl--;
         }
         const fhir_type_t *type = NULL;
-        const char *type_name = NULL;
         bool choice = false;
         if (node->type) {
             const fhir_element_t *el = fhirpath__model_element(node->type, key, kl, &type);
             choice = el && el->choice;
         }
-        member_nodes(ev, node, obj, key, kl, key, type, type_name, choice, out);
+        member_nodes(ev, node, obj, key, kl, key, type, NULL, choice, out);
     }
 }
 
