@@ -96,7 +96,8 @@ static status_t member(checker_t *c, const fp_ast_t *node, const tset_t *in, tse
     }
     if (!found && in->n > 0) {
         char list[256];
-        return fail(c, node, "no element '%s' in %s", node->name, type_list(in, list, sizeof(list)));
+        return fail(c, node, "no element '%s' in %s", node->name,
+                    type_list(in, list, sizeof(list)));
     }
     if (!found)
         out->any = true;

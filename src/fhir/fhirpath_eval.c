@@ -345,6 +345,8 @@ void fhirpath__children(fp_eval_t *ev, const fp_node_t *node, fp_coll_t *out)
 
 /* ---- System values ---- */
 
+#define UCUM_SYSTEM "http://unitsofmeasure.org"
+
 static bool quantity_from_json(json_t *obj, fp_item_t *out)
 {
     json_t *value = json_object_get(obj, "value");
@@ -363,7 +365,7 @@ static bool quantity_from_json(json_t *obj, fp_item_t *out)
     const char *u = "1";
     size_t ul = 1;
     bool ucum_system = !system || (jv_is_string(system) &&
-                                   strcmp(json_string_value(system), "http://unitsofmeasure.org") == 0);
+                                   strcmp(json_string_value(system), UCUM_SYSTEM) == 0);
     if (jv_is_string(code) && ucum_system) {
         u = json_string_value(code);
         ul = json_string_length(code);
@@ -664,6 +666,19 @@ status_t fhirpath__singleton(fp_eval_t *ev, const fp_ast_t *node, const char *wh
     return ERR_OK;
 }
 
+int fhirpath__string_to_boolean(const char *s, size_t n)
+{
+    static const char *truths[] = {"true", "t", "yes", "y", "1", "1.0"};
+    static const char *lies[] = {"false", "f", "no", "n", "0", "0.0"};
+    for (size_t i = 0; i < sizeof(truths) / sizeof(truths[0]); i++) {
+        if (strlen(truths[i]) == n && strncasecmp(truths[i], s, n) == 0)
+            return 1;
+        if (strlen(lies[i]) == n && strncasecmp(lies[i], s, n) == 0)
+            return 0;
+    }
+    return -1;
+}
+
 status_t fhirpath__singleton_boolean(fp_eval_t *ev, const fp_ast_t *node, const fp_coll_t *c,
                                      int *out)
 {
@@ -683,18 +698,9 @@ status_t fhirpath__singleton_boolean(fp_eval_t *ev, const fp_ast_t *node, const 
         if (v.u.integer == 0 || v.u.integer == 1)
             *out = (int)v.u.integer;
         break;
-    case FHIRPATH_STRING: {
-        const char *s = v.u.string.ptr;
-        size_t n = v.u.string.len;
-        if ((n == 4 && strncasecmp(s, "true", 4) == 0) || (n == 1 && (s[0] == 't' || s[0] == 'T' || s[0] == 'y' || s[0] == 'Y' || s[0] == '1')) ||
-            (n == 3 && strncasecmp(s, "yes", 3) == 0))
-            *out = 1;
-        else if ((n == 5 && strncasecmp(s, "false", 5) == 0) ||
-                 (n == 1 && (s[0] == 'f' || s[0] == 'F' || s[0] == 'n' || s[0] == 'N' || s[0] == '0')) ||
-                 (n == 2 && strncasecmp(s, "no", 2) == 0))
-            *out = 0;
+    case FHIRPATH_STRING:
+        *out = fhirpath__string_to_boolean(v.u.string.ptr, v.u.string.len);
         break;
-    }
     default:
         break;
     }
@@ -712,7 +718,11 @@ void fhirpath__type_of(const fp_item_t *item, fp_typeinfo_t *out)
 {
     if (item->kind == FHIRPATH_NODE) {
         out->namespace_ = "FHIR";
-        const char *tn = item->u.node->type_name;
+        const fp_node_t *node = item->u.node;
+        const char *tn = node->type_name;
+        /* an inline element's type is its path in the model, BackboneElement in FHIRPath */
+        if (node->type && node->type->kind == FHIR_KIND_BACKBONE)
+            tn = node->type->base ? node->type->base->name : "BackboneElement";
         out->name = tn ? tn : "Element";
         return;
     }

@@ -573,21 +573,9 @@ static bool convert(fp_eval_t *ev, const fp_item_t *v, int kind, fp_item_t *out)
             return true;
         }
         case FHIRPATH_STRING: {
-            static const char *truths[] = {"true", "t", "yes", "y", "1", "1.0"};
-            static const char *lies[] = {"false", "f", "no", "n", "0", "0.0"};
-            for (size_t i = 0; i < 6; i++) {
-                if (strlen(truths[i]) == v->u.string.len &&
-                    strncasecmp(truths[i], v->u.string.ptr, v->u.string.len) == 0) {
-                    out->u.boolean = true;
-                    return true;
-                }
-                if (strlen(lies[i]) == v->u.string.len &&
-                    strncasecmp(lies[i], v->u.string.ptr, v->u.string.len) == 0) {
-                    out->u.boolean = false;
-                    return true;
-                }
-            }
-            return false;
+            int b = fhirpath__string_to_boolean(v->u.string.ptr, v->u.string.len);
+            out->u.boolean = b == 1;
+            return b >= 0;
         }
         default:
             return false;
@@ -1181,6 +1169,14 @@ FN(join)
     return ERR_OK;
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower((unsigned char)c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static int b64_value(char c, bool url)
@@ -1217,8 +1213,7 @@ static status_t codec(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *ca
             if (n % 2)
                 goto bad;
             for (size_t i = 0; i < n; i += 2) {
-                int hi = isxdigit((unsigned char)s[i]) ? (isdigit((unsigned char)s[i]) ? s[i] - '0' : (tolower((unsigned char)s[i]) - 'a' + 10)) : -1;
-                int lo = isxdigit((unsigned char)s[i + 1]) ? (isdigit((unsigned char)s[i + 1]) ? s[i + 1] - '0' : (tolower((unsigned char)s[i + 1]) - 'a' + 10)) : -1;
+                int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
                 if (hi < 0 || lo < 0)
                     goto bad;
                 buf_addch(&b, (char)(hi * 16 + lo));
@@ -1233,7 +1228,8 @@ static status_t codec(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *ca
                 if (i + 2 < n)
                     v |= (unsigned char)s[i + 2];
                 char quad[4] = {b64[(v >> 18) & 63], b64[(v >> 12) & 63],
-                                i + 1 < n ? b64[(v >> 6) & 63] : '=', i + 2 < n ? b64[v & 63] : '='};
+                                i + 1 < n ? b64[(v >> 6) & 63] : '=',
+                                i + 2 < n ? b64[v & 63] : '='};
                 for (int k = 0; k < 4 && url; k++)
                     quad[k] = quad[k] == '+' ? '-' : quad[k] == '/' ? '_' : quad[k];
                 buf_add(&b, quad, 4);
@@ -1492,7 +1488,8 @@ FN(log)
         return rc;
     if (base->kind != FHIRPATH_INTEGER && base->kind != FHIRPATH_DECIMAL)
         return fhirpath__fail(ev, call, "log() base must be a number");
-    double x = fhirpath__decimal_to_double(to_dec(v)), b = fhirpath__decimal_to_double(to_dec(base));
+    double x = fhirpath__decimal_to_double(to_dec(v));
+    double b = fhirpath__decimal_to_double(to_dec(base));
     if (x > 0 && b > 0 && b != 1)
         push_double(ev, out, log(x) / log(b));
     return ERR_OK;

@@ -306,6 +306,8 @@ bool fhirpath__items_equivalent(const fp_item_t *a, const fp_item_t *b);
 /* toString() semantics; false when the item has no string form. */
 bool fhirpath__item_to_string(fp_eval_t *ev, const fp_item_t *item, const char **out,
                               size_t *out_len);
+/* 'true', 't', 'yes', 'y', '1', '1.0' (any case) are 1, their opposites 0, others -1. */
+int fhirpath__string_to_boolean(const char *s, size_t n);
 /* Singleton boolean: 1, 0, -1 (empty or not convertible); error when several items. */
 status_t fhirpath__singleton_boolean(fp_eval_t *ev, const fp_ast_t *node, const fp_coll_t *c,
                                      int *out);

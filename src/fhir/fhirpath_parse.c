@@ -802,8 +802,8 @@ static fp_ast_t *parse_expression(parser_t *ps, int min_prec)
 fhirpath_t *fhirpath_compile(const char *text, size_t len, err_t *err)
 {
     if (len > FHIRPATH_MAX_TEXT) {
-        err_set(err, ERR_INVALID, NULL, "could not parse FHIRPath: expression is longer than %zu bytes",
-                FHIRPATH_MAX_TEXT);
+        err_set(err, ERR_INVALID, NULL,
+                "could not parse FHIRPath: expression is longer than %zu bytes", FHIRPATH_MAX_TEXT);
         return NULL;
     }
     fhirpath_t *expr = xcalloc(1, sizeof(*expr));

@@ -135,20 +135,24 @@ static void test_parse_errors(void **state)
                                    "identifier or function after '.'");
     expect_prefix("1 +", "error: could not parse FHIRPath at column 4: expected an expression");
     expect_prefix("'abc", "error: could not parse FHIRPath at column 1: unterminated string");
-    expect_prefix("name.foo()", "error: could not parse FHIRPath at column 6: unknown function 'foo'");
+    expect_prefix("name.foo()",
+                  "error: could not parse FHIRPath at column 6: unknown function 'foo'");
     expect_prefix("name.substring()", "error: could not parse FHIRPath at column 6: substring() "
                                       "takes 1 to 2 arguments, not 0");
     expect_prefix("(1 + 2", "error: could not parse FHIRPath at column 7: expected ')' to close");
     expect_prefix("1 2", "error: could not parse FHIRPath at column 3: expected an operator");
     expect_prefix("@2015-13-01", "error: could not parse FHIRPath at column 1: invalid date");
-    expect_prefix("@T14:34:28Z", "error: could not parse FHIRPath at column 11: expected an operator");
+    expect_prefix("@T14:34:28Z",
+                  "error: could not parse FHIRPath at column 11: expected an operator");
     expect_prefix("name[0", "error: could not parse FHIRPath at column 7: expected ']'");
-    expect_prefix("5 'furlong-ish'", "error: could not parse FHIRPath at column 3: 'furlong-ish' is not a UCUM unit");
+    expect_prefix("5 'furlong-ish'",
+                  "error: could not parse FHIRPath at column 3: 'furlong-ish' is not a UCUM unit");
     expect_prefix("'a' ! 'b'", "error: could not parse FHIRPath at column 5: expected '=' or '~'");
     expect_prefix("", "error: could not parse FHIRPath at column 1: expected an expression");
     expect_prefix("/* open", "error: could not parse FHIRPath at column 1: unterminated comment");
     expect_prefix("'\\q'", "error: could not parse FHIRPath at column 2: invalid escape sequence");
-    expect_prefix("name.is(1)", "error: could not parse FHIRPath at column 9: expected a type name");
+    expect_prefix("name.is(1)",
+                  "error: could not parse FHIRPath at column 9: expected a type name");
     expect_prefix("value.ofType(Quantiy)", "error: could not parse FHIRPath at column 14: unknown "
                                            "type 'Quantiy'");
     expect_prefix("value as FHIR.Strin", "error: could not parse FHIRPath at column 10: unknown "
@@ -467,6 +471,10 @@ static void test_tree_types_utility(void **state)
     EXPECT("name.first().descendants().count()", "[4]");
     EXPECT("descendants().where($this is HumanName).count()", "[2]");
     EXPECT("name.first().type().name", "[\"HumanName\"]");
+    EXPECT_OBS("Observation.code.type().name", "[\"CodeableConcept\"]");
+    EXPECT_ON("{\"resourceType\":\"Patient\",\"contact\":[{\"gender\":\"male\"}]}",
+              "contact.type().name | contact.is(BackboneElement) | contact.gender",
+              "[\"BackboneElement\",true,\"male\"]");
     EXPECT("active.type().namespace + '.' + active.type().name", "[\"FHIR.boolean\"]");
     EXPECT("1.type().name", "[\"Integer\"]");
     EXPECT("birthDate is date", "[true]");
@@ -481,7 +489,8 @@ static void test_tree_types_utility(void **state)
     EXPECT("name.given.is(string)", "error: could not evaluate FHIRPath at column 12: is() "
                                     "expects a single item, got 3");
     EXPECT("%ucum", "[\"http://unitsofmeasure.org\"]");
-    EXPECT("%`vs-administrative-gender`", "[\"http://hl7.org/fhir/ValueSet/administrative-gender\"]");
+    EXPECT("%`vs-administrative-gender`",
+           "[\"http://hl7.org/fhir/ValueSet/administrative-gender\"]");
     EXPECT("%resource.id", "[\"p1\"]");
     EXPECT("%nope", "error: could not evaluate FHIRPath at column 1: unknown variable %nope");
 
@@ -657,7 +666,8 @@ static void test_check(void **state)
         const char *type, *expr, *error;
     } cases[] = {
         {"Patient", "name.given", NULL},
-        {"Patient", "name.given1", "invalid FHIRPath at column 6: no element 'given1' in HumanName"},
+        {"Patient", "name.given1",
+         "invalid FHIRPath at column 6: no element 'given1' in HumanName"},
         {"Patient", "Encounter.name", "invalid FHIRPath at column 11: no element 'name' in "
                                       "Encounter"},
         {"Patient", "Patient.name.family | Practitioner.name.family", NULL},
@@ -704,7 +714,8 @@ static void test_fuzz_findings(void **state)
 {
     (void)state;
     /* stacked quantifiers made glibc's matcher run for minutes */
-    expect_prefix("'EANYCOUTODECIMI#ES'.replaceMatches('(\\\\w+++++++++++++++++++) (\\\\w+)', '(2 $1')",
+    expect_prefix("'EANYCOUTODECIMI#ES'"
+                  ".replaceMatches('(\\\\w+++++++++++++++++++) (\\\\w+)', '(2 $1')",
                   "error: could not evaluate FHIRPath at column 37: invalid regular expression "
                   "\"(\\w+++++++++++++++++++) (\\w+)\": stacked quantifiers are not supported");
     EXPECT("'ab'.matches('a+?b')", "[true]");
@@ -712,7 +723,8 @@ static void test_fuzz_findings(void **state)
                                             "invalid regular expression");
     /* a quotient whose scaling passed 10^38 overflowed the power of ten itself */
     EXPECT("-0.1 / -0.92233720368547758071", "[0.10842021724855044]");
-    EXPECT("0.000000000000000000000000000001 / 12345678901234567890.0", "[0.000000000000000000000000000000]");
+    EXPECT("0.000000000000000000000000000001 / 12345678901234567890.0",
+           "[0.000000000000000000000000000000]");
     EXPECT("'1e40'.toDecimal()", "[]");
     /* children() of a primitive known only by its "_name" object stepped the JSON iterator
      * from the wrong key */
