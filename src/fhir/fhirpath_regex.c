@@ -3,8 +3,9 @@
  * <regex.h> (extended syntax). The PCRE-style escapes that FHIR expressions use (\d \w \s
  * and their negations, inside and outside brackets) and non-capturing groups are rewritten
  * into their POSIX forms before compiling; everything else is passed through. What glibc
- * would run in exponential time (stacked quantifiers, back-references, large repeat
- * counts) is refused with an error, since patterns may come from stored rules.
+ * would run in exponential time or memory (stacked quantifiers, back-references, nested
+ * repeat counts that multiply past 1000) is refused with an error, since patterns may come
+ * from stored rules.
  */
 #include <regex.h>
 #include <stdlib.h>
@@ -18,15 +19,32 @@ struct fp_regex {
 };
 
 #define MAX_PATTERN 1024
-#define MAX_REPEAT 100
+#define MAX_EXPANSION 1000
+#define MAX_GROUPS 32
+
+/* glibc copies a bounded repeat's operand count times, so nested bounds multiply: the
+ * product along any nesting ("expansion") is capped. */
+typedef struct {
+    long inner[MAX_GROUPS + 1]; /* largest expansion inside each open group */
+    int depth;
+    long pending; /* expansion of the last complete atom, not yet folded in */
+} expansion_t;
+
+static void fold(expansion_t *x)
+{
+    if (x->pending > x->inner[x->depth])
+        x->inner[x->depth] = x->pending;
+    x->pending = 0;
+}
 
 /* Rewrites pattern into POSIX ERE; returns an error text for what POSIX cannot take safely:
  * stacked quantifiers ("a++", undefined in ERE and exponential in glibc), back-references
- * and large repeat counts. */
+ * and repeat counts whose nesting multiplies past MAX_EXPANSION. */
 static const char *translate(const char *p, size_t n, buf_t *out)
 {
     bool in_bracket = false;
     bool after_quantifier = false; /* the last thing written was a quantifier */
+    expansion_t x = {{1}, 0, 0};
     if (n > MAX_PATTERN)
         return "pattern is too long";
     for (size_t i = 0; i < n; i++) {
@@ -42,10 +60,16 @@ static const char *translate(const char *p, size_t n, buf_t *out)
             case 'W': outside = "[^A-Za-z0-9_]"; break;
             case 's': inside = "[:space:]"; outside = "[[:space:]]"; break;
             case 'S': outside = "[^[:space:]]"; break;
-            case 'n': buf_addch(out, '\n'); after_quantifier = false; continue;
-            case 't': buf_addch(out, '\t'); after_quantifier = false; continue;
-            case 'r': buf_addch(out, '\r'); after_quantifier = false; continue;
             default: break;
+            }
+            if (!in_bracket) {
+                fold(&x);
+                x.pending = 1;
+                after_quantifier = false;
+            }
+            if (e == 'n' || e == 't' || e == 'r') {
+                buf_addch(out, e == 'n' ? '\n' : e == 't' ? '\t' : '\r');
+                continue;
             }
             if (!in_bracket && e >= '1' && e <= '9')
                 return "back-references are not supported";
@@ -60,7 +84,6 @@ static const char *translate(const char *p, size_t n, buf_t *out)
                 buf_addch(out, '\\');
                 buf_addch(out, e);
             }
-            after_quantifier = false;
             continue;
         }
         if (in_bracket) {
@@ -81,6 +104,8 @@ static const char *translate(const char *p, size_t n, buf_t *out)
             continue;
         }
         if (c == '[') {
+            fold(&x);
+            x.pending = 1;
             in_bracket = true;
             buf_addch(out, c);
             if (i + 1 < n && p[i + 1] == '^')
@@ -90,9 +115,27 @@ static const char *translate(const char *p, size_t n, buf_t *out)
             after_quantifier = false;
             continue;
         }
-        if (c == '(' && i + 2 < n && p[i + 1] == '?' && p[i + 2] == ':') {
+        if (c == '(') {
+            fold(&x);
+            if (x.depth == MAX_GROUPS)
+                return "groups are nested too deeply";
+            x.inner[++x.depth] = 1;
             buf_addch(out, '(');
-            i += 2;
+            if (i + 2 < n && p[i + 1] == '?' && p[i + 2] == ':')
+                i += 2;
+            after_quantifier = false;
+            continue;
+        }
+        if (c == ')' && x.depth > 0) {
+            fold(&x);
+            x.pending = x.inner[x.depth--];
+            buf_addch(out, ')');
+            after_quantifier = false;
+            continue;
+        }
+        if (c == '|') {
+            fold(&x);
+            buf_addch(out, c);
             after_quantifier = false;
             continue;
         }
@@ -105,7 +148,7 @@ static const char *translate(const char *p, size_t n, buf_t *out)
             quantifier = true;
         } else if (c == '{') {
             size_t j = i + 1;
-            long count = 0;
+            long count = 0, largest = 0;
             bool digits = false;
             for (; j < n && (p[j] == ',' || (p[j] >= '0' && p[j] <= '9')); j++) {
                 if (p[j] == ',') {
@@ -114,17 +157,27 @@ static const char *translate(const char *p, size_t n, buf_t *out)
                 }
                 digits = true;
                 count = count * 10 + (p[j] - '0');
-                if (count > MAX_REPEAT)
-                    return "repeat counts above 100 are not supported";
+                if (count > MAX_EXPANSION)
+                    return "repeat counts above 1000 are not supported";
+                if (count > largest)
+                    largest = count;
             }
             if (digits && j < n && p[j] == '}') {
                 if (after_quantifier)
                     return "stacked quantifiers are not supported";
+                long operand = x.pending ? x.pending : 1;
+                if (largest > 0 && operand * largest > MAX_EXPANSION)
+                    return "nested repeat counts multiply past 1000";
+                x.pending = operand * (largest > 0 ? largest : 1);
                 buf_add(out, p + i, j + 1 - i);
                 i = j;
                 after_quantifier = true;
                 continue;
             }
+        }
+        if (!quantifier) {
+            fold(&x);
+            x.pending = 1;
         }
         buf_addch(out, c);
         after_quantifier = quantifier;

@@ -731,8 +731,14 @@ static void test_fuzz_findings(void **state)
     EXPECT_ON("{\"resourceType\":\"Observation\",\"_status\":{\"extension\":[{\"url\":\"u\","
               "\"valueInteger\":1}]},\"code\":{\"text\":\"x\"}}",
               "children().count() | descendants().count()", "[2,6]");
-    expect_prefix("'a'.matches('a{1000}')", "error: could not evaluate FHIRPath at column 13: "
+    expect_prefix("'a'.matches('a{1001}')", "error: could not evaluate FHIRPath at column 13: "
                                            "invalid regular expression");
+    expect_prefix("'a'.matches('((a{1,20}){1,20}){1,20}')",
+                  "error: could not evaluate FHIRPath at column 13: invalid regular expression "
+                  "\"((a{1,20}){1,20}){1,20}\": nested repeat counts multiply past 1000");
+    /* the R4 invariants of conformance resources (adf-0, csd-0, vsd-0, ...) use {0,254} */
+    EXPECT("'ValueSet_1'.matches('[A-Z]([A-Za-z0-9_]){0,254}')", "[true]");
+    EXPECT("'a|b(c)'.replaceMatches('(b)\\\\(c\\\\)|a', '[$1]')", "[\"[]|[b]\"]");
 }
 
 typedef struct {
