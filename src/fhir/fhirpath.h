@@ -80,6 +80,8 @@ typedef struct {
 typedef struct {
     json_t *resource;      /* %resource (borrowed); also the context unless context is set */
     json_t *context;       /* %context and the focus the expression starts from, or NULL */
+    const fhir_type_t *context_type; /* the model type of context when it is an element of
+                                        the resource (HumanName, Patient.contact), or NULL */
     json_t *root_resource; /* %rootResource: the container of a contained resource, or the
                               Bundle it came in (resolve() looks there too), or NULL */
     const fhirpath_var_t *vars;

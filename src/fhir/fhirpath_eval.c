@@ -1461,10 +1461,18 @@ status_t fhirpath_eval(const fhirpath_t *expr, const fhirpath_env_t *env, arena_
     root_collection(&ev, env->resource, &ev.resource);
     root_collection(&ev, env->root_resource ? env->root_resource : env->resource,
                     &ev.root_resource);
-    if (env->context && env->context != env->resource)
+    if (env->context && env->context != env->resource) {
         root_collection(&ev, env->context, &ev.context);
-    else
+        /* an element as context: its type comes from the caller, its path starts there */
+        if (env->context_type && ev.context.count == 1 &&
+            ev.context.items[0].kind == FHIRPATH_NODE) {
+            fp_node_t *typed = make_node(&ev, env->context, NULL, env->context_type, NULL, NULL,
+                                         env->context_type->name, -1);
+            ev.context.items[0].u.node = typed;
+        }
+    } else {
         ev.context = ev.resource;
+    }
     fp_frame_t frame = {0};
     frame.this_coll = &ev.context;
     fp_coll_t *result = arena_alloc(arena, sizeof(*result));

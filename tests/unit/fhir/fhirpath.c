@@ -511,6 +511,14 @@ static void test_tree_types_utility(void **state)
     got = run_env("given.first() & ' of ' & %resource.id", &env);
     assert_string_equal(got, "[\"Jim of p1\"]");
     free(got);
+    /* with its model type, the context element is typed like any other node */
+    got = run_env("$this.type().name | given.type().name", &env);
+    assert_string_equal(got, "[\"Element\",\"string\"]");
+    free(got);
+    env.context_type = fhir_type_find("HumanName", 9);
+    got = run_env("$this.type().name | use.type().name | %context.is(HumanName)", &env);
+    assert_string_equal(got, "[\"HumanName\",\"code\",true]");
+    free(got);
     json_decref(limit);
     json_decref(resource);
 }
