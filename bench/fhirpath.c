@@ -86,8 +86,8 @@ static status_t resolve(void *data, const char *reference, size_t len, json_t **
 {
     (void)data;
     (void)err;
-    *out = len > 8 && memcmp(reference, "Patient/", 8) == 0 ? json_incref(patient_for_resolve)
-                                                            : NULL;
+    *out =
+        len > 8 && memcmp(reference, "Patient/", 8) == 0 ? json_incref(patient_for_resolve) : NULL;
     return ERR_OK;
 }
 
@@ -135,8 +135,7 @@ int main(int argc, char **argv)
 
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         err_t err = ERR_INIT;
-        fhirpath_t *expr = fhirpath_compile(cases[c].expression,
-                                            strlen(cases[c].expression), &err);
+        fhirpath_t *expr = fhirpath_compile(cases[c].expression, strlen(cases[c].expression), &err);
         if (!expr) {
             fprintf(stderr, "bench: %s: %s\n", cases[c].expression, err_message(&err));
             return 1;

@@ -18,9 +18,9 @@ struct fp_regex {
     regex_t re;
 };
 
-#define MAX_PATTERN 1024
+#define MAX_PATTERN   1024
 #define MAX_EXPANSION 1000
-#define MAX_GROUPS 32
+#define MAX_GROUPS    32
 
 /* glibc copies a bounded repeat's operand count times, so nested bounds multiply: the
  * product along any nesting ("expansion") is capped. */
@@ -54,11 +54,20 @@ static const char *translate(const char *p, size_t n, buf_t *out)
             char e = p[++i];
             const char *inside = NULL, *outside = NULL;
             switch (e) {
-            case 'd': inside = "0-9"; outside = "[0-9]"; break;
+            case 'd':
+                inside = "0-9";
+                outside = "[0-9]";
+                break;
             case 'D': outside = "[^0-9]"; break;
-            case 'w': inside = "A-Za-z0-9_"; outside = "[A-Za-z0-9_]"; break;
+            case 'w':
+                inside = "A-Za-z0-9_";
+                outside = "[A-Za-z0-9_]";
+                break;
             case 'W': outside = "[^A-Za-z0-9_]"; break;
-            case 's': inside = "[:space:]"; outside = "[[:space:]]"; break;
+            case 's':
+                inside = "[:space:]";
+                outside = "[[:space:]]";
+                break;
             case 'S': outside = "[^[:space:]]"; break;
             default: break;
             }

@@ -119,8 +119,7 @@ static void test_search_parameters(void **state)
 {
     (void)state;
     if (params.n == 0) {
-        print_message("skipped: no SearchParameter in %s (run tools/install-deps)\n",
-                      package_dir);
+        print_message("skipped: no SearchParameter in %s (run tools/install-deps)\n", package_dir);
         skip();
     }
     size_t failures = 0, evaluations = 0;
@@ -237,16 +236,14 @@ static void test_invariants(void **state)
                 const char *key = json_string_value(json_object_get(con, "key"));
                 const char *text = json_string_value(json_object_get(con, "expression"));
                 /* ele-1 and ext-1 are on every element: the data types' tests have them */
-                if (!key || !text || strncmp(key, "ele-", 4) == 0 ||
-                    strncmp(key, "ext-", 4) == 0)
+                if (!key || !text || strncmp(key, "ele-", 4) == 0 || strncmp(key, "ext-", 4) == 0)
                     continue;
                 invariants++;
                 failures += invariant_over_examples(type, path, key, text, &evaluations);
             }
         }
     }
-    print_message("%zu invariants, %zu evaluations over the examples\n", invariants,
-                  evaluations);
+    print_message("%zu invariants, %zu evaluations over the examples\n", invariants, evaluations);
     assert_int_equal(failures, 0);
 }
 
