@@ -151,7 +151,7 @@ status_t repo_prepare_resource(repo_write_t *write, repo_action_t action, json_t
         return err_set(err, ERR_INVALID, NULL,
                        "\"%s\" is not a valid id (1 to 64 of A-Z a-z 0-9 - .)", write->id);
     serialize(write, resource, write->type, write->id);
-    return ERR_OK;
+    return fhir_index_extract(NULL, resource, arena, &write->index, err);
 }
 
 static status_t prepare_body(repo_write_t *write, repo_action_t action, const char *type,
@@ -263,6 +263,7 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
                                            : 200,
         .json = json,
         .json_len = json_len,
+        .index = w->action == REPO_DELETE ? NULL : &w->index,
     };
     int64_t seq;
     rc = store_txn_put(txn, &put, &seq, err);

@@ -15,6 +15,7 @@
 
 #include "base/arena.h"
 #include "base/err.h"
+#include "fhir/index.h"
 #include "store/store.h"
 
 typedef enum { REPO_CREATE, REPO_UPDATE, REPO_DELETE } repo_action_t;
@@ -33,6 +34,7 @@ typedef struct {
     size_t head_len;
     const char *tail; /* the rest after versionId and lastUpdated */
     size_t tail_len;
+    fhir_index_rows_t index; /* the search index rows of the resource (none for a delete) */
     arena_t *arena;
 
     /* outputs */
@@ -43,9 +45,9 @@ typedef struct {
 
 /*
  * Prepares a create of the resource in body (len bytes) at type. Parses, validates, assigns a
- * new id, and serializes. Errors: ERR_SYNTAX, ERR_STRUCTURE, ERR_VALUE, ERR_REQUIRED,
- * ERR_CODE_INVALID, ERR_INVALID (resourceType does not match the type), ERR_NOT_FOUND (unknown
- * type).
+ * new id, serializes, and extracts the search index rows (built-in parameters). Errors: ERR_SYNTAX,
+ * ERR_STRUCTURE, ERR_VALUE, ERR_REQUIRED, ERR_CODE_INVALID, ERR_INVALID (resourceType does not
+ * match the type), ERR_NOT_FOUND (unknown type).
  */
 status_t repo_prepare_create(repo_write_t *write, const char *type, const char *body, size_t len,
                              arena_t *arena, err_t *err);
