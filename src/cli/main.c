@@ -15,6 +15,7 @@ static const struct {
     {"init", cli_init, "create or upgrade a database"},
     {"serve", cli_serve, "serve the FHIR API over HTTP"},
     {"errors", cli_errors, "list the error codes and their HTTP statuses"},
+    {"reindex", cli_reindex, "rebuild the search index of a database"},
     {"fhirpath", cli_fhirpath, "evaluate a FHIRPath expression over a resource file"},
 };
 

@@ -78,6 +78,41 @@ status_t repo_commit(store_t *store, repo_write_t *write, err_t *err);
 status_t repo_read(store_conn_t *conn, const char *type, const char *id, int64_t version,
                    arena_t *arena, store_version_t *out, err_t *err);
 
+/* A search: GET [type]?..., POST [type]/_search, GET ?_type=... or GET Patient/123/[type]. */
+typedef struct {
+    const fhir_type_t *type;         /* NULL: a search of every type (_type picks some) */
+    const fhir_search_pair_t *pairs; /* the decoded query or form, without _page */
+    size_t npairs;
+    bool strict;                  /* Prefer: handling=strict */
+    int64_t now_us;               /* the time of the request */
+    const char *base;             /* the server's base url, for absolute references to itself */
+    const char *page;             /* the paging cursor of a next or previous link, or NULL */
+    const char *compartment_type; /* a compartment search: "Patient" ... or NULL */
+    const char *compartment_id;
+} repo_search_t;
+
+/*
+ * Parses and runs a search. *out_plan is the plan (in arena: its ignored and applied pairs
+ * make the outcome entry and the self link); *out the page. Parameters the store cannot run
+ * (terminology modifiers, near, functional lists, _contained) are ignored in a lenient
+ * search and refused in a strict one. Errors: ERR_INVALID (a strict search with problems, a
+ * malformed cursor, a type that is not in the compartment), storage errors.
+ */
+status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
+                     fhir_search_plan_t **out_plan, store_search_result_t *out, err_t *err);
+
+/* Called after each batch of a reindex: resources done so far, of about total. */
+typedef void (*repo_progress_fn)(void *arg, int64_t done, int64_t total);
+
+/*
+ * Rebuilds the search index rows of every current resource (after the search parameters
+ * changed, or a database from before the index tables): reads them in batches, extracts on
+ * the calling thread and replaces the rows through the writer. A resource written meanwhile
+ * keeps the rows its own write gave it. *out_count: resources reindexed.
+ */
+status_t repo_reindex(store_t *store, repo_progress_fn progress, void *arg, int64_t *out_count,
+                      err_t *err);
+
 /* True when s (len bytes) is a valid FHIR id: [A-Za-z0-9-.]{1,64}. */
 bool repo_id_valid(const char *s, size_t len);
 /* A new server-assigned id (time-ordered, 36 characters) in the arena. */

@@ -51,7 +51,7 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_COUNT_TYPE] = "SELECT count(*) FROM resource WHERE type = ?1 AND deleted = 0",
     [STMT_COUNT_ALL] = "SELECT count(*) FROM resource WHERE deleted = 0",
     [STMT_RID] = "SELECT rid, deleted FROM resource WHERE type = ?1 AND id = ?2",
-    [STMT_SCAN] = "SELECT r.rid, r.type, r.id, v.json FROM resource r "
+    [STMT_SCAN] = "SELECT r.rid, r.type, r.id, v.json, r.version FROM resource r "
                   "JOIN resource_version v ON v.seq = r.seq "
                   "WHERE r.rid > ?1 AND r.deleted = 0 ORDER BY r.rid LIMIT ?2",
     [STMT_INSERT_INDEX + FHIR_INDEX_STRING] =
@@ -868,6 +868,7 @@ static status_t sqlite_scan(void *opaque, int64_t after_rid, size_t count, arena
         row->type = sqlite__column_text(stmt, 1, arena, NULL);
         row->id = sqlite__column_text(stmt, 2, arena, NULL);
         row->json = sqlite__column_text(stmt, 3, arena, &row->json_len);
+        row->version = sqlite3_column_int64(stmt, 4);
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         status = sqlite__fail(conn->handle, rc, err, "scan");

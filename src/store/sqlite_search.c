@@ -985,7 +985,7 @@ static void q_union(q_t *q, size_t nkeys)
             q_clause(q, &branch->clauses[c], "a");
         }
         if (query->compartment_type && query->compartment_id) {
-            q_add(q, " AND a.rid IN (SELECT rid FROM ix_reference WHERE ");
+            q_add(q, " AND (a.rid IN (SELECT rid FROM ix_reference WHERE ");
             if (branch->type) {
                 q_add(q, "type = ");
                 q_text(q, branch->type->name);
@@ -1007,6 +1007,12 @@ static void q_union(q_t *q, size_t nkeys)
             q_text(q, query->compartment_id);
             q_add(q, " AND target_type = ");
             q_text(q, query->compartment_type);
+            q_add(q, ")");
+            /* the compartment's own resource is a member of it */
+            if (branch->type && strcmp(branch->type->name, query->compartment_type) == 0) {
+                q_add(q, " OR a.id = ");
+                q_text(q, query->compartment_id);
+            }
             q_add(q, ")");
         }
     }

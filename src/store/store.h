@@ -168,6 +168,7 @@ status_t store_txn_reindex(store_txn_t *txn, const char *type, const char *id,
 typedef struct {
     int64_t rid; /* the resource's key: scan order */
     const char *type, *id;
+    int64_t version;
     const char *json; /* the current version */
     size_t json_len;
 } store_scan_row_t;
@@ -191,7 +192,8 @@ typedef struct {
     const char *page; /* a cursor from a previous result's next or previous, NULL: first page
                          (plan->offset applies only then) */
     /* a compartment search (Patient/123/Observation): resources that refer to
-       compartment_type/compartment_id through one of the params (codes on the branch type) */
+       compartment_type/compartment_id through one of the params (codes on the branch type),
+       and the compartment's own resource when the branch is of its type */
     const char *compartment_type, *compartment_id;
     const char *const *compartment_params;
     size_t ncompartment_params;
