@@ -190,6 +190,14 @@ static void test_parse_syntax(void **state)
     EXPECT("true implies false implies true", "[true]");
     EXPECT("-(3)", "[-3]");
     EXPECT("2 > 1 is Boolean", "[true]");
+    /* as keeps the grammar's place: it binds tighter than | and the comparisons */
+    EXPECT("1 | 2 as Integer", "[1,2]");
+    EXPECT("1 < 2 as Integer", "[true]");
+    EXPECT("(1 < 2) as Integer", "[]");
+    EXPECT_OBS("Observation.value as Quantity | Observation.code.coding.code",
+               "[{\"value\":185.50,\"unit\":\"lbs\",\"system\":\"http://unitsofmeasure.org\","
+               "\"code\":\"[lb_av]\"},\"29463-7\"]");
+    EXPECT_OBS("80 'kg' < Observation.value as Quantity", "[true]");
 }
 
 /* ---- decimals ---- */
