@@ -1076,14 +1076,14 @@ static status_t eval_arithmetic(fp_eval_t *ev, const fp_ast_t *node, const fp_co
 }
 
 static status_t eval_logic(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *node,
-                           const fp_coll_t *focus, fp_coll_t *out)
+                           fp_coll_t *out)
 {
     fp_coll_t l, r;
     fhirpath__coll_init(&l);
     fhirpath__coll_init(&r);
     status_t rc;
     int a, b;
-    if ((rc = fhirpath__eval_node(ev, frame, node->left, focus, &l)) ||
+    if ((rc = fhirpath__eval_node(ev, frame, node->left, &l)) ||
         (rc = fhirpath__singleton_boolean(ev, node->left, &l, &a)))
         return rc;
     /* short cuts that do not need the right side */
@@ -1095,7 +1095,7 @@ static status_t eval_logic(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_
         fhirpath__push_boolean(ev, out, true);
         return ERR_OK;
     }
-    if ((rc = fhirpath__eval_node(ev, frame, node->right, focus, &r)) ||
+    if ((rc = fhirpath__eval_node(ev, frame, node->right, &r)) ||
         (rc = fhirpath__singleton_boolean(ev, node->right, &r, &b)))
         return rc;
     int result = -1;
@@ -1124,14 +1124,14 @@ static bool coll_contains(fp_eval_t *ev, const fp_coll_t *c, const fp_item_t *it
 }
 
 static status_t eval_binary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *node,
-                            const fp_coll_t *focus, fp_coll_t *out)
+                            fp_coll_t *out)
 {
     switch (node->op) {
     case FP_OP_AND:
     case FP_OP_OR:
     case FP_OP_XOR:
     case FP_OP_IMPLIES:
-        return eval_logic(ev, frame, node, focus, out);
+        return eval_logic(ev, frame, node, out);
     default:
         break;
     }
@@ -1139,8 +1139,8 @@ static status_t eval_binary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast
     fhirpath__coll_init(&l);
     fhirpath__coll_init(&r);
     status_t rc;
-    if ((rc = fhirpath__eval_node(ev, frame, node->left, focus, &l)) ||
-        (rc = fhirpath__eval_node(ev, frame, node->right, focus, &r)))
+    if ((rc = fhirpath__eval_node(ev, frame, node->left, &l)) ||
+        (rc = fhirpath__eval_node(ev, frame, node->right, &r)))
         return rc;
     switch (node->op) {
     case FP_OP_EQ:
@@ -1179,11 +1179,11 @@ static status_t eval_binary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast
 }
 
 static status_t eval_unary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *node,
-                           const fp_coll_t *focus, fp_coll_t *out)
+                           fp_coll_t *out)
 {
     fp_coll_t c;
     fhirpath__coll_init(&c);
-    status_t rc = fhirpath__eval_node(ev, frame, node->left, focus, &c);
+    status_t rc = fhirpath__eval_node(ev, frame, node->left, &c);
     const fp_item_t *v;
     if (rc || (rc = fhirpath__singleton(ev, node, "unary operator", &c, &v)))
         return rc;
@@ -1331,7 +1331,7 @@ static status_t eval_ident(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_
 }
 
 status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *node,
-                             const fp_coll_t *focus, fp_coll_t *out)
+                             fp_coll_t *out)
 {
     status_t rc = ERR_OK;
     if ((rc = fhirpath__check_budget(ev, node)))
@@ -1352,7 +1352,7 @@ status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_as
     case FP_N_MEMBER: {
         fp_coll_t left;
         fhirpath__coll_init(&left);
-        if ((rc = fhirpath__eval_node(ev, frame, node->left, focus, &left)))
+        if ((rc = fhirpath__eval_node(ev, frame, node->left, &left)))
             break;
         for (size_t i = 0; i < left.count; i++)
             fhirpath__member(ev, &left.items[i], node->name, node->name_len, out);
@@ -1362,7 +1362,7 @@ status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_as
         fp_coll_t input;
         fhirpath__coll_init(&input);
         if (node->left)
-            rc = fhirpath__eval_node(ev, frame, node->left, focus, &input);
+            rc = fhirpath__eval_node(ev, frame, node->left, &input);
         else
             this_collection(ev, frame, &input);
         if (!rc)
@@ -1388,8 +1388,8 @@ status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_as
         fhirpath__coll_init(&left);
         fhirpath__coll_init(&index);
         const fp_item_t *i;
-        if ((rc = fhirpath__eval_node(ev, frame, node->left, focus, &left)) ||
-            (rc = fhirpath__eval_node(ev, frame, node->right, focus, &index)) ||
+        if ((rc = fhirpath__eval_node(ev, frame, node->left, &left)) ||
+            (rc = fhirpath__eval_node(ev, frame, node->right, &index)) ||
             (rc = fhirpath__singleton(ev, node->right, "index", &index, &i)))
             break;
         if (!i)
@@ -1404,15 +1404,15 @@ status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_as
         break;
     }
     case FP_N_UNARY:
-        rc = eval_unary(ev, frame, node, focus, out);
+        rc = eval_unary(ev, frame, node, out);
         break;
     case FP_N_BINARY:
-        rc = eval_binary(ev, frame, node, focus, out);
+        rc = eval_binary(ev, frame, node, out);
         break;
     case FP_N_TYPE: {
         fp_coll_t left;
         fhirpath__coll_init(&left);
-        if ((rc = fhirpath__eval_node(ev, frame, node->left, focus, &left)))
+        if ((rc = fhirpath__eval_node(ev, frame, node->left, &left)))
             break;
         if (node->op == FP_OP_IS) {
             if (left.count > 1) {
@@ -1477,7 +1477,7 @@ status_t fhirpath_eval(const fhirpath_t *expr, const fhirpath_env_t *env, arena_
     frame.this_coll = &ev.context;
     fp_coll_t *result = arena_alloc(arena, sizeof(*result));
     fhirpath__coll_init(result);
-    status_t rc = fhirpath__eval_node(&ev, &frame, expr->root, &ev.context, result);
+    status_t rc = fhirpath__eval_node(&ev, &frame, expr->root, result);
     if (rc) {
         *out = NULL;
         return rc;

@@ -24,7 +24,7 @@ static status_t arg(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *call
                     fp_coll_t *out)
 {
     fhirpath__coll_init(out);
-    return fhirpath__eval_node(ev, frame, call->args[i], NULL, out);
+    return fhirpath__eval_node(ev, frame, call->args[i], out);
 }
 
 /* Evaluates argument i with $this bound to item (index i). */
@@ -37,7 +37,7 @@ static status_t arg_for(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *
     inner.index = (int64_t)index;
     inner.total = frame->total;
     fhirpath__coll_init(out);
-    return fhirpath__eval_node(ev, &inner, call->args[argi], NULL, out);
+    return fhirpath__eval_node(ev, &inner, call->args[argi], out);
 }
 
 static status_t arg_single(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *call,
@@ -517,9 +517,9 @@ FN(iif)
     if (rc || (rc = fhirpath__singleton_boolean(ev, call->args[0], &c, &b)))
         return rc;
     if (b == 1)
-        return fhirpath__eval_node(ev, f, call->args[1], NULL, out);
+        return fhirpath__eval_node(ev, f, call->args[1], out);
     if (call->nargs > 2)
-        return fhirpath__eval_node(ev, f, call->args[2], NULL, out);
+        return fhirpath__eval_node(ev, f, call->args[2], out);
     return ERR_OK;
 }
 
@@ -1637,7 +1637,7 @@ FN(aggregate)
         inner.total = &total;
         fp_coll_t next;
         fhirpath__coll_init(&next);
-        if ((rc = fhirpath__eval_node(ev, &inner, call->args[0], NULL, &next)))
+        if ((rc = fhirpath__eval_node(ev, &inner, call->args[0], &next)))
             return rc;
         total = next;
     }

@@ -282,8 +282,10 @@ bool fhirpath__coll_has(fp_eval_t *ev, const fp_coll_t *c, const fp_item_t *item
 
 #define FP_MAX_DEPTH 200
 
+/* Evaluates node, appending its items to out. A path's first step and a function without a
+ * focus apply to the frame's $this. */
 status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *node,
-                             const fp_coll_t *focus, fp_coll_t *out);
+                             fp_coll_t *out);
 status_t fhirpath__fail(fp_eval_t *ev, const fp_ast_t *node, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
