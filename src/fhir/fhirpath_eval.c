@@ -52,6 +52,148 @@ bool fhirpath__coll_has(fp_eval_t *ev, const fp_coll_t *c, const fp_item_t *item
     return false;
 }
 
+/* ---- hashed sets: a hash that equal (=) items share, so dedupe is not quadratic ---- */
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    return h;
+}
+
+static uint64_t bytes_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* Follows json_equal: same type and content; members in any order. */
+static uint64_t json_hash(json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        uint64_t h = 7;
+        const char *key;
+        json_t *value;
+        json_object_foreach(j, key, value) {
+            h += mix(bytes_hash(key, strlen(key)), json_hash(value));
+        }
+        return h;
+    }
+    case JSON_ARRAY: {
+        uint64_t h = 11;
+        for (size_t i = 0; i < json_array_size(j); i++)
+            h = mix(h, json_hash(json_array_get(j, i)));
+        return h;
+    }
+    case JSON_STRING:
+        return bytes_hash(json_string_value(j), json_string_length(j));
+    case JSON_INTEGER:
+        return mix(13, (uint64_t)json_integer_value(j));
+    default:
+        return (uint64_t)json_typeof(j) * 17;
+    }
+}
+
+static uint64_t item_hash(const fp_item_t *item)
+{
+    fp_item_t v;
+    if (!fhirpath__system_value(item, &v))
+        return 1; /* a primitive without a value equals nothing */
+    switch (v.kind) {
+    case FHIRPATH_NODE:
+        return v.u.node->json ? json_hash(v.u.node->json) : 3;
+    case FHIRPATH_BOOLEAN:
+        return 5 + v.u.boolean;
+    case FHIRPATH_INTEGER:
+    case FHIRPATH_DECIMAL: {
+        /* 1 = 1.0 = 1.00: hash the value without trailing zeros */
+        fp_decimal_t d = v.kind == FHIRPATH_INTEGER ? fhirpath__decimal_from_int(v.u.integer)
+                                                    : fhirpath__decimal_trim(v.u.decimal, 0);
+        unsigned __int128 c = (unsigned __int128)d.coef;
+        return mix(mix((uint64_t)c, (uint64_t)(c >> 64)), (uint64_t)d.scale);
+    }
+    case FHIRPATH_STRING:
+        return bytes_hash(v.u.string.ptr, v.u.string.len);
+    case FHIRPATH_TYPEINFO:
+        return bytes_hash(v.u.type.name, strlen(v.u.type.name));
+    default:
+        /* dates (offsets, precisions) and quantities (units) compare by conversion: one
+         * bucket per kind keeps them correct */
+        return 100 + v.kind;
+    }
+}
+
+void fhirpath__set_init(fp_eval_t *ev, fp_set_t *set, fp_coll_t *coll, size_t expected)
+{
+    size_t nb = 16;
+    while (nb < expected * 2 && nb < ((size_t)1 << 24))
+        nb *= 2;
+    set->coll = coll;
+    set->nbuckets = nb;
+    set->heads = arena_zalloc(ev->arena, nb * sizeof(*set->heads));
+    set->next = NULL;
+    set->hashes = NULL;
+    set->cap = 0;
+    set->indexed = 0;
+    for (size_t i = 0; i < coll->count; i++)
+        fhirpath__set_index(ev, set, i);
+}
+
+void fhirpath__set_index(fp_eval_t *ev, fp_set_t *set, size_t i)
+{
+    if (i >= set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 16;
+        while (cap <= i)
+            cap *= 2;
+        uint32_t *next = arena_alloc(ev->arena, cap * sizeof(*next));
+        uint64_t *hashes = arena_alloc(ev->arena, cap * sizeof(*hashes));
+        if (set->cap) {
+            memcpy(next, set->next, set->cap * sizeof(*next));
+            memcpy(hashes, set->hashes, set->cap * sizeof(*hashes));
+        }
+        set->next = next;
+        set->hashes = hashes;
+        set->cap = cap;
+    }
+    uint64_t h = item_hash(&set->coll->items[i]);
+    size_t b = (size_t)(h & (set->nbuckets - 1));
+    set->hashes[i] = h;
+    set->next[i] = set->heads[b];
+    set->heads[b] = (uint32_t)(i + 1);
+    set->indexed = i + 1;
+}
+
+void fhirpath__union(fp_eval_t *ev, const fp_coll_t *a, const fp_coll_t *b, fp_coll_t *out)
+{
+    fp_set_t set;
+    fhirpath__set_init(ev, &set, out, out->count + a->count + b->count);
+    for (size_t i = 0; i < a->count; i++)
+        if (!fhirpath__set_has(ev, &set, &a->items[i]))
+            fhirpath__set_push(ev, &set, &a->items[i]);
+    for (size_t i = 0; i < b->count; i++)
+        if (!fhirpath__set_has(ev, &set, &b->items[i]))
+            fhirpath__set_push(ev, &set, &b->items[i]);
+}
+
+bool fhirpath__set_has(fp_eval_t *ev, const fp_set_t *set, const fp_item_t *item)
+{
+    uint64_t h = item_hash(item);
+    for (uint32_t k = set->heads[h & (set->nbuckets - 1)]; k; k = set->next[k - 1]) {
+        ev->work++;
+        if (set->hashes[k - 1] == h && fhirpath__items_equal(&set->coll->items[k - 1], item) == 1)
+            return true;
+    }
+    return false;
+}
+
+void fhirpath__set_push(fp_eval_t *ev, fp_set_t *set, const fp_item_t *item)
+{
+    fhirpath__coll_push(ev, set->coll, item);
+    fhirpath__set_index(ev, set, set->coll->count - 1);
+}
+
 void fhirpath__coll_append(fp_eval_t *ev, fp_coll_t *c, const fp_coll_t *more)
 {
     for (size_t i = 0; i < more->count; i++)
@@ -1154,12 +1296,7 @@ static status_t eval_binary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast
     case FP_OP_GE:
         return eval_compare(ev, node, &l, &r, out);
     case FP_OP_UNION:
-        for (size_t i = 0; i < l.count; i++)
-            if (!coll_contains(ev, out, &l.items[i]))
-                fhirpath__coll_push(ev, out, &l.items[i]);
-        for (size_t i = 0; i < r.count; i++)
-            if (!coll_contains(ev, out, &r.items[i]))
-                fhirpath__coll_push(ev, out, &r.items[i]);
+        fhirpath__union(ev, &l, &r, out);
         return ERR_OK;
     case FP_OP_IN:
     case FP_OP_CONTAINS: {

@@ -232,10 +232,13 @@ static status_t subset(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *c
     status_t rc = arg(ev, frame, call, 0, &other);
     if (rc)
         return rc;
-    const fp_coll_t *small = superset ? &other : input, *big = superset ? input : &other;
+    const fp_coll_t *small = superset ? &other : input;
+    fp_coll_t big = superset ? *input : other;
+    fp_set_t set;
+    fhirpath__set_init(ev, &set, &big, big.count);
     bool result = true;
     for (size_t i = 0; i < small->count && result; i++)
-        result = fhirpath__coll_has(ev, big, &small->items[i]);
+        result = fhirpath__set_has(ev, &set, &small->items[i]);
     fhirpath__push_boolean(ev, out, result);
     return ERR_OK;
 }
@@ -262,9 +265,9 @@ FN(distinct)
 {
     (void)frame;
     (void)call;
-    for (size_t i = 0; i < input->count; i++)
-        if (!fhirpath__coll_has(ev, out, &input->items[i]))
-            fhirpath__coll_push(ev, out, &input->items[i]);
+    fp_coll_t none;
+    fhirpath__coll_init(&none);
+    fhirpath__union(ev, input, &none, out);
     return ERR_OK;
 }
 
@@ -451,10 +454,13 @@ FN(intersect)
     status_t rc = arg(ev, frame, call, 0, &other);
     if (rc)
         return rc;
+    fp_set_t others, seen_set;
+    fhirpath__set_init(ev, &others, &other, other.count);
+    fhirpath__set_init(ev, &seen_set, out, input->count);
     for (size_t i = 0; i < input->count; i++)
-        if (fhirpath__coll_has(ev, &other, &input->items[i]) &&
-            !fhirpath__coll_has(ev, out, &input->items[i]))
-            fhirpath__coll_push(ev, out, &input->items[i]);
+        if (fhirpath__set_has(ev, &others, &input->items[i]) &&
+            !fhirpath__set_has(ev, &seen_set, &input->items[i]))
+            fhirpath__set_push(ev, &seen_set, &input->items[i]);
     return ERR_OK;
 }
 
@@ -464,8 +470,10 @@ FN(exclude)
     status_t rc = arg(ev, frame, call, 0, &other);
     if (rc)
         return rc;
+    fp_set_t others;
+    fhirpath__set_init(ev, &others, &other, other.count);
     for (size_t i = 0; i < input->count; i++)
-        if (!fhirpath__coll_has(ev, &other, &input->items[i]))
+        if (!fhirpath__set_has(ev, &others, &input->items[i]))
             fhirpath__coll_push(ev, out, &input->items[i]);
     return ERR_OK;
 }
@@ -478,12 +486,7 @@ FN(union)
     status_t rc = arg(ev, frame, call, 0, &other);
     if (rc)
         return rc;
-    for (size_t i = 0; i < input->count; i++)
-        if (!fhirpath__coll_has(ev, out, &input->items[i]))
-            fhirpath__coll_push(ev, out, &input->items[i]);
-    for (size_t i = 0; i < other.count; i++)
-        if (!fhirpath__coll_has(ev, out, &other.items[i]))
-            fhirpath__coll_push(ev, out, &other.items[i]);
+    fhirpath__union(ev, input, &other, out);
     return ERR_OK;
 }
 

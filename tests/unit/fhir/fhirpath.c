@@ -757,6 +757,46 @@ static void test_fuzz_findings(void **state)
     EXPECT("'a|b(c)'.replaceMatches('(b)\\\\(c\\\\)|a', '[$1]')", "[\"[]|[b]\"]");
 }
 
+/* distinct, union and the like go through a hash index: 20,000 items with 10,000 distinct
+ * values would need 10^8 comparisons one against another */
+static void test_large_collections(void **state)
+{
+    (void)state;
+    json_t *patient = json_pack("{s:s}", "resourceType", "Patient");
+    json_t *ids = json_array();
+    for (int i = 0; i < 20000; i++) {
+        char value[16], system[16];
+        snprintf(value, sizeof(value), "v%d", i % 10000);
+        snprintf(system, sizeof(system), "urn:s%d", i % 2);
+        json_array_append_new(ids, json_pack("{s:s, s:s}", "system", system, "value", value));
+    }
+    json_object_set_new(patient, "identifier", ids);
+    fhirpath_env_t env;
+    fhirpath_env_init(&env, patient);
+    static const struct {
+        const char *expr, *want;
+    } cases[] = {
+        {"identifier.value.distinct().count()", "[10000]"},
+        {"identifier.value.isDistinct()", "[false]"},
+        {"(identifier.value | identifier.value).count()", "[10000]"},
+        {"identifier.distinct().count()", "[10000]"},
+        {"identifier.value.intersect(identifier.value.take(5000)).count()", "[5000]"},
+        {"identifier.value.exclude(identifier.value.take(9999)).count()", "[2]"},
+        {"identifier.value.take(100).subsetOf(identifier.value)", "[true]"},
+        {"identifier.system.distinct()", "[\"urn:s0\",\"urn:s1\"]"},
+        {"identifier.select(value.length()).distinct()", "[2,3,4,5]"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = run_env(cases[i].expr, &env);
+        if (strcmp(got, cases[i].want) != 0) {
+            print_error("%s\n  want %s\n  got  %s\n", cases[i].expr, cases[i].want, got);
+            mismatches++;
+        }
+        free(got);
+    }
+    json_decref(patient);
+}
+
 typedef struct {
     const fhirpath_t *expr;
     json_t *resource;
@@ -825,6 +865,7 @@ int main(void)
         cmocka_unit_test_teardown(test_check, check_mismatches),
         cmocka_unit_test_teardown(test_limits, check_mismatches),
         cmocka_unit_test_teardown(test_fuzz_findings, check_mismatches),
+        cmocka_unit_test_teardown(test_large_collections, check_mismatches),
         cmocka_unit_test_teardown(test_threads, check_mismatches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
