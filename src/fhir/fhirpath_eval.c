@@ -442,7 +442,8 @@ void fhirpath__member(fp_eval_t *ev, const fp_item_t *item, const char *name, si
     member_nodes(ev, node, obj, name, len, NULL, NULL, NULL, false, out);
     if (out->count > before || node->type)
         return;
-    /* no model: a choice element is a key of the name followed by a type name */
+    /* a node of a type the model does not know: a choice element is the name followed by a
+     * type name */
     const char *key;
     json_t *value;
     json_object_foreach(obj, key, value) {
