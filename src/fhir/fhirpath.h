@@ -95,8 +95,9 @@ typedef struct {
     void *member_of_data;
     fhirpath_trace_fn trace;
     void *trace_data;
-    /* Clock override for now(), today(), timeOfDay(): milliseconds since 1970 (UTC) and the
-     * offset to report, when now_set. Otherwise the system clock in UTC. */
+    /* now(), today(), timeOfDay(): the system clock, or now_ms (milliseconds since 1970,
+     * UTC) when now_set; seen at tz_offset_minutes east of UTC (0: UTC, written "Z"), so
+     * today() is the date where the care happens. One value per evaluation. */
     bool now_set;
     int64_t now_ms;
     int tz_offset_minutes;

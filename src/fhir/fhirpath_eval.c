@@ -906,10 +906,11 @@ status_t fhirpath__now(fp_eval_t *ev, fp_temporal_t *out)
 {
     if (!ev->have_now) {
         int64_t ms;
-        int offset = 0;
+        int offset = ev->env->tz_offset_minutes;
+        if (offset < -14 * 60 || offset > 14 * 60)
+            offset = 0;
         if (ev->env->now_set) {
             ms = ev->env->now_ms;
-            offset = ev->env->tz_offset_minutes;
         } else {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);

@@ -271,6 +271,18 @@ static void test_temporal(void **state)
     EXPECT("today()", "[\"2023-11-14\"]");
     EXPECT("timeOfDay()", "[\"22:13:20.000\"]");
     EXPECT("now() = now()", "[true]");
+    {
+        /* 22:13 UTC is already tomorrow in Auckland (+13:00) */
+        fhirpath_env_t env;
+        fhirpath_env_init(&env, NULL);
+        env.now_set = true;
+        env.now_ms = 1700000000000LL;
+        env.tz_offset_minutes = 13 * 60;
+        char *got = run_env("today() | now() | timeOfDay()", &env);
+        assert_string_equal(got, "[\"2023-11-15\",\"2023-11-15T11:13:20.000+13:00\","
+                                 "\"11:13:20.000\"]");
+        free(got);
+    }
     EXPECT("'2015-02-04T14:34:28+10:00'.toDateTime()", "[\"2015-02-04T14:34:28+10:00\"]");
     EXPECT("'2015-02-30'.toDate()", "[]");
     EXPECT("@2015-02-04T14:34:28.123.toDate()", "[\"2015-02-04\"]");
