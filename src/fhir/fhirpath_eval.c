@@ -1408,6 +1408,8 @@ static status_t eval_variable(fp_eval_t *ev, const fp_ast_t *node, fp_coll_t *ou
         value = "http://snomed.info/sct";
     else if (IS("loinc"))
         value = "http://loinc.org";
+    else if (IS("us-zip"))
+        value = "[0-9]{5}(-[0-9]{4}){0,1}"; /* FHIR R4 2.16.3 */
     if (value) {
         fhirpath__push_string(ev, out, value, strlen(value));
         return ERR_OK;

@@ -512,6 +512,7 @@ static void test_tree_types_utility(void **state)
     EXPECT("%`vs-administrative-gender`",
            "[\"http://hl7.org/fhir/ValueSet/administrative-gender\"]");
     EXPECT("%resource.id", "[\"p1\"]");
+    EXPECT("'12345-6789'.matches('^' + %`us-zip` + '$')", "[true]");
     EXPECT("%nope", "error: could not evaluate FHIRPath at column 1: unknown variable %nope");
 
     json_t *resource = parse(patient_text);
