@@ -738,7 +738,8 @@ static void test_limits(void **state)
     EXPECT("'x'.repeat('x')", "[\"x\"]");
 }
 
-/* Inputs the fuzzer (tests/fuzz/fhirpath.c) found, kept as regressions. */
+/* Inputs the fuzzer (tests/fuzz/fhirpath.c) and the package test (fhirpath_package.c) found,
+ * kept as regressions. */
 static void test_fuzz_findings(void **state)
 {
     (void)state;
@@ -765,6 +766,17 @@ static void test_fuzz_findings(void **state)
     expect_prefix("'a'.matches('((a{1,20}){1,20}){1,20}')",
                   "error: could not evaluate FHIRPath at column 13: invalid regular expression "
                   "\"((a{1,20}){1,20}){1,20}\": nested repeat counts multiply past 1000");
+    /* PCRE escapes inside brackets have no POSIX spelling: eld-16 and eld-19 use \] \[ \- */
+    EXPECT("'a-b[0]@x'.matches('^[a-zA-Z0-9\\\\/\\\\-_\\\\[\\\\]\\\\@]+$')", "[true]");
+    EXPECT("'a b'.matches('^[a-zA-Z0-9\\\\/\\\\-_\\\\[\\\\]\\\\@]+$')", "[false]");
+    EXPECT("'Patient.name'.matches('^[^\\\\s\\\\.,:;]{1,64}(\\\\.[^\\\\s\\\\.,:;]{1,64})*$')",
+           "[true]");
+    EXPECT("'x^y'.replaceMatches('[\\\\^]', '-') + '2-3'.replaceMatches('[\\\\d-]', '#')",
+           "[\"x-y###\"]");
+    EXPECT("']'.matches('[]]') and 'a'.matches('[^]]') and '\\\\'.matches('[\\\\\\\\]')",
+           "[true]");
+    expect_prefix("'a'.matches('[\\\\W]')", "error: could not evaluate FHIRPath at column 13: "
+                                          "invalid regular expression");
     /* the R4 invariants of conformance resources (adf-0, csd-0, vsd-0, ...) use {0,254} */
     EXPECT("'ValueSet_1'.matches('[A-Z]([A-Za-z0-9_]){0,254}')", "[true]");
     EXPECT("'a|b(c)'.replaceMatches('(b)\\\\(c\\\\)|a', '[$1]')", "[\"[]|[b]\"]");
