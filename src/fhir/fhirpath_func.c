@@ -1816,6 +1816,42 @@ static json_t *find_in_bundle(json_t *bundle, const char *ref, size_t n)
     return NULL;
 }
 
+status_t fhirpath_resolve_stub(void *data, const char *reference, size_t len,
+                               json_t **out_resource, err_t *err)
+{
+    (void)data;
+    (void)err;
+    *out_resource = NULL;
+    for (size_t i = 0; i + 10 <= len; i++) {
+        if (memcmp(reference + i, "/_history/", 10) == 0) {
+            len = i;
+            break;
+        }
+    }
+    /* the last two segments: Type/id */
+    size_t slash = len;
+    while (slash > 0 && reference[slash - 1] != '/')
+        slash--;
+    if (slash < 2 || slash == len || len - slash > 64)
+        return ERR_OK;
+    const char *id = reference + slash;
+    size_t id_len = len - slash;
+    for (size_t i = 0; i < id_len; i++)
+        if (!isalnum((unsigned char)id[i]) && id[i] != '-' && id[i] != '.')
+            return ERR_OK;
+    size_t type_start = slash - 1;
+    while (type_start > 0 && reference[type_start - 1] != '/')
+        type_start--;
+    const fhir_type_t *type =
+        fhirpath__model_resource_type(reference + type_start, slash - 1 - type_start);
+    if (!type)
+        return ERR_OK;
+    *out_resource = json_object();
+    json_object_set_new(*out_resource, "resourceType", json_string(type->name));
+    json_object_set_new(*out_resource, "id", json_stringn(id, id_len));
+    return ERR_OK;
+}
+
 static void resource_cleanup(void *json)
 {
     json_decref(json);

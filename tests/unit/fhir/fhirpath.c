@@ -602,6 +602,42 @@ static void test_fhir_functions(void **state)
     got = run_env("gender.memberOf('http://example.org/vs')", &env);
     assert_string_equal(got, "[true]");
     free(got);
+    /* the stub resolver: the type and id a literal reference names, nothing read */
+    env.resolve = fhirpath_resolve_stub;
+    got = run_env("generalPractitioner.resolve() | generalPractitioner.where(resolve() is "
+                  "Practitioner).reference",
+                  &env);
+    assert_string_equal(got, "[{\"resourceType\":\"Practitioner\",\"id\":\"dr\"},"
+                             "\"Practitioner/dr\"]");
+    free(got);
+    static const struct {
+        const char *reference, *want;
+    } stubs[] = {
+        {"Patient/123", "Patient 123"},
+        {"http://example.org/fhir/Observation/a.b-c/_history/2", "Observation a.b-c"},
+        {"Foo/123", NULL},
+        {"Patient/", NULL},
+        {"123", NULL},
+        {"urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a", NULL},
+        {"Patient/12 3", NULL},
+    };
+    for (size_t i = 0; i < sizeof(stubs) / sizeof(stubs[0]); i++) {
+        json_t *stub = NULL;
+        err_t err = ERR_INIT;
+        assert_int_equal(fhirpath_resolve_stub(NULL, stubs[i].reference,
+                                               strlen(stubs[i].reference), &stub, &err),
+                         ERR_OK);
+        if (!stubs[i].want) {
+            assert_null(stub);
+            continue;
+        }
+        assert_non_null(stub);
+        char *text = xasprintf("%s %s", json_string_value(json_object_get(stub, "resourceType")),
+                               json_string_value(json_object_get(stub, "id")));
+        assert_string_equal(text, stubs[i].want);
+        free(text);
+        json_decref(stub);
+    }
     json_decref(resource);
 
     /* references inside a Bundle resolve to its entries */
