@@ -29,6 +29,7 @@ static const char usage[] =
     "             resource's type (reports misspelt elements such as name.given1)\n"
     "  --pretty   print the JSON indented, one member per line\n"
     "  -h, --help show this help\n"
+    "  --         ends the options (for an expression that starts with '-')\n"
     "\n"
     "examples:\n"
     "  concerto fhirpath \"Patient.name.where(use = 'official').given\" patient.json\n"

@@ -34,7 +34,8 @@ typedef struct fhirpath_result fhirpath_result_t;
  * Compiles text (len bytes, need not be NUL-terminated). Returns a new expression the caller
  * frees with fhirpath_free, or NULL with an ERR_INVALID issue in err that names the column
  * and what was expected: `could not parse FHIRPath at column 12: expected ')' after function
- * arguments`. Unknown functions and wrong argument counts are reported here too.
+ * arguments`. Unknown functions, wrong argument counts and unknown types in is/as/ofType
+ * are reported here too.
  */
 fhirpath_t *fhirpath_compile(const char *text, size_t len, err_t *err);
 void fhirpath_free(fhirpath_t *expr);
@@ -46,9 +47,11 @@ const char *fhirpath_text(const fhirpath_t *expr);
 
 /*
  * Checks an expression against the FHIR model for a context of type `type_name` ("Patient"):
- * each path step must name an element of the types that can reach it, a type root must be
- * the context's type, and a cast must name a type the path can have. Returns 0, or
- * ERR_INVALID with a message naming the step, or when type_name is not a FHIR type.
+ * each path step must name an element of the types that can reach it (`no element 'given1'
+ * in HumanName`); a root naming another resource type, one branch of
+ * `Patient.name | Practitioner.name`, is checked against that type. With
+ * FHIRPATH_CHECK_ORDERED, an ordered function applied to children() or descendants() is an
+ * error too. Returns 0, or ERR_INVALID naming the step, or when type_name is not a FHIR type.
  */
 status_t fhirpath_check(const fhirpath_t *expr, const char *type_name, unsigned options,
                         err_t *err);
@@ -60,6 +63,16 @@ status_t fhirpath_check(const fhirpath_t *expr, const char *type_name, unsigned 
  */
 typedef status_t (*fhirpath_resolve_fn)(void *data, const char *reference, size_t len,
                                         json_t **out_resource, err_t *err);
+/*
+ * A resolve hook for indexing and rules that need only the type of what a reference points
+ * to: a literal reference "Type/id" (relative, or an absolute URL ending so, with or without
+ * "/_history/n") to a resource type of the model resolves to a new stub
+ * {"resourceType": Type, "id": id}, without reading anything, so that
+ * `subject.where(resolve() is Patient)` works; anything else resolves to nothing. data unused.
+ */
+status_t fhirpath_resolve_stub(void *data, const char *reference, size_t len, json_t **out_resource,
+                               err_t *err);
+
 /*
  * memberOf(): is code (in system, which may be NULL) in the value set at url?
  * Sets *out_member to 1, 0, or -1 when it cannot tell.
@@ -91,8 +104,9 @@ typedef struct {
     void *member_of_data;
     fhirpath_trace_fn trace;
     void *trace_data;
-    /* Clock override for now(), today(), timeOfDay(): milliseconds since 1970 (UTC) and the
-     * offset to report, when now_set. Otherwise the system clock in UTC. */
+    /* now(), today(), timeOfDay(): the system clock, or now_ms (milliseconds since 1970,
+     * UTC) when now_set; seen at tz_offset_minutes east of UTC (0: UTC, written "Z"), so
+     * today() is the date where the care happens. One value per evaluation. */
     bool now_set;
     int64_t now_ms;
     int tz_offset_minutes;
@@ -106,7 +120,8 @@ void fhirpath_env_init(fhirpath_env_t *env, json_t *resource);
  * JSON values of node items are borrowed from the resource, which must outlive them.
  * Errors (ERR_INVALID): a type error names the operator or function and the operand
  * (`cannot apply '-' to String and String`), a singleton where a collection came, an
- * unknown variable, a failed resolve or memberOf hook (its own error is passed on).
+ * unknown variable, an unusable regular expression, an evaluation past FHIRPATH_MAX_ITEMS
+ * items or its comparison budget; a failing resolve or memberOf hook passes its own error on.
  */
 status_t fhirpath_eval(const fhirpath_t *expr, const fhirpath_env_t *env, arena_t *arena,
                        fhirpath_result_t **out, err_t *err);
@@ -138,8 +153,9 @@ fhirpath_kind_t fhirpath_item_kind(const fhirpath_item_t *item);
 json_t *fhirpath_item_json(const fhirpath_item_t *item);
 /* A node's model type, or NULL when unknown or not a node. */
 const fhir_type_t *fhirpath_item_fhir_type(const fhirpath_item_t *item);
-/* Type name: FHIR for nodes ("date", "HumanName"; NULL when unknown), System otherwise
- * ("Integer", "Quantity"). Static or borrowed. */
+/* Type name: FHIR for nodes ("date", "HumanName", the model's "Patient.contact" for an
+ * inline element; NULL when unknown), System otherwise ("Integer", "Quantity"). Static or
+ * borrowed. */
 const char *fhirpath_item_type_name(const fhirpath_item_t *item);
 /* Where a node is: "Patient.name[0].given[1]"; NULL for System values. In arena. */
 const char *fhirpath_item_path(const fhirpath_item_t *item, arena_t *arena);
@@ -147,7 +163,8 @@ const char *fhirpath_item_path(const fhirpath_item_t *item, arena_t *arena);
  * NULL for complex nodes. In arena. */
 const char *fhirpath_item_text(const fhirpath_item_t *item, arena_t *arena);
 /* The item as JSON: a node's own JSON, System values as string, number or boolean, a
- * quantity as {"value":..,"unit":..}. A new reference; decimals keep their exact text. */
+ * quantity as {"value":..,"unit":..}. A new reference; decimals are jv decimals that keep
+ * their exact text, so write it with jv_dump. */
 json_t *fhirpath_item_to_json(const fhirpath_item_t *item);
 
 /* The result as a JSON array (a new reference). */

@@ -52,6 +52,142 @@ bool fhirpath__coll_has(fp_eval_t *ev, const fp_coll_t *c, const fp_item_t *item
     return false;
 }
 
+/* ---- hashed sets: a hash that equal (=) items share, so dedupe is not quadratic ---- */
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    return h;
+}
+
+static uint64_t bytes_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* Follows json_equal: same type and content; members in any order. */
+static uint64_t json_hash(json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        uint64_t h = 7;
+        const char *key;
+        json_t *value;
+        json_object_foreach(j, key, value)
+        {
+            h += mix(bytes_hash(key, strlen(key)), json_hash(value));
+        }
+        return h;
+    }
+    case JSON_ARRAY: {
+        uint64_t h = 11;
+        for (size_t i = 0; i < json_array_size(j); i++)
+            h = mix(h, json_hash(json_array_get(j, i)));
+        return h;
+    }
+    case JSON_STRING: return bytes_hash(json_string_value(j), json_string_length(j));
+    case JSON_INTEGER: return mix(13, (uint64_t)json_integer_value(j));
+    default: return (uint64_t)json_typeof(j) * 17;
+    }
+}
+
+static uint64_t item_hash(const fp_item_t *item)
+{
+    fp_item_t v;
+    if (!fhirpath__system_value(item, &v))
+        return 1; /* a primitive without a value equals nothing */
+    switch (v.kind) {
+    case FHIRPATH_NODE: return v.u.node->json ? json_hash(v.u.node->json) : 3;
+    case FHIRPATH_BOOLEAN: return 5 + v.u.boolean;
+    case FHIRPATH_INTEGER:
+    case FHIRPATH_DECIMAL: {
+        /* 1 = 1.0 = 1.00: hash the value without trailing zeros */
+        fp_decimal_t d = v.kind == FHIRPATH_INTEGER ? fhirpath__decimal_from_int(v.u.integer)
+                                                    : fhirpath__decimal_trim(v.u.decimal, 0);
+        unsigned __int128 c = (unsigned __int128)d.coef;
+        return mix(mix((uint64_t)c, (uint64_t)(c >> 64)), (uint64_t)d.scale);
+    }
+    case FHIRPATH_STRING: return bytes_hash(v.u.string.ptr, v.u.string.len);
+    case FHIRPATH_TYPEINFO: return bytes_hash(v.u.type.name, strlen(v.u.type.name));
+    default:
+        /* dates (offsets, precisions) and quantities (units) compare by conversion: one
+         * bucket per kind keeps them correct */
+        return 100 + v.kind;
+    }
+}
+
+void fhirpath__set_init(fp_eval_t *ev, fp_set_t *set, fp_coll_t *coll, size_t expected)
+{
+    size_t nb = 16;
+    while (nb < expected * 2 && nb < ((size_t)1 << 24))
+        nb *= 2;
+    set->coll = coll;
+    set->nbuckets = nb;
+    set->heads = arena_zalloc(ev->arena, nb * sizeof(*set->heads));
+    set->next = NULL;
+    set->hashes = NULL;
+    set->cap = 0;
+    set->indexed = 0;
+    for (size_t i = 0; i < coll->count; i++)
+        fhirpath__set_index(ev, set, i);
+}
+
+void fhirpath__set_index(fp_eval_t *ev, fp_set_t *set, size_t i)
+{
+    if (i >= set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 16;
+        while (cap <= i)
+            cap *= 2;
+        uint32_t *next = arena_alloc(ev->arena, cap * sizeof(*next));
+        uint64_t *hashes = arena_alloc(ev->arena, cap * sizeof(*hashes));
+        if (set->cap) {
+            memcpy(next, set->next, set->cap * sizeof(*next));
+            memcpy(hashes, set->hashes, set->cap * sizeof(*hashes));
+        }
+        set->next = next;
+        set->hashes = hashes;
+        set->cap = cap;
+    }
+    uint64_t h = item_hash(&set->coll->items[i]);
+    size_t b = (size_t)(h & (set->nbuckets - 1));
+    set->hashes[i] = h;
+    set->next[i] = set->heads[b];
+    set->heads[b] = (uint32_t)(i + 1);
+    set->indexed = i + 1;
+}
+
+void fhirpath__union(fp_eval_t *ev, const fp_coll_t *a, const fp_coll_t *b, fp_coll_t *out)
+{
+    fp_set_t set;
+    fhirpath__set_init(ev, &set, out, out->count + a->count + b->count);
+    for (size_t i = 0; i < a->count; i++)
+        if (!fhirpath__set_has(ev, &set, &a->items[i]))
+            fhirpath__set_push(ev, &set, &a->items[i]);
+    for (size_t i = 0; i < b->count; i++)
+        if (!fhirpath__set_has(ev, &set, &b->items[i]))
+            fhirpath__set_push(ev, &set, &b->items[i]);
+}
+
+bool fhirpath__set_has(fp_eval_t *ev, const fp_set_t *set, const fp_item_t *item)
+{
+    uint64_t h = item_hash(item);
+    for (uint32_t k = set->heads[h & (set->nbuckets - 1)]; k; k = set->next[k - 1]) {
+        ev->work++;
+        if (set->hashes[k - 1] == h && fhirpath__items_equal(&set->coll->items[k - 1], item) == 1)
+            return true;
+    }
+    return false;
+}
+
+void fhirpath__set_push(fp_eval_t *ev, fp_set_t *set, const fp_item_t *item)
+{
+    fhirpath__coll_push(ev, set->coll, item);
+    fhirpath__set_index(ev, set, set->coll->count - 1);
+}
+
 void fhirpath__coll_append(fp_eval_t *ev, fp_coll_t *c, const fp_coll_t *more)
 {
     for (size_t i = 0; i < more->count; i++)
@@ -298,7 +434,8 @@ void fhirpath__member(fp_eval_t *ev, const fp_item_t *item, const char *name, si
     member_nodes(ev, node, obj, name, len, NULL, NULL, NULL, false, out);
     if (out->count > before || node->type)
         return;
-    /* no model: a choice element is a key of the name followed by a type name */
+    /* a node of a type the model does not know: a choice element is the name followed by a
+     * type name */
     const char *key;
     json_t *value;
     json_object_foreach(obj, key, value)
@@ -749,10 +886,11 @@ status_t fhirpath__now(fp_eval_t *ev, fp_temporal_t *out)
 {
     if (!ev->have_now) {
         int64_t ms;
-        int offset = 0;
+        int offset = ev->env->tz_offset_minutes;
+        if (offset < -14 * 60 || offset > 14 * 60)
+            offset = 0;
         if (ev->env->now_set) {
             ms = ev->env->now_ms;
-            offset = ev->env->tz_offset_minutes;
         } else {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -1067,14 +1205,14 @@ static status_t eval_arithmetic(fp_eval_t *ev, const fp_ast_t *node, const fp_co
 }
 
 static status_t eval_logic(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *node,
-                           const fp_coll_t *focus, fp_coll_t *out)
+                           fp_coll_t *out)
 {
     fp_coll_t l, r;
     fhirpath__coll_init(&l);
     fhirpath__coll_init(&r);
     status_t rc;
     int a, b;
-    if ((rc = fhirpath__eval_node(ev, frame, node->left, focus, &l)) ||
+    if ((rc = fhirpath__eval_node(ev, frame, node->left, &l)) ||
         (rc = fhirpath__singleton_boolean(ev, node->left, &l, &a)))
         return rc;
     /* short cuts that do not need the right side */
@@ -1086,7 +1224,7 @@ static status_t eval_logic(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_
         fhirpath__push_boolean(ev, out, true);
         return ERR_OK;
     }
-    if ((rc = fhirpath__eval_node(ev, frame, node->right, focus, &r)) ||
+    if ((rc = fhirpath__eval_node(ev, frame, node->right, &r)) ||
         (rc = fhirpath__singleton_boolean(ev, node->right, &r, &b)))
         return rc;
     int result = -1;
@@ -1107,21 +1245,21 @@ static bool coll_contains(fp_eval_t *ev, const fp_coll_t *c, const fp_item_t *it
 }
 
 static status_t eval_binary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *node,
-                            const fp_coll_t *focus, fp_coll_t *out)
+                            fp_coll_t *out)
 {
     switch (node->op) {
     case FP_OP_AND:
     case FP_OP_OR:
     case FP_OP_XOR:
-    case FP_OP_IMPLIES: return eval_logic(ev, frame, node, focus, out);
+    case FP_OP_IMPLIES: return eval_logic(ev, frame, node, out);
     default: break;
     }
     fp_coll_t l, r;
     fhirpath__coll_init(&l);
     fhirpath__coll_init(&r);
     status_t rc;
-    if ((rc = fhirpath__eval_node(ev, frame, node->left, focus, &l)) ||
-        (rc = fhirpath__eval_node(ev, frame, node->right, focus, &r)))
+    if ((rc = fhirpath__eval_node(ev, frame, node->left, &l)) ||
+        (rc = fhirpath__eval_node(ev, frame, node->right, &r)))
         return rc;
     switch (node->op) {
     case FP_OP_EQ:
@@ -1132,14 +1270,7 @@ static status_t eval_binary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast
     case FP_OP_LE:
     case FP_OP_GT:
     case FP_OP_GE: return eval_compare(ev, node, &l, &r, out);
-    case FP_OP_UNION:
-        for (size_t i = 0; i < l.count; i++)
-            if (!coll_contains(ev, out, &l.items[i]))
-                fhirpath__coll_push(ev, out, &l.items[i]);
-        for (size_t i = 0; i < r.count; i++)
-            if (!coll_contains(ev, out, &r.items[i]))
-                fhirpath__coll_push(ev, out, &r.items[i]);
-        return ERR_OK;
+    case FP_OP_UNION: fhirpath__union(ev, &l, &r, out); return ERR_OK;
     case FP_OP_IN:
     case FP_OP_CONTAINS: {
         const fp_coll_t *needle = node->op == FP_OP_IN ? &l : &r;
@@ -1157,11 +1288,11 @@ static status_t eval_binary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast
 }
 
 static status_t eval_unary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *node,
-                           const fp_coll_t *focus, fp_coll_t *out)
+                           fp_coll_t *out)
 {
     fp_coll_t c;
     fhirpath__coll_init(&c);
-    status_t rc = fhirpath__eval_node(ev, frame, node->left, focus, &c);
+    status_t rc = fhirpath__eval_node(ev, frame, node->left, &c);
     const fp_item_t *v;
     if (rc || (rc = fhirpath__singleton(ev, node, "unary operator", &c, &v)))
         return rc;
@@ -1243,6 +1374,8 @@ static status_t eval_variable(fp_eval_t *ev, const fp_ast_t *node, fp_coll_t *ou
         value = "http://snomed.info/sct";
     else if (IS("loinc"))
         value = "http://loinc.org";
+    else if (IS("us-zip"))
+        value = "[0-9]{5}(-[0-9]{4}){0,1}"; /* FHIR R4 2.16.3 */
     if (value) {
         fhirpath__push_string(ev, out, value, strlen(value));
         return ERR_OK;
@@ -1305,7 +1438,7 @@ static status_t eval_ident(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_
 }
 
 status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *node,
-                             const fp_coll_t *focus, fp_coll_t *out)
+                             fp_coll_t *out)
 {
     status_t rc = ERR_OK;
     if ((rc = fhirpath__check_budget(ev, node)))
@@ -1321,7 +1454,7 @@ status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_as
     case FP_N_MEMBER: {
         fp_coll_t left;
         fhirpath__coll_init(&left);
-        if ((rc = fhirpath__eval_node(ev, frame, node->left, focus, &left)))
+        if ((rc = fhirpath__eval_node(ev, frame, node->left, &left)))
             break;
         for (size_t i = 0; i < left.count; i++)
             fhirpath__member(ev, &left.items[i], node->name, node->name_len, out);
@@ -1331,7 +1464,7 @@ status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_as
         fp_coll_t input;
         fhirpath__coll_init(&input);
         if (node->left)
-            rc = fhirpath__eval_node(ev, frame, node->left, focus, &input);
+            rc = fhirpath__eval_node(ev, frame, node->left, &input);
         else
             this_collection(ev, frame, &input);
         if (!rc)
@@ -1353,8 +1486,8 @@ status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_as
         fhirpath__coll_init(&left);
         fhirpath__coll_init(&index);
         const fp_item_t *i;
-        if ((rc = fhirpath__eval_node(ev, frame, node->left, focus, &left)) ||
-            (rc = fhirpath__eval_node(ev, frame, node->right, focus, &index)) ||
+        if ((rc = fhirpath__eval_node(ev, frame, node->left, &left)) ||
+            (rc = fhirpath__eval_node(ev, frame, node->right, &index)) ||
             (rc = fhirpath__singleton(ev, node->right, "index", &index, &i)))
             break;
         if (!i)
@@ -1368,12 +1501,12 @@ status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_as
             fhirpath__coll_push(ev, out, &left.items[i->u.integer]);
         break;
     }
-    case FP_N_UNARY: rc = eval_unary(ev, frame, node, focus, out); break;
-    case FP_N_BINARY: rc = eval_binary(ev, frame, node, focus, out); break;
+    case FP_N_UNARY: rc = eval_unary(ev, frame, node, out); break;
+    case FP_N_BINARY: rc = eval_binary(ev, frame, node, out); break;
     case FP_N_TYPE: {
         fp_coll_t left;
         fhirpath__coll_init(&left);
-        if ((rc = fhirpath__eval_node(ev, frame, node->left, focus, &left)))
+        if ((rc = fhirpath__eval_node(ev, frame, node->left, &left)))
             break;
         if (node->op == FP_OP_IS) {
             if (left.count > 1) {
@@ -1438,7 +1571,7 @@ status_t fhirpath_eval(const fhirpath_t *expr, const fhirpath_env_t *env, arena_
     frame.this_coll = &ev.context;
     fp_coll_t *result = arena_alloc(arena, sizeof(*result));
     fhirpath__coll_init(result);
-    status_t rc = fhirpath__eval_node(&ev, &frame, expr->root, &ev.context, result);
+    status_t rc = fhirpath__eval_node(&ev, &frame, expr->root, result);
     if (rc) {
         *out = NULL;
         return rc;

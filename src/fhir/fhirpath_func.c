@@ -24,7 +24,7 @@ static status_t arg(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *call
                     fp_coll_t *out)
 {
     fhirpath__coll_init(out);
-    return fhirpath__eval_node(ev, frame, call->args[i], NULL, out);
+    return fhirpath__eval_node(ev, frame, call->args[i], out);
 }
 
 /* Evaluates argument i with $this bound to item (index i). */
@@ -37,7 +37,7 @@ static status_t arg_for(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *
     inner.index = (int64_t)index;
     inner.total = frame->total;
     fhirpath__coll_init(out);
-    return fhirpath__eval_node(ev, &inner, call->args[argi], NULL, out);
+    return fhirpath__eval_node(ev, &inner, call->args[argi], out);
 }
 
 static status_t arg_single(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *call, size_t i,
@@ -230,10 +230,13 @@ static status_t subset(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *c
     status_t rc = arg(ev, frame, call, 0, &other);
     if (rc)
         return rc;
-    const fp_coll_t *small = superset ? &other : input, *big = superset ? input : &other;
+    const fp_coll_t *small = superset ? &other : input;
+    fp_coll_t big = superset ? *input : other;
+    fp_set_t set;
+    fhirpath__set_init(ev, &set, &big, big.count);
     bool result = true;
     for (size_t i = 0; i < small->count && result; i++)
-        result = fhirpath__coll_has(ev, big, &small->items[i]);
+        result = fhirpath__set_has(ev, &set, &small->items[i]);
     fhirpath__push_boolean(ev, out, result);
     return ERR_OK;
 }
@@ -260,9 +263,9 @@ FN(distinct)
 {
     (void)frame;
     (void)call;
-    for (size_t i = 0; i < input->count; i++)
-        if (!fhirpath__coll_has(ev, out, &input->items[i]))
-            fhirpath__coll_push(ev, out, &input->items[i]);
+    fp_coll_t none;
+    fhirpath__coll_init(&none);
+    fhirpath__union(ev, input, &none, out);
     return ERR_OK;
 }
 
@@ -449,10 +452,13 @@ FN(intersect)
     status_t rc = arg(ev, frame, call, 0, &other);
     if (rc)
         return rc;
+    fp_set_t others, seen_set;
+    fhirpath__set_init(ev, &others, &other, other.count);
+    fhirpath__set_init(ev, &seen_set, out, input->count);
     for (size_t i = 0; i < input->count; i++)
-        if (fhirpath__coll_has(ev, &other, &input->items[i]) &&
-            !fhirpath__coll_has(ev, out, &input->items[i]))
-            fhirpath__coll_push(ev, out, &input->items[i]);
+        if (fhirpath__set_has(ev, &others, &input->items[i]) &&
+            !fhirpath__set_has(ev, &seen_set, &input->items[i]))
+            fhirpath__set_push(ev, &seen_set, &input->items[i]);
     return ERR_OK;
 }
 
@@ -462,8 +468,10 @@ FN(exclude)
     status_t rc = arg(ev, frame, call, 0, &other);
     if (rc)
         return rc;
+    fp_set_t others;
+    fhirpath__set_init(ev, &others, &other, other.count);
     for (size_t i = 0; i < input->count; i++)
-        if (!fhirpath__coll_has(ev, &other, &input->items[i]))
+        if (!fhirpath__set_has(ev, &others, &input->items[i]))
             fhirpath__coll_push(ev, out, &input->items[i]);
     return ERR_OK;
 }
@@ -476,12 +484,7 @@ FN(union)
     status_t rc = arg(ev, frame, call, 0, &other);
     if (rc)
         return rc;
-    for (size_t i = 0; i < input->count; i++)
-        if (!fhirpath__coll_has(ev, out, &input->items[i]))
-            fhirpath__coll_push(ev, out, &input->items[i]);
-    for (size_t i = 0; i < other.count; i++)
-        if (!fhirpath__coll_has(ev, out, &other.items[i]))
-            fhirpath__coll_push(ev, out, &other.items[i]);
+    fhirpath__union(ev, input, &other, out);
     return ERR_OK;
 }
 
@@ -515,9 +518,9 @@ FN(iif)
     if (rc || (rc = fhirpath__singleton_boolean(ev, call->args[0], &c, &b)))
         return rc;
     if (b == 1)
-        return fhirpath__eval_node(ev, f, call->args[1], NULL, out);
+        return fhirpath__eval_node(ev, f, call->args[1], out);
     if (call->nargs > 2)
-        return fhirpath__eval_node(ev, f, call->args[2], NULL, out);
+        return fhirpath__eval_node(ev, f, call->args[2], out);
     return ERR_OK;
 }
 
@@ -1611,7 +1614,7 @@ FN(aggregate)
         inner.total = &total;
         fp_coll_t next;
         fhirpath__coll_init(&next);
-        if ((rc = fhirpath__eval_node(ev, &inner, call->args[0], NULL, &next)))
+        if ((rc = fhirpath__eval_node(ev, &inner, call->args[0], &next)))
             return rc;
         total = next;
     }
@@ -1785,6 +1788,42 @@ static json_t *find_in_bundle(json_t *bundle, const char *ref, size_t n)
             return resource;
     }
     return NULL;
+}
+
+status_t fhirpath_resolve_stub(void *data, const char *reference, size_t len, json_t **out_resource,
+                               err_t *err)
+{
+    (void)data;
+    (void)err;
+    *out_resource = NULL;
+    for (size_t i = 0; i + 10 <= len; i++) {
+        if (memcmp(reference + i, "/_history/", 10) == 0) {
+            len = i;
+            break;
+        }
+    }
+    /* the last two segments: Type/id */
+    size_t slash = len;
+    while (slash > 0 && reference[slash - 1] != '/')
+        slash--;
+    if (slash < 2 || slash == len || len - slash > 64)
+        return ERR_OK;
+    const char *id = reference + slash;
+    size_t id_len = len - slash;
+    for (size_t i = 0; i < id_len; i++)
+        if (!isalnum((unsigned char)id[i]) && id[i] != '-' && id[i] != '.')
+            return ERR_OK;
+    size_t type_start = slash - 1;
+    while (type_start > 0 && reference[type_start - 1] != '/')
+        type_start--;
+    const fhir_type_t *type =
+        fhirpath__model_resource_type(reference + type_start, slash - 1 - type_start);
+    if (!type)
+        return ERR_OK;
+    *out_resource = json_object();
+    json_object_set_new(*out_resource, "resourceType", json_string(type->name));
+    json_object_set_new(*out_resource, "id", json_stringn(id, id_len));
+    return ERR_OK;
 }
 
 static void resource_cleanup(void *json)

@@ -290,6 +290,24 @@ struct fp_eval {
 
 #define FHIRPATH_MAX_WORK ((uint64_t)50 * 1000 * 1000)
 
+/* A collection with a hash index over its items for = lookups (union, distinct, ...). */
+typedef struct {
+    fp_coll_t *coll;
+    uint32_t *heads, *next; /* bucket chains of item positions + 1 */
+    uint64_t *hashes;
+    size_t nbuckets, cap, indexed;
+} fp_set_t;
+
+/* Indexes the items already in coll; expected sizes the table. */
+void fhirpath__set_init(fp_eval_t *ev, fp_set_t *set, fp_coll_t *coll, size_t expected);
+void fhirpath__set_index(fp_eval_t *ev, fp_set_t *set, size_t i);
+/* An item equal (=) to item is in the set; comparisons count against the budget. */
+bool fhirpath__set_has(fp_eval_t *ev, const fp_set_t *set, const fp_item_t *item);
+/* Appends item to the set's collection and indexes it. */
+void fhirpath__set_push(fp_eval_t *ev, fp_set_t *set, const fp_item_t *item);
+/* out gets the items of a then b that are not already in out (the | operator). */
+void fhirpath__union(fp_eval_t *ev, const fp_coll_t *a, const fp_coll_t *b, fp_coll_t *out);
+
 /* An error once the evaluation has made too many items or comparisons. */
 status_t fhirpath__check_budget(fp_eval_t *ev, const fp_ast_t *node);
 /* An item equal (=) to item is in c; counts the comparisons against the budget. */
@@ -297,8 +315,10 @@ bool fhirpath__coll_has(fp_eval_t *ev, const fp_coll_t *c, const fp_item_t *item
 
 #define FP_MAX_DEPTH 200
 
+/* Evaluates node, appending its items to out. A path's first step and a function without a
+ * focus apply to the frame's $this. */
 status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *node,
-                             const fp_coll_t *focus, fp_coll_t *out);
+                             fp_coll_t *out);
 status_t fhirpath__fail(fp_eval_t *ev, const fp_ast_t *node, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -24,7 +24,8 @@ const fhir_element_t *fhirpath__model_element(const fhir_type_t *type, const cha
                                               const fhir_type_t **out_type)
 {
     *out_type = NULL;
-    if (!type)
+    /* "_name" is a primitive's extension object, never an element (defs.h asks for this) */
+    if (!type || len == 0 || name[0] == '_')
         return NULL;
     return fhir_element_find(type, name, len, out_type);
 }

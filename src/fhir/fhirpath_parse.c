@@ -3,9 +3,10 @@
  *
  * Recursive descent with precedence climbing over the FHIRPath 2.0 grammar. Literals are
  * turned into values and function names into table entries here, once, so evaluation never
- * looks at text again. The operator precedence is that of the grammar except that `is`/`as`
- * bind below `|` and the comparisons, as the published test suite reads `1 > 2 is Boolean`
- * and `1 | 1 is Integer`. Every error names the column and what was expected.
+ * looks at text again. The operator precedence is that of the grammar except that `is`
+ * binds below `|` and the comparisons, as the published test suite reads `1 > 2 is Boolean`
+ * and `1 | 1 is Integer`; `as` keeps its place (`a < b as Quantity` casts b). Every error
+ * names the column and what was expected.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -732,18 +733,18 @@ static int binary_op(parser_t *ps, fp_op_t *out)
         fp_op_t op;
         int prec;
     } ops[] = {
-        {T_OP, "*", FP_OP_MUL, 11},         {T_OP, "/", FP_OP_DIV, 11},
-        {T_IDENT, "div", FP_OP_DIVINT, 11}, {T_IDENT, "mod", FP_OP_MOD, 11},
-        {T_OP, "+", FP_OP_ADD, 10},         {T_OP, "-", FP_OP_SUB, 10},
-        {T_OP, "&", FP_OP_CONCAT, 10},      {T_OP, "|", FP_OP_UNION, 9},
-        {T_OP, "<", FP_OP_LT, 8},           {T_OP, "<=", FP_OP_LE, 8},
-        {T_OP, ">", FP_OP_GT, 8},           {T_OP, ">=", FP_OP_GE, 8},
-        {T_IDENT, "is", FP_OP_IS, 7},       {T_IDENT, "as", FP_OP_AS, 7},
-        {T_OP, "=", FP_OP_EQ, 6},           {T_OP, "~", FP_OP_EQUIV, 6},
-        {T_OP, "!=", FP_OP_NE, 6},          {T_OP, "!~", FP_OP_NEQUIV, 6},
-        {T_IDENT, "in", FP_OP_IN, 5},       {T_IDENT, "contains", FP_OP_CONTAINS, 5},
-        {T_IDENT, "and", FP_OP_AND, 4},     {T_IDENT, "or", FP_OP_OR, 3},
-        {T_IDENT, "xor", FP_OP_XOR, 3},     {T_IDENT, "implies", FP_OP_IMPLIES, 2},
+        {T_OP, "*", FP_OP_MUL, 22},         {T_OP, "/", FP_OP_DIV, 22},
+        {T_IDENT, "div", FP_OP_DIVINT, 22}, {T_IDENT, "mod", FP_OP_MOD, 22},
+        {T_OP, "+", FP_OP_ADD, 20},         {T_OP, "-", FP_OP_SUB, 20},
+        {T_OP, "&", FP_OP_CONCAT, 20},      {T_IDENT, "as", FP_OP_AS, 19},
+        {T_OP, "|", FP_OP_UNION, 18},       {T_OP, "<", FP_OP_LT, 16},
+        {T_OP, "<=", FP_OP_LE, 16},         {T_OP, ">", FP_OP_GT, 16},
+        {T_OP, ">=", FP_OP_GE, 16},         {T_IDENT, "is", FP_OP_IS, 14},
+        {T_OP, "=", FP_OP_EQ, 12},          {T_OP, "~", FP_OP_EQUIV, 12},
+        {T_OP, "!=", FP_OP_NE, 12},         {T_OP, "!~", FP_OP_NEQUIV, 12},
+        {T_IDENT, "in", FP_OP_IN, 10},      {T_IDENT, "contains", FP_OP_CONTAINS, 10},
+        {T_IDENT, "and", FP_OP_AND, 8},     {T_IDENT, "or", FP_OP_OR, 6},
+        {T_IDENT, "xor", FP_OP_XOR, 6},     {T_IDENT, "implies", FP_OP_IMPLIES, 4},
     };
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
         if (tok_is(ps, ops[i].kind, ops[i].text)) {

@@ -37,12 +37,113 @@ static void fold(expansion_t *x)
     x->pending = 0;
 }
 
+/*
+ * Translates a PCRE-style bracket expression starting after its '[' at p[*i] into a POSIX
+ * one. PCRE escapes inside (\] \- \\ \d \w \s) have no POSIX spelling, so the set is
+ * rebuilt: ']' first, then ranges and classes, then other characters, '^' not first and
+ * '-' last, as POSIX wants. Leaves *i on the closing ']'.
+ */
+static const char *translate_bracket(const char *p, size_t n, size_t *i, buf_t *out)
+{
+    buf_t items = BUF_INIT;
+    bool negated = false, close = false, dash = false, caret = false;
+    size_t k = *i;
+    if (k < n && p[k] == '^') {
+        negated = true;
+        k++;
+    }
+    bool first = true;
+    const char *error = NULL;
+    for (; k < n; k++, first = false) {
+        char c = p[k];
+        if (c == ']' && !first)
+            break;
+        if (c == '[' && k + 1 < n && (p[k + 1] == ':' || p[k + 1] == '.' || p[k + 1] == '=')) {
+            char kind = p[k + 1];
+            size_t j = k + 2;
+            while (j + 1 < n && !(p[j] == kind && p[j + 1] == ']'))
+                j++;
+            if (j + 1 >= n) {
+                error = "unterminated character class";
+                break;
+            }
+            buf_add(&items, p + k, j + 2 - k);
+            k = j + 1;
+            continue;
+        }
+        if (c == '\\' && k + 1 < n) {
+            char e = p[++k];
+            switch (e) {
+            case 'd': buf_addstr(&items, "0-9"); continue;
+            case 'w': buf_addstr(&items, "A-Za-z0-9_"); continue;
+            case 's': buf_addstr(&items, "[:space:]"); continue;
+            case 'D':
+            case 'W':
+            case 'S': error = "\\D, \\W and \\S inside brackets are not supported"; break;
+            case 'n': c = '\n'; break;
+            case 't': c = '\t'; break;
+            case 'r': c = '\r'; break;
+            default: c = e; break;
+            }
+            if (error)
+                break;
+        }
+        /* a range c-d (d may be escaped); a '-' at either end is a literal */
+        if (k + 2 < n && p[k + 1] == '-' && p[k + 2] != ']') {
+            char d = p[k + 2];
+            size_t used = 2;
+            if (d == '\\' && k + 3 < n) {
+                d = p[k + 3];
+                used = 3;
+            }
+            if ((unsigned char)d < (unsigned char)c) {
+                error = "a range ends before it starts";
+                break;
+            }
+            buf_addch(&items, c);
+            buf_addch(&items, '-');
+            buf_addch(&items, d);
+            k += used;
+            continue;
+        }
+        if (c == ']')
+            close = true;
+        else if (c == '-')
+            dash = true;
+        else if (c == '^')
+            caret = true;
+        else
+            buf_addch(&items, c);
+    }
+    if (!error && k >= n)
+        error = "unterminated character class";
+    if (!error) {
+        if (!negated && caret && !close && items.len == 0 && !dash) {
+            buf_addstr(out, "\\^"); /* only a caret: outside brackets it is one escaped */
+        } else {
+            buf_addch(out, '[');
+            if (negated)
+                buf_addch(out, '^');
+            if (close)
+                buf_addch(out, ']');
+            buf_add(out, items.ptr, items.len);
+            if (caret)
+                buf_addch(out, '^');
+            if (dash)
+                buf_addch(out, '-');
+            buf_addch(out, ']');
+        }
+        *i = k;
+    }
+    buf_release(&items);
+    return error;
+}
+
 /* Rewrites pattern into POSIX ERE; returns an error text for what POSIX cannot take safely:
  * stacked quantifiers ("a++", undefined in ERE and exponential in glibc), back-references
  * and repeat counts whose nesting multiplies past MAX_EXPANSION. */
 static const char *translate(const char *p, size_t n, buf_t *out)
 {
-    bool in_bracket = false;
     bool after_quantifier = false; /* the last thing written was a quantifier */
     expansion_t x = {{1}, 0, 0};
     if (n > MAX_PATTERN)
@@ -52,75 +153,39 @@ static const char *translate(const char *p, size_t n, buf_t *out)
         bool quantifier = false;
         if (c == '\\' && i + 1 < n) {
             char e = p[++i];
-            const char *inside = NULL, *outside = NULL;
+            const char *posix = NULL;
             switch (e) {
-            case 'd':
-                inside = "0-9";
-                outside = "[0-9]";
-                break;
-            case 'D': outside = "[^0-9]"; break;
-            case 'w':
-                inside = "A-Za-z0-9_";
-                outside = "[A-Za-z0-9_]";
-                break;
-            case 'W': outside = "[^A-Za-z0-9_]"; break;
-            case 's':
-                inside = "[:space:]";
-                outside = "[[:space:]]";
-                break;
-            case 'S': outside = "[^[:space:]]"; break;
+            case 'd': posix = "[0-9]"; break;
+            case 'D': posix = "[^0-9]"; break;
+            case 'w': posix = "[A-Za-z0-9_]"; break;
+            case 'W': posix = "[^A-Za-z0-9_]"; break;
+            case 's': posix = "[[:space:]]"; break;
+            case 'S': posix = "[^[:space:]]"; break;
+            case 'n': posix = "\n"; break;
+            case 't': posix = "\t"; break;
+            case 'r': posix = "\r"; break;
             default: break;
             }
-            if (!in_bracket) {
-                fold(&x);
-                x.pending = 1;
-                after_quantifier = false;
-            }
-            if (e == 'n' || e == 't' || e == 'r') {
-                buf_addch(out, e == 'n' ? '\n' : e == 't' ? '\t' : '\r');
-                continue;
-            }
-            if (!in_bracket && e >= '1' && e <= '9')
+            if (e >= '1' && e <= '9')
                 return "back-references are not supported";
-            if (in_bracket && inside) {
-                buf_addstr(out, inside);
-            } else if (!in_bracket && outside) {
-                buf_addstr(out, outside);
-            } else if (in_bracket) {
-                /* POSIX brackets have no escapes: the character stands for itself */
-                buf_addch(out, e);
+            fold(&x);
+            x.pending = 1;
+            after_quantifier = false;
+            if (posix) {
+                buf_addstr(out, posix);
             } else {
                 buf_addch(out, '\\');
                 buf_addch(out, e);
             }
             continue;
         }
-        if (in_bracket) {
-            if (c == '[' && i + 1 < n && (p[i + 1] == ':' || p[i + 1] == '.' || p[i + 1] == '=')) {
-                char kind = p[i + 1];
-                size_t j = i + 2;
-                while (j + 1 < n && !(p[j] == kind && p[j + 1] == ']'))
-                    j++;
-                if (j + 1 < n) {
-                    buf_add(out, p + i, j + 2 - i);
-                    i = j + 1;
-                    continue;
-                }
-            }
-            if (c == ']')
-                in_bracket = false;
-            buf_addch(out, c);
-            continue;
-        }
         if (c == '[') {
             fold(&x);
             x.pending = 1;
-            in_bracket = true;
-            buf_addch(out, c);
-            if (i + 1 < n && p[i + 1] == '^')
-                buf_addch(out, p[++i]);
-            if (i + 1 < n && p[i + 1] == ']')
-                buf_addch(out, p[++i]);
+            i++;
+            const char *error = translate_bracket(p, n, &i, out);
+            if (error)
+                return error;
             after_quantifier = false;
             continue;
         }

@@ -107,6 +107,12 @@ static void test_prints_json(void **state)
     assert_string_equal(r.out, "[\"Peter\",\"James\",\"1974-12-25\",2.50,"
                                "{\"value\":3,\"unit\":\"mg\"}]\n");
     assert_string_equal(r.err, "");
+    /* after --, an expression may start with a minus */
+    run(&r, NULL, 4, "--", "-1 + 2", patient_path);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "[1]\n");
+    run(&r, NULL, 5, "--", "-1", patient_path, "extra");
+    assert_int_equal(r.status, 2);
 }
 
 static void test_stdin_and_pretty(void **state)

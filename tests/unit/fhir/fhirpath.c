@@ -190,6 +190,14 @@ static void test_parse_syntax(void **state)
     EXPECT("true implies false implies true", "[true]");
     EXPECT("-(3)", "[-3]");
     EXPECT("2 > 1 is Boolean", "[true]");
+    /* as keeps the grammar's place: it binds tighter than | and the comparisons */
+    EXPECT("1 | 2 as Integer", "[1,2]");
+    EXPECT("1 < 2 as Integer", "[true]");
+    EXPECT("(1 < 2) as Integer", "[]");
+    EXPECT_OBS("Observation.value as Quantity | Observation.code.coding.code",
+               "[{\"value\":185.50,\"unit\":\"lbs\",\"system\":\"http://unitsofmeasure.org\","
+               "\"code\":\"[lb_av]\"},\"29463-7\"]");
+    EXPECT_OBS("80 'kg' < Observation.value as Quantity", "[true]");
 }
 
 /* ---- decimals ---- */
@@ -262,6 +270,18 @@ static void test_temporal(void **state)
     EXPECT("today()", "[\"2023-11-14\"]");
     EXPECT("timeOfDay()", "[\"22:13:20.000\"]");
     EXPECT("now() = now()", "[true]");
+    {
+        /* 22:13 UTC is already tomorrow in Auckland (+13:00) */
+        fhirpath_env_t env;
+        fhirpath_env_init(&env, NULL);
+        env.now_set = true;
+        env.now_ms = 1700000000000LL;
+        env.tz_offset_minutes = 13 * 60;
+        char *got = run_env("today() | now() | timeOfDay()", &env);
+        assert_string_equal(got, "[\"2023-11-15\",\"2023-11-15T11:13:20.000+13:00\","
+                                 "\"11:13:20.000\"]");
+        free(got);
+    }
     EXPECT("'2015-02-04T14:34:28+10:00'.toDateTime()", "[\"2015-02-04T14:34:28+10:00\"]");
     EXPECT("'2015-02-30'.toDate()", "[]");
     EXPECT("@2015-02-04T14:34:28.123.toDate()", "[\"2015-02-04\"]");
@@ -491,6 +511,7 @@ static void test_tree_types_utility(void **state)
     EXPECT("%`vs-administrative-gender`",
            "[\"http://hl7.org/fhir/ValueSet/administrative-gender\"]");
     EXPECT("%resource.id", "[\"p1\"]");
+    EXPECT("'12345-6789'.matches('^' + %`us-zip` + '$')", "[true]");
     EXPECT("%nope", "error: could not evaluate FHIRPath at column 1: unknown variable %nope");
 
     json_t *resource = parse(patient_text);
@@ -580,6 +601,42 @@ static void test_fhir_functions(void **state)
     got = run_env("gender.memberOf('http://example.org/vs')", &env);
     assert_string_equal(got, "[true]");
     free(got);
+    /* the stub resolver: the type and id a literal reference names, nothing read */
+    env.resolve = fhirpath_resolve_stub;
+    got = run_env("generalPractitioner.resolve() | generalPractitioner.where(resolve() is "
+                  "Practitioner).reference",
+                  &env);
+    assert_string_equal(got, "[{\"resourceType\":\"Practitioner\",\"id\":\"dr\"},"
+                             "\"Practitioner/dr\"]");
+    free(got);
+    static const struct {
+        const char *reference, *want;
+    } stubs[] = {
+        {"Patient/123", "Patient 123"},
+        {"http://example.org/fhir/Observation/a.b-c/_history/2", "Observation a.b-c"},
+        {"Foo/123", NULL},
+        {"Patient/", NULL},
+        {"123", NULL},
+        {"urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a", NULL},
+        {"Patient/12 3", NULL},
+    };
+    for (size_t i = 0; i < sizeof(stubs) / sizeof(stubs[0]); i++) {
+        json_t *stub = NULL;
+        err_t err = ERR_INIT;
+        assert_int_equal(fhirpath_resolve_stub(NULL, stubs[i].reference, strlen(stubs[i].reference),
+                                               &stub, &err),
+                         ERR_OK);
+        if (!stubs[i].want) {
+            assert_null(stub);
+            continue;
+        }
+        assert_non_null(stub);
+        char *text = xasprintf("%s %s", json_string_value(json_object_get(stub, "resourceType")),
+                               json_string_value(json_object_get(stub, "id")));
+        assert_string_equal(text, stubs[i].want);
+        free(text);
+        json_decref(stub);
+    }
     json_decref(resource);
 
     /* references inside a Bundle resolve to its entries */
@@ -719,7 +776,8 @@ static void test_limits(void **state)
     EXPECT("'x'.repeat('x')", "[\"x\"]");
 }
 
-/* Inputs the fuzzer (tests/fuzz/fhirpath.c) found, kept as regressions. */
+/* Inputs the fuzzer (tests/fuzz/fhirpath.c) and the package test (fhirpath_package.c) found,
+ * kept as regressions. */
 static void test_fuzz_findings(void **state)
 {
     (void)state;
@@ -746,9 +804,59 @@ static void test_fuzz_findings(void **state)
     expect_prefix("'a'.matches('((a{1,20}){1,20}){1,20}')",
                   "error: could not evaluate FHIRPath at column 13: invalid regular expression "
                   "\"((a{1,20}){1,20}){1,20}\": nested repeat counts multiply past 1000");
+    /* PCRE escapes inside brackets have no POSIX spelling: eld-16 and eld-19 use \] \[ \- */
+    EXPECT("'a-b[0]@x'.matches('^[a-zA-Z0-9\\\\/\\\\-_\\\\[\\\\]\\\\@]+$')", "[true]");
+    EXPECT("'a b'.matches('^[a-zA-Z0-9\\\\/\\\\-_\\\\[\\\\]\\\\@]+$')", "[false]");
+    EXPECT("'Patient.name'.matches('^[^\\\\s\\\\.,:;]{1,64}(\\\\.[^\\\\s\\\\.,:;]{1,64})*$')",
+           "[true]");
+    EXPECT("'x^y'.replaceMatches('[\\\\^]', '-') + '2-3'.replaceMatches('[\\\\d-]', '#')",
+           "[\"x-y###\"]");
+    EXPECT("']'.matches('[]]') and 'a'.matches('[^]]') and '\\\\'.matches('[\\\\\\\\]')", "[true]");
+    expect_prefix("'a'.matches('[\\\\W]')", "error: could not evaluate FHIRPath at column 13: "
+                                            "invalid regular expression");
     /* the R4 invariants of conformance resources (adf-0, csd-0, vsd-0, ...) use {0,254} */
     EXPECT("'ValueSet_1'.matches('[A-Z]([A-Za-z0-9_]){0,254}')", "[true]");
     EXPECT("'a|b(c)'.replaceMatches('(b)\\\\(c\\\\)|a', '[$1]')", "[\"[]|[b]\"]");
+}
+
+/* distinct, union and the like go through a hash index: 20,000 items with 10,000 distinct
+ * values would need 10^8 comparisons one against another */
+static void test_large_collections(void **state)
+{
+    (void)state;
+    json_t *patient = json_pack("{s:s}", "resourceType", "Patient");
+    json_t *ids = json_array();
+    for (int i = 0; i < 20000; i++) {
+        char value[16], system[16];
+        snprintf(value, sizeof(value), "v%d", i % 10000);
+        snprintf(system, sizeof(system), "urn:s%d", i % 2);
+        json_array_append_new(ids, json_pack("{s:s, s:s}", "system", system, "value", value));
+    }
+    json_object_set_new(patient, "identifier", ids);
+    fhirpath_env_t env;
+    fhirpath_env_init(&env, patient);
+    static const struct {
+        const char *expr, *want;
+    } cases[] = {
+        {"identifier.value.distinct().count()", "[10000]"},
+        {"identifier.value.isDistinct()", "[false]"},
+        {"(identifier.value | identifier.value).count()", "[10000]"},
+        {"identifier.distinct().count()", "[10000]"},
+        {"identifier.value.intersect(identifier.value.take(5000)).count()", "[5000]"},
+        {"identifier.value.exclude(identifier.value.take(9999)).count()", "[2]"},
+        {"identifier.value.take(100).subsetOf(identifier.value)", "[true]"},
+        {"identifier.system.distinct()", "[\"urn:s0\",\"urn:s1\"]"},
+        {"identifier.select(value.length()).distinct()", "[2,3,4,5]"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = run_env(cases[i].expr, &env);
+        if (strcmp(got, cases[i].want) != 0) {
+            print_error("%s\n  want %s\n  got  %s\n", cases[i].expr, cases[i].want, got);
+            mismatches++;
+        }
+        free(got);
+    }
+    json_decref(patient);
 }
 
 typedef struct {
@@ -819,6 +927,7 @@ int main(void)
         cmocka_unit_test_teardown(test_check, check_mismatches),
         cmocka_unit_test_teardown(test_limits, check_mismatches),
         cmocka_unit_test_teardown(test_fuzz_findings, check_mismatches),
+        cmocka_unit_test_teardown(test_large_collections, check_mismatches),
         cmocka_unit_test_teardown(test_threads, check_mismatches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
