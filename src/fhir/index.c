@@ -3,8 +3,8 @@
  *
  * Each parameter's expression is compiled once per process (a memo keyed by the expression's
  * text, behind a read-write lock: compiles are rare, lookups many) and evaluated over the
- * resource with a resolve() hook that answers "Type/id" with a stub of that type, so the
- * `where(resolve() is Patient)` of the R4 expressions works without reading the database.
+ * resource with fhirpath_resolve_stub, which answers "Type/id" with a stub of that type, so
+ * the `where(resolve() is Patient)` of the R4 expressions works without reading the database.
  * The FHIR type of each item found decides how it becomes rows of the parameter's kind.
  * Rows are distinct within a parameter (a set of their text keys).
  */
@@ -835,34 +835,6 @@ static void add_row(extract_t *x, const char *param, const fhir_index_value_t *v
 
 /* ---- evaluation ---------------------------------------------------------------------- */
 
-/* resolve() for a reference not found in the resource: a stub of the named type. */
-static status_t stub_resolve(void *data, const char *reference, size_t len, json_t **out,
-                             err_t *err)
-{
-    (void)err;
-    arena_t *scratch = data;
-    *out = NULL;
-    char *ref = arena_strndup(scratch, reference, len);
-    /* the last "Type/id" of the text, before any _history */
-    char *history = strstr(ref, "/_history/");
-    if (history)
-        *history = '\0';
-    char *slash = strrchr(ref, '/');
-    if (!slash || slash == ref)
-        return ERR_OK;
-    *slash = '\0';
-    const char *id = slash + 1;
-    char *type_start = strrchr(ref, '/');
-    const char *type = type_start ? type_start + 1 : ref;
-    if (!fhir_resource_type_find(type, strlen(type)) || !valid_id(id, strlen(id)))
-        return ERR_OK;
-    json_t *stub = json_object();
-    json_object_set_new(stub, "resourceType", json_string(type));
-    json_object_set_new(stub, "id", json_string(id));
-    *out = stub;
-    return ERR_OK;
-}
-
 static status_t evaluate(extract_t *x, const char *text, json_t *context,
                          const fhir_type_t *context_type, fhirpath_result_t **out)
 {
@@ -875,8 +847,7 @@ static status_t evaluate(extract_t *x, const char *text, json_t *context,
         env.context = context;
         env.context_type = context_type;
     }
-    env.resolve = stub_resolve;
-    env.resolve_data = x->scratch;
+    env.resolve = fhirpath_resolve_stub;
     err_t err = ERR_INIT;
     status_t rc = fhirpath_eval(expr, &env, x->scratch, out, &err);
     err_release(&err);
