@@ -11,8 +11,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/jv.h"
 #include "fhir/compartment.h"
 #include "fhir/defs.h"
+#include "fhir/subset.h"
 #include "http/http_int.h"
 #include "repo/repo.h"
 
@@ -301,6 +303,29 @@ static void add_outcome(buf_t *out, const fhir_search_plan_t *plan, bool truncat
     buf_addstr(out, "]},\"search\":{\"mode\":\"outcome\"}}");
 }
 
+/* The stored JSON as it is, or what _summary and _elements leave of it (_elements applies to
+ * the matches only). */
+static void add_resource(buf_t *out, const store_version_t *v, const fhir_search_plan_t *plan,
+                         bool included)
+{
+    size_t nelements = included ? 0 : plan->nelements;
+    if (nelements || plan->summary == FHIR_SEARCH_SUMMARY_TRUE ||
+        plan->summary == FHIR_SEARCH_SUMMARY_TEXT || plan->summary == FHIR_SEARCH_SUMMARY_DATA) {
+        err_t err = ERR_INIT;
+        json_t *resource = jv_parse(v->json, v->json_len, &err);
+        err_release(&err);
+        json_t *subset =
+            resource ? fhir_subset(resource, plan->summary, plan->elements, nelements) : NULL;
+        json_decref(resource);
+        if (subset) {
+            jv_dump(subset, out);
+            json_decref(subset);
+            return;
+        }
+    }
+    buf_add(out, v->json, v->json_len);
+}
+
 static void bundle(const http_search_request_t *r, const target_t *t, const pairs_t *pairs,
                    const fhir_search_plan_t *plan, const store_search_result_t *res, buf_t *out)
 
@@ -336,7 +361,7 @@ static void bundle(const http_search_request_t *r, const target_t *t, const pair
         buf_addch(out, '"');
         buf_add_json_escaped(out, r->base, strlen(r->base));
         buf_addf(out, "/%s/%s\",\"resource\":", v->type, v->id);
-        buf_add(out, v->json, v->json_len);
+        add_resource(out, v, plan, res->entries[i].included);
         buf_addf(out, ",\"search\":{\"mode\":\"%s\"}}",
                  res->entries[i].included ? "include" : "match");
     }

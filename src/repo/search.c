@@ -51,20 +51,10 @@ static status_t screen(fhir_search_plan_t *plan, bool strict, arena_t *arena, er
         const fhir_search_pair_t *pair = &plan->applied[at];
         if (is_result_parameter(pair)) {
             bool contained = pair->name_len == 10 && memcmp(pair->name, "_contained", 10) == 0;
-            bool summary = pair->name_len == 8 && memcmp(pair->name, "_summary", 8) == 0;
-            bool elements = pair->name_len == 9 && memcmp(pair->name, "_elements", 9) == 0;
             const char *reason = NULL;
             if (contained && plan->contained != FHIR_SEARCH_CONTAINED_FALSE) {
                 plan->contained = FHIR_SEARCH_CONTAINED_FALSE;
                 reason = "searching contained resources (_contained) is not supported";
-            } else if (summary && plan->summary != FHIR_SEARCH_SUMMARY_COUNT &&
-                       plan->summary != FHIR_SEARCH_SUMMARY_FALSE) {
-                plan->summary = FHIR_SEARCH_SUMMARY_NONE;
-                reason = "_summary other than count and false is not supported yet";
-            } else if (elements) {
-                plan->elements = NULL;
-                plan->nelements = 0;
-                reason = "_elements is not supported yet";
             }
             if (reason) {
                 if (set_aside(plan, at, reason, strict, arena, err))

@@ -444,10 +444,10 @@ def test_lenient_lists_what_it_ignored_and_strict_refuses(client):
     b = bundle(client, "Patient", [("gender:in", "http://example.org/vs"),
                                    ("family", "lenient")], t)
     assert matches(b) == ["Patient/h-1"]
-    b = bundle(client, "Patient", [("_elements", "name"), ("family", "lenient")], t)
+    b = bundle(client, "Patient", [("_contained", "true"), ("family", "lenient")], t)
     assert matches(b) == ["Patient/h-1"]
     issues = [e for e in b["entry"] if e["search"]["mode"] == "outcome"][0]["resource"]["issue"]
-    assert issues[0]["expression"] == ["_elements"]
+    assert issues[0]["expression"] == ["_contained"]
     r = client.get("Patient?foo=bar&family=x", headers={"Prefer": "handling=strict"})
     assert_outcome(r, 400, "invalid", 'unknown search parameter "foo"')
     r = client.get("Patient?gender:in=http://example.org/vs",
@@ -458,6 +458,43 @@ def test_lenient_lists_what_it_ignored_and_strict_refuses(client):
 
 
 # ---- other forms -------------------------------------------------------------------------
+
+def test_summary_and_elements_trim_the_resources(client):
+    t = "subset"
+    put(client, name_patient("e-1", "Subset", ["P"], t, gender="male", birthDate="1990",
+                             text={"status": "generated",
+                                   "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},
+                             maritalStatus={"text": "single"}))
+    put(client, obs("e-o", t, subject={"reference": "Patient/e-1"}))
+
+    def only(pairs):
+        b = bundle(client, "Patient", pairs, t)
+        assert matches(b) == ["Patient/e-1"], b
+        return [e["resource"] for e in b["entry"] if e["search"]["mode"] == "match"][0]
+
+    def subsetted(r):
+        return {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                "code": "SUBSETTED"} in r["meta"].get("tag", [])
+
+    r = only([("_summary", "true")])
+    assert "name" in r and "gender" in r and "text" not in r and "maritalStatus" not in r
+    assert subsetted(r) and r["meta"]["versionId"] == "1"
+    r = only([("_summary", "text")])
+    assert sorted(r) == ["id", "meta", "resourceType", "text"]
+    r = only([("_summary", "data")])
+    assert "text" not in r and "maritalStatus" in r and subsetted(r)
+    r = only([("_summary", "false")])
+    assert "text" in r and not subsetted(r)
+    r = only([("_elements", "birthDate,gender")])
+    assert sorted(r) == ["birthDate", "gender", "id", "meta", "resourceType"]
+    # _elements trims the matches only; _summary everything
+    b = bundle(client, "Observation", [("_elements", "status"),
+                                       ("_include", "Observation:subject")], t)
+    inc = [e["resource"] for e in b["entry"] if e["search"]["mode"] == "include"][0]
+    assert "name" in inc and not subsetted(inc)
+    mat = [e["resource"] for e in b["entry"] if e["search"]["mode"] == "match"][0]
+    assert sorted(mat) == ["id", "meta", "resourceType", "status"]
+
 
 def test_post_search_and_searches_of_all_types(client):
     t = "forms"
