@@ -1210,6 +1210,10 @@ static status_t read_included(sqlite_conn_t *conn, const store_search_t *query, 
 {
     if (!added->n)
         return ERR_OK;
+    store_search_entry_t *entries =
+        arena_alloc(arena, (out->n + added->n) * sizeof(store_search_entry_t));
+    memcpy(entries, out->entries, out->n * sizeof(store_search_entry_t));
+    out->entries = entries;
     q_t q;
     q_init(&q, query, arena);
     q_addf(&q,
@@ -1274,8 +1278,7 @@ status_t sqlite__search(void *opaque, const store_search_t *query, arena_t *aren
     q_release(&q);
     if (rc)
         return rc;
-    out->entries = arena_alloc(arena, ((size_t)count + STORE_SEARCH_MAX_INCLUDE) *
-                                          sizeof(store_search_entry_t));
+    out->entries = arena_alloc(arena, (size_t)count * sizeof(store_search_entry_t));
     bool forward = !has_cursor || !cursor.before;
     rids_t seen = {0};
     bool more = false;
