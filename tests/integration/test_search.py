@@ -555,6 +555,26 @@ def test_index_follows_updates_and_deletes(client):
     assert idset(client, "Patient", [("family", "again")], t) == ["l-1"]
 
 
+def test_meta_parameters(client):
+    t = "meta"
+    p = tagged(t, {"resourceType": "Patient", "id": "m-1"})
+    p["meta"]["profile"] = ["http://example.org/StructureDefinition/care-patient|2.0"]
+    p["meta"]["security"] = [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+                              "code": "R"}]
+    p["meta"]["source"] = "http://feeds.example.org/adt"
+    put(client, p)
+    put(client, tagged(t, {"resourceType": "Patient", "id": "m-2"}))
+    q = lambda name, v: idset(client, "Patient", [(name, v)], t)  # noqa: E731
+    assert q("_profile", "http://example.org/StructureDefinition/care-patient") == ["m-1"]
+    assert q("_profile", "http://example.org/StructureDefinition/care-patient|2.0") == ["m-1"]
+    assert q("_profile:below", "http://example.org/StructureDefinition/") == ["m-1"]
+    assert q("_security", "R") == ["m-1"]
+    assert q("_security:not", "R") == ["m-2"]
+    assert q("_source", "http://feeds.example.org/adt") == ["m-1"]
+    assert q("_profile:missing", "true") == ["m-2"]
+    assert idset(client, "Patient", [("_tag", f"{TAG_SYSTEM}|{t}"), ("_tag", "other")]) == []
+
+
 def test_last_updated(client):
     t = "updated"
     before = put(client, name_patient("u-1", "Upd", ["P"], t))["meta"]["lastUpdated"]
