@@ -12,9 +12,9 @@
 /* Result parameters: the applied pairs that are not criteria (they have no clause). */
 static bool is_result_parameter(const fhir_search_pair_t *pair)
 {
-    static const char *const names[] = {"_include",   "_revinclude",   "_count",    "_offset",
-                                        "_sort",      "_summary",      "_elements", "_total",
-                                        "_contained", "_containedType"};
+    static const char *const names[] = {"_include",   "_revinclude",    "_count",    "_offset",
+                                        "_sort",      "_summary",       "_elements", "_total",
+                                        "_contained", "_containedType", "_type"};
     size_t n = pair->name_len;
     const char *colon = memchr(pair->name, ':', n);
     if (colon)

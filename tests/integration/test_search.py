@@ -514,6 +514,13 @@ def test_post_search_and_searches_of_all_types(client):
     b = bundle(client, "/fhir", [("_type", "Observation")], t)
     assert matches(b) == ["Observation/w-o"]
     assert "_type=Observation" in link(b, "self")
+    # what is set aside in a search of some types is the pair that asked for it
+    b = bundle(client, "/fhir", [("_type", "Patient"), ("gender:in", "http://example.org/vs"),
+                                 ("family", "formal")], t)
+    assert matches(b) == ["Patient/w-1"]
+    issues = [e for e in b["entry"] if e["search"]["mode"] == "outcome"][0]["resource"]["issue"]
+    assert [i["expression"] for i in issues] == [["gender:in"]]
+    assert "family=formal" in link(b, "self") and "gender" not in link(b, "self")
     r = client.post("_search", encode([("_tag", f"{TAG_SYSTEM}|{t}"), ("_type", "Patient")]),
                     headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status == 200 and matches(r.json) == ["Patient/w-1"]
