@@ -38,12 +38,22 @@ typedef struct {
     uint64_t used;
 } sqlite_cached_t;
 
+#define SQLITE_TYPE_COUNTS 8
+
+/* How many current resources a type has, as a search last counted them (an estimate). */
+typedef struct {
+    char type[64]; /* "": every type */
+    int64_t count;
+    int64_t at; /* seconds of the monotonic clock; 0: never */
+} sqlite_type_count_t;
+
 typedef struct {
     sqlite3 *handle;
     sqlite3_stmt *statements[STMT__COUNT];
     bool writer;
     sqlite_cached_t cache[SQLITE_CACHED_STATEMENTS];
     uint64_t clock;
+    sqlite_type_count_t type_counts[SQLITE_TYPE_COUNTS];
 } sqlite_conn_t;
 
 /* Translates an SQLite result code into a status with a message, the driver text logged. */

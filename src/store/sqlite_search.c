@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/buf.h"
 #include "base/mem.h"
@@ -37,7 +38,12 @@ typedef struct {
     size_t nbinds, cap;
     int alias; /* the last alias number handed out */
     const store_search_t *query;
+    const char ***how; /* how[b][c] for clause c of branch b: NULL as written, PROBE tested
+                          per resource (EXISTS) */
 } q_t;
+
+/* how[b][c]: the clause is tested per resource */
+static const char PROBE[] = "probe";
 
 static void q_init(q_t *q, const store_search_t *query, arena_t *arena)
 {
@@ -578,6 +584,75 @@ static bool q_column_param(q_t *q, const fhir_search_clause_t *clause, const cha
     return true;
 }
 
+/* The rids whose rows match one of the values: one SELECT per value (and per form of a local
+ * reference), so each uses its index. */
+static void q_param_rids(q_t *q, const fhir_search_clause_t *clause, const char *table)
+{
+    bool first = true;
+    for (size_t i = 0; i < clause->nvalues; i++) {
+        const fhir_search_value_t *v = &clause->values[i];
+        bool both_forms = clause->param->type == FHIR_SEARCH_REFERENCE &&
+                          clause->modifier != FHIR_SEARCH_MOD_IDENTIFIER &&
+                          reference_is_local(q, v) && v->as.reference.type && q->query->base &&
+                          *q->query->base;
+        for (int form = 0; form < (both_forms ? 2 : 1); form++) {
+            q_addf(q, "%sSELECT rid FROM %s WHERE ", first ? "" : " UNION ALL ", table);
+            first = false;
+            q_table_key(q, "", clause->type, clause->param->code);
+            q_add(q, " AND ");
+            if (form == 1)
+                q_reference(q, v, true);
+            else
+                q_value_condition(q, clause, v);
+        }
+    }
+}
+
+/* A clause that can be tested per resource: a parameter of an index table. */
+static bool probe_capable(const fhir_search_clause_t *clause)
+{
+    return clause->kind == FHIR_SEARCH_CLAUSE_PARAM && strcmp(clause->param->code, "_id") != 0 &&
+           strcmp(clause->param->code, "_lastUpdated") != 0 && table_of(clause) != NULL;
+}
+
+/*
+ * The clause tested per resource through the (rid, param) index: for clauses that match a
+ * large share of the resources, where materializing their rids would cost more than
+ * looking at the first resources in order until the page is full.
+ */
+static void q_param_probe(q_t *q, const fhir_search_clause_t *clause, const char *alias)
+{
+    const char *table = table_of(clause);
+    bool missing = clause->modifier == FHIR_SEARCH_MOD_MISSING;
+    bool negated = clause->modifier == FHIR_SEARCH_MOD_NOT;
+    q_add(q, "(");
+    for (size_t i = 0; i < (missing ? clause->nvalues : 1); i++) {
+        if (i)
+            q_add(q, " OR ");
+        bool none = missing ? clause->values[i].as.missing : negated;
+        q_addf(q, "%sEXISTS (SELECT 1 FROM %s WHERE rid = %s.rid AND param = ", none ? "NOT " : "",
+               table, alias);
+        q_text(q, clause->param->code);
+        if (!missing) {
+            q_add(q, " AND (");
+            for (size_t k = 0; k < clause->nvalues; k++) {
+                const fhir_search_value_t *v = &clause->values[k];
+                q_add(q, k ? " OR " : "");
+                q_value_condition(q, clause, v);
+                if (clause->param->type == FHIR_SEARCH_REFERENCE &&
+                    clause->modifier != FHIR_SEARCH_MOD_IDENTIFIER && reference_is_local(q, v) &&
+                    v->as.reference.type && q->query->base && *q->query->base) {
+                    q_add(q, " OR ");
+                    q_reference(q, v, true);
+                }
+            }
+            q_add(q, ")");
+        }
+        q_add(q, ")");
+    }
+    q_add(q, ")");
+}
+
 static void q_param(q_t *q, const fhir_search_clause_t *clause, const char *alias)
 {
     if (q_column_param(q, clause, alias))
@@ -600,26 +675,8 @@ static void q_param(q_t *q, const fhir_search_clause_t *clause, const char *alia
         q_add(q, ")");
         return;
     }
-    /* one SELECT per value (and per form of a local reference), so each uses its index */
     q_addf(q, "%s.rid %sIN (", alias, clause->modifier == FHIR_SEARCH_MOD_NOT ? "NOT " : "");
-    bool first = true;
-    for (size_t i = 0; i < clause->nvalues; i++) {
-        const fhir_search_value_t *v = &clause->values[i];
-        bool both_forms = clause->param->type == FHIR_SEARCH_REFERENCE &&
-                          clause->modifier != FHIR_SEARCH_MOD_IDENTIFIER &&
-                          reference_is_local(q, v) && v->as.reference.type && q->query->base &&
-                          *q->query->base;
-        for (int form = 0; form < (both_forms ? 2 : 1); form++) {
-            q_addf(q, "%sSELECT rid FROM %s WHERE ", first ? "" : " UNION ALL ", table);
-            first = false;
-            q_table_key(q, "", clause->type, clause->param->code);
-            q_add(q, " AND ");
-            if (form == 1)
-                q_reference(q, v, true);
-            else
-                q_value_condition(q, clause, v);
-        }
-    }
+    q_param_rids(q, clause, table);
     q_add(q, ")");
 }
 
@@ -982,7 +1039,11 @@ static void q_union(q_t *q, size_t nkeys)
         q_add(q, "a.deleted = 0");
         for (size_t c = 0; c < branch->nclauses; c++) {
             q_add(q, " AND ");
-            q_clause(q, &branch->clauses[c], "a");
+            const char *how = q->how && q->how[b] ? q->how[b][c] : NULL;
+            if (how == PROBE)
+                q_param_probe(q, &branch->clauses[c], "a");
+            else
+                q_clause(q, &branch->clauses[c], "a");
         }
         if (query->compartment_type && query->compartment_id) {
             q_add(q, " AND (a.rid IN (SELECT rid FROM ix_reference WHERE ");
@@ -1239,12 +1300,152 @@ static status_t read_included(sqlite_conn_t *conn, const store_search_t *query, 
     return ERR_OK;
 }
 
+/* ---- choosing how each clause is tested --------------------------------------------- */
+
+/* Rows a clause's subquery yields, counted up to cap (an index-only count: cheaper than
+ * materializing them). */
+static status_t clause_rows(sqlite_conn_t *conn, const store_search_t *query,
+                            const fhir_search_clause_t *clause, int64_t cap, arena_t *arena,
+                            int64_t *out, err_t *err)
+{
+    q_t q;
+    q_init(&q, query, arena);
+    q_add(&q, "SELECT count(*) FROM (");
+    q_param_rids(&q, clause, table_of(clause));
+    q_add(&q, " LIMIT ");
+    q_int(&q, cap);
+    q_add(&q, ")");
+    sqlite3_stmt *stmt;
+    status_t rc = q_prepare(conn, &q, &stmt, err);
+    q_release(&q);
+    if (rc)
+        return rc;
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW)
+        *out = sqlite3_column_int64(stmt, 0);
+    else
+        rc = sqlite__fail(conn->handle, step, err, "search estimate");
+    q_finish(stmt);
+    return rc;
+}
+
+/* Current resources of a type (every type: NULL), counted up to cap, remembered for a few
+ * seconds per connection: an estimate is all that is needed. */
+static status_t type_rows(sqlite_conn_t *conn, const fhir_type_t *type, int64_t cap, int64_t *out,
+                          err_t *err)
+{
+    const char *name = type ? type->name : "";
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec;
+    sqlite_type_count_t *slot = &conn->type_counts[0];
+    for (int i = 0; i < SQLITE_TYPE_COUNTS; i++) {
+        sqlite_type_count_t *c = &conn->type_counts[i];
+        if (strcmp(c->type, name) == 0 && c->at > 0 && now - c->at < 10) {
+            *out = c->count;
+            return ERR_OK;
+        }
+        if (c->at < slot->at)
+            slot = c;
+    }
+    sqlite3_stmt *stmt;
+    status_t rc = sqlite__prepare_cached(
+        conn,
+        type ? "SELECT count(*) FROM (SELECT 1 FROM resource WHERE type = ?1 AND deleted = 0 "
+               "LIMIT ?2)"
+             : "SELECT count(*) FROM (SELECT 1 FROM resource WHERE deleted = 0 LIMIT ?2)",
+        &stmt, err);
+    if (rc)
+        return rc;
+    if (type)
+        sqlite3_bind_text(stmt, 1, type->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, cap);
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW)
+        *out = sqlite3_column_int64(stmt, 0);
+    else
+        rc = sqlite__fail(conn->handle, step, err, "search estimate");
+    q_finish(stmt);
+    if (!rc) {
+        snprintf(slot->type, sizeof(slot->type), "%s", name);
+        slot->count = *out;
+        slot->at = now;
+    }
+    return rc;
+}
+
+#define TYPE_ESTIMATE_CAP 1000000
+/* A probe (an index lookup by rid, then a test) costs about this many times what
+ * materializing one matching rid does. */
+#define PROBE_COST 4
+
+/*
+ * For a search without sort keys (pages in rid order): which clauses to test per resource
+ * instead of materializing their rids. Materializing costs about the M rows a clause
+ * matches; walking the resources in order and testing each costs about PROBE_COST * page * N
+ * / M for N resources of the type. So a clause is probed when M exceeds T = sqrt(PROBE_COST *
+ * page * N), which counting at most T + 1 of its index entries tells (an index-only count,
+ * a fraction of what materializing would cost). :not and :missing match most resources by nature
+ * and are always probed. When every clause is probed, the walk stops as soon as the page is full.
+ * Small types (N below 16 pages) are not worth the reading.
+ */
+static status_t choose_probes(sqlite_conn_t *conn, const store_search_t *query, arena_t *arena,
+                              uint32_t count, const char ****out, err_t *err)
+{
+    const fhir_search_plan_t *plan = query->plan;
+    const char ***how = arena_zalloc(arena, plan->nbranches * sizeof(*how));
+    int64_t page = (int64_t)count + 1;
+    for (size_t b = 0; b < plan->nbranches; b++) {
+        const fhir_search_branch_t *branch = &plan->branches[b];
+        how[b] = arena_zalloc(arena, (branch->nclauses ? branch->nclauses : 1) * sizeof(char *));
+        int64_t n = -1;
+        for (size_t c = 0; c < branch->nclauses; c++) {
+            const fhir_search_clause_t *clause = &branch->clauses[c];
+            if (!probe_capable(clause))
+                continue;
+            if (clause->modifier == FHIR_SEARCH_MOD_MISSING ||
+                clause->modifier == FHIR_SEARCH_MOD_NOT) {
+                how[b][c] = PROBE;
+                continue;
+            }
+            status_t rc;
+            if (n < 0 && (rc = type_rows(conn, branch->type, TYPE_ESTIMATE_CAP, &n, err)))
+                return rc;
+            if (n < 16 * page)
+                continue;
+            int64_t threshold = (int64_t)sqrt((double)PROBE_COST * (double)page * (double)n);
+            int64_t m = 0;
+            if ((rc = clause_rows(conn, query, clause, threshold + 1, arena, &m, err)))
+                return rc;
+            how[b][c] = m > threshold ? PROBE : NULL;
+        }
+    }
+    *out = how;
+    return ERR_OK;
+}
+
 /* ---- entry point --------------------------------------------------------------------- */
 
+static status_t search_snapshot(sqlite_conn_t *conn, const store_search_t *query, arena_t *arena,
+                                store_search_result_t *out, err_t *err);
+
+/* One read transaction: the total, the estimates, the page and the includes see one state of
+ * the database. */
 status_t sqlite__search(void *opaque, const store_search_t *query, arena_t *arena,
                         store_search_result_t *out, err_t *err)
 {
     sqlite_conn_t *conn = opaque;
+    int rc = sqlite3_exec(conn->handle, "BEGIN", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return sqlite__fail(conn->handle, rc, err, "search: begin");
+    status_t status = search_snapshot(conn, query, arena, out, err);
+    sqlite3_exec(conn->handle, status ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
+    return status;
+}
+
+static status_t search_snapshot(sqlite_conn_t *conn, const store_search_t *query, arena_t *arena,
+                                store_search_result_t *out, err_t *err)
+{
     const fhir_search_plan_t *plan = query->plan;
     memset(out, 0, sizeof(*out));
     out->total = -1;
@@ -1272,6 +1473,8 @@ status_t sqlite__search(void *opaque, const store_search_t *query, arena_t *aren
 
     q_t q;
     q_init(&q, query, arena);
+    if (nkeys == 0 && (rc = choose_probes(conn, query, arena, count, &q.how, err)))
+        return rc;
     q_page(&q, has_cursor ? &cursor : NULL, descending, nkeys, count, plan->offset);
     sqlite3_stmt *stmt;
     rc = q_prepare(conn, &q, &stmt, err);
