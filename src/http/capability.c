@@ -42,6 +42,7 @@ void http__build_capability(http_server_t *server)
         buf_addf(&out,
                  "{\"type\":\"%s\",\"profile\":\"http://hl7.org/fhir/StructureDefinition/%s\","
                  "\"interaction\":[{\"code\":\"read\"},{\"code\":\"vread\"},{\"code\":\"update\"},"
+                 "{\"code\":\"patch\"},"
                  "{\"code\":\"delete\"},{\"code\":\"history-instance\"},"
                  "{\"code\":\"history-type\"},{\"code\":\"create\"}],"
                  "\"versioning\":\"versioned-update\",\"readHistory\":true,"

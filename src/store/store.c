@@ -255,6 +255,12 @@ const char *store_txn_time_text(store_txn_t *txn)
     return txn->time_text;
 }
 
+status_t store_txn_read(store_txn_t *txn, const char *type, const char *id, int64_t version,
+                        arena_t *arena, store_version_t *out, err_t *err)
+{
+    return txn->store->driver->read(txn->conn, type, id, version, arena, out, err);
+}
+
 status_t store_txn_current(store_txn_t *txn, const char *type, const char *id, store_current_t *out,
                            err_t *err)
 {

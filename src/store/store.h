@@ -134,6 +134,10 @@ typedef struct {
     bool deleted;
 } store_current_t;
 
+/* store_read inside the transaction: sees what the transaction has written so far. */
+status_t store_txn_read(store_txn_t *txn, const char *type, const char *id, int64_t version,
+                        arena_t *arena, store_version_t *out, err_t *err);
+
 /* The current version number of type/id as seen inside the transaction. */
 status_t store_txn_current(store_txn_t *txn, const char *type, const char *id, store_current_t *out,
                            err_t *err);
