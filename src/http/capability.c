@@ -51,7 +51,8 @@ void http__build_capability(http_server_t *server)
                  "\"not-supported\"}",
                  name, name);
     }
-    buf_addstr(&out, "],\"interaction\":[{\"code\":\"history-system\"}]}]}");
+    buf_addstr(&out, "],\"interaction\":[{\"code\":\"history-system\"},{\"code\":\"batch\"},"
+                     "{\"code\":\"transaction\"}]}]}");
     server->capability_len = out.len;
     server->capability = buf_detach(&out, NULL);
 }

@@ -20,6 +20,7 @@
 #include "base/mem.h"
 #include "fhir/defs.h"
 #include "http/http_int.h"
+#include "repo/bundle.h"
 #include "repo/repo.h"
 
 #define FHIR_JSON             "application/fhir+json"
@@ -61,7 +62,9 @@ struct pending {
     pending_cell_t *cell;
     arena_t arena;
     ctx_t ctx;
-    repo_write_t write;
+    repo_write_t write;   /* a single write, or */
+    repo_bundle_t bundle; /* a batch or transaction (is_bundle) */
+    bool is_bundle;
     status_t rc;
     err_t err;
 };
@@ -736,6 +739,13 @@ static void finish_write(pending_t *pending)
         send_error(ctx, &pending->err);
         return;
     }
+    if (pending->is_bundle) {
+        buf_t out = BUF_INIT;
+        repo_bundle_response(&pending->bundle, ctx->base, ctx->prefer != PREFER_MINIMAL, &out);
+        send_json(ctx, 200, out.ptr, out.len);
+        buf_release(&out);
+        return;
+    }
     switch (w->action) {
     case REPO_CREATE: respond_version(ctx, 201, &w->result, true); break;
     case REPO_UPDATE:
@@ -773,6 +783,8 @@ void http__on_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
             pending->cell->pending = NULL;
             finish_write(pending);
         }
+        if (pending->is_bundle)
+            repo_bundle_release(&pending->bundle);
         arena_release(&pending->arena);
         err_release(&pending->err);
         free(pending);
@@ -800,8 +812,34 @@ static void submit_write(pending_t *pending)
         h2o_mem_alloc_shared(&pending->req->pool, sizeof(pending_cell_t), pending_dispose);
     pending->cell->pending = pending;
     pending->thread->pending++;
-    store_submit(pending->thread->server->store, repo_write_txn, &pending->write, on_write_done,
-                 pending);
+    if (pending->is_bundle)
+        store_submit(pending->thread->server->store, repo_bundle_txn, &pending->bundle,
+                     on_write_done, pending);
+    else
+        store_submit(pending->thread->server->store, repo_write_txn, &pending->write, on_write_done,
+                     pending);
+}
+
+static bool check_body(ctx_t *ctx);
+
+static void handle_bundle(ctx_t *ctx)
+{
+    if (!check_body(ctx))
+        return;
+    pending_t *pending = pending_new(ctx);
+    pending->is_bundle = true;
+    err_t err = ERR_INIT;
+    if (repo_bundle_prepare(&pending->bundle, ctx->req->entity.base, ctx->req->entity.len,
+                            &pending->arena, &err)) {
+        send_error(ctx, &err);
+        err_release(&err);
+        repo_bundle_release(&pending->bundle);
+        arena_release(&pending->arena);
+        free(pending);
+        return;
+    }
+    err_release(&err);
+    submit_write(pending);
 }
 
 static bool read_if_match(ctx_t *ctx, int64_t *out)
@@ -950,10 +988,12 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
 {
     h2o_req_t *req = ctx->req;
     if (nseg == 0) {
-        /* system search and batch/transaction bundles are not served yet: nothing is allowed */
-        method_not_allowed(ctx, "",
-                           "the base URL: system search and batch or transaction bundles are "
-                           "not served yet; use /fhir/metadata or /fhir/[type]");
+        if (iov_eq(req->method, "POST"))
+            handle_bundle(ctx);
+        else
+            method_not_allowed(ctx, "POST",
+                               "the base URL: POST a batch or transaction Bundle (system search "
+                               "is not served yet)");
         return;
     }
     const char *first = segment_copy(ctx, seg[0]);

@@ -190,7 +190,7 @@ def test_type_level_get_is_405_until_search_exists(client):
 def test_every_405_has_an_allow_header_without_the_refused_method(client):
     """RFC 9110: a 405 lists the methods the target supports in Allow, and the refused method
     is, by definition, not one of them."""
-    cases = [("GET", "/fhir"), ("POST", "/fhir"), ("DELETE", "/fhir"), ("GET", "Patient"),
+    cases = [("GET", "/fhir"), ("PUT", "/fhir"), ("DELETE", "/fhir"), ("GET", "Patient"),
              ("PATCH", "Patient"), ("PUT", "metadata"), ("POST", "_history"),
              ("PUT", "Patient/_history"), ("POST", "Patient/x/_history/1")]
     for method, url in cases:
