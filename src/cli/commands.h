@@ -8,5 +8,6 @@
 int cli_init(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_errors(int argc, char **argv);
+int cli_import(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const struct {
 } commands[] = {
     {"init", cli_init, "create or upgrade a database"},
     {"serve", cli_serve, "serve the FHIR API over HTTP"},
+    {"import", cli_import, "load NDJSON files and Bundles"},
     {"errors", cli_errors, "list the error codes and their HTTP statuses"},
 };
 
