@@ -40,7 +40,9 @@ FUZZ_LIB_OBJ := $(patsubst src/%.c,build/fuzz/obj/%.o,$(LIB_SRC))
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Isrc $(PKG_CFLAGS) -pthread -g -O1 \
                -fno-omit-frame-pointer -fsanitize=address,undefined
 
-.PHONY: all clean check run unit layers format-check fuzz
+FHIRPATH_SUITE := $(BUILD)/tests/fhir/fhirpath_suite
+
+.PHONY: all clean check run unit layers format-check fuzz fhirpath-suite bench-fhirpath
 all: $(BUILD)/concerto
 
 $(BUILD)/obj/%.o: src/%.c
@@ -58,7 +60,21 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -MMD -MP -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(FHIRPATH_SUITE)
+
+# The FHIRPath conformance suite: a driver binary and the runner that feeds it the cases.
+$(FHIRPATH_SUITE): tests/fhirpath/suite.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(LIB) $(LDLIBS)
+
+fhirpath-suite: $(FHIRPATH_SUITE)
+	/usr/bin/python3 tests/fhirpath/run-suite --binary $(FHIRPATH_SUITE)
+
+# Evaluations per second of typical search-parameter expressions (figures: the release build).
+bench-fhirpath: $(BUILD)/bench/fhirpath
+$(BUILD)/bench/fhirpath: bench/fhirpath.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # libFuzzer harnesses (clang): tests/fuzz/NAME.c -> build/fuzz/NAME, corpus tests/fuzz/corpus/NAME
 fuzz: $(FUZZ_BIN)
@@ -83,4 +99,5 @@ run:
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/obj/cli/main.d $(UNIT_BIN:=.d) $(FUZZ_LIB_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/cli/main.d $(UNIT_BIN:=.d) $(FUZZ_LIB_OBJ:.o=.d) \
+         $(FHIRPATH_SUITE).d
