@@ -124,8 +124,7 @@ int main(int argc, char **argv)
 
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         err_t err = ERR_INIT;
-        fhirpath_t *expr = fhirpath_compile(cases[c].expression,
-                                            strlen(cases[c].expression), &err);
+        fhirpath_t *expr = fhirpath_compile(cases[c].expression, strlen(cases[c].expression), &err);
         if (!expr) {
             fprintf(stderr, "bench: %s: %s\n", cases[c].expression, err_message(&err));
             return 1;

@@ -115,8 +115,7 @@ int cli_fhirpath(int argc, char **argv)
     if (check) {
         json_t *type = json_object_get(resource, "resourceType");
         if (!jv_is_string(type)) {
-            err_set(&err, ERR_STRUCTURE, NULL, "cannot check: \"%s\" has no resourceType",
-                    args[1]);
+            err_set(&err, ERR_STRUCTURE, NULL, "cannot check: \"%s\" has no resourceType", args[1]);
             goto out;
         }
         if (fhirpath_check(expr, json_string_value(type), 0, &err))

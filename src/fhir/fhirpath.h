@@ -27,7 +27,7 @@ typedef struct fhirpath_item fhirpath_item_t;
 typedef struct fhirpath_result fhirpath_result_t;
 
 /* Longest expression text accepted, and the most items one evaluation may produce. */
-#define FHIRPATH_MAX_TEXT ((size_t)64 * 1024)
+#define FHIRPATH_MAX_TEXT  ((size_t)64 * 1024)
 #define FHIRPATH_MAX_ITEMS ((size_t)1000000)
 
 /*
@@ -70,16 +70,15 @@ typedef status_t (*fhirpath_resolve_fn)(void *data, const char *reference, size_
  * {"resourceType": Type, "id": id}, without reading anything, so that
  * `subject.where(resolve() is Patient)` works; anything else resolves to nothing. data unused.
  */
-status_t fhirpath_resolve_stub(void *data, const char *reference, size_t len,
-                               json_t **out_resource, err_t *err);
+status_t fhirpath_resolve_stub(void *data, const char *reference, size_t len, json_t **out_resource,
+                               err_t *err);
 
 /*
  * memberOf(): is code (in system, which may be NULL) in the value set at url?
  * Sets *out_member to 1, 0, or -1 when it cannot tell.
  */
-typedef status_t (*fhirpath_member_of_fn)(void *data, const char *valueset_url,
-                                          const char *system, const char *code,
-                                          int *out_member, err_t *err);
+typedef status_t (*fhirpath_member_of_fn)(void *data, const char *valueset_url, const char *system,
+                                          const char *code, int *out_member, err_t *err);
 /* trace(): called with the label and the traced items (as a JSON array, borrowed). */
 typedef void (*fhirpath_trace_fn)(void *data, const char *label, const json_t *items);
 
@@ -91,12 +90,12 @@ typedef struct {
 } fhirpath_var_t;
 
 typedef struct {
-    json_t *resource;      /* %resource (borrowed); also the context unless context is set */
-    json_t *context;       /* %context and the focus the expression starts from, or NULL */
+    json_t *resource; /* %resource (borrowed); also the context unless context is set */
+    json_t *context;  /* %context and the focus the expression starts from, or NULL */
     const fhir_type_t *context_type; /* the model type of context when it is an element of
                                         the resource (HumanName, Patient.contact), or NULL */
-    json_t *root_resource; /* %rootResource: the container of a contained resource, or the
-                              Bundle it came in (resolve() looks there too), or NULL */
+    json_t *root_resource;           /* %rootResource: the container of a contained resource, or the
+                                        Bundle it came in (resolve() looks there too), or NULL */
     const fhirpath_var_t *vars;
     size_t nvars;
     fhirpath_resolve_fn resolve;
@@ -128,11 +127,11 @@ status_t fhirpath_eval(const fhirpath_t *expr, const fhirpath_env_t *env, arena_
                        fhirpath_result_t **out, err_t *err);
 
 /* Evaluates a condition: *out_value is 1 true, 0 false, -1 empty (or not a single boolean). */
-status_t fhirpath_eval_condition(const fhirpath_t *expr, const fhirpath_env_t *env,
-                                 arena_t *arena, int *out_value, err_t *err);
+status_t fhirpath_eval_condition(const fhirpath_t *expr, const fhirpath_env_t *env, arena_t *arena,
+                                 int *out_value, err_t *err);
 
 typedef enum {
-    FHIRPATH_NODE,     /* an element of a resource */
+    FHIRPATH_NODE, /* an element of a resource */
     FHIRPATH_BOOLEAN,
     FHIRPATH_INTEGER,
     FHIRPATH_DECIMAL,

@@ -84,8 +84,8 @@ static status_t member(checker_t *c, const fp_ast_t *node, const tset_t *in, tse
     }
     bool found = false;
     for (size_t i = 0; i < in->n; i++) {
-        const fhir_element_t *el = fhirpath__model_element_named(in->types[i], node->name,
-                                                                 node->name_len);
+        const fhir_element_t *el =
+            fhirpath__model_element_named(in->types[i], node->name, node->name_len);
         if (!el)
             continue;
         found = true;
@@ -118,8 +118,7 @@ static bool is_ordered_function(const char *name)
     return false;
 }
 
-static status_t check_call(checker_t *c, const fp_ast_t *node, const tset_t *this_set,
-                           tset_t *out)
+static status_t check_call(checker_t *c, const fp_ast_t *node, const tset_t *this_set, tset_t *out)
 {
     tset_t in;
     status_t rc;
@@ -131,8 +130,10 @@ static status_t check_call(checker_t *c, const fp_ast_t *node, const tset_t *thi
     }
     const char *name = node->name;
     if ((c->options & FHIRPATH_CHECK_ORDERED) && in.unordered && is_ordered_function(name))
-        return fail(c, node, "%s() needs an ordered collection, and children() and "
-                             "descendants() are not ordered", name);
+        return fail(c, node,
+                    "%s() needs an ordered collection, and children() and "
+                    "descendants() are not ordered",
+                    name);
     const tset_t *arg_this = node->function->iterates ? &in : this_set;
     tset_t last;
     set_any(&last);
@@ -195,11 +196,8 @@ static status_t check(checker_t *c, const fp_ast_t *node, const tset_t *this_set
         if ((rc = check(c, node->left, this_set, &l)))
             return rc;
         return member(c, node, &l, out);
-    case FP_N_CALL:
-        return check_call(c, node, this_set, out);
-    case FP_N_THIS:
-        *out = *this_set;
-        return ERR_OK;
+    case FP_N_CALL: return check_call(c, node, this_set, out);
+    case FP_N_THIS: *out = *this_set; return ERR_OK;
     case FP_N_INDEXER:
         if ((rc = check(c, node->left, this_set, &l)) || (rc = check(c, node->right, this_set, &r)))
             return rc;
@@ -231,14 +229,11 @@ static status_t check(checker_t *c, const fp_ast_t *node, const tset_t *this_set
             return rc;
         set_any(out);
         return ERR_OK;
-    default:
-        set_any(out);
-        return ERR_OK;
+    default: set_any(out); return ERR_OK;
     }
 }
 
-status_t fhirpath_check(const fhirpath_t *expr, const char *type_name, unsigned options,
-                        err_t *err)
+status_t fhirpath_check(const fhirpath_t *expr, const char *type_name, unsigned options, err_t *err)
 {
     if (!type_name)
         return ERR_OK;

@@ -76,7 +76,8 @@ static uint64_t json_hash(json_t *j)
         uint64_t h = 7;
         const char *key;
         json_t *value;
-        json_object_foreach(j, key, value) {
+        json_object_foreach(j, key, value)
+        {
             h += mix(bytes_hash(key, strlen(key)), json_hash(value));
         }
         return h;
@@ -87,12 +88,9 @@ static uint64_t json_hash(json_t *j)
             h = mix(h, json_hash(json_array_get(j, i)));
         return h;
     }
-    case JSON_STRING:
-        return bytes_hash(json_string_value(j), json_string_length(j));
-    case JSON_INTEGER:
-        return mix(13, (uint64_t)json_integer_value(j));
-    default:
-        return (uint64_t)json_typeof(j) * 17;
+    case JSON_STRING: return bytes_hash(json_string_value(j), json_string_length(j));
+    case JSON_INTEGER: return mix(13, (uint64_t)json_integer_value(j));
+    default: return (uint64_t)json_typeof(j) * 17;
     }
 }
 
@@ -102,10 +100,8 @@ static uint64_t item_hash(const fp_item_t *item)
     if (!fhirpath__system_value(item, &v))
         return 1; /* a primitive without a value equals nothing */
     switch (v.kind) {
-    case FHIRPATH_NODE:
-        return v.u.node->json ? json_hash(v.u.node->json) : 3;
-    case FHIRPATH_BOOLEAN:
-        return 5 + v.u.boolean;
+    case FHIRPATH_NODE: return v.u.node->json ? json_hash(v.u.node->json) : 3;
+    case FHIRPATH_BOOLEAN: return 5 + v.u.boolean;
     case FHIRPATH_INTEGER:
     case FHIRPATH_DECIMAL: {
         /* 1 = 1.0 = 1.00: hash the value without trailing zeros */
@@ -114,10 +110,8 @@ static uint64_t item_hash(const fp_item_t *item)
         unsigned __int128 c = (unsigned __int128)d.coef;
         return mix(mix((uint64_t)c, (uint64_t)(c >> 64)), (uint64_t)d.scale);
     }
-    case FHIRPATH_STRING:
-        return bytes_hash(v.u.string.ptr, v.u.string.len);
-    case FHIRPATH_TYPEINFO:
-        return bytes_hash(v.u.type.name, strlen(v.u.type.name));
+    case FHIRPATH_STRING: return bytes_hash(v.u.string.ptr, v.u.string.len);
+    case FHIRPATH_TYPEINFO: return bytes_hash(v.u.type.name, strlen(v.u.type.name));
     default:
         /* dates (offsets, precisions) and quantities (units) compare by conversion: one
          * bucket per kind keeps them correct */
@@ -237,15 +231,15 @@ status_t fhirpath__fail(fp_eval_t *ev, const fp_ast_t *node, const char *fmt, ..
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
     if (node)
-        return err_set(ev->err, ERR_INVALID, NULL,
-                       "could not evaluate FHIRPath at column %u: %s", node->position + 1, what);
+        return err_set(ev->err, ERR_INVALID, NULL, "could not evaluate FHIRPath at column %u: %s",
+                       node->position + 1, what);
     return err_set(ev->err, ERR_INVALID, NULL, "could not evaluate FHIRPath: %s", what);
 }
 
 static const char *kind_name(int kind)
 {
-    static const char *names[] = {"node",   "Boolean",  "Integer", "Decimal", "String",
-                                  "Date",   "DateTime", "Time",    "Quantity", "TypeInfo"};
+    static const char *names[] = {"node", "Boolean",  "Integer", "Decimal",  "String",
+                                  "Date", "DateTime", "Time",    "Quantity", "TypeInfo"};
     return kind >= 0 && kind <= FHIRPATH_TYPEINFO ? names[kind] : "?";
 }
 
@@ -260,8 +254,7 @@ static const char *item_type_for_message(const fp_item_t *item)
 status_t fhirpath__check_budget(fp_eval_t *ev, const fp_ast_t *node)
 {
     if (ev->budget > FHIRPATH_MAX_ITEMS)
-        return fhirpath__fail(ev, node, "evaluation made more than %zu items",
-                              FHIRPATH_MAX_ITEMS);
+        return fhirpath__fail(ev, node, "evaluation made more than %zu items", FHIRPATH_MAX_ITEMS);
     if (ev->work > FHIRPATH_MAX_WORK)
         return fhirpath__fail(ev, node, "evaluation needs more than %llu comparisons",
                               (unsigned long long)FHIRPATH_MAX_WORK);
@@ -304,8 +297,8 @@ static fp_node_t *make_node(fp_eval_t *ev, json_t *json, json_t *ext, const fhir
     /* a resource inside another (contained, Bundle.entry.resource) is its own type */
     if (json_is_object(json)) {
         json_t *rt = json_object_get(json, "resourceType");
-        if (jv_is_string(rt) && (!type || type->kind == FHIR_KIND_ABSTRACT ||
-                                 type->kind == FHIR_KIND_RESOURCE)) {
+        if (jv_is_string(rt) &&
+            (!type || type->kind == FHIR_KIND_ABSTRACT || type->kind == FHIR_KIND_RESOURCE)) {
             const char *rname = json_string_value(rt);
             const fhir_type_t *rtype = fhirpath__model_resource_type(rname, strlen(rname));
             type = rtype;
@@ -420,8 +413,7 @@ void fhirpath__member(fp_eval_t *ev, const fp_item_t *item, const char *name, si
                 memcpy(local + len, tn, tl);
                 local[len] = (char)toupper((unsigned char)local[len]);
                 size_t before = out->count;
-                member_nodes(ev, node, obj, local, len + tl, NULL, el->types[t], NULL, true,
-                             out);
+                member_nodes(ev, node, obj, local, len + tl, NULL, el->types[t], NULL, true, out);
                 if (out->count > before)
                     return;
             }
@@ -446,7 +438,8 @@ void fhirpath__member(fp_eval_t *ev, const fp_item_t *item, const char *name, si
      * type name */
     const char *key;
     json_t *value;
-    json_object_foreach(obj, key, value) {
+    json_object_foreach(obj, key, value)
+    {
         size_t kl = strlen(key);
         if (kl > len && memcmp(key, name, len) == 0 && key[len] >= 'A' && key[len] <= 'Z') {
             const char *tn = suffix_type_name(ev, key + len, kl - len);
@@ -463,7 +456,8 @@ void fhirpath__children(fp_eval_t *ev, const fp_node_t *node, fp_coll_t *out)
         return;
     const char *member;
     json_t *value;
-    json_object_foreach(obj, member, value) {
+    json_object_foreach(obj, member, value)
+    {
         /* json_object_foreach steps on from `member`: it must stay the object's own key */
         const char *key = member;
         size_t kl = strlen(key);
@@ -507,8 +501,8 @@ static bool quantity_from_json(json_t *obj, fp_item_t *out)
     json_t *system = json_object_get(obj, "system");
     const char *u = "1";
     size_t ul = 1;
-    bool ucum_system = !system || (jv_is_string(system) &&
-                                   strcmp(json_string_value(system), UCUM_SYSTEM) == 0);
+    bool ucum_system =
+        !system || (jv_is_string(system) && strcmp(json_string_value(system), UCUM_SYSTEM) == 0);
     if (jv_is_string(code) && ucum_system) {
         u = json_string_value(code);
         ul = json_string_length(code);
@@ -619,8 +613,7 @@ bool fhirpath__system_value(const fp_item_t *item, fp_item_t *out)
             return fhirpath__time_parse(s, len, &out->u.temporal);
         return fhirpath__datetime_parse(s, len, &out->u.temporal);
     }
-    default:
-        return false;
+    default: return false;
     }
 }
 
@@ -701,20 +694,16 @@ int fhirpath__items_equal(const fp_item_t *a, const fp_item_t *b)
     if (x.kind != y.kind)
         return 0;
     switch (x.kind) {
-    case FHIRPATH_BOOLEAN:
-        return x.u.boolean == y.u.boolean;
+    case FHIRPATH_BOOLEAN: return x.u.boolean == y.u.boolean;
     case FHIRPATH_STRING:
         return x.u.string.len == y.u.string.len &&
                memcmp(x.u.string.ptr, y.u.string.ptr, x.u.string.len) == 0;
-    case FHIRPATH_TIME:
-        return fhirpath__temporal_equal(&x.u.temporal, &y.u.temporal);
-    case FHIRPATH_QUANTITY:
-        return fhirpath__quantity_equal(&x.u.quantity, &y.u.quantity, false);
+    case FHIRPATH_TIME: return fhirpath__temporal_equal(&x.u.temporal, &y.u.temporal);
+    case FHIRPATH_QUANTITY: return fhirpath__quantity_equal(&x.u.quantity, &y.u.quantity, false);
     case FHIRPATH_TYPEINFO:
         return strcmp(x.u.type.name, y.u.type.name) == 0 &&
                strcmp(x.u.type.namespace_, y.u.type.namespace_) == 0;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -740,19 +729,14 @@ bool fhirpath__items_equivalent(const fp_item_t *a, const fp_item_t *b)
     if (x.kind != y.kind)
         return false;
     switch (x.kind) {
-    case FHIRPATH_BOOLEAN:
-        return x.u.boolean == y.u.boolean;
+    case FHIRPATH_BOOLEAN: return x.u.boolean == y.u.boolean;
     case FHIRPATH_STRING:
-        return strings_equivalent(x.u.string.ptr, x.u.string.len, y.u.string.ptr,
-                                  y.u.string.len);
-    case FHIRPATH_TIME:
-        return fhirpath__temporal_equivalent(&x.u.temporal, &y.u.temporal);
+        return strings_equivalent(x.u.string.ptr, x.u.string.len, y.u.string.ptr, y.u.string.len);
+    case FHIRPATH_TIME: return fhirpath__temporal_equivalent(&x.u.temporal, &y.u.temporal);
     case FHIRPATH_QUANTITY:
         return fhirpath__quantity_equal(&x.u.quantity, &y.u.quantity, true) == 1;
-    case FHIRPATH_TYPEINFO:
-        return fhirpath__items_equal(&x, &y) == 1;
-    default:
-        return false;
+    case FHIRPATH_TYPEINFO: return fhirpath__items_equal(&x, &y) == 1;
+    default: return false;
     }
 }
 
@@ -763,14 +747,15 @@ static bool json_equivalent(json_t *a, json_t *b)
     if (!a || !b)
         return false;
     if (jv_is_string(a) && jv_is_string(b))
-        return strings_equivalent(json_string_value(a), json_string_length(a),
-                                  json_string_value(b), json_string_length(b));
+        return strings_equivalent(json_string_value(a), json_string_length(a), json_string_value(b),
+                                  json_string_length(b));
     if (json_is_object(a) && json_is_object(b)) {
         if (json_object_size(a) != json_object_size(b))
             return false;
         const char *key;
         json_t *v;
-        json_object_foreach(a, key, v) {
+        json_object_foreach(a, key, v)
+        {
             if (strcmp(key, "id") == 0)
                 continue;
             if (!json_equivalent(v, json_object_get(b, key)))
@@ -834,18 +819,13 @@ status_t fhirpath__singleton_boolean(fp_eval_t *ev, const fp_ast_t *node, const 
     if (!fhirpath__system_value(&c->items[0], &v))
         return ERR_OK;
     switch (v.kind) {
-    case FHIRPATH_BOOLEAN:
-        *out = v.u.boolean;
-        break;
+    case FHIRPATH_BOOLEAN: *out = v.u.boolean; break;
     case FHIRPATH_INTEGER:
         if (v.u.integer == 0 || v.u.integer == 1)
             *out = (int)v.u.integer;
         break;
-    case FHIRPATH_STRING:
-        *out = fhirpath__string_to_boolean(v.u.string.ptr, v.u.string.len);
-        break;
-    default:
-        break;
+    case FHIRPATH_STRING: *out = fhirpath__string_to_boolean(v.u.string.ptr, v.u.string.len); break;
+    default: break;
     }
     return ERR_OK;
 }
@@ -984,13 +964,19 @@ static status_t eval_equality(fp_eval_t *ev, fp_op_t op, const fp_coll_t *l, con
 static const char *op_text(fp_op_t op)
 {
     static const char *texts[] = {
-        [FP_OP_MUL] = "*",      [FP_OP_DIV] = "/",  [FP_OP_DIVINT] = "div", [FP_OP_MOD] = "mod",
-        [FP_OP_ADD] = "+",      [FP_OP_SUB] = "-",  [FP_OP_CONCAT] = "&",   [FP_OP_UNION] = "|",
-        [FP_OP_LT] = "<",       [FP_OP_LE] = "<=",  [FP_OP_GT] = ">",       [FP_OP_GE] = ">=",
-        [FP_OP_IS] = "is",      [FP_OP_AS] = "as",  [FP_OP_EQ] = "=",       [FP_OP_EQUIV] = "~",
-        [FP_OP_NE] = "!=",      [FP_OP_NEQUIV] = "!~", [FP_OP_IN] = "in",
-        [FP_OP_CONTAINS] = "contains", [FP_OP_AND] = "and", [FP_OP_OR] = "or",
-        [FP_OP_XOR] = "xor",    [FP_OP_IMPLIES] = "implies", [FP_OP_NEG] = "-", [FP_OP_POS] = "+",
+        [FP_OP_MUL] = "*",      [FP_OP_DIV] = "/",
+        [FP_OP_DIVINT] = "div", [FP_OP_MOD] = "mod",
+        [FP_OP_ADD] = "+",      [FP_OP_SUB] = "-",
+        [FP_OP_CONCAT] = "&",   [FP_OP_UNION] = "|",
+        [FP_OP_LT] = "<",       [FP_OP_LE] = "<=",
+        [FP_OP_GT] = ">",       [FP_OP_GE] = ">=",
+        [FP_OP_IS] = "is",      [FP_OP_AS] = "as",
+        [FP_OP_EQ] = "=",       [FP_OP_EQUIV] = "~",
+        [FP_OP_NE] = "!=",      [FP_OP_NEQUIV] = "!~",
+        [FP_OP_IN] = "in",      [FP_OP_CONTAINS] = "contains",
+        [FP_OP_AND] = "and",    [FP_OP_OR] = "or",
+        [FP_OP_XOR] = "xor",    [FP_OP_IMPLIES] = "implies",
+        [FP_OP_NEG] = "-",      [FP_OP_POS] = "+",
     };
     return op < sizeof(texts) / sizeof(texts[0]) && texts[op] ? texts[op] : "?";
 }
@@ -1055,8 +1041,8 @@ static bool temporal_step(const fp_quantity_t *q, int *out_unit, int64_t *out_mu
         static const struct {
             const char *code;
             int unit;
-        } codes[] = {{"a", FP_PREC_YEAR},   {"mo", FP_PREC_MONTH},  {"wk", 0},
-                     {"d", FP_PREC_DAY},    {"h", FP_PREC_HOUR},    {"min", FP_PREC_MINUTE},
+        } codes[] = {{"a", FP_PREC_YEAR},   {"mo", FP_PREC_MONTH},      {"wk", 0},
+                     {"d", FP_PREC_DAY},    {"h", FP_PREC_HOUR},        {"min", FP_PREC_MINUTE},
                      {"s", FP_PREC_SECOND}, {"ms", FP_PREC_MILLISECOND}};
         for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
             if (strlen(codes[i].code) == q->unit_len &&
@@ -1169,8 +1155,7 @@ static status_t eval_arithmetic(fp_eval_t *ev, const fp_ast_t *node, const fp_co
         int64_t multiplier, amount;
         if (!temporal_step(&y.u.quantity, &unit, &multiplier))
             return fhirpath__fail(ev, node, "cannot add a quantity in '%.*s' to a %s",
-                                  (int)y.u.quantity.unit_len, y.u.quantity.unit,
-                                  kind_name(x.kind));
+                                  (int)y.u.quantity.unit_len, y.u.quantity.unit, kind_name(x.kind));
         fp_decimal_t whole = fhirpath__decimal_trunc(y.u.quantity.value);
         /* beyond a hundred billion units no date stays in range */
         if (!fhirpath__decimal_to_int64(whole, &amount) || amount > 100000000000LL ||
@@ -1244,18 +1229,10 @@ static status_t eval_logic(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_
         return rc;
     int result = -1;
     switch (node->op) {
-    case FP_OP_AND:
-        result = b == 0 ? 0 : (a == 1 && b == 1) ? 1 : -1;
-        break;
-    case FP_OP_OR:
-        result = b == 1 ? 1 : (a == 0 && b == 0) ? 0 : -1;
-        break;
-    case FP_OP_XOR:
-        result = (a < 0 || b < 0) ? -1 : a != b;
-        break;
-    default: /* implies, a is 1 or empty */
-        result = b == 1 ? 1 : a == 1 ? b : -1;
-        break;
+    case FP_OP_AND: result = b == 0 ? 0 : (a == 1 && b == 1) ? 1 : -1; break;
+    case FP_OP_OR: result = b == 1 ? 1 : (a == 0 && b == 0) ? 0 : -1; break;
+    case FP_OP_XOR: result = (a < 0 || b < 0) ? -1 : a != b; break;
+    default: /* implies, a is 1 or empty */ result = b == 1 ? 1 : a == 1 ? b : -1; break;
     }
     if (result >= 0)
         fhirpath__push_boolean(ev, out, result == 1);
@@ -1274,10 +1251,8 @@ static status_t eval_binary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast
     case FP_OP_AND:
     case FP_OP_OR:
     case FP_OP_XOR:
-    case FP_OP_IMPLIES:
-        return eval_logic(ev, frame, node, out);
-    default:
-        break;
+    case FP_OP_IMPLIES: return eval_logic(ev, frame, node, out);
+    default: break;
     }
     fp_coll_t l, r;
     fhirpath__coll_init(&l);
@@ -1290,16 +1265,12 @@ static status_t eval_binary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast
     case FP_OP_EQ:
     case FP_OP_NE:
     case FP_OP_EQUIV:
-    case FP_OP_NEQUIV:
-        return eval_equality(ev, node->op, &l, &r, out);
+    case FP_OP_NEQUIV: return eval_equality(ev, node->op, &l, &r, out);
     case FP_OP_LT:
     case FP_OP_LE:
     case FP_OP_GT:
-    case FP_OP_GE:
-        return eval_compare(ev, node, &l, &r, out);
-    case FP_OP_UNION:
-        fhirpath__union(ev, &l, &r, out);
-        return ERR_OK;
+    case FP_OP_GE: return eval_compare(ev, node, &l, &r, out);
+    case FP_OP_UNION: fhirpath__union(ev, &l, &r, out); return ERR_OK;
     case FP_OP_IN:
     case FP_OP_CONTAINS: {
         const fp_coll_t *needle = node->op == FP_OP_IN ? &l : &r;
@@ -1312,8 +1283,7 @@ static status_t eval_binary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast
         fhirpath__push_boolean(ev, out, coll_contains(ev, hay, &needle->items[0]));
         return ERR_OK;
     }
-    default:
-        return eval_arithmetic(ev, node, &l, &r, out);
+    default: return eval_arithmetic(ev, node, &l, &r, out);
     }
 }
 
@@ -1339,12 +1309,8 @@ static status_t eval_unary(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_
             return ERR_OK;
         r.u.integer = -r.u.integer;
         break;
-    case FHIRPATH_DECIMAL:
-        r.u.decimal = fhirpath__decimal_neg(r.u.decimal);
-        break;
-    case FHIRPATH_QUANTITY:
-        r.u.quantity.value = fhirpath__decimal_neg(r.u.quantity.value);
-        break;
+    case FHIRPATH_DECIMAL: r.u.decimal = fhirpath__decimal_neg(r.u.decimal); break;
+    case FHIRPATH_QUANTITY: r.u.quantity.value = fhirpath__decimal_neg(r.u.quantity.value); break;
     default:
         return fhirpath__fail(ev, node, "cannot apply unary '%s' to %s", op_text(node->op),
                               item_type_for_message(v));
@@ -1416,11 +1382,11 @@ static status_t eval_variable(fp_eval_t *ev, const fp_ast_t *node, fp_coll_t *ou
     }
     if (len > 3 && (memcmp(name, "vs-", 3) == 0 || memcmp(name, "ext-", 4) == 0)) {
         bool vs = name[0] == 'v';
-        const char *base = vs ? "http://hl7.org/fhir/ValueSet/"
-                              : "http://hl7.org/fhir/StructureDefinition/";
+        const char *base =
+            vs ? "http://hl7.org/fhir/ValueSet/" : "http://hl7.org/fhir/StructureDefinition/";
         const char *rest = name + (vs ? 3 : 4);
-        char *url = arena_printf(ev->arena, "%s%.*s", base, (int)(len - (size_t)(rest - name)),
-                                 rest);
+        char *url =
+            arena_printf(ev->arena, "%s%.*s", base, (int)(len - (size_t)(rest - name)), rest);
         fhirpath__push_string(ev, out, url, strlen(url));
         return ERR_OK;
     }
@@ -1482,14 +1448,9 @@ status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_as
         return fhirpath__fail(ev, node, "evaluation nested too deeply");
     }
     switch (node->kind) {
-    case FP_N_EMPTY:
-        break;
-    case FP_N_LITERAL:
-        fhirpath__coll_push(ev, out, &node->literal);
-        break;
-    case FP_N_IDENT:
-        rc = eval_ident(ev, frame, node, out);
-        break;
+    case FP_N_EMPTY: break;
+    case FP_N_LITERAL: fhirpath__coll_push(ev, out, &node->literal); break;
+    case FP_N_IDENT: rc = eval_ident(ev, frame, node, out); break;
     case FP_N_MEMBER: {
         fp_coll_t left;
         fhirpath__coll_init(&left);
@@ -1510,9 +1471,7 @@ status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_as
             rc = node->function->fn(ev, frame, node, &input, out);
         break;
     }
-    case FP_N_THIS:
-        this_collection(ev, frame, out);
-        break;
+    case FP_N_THIS: this_collection(ev, frame, out); break;
     case FP_N_INDEX:
         if (frame->this_item)
             fhirpath__push_integer(ev, out, frame->index);
@@ -1521,9 +1480,7 @@ status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_as
         if (frame->total)
             fhirpath__coll_append(ev, out, frame->total);
         break;
-    case FP_N_VARIABLE:
-        rc = eval_variable(ev, node, out);
-        break;
+    case FP_N_VARIABLE: rc = eval_variable(ev, node, out); break;
     case FP_N_INDEXER: {
         fp_coll_t left, index;
         fhirpath__coll_init(&left);
@@ -1544,12 +1501,8 @@ status_t fhirpath__eval_node(fp_eval_t *ev, const fp_frame_t *frame, const fp_as
             fhirpath__coll_push(ev, out, &left.items[i->u.integer]);
         break;
     }
-    case FP_N_UNARY:
-        rc = eval_unary(ev, frame, node, out);
-        break;
-    case FP_N_BINARY:
-        rc = eval_binary(ev, frame, node, out);
-        break;
+    case FP_N_UNARY: rc = eval_unary(ev, frame, node, out); break;
+    case FP_N_BINARY: rc = eval_binary(ev, frame, node, out); break;
     case FP_N_TYPE: {
         fp_coll_t left;
         fhirpath__coll_init(&left);
@@ -1627,8 +1580,8 @@ status_t fhirpath_eval(const fhirpath_t *expr, const fhirpath_env_t *env, arena_
     return ERR_OK;
 }
 
-status_t fhirpath_eval_condition(const fhirpath_t *expr, const fhirpath_env_t *env,
-                                 arena_t *arena, int *out_value, err_t *err)
+status_t fhirpath_eval_condition(const fhirpath_t *expr, const fhirpath_env_t *env, arena_t *arena,
+                                 int *out_value, err_t *err)
 {
     fhirpath_result_t *result;
     *out_value = -1;

@@ -16,9 +16,9 @@
 #include "base/jv.h"
 #include "fhir/fhirpath_int.h"
 
-#define FN(name) static status_t fn_##name(fp_eval_t *ev, const fp_frame_t *frame, \
-                                           const fp_ast_t *call, const fp_coll_t *input, \
-                                           fp_coll_t *out)
+#define FN(name)                                                                            \
+    static status_t fn_##name(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *call, \
+                              const fp_coll_t *input, fp_coll_t *out)
 
 static status_t arg(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *call, size_t i,
                     fp_coll_t *out)
@@ -28,8 +28,8 @@ static status_t arg(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *call
 }
 
 /* Evaluates argument i with $this bound to item (index i). */
-static status_t arg_for(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *call,
-                        size_t argi, const fp_item_t *item, size_t index, fp_coll_t *out)
+static status_t arg_for(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *call, size_t argi,
+                        const fp_item_t *item, size_t index, fp_coll_t *out)
 {
     fp_frame_t inner = {0};
     inner.outer = frame;
@@ -40,8 +40,8 @@ static status_t arg_for(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *
     return fhirpath__eval_node(ev, &inner, call->args[argi], out);
 }
 
-static status_t arg_single(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *call,
-                           size_t i, const fp_item_t **out)
+static status_t arg_single(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *call, size_t i,
+                           const fp_item_t **out)
 {
     fp_coll_t c;
     status_t rc = arg(ev, frame, call, i, &c);
@@ -53,8 +53,7 @@ static status_t arg_single(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_
 static status_t input_single(fp_eval_t *ev, const fp_ast_t *call, const fp_coll_t *input,
                              const fp_item_t **out)
 {
-    return fhirpath__singleton(ev, call, arena_printf(ev->arena, "%s()", call->name), input,
-                               out);
+    return fhirpath__singleton(ev, call, arena_printf(ev->arena, "%s()", call->name), input, out);
 }
 
 static status_t want(fp_eval_t *ev, const fp_ast_t *call, const fp_item_t *v, const char *what)
@@ -80,8 +79,8 @@ static status_t input_string(fp_eval_t *ev, const fp_ast_t *call, const fp_coll_
     return ERR_OK;
 }
 
-static status_t arg_string(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *call,
-                           size_t i, const char **out, size_t *out_len)
+static status_t arg_string(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *call, size_t i,
+                           const char **out, size_t *out_len)
 {
     const fp_item_t *v;
     *out = NULL;
@@ -96,8 +95,8 @@ static status_t arg_string(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_
     return ERR_OK;
 }
 
-static status_t arg_integer(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *call,
-                            size_t i, bool *out_present, int64_t *out)
+static status_t arg_integer(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t *call, size_t i,
+                            bool *out_present, int64_t *out)
 {
     const fp_item_t *v;
     *out_present = false;
@@ -105,13 +104,12 @@ static status_t arg_integer(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast
     if (rc || !v)
         return rc;
     if (v->kind != FHIRPATH_INTEGER)
-        return fhirpath__fail(ev, call->args[i], "argument %zu of %s() must be an Integer",
-                              i + 1, call->name);
+        return fhirpath__fail(ev, call->args[i], "argument %zu of %s() must be an Integer", i + 1,
+                              call->name);
     *out_present = true;
     *out = v->u.integer;
     return ERR_OK;
 }
-
 
 /* ---- existence ---- */
 
@@ -123,7 +121,7 @@ FN(empty)
     return ERR_OK;
 }
 
-FN(not)
+FN(not )
 {
     (void)frame;
     int b;
@@ -186,8 +184,8 @@ static status_t booleans(fp_eval_t *ev, const fp_coll_t *input, bool want_true, 
     bool result = all;
     for (size_t i = 0; i < input->count; i++) {
         fp_item_t v;
-        bool match = fhirpath__system_value(&input->items[i], &v) &&
-                     v.kind == FHIRPATH_BOOLEAN && v.u.boolean == want_true;
+        bool match = fhirpath__system_value(&input->items[i], &v) && v.kind == FHIRPATH_BOOLEAN &&
+                     v.u.boolean == want_true;
         if (all && !match)
             result = false;
         if (!all && match)
@@ -560,9 +558,7 @@ static bool convert(fp_eval_t *ev, const fp_item_t *v, int kind, fp_item_t *out)
     switch (kind) {
     case FHIRPATH_BOOLEAN:
         switch (v->kind) {
-        case FHIRPATH_BOOLEAN:
-            *out = *v;
-            return true;
+        case FHIRPATH_BOOLEAN: *out = *v; return true;
         case FHIRPATH_INTEGER:
             if (v->u.integer != 0 && v->u.integer != 1)
                 return false;
@@ -580,27 +576,19 @@ static bool convert(fp_eval_t *ev, const fp_item_t *v, int kind, fp_item_t *out)
             out->u.boolean = b == 1;
             return b >= 0;
         }
-        default:
-            return false;
+        default: return false;
         }
     case FHIRPATH_INTEGER:
         switch (v->kind) {
-        case FHIRPATH_INTEGER:
-            *out = *v;
-            return true;
-        case FHIRPATH_BOOLEAN:
-            out->u.integer = v->u.boolean;
-            return true;
+        case FHIRPATH_INTEGER: *out = *v; return true;
+        case FHIRPATH_BOOLEAN: out->u.integer = v->u.boolean; return true;
         case FHIRPATH_STRING:
             return string_is_integer(v->u.string.ptr, v->u.string.len, &out->u.integer);
-        default:
-            return false;
+        default: return false;
         }
     case FHIRPATH_DECIMAL:
         switch (v->kind) {
-        case FHIRPATH_DECIMAL:
-            *out = *v;
-            return true;
+        case FHIRPATH_DECIMAL: *out = *v; return true;
         case FHIRPATH_INTEGER:
             out->u.decimal = fhirpath__decimal_from_int(v->u.integer);
             return true;
@@ -610,8 +598,7 @@ static bool convert(fp_eval_t *ev, const fp_item_t *v, int kind, fp_item_t *out)
             return true;
         case FHIRPATH_STRING:
             return string_is_decimal(v->u.string.ptr, v->u.string.len, &out->u.decimal);
-        default:
-            return false;
+        default: return false;
         }
     case FHIRPATH_STRING: {
         const char *s;
@@ -663,9 +650,7 @@ static bool convert(fp_eval_t *ev, const fp_item_t *v, int kind, fp_item_t *out)
                fhirpath__time_parse(v->u.string.ptr, v->u.string.len, &out->u.temporal);
     case FHIRPATH_QUANTITY:
         switch (v->kind) {
-        case FHIRPATH_QUANTITY:
-            *out = *v;
-            return true;
+        case FHIRPATH_QUANTITY: *out = *v; return true;
         case FHIRPATH_INTEGER:
         case FHIRPATH_DECIMAL:
         case FHIRPATH_BOOLEAN: {
@@ -709,11 +694,9 @@ static bool convert(fp_eval_t *ev, const fp_item_t *v, int kind, fp_item_t *out)
             out->u.quantity.calendar = true;
             return true;
         }
-        default:
-            return false;
+        default: return false;
         }
-    default:
-        return false;
+    default: return false;
     }
 }
 
@@ -796,22 +779,13 @@ bool fhirpath__item_to_string(fp_eval_t *ev, const fp_item_t *item, const char *
         *out = v.u.boolean ? "true" : "false";
         *out_len = strlen(*out);
         return true;
-    case FHIRPATH_INTEGER:
-        buf_addf(&b, "%lld", (long long)v.u.integer);
-        break;
-    case FHIRPATH_DECIMAL:
-        fhirpath__decimal_text(v.u.decimal, &b);
-        break;
+    case FHIRPATH_INTEGER: buf_addf(&b, "%lld", (long long)v.u.integer); break;
+    case FHIRPATH_DECIMAL: fhirpath__decimal_text(v.u.decimal, &b); break;
     case FHIRPATH_DATE:
     case FHIRPATH_DATETIME:
-    case FHIRPATH_TIME:
-        fhirpath__temporal_text(&v.u.temporal, (fhirpath_kind_t)v.kind, &b);
-        break;
-    case FHIRPATH_QUANTITY:
-        fhirpath__quantity_text(&v.u.quantity, &b);
-        break;
-    default:
-        return false;
+    case FHIRPATH_TIME: fhirpath__temporal_text(&v.u.temporal, (fhirpath_kind_t)v.kind, &b); break;
+    case FHIRPATH_QUANTITY: fhirpath__quantity_text(&v.u.quantity, &b); break;
+    default: return false;
     }
     *out = arena_strndup(ev->arena, b.ptr, b.len);
     *out_len = b.len;
@@ -928,8 +902,8 @@ FN(contains)
     return affix(ev, frame, call, input, 2, out);
 }
 
-static status_t change_case(fp_eval_t *ev, const fp_ast_t *call, const fp_coll_t *input,
-                            bool upper, fp_coll_t *out)
+static status_t change_case(fp_eval_t *ev, const fp_ast_t *call, const fp_coll_t *input, bool upper,
+                            fp_coll_t *out)
 {
     const char *s;
     size_t n;
@@ -1008,8 +982,8 @@ static status_t regex_arg(fp_eval_t *ev, const fp_frame_t *frame, const fp_ast_t
     const char *error = NULL;
     fp_regex_t *re = fhirpath__regex_compile(pattern, pn, ev->arena, &error);
     if (!re)
-        return fhirpath__fail(ev, call->args[0], "invalid regular expression \"%s\": %s",
-                              pattern, error ? error : "not supported");
+        return fhirpath__fail(ev, call->args[0], "invalid regular expression \"%s\": %s", pattern,
+                              error ? error : "not supported");
     arena_cleanup_add(ev->arena, regex_cleanup, re);
     *out = re;
     return ERR_OK;
@@ -1816,8 +1790,8 @@ static json_t *find_in_bundle(json_t *bundle, const char *ref, size_t n)
     return NULL;
 }
 
-status_t fhirpath_resolve_stub(void *data, const char *reference, size_t len,
-                               json_t **out_resource, err_t *err)
+status_t fhirpath_resolve_stub(void *data, const char *reference, size_t len, json_t **out_resource,
+                               err_t *err)
 {
     (void)data;
     (void)err;
@@ -1873,10 +1847,10 @@ FN(resolve)
                                 : NULL;
         if (ref[0] == '#') {
             /* contained in %resource, or in the container of a contained %resource */
-            json_t *root = ev->root_resource.count &&
-                                   ev->root_resource.items[0].kind == FHIRPATH_NODE
-                               ? ev->root_resource.items[0].u.node->json
-                               : NULL;
+            json_t *root =
+                ev->root_resource.count && ev->root_resource.items[0].kind == FHIRPATH_NODE
+                    ? ev->root_resource.items[0].u.node->json
+                    : NULL;
             if (root && str_eq(json_object_get(root, "resourceType"), "Bundle", 6))
                 root = NULL;
             json_t *holders[2] = {container, root != container ? root : NULL};
@@ -1896,10 +1870,10 @@ FN(resolve)
             }
             name = "contained";
         } else {
-            json_t *root = ev->root_resource.count &&
-                                   ev->root_resource.items[0].kind == FHIRPATH_NODE
-                               ? ev->root_resource.items[0].u.node->json
-                               : NULL;
+            json_t *root =
+                ev->root_resource.count && ev->root_resource.items[0].kind == FHIRPATH_NODE
+                    ? ev->root_resource.items[0].u.node->json
+                    : NULL;
             found = find_in_bundle(root, ref, n);
             if (!found && container != root)
                 found = find_in_bundle(container, ref, n);

@@ -22,7 +22,7 @@
 /* ---- exact decimal: coef / 10^scale, |coef| < 10^38 ---- */
 
 #define FP_DECIMAL_MAX_SCALE 30
-#define FP_DIVISION_SCALE 8
+#define FP_DIVISION_SCALE    8
 
 typedef struct {
     __int128 coef;
@@ -128,14 +128,14 @@ void fhirpath__quantity_text(const fp_quantity_t *q, buf_t *out);
 /* An element of a resource (or a resource). */
 typedef struct fp_node fp_node_t;
 struct fp_node {
-    json_t *json;             /* the value; NULL for a primitive that has only extensions */
-    json_t *ext;              /* the primitive's "_name" object (id, extension), or NULL */
-    const fhir_type_t *type;  /* from the model, or NULL */
-    const char *type_name;    /* FHIR type name ("Quantity", "date"), or NULL when unknown */
-    const fp_node_t *parent;  /* for paths */
-    const char *name;         /* member name in the parent's JSON; root: resource type */
-    int32_t index;            /* position in a JSON array, or -1 */
-    bool choice;              /* reached through a choice element (value[x]) */
+    json_t *json;            /* the value; NULL for a primitive that has only extensions */
+    json_t *ext;             /* the primitive's "_name" object (id, extension), or NULL */
+    const fhir_type_t *type; /* from the model, or NULL */
+    const char *type_name;   /* FHIR type name ("Quantity", "date"), or NULL when unknown */
+    const fp_node_t *parent; /* for paths */
+    const char *name;        /* member name in the parent's JSON; root: resource type */
+    int32_t index;           /* position in a JSON array, or -1 */
+    bool choice;             /* reached through a choice element (value[x]) */
 };
 
 typedef struct {
@@ -170,34 +170,49 @@ typedef struct fhirpath_result fp_coll_t;
 /* ---- the compiled tree ---- */
 
 typedef enum {
-    FP_N_EMPTY,      /* {} */
-    FP_N_LITERAL,    /* a System value */
-    FP_N_IDENT,      /* identifier evaluated against $this (a path's first step) */
-    FP_N_MEMBER,     /* left.identifier */
-    FP_N_CALL,       /* left.function(args) or function(args) on $this (left NULL) */
-    FP_N_THIS,       /* $this */
-    FP_N_INDEX,      /* $index */
-    FP_N_TOTAL,      /* $total */
-    FP_N_VARIABLE,   /* %name */
-    FP_N_INDEXER,    /* left[right] */
-    FP_N_UNARY,      /* op left */
-    FP_N_BINARY,     /* left op right */
-    FP_N_TYPE,       /* left is/as Type */
+    FP_N_EMPTY,    /* {} */
+    FP_N_LITERAL,  /* a System value */
+    FP_N_IDENT,    /* identifier evaluated against $this (a path's first step) */
+    FP_N_MEMBER,   /* left.identifier */
+    FP_N_CALL,     /* left.function(args) or function(args) on $this (left NULL) */
+    FP_N_THIS,     /* $this */
+    FP_N_INDEX,    /* $index */
+    FP_N_TOTAL,    /* $total */
+    FP_N_VARIABLE, /* %name */
+    FP_N_INDEXER,  /* left[right] */
+    FP_N_UNARY,    /* op left */
+    FP_N_BINARY,   /* left op right */
+    FP_N_TYPE,     /* left is/as Type */
 } fp_node_kind_t;
 
 typedef enum {
     FP_OP_NONE,
-    FP_OP_MUL, FP_OP_DIV, FP_OP_DIVINT, FP_OP_MOD,
-    FP_OP_ADD, FP_OP_SUB, FP_OP_CONCAT,
+    FP_OP_MUL,
+    FP_OP_DIV,
+    FP_OP_DIVINT,
+    FP_OP_MOD,
+    FP_OP_ADD,
+    FP_OP_SUB,
+    FP_OP_CONCAT,
     FP_OP_UNION,
-    FP_OP_LT, FP_OP_LE, FP_OP_GT, FP_OP_GE,
-    FP_OP_IS, FP_OP_AS,
-    FP_OP_EQ, FP_OP_EQUIV, FP_OP_NE, FP_OP_NEQUIV,
-    FP_OP_IN, FP_OP_CONTAINS,
+    FP_OP_LT,
+    FP_OP_LE,
+    FP_OP_GT,
+    FP_OP_GE,
+    FP_OP_IS,
+    FP_OP_AS,
+    FP_OP_EQ,
+    FP_OP_EQUIV,
+    FP_OP_NE,
+    FP_OP_NEQUIV,
+    FP_OP_IN,
+    FP_OP_CONTAINS,
     FP_OP_AND,
-    FP_OP_OR, FP_OP_XOR,
+    FP_OP_OR,
+    FP_OP_XOR,
     FP_OP_IMPLIES,
-    FP_OP_NEG, FP_OP_POS,
+    FP_OP_NEG,
+    FP_OP_POS,
 } fp_op_t;
 
 /* A type named in is/as/ofType: optional namespace, resolved once at compile time. */
@@ -213,9 +228,9 @@ typedef struct fp_function fp_function_t;
 struct fp_ast {
     fp_node_kind_t kind;
     fp_op_t op;
-    uint32_t position;       /* 0-based offset of the node's first character */
-    fp_ast_t *left, *right;  /* operands, the focus of a member or call */
-    const char *name;        /* identifier, variable or function name (NUL-terminated) */
+    uint32_t position;      /* 0-based offset of the node's first character */
+    fp_ast_t *left, *right; /* operands, the focus of a member or call */
+    const char *name;       /* identifier, variable or function name (NUL-terminated) */
     size_t name_len;
     const fp_function_t *function;
     fp_ast_t **args;
@@ -241,8 +256,8 @@ typedef status_t (*fp_function_fn)(fp_eval_t *ev, const fp_frame_t *frame, const
 struct fp_function {
     const char *name;
     uint8_t min_args, max_args;
-    bool type_arg;  /* the argument is a type specifier (is, as, ofType) */
-    bool iterates;  /* the arguments are evaluated per input item with $this bound */
+    bool type_arg; /* the argument is a type specifier (is, as, ofType) */
+    bool iterates; /* the arguments are evaluated per input item with $this bound */
     fp_function_fn fn;
 };
 
@@ -263,14 +278,14 @@ struct fp_eval {
     const fhirpath_env_t *env;
     arena_t *arena;
     err_t *err;
-    fp_coll_t context;   /* %context as a collection */
-    fp_coll_t resource;  /* %resource */
+    fp_coll_t context;  /* %context as a collection */
+    fp_coll_t resource; /* %resource */
     fp_coll_t root_resource;
     bool have_now;
-    fp_temporal_t now;   /* fixed for one evaluation */
+    fp_temporal_t now; /* fixed for one evaluation */
     unsigned depth;
-    size_t budget;       /* items produced; evaluation stops past FHIRPATH_MAX_ITEMS */
-    uint64_t work;       /* item comparisons; evaluation stops past FHIRPATH_MAX_WORK */
+    size_t budget; /* items produced; evaluation stops past FHIRPATH_MAX_ITEMS */
+    uint64_t work; /* item comparisons; evaluation stops past FHIRPATH_MAX_WORK */
 };
 
 #define FHIRPATH_MAX_WORK ((uint64_t)50 * 1000 * 1000)
@@ -349,8 +364,8 @@ status_t fhirpath__now(fp_eval_t *ev, fp_temporal_t *out);
 
 const fhir_type_t *fhirpath__model_type(const char *name, size_t len);
 const fhir_type_t *fhirpath__model_resource_type(const char *name, size_t len);
-const fhir_element_t *fhirpath__model_element(const fhir_type_t *type, const char *name,
-                                              size_t len, const fhir_type_t **out_type);
+const fhir_element_t *fhirpath__model_element(const fhir_type_t *type, const char *name, size_t len,
+                                              const fhir_type_t **out_type);
 bool fhirpath__model_is_a(const fhir_type_t *type, const fhir_type_t *ancestor);
 /* The element named `name` (no choice suffix) in type, or NULL. */
 const fhir_element_t *fhirpath__model_element_named(const fhir_type_t *type, const char *name,

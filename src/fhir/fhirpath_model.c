@@ -20,8 +20,8 @@ const fhir_type_t *fhirpath__model_resource_type(const char *name, size_t len)
     return fhir_resource_type_find(name, len);
 }
 
-const fhir_element_t *fhirpath__model_element(const fhir_type_t *type, const char *name,
-                                              size_t len, const fhir_type_t **out_type)
+const fhir_element_t *fhirpath__model_element(const fhir_type_t *type, const char *name, size_t len,
+                                              const fhir_type_t **out_type)
 {
     *out_type = NULL;
     /* "_name" is a primitive's extension object, never an element (defs.h asks for this) */
@@ -60,25 +60,17 @@ const fhir_element_t *fhirpath__model_element_named(const fhir_type_t *type, con
 int fhirpath__primitive_kind(fhir_primitive_t primitive)
 {
     switch (primitive) {
-    case FHIR_PRIM_NONE:
-        return -1;
-    case FHIR_PRIM_BOOLEAN:
-        return FHIRPATH_BOOLEAN;
+    case FHIR_PRIM_NONE: return -1;
+    case FHIR_PRIM_BOOLEAN: return FHIRPATH_BOOLEAN;
     case FHIR_PRIM_INTEGER:
     case FHIR_PRIM_UNSIGNED_INT:
-    case FHIR_PRIM_POSITIVE_INT:
-        return FHIRPATH_INTEGER;
-    case FHIR_PRIM_DECIMAL:
-        return FHIRPATH_DECIMAL;
-    case FHIR_PRIM_DATE:
-        return FHIRPATH_DATE;
+    case FHIR_PRIM_POSITIVE_INT: return FHIRPATH_INTEGER;
+    case FHIR_PRIM_DECIMAL: return FHIRPATH_DECIMAL;
+    case FHIR_PRIM_DATE: return FHIRPATH_DATE;
     case FHIR_PRIM_DATE_TIME:
-    case FHIR_PRIM_INSTANT:
-        return FHIRPATH_DATETIME;
-    case FHIR_PRIM_TIME:
-        return FHIRPATH_TIME;
-    default:
-        return FHIRPATH_STRING;
+    case FHIR_PRIM_INSTANT: return FHIRPATH_DATETIME;
+    case FHIR_PRIM_TIME: return FHIRPATH_TIME;
+    default: return FHIRPATH_STRING;
     }
 }
 
@@ -110,8 +102,8 @@ int fhirpath__primitive_name_kind(const char *name)
 
 bool fhirpath__is_quantity_type(const char *name)
 {
-    static const char *names[] = {"Quantity", "Age",   "Distance",       "Duration",
-                                  "Count",    "SimpleQuantity", "MoneyQuantity"};
+    static const char *names[] = {"Quantity",       "Age",          "Distance", "Duration", "Count",
+                                  "SimpleQuantity", "MoneyQuantity"};
     if (!name)
         return false;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)

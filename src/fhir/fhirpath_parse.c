@@ -19,15 +19,15 @@
 
 typedef enum {
     T_END,
-    T_IDENT,       /* plain identifier or keyword */
-    T_DELIMITED,   /* `identifier` */
+    T_IDENT,     /* plain identifier or keyword */
+    T_DELIMITED, /* `identifier` */
     T_STRING,
     T_NUMBER,
-    T_DATE,        /* @... literal; value decided by the parser */
-    T_SPECIAL,     /* $this, $index, $total */
+    T_DATE,    /* @... literal; value decided by the parser */
+    T_SPECIAL, /* $this, $index, $total */
     T_PERCENT,
-    T_PUNCT,       /* one of . [ ] ( ) , { } */
-    T_OP,          /* + - * / & | = != ~ !~ < <= > >= */
+    T_PUNCT, /* one of . [ ] ( ) , { } */
+    T_OP,    /* + - * / & | = != ~ !~ < <= > >= */
 } token_kind_t;
 
 typedef struct {
@@ -114,8 +114,9 @@ static bool scan_quoted(parser_t *ps, char q)
     ps->p++;
     while (1) {
         if (ps->p >= ps->end) {
-            fail_at(ps, start, q == '\'' ? "unterminated string literal"
-                                         : "unterminated delimited identifier");
+            fail_at(ps, start,
+                    q == '\'' ? "unterminated string literal"
+                              : "unterminated delimited identifier");
             buf_release(&b);
             return false;
         }
@@ -227,8 +228,8 @@ static void scan_temporal(parser_t *ps)
         if (!time_only) {
             if (p < end && *p == 'Z')
                 p++;
-            else if (p + 5 < end && (*p == '+' || *p == '-') && is_digit(p[1]) &&
-                     is_digit(p[2]) && p[3] == ':' && is_digit(p[4]) && is_digit(p[5]))
+            else if (p + 5 < end && (*p == '+' || *p == '-') && is_digit(p[1]) && is_digit(p[2]) &&
+                     p[3] == ':' && is_digit(p[4]) && is_digit(p[5]))
                 p += 6;
         }
     }
@@ -368,8 +369,8 @@ static const struct {
     const char *name;
     int kind;
 } system_types[] = {
-    {"Boolean", FHIRPATH_BOOLEAN}, {"Integer", FHIRPATH_INTEGER}, {"Decimal", FHIRPATH_DECIMAL},
-    {"String", FHIRPATH_STRING},   {"Date", FHIRPATH_DATE},       {"DateTime", FHIRPATH_DATETIME},
+    {"Boolean", FHIRPATH_BOOLEAN}, {"Integer", FHIRPATH_INTEGER},   {"Decimal", FHIRPATH_DECIMAL},
+    {"String", FHIRPATH_STRING},   {"Date", FHIRPATH_DATE},         {"DateTime", FHIRPATH_DATETIME},
     {"Time", FHIRPATH_TIME},       {"Quantity", FHIRPATH_QUANTITY},
 };
 
@@ -409,8 +410,7 @@ static bool parse_type(parser_t *ps, fp_typespec_t *out)
         out->system_kind = -1;
     /* a misspelt type would silently match nothing: only System.X may name no type */
     bool system_ns = out->namespace_ && !fhir_ns;
-    if (!system_ns && out->system_kind < 0 &&
-        !fhirpath__model_type(out->name, strlen(out->name))) {
+    if (!system_ns && out->system_kind < 0 && !fhirpath__model_type(out->name, strlen(out->name))) {
         fail_at(ps, at, "unknown type '%s%s'", fhir_ns ? "FHIR." : "", out->name);
         return false;
     }
@@ -452,8 +452,7 @@ static fp_ast_t *parse_call(parser_t *ps, fp_ast_t *focus, const char *name, siz
         }
     }
     if (!punct(ps, ')')) {
-        fail_at(ps, ps->tok.start, "expected ')' after function arguments, found %s",
-                describe(ps));
+        fail_at(ps, ps->tok.start, "expected ')' after function arguments, found %s", describe(ps));
         return NULL;
     }
     next(ps);
@@ -462,8 +461,8 @@ static fp_ast_t *parse_call(parser_t *ps, fp_ast_t *focus, const char *name, siz
             fail_at(ps, at, "%s() takes %u argument%s, not %zu", name, n->function->min_args,
                     n->function->min_args == 1 ? "" : "s", nargs);
         else
-            fail_at(ps, at, "%s() takes %u to %u arguments, not %zu", name,
-                    n->function->min_args, n->function->max_args, nargs);
+            fail_at(ps, at, "%s() takes %u to %u arguments, not %zu", name, n->function->min_args,
+                    n->function->max_args, nargs);
         return NULL;
     }
     if (!n->function->type_arg) {
@@ -568,8 +567,7 @@ static fp_ast_t *parse_term(parser_t *ps)
 {
     const char *at = ps->tok.start;
     switch (ps->tok.kind) {
-    case T_NUMBER:
-        return parse_number(ps);
+    case T_NUMBER: return parse_number(ps);
     case T_STRING: {
         fp_ast_t *n = literal(ps, at, FHIRPATH_STRING);
         n->literal.u.string.ptr = ps->tok.value;
@@ -577,8 +575,7 @@ static fp_ast_t *parse_term(parser_t *ps)
         next(ps);
         return n;
     }
-    case T_DATE:
-        return parse_temporal(ps);
+    case T_DATE: return parse_temporal(ps);
     case T_SPECIAL: {
         fp_ast_t *n;
         if (tok_is(ps, T_SPECIAL, "$this"))
@@ -651,8 +648,7 @@ static fp_ast_t *parse_term(parser_t *ps)
         n->name_len = len;
         return n;
     }
-    default:
-        break;
+    default: break;
     }
     fail_at(ps, at, "expected an expression, found %s", describe(ps));
     return NULL;
@@ -828,8 +824,7 @@ fhirpath_t *fhirpath_compile(const char *text, size_t len, err_t *err)
         else
             expr->root = parse_expression(&ps, 1);
         if (!ps.failed && ps.tok.kind != T_END)
-            fail_at(&ps, ps.tok.start, "expected an operator or the end, found %s",
-                    describe(&ps));
+            fail_at(&ps, ps.tok.start, "expected an operator or the end, found %s", describe(&ps));
     }
     if (ps.failed || !expr->root) {
         if (!ps.failed)

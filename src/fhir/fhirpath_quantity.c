@@ -108,12 +108,26 @@ static const struct {
     const char *code;
     const char *factor;
 } prefixes[] = {
-    {"Y", "1000000000000000000000000"}, {"Z", "1000000000000000000000"},
-    {"E", "1000000000000000000"}, {"P", "1000000000000000"}, {"T", "1000000000000"},
-    {"G", "1000000000"}, {"M", "1000000"}, {"k", "1000"}, {"h", "100"}, {"da", "10"},
-    {"d", "0.1"}, {"c", "0.01"}, {"m", "0.001"}, {"u", "0.000001"}, {"n", "0.000000001"},
-    {"p", "0.000000000001"}, {"f", "0.000000000000001"}, {"a", "0.000000000000000001"},
-    {"z", "0.000000000000000000001"}, {"y", "0.000000000000000000000001"},
+    {"Y", "1000000000000000000000000"},
+    {"Z", "1000000000000000000000"},
+    {"E", "1000000000000000000"},
+    {"P", "1000000000000000"},
+    {"T", "1000000000000"},
+    {"G", "1000000000"},
+    {"M", "1000000"},
+    {"k", "1000"},
+    {"h", "100"},
+    {"da", "10"},
+    {"d", "0.1"},
+    {"c", "0.01"},
+    {"m", "0.001"},
+    {"u", "0.000001"},
+    {"n", "0.000000001"},
+    {"p", "0.000000000001"},
+    {"f", "0.000000000000001"},
+    {"a", "0.000000000000000001"},
+    {"z", "0.000000000000000000001"},
+    {"y", "0.000000000000000000000001"},
 };
 
 static fp_decimal_t dec(const char *text)
@@ -278,8 +292,8 @@ static bool parse_component(const char **p, const char *end, canon_t *out, int d
             exp_start = e - 1;
         int exponent = 1;
         size_t sym_len = (size_t)(tok_end - start);
-        bool is_ten_power = sym_len > 3 && memcmp(start, "10", 2) == 0 &&
-                            (start[2] == '*' || start[2] == '^');
+        bool is_ten_power =
+            sym_len > 3 && memcmp(start, "10", 2) == 0 && (start[2] == '*' || start[2] == '^');
         if (e < tok_end && exp_start > start && !is_ten_power) {
             bool symbol_digits = true;
             for (const char *q = start; q < exp_start; q++)
@@ -375,9 +389,14 @@ int fhirpath__calendar_unit(const char *word, size_t len, bool *out_week)
         const char *name;
         int unit;
     } words[] = {
-        {"year", FP_PREC_YEAR},     {"month", FP_PREC_MONTH},   {"week", 0},
-        {"day", FP_PREC_DAY},       {"hour", FP_PREC_HOUR},     {"minute", FP_PREC_MINUTE},
-        {"second", FP_PREC_SECOND}, {"millisecond", FP_PREC_MILLISECOND},
+        {"year", FP_PREC_YEAR},
+        {"month", FP_PREC_MONTH},
+        {"week", 0},
+        {"day", FP_PREC_DAY},
+        {"hour", FP_PREC_HOUR},
+        {"minute", FP_PREC_MINUTE},
+        {"second", FP_PREC_SECOND},
+        {"millisecond", FP_PREC_MILLISECOND},
     };
     if (len > 0 && word[len - 1] == 's')
         len--;

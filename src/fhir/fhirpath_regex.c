@@ -18,9 +18,9 @@ struct fp_regex {
     regex_t re;
 };
 
-#define MAX_PATTERN 1024
+#define MAX_PATTERN   1024
 #define MAX_EXPANSION 1000
-#define MAX_GROUPS 32
+#define MAX_GROUPS    32
 
 /* glibc copies a bounded repeat's operand count times, so nested bounds multiply: the
  * product along any nesting ("expansion") is capped. */

@@ -101,14 +101,10 @@ json_t *fhirpath_item_to_json(const fhirpath_item_t *item)
         if (item->u.node->json)
             return json_incref(item->u.node->json);
         return item->u.node->ext ? json_incref(item->u.node->ext) : json_null();
-    case FHIRPATH_BOOLEAN:
-        return json_boolean(item->u.boolean);
-    case FHIRPATH_INTEGER:
-        return json_integer(item->u.integer);
-    case FHIRPATH_DECIMAL:
-        return decimal_json(item->u.decimal);
-    case FHIRPATH_STRING:
-        return json_stringn(item->u.string.ptr, item->u.string.len);
+    case FHIRPATH_BOOLEAN: return json_boolean(item->u.boolean);
+    case FHIRPATH_INTEGER: return json_integer(item->u.integer);
+    case FHIRPATH_DECIMAL: return decimal_json(item->u.decimal);
+    case FHIRPATH_STRING: return json_stringn(item->u.string.ptr, item->u.string.len);
     case FHIRPATH_DATE:
     case FHIRPATH_DATETIME:
     case FHIRPATH_TIME:
@@ -126,9 +122,7 @@ json_t *fhirpath_item_to_json(const fhirpath_item_t *item)
         json_object_set_new(j, "namespace", json_string(item->u.type.namespace_));
         json_object_set_new(j, "name", json_string(item->u.type.name));
         break;
-    default:
-        j = json_null();
-        break;
+    default: j = json_null(); break;
     }
     buf_release(&b);
     return j;

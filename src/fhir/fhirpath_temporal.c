@@ -341,8 +341,8 @@ bool fhirpath__temporal_add(fp_temporal_t *v, fhirpath_kind_t kind, int unit, in
     int p = precision > FP_PREC_MILLISECOND ? FP_PREC_MILLISECOND : precision;
     ms = ms / unit_ms[p] * unit_ms[p];
     if (kind == FHIRPATH_TIME) {
-        int64_t t = ((int64_t)v->hour * 60 + v->minute) * 60000 + v->second * 1000 +
-                    v->millisecond + ms;
+        int64_t t =
+            ((int64_t)v->hour * 60 + v->minute) * 60000 + v->second * 1000 + v->millisecond + ms;
         t %= 86400000;
         if (t < 0)
             t += 86400000;

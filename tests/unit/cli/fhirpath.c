@@ -73,9 +73,8 @@ static void run(run_t *r, const char *input, int argc, ...)
     slurp(err_path, r->err, sizeof(r->err));
 }
 
-static const char *patient =
-    "{\"resourceType\":\"Patient\",\"birthDate\":\"1974-12-25\","
-    "\"name\":[{\"use\":\"official\",\"given\":[\"Peter\",\"James\"]}]}";
+static const char *patient = "{\"resourceType\":\"Patient\",\"birthDate\":\"1974-12-25\","
+                             "\"name\":[{\"use\":\"official\",\"given\":[\"Peter\",\"James\"]}]}";
 
 static char patient_path[64];
 
@@ -173,10 +172,8 @@ static void test_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_prints_json),
-        cmocka_unit_test(test_stdin_and_pretty),
-        cmocka_unit_test(test_help),
-        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_prints_json), cmocka_unit_test(test_stdin_and_pretty),
+        cmocka_unit_test(test_help),        cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

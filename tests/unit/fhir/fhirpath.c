@@ -101,16 +101,16 @@ static int check_mismatches(void **state)
     return n ? -1 : 0;
 }
 
-#define EXPECT_ON(resource, expr, want)                                                        \
-    do {                                                                                       \
-        char *got_ = run_on(expr, resource);                                                   \
-        if (strcmp(got_, want) != 0) {                                                         \
-            print_error("line %d: %s\n  want %s\n  got  %s\n", __LINE__, expr, want, got_);     \
-            mismatches++;                                                                      \
-        }                                                                                      \
-        free(got_);                                                                            \
+#define EXPECT_ON(resource, expr, want)                                                     \
+    do {                                                                                    \
+        char *got_ = run_on(expr, resource);                                                \
+        if (strcmp(got_, want) != 0) {                                                      \
+            print_error("line %d: %s\n  want %s\n  got  %s\n", __LINE__, expr, want, got_); \
+            mismatches++;                                                                   \
+        }                                                                                   \
+        free(got_);                                                                         \
     } while (0)
-#define EXPECT(expr, want) EXPECT_ON(patient_text, expr, want)
+#define EXPECT(expr, want)     EXPECT_ON(patient_text, expr, want)
 #define EXPECT_OBS(expr, want) EXPECT_ON(observation_text, expr, want)
 
 static void expect_prefix(const char *expr, const char *prefix)
@@ -220,8 +220,7 @@ static void test_decimal(void **state)
     EXPECT("5.5 mod 2", "[1.5]");
     EXPECT("1 / 0", "[]");
     EXPECT("1.0 / 0.0", "[]");
-    EXPECT("12345678901234567890.123456789 + 0.000000001",
-           "[12345678901234567890.123456790]");
+    EXPECT("12345678901234567890.123456789 + 0.000000001", "[12345678901234567890.123456790]");
     EXPECT("99999999999999999999999999999999999.0 * 10000", "[]");
     EXPECT("9223372036854775807 + 1", "[]");
     EXPECT("1.005.round(2)", "[1.01]");
@@ -558,8 +557,8 @@ static status_t resolve_hook(void *data, const char *reference, size_t len, json
     return ERR_OK;
 }
 
-static status_t member_of_hook(void *data, const char *url, const char *system,
-                               const char *code, int *out, err_t *err)
+static status_t member_of_hook(void *data, const char *url, const char *system, const char *code,
+                               int *out, err_t *err)
 {
     (void)data;
     (void)err;
@@ -624,8 +623,8 @@ static void test_fhir_functions(void **state)
     for (size_t i = 0; i < sizeof(stubs) / sizeof(stubs[0]); i++) {
         json_t *stub = NULL;
         err_t err = ERR_INIT;
-        assert_int_equal(fhirpath_resolve_stub(NULL, stubs[i].reference,
-                                               strlen(stubs[i].reference), &stub, &err),
+        assert_int_equal(fhirpath_resolve_stub(NULL, stubs[i].reference, strlen(stubs[i].reference),
+                                               &stub, &err),
                          ERR_OK);
         if (!stubs[i].want) {
             assert_null(stub);
@@ -658,11 +657,11 @@ static void test_fhir_functions(void **state)
     free(got);
 
     /* a contained resource resolves its siblings through its container */
-    json_t *container = parse(
-        "{\"resourceType\":\"MedicationRequest\",\"contained\":[{\"resourceType\":"
-        "\"Medication\",\"id\":\"m\",\"ingredient\":[{\"itemReference\":{\"reference\":"
-        "\"#s\"}}]},{\"resourceType\":\"Substance\",\"id\":\"s\",\"code\":{\"text\":"
-        "\"salt\"}}]}");
+    json_t *container =
+        parse("{\"resourceType\":\"MedicationRequest\",\"contained\":[{\"resourceType\":"
+              "\"Medication\",\"id\":\"m\",\"ingredient\":[{\"itemReference\":{\"reference\":"
+              "\"#s\"}}]},{\"resourceType\":\"Substance\",\"id\":\"s\",\"code\":{\"text\":"
+              "\"salt\"}}]}");
     fhirpath_env_init(&env, json_array_get(json_object_get(container, "contained"), 0));
     env.root_resource = container;
     got = run_env("ingredient.item.resolve().code.text | %rootResource.resourceType", &env);
@@ -733,17 +732,21 @@ static void test_check(void **state)
         {"Patient", "name.given", NULL},
         {"Patient", "name.given1",
          "invalid FHIRPath at column 6: no element 'given1' in HumanName"},
-        {"Patient", "Encounter.name", "invalid FHIRPath at column 11: no element 'name' in "
-                                      "Encounter"},
+        {"Patient", "Encounter.name",
+         "invalid FHIRPath at column 11: no element 'name' in "
+         "Encounter"},
         {"Patient", "Patient.name.family | Practitioner.name.family", NULL},
-        {"Observation", "Observation.valueQuantity", "invalid FHIRPath at column 13: no element "
-                                                     "'valueQuantity' in Observation"},
+        {"Observation", "Observation.valueQuantity",
+         "invalid FHIRPath at column 13: no element "
+         "'valueQuantity' in Observation"},
         {"Observation", "(Observation.value as Quantity).unit", NULL},
-        {"Observation", "(Observation.value as Period).unit", "invalid FHIRPath at column 31: "
-                                                              "no element 'unit' in Period"},
+        {"Observation", "(Observation.value as Period).unit",
+         "invalid FHIRPath at column 31: "
+         "no element 'unit' in Period"},
         {"Patient", "contact.where(relationship.exists()).name.family", NULL},
-        {"Patient", "children().skip(1)", "invalid FHIRPath at column 12: skip() needs an "
-                                          "ordered collection"},
+        {"Patient", "children().skip(1)",
+         "invalid FHIRPath at column 12: skip() needs an "
+         "ordered collection"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         err_t err = ERR_INIT;
@@ -753,10 +756,9 @@ static void test_check(void **state)
         if (!cases[i].error) {
             if (rc)
                 fail_msg("%s: %s", cases[i].expr, err_message(&err));
-        } else if (rc == ERR_OK || strncmp(err_message(&err), cases[i].error,
-                                          strlen(cases[i].error)) != 0) {
-            fail_msg("%s\n  want %s\n  got  %s", cases[i].expr, cases[i].error,
-                     err_message(&err));
+        } else if (rc == ERR_OK ||
+                   strncmp(err_message(&err), cases[i].error, strlen(cases[i].error)) != 0) {
+            fail_msg("%s\n  want %s\n  got  %s", cases[i].expr, cases[i].error, err_message(&err));
         }
         fhirpath_free(expr);
         err_release(&err);
@@ -786,7 +788,7 @@ static void test_fuzz_findings(void **state)
                   "\"(\\w+++++++++++++++++++) (\\w+)\": stacked quantifiers are not supported");
     EXPECT("'ab'.matches('a+?b')", "[true]");
     expect_prefix("'aa'.matches('(a)\\\\1')", "error: could not evaluate FHIRPath at column 14: "
-                                            "invalid regular expression");
+                                              "invalid regular expression");
     /* a quotient whose scaling passed 10^38 overflowed the power of ten itself */
     EXPECT("-0.1 / -0.92233720368547758071", "[0.10842021724855044]");
     EXPECT("0.000000000000000000000000000001 / 12345678901234567890.0",
@@ -798,7 +800,7 @@ static void test_fuzz_findings(void **state)
               "\"valueInteger\":1}]},\"code\":{\"text\":\"x\"}}",
               "children().count() | descendants().count()", "[2,6]");
     expect_prefix("'a'.matches('a{1001}')", "error: could not evaluate FHIRPath at column 13: "
-                                           "invalid regular expression");
+                                            "invalid regular expression");
     expect_prefix("'a'.matches('((a{1,20}){1,20}){1,20}')",
                   "error: could not evaluate FHIRPath at column 13: invalid regular expression "
                   "\"((a{1,20}){1,20}){1,20}\": nested repeat counts multiply past 1000");
@@ -809,10 +811,9 @@ static void test_fuzz_findings(void **state)
            "[true]");
     EXPECT("'x^y'.replaceMatches('[\\\\^]', '-') + '2-3'.replaceMatches('[\\\\d-]', '#')",
            "[\"x-y###\"]");
-    EXPECT("']'.matches('[]]') and 'a'.matches('[^]]') and '\\\\'.matches('[\\\\\\\\]')",
-           "[true]");
+    EXPECT("']'.matches('[]]') and 'a'.matches('[^]]') and '\\\\'.matches('[\\\\\\\\]')", "[true]");
     expect_prefix("'a'.matches('[\\\\W]')", "error: could not evaluate FHIRPath at column 13: "
-                                          "invalid regular expression");
+                                            "invalid regular expression");
     /* the R4 invariants of conformance resources (adf-0, csd-0, vsd-0, ...) use {0,254} */
     EXPECT("'ValueSet_1'.matches('[A-Z]([A-Za-z0-9_]){0,254}')", "[true]");
     EXPECT("'a|b(c)'.replaceMatches('(b)\\\\(c\\\\)|a', '[$1]')", "[\"[]|[b]\"]");

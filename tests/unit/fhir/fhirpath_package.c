@@ -122,8 +122,7 @@ static void test_search_parameters(void **state)
 {
     (void)state;
     if (params.n == 0) {
-        print_message("skipped: no SearchParameter in %s (run tools/install-deps)\n",
-                      package_dir);
+        print_message("skipped: no SearchParameter in %s (run tools/install-deps)\n", package_dir);
         skip();
     }
     size_t failures = 0, evaluations = 0;
@@ -243,16 +242,14 @@ static void test_invariants(void **state)
                 const char *key = json_string_value(json_object_get(con, "key"));
                 const char *text = json_string_value(json_object_get(con, "expression"));
                 /* ele-1 and ext-1 are on every element: the data types' tests have them */
-                if (!key || !text || strncmp(key, "ele-", 4) == 0 ||
-                    strncmp(key, "ext-", 4) == 0)
+                if (!key || !text || strncmp(key, "ele-", 4) == 0 || strncmp(key, "ext-", 4) == 0)
                     continue;
                 invariants++;
                 failures += invariant_over_examples(type, path, key, text, &evaluations);
             }
         }
     }
-    print_message("%zu invariants, %zu evaluations over the examples\n", invariants,
-                  evaluations);
+    print_message("%zu invariants, %zu evaluations over the examples\n", invariants, evaluations);
     assert_int_equal(failures, 0);
 }
 
@@ -295,8 +292,7 @@ static void test_datatype_invariants(void **state)
             json_t *con = json_array_get(constraints, c);
             const char *key = json_string_value(json_object_get(con, "key"));
             const char *text = json_string_value(json_object_get(con, "expression"));
-            if (!key || !text || strncmp(key, "ele-", 4) == 0 ||
-                strncmp(key, "ext-", 4) == 0)
+            if (!key || !text || strncmp(key, "ele-", 4) == 0 || strncmp(key, "ext-", 4) == 0)
                 continue;
             err_t err = ERR_INIT;
             fhirpath_t *expr = fhirpath_compile(text, strlen(text), &err);
