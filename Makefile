@@ -42,8 +42,8 @@ FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Isrc $(PKG_CFLAGS) -pth
 
 FHIRPATH_SUITE := $(BUILD)/tests/fhir/fhirpath_suite
 
-.PHONY: all clean check run unit layers format-check fuzz fhirpath-suite fuzz-fhirpath \
-        bench-fhirpath bench-search
+.PHONY: all clean check run unit layers format-check fuzz fhirpath-suite bench-fhirpath \
+        bench-search
 all: $(BUILD)/concerto
 
 $(BUILD)/obj/%.o: src/%.c
@@ -70,9 +70,6 @@ $(FHIRPATH_SUITE): tests/fhirpath/suite.c $(LIB)
 
 fhirpath-suite: $(FHIRPATH_SUITE)
 	/usr/bin/python3 tests/fhirpath/run-suite --binary $(FHIRPATH_SUITE)
-
-# The FHIRPath harness alone (the generic fuzz rules below build it).
-fuzz-fhirpath: build/fuzz/fhirpath
 
 # Evaluations per second of typical search-parameter expressions (figures: the release build).
 bench-fhirpath: $(BUILD)/bench/fhirpath

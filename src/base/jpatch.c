@@ -191,6 +191,38 @@ static status_t do_remove(ctx_t *c, json_t **doc, const char *path)
     return rc;
 }
 
+/* replace: the value keeps its place among its siblings. Takes a reference to value. */
+static status_t do_replace(ctx_t *c, json_t **doc, const char *path, json_t *value)
+{
+    char **tokens;
+    int n = split_pointer(path, &tokens);
+    if (n < 0) {
+        json_decref(value);
+        return fail(c, ERR_INVALID, "\"%s\" is not a JSON Pointer", path);
+    }
+    status_t rc = ERR_OK;
+    if (n == 0) {
+        json_decref(*doc);
+        *doc = value;
+        goto out;
+    }
+    json_t *parent = resolve_parent(*doc, tokens, n);
+    const char *last = tokens[n - 1];
+    size_t index;
+    if (json_is_object(parent) && json_object_get(parent, last)) {
+        json_object_set_new(parent, last, value);
+    } else if (json_is_array(parent) && parse_index(last, &index) &&
+               index < json_array_size(parent)) {
+        json_array_set_new(parent, index, value);
+    } else {
+        json_decref(value);
+        rc = fail(c, ERR_RULE, "path \"%s\" does not exist", path);
+    }
+out:
+    free_tokens(tokens, n);
+    return rc;
+}
+
 /* A borrowed reference to the value at path, or NULL with an error. */
 static json_t *get(ctx_t *c, json_t *doc, const char *path)
 {
@@ -238,16 +270,8 @@ static status_t apply_one(ctx_t *c, json_t **doc, const json_t *op)
         return do_add(c, doc, path, json_deep_copy(value));
     if (!strcmp(name, "remove"))
         return do_remove(c, doc, path);
-    if (!strcmp(name, "replace")) {
-        if (!get(c, *doc, path))
-            return c->err->code;
-        if (path[0] != '\0') {
-            status_t rc = do_remove(c, doc, path);
-            if (rc)
-                return rc;
-        }
-        return do_add(c, doc, path, json_deep_copy(value));
-    }
+    if (!strcmp(name, "replace"))
+        return do_replace(c, doc, path, json_deep_copy(value));
     if (!strcmp(name, "test")) {
         json_t *current = get(c, *doc, path);
         if (!current)

@@ -1,7 +1,7 @@
 /*
  * commands.h - the subcommands of `concerto`. Each takes the arguments after its name and
- * returns the process exit status: 0 success, 1 failure, 2 usage error. Messages go to
- * stderr, results to stdout.
+ * returns the process exit status: 0 success, 1 the work failed, 2 a usage error. Messages go
+ * to stderr, results to stdout.
  */
 #ifndef CONCERTO_CLI_COMMANDS_H
 #define CONCERTO_CLI_COMMANDS_H
@@ -9,6 +9,7 @@
 int cli_init(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_errors(int argc, char **argv);
+int cli_import(int argc, char **argv);
 /* concerto reindex [--db FILE]: rebuilds every search index row, progress on stderr. */
 int cli_reindex(int argc, char **argv);
 /* concerto fhirpath [--check] [--pretty] EXPRESSION FILE.json: prints the result as JSON. */

@@ -98,7 +98,7 @@ void http__build_capability(http_server_t *server)
                      "updates may create resources with a client-chosen id; If-Match is honoured "
                      "on update and delete. Search: every R4 search parameter of each type, "
                      "chains, _has, _include and _revinclude (:iterate), _sort, _count, _total, "
-                     "_summary=count; paging by cursor; lenient unless Prefer: "
+                     "_summary, _elements; paging by cursor; lenient unless Prefer: "
                      "handling=strict.\",\"resource\":[");
     for (size_t i = 0; i < fhir_resource_type_count; i++) {
         const char *name = fhir_resource_types[i]->name;
@@ -107,6 +107,7 @@ void http__build_capability(http_server_t *server)
         buf_addf(&out,
                  "{\"type\":\"%s\",\"profile\":\"http://hl7.org/fhir/StructureDefinition/%s\","
                  "\"interaction\":[{\"code\":\"read\"},{\"code\":\"vread\"},{\"code\":\"update\"},"
+                 "{\"code\":\"patch\"},"
                  "{\"code\":\"delete\"},{\"code\":\"history-instance\"},"
                  "{\"code\":\"history-type\"},{\"code\":\"create\"},"
                  "{\"code\":\"search-type\"}],"
@@ -119,8 +120,8 @@ void http__build_capability(http_server_t *server)
         add_includes(&out, fhir_resource_types[i]);
         buf_addch(&out, '}');
     }
-    buf_addstr(&out, "],\"interaction\":[{\"code\":\"history-system\"},"
-                     "{\"code\":\"search-system\"}],");
+    buf_addstr(&out, "],\"interaction\":[{\"code\":\"history-system\"},{\"code\":\"batch\"},"
+                     "{\"code\":\"transaction\"},{\"code\":\"search-system\"}],");
     add_search_params(&out, NULL);
     buf_addstr(&out, "}]}");
     server->capability_len = out.len;

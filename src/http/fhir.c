@@ -20,6 +20,7 @@
 #include "base/mem.h"
 #include "fhir/defs.h"
 #include "http/http_int.h"
+#include "repo/bundle.h"
 #include "repo/repo.h"
 
 #define FHIR_JSON             "application/fhir+json"
@@ -40,7 +41,9 @@ typedef struct {
     prefer_t prefer;
     param_t *params;
     size_t nparams;
-    const char *base; /* e.g. http://127.0.0.1:8080/fhir */
+    const char *base;      /* e.g. http://127.0.0.1:8080/fhir */
+    const char *type_name; /* the resource type and id of the URL, when it names them */
+    const char *id;
 } ctx_t;
 
 /* A write waiting for the store's writer. Heap-allocated: it may outlive the request. */
@@ -56,7 +59,9 @@ struct pending {
     pending_cell_t *cell;
     arena_t arena;
     ctx_t ctx;
-    repo_write_t write;
+    repo_write_t write;   /* a single write, or */
+    repo_bundle_t bundle; /* a batch or transaction (is_bundle) */
+    bool is_bundle;
     status_t rc;
     err_t err;
 };
@@ -731,9 +736,17 @@ static void finish_write(pending_t *pending)
         send_error(ctx, &pending->err);
         return;
     }
+    if (pending->is_bundle) {
+        buf_t out = BUF_INIT;
+        repo_bundle_response(&pending->bundle, ctx->base, ctx->prefer != PREFER_MINIMAL, &out);
+        send_json(ctx, 200, out.ptr, out.len);
+        buf_release(&out);
+        return;
+    }
     switch (w->action) {
     case REPO_CREATE: respond_version(ctx, 201, &w->result, true); break;
-    case REPO_UPDATE: respond_version(ctx, w->created ? 201 : 200, &w->result, true); break;
+    case REPO_UPDATE:
+    case REPO_PATCH: respond_version(ctx, w->created ? 201 : 200, &w->result, true); break;
     case REPO_DELETE:
         if (!w->noop)
             set_version_headers(ctx, &w->result);
@@ -767,6 +780,8 @@ void http__on_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
             pending->cell->pending = NULL;
             finish_write(pending);
         }
+        if (pending->is_bundle)
+            repo_bundle_release(&pending->bundle);
         arena_release(&pending->arena);
         err_release(&pending->err);
         free(pending);
@@ -794,8 +809,34 @@ static void submit_write(pending_t *pending)
         h2o_mem_alloc_shared(&pending->req->pool, sizeof(pending_cell_t), pending_dispose);
     pending->cell->pending = pending;
     pending->thread->pending++;
-    store_submit(pending->thread->server->store, repo_write_txn, &pending->write, on_write_done,
-                 pending);
+    if (pending->is_bundle)
+        store_submit(pending->thread->server->store, repo_bundle_txn, &pending->bundle,
+                     on_write_done, pending);
+    else
+        store_submit(pending->thread->server->store, repo_write_txn, &pending->write, on_write_done,
+                     pending);
+}
+
+static bool check_body(ctx_t *ctx);
+
+static void handle_bundle(ctx_t *ctx)
+{
+    if (!check_body(ctx))
+        return;
+    pending_t *pending = pending_new(ctx);
+    pending->is_bundle = true;
+    err_t err = ERR_INIT;
+    if (repo_bundle_prepare(&pending->bundle, ctx->req->entity.base, ctx->req->entity.len,
+                            &pending->arena, &err)) {
+        send_error(ctx, &err);
+        err_release(&err);
+        repo_bundle_release(&pending->bundle);
+        arena_release(&pending->arena);
+        free(pending);
+        return;
+    }
+    err_release(&err);
+    submit_write(pending);
 }
 
 static bool read_if_match(ctx_t *ctx, int64_t *out)
@@ -814,7 +855,8 @@ static bool read_if_match(ctx_t *ctx, int64_t *out)
     return true;
 }
 
-static bool check_body(ctx_t *ctx)
+/* The body is there and within max-body; `what` says what it should hold. */
+static bool check_body_size(ctx_t *ctx, const char *what)
 {
     h2o_req_t *req = ctx->req;
     size_t max = ctx->thread->server->config.max_body;
@@ -828,10 +870,43 @@ static bool check_body(ctx_t *ctx)
         return false;
     }
     if (!req->entity.base || req->entity.len == 0) {
-        fail(ctx, ERR_SYNTAX, "%s", "the request has no body: send a FHIR resource as JSON");
+        fail(ctx, ERR_SYNTAX, "the request has no body: send %s", what);
         return false;
     }
-    return check_content_type(ctx);
+    return true;
+}
+
+static bool check_body(ctx_t *ctx)
+{
+    return check_body_size(ctx, "a FHIR resource as JSON") && check_content_type(ctx);
+}
+
+static void handle_patch(ctx_t *ctx, const char *type, const char *id)
+{
+    int64_t if_match;
+    if (!read_if_match(ctx, &if_match) || !check_body_size(ctx, "a JSON Patch"))
+        return;
+    h2o_iovec_t content_type = header(ctx->req, H2O_TOKEN_CONTENT_TYPE);
+    if (!content_type.base || content_type.len < 26 ||
+        strncasecmp(content_type.base, "application/json-patch+json", 27) != 0) {
+        fail(ctx, ERR_MEDIA_TYPE,
+             "PATCH takes a JSON Patch (Content-Type: application/json-patch+json), not \"%s\"",
+             content_type.base ? arena_strndup(ctx->arena, content_type.base, content_type.len)
+                               : "nothing");
+        return;
+    }
+    pending_t *pending = pending_new(ctx);
+    err_t err = ERR_INIT;
+    if (repo_prepare_patch(&pending->write, type, id, ctx->req->entity.base, ctx->req->entity.len,
+                           if_match, &pending->arena, &err)) {
+        send_error(ctx, &err);
+        err_release(&err);
+        arena_release(&pending->arena);
+        free(pending);
+        return;
+    }
+    err_release(&err);
+    submit_write(pending);
 }
 
 static void handle_write(ctx_t *ctx, repo_action_t action, const char *type, const char *id)
@@ -932,9 +1007,12 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
         return;
     }
     if (nseg == 0) {
-        /* batch/transaction bundles are not served yet */
-        method_not_allowed(ctx, "GET, HEAD",
-                           "the base URL: batch or transaction bundles are not served yet");
+        if (iov_eq(req->method, "POST"))
+            handle_bundle(ctx);
+        else
+            method_not_allowed(ctx, "GET, HEAD, POST",
+                               "the base URL: search with GET, POST a batch or transaction "
+                               "Bundle");
         return;
     }
     const char *first = segment_copy(ctx, seg[0]);
@@ -982,8 +1060,10 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
             handle_write(ctx, REPO_UPDATE, tname, second);
         else if (iov_eq(req->method, "DELETE"))
             handle_write(ctx, REPO_DELETE, tname, second);
+        else if (iov_eq(req->method, "PATCH"))
+            handle_patch(ctx, tname, second);
         else
-            method_not_allowed(ctx, "GET, HEAD, PUT, DELETE", "a resource");
+            method_not_allowed(ctx, "GET, HEAD, PUT, PATCH, DELETE", "a resource");
         return;
     }
     const char *third = segment_copy(ctx, seg[2]);

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "base/buf.h"
+#include "base/jpatch.h"
 #include "base/jv.h"
 #include "base/mem.h"
 #include "fhir/defs.h"
@@ -191,6 +192,65 @@ status_t repo_prepare_update(repo_write_t *write, const char *type, const char *
     return prepare_body(write, REPO_UPDATE, type, id, body, len, if_match, arena, err);
 }
 
+static void release_json(void *data)
+{
+    json_decref(data);
+}
+
+status_t repo_prepare_patch(repo_write_t *write, const char *type, const char *id,
+                            const char *patch, size_t len, int64_t if_match, arena_t *arena,
+                            err_t *err)
+{
+    memset(write, 0, sizeof(*write));
+    write->arena = arena;
+    write->action = REPO_PATCH;
+    write->type = arena_strdup(arena, type);
+    write->id = arena_strdup(arena, id);
+    write->if_match = if_match;
+    write->patch = jv_parse(patch, len, err);
+    if (!write->patch)
+        return err->code;
+    arena_cleanup_add(arena, release_json, write->patch);
+    if (!json_is_array(write->patch))
+        return err_set(err, ERR_INVALID, NULL, "a JSON Patch must be an array of operations");
+    return ERR_OK;
+}
+
+/* Applies the patch to the current version inside the transaction and prepares the result. */
+static status_t apply_patch(store_txn_t *txn, repo_write_t *w, err_t *err)
+{
+    store_version_t current;
+    status_t rc = store_txn_read(txn, w->type, w->id, 0, w->arena, &current, err);
+    if (rc)
+        return rc;
+    if (current.deleted)
+        return err_set(err, ERR_GONE, NULL, "%s/%s was deleted (version %lld)", w->type, w->id,
+                       (long long)current.version);
+    json_t *resource = jv_parse(current.json, current.json_len, err);
+    if (!resource)
+        return err_set(err, ERR_INTERNAL, NULL, "the stored %s/%s could not be read", w->type,
+                       w->id);
+    rc = jpatch_apply(&resource, w->patch, err);
+    if (!rc) {
+        json_t *rt = json_object_get(resource, "resourceType");
+        json_t *id = json_object_get(resource, "id");
+        if (!jv_is_string(rt) || strcmp(json_string_value(rt), w->type) != 0 || !jv_is_string(id) ||
+            strcmp(json_string_value(id), w->id) != 0)
+            rc = err_set(err, ERR_INVALID, NULL,
+                         "a patch must not change the resourceType or the id of %s/%s", w->type,
+                         w->id);
+    }
+    if (!rc)
+        rc = check_resource(resource, w->type, err);
+    if (!rc)
+        serialize(w, resource, w->type, w->id);
+    /* the patched resource exists only here, on the writer: its index rows too */
+    if (!rc)
+        rc = fhir_index_extract(NULL, resource, w->arena, &w->index, err);
+    json_decref(resource);
+    return rc;
+}
+
 status_t repo_prepare_delete(repo_write_t *write, const char *type, const char *id,
                              int64_t if_match, arena_t *arena, err_t *err)
 {
@@ -223,6 +283,13 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
     }
     const char *method = "PUT";
     switch (w->action) {
+    case REPO_PATCH:
+        if (current.version == 0)
+            return err_set(err, ERR_NOT_FOUND, NULL, "%s/%s is not known", w->type, w->id);
+        rc = apply_patch(txn, w, err);
+        if (rc)
+            return rc;
+        break;
     case REPO_CREATE:
         if (current.version)
             return err_set(err, ERR_CONFLICT, NULL, "%s/%s already exists", w->type, w->id);

@@ -18,7 +18,7 @@
 #include "fhir/index.h"
 #include "store/store.h"
 
-typedef enum { REPO_CREATE, REPO_UPDATE, REPO_DELETE } repo_action_t;
+typedef enum { REPO_CREATE, REPO_UPDATE, REPO_PATCH, REPO_DELETE } repo_action_t;
 
 /*
  * One write. Fill the inputs with repo_prepare_*; the outputs are set when the write is done.
@@ -35,6 +35,7 @@ typedef struct {
     const char *tail; /* the rest after versionId and lastUpdated */
     size_t tail_len;
     fhir_index_rows_t index; /* the search index rows of the resource (none for a delete) */
+    json_t *patch;           /* REPO_PATCH: the operations (released with the arena) */
     arena_t *arena;
 
     /* outputs */
@@ -55,6 +56,18 @@ status_t repo_prepare_create(repo_write_t *write, const char *type, const char *
 status_t repo_prepare_update(repo_write_t *write, const char *type, const char *id,
                              const char *body, size_t len, int64_t if_match, arena_t *arena,
                              err_t *err);
+/*
+ * Prepares a JSON Patch (RFC 6902) of type/id; patch is len bytes of a JSON Patch document,
+ * parsed here (ERR_SYNTAX). The patch is applied in the transaction to the version current
+ * then, so concurrent patches serialize instead of failing; the result is validated like an
+ * update. if_match (0: none) must name that version. Errors of the transaction: as an update,
+ * plus ERR_NOT_FOUND and ERR_GONE, ERR_VERSION_CONFLICT (If-Match), ERR_INVALID for a
+ * malformed patch or one that changes resourceType or id, ERR_RULE when an operation cannot be
+ * applied (a failed test, a path that does not exist).
+ */
+status_t repo_prepare_patch(repo_write_t *write, const char *type, const char *id,
+                            const char *patch, size_t len, int64_t if_match, arena_t *arena,
+                            err_t *err);
 /* Prepares a delete. */
 status_t repo_prepare_delete(repo_write_t *write, const char *type, const char *id,
                              int64_t if_match, arena_t *arena, err_t *err);

@@ -304,6 +304,29 @@ const char *store_txn_time_text(store_txn_t *txn)
     return txn->time_text;
 }
 
+status_t store_txn_nested(store_txn_t *txn, store_txn_fn fn, void *arg, err_t *err)
+{
+    const store_driver_t *d = txn->store->driver;
+    status_t rc = d->savepoint(txn->conn, err);
+    if (rc)
+        return rc;
+    rc = fn(txn, arg, err);
+    if (rc) {
+        d->rollback_to(txn->conn);
+        err_t ignored = ERR_INIT;
+        d->release(txn->conn, &ignored);
+        err_release(&ignored);
+        return rc;
+    }
+    return d->release(txn->conn, err);
+}
+
+status_t store_txn_read(store_txn_t *txn, const char *type, const char *id, int64_t version,
+                        arena_t *arena, store_version_t *out, err_t *err)
+{
+    return txn->store->driver->read(txn->conn, type, id, version, arena, out, err);
+}
+
 status_t store_txn_current(store_txn_t *txn, const char *type, const char *id, store_current_t *out,
                            err_t *err)
 {

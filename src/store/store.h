@@ -136,6 +136,16 @@ typedef struct {
     bool deleted;
 } store_current_t;
 
+/*
+ * Runs fn(txn, arg) in a nested savepoint: when it fails, only what it wrote is rolled back
+ * and the enclosing transaction goes on (a batch's entries). Returns fn's status.
+ */
+status_t store_txn_nested(store_txn_t *txn, store_txn_fn fn, void *arg, err_t *err);
+
+/* store_read inside the transaction: sees what the transaction has written so far. */
+status_t store_txn_read(store_txn_t *txn, const char *type, const char *id, int64_t version,
+                        arena_t *arena, store_version_t *out, err_t *err);
+
 /* The current version number of type/id as seen inside the transaction. */
 status_t store_txn_current(store_txn_t *txn, const char *type, const char *id, store_current_t *out,
                            err_t *err);

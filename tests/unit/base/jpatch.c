@@ -71,6 +71,11 @@ static void test_operations(void **state)
     expect("{\"a\":1,\"b\":2}", "[{\"op\":\"remove\",\"path\":\"/a\"}]", "{\"b\":2}");
     expect("{\"a\":[1,2,3]}", "[{\"op\":\"remove\",\"path\":\"/a/0\"}]", "{\"a\":[2,3]}");
     expect("{\"a\":1}", "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":1.50}]", "{\"a\":1.50}");
+    /* replace keeps the member's place */
+    expect("{\"a\":1,\"b\":2,\"c\":[1,2]}",
+           "[{\"op\":\"replace\",\"path\":\"/a\",\"value\":0},"
+           "{\"op\":\"replace\",\"path\":\"/c/0\",\"value\":9}]",
+           "{\"a\":0,\"b\":2,\"c\":[9,2]}");
     expect("{\"a\":{\"b\":1},\"c\":{}}", "[{\"op\":\"move\",\"from\":\"/a/b\",\"path\":\"/c/d\"}]",
            "{\"a\":{},\"c\":{\"d\":1}}");
     expect("{\"a\":[1]}", "[{\"op\":\"copy\",\"from\":\"/a\",\"path\":\"/b\"}]",
@@ -89,6 +94,8 @@ static void test_operations(void **state)
 static void test_failures_change_nothing(void **state)
 {
     (void)state;
+    expect_failure("{\"a\":1}", "[{\"op\":\"replace\",\"path\":\"/b\",\"value\":0}]", ERR_RULE,
+                   "does not exist");
     expect_failure("{\"a\":1}", "[{\"op\":\"remove\",\"path\":\"/b\"}]", ERR_RULE,
                    "patch operation 0 (remove): path \"/b\" does not exist");
     expect_failure("{\"a\":1}",

@@ -59,7 +59,7 @@ static void run(run_t *r, const char *input, int argc, ...)
         fclose(f);
         assert_non_null(freopen(in_path, "r", stdin));
     }
-    r->status = cli_fhirpath(argc - 1, argv + 1); /* as main.c calls it: after the name */
+    r->status = cli_fhirpath(argc - 1, argv + 1); /* the arguments after the name */
     fflush(stdout);
     fflush(stderr);
     dup2(saved_out, 1);

@@ -1,0 +1,509 @@
+/*
+ * import.c - `concerto import`: loads NDJSON files and Bundles into a database at full speed.
+ *
+ * Two passes over the files. The first reads every resource to count them and to learn the
+ * identifiers they carry, so that conditional references between files
+ * ("Practitioner?identifier=system|value") resolve whatever the order of the files. The second
+ * rewrites such references (and urn:uuid: fullUrls of Bundle entries) to Type/id, validates and
+ * serializes each resource, and writes them in transactions of --batch resources, keeping one
+ * batch committing while the next is prepared. Resources keep their ids (an update that creates
+ * them), so references by id resolve too and importing the same files again makes new versions
+ * rather than duplicates. Invalid resources are reported with their file and line and left
+ * out; the rest goes in. At the end every reference of the imported resources is checked.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/jv.h"
+#include "base/mem.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "repo/repo.h"
+
+static const char help[] =
+    "usage: concerto import [--db FILE] [--batch N] FILE...\n"
+    "\n"
+    "Loads FHIR resources from NDJSON files (one resource per line, as a bulk export writes\n"
+    "them) and JSON files (a Bundle of any type, or a single resource). Resources keep their\n"
+    "ids; conditional references between the files (Type?identifier=system|value) and\n"
+    "urn:uuid: references inside a Bundle are resolved to Type/id. Every resource is validated;\n"
+    "invalid ones are reported with file and line and left out. Progress goes to stderr, a\n"
+    "summary to stdout. Exit status 1 when a resource was refused or a reference does not\n"
+    "resolve.\n"
+    "\n"
+    "  --db FILE       the SQLite database (default: concerto.db; env CONCERTO_DB)\n"
+    "  --batch N       resources per transaction (default: 1000)\n"
+    "  --synchronous MODE  full (default), normal or off\n"
+    "  --config FILE   read settings from FILE\n";
+
+typedef struct {
+    const char *path;
+    size_t line; /* NDJSON line, or entry number + 1 in a Bundle */
+    json_t *resource;
+} item_t;
+
+/* Calls fn for every resource of a file; a Bundle's entries are its resources. */
+typedef void (*resource_fn)(void *ctx, const char *path, size_t line, json_t *resource,
+                            json_t *bundle_map);
+
+typedef struct {
+    size_t files_failed;
+    size_t read_errors;
+} scan_t;
+
+static void report_item(const char *path, size_t line, const char *message)
+{
+    fprintf(stderr, "concerto import: %s:%zu: %s\n", path, line, message);
+}
+
+/* A Bundle: urn:uuid fullUrls -> Type/id, giving new ids to entries without one. */
+static json_t *bundle_map(json_t *bundle)
+{
+    json_t *map = json_object();
+    json_t *entries = json_object_get(bundle, "entry");
+    for (size_t i = 0; i < json_array_size(entries); i++) {
+        json_t *entry = json_array_get(entries, i);
+        json_t *resource = json_object_get(entry, "resource");
+        json_t *full_url = json_object_get(entry, "fullUrl");
+        json_t *type = json_object_get(resource, "resourceType");
+        if (!jv_is_string(type))
+            continue;
+        json_t *id = json_object_get(resource, "id");
+        if (!jv_is_string(id)) {
+            arena_t arena;
+            arena_init(&arena);
+            json_object_set_new(resource, "id", json_string(repo_new_id(&arena)));
+            arena_release(&arena);
+            id = json_object_get(resource, "id");
+        }
+        if (jv_is_string(full_url)) {
+            char *to = xasprintf("%s/%s", json_string_value(type), json_string_value(id));
+            json_object_set_new(map, json_string_value(full_url), json_string(to));
+            free(to);
+        }
+    }
+    return map;
+}
+
+static int for_each_resource(const char *path, resource_fn fn, void *ctx, scan_t *scan)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "concerto import: could not open \"%s\": %s\n", path, strerror(errno));
+        scan->files_failed++;
+        return -1;
+    }
+    size_t len = strlen(path);
+    bool ndjson = len > 7 && strcmp(path + len - 7, ".ndjson") == 0;
+    err_t err = ERR_INIT;
+    if (ndjson) {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        size_t lineno = 0;
+        while ((n = getline(&line, &cap, f)) >= 0) {
+            lineno++;
+            while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+                n--;
+            if (n == 0)
+                continue;
+            json_t *resource = jv_parse(line, (size_t)n, &err);
+            if (!resource) {
+                report_item(path, lineno, err_message(&err));
+                scan->read_errors++;
+                err_reset(&err);
+                continue;
+            }
+            fn(ctx, path, lineno, resource, NULL);
+            json_decref(resource);
+        }
+        free(line);
+    } else {
+        buf_t text = BUF_INIT;
+        char chunk[65536];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+            buf_add(&text, chunk, n);
+        json_t *root = jv_parse(text.ptr, text.len, &err);
+        buf_release(&text);
+        if (!root) {
+            report_item(path, 1, err_message(&err));
+            scan->read_errors++;
+        } else {
+            json_t *type = json_object_get(root, "resourceType");
+            if (jv_is_string(type) && strcmp(json_string_value(type), "Bundle") == 0 &&
+                json_object_get(root, "entry")) {
+                json_t *map = bundle_map(root);
+                json_t *entries = json_object_get(root, "entry");
+                for (size_t i = 0; i < json_array_size(entries); i++) {
+                    json_t *resource = json_object_get(json_array_get(entries, i), "resource");
+                    if (json_is_object(resource))
+                        fn(ctx, path, i + 1, resource, map);
+                }
+                json_decref(map);
+            } else {
+                fn(ctx, path, 1, root, NULL);
+            }
+            json_decref(root);
+        }
+    }
+    err_release(&err);
+    fclose(f);
+    return 0;
+}
+
+/* ---- pass 1: count and learn identifiers --------------------------------------------- */
+
+typedef struct {
+    size_t total;
+    json_t *identifiers; /* "Type|system|value" -> "Type/id" (json null when ambiguous) */
+} pass1_t;
+
+static void learn(void *opaque, const char *path, size_t line, json_t *resource, json_t *map)
+{
+    (void)path;
+    (void)line;
+    (void)map;
+    pass1_t *p = opaque;
+    p->total++;
+    json_t *type = json_object_get(resource, "resourceType");
+    json_t *id = json_object_get(resource, "id");
+    if (!jv_is_string(type) || !jv_is_string(id))
+        return;
+    json_t *identifiers = json_object_get(resource, "identifier");
+    for (size_t i = 0; i < json_array_size(identifiers); i++) {
+        json_t *identifier = json_array_get(identifiers, i);
+        json_t *system = json_object_get(identifier, "system");
+        json_t *value = json_object_get(identifier, "value");
+        if (!jv_is_string(value))
+            continue;
+        char *key = xasprintf("%s|%s|%s", json_string_value(type),
+                              jv_is_string(system) ? json_string_value(system) : "",
+                              json_string_value(value));
+        char *target = xasprintf("%s/%s", json_string_value(type), json_string_value(id));
+        json_t *known = json_object_get(p->identifiers, key);
+        if (!known)
+            json_object_set_new(p->identifiers, key, json_string(target));
+        else if (jv_is_string(known) && strcmp(json_string_value(known), target) != 0)
+            json_object_set_new(p->identifiers, key, json_null());
+        free(key);
+        free(target);
+    }
+}
+
+/* ---- pass 2: rewrite, prepare, write -------------------------------------------------- */
+
+typedef struct {
+    repo_write_t *writes;
+    size_t n;
+    arena_t arena;
+    status_t rc;
+    err_t err;
+} batch_t;
+
+static status_t batch_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    batch_t *b = arg;
+    for (size_t i = 0; i < b->n; i++) {
+        status_t rc = repo_write_txn(txn, &b->writes[i], err);
+        if (rc)
+            return rc;
+    }
+    return ERR_OK;
+}
+
+typedef struct {
+    store_t *store;
+    json_t *identifiers;
+    size_t batch_size;
+    size_t total;
+    batch_t *filling;    /* the batch being prepared */
+    batch_t *committing; /* the batch handed to the store last (at most one in flight) */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool in_flight;
+    /* figures */
+    size_t written, refused, unresolved_conditional;
+    json_t *counts;     /* type -> number */
+    json_t *references; /* "Type/id" referenced -> true */
+    struct timespec started;
+    double last_report;
+    status_t failure;
+    err_t failure_err;
+} pass2_t;
+
+static double seconds_since(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static void progress(pass2_t *p, bool final)
+{
+    double t = seconds_since(&p->started);
+    if (!final && t - p->last_report < 1.0)
+        return;
+    p->last_report = t;
+    size_t done = p->written + p->refused;
+    fprintf(stderr, "\rconcerto import: %zu of %zu resources (%.0f%%), %.0f/s   ", done, p->total,
+            p->total ? 100.0 * (double)done / (double)p->total : 100.0,
+            t > 0 ? (double)done / t : 0);
+    if (final)
+        fputc('\n', stderr);
+}
+
+static void batch_done(void *arg, status_t rc, err_t *err)
+{
+    pass2_t *p = arg;
+    pthread_mutex_lock(&p->lock);
+    if (rc && !p->failure) {
+        p->failure = rc;
+        err_move(&p->failure_err, err);
+    }
+    p->in_flight = false;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void wait_idle(pass2_t *p)
+{
+    pthread_mutex_lock(&p->lock);
+    while (p->in_flight)
+        pthread_cond_wait(&p->cond, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static batch_t *batch_new(size_t size)
+{
+    batch_t *b = xcalloc(1, sizeof(*b));
+    b->writes = xcalloc(size, sizeof(repo_write_t));
+    arena_init(&b->arena);
+    return b;
+}
+
+static void batch_free(batch_t *b)
+{
+    if (!b)
+        return;
+    arena_release(&b->arena);
+    free(b->writes);
+    free(b);
+}
+
+static void flush(pass2_t *p)
+{
+    batch_t *b = p->filling;
+    if (!b || b->n == 0)
+        return;
+    wait_idle(p); /* the previous batch is durable: free it */
+    batch_free(p->committing);
+    p->committing = b;
+    p->filling = NULL;
+    if (p->failure)
+        return;
+    p->written += b->n;
+    pthread_mutex_lock(&p->lock);
+    p->in_flight = true;
+    pthread_mutex_unlock(&p->lock);
+    store_submit(p->store, batch_txn, b, batch_done, p);
+}
+
+/* Rewrites conditional references and Bundle fullUrls; counts the ones that stay. */
+static void rewrite(pass2_t *p, json_t *value, json_t *map)
+{
+    if (json_is_object(value)) {
+        const char *key;
+        json_t *member;
+        json_object_foreach(value, key, member)
+        {
+            if (strcmp(key, "reference") == 0 && jv_is_string(member)) {
+                const char *ref = json_string_value(member);
+                json_t *to = map ? json_object_get(map, ref) : NULL;
+                const char *q = strchr(ref, '?');
+                if (!to && q && strncmp(q + 1, "identifier=", 11) == 0) {
+                    const char *token = q + 12;
+                    const char *bar = strchr(token, '|');
+                    char *k = bar ? xasprintf("%.*s|%s", (int)(q - ref), ref, token)
+                                  : xasprintf("%.*s||%s", (int)(q - ref), ref, token);
+                    to = json_object_get(p->identifiers, k);
+                    free(k);
+                    if (!jv_is_string(to))
+                        to = NULL;
+                    if (!to)
+                        p->unresolved_conditional++;
+                }
+                if (to)
+                    json_string_set(member, json_string_value(to));
+                ref = json_string_value(member);
+                if (strncmp(ref, "#", 1) != 0 && !strchr(ref, '?') && !strstr(ref, "://") &&
+                    strncmp(ref, "urn:", 4) != 0)
+                    json_object_set_new(p->references, ref, json_true());
+            } else {
+                rewrite(p, member, map);
+            }
+        }
+    } else if (json_is_array(value)) {
+        for (size_t i = 0; i < json_array_size(value); i++)
+            rewrite(p, json_array_get(value, i), map);
+    }
+}
+
+static void import_one(void *opaque, const char *path, size_t line, json_t *resource, json_t *map)
+{
+    pass2_t *p = opaque;
+    if (!p->filling)
+        p->filling = batch_new(p->batch_size);
+    batch_t *b = p->filling;
+    rewrite(p, resource, map);
+    json_t *id = json_object_get(resource, "id");
+    err_t err = ERR_INIT;
+    repo_write_t *w = &b->writes[b->n];
+    status_t rc =
+        repo_prepare_resource(w, jv_is_string(id) ? REPO_UPDATE : REPO_CREATE, resource,
+                              jv_is_string(id) ? json_string_value(id) : NULL, 0, &b->arena, &err);
+    if (rc) {
+        for (size_t i = 0; i < err.nissues; i++) {
+            char *message =
+                err.issues[i].expression
+                    ? xasprintf("%s (at %s)", err.issues[i].message, err.issues[i].expression)
+                    : xstrdup(err.issues[i].message);
+            report_item(path, line, message);
+            free(message);
+        }
+        p->refused++;
+    } else {
+        b->n++;
+        json_t *count = json_object_get(p->counts, w->type);
+        json_object_set_new(p->counts, w->type,
+                            json_integer(count ? json_integer_value(count) + 1 : 1));
+        if (b->n == p->batch_size)
+            flush(p);
+    }
+    err_release(&err);
+    progress(p, false);
+}
+
+static size_t check_references(store_t *store, json_t *references, err_t *err)
+{
+    store_conn_t *conn;
+    if (store_connect(store, &conn, err))
+        return SIZE_MAX;
+    size_t missing = 0, shown = 0;
+    const char *ref;
+    json_t *ignored;
+    arena_t arena;
+    arena_init(&arena);
+    json_object_foreach(references, ref, ignored)
+    {
+        const char *slash = strchr(ref, '/');
+        if (!slash)
+            continue;
+        char *type = arena_strndup(&arena, ref, (size_t)(slash - ref));
+        const char *id = slash + 1;
+        if (strchr(id, '/')) /* Type/id/_history/n */
+            id = arena_strndup(&arena, id, (size_t)(strchr(id, '/') - id));
+        store_version_t v;
+        err_t e = ERR_INIT;
+        if (store_read(conn, type, id, 0, &arena, &v, &e) || v.deleted) {
+            missing++;
+            if (shown++ < 10)
+                fprintf(stderr, "concerto import: reference \"%s\" does not resolve\n", ref);
+        }
+        err_release(&e);
+    }
+    arena_release(&arena);
+    store_disconnect(conn);
+    return missing;
+}
+
+int cli_import(int argc, char **argv)
+{
+    static const char *const known[] = {"db", "batch", "synchronous", NULL};
+    settings_t s;
+    int status = cli_settings("import", help, argc, argv, known, NULL, &s);
+    if (status >= 0)
+        goto out_settings;
+    status = 2;
+    err_t err = ERR_INIT;
+    store_t *store = NULL;
+    store_options_t options;
+    char *end;
+    long batch = strtol(settings_get(&s, "batch", "1000"), &end, 10);
+    if (*end || batch < 1 || batch > 100000) {
+        err_set(&err, ERR_INVALID, NULL, "--batch must be a number from 1 to 100000");
+        goto out;
+    }
+    if (s.nargs == 0) {
+        err_set(&err, ERR_INVALID, NULL, "name at least one file to import (see --help)");
+        goto out;
+    }
+    if (cli_store_options(&s, &options, &err))
+        goto out;
+    status = 1;
+    if (cli_open_store(&s, &options, &store, &err))
+        goto out;
+
+    scan_t scan = {0};
+    pass1_t p1 = {.identifiers = json_object()};
+    for (int i = 0; i < s.nargs; i++)
+        for_each_resource(s.args[i], learn, &p1, &scan);
+
+    pass2_t p2 = {.store = store,
+                  .identifiers = p1.identifiers,
+                  .batch_size = (size_t)batch,
+                  .total = p1.total,
+                  .counts = json_object(),
+                  .references = json_object()};
+    pthread_mutex_init(&p2.lock, NULL);
+    pthread_cond_init(&p2.cond, NULL);
+    err_init(&p2.failure_err);
+    clock_gettime(CLOCK_MONOTONIC, &p2.started);
+    scan_t scan2 = {0};
+    for (int i = 0; i < s.nargs && !p2.failure; i++)
+        for_each_resource(s.args[i], import_one, &p2, &scan2);
+    flush(&p2);
+    wait_idle(&p2);
+    batch_free(p2.committing);
+    batch_free(p2.filling);
+    progress(&p2, true);
+    double seconds = seconds_since(&p2.started);
+
+    if (p2.failure) {
+        err_move(&err, &p2.failure_err);
+        p2.written = 0;
+    }
+    size_t missing = p2.failure ? 0 : check_references(store, p2.references, &err);
+    printf("imported %zu resources in %.1f s (%.0f/s)", p2.written, seconds,
+           seconds > 0 ? (double)p2.written / seconds : 0.0);
+    printf("; refused %zu; unreadable %zu; references checked %zu, unresolved %zu "
+           "(conditional %zu)\n",
+           p2.refused, scan.read_errors, json_object_size(p2.references),
+           missing == SIZE_MAX ? 0 : missing, p2.unresolved_conditional);
+    const char *type;
+    json_t *count;
+    json_object_foreach(p2.counts, type, count)
+        printf("  %-28s %lld\n", type, (long long)json_integer_value(count));
+    if (!p2.failure && !p2.refused && !scan.read_errors && !scan.files_failed && missing == 0 &&
+        !p2.unresolved_conditional)
+        status = 0;
+    json_decref(p1.identifiers);
+    json_decref(p2.counts);
+    json_decref(p2.references);
+    pthread_mutex_destroy(&p2.lock);
+    pthread_cond_destroy(&p2.cond);
+    err_release(&p2.failure_err);
+out:
+    if (err.nissues)
+        cli_report("import", &err);
+    err_release(&err);
+    if (store)
+        store_close(store);
+out_settings:
+    settings_release(&s);
+    return status;
+}

@@ -1,0 +1,73 @@
+/*
+ * bundle.h - batch and transaction Bundles (POST to the base URL).
+ *
+ * Like a single write, a Bundle is handled in two steps: repo_bundle_prepare parses it, checks
+ * each entry, gives new resources their ids, rewrites references between entries (urn:uuid:,
+ * urn:oid: and other fullUrls) in a transaction, and validates and serializes every resource,
+ * all on the caller's thread; repo_bundle_txn then runs the entries inside one store
+ * transaction. A transaction is all or nothing: the first failing entry rolls back every
+ * entry and is named in the error. A batch runs each entry in its own nested savepoint, so an
+ * entry that fails leaves the others standing and gets its own OperationOutcome.
+ */
+#ifndef CONCERTO_REPO_BUNDLE_H
+#define CONCERTO_REPO_BUNDLE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "base/arena.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "repo/repo.h"
+#include "store/store.h"
+
+typedef enum { REPO_ENTRY_READ, REPO_ENTRY_WRITE } repo_entry_kind_t;
+
+typedef struct {
+    size_t index;       /* position in the Bundle, from 0 */
+    const char *method; /* GET, HEAD, POST, PUT, PATCH, DELETE */
+    const char *url;    /* request.url as given */
+    repo_entry_kind_t kind;
+    const char *type, *id;
+    int64_t version;    /* a vread (GET Type/id/_history/N), else 0 */
+    repo_write_t write; /* REPO_ENTRY_WRITE */
+    store_version_t read;
+    bool prepared; /* the entry was accepted by prepare (batch: failed ones are not run) */
+    status_t rc;   /* the entry's outcome */
+    err_t err;
+} repo_entry_t;
+
+typedef struct {
+    bool transaction; /* else a batch */
+    repo_entry_t *entries;
+    size_t nentries;
+    arena_t *arena;
+    size_t failed; /* a transaction: the entry that failed it */
+} repo_bundle_t;
+
+/*
+ * Prepares the Bundle in body (len bytes). Errors that fail the whole request (ERR_SYNTAX,
+ * ERR_STRUCTURE, ERR_INVALID: not a batch or transaction Bundle, a malformed entry of a
+ * transaction, two entries for one resource) are returned; in a batch, an entry's own problem
+ * is kept in that entry and prepare succeeds. Everything lives in arena.
+ */
+status_t repo_bundle_prepare(repo_bundle_t *bundle, const char *body, size_t len, arena_t *arena,
+                             err_t *err);
+
+/* The store transaction that runs a prepared Bundle (arg is the repo_bundle_t). */
+status_t repo_bundle_txn(store_txn_t *txn, void *arg, err_t *err);
+
+/* Releases the entries' error values (the rest belongs to the arena). */
+void repo_bundle_release(repo_bundle_t *bundle);
+
+/*
+ * Appends the batch-response or transaction-response Bundle. base is the server's base URL
+ * (for fullUrl); with_resources adds each written resource (Prefer: return=representation).
+ */
+void repo_bundle_response(const repo_bundle_t *bundle, const char *base, bool with_resources,
+                          buf_t *out);
+
+/* "201 Created" and so on: the status line of an HTTP status. */
+const char *repo_status_text(int status);
+
+#endif

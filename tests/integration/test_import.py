@@ -1,0 +1,112 @@
+"""`concerto import`: the Synthea population (read from ../shared/synthea-10, never copied),
+Bundles with urn:uuid references, invalid resources reported by file and line."""
+import json
+import os
+import pathlib
+
+import pytest
+
+from conftest import ROOT, run_cli, sanitizer_lines, sqlite_integrity
+
+SYNTHEA = pathlib.Path(os.environ.get("CONCERTO_SYNTHEA", ROOT.parent / "shared/synthea-10"))
+
+
+def synthea_files():
+    if not SYNTHEA.is_dir():
+        pytest.skip(f"synthetic population not found at {SYNTHEA}")
+    return sorted(str(p) for p in SYNTHEA.glob("*.ndjson"))
+
+
+def count_by_type(files):
+    counts = {}
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    t = json.loads(line)["resourceType"]
+                    counts[t] = counts.get(t, 0) + 1
+    return counts
+
+
+def db_counts(db):
+    import sqlite3
+    con = sqlite3.connect(db)
+    try:
+        return dict(con.execute(
+            "SELECT type, count(*) FROM resource WHERE deleted = 0 GROUP BY type").fetchall())
+    finally:
+        con.close()
+
+
+def test_synthea_imports_completely_and_every_reference_resolves(tmp_path):
+    files = synthea_files()
+    expected = count_by_type(files)
+    assert sum(expected.values()) == 7160
+    db = tmp_path / "synthea.db"
+    # files in reverse order: references resolve whatever the order
+    r = run_cli("import", "--db", str(db), "--batch", "500", *reversed(files), timeout=600)
+    assert not sanitizer_lines(r.stderr), r.stderr
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "imported 7160 resources" in r.stdout
+    assert "refused 0" in r.stdout and "unresolved 0 (conditional 0)" in r.stdout, r.stdout
+    assert db_counts(db) == expected
+    # conditional references were rewritten to ids
+    import sqlite3
+    con = sqlite3.connect(db)
+    leftover = con.execute(
+        "SELECT count(*) FROM resource r JOIN resource_version v ON v.seq = r.seq "
+        "WHERE v.json LIKE '%\"reference\":\"Practitioner?identifier%'").fetchone()[0]
+    con.close()
+    assert leftover == 0
+    # importing again makes new versions, not duplicates
+    r = run_cli("import", "--db", str(db), *files, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert db_counts(db) == expected
+    assert sqlite_integrity(db) == "ok"
+
+
+def test_a_bundle_file_with_urn_uuid_references(tmp_path):
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:0d4b0b1e-0000-4000-8000-000000000001",
+         "resource": {"resourceType": "Patient", "name": [{"family": "Bundled"}]},
+         "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": "urn:uuid:0d4b0b1e-0000-4000-8000-000000000002",
+         "resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                      "subject": {"reference": "urn:uuid:0d4b0b1e-0000-4000-8000-000000000001"}},
+         "request": {"method": "POST", "url": "Observation"}},
+    ]}
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    db = tmp_path / "b.db"
+    r = run_cli("import", "--db", str(db), str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert db_counts(db) == {"Patient": 1, "Observation": 1}
+    assert "unresolved 0" in r.stdout
+
+
+def test_invalid_resources_are_reported_and_left_out(tmp_path):
+    path = tmp_path / "mixed.ndjson"
+    path.write_text(
+        '{"resourceType":"Patient","id":"good","active":true}\n'
+        '{"resourceType":"Patient","id":"bad","birthDate":"1999-02-30"}\n'
+        '\n'
+        '{"resourceType":"Patient","id":"broken"\n'
+        '{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},'
+        '"subject":{"reference":"Patient/nowhere"}}\n')
+    db = tmp_path / "m.db"
+    r = run_cli("import", "--db", str(db), str(path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"{path}:2: could not parse Patient.birthDate" in r.stderr
+    assert f"{path}:4: could not parse JSON" in r.stderr
+    assert 'reference "Patient/nowhere" does not resolve' in r.stderr
+    assert "refused 1; unreadable 1" in r.stdout
+    assert db_counts(db) == {"Patient": 1, "Observation": 1}
+
+
+def test_usage_errors():
+    r = run_cli("import")
+    assert r.returncode == 2 and "name at least one file" in r.stderr
+    r = run_cli("import", "--batch", "0", "x.ndjson")
+    assert r.returncode == 2 and "--batch" in r.stderr
+    r = run_cli("import", "--help")
+    assert r.returncode == 0 and "--batch" in r.stdout and "NDJSON" in r.stdout
