@@ -582,6 +582,34 @@ def test_meta_parameters(client):
     assert idset(client, "Patient", [("_tag", f"{TAG_SYSTEM}|{t}"), ("_tag", "other")]) == []
 
 
+def test_patches_and_transactions_are_indexed(client):
+    import json
+    t = "written"
+    put(client, name_patient("wr-1", "Patchy", ["P"], t))
+    ops = [{"op": "replace", "path": "/name/0/family", "value": "Patched"}]
+    r = client.request("PATCH", "Patient/wr-1", json.dumps(ops).encode(),
+                       headers={"Content-Type": "application/json-patch+json"})
+    assert r.status == 200, r
+    assert idset(client, "Patient", [("family", "patchy")], t) == []
+    assert idset(client, "Patient", [("family", "patched")], t) == ["wr-1"]
+    tx = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:0f8f4b9e-2b5e-4d4c-9a0e-7a1c2d3e4f50",
+         "resource": name_patient("ignored", "Transacted", ["P"], t),
+         "request": {"method": "POST", "url": "Patient"}},
+        {"resource": obs("ignored", t, subject={
+            "reference": "urn:uuid:0f8f4b9e-2b5e-4d4c-9a0e-7a1c2d3e4f50"}),
+         "request": {"method": "POST", "url": "Observation"}}]}
+    for e in tx["entry"]:
+        e["resource"].pop("id")
+    r = client.post("/fhir", tx)
+    assert r.status == 200, r
+    pid = idset(client, "Patient", [("family", "transacted")], t)
+    assert len(pid) == 1
+    # the reference was rewritten to Patient/id before the index was made
+    assert len(idset(client, "Observation", [("subject", f"Patient/{pid[0]}")], t)) == 1
+    assert len(idset(client, "Observation", [("subject:Patient.family", "transacted")], t)) == 1
+
+
 def test_last_updated(client):
     t = "updated"
     before = put(client, name_patient("u-1", "Upd", ["P"], t))["meta"]["lastUpdated"]
