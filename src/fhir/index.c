@@ -437,8 +437,16 @@ static bool date_range(const char *text, int64_t *low, int64_t *high)
     return true;
 }
 
+/* Ranges keep low <= high: a Period that ends before it starts or a Range whose low is above
+ * its high break R4's invariants (per-1, rng-2), which validation does not check; such a
+ * range is indexed with its bounds swapped. */
 static void add_date(extract_t *x, values_t *out, int64_t low, int64_t high)
 {
+    if (low > high) {
+        int64_t t = low;
+        low = high;
+        high = t;
+    }
     fhir_index_value_t v = {.kind = FHIR_INDEX_DATE};
     v.as.date.low = low;
     v.as.date.high = high;
@@ -486,6 +494,11 @@ static void to_date(extract_t *x, const fhirpath_item_t *item, values_t *out)
 
 static void add_number(extract_t *x, values_t *out, double low, double high)
 {
+    if (low > high) {
+        double t = low;
+        low = high;
+        high = t;
+    }
     fhir_index_value_t v = {.kind = FHIR_INDEX_NUMBER};
     v.as.number.low = low;
     v.as.number.high = high;
@@ -529,8 +542,8 @@ static void add_quantity(extract_t *x, values_t *out, double low, double high, c
                          const char *code, const char *unit)
 {
     fhir_index_value_t v = {.kind = FHIR_INDEX_QUANTITY};
-    v.as.quantity.low = low;
-    v.as.quantity.high = high;
+    v.as.quantity.low = low < high ? low : high;
+    v.as.quantity.high = low < high ? high : low;
     v.as.quantity.system = keep_str(x, system);
     v.as.quantity.code = keep_str(x, code);
     v.as.quantity.unit = keep_str(x, unit);
