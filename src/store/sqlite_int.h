@@ -71,6 +71,10 @@ const char *sqlite__column_text(sqlite3_stmt *stmt, int column, arena_t *arena, 
 status_t sqlite__search(void *conn, const store_search_t *query, arena_t *arena,
                         store_search_result_t *out, err_t *err);
 
+/* Whether a sorted search may walk the index of its first sort key (true; tests turn it off
+ * to compare). */
+extern bool sqlite__search_walks;
+
 /* The text of the page query of a search (its first page), for EXPLAIN in tests. */
 status_t sqlite__search_sql(const store_search_t *query, arena_t *arena, const char **out_sql);
 

@@ -42,6 +42,8 @@ typedef struct {
                           per resource (EXISTS) */
 } q_t;
 
+bool sqlite__search_walks = true;
+
 /* how[b][c]: the clause is tested per resource */
 static const char PROBE[] = "probe";
 
@@ -1012,71 +1014,154 @@ static size_t sort_count(const fhir_search_plan_t *plan)
     return n;
 }
 
+/* The conditions a resource `a` of branch b meets: its type, not deleted, the clauses (as
+ * chosen: listed or probed), the compartment. */
+static void q_branch_where(q_t *q, size_t b)
+{
+    const store_search_t *query = q->query;
+    const fhir_search_branch_t *branch = &query->plan->branches[b];
+    if (branch->type) {
+        q_add(q, "a.type = ");
+        q_text(q, branch->type->name);
+        q_add(q, " AND ");
+    }
+    q_add(q, "a.deleted = 0");
+    for (size_t c = 0; c < branch->nclauses; c++) {
+        q_add(q, " AND ");
+        const char *how = q->how && q->how[b] ? q->how[b][c] : NULL;
+        if (how == PROBE)
+            q_param_probe(q, &branch->clauses[c], "a");
+        else
+            q_clause(q, &branch->clauses[c], "a");
+    }
+    if (query->compartment_type && query->compartment_id) {
+        q_add(q, " AND (a.rid IN (SELECT rid FROM ix_reference WHERE ");
+        if (branch->type) {
+            q_add(q, "type = ");
+            q_text(q, branch->type->name);
+            q_add(q, " AND ");
+        }
+        buf_t params = BUF_INIT;
+        buf_addch(&params, '[');
+        for (size_t i = 0; i < query->ncompartment_params; i++) {
+            buf_addstr(&params, i ? ",\"" : "\"");
+            const char *p = query->compartment_params[i];
+            buf_add_json_escaped(&params, p, strlen(p));
+            buf_addch(&params, '"');
+        }
+        buf_addch(&params, ']');
+        q_add(q, "param IN (SELECT value FROM json_each(");
+        q_text(q, arena_strndup(q->arena, params.ptr, params.len));
+        buf_release(&params);
+        q_add(q, ")) AND target_id = ");
+        q_text(q, query->compartment_id);
+        q_add(q, " AND target_type = ");
+        q_text(q, query->compartment_type);
+        q_add(q, ")");
+        /* the compartment's own resource is a member of it */
+        if (branch->type && strcmp(branch->type->name, query->compartment_type) == 0) {
+            q_add(q, " OR a.id = ");
+            q_text(q, query->compartment_id);
+        }
+        q_add(q, ")");
+    }
+}
+
+/* The sort keys k1.. of branch b (k0 is the caller's). */
+static void q_other_keys(q_t *q, size_t b, size_t nkeys)
+{
+    const fhir_search_branch_t *branch = &q->query->plan->branches[b];
+    for (size_t k = 1; k < nkeys; k++) {
+        q_add(q, ", ");
+        if (k < branch->nsort)
+            q_sort_key(q, &branch->sort[k], "a");
+        else
+            q_add(q, "NULL");
+        q_addf(q, " AS k%zu", k);
+    }
+}
+
 /* The union of the branches: rows (rid, k0, k1, ...). */
 static void q_union(q_t *q, size_t nkeys)
 {
-    const store_search_t *query = q->query;
-    const fhir_search_plan_t *plan = query->plan;
+    const fhir_search_plan_t *plan = q->query->plan;
     for (size_t b = 0; b < plan->nbranches; b++) {
         const fhir_search_branch_t *branch = &plan->branches[b];
         if (b)
             q_add(q, " UNION ALL ");
         q_add(q, "SELECT a.rid AS rid");
-        for (size_t k = 0; k < nkeys; k++) {
+        if (nkeys) {
             q_add(q, ", ");
-            if (k < branch->nsort)
-                q_sort_key(q, &branch->sort[k], "a");
+            if (branch->nsort)
+                q_sort_key(q, &branch->sort[0], "a");
             else
                 q_add(q, "NULL");
-            q_addf(q, " AS k%zu", k);
+            q_add(q, " AS k0");
         }
+        q_other_keys(q, b, nkeys);
         q_add(q, " FROM resource a WHERE ");
-        if (branch->type) {
-            q_add(q, "a.type = ");
-            q_text(q, branch->type->name);
-            q_add(q, " AND ");
-        }
-        q_add(q, "a.deleted = 0");
-        for (size_t c = 0; c < branch->nclauses; c++) {
-            q_add(q, " AND ");
-            const char *how = q->how && q->how[b] ? q->how[b][c] : NULL;
-            if (how == PROBE)
-                q_param_probe(q, &branch->clauses[c], "a");
-            else
-                q_clause(q, &branch->clauses[c], "a");
-        }
-        if (query->compartment_type && query->compartment_id) {
-            q_add(q, " AND (a.rid IN (SELECT rid FROM ix_reference WHERE ");
-            if (branch->type) {
-                q_add(q, "type = ");
-                q_text(q, branch->type->name);
-                q_add(q, " AND ");
-            }
-            buf_t params = BUF_INIT;
-            buf_addch(&params, '[');
-            for (size_t i = 0; i < query->ncompartment_params; i++) {
-                buf_addstr(&params, i ? ",\"" : "\"");
-                const char *p = query->compartment_params[i];
-                buf_add_json_escaped(&params, p, strlen(p));
-                buf_addch(&params, '"');
-            }
-            buf_addch(&params, ']');
-            q_add(q, "param IN (SELECT value FROM json_each(");
-            q_text(q, arena_strndup(q->arena, params.ptr, params.len));
-            buf_release(&params);
-            q_add(q, ")) AND target_id = ");
-            q_text(q, query->compartment_id);
-            q_add(q, " AND target_type = ");
-            q_text(q, query->compartment_type);
-            q_add(q, ")");
-            /* the compartment's own resource is a member of it */
-            if (branch->type && strcmp(branch->type->name, query->compartment_type) == 0) {
-                q_add(q, " OR a.id = ");
-                q_text(q, query->compartment_id);
-            }
-            q_add(q, ")");
-        }
+        q_branch_where(q, b);
     }
+}
+
+/*
+ * Walking the index of the first sort key (one branch): the matches that have a value, one
+ * row each (the index row holding the resource's lowest value, or highest for a descending
+ * key), in the order of that index, so a page stops reading when it is full; then, apart,
+ * the matches without a value, which sort last.
+ */
+typedef struct {
+    const char *table, *column; /* ix_date, low */
+} walk_t;
+
+static bool walk_of(const fhir_search_sort_t *sort, walk_t *out)
+{
+    const char *code = sort->param->code;
+    if (!strcmp(code, "_id") || !strcmp(code, "_lastUpdated"))
+        return false;
+    int kind = fhir_index_kind_of(sort->param->type);
+    switch (kind) {
+    case FHIR_INDEX_STRING: out->column = "normalized"; break;
+    case FHIR_INDEX_TOKEN: out->column = "code"; break;
+    case FHIR_INDEX_DATE:
+    case FHIR_INDEX_NUMBER:
+    case FHIR_INDEX_QUANTITY: out->column = "low"; break;
+    case FHIR_INDEX_URI: out->column = "value"; break;
+    default: return false;
+    }
+    out->table = sqlite__index_tables[kind];
+    return true;
+}
+
+static void q_walk_values(q_t *q, const walk_t *w, size_t nkeys)
+{
+    const fhir_search_branch_t *branch = &q->query->plan->branches[0];
+    const fhir_search_sort_t *key = &branch->sort[0];
+    q_addf(q, "SELECT x.rid AS rid, x.%s AS k0", w->column);
+    q_other_keys(q, 0, nkeys);
+    q_addf(q, " FROM %s x JOIN resource a ON a.rid = x.rid WHERE x.type = ", w->table);
+    q_text(q, branch->type->name);
+    q_add(q, " AND x.param = ");
+    q_text(q, key->param->code);
+    q_add(q, " AND ");
+    q_branch_where(q, 0);
+    q_addf(q,
+           " AND x.rowid = (SELECT y.rowid FROM %s y WHERE y.rid = x.rid AND y.param = x.param "
+           "AND y.%s IS NOT NULL ORDER BY y.%s %s, y.rowid LIMIT 1)",
+           w->table, w->column, w->column, key->descending ? "DESC" : "ASC");
+    q_addf(q, " AND x.%s IS NOT NULL", w->column);
+}
+
+static void q_walk_nulls(q_t *q, const walk_t *w, size_t nkeys)
+{
+    const fhir_search_branch_t *branch = &q->query->plan->branches[0];
+    q_add(q, "SELECT a.rid AS rid, NULL AS k0");
+    q_other_keys(q, 0, nkeys);
+    q_add(q, " FROM resource a WHERE ");
+    q_branch_where(q, 0);
+    q_addf(q, " AND NOT EXISTS (SELECT 1 FROM %s z WHERE z.rid = a.rid AND z.param = ", w->table);
+    q_text(q, branch->sort[0].param->code);
+    q_addf(q, " AND z.%s IS NOT NULL)", w->column);
 }
 
 static const char entry_columns[] =
@@ -1098,26 +1183,46 @@ static void read_entry(sqlite3_stmt *stmt, int first, arena_t *arena, store_vers
     v->json = sqlite__column_text(stmt, first + 9, arena, &v->json_len);
 }
 
+typedef enum {
+    SEGMENT_ALL,    /* the union of the branches, sorted as a whole */
+    SEGMENT_VALUES, /* a walk: the matches with a first key, in its index's order */
+    SEGMENT_NULLS,  /* a walk: the matches without one */
+} segment_t;
+
 /* The page query: matches with their keys and entries, in order, count + 1 of them. */
-static void q_page(q_t *q, const cursor_t *cursor, const bool *descending, size_t nkeys,
-                   uint32_t count, uint32_t offset)
+static void q_page(q_t *q, const cursor_t *cursor, bool forward, const bool *descending,
+                   size_t nkeys, uint32_t count, uint32_t offset, segment_t segment,
+                   const walk_t *walk)
 {
-    bool forward = !cursor || !cursor->before;
     q_add(q, "SELECT m.rid");
     for (size_t k = 0; k < nkeys; k++)
         q_addf(q, ", m.k%zu", k);
     q_addf(q, ", %s FROM (", entry_columns);
-    q_union(q, nkeys);
+    if (segment == SEGMENT_VALUES)
+        q_walk_values(q, walk, nkeys);
+    else if (segment == SEGMENT_NULLS)
+        q_walk_nulls(q, walk, nkeys);
+    else
+        q_union(q, nkeys);
     q_add(q, ") m JOIN resource r ON r.rid = m.rid JOIN resource_version v ON v.seq = r.seq");
     if (cursor) {
         q_add(q, " WHERE ");
         q_keyset(q, cursor, descending, 0, forward);
+        const bind_t *k0 = &cursor->keys[0];
+        if (segment == SEGMENT_VALUES && !(k0->kind == BIND_TEXT && !k0->text)) {
+            /* said apart so that the walk starts at the cursor in the index */
+            q_addf(q, " AND m.k0 %s ", forward != descending[0] ? ">=" : "<=");
+            q_value(q, k0);
+        }
     }
     q_add(q, " ORDER BY ");
     for (size_t k = 0; k < nkeys; k++) {
         bool desc = descending[k] == forward; /* reversed when going backwards */
-        q_addf(q, "(m.k%zu IS NULL) %s, m.k%zu %s, ", k, forward ? "ASC" : "DESC", k,
-               desc ? "DESC" : "ASC");
+        if (k == 0 && segment == SEGMENT_NULLS)
+            continue; /* all NULL */
+        if (k > 0 || segment == SEGMENT_ALL)
+            q_addf(q, "(m.k%zu IS NULL) %s, ", k, forward ? "ASC" : "DESC");
+        q_addf(q, "m.k%zu %s, ", k, desc ? "DESC" : "ASC");
     }
     q_addf(q, "m.rid %s LIMIT ", forward ? "ASC" : "DESC");
     q_int(q, (int64_t)count + 1);
@@ -1189,7 +1294,9 @@ static const char *rids_json(arena_t *arena, const rids_t *r, size_t from)
     return out;
 }
 
-/* The rids one include reaches from the resources in `from` (a JSON array of rids). */
+/* The rids one include reaches from the resources in `from` (a JSON array of rids). The
+ * unary + keeps SQLite from reading every reference of the parameter through the (type,
+ * param, ...) index: a page's few rids are the way in. */
 static void q_include(q_t *q, const fhir_search_include_t *inc, const char *from)
 {
     if (!inc->reverse) {
@@ -1197,7 +1304,7 @@ static void q_include(q_t *q, const fhir_search_include_t *inc, const char *from
                  "x.target_type AND t.id = x.target_id AND t.deleted = 0 WHERE x.rid IN "
                  "(SELECT value FROM json_each(");
         q_text(q, from);
-        q_add(q, ")) AND x.type = ");
+        q_add(q, ")) AND +x.type = ");
         q_text(q, inc->source->name);
         if (inc->param) {
             q_add(q, " AND x.param = ");
@@ -1211,7 +1318,7 @@ static void q_include(q_t *q, const fhir_search_include_t *inc, const char *from
         q_add(q, "SELECT DISTINCT x.rid FROM resource t JOIN ix_reference x ON x.target_id = "
                  "t.id AND x.target_type = t.type WHERE t.rid IN (SELECT value FROM json_each(");
         q_text(q, from);
-        q_add(q, ")) AND x.type = ");
+        q_add(q, ")) AND +x.type = ");
         q_text(q, inc->source->name);
         if (inc->param) {
             q_add(q, " AND x.param = ");
@@ -1380,8 +1487,9 @@ static status_t type_rows(sqlite_conn_t *conn, const fhir_type_t *type, int64_t 
 #define PROBE_COST 4
 
 /*
- * For a search without sort keys (pages in rid order): which clauses to test per resource
- * instead of materializing their rids. Materializing costs about the M rows a clause
+ * For a search read in the order of an index (rid order without sort keys, or the walk of
+ * the first key's index): which clauses to test per resource instead of materializing their
+ * rids. Materializing costs about the M rows a clause
  * matches; walking the resources in order and testing each costs about PROBE_COST * page * N
  * / M for N resources of the type. So a clause is probed when M exceeds T = sqrt(PROBE_COST *
  * page * N), which counting at most T + 1 of its index entries tells (an index-only count,
@@ -1471,38 +1579,68 @@ static status_t search_snapshot(sqlite_conn_t *conn, const store_search_t *query
     if (count == 0)
         return ERR_OK;
 
-    q_t q;
-    q_init(&q, query, arena);
-    if (nkeys == 0 && (rc = choose_probes(conn, query, arena, count, &q.how, err)))
-        return rc;
-    q_page(&q, has_cursor ? &cursor : NULL, descending, nkeys, count, plan->offset);
-    sqlite3_stmt *stmt;
-    rc = q_prepare(conn, &q, &stmt, err);
-    q_release(&q);
-    if (rc)
+    /* the segments to read, in reading order */
+    bool forward = !has_cursor || !cursor.before;
+    walk_t walk;
+    bool walking = sqlite__search_walks && nkeys && plan->nbranches == 1 &&
+                   plan->branches[0].type && plan->branches[0].nsort && !plan->offset &&
+                   walk_of(&plan->branches[0].sort[0], &walk);
+    segment_t segments[2] = {SEGMENT_ALL, SEGMENT_ALL};
+    size_t nsegments = 1;
+    if (walking) {
+        bool cursor_in_nulls =
+            has_cursor && cursor.keys[0].kind == BIND_TEXT && !cursor.keys[0].text;
+        nsegments = 0;
+        /* values come before NULLs: forward reads values then NULLs, backward the reverse;
+           a cursor among the NULLs has no values after it, one among values no NULLs before */
+        if (forward) {
+            if (!cursor_in_nulls)
+                segments[nsegments++] = SEGMENT_VALUES;
+            segments[nsegments++] = SEGMENT_NULLS;
+        } else {
+            if (cursor_in_nulls)
+                segments[nsegments++] = SEGMENT_NULLS;
+            segments[nsegments++] = SEGMENT_VALUES;
+        }
+    }
+    /* in rid order or walking an index, unselective clauses are better tested per resource */
+    const char ***how = NULL;
+    if ((nkeys == 0 || walking) && (rc = choose_probes(conn, query, arena, count, &how, err)))
         return rc;
     out->entries = arena_alloc(arena, (size_t)count * sizeof(store_search_entry_t));
-    bool forward = !has_cursor || !cursor.before;
     rids_t seen = {0};
     bool more = false;
-    int step;
     const char *first_cursor = NULL, *last_cursor = NULL;
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (out->n == count) {
-            more = true;
-            break;
+    for (size_t g = 0; g < nsegments && !more; g++) {
+        q_t q;
+        q_init(&q, query, arena);
+        q.how = how;
+        /* the cursor bounds the first segment read; the next one is read whole */
+        const cursor_t *c = has_cursor && g == 0 ? &cursor : NULL;
+        q_page(&q, c, forward, descending, nkeys, count, plan->offset, segments[g], &walk);
+        sqlite3_stmt *stmt;
+        rc = q_prepare(conn, &q, &stmt, err);
+        q_release(&q);
+        if (rc)
+            return rc;
+        int step;
+        while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+            if (out->n == count) {
+                more = true;
+                break;
+            }
+            store_search_entry_t *e = &out->entries[out->n++];
+            read_entry(stmt, 1 + (int)nkeys, arena, &e->version);
+            e->included = false;
+            rids_add(arena, &seen, sqlite3_column_int64(stmt, 0));
+            if (out->n == 1)
+                first_cursor = cursor_make(arena, 'b', stmt, nkeys);
+            last_cursor = cursor_make(arena, 'a', stmt, nkeys);
         }
-        store_search_entry_t *e = &out->entries[out->n++];
-        read_entry(stmt, 1 + (int)nkeys, arena, &e->version);
-        e->included = false;
-        rids_add(arena, &seen, sqlite3_column_int64(stmt, 0));
-        if (out->n == 1)
-            first_cursor = cursor_make(arena, 'b', stmt, nkeys);
-        last_cursor = cursor_make(arena, 'a', stmt, nkeys);
+        q_finish(stmt);
+        if (step != SQLITE_ROW && step != SQLITE_DONE)
+            return sqlite__fail(conn->handle, step, err, "search");
     }
-    q_finish(stmt);
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return sqlite__fail(conn->handle, step, err, "search");
     if (!forward) {
         /* read in reverse order: put the page in order */
         for (size_t i = 0; i < out->n / 2; i++) {
@@ -1559,7 +1697,7 @@ status_t sqlite__search_sql(const store_search_t *query, arena_t *arena, const c
     q_init(&q, query, arena);
     size_t nkeys = sort_count(query->plan);
     bool *descending = arena_zalloc(arena, (nkeys ? nkeys : 1) * sizeof(bool));
-    q_page(&q, NULL, descending, nkeys, query->plan->count, 0);
+    q_page(&q, NULL, true, descending, nkeys, query->plan->count, 0, SEGMENT_ALL, NULL);
     *out_sql = arena_strndup(arena, q.sql.ptr, q.sql.len);
     q_release(&q);
     return ERR_OK;

@@ -597,6 +597,53 @@ static void test_probes_match_lists(void **state)
     arena_release(&arena);
 }
 
+/* Every page of query forward with _count=4, then back from the last page, as "ids | ids <<
+ * ids | ids". */
+static const char *both_ways(arena_t *arena, const char *query)
+{
+    return walk(arena, arena_printf(arena, "%s&_count=4", query), true);
+}
+
+/*
+ * A sorted search walks the index of its first key (values in index order, then the
+ * resources without one); the pages must be those of sorting every match, both ways, with
+ * NULLs last, ties broken by the next keys and the rid.
+ */
+static void test_walks_match_sorts(void **state)
+{
+    (void)state;
+    static const char *const queries[] = {
+        "Patient?_sort=birthdate",
+        "Patient?_sort=-birthdate",
+        "Patient?_sort=family,-birthdate",
+        "Patient?_sort=-family,given",
+        "Patient?gender=female&_sort=birthdate",
+        "Patient?_sort=gender,-_id",
+        "Patient?_sort=-active,family",
+        "Patient?_sort=address-city",
+        "Patient?_sort=-address-city,-birthdate",
+        "Observation?_sort=-value-quantity",
+        "Observation?_sort=date&status=final",
+        "Observation?_sort=-date,code",
+        "Observation?code=c1&_sort=value-quantity",
+    };
+    arena_t arena;
+    arena_init(&arena);
+    size_t failures = 0;
+    for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
+        sqlite__search_walks = false;
+        const char *sorted = both_ways(&arena, queries[i]);
+        sqlite__search_walks = true;
+        const char *walked = both_ways(&arena, queries[i]);
+        if (strcmp(sorted, walked) != 0 || strlen(sorted) < 20) {
+            print_error("%s\n  sorted: %s\n  walked: %s\n", queries[i], sorted, walked);
+            failures++;
+        }
+    }
+    assert_int_equal(failures, 0);
+    arena_release(&arena);
+}
+
 /* The plan SQLite chooses for a search's page query. */
 static const char *query_plan(arena_t *arena, const char *text)
 {
@@ -688,6 +735,7 @@ int main(void)
         cmocka_unit_test(test_writes_change_rows),
         cmocka_unit_test(test_indexes_are_used),
         cmocka_unit_test(test_probes_match_lists),
+        cmocka_unit_test(test_walks_match_sorts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
