@@ -264,6 +264,7 @@ int main(void)
         "Patient?_has:Observation:patient:value-quantity=gt199.5",
         "Patient?_count=50",
         "Patient?_sort=-birthdate&_count=50",
+        "Patient?_sort=-_lastUpdated&_count=50",
         "Patient?gender=male&_sort=family,-birthdate&_count=20",
         "Observation?code=29463-7&_include=Observation:subject&_count=20",
         "Patient?gender=female&_total=accurate&_count=10",

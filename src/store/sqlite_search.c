@@ -1187,6 +1187,8 @@ typedef enum {
     SEGMENT_ALL,    /* the union of the branches, sorted as a whole */
     SEGMENT_VALUES, /* a walk: the matches with a first key, in its index's order */
     SEGMENT_NULLS,  /* a walk: the matches without one */
+    SEGMENT_COLUMN, /* one branch sorted first by _id or _lastUpdated, never NULL: the
+                       resource table's (type, id) or (type, deleted, updated_us) index */
 } segment_t;
 
 /* The page query: matches with their keys and entries, in order, count + 1 of them. */
@@ -1209,7 +1211,8 @@ static void q_page(q_t *q, const cursor_t *cursor, bool forward, const bool *des
         q_add(q, " WHERE ");
         q_keyset(q, cursor, descending, 0, forward);
         const bind_t *k0 = &cursor->keys[0];
-        if (segment == SEGMENT_VALUES && !(k0->kind == BIND_TEXT && !k0->text)) {
+        if ((segment == SEGMENT_VALUES || segment == SEGMENT_COLUMN) &&
+            !(k0->kind == BIND_TEXT && !k0->text)) {
             /* said apart so that the walk starts at the cursor in the index */
             q_addf(q, " AND m.k0 %s ", forward != descending[0] ? ">=" : "<=");
             q_value(q, k0);
@@ -1587,7 +1590,16 @@ static status_t search_snapshot(sqlite_conn_t *conn, const store_search_t *query
                    walk_of(&plan->branches[0].sort[0], &walk);
     segment_t segments[2] = {SEGMENT_ALL, SEGMENT_ALL};
     size_t nsegments = 1;
-    if (walking) {
+    const fhir_search_sort_t *first_key =
+        nkeys && plan->nbranches == 1 && plan->branches[0].type && plan->branches[0].nsort
+            ? &plan->branches[0].sort[0]
+            : NULL;
+    if (!walking && sqlite__search_walks && first_key && !plan->offset &&
+        (!strcmp(first_key->param->code, "_id") ||
+         !strcmp(first_key->param->code, "_lastUpdated"))) {
+        segments[0] = SEGMENT_COLUMN;
+        walking = true; /* clauses as in an index walk */
+    } else if (walking) {
         bool cursor_in_nulls =
             has_cursor && cursor.keys[0].kind == BIND_TEXT && !cursor.keys[0].text;
         nsegments = 0;

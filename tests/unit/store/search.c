@@ -626,6 +626,10 @@ static void test_walks_match_sorts(void **state)
         "Observation?_sort=date&status=final",
         "Observation?_sort=-date,code",
         "Observation?code=c1&_sort=value-quantity",
+        "Patient?_sort=-_lastUpdated",
+        "Patient?gender=male&_sort=_id",
+        "Observation?_sort=-_lastUpdated,code",
+        "Patient?_sort=-_id,birthdate",
     };
     arena_t arena;
     arena_init(&arena);
