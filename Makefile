@@ -42,7 +42,8 @@ FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Isrc $(PKG_CFLAGS) -pth
 
 FHIRPATH_SUITE := $(BUILD)/tests/fhir/fhirpath_suite
 
-.PHONY: all clean check run unit layers format-check fuzz fhirpath-suite bench-fhirpath
+.PHONY: all clean check run unit layers format-check fuzz fhirpath-suite bench-fhirpath \
+        bench-search
 all: $(BUILD)/concerto
 
 $(BUILD)/obj/%.o: src/%.c
@@ -73,6 +74,12 @@ fhirpath-suite: $(FHIRPATH_SUITE)
 # Evaluations per second of typical search-parameter expressions (figures: the release build).
 bench-fhirpath: $(BUILD)/bench/fhirpath
 $(BUILD)/bench/fhirpath: bench/fhirpath.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# Writes with and without index rows, and searches of each kind against a read by id.
+bench-search: $(BUILD)/bench/search
+$(BUILD)/bench/search: bench/search.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 

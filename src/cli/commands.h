@@ -10,6 +10,8 @@ int cli_init(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_errors(int argc, char **argv);
 int cli_import(int argc, char **argv);
+/* concerto reindex [--db FILE]: rebuilds every search index row, progress on stderr. */
+int cli_reindex(int argc, char **argv);
 /* concerto fhirpath [--check] [--pretty] EXPRESSION FILE.json: prints the result as JSON. */
 int cli_fhirpath(int argc, char **argv);
 

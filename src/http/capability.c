@@ -6,9 +6,71 @@
 #include <string.h>
 #include <time.h>
 
-#include "fhir/defs.h"
-#include "http/http_int.h"
 #include "base/version.h"
+#include "fhir/defs.h"
+#include "fhir/search.h"
+#include "http/http_int.h"
+
+/* The parameters a search can use: those with an expression, and not special (near). */
+static bool searchable(const fhir_search_param_t *p)
+{
+    return p->expression && p->type != FHIR_SEARCH_SPECIAL;
+}
+
+static bool targets(const fhir_search_param_t *p, const char *type)
+{
+    if (p->ntargets == 0)
+        return true;
+    for (size_t i = 0; i < p->ntargets; i++)
+        if (strcmp(p->targets[i], type) == 0)
+            return true;
+    return false;
+}
+
+static void add_search_params(buf_t *out, const fhir_type_t *type)
+{
+    buf_addstr(out, "\"searchParam\":[");
+    fhir_search_iter_t it;
+    fhir_search_iter_init(&it, fhir_search_builtin(), type);
+    bool first = true;
+    for (const fhir_search_param_t *p; (p = fhir_search_iter_next(&it));) {
+        if (!searchable(p))
+            continue;
+        buf_addf(out, "%s{\"name\":\"%s\",\"definition\":\"%s\",\"type\":\"%s\"}", first ? "" : ",",
+                 p->code, p->url ? p->url : "", fhir_search_type_name(p->type));
+        first = false;
+    }
+    buf_addch(out, ']');
+}
+
+/* searchInclude: the type's reference parameters; searchRevInclude: the reference
+ * parameters of every type that may point at it. */
+static void add_includes(buf_t *out, const fhir_type_t *type)
+{
+    buf_addstr(out, ",\"searchInclude\":[");
+    fhir_search_iter_t it;
+    fhir_search_iter_init(&it, fhir_search_builtin(), type);
+    bool first = true;
+    for (const fhir_search_param_t *p; (p = fhir_search_iter_next(&it));) {
+        if (p->type != FHIR_SEARCH_REFERENCE || !searchable(p))
+            continue;
+        buf_addf(out, "%s\"%s:%s\"", first ? "" : ",", type->name, p->code);
+        first = false;
+    }
+    buf_addf(out, "%s\"%s:*\"],\"searchRevInclude\":[", first ? "" : ",", type->name);
+    first = true;
+    for (size_t i = 0; i < fhir_resource_type_count; i++) {
+        const fhir_type_t *source = fhir_resource_types[i];
+        fhir_search_iter_init(&it, fhir_search_builtin(), source);
+        for (const fhir_search_param_t *p; (p = fhir_search_iter_next(&it));) {
+            if (p->type != FHIR_SEARCH_REFERENCE || !searchable(p) || !targets(p, type->name))
+                continue;
+            buf_addf(out, "%s\"%s:%s\"", first ? "" : ",", source->name, p->code);
+            first = false;
+        }
+    }
+    buf_addch(out, ']');
+}
 
 void http__build_capability(http_server_t *server)
 {
@@ -34,7 +96,10 @@ void http__build_capability(http_server_t *server)
                      "\"rest\":[{\"mode\":\"server\","
                      "\"documentation\":\"FHIR R4 REST API with JSON. Every version is kept; "
                      "updates may create resources with a client-chosen id; If-Match is honoured "
-                     "on update and delete.\",\"resource\":[");
+                     "on update and delete. Search: every R4 search parameter of each type, "
+                     "chains, _has, _include and _revinclude (:iterate), _sort, _count, _total, "
+                     "_summary, _elements; paging by cursor; lenient unless Prefer: "
+                     "handling=strict.\",\"resource\":[");
     for (size_t i = 0; i < fhir_resource_type_count; i++) {
         const char *name = fhir_resource_types[i]->name;
         if (i)
@@ -44,15 +109,21 @@ void http__build_capability(http_server_t *server)
                  "\"interaction\":[{\"code\":\"read\"},{\"code\":\"vread\"},{\"code\":\"update\"},"
                  "{\"code\":\"patch\"},"
                  "{\"code\":\"delete\"},{\"code\":\"history-instance\"},"
-                 "{\"code\":\"history-type\"},{\"code\":\"create\"}],"
+                 "{\"code\":\"history-type\"},{\"code\":\"create\"},"
+                 "{\"code\":\"search-type\"}],"
                  "\"versioning\":\"versioned-update\",\"readHistory\":true,"
                  "\"updateCreate\":true,\"conditionalCreate\":false,\"conditionalRead\":"
                  "\"not-supported\",\"conditionalUpdate\":false,\"conditionalDelete\":"
-                 "\"not-supported\"}",
+                 "\"not-supported\",",
                  name, name);
+        add_search_params(&out, fhir_resource_types[i]);
+        add_includes(&out, fhir_resource_types[i]);
+        buf_addch(&out, '}');
     }
     buf_addstr(&out, "],\"interaction\":[{\"code\":\"history-system\"},{\"code\":\"batch\"},"
-                     "{\"code\":\"transaction\"}]}]}");
+                     "{\"code\":\"transaction\"},{\"code\":\"search-system\"}],");
+    add_search_params(&out, NULL);
+    buf_addstr(&out, "}]}");
     server->capability_len = out.len;
     server->capability = buf_detach(&out, NULL);
 }

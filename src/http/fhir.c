@@ -29,10 +29,7 @@
 
 typedef enum { PREFER_REPRESENTATION, PREFER_MINIMAL, PREFER_OUTCOME } prefer_t;
 
-typedef struct {
-    const char *name; /* decoded, in the arena */
-    const char *value;
-} param_t;
+typedef http_param_t param_t; /* decoded, in the arena */
 
 /* What every response of a request shares: format and preferences. */
 typedef struct {
@@ -984,16 +981,38 @@ static bool valid_id(ctx_t *ctx, const char *id)
     return false;
 }
 
+static void handle_search(ctx_t *ctx, const h2o_iovec_t *seg, size_t nseg)
+{
+    http_search_request_t r = {.thread = ctx->thread,
+                               .req = ctx->req,
+                               .arena = ctx->arena,
+                               .base = ctx->base,
+                               .params = ctx->params,
+                               .nparams = ctx->nparams};
+    buf_t body = BUF_INIT;
+    err_t err = ERR_INIT;
+    if (http__search(&r, seg, nseg, &body, &err))
+        send_error(ctx, &err);
+    else
+        send_json(ctx, 200, body.ptr, body.len);
+    buf_release(&body);
+    err_release(&err);
+}
+
 static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
 {
     h2o_req_t *req = ctx->req;
+    if (http__is_search(req, seg, nseg)) {
+        handle_search(ctx, seg, nseg);
+        return;
+    }
     if (nseg == 0) {
         if (iov_eq(req->method, "POST"))
             handle_bundle(ctx);
         else
-            method_not_allowed(ctx, "POST",
-                               "the base URL: POST a batch or transaction Bundle (system search "
-                               "is not served yet)");
+            method_not_allowed(ctx, "GET, HEAD, POST",
+                               "the base URL: search with GET, POST a batch or transaction "
+                               "Bundle");
         return;
     }
     const char *first = segment_copy(ctx, seg[0]);
@@ -1021,7 +1040,7 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
         if (iov_eq(req->method, "POST"))
             handle_write(ctx, REPO_CREATE, tname, NULL);
         else
-            method_not_allowed(ctx, "POST", "a resource type (search is not supported yet)");
+            method_not_allowed(ctx, "GET, HEAD, POST", "a resource type");
         return;
     }
     const char *second = segment_copy(ctx, seg[1]);

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "base/arena.h"
 #include "base/buf.h"
 #include "http/http.h"
 #include "store/store.h"
@@ -40,6 +41,30 @@ struct http_server {
     size_t capability_len;
     int port;
 };
+
+/* A decoded query parameter. */
+typedef struct {
+    const char *name; /* in the request's arena */
+    const char *value;
+} http_param_t;
+
+/* What a search needs of its request (search.c). */
+typedef struct {
+    http_thread_t *thread;
+    h2o_req_t *req;
+    arena_t *arena;             /* the request's */
+    const char *base;           /* the FHIR base url */
+    const http_param_t *params; /* the query string */
+    size_t nparams;
+} http_search_request_t;
+
+/* True when the method and the path segments after /fhir ask for a search: GET [type],
+ * GET (all types), GET [compartment]/[id]/[type], and POST of each with /_search added. */
+bool http__is_search(h2o_req_t *req, const h2o_iovec_t *seg, size_t nseg);
+/* Runs a search and writes the searchset Bundle into out; errors are returned for the caller
+ * to answer. */
+status_t http__search(const http_search_request_t *request, const h2o_iovec_t *seg, size_t nseg,
+                      buf_t *out, err_t *err);
 
 /* The request handler for every path. */
 int http__handle(h2o_handler_t *self, h2o_req_t *req);

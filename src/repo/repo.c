@@ -152,7 +152,7 @@ status_t repo_prepare_resource(repo_write_t *write, repo_action_t action, json_t
         return err_set(err, ERR_INVALID, NULL,
                        "\"%s\" is not a valid id (1 to 64 of A-Z a-z 0-9 - .)", write->id);
     serialize(write, resource, write->type, write->id);
-    return ERR_OK;
+    return fhir_index_extract(NULL, resource, arena, &write->index, err);
 }
 
 static status_t prepare_body(repo_write_t *write, repo_action_t action, const char *type,
@@ -244,6 +244,9 @@ static status_t apply_patch(store_txn_t *txn, repo_write_t *w, err_t *err)
         rc = check_resource(resource, w->type, err);
     if (!rc)
         serialize(w, resource, w->type, w->id);
+    /* the patched resource exists only here, on the writer: its index rows too */
+    if (!rc)
+        rc = fhir_index_extract(NULL, resource, w->arena, &w->index, err);
     json_decref(resource);
     return rc;
 }
@@ -327,6 +330,7 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
                                            : 200,
         .json = json,
         .json_len = json_len,
+        .index = w->action == REPO_DELETE ? NULL : &w->index,
     };
     int64_t seq;
     rc = store_txn_put(txn, &put, &seq, err);

@@ -15,6 +15,7 @@
 
 #include "base/arena.h"
 #include "base/err.h"
+#include "fhir/index.h"
 #include "store/store.h"
 
 typedef enum { REPO_CREATE, REPO_UPDATE, REPO_PATCH, REPO_DELETE } repo_action_t;
@@ -33,7 +34,8 @@ typedef struct {
     size_t head_len;
     const char *tail; /* the rest after versionId and lastUpdated */
     size_t tail_len;
-    json_t *patch; /* REPO_PATCH: the operations (released with the arena) */
+    fhir_index_rows_t index; /* the search index rows of the resource (none for a delete) */
+    json_t *patch;           /* REPO_PATCH: the operations (released with the arena) */
     arena_t *arena;
 
     /* outputs */
@@ -44,9 +46,9 @@ typedef struct {
 
 /*
  * Prepares a create of the resource in body (len bytes) at type. Parses, validates, assigns a
- * new id, and serializes. Errors: ERR_SYNTAX, ERR_STRUCTURE, ERR_VALUE, ERR_REQUIRED,
- * ERR_CODE_INVALID, ERR_INVALID (resourceType does not match the type), ERR_NOT_FOUND (unknown
- * type).
+ * new id, serializes, and extracts the search index rows (built-in parameters). Errors: ERR_SYNTAX,
+ * ERR_STRUCTURE, ERR_VALUE, ERR_REQUIRED, ERR_CODE_INVALID, ERR_INVALID (resourceType does not
+ * match the type), ERR_NOT_FOUND (unknown type).
  */
 status_t repo_prepare_create(repo_write_t *write, const char *type, const char *body, size_t len,
                              arena_t *arena, err_t *err);
@@ -88,6 +90,41 @@ status_t repo_commit(store_t *store, repo_write_t *write, err_t *err);
  */
 status_t repo_read(store_conn_t *conn, const char *type, const char *id, int64_t version,
                    arena_t *arena, store_version_t *out, err_t *err);
+
+/* A search: GET [type]?..., POST [type]/_search, GET ?_type=... or GET Patient/123/[type]. */
+typedef struct {
+    const fhir_type_t *type;         /* NULL: a search of every type (_type picks some) */
+    const fhir_search_pair_t *pairs; /* the decoded query or form, without _page */
+    size_t npairs;
+    bool strict;                  /* Prefer: handling=strict */
+    int64_t now_us;               /* the time of the request */
+    const char *base;             /* the server's base url, for absolute references to itself */
+    const char *page;             /* the paging cursor of a next or previous link, or NULL */
+    const char *compartment_type; /* a compartment search: "Patient" ... or NULL */
+    const char *compartment_id;
+} repo_search_t;
+
+/*
+ * Parses and runs a search. *out_plan is the plan (in arena: its ignored and applied pairs
+ * make the outcome entry and the self link); *out the page. Parameters the store cannot run
+ * (terminology modifiers, near, functional lists, _contained) are ignored in a lenient
+ * search and refused in a strict one. Errors: ERR_INVALID (a strict search with problems, a
+ * malformed cursor, a type that is not in the compartment), storage errors.
+ */
+status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
+                     fhir_search_plan_t **out_plan, store_search_result_t *out, err_t *err);
+
+/* Called after each batch of a reindex: resources done so far, of about total. */
+typedef void (*repo_progress_fn)(void *arg, int64_t done, int64_t total);
+
+/*
+ * Rebuilds the search index rows of every current resource (after the search parameters
+ * changed, or a database from before the index tables): reads them in batches, extracts on
+ * the calling thread and replaces the rows through the writer. A resource written meanwhile
+ * keeps the rows its own write gave it. *out_count: resources reindexed.
+ */
+status_t repo_reindex(store_t *store, repo_progress_fn progress, void *arg, int64_t *out_count,
+                      err_t *err);
 
 /* True when s (len bytes) is a valid FHIR id: [A-Za-z0-9-.]{1,64}. */
 bool repo_id_valid(const char *s, size_t len);

@@ -7,29 +7,29 @@
  * BEGIN IMMEDIATE. SQLite result codes become status_t here and nowhere else; SQLite's own
  * text goes to the log-only detail.
  */
-#include <sqlite3.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "base/mem.h"
-#include "store/store_int.h"
+#include "store/sqlite_int.h"
 
 typedef struct {
     char *path;
     store_options_t options;
 } sqlite_db_t;
 
-enum {
-    STMT_READ_CURRENT,
-    STMT_READ_VERSION,
-    STMT_CURRENT,
-    STMT_INSERT_VERSION,
-    STMT_UPSERT_CURRENT,
-    STMT_COUNT_TYPE,
-    STMT_COUNT_ALL,
-    STMT__COUNT
+const char *const sqlite__index_tables[FHIR_INDEX_KIND_COUNT] = {
+    [FHIR_INDEX_STRING] = "ix_string",     [FHIR_INDEX_TOKEN] = "ix_token",
+    [FHIR_INDEX_DATE] = "ix_date",         [FHIR_INDEX_NUMBER] = "ix_number",
+    [FHIR_INDEX_QUANTITY] = "ix_quantity", [FHIR_INDEX_REFERENCE] = "ix_reference",
+    [FHIR_INDEX_URI] = "ix_uri",           [FHIR_INDEX_COMPOSITE] = "ix_composite",
+    [FHIR_INDEX_OF_TYPE] = "ix_of_type",
 };
+
+#define COMPOSITE_COLUMNS(i) "c" #i "_system, c" #i "_value, c" #i "_low, c" #i "_high"
 
 static const char *const statement_sql[STMT__COUNT] = {
     [STMT_READ_CURRENT] = "SELECT v.version, v.seq, v.updated_us, v.last_updated, v.method, "
@@ -44,22 +44,55 @@ static const char *const statement_sql[STMT__COUNT] = {
         "INSERT INTO resource_version (type, id, version, updated_us, last_updated, method, "
         "deleted, json, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [STMT_UPSERT_CURRENT] =
-        "INSERT INTO resource (type, id, version, seq, deleted) VALUES (?1, ?2, ?3, ?4, ?5) "
+        "INSERT INTO resource (type, id, version, seq, deleted, updated_us) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
         "ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, seq = excluded.seq, "
-        "deleted = excluded.deleted",
+        "deleted = excluded.deleted, updated_us = excluded.updated_us RETURNING rid",
     [STMT_COUNT_TYPE] = "SELECT count(*) FROM resource WHERE type = ?1 AND deleted = 0",
     [STMT_COUNT_ALL] = "SELECT count(*) FROM resource WHERE deleted = 0",
+    [STMT_RID] = "SELECT rid, deleted FROM resource WHERE type = ?1 AND id = ?2",
+    [STMT_SCAN] = "SELECT r.rid, r.type, r.id, v.json, r.version FROM resource r "
+                  "JOIN resource_version v ON v.seq = r.seq "
+                  "WHERE r.rid > ?1 AND r.deleted = 0 ORDER BY r.rid LIMIT ?2",
+    [STMT_INSERT_INDEX + FHIR_INDEX_STRING] =
+        "INSERT INTO ix_string (rid, type, param, normalized, exact) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [STMT_INSERT_INDEX + FHIR_INDEX_TOKEN] =
+        "INSERT INTO ix_token (rid, type, param, system, code, text) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [STMT_INSERT_INDEX + FHIR_INDEX_DATE] =
+        "INSERT INTO ix_date (rid, type, param, low, high) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [STMT_INSERT_INDEX + FHIR_INDEX_NUMBER] =
+        "INSERT INTO ix_number (rid, type, param, low, high) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [STMT_INSERT_INDEX + FHIR_INDEX_QUANTITY] =
+        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [STMT_INSERT_INDEX + FHIR_INDEX_REFERENCE] =
+        "INSERT INTO ix_reference (rid, type, param, target_type, target_id, version, url, "
+        "identifier_system, identifier_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [STMT_INSERT_INDEX + FHIR_INDEX_URI] =
+        "INSERT INTO ix_uri (rid, type, param, value) VALUES (?1, ?2, ?3, ?4)",
+    [STMT_INSERT_INDEX + FHIR_INDEX_COMPOSITE] =
+        "INSERT INTO ix_composite (rid, type, param, " COMPOSITE_COLUMNS(0) ", " COMPOSITE_COLUMNS(
+            1) ", " COMPOSITE_COLUMNS(2) ") "
+                                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+                                         "?12, ?13, ?14, ?15)",
+    [STMT_INSERT_INDEX + FHIR_INDEX_OF_TYPE] =
+        "INSERT INTO ix_of_type (rid, type, param, type_system, type_code, value) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [STMT_DELETE_INDEX + FHIR_INDEX_STRING] = "DELETE FROM ix_string WHERE rid = ?1",
+    [STMT_DELETE_INDEX + FHIR_INDEX_TOKEN] = "DELETE FROM ix_token WHERE rid = ?1",
+    [STMT_DELETE_INDEX + FHIR_INDEX_DATE] = "DELETE FROM ix_date WHERE rid = ?1",
+    [STMT_DELETE_INDEX + FHIR_INDEX_NUMBER] = "DELETE FROM ix_number WHERE rid = ?1",
+    [STMT_DELETE_INDEX + FHIR_INDEX_QUANTITY] = "DELETE FROM ix_quantity WHERE rid = ?1",
+    [STMT_DELETE_INDEX + FHIR_INDEX_REFERENCE] = "DELETE FROM ix_reference WHERE rid = ?1",
+    [STMT_DELETE_INDEX + FHIR_INDEX_URI] = "DELETE FROM ix_uri WHERE rid = ?1",
+    [STMT_DELETE_INDEX + FHIR_INDEX_COMPOSITE] = "DELETE FROM ix_composite WHERE rid = ?1",
+    [STMT_DELETE_INDEX + FHIR_INDEX_OF_TYPE] = "DELETE FROM ix_of_type WHERE rid = ?1",
 };
-
-typedef struct {
-    sqlite3 *handle;
-    sqlite3_stmt *statements[STMT__COUNT];
-    bool writer;
-} sqlite_conn_t;
 
 /* ---- errors -------------------------------------------------------------------------- */
 
-static status_t fail(sqlite3 *handle, int code, err_t *err, const char *doing)
+status_t sqlite__fail(sqlite3 *handle, int code, err_t *err, const char *doing)
 {
     int primary = code & 0xFF;
     status_t status;
@@ -123,13 +156,69 @@ static const char *const migrations[] = {
     "  deleted INTEGER NOT NULL,"
     "  UNIQUE (type, id)"
     ");",
+    /* 2: search: lastUpdated on the current row, and the index tables. Every index row has
+       the resource's key (rid), its type and the parameter's code; the (type, param, value)
+       indexes serve searches and hold the rid and the columns a search tests (covering: a
+       search reads no table row), the (rid, param) ones serve rewriting and sorting. */
+    "ALTER TABLE resource ADD COLUMN updated_us INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE resource SET updated_us ="
+    "  (SELECT v.updated_us FROM resource_version v WHERE v.seq = resource.seq);"
+    "CREATE INDEX resource_type_live ON resource (type, deleted);"
+    "CREATE INDEX resource_type_updated ON resource (type, deleted, updated_us);"
+    "CREATE TABLE ix_string (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  normalized TEXT NOT NULL, exact TEXT NOT NULL);"
+    "CREATE INDEX ix_string_value ON ix_string (type, param, normalized, rid);"
+    "CREATE INDEX ix_string_rid ON ix_string (rid, param, normalized);"
+    "CREATE TABLE ix_token (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  system TEXT, code TEXT, text TEXT);"
+    "CREATE INDEX ix_token_value ON ix_token (type, param, code, system, rid);"
+    "CREATE INDEX ix_token_rid ON ix_token (rid, param, code, system);"
+    "CREATE TABLE ix_date (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  low INTEGER NOT NULL, high INTEGER NOT NULL);"
+    "CREATE INDEX ix_date_low ON ix_date (type, param, low, high, rid);"
+    "CREATE INDEX ix_date_high ON ix_date (type, param, high, low, rid);"
+    "CREATE INDEX ix_date_rid ON ix_date (rid, param, low, high);"
+    "CREATE TABLE ix_number (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  low REAL NOT NULL, high REAL NOT NULL);"
+    "CREATE INDEX ix_number_value ON ix_number (type, param, low, high, rid);"
+    "CREATE INDEX ix_number_rid ON ix_number (rid, param, low, high);"
+    "CREATE TABLE ix_quantity (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  system TEXT, code TEXT, unit TEXT, low REAL NOT NULL, high REAL NOT NULL);"
+    "CREATE INDEX ix_quantity_value ON ix_quantity (type, param, low, high, code, system, unit, "
+    "rid);"
+    "CREATE INDEX ix_quantity_high ON ix_quantity (type, param, high, low, code, system, unit, "
+    "rid);"
+    "CREATE INDEX ix_quantity_rid ON ix_quantity (rid, param, low, high, code, system, unit);"
+    "CREATE TABLE ix_reference (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  target_type TEXT, target_id TEXT, version TEXT, url TEXT,"
+    "  identifier_system TEXT, identifier_value TEXT);"
+    "CREATE INDEX ix_reference_target ON ix_reference (type, param, target_id, target_type, "
+    "version, rid);"
+    "CREATE INDEX ix_reference_url ON ix_reference (type, param, url, version, rid);"
+    "CREATE INDEX ix_reference_back ON ix_reference (target_id, target_type);"
+    "CREATE INDEX ix_reference_rid ON ix_reference (rid, param, target_id, target_type, version, "
+    "url);"
+    "CREATE TABLE ix_uri (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  value TEXT NOT NULL);"
+    "CREATE INDEX ix_uri_value ON ix_uri (type, param, value, rid);"
+    "CREATE INDEX ix_uri_rid ON ix_uri (rid, param, value);"
+    "CREATE TABLE ix_composite (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  c0_system TEXT, c0_value TEXT, c0_low, c0_high, c1_system TEXT, c1_value TEXT, c1_low,"
+    "  c1_high, c2_system TEXT, c2_value TEXT, c2_low, c2_high);"
+    "CREATE INDEX ix_composite_value ON ix_composite (type, param, c0_value, c0_system, c1_low,"
+    "  c1_high, c1_value, c1_system, rid);"
+    "CREATE INDEX ix_composite_rid ON ix_composite (rid, param);"
+    "CREATE TABLE ix_of_type (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  type_system TEXT, type_code TEXT, value TEXT NOT NULL);"
+    "CREATE INDEX ix_of_type_value ON ix_of_type (type, param, value, type_code, type_system, rid);"
+    "CREATE INDEX ix_of_type_rid ON ix_of_type (rid, param);",
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
 {
     int rc = sqlite3_exec(handle, sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
-        return fail(handle, rc, err, sql);
+        return sqlite__fail(handle, rc, err, sql);
     return ERR_OK;
 }
 
@@ -143,7 +232,7 @@ static status_t open_handle(sqlite_db_t *db, bool create, sqlite3 **out, err_t *
             err_set(err, ERR_STORAGE, NULL, "could not open the database \"%s\"", db->path);
             err_log_detail(err, "sqlite: %s", handle ? sqlite3_errmsg(handle) : "cannot open");
         } else {
-            fail(handle, rc, err, "open");
+            sqlite__fail(handle, rc, err, "open");
         }
         sqlite3_close(handle);
         return err->code;
@@ -209,7 +298,7 @@ static status_t sqlite_migrate(void *opaque, int *out_version, err_t *err)
     int version = 0;
     if (sqlite3_prepare_v2(handle, "SELECT coalesce(max(version), 0) FROM schema_migration", -1,
                            &stmt, NULL) != SQLITE_OK) {
-        rc = fail(handle, sqlite3_errcode(handle), err, "read schema version");
+        rc = sqlite__fail(handle, sqlite3_errcode(handle), err, "read schema version");
         goto rollback;
     }
     if (sqlite3_step(stmt) == SQLITE_ROW)
@@ -221,6 +310,17 @@ static status_t sqlite_migrate(void *opaque, int *out_version, err_t *err)
                      "the database is at schema version %d, newer than this Concerto (%d)", version,
                      latest);
         goto rollback;
+    }
+    if (version >= 1 && version < 2) {
+        /* the index tables start empty: say how to fill them */
+        sqlite3_stmt *count;
+        if (sqlite3_prepare_v2(handle, "SELECT count(*) FROM resource", -1, &count, NULL) ==
+                SQLITE_OK &&
+            sqlite3_step(count) == SQLITE_ROW && sqlite3_column_int64(count, 0) > 0)
+            log_info("%s: search indexes are new in schema version 2: run concerto reindex "
+                     "to index the resources already stored",
+                     db->path);
+        sqlite3_finalize(count);
     }
     for (int v = version; v < latest; v++) {
         rc = exec(handle, migrations[v], err);
@@ -265,6 +365,10 @@ static void sqlite_disconnect(void *opaque)
     sqlite_conn_t *conn = opaque;
     for (int i = 0; i < STMT__COUNT; i++)
         sqlite3_finalize(conn->statements[i]);
+    for (int i = 0; i < SQLITE_CACHED_STATEMENTS; i++) {
+        sqlite3_finalize(conn->cache[i].stmt);
+        free(conn->cache[i].sql);
+    }
     sqlite3_close(conn->handle);
     free(conn);
 }
@@ -275,13 +379,40 @@ static status_t prepare(sqlite_conn_t *conn, int which, sqlite3_stmt **out, err_
         int rc = sqlite3_prepare_v3(conn->handle, statement_sql[which], -1,
                                     SQLITE_PREPARE_PERSISTENT, &conn->statements[which], NULL);
         if (rc != SQLITE_OK)
-            return fail(conn->handle, rc, err, statement_sql[which]);
+            return sqlite__fail(conn->handle, rc, err, statement_sql[which]);
     }
     *out = conn->statements[which];
     return ERR_OK;
 }
 
-static const char *column_text(sqlite3_stmt *stmt, int column, arena_t *arena, size_t *out_len)
+status_t sqlite__prepare_cached(sqlite_conn_t *conn, const char *sql, sqlite3_stmt **out,
+                                err_t *err)
+{
+    sqlite_cached_t *victim = &conn->cache[0];
+    for (int i = 0; i < SQLITE_CACHED_STATEMENTS; i++) {
+        sqlite_cached_t *c = &conn->cache[i];
+        if (c->sql && strcmp(c->sql, sql) == 0) {
+            c->used = ++conn->clock;
+            *out = c->stmt;
+            return ERR_OK;
+        }
+        if (!c->sql || (victim->sql && c->used < victim->used))
+            victim = c;
+    }
+    sqlite3_stmt *stmt;
+    int rc = sqlite3_prepare_v3(conn->handle, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return sqlite__fail(conn->handle, rc, err, sql);
+    sqlite3_finalize(victim->stmt);
+    free(victim->sql);
+    victim->sql = xstrdup(sql);
+    victim->stmt = stmt;
+    victim->used = ++conn->clock;
+    *out = stmt;
+    return ERR_OK;
+}
+
+const char *sqlite__column_text(sqlite3_stmt *stmt, int column, arena_t *arena, size_t *out_len)
 {
     const unsigned char *text = sqlite3_column_text(stmt, column);
     size_t len = (size_t)sqlite3_column_bytes(stmt, column);
@@ -298,11 +429,11 @@ static void row_to_version(sqlite3_stmt *stmt, int first, arena_t *arena, store_
     out->version = sqlite3_column_int64(stmt, first + 0);
     out->seq = sqlite3_column_int64(stmt, first + 1);
     out->updated_us = sqlite3_column_int64(stmt, first + 2);
-    out->last_updated = column_text(stmt, first + 3, arena, NULL);
-    out->method = column_text(stmt, first + 4, arena, NULL);
+    out->last_updated = sqlite__column_text(stmt, first + 3, arena, NULL);
+    out->method = sqlite__column_text(stmt, first + 4, arena, NULL);
     out->status = sqlite3_column_int(stmt, first + 5);
     out->deleted = sqlite3_column_int(stmt, first + 6) != 0;
-    out->json = column_text(stmt, first + 7, arena, &out->json_len);
+    out->json = sqlite__column_text(stmt, first + 7, arena, &out->json_len);
     if (!out->json)
         out->json_len = 0;
 }
@@ -330,7 +461,7 @@ static status_t sqlite_read(void *opaque, const char *type, const char *id, int6
                                    (long long)version)
                          : err_set(err, ERR_NOT_FOUND, NULL, "%s/%s is not known", type, id);
     } else {
-        status = fail(conn->handle, rc, err, "read");
+        status = sqlite__fail(conn->handle, rc, err, "read");
     }
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
@@ -354,7 +485,7 @@ static status_t sqlite_history(void *opaque, const store_history_query_t *q, are
     sqlite3_stmt *stmt;
     int rc = sqlite3_prepare_v2(conn->handle, sql, -1, &stmt, NULL);
     if (rc != SQLITE_OK)
-        return fail(conn->handle, rc, err, "history");
+        return sqlite__fail(conn->handle, rc, err, "history");
     if (q->type)
         sqlite3_bind_text(stmt, 1, q->type, -1, SQLITE_STATIC);
     if (q->id)
@@ -375,13 +506,13 @@ static status_t sqlite_history(void *opaque, const store_history_query_t *q, are
             break;
         }
         store_version_t *v = &out->versions[out->n++];
-        v->type = column_text(stmt, 0, arena, NULL);
-        v->id = column_text(stmt, 1, arena, NULL);
+        v->type = sqlite__column_text(stmt, 0, arena, NULL);
+        v->id = sqlite__column_text(stmt, 1, arena, NULL);
         row_to_version(stmt, 2, arena, v);
     }
     status_t status = ERR_OK;
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        status = fail(conn->handle, rc, err, "history");
+        status = sqlite__fail(conn->handle, rc, err, "history");
     sqlite3_finalize(stmt);
     if (status)
         return status;
@@ -404,7 +535,7 @@ static status_t sqlite_history(void *opaque, const store_history_query_t *q, are
                  q->since_us != INT64_MIN ? " AND updated_us >= ?3" : "");
         rc = sqlite3_prepare_v2(conn->handle, sql, -1, &stmt, NULL);
         if (rc != SQLITE_OK)
-            return fail(conn->handle, rc, err, "history count");
+            return sqlite__fail(conn->handle, rc, err, "history count");
         if (q->type)
             sqlite3_bind_text(stmt, 1, q->type, -1, SQLITE_STATIC);
         if (q->id)
@@ -415,7 +546,7 @@ static status_t sqlite_history(void *opaque, const store_history_query_t *q, are
         if (rc == SQLITE_ROW)
             out->total = sqlite3_column_int64(stmt, 0);
         else
-            status = fail(conn->handle, rc, err, "history count");
+            status = sqlite__fail(conn->handle, rc, err, "history count");
         sqlite3_finalize(stmt);
     }
     return status;
@@ -434,7 +565,7 @@ static status_t sqlite_count(void *opaque, const char *type, int64_t *out, err_t
     if (rc == SQLITE_ROW)
         *out = sqlite3_column_int64(stmt, 0);
     else
-        status = fail(conn->handle, rc, err, "count");
+        status = sqlite__fail(conn->handle, rc, err, "count");
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
     return status;
@@ -492,11 +623,159 @@ static status_t sqlite_current(void *opaque, const char *type, const char *id, s
         out->version = 0;
         out->deleted = false;
     } else {
-        status = fail(conn->handle, rc, err, "current version");
+        status = sqlite__fail(conn->handle, rc, err, "current version");
     }
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
     return status;
+}
+
+static void bind_opt_text(sqlite3_stmt *stmt, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(stmt, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(stmt, i);
+}
+
+/* Doubles outside SQLite's range of REAL are its infinities already; NaN never reaches here. */
+static void bind_double(sqlite3_stmt *stmt, int i, double d)
+{
+    sqlite3_bind_double(stmt, i, d);
+}
+
+/* The four columns of one component of a composite row, from parameter `first`. */
+static void bind_component(sqlite3_stmt *stmt, int first, const fhir_index_value_t *v)
+{
+    const char *system = NULL, *value = NULL;
+    switch (v->kind) {
+    case FHIR_INDEX_STRING: value = v->as.string.normalized; break;
+    case FHIR_INDEX_TOKEN:
+        system = v->as.token.system;
+        value = v->as.token.code;
+        break;
+    case FHIR_INDEX_QUANTITY:
+        system = v->as.quantity.system;
+        value = v->as.quantity.code;
+        break;
+    case FHIR_INDEX_REFERENCE:
+        system = v->as.reference.type;
+        value = v->as.reference.type ? v->as.reference.id : v->as.reference.url;
+        break;
+    case FHIR_INDEX_URI: value = v->as.uri.value; break;
+    default: break;
+    }
+    bind_opt_text(stmt, first, system);
+    bind_opt_text(stmt, first + 1, value);
+    switch (v->kind) {
+    case FHIR_INDEX_DATE:
+        sqlite3_bind_int64(stmt, first + 2, v->as.date.low);
+        sqlite3_bind_int64(stmt, first + 3, v->as.date.high);
+        break;
+    case FHIR_INDEX_NUMBER:
+        bind_double(stmt, first + 2, v->as.number.low);
+        bind_double(stmt, first + 3, v->as.number.high);
+        break;
+    case FHIR_INDEX_QUANTITY:
+        bind_double(stmt, first + 2, v->as.quantity.low);
+        bind_double(stmt, first + 3, v->as.quantity.high);
+        break;
+    default: sqlite3_bind_null(stmt, first + 2); sqlite3_bind_null(stmt, first + 3);
+    }
+}
+
+static status_t insert_row(sqlite_conn_t *conn, int64_t rid, const char *type,
+                           const fhir_index_row_t *row, err_t *err)
+{
+    const fhir_index_value_t *v = &row->value;
+    sqlite3_stmt *stmt;
+    status_t status = prepare(conn, STMT_INSERT_INDEX + v->kind, &stmt, err);
+    if (status)
+        return status;
+    sqlite3_bind_int64(stmt, 1, rid);
+    sqlite3_bind_text(stmt, 2, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, row->param, -1, SQLITE_STATIC);
+    switch (v->kind) {
+    case FHIR_INDEX_STRING:
+        sqlite3_bind_text(stmt, 4, v->as.string.normalized, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 5, v->as.string.exact, -1, SQLITE_STATIC);
+        break;
+    case FHIR_INDEX_TOKEN:
+        bind_opt_text(stmt, 4, v->as.token.system);
+        bind_opt_text(stmt, 5, v->as.token.code);
+        bind_opt_text(stmt, 6, v->as.token.text);
+        break;
+    case FHIR_INDEX_DATE:
+        sqlite3_bind_int64(stmt, 4, v->as.date.low);
+        sqlite3_bind_int64(stmt, 5, v->as.date.high);
+        break;
+    case FHIR_INDEX_NUMBER:
+        bind_double(stmt, 4, v->as.number.low);
+        bind_double(stmt, 5, v->as.number.high);
+        break;
+    case FHIR_INDEX_QUANTITY:
+        bind_opt_text(stmt, 4, v->as.quantity.system);
+        bind_opt_text(stmt, 5, v->as.quantity.code);
+        bind_opt_text(stmt, 6, v->as.quantity.unit);
+        bind_double(stmt, 7, v->as.quantity.low);
+        bind_double(stmt, 8, v->as.quantity.high);
+        break;
+    case FHIR_INDEX_REFERENCE:
+        bind_opt_text(stmt, 4, v->as.reference.type);
+        bind_opt_text(stmt, 5, v->as.reference.id);
+        bind_opt_text(stmt, 6, v->as.reference.version);
+        bind_opt_text(stmt, 7, v->as.reference.url);
+        bind_opt_text(stmt, 8, v->as.reference.identifier_system);
+        bind_opt_text(stmt, 9, v->as.reference.identifier_value);
+        break;
+    case FHIR_INDEX_URI: sqlite3_bind_text(stmt, 4, v->as.uri.value, -1, SQLITE_STATIC); break;
+    case FHIR_INDEX_COMPOSITE:
+        for (size_t i = 0; i < 3; i++) {
+            if (i < v->as.composite.ncomponents) {
+                bind_component(stmt, 4 + 4 * (int)i, &v->as.composite.components[i]);
+            } else {
+                for (int k = 0; k < 4; k++)
+                    sqlite3_bind_null(stmt, 4 + 4 * (int)i + k);
+            }
+        }
+        break;
+    case FHIR_INDEX_OF_TYPE:
+        bind_opt_text(stmt, 4, v->as.of_type.type_system);
+        bind_opt_text(stmt, 5, v->as.of_type.type_code);
+        sqlite3_bind_text(stmt, 6, v->as.of_type.value, -1, SQLITE_STATIC);
+        break;
+    }
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (rc != SQLITE_DONE)
+        return sqlite__fail(conn->handle, rc, err, "insert index row");
+    return ERR_OK;
+}
+
+/* Replaces the index rows of rid: the old ones go (unless the resource is new), the new ones
+ * come (unless it is deleted). */
+static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, bool is_new,
+                            const fhir_index_rows_t *rows, err_t *err)
+{
+    status_t status;
+    if (!is_new) {
+        for (int k = 0; k < FHIR_INDEX_KIND_COUNT; k++) {
+            sqlite3_stmt *stmt;
+            if ((status = prepare(conn, STMT_DELETE_INDEX + k, &stmt, err)))
+                return status;
+            sqlite3_bind_int64(stmt, 1, rid);
+            int rc = sqlite3_step(stmt);
+            sqlite3_reset(stmt);
+            sqlite3_clear_bindings(stmt);
+            if (rc != SQLITE_DONE)
+                return sqlite__fail(conn->handle, rc, err, "delete index rows");
+        }
+    }
+    for (size_t i = 0; rows && i < rows->n; i++)
+        if ((status = insert_row(conn, rid, type, &rows->rows[i], err)))
+            return status;
+    return ERR_OK;
 }
 
 static status_t sqlite_put(void *opaque, const store_put_t *put, int64_t updated_us,
@@ -528,7 +807,7 @@ static status_t sqlite_put(void *opaque, const store_put_t *put, int64_t updated
             return err_set(err, ERR_VERSION_CONFLICT, NULL,
                            "%s/%s version %lld was written concurrently", put->type, put->id,
                            (long long)put->version);
-        return fail(conn->handle, rc, err, "insert version");
+        return sqlite__fail(conn->handle, rc, err, "insert version");
     }
     int64_t seq = sqlite3_last_insert_rowid(conn->handle);
     status = prepare(conn, STMT_UPSERT_CURRENT, &stmt, err);
@@ -539,13 +818,72 @@ static status_t sqlite_put(void *opaque, const store_put_t *put, int64_t updated
     sqlite3_bind_int64(stmt, 3, put->version);
     sqlite3_bind_int64(stmt, 4, seq);
     sqlite3_bind_int(stmt, 5, deleted);
+    sqlite3_bind_int64(stmt, 6, updated_us);
     rc = sqlite3_step(stmt);
+    int64_t rid = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    if (rc == SQLITE_ROW)
+        rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
     if (rc != SQLITE_DONE)
-        return fail(conn->handle, rc, err, "update current");
+        return sqlite__fail(conn->handle, rc, err, "update current");
+    status = write_index(conn, rid, put->type, put->version == 1, deleted ? NULL : put->index, err);
+    if (status)
+        return status;
     *out_seq = seq;
     return ERR_OK;
+}
+
+static status_t sqlite_reindex(void *opaque, const char *type, const char *id,
+                               const fhir_index_rows_t *rows, err_t *err)
+{
+    sqlite_conn_t *conn = opaque;
+    sqlite3_stmt *stmt;
+    status_t status = prepare(conn, STMT_RID, &stmt, err);
+    if (status)
+        return status;
+    sqlite3_bind_text(stmt, 1, type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt);
+    int64_t rid = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    bool deleted = rc == SQLITE_ROW && sqlite3_column_int(stmt, 1) != 0;
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (rc == SQLITE_DONE)
+        return err_set(err, ERR_NOT_FOUND, NULL, "%s/%s is not known", type, id);
+    if (rc != SQLITE_ROW)
+        return sqlite__fail(conn->handle, rc, err, "reindex");
+    return write_index(conn, rid, type, false, deleted ? NULL : rows, err);
+}
+
+static status_t sqlite_scan(void *opaque, int64_t after_rid, size_t count, arena_t *arena,
+                            store_scan_row_t **out_rows, size_t *out_n, err_t *err)
+{
+    sqlite_conn_t *conn = opaque;
+    sqlite3_stmt *stmt;
+    status_t status = prepare(conn, STMT_SCAN, &stmt, err);
+    if (status)
+        return status;
+    sqlite3_bind_int64(stmt, 1, after_rid);
+    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)count);
+    store_scan_row_t *rows = arena_alloc(arena, (count ? count : 1) * sizeof(*rows));
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && n < count) {
+        store_scan_row_t *row = &rows[n++];
+        row->rid = sqlite3_column_int64(stmt, 0);
+        row->type = sqlite__column_text(stmt, 1, arena, NULL);
+        row->id = sqlite__column_text(stmt, 2, arena, NULL);
+        row->json = sqlite__column_text(stmt, 3, arena, &row->json_len);
+        row->version = sqlite3_column_int64(stmt, 4);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        status = sqlite__fail(conn->handle, rc, err, "scan");
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    *out_rows = rows;
+    *out_n = n;
+    return status;
 }
 
 const store_driver_t store__sqlite_driver = {
@@ -566,4 +904,7 @@ const store_driver_t store__sqlite_driver = {
     .rollback_to = sqlite_rollback_to,
     .current = sqlite_current,
     .put = sqlite_put,
+    .reindex = sqlite_reindex,
+    .scan = sqlite_scan,
+    .search = sqlite__search,
 };

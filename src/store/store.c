@@ -182,6 +182,55 @@ status_t store_count(store_conn_t *conn, const char *type, int64_t *out, err_t *
     return conn->store->driver->count(conn->conn, type, out, err);
 }
 
+status_t store_scan(store_conn_t *conn, int64_t after_rid, size_t count, arena_t *arena,
+                    store_scan_row_t **out_rows, size_t *out_n, err_t *err)
+{
+    return conn->store->driver->scan(conn->conn, after_rid, count, arena, out_rows, out_n, err);
+}
+
+const char *store_search_unsupported(const fhir_search_clause_t *clause, arena_t *arena)
+{
+    const fhir_search_param_t *param = clause->param;
+    switch (clause->kind) {
+    case FHIR_SEARCH_CLAUSE_PARAM:
+        if (param->type == FHIR_SEARCH_SPECIAL)
+            return arena_printf(arena, "search parameter \"%s\" is not supported", param->code);
+        if (param->type == FHIR_SEARCH_TOKEN &&
+            (clause->modifier == FHIR_SEARCH_MOD_IN || clause->modifier == FHIR_SEARCH_MOD_NOT_IN ||
+             clause->modifier == FHIR_SEARCH_MOD_ABOVE ||
+             clause->modifier == FHIR_SEARCH_MOD_BELOW))
+            return arena_printf(arena,
+                                "modifier \":%s\" of \"%s\" needs a terminology service, which "
+                                "this server does not have",
+                                fhir_search_modifier_name(clause->modifier), param->code);
+        if (param->type == FHIR_SEARCH_COMPOSITE && param->ncomponents > 3)
+            return arena_printf(arena, "composite parameter \"%s\" has too many components",
+                                param->code);
+        return NULL;
+    case FHIR_SEARCH_CLAUSE_LIST:
+        for (size_t i = 0; i < clause->nvalues; i++)
+            if (clause->values[i].text && clause->values[i].text[0] == '$')
+                return arena_printf(arena, "functional list \"%s\" is not supported",
+                                    clause->values[i].text);
+        return NULL;
+    case FHIR_SEARCH_CLAUSE_CHAIN:
+    case FHIR_SEARCH_CLAUSE_HAS:
+        for (size_t i = 0; i < clause->nnext; i++) {
+            const char *reason = store_search_unsupported(&clause->next[i], arena);
+            if (reason)
+                return reason;
+        }
+        return NULL;
+    }
+    return NULL;
+}
+
+status_t store_search(store_conn_t *conn, const store_search_t *query, arena_t *arena,
+                      store_search_result_t *out, err_t *err)
+{
+    return conn->store->driver->search(conn->conn, query, arena, out, err);
+}
+
 /* ---- writer -------------------------------------------------------------------------- */
 
 void store_submit(store_t *store, store_txn_fn fn, void *fn_arg, store_done_fn done, void *done_arg)
@@ -291,6 +340,12 @@ status_t store_txn_put(store_txn_t *txn, const store_put_t *put, int64_t *out_se
     if (!rc && out_seq)
         *out_seq = seq;
     return rc;
+}
+
+status_t store_txn_reindex(store_txn_t *txn, const char *type, const char *id,
+                           const fhir_index_rows_t *rows, err_t *err)
+{
+    return txn->store->driver->reindex(txn->conn, type, id, rows, err);
 }
 
 static void run_batch(store_t *store, txn_item_t *items)

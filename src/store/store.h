@@ -21,6 +21,8 @@
 
 #include "base/arena.h"
 #include "base/err.h"
+#include "fhir/index.h"
+#include "fhir/search.h"
 
 typedef struct store store_t;
 typedef struct store_conn store_conn_t;
@@ -156,9 +158,87 @@ typedef struct {
     int status;         /* the HTTP status of the write: 201 created, 200 updated, 204 deleted */
     const char *json;   /* the resource with meta filled in; NULL for a delete */
     size_t json_len;
+    const fhir_index_rows_t *index; /* its search index rows (NULL: none); they replace the
+                                       rows of the previous version, and a delete has none */
 } store_put_t;
 
-/* Writes a new version and makes it current. out_seq (may be NULL) gets its seq. */
+/* Writes a new version and makes it current, with its index rows. out_seq (may be NULL) gets
+ * its seq. */
 status_t store_txn_put(store_txn_t *txn, const store_put_t *put, int64_t *out_seq, err_t *err);
+
+/*
+ * Replaces the index rows of the current version of type/id (reindexing). ERR_NOT_FOUND
+ * when there is no such resource; a deleted one keeps no rows whatever rows says.
+ */
+status_t store_txn_reindex(store_txn_t *txn, const char *type, const char *id,
+                           const fhir_index_rows_t *rows, err_t *err);
+
+/* ---- scanning ------------------------------------------------------------------------ */
+
+typedef struct {
+    int64_t rid; /* the resource's key: scan order */
+    const char *type, *id;
+    int64_t version;
+    const char *json; /* the current version */
+    size_t json_len;
+} store_scan_row_t;
+
+/*
+ * Up to `count` current, non-deleted resources with a key above after_rid (0: from the
+ * start), in key order; strings in arena. *out_n is the number read (0: the end).
+ */
+status_t store_scan(store_conn_t *conn, int64_t after_rid, size_t count, arena_t *arena,
+                    store_scan_row_t **out_rows, size_t *out_n, err_t *err);
+
+/* ---- searching ----------------------------------------------------------------------- */
+
+/* Most resources _include and _revinclude may add to one page, and rounds of :iterate. */
+#define STORE_SEARCH_MAX_INCLUDE 1000
+#define STORE_SEARCH_MAX_ROUNDS  4
+
+typedef struct {
+    const fhir_search_plan_t *plan;
+    const char *base; /* the server's base url: absolute references under it are local; NULL */
+    const char *page; /* a cursor from a previous result's next or previous, NULL: first page
+                         (plan->offset applies only then) */
+    /* a compartment search (Patient/123/Observation): resources that refer to
+       compartment_type/compartment_id through one of the params (codes on the branch type),
+       and the compartment's own resource when the branch is of its type */
+    const char *compartment_type, *compartment_id;
+    const char *const *compartment_params;
+    size_t ncompartment_params;
+} store_search_t;
+
+typedef struct {
+    store_version_t version; /* the current version (never a delete) */
+    bool included;           /* search mode include (else match) */
+} store_search_entry_t;
+
+typedef struct {
+    store_search_entry_t *entries; /* the page's matches in order, then what they include */
+    size_t n, nmatch;
+    int64_t total;           /* all matches (accurate), or -1 when the plan did not ask */
+    const char *next;        /* the cursor of the next page, or NULL when there is none */
+    const char *previous;    /* the cursor of the previous page, or NULL */
+    bool includes_truncated; /* more would have been included than STORE_SEARCH_MAX_INCLUDE */
+} store_search_result_t;
+
+/*
+ * Runs a search plan: the matches of the page in the plan's sort order (default: the order
+ * resources were first created), the resources they include, the total when asked. Paging
+ * is by keyset: a cursor carries the last (or first) sort key values and key of the page, so
+ * pages stay consistent while data changes. Strings are in arena. Errors: ERR_INVALID for a
+ * malformed cursor or a clause the driver cannot run (store_search_unsupported says which
+ * beforehand), storage errors.
+ */
+status_t store_search(store_conn_t *conn, const store_search_t *query, arena_t *arena,
+                      store_search_result_t *out, err_t *err);
+
+/*
+ * Why a clause of a plan cannot be run by the store (a message naming the parameter), or
+ * NULL when it can: terminology modifiers (:in, :not-in, :above and :below on tokens), near,
+ * functional lists ($name). Nested clauses of chains and _has are checked too.
+ */
+const char *store_search_unsupported(const fhir_search_clause_t *clause, arena_t *arena);
 
 #endif

@@ -40,6 +40,13 @@ typedef struct {
                         err_t *err);
     status_t (*put)(void *conn, const store_put_t *put, int64_t updated_us,
                     const char *last_updated, int64_t *out_seq, err_t *err);
+    status_t (*reindex)(void *conn, const char *type, const char *id, const fhir_index_rows_t *rows,
+                        err_t *err);
+
+    status_t (*scan)(void *conn, int64_t after_rid, size_t count, arena_t *arena,
+                     store_scan_row_t **out_rows, size_t *out_n, err_t *err);
+    status_t (*search)(void *conn, const store_search_t *query, arena_t *arena,
+                       store_search_result_t *out, err_t *err);
 } store_driver_t;
 
 extern const store_driver_t store__sqlite_driver;

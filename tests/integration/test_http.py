@@ -178,19 +178,18 @@ def test_methods_not_allowed_on_a_resource(client):
     assert_nothing_written(client, before)
 
 
-def test_type_level_get_is_405_until_search_exists(client):
-    r = client.get("Patient")
-    assert_outcome(r, 405, "not-supported")
-    assert r.header("Allow") == "POST"
+def test_type_level_answers_search_and_create_only(client):
     r = client.put("Patient", patient())
     assert_outcome(r, 405, "not-supported")
-    assert r.header("Allow") == "POST"
+    assert r.header("Allow") == "GET, HEAD, POST"
+    r = client.delete("Patient")
+    assert_outcome(r, 405, "not-supported")
 
 
 def test_every_405_has_an_allow_header_without_the_refused_method(client):
     """RFC 9110: a 405 lists the methods the target supports in Allow, and the refused method
     is, by definition, not one of them."""
-    cases = [("GET", "/fhir"), ("PUT", "/fhir"), ("DELETE", "/fhir"), ("GET", "Patient"),
+    cases = [("PUT", "/fhir"), ("DELETE", "/fhir"), ("PUT", "Patient"),
              ("PATCH", "Patient"), ("PUT", "metadata"), ("POST", "_history"),
              ("PUT", "Patient/_history"), ("POST", "Patient/x/_history/1")]
     for method, url in cases:

@@ -1,0 +1,136 @@
+/*
+ * index.h - search index extraction: what a resource contributes to the index tables.
+ *
+ * For each search parameter of the resource's type (a registry snapshot decides which), the
+ * parameter's FHIRPath expression is evaluated over the resource and every value found
+ * becomes an index row of the parameter's kind: strings normalized for matching, tokens as
+ * system and code, dates and numbers as ranges, references as target type and id. Pure: no
+ * I/O; the rows live in the caller's arena, and a store driver writes them beside the version.
+ * Compiled expressions are kept in a process-wide memo (each text compiled once, shared by
+ * every thread; compiled expressions are immutable, so evaluation needs no lock).
+ * docs/internals/search.md describes the rows of each kind.
+ */
+#ifndef CONCERTO_FHIR_INDEX_H
+#define CONCERTO_FHIR_INDEX_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "fhir/search.h"
+
+/* The index tables: one per kind. OF_TYPE holds the type of Identifiers (token :of-type). */
+typedef enum {
+    FHIR_INDEX_STRING,
+    FHIR_INDEX_TOKEN,
+    FHIR_INDEX_DATE,
+    FHIR_INDEX_NUMBER,
+    FHIR_INDEX_QUANTITY,
+    FHIR_INDEX_REFERENCE,
+    FHIR_INDEX_URI,
+    FHIR_INDEX_COMPOSITE,
+    FHIR_INDEX_OF_TYPE,
+} fhir_index_kind_t;
+
+#define FHIR_INDEX_KIND_COUNT (FHIR_INDEX_OF_TYPE + 1)
+
+/* Open ends of date ranges (a Period without start or end). */
+#define FHIR_INDEX_DATE_MIN INT64_MIN
+#define FHIR_INDEX_DATE_MAX INT64_MAX
+
+/* Longest string indexed, in bytes (cut at a character boundary); longer ones are indexed by
+ * their start, so :exact and :contains do not see past it. */
+#define FHIR_INDEX_MAX_STRING 512
+/* Most rows one resource may have, and most rows one composite element may make. */
+#define FHIR_INDEX_MAX_ROWS      20000
+#define FHIR_INDEX_MAX_COMPOSITE 64
+
+typedef struct fhir_index_value fhir_index_value_t;
+
+/* One indexed value. Strings are NUL-terminated, in the extraction's arena; NULL when absent. */
+struct fhir_index_value {
+    fhir_index_kind_t kind;
+    union {
+        struct {
+            const char *normalized; /* fhir_search_normalize of exact */
+            const char *exact;      /* the value as written */
+        } string;
+        struct {
+            const char *system; /* NULL: none */
+            const char *code;   /* NULL for a row that only carries text */
+            const char *text;   /* normalized display or text, for :text; NULL when none */
+        } token;
+        struct {
+            int64_t low, high; /* [low, high) in microseconds since the epoch, UTC */
+        } date;
+        struct {
+            double low, high; /* [low, high]: equal for a number as written */
+        } number;
+        struct {
+            double low, high; /* [low, high]: equal unless a Range or a comparator */
+            const char *system, *code, *unit;
+        } quantity;
+        struct {
+            const char *type; /* a relative reference "Type/id[/_history/v]": Type, id, v */
+            const char *id;
+            const char *version;
+            const char *url; /* an absolute url, urn or canonical (without "|version") */
+            const char *identifier_system; /* Reference.identifier, for :identifier */
+            const char *identifier_value;
+        } reference;
+        struct {
+            const char *value;
+        } uri;
+        struct {
+            fhir_index_value_t *components; /* one per component of the parameter, in order */
+            size_t ncomponents;
+        } composite;
+        struct {
+            const char *type_system, *type_code; /* a coding of Identifier.type */
+            const char *value;                   /* Identifier.value */
+        } of_type;
+    } as;
+};
+
+/* A row: the parameter (borrowed from the snapshot's parameter) and the value. */
+typedef struct {
+    const char *param;
+    fhir_index_value_t value;
+} fhir_index_row_t;
+
+typedef struct {
+    fhir_index_row_t *rows;
+    size_t n, cap;
+    size_t nfailed; /* parameters whose expression failed to compile or evaluate: no rows */
+} fhir_index_rows_t;
+
+/*
+ * Extracts the index rows of resource (a parsed, valid resource; borrowed) for every search
+ * parameter of its type in snapshot (NULL: the built-in parameters). Rows are in the arena
+ * and distinct within a parameter. _id and _lastUpdated are columns of the store, and
+ * parameters without an expression (_text, _content, ...) or of type special are not
+ * extracted. A parameter whose expression cannot be evaluated over this resource gives no
+ * rows and is counted in nfailed: a resource is never refused for its index. Errors:
+ * ERR_INVALID when resource has no known resourceType; ERR_TOO_LARGE past
+ * FHIR_INDEX_MAX_ROWS rows.
+ */
+status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *resource,
+                            arena_t *arena, fhir_index_rows_t *out, err_t *err);
+
+/* "string", "token", ... (the table's kind). */
+const char *fhir_index_kind_name(fhir_index_kind_t kind);
+
+/* The index kind of a parameter type (SPECIAL has none: -1). */
+int fhir_index_kind_of(fhir_search_type_t type);
+
+/*
+ * Appends a one-line text form of a row, for tests and diagnostics:
+ * `token gender |male`, `date birthdate [1974-12-25T00:00:00Z, 1974-12-26T00:00:00Z)`.
+ */
+void fhir_index_row_render(const fhir_index_row_t *row, buf_t *out);
+
+#endif

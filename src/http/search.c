@@ -1,0 +1,413 @@
+/*
+ * search.c - FHIR search over HTTP: GET [type]?..., POST [type]/_search (form body),
+ * GET ?_type=... and POST _search (all types), GET [compartment]/[id]/[type]?... .
+ *
+ * The query (and the form of a POST) becomes decoded pairs for repo_search; the result
+ * becomes a searchset Bundle built by concatenating the stored JSON of each entry (never
+ * parsed), with the self link showing what was applied, next and previous links carrying
+ * the store's keyset cursor in _page, and an outcome entry listing what a lenient search
+ * ignored. Errors travel back to fhir.c, which answers them as OperationOutcomes.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "base/jv.h"
+#include "fhir/compartment.h"
+#include "fhir/defs.h"
+#include "fhir/subset.h"
+#include "http/http_int.h"
+#include "repo/repo.h"
+
+#define FORM_TYPE "application/x-www-form-urlencoded"
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s (len bytes); '+' is a space in query strings and forms, not in paths. */
+static char *decode(arena_t *arena, const char *s, size_t len, bool plus_is_space, size_t *out_len)
+{
+    char *out = arena_alloc(arena, len + 1), *p = out;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '+' && plus_is_space) {
+            *p++ = ' ';
+        } else if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            *p++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else {
+            *p++ = s[i];
+        }
+    }
+    *p = '\0';
+    if (out_len)
+        *out_len = (size_t)(p - out);
+    return out;
+}
+
+static bool segment_is(arena_t *arena, h2o_iovec_t seg, const char *s)
+{
+    return strcmp(decode(arena, seg.base, seg.len, false, NULL), s) == 0;
+}
+
+static const fhir_type_t *segment_type(arena_t *arena, h2o_iovec_t seg)
+{
+    size_t n;
+    const char *name = decode(arena, seg.base, seg.len, false, &n);
+    return fhir_resource_type_find(name, n);
+}
+
+static bool method_is(h2o_req_t *req, const char *m)
+{
+    return req->method.len == strlen(m) && memcmp(req->method.base, m, req->method.len) == 0;
+}
+
+/* What a search request names: the type, a compartment, whether the body is a form. */
+typedef struct {
+    bool search;
+    bool form;
+    const fhir_type_t *type;
+    const char *compartment, *compartment_id;
+} target_t;
+
+static target_t classify(arena_t *arena, h2o_req_t *req, const h2o_iovec_t *seg, size_t nseg)
+{
+    target_t t = {0};
+    bool get = method_is(req, "GET") || method_is(req, "HEAD");
+    bool post = method_is(req, "POST");
+    size_t n = nseg;
+    if (post) {
+        /* POST .../_search: the same search with its parameters in a form */
+        if (n == 0 || !segment_is(arena, seg[n - 1], "_search"))
+            return t;
+        n--;
+        t.form = true;
+    } else if (!get) {
+        return t;
+    }
+    if (n == 0) {
+        t.search = true;
+    } else if (n == 1) {
+        t.type = segment_type(arena, seg[0]);
+        t.search = t.type != NULL;
+    } else if (n == 3) {
+        const fhir_type_t *compartment = segment_type(arena, seg[0]);
+        size_t idlen;
+        const char *id = decode(arena, seg[1].base, seg[1].len, false, &idlen);
+        t.type = segment_type(arena, seg[2]);
+        t.search = compartment && t.type && fhir_compartment_exists(compartment->name) &&
+                   repo_id_valid(id, idlen);
+        t.compartment = compartment ? compartment->name : NULL;
+        t.compartment_id = id;
+    }
+    return t;
+}
+
+bool http__is_search(h2o_req_t *req, const h2o_iovec_t *seg, size_t nseg)
+{
+    arena_t arena;
+    arena_init(&arena);
+    bool search = classify(&arena, req, seg, nseg).search;
+    arena_release(&arena);
+    return search;
+}
+
+/* ---- pairs --------------------------------------------------------------------------- */
+
+typedef struct {
+    fhir_search_pair_t *items;
+    size_t n, cap;
+    const char *page;   /* _page: the cursor */
+    const char *format; /* _format and _pretty, kept for the links */
+    const char *pretty;
+} pairs_t;
+
+static void pairs_add(arena_t *arena, pairs_t *p, const char *name, size_t name_len,
+                      const char *value, size_t value_len)
+{
+    if (name_len == 5 && memcmp(name, "_page", 5) == 0) {
+        p->page = value;
+        return;
+    }
+    if (name_len == 7 && memcmp(name, "_format", 7) == 0)
+        p->format = value;
+    if (name_len == 7 && memcmp(name, "_pretty", 7) == 0)
+        p->pretty = value;
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 16;
+        fhir_search_pair_t *items = arena_alloc(arena, cap * sizeof(*items));
+        if (p->n)
+            memcpy(items, p->items, p->n * sizeof(*items));
+        p->items = items;
+        p->cap = cap;
+    }
+    p->items[p->n++] = (fhir_search_pair_t){name, name_len, value, value_len};
+}
+
+/* Splits an application/x-www-form-urlencoded body into pairs. */
+static void parse_form(arena_t *arena, const char *s, size_t len, pairs_t *out)
+{
+    const char *end = s + len;
+    while (s < end) {
+        const char *amp = memchr(s, '&', (size_t)(end - s));
+        if (!amp)
+            amp = end;
+        if (amp > s) {
+            const char *eq = memchr(s, '=', (size_t)(amp - s));
+            size_t name_len, value_len;
+            const char *name = decode(arena, s, (size_t)((eq ? eq : amp) - s), true, &name_len);
+            const char *value =
+                eq ? decode(arena, eq + 1, (size_t)(amp - eq - 1), true, &value_len) : "";
+            if (!eq)
+                value_len = 0;
+            pairs_add(arena, out, name, name_len, value, value_len);
+        }
+        s = amp + 1;
+    }
+}
+
+static h2o_iovec_t header_value(h2o_req_t *req, const char *name)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    if (i < 0)
+        return h2o_iovec_init(NULL, 0);
+    return req->headers.entries[i].value;
+}
+
+static status_t read_form(const http_search_request_t *r, pairs_t *out, err_t *err)
+{
+    h2o_req_t *req = r->req;
+    size_t max = r->thread->server->config.max_body;
+    if (req->entity.len > max)
+        return err_set(err, ERR_TOO_LARGE, NULL,
+                       "the body is %zu bytes, over the limit of %zu bytes (setting max-body)",
+                       req->entity.len, max);
+    h2o_iovec_t type = header_value(req, "content-type");
+    if (type.base) {
+        size_t n = 0;
+        while (n < type.len && type.base[n] != ';' && type.base[n] != ' ')
+            n++;
+        if (n != strlen(FORM_TYPE) || strncasecmp(type.base, FORM_TYPE, n) != 0)
+            return err_set(err, ERR_MEDIA_TYPE, NULL,
+                           "a search by POST sends its parameters as " FORM_TYPE ", not \"%s\"",
+                           arena_strndup(r->arena, type.base, type.len));
+    }
+    if (req->entity.base && req->entity.len)
+        parse_form(r->arena, req->entity.base, req->entity.len, out);
+    return ERR_OK;
+}
+
+/* Prefer: handling=strict (the default is lenient). */
+static bool strict_handling(h2o_req_t *req)
+{
+    for (ssize_t i = -1; (i = h2o_find_header_by_str(&req->headers, "prefer", 6, i)) >= 0;) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        for (size_t k = 0; k + 15 <= v.len; k++)
+            if (strncasecmp(v.base + k, "handling=strict", 15) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* ---- the Bundle ---------------------------------------------------------------------- */
+
+static void add_json_string(buf_t *out, const char *s)
+{
+    buf_addch(out, '"');
+    buf_add_json_escaped(out, s, strlen(s));
+    buf_addch(out, '"');
+}
+
+/* The query of the links: what was applied, without _offset when a cursor follows. */
+static void link_query(const fhir_search_plan_t *plan, bool for_cursor, buf_t *out)
+{
+    buf_t rendered = BUF_INIT;
+    fhir_search_plan_render(plan, &rendered);
+    const char *p = rendered.ptr;
+    bool first = true;
+    while (*p) {
+        const char *amp = strchr(p, '&');
+        size_t n = amp ? (size_t)(amp - p) : strlen(p);
+        if (!(for_cursor && n >= 8 && strncmp(p, "_offset=", 8) == 0)) {
+            if (!first)
+                buf_addch(out, '&');
+            buf_add(out, p, n);
+            first = false;
+        }
+        p += n + (amp ? 1 : 0);
+    }
+    buf_release(&rendered);
+}
+
+static void add_link(buf_t *out, const char *relation, const char *url_head, const char *query,
+                     const char *page, const pairs_t *pairs)
+{
+    buf_addf(out, "{\"relation\":\"%s\",\"url\":\"", relation);
+    buf_add_json_escaped(out, url_head, strlen(url_head));
+    bool any = *query != '\0';
+    buf_addch(out, '?');
+    buf_add_json_escaped(out, query, strlen(query));
+    if (page) {
+        buf_addstr(out, any ? "&_page=" : "_page=");
+        buf_addstr(out, page); /* cursors are URL-safe */
+        any = true;
+    }
+    static const char *const kept[] = {"_format", "_pretty"};
+    const char *values[] = {pairs->format, pairs->pretty};
+    for (int i = 0; i < 2; i++) {
+        if (!values[i])
+            continue;
+        buf_addf(out, "%s%s=", any ? "&" : "", kept[i]);
+        for (const char *c = values[i]; *c; c++) {
+            if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                *c == '/' || *c == '-' || *c == '.')
+                buf_addch(out, *c);
+            else
+                buf_addf(out, "%%%02X", (unsigned char)*c);
+        }
+        any = true;
+    }
+    buf_addstr(out, "\"}");
+}
+
+static void add_outcome(buf_t *out, const fhir_search_plan_t *plan, bool truncated)
+{
+    buf_addstr(out, "{\"resource\":{\"resourceType\":\"OperationOutcome\",\"issue\":[");
+    bool first = true;
+    for (size_t i = 0; i < plan->nignored; i++) {
+        const fhir_search_ignored_t *ig = &plan->ignored[i];
+        buf_addstr(out, first ? "" : ",");
+        first = false;
+        buf_addstr(out, "{\"severity\":\"warning\",\"code\":\"not-supported\",\"diagnostics\":");
+        const char *text =
+            ig->reason ? ig->reason : "the parameter was not understood and was ignored";
+        add_json_string(out, text);
+        buf_addstr(out, ",\"expression\":[");
+        add_json_string(out, ig->name);
+        buf_addstr(out, "]}");
+    }
+    if (truncated) {
+        buf_addstr(out, first ? "" : ",");
+        buf_addf(out,
+                 "{\"severity\":\"warning\",\"code\":\"too-costly\",\"diagnostics\":\"more "
+                 "resources would have been included than the limit of %d: the page includes "
+                 "the first %d\"}",
+                 STORE_SEARCH_MAX_INCLUDE, STORE_SEARCH_MAX_INCLUDE);
+    }
+    buf_addstr(out, "]},\"search\":{\"mode\":\"outcome\"}}");
+}
+
+/* The stored JSON as it is, or what _summary and _elements leave of it (_elements applies to
+ * the matches only). */
+static void add_resource(buf_t *out, const store_version_t *v, const fhir_search_plan_t *plan,
+                         bool included)
+{
+    size_t nelements = included ? 0 : plan->nelements;
+    if (nelements || plan->summary == FHIR_SEARCH_SUMMARY_TRUE ||
+        plan->summary == FHIR_SEARCH_SUMMARY_TEXT || plan->summary == FHIR_SEARCH_SUMMARY_DATA) {
+        err_t err = ERR_INIT;
+        json_t *resource = jv_parse(v->json, v->json_len, &err);
+        err_release(&err);
+        json_t *subset =
+            resource ? fhir_subset(resource, plan->summary, plan->elements, nelements) : NULL;
+        json_decref(resource);
+        if (subset) {
+            jv_dump(subset, out);
+            json_decref(subset);
+            return;
+        }
+    }
+    buf_add(out, v->json, v->json_len);
+}
+
+static void bundle(const http_search_request_t *r, const target_t *t, const pairs_t *pairs,
+                   const fhir_search_plan_t *plan, const store_search_result_t *res, buf_t *out)
+
+{
+    arena_t *arena = r->arena;
+    const char *url_head = t->compartment
+                               ? arena_printf(arena, "%s/%s/%s/%s", r->base, t->compartment,
+                                              t->compartment_id, t->type->name)
+                           : t->type ? arena_printf(arena, "%s/%s", r->base, t->type->name)
+                                     : r->base;
+    buf_t self_query = BUF_INIT, cursor_query = BUF_INIT;
+    link_query(plan, false, &self_query);
+    link_query(plan, true, &cursor_query);
+    buf_addstr(out, "{\"resourceType\":\"Bundle\",\"type\":\"searchset\"");
+    if (res->total >= 0)
+        buf_addf(out, ",\"total\":%lld", (long long)res->total);
+    buf_addstr(out, ",\"link\":[");
+    add_link(out, "self", url_head, self_query.ptr, pairs->page, pairs);
+    if (res->next) {
+        buf_addch(out, ',');
+        add_link(out, "next", url_head, cursor_query.ptr, res->next, pairs);
+    }
+    if (res->previous) {
+        buf_addch(out, ',');
+        add_link(out, "previous", url_head, cursor_query.ptr, res->previous, pairs);
+    }
+    buf_addstr(out, "],\"entry\":[");
+    bool first = true;
+    for (size_t i = 0; i < res->n; i++) {
+        const store_version_t *v = &res->entries[i].version;
+        buf_addstr(out, first ? "{\"fullUrl\":" : ",{\"fullUrl\":");
+        first = false;
+        buf_addch(out, '"');
+        buf_add_json_escaped(out, r->base, strlen(r->base));
+        buf_addf(out, "/%s/%s\",\"resource\":", v->type, v->id);
+        add_resource(out, v, plan, res->entries[i].included);
+        buf_addf(out, ",\"search\":{\"mode\":\"%s\"}}",
+                 res->entries[i].included ? "include" : "match");
+    }
+    if (plan->nignored || res->includes_truncated) {
+        if (!first)
+            buf_addch(out, ',');
+        add_outcome(out, plan, res->includes_truncated);
+    }
+    buf_addstr(out, "]}");
+    buf_release(&self_query);
+    buf_release(&cursor_query);
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+status_t http__search(const http_search_request_t *r, const h2o_iovec_t *seg, size_t nseg,
+                      buf_t *out, err_t *err)
+{
+    target_t t = classify(r->arena, r->req, seg, nseg);
+    if (!t.search)
+        return err_set(err, ERR_NOT_FOUND, NULL, "no such search");
+    pairs_t pairs = {0};
+    for (size_t i = 0; i < r->nparams; i++)
+        pairs_add(r->arena, &pairs, r->params[i].name, strlen(r->params[i].name),
+                  r->params[i].value, strlen(r->params[i].value));
+    status_t rc;
+    if (t.form && (rc = read_form(r, &pairs, err)))
+        return rc;
+    repo_search_t search = {.type = t.type,
+                            .pairs = pairs.items,
+                            .npairs = pairs.n,
+                            .strict = strict_handling(r->req),
+                            .now_us = now_us(),
+                            .base = r->base,
+                            .page = pairs.page,
+                            .compartment_type = t.compartment,
+                            .compartment_id = t.compartment_id};
+    fhir_search_plan_t *plan;
+    store_search_result_t result;
+    if ((rc = repo_search(r->thread->conn, &search, r->arena, &plan, &result, err)))
+        return rc;
+    bundle(r, &t, &pairs, plan, &result, out);
+    return ERR_OK;
+}

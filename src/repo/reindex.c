@@ -1,0 +1,93 @@
+/*
+ * reindex.c - rebuilds the search index rows of every current resource, batch by batch: a
+ * scan on the caller's connection, extraction on the caller's thread, one writer
+ * transaction per batch that replaces the rows of each resource still at the version read.
+ */
+#include <string.h>
+
+#include "base/jv.h"
+#include "repo/repo.h"
+
+#define REINDEX_BATCH 500
+
+typedef struct {
+    const char *type, *id;
+    int64_t version;
+    fhir_index_rows_t rows;
+} reindex_item_t;
+
+typedef struct {
+    reindex_item_t *items;
+    size_t n;
+    size_t written;
+} reindex_batch_t;
+
+static status_t reindex_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    reindex_batch_t *batch = arg;
+    batch->written = 0;
+    for (size_t i = 0; i < batch->n; i++) {
+        reindex_item_t *item = &batch->items[i];
+        store_current_t current;
+        status_t rc = store_txn_current(txn, item->type, item->id, &current, err);
+        if (rc)
+            return rc;
+        if (current.version != item->version || current.deleted)
+            continue; /* written since it was read: that write indexed it */
+        if ((rc = store_txn_reindex(txn, item->type, item->id, &item->rows, err)))
+            return rc;
+        batch->written++;
+    }
+    return ERR_OK;
+}
+
+status_t repo_reindex(store_t *store, repo_progress_fn progress, void *arg, int64_t *out_count,
+                      err_t *err)
+{
+    store_conn_t *conn;
+    status_t rc = store_connect(store, &conn, err);
+    if (rc)
+        return rc;
+    int64_t total = 0, done = 0, after = 0;
+    if ((rc = store_count(conn, NULL, &total, err)))
+        goto out;
+    for (;;) {
+        arena_t arena;
+        arena_init(&arena);
+        store_scan_row_t *rows;
+        size_t n;
+        rc = store_scan(conn, after, REINDEX_BATCH, &arena, &rows, &n, err);
+        if (rc || n == 0) {
+            arena_release(&arena);
+            break;
+        }
+        reindex_batch_t batch = {.items = arena_zalloc(&arena, n * sizeof(reindex_item_t))};
+        for (size_t i = 0; i < n && !rc; i++) {
+            after = rows[i].rid;
+            json_t *resource = jv_parse(rows[i].json, rows[i].json_len, err);
+            if (!resource) {
+                rc = err->code;
+                break;
+            }
+            reindex_item_t *item = &batch.items[batch.n++];
+            item->type = rows[i].type;
+            item->id = rows[i].id;
+            item->version = rows[i].version;
+            rc = fhir_index_extract(NULL, resource, &arena, &item->rows, err);
+            json_decref(resource);
+        }
+        if (!rc)
+            rc = store_run(store, reindex_txn, &batch, err);
+        arena_release(&arena);
+        if (rc)
+            break;
+        done += (int64_t)n;
+        if (progress)
+            progress(arg, done, total);
+    }
+out:
+    store_disconnect(conn);
+    if (out_count)
+        *out_count = done;
+    return rc;
+}

@@ -1,0 +1,84 @@
+/*
+ * sqlite_int.h - what the files of the SQLite driver share: the connection with its cached
+ * statements, error translation, and the search entry point (sqlite_search.c). Only
+ * src/store/sqlite*.c include it.
+ *
+ * A connection caches the fixed statements by number and the statements a search builds by
+ * their text (a small cache: searches of one shape reuse their statement). Every statement
+ * is reset and its bindings cleared before a function returns.
+ */
+#ifndef CONCERTO_STORE_SQLITE_INT_H
+#define CONCERTO_STORE_SQLITE_INT_H
+
+#include <sqlite3.h>
+
+#include "store/store_int.h"
+
+enum {
+    STMT_READ_CURRENT,
+    STMT_READ_VERSION,
+    STMT_CURRENT,
+    STMT_INSERT_VERSION,
+    STMT_UPSERT_CURRENT,
+    STMT_COUNT_TYPE,
+    STMT_COUNT_ALL,
+    STMT_RID,
+    STMT_SCAN,
+    /* one insert and one delete per index table, in fhir_index_kind_t order */
+    STMT_INSERT_INDEX,
+    STMT_DELETE_INDEX = STMT_INSERT_INDEX + FHIR_INDEX_KIND_COUNT,
+    STMT__COUNT = STMT_DELETE_INDEX + FHIR_INDEX_KIND_COUNT
+};
+
+#define SQLITE_CACHED_STATEMENTS 32
+
+typedef struct {
+    char *sql; /* NULL: free slot */
+    sqlite3_stmt *stmt;
+    uint64_t used;
+} sqlite_cached_t;
+
+#define SQLITE_TYPE_COUNTS 8
+
+/* How many current resources a type has, as a search last counted them (an estimate). */
+typedef struct {
+    char type[64]; /* "": every type */
+    int64_t count;
+    int64_t at; /* seconds of the monotonic clock; 0: never */
+} sqlite_type_count_t;
+
+typedef struct {
+    sqlite3 *handle;
+    sqlite3_stmt *statements[STMT__COUNT];
+    bool writer;
+    sqlite_cached_t cache[SQLITE_CACHED_STATEMENTS];
+    uint64_t clock;
+    sqlite_type_count_t type_counts[SQLITE_TYPE_COUNTS];
+} sqlite_conn_t;
+
+/* Translates an SQLite result code into a status with a message, the driver text logged. */
+status_t sqlite__fail(sqlite3 *handle, int code, err_t *err, const char *doing);
+
+/* A statement for sql from the connection's cache (prepared on a miss, the least recently
+ * used one finalized when the cache is full). Reset it before returning. */
+status_t sqlite__prepare_cached(sqlite_conn_t *conn, const char *sql, sqlite3_stmt **out,
+                                err_t *err);
+
+/* A copy of column `column` as text in arena (NULL for NULL); *out_len its length. */
+const char *sqlite__column_text(sqlite3_stmt *stmt, int column, arena_t *arena, size_t *out_len);
+
+/* The search driver (sqlite_search.c). */
+status_t sqlite__search(void *conn, const store_search_t *query, arena_t *arena,
+                        store_search_result_t *out, err_t *err);
+
+/* Whether a sorted search may walk the index of its first sort key (true; tests turn it off
+ * to compare). */
+extern bool sqlite__search_walks;
+
+/* The text of the page query of a search (its first page), for EXPLAIN in tests. */
+status_t sqlite__search_sql(const store_search_t *query, arena_t *arena, const char **out_sql);
+
+/* The names of the index tables, in fhir_index_kind_t order ("ix_string", ...). */
+extern const char *const sqlite__index_tables[FHIR_INDEX_KIND_COUNT];
+
+#endif

@@ -1,0 +1,1716 @@
+/*
+ * sqlite_search.c - runs search plans on SQLite.
+ *
+ * A plan becomes one SELECT per branch over the current resources (`resource a`), each
+ * clause a non-correlated `a.rid IN (SELECT rid FROM ix_<kind> WHERE type = ? AND param = ?
+ * AND <value conditions OR'ed>)` so SQLite can drive from whichever index is most selective;
+ * branches are joined with UNION ALL; sort keys are computed per resource from the index
+ * rows (min for ascending, max for descending); pages are cut by keyset (the cursor carries
+ * the last sort key values and rid). Statement text is built from fixed fragments only:
+ * every value is a bound parameter. docs/internals/search.md describes the semantics.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/buf.h"
+#include "base/mem.h"
+#include "store/sqlite_int.h"
+
+/* ---- statement building -------------------------------------------------------------- */
+
+typedef enum { BIND_TEXT, BIND_INT, BIND_REAL } bind_kind_t;
+
+typedef struct {
+    bind_kind_t kind;
+    const char *text;
+    int64_t i;
+    double d;
+} bind_t;
+
+typedef struct {
+    arena_t *arena;
+    buf_t sql;
+    bind_t *binds;
+    size_t nbinds, cap;
+    int alias; /* the last alias number handed out */
+    const store_search_t *query;
+    const char ***how; /* how[b][c] for clause c of branch b: NULL as written, PROBE tested
+                          per resource (EXISTS) */
+} q_t;
+
+bool sqlite__search_walks = true;
+
+/* how[b][c]: the clause is tested per resource */
+static const char PROBE[] = "probe";
+
+static void q_init(q_t *q, const store_search_t *query, arena_t *arena)
+{
+    memset(q, 0, sizeof(*q));
+    q->arena = arena;
+    q->query = query;
+    buf_init(&q->sql, 0);
+}
+
+static void q_release(q_t *q)
+{
+    buf_release(&q->sql);
+}
+
+static void q_add(q_t *q, const char *fragment)
+{
+    buf_addstr(&q->sql, fragment);
+}
+
+static void q_addf(q_t *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void q_addf(q_t *q, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vaddf(&q->sql, fmt, ap);
+    va_end(ap);
+}
+
+static bind_t *q_bind(q_t *q)
+{
+    if (q->nbinds == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 32;
+        bind_t *binds = arena_alloc(q->arena, cap * sizeof(*binds));
+        if (q->nbinds)
+            memcpy(binds, q->binds, q->nbinds * sizeof(*binds));
+        q->binds = binds;
+        q->cap = cap;
+    }
+    buf_addch(&q->sql, '?');
+    return &q->binds[q->nbinds++];
+}
+
+static void q_text(q_t *q, const char *s)
+{
+    bind_t *b = q_bind(q);
+    b->kind = BIND_TEXT;
+    b->text = s;
+}
+
+static void q_int(q_t *q, int64_t i)
+{
+    bind_t *b = q_bind(q);
+    b->kind = BIND_INT;
+    b->i = i;
+}
+
+static void q_value(q_t *q, const bind_t *v)
+{
+    *q_bind(q) = *v;
+}
+
+static status_t q_prepare(sqlite_conn_t *conn, q_t *q, sqlite3_stmt **out, err_t *err)
+{
+    status_t rc = sqlite__prepare_cached(conn, q->sql.ptr, out, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < q->nbinds; i++) {
+        const bind_t *b = &q->binds[i];
+        int at = (int)i + 1;
+        switch (b->kind) {
+        case BIND_TEXT: sqlite3_bind_text(*out, at, b->text, -1, SQLITE_STATIC); break;
+        case BIND_INT: sqlite3_bind_int64(*out, at, b->i); break;
+        case BIND_REAL: sqlite3_bind_double(*out, at, b->d); break;
+        }
+    }
+    return ERR_OK;
+}
+
+static void q_finish(sqlite3_stmt *stmt)
+{
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+}
+
+/* The smallest string above every string that starts with prefix (prefix not empty): the
+ * prefix with its last byte raised. UTF-8 never holds 0xFF, so the byte can always rise. */
+static const char *prefix_end(arena_t *arena, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    char *end = arena_strndup(arena, prefix, n);
+    end[n - 1] = (char)((unsigned char)end[n - 1] + 1);
+    return end;
+}
+
+/* `column >= ? AND column < ?`: the values that start with prefix (true when it is empty). */
+static void q_starts_with(q_t *q, const char *column, const char *prefix)
+{
+    if (!prefix || !*prefix) {
+        q_add(q, "1");
+        return;
+    }
+    q_addf(q, "(%s >= ", column);
+    q_text(q, prefix);
+    q_addf(q, " AND %s < ", column);
+    q_text(q, prefix_end(q->arena, prefix));
+    q_add(q, ")");
+}
+
+/* A LIKE pattern matching s anywhere, with % _ and \ escaped by \. */
+static const char *contains_pattern(arena_t *arena, const char *s)
+{
+    buf_t b = BUF_INIT;
+    buf_addch(&b, '%');
+    for (; *s; s++) {
+        if (*s == '%' || *s == '_' || *s == '\\')
+            buf_addch(&b, '\\');
+        buf_addch(&b, *s);
+    }
+    buf_addch(&b, '%');
+    const char *out = arena_strndup(arena, b.ptr, b.len);
+    buf_release(&b);
+    return out;
+}
+
+/* ---- values -------------------------------------------------------------------------- */
+
+/* The columns a value condition reads; NULL where the table has none. */
+typedef struct {
+    const char *system, *value, *text, *exact, *unit, *low, *high;
+} columns_t;
+
+static const columns_t string_columns = {.value = "normalized", .exact = "exact"};
+static const columns_t token_columns = {.system = "system", .value = "code", .text = "text"};
+static const columns_t range_columns = {.low = "low", .high = "high"};
+static const columns_t quantity_columns = {
+    .system = "system", .value = "code", .unit = "unit", .low = "low", .high = "high"};
+static const columns_t uri_columns = {.value = "value"};
+
+/*
+ * The prefix conditions of search.md over a stored range [lo, hi) (half_open, dates) or
+ * [lo, hi] (numbers and quantities) against the search range [L, H).
+ */
+static void q_range(q_t *q, fhir_search_prefix_t prefix, const char *lo, const char *hi,
+                    bool half_open, const bind_t *L, const bind_t *H)
+{
+    const char *hi_le_H = half_open ? "<=" : "<"; /* the value ends within the range */
+    const char *hi_gt_H = half_open ? ">" : ">=";
+    const char *hi_le_L = half_open ? "<=" : "<";
+    const char *hi_gt_L = half_open ? ">" : ">=";
+    switch (prefix) {
+    case FHIR_SEARCH_PREFIX_EQ:
+        /* lo < H follows from the others; said so that an index on lo is bounded */
+        q_addf(q, "(%s >= ", lo);
+        q_value(q, L);
+        q_addf(q, " AND %s < ", lo);
+        q_value(q, H);
+        q_addf(q, " AND %s %s ", hi, hi_le_H);
+        q_value(q, H);
+        q_add(q, ")");
+        break;
+    case FHIR_SEARCH_PREFIX_NE:
+        q_addf(q, "(%s < ", lo);
+        q_value(q, L);
+        q_addf(q, " OR %s %s ", hi, hi_gt_H);
+        q_value(q, H);
+        q_add(q, ")");
+        break;
+    case FHIR_SEARCH_PREFIX_GT:
+        q_addf(q, "%s %s ", hi, hi_gt_H);
+        q_value(q, H);
+        break;
+    case FHIR_SEARCH_PREFIX_LT:
+        q_addf(q, "%s < ", lo);
+        q_value(q, L);
+        break;
+    case FHIR_SEARCH_PREFIX_GE:
+        q_addf(q, "(%s %s ", hi, hi_gt_H);
+        q_value(q, H);
+        q_addf(q, " OR (%s >= ", lo);
+        q_value(q, L);
+        q_addf(q, " AND %s %s ", hi, hi_le_H);
+        q_value(q, H);
+        q_add(q, "))");
+        break;
+    case FHIR_SEARCH_PREFIX_LE:
+        q_addf(q, "(%s < ", lo);
+        q_value(q, L);
+        q_addf(q, " OR (%s >= ", lo);
+        q_value(q, L);
+        q_addf(q, " AND %s %s ", hi, hi_le_H);
+        q_value(q, H);
+        q_add(q, "))");
+        break;
+    case FHIR_SEARCH_PREFIX_SA:
+        q_addf(q, "%s >= ", lo);
+        q_value(q, H);
+        break;
+    case FHIR_SEARCH_PREFIX_EB:
+        q_addf(q, "%s %s ", hi, hi_le_L);
+        q_value(q, L);
+        break;
+    case FHIR_SEARCH_PREFIX_AP:
+        q_addf(q, "(%s < ", lo);
+        q_value(q, H);
+        q_addf(q, " AND %s %s ", hi, hi_gt_L);
+        q_value(q, L);
+        q_add(q, ")");
+        break;
+    }
+}
+
+static void q_date(q_t *q, const fhir_search_value_t *v, const char *lo, const char *hi)
+{
+    bind_t L = {.kind = BIND_INT, .i = v->as.date.low};
+    bind_t H = {.kind = BIND_INT, .i = v->as.date.high};
+    q_range(q, v->prefix, lo, hi, true, &L, &H);
+}
+
+static void q_number(q_t *q, fhir_search_prefix_t prefix, const fhir_search_number_t *n,
+                     const columns_t *c)
+{
+    bind_t L = {.kind = BIND_REAL, .d = n->low_value};
+    bind_t H = {.kind = BIND_REAL, .d = n->high_value};
+    q_range(q, prefix, c->low, c->high, false, &L, &H);
+}
+
+/*
+ * The prefix conditions for a stored instant u, the range [u, u + 1) of one microsecond,
+ * written on the column alone so that an index on it serves (u + 1 > H is u >= H, ...).
+ */
+static void q_instant(q_t *q, const fhir_search_value_t *v, const char *u)
+{
+    int64_t L = v->as.date.low, H = v->as.date.high;
+    switch (v->prefix) {
+    case FHIR_SEARCH_PREFIX_EQ:
+    case FHIR_SEARCH_PREFIX_AP:
+        q_addf(q, "(%s >= ", u);
+        q_int(q, L);
+        q_addf(q, " AND %s < ", u);
+        q_int(q, H);
+        q_add(q, ")");
+        break;
+    case FHIR_SEARCH_PREFIX_NE:
+        q_addf(q, "(%s < ", u);
+        q_int(q, L);
+        q_addf(q, " OR %s >= ", u);
+        q_int(q, H);
+        q_add(q, ")");
+        break;
+    case FHIR_SEARCH_PREFIX_GT:
+    case FHIR_SEARCH_PREFIX_SA:
+        q_addf(q, "%s >= ", u);
+        q_int(q, H);
+        break;
+    case FHIR_SEARCH_PREFIX_LT:
+    case FHIR_SEARCH_PREFIX_EB:
+        q_addf(q, "%s < ", u);
+        q_int(q, L);
+        break;
+    case FHIR_SEARCH_PREFIX_GE:
+        q_addf(q, "%s >= ", u);
+        q_int(q, L);
+        break;
+    case FHIR_SEARCH_PREFIX_LE:
+        q_addf(q, "%s < ", u);
+        q_int(q, H);
+        break;
+    }
+}
+
+/* system and code of a token (system NULL: any; "": none; code NULL: any) */
+static void q_token(q_t *q, const char *system, const char *code, const char *system_column,
+                    const char *code_column)
+{
+    q_add(q, "(");
+    if (code) {
+        q_addf(q, "%s = ", code_column);
+        q_text(q, code);
+    } else {
+        q_add(q, "1");
+    }
+    if (system && !*system) {
+        q_addf(q, " AND %s IS NULL", system_column);
+    } else if (system) {
+        q_addf(q, " AND %s = ", system_column);
+        q_text(q, system);
+    }
+    q_add(q, ")");
+}
+
+static void q_quantity(q_t *q, const fhir_search_value_t *v, const columns_t *c)
+{
+    q_add(q, "(");
+    q_number(q, v->prefix, &v->as.quantity.number, c);
+    if (v->as.quantity.system) {
+        q_addf(q, " AND %s = ", c->system);
+        q_text(q, v->as.quantity.system);
+    }
+    if (v->as.quantity.code) {
+        if (v->as.quantity.system || !c->unit) {
+            q_addf(q, " AND %s = ", c->value);
+            q_text(q, v->as.quantity.code);
+        } else {
+            q_addf(q, " AND (%s = ", c->value);
+            q_text(q, v->as.quantity.code);
+            q_addf(q, " OR %s = ", c->unit);
+            q_text(q, v->as.quantity.code);
+            q_add(q, ")");
+        }
+    }
+    q_add(q, ")");
+}
+
+static bool under_base(const char *base, const char *url)
+{
+    size_t n = base ? strlen(base) : 0;
+    return n && strncmp(url, base, n) == 0 && url[n] == '/';
+}
+
+/* The url of an absolute reference without a trailing /_history/version. */
+static const char *url_without_history(arena_t *arena, const char *url)
+{
+    const char *h = strstr(url, "/_history/");
+    return h ? arena_strndup(arena, url, (size_t)(h - url)) : url;
+}
+
+/* A reference value is local (target type and id) unless it is an absolute url elsewhere. */
+static bool reference_is_local(const q_t *q, const fhir_search_value_t *v)
+{
+    const char *url = v->as.reference.url;
+    return v->as.reference.id && (!url || under_base(q->query->base, url));
+}
+
+/* A reference value against ix_reference's columns. url_form: for a local value, the
+ * absolute url of this server that names the same resource, instead of type and id. */
+static void q_reference(q_t *q, const fhir_search_value_t *v, bool url_form)
+{
+    const fhir_type_t *type = v->as.reference.type;
+    const char *id = v->as.reference.id, *url = v->as.reference.url;
+    const char *version = v->as.reference.version;
+    if (!reference_is_local(q, v)) {
+        if (!url) {
+            q_add(q, "0");
+            return;
+        }
+        q_add(q, "(url = ");
+        q_text(q, url_without_history(q->arena, url));
+        const char *v_version = version ? version : v->as.reference.canonical_version;
+        if (v_version) {
+            q_add(q, " AND version = ");
+            q_text(q, v_version);
+        }
+        q_add(q, ")");
+        return;
+    }
+    if (url_form) {
+        q_add(q, "(url = ");
+        q_text(q, arena_printf(q->arena, "%s/%s/%s", q->query->base, type->name, id));
+    } else {
+        q_add(q, "(target_id = ");
+        q_text(q, id);
+        if (type) {
+            q_add(q, " AND target_type = ");
+            q_text(q, type->name);
+        }
+    }
+    if (version) {
+        q_add(q, " AND version = ");
+        q_text(q, version);
+    }
+    q_add(q, ")");
+}
+
+static void q_uri(q_t *q, fhir_search_modifier_t modifier, const char *value, const char *column)
+{
+    switch (modifier) {
+    case FHIR_SEARCH_MOD_BELOW: q_starts_with(q, column, value); break;
+    case FHIR_SEARCH_MOD_ABOVE:
+        q_add(q, "substr(");
+        q_text(q, value);
+        q_addf(q, ", 1, length(%s)) = %s", column, column);
+        break;
+    default: q_addf(q, "%s = ", column); q_text(q, value);
+    }
+}
+
+static void q_component(q_t *q, fhir_search_type_t type, const fhir_search_value_t *v, int i)
+{
+    char system[16], value[16], low[16], high[16];
+    snprintf(system, sizeof(system), "c%d_system", i);
+    snprintf(value, sizeof(value), "c%d_value", i);
+    snprintf(low, sizeof(low), "c%d_low", i);
+    snprintf(high, sizeof(high), "c%d_high", i);
+    columns_t c = {.system = system, .value = value, .low = low, .high = high};
+    switch (type) {
+    case FHIR_SEARCH_TOKEN: q_token(q, v->as.token.system, v->as.token.code, system, value); break;
+    case FHIR_SEARCH_STRING: q_starts_with(q, value, v->as.string.normalized); break;
+    case FHIR_SEARCH_DATE: q_date(q, v, low, high); break;
+    case FHIR_SEARCH_NUMBER: q_number(q, v->prefix, &v->as.number, &c); break;
+    case FHIR_SEARCH_QUANTITY: q_quantity(q, v, &c); break;
+    case FHIR_SEARCH_URI: q_uri(q, FHIR_SEARCH_MOD_NONE, v->as.uri.value, value); break;
+    case FHIR_SEARCH_REFERENCE:
+        if (v->as.reference.id) {
+            q_addf(q, "(%s = ", value);
+            q_text(q, v->as.reference.id);
+            if (v->as.reference.type) {
+                q_addf(q, " AND %s = ", system);
+                q_text(q, v->as.reference.type->name);
+            }
+            q_add(q, ")");
+        } else if (v->as.reference.url) {
+            q_addf(q, "%s = ", value);
+            q_text(q, v->as.reference.url);
+        } else {
+            q_add(q, "0");
+        }
+        break;
+    default: q_add(q, "0");
+    }
+}
+
+/* One value of a PARAM clause over the columns of its table. */
+static void q_value_condition(q_t *q, const fhir_search_clause_t *clause,
+                              const fhir_search_value_t *v)
+{
+    const fhir_search_param_t *param = clause->param;
+    switch (param->type) {
+    case FHIR_SEARCH_STRING:
+        if (clause->modifier == FHIR_SEARCH_MOD_EXACT) {
+            q_add(q, "(normalized = ");
+            q_text(q, v->as.string.normalized);
+            q_add(q, " AND exact = ");
+            q_text(q, v->as.string.value);
+            q_add(q, ")");
+        } else if (clause->modifier == FHIR_SEARCH_MOD_CONTAINS) {
+            q_add(q, "normalized LIKE ");
+            q_text(q, contains_pattern(q->arena, v->as.string.normalized));
+            q_add(q, " ESCAPE '\\'");
+        } else {
+            q_starts_with(q, string_columns.value, v->as.string.normalized);
+        }
+        break;
+    case FHIR_SEARCH_TOKEN:
+        if (clause->modifier == FHIR_SEARCH_MOD_TEXT) {
+            q_starts_with(q, token_columns.text, v->as.string.normalized);
+        } else if (clause->modifier == FHIR_SEARCH_MOD_OF_TYPE) {
+            q_add(q, "(type_system = ");
+            q_text(q, v->as.of_type.type_system);
+            q_add(q, " AND type_code = ");
+            q_text(q, v->as.of_type.type_code);
+            q_add(q, " AND value = ");
+            q_text(q, v->as.of_type.value);
+            q_add(q, ")");
+        } else {
+            q_token(q, v->as.token.system, v->as.token.code, "system", "code");
+        }
+        break;
+    case FHIR_SEARCH_DATE: q_date(q, v, "low", "high"); break;
+    case FHIR_SEARCH_NUMBER: q_number(q, v->prefix, &v->as.number, &range_columns); break;
+    case FHIR_SEARCH_QUANTITY: q_quantity(q, v, &quantity_columns); break;
+    case FHIR_SEARCH_REFERENCE:
+        if (clause->modifier == FHIR_SEARCH_MOD_IDENTIFIER)
+            q_token(q, v->as.token.system, v->as.token.code, "identifier_system",
+                    "identifier_value");
+        else
+            q_reference(q, v, false);
+        break;
+    case FHIR_SEARCH_URI: q_uri(q, clause->modifier, v->as.uri.value, uri_columns.value); break;
+    case FHIR_SEARCH_COMPOSITE:
+        q_add(q, "(");
+        for (size_t i = 0; i < v->as.composite.ncomponents && i < param->ncomponents; i++) {
+            if (i)
+                q_add(q, " AND ");
+            q_component(q, param->components[i].type, &v->as.composite.components[i], (int)i);
+        }
+        q_add(q, ")");
+        break;
+    case FHIR_SEARCH_SPECIAL: q_add(q, "0"); break;
+    }
+}
+
+/* ---- clauses ------------------------------------------------------------------------- */
+
+static void q_clause(q_t *q, const fhir_search_clause_t *clause, const char *alias);
+
+/* `[type = ? AND ]param = ?` of an index table (alias may be ""). */
+static void q_table_key(q_t *q, const char *prefix, const fhir_type_t *type, const char *param)
+{
+    if (type) {
+        q_addf(q, "%stype = ", prefix);
+        q_text(q, type->name);
+        q_add(q, " AND ");
+    }
+    q_addf(q, "%sparam = ", prefix);
+    q_text(q, param);
+}
+
+static const char *table_of(const fhir_search_clause_t *clause)
+{
+    if (clause->modifier == FHIR_SEARCH_MOD_OF_TYPE)
+        return sqlite__index_tables[FHIR_INDEX_OF_TYPE];
+    int kind = fhir_index_kind_of(clause->param->type);
+    return kind >= 0 ? sqlite__index_tables[kind] : NULL;
+}
+
+/* _id and _lastUpdated: columns of the resource row. */
+static bool q_column_param(q_t *q, const fhir_search_clause_t *clause, const char *alias)
+{
+    const char *code = clause->param->code;
+    bool is_id = strcmp(code, "_id") == 0, is_updated = strcmp(code, "_lastUpdated") == 0;
+    if (!is_id && !is_updated)
+        return false;
+    if (clause->modifier == FHIR_SEARCH_MOD_MISSING) {
+        /* always present */
+        q_add(q, clause->nvalues && clause->values[0].as.missing ? "0" : "1");
+        return true;
+    }
+    if (is_id) {
+        q_addf(q, "%s.id %sIN (", alias, clause->modifier == FHIR_SEARCH_MOD_NOT ? "NOT " : "");
+        for (size_t i = 0; i < clause->nvalues; i++) {
+            if (i)
+                q_add(q, ", ");
+            const char *id = clause->values[i].as.token.code;
+            q_text(q, id ? id : "");
+        }
+        q_add(q, ")");
+        return true;
+    }
+    char column[48];
+    snprintf(column, sizeof(column), "%s.updated_us", alias);
+    q_add(q, "(");
+    for (size_t i = 0; i < clause->nvalues; i++) {
+        if (i)
+            q_add(q, " OR ");
+        q_instant(q, &clause->values[i], column);
+    }
+    q_add(q, ")");
+    return true;
+}
+
+/* The rids whose rows match one of the values: one SELECT per value (and per form of a local
+ * reference), so each uses its index. */
+static void q_param_rids(q_t *q, const fhir_search_clause_t *clause, const char *table)
+{
+    bool first = true;
+    for (size_t i = 0; i < clause->nvalues; i++) {
+        const fhir_search_value_t *v = &clause->values[i];
+        bool both_forms = clause->param->type == FHIR_SEARCH_REFERENCE &&
+                          clause->modifier != FHIR_SEARCH_MOD_IDENTIFIER &&
+                          reference_is_local(q, v) && v->as.reference.type && q->query->base &&
+                          *q->query->base;
+        for (int form = 0; form < (both_forms ? 2 : 1); form++) {
+            q_addf(q, "%sSELECT rid FROM %s WHERE ", first ? "" : " UNION ALL ", table);
+            first = false;
+            q_table_key(q, "", clause->type, clause->param->code);
+            q_add(q, " AND ");
+            if (form == 1)
+                q_reference(q, v, true);
+            else
+                q_value_condition(q, clause, v);
+        }
+    }
+}
+
+/* A clause that can be tested per resource: a parameter of an index table. */
+static bool probe_capable(const fhir_search_clause_t *clause)
+{
+    return clause->kind == FHIR_SEARCH_CLAUSE_PARAM && strcmp(clause->param->code, "_id") != 0 &&
+           strcmp(clause->param->code, "_lastUpdated") != 0 && table_of(clause) != NULL;
+}
+
+/*
+ * The clause tested per resource through the (rid, param) index: for clauses that match a
+ * large share of the resources, where materializing their rids would cost more than
+ * looking at the first resources in order until the page is full.
+ */
+static void q_param_probe(q_t *q, const fhir_search_clause_t *clause, const char *alias)
+{
+    const char *table = table_of(clause);
+    bool missing = clause->modifier == FHIR_SEARCH_MOD_MISSING;
+    bool negated = clause->modifier == FHIR_SEARCH_MOD_NOT;
+    q_add(q, "(");
+    for (size_t i = 0; i < (missing ? clause->nvalues : 1); i++) {
+        if (i)
+            q_add(q, " OR ");
+        bool none = missing ? clause->values[i].as.missing : negated;
+        q_addf(q, "%sEXISTS (SELECT 1 FROM %s WHERE rid = %s.rid AND param = ", none ? "NOT " : "",
+               table, alias);
+        q_text(q, clause->param->code);
+        if (!missing) {
+            q_add(q, " AND (");
+            for (size_t k = 0; k < clause->nvalues; k++) {
+                const fhir_search_value_t *v = &clause->values[k];
+                q_add(q, k ? " OR " : "");
+                q_value_condition(q, clause, v);
+                if (clause->param->type == FHIR_SEARCH_REFERENCE &&
+                    clause->modifier != FHIR_SEARCH_MOD_IDENTIFIER && reference_is_local(q, v) &&
+                    v->as.reference.type && q->query->base && *q->query->base) {
+                    q_add(q, " OR ");
+                    q_reference(q, v, true);
+                }
+            }
+            q_add(q, ")");
+        }
+        q_add(q, ")");
+    }
+    q_add(q, ")");
+}
+
+static void q_param(q_t *q, const fhir_search_clause_t *clause, const char *alias)
+{
+    if (q_column_param(q, clause, alias))
+        return;
+    const char *table = table_of(clause);
+    if (!table) {
+        q_add(q, "0");
+        return;
+    }
+    if (clause->modifier == FHIR_SEARCH_MOD_MISSING) {
+        q_add(q, "(");
+        for (size_t i = 0; i < clause->nvalues; i++) {
+            if (i)
+                q_add(q, " OR ");
+            q_addf(q, "%s.rid %sIN (SELECT rid FROM %s WHERE ", alias,
+                   clause->values[i].as.missing ? "NOT " : "", table);
+            q_table_key(q, "", clause->type, clause->param->code);
+            q_add(q, ")");
+        }
+        q_add(q, ")");
+        return;
+    }
+    q_addf(q, "%s.rid %sIN (", alias, clause->modifier == FHIR_SEARCH_MOD_NOT ? "NOT " : "");
+    q_param_rids(q, clause, table);
+    q_add(q, ")");
+}
+
+/*
+ * A chain: the references of `param` whose target is a resource of next[i].type matching
+ * next[i]. Written target-first (`target_id IN (SELECT id FROM resource ...)`), so the
+ * index on (type, param, target_id, target_type) is probed with the few targets a chain
+ * usually names.
+ */
+static void q_chain(q_t *q, const fhir_search_clause_t *clause, const char *alias)
+{
+    q_addf(q, "%s.rid IN (", alias);
+    for (size_t i = 0; i < clause->nnext; i++) {
+        int n = ++q->alias;
+        char t[16];
+        snprintf(t, sizeof(t), "t%d", n);
+        const char *target = clause->next[i].type ? clause->next[i].type->name : "";
+        q_addf(q, "%sSELECT rid FROM ix_reference WHERE ", i ? " UNION ALL " : "");
+        q_table_key(q, "", clause->type, clause->param->code);
+        q_add(q, " AND target_type = ");
+        q_text(q, target);
+        q_addf(q, " AND target_id IN (SELECT %s.id FROM resource %s WHERE %s.type = ", t, t, t);
+        q_text(q, target);
+        q_addf(q, " AND %s.deleted = 0 AND ", t);
+        q_clause(q, &clause->next[i], t);
+        q_add(q, ")");
+    }
+    q_add(q, ")");
+}
+
+/* _has: resources named by the references `param` of resources of next[0].type that match
+ * next[0]; written source-first (the unary + keeps SQLite from scanning every reference of
+ * the parameter), the sources found through their own indexes. */
+static void q_has(q_t *q, const fhir_search_clause_t *clause, const char *alias)
+{
+    if (!clause->nnext) {
+        q_add(q, "0");
+        return;
+    }
+    int n = ++q->alias;
+    char t[16], s[16];
+    snprintf(t, sizeof(t), "t%d", n);
+    snprintf(s, sizeof(s), "s%d", n);
+    const char *source = clause->next[0].type ? clause->next[0].type->name : "";
+    q_addf(q, "%s.rid IN (SELECT %s.rid FROM resource %s WHERE ", alias, t, t);
+    if (clause->type) {
+        q_addf(q, "%s.type = ", t);
+        q_text(q, clause->type->name);
+        q_add(q, " AND ");
+    }
+    q_addf(q,
+           "%s.id IN (SELECT target_id FROM ix_reference WHERE rid IN (SELECT %s.rid FROM "
+           "resource %s WHERE %s.type = ",
+           t, s, s, s);
+    q_text(q, source);
+    q_addf(q, " AND %s.deleted = 0 AND ", s);
+    q_clause(q, &clause->next[0], s);
+    q_add(q, ") AND +type = ");
+    q_text(q, source);
+    q_add(q, " AND param = ");
+    q_text(q, clause->param->code);
+    if (clause->type) {
+        q_add(q, " AND target_type = ");
+        q_text(q, clause->type->name);
+    }
+    q_add(q, "))");
+}
+
+static void q_list(q_t *q, const fhir_search_clause_t *clause, const char *alias)
+{
+    int n = ++q->alias;
+    char x[16], t[16], l[16];
+    snprintf(x, sizeof(x), "x%d", n);
+    snprintf(t, sizeof(t), "t%d", n);
+    snprintf(l, sizeof(l), "l%d", n);
+    q_addf(q,
+           "%s.rid IN (SELECT %s.rid FROM ix_reference %s JOIN resource %s ON %s.type = "
+           "%s.target_type AND %s.id = %s.target_id JOIN resource %s ON %s.rid = %s.rid "
+           "WHERE %s.type = 'List' AND %s.param = 'item' AND %s.id IN (",
+           alias, t, x, t, t, x, t, x, l, l, x, x, x, l);
+    for (size_t i = 0; i < clause->nvalues; i++) {
+        if (i)
+            q_add(q, ", ");
+        const char *id = clause->values[i].as.reference.id;
+        q_text(q, id ? id : clause->values[i].text);
+    }
+    q_add(q, "))");
+}
+
+static void q_clause(q_t *q, const fhir_search_clause_t *clause, const char *alias)
+{
+    switch (clause->kind) {
+    case FHIR_SEARCH_CLAUSE_PARAM: q_param(q, clause, alias); break;
+    case FHIR_SEARCH_CLAUSE_CHAIN: q_chain(q, clause, alias); break;
+    case FHIR_SEARCH_CLAUSE_HAS: q_has(q, clause, alias); break;
+    case FHIR_SEARCH_CLAUSE_LIST: q_list(q, clause, alias); break;
+    }
+}
+
+/* ---- sort keys ----------------------------------------------------------------------- */
+
+static void q_sort_key(q_t *q, const fhir_search_sort_t *sort, const char *alias)
+{
+    const char *code = sort->param->code;
+    if (strcmp(code, "_id") == 0) {
+        q_addf(q, "%s.id", alias);
+        return;
+    }
+    if (strcmp(code, "_lastUpdated") == 0) {
+        q_addf(q, "%s.updated_us", alias);
+        return;
+    }
+    const char *fn = sort->descending ? "max" : "min";
+    const char *column;
+    int kind = fhir_index_kind_of(sort->param->type);
+    switch (kind) {
+    case FHIR_INDEX_STRING: column = "normalized"; break;
+    case FHIR_INDEX_TOKEN: column = "code"; break;
+    case FHIR_INDEX_DATE:
+    case FHIR_INDEX_NUMBER:
+    case FHIR_INDEX_QUANTITY: column = "low"; break;
+    case FHIR_INDEX_REFERENCE: column = "coalesce(target_type || '/' || target_id, url)"; break;
+    case FHIR_INDEX_URI: column = "value"; break;
+    default: q_add(q, "NULL"); return;
+    }
+    q_addf(q, "(SELECT %s(%s) FROM %s WHERE rid = %s.rid AND param = ", fn, column,
+           sqlite__index_tables[kind], alias);
+    q_text(q, code);
+    q_add(q, ")");
+}
+
+/* ---- cursors ------------------------------------------------------------------------- */
+
+/* A cursor: "a" (after) or "b" (before), then "_" and each sort key ("n" NULL, "i" and an
+ * integer, "r" and the 16 hex digits of a double's bits, "s" and the hex of a string's
+ * bytes), then "_" and the rid. Only URL-safe characters. */
+typedef struct {
+    bool before;
+    bind_t *keys; /* kind BIND_TEXT with text NULL: a NULL key */
+    size_t nkeys;
+    int64_t rid;
+} cursor_t;
+
+static void cursor_add_column(buf_t *out, sqlite3_stmt *stmt, int column)
+{
+    buf_addch(out, '_');
+    switch (sqlite3_column_type(stmt, column)) {
+    case SQLITE_INTEGER:
+        buf_addf(out, "i%lld", (long long)sqlite3_column_int64(stmt, column));
+        break;
+    case SQLITE_FLOAT: {
+        double d = sqlite3_column_double(stmt, column);
+        uint64_t bits;
+        memcpy(&bits, &d, sizeof(bits));
+        buf_addf(out, "r%016" PRIx64, bits);
+        break;
+    }
+    case SQLITE_TEXT: {
+        const unsigned char *s = sqlite3_column_text(stmt, column);
+        int n = sqlite3_column_bytes(stmt, column);
+        buf_addch(out, 's');
+        for (int i = 0; i < n; i++)
+            buf_addf(out, "%02x", s[i]);
+        break;
+    }
+    default: buf_addch(out, 'n');
+    }
+}
+
+/* The cursor of the row stmt is on: keys in columns 1..nkeys, rid in column 0. */
+static const char *cursor_make(arena_t *arena, char direction, sqlite3_stmt *stmt, size_t nkeys)
+{
+    buf_t b = BUF_INIT;
+    buf_addch(&b, direction);
+    for (size_t i = 0; i < nkeys; i++)
+        cursor_add_column(&b, stmt, 1 + (int)i);
+    buf_addf(&b, "_%lld", (long long)sqlite3_column_int64(stmt, 0));
+    const char *out = arena_strndup(arena, b.ptr, b.len);
+    buf_release(&b);
+    return out;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+static bool parse_int64(const char *s, size_t n, int64_t *out)
+{
+    if (n == 0 || n > 20)
+        return false;
+    char tmp[24];
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    char *end;
+    long long v = strtoll(tmp, &end, 10);
+    if (*end)
+        return false;
+    *out = v;
+    return true;
+}
+
+static status_t cursor_parse(arena_t *arena, const char *text, size_t nkeys, cursor_t *out,
+                             err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    const char *p = text;
+    if (*p != 'a' && *p != 'b')
+        goto bad;
+    out->before = *p == 'b';
+    p++;
+    out->keys = arena_zalloc(arena, (nkeys ? nkeys : 1) * sizeof(bind_t));
+    out->nkeys = nkeys;
+    for (size_t i = 0; i < nkeys; i++) {
+        if (*p != '_')
+            goto bad;
+        p++;
+        size_t n = strcspn(p + 1, "_");
+        bind_t *k = &out->keys[i];
+        switch (*p) {
+        case 'n':
+            if (n)
+                goto bad;
+            k->kind = BIND_TEXT;
+            k->text = NULL;
+            break;
+        case 'i':
+            k->kind = BIND_INT;
+            if (!parse_int64(p + 1, n, &k->i))
+                goto bad;
+            break;
+        case 'r': {
+            if (n != 16)
+                goto bad;
+            uint64_t bits = 0;
+            for (size_t d = 0; d < 16; d++) {
+                int h = hex_digit(p[1 + d]);
+                if (h < 0)
+                    goto bad;
+                bits = bits << 4 | (uint64_t)h;
+            }
+            k->kind = BIND_REAL;
+            memcpy(&k->d, &bits, sizeof(bits));
+            if (isnan(k->d))
+                goto bad;
+            break;
+        }
+        case 's': {
+            if (n % 2)
+                goto bad;
+            char *s = arena_alloc(arena, n / 2 + 1);
+            for (size_t d = 0; d < n / 2; d++) {
+                int hi = hex_digit(p[1 + 2 * d]), lo = hex_digit(p[2 + 2 * d]);
+                if (hi < 0 || lo < 0)
+                    goto bad;
+                s[d] = (char)(hi << 4 | lo);
+            }
+            s[n / 2] = '\0';
+            if (strlen(s) != n / 2)
+                goto bad;
+            k->kind = BIND_TEXT;
+            k->text = s;
+            break;
+        }
+        default: goto bad;
+        }
+        p += 1 + n;
+    }
+    if (*p != '_')
+        goto bad;
+    p++;
+    if (!parse_int64(p, strlen(p), &out->rid) || out->rid <= 0)
+        goto bad;
+    return ERR_OK;
+bad:
+    return err_set(err, ERR_INVALID, NULL,
+                   "the paging cursor \"%s\" is not valid: follow the next and previous links "
+                   "of a search as they are",
+                   text);
+}
+
+/*
+ * Rows after (forward) or before the cursor in the order of the keys: NULL keys sort last,
+ * then the rid ascending. directions[i] is true for a descending key.
+ */
+static void q_keyset(q_t *q, const cursor_t *c, const bool *descending, size_t i, bool forward)
+{
+    if (i == c->nkeys) {
+        q_addf(q, "m.rid %s ", forward ? ">" : "<");
+        q_int(q, c->rid);
+        return;
+    }
+    const bind_t *k = &c->keys[i];
+    bool null = k->kind == BIND_TEXT && !k->text;
+    if (null) {
+        if (forward) {
+            q_addf(q, "(m.k%zu IS NULL AND ", i);
+            q_keyset(q, c, descending, i + 1, forward);
+            q_add(q, ")");
+        } else {
+            q_addf(q, "(m.k%zu IS NOT NULL OR ", i);
+            q_keyset(q, c, descending, i + 1, forward);
+            q_add(q, ")");
+        }
+        return;
+    }
+    /* in the key's own direction: greater for ascending after, less for descending after */
+    const char *beyond = forward != descending[i] ? ">" : "<";
+    if (forward)
+        q_addf(q, "(m.k%zu IS NULL OR m.k%zu %s ", i, i, beyond);
+    else
+        q_addf(q, "(m.k%zu IS NOT NULL AND (m.k%zu %s ", i, i, beyond);
+    q_value(q, k);
+    q_addf(q, " OR (m.k%zu = ", i);
+    q_value(q, k);
+    q_add(q, " AND ");
+    q_keyset(q, c, descending, i + 1, forward);
+    q_add(q, forward ? "))" : ")))");
+}
+
+/* ---- the query ----------------------------------------------------------------------- */
+
+static size_t sort_count(const fhir_search_plan_t *plan)
+{
+    size_t n = 0;
+    for (size_t b = 0; b < plan->nbranches; b++)
+        if (plan->branches[b].nsort > n)
+            n = plan->branches[b].nsort;
+    return n;
+}
+
+/* The conditions a resource `a` of branch b meets: its type, not deleted, the clauses (as
+ * chosen: listed or probed), the compartment. */
+static void q_branch_where(q_t *q, size_t b)
+{
+    const store_search_t *query = q->query;
+    const fhir_search_branch_t *branch = &query->plan->branches[b];
+    if (branch->type) {
+        q_add(q, "a.type = ");
+        q_text(q, branch->type->name);
+        q_add(q, " AND ");
+    }
+    q_add(q, "a.deleted = 0");
+    for (size_t c = 0; c < branch->nclauses; c++) {
+        q_add(q, " AND ");
+        const char *how = q->how && q->how[b] ? q->how[b][c] : NULL;
+        if (how == PROBE)
+            q_param_probe(q, &branch->clauses[c], "a");
+        else
+            q_clause(q, &branch->clauses[c], "a");
+    }
+    if (query->compartment_type && query->compartment_id) {
+        q_add(q, " AND (a.rid IN (SELECT rid FROM ix_reference WHERE ");
+        if (branch->type) {
+            q_add(q, "type = ");
+            q_text(q, branch->type->name);
+            q_add(q, " AND ");
+        }
+        buf_t params = BUF_INIT;
+        buf_addch(&params, '[');
+        for (size_t i = 0; i < query->ncompartment_params; i++) {
+            buf_addstr(&params, i ? ",\"" : "\"");
+            const char *p = query->compartment_params[i];
+            buf_add_json_escaped(&params, p, strlen(p));
+            buf_addch(&params, '"');
+        }
+        buf_addch(&params, ']');
+        q_add(q, "param IN (SELECT value FROM json_each(");
+        q_text(q, arena_strndup(q->arena, params.ptr, params.len));
+        buf_release(&params);
+        q_add(q, ")) AND target_id = ");
+        q_text(q, query->compartment_id);
+        q_add(q, " AND target_type = ");
+        q_text(q, query->compartment_type);
+        q_add(q, ")");
+        /* the compartment's own resource is a member of it */
+        if (branch->type && strcmp(branch->type->name, query->compartment_type) == 0) {
+            q_add(q, " OR a.id = ");
+            q_text(q, query->compartment_id);
+        }
+        q_add(q, ")");
+    }
+}
+
+/* The sort keys k1.. of branch b (k0 is the caller's). */
+static void q_other_keys(q_t *q, size_t b, size_t nkeys)
+{
+    const fhir_search_branch_t *branch = &q->query->plan->branches[b];
+    for (size_t k = 1; k < nkeys; k++) {
+        q_add(q, ", ");
+        if (k < branch->nsort)
+            q_sort_key(q, &branch->sort[k], "a");
+        else
+            q_add(q, "NULL");
+        q_addf(q, " AS k%zu", k);
+    }
+}
+
+/* The union of the branches: rows (rid, k0, k1, ...). */
+static void q_union(q_t *q, size_t nkeys)
+{
+    const fhir_search_plan_t *plan = q->query->plan;
+    for (size_t b = 0; b < plan->nbranches; b++) {
+        const fhir_search_branch_t *branch = &plan->branches[b];
+        if (b)
+            q_add(q, " UNION ALL ");
+        q_add(q, "SELECT a.rid AS rid");
+        if (nkeys) {
+            q_add(q, ", ");
+            if (branch->nsort)
+                q_sort_key(q, &branch->sort[0], "a");
+            else
+                q_add(q, "NULL");
+            q_add(q, " AS k0");
+        }
+        q_other_keys(q, b, nkeys);
+        q_add(q, " FROM resource a WHERE ");
+        q_branch_where(q, b);
+    }
+}
+
+/*
+ * Walking the index of the first sort key (one branch): the matches that have a value, one
+ * row each (the index row holding the resource's lowest value, or highest for a descending
+ * key), in the order of that index, so a page stops reading when it is full; then, apart,
+ * the matches without a value, which sort last.
+ */
+typedef struct {
+    const char *table, *column; /* ix_date, low */
+} walk_t;
+
+static bool walk_of(const fhir_search_sort_t *sort, walk_t *out)
+{
+    const char *code = sort->param->code;
+    if (!strcmp(code, "_id") || !strcmp(code, "_lastUpdated"))
+        return false;
+    int kind = fhir_index_kind_of(sort->param->type);
+    switch (kind) {
+    case FHIR_INDEX_STRING: out->column = "normalized"; break;
+    case FHIR_INDEX_TOKEN: out->column = "code"; break;
+    case FHIR_INDEX_DATE:
+    case FHIR_INDEX_NUMBER:
+    case FHIR_INDEX_QUANTITY: out->column = "low"; break;
+    case FHIR_INDEX_URI: out->column = "value"; break;
+    default: return false;
+    }
+    out->table = sqlite__index_tables[kind];
+    return true;
+}
+
+static void q_walk_values(q_t *q, const walk_t *w, size_t nkeys)
+{
+    const fhir_search_branch_t *branch = &q->query->plan->branches[0];
+    const fhir_search_sort_t *key = &branch->sort[0];
+    q_addf(q, "SELECT x.rid AS rid, x.%s AS k0", w->column);
+    q_other_keys(q, 0, nkeys);
+    q_addf(q, " FROM %s x JOIN resource a ON a.rid = x.rid WHERE x.type = ", w->table);
+    q_text(q, branch->type->name);
+    q_add(q, " AND x.param = ");
+    q_text(q, key->param->code);
+    q_add(q, " AND ");
+    q_branch_where(q, 0);
+    q_addf(q,
+           " AND x.rowid = (SELECT y.rowid FROM %s y WHERE y.rid = x.rid AND y.param = x.param "
+           "AND y.%s IS NOT NULL ORDER BY y.%s %s, y.rowid LIMIT 1)",
+           w->table, w->column, w->column, key->descending ? "DESC" : "ASC");
+    q_addf(q, " AND x.%s IS NOT NULL", w->column);
+}
+
+static void q_walk_nulls(q_t *q, const walk_t *w, size_t nkeys)
+{
+    const fhir_search_branch_t *branch = &q->query->plan->branches[0];
+    q_add(q, "SELECT a.rid AS rid, NULL AS k0");
+    q_other_keys(q, 0, nkeys);
+    q_add(q, " FROM resource a WHERE ");
+    q_branch_where(q, 0);
+    q_addf(q, " AND NOT EXISTS (SELECT 1 FROM %s z WHERE z.rid = a.rid AND z.param = ", w->table);
+    q_text(q, branch->sort[0].param->code);
+    q_addf(q, " AND z.%s IS NOT NULL)", w->column);
+}
+
+static const char entry_columns[] =
+    "r.type, r.id, v.version, v.seq, v.updated_us, v.last_updated, v.method, v.status, "
+    "v.deleted, v.json";
+
+/* Reads the entry columns starting at `first`. */
+static void read_entry(sqlite3_stmt *stmt, int first, arena_t *arena, store_version_t *v)
+{
+    v->type = sqlite__column_text(stmt, first, arena, NULL);
+    v->id = sqlite__column_text(stmt, first + 1, arena, NULL);
+    v->version = sqlite3_column_int64(stmt, first + 2);
+    v->seq = sqlite3_column_int64(stmt, first + 3);
+    v->updated_us = sqlite3_column_int64(stmt, first + 4);
+    v->last_updated = sqlite__column_text(stmt, first + 5, arena, NULL);
+    v->method = sqlite__column_text(stmt, first + 6, arena, NULL);
+    v->status = sqlite3_column_int(stmt, first + 7);
+    v->deleted = sqlite3_column_int(stmt, first + 8) != 0;
+    v->json = sqlite__column_text(stmt, first + 9, arena, &v->json_len);
+}
+
+typedef enum {
+    SEGMENT_ALL,    /* the union of the branches, sorted as a whole */
+    SEGMENT_VALUES, /* a walk: the matches with a first key, in its index's order */
+    SEGMENT_NULLS,  /* a walk: the matches without one */
+    SEGMENT_COLUMN, /* one branch sorted first by _id or _lastUpdated, never NULL: the
+                       resource table's (type, id) or (type, deleted, updated_us) index */
+} segment_t;
+
+/* The page query: matches with their keys and entries, in order, count + 1 of them. */
+static void q_page(q_t *q, const cursor_t *cursor, bool forward, const bool *descending,
+                   size_t nkeys, uint32_t count, uint32_t offset, segment_t segment,
+                   const walk_t *walk)
+{
+    q_add(q, "SELECT m.rid");
+    for (size_t k = 0; k < nkeys; k++)
+        q_addf(q, ", m.k%zu", k);
+    q_addf(q, ", %s FROM (", entry_columns);
+    if (segment == SEGMENT_VALUES)
+        q_walk_values(q, walk, nkeys);
+    else if (segment == SEGMENT_NULLS)
+        q_walk_nulls(q, walk, nkeys);
+    else
+        q_union(q, nkeys);
+    q_add(q, ") m JOIN resource r ON r.rid = m.rid JOIN resource_version v ON v.seq = r.seq");
+    if (cursor) {
+        q_add(q, " WHERE ");
+        q_keyset(q, cursor, descending, 0, forward);
+        const bind_t *k0 = &cursor->keys[0];
+        if ((segment == SEGMENT_VALUES || segment == SEGMENT_COLUMN) &&
+            !(k0->kind == BIND_TEXT && !k0->text)) {
+            /* said apart so that the walk starts at the cursor in the index */
+            q_addf(q, " AND m.k0 %s ", forward != descending[0] ? ">=" : "<=");
+            q_value(q, k0);
+        }
+    }
+    q_add(q, " ORDER BY ");
+    for (size_t k = 0; k < nkeys; k++) {
+        bool desc = descending[k] == forward; /* reversed when going backwards */
+        if (k == 0 && segment == SEGMENT_NULLS)
+            continue; /* all NULL */
+        if (k > 0 || segment == SEGMENT_ALL)
+            q_addf(q, "(m.k%zu IS NULL) %s, ", k, forward ? "ASC" : "DESC");
+        q_addf(q, "m.k%zu %s, ", k, desc ? "DESC" : "ASC");
+    }
+    q_addf(q, "m.rid %s LIMIT ", forward ? "ASC" : "DESC");
+    q_int(q, (int64_t)count + 1);
+    if (!cursor && offset) {
+        q_add(q, " OFFSET ");
+        q_int(q, offset);
+    }
+}
+
+static status_t run_total(sqlite_conn_t *conn, const store_search_t *query, arena_t *arena,
+                          int64_t *out, err_t *err)
+{
+    q_t q;
+    q_init(&q, query, arena);
+    q_add(&q, "SELECT count(*) FROM (");
+    q_union(&q, 0);
+    q_add(&q, ")");
+    sqlite3_stmt *stmt;
+    status_t rc = q_prepare(conn, &q, &stmt, err);
+    if (!rc) {
+        int step = sqlite3_step(stmt);
+        if (step == SQLITE_ROW)
+            *out = sqlite3_column_int64(stmt, 0);
+        else
+            rc = sqlite__fail(conn->handle, step, err, "search total");
+        q_finish(stmt);
+    }
+    q_release(&q);
+    return rc;
+}
+
+/* ---- includes ------------------------------------------------------------------------ */
+
+typedef struct {
+    int64_t *rids;
+    size_t n, cap;
+} rids_t;
+
+static void rids_add(arena_t *arena, rids_t *r, int64_t rid)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        int64_t *rids = arena_alloc(arena, cap * sizeof(*rids));
+        if (r->n)
+            memcpy(rids, r->rids, r->n * sizeof(*rids));
+        r->rids = rids;
+        r->cap = cap;
+    }
+    r->rids[r->n++] = rid;
+}
+
+static bool rids_has(const rids_t *r, int64_t rid)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->rids[i] == rid)
+            return true;
+    return false;
+}
+
+static const char *rids_json(arena_t *arena, const rids_t *r, size_t from)
+{
+    buf_t b = BUF_INIT;
+    buf_addch(&b, '[');
+    for (size_t i = from; i < r->n; i++)
+        buf_addf(&b, "%s%lld", i > from ? "," : "", (long long)r->rids[i]);
+    buf_addch(&b, ']');
+    const char *out = arena_strndup(arena, b.ptr, b.len);
+    buf_release(&b);
+    return out;
+}
+
+/* The rids one include reaches from the resources in `from` (a JSON array of rids). The
+ * unary + keeps SQLite from reading every reference of the parameter through the (type,
+ * param, ...) index: a page's few rids are the way in. */
+static void q_include(q_t *q, const fhir_search_include_t *inc, const char *from)
+{
+    if (!inc->reverse) {
+        q_add(q, "SELECT DISTINCT t.rid FROM ix_reference x JOIN resource t ON t.type = "
+                 "x.target_type AND t.id = x.target_id AND t.deleted = 0 WHERE x.rid IN "
+                 "(SELECT value FROM json_each(");
+        q_text(q, from);
+        q_add(q, ")) AND +x.type = ");
+        q_text(q, inc->source->name);
+        if (inc->param) {
+            q_add(q, " AND x.param = ");
+            q_text(q, inc->param->code);
+        }
+        if (inc->target) {
+            q_add(q, " AND x.target_type = ");
+            q_text(q, inc->target->name);
+        }
+    } else {
+        q_add(q, "SELECT DISTINCT x.rid FROM resource t JOIN ix_reference x ON x.target_id = "
+                 "t.id AND x.target_type = t.type WHERE t.rid IN (SELECT value FROM json_each(");
+        q_text(q, from);
+        q_add(q, ")) AND +x.type = ");
+        q_text(q, inc->source->name);
+        if (inc->param) {
+            q_add(q, " AND x.param = ");
+            q_text(q, inc->param->code);
+        }
+        if (inc->target) {
+            q_add(q, " AND t.type = ");
+            q_text(q, inc->target->name);
+        }
+    }
+}
+
+static status_t run_includes(sqlite_conn_t *conn, const store_search_t *query, arena_t *arena,
+                             rids_t *seen, size_t nmatch, rids_t *added, bool *truncated,
+                             err_t *err)
+{
+    const fhir_search_plan_t *plan = query->plan;
+    size_t round_start = 0, round_end = nmatch;
+    for (int round = 0; round < STORE_SEARCH_MAX_ROUNDS && round_end > round_start; round++) {
+        const char *from = rids_json(arena, seen, round_start);
+        for (size_t i = 0; i < plan->nincludes; i++) {
+            const fhir_search_include_t *inc = &plan->includes[i];
+            if (round > 0 && !inc->iterate)
+                continue;
+            q_t q;
+            q_init(&q, query, arena);
+            q_include(&q, inc, from);
+            sqlite3_stmt *stmt;
+            status_t rc = q_prepare(conn, &q, &stmt, err);
+            q_release(&q);
+            if (rc)
+                return rc;
+            int step;
+            while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+                int64_t rid = sqlite3_column_int64(stmt, 0);
+                if (rids_has(seen, rid))
+                    continue;
+                if (added->n >= STORE_SEARCH_MAX_INCLUDE) {
+                    *truncated = true;
+                    break;
+                }
+                rids_add(arena, seen, rid);
+                rids_add(arena, added, rid);
+            }
+            q_finish(stmt);
+            if (step != SQLITE_ROW && step != SQLITE_DONE)
+                return sqlite__fail(conn->handle, step, err, "search include");
+        }
+        round_start = round_end;
+        round_end = seen->n;
+    }
+    return ERR_OK;
+}
+
+static status_t read_included(sqlite_conn_t *conn, const store_search_t *query, arena_t *arena,
+                              const rids_t *added, store_search_result_t *out, err_t *err)
+{
+    if (!added->n)
+        return ERR_OK;
+    store_search_entry_t *entries =
+        arena_alloc(arena, (out->n + added->n) * sizeof(store_search_entry_t));
+    memcpy(entries, out->entries, out->n * sizeof(store_search_entry_t));
+    out->entries = entries;
+    q_t q;
+    q_init(&q, query, arena);
+    q_addf(&q,
+           "SELECT r.rid, %s FROM resource r JOIN resource_version v ON v.seq = r.seq "
+           "WHERE r.rid IN (SELECT value FROM json_each(",
+           entry_columns);
+    q_text(&q, rids_json(arena, added, 0));
+    q_add(&q, ")) AND r.deleted = 0 ORDER BY r.rid");
+    sqlite3_stmt *stmt;
+    status_t rc = q_prepare(conn, &q, &stmt, err);
+    q_release(&q);
+    if (rc)
+        return rc;
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        store_search_entry_t *e = &out->entries[out->n++];
+        read_entry(stmt, 1, arena, &e->version);
+        e->included = true;
+    }
+    q_finish(stmt);
+    if (step != SQLITE_DONE)
+        return sqlite__fail(conn->handle, step, err, "search include");
+    return ERR_OK;
+}
+
+/* ---- choosing how each clause is tested --------------------------------------------- */
+
+/* Rows a clause's subquery yields, counted up to cap (an index-only count: cheaper than
+ * materializing them). */
+static status_t clause_rows(sqlite_conn_t *conn, const store_search_t *query,
+                            const fhir_search_clause_t *clause, int64_t cap, arena_t *arena,
+                            int64_t *out, err_t *err)
+{
+    q_t q;
+    q_init(&q, query, arena);
+    q_add(&q, "SELECT count(*) FROM (");
+    q_param_rids(&q, clause, table_of(clause));
+    q_add(&q, " LIMIT ");
+    q_int(&q, cap);
+    q_add(&q, ")");
+    sqlite3_stmt *stmt;
+    status_t rc = q_prepare(conn, &q, &stmt, err);
+    q_release(&q);
+    if (rc)
+        return rc;
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW)
+        *out = sqlite3_column_int64(stmt, 0);
+    else
+        rc = sqlite__fail(conn->handle, step, err, "search estimate");
+    q_finish(stmt);
+    return rc;
+}
+
+/* Current resources of a type (every type: NULL), counted up to cap, remembered for a few
+ * seconds per connection: an estimate is all that is needed. */
+static status_t type_rows(sqlite_conn_t *conn, const fhir_type_t *type, int64_t cap, int64_t *out,
+                          err_t *err)
+{
+    const char *name = type ? type->name : "";
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec;
+    sqlite_type_count_t *slot = &conn->type_counts[0];
+    for (int i = 0; i < SQLITE_TYPE_COUNTS; i++) {
+        sqlite_type_count_t *c = &conn->type_counts[i];
+        if (strcmp(c->type, name) == 0 && c->at > 0 && now - c->at < 10) {
+            *out = c->count;
+            return ERR_OK;
+        }
+        if (c->at < slot->at)
+            slot = c;
+    }
+    sqlite3_stmt *stmt;
+    status_t rc = sqlite__prepare_cached(
+        conn,
+        type ? "SELECT count(*) FROM (SELECT 1 FROM resource WHERE type = ?1 AND deleted = 0 "
+               "LIMIT ?2)"
+             : "SELECT count(*) FROM (SELECT 1 FROM resource WHERE deleted = 0 LIMIT ?2)",
+        &stmt, err);
+    if (rc)
+        return rc;
+    if (type)
+        sqlite3_bind_text(stmt, 1, type->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, cap);
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW)
+        *out = sqlite3_column_int64(stmt, 0);
+    else
+        rc = sqlite__fail(conn->handle, step, err, "search estimate");
+    q_finish(stmt);
+    if (!rc) {
+        snprintf(slot->type, sizeof(slot->type), "%s", name);
+        slot->count = *out;
+        slot->at = now;
+    }
+    return rc;
+}
+
+#define TYPE_ESTIMATE_CAP 1000000
+/* A probe (an index lookup by rid, then a test) costs about this many times what
+ * materializing one matching rid does. */
+#define PROBE_COST 4
+
+/*
+ * For a search read in the order of an index (rid order without sort keys, or the walk of
+ * the first key's index): which clauses to test per resource instead of materializing their
+ * rids. Materializing costs about the M rows a clause
+ * matches; walking the resources in order and testing each costs about PROBE_COST * page * N
+ * / M for N resources of the type. So a clause is probed when M exceeds T = sqrt(PROBE_COST *
+ * page * N), which counting at most T + 1 of its index entries tells (an index-only count,
+ * a fraction of what materializing would cost). :not and :missing match most resources by nature
+ * and are always probed. When every clause is probed, the walk stops as soon as the page is full.
+ * Small types (N below 16 pages) are not worth the reading.
+ */
+static status_t choose_probes(sqlite_conn_t *conn, const store_search_t *query, arena_t *arena,
+                              uint32_t count, const char ****out, err_t *err)
+{
+    const fhir_search_plan_t *plan = query->plan;
+    const char ***how = arena_zalloc(arena, plan->nbranches * sizeof(*how));
+    int64_t page = (int64_t)count + 1;
+    for (size_t b = 0; b < plan->nbranches; b++) {
+        const fhir_search_branch_t *branch = &plan->branches[b];
+        how[b] = arena_zalloc(arena, (branch->nclauses ? branch->nclauses : 1) * sizeof(char *));
+        int64_t n = -1;
+        for (size_t c = 0; c < branch->nclauses; c++) {
+            const fhir_search_clause_t *clause = &branch->clauses[c];
+            if (!probe_capable(clause))
+                continue;
+            if (clause->modifier == FHIR_SEARCH_MOD_MISSING ||
+                clause->modifier == FHIR_SEARCH_MOD_NOT) {
+                how[b][c] = PROBE;
+                continue;
+            }
+            status_t rc;
+            if (n < 0 && (rc = type_rows(conn, branch->type, TYPE_ESTIMATE_CAP, &n, err)))
+                return rc;
+            if (n < 16 * page)
+                continue;
+            int64_t threshold = (int64_t)sqrt((double)PROBE_COST * (double)page * (double)n);
+            int64_t m = 0;
+            if ((rc = clause_rows(conn, query, clause, threshold + 1, arena, &m, err)))
+                return rc;
+            how[b][c] = m > threshold ? PROBE : NULL;
+        }
+    }
+    *out = how;
+    return ERR_OK;
+}
+
+/* ---- entry point --------------------------------------------------------------------- */
+
+static status_t search_snapshot(sqlite_conn_t *conn, const store_search_t *query, arena_t *arena,
+                                store_search_result_t *out, err_t *err);
+
+/* One read transaction: the total, the estimates, the page and the includes see one state of
+ * the database. */
+status_t sqlite__search(void *opaque, const store_search_t *query, arena_t *arena,
+                        store_search_result_t *out, err_t *err)
+{
+    sqlite_conn_t *conn = opaque;
+    int rc = sqlite3_exec(conn->handle, "BEGIN", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return sqlite__fail(conn->handle, rc, err, "search: begin");
+    status_t status = search_snapshot(conn, query, arena, out, err);
+    sqlite3_exec(conn->handle, status ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
+    return status;
+}
+
+static status_t search_snapshot(sqlite_conn_t *conn, const store_search_t *query, arena_t *arena,
+                                store_search_result_t *out, err_t *err)
+{
+    const fhir_search_plan_t *plan = query->plan;
+    memset(out, 0, sizeof(*out));
+    out->total = -1;
+    size_t nkeys = sort_count(plan);
+    bool *descending = arena_zalloc(arena, (nkeys ? nkeys : 1) * sizeof(bool));
+    for (size_t k = 0; k < nkeys; k++)
+        for (size_t b = 0; b < plan->nbranches; b++)
+            if (k < plan->branches[b].nsort) {
+                descending[k] = plan->branches[b].sort[k].descending;
+                break;
+            }
+    cursor_t cursor;
+    bool has_cursor = query->page && *query->page;
+    status_t rc;
+    if (has_cursor && (rc = cursor_parse(arena, query->page, nkeys, &cursor, err)))
+        return rc;
+    bool want_total = plan->total == FHIR_SEARCH_TOTAL_ACCURATE ||
+                      plan->total == FHIR_SEARCH_TOTAL_ESTIMATE ||
+                      plan->summary == FHIR_SEARCH_SUMMARY_COUNT;
+    if (want_total && (rc = run_total(conn, query, arena, &out->total, err)))
+        return rc;
+    uint32_t count = plan->summary == FHIR_SEARCH_SUMMARY_COUNT ? 0 : plan->count;
+    if (count == 0)
+        return ERR_OK;
+
+    /* the segments to read, in reading order */
+    bool forward = !has_cursor || !cursor.before;
+    walk_t walk;
+    bool walking = sqlite__search_walks && nkeys && plan->nbranches == 1 &&
+                   plan->branches[0].type && plan->branches[0].nsort && !plan->offset &&
+                   walk_of(&plan->branches[0].sort[0], &walk);
+    segment_t segments[2] = {SEGMENT_ALL, SEGMENT_ALL};
+    size_t nsegments = 1;
+    const fhir_search_sort_t *first_key =
+        nkeys && plan->nbranches == 1 && plan->branches[0].type && plan->branches[0].nsort
+            ? &plan->branches[0].sort[0]
+            : NULL;
+    if (!walking && sqlite__search_walks && first_key && !plan->offset &&
+        (!strcmp(first_key->param->code, "_id") ||
+         !strcmp(first_key->param->code, "_lastUpdated"))) {
+        segments[0] = SEGMENT_COLUMN;
+        walking = true; /* clauses as in an index walk */
+    } else if (walking) {
+        bool cursor_in_nulls =
+            has_cursor && cursor.keys[0].kind == BIND_TEXT && !cursor.keys[0].text;
+        nsegments = 0;
+        /* values come before NULLs: forward reads values then NULLs, backward the reverse;
+           a cursor among the NULLs has no values after it, one among values no NULLs before */
+        if (forward) {
+            if (!cursor_in_nulls)
+                segments[nsegments++] = SEGMENT_VALUES;
+            segments[nsegments++] = SEGMENT_NULLS;
+        } else {
+            if (cursor_in_nulls)
+                segments[nsegments++] = SEGMENT_NULLS;
+            segments[nsegments++] = SEGMENT_VALUES;
+        }
+    }
+    /* in rid order or walking an index, unselective clauses are better tested per resource */
+    const char ***how = NULL;
+    if ((nkeys == 0 || walking) && (rc = choose_probes(conn, query, arena, count, &how, err)))
+        return rc;
+    out->entries = arena_alloc(arena, (size_t)count * sizeof(store_search_entry_t));
+    rids_t seen = {0};
+    bool more = false;
+    const char *first_cursor = NULL, *last_cursor = NULL;
+    for (size_t g = 0; g < nsegments && !more; g++) {
+        q_t q;
+        q_init(&q, query, arena);
+        q.how = how;
+        /* the cursor bounds the first segment read; the next one is read whole */
+        const cursor_t *c = has_cursor && g == 0 ? &cursor : NULL;
+        q_page(&q, c, forward, descending, nkeys, count, plan->offset, segments[g], &walk);
+        sqlite3_stmt *stmt;
+        rc = q_prepare(conn, &q, &stmt, err);
+        q_release(&q);
+        if (rc)
+            return rc;
+        int step;
+        while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+            if (out->n == count) {
+                more = true;
+                break;
+            }
+            store_search_entry_t *e = &out->entries[out->n++];
+            read_entry(stmt, 1 + (int)nkeys, arena, &e->version);
+            e->included = false;
+            rids_add(arena, &seen, sqlite3_column_int64(stmt, 0));
+            if (out->n == 1)
+                first_cursor = cursor_make(arena, 'b', stmt, nkeys);
+            last_cursor = cursor_make(arena, 'a', stmt, nkeys);
+        }
+        q_finish(stmt);
+        if (step != SQLITE_ROW && step != SQLITE_DONE)
+            return sqlite__fail(conn->handle, step, err, "search");
+    }
+    if (!forward) {
+        /* read in reverse order: put the page in order */
+        for (size_t i = 0; i < out->n / 2; i++) {
+            store_search_entry_t tmp = out->entries[i];
+            out->entries[i] = out->entries[out->n - 1 - i];
+            out->entries[out->n - 1 - i] = tmp;
+            int64_t r = seen.rids[i];
+            seen.rids[i] = seen.rids[out->n - 1 - i];
+            seen.rids[out->n - 1 - i] = r;
+        }
+        /* the first row read is the page's last */
+        const char *tmp = first_cursor;
+        first_cursor = last_cursor;
+        last_cursor = tmp;
+    }
+    out->nmatch = out->n;
+    if (out->n) {
+        /* each cursor was made for the direction of a forward read: turn them as needed */
+        const char *prev = first_cursor, *next = last_cursor;
+        if (prev[0] != 'b')
+            prev = arena_printf(arena, "b%s", prev + 1);
+        if (next[0] != 'a')
+            next = arena_printf(arena, "a%s", next + 1);
+        if (forward) {
+            out->next = more ? next : NULL;
+            out->previous = has_cursor || plan->offset ? prev : NULL;
+        } else {
+            out->previous = more ? prev : NULL;
+            out->next = next;
+        }
+    } else if (has_cursor) {
+        /* an empty page reached by a cursor: the way back is the cursor turned around */
+        const char *turned = arena_printf(arena, "%c%s", forward ? 'b' : 'a', query->page + 1);
+        if (forward)
+            out->previous = turned;
+        else
+            out->next = turned;
+    }
+    if (plan->nincludes && out->n) {
+        rids_t added = {0};
+        rc = run_includes(conn, query, arena, &seen, out->nmatch, &added, &out->includes_truncated,
+                          err);
+        if (!rc)
+            rc = read_included(conn, query, arena, &added, out, err);
+        if (rc)
+            return rc;
+    }
+    return ERR_OK;
+}
+
+status_t sqlite__search_sql(const store_search_t *query, arena_t *arena, const char **out_sql)
+{
+    q_t q;
+    q_init(&q, query, arena);
+    size_t nkeys = sort_count(query->plan);
+    bool *descending = arena_zalloc(arena, (nkeys ? nkeys : 1) * sizeof(bool));
+    q_page(&q, NULL, true, descending, nkeys, query->plan->count, 0, SEGMENT_ALL, NULL);
+    *out_sql = arena_strndup(arena, q.sql.ptr, q.sql.len);
+    q_release(&q);
+    return ERR_OK;
+}
