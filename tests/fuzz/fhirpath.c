@@ -4,7 +4,7 @@
  * contained and extension content, an Observation with a quantity), then rendered as JSON.
  * Errors are expected answers; crashes, leaks and undefined behaviour are the findings.
  *
- *   make fuzz-fhirpath && build/fuzz/fhirpath tests/fuzz/corpus/fhirpath
+ *   make fuzz && build/fuzz/fhirpath tests/fuzz/corpus/fhirpath
  */
 #include <stddef.h>
 #include <stdint.h>
