@@ -15,7 +15,6 @@ static const struct {
     {"init", cli_init, "create or upgrade a database"},
     {"serve", cli_serve, "serve the FHIR API over HTTP"},
     {"import", cli_import, "load NDJSON files and Bundles"},
-    {"fhirpath", cli_fhirpath, "evaluate a FHIRPath expression on a resource"},
     {"errors", cli_errors, "list the error codes and their HTTP statuses"},
     {"reindex", cli_reindex, "rebuild the search index of a database"},
     {"fhirpath", cli_fhirpath, "evaluate a FHIRPath expression over a resource file"},
