@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "fhir/defs.h"
+#include "fhir/outcome.h"
 #include "http/http_int.h"
 #include "repo/bundle.h"
 #include "repo/repo.h"
@@ -236,34 +237,6 @@ static void send_json(ctx_t *ctx, int status, const char *body, size_t len)
     h2o_send_inline(req, body, len);
 }
 
-static void outcome_json(const err_t *err, severity_t fallback_severity, const char *fallback_text,
-                         buf_t *out)
-{
-    buf_addstr(out, "{\"resourceType\":\"OperationOutcome\",\"issue\":[");
-    if (err->nissues == 0) {
-        buf_addf(out, "{\"severity\":\"%s\",\"code\":\"informational\",\"diagnostics\":\"",
-                 severity_name(fallback_severity));
-        buf_add_json_escaped(out, fallback_text, strlen(fallback_text));
-        buf_addstr(out, "\"}");
-    }
-    for (size_t i = 0; i < err->nissues; i++) {
-        const err_issue_t *issue = &err->issues[i];
-        if (i)
-            buf_addch(out, ',');
-        buf_addf(out, "{\"severity\":\"%s\",\"code\":\"%s\",\"diagnostics\":\"",
-                 severity_name(issue->severity), err_issue_type(issue->code));
-        buf_add_json_escaped(out, issue->message, strlen(issue->message));
-        buf_addch(out, '"');
-        if (issue->expression) {
-            buf_addstr(out, ",\"expression\":[\"");
-            buf_add_json_escaped(out, issue->expression, strlen(issue->expression));
-            buf_addstr(out, "\"]");
-        }
-        buf_addch(out, '}');
-    }
-    buf_addstr(out, "]}");
-}
-
 static void send_error(ctx_t *ctx, err_t *err)
 {
     /* When a body has several problems, a malformed resource (400) outranks a well-formed one
@@ -285,7 +258,7 @@ static void send_error(ctx_t *ctx, err_t *err)
     if (err->code == ERR_UNAVAILABLE)
         set_header_by_name(ctx, "retry-after", "1");
     buf_t body = BUF_INIT;
-    outcome_json(err, SEVERITY_ERROR, "error", &body);
+    fhir_outcome_json(err, SEVERITY_ERROR, "error", &body);
     send_json(ctx, status, body.ptr, body.len);
     buf_release(&body);
 }
@@ -476,7 +449,7 @@ static void respond_version(ctx_t *ctx, int status, const store_version_t *v, bo
                 : status == 201 ? "created"
                                 : "stored");
         buf_t body = BUF_INIT;
-        outcome_json(&info, SEVERITY_INFORMATION, "", &body);
+        fhir_outcome_json(&info, SEVERITY_INFORMATION, "", &body);
         send_json(ctx, status, body.ptr, body.len);
         buf_release(&body);
         err_release(&info);
@@ -756,7 +729,7 @@ static void finish_write(pending_t *pending)
                     w->noop ? "%s/%s did not exist or was already deleted" : "%s/%s deleted",
                     w->type, w->id);
             buf_t body = BUF_INIT;
-            outcome_json(&info, SEVERITY_INFORMATION, "", &body);
+            fhir_outcome_json(&info, SEVERITY_INFORMATION, "", &body);
             send_json(ctx, 200, body.ptr, body.len);
             buf_release(&body);
             err_release(&info);

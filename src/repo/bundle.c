@@ -15,6 +15,7 @@
 #include "base/jv.h"
 #include "base/mem.h"
 #include "fhir/defs.h"
+#include "fhir/outcome.h"
 
 typedef struct {
     const char *from; /* a fullUrl */
@@ -436,27 +437,6 @@ void repo_bundle_release(repo_bundle_t *bundle)
         err_release(&bundle->entries[i].err);
 }
 
-static void add_outcome(buf_t *out, const err_t *err)
-{
-    buf_addstr(out, "{\"resourceType\":\"OperationOutcome\",\"issue\":[");
-    for (size_t i = 0; i < err->nissues; i++) {
-        const err_issue_t *issue = &err->issues[i];
-        if (i)
-            buf_addch(out, ',');
-        buf_addf(out, "{\"severity\":\"%s\",\"code\":\"%s\",\"diagnostics\":\"",
-                 severity_name(issue->severity), err_issue_type(issue->code));
-        buf_add_json_escaped(out, issue->message, strlen(issue->message));
-        buf_addch(out, '"');
-        if (issue->expression) {
-            buf_addstr(out, ",\"expression\":[\"");
-            buf_add_json_escaped(out, issue->expression, strlen(issue->expression));
-            buf_addstr(out, "\"]");
-        }
-        buf_addch(out, '}');
-    }
-    buf_addstr(out, "]}");
-}
-
 void repo_bundle_response(const repo_bundle_t *bundle, const char *base, bool with_resources,
                           buf_t *out)
 {
@@ -470,7 +450,7 @@ void repo_bundle_response(const repo_bundle_t *bundle, const char *base, bool wi
         if (e->rc) {
             buf_addf(out, "\"response\":{\"status\":\"%s\",\"outcome\":",
                      repo_status_text(err_http_status(e->rc)));
-            add_outcome(out, &e->err);
+            fhir_outcome_json(&e->err, SEVERITY_ERROR, "error", out);
             buf_addstr(out, "}}");
             continue;
         }
