@@ -66,12 +66,12 @@ typedef status_t (*fhirpath_resolve_fn)(void *data, const char *reference, size_
 /*
  * A resolve hook for indexing and rules that need only the type of what a reference points
  * to: a literal reference "Type/id" (relative, or an absolute URL ending so, with or without
- * "/_history/n") to a resource type of the model resolves to a new stub
+ * "/_history/n") to a resource type of the model resolves to a new shallow resource
  * {"resourceType": Type, "id": id}, without reading anything, so that
  * `subject.where(resolve() is Patient)` works; anything else resolves to nothing. data unused.
  */
-status_t fhirpath_resolve_stub(void *data, const char *reference, size_t len, json_t **out_resource,
-                               err_t *err);
+status_t fhirpath_resolve_shallow(void *data, const char *reference, size_t len,
+                                  json_t **out_resource, err_t *err);
 
 /*
  * memberOf(): is code (in system, which may be NULL) in the value set at url?

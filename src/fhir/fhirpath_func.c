@@ -1790,8 +1790,8 @@ static json_t *find_in_bundle(json_t *bundle, const char *ref, size_t n)
     return NULL;
 }
 
-status_t fhirpath_resolve_stub(void *data, const char *reference, size_t len, json_t **out_resource,
-                               err_t *err)
+status_t fhirpath_resolve_shallow(void *data, const char *reference, size_t len,
+                                  json_t **out_resource, err_t *err)
 {
     (void)data;
     (void)err;

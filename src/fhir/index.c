@@ -3,9 +3,9 @@
  *
  * Each parameter's expression is compiled once per process (a memo keyed by the expression's
  * text, behind a read-write lock: compiles are rare, lookups many) and evaluated over the
- * resource with fhirpath_resolve_stub, which answers "Type/id" with a stub of that type, so
- * the `where(resolve() is Patient)` of the R4 expressions works without reading the database.
- * The FHIR type of each item found decides how it becomes rows of the parameter's kind.
+ * resource with fhirpath_resolve_shallow, which answers "Type/id" with a shallow resource of that
+ * type, so the `where(resolve() is Patient)` of the R4 expressions works without reading the
+ * database. The FHIR type of each item found decides how it becomes rows of the parameter's kind.
  * Rows are distinct within a parameter (a set of their text keys).
  */
 #include "fhir/index.h"
@@ -860,7 +860,7 @@ static status_t evaluate(extract_t *x, const char *text, json_t *context,
         env.context = context;
         env.context_type = context_type;
     }
-    env.resolve = fhirpath_resolve_stub;
+    env.resolve = fhirpath_resolve_shallow;
     err_t err = ERR_INIT;
     status_t rc = fhirpath_eval(expr, &env, x->scratch, out, &err);
     err_release(&err);

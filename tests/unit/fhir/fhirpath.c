@@ -601,8 +601,8 @@ static void test_fhir_functions(void **state)
     got = run_env("gender.memberOf('http://example.org/vs')", &env);
     assert_string_equal(got, "[true]");
     free(got);
-    /* the stub resolver: the type and id a literal reference names, nothing read */
-    env.resolve = fhirpath_resolve_stub;
+    /* the shallow resolver: the type and id a literal reference names, nothing read */
+    env.resolve = fhirpath_resolve_shallow;
     got = run_env("generalPractitioner.resolve() | generalPractitioner.where(resolve() is "
                   "Practitioner).reference",
                   &env);
@@ -611,7 +611,7 @@ static void test_fhir_functions(void **state)
     free(got);
     static const struct {
         const char *reference, *want;
-    } stubs[] = {
+    } shallow_cases[] = {
         {"Patient/123", "Patient 123"},
         {"http://example.org/fhir/Observation/a.b-c/_history/2", "Observation a.b-c"},
         {"Foo/123", NULL},
@@ -620,22 +620,23 @@ static void test_fhir_functions(void **state)
         {"urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a", NULL},
         {"Patient/12 3", NULL},
     };
-    for (size_t i = 0; i < sizeof(stubs) / sizeof(stubs[0]); i++) {
-        json_t *stub = NULL;
+    for (size_t i = 0; i < sizeof(shallow_cases) / sizeof(shallow_cases[0]); i++) {
+        json_t *shallow = NULL;
         err_t err = ERR_INIT;
-        assert_int_equal(fhirpath_resolve_stub(NULL, stubs[i].reference, strlen(stubs[i].reference),
-                                               &stub, &err),
+        assert_int_equal(fhirpath_resolve_shallow(NULL, shallow_cases[i].reference,
+                                                  strlen(shallow_cases[i].reference), &shallow,
+                                                  &err),
                          ERR_OK);
-        if (!stubs[i].want) {
-            assert_null(stub);
+        if (!shallow_cases[i].want) {
+            assert_null(shallow);
             continue;
         }
-        assert_non_null(stub);
-        char *text = xasprintf("%s %s", json_string_value(json_object_get(stub, "resourceType")),
-                               json_string_value(json_object_get(stub, "id")));
-        assert_string_equal(text, stubs[i].want);
+        assert_non_null(shallow);
+        char *text = xasprintf("%s %s", json_string_value(json_object_get(shallow, "resourceType")),
+                               json_string_value(json_object_get(shallow, "id")));
+        assert_string_equal(text, shallow_cases[i].want);
         free(text);
-        json_decref(stub);
+        json_decref(shallow);
     }
     json_decref(resource);
 
