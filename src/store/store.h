@@ -38,8 +38,12 @@ typedef struct {
 
 void store_options_init(store_options_t *options);
 
+/* True when location is a PostgreSQL connection URI (postgresql:// or postgres://). */
+bool store_location_is_postgres(const char *location);
+
 /*
- * Opens the database named by `location` (a file path for sqlite) and brings its schema to the
+ * Opens the database named by `location` (a file path for sqlite, a postgresql:// URI for
+ * PostgreSQL) and brings its schema to the
  * current version (migrations run in one transaction). Starts the writer. *out is new; close
  * it with store_close, which finishes queued writes first.
  */

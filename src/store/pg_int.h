@@ -1,0 +1,84 @@
+/*
+ * pg_int.h - what the files of the PostgreSQL driver share: the connection with its prepared
+ * statements, parameters as text, error translation. Only src/store/pg*.c include it.
+ *
+ * Every value travels as text (libpq's text format): integers and doubles are formatted here
+ * and parsed back from results, so no binary layouts cross the wire. A connection prepares
+ * each fixed statement once (named "s<number>") and again after a reconnect.
+ */
+#ifndef CONCERTO_STORE_PG_INT_H
+#define CONCERTO_STORE_PG_INT_H
+
+#include <libpq-fe.h>
+
+#include "store/store_int.h"
+
+typedef struct pg_db pg_db_t;
+
+enum {
+    PG_READ_CURRENT,
+    PG_READ_VERSION,
+    PG_CURRENT,
+    PG_INSERT_VERSION,
+    PG_UPSERT_CURRENT,
+    PG_COUNT_TYPE,
+    PG_COUNT_ALL,
+    PG_RID,
+    PG_SCAN,
+    /* one insert and one delete per index table, in fhir_index_kind_t order */
+    PG_INSERT_INDEX,
+    PG_DELETE_INDEX = PG_INSERT_INDEX + FHIR_INDEX_KIND_COUNT,
+    PG__COUNT = PG_DELETE_INDEX + FHIR_INDEX_KIND_COUNT
+};
+
+typedef struct {
+    pg_db_t *db;
+    PGconn *pg;
+    bool writer;
+    bool in_txn; /* between begin and commit or rollback */
+    bool prepared[PG__COUNT];
+} pg_conn_t;
+
+/* Up to PG_MAX_PARAMS parameters of one statement, as text (NULL: SQL NULL). */
+#define PG_MAX_PARAMS 16
+
+typedef struct {
+    const char *values[PG_MAX_PARAMS];
+    char numbers[PG_MAX_PARAMS][32];
+    int n;
+} pg_params_t;
+
+void pg__text(pg_params_t *p, const char *s);
+void pg__int(pg_params_t *p, int64_t i);
+void pg__double(pg_params_t *p, double d);
+
+/*
+ * Translates a failed result (res may be NULL when the connection failed) into a status with
+ * a message; PostgreSQL's own text goes to the log-only detail. Connection loss, shutdown,
+ * serialization failures and deadlocks are ERR_UNAVAILABLE (retry later); the rest
+ * ERR_STORAGE.
+ */
+status_t pg__fail(pg_conn_t *conn, PGresult *res, err_t *err, const char *doing);
+
+/* The SQLSTATE of a failed result ("" when there is none). */
+const char *pg__sqlstate(const PGresult *res);
+
+/* The search driver (pg_search.c). */
+status_t pg__search(void *conn, const store_search_t *query, arena_t *arena,
+                    store_search_result_t *out, err_t *err);
+
+/*
+ * Runs the fixed statement `which` with params; *out is the result (PGresult to PQclear) when
+ * it succeeded. Reconnects first when the connection was lost outside a transaction.
+ */
+status_t pg__run(pg_conn_t *conn, int which, const pg_params_t *params, PGresult **out, err_t *err);
+
+/* Runs sql (not prepared) with params; as pg__run. */
+status_t pg__run_sql(pg_conn_t *conn, const char *sql, const pg_params_t *params, PGresult **out,
+                     err_t *err);
+
+/* Column values of a result row: text copied into arena (NULL for NULL), integers, booleans. */
+const char *pg__text_at(const PGresult *res, int row, int column, arena_t *arena, size_t *out_len);
+int64_t pg__int_at(const PGresult *res, int row, int column);
+
+#endif
