@@ -243,11 +243,10 @@ static void bundle(const http_search_request_t *r, const target_t *t, const pair
     arena_t *arena = r->arena;
     repo_searchset_links_t links = {
         .base = r->base,
-        .url_head = t->compartment
-                        ? arena_printf(arena, "%s/%s/%s/%s", r->base, t->compartment,
-                                       t->compartment_id, t->type->name)
-                    : t->type ? arena_printf(arena, "%s/%s", r->base, t->type->name)
-                              : r->base,
+        .url_head = t->compartment ? arena_printf(arena, "%s/%s/%s/%s", r->base, t->compartment,
+                                                  t->compartment_id, t->type->name)
+                    : t->type      ? arena_printf(arena, "%s/%s", r->base, t->type->name)
+                                   : r->base,
         .page = pairs->page,
         .extra = link_extra(arena, pairs),
     };
