@@ -96,7 +96,9 @@ void http__build_capability(http_server_t *server)
                      "\"rest\":[{\"mode\":\"server\","
                      "\"documentation\":\"FHIR R4 REST API with JSON. Every version is kept; "
                      "updates may create resources with a client-chosen id; If-Match is honoured "
-                     "on update and delete. Search: every R4 search parameter of each type, "
+                     "on update and delete; conditional create (If-None-Exist), update and "
+                     "delete with strict criteria, also in Bundles, and conditional references "
+                     "in transactions. Search: every R4 search parameter of each type, "
                      "chains, _has, _include and _revinclude (:iterate), _sort, _count, _total, "
                      "_summary, _elements; paging by cursor; lenient unless Prefer: "
                      "handling=strict.\",\"resource\":[");
@@ -112,10 +114,10 @@ void http__build_capability(http_server_t *server)
                  "{\"code\":\"history-type\"},{\"code\":\"create\"},"
                  "{\"code\":\"search-type\"}],"
                  "\"versioning\":\"versioned-update\",\"readHistory\":true,"
-                 "\"updateCreate\":true,\"conditionalCreate\":false,\"conditionalRead\":"
-                 "\"not-supported\",\"conditionalUpdate\":false,\"conditionalDelete\":"
-                 "\"not-supported\",",
-                 name, name);
+                 "\"updateCreate\":true,\"conditionalCreate\":true,\"conditionalRead\":"
+                 "\"not-supported\",\"conditionalUpdate\":true,\"conditionalDelete\":"
+                 "\"%s\",",
+                 name, name, server->config.multiple_delete ? "multiple" : "single");
         add_search_params(&out, fhir_resource_types[i]);
         add_includes(&out, fhir_resource_types[i]);
         buf_addch(&out, '}');

@@ -22,6 +22,7 @@
 #include "fhir/outcome.h"
 #include "http/http_int.h"
 #include "repo/bundle.h"
+#include "repo/conditional.h"
 #include "repo/repo.h"
 
 #define FHIR_JSON             "application/fhir+json"
@@ -61,8 +62,10 @@ struct pending {
     arena_t arena;
     ctx_t ctx;
     repo_write_t write;   /* a single write, or */
+    repo_cond_t cond;     /* a conditional one (is_cond: cond.write is write), or */
     repo_bundle_t bundle; /* a batch or transaction (is_bundle) */
     bool is_bundle;
+    bool is_cond;
     status_t rc;
     err_t err;
 };
@@ -700,6 +703,40 @@ static void on_write_done(void *arg, status_t rc, err_t *err)
     h2o_multithread_send_message(&pending->thread->done_receiver, &pending->message);
 }
 
+/* What a conditional write answers differently from a plain one; false: answer as a plain
+ * write of the resource it settled on. */
+static bool finish_conditional(pending_t *pending)
+{
+    ctx_t *ctx = &pending->ctx;
+    repo_cond_t *c = &pending->cond;
+    repo_write_t *w = &pending->write;
+    if (w->action == REPO_CREATE && c->matched) {
+        /* one match: nothing was created; the answer is the match */
+        respond_version(ctx, 200, &w->result, true);
+        return true;
+    }
+    if (w->action != REPO_DELETE || (c->nmatches == 1 && !w->noop))
+        return false;
+    if (ctx->prefer == PREFER_OUTCOME) {
+        err_t info = ERR_INIT;
+        if (c->ndeletes)
+            err_add(&info, ERR_OK, SEVERITY_INFORMATION, NULL,
+                    "%zu %s resources matching \"%s\" deleted", c->ndeletes, w->type,
+                    c->condition.text);
+        else
+            err_add(&info, ERR_OK, SEVERITY_INFORMATION, NULL,
+                    "no %s matches \"%s\": nothing was deleted", w->type, c->condition.text);
+        buf_t body = BUF_INIT;
+        fhir_outcome_json(&info, SEVERITY_INFORMATION, "", &body);
+        send_json(ctx, 200, body.ptr, body.len);
+        buf_release(&body);
+        err_release(&info);
+    } else {
+        send_json(ctx, 204, NULL, 0);
+    }
+    return true;
+}
+
 static void finish_write(pending_t *pending)
 {
     ctx_t *ctx = &pending->ctx;
@@ -716,6 +753,8 @@ static void finish_write(pending_t *pending)
         buf_release(&out);
         return;
     }
+    if (pending->is_cond && finish_conditional(pending))
+        return;
     switch (w->action) {
     case REPO_CREATE: respond_version(ctx, 201, &w->result, true); break;
     case REPO_UPDATE:
@@ -785,6 +824,9 @@ static void submit_write(pending_t *pending)
     if (pending->is_bundle)
         store_submit(pending->thread->server->store, repo_bundle_txn, &pending->bundle,
                      on_write_done, pending);
+    else if (pending->is_cond)
+        store_submit(pending->thread->server->store, repo_cond_txn, &pending->cond, on_write_done,
+                     pending);
     else
         store_submit(pending->thread->server->store, repo_write_txn, &pending->write, on_write_done,
                      pending);
@@ -800,6 +842,7 @@ static void handle_bundle(ctx_t *ctx)
     pending->is_bundle = true;
     err_t err = ERR_INIT;
     if (repo_bundle_prepare(&pending->bundle, ctx->req->entity.base, ctx->req->entity.len,
+                            pending->ctx.base, ctx->thread->server->config.multiple_delete,
                             &pending->arena, &err)) {
         send_error(ctx, &err);
         err_release(&err);
@@ -882,8 +925,64 @@ static void handle_patch(ctx_t *ctx, const char *type, const char *id)
     submit_write(pending);
 }
 
+/*
+ * A conditional write: create with If-None-Exist, update or delete of [type]?criteria.
+ * criteria (len bytes) is the query as sent (percent-encoded).
+ */
+static void handle_conditional(ctx_t *ctx, repo_action_t action, const fhir_type_t *type,
+                               const char *criteria, size_t len)
+{
+    int64_t if_match;
+    if (!read_if_match(ctx, &if_match))
+        return;
+    if (action != REPO_DELETE && !check_body(ctx))
+        return;
+    pending_t *pending = pending_new(ctx);
+    pending->is_cond = true;
+    repo_cond_t *c = &pending->cond;
+    c->write = &pending->write;
+    c->base = pending->ctx.base;
+    c->multiple = action == REPO_DELETE && ctx->thread->server->config.multiple_delete;
+    err_t err = ERR_INIT;
+    h2o_iovec_t body = ctx->req->entity;
+    status_t rc = repo_condition_parse(&c->condition, type, criteria, len, &pending->arena, &err);
+    if (!rc) {
+        switch (action) {
+        case REPO_CREATE:
+            rc = repo_prepare_create(&pending->write, type->name, body.base, body.len,
+                                     &pending->arena, &err);
+            break;
+        case REPO_UPDATE:
+            rc = repo_prepare_cond_update(&pending->write, type->name, body.base, body.len,
+                                          if_match, &pending->arena, &c->body_id, &err);
+            break;
+        default:
+            rc = repo_prepare_delete(&pending->write, type->name, "", if_match, &pending->arena,
+                                     &err);
+            break;
+        }
+    }
+    if (rc) {
+        send_error(ctx, &err);
+        err_release(&err);
+        arena_release(&pending->arena);
+        free(pending);
+        return;
+    }
+    err_release(&err);
+    submit_write(pending);
+}
+
 static void handle_write(ctx_t *ctx, repo_action_t action, const char *type, const char *id)
 {
+    if (action == REPO_CREATE) {
+        h2o_iovec_t criteria = header_by_name(ctx->req, "if-none-exist");
+        if (criteria.base) {
+            handle_conditional(ctx, action, fhir_resource_type_find(type, strlen(type)),
+                               criteria.base, criteria.len);
+            return;
+        }
+    }
     int64_t if_match;
     if (!read_if_match(ctx, &if_match))
         return;
@@ -1010,10 +1109,20 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
         return;
     const char *tname = type->name;
     if (nseg == 1) {
+        /* PUT and DELETE on a type are conditional: the query holds the criteria */
+        bool query = req->query_at != SIZE_MAX;
+        const char *criteria = query ? req->path.base + req->query_at + 1 : NULL;
+        size_t criteria_len = query ? req->path.len - req->query_at - 1 : 0;
         if (iov_eq(req->method, "POST"))
             handle_write(ctx, REPO_CREATE, tname, NULL);
+        else if (query && iov_eq(req->method, "PUT"))
+            handle_conditional(ctx, REPO_UPDATE, type, criteria, criteria_len);
+        else if (query && iov_eq(req->method, "DELETE"))
+            handle_conditional(ctx, REPO_DELETE, type, criteria, criteria_len);
         else
-            method_not_allowed(ctx, "GET, HEAD, POST", "a resource type");
+            method_not_allowed(ctx, "GET, HEAD, POST",
+                               "a resource type (a conditional PUT or DELETE has search "
+                               "criteria: [type]?identifier=...)");
         return;
     }
     const char *second = segment_copy(ctx, seg[1]);

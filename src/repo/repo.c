@@ -67,15 +67,21 @@ static void add_member(buf_t *out, const char *key, const json_t *value)
     jv_dump(value, out);
 }
 
+/* The serialized text up to meta's first member. */
+static void add_head(buf_t *out, const char *type, const char *id)
+{
+    buf_addstr(out, "{\"resourceType\":\"");
+    buf_add_json_escaped(out, type, strlen(type));
+    buf_addstr(out, "\",\"id\":\"");
+    buf_add_json_escaped(out, id, strlen(id));
+    buf_addstr(out, "\",\"meta\":{");
+}
+
 /* Serializes resource into write->head and write->tail around the server's meta fields. */
 static void serialize(repo_write_t *write, const json_t *resource, const char *type, const char *id)
 {
     buf_t out = BUF_INIT;
-    buf_addstr(&out, "{\"resourceType\":\"");
-    buf_add_json_escaped(&out, type, strlen(type));
-    buf_addstr(&out, "\",\"id\":\"");
-    buf_add_json_escaped(&out, id, strlen(id));
-    buf_addstr(&out, "\",\"meta\":{");
+    add_head(&out, type, id);
     write->head_len = out.len;
 
     json_t *meta = json_object_get(resource, "meta");
@@ -101,6 +107,24 @@ static void serialize(repo_write_t *write, const json_t *resource, const char *t
     write->head = text;
     write->tail = text + write->head_len;
     write->tail_len = strlen(write->tail);
+}
+
+void repo_write_set_id(repo_write_t *write, const char *id)
+{
+    write->id = arena_strdup(write->arena, id);
+    if (!write->head)
+        return; /* a delete: nothing serialized */
+    buf_t out = BUF_INIT;
+    add_head(&out, write->type, write->id);
+    write->head_len = out.len;
+    write->head = arena_strndup(write->arena, out.ptr, out.len);
+    buf_release(&out);
+}
+
+status_t repo_write_refresh(repo_write_t *write, json_t *resource, err_t *err)
+{
+    serialize(write, resource, write->type, write->id);
+    return fhir_index_extract(NULL, resource, write->arena, &write->index, err);
 }
 
 static status_t check_resource(const json_t *resource, const char *type, err_t *err)

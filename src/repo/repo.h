@@ -78,6 +78,20 @@ status_t repo_prepare_delete(repo_write_t *write, const char *type, const char *
 status_t repo_prepare_resource(repo_write_t *write, repo_action_t action, json_t *resource,
                                const char *id, int64_t if_match, arena_t *arena, err_t *err);
 
+/*
+ * Gives a prepared create or update another id (a conditional update settles its id in the
+ * transaction): the serialized text follows; the index rows hold no id. For a delete, sets
+ * the id.
+ */
+void repo_write_set_id(repo_write_t *write, const char *id);
+/*
+ * Serializes a prepared create or update again from resource, keeping its type and id, and
+ * extracts its index rows again: after references in the resource were rewritten (a
+ * transaction's conditional references). The resource was validated by prepare; a reference
+ * rewritten from one string to another keeps it valid.
+ */
+status_t repo_write_refresh(repo_write_t *write, json_t *resource, err_t *err);
+
 /* The store transaction that performs a prepared write (arg is the repo_write_t). */
 status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err);
 
@@ -113,6 +127,14 @@ typedef struct {
  */
 status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
                      fhir_search_plan_t **out_plan, store_search_result_t *out, err_t *err);
+
+/*
+ * The first half of repo_search: the plan and the store query, without running it (a Bundle
+ * plans its searches before its transaction and runs them inside with store_txn_search). The
+ * query points into search and arena.
+ */
+status_t repo_search_plan(const repo_search_t *search, arena_t *arena,
+                          fhir_search_plan_t **out_plan, store_search_t *out_query, err_t *err);
 
 /* Called after each batch of a reindex: resources done so far, of about total. */
 typedef void (*repo_progress_fn)(void *arg, int64_t done, int64_t total);

@@ -90,8 +90,8 @@ static status_t screen(fhir_search_plan_t *plan, bool strict, arena_t *arena, er
     return rc;
 }
 
-status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
-                     fhir_search_plan_t **out_plan, store_search_result_t *out, err_t *err)
+status_t repo_search_plan(const repo_search_t *search, arena_t *arena,
+                          fhir_search_plan_t **out_plan, store_search_t *out_query, err_t *err)
 {
     store_search_t query = {.base = search->base, .page = search->page};
     if (search->compartment_type) {
@@ -121,5 +121,16 @@ status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *a
         return rc;
     query.plan = plan;
     *out_plan = plan;
+    *out_query = query;
+    return ERR_OK;
+}
+
+status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
+                     fhir_search_plan_t **out_plan, store_search_result_t *out, err_t *err)
+{
+    store_search_t query;
+    status_t rc = repo_search_plan(search, arena, out_plan, &query, err);
+    if (rc)
+        return rc;
     return store_search(conn, &query, arena, out, err);
 }

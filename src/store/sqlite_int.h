@@ -70,6 +70,9 @@ const char *sqlite__column_text(sqlite3_stmt *stmt, int column, arena_t *arena, 
 /* The search driver (sqlite_search.c). */
 status_t sqlite__search(void *conn, const store_search_t *query, arena_t *arena,
                         store_search_result_t *out, err_t *err);
+/* The same on the writer's connection, inside its open transaction (no BEGIN of its own). */
+status_t sqlite__txn_search(void *conn, const store_search_t *query, arena_t *arena,
+                            store_search_result_t *out, err_t *err);
 
 /* Whether a sorted search may walk the index of its first sort key (true; tests turn it off
  * to compare). */

@@ -1554,6 +1554,17 @@ status_t sqlite__search(void *opaque, const store_search_t *query, arena_t *aren
     return status;
 }
 
+/* Inside the writer's transaction: its savepoints already give one state of the database, and
+ * a BEGIN there would fail. */
+status_t sqlite__txn_search(void *opaque, const store_search_t *query, arena_t *arena,
+                            store_search_result_t *out, err_t *err)
+{
+    sqlite_conn_t *conn = opaque;
+    if (sqlite3_get_autocommit(conn->handle))
+        return err_set(err, ERR_INTERNAL, NULL, "a search inside a transaction ran outside one");
+    return search_snapshot(conn, query, arena, out, err);
+}
+
 static status_t search_snapshot(sqlite_conn_t *conn, const store_search_t *query, arena_t *arena,
                                 store_search_result_t *out, err_t *err)
 {

@@ -342,6 +342,12 @@ status_t store_txn_put(store_txn_t *txn, const store_put_t *put, int64_t *out_se
     return rc;
 }
 
+status_t store_txn_search(store_txn_t *txn, const store_search_t *query, arena_t *arena,
+                          store_search_result_t *out, err_t *err)
+{
+    return txn->store->driver->txn_search(txn->conn, query, arena, out, err);
+}
+
 status_t store_txn_reindex(store_txn_t *txn, const char *type, const char *id,
                            const fhir_index_rows_t *rows, err_t *err)
 {

@@ -235,6 +235,16 @@ status_t store_search(store_conn_t *conn, const store_search_t *query, arena_t *
                       store_search_result_t *out, err_t *err);
 
 /*
+ * store_search inside a transaction, on the writer: the same search, seeing what the
+ * transaction (and the transactions committed with it) wrote so far, and atomic with what the
+ * transaction writes next. For the decisions of conditional writes (If-None-Exist, conditional
+ * update and delete, conditional references of a transaction Bundle) and searches in
+ * transactions. It runs on the one writer: keep it to small result sets.
+ */
+status_t store_txn_search(store_txn_t *txn, const store_search_t *query, arena_t *arena,
+                          store_search_result_t *out, err_t *err);
+
+/*
  * Why a clause of a plan cannot be run by the store (a message naming the parameter), or
  * NULL when it can: terminology modifiers (:in, :not-in, :above and :below on tokens), near,
  * functional lists ($name). Nested clauses of chains and _has are checked too.
