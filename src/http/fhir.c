@@ -857,21 +857,33 @@ static bool check_body(ctx_t *ctx)
 static void handle_patch(ctx_t *ctx, const char *type, const char *id)
 {
     int64_t if_match;
-    if (!read_if_match(ctx, &if_match) || !check_body_size(ctx, "a JSON Patch"))
+    if (!read_if_match(ctx, &if_match) ||
+        !check_body_size(ctx, "a JSON Patch or a FHIRPath Patch (Parameters)"))
         return;
     h2o_iovec_t content_type = header(ctx->req, H2O_TOKEN_CONTENT_TYPE);
-    if (!content_type.base || content_type.len < 26 ||
-        strncasecmp(content_type.base, "application/json-patch+json", 27) != 0) {
+    bool json_patch = content_type.base && content_type.len >= 27 &&
+                      strncasecmp(content_type.base, "application/json-patch+json", 27) == 0;
+    /* FHIR JSON: a FHIRPath Patch, a Parameters resource */
+    bool fhirpath_patch = content_type.base && json_media_type(content_type.base, content_type.len);
+    if (!json_patch && !fhirpath_patch) {
         fail(ctx, ERR_MEDIA_TYPE,
-             "PATCH takes a JSON Patch (Content-Type: application/json-patch+json), not \"%s\"",
+             "PATCH takes a JSON Patch (Content-Type: application/json-patch+json) or a FHIRPath "
+             "Patch (a Parameters resource as application/fhir+json), not \"%s\"",
              content_type.base ? arena_strndup(ctx->arena, content_type.base, content_type.len)
                                : "nothing");
         return;
     }
     pending_t *pending = pending_new(ctx);
     err_t err = ERR_INIT;
-    if (repo_prepare_patch(&pending->write, type, id, ctx->req->entity.base, ctx->req->entity.len,
-                           if_match, &pending->arena, &err)) {
+    status_t rc;
+    if (json_patch)
+        rc = repo_prepare_patch(&pending->write, type, id, ctx->req->entity.base,
+                                ctx->req->entity.len, if_match, &pending->arena, &err);
+    else
+        rc =
+            repo_prepare_fhirpath_patch_body(&pending->write, type, id, ctx->req->entity.base,
+                                             ctx->req->entity.len, if_match, &pending->arena, &err);
+    if (rc) {
         send_error(ctx, &err);
         err_release(&err);
         arena_release(&pending->arena);

@@ -35,7 +35,8 @@ typedef struct {
     const char *tail; /* the rest after versionId and lastUpdated */
     size_t tail_len;
     fhir_index_rows_t index; /* the search index rows of the resource (none for a delete) */
-    json_t *patch;           /* REPO_PATCH: the operations (released with the arena) */
+    json_t *patch; /* REPO_PATCH: a JSON Patch array or a FHIRPath Patch Parameters resource
+                      (released with the arena) */
     arena_t *arena;
 
     /* outputs */
@@ -68,6 +69,19 @@ status_t repo_prepare_update(repo_write_t *write, const char *type, const char *
 status_t repo_prepare_patch(repo_write_t *write, const char *type, const char *id,
                             const char *patch, size_t len, int64_t if_match, arena_t *arena,
                             err_t *err);
+/*
+ * Prepares a FHIRPath Patch (fhir/patch.h) of type/id: parameters (borrowed) is the
+ * Parameters resource, checked here (ERR_INVALID naming the operation). Applied in the
+ * transaction like a JSON Patch, with the same errors; an operation that cannot be applied
+ * (a path matching nothing where one element is needed, an index out of range) is ERR_RULE.
+ */
+status_t repo_prepare_fhirpath_patch(repo_write_t *write, const char *type, const char *id,
+                                     const json_t *parameters, int64_t if_match, arena_t *arena,
+                                     err_t *err);
+/* The same with the Parameters as JSON text (len bytes), parsed here (ERR_SYNTAX). */
+status_t repo_prepare_fhirpath_patch_body(repo_write_t *write, const char *type, const char *id,
+                                          const char *body, size_t len, int64_t if_match,
+                                          arena_t *arena, err_t *err);
 /* Prepares a delete. */
 status_t repo_prepare_delete(repo_write_t *write, const char *type, const char *id,
                              int64_t if_match, arena_t *arena, err_t *err);
