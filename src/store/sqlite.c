@@ -907,4 +907,5 @@ const store_driver_t store__sqlite_driver = {
     .reindex = sqlite_reindex,
     .scan = sqlite_scan,
     .search = sqlite__search,
+    .everything = sqlite__everything,
 };
