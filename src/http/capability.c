@@ -118,6 +118,9 @@ void http__build_capability(http_server_t *server)
                  "\"not-supported\",\"conditionalUpdate\":true,\"conditionalDelete\":"
                  "\"%s\",",
                  name, name, server->config.multiple_delete ? "multiple" : "single");
+        if (strcmp(name, "Patient") == 0)
+            buf_addstr(&out, "\"operation\":[{\"name\":\"everything\",\"definition\":"
+                             "\"http://hl7.org/fhir/OperationDefinition/Patient-everything\"}],");
         add_search_params(&out, fhir_resource_types[i]);
         add_includes(&out, fhir_resource_types[i]);
         buf_addch(&out, '}');

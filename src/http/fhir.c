@@ -532,6 +532,11 @@ static bool parse_instant_param(const char *s, int64_t *out_us)
     return true;
 }
 
+bool http__parse_instant(const char *s, int64_t *out_us)
+{
+    return parse_instant_param(s, out_us);
+}
+
 static void history_link(ctx_t *ctx, buf_t *out, const char *relation, const char *path,
                          const char *since, size_t count, const char *cursor_name, int64_t cursor)
 {
@@ -900,21 +905,33 @@ static bool check_body(ctx_t *ctx)
 static void handle_patch(ctx_t *ctx, const char *type, const char *id)
 {
     int64_t if_match;
-    if (!read_if_match(ctx, &if_match) || !check_body_size(ctx, "a JSON Patch"))
+    if (!read_if_match(ctx, &if_match) ||
+        !check_body_size(ctx, "a JSON Patch or a FHIRPath Patch (Parameters)"))
         return;
     h2o_iovec_t content_type = header(ctx->req, H2O_TOKEN_CONTENT_TYPE);
-    if (!content_type.base || content_type.len < 26 ||
-        strncasecmp(content_type.base, "application/json-patch+json", 27) != 0) {
+    bool json_patch = content_type.base && content_type.len >= 27 &&
+                      strncasecmp(content_type.base, "application/json-patch+json", 27) == 0;
+    /* FHIR JSON: a FHIRPath Patch, a Parameters resource */
+    bool fhirpath_patch = content_type.base && json_media_type(content_type.base, content_type.len);
+    if (!json_patch && !fhirpath_patch) {
         fail(ctx, ERR_MEDIA_TYPE,
-             "PATCH takes a JSON Patch (Content-Type: application/json-patch+json), not \"%s\"",
+             "PATCH takes a JSON Patch (Content-Type: application/json-patch+json) or a FHIRPath "
+             "Patch (a Parameters resource as application/fhir+json), not \"%s\"",
              content_type.base ? arena_strndup(ctx->arena, content_type.base, content_type.len)
                                : "nothing");
         return;
     }
     pending_t *pending = pending_new(ctx);
     err_t err = ERR_INIT;
-    if (repo_prepare_patch(&pending->write, type, id, ctx->req->entity.base, ctx->req->entity.len,
-                           if_match, &pending->arena, &err)) {
+    status_t rc;
+    if (json_patch)
+        rc = repo_prepare_patch(&pending->write, type, id, ctx->req->entity.base,
+                                ctx->req->entity.len, if_match, &pending->arena, &err);
+    else
+        rc =
+            repo_prepare_fhirpath_patch_body(&pending->write, type, id, ctx->req->entity.base,
+                                             ctx->req->entity.len, if_match, &pending->arena, &err);
+    if (rc) {
         send_error(ctx, &err);
         err_release(&err);
         arena_release(&pending->arena);
@@ -1071,6 +1088,38 @@ static void handle_search(ctx_t *ctx, const h2o_iovec_t *seg, size_t nseg)
     err_release(&err);
 }
 
+/* GET or POST Patient/[id]/$everything, Patient/$everything (id NULL). */
+static void handle_everything(ctx_t *ctx, const char *id)
+{
+    bool post = iov_eq(ctx->req->method, "POST");
+    if (!is_get(ctx->req) && !post) {
+        method_not_allowed(ctx, "GET, HEAD, POST", "$everything");
+        return;
+    }
+    if (post && ctx->req->entity.len && !check_body(ctx))
+        return;
+    http_everything_t e = {.patient_id = id,
+                           .post = post,
+                           .since = param(ctx, "_since"),
+                           .types = param(ctx, "_type"),
+                           .count = param(ctx, "_count"),
+                           .page = param(ctx, "_page")};
+    http_search_request_t r = {.thread = ctx->thread,
+                               .req = ctx->req,
+                               .arena = ctx->arena,
+                               .base = ctx->base,
+                               .params = ctx->params,
+                               .nparams = ctx->nparams};
+    buf_t body = BUF_INIT;
+    err_t err = ERR_INIT;
+    if (http__everything(&r, &e, &body, &err))
+        send_error(ctx, &err);
+    else
+        send_json(ctx, 200, body.ptr, body.len);
+    buf_release(&body);
+    err_release(&err);
+}
+
 static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
 {
     h2o_req_t *req = ctx->req;
@@ -1133,8 +1182,18 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
             handle_history(ctx, tname, NULL);
         return;
     }
+    if (nseg == 2 && strcmp(second, "$everything") == 0 &&
+        type == fhir_resource_type_find("Patient", 7)) {
+        handle_everything(ctx, NULL);
+        return;
+    }
     if (!valid_id(ctx, second))
         return;
+    if (nseg == 3 && type == fhir_resource_type_find("Patient", 7) &&
+        strcmp(segment_copy(ctx, seg[2]), "$everything") == 0) {
+        handle_everything(ctx, second);
+        return;
+    }
     if (nseg == 2) {
         if (is_get(req))
             handle_read(ctx, tname, second, 0);

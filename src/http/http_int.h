@@ -66,6 +66,20 @@ bool http__is_search(h2o_req_t *req, const h2o_iovec_t *seg, size_t nseg);
 status_t http__search(const http_search_request_t *request, const h2o_iovec_t *seg, size_t nseg,
                       buf_t *out, err_t *err);
 
+/* $everything on Patient (everything.c): the parameters as the query gave them. */
+typedef struct {
+    const char *patient_id; /* NULL: type-level */
+    bool post;              /* POST: a Parameters body may carry the parameters too */
+    const char *since, *types, *count, *page;
+} http_everything_t;
+
+/* Runs $everything and writes the searchset Bundle into out; errors are returned for the
+ * caller to answer. */
+status_t http__everything(const http_search_request_t *request, http_everything_t *everything,
+                          buf_t *out, err_t *err);
+/* Parses an instant (or a date) of a query parameter such as _since (fhir.c). */
+bool http__parse_instant(const char *s, int64_t *out_us);
+
 /* The request handler for every path. */
 int http__handle(h2o_handler_t *self, h2o_req_t *req);
 /* Delivers finished writes on the thread that received them. */

@@ -502,15 +502,20 @@ static status_t prepare_write(repo_bundle_t *bundle, repo_entry_t *e, json_t *en
         return err_set(err, ERR_INVALID, NULL, "%s needs a resource in the entry", m);
     e->resource = resource;
     if (!strcmp(m, "PATCH")) {
-        /* a JSON Patch travels as a Binary */
         const char *rt = string_member(resource, "resourceType");
+        /* a FHIRPath Patch is a Parameters resource */
+        if (rt && strcmp(rt, "Parameters") == 0)
+            return repo_prepare_fhirpath_patch(&e->write, e->type, e->id, resource, if_match, arena,
+                                               err);
+        /* a JSON Patch travels as a Binary */
         const char *content_type = string_member(resource, "contentType");
         const char *data = string_member(resource, "data");
         if (!rt || strcmp(rt, "Binary") != 0 || !content_type ||
             strncmp(content_type, "application/json-patch+json", 27) != 0 || !data)
             return err_set(err, ERR_MEDIA_TYPE, NULL,
-                           "PATCH in a Bundle takes a Binary with contentType "
-                           "application/json-patch+json and the patch in data");
+                           "PATCH in a Bundle takes a Parameters resource (a FHIRPath Patch) "
+                           "or a Binary with contentType application/json-patch+json and the "
+                           "patch in data");
         size_t len;
         char *patch = base64_decode(arena, data, &len);
         if (!patch)

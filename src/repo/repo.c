@@ -17,6 +17,7 @@
 #include "base/jv.h"
 #include "base/mem.h"
 #include "fhir/defs.h"
+#include "fhir/patch.h"
 #include "fhir/validate.h"
 
 bool repo_id_valid(const char *s, size_t len)
@@ -240,6 +241,36 @@ status_t repo_prepare_patch(repo_write_t *write, const char *type, const char *i
     return ERR_OK;
 }
 
+status_t repo_prepare_fhirpath_patch(repo_write_t *write, const char *type, const char *id,
+                                     const json_t *parameters, int64_t if_match, arena_t *arena,
+                                     err_t *err)
+{
+    memset(write, 0, sizeof(*write));
+    write->arena = arena;
+    write->action = REPO_PATCH;
+    write->type = arena_strdup(arena, type);
+    write->id = arena_strdup(arena, id);
+    write->if_match = if_match;
+    status_t rc = fhir_patch_check(parameters, err);
+    if (rc)
+        return rc;
+    write->patch = json_incref((json_t *)parameters);
+    arena_cleanup_add(arena, release_json, write->patch);
+    return ERR_OK;
+}
+
+status_t repo_prepare_fhirpath_patch_body(repo_write_t *write, const char *type, const char *id,
+                                          const char *body, size_t len, int64_t if_match,
+                                          arena_t *arena, err_t *err)
+{
+    json_t *parameters = jv_parse(body, len, err);
+    if (!parameters)
+        return err->code;
+    status_t rc = repo_prepare_fhirpath_patch(write, type, id, parameters, if_match, arena, err);
+    json_decref(parameters);
+    return rc;
+}
+
 /* Applies the patch to the current version inside the transaction and prepares the result. */
 static status_t apply_patch(store_txn_t *txn, repo_write_t *w, err_t *err)
 {
@@ -254,7 +285,11 @@ static status_t apply_patch(store_txn_t *txn, repo_write_t *w, err_t *err)
     if (!resource)
         return err_set(err, ERR_INTERNAL, NULL, "the stored %s/%s could not be read", w->type,
                        w->id);
-    rc = jpatch_apply(&resource, w->patch, err);
+    /* a JSON Patch is an array of operations, a FHIRPath Patch a Parameters resource */
+    if (json_is_array(w->patch))
+        rc = jpatch_apply(&resource, w->patch, err);
+    else
+        rc = fhir_patch_apply(&resource, w->patch, err);
     if (!rc) {
         json_t *rt = json_object_get(resource, "resourceType");
         json_t *id = json_object_get(resource, "id");

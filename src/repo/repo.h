@@ -35,7 +35,8 @@ typedef struct {
     const char *tail; /* the rest after versionId and lastUpdated */
     size_t tail_len;
     fhir_index_rows_t index; /* the search index rows of the resource (none for a delete) */
-    json_t *patch;           /* REPO_PATCH: the operations (released with the arena) */
+    json_t *patch; /* REPO_PATCH: a JSON Patch array or a FHIRPath Patch Parameters resource
+                      (released with the arena) */
     arena_t *arena;
 
     /* outputs */
@@ -68,6 +69,19 @@ status_t repo_prepare_update(repo_write_t *write, const char *type, const char *
 status_t repo_prepare_patch(repo_write_t *write, const char *type, const char *id,
                             const char *patch, size_t len, int64_t if_match, arena_t *arena,
                             err_t *err);
+/*
+ * Prepares a FHIRPath Patch (fhir/patch.h) of type/id: parameters (borrowed) is the
+ * Parameters resource, checked here (ERR_INVALID naming the operation). Applied in the
+ * transaction like a JSON Patch, with the same errors; an operation that cannot be applied
+ * (a path matching nothing where one element is needed, an index out of range) is ERR_RULE.
+ */
+status_t repo_prepare_fhirpath_patch(repo_write_t *write, const char *type, const char *id,
+                                     const json_t *parameters, int64_t if_match, arena_t *arena,
+                                     err_t *err);
+/* The same with the Parameters as JSON text (len bytes), parsed here (ERR_SYNTAX). */
+status_t repo_prepare_fhirpath_patch_body(repo_write_t *write, const char *type, const char *id,
+                                          const char *body, size_t len, int64_t if_match,
+                                          arena_t *arena, err_t *err);
 /* Prepares a delete. */
 status_t repo_prepare_delete(repo_write_t *write, const char *type, const char *id,
                              int64_t if_match, arena_t *arena, err_t *err);
@@ -135,6 +149,32 @@ status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *a
  */
 status_t repo_search_plan(const repo_search_t *search, arena_t *arena,
                           fhir_search_plan_t **out_plan, store_search_t *out_query, err_t *err);
+
+/* Patient/[id]/$everything and Patient/$everything. */
+typedef struct {
+    const char *patient_id; /* NULL: every patient's (type-level) */
+    int64_t since_us;       /* _since: only resources updated at or after; 0: all */
+    const char *types;      /* _type: comma-separated resource types, or NULL */
+    const char *count;      /* _count as given, or NULL: FHIR_SEARCH_DEFAULT_COUNT */
+    const char *page;       /* the cursor of a next link, or NULL */
+} repo_everything_t;
+
+/* Types of the resources that Patient compartment members refer to which $everything
+ * includes: Practitioner, PractitionerRole, Organization, Location, Medication, Device,
+ * Substance. */
+extern const char *const repo_everything_referenced[];
+extern const size_t repo_everything_referenced_count;
+
+/*
+ * One page of $everything: the patient's Patient compartment (the patient, and the resources
+ * that refer to it through the parameters of the R4 CompartmentDefinition, as the compartment
+ * search Patient/[id]/[type] finds them) and the resources of repo_everything_referenced
+ * they refer to, each once, in the order they were first created, paged by a keyset cursor.
+ * Errors: ERR_NOT_FOUND for an unknown patient, ERR_GONE for a deleted one, ERR_INVALID for a
+ * bad _type, _count or cursor; storage errors.
+ */
+status_t repo_everything(store_conn_t *conn, const repo_everything_t *query, arena_t *arena,
+                         store_search_result_t *out, err_t *err);
 
 /* Called after each batch of a reindex: resources done so far, of about total. */
 typedef void (*repo_progress_fn)(void *arg, int64_t done, int64_t total);

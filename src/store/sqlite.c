@@ -908,4 +908,5 @@ const store_driver_t store__sqlite_driver = {
     .scan = sqlite_scan,
     .search = sqlite__search,
     .txn_search = sqlite__txn_search,
+    .everything = sqlite__everything,
 };

@@ -78,6 +78,10 @@ status_t sqlite__txn_search(void *conn, const store_search_t *query, arena_t *ar
  * to compare). */
 extern bool sqlite__search_walks;
 
+/* store_everything (sqlite_everything.c). */
+status_t sqlite__everything(void *conn, const store_everything_t *query, arena_t *arena,
+                            store_search_result_t *out, err_t *err);
+
 /* The text of the page query of a search (its first page), for EXPLAIN in tests. */
 status_t sqlite__search_sql(const store_search_t *query, arena_t *arena, const char **out_sql);
 

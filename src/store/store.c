@@ -231,6 +231,12 @@ status_t store_search(store_conn_t *conn, const store_search_t *query, arena_t *
     return conn->store->driver->search(conn->conn, query, arena, out, err);
 }
 
+status_t store_everything(store_conn_t *conn, const store_everything_t *query, arena_t *arena,
+                          store_search_result_t *out, err_t *err)
+{
+    return conn->store->driver->everything(conn->conn, query, arena, out, err);
+}
+
 /* ---- writer -------------------------------------------------------------------------- */
 
 void store_submit(store_t *store, store_txn_fn fn, void *fn_arg, store_done_fn done, void *done_arg)

@@ -234,6 +234,36 @@ typedef struct {
 status_t store_search(store_conn_t *conn, const store_search_t *query, arena_t *arena,
                       store_search_result_t *out, err_t *err);
 
+/* ---- a compartment's everything (Patient/$everything) ------------------------------ */
+
+typedef struct {
+    const char *compartment_type; /* "Patient" */
+    const char *id;               /* the compartment's resource, or NULL: all of its type */
+    /* members: resources of member_types[i] that refer to the compartment's resource through
+       the reference parameter member_params[i]; and the compartment's resource itself */
+    const char *const *member_types;
+    const char *const *member_params;
+    size_t nmembers;
+    /* and the resources of these types that members refer to (local references) */
+    const char *const *referenced;
+    size_t nreferenced;
+    const char *const *types; /* only resources of these types (_type), or ntypes 0: all */
+    size_t ntypes;
+    int64_t since_us; /* only resources last updated at or after this time; 0: all */
+    uint32_t count;   /* page size, at least 1 */
+    const char *page; /* the cursor of a previous result's next, or NULL: the first page */
+} store_everything_t;
+
+/*
+ * One page of a compartment's everything, in the order resources were first created, each
+ * once: members are entries in search mode match, referenced resources in mode include.
+ * Paging is by keyset (the cursor holds the last resource's key), so pages stay consistent
+ * while data changes: a resource is never on two pages, and one created meanwhile comes
+ * last. Only `next` is set. Errors: ERR_INVALID for a malformed cursor, storage errors.
+ */
+status_t store_everything(store_conn_t *conn, const store_everything_t *query, arena_t *arena,
+                          store_search_result_t *out, err_t *err);
+
 /*
  * store_search inside a transaction, on the writer: the same search, seeing what the
  * transaction (and the transactions committed with it) wrote so far, and atomic with what the

@@ -51,6 +51,8 @@ typedef struct {
        own, and it sees what the transaction has written */
     status_t (*txn_search)(void *conn, const store_search_t *query, arena_t *arena,
                            store_search_result_t *out, err_t *err);
+    status_t (*everything)(void *conn, const store_everything_t *query, arena_t *arena,
+                           store_search_result_t *out, err_t *err);
 } store_driver_t;
 
 extern const store_driver_t store__sqlite_driver;

@@ -152,6 +152,60 @@ def test_patch_in_a_bundle_is_a_binary(client):
     assert client.get(f"Patient/{pid}").json["meta"]["versionId"] == "2"
 
 
+def test_patch_in_a_bundle_can_be_a_fhirpath_patch(client):
+    pid = create(client, patient())["id"]
+    oid = create(client, observation())["id"]
+
+    def params(*operations):
+        return {"resourceType": "Parameters", "parameter": list(operations)}
+
+    def op(kind, path, *parts):
+        return {"name": "operation", "part": [{"name": "type", "valueCode": kind},
+                                              {"name": "path", "valueString": path}, *parts]}
+
+    r = client.post("/fhir", bundle(
+        "transaction",
+        entry("PATCH", f"Patient/{pid}",
+              params(op("replace", "Patient.active", {"name": "value", "valueBoolean": False}))),
+        entry("PATCH", f"Observation/{oid}",
+              params(op("add", "Observation", {"name": "name", "valueString": "subject"},
+                        {"name": "value", "valueReference": {"reference": UUID_P}}))),
+        entry("POST", "Patient", patient(gender="male"), UUID_P),
+    ))
+    assert r.status == 200, r
+    patched_patient, patched_obs, created = r.json["entry"]
+    assert patched_patient["response"]["status"] == "200 OK"
+    assert patched_patient["resource"]["active"] is False
+    new_pid = created["resource"]["id"]
+    # the urn:uuid in the patch's value is resolved like any reference of the transaction
+    assert patched_obs["resource"]["subject"] == {"reference": f"Patient/{new_pid}"}
+    assert client.get(f"Observation/{oid}").json["meta"]["versionId"] == "2"
+    # a failing FHIRPath Patch fails the transaction: nothing is written
+    before = client.last_change()
+    r = client.post("/fhir", bundle(
+        "transaction",
+        entry("POST", "Patient", patient()),
+        entry("PATCH", f"Patient/{pid}",
+              params(op("replace", "Patient.deceased", {"name": "value", "valueBoolean": True}))),
+    ))
+    assert_outcome(r, 422, "business-rule",
+                   "patch operation 0 (replace Patient.deceased): the path matches nothing")
+    assert_nothing_written(client, before)
+    # in a batch it fails its entry only
+    r = client.post("/fhir", bundle(
+        "batch",
+        entry("PATCH", f"Patient/{pid}", params(op("move", "Patient.name",
+                                                    {"name": "source", "valueInteger": 0}))),
+        entry("PATCH", f"Patient/{pid}", params(op("delete", "Patient.gender"))),
+    ))
+    assert r.status == 200, r
+    first, second = r.json["entry"]
+    assert first["response"]["status"] == "400 Bad Request"
+    assert "no destination part" in first["response"]["outcome"]["issue"][0]["diagnostics"]
+    assert second["response"]["status"] == "200 OK"
+    assert "gender" not in client.get(f"Patient/{pid}").json
+
+
 def test_prefer_minimal_leaves_out_the_resources(client):
     r = client.post("/fhir", bundle("transaction", entry("POST", "Patient", patient())),
                     headers={"Prefer": "return=minimal"})
