@@ -234,7 +234,7 @@ static const char *const migrations[] = {
     "  id TEXT NOT NULL);"
     "INSERT INTO sqlite_sequence (name, seq) VALUES ('resource_contained', 4611686018427387903);"
     "CREATE INDEX resource_contained_container ON resource_contained (container);"
-    "CREATE INDEX resource_contained_type ON resource_contained (type, id);"
+    "CREATE INDEX resource_contained_type ON resource_contained (type);"
     "CREATE INDEX ix_reference_absolute ON ix_reference (url) WHERE url IS NOT NULL;",
 };
 

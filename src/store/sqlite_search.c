@@ -737,10 +737,11 @@ static void q_chain_contained(q_t *q, const fhir_search_clause_t *clause,
            c, c, x, x, c, c);
     q_text(q, next->type->name);
     q->in_contained = true;
-    q_addf(q, " AND %s.param = ", x);
+    /* unary +: the way in is the contained resource's key, not every such reference */
+    q_addf(q, " AND +%s.param = ", x);
     q_text(q, clause->param->code);
     if (clause->type) {
-        q_addf(q, " AND %s.type = ", x);
+        q_addf(q, " AND +%s.type = ", x);
         q_text(q, index_type(q, clause->type));
     }
     q_add(q, " AND ");
