@@ -99,9 +99,10 @@ void http__build_capability(http_server_t *server)
                      "on update and delete; conditional create (If-None-Exist), update and "
                      "delete with strict criteria, also in Bundles, and conditional references "
                      "in transactions. Search: every R4 search parameter of each type, "
-                     "chains, _has, _include and _revinclude (:iterate), _sort, _count, _total, "
-                     "_summary, _elements; paging by cursor; lenient unless Prefer: "
-                     "handling=strict.\",\"resource\":[");
+                     "chains, _has, _include and _revinclude (:iterate), following relative "
+                     "references and absolute ones to this server, _contained and "
+                     "_containedType, _sort, _count, _total, _summary, _elements; paging by "
+                     "cursor; lenient unless Prefer: handling=strict.\",\"resource\":[");
     for (size_t i = 0; i < fhir_resource_type_count; i++) {
         const char *name = fhir_resource_types[i]->name;
         if (i)

@@ -50,18 +50,6 @@ static status_t screen(fhir_search_plan_t *plan, bool strict, arena_t *arena, er
     for (size_t at = 0; at < plan->napplied;) {
         const fhir_search_pair_t *pair = &plan->applied[at];
         if (is_result_parameter(pair)) {
-            bool contained = pair->name_len == 10 && memcmp(pair->name, "_contained", 10) == 0;
-            const char *reason = NULL;
-            if (contained && plan->contained != FHIR_SEARCH_CONTAINED_FALSE) {
-                plan->contained = FHIR_SEARCH_CONTAINED_FALSE;
-                reason = "searching contained resources (_contained) is not supported";
-            }
-            if (reason) {
-                if (set_aside(plan, at, reason, strict, arena, err))
-                    rc = ERR_INVALID;
-                else
-                    continue;
-            }
             at++;
             continue;
         }

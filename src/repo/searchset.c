@@ -111,6 +111,32 @@ static void add_resource(buf_t *out, const store_version_t *v, const fhir_search
     buf_add(out, v->json, v->json_len);
 }
 
+/* A contained match: the resource of the container's contained with the id, trimmed like
+ * any match; NULL when the container no longer holds it. New reference. */
+static json_t *contained_resource(const store_version_t *v, const char *id,
+                                  const fhir_search_plan_t *plan)
+{
+    err_t err = ERR_INIT;
+    json_t *container = jv_parse(v->json, v->json_len, &err);
+    err_release(&err);
+    json_t *list = json_object_get(container, "contained"), *found = NULL;
+    for (size_t i = 0; json_is_array(list) && i < json_array_size(list) && !found; i++) {
+        json_t *item = json_array_get(list, i);
+        json_t *item_id = json_object_get(item, "id");
+        if (json_is_string(item_id) && strcmp(json_string_value(item_id), id) == 0)
+            found = json_incref(item);
+    }
+    json_decref(container);
+    if (found &&
+        (plan->nelements || plan->summary == FHIR_SEARCH_SUMMARY_TRUE ||
+         plan->summary == FHIR_SEARCH_SUMMARY_TEXT || plan->summary == FHIR_SEARCH_SUMMARY_DATA)) {
+        json_t *subset = fhir_subset(found, plan->summary, plan->elements, plan->nelements);
+        json_decref(found);
+        found = subset;
+    }
+    return found;
+}
+
 void repo_searchset(const fhir_search_plan_t *plan, const store_search_result_t *res,
                     const repo_searchset_links_t *links, buf_t *out)
 {
@@ -134,12 +160,26 @@ void repo_searchset(const fhir_search_plan_t *plan, const store_search_result_t 
     bool first = true;
     for (size_t i = 0; i < res->n; i++) {
         const store_version_t *v = &res->entries[i].version;
+        const char *contained_id = res->entries[i].contained_id;
+        json_t *contained = contained_id ? contained_resource(v, contained_id, plan) : NULL;
+        if (contained_id && !contained)
+            continue;
         buf_addstr(out, first ? "{\"fullUrl\":" : ",{\"fullUrl\":");
         first = false;
         buf_addch(out, '"');
         buf_add_json_escaped(out, links->base, strlen(links->base));
-        buf_addf(out, "/%s/%s\",\"resource\":", v->type, v->id);
-        add_resource(out, v, plan, res->entries[i].included);
+        buf_addf(out, "/%s/%s", v->type, v->id);
+        if (contained) {
+            buf_addch(out, '#');
+            buf_add_json_escaped(out, contained_id, strlen(contained_id));
+        }
+        buf_addstr(out, "\",\"resource\":");
+        if (contained) {
+            jv_dump(contained, out);
+            json_decref(contained);
+        } else {
+            add_resource(out, v, plan, res->entries[i].included);
+        }
         buf_addf(out, ",\"search\":{\"mode\":\"%s\"}}",
                  res->entries[i].included ? "include" : "match");
     }

@@ -54,6 +54,10 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_SCAN] = "SELECT r.rid, r.type, r.id, v.json, r.version FROM resource r "
                   "JOIN resource_version v ON v.seq = r.seq "
                   "WHERE r.rid > ?1 AND r.deleted = 0 ORDER BY r.rid LIMIT ?2",
+    [STMT_CONTAINED_LIST] = "SELECT rid FROM resource_contained WHERE container = ?1",
+    [STMT_CONTAINED_DELETE] = "DELETE FROM resource_contained WHERE container = ?1",
+    [STMT_CONTAINED_INSERT] =
+        "INSERT INTO resource_contained (container, type, id) VALUES (?1, ?2, ?3)",
     [STMT_INSERT_INDEX + FHIR_INDEX_STRING] =
         "INSERT INTO ix_string (rid, type, param, normalized, exact) VALUES (?1, ?2, ?3, ?4, ?5)",
     [STMT_INSERT_INDEX + FHIR_INDEX_TOKEN] =
@@ -212,6 +216,26 @@ static const char *const migrations[] = {
     "  type_system TEXT, type_code TEXT, value TEXT NOT NULL);"
     "CREATE INDEX ix_of_type_value ON ix_of_type (type, param, value, type_code, type_system, rid);"
     "CREATE INDEX ix_of_type_rid ON ix_of_type (rid, param);",
+    /* 3 and 4 are other changes' (full-text search, import speed): empty here */
+    "",
+    "",
+    /* 5: contained resources and absolute references to this server. A contained resource
+       gets a key of its own in resource_contained, from 2^62 up so that it never meets a
+       resource's rid, and index rows of its own type prefixed with '#' ("#Patient"): the
+       (type, param, ...) indexes of top-level searches never reach them. The references of
+       a container to its contained resources ("#id") are reference rows of type '#' and the
+       container's type, keyed by minus the contained resource's key (so no lookup by a
+       resource's key meets them). ix_reference_absolute finds the references
+       written as absolute urls (_revinclude of any parameter). */
+    "CREATE TABLE resource_contained ("
+    "  rid INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  container INTEGER NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL);"
+    "INSERT INTO sqlite_sequence (name, seq) VALUES ('resource_contained', 4611686018427387903);"
+    "CREATE INDEX resource_contained_container ON resource_contained (container);"
+    "CREATE INDEX resource_contained_type ON resource_contained (type);"
+    "CREATE INDEX ix_reference_absolute ON ix_reference (url) WHERE url IS NOT NULL;",
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
@@ -319,6 +343,16 @@ static status_t sqlite_migrate(void *opaque, int *out_version, err_t *err)
             sqlite3_step(count) == SQLITE_ROW && sqlite3_column_int64(count, 0) > 0)
             log_info("%s: search indexes are new in schema version 2: run concerto reindex "
                      "to index the resources already stored",
+                     db->path);
+        sqlite3_finalize(count);
+    }
+    if (version >= 1 && version < 5) {
+        sqlite3_stmt *count;
+        if (sqlite3_prepare_v2(handle, "SELECT count(*) FROM resource", -1, &count, NULL) ==
+                SQLITE_OK &&
+            sqlite3_step(count) == SQLITE_ROW && sqlite3_column_int64(count, 0) > 0)
+            log_info("%s: contained resources are indexed from schema version 5: run concerto "
+                     "reindex to index those already stored",
                      db->path);
         sqlite3_finalize(count);
     }
@@ -753,12 +787,113 @@ static status_t insert_row(sqlite_conn_t *conn, int64_t rid, const char *type,
     return ERR_OK;
 }
 
+/* Runs a fixed statement that takes one integer and returns no row. */
+static status_t step_with_id(sqlite_conn_t *conn, int which, int64_t value, err_t *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    status_t status = prepare(conn, which, &stmt, err);
+    if (status)
+        return status;
+    sqlite3_bind_int64(stmt, 1, value);
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (rc != SQLITE_DONE)
+        return sqlite__fail(conn->handle, rc, err, statement_sql[which]);
+    return ERR_OK;
+}
+
+/* The index type of the rows of a contained resource of `type`, or of a container's
+ * references to its contained resources: "#" and the type. */
+static const char *contained_type(char *out, size_t size, const char *type)
+{
+    snprintf(out, size, "#%s", type);
+    return out;
+}
+
+/* Removes the contained resources of container with their rows. */
+static status_t delete_contained(sqlite_conn_t *conn, int64_t container, err_t *err)
+{
+    sqlite3_stmt *stmt;
+    status_t status = prepare(conn, STMT_CONTAINED_LIST, &stmt, err);
+    if (status)
+        return status;
+    sqlite3_bind_int64(stmt, 1, container);
+    int64_t *rids = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            rids = xrealloc(rids, cap * sizeof(*rids));
+        }
+        rids[n++] = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (rc != SQLITE_DONE) {
+        free(rids);
+        return sqlite__fail(conn->handle, rc, err, "list contained resources");
+    }
+    for (size_t i = 0; i < n && !status; i++) {
+        for (int k = 0; k < FHIR_INDEX_KIND_COUNT && !status; k++)
+            status = step_with_id(conn, STMT_DELETE_INDEX + k, rids[i], err);
+        if (!status) /* the container's references to it */
+            status = step_with_id(conn, STMT_DELETE_INDEX + FHIR_INDEX_REFERENCE, -rids[i], err);
+    }
+    free(rids);
+    if (!status && n)
+        status = step_with_id(conn, STMT_CONTAINED_DELETE, container, err);
+    return status;
+}
+
+/*
+ * Writes the contained resources of container and their rows, and the container's
+ * references to them: reference rows of type "#" and the container's type, keyed by minus
+ * the contained resource's key, so that no search or probe by a resource's key meets them.
+ */
+static status_t insert_contained(sqlite_conn_t *conn, int64_t container, const char *type,
+                                 const fhir_index_rows_t *rows, err_t *err)
+{
+    char prefixed[96], container_type[96];
+    status_t status;
+    contained_type(container_type, sizeof(container_type), type);
+    for (size_t c = 0; c < rows->ncontained; c++) {
+        const fhir_index_contained_t *contained = &rows->contained[c];
+        sqlite3_stmt *stmt;
+        if ((status = prepare(conn, STMT_CONTAINED_INSERT, &stmt, err)))
+            return status;
+        sqlite3_bind_int64(stmt, 1, container);
+        sqlite3_bind_text(stmt, 2, contained->type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 3, contained->id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(stmt);
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+        if (rc != SQLITE_DONE)
+            return sqlite__fail(conn->handle, rc, err, "insert contained resource");
+        int64_t rid = sqlite3_last_insert_rowid(conn->handle);
+        contained_type(prefixed, sizeof(prefixed), contained->type);
+        for (size_t i = 0; i < contained->n; i++)
+            if ((status = insert_row(conn, rid, prefixed, &contained->rows[i], err)))
+                return status;
+        for (size_t i = 0; i < rows->nlocal_refs; i++) {
+            const fhir_index_row_t *ref = &rows->local_refs[i];
+            if (strcmp(ref->value.as.reference.url + 1, contained->id) == 0 &&
+                (status = insert_row(conn, -rid, container_type, ref, err)))
+                return status;
+        }
+    }
+    return ERR_OK;
+}
+
 /* Replaces the index rows of rid: the old ones go (unless the resource is new), the new ones
  * come (unless it is deleted). */
 static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, bool is_new,
                             const fhir_index_rows_t *rows, err_t *err)
 {
     status_t status;
+    if (!is_new && (status = delete_contained(conn, rid, err)))
+        return status;
     if (!is_new) {
         for (int k = 0; k < FHIR_INDEX_KIND_COUNT; k++) {
             sqlite3_stmt *stmt;
@@ -775,6 +910,8 @@ static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, 
     for (size_t i = 0; rows && i < rows->n; i++)
         if ((status = insert_row(conn, rid, type, &rows->rows[i], err)))
             return status;
+    if (rows && rows->ncontained)
+        return insert_contained(conn, rid, type, rows, err);
     return ERR_OK;
 }
 

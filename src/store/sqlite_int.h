@@ -24,6 +24,9 @@ enum {
     STMT_COUNT_ALL,
     STMT_RID,
     STMT_SCAN,
+    STMT_CONTAINED_LIST,   /* the contained resources of a container */
+    STMT_CONTAINED_DELETE, /* ... and their removal */
+    STMT_CONTAINED_INSERT,
     /* one insert and one delete per index table, in fhir_index_kind_t order */
     STMT_INSERT_INDEX,
     STMT_DELETE_INDEX = STMT_INSERT_INDEX + FHIR_INDEX_KIND_COUNT,

@@ -210,8 +210,10 @@ typedef struct {
 } store_search_t;
 
 typedef struct {
-    store_version_t version; /* the current version (never a delete) */
-    bool included;           /* search mode include (else match) */
+    store_version_t version;  /* the current version (never a delete) */
+    bool included;            /* search mode include (else match) */
+    const char *contained_id; /* _containedType=contained: the match is the resource of
+                                 version.json's contained with this id; else NULL */
 } store_search_entry_t;
 
 typedef struct {

@@ -214,6 +214,8 @@ static const char *run(arena_t *arena, const char *text, const extra_t *extra,
         if (result.entries[i].included)
             buf_addf(&b, "+%s/", result.entries[i].version.type);
         buf_addstr(&b, result.entries[i].version.id);
+        if (result.entries[i].contained_id)
+            buf_addf(&b, "#%s", result.entries[i].contained_id);
     }
     if (out)
         *out = result;
@@ -354,6 +356,103 @@ static void test_references_chains_has(void **state)
         {"Observation?_id=o4&_include=Observation:subject:Group", "o4"},
     };
     check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* References written as absolute urls of this server (p4's organization): followed by
+ * chains, _has and includes; another server's (p3's) are not. */
+static void test_absolute_references_followed(void **state)
+{
+    (void)state;
+    static const case_t cases[] = {
+        {"Patient?organization.name=acme", "p1 p4"},
+        {"Patient?organization:Organization.name=acme&family=ost", "p4"},
+        {"Organization?_has:Patient:organization:family=ostergaard", "o1"},
+        {"Organization?_has:Patient:organization:family=smith", ""},
+        {"Patient?_id=p4&_include=Patient:organization", "p4 +Organization/o1"},
+        {"Patient?_id=p4&_include=*", "p4 +Practitioner/dr1 +Organization/o1"},
+        {"Patient?_id=p3&_include=Patient:organization", "p3"},
+        {"Organization?_id=o1&_revinclude=Patient:organization", "o1 +Patient/p1 +Patient/p4"},
+        {"Organization?_id=o1&_revinclude=Patient:*", "o1 +Patient/p1 +Patient/p4"},
+    };
+    check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* Contained resources: their own rows (by their own type, apart from top-level ones), the
+ * container or the contained resource as the match, chains through "#id", and rows that
+ * follow updates and deletes of the container. Written here and deleted at the end, so the
+ * other tests do not see them. */
+static void test_contained(void **state)
+{
+    (void)state;
+    put("{\"resourceType\":\"MedicationRequest\",\"id\":\"mr1\",\"status\":\"active\","
+        "\"intent\":\"order\",\"subject\":{\"reference\":\"Patient/p1\"},"
+        "\"medicationReference\":{\"reference\":\"#med1\"},\"contained\":["
+        "{\"resourceType\":\"Medication\",\"id\":\"med1\",\"code\":{\"coding\":[{"
+        "\"system\":\"http://rx\",\"code\":\"ctd-9\"}]}},"
+        "{\"resourceType\":\"Medication\",\"id\":\"med2\",\"code\":{\"coding\":[{"
+        "\"system\":\"http://rx\",\"code\":\"ctd-8\"}]}},"
+        "{\"resourceType\":\"Patient\",\"code\":\"no id: left out\"}]}");
+    put("{\"resourceType\":\"Medication\",\"id\":\"m-top\",\"code\":{\"coding\":[{"
+        "\"system\":\"http://rx\",\"code\":\"ctd-9\"}]}}");
+    put("{\"resourceType\":\"MedicationRequest\",\"id\":\"mr2\",\"status\":\"active\","
+        "\"intent\":\"order\",\"subject\":{\"reference\":\"Patient/p2\"},"
+        "\"medicationReference\":{\"reference\":\"Medication/m-top\"}}");
+    static const case_t cases[] = {
+        {"Medication?code=ctd-9", "m-top"},
+        {"Medication?code=ctd-8", ""},
+        {"Medication?code=ctd-9&_contained=true", "mr1"},
+        {"Medication?code=ctd-8,ctd-9&_contained=true", "mr1"},
+        {"Medication?code=ctd-9&_contained=true&_containedType=contained", "mr1#med1"},
+        {"Medication?code=ctd-8,ctd-9&_contained=true&_containedType=contained",
+         "mr1#med1 mr1#med2"},
+        {"Medication?code=ctd-9&_contained=both", "mr1 m-top"}, /* in the order of creation */
+        {"Medication?code=ctd-9&_contained=both&_containedType=contained", "m-top mr1#med1"},
+        {"Medication?_id=med2&_contained=true&_containedType=contained", "mr1#med2"},
+        {"Medication?code=ctd-8,ctd-9&_contained=true&_containedType=contained&_sort=-code",
+         "mr1#med1 mr1#med2"},
+        {"Medication?_contained=true&_containedType=contained&_count=1", "mr1#med1"},
+        {"Patient?_contained=true", ""},
+        {"MedicationRequest?medication.code=ctd-9", "mr1 mr2"},
+        {"MedicationRequest?medication.code=ctd-8", ""}, /* med2 is not the medication */
+        {"MedicationRequest?medication:Medication.code=http://rx|ctd-9&subject=Patient/p1", "mr1"},
+        {"MedicationRequest?subject:missing=true", ""},
+    };
+    check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+    /* the rows follow the container */
+    put("{\"resourceType\":\"MedicationRequest\",\"id\":\"mr1\",\"status\":\"active\","
+        "\"intent\":\"order\",\"subject\":{\"reference\":\"Patient/p1\"},"
+        "\"medicationReference\":{\"reference\":\"#med2\"},\"contained\":["
+        "{\"resourceType\":\"Medication\",\"id\":\"med2\",\"code\":{\"coding\":[{"
+        "\"system\":\"http://rx\",\"code\":\"ctd-8\"}]}}]}");
+    static const case_t updated[] = {
+        {"Medication?code=ctd-9&_contained=true", ""},
+        {"Medication?code=ctd-8&_contained=true&_containedType=contained", "mr1#med2"},
+        {"MedicationRequest?medication.code=ctd-8", "mr1"},
+        {"MedicationRequest?medication.code=ctd-9", "mr2"},
+    };
+    check_cases(updated, sizeof(updated) / sizeof(updated[0]));
+    delete ("MedicationRequest", "mr1");
+    delete ("MedicationRequest", "mr2");
+    delete ("Medication", "m-top");
+    static const case_t deleted[] = {
+        {"Medication?code=ctd-8&_contained=both", ""},
+        {"MedicationRequest?medication.code=ctd-8", ""},
+    };
+    check_cases(deleted, sizeof(deleted) / sizeof(deleted[0]));
+    /* nothing of them is left in the index */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *stmt;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT (SELECT count(*) FROM resource_contained) + "
+                                        "(SELECT count(*) FROM ix_token WHERE type LIKE '#%') + "
+                                        "(SELECT count(*) FROM ix_reference WHERE rid < 0)",
+                                        -1, &stmt, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int64(stmt, 0), 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
 }
 
 static void test_sort(void **state)
@@ -700,6 +799,15 @@ static void test_indexes_are_used(void **state)
          "ix_of_type_value"},
         {"Patient?organization=http://other.example/fhir/Organization/o9", "ix_reference_url"},
         {"Patient?_lastUpdated=gt2024", "resource_type_updated"},
+        /* chains and _has keep their relative paths, with the absolute url and contained
+           arms through indexes of their own */
+        {"Patient?general-practitioner.family=jones", "ix_reference_target"},
+        {"Patient?organization.name=acme", "ix_reference_url"},
+        {"Patient?organization.name=acme", "ix_reference_rid"},
+        {"Organization?_has:Patient:organization:family=ost", "ix_reference_rid"},
+        {"Medication?code=ctd-9&_contained=true", "ix_token_value"},
+        {"Medication?code=ctd-9&_contained=both&_containedType=contained", "ix_token_value"},
+        {"MedicationRequest?medication.code=ctd-9", "resource_contained_type"},
     };
     arena_t arena;
     arena_init(&arena);
@@ -740,6 +848,8 @@ int main(void)
         cmocka_unit_test(test_indexes_are_used),
         cmocka_unit_test(test_probes_match_lists),
         cmocka_unit_test(test_walks_match_sorts),
+        cmocka_unit_test(test_absolute_references_followed),
+        cmocka_unit_test(test_contained),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
