@@ -784,3 +784,29 @@ def test_sort_dates_with_open_periods(client):
     s = lambda v: ids(client, "Observation", [("_sort", v)], t)  # noqa: E731
     assert s("date") == ["sp-open-start", "sp-mid", "sp-open-end", "sp-none"]
     assert s("-date") == ["sp-open-end", "sp-mid", "sp-open-start", "sp-none"]
+
+
+def test_date_leap_seconds_fractions_and_extreme_zones(client):
+    """A leap second (R4's dateTime allows :60) is read as the last second of its minute, so
+    it stays in its day and year; fractions beyond microseconds are cut to one microsecond;
+    +14:00 is the furthest zone."""
+    t = "date-extremes"
+    put(client, obs("ls", t, effectiveDateTime="2016-12-31T23:59:60Z"))  # [23:59:59, 00:00)
+    put(client, obs("f7", t, effectiveDateTime="2026-03-01T12:00:00.1234567Z"))  # .123456 1µs
+    put(client, obs("z14", t, effectiveDateTime="2026-03-01T00:30:00+14:00"))  # 02-28T10:30Z
+    q = lambda v: idset(client, "Observation", [("date", v)], t)  # noqa: E731
+    assert q("2016") == ["ls"]
+    assert q("2016-12-31") == ["ls"]
+    assert q("2017") == []
+    assert q("2016-12-31T23:59:60Z") == ["ls"]
+    assert q("2016-12-31T23:59:59Z") == ["ls"]
+    assert q("2026-03-01T12:00:00.123456Z") == ["f7"]
+    assert q("2026-03-01T12:00:00.1234567Z") == ["f7"]
+    assert q("2026-03-01T12:00:00.123457Z") == []
+    assert q("2026-02-28") == ["z14"]
+    assert q("2026-03-01") == ["f7"]
+    assert q("2026-02-28T10:30:00Z") == ["z14"]
+    search(client, "Observation", [("date", "2026-03-01T00:30:00+14:30")], t, headers=STRICT,
+           status=400)
+    search(client, "Observation", [("date", "2016-12-31T23:59:61Z")], t, headers=STRICT,
+           status=400)
