@@ -810,3 +810,31 @@ def test_date_leap_seconds_fractions_and_extreme_zones(client):
            status=400)
     search(client, "Observation", [("date", "2016-12-31T23:59:61Z")], t, headers=STRICT,
            status=400)
+
+
+def test_sorted_paging_through_ties(client):
+    """Equal keys are ordered by creation, and the cursor holds that too: a page boundary
+    inside a run of ties neither repeats nor skips; a resource created meanwhile with the
+    same key comes after the others of its run (it was created last), so it is seen."""
+    t = "paging-ties"
+    for i in range(5):
+        put(client, tagged(t, {"resourceType": "Patient", "id": f"tie{i}",
+                               "birthDate": "1980"}))
+    put(client, tagged(t, {"resourceType": "Patient", "id": "tie-early",
+                           "birthDate": "1970"}))
+    url = "Patient?" + encode([("_tag", f"{TAG_SYSTEM}|{t}"), ("_sort", "birthdate"),
+                               ("_count", "2")])
+    seen, r, step = [], client.get(url), 0
+    while True:
+        assert r.status == 200, r
+        seen.extend(e["resource"]["id"] for e in r.json.get("entry", []))
+        step += 1
+        if step == 2:  # after tie-early tie0 tie1 tie2
+            put(client, tagged(t, {"resourceType": "Patient", "id": "tie-new",
+                                   "birthDate": "1980"}))
+            assert client.delete("Patient/tie3").status == 204
+        nxt = [x["url"] for x in r.json.get("link", []) if x["relation"] == "next"]
+        if not nxt:
+            break
+        r = client.get(nxt[0])
+    assert seen == ["tie-early", "tie0", "tie1", "tie2", "tie4", "tie-new"]
