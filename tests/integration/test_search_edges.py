@@ -273,6 +273,10 @@ def test_number_prefixes_precision_exponents_and_negatives(client):
     assert q("99.5,150") == ["v150", "v995"]
     assert idset(client, "RiskAssessment", [("probability", "gt99"), ("probability", "lt100.45")],
                  t) == ["v100", "v1004", "v995"]
+    # sorted by the low end (a Range by its low, either direction); the one without, last
+    s = lambda k: ids(client, "RiskAssessment", [("_sort", k)], t)  # noqa: E731
+    assert s("probability") == ["vneg", "rng", "v995", "v100", "v1004", "v1005", "v150", "none"]
+    assert s("-probability") == ["v150", "v1005", "v1004", "v100", "v995", "rng", "vneg", "none"]
 
 
 def qty(value, unit=None, system=None, code=None, comparator=None):
