@@ -264,7 +264,9 @@ static void add_string(extract_t *x, values_t *out, const char *s)
         return;
     fhir_index_value_t v = {.kind = FHIR_INDEX_STRING};
     v.as.string.exact = keep_str(x, s);
-    v.as.string.normalized = normalized(x, v.as.string.exact);
+    /* normalized from the whole text, then cut: the cut of the normalized form is what a
+     * search value's normalized form, cut the same way, is a prefix of */
+    v.as.string.normalized = normalized(x, s);
     values_push(x, out, &v);
 }
 

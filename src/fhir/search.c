@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/jv.h"
+#include "fhir/index.h"
 
 typedef struct {
     const char *ptr;
@@ -344,13 +345,28 @@ static const char *parse_near(parser_t *p, const fhir_search_param_t *param, spa
     return NULL;
 }
 
+/* The length of s (len bytes) cut at FHIR_INDEX_MAX_STRING bytes on a character boundary,
+ * as the index cuts what it stores. */
+static size_t index_cut(const char *s, size_t len)
+{
+    if (len > FHIR_INDEX_MAX_STRING) {
+        len = FHIR_INDEX_MAX_STRING;
+        while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+            len--;
+    }
+    return len;
+}
+
+/* The value and its normalized form, each cut as the index cuts them: a value longer than
+ * what is stored is compared up to the cut. */
 static void string_value(parser_t *p, span_t raw, fhir_search_value_t *v)
 {
     const char *s = unescape(p, raw);
+    size_t n = strlen(s);
     buf_t b = BUF_INIT;
-    fhir_search_normalize(s, strlen(s), &b);
-    v->as.string.value = s;
-    v->as.string.normalized = arena_strndup(p->arena, b.ptr, b.len);
+    fhir_search_normalize(s, n, &b);
+    v->as.string.value = arena_strndup(p->arena, s, index_cut(s, n));
+    v->as.string.normalized = arena_strndup(p->arena, b.ptr, index_cut(b.ptr, b.len));
     buf_release(&b);
 }
 

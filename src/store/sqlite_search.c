@@ -266,9 +266,31 @@ static void q_date(q_t *q, const fhir_search_value_t *v, const char *lo, const c
     q_range(q, v->prefix, lo, hi, true, &L, &H);
 }
 
+/*
+ * eq, ne and ap compare with the implicit range of the search value's precision; the other
+ * prefixes with the exact value, as the R4 examples say ("gt100: values that are greater
+ * than exactly 100"): over the stored [lo, hi], gt is hi > v, ge hi >= v, lt lo < v, le
+ * lo <= v, sa lo > v and eb hi < v.
+ */
 static void q_number(q_t *q, fhir_search_prefix_t prefix, const fhir_search_number_t *n,
                      const columns_t *c)
 {
+    const char *column = NULL, *op = NULL;
+    switch (prefix) {
+    case FHIR_SEARCH_PREFIX_GT: column = c->high, op = ">"; break;
+    case FHIR_SEARCH_PREFIX_GE: column = c->high, op = ">="; break;
+    case FHIR_SEARCH_PREFIX_LT: column = c->low, op = "<"; break;
+    case FHIR_SEARCH_PREFIX_LE: column = c->low, op = "<="; break;
+    case FHIR_SEARCH_PREFIX_SA: column = c->low, op = ">"; break;
+    case FHIR_SEARCH_PREFIX_EB: column = c->high, op = "<"; break;
+    default: break;
+    }
+    if (column) {
+        bind_t v = {.kind = BIND_REAL, .d = n->value};
+        q_addf(q, "%s %s ", column, op);
+        q_value(q, &v);
+        return;
+    }
     bind_t L = {.kind = BIND_REAL, .d = n->low_value};
     bind_t H = {.kind = BIND_REAL, .d = n->high_value};
     q_range(q, prefix, c->low, c->high, false, &L, &H);
@@ -403,9 +425,24 @@ static void q_reference(q_t *q, const fhir_search_value_t *v, bool url_form)
         q_add(q, ")");
         return;
     }
-    if (url_form) {
+    if (url_form && type) {
         q_add(q, "(url = ");
         q_text(q, arena_printf(q->arena, "%s/%s/%s", q->query->base, type->name, id));
+    } else if (url_form) {
+        /* an id of any type: base/Type/id, with exactly one segment between base and id */
+        int64_t nb = (int64_t)strlen(q->query->base), ni = (int64_t)strlen(id);
+        q_add(q, "(");
+        q_starts_with(q, "url", arena_printf(q->arena, "%s/", q->query->base));
+        q_add(q, " AND substr(url, ");
+        q_int(q, -(ni + 1));
+        q_add(q, ") = ");
+        q_text(q, arena_printf(q->arena, "/%s", id));
+        q_add(q, " AND length(url) > ");
+        q_int(q, nb + ni + 2);
+        q_add(q, " AND instr(substr(url, ");
+        q_int(q, nb + 2);
+        q_add(q, "), '/') = length(url) - ");
+        q_int(q, nb + 1 + ni);
     } else {
         q_add(q, "(target_id = ");
         q_text(q, id);
@@ -607,8 +644,7 @@ static void q_param_rids(q_t *q, const fhir_search_clause_t *clause, const char 
         const fhir_search_value_t *v = &clause->values[i];
         bool both_forms = clause->param->type == FHIR_SEARCH_REFERENCE &&
                           clause->modifier != FHIR_SEARCH_MOD_IDENTIFIER &&
-                          reference_is_local(q, v) && v->as.reference.type && q->query->base &&
-                          *q->query->base;
+                          reference_is_local(q, v) && q->query->base && *q->query->base;
         for (int form = 0; form < (both_forms ? 2 : 1); form++) {
             q_addf(q, "%sSELECT rid FROM %s WHERE ", first ? "" : " UNION ALL ", table);
             first = false;
@@ -655,7 +691,7 @@ static void q_param_probe(q_t *q, const fhir_search_clause_t *clause, const char
                 q_value_condition(q, clause, v);
                 if (clause->param->type == FHIR_SEARCH_REFERENCE &&
                     clause->modifier != FHIR_SEARCH_MOD_IDENTIFIER && reference_is_local(q, v) &&
-                    v->as.reference.type && q->query->base && *q->query->base) {
+                    q->query->base && *q->query->base) {
                     q_add(q, " OR ");
                     q_reference(q, v, true);
                 }

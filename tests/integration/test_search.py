@@ -236,7 +236,7 @@ def test_references_versions_absolute_and_identifiers(client):
                     subject={"reference": "#c"}))
     q = lambda v, name="subject": idset(client, "Observation", [(name, v)], t)  # noqa: E731
     assert q("Patient/r-x") == ["r-own", "r-rel", "r-ver"]
-    assert q("r-x") == ["r-rel", "r-ver"]
+    assert q("r-x") == ["r-own", "r-rel", "r-ver"]  # an absolute url of this server is local
     assert q("Patient/r-x", "patient") == ["r-own", "r-rel", "r-ver"]
     assert q("r-x", "subject:Patient") == ["r-own", "r-rel", "r-ver"]
     assert q("Patient/r-x/_history/1") == ["r-ver"]

@@ -1053,6 +1053,11 @@ static void test_dates(void **state)
                 "2024-03-10T14:30:15.123457Z", FHIR_SEARCH_PRECISION_FRACTION, false);
     expect_date("1969-12-31T23:59:59.999Z", "1969-12-31T23:59:59.999000Z", "1970-01-01T00:00:00Z",
                 FHIR_SEARCH_PRECISION_FRACTION, false);
+    /* a leap second (the R4 dateTime pattern allows :60) is the last second of its minute */
+    expect_date("2016-12-31T23:59:60Z", "2016-12-31T23:59:59Z", "2017-01-01T00:00:00Z",
+                FHIR_SEARCH_PRECISION_SECOND, false);
+    expect_date("2016-12-31T23:59:60.5Z", "2016-12-31T23:59:59.500000Z",
+                "2016-12-31T23:59:59.600000Z", FHIR_SEARCH_PRECISION_FRACTION, false);
     expect_date("0001", "0001-01-01T00:00:00Z", "0002-01-01T00:00:00Z", FHIR_SEARCH_PRECISION_YEAR,
                 true);
     expect_date("9999-12-31T23:59:59+14:00", "9999-12-31T09:59:59Z", "9999-12-31T10:00:00Z",
@@ -1070,7 +1075,7 @@ static void test_dates(void **state)
     expect_bad_date("2024-01-01T10");
     expect_bad_date("2024-01-01T24:00");
     expect_bad_date("2024-01-01T10:60");
-    expect_bad_date("2024-01-01T10:00:60");
+    expect_bad_date("2024-01-01T10:00:61");
     expect_bad_date("2024-01-01T10:00:00.");
     expect_bad_date("2024-01-01T10:00+15:00");
     expect_bad_date("2024-01-01T10:00+14:30");
