@@ -169,10 +169,15 @@ const fhir_search_snapshot_t *fhir_search_builtin(void);
  * parameter for all resources. Components of a composite must name parameters registered or
  * built in. Errors (ERR_RULE, nothing changes): no url, code or base; a code that is not
  * [A-Za-z0-9][A-Za-z0-9_-]*; an unknown base, type or target; a composite without
- * resolvable components; no expression on a type other than special.
+ * resolvable components; no expression on a type other than special; an expression that is
+ * not valid FHIRPath.
  */
 status_t fhir_search_registry_put(fhir_search_registry_t *registry, const json_t *resource,
                                   err_t *err);
+/* The rules of fhir_search_registry_put against the current snapshot, changing nothing: ERR_OK
+ * when put would succeed (as it is now). */
+status_t fhir_search_registry_check(fhir_search_registry_t *registry, const json_t *resource,
+                                    err_t *err);
 /* Removes the custom parameter with this url; true when there was one. */
 bool fhir_search_registry_remove(fhir_search_registry_t *registry, const char *url);
 

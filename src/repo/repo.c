@@ -152,7 +152,10 @@ status_t repo_prepare_resource(repo_write_t *write, repo_action_t action, json_t
         return err_set(err, ERR_INVALID, NULL,
                        "\"%s\" is not a valid id (1 to 64 of A-Z a-z 0-9 - .)", write->id);
     serialize(write, resource, write->type, write->id);
-    return fhir_index_extract(NULL, resource, arena, &write->index, err);
+    const fhir_search_snapshot_t *snapshot = repo_params_acquire();
+    rc = fhir_index_extract(snapshot, resource, arena, &write->index, err);
+    fhir_search_snapshot_release(snapshot);
+    return rc;
 }
 
 static status_t prepare_body(repo_write_t *write, repo_action_t action, const char *type,
@@ -245,8 +248,11 @@ static status_t apply_patch(store_txn_t *txn, repo_write_t *w, err_t *err)
     if (!rc)
         serialize(w, resource, w->type, w->id);
     /* the patched resource exists only here, on the writer: its index rows too */
-    if (!rc)
-        rc = fhir_index_extract(NULL, resource, w->arena, &w->index, err);
+    if (!rc) {
+        const fhir_search_snapshot_t *snapshot = repo_params_acquire();
+        rc = fhir_index_extract(snapshot, resource, w->arena, &w->index, err);
+        fhir_search_snapshot_release(snapshot);
+    }
     json_decref(resource);
     return rc;
 }
@@ -320,6 +326,9 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
         memcpy(json + w->head_len + (size_t)n, w->tail, w->tail_len);
         json[json_len] = '\0';
     }
+    if (strcmp(w->type, "SearchParameter") == 0 &&
+        (rc = repo__params_write(txn, w->id, json, json_len, w->arena, err)))
+        return rc;
     store_put_t put = {
         .type = w->type,
         .id = w->id,

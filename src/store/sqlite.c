@@ -54,6 +54,9 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_SCAN] = "SELECT r.rid, r.type, r.id, v.json, r.version FROM resource r "
                   "JOIN resource_version v ON v.seq = r.seq "
                   "WHERE r.rid > ?1 AND r.deleted = 0 ORDER BY r.rid LIMIT ?2",
+    [STMT_SCAN_TYPE] = "SELECT r.rid, r.type, r.id, v.json, r.version FROM resource r "
+                       "JOIN resource_version v ON v.seq = r.seq "
+                       "WHERE r.type = ?3 AND r.deleted = 0 AND r.rid > ?1 ORDER BY r.rid LIMIT ?2",
     [STMT_INSERT_INDEX + FHIR_INDEX_STRING] =
         "INSERT INTO ix_string (rid, type, param, normalized, exact) VALUES (?1, ?2, ?3, ?4, ?5)",
     [STMT_INSERT_INDEX + FHIR_INDEX_TOKEN] =
@@ -856,16 +859,18 @@ static status_t sqlite_reindex(void *opaque, const char *type, const char *id,
     return write_index(conn, rid, type, false, deleted ? NULL : rows, err);
 }
 
-static status_t sqlite_scan(void *opaque, int64_t after_rid, size_t count, arena_t *arena,
-                            store_scan_row_t **out_rows, size_t *out_n, err_t *err)
+static status_t sqlite_scan(void *opaque, const char *type, int64_t after_rid, size_t count,
+                            arena_t *arena, store_scan_row_t **out_rows, size_t *out_n, err_t *err)
 {
     sqlite_conn_t *conn = opaque;
     sqlite3_stmt *stmt;
-    status_t status = prepare(conn, STMT_SCAN, &stmt, err);
+    status_t status = prepare(conn, type ? STMT_SCAN_TYPE : STMT_SCAN, &stmt, err);
     if (status)
         return status;
     sqlite3_bind_int64(stmt, 1, after_rid);
     sqlite3_bind_int64(stmt, 2, (sqlite3_int64)count);
+    if (type)
+        sqlite3_bind_text(stmt, 3, type, -1, SQLITE_STATIC);
     store_scan_row_t *rows = arena_alloc(arena, (count ? count : 1) * sizeof(*rows));
     size_t n = 0;
     int rc;

@@ -24,6 +24,7 @@ enum {
     STMT_COUNT_ALL,
     STMT_RID,
     STMT_SCAN,
+    STMT_SCAN_TYPE,
     /* one insert and one delete per index table, in fhir_index_kind_t order */
     STMT_INSERT_INDEX,
     STMT_DELETE_INDEX = STMT_INSERT_INDEX + FHIR_INDEX_KIND_COUNT,

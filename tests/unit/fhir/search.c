@@ -818,6 +818,12 @@ static void expect_put_error(const char *text, const char *message)
 {
     fhir_search_registry_t *r = fhir_search_registry_new();
     err_t err = ERR_INIT;
+    /* check answers as put would */
+    json_t *v = json(text);
+    assert_int_equal(fhir_search_registry_check(r, v, &err), ERR_RULE);
+    assert_string_equal(err_message(&err), message);
+    json_decref(v);
+    err_reset(&err);
     assert_int_equal(put(r, text, &err), ERR_RULE);
     assert_string_equal(err_message(&err), message);
     const fhir_search_snapshot_t *s = fhir_search_registry_acquire(r);
@@ -864,6 +870,23 @@ static void test_custom_errors(void **state)
     expect_put_error(SP("\"code\":\"x\",\"base\":[\"Patient\"],\"type\":\"date\","
                         "\"expression\":\"Patient.x\",\"comparator\":[\"about\"]"),
                      "cannot register search parameter \"x\": unknown comparator \"about\"");
+    expect_put_error(SP("\"code\":\"x\",\"base\":[\"Patient\"],\"type\":\"token\","
+                        "\"expression\":\"Patient.name.where(\""),
+                     "cannot register search parameter \"x\": its expression is not valid "
+                     "FHIRPath: could not parse FHIRPath at column 20: expected an expression, "
+                     "found the end of the expression");
+
+    /* a valid one: check leaves the registry as it was */
+    fhir_search_registry_t *r = fhir_search_registry_new();
+    err_t err = ERR_INIT;
+    json_t *v = json(EYE_COLOR);
+    assert_int_equal(fhir_search_registry_check(r, v, &err), ERR_OK);
+    const fhir_search_snapshot_t *s = fhir_search_registry_acquire(r);
+    assert_ptr_equal(s, fhir_search_builtin());
+    fhir_search_snapshot_release(s);
+    json_decref(v);
+    err_release(&err);
+    fhir_search_registry_free(r);
 }
 
 /* Readers acquire, look up and release while a writer registers and removes parameters. */
