@@ -14,9 +14,12 @@
 #include "http/http_int.h"
 #include "repo/repo.h"
 
-/* The parameters a search can use: those with an expression, and not special (near). */
+/* The parameters a search can use: those with an expression, and not special (near), and the
+ * full-text ones. */
 static bool searchable(const fhir_search_param_t *p)
 {
+    if (strcmp(p->code, "_content") == 0 || strcmp(p->code, "_text") == 0)
+        return true;
     return p->expression && p->type != FHIR_SEARCH_SPECIAL;
 }
 
@@ -105,6 +108,7 @@ static void build(http_server_t *server, const fhir_search_snapshot_t *snapshot)
                      "\"documentation\":\"FHIR R4 REST API with JSON. Every version is kept; "
                      "updates may create resources with a client-chosen id; If-Match is honoured "
                      "on update and delete. Search: every R4 search parameter of each type, "
+                     "custom SearchParameters, full text (_content, _text), "
                      "chains, _has, _include and _revinclude (:iterate), _sort, _count, _total, "
                      "_summary, _elements; paging by cursor; lenient unless Prefer: "
                      "handling=strict.\",\"resource\":[");

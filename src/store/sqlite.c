@@ -91,6 +91,8 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_DELETE_INDEX + FHIR_INDEX_URI] = "DELETE FROM ix_uri WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_COMPOSITE] = "DELETE FROM ix_composite WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_OF_TYPE] = "DELETE FROM ix_of_type WHERE rid = ?1",
+    [STMT_DELETE_TEXT] = "DELETE FROM ix_text WHERE rowid = ?1",
+    [STMT_INSERT_TEXT] = "INSERT INTO ix_text (rowid, content, narrative) VALUES (?1, ?2, ?3)",
 };
 
 /* ---- errors -------------------------------------------------------------------------- */
@@ -215,6 +217,11 @@ static const char *const migrations[] = {
     "  type_system TEXT, type_code TEXT, value TEXT NOT NULL);"
     "CREATE INDEX ix_of_type_value ON ix_of_type (type, param, value, type_code, type_system, rid);"
     "CREATE INDEX ix_of_type_rid ON ix_of_type (rid, param);",
+    /* 3: full text (_content, _text): one row per current resource, rowid = rid; unicode61
+       folds case and (remove_diacritics 2) accents. Filled by writes and reindex: a database
+       from before needs `concerto reindex` for resources written before it. */
+    "CREATE VIRTUAL TABLE ix_text USING fts5(content, narrative, "
+    "tokenize = 'unicode61 remove_diacritics 2');",
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
@@ -756,6 +763,37 @@ static status_t insert_row(sqlite_conn_t *conn, int64_t rid, const char *type,
     return ERR_OK;
 }
 
+/* Replaces the full text of rid (ix_text). */
+static status_t write_text(sqlite_conn_t *conn, int64_t rid, bool is_new,
+                           const fhir_index_rows_t *rows, err_t *err)
+{
+    sqlite3_stmt *stmt;
+    status_t status;
+    int rc;
+    if (!is_new) {
+        if ((status = prepare(conn, STMT_DELETE_TEXT, &stmt, err)))
+            return status;
+        sqlite3_bind_int64(stmt, 1, rid);
+        rc = sqlite3_step(stmt);
+        sqlite3_reset(stmt);
+        if (rc != SQLITE_DONE)
+            return sqlite__fail(conn->handle, rc, err, "delete full text");
+    }
+    if (!rows || (!rows->content && !rows->narrative))
+        return ERR_OK;
+    if ((status = prepare(conn, STMT_INSERT_TEXT, &stmt, err)))
+        return status;
+    sqlite3_bind_int64(stmt, 1, rid);
+    bind_opt_text(stmt, 2, rows->content);
+    bind_opt_text(stmt, 3, rows->narrative);
+    rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (rc != SQLITE_DONE)
+        return sqlite__fail(conn->handle, rc, err, "insert full text");
+    return ERR_OK;
+}
+
 /* Replaces the index rows of rid: the old ones go (unless the resource is new), the new ones
  * come (unless it is deleted). */
 static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, bool is_new,
@@ -778,7 +816,7 @@ static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, 
     for (size_t i = 0; rows && i < rows->n; i++)
         if ((status = insert_row(conn, rid, type, &rows->rows[i], err)))
             return status;
-    return ERR_OK;
+    return write_text(conn, rid, is_new, rows, err);
 }
 
 static status_t sqlite_put(void *opaque, const store_put_t *put, int64_t updated_us,

@@ -25,6 +25,8 @@ enum {
     STMT_RID,
     STMT_SCAN,
     STMT_SCAN_TYPE,
+    STMT_DELETE_TEXT,
+    STMT_INSERT_TEXT,
     /* one insert and one delete per index table, in fhir_index_kind_t order */
     STMT_INSERT_INDEX,
     STMT_DELETE_INDEX = STMT_INSERT_INDEX + FHIR_INDEX_KIND_COUNT,

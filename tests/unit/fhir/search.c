@@ -88,9 +88,28 @@ static void add_number(buf_t *out, const fhir_search_number_t *n)
     buf_addf(out, "%s [%s, %s)", n->text, n->low, n->high);
 }
 
+static void add_text(buf_t *out, const fhir_search_text_t *t)
+{
+    if (t->kind == FHIR_SEARCH_TEXT_TERM) {
+        buf_addf(out, "\"%s\"%s", t->term, t->prefix ? "*" : "");
+        return;
+    }
+    buf_addch(out, '(');
+    add_text(out, t->left);
+    buf_addstr(out, t->kind == FHIR_SEARCH_TEXT_AND ? " AND " : " OR ");
+    add_text(out, t->right);
+    buf_addch(out, ')');
+}
+
 static void add_value(buf_t *out, const fhir_search_clause_t *c, fhir_search_type_t type,
                       const fhir_search_value_t *v)
 {
+    if (c && c->param &&
+        (strcmp(c->param->code, "_text") == 0 || strcmp(c->param->code, "_content") == 0)) {
+        buf_addstr(out, "text ");
+        add_text(out, v->as.text);
+        return;
+    }
     if (c && c->modifier == FHIR_SEARCH_MOD_MISSING) {
         buf_addf(out, "missing=%s", v->as.missing ? "true" : "false");
         return;
