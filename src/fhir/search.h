@@ -130,6 +130,10 @@ const char *fhir_search_prefix_name(fhir_search_prefix_t prefix);
 const fhir_search_param_t *fhir_search_param_find(const fhir_type_t *type, const char *code,
                                                   size_t len);
 
+/* A built-in parameter with this canonical url (the first base of its definition), or NULL. A
+ * linear search: for SearchParameter writes, not for queries. */
+const fhir_search_param_t *fhir_search_builtin_find_url(const char *url);
+
 /* Counts of the generated table (for tests and the capability statement). */
 typedef struct {
     size_t definitions;                      /* SearchParameter definitions kept from the package */

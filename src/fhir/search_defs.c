@@ -655,6 +655,19 @@ static int str_ptr_compare(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+const fhir_search_param_t *fhir_search_builtin_find_url(const char *url)
+{
+    for (size_t i = 0; i < fhir__search_param_count; i++) {
+        if (fhir__search_params[i].url && strcmp(fhir__search_params[i].url, url) == 0)
+            return &fhir__search_params[i];
+    }
+    for (size_t i = 0; i < fhir__search_common_count; i++) {
+        if (fhir__search_common[i].url && strcmp(fhir__search_common[i].url, url) == 0)
+            return &fhir__search_common[i];
+    }
+    return NULL;
+}
+
 /* Resolves a component's definition url to (code, type): registered first, then built in. */
 static bool component_resolve(const fhir_search_snapshot_t *s, const char *url,
                               fhir_search_component_t *out)

@@ -41,18 +41,23 @@ const fhir_search_snapshot_t *repo_params_acquire(void)
     return params.registry ? fhir_search_registry_acquire(params.registry) : fhir_search_builtin();
 }
 
-/* active and draft parameters are searchable; retired and unknown ones are not */
-static bool is_live(const json_t *resource)
-{
-    const json_t *status = json_object_get(resource, "status");
-    const char *s = jv_is_string(status) ? json_string_value(status) : "";
-    return strcmp(s, "active") == 0 || strcmp(s, "draft") == 0;
-}
-
 static const char *url_of(const json_t *resource)
 {
     const json_t *url = json_object_get(resource, "url");
     return jv_is_string(url) ? json_string_value(url) : NULL;
+}
+
+/* Whether a SearchParameter defines a custom parameter: active and draft ones do, retired and
+ * unknown ones do not, nor one with the url of a built-in R4 parameter (the R4 definitions
+ * themselves: the built-in parameter stays in effect). */
+static bool is_live(const json_t *resource)
+{
+    const json_t *status = json_object_get(resource, "status");
+    const char *s = jv_is_string(status) ? json_string_value(status) : "";
+    if (strcmp(s, "active") != 0 && strcmp(s, "draft") != 0)
+        return false;
+    const char *url = url_of(resource);
+    return !url || !fhir_search_builtin_find_url(url);
 }
 
 /* ---- the background reindex -------------------------------------------------------------- */

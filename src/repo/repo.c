@@ -103,6 +103,20 @@ static void serialize(repo_write_t *write, const json_t *resource, const char *t
     write->tail_len = strlen(write->tail);
 }
 
+static void release_snapshot(void *snapshot)
+{
+    fhir_search_snapshot_release(snapshot);
+}
+
+/* The current search parameters, held until arena is released: index rows borrow the names
+ * of their parameters from the snapshot. */
+static const fhir_search_snapshot_t *arena_snapshot(arena_t *arena)
+{
+    const fhir_search_snapshot_t *snapshot = repo_params_acquire();
+    arena_cleanup_add(arena, release_snapshot, (void *)snapshot);
+    return snapshot;
+}
+
 static status_t check_resource(const json_t *resource, const char *type, err_t *err)
 {
     if (!json_is_object(resource))
@@ -152,10 +166,7 @@ status_t repo_prepare_resource(repo_write_t *write, repo_action_t action, json_t
         return err_set(err, ERR_INVALID, NULL,
                        "\"%s\" is not a valid id (1 to 64 of A-Z a-z 0-9 - .)", write->id);
     serialize(write, resource, write->type, write->id);
-    const fhir_search_snapshot_t *snapshot = repo_params_acquire();
-    rc = fhir_index_extract(snapshot, resource, arena, &write->index, err);
-    fhir_search_snapshot_release(snapshot);
-    return rc;
+    return fhir_index_extract(arena_snapshot(arena), resource, arena, &write->index, err);
 }
 
 static status_t prepare_body(repo_write_t *write, repo_action_t action, const char *type,
@@ -248,11 +259,8 @@ static status_t apply_patch(store_txn_t *txn, repo_write_t *w, err_t *err)
     if (!rc)
         serialize(w, resource, w->type, w->id);
     /* the patched resource exists only here, on the writer: its index rows too */
-    if (!rc) {
-        const fhir_search_snapshot_t *snapshot = repo_params_acquire();
-        rc = fhir_index_extract(snapshot, resource, w->arena, &w->index, err);
-        fhir_search_snapshot_release(snapshot);
-    }
+    if (!rc)
+        rc = fhir_index_extract(arena_snapshot(w->arena), resource, w->arena, &w->index, err);
     json_decref(resource);
     return rc;
 }

@@ -895,6 +895,16 @@ static void test_custom_errors(void **state)
                      "FHIRPath: could not parse FHIRPath at column 20: expected an expression, "
                      "found the end of the expression");
 
+    /* the R4 definitions by url */
+    assert_string_equal(
+        fhir_search_builtin_find_url("http://hl7.org/fhir/SearchParameter/Resource-id")->code,
+        "_id");
+    assert_string_equal(
+        fhir_search_builtin_find_url("http://hl7.org/fhir/SearchParameter/individual-birthdate")
+            ->code,
+        "birthdate");
+    assert_null(fhir_search_builtin_find_url("http://example.org/sp/eye-color"));
+
     /* a valid one: check leaves the registry as it was */
     fhir_search_registry_t *r = fhir_search_registry_new();
     err_t err = ERR_INIT;
