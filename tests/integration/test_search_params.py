@@ -91,7 +91,12 @@ def test_custom_parameter_end_to_end(make_server, tmp_dir):
     assert found(client, "Patient?mothers-maiden-name:exact=Smith") == [before]
     assert found(client, "Patient?mothers-maiden-name=jones") == [other]
     assert found(client, "Patient?mothers-maiden-name:missing=true") == []
-    assert "reindex of Patient after a search parameter change: done" in srv.stderr()
+    deadline = time.monotonic() + POLL_SECONDS
+    while ("reindex of Patient after a search parameter change: done,"
+           not in srv.stderr() and time.monotonic() < deadline):
+        time.sleep(0.05)
+    assert "reindex of Patient after a search parameter change: done," \
+        in srv.stderr()
     caps = capability_params(client, "Patient")
     assert caps["mothers-maiden-name"] == {"name": "mothers-maiden-name",
                                            "definition": SP_URL, "type": "string"}
