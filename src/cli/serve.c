@@ -15,7 +15,9 @@ static const char help[] =
     "\n"
     "Serves the FHIR R4 API at http://HOST:PORT/fhir and /healthz until SIGINT or SIGTERM,\n"
     "then finishes the requests in flight and closes the database cleanly. The database is\n"
-    "created and migrated when needed.\n"
+    "created and migrated when needed. The SearchParameter resources stored in it (status\n"
+    "active or draft) are search parameters of the server; when one is written, the types\n"
+    "it applies to are reindexed in the background (progress in the log).\n"
     "\n"
     "Options (each also from the environment as CONCERTO_<NAME>, e.g. CONCERTO_LISTEN, or from\n"
     "the config file as \"name = value\"; a flag wins over the environment, which wins over\n"
@@ -125,7 +127,7 @@ int cli_serve(int argc, char **argv)
         goto out;
     if (http_serve(store, &config, &err) == ERR_OK)
         status = 0;
-    store_close(store);
+    cli_close_store(store, false);
     if (status == 0)
         log_info("stopped; the database is closed");
 out:

@@ -1060,6 +1060,8 @@ status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *reso
         x.too_many = !extract_contained(snapshot, resource, arena, &scratch, out);
     buf_release(&x.key);
     arena_release(&scratch);
+    if (!x.too_many)
+        fhir_index_text(resource, arena, &out->content, &out->narrative);
     if (x.too_many)
         return err_set(err, ERR_TOO_LARGE, NULL,
                        "the resource has more than %d search index values", FHIR_INDEX_MAX_ROWS);

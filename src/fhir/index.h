@@ -121,6 +121,9 @@ typedef struct {
        url is "#id": kept apart from rows, so that searches of top-level resources see none */
     fhir_index_row_t *local_refs;
     size_t nlocal_refs;
+    /* full text (_content, _text; fhir_index_text): NULL when there is none */
+    const char *content;   /* every string value of the resource, the narrative as text */
+    const char *narrative; /* text.div without its markup */
 } fhir_index_rows_t;
 
 /*
@@ -138,6 +141,17 @@ typedef struct {
  */
 status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *resource,
                             arena_t *arena, fhir_index_rows_t *out, err_t *err);
+
+/*
+ * The full text of a resource (borrowed) into arena: *out_content every string value of it
+ * (resourceType left out, text.div as its text), separated by newlines, cut at
+ * FHIR_INDEX_MAX_TEXT bytes (at a character boundary); *out_narrative text.div with the
+ * XHTML tags taken out (each tag a space) and character references decoded. NULL when empty.
+ * fhir_index_extract fills the rows' content and narrative with it.
+ */
+#define FHIR_INDEX_MAX_TEXT (1024 * 1024)
+void fhir_index_text(const json_t *resource, arena_t *arena, const char **out_content,
+                     const char **out_narrative);
 
 /* "string", "token", ... (the table's kind). */
 const char *fhir_index_kind_name(fhir_index_kind_t kind);

@@ -1142,8 +1142,9 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
             method_not_allowed(ctx, "GET", "/metadata");
             return;
         }
-        http_server_t *server = ctx->thread->server;
-        send_json(ctx, 200, server->capability, server->capability_len);
+        size_t len;
+        char *capability = http__capability(ctx->thread->server, &req->pool, &len);
+        send_json(ctx, 200, capability, len);
         return;
     }
     if (nseg == 1 && strcmp(first, "_history") == 0) {

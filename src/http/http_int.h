@@ -37,8 +37,10 @@ struct http_server {
     http_thread_t *threads;
     int nthreads;
     atomic_bool stopping;
-    char *capability; /* the CapabilityStatement, built once */
+    pthread_mutex_t capability_lock; /* guards the three below */
+    char *capability;                /* the CapabilityStatement, built for the snapshot below */
     size_t capability_len;
+    const fhir_search_snapshot_t *capability_snapshot; /* held */
     int port;
 };
 
@@ -84,8 +86,11 @@ bool http__parse_instant(const char *s, int64_t *out_us);
 int http__handle(h2o_handler_t *self, h2o_req_t *req);
 /* Delivers finished writes on the thread that received them. */
 void http__on_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
-/* Builds server->capability. */
+/* Builds server->capability for the current search parameters (at start). */
 void http__build_capability(http_server_t *server);
+/* The CapabilityStatement copied into pool, rebuilt first when the search parameters changed
+ * since it was built (a SearchParameter was written). */
+char *http__capability(http_server_t *server, h2o_mem_pool_t *pool, size_t *out_len);
 
 static inline http_thread_t *http__thread_of(h2o_req_t *req)
 {

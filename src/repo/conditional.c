@@ -123,7 +123,7 @@ status_t repo_condition_parse(repo_condition_t *cond, const fhir_type_t *type, c
                             "has none)",
                             cond->text);
     fhir_search_query_t sq = {.pairs = pairs, .npairs = n, .strict = true, .now_us = now_us()};
-    status_t parsed = fhir_search_parse(NULL, type, &sq, arena, &cond->plan, err);
+    status_t parsed = fhir_search_parse(repo_params_registry(), type, &sq, arena, &cond->plan, err);
     if (rc || parsed)
         return err->code;
     /* what the parser accepts but the store cannot run: refused, never left out */

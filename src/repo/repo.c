@@ -110,6 +110,20 @@ static void serialize(repo_write_t *write, const json_t *resource, const char *t
     write->tail_len = strlen(write->tail);
 }
 
+static void release_snapshot(void *snapshot)
+{
+    fhir_search_snapshot_release(snapshot);
+}
+
+/* The current search parameters, held until arena is released: index rows borrow the names
+ * of their parameters from the snapshot. */
+static const fhir_search_snapshot_t *arena_snapshot(arena_t *arena)
+{
+    const fhir_search_snapshot_t *snapshot = repo_params_acquire();
+    arena_cleanup_add(arena, release_snapshot, (void *)snapshot);
+    return snapshot;
+}
+
 void repo_write_set_id(repo_write_t *write, const char *id)
 {
     write->id = arena_strdup(write->arena, id);
@@ -125,7 +139,8 @@ void repo_write_set_id(repo_write_t *write, const char *id)
 status_t repo_write_refresh(repo_write_t *write, json_t *resource, err_t *err)
 {
     serialize(write, resource, write->type, write->id);
-    return fhir_index_extract(NULL, resource, write->arena, &write->index, err);
+    return fhir_index_extract(arena_snapshot(write->arena), resource, write->arena, &write->index,
+                              err);
 }
 
 static status_t check_resource(const json_t *resource, const char *type, err_t *err)
@@ -177,7 +192,7 @@ status_t repo_prepare_resource(repo_write_t *write, repo_action_t action, json_t
         return err_set(err, ERR_INVALID, NULL,
                        "\"%s\" is not a valid id (1 to 64 of A-Z a-z 0-9 - .)", write->id);
     serialize(write, resource, write->type, write->id);
-    return fhir_index_extract(NULL, resource, arena, &write->index, err);
+    return fhir_index_extract(arena_snapshot(arena), resource, arena, &write->index, err);
 }
 
 static status_t prepare_body(repo_write_t *write, repo_action_t action, const char *type,
@@ -305,7 +320,7 @@ static status_t apply_patch(store_txn_t *txn, repo_write_t *w, err_t *err)
         serialize(w, resource, w->type, w->id);
     /* the patched resource exists only here, on the writer: its index rows too */
     if (!rc)
-        rc = fhir_index_extract(NULL, resource, w->arena, &w->index, err);
+        rc = fhir_index_extract(arena_snapshot(w->arena), resource, w->arena, &w->index, err);
     json_decref(resource);
     return rc;
 }
@@ -379,6 +394,9 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
         memcpy(json + w->head_len + (size_t)n, w->tail, w->tail_len);
         json[json_len] = '\0';
     }
+    if (strcmp(w->type, "SearchParameter") == 0 &&
+        (rc = repo__params_write(txn, w->id, json, json_len, w->arena, err)))
+        return rc;
     store_put_t put = {
         .type = w->type,
         .id = w->id,

@@ -176,17 +176,56 @@ extern const size_t repo_everything_referenced_count;
 status_t repo_everything(store_conn_t *conn, const repo_everything_t *query, arena_t *arena,
                          store_search_result_t *out, err_t *err);
 
-/* Called after each batch of a reindex: resources done so far, of about total. */
-typedef void (*repo_progress_fn)(void *arg, int64_t done, int64_t total);
+/* Called after each batch of a reindex: resources done so far, of about total. Returning
+ * false stops the reindex there (it returns ERR_OK with what was done). */
+typedef bool (*repo_progress_fn)(void *arg, int64_t done, int64_t total);
 
 /*
  * Rebuilds the search index rows of every current resource (after the search parameters
  * changed, or a database from before the index tables): reads them in batches, extracts on
- * the calling thread and replaces the rows through the writer. A resource written meanwhile
- * keeps the rows its own write gave it. *out_count: resources reindexed.
+ * the calling thread (with the search parameters of repo_params) and replaces the rows
+ * through the writer. A resource written meanwhile keeps the rows its own write gave it.
+ * *out_count: resources reindexed.
  */
 status_t repo_reindex(store_t *store, repo_progress_fn progress, void *arg, int64_t *out_count,
                       err_t *err);
+/* repo_reindex of the resources of the given types only (ntypes 0: every type). */
+status_t repo_reindex_types(store_t *store, const char *const *types, size_t ntypes,
+                            repo_progress_fn progress, void *arg, int64_t *out_count, err_t *err);
+
+/*
+ * --- custom search parameters (params.c) ---
+ *
+ * The search parameters of the database a process works on: the built-in R4 ones plus the
+ * SearchParameter resources stored in it whose status is active or draft. There is one set
+ * per process, loaded by repo_params_open when a command opens its store (serve, import,
+ * reindex); every prepare (index extraction), search and reindex uses it. Without
+ * repo_params_open (unit tests) they are the built-in parameters only.
+ *
+ * A write of a SearchParameter (create, update, patch, delete, in a Bundle or not) is checked
+ * in its transaction with the registry's rules (fhir_search_registry_check; ERR_RULE, nothing
+ * written); once it is durable the registry is updated, so every thread's next search and
+ * index extraction use it, and the resource types of its bases (old and new) are queued for a
+ * reindex on a background thread, with progress in the log. Until that reindex has reached a
+ * resource, a search by the parameter does not see it (or sees it through the rows of the
+ * previous expression): resources written after the change are indexed by their own write.
+ */
+status_t repo_params_open(store_t *store, err_t *err);
+/* Stops the background reindex (after the batch in progress; wait: after everything queued)
+ * and forgets the custom parameters. Call before store_close. */
+void repo_params_close(bool wait);
+/* The registry (NULL before repo_params_open: the built-in parameters). Borrowed. */
+fhir_search_registry_t *repo_params_registry(void);
+/* A snapshot of it, to release with fhir_search_snapshot_release. */
+const fhir_search_snapshot_t *repo_params_acquire(void);
+/* Resource types queued or being reindexed after a SearchParameter write (0: none). */
+size_t repo_params_reindex_pending(void);
+/* Waits until no reindex is queued or running. */
+void repo_params_reindex_wait(void);
+/* Called by repo_write_txn for a SearchParameter write before it is stored (json NULL for a
+ * delete): checks it and asks for the registry update on commit. */
+status_t repo__params_write(store_txn_t *txn, const char *id, const char *json, size_t json_len,
+                            arena_t *arena, err_t *err);
 
 /* True when s (len bytes) is a valid FHIR id: [A-Za-z0-9-.]{1,64}. */
 bool repo_id_valid(const char *s, size_t len);

@@ -102,7 +102,7 @@ status_t repo_search_plan(const repo_search_t *search, arena_t *arena,
                              .strict = search->strict,
                              .now_us = search->now_us};
     fhir_search_plan_t *plan;
-    status_t rc = fhir_search_parse(NULL, search->type, &q, arena, &plan, err);
+    status_t rc = fhir_search_parse(repo_params_registry(), search->type, &q, arena, &plan, err);
     if (rc)
         return rc;
     if ((rc = screen(plan, search->strict, arena, err)))

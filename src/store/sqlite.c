@@ -58,6 +58,9 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_CONTAINED_DELETE] = "DELETE FROM resource_contained WHERE container = ?1",
     [STMT_CONTAINED_INSERT] =
         "INSERT INTO resource_contained (container, type, id) VALUES (?1, ?2, ?3)",
+    [STMT_SCAN_TYPE] = "SELECT r.rid, r.type, r.id, v.json, r.version FROM resource r "
+                       "JOIN resource_version v ON v.seq = r.seq "
+                       "WHERE r.type = ?3 AND r.deleted = 0 AND r.rid > ?1 ORDER BY r.rid LIMIT ?2",
     [STMT_INSERT_INDEX + FHIR_INDEX_STRING] =
         "INSERT INTO ix_string (rid, type, param, normalized, exact) VALUES (?1, ?2, ?3, ?4, ?5)",
     [STMT_INSERT_INDEX + FHIR_INDEX_TOKEN] =
@@ -92,6 +95,8 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_DELETE_INDEX + FHIR_INDEX_URI] = "DELETE FROM ix_uri WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_COMPOSITE] = "DELETE FROM ix_composite WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_OF_TYPE] = "DELETE FROM ix_of_type WHERE rid = ?1",
+    [STMT_DELETE_TEXT] = "DELETE FROM ix_text WHERE rowid = ?1",
+    [STMT_INSERT_TEXT] = "INSERT INTO ix_text (rowid, content, narrative) VALUES (?1, ?2, ?3)",
 };
 
 /* ---- errors -------------------------------------------------------------------------- */
@@ -216,8 +221,12 @@ static const char *const migrations[] = {
     "  type_system TEXT, type_code TEXT, value TEXT NOT NULL);"
     "CREATE INDEX ix_of_type_value ON ix_of_type (type, param, value, type_code, type_system, rid);"
     "CREATE INDEX ix_of_type_rid ON ix_of_type (rid, param);",
-    /* 3 and 4 are other changes' (full-text search, import speed): empty here */
-    "",
+    /* 3: full text (_content, _text): one row per current resource, rowid = rid; unicode61
+       folds case and (remove_diacritics 2) accents. Filled by writes and reindex: a database
+       from before needs `concerto reindex` for resources written before it. */
+    "CREATE VIRTUAL TABLE ix_text USING fts5(content, narrative, "
+    "tokenize = 'unicode61 remove_diacritics 2');",
+    /* 4 is another change's (import speed): empty here */
     "",
     /* 5: contained resources and absolute references to this server. A contained resource
        gets a key of its own in resource_contained, from 2^62 up so that it never meets a
@@ -886,12 +895,43 @@ static status_t insert_contained(sqlite_conn_t *conn, int64_t container, const c
     return ERR_OK;
 }
 
+/* Replaces the full text of rid (ix_text). */
+static status_t write_text(sqlite_conn_t *conn, int64_t rid, bool is_new,
+                           const fhir_index_rows_t *rows, err_t *err)
+{
+    sqlite3_stmt *stmt;
+    status_t status;
+    int rc;
+    if (!is_new) {
+        if ((status = prepare(conn, STMT_DELETE_TEXT, &stmt, err)))
+            return status;
+        sqlite3_bind_int64(stmt, 1, rid);
+        rc = sqlite3_step(stmt);
+        sqlite3_reset(stmt);
+        if (rc != SQLITE_DONE)
+            return sqlite__fail(conn->handle, rc, err, "delete full text");
+    }
+    if (!rows || (!rows->content && !rows->narrative))
+        return ERR_OK;
+    if ((status = prepare(conn, STMT_INSERT_TEXT, &stmt, err)))
+        return status;
+    sqlite3_bind_int64(stmt, 1, rid);
+    bind_opt_text(stmt, 2, rows->content);
+    bind_opt_text(stmt, 3, rows->narrative);
+    rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (rc != SQLITE_DONE)
+        return sqlite__fail(conn->handle, rc, err, "insert full text");
+    return ERR_OK;
+}
+
 /* Replaces the index rows of rid: the old ones go (unless the resource is new), the new ones
  * come (unless it is deleted). */
 static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, bool is_new,
                             const fhir_index_rows_t *rows, err_t *err)
 {
-    status_t status;
+    status_t status = ERR_OK;
     if (!is_new && (status = delete_contained(conn, rid, err)))
         return status;
     if (!is_new) {
@@ -910,9 +950,11 @@ static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, 
     for (size_t i = 0; rows && i < rows->n; i++)
         if ((status = insert_row(conn, rid, type, &rows->rows[i], err)))
             return status;
-    if (rows && rows->ncontained)
-        return insert_contained(conn, rid, type, rows, err);
-    return ERR_OK;
+    if (!status)
+        status = write_text(conn, rid, is_new, rows, err);
+    if (!status && rows && rows->ncontained)
+        status = insert_contained(conn, rid, type, rows, err);
+    return status;
 }
 
 static status_t sqlite_put(void *opaque, const store_put_t *put, int64_t updated_us,
@@ -993,16 +1035,18 @@ static status_t sqlite_reindex(void *opaque, const char *type, const char *id,
     return write_index(conn, rid, type, false, deleted ? NULL : rows, err);
 }
 
-static status_t sqlite_scan(void *opaque, int64_t after_rid, size_t count, arena_t *arena,
-                            store_scan_row_t **out_rows, size_t *out_n, err_t *err)
+static status_t sqlite_scan(void *opaque, const char *type, int64_t after_rid, size_t count,
+                            arena_t *arena, store_scan_row_t **out_rows, size_t *out_n, err_t *err)
 {
     sqlite_conn_t *conn = opaque;
     sqlite3_stmt *stmt;
-    status_t status = prepare(conn, STMT_SCAN, &stmt, err);
+    status_t status = prepare(conn, type ? STMT_SCAN_TYPE : STMT_SCAN, &stmt, err);
     if (status)
         return status;
     sqlite3_bind_int64(stmt, 1, after_rid);
     sqlite3_bind_int64(stmt, 2, (sqlite3_int64)count);
+    if (type)
+        sqlite3_bind_text(stmt, 3, type, -1, SQLITE_STATIC);
     store_scan_row_t *rows = arena_alloc(arena, (count ? count : 1) * sizeof(*rows));
     size_t n = 0;
     int rc;

@@ -27,6 +27,9 @@ enum {
     STMT_CONTAINED_LIST,   /* the contained resources of a container */
     STMT_CONTAINED_DELETE, /* ... and their removal */
     STMT_CONTAINED_INSERT,
+    STMT_SCAN_TYPE,
+    STMT_DELETE_TEXT,
+    STMT_INSERT_TEXT,
     /* one insert and one delete per index table, in fhir_index_kind_t order */
     STMT_INSERT_INDEX,
     STMT_DELETE_INDEX = STMT_INSERT_INDEX + FHIR_INDEX_KIND_COUNT,

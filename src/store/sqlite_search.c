@@ -658,11 +658,60 @@ static void q_param_rids(q_t *q, const fhir_search_clause_t *clause, const char 
     }
 }
 
+static bool is_fulltext(const fhir_search_clause_t *clause)
+{
+    return strcmp(clause->param->code, "_content") == 0 ||
+           strcmp(clause->param->code, "_text") == 0;
+}
+
 /* A clause that can be tested per resource: a parameter of an index table. */
 static bool probe_capable(const fhir_search_clause_t *clause)
 {
     return clause->kind == FHIR_SEARCH_CLAUSE_PARAM && strcmp(clause->param->code, "_id") != 0 &&
-           strcmp(clause->param->code, "_lastUpdated") != 0 && table_of(clause) != NULL;
+           strcmp(clause->param->code, "_lastUpdated") != 0 && !is_fulltext(clause) &&
+           table_of(clause) != NULL;
+}
+
+/* A full-text query in FTS5 syntax: every term a quoted string (quotes doubled), so the
+ * user's text is never syntax; a prefix term is `"term" *`. */
+static void fts_render(buf_t *out, const fhir_search_text_t *t)
+{
+    switch (t->kind) {
+    case FHIR_SEARCH_TEXT_TERM:
+        buf_addch(out, '"');
+        for (const char *c = t->term; *c; c++) {
+            if (*c == '"')
+                buf_addch(out, '"');
+            buf_addch(out, *c);
+        }
+        buf_addstr(out, t->prefix ? "\" *" : "\"");
+        return;
+    case FHIR_SEARCH_TEXT_AND:
+    case FHIR_SEARCH_TEXT_OR:
+        buf_addch(out, '(');
+        fts_render(out, t->left);
+        buf_addstr(out, t->kind == FHIR_SEARCH_TEXT_AND ? " AND " : " OR ");
+        fts_render(out, t->right);
+        buf_addch(out, ')');
+        return;
+    }
+}
+
+/* _content and _text: the rids whose full text (ix_text's column) matches one of the values. */
+static void q_fulltext(q_t *q, const fhir_search_clause_t *clause, const char *alias)
+{
+    buf_t match = BUF_INIT;
+    buf_addstr(&match, strcmp(clause->param->code, "_text") == 0 ? "narrative : (" : "content : (");
+    for (size_t i = 0; i < clause->nvalues; i++) {
+        if (i)
+            buf_addstr(&match, " OR ");
+        fts_render(&match, clause->values[i].as.text);
+    }
+    buf_addch(&match, ')');
+    q_addf(q, "%s.rid IN (SELECT rowid FROM ix_text WHERE ix_text MATCH ", alias);
+    q_text(q, arena_strndup(q->arena, match.ptr, match.len));
+    q_add(q, ")");
+    buf_release(&match);
 }
 
 /*
@@ -705,6 +754,10 @@ static void q_param_probe(q_t *q, const fhir_search_clause_t *clause, const char
 
 static void q_param(q_t *q, const fhir_search_clause_t *clause, const char *alias)
 {
+    if (is_fulltext(clause)) {
+        q_fulltext(q, clause, alias);
+        return;
+    }
     if (q_column_param(q, clause, alias))
         return;
     const char *table = table_of(clause);

@@ -47,11 +47,23 @@ struct store_conn {
     void *conn;
 };
 
+typedef struct {
+    store_commit_fn fn;
+    void *arg;
+} commit_hook_t;
+
+/* The commit hooks of a batch, in the order they were added. */
+typedef struct {
+    commit_hook_t *items;
+    size_t n, cap;
+} commit_hooks_t;
+
 struct store_txn {
     store_t *store;
     void *conn;
     int64_t time_us;
     char time_text[32];
+    commit_hooks_t *hooks; /* the batch's */
 };
 
 void store_options_init(store_options_t *options)
@@ -182,10 +194,11 @@ status_t store_count(store_conn_t *conn, const char *type, int64_t *out, err_t *
     return conn->store->driver->count(conn->conn, type, out, err);
 }
 
-status_t store_scan(store_conn_t *conn, int64_t after_rid, size_t count, arena_t *arena,
-                    store_scan_row_t **out_rows, size_t *out_n, err_t *err)
+status_t store_scan(store_conn_t *conn, const char *type, int64_t after_rid, size_t count,
+                    arena_t *arena, store_scan_row_t **out_rows, size_t *out_n, err_t *err)
 {
-    return conn->store->driver->scan(conn->conn, after_rid, count, arena, out_rows, out_n, err);
+    return conn->store->driver->scan(conn->conn, type, after_rid, count, arena, out_rows, out_n,
+                                     err);
 }
 
 const char *store_search_unsupported(const fhir_search_clause_t *clause, arena_t *arena)
@@ -310,14 +323,26 @@ const char *store_txn_time_text(store_txn_t *txn)
     return txn->time_text;
 }
 
+void store_txn_on_commit(store_txn_t *txn, store_commit_fn fn, void *arg)
+{
+    commit_hooks_t *h = txn->hooks;
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 4;
+        h->items = xrealloc(h->items, h->cap * sizeof(*h->items));
+    }
+    h->items[h->n++] = (commit_hook_t){fn, arg};
+}
+
 status_t store_txn_nested(store_txn_t *txn, store_txn_fn fn, void *arg, err_t *err)
 {
     const store_driver_t *d = txn->store->driver;
     status_t rc = d->savepoint(txn->conn, err);
     if (rc)
         return rc;
+    size_t hooks = txn->hooks->n;
     rc = fn(txn, arg, err);
     if (rc) {
+        txn->hooks->n = hooks; /* what it asked for is rolled back too */
         d->rollback_to(txn->conn);
         err_t ignored = ERR_INIT;
         d->release(txn->conn, &ignored);
@@ -370,11 +395,13 @@ static void run_batch(store_t *store, txn_item_t *items)
     err_t *errs = xcalloc(n, sizeof(*errs));
 
     err_t batch_err = ERR_INIT;
+    commit_hooks_t hooks = {0};
     status_t batch_rc = d->begin(store->writer_conn, &batch_err);
     if (!batch_rc) {
         size_t i = 0;
         for (txn_item_t *it = items; it; it = it->next, i++) {
-            store_txn_t txn = {.store = store, .conn = store->writer_conn};
+            store_txn_t txn = {.store = store, .conn = store->writer_conn, .hooks = &hooks};
+            size_t first_hook = hooks.n;
             int64_t t = now_us();
             if (t <= store->last_time_us)
                 t = store->last_time_us + 1;
@@ -395,11 +422,18 @@ static void run_batch(store_t *store, txn_item_t *items)
                     rcs[i] = d->release(store->writer_conn, &errs[i]);
                 }
             }
+            if (rcs[i])
+                hooks.n = first_hook;
         }
         batch_rc = d->commit(store->writer_conn, &batch_err);
         if (batch_rc)
             d->rollback(store->writer_conn);
     }
+    if (!batch_rc) {
+        for (size_t k = 0; k < hooks.n; k++)
+            hooks.items[k].fn(hooks.items[k].arg);
+    }
+    free(hooks.items);
     size_t i = 0;
     for (txn_item_t *it = items; it;) {
         txn_item_t *next = it->next;

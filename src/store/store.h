@@ -142,6 +142,16 @@ typedef struct {
  */
 status_t store_txn_nested(store_txn_t *txn, store_txn_fn fn, void *arg, err_t *err);
 
+/*
+ * Runs fn(arg) on the writer once the transaction that called this is durable, before any
+ * done callback of its batch; never when what called it is rolled back (its own transaction,
+ * or the nested savepoint it ran in). For effects outside the database that must follow a
+ * commit (the search parameters of a SearchParameter write). fn must be quick and must not
+ * submit to the store and wait; arg is borrowed and must live until the done callback.
+ */
+typedef void (*store_commit_fn)(void *arg);
+void store_txn_on_commit(store_txn_t *txn, store_commit_fn fn, void *arg);
+
 /* store_read inside the transaction: sees what the transaction has written so far. */
 status_t store_txn_read(store_txn_t *txn, const char *type, const char *id, int64_t version,
                         arena_t *arena, store_version_t *out, err_t *err);
@@ -184,11 +194,12 @@ typedef struct {
 } store_scan_row_t;
 
 /*
- * Up to `count` current, non-deleted resources with a key above after_rid (0: from the
- * start), in key order; strings in arena. *out_n is the number read (0: the end).
+ * Up to `count` current, non-deleted resources of `type` (NULL: every type) with a key above
+ * after_rid (0: from the start), in key order; strings in arena. *out_n is the number read
+ * (0: the end).
  */
-status_t store_scan(store_conn_t *conn, int64_t after_rid, size_t count, arena_t *arena,
-                    store_scan_row_t **out_rows, size_t *out_n, err_t *err);
+status_t store_scan(store_conn_t *conn, const char *type, int64_t after_rid, size_t count,
+                    arena_t *arena, store_scan_row_t **out_rows, size_t *out_n, err_t *err);
 
 /* ---- searching ----------------------------------------------------------------------- */
 

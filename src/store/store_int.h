@@ -43,7 +43,7 @@ typedef struct {
     status_t (*reindex)(void *conn, const char *type, const char *id, const fhir_index_rows_t *rows,
                         err_t *err);
 
-    status_t (*scan)(void *conn, int64_t after_rid, size_t count, arena_t *arena,
+    status_t (*scan)(void *conn, const char *type, int64_t after_rid, size_t count, arena_t *arena,
                      store_scan_row_t **out_rows, size_t *out_n, err_t *err);
     status_t (*search)(void *conn, const store_search_t *query, arena_t *arena,
                        store_search_result_t *out, err_t *err);

@@ -608,6 +608,89 @@ static void test_writes_change_rows(void **state)
     arena_release(&arena);
 }
 
+/* _content and _text over ix_text: words, phrases, prefixes, AND, OR, parentheses, case and
+ * accents; rows replaced by updates and removed by deletes. */
+static void test_fulltext(void **state)
+{
+    (void)state;
+    put("{\"resourceType\":\"Basic\",\"id\":\"t1\",\"code\":{\"text\":\"Bone metastases\"},"
+        "\"text\":{\"status\":\"generated\",\"div\":\"<div xmlns=\\\"http://www.w3.org/1999/"
+        "xhtml\\\"><p>Bone &amp; liver metastases</p><p>Cr\xc3\xa8me br\xc3\xbbl\xc3\xa9"
+        "e&#33;</p></div>\"}}");
+    put("{\"resourceType\":\"Basic\",\"id\":\"t2\",\"code\":{\"text\":\"Heart failure\"},"
+        "\"text\":{\"status\":\"generated\",\"div\":\"<div xmlns=\\\"http://www.w3.org/1999/"
+        "xhtml\\\">Chronic heart failure, NYHA III</div>\"}}");
+    put("{\"resourceType\":\"Basic\",\"id\":\"t3\",\"code\":{\"text\":\"Liver cirrhosis\"}}");
+    static const case_t cases[] = {
+        {"Basic?_content=liver", "t1 t3"},
+        {"Basic?_text=liver", "t1"},
+        {"Basic?_text=LIVER", "t1"},
+        {"Basic?_text=creme", "t1"},
+        {"Basic?_text=BR\xc3\x9bL*", "t1"},
+        {"Basic?_text=brul", ""},
+        {"Basic?_content=heart OR cirrhosis", "t2 t3"},
+        {"Basic?_content=(bone OR heart) and failure", "t2"},
+        {"Basic?_content=(bone or heart) AND (metastases OR nyha)", "t1 t2"},
+        {"Basic?_content=\"liver metastases\"", "t1"},
+        {"Basic?_content=\"metastases liver\"", ""},
+        {"Basic?_content=liver,heart", "t1 t2 t3"},
+        {"Basic?_content=liver heart", ""},
+        {"Basic?_content=liver cirrhosis", "t3"},
+        {"Basic?_content=nyha", "t2"},
+        {"Basic?_text=cirrhosis", ""},
+        {"Basic?_content=generated", "t1 t2"},
+        {"Basic?_content=xhtml", ""},
+        {"Basic?_content=\"-\" OR \"*\"", ""},
+        {"Basic?_content=\"NEAR(a b)\" OR \"x\"\"y\"", ""},
+        {"Basic?_content=liver&_text=bone", "t1"},
+        {"Patient?_content=liver", ""},
+    };
+    check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+
+    /* what the user cannot write: an error naming the query, never a query error */
+    static const struct {
+        const char *query, *message;
+    } errors[] = {
+        {"Basic?_content=\"", "cannot read the _content query \"?\": a quote is not closed"},
+        {"Basic?_content=AND(", "cannot read the _content query \"AND(\": a term is missing "
+                                "before \"AND\""},
+        {"Basic?_content=(liver", "cannot read the _content query \"(liver\": a \"(\" is not "
+                                  "closed"},
+        {"Basic?_content=liver)", "cannot read the _content query \"liver)\": a \")\" has no "
+                                  "\"(\""},
+        {"Basic?_content=liver OR", "cannot read the _content query \"liver OR\": a term is "
+                                    "missing at the end"},
+        {"Basic?_text:exact=liver", "modifier \":exact\" does not apply to \"_text\""},
+    };
+    for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+        arena_t arena;
+        arena_init(&arena);
+        fhir_search_pair_t pairs[4];
+        size_t npairs;
+        const fhir_type_t *type = split(&arena, errors[i].query, pairs, &npairs);
+        fhir_search_query_t query = {.pairs = pairs, .npairs = npairs, .strict = true};
+        fhir_search_plan_t *plan;
+        err_t err = ERR_INIT;
+        assert_int_equal(fhir_search_parse(NULL, type, &query, &arena, &plan, &err), ERR_INVALID);
+        assert_string_equal(err_message(&err), errors[i].message);
+        err_release(&err);
+        arena_release(&arena);
+    }
+
+    arena_t arena;
+    arena_init(&arena);
+    put("{\"resourceType\":\"Basic\",\"id\":\"t1\",\"code\":{\"text\":\"Fracture\"}}");
+    assert_string_equal(run(&arena, "Basic?_content=liver", NULL, NULL), "t3");
+    assert_string_equal(run(&arena, "Basic?_text=bone", NULL, NULL), "");
+    assert_string_equal(run(&arena, "Basic?_content=fracture", NULL, NULL), "t1");
+    delete ("Basic", "t3");
+    assert_string_equal(run(&arena, "Basic?_content=liver", NULL, NULL), "");
+    delete ("Basic", "t1");
+    delete ("Basic", "t2");
+    assert_string_equal(run(&arena, "Basic?_content=heart OR fracture", NULL, NULL), "");
+    arena_release(&arena);
+}
+
 /* The ids of every page of query (with _count=3 added), following next links. */
 static const char *all_pages(arena_t *arena, const char *query)
 {
@@ -844,6 +927,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strings_and_tokens),
+        cmocka_unit_test(test_fulltext),
         cmocka_unit_test(test_dates_numbers_quantities),
         cmocka_unit_test(test_references_chains_has),
         cmocka_unit_test(test_sort),
