@@ -245,6 +245,45 @@ static const char *const migrations[] = {
     "CREATE INDEX resource_contained_container ON resource_contained (container);"
     "CREATE INDEX resource_contained_type ON resource_contained (type);"
     "CREATE INDEX ix_reference_absolute ON ix_reference (url) WHERE url IS NOT NULL;",
+    /* 6: the work queues (docs/internals/store.md, "Work queues"). outbox: one event per
+       version, written in its transaction, removed when handled; claimed in event_id order
+       by a scan of the key (the table holds only what is not yet handled), so the insert
+       touches no other index; dead events are few and found by a partial index. job: one
+       row per kind and key, due ones found by (state, run_at_us). lease: singleton leases.
+       claim_until_us > 0 marks a claim not yet answered. */
+    "CREATE TABLE outbox ("
+    "  event_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  seq INTEGER NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  action INTEGER NOT NULL,"
+    "  time_us INTEGER NOT NULL,"
+    "  available_us INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  claimed_by TEXT,"
+    "  claim_until_us INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  dead INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX outbox_dead ON outbox (event_id) WHERE dead = 1;"
+    "CREATE TABLE job ("
+    "  job_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  kind TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  run_at_us INTEGER NOT NULL,"
+    "  payload TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  claimed_by TEXT,"
+    "  claim_until_us INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  revision INTEGER NOT NULL DEFAULT 1,"
+    "  UNIQUE (kind, key));"
+    "CREATE INDEX job_due ON job (state, run_at_us);"
+    "CREATE TABLE lease ("
+    "  name TEXT PRIMARY KEY,"
+    "  holder TEXT NOT NULL,"
+    "  until_us INTEGER NOT NULL);",
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
@@ -408,6 +447,8 @@ static void sqlite_disconnect(void *opaque)
     sqlite_conn_t *conn = opaque;
     for (int i = 0; i < STMT__COUNT; i++)
         sqlite3_finalize(conn->statements[i]);
+    for (int i = 0; i < SQLITE_QUEUE_STATEMENTS; i++)
+        sqlite3_finalize(conn->queue_statements[i]);
     for (int i = 0; i < SQLITE_CACHED_STATEMENTS; i++) {
         sqlite3_finalize(conn->cache[i].stmt);
         free(conn->cache[i].sql);
@@ -1090,4 +1131,21 @@ const store_driver_t store__sqlite_driver = {
     .search = sqlite__search,
     .txn_search = sqlite__txn_search,
     .everything = sqlite__everything,
+    .outbox_add = sqlite__outbox_add,
+    .outbox_claim = sqlite__outbox_claim,
+    .outbox_ack = sqlite__outbox_ack,
+    .outbox_fail = sqlite__outbox_fail,
+    .outbox_replay = sqlite__outbox_replay,
+    .outbox_dead = sqlite__outbox_dead,
+    .outbox_counts = sqlite__outbox_counts,
+    .job_schedule = sqlite__job_schedule,
+    .job_cancel = sqlite__job_cancel,
+    .job_claim = sqlite__job_claim,
+    .job_complete = sqlite__job_complete,
+    .job_fail = sqlite__job_fail,
+    .job_replay = sqlite__job_replay,
+    .job_list = sqlite__job_list,
+    .lease_acquire = sqlite__lease_acquire,
+    .lease_renew = sqlite__lease_renew,
+    .lease_release = sqlite__lease_release,
 };
