@@ -30,6 +30,8 @@
     X(CONFLICT, 409, "conflict", "the request conflicts with the current state")             \
     X(GONE, 410, "deleted", "the resource was deleted")                                      \
     X(VERSION_CONFLICT, 412, "conflict", "If-Match names a version that is not current")     \
+    X(MULTIPLE_MATCHES, 412, "multiple-matches",                                             \
+      "the search of a conditional request or reference matches more than one resource")     \
     X(TOO_LARGE, 413, "too-costly", "the body is over the configured limit")                 \
     X(MEDIA_TYPE, 415, "not-supported", "the body's Content-Type is not FHIR JSON")          \
     X(NOT_ACCEPTABLE, 406, "not-supported", "no format the client accepts can be produced")  \

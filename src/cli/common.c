@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "repo/repo.h"
+
 void cli_report(const char *command, const err_t *err)
 {
     for (size_t i = 0; i < err->nissues; i++) {
@@ -60,5 +62,18 @@ status_t cli_store_options(const settings_t *s, store_options_t *options, err_t 
 status_t cli_open_store(const settings_t *s, const store_options_t *options, store_t **out,
                         err_t *err)
 {
-    return store_open(settings_get(s, "db", CLI_DEFAULT_DB), options, out, err);
+    status_t rc = store_open(settings_get(s, "db", CLI_DEFAULT_DB), options, out, err);
+    if (rc)
+        return rc;
+    if ((rc = repo_params_open(*out, err))) {
+        store_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+void cli_close_store(store_t *store, bool finish_reindex)
+{
+    repo_params_close(finish_reindex);
+    store_close(store);
 }

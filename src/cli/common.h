@@ -4,6 +4,8 @@
 #ifndef CONCERTO_CLI_COMMON_H
 #define CONCERTO_CLI_COMMON_H
 
+#include <stdbool.h>
+
 #include "base/err.h"
 #include "cli/settings.h"
 #include "store/store.h"
@@ -20,8 +22,12 @@ int cli_settings(const char *command, const char *help, int argc, char **argv,
                  const char *const *known, const char *const *switches, settings_t *s);
 /* Reads the "synchronous" setting into options (ERR_INVALID when it is not a mode). */
 status_t cli_store_options(const settings_t *s, store_options_t *options, err_t *err);
-/* Opens the store named by the "db" setting with options from cli_store_options. */
+/* Opens the store named by the "db" setting with options from cli_store_options, and loads
+ * its custom search parameters (repo_params_open). */
 status_t cli_open_store(const settings_t *s, const store_options_t *options, store_t **out,
                         err_t *err);
+/* Closes what cli_open_store opened; finish_reindex: first finish the reindexing queued by
+ * SearchParameter writes (else it stops after the batch in progress). */
+void cli_close_store(store_t *store, bool finish_reindex);
 
 #endif

@@ -33,7 +33,9 @@ static const char help[] =
     "urn:uuid: references inside a Bundle are resolved to Type/id. Every resource is validated;\n"
     "invalid ones are reported with file and line and left out. Progress goes to stderr, a\n"
     "summary to stdout. Exit status 1 when a resource was refused or a reference does not\n"
-    "resolve.\n"
+    "resolve. The custom search parameters stored in the database are used to index;\n"
+    "imported SearchParameter resources (status active or draft) are too, and the types\n"
+    "they apply to are reindexed before the import ends.\n"
     "\n"
     "  --db FILE       the SQLite database (default: concerto.db; env CONCERTO_DB)\n"
     "  --batch N       resources per transaction (default: 1000)\n"
@@ -502,7 +504,7 @@ out:
         cli_report("import", &err);
     err_release(&err);
     if (store)
-        store_close(store);
+        cli_close_store(store, true);
 out_settings:
     settings_release(&s);
     return status;

@@ -46,7 +46,7 @@ int cli_init(int argc, char **argv)
     }
     printf("%s: schema version %d\n", settings_get(&s, "db", CLI_DEFAULT_DB),
            store_schema_version(store));
-    store_close(store);
+    cli_close_store(store, true);
     err_release(&err);
     status = 0;
 out:

@@ -15,6 +15,8 @@ static const char help[] =
     "\n"
     "Rebuilds the search index rows of every current resource in the database FILE: run it\n"
     "after the search parameters change, or on a database written before search existed.\n"
+    "The R4 search parameters and the SearchParameter resources of the database (status\n"
+    "active or draft) are indexed.\n"
     "Progress goes to stderr. It may run while a server uses the database: a resource the\n"
     "server writes meanwhile keeps the rows of that write.\n"
     "\n"
@@ -29,11 +31,12 @@ static double seconds_since(const struct timespec *start)
     return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
-static void progress(void *arg, int64_t done, int64_t total)
+static bool progress(void *arg, int64_t done, int64_t total)
 {
     const struct timespec *start = arg;
     fprintf(stderr, "concerto reindex: %lld of %lld resources (%.1f s)\n", (long long)done,
             (long long)total, seconds_since(start));
+    return true;
 }
 
 int cli_reindex(int argc, char **argv)
@@ -68,7 +71,7 @@ int cli_reindex(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &start);
     int64_t count = 0;
     status_t rc = repo_reindex(store, progress, &start, &count, &err);
-    store_close(store);
+    cli_close_store(store, true);
     if (rc) {
         cli_report("reindex", &err);
         status = 1;

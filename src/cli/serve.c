@@ -15,7 +15,9 @@ static const char help[] =
     "\n"
     "Serves the FHIR R4 API at http://HOST:PORT/fhir and /healthz until SIGINT or SIGTERM,\n"
     "then finishes the requests in flight and closes the database cleanly. The database is\n"
-    "created and migrated when needed.\n"
+    "created and migrated when needed. The SearchParameter resources stored in it (status\n"
+    "active or draft) are search parameters of the server; when one is written, the types\n"
+    "it applies to are reindexed in the background (progress in the log).\n"
     "\n"
     "Options (each also from the environment as CONCERTO_<NAME>, e.g. CONCERTO_LISTEN, or from\n"
     "the config file as \"name = value\"; a flag wins over the environment, which wins over\n"
@@ -28,6 +30,9 @@ static const char help[] =
     "                       (default: from the Host header, http://HOST/fhir)\n"
     "  --synchronous MODE   full (default: every acknowledged write survives power loss),\n"
     "                       normal (survives a crash of Concerto, not of the machine), off\n"
+    "  --conditional-delete single|multiple\n"
+    "                       a conditional delete whose criteria match several resources:\n"
+    "                       single (default) refuses it with 412, multiple deletes them all\n"
     "  --log-level LEVEL    error, warning, info (default) or debug\n"
     "  --port-file FILE     write the port to FILE once listening (for scripts and tests)\n"
     "  --config FILE        read settings from FILE (env CONCERTO_CONFIG)\n";
@@ -69,9 +74,9 @@ static status_t parse_size(const char *name, const char *value, long min, long m
 
 int cli_serve(int argc, char **argv)
 {
-    static const char *const known[] = {"db",        "listen",    "threads",
-                                        "max-body",  "base-url",  "synchronous",
-                                        "log-level", "port-file", NULL};
+    static const char *const known[] = {
+        "db",          "listen",    "threads",   "max-body",           "base-url",
+        "synchronous", "log-level", "port-file", "conditional-delete", NULL};
     settings_t s;
     int status = cli_settings("serve", help, argc, argv, known, NULL, &s);
     if (status >= 0)
@@ -109,11 +114,20 @@ int cli_serve(int argc, char **argv)
     config.max_body = (size_t)max_body;
     config.base_url = settings_get(&s, "base-url", NULL);
     config.port_file = settings_get(&s, "port-file", NULL);
+    const char *conditional_delete = settings_get(&s, "conditional-delete", "single");
+    if (strcmp(conditional_delete, "multiple") == 0) {
+        config.multiple_delete = true;
+    } else if (strcmp(conditional_delete, "single") != 0) {
+        err_set(&err, ERR_INVALID, NULL,
+                "--conditional-delete must be single or multiple, not \"%s\"", conditional_delete);
+        status = 2;
+        goto out;
+    }
     if (cli_open_store(&s, &options, &store, &err))
         goto out;
     if (http_serve(store, &config, &err) == ERR_OK)
         status = 0;
-    store_close(store);
+    cli_close_store(store, false);
     if (status == 0)
         log_info("stopped; the database is closed");
 out:

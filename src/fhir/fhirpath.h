@@ -159,6 +159,18 @@ const fhir_type_t *fhirpath_item_fhir_type(const fhirpath_item_t *item);
 const char *fhirpath_item_type_name(const fhirpath_item_t *item);
 /* Where a node is: "Patient.name[0].given[1]"; NULL for System values. In arena. */
 const char *fhirpath_item_path(const fhirpath_item_t *item, arena_t *arena);
+/*
+ * Where a node is in the resource's JSON, so that a caller can change it there: *out_holder
+ * is the JSON object that has the node as a member (borrowed; for an element of a primitive,
+ * such as Patient.birthDate.extension, the primitive's "_birthDate" object), *out_key the
+ * member's JSON name ("valueQuantity" for Observation.value; borrowed from the evaluation's
+ * arena or the resource), *out_index its position when the member is an array, or -1, and
+ * *out_choice whether the member is one type of a choice element (value[x]).
+ * Returns false for System values and for nodes that are not members of anything: the
+ * resource, %variables, what resolve() returned.
+ */
+bool fhirpath_item_location(const fhirpath_item_t *item, json_t **out_holder, const char **out_key,
+                            int *out_index, bool *out_choice);
 /* The toString() text of a primitive or System value (a quantity as "185 '[lb_av]'"), or
  * NULL for complex nodes. In arena. */
 const char *fhirpath_item_text(const fhirpath_item_t *item, arena_t *arena);

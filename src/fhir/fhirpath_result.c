@@ -64,6 +64,25 @@ const char *fhirpath_item_path(const fhirpath_item_t *item, arena_t *arena)
     return path;
 }
 
+bool fhirpath_item_location(const fhirpath_item_t *item, json_t **out_holder, const char **out_key,
+                            int *out_index, bool *out_choice)
+{
+    if (item->kind != FHIRPATH_NODE)
+        return false;
+    const fp_node_t *node = item->u.node;
+    if (!node->parent || !node->name)
+        return false;
+    /* members of a primitive live in its "_name" object (see members_of in fhirpath_eval.c) */
+    json_t *holder = json_is_object(node->parent->json) ? node->parent->json : node->parent->ext;
+    if (!json_is_object(holder))
+        return false;
+    *out_holder = holder;
+    *out_key = node->name;
+    *out_index = node->index;
+    *out_choice = node->choice;
+    return true;
+}
+
 const char *fhirpath_item_text(const fhirpath_item_t *item, arena_t *arena)
 {
     fp_eval_t ev = {0};

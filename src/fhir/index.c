@@ -125,7 +125,12 @@ typedef struct {
     const char **seen; /* the set of row keys: open addressing */
     size_t nseen, capseen;
     bool too_many;
+    const char *ref_param;        /* the reference parameter being extracted, else NULL */
+    fhir_index_row_t *local_refs; /* references "#id" to contained resources */
+    size_t nlocal_refs, caplocal_refs;
 } extract_t;
+
+static void note_local_ref(extract_t *x, const char *ref);
 
 static void values_push(extract_t *x, values_t *v, const fhir_index_value_t *value)
 {
@@ -259,7 +264,9 @@ static void add_string(extract_t *x, values_t *out, const char *s)
         return;
     fhir_index_value_t v = {.kind = FHIR_INDEX_STRING};
     v.as.string.exact = keep_str(x, s);
-    v.as.string.normalized = normalized(x, v.as.string.exact);
+    /* normalized from the whole text, then cut: the cut of the normalized form is what a
+     * search value's normalized form, cut the same way, is a prefix of */
+    v.as.string.normalized = normalized(x, s);
     values_push(x, out, &v);
 }
 
@@ -666,6 +673,8 @@ static void add_reference_text(extract_t *x, values_t *out, const char *ref,
                                const json_t *identifier)
 {
     fhir_index_value_t v = {.kind = FHIR_INDEX_REFERENCE};
+    if (ref && ref[0] == '#')
+        note_local_ref(x, ref);
     if (ref && ref[0] != '#' && *ref) {
         local_ref_t local;
         if (!is_absolute(ref) && parse_local(x->arena, ref, &local)) {
@@ -921,6 +930,7 @@ static void extract_composite(extract_t *x, const fhir_search_param_t *param,
 static void extract_param(extract_t *x, const fhir_search_param_t *param)
 {
     fhirpath_result_t *result;
+    x->ref_param = NULL;
     if (evaluate(x, param->expression, NULL, NULL, &result)) {
         x->out->nfailed++;
         return;
@@ -930,6 +940,8 @@ static void extract_param(extract_t *x, const fhir_search_param_t *param)
         extract_composite(x, param, result);
         return;
     }
+    if (kind == FHIR_INDEX_REFERENCE)
+        x->ref_param = param->code;
     values_t values = {0}, of_type = {0};
     for (size_t i = 0; i < fhirpath_result_count(result); i++)
         convert(x, (fhir_index_kind_t)kind, fhirpath_result_item(result, i), &values, &of_type);
@@ -937,6 +949,83 @@ static void extract_param(extract_t *x, const fhir_search_param_t *param)
         add_row(x, param->code, &values.items[i]);
     for (size_t i = 0; i < of_type.n; i++)
         add_row(x, param->code, &of_type.items[i]);
+}
+
+/* ---- contained resources ------------------------------------------------------------ */
+
+/* A reference "#id" met while extracting a reference parameter: a row of local_refs (url
+ * "#id"), once per parameter and id. A lone "#" (the container itself) is not one. */
+static void note_local_ref(extract_t *x, const char *ref)
+{
+    if (!x->ref_param || !ref[1])
+        return;
+    buf_reset(&x->key);
+    buf_addstr(&x->key, "#\x1f");
+    key_str(&x->key, x->ref_param);
+    key_str(&x->key, ref);
+    if (!seen_add(x, x->key.ptr, x->key.len))
+        return;
+    if (x->nlocal_refs == x->caplocal_refs) {
+        size_t cap = x->caplocal_refs ? x->caplocal_refs * 2 : 4;
+        fhir_index_row_t *rows = arena_alloc(x->arena, cap * sizeof(*rows));
+        if (x->nlocal_refs)
+            memcpy(rows, x->local_refs, x->nlocal_refs * sizeof(*rows));
+        x->local_refs = rows;
+        x->caplocal_refs = cap;
+    }
+    fhir_index_row_t *row = &x->local_refs[x->nlocal_refs++];
+    memset(row, 0, sizeof(*row));
+    row->param = x->ref_param;
+    row->value.kind = FHIR_INDEX_REFERENCE;
+    row->value.as.reference.url = keep_str(x, ref);
+}
+
+/*
+ * The rows of each contained resource, by its own type, into out->contained. A contained
+ * resource without an id (none can refer to it) or of an unknown type is left out. False
+ * when the rows of the container and its contained resources pass FHIR_INDEX_MAX_ROWS.
+ */
+static bool extract_contained(const fhir_search_snapshot_t *snapshot, json_t *resource,
+                              arena_t *arena, arena_t *scratch, fhir_index_rows_t *out)
+{
+    json_t *list = json_object_get(resource, "contained");
+    size_t n = json_is_array(list) ? json_array_size(list) : 0;
+    if (!n)
+        return true;
+    out->contained = arena_zalloc(arena, n * sizeof(*out->contained));
+    size_t total = out->n;
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_array_get(list, i);
+        json_t *rt = json_object_get(item, "resourceType");
+        json_t *id = json_object_get(item, "id");
+        const fhir_type_t *type = jv_is_string(rt) ? fhir_resource_type_find(json_string_value(rt),
+                                                                             json_string_length(rt))
+                                                   : NULL;
+        if (!type || !jv_is_string(id) || json_string_length(id) == 0)
+            continue;
+        fhir_index_rows_t rows = {0};
+        extract_t x = {.arena = arena, .scratch = scratch, .resource = item, .out = &rows};
+        buf_init(&x.key, 0);
+        fhir_search_iter_t it;
+        fhir_search_iter_init(&it, snapshot, type);
+        for (const fhir_search_param_t *p; (p = fhir_search_iter_next(&it)) && !x.too_many;) {
+            if (!p->expression || p->type == FHIR_SEARCH_SPECIAL || strcmp(p->code, "_id") == 0 ||
+                strcmp(p->code, "_lastUpdated") == 0)
+                continue;
+            extract_param(&x, p);
+        }
+        buf_release(&x.key);
+        total += rows.n;
+        if (x.too_many || total > FHIR_INDEX_MAX_ROWS)
+            return false;
+        fhir_index_contained_t *c = &out->contained[out->ncontained++];
+        c->type = type->name;
+        c->id = arena_strndup(arena, json_string_value(id), json_string_length(id));
+        c->rows = rows.rows;
+        c->n = rows.n;
+        out->nfailed += rows.nfailed;
+    }
+    return true;
 }
 
 status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *resource,
@@ -965,8 +1054,14 @@ status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *reso
         if (x.too_many)
             break;
     }
+    out->local_refs = x.local_refs;
+    out->nlocal_refs = x.nlocal_refs;
+    if (!x.too_many)
+        x.too_many = !extract_contained(snapshot, resource, arena, &scratch, out);
     buf_release(&x.key);
     arena_release(&scratch);
+    if (!x.too_many)
+        fhir_index_text(resource, arena, &out->content, &out->narrative);
     if (x.too_many)
         return err_set(err, ERR_TOO_LARGE, NULL,
                        "the resource has more than %d search index values", FHIR_INDEX_MAX_ROWS);

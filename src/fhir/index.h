@@ -102,16 +102,37 @@ typedef struct {
     fhir_index_value_t value;
 } fhir_index_row_t;
 
+/* A contained resource (resource.contained[i]) and its own rows, by its own type. */
+typedef struct {
+    const char *type; /* its resourceType */
+    const char *id;   /* its id within the container (without '#') */
+    fhir_index_row_t *rows;
+    size_t n;
+} fhir_index_contained_t;
+
 typedef struct {
     fhir_index_row_t *rows;
     size_t n, cap;
     size_t nfailed; /* parameters whose expression failed to compile or evaluate: no rows */
+    /* the contained resources with an id and a known type, in document order */
+    fhir_index_contained_t *contained;
+    size_t ncontained;
+    /* the container's references to its contained resources ("#id"), reference rows whose
+       url is "#id": kept apart from rows, so that searches of top-level resources see none */
+    fhir_index_row_t *local_refs;
+    size_t nlocal_refs;
+    /* full text (_content, _text; fhir_index_text): NULL when there is none */
+    const char *content;   /* every string value of the resource, the narrative as text */
+    const char *narrative; /* text.div without its markup */
 } fhir_index_rows_t;
 
 /*
  * Extracts the index rows of resource (a parsed, valid resource; borrowed) for every search
  * parameter of its type in snapshot (NULL: the built-in parameters). Rows are in the arena
- * and distinct within a parameter. _id and _lastUpdated are columns of the store, and
+ * and distinct within a parameter. Each contained resource (with an id and a known type) gets
+ * rows of its own, by its own type, in out->contained; the references to them (reference
+ * parameters whose value is "#id") are out->local_refs. Contained rows count toward
+ * FHIR_INDEX_MAX_ROWS. _id and _lastUpdated are columns of the store, and
  * parameters without an expression (_text, _content, ...) or of type special are not
  * extracted. A parameter whose expression cannot be evaluated over this resource gives no
  * rows and is counted in nfailed: a resource is never refused for its index. Errors:
@@ -120,6 +141,17 @@ typedef struct {
  */
 status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *resource,
                             arena_t *arena, fhir_index_rows_t *out, err_t *err);
+
+/*
+ * The full text of a resource (borrowed) into arena: *out_content every string value of it
+ * (resourceType left out, text.div as its text), separated by newlines, cut at
+ * FHIR_INDEX_MAX_TEXT bytes (at a character boundary); *out_narrative text.div with the
+ * XHTML tags taken out (each tag a space) and character references decoded. NULL when empty.
+ * fhir_index_extract fills the rows' content and narrative with it.
+ */
+#define FHIR_INDEX_MAX_TEXT (1024 * 1024)
+void fhir_index_text(const json_t *resource, arena_t *arena, const char **out_content,
+                     const char **out_narrative);
 
 /* "string", "token", ... (the table's kind). */
 const char *fhir_index_kind_name(fhir_index_kind_t kind);

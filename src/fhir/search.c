@@ -12,8 +12,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/jv.h"
+#include "fhir/index.h"
 
 typedef struct {
     const char *ptr;
@@ -344,13 +346,28 @@ static const char *parse_near(parser_t *p, const fhir_search_param_t *param, spa
     return NULL;
 }
 
+/* The length of s (len bytes) cut at FHIR_INDEX_MAX_STRING bytes on a character boundary,
+ * as the index cuts what it stores. */
+static size_t index_cut(const char *s, size_t len)
+{
+    if (len > FHIR_INDEX_MAX_STRING) {
+        len = FHIR_INDEX_MAX_STRING;
+        while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+            len--;
+    }
+    return len;
+}
+
+/* The value and its normalized form, each cut as the index cuts them: a value longer than
+ * what is stored is compared up to the cut. */
 static void string_value(parser_t *p, span_t raw, fhir_search_value_t *v)
 {
     const char *s = unescape(p, raw);
+    size_t n = strlen(s);
     buf_t b = BUF_INIT;
-    fhir_search_normalize(s, strlen(s), &b);
-    v->as.string.value = s;
-    v->as.string.normalized = arena_strndup(p->arena, b.ptr, b.len);
+    fhir_search_normalize(s, n, &b);
+    v->as.string.value = arena_strndup(p->arena, s, index_cut(s, n));
+    v->as.string.normalized = arena_strndup(p->arena, b.ptr, index_cut(b.ptr, b.len));
     buf_release(&b);
 }
 
@@ -502,6 +519,171 @@ static bool modifier_applies(fhir_search_type_t type, fhir_search_modifier_t m)
 static const char *parse_criterion(parser_t *p, const fhir_type_t *type, const char *name,
                                    size_t len, span_t value, int depth, fhir_search_clause_t *out);
 
+/* --- full text ------------------------------------------------------------------------------ */
+
+typedef struct {
+    parser_t *p;
+    const char *code;
+    const char *s; /* the value, unescaped */
+    size_t at, nterms;
+    int depth;
+    const char *error;
+} text_parser_t;
+
+static bool text_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static void text_skip(text_parser_t *t)
+{
+    while (text_space(t->s[t->at]))
+        t->at++;
+}
+
+/* The length of the word at t->at (up to a space, a parenthesis or a quote). */
+static size_t text_word(const text_parser_t *t)
+{
+    size_t n = 0;
+    for (char c; (c = t->s[t->at + n]) && !text_space(c) && c != '(' && c != ')' && c != '"';)
+        n++;
+    return n;
+}
+
+static bool text_keyword(const text_parser_t *t, const char *keyword)
+{
+    size_t n = text_word(t);
+    return n == strlen(keyword) && strncasecmp(t->s + t->at, keyword, n) == 0;
+}
+
+static const fhir_search_text_t *text_fail(text_parser_t *t, const char *what)
+{
+    if (!t->error)
+        t->error = reasonf(t->p, "cannot read the %s query \"%s\": %s", t->code,
+                           quoted(t->p, t->s, strlen(t->s)), what);
+    return NULL;
+}
+
+static const fhir_search_text_t *text_or(text_parser_t *t);
+
+static const fhir_search_text_t *text_primary(text_parser_t *t)
+{
+    text_skip(t);
+    char c = t->s[t->at];
+    if (!c)
+        return text_fail(t, "a term is missing at the end");
+    if (c == ')')
+        return text_fail(t, "a term is missing before \")\"");
+    if (c == '(') {
+        if (++t->depth > 16)
+            return text_fail(t, "parentheses are nested too deeply");
+        t->at++;
+        const fhir_search_text_t *inner = text_or(t);
+        if (!inner)
+            return NULL;
+        text_skip(t);
+        if (t->s[t->at] != ')')
+            return text_fail(t, "a \"(\" is not closed");
+        t->at++;
+        t->depth--;
+        return inner;
+    }
+    if (text_keyword(t, "and") || text_keyword(t, "or"))
+        return text_fail(t, arena_printf(t->p->arena, "a term is missing before \"%.*s\"",
+                                         (int)text_word(t), t->s + t->at));
+    if (++t->nterms > FHIR_SEARCH_TEXT_MAX_TERMS)
+        return text_fail(t, "it has too many terms");
+    fhir_search_text_t *node = arena_zalloc(t->p->arena, sizeof(*node));
+    node->kind = FHIR_SEARCH_TEXT_TERM;
+    if (c == '"') {
+        const char *end = strchr(t->s + t->at + 1, '"');
+        if (!end)
+            return text_fail(t, "a quote is not closed");
+        node->term = arena_strndup(t->p->arena, t->s + t->at + 1, (size_t)(end - t->s) - t->at - 1);
+        t->at = (size_t)(end - t->s) + 1;
+        return node;
+    }
+    size_t n = text_word(t);
+    node->prefix = n > 1 && t->s[t->at + n - 1] == '*';
+    node->term = arena_strndup(t->p->arena, t->s + t->at, node->prefix ? n - 1 : n);
+    t->at += n;
+    return node;
+}
+
+static const fhir_search_text_t *text_join(text_parser_t *t, fhir_search_text_kind_t kind,
+                                           const fhir_search_text_t *left,
+                                           const fhir_search_text_t *right)
+{
+    if (!left || !right)
+        return NULL;
+    fhir_search_text_t *node = arena_zalloc(t->p->arena, sizeof(*node));
+    node->kind = kind;
+    node->left = left;
+    node->right = right;
+    return node;
+}
+
+static const fhir_search_text_t *text_and(text_parser_t *t)
+{
+    const fhir_search_text_t *left = text_primary(t);
+    for (;;) {
+        if (!left)
+            return NULL;
+        text_skip(t);
+        char c = t->s[t->at];
+        if (!c || c == ')' || text_keyword(t, "or"))
+            return left;
+        if (text_keyword(t, "and"))
+            t->at += 3;
+        left = text_join(t, FHIR_SEARCH_TEXT_AND, left, text_primary(t));
+    }
+}
+
+static const fhir_search_text_t *text_or(text_parser_t *t)
+{
+    const fhir_search_text_t *left = text_and(t);
+    for (;;) {
+        if (!left)
+            return NULL;
+        text_skip(t);
+        if (!text_keyword(t, "or"))
+            return left;
+        t->at += 2;
+        left = text_join(t, FHIR_SEARCH_TEXT_OR, left, text_and(t));
+    }
+}
+
+/* _content and _text: each comma-separated value a full-text query (OR). */
+static const char *parse_fulltext(parser_t *p, const char *code, span_t modifier, span_t value,
+                                  fhir_search_clause_t *out)
+{
+    if (modifier.len)
+        return reasonf(p, "modifier \":%s\" does not apply to \"%s\"",
+                       quoted(p, modifier.ptr, modifier.len), code);
+    if (!value.len)
+        return reasonf(p, "search parameter \"%s\" has no value", code);
+    size_t n;
+    span_t *pieces = split(p, value.ptr, value.len, ',', &n);
+    out->values = arena_zalloc(p->arena, n * sizeof(*out->values));
+    out->nvalues = n;
+    for (size_t i = 0; i < n; i++) {
+        fhir_search_value_t *v = &out->values[i];
+        v->text = unescape(p, pieces[i]);
+        text_parser_t t = {.p = p, .code = code, .s = v->text};
+        v->as.text = text_or(&t);
+        if (v->as.text) {
+            text_skip(&t);
+            if (t.s[t.at] == ')')
+                text_fail(&t, "a \")\" has no \"(\"");
+        }
+        if (t.error)
+            return t.error;
+        if (!v->as.text)
+            return reasonf(p, "search parameter \"%s\" has an empty value", code);
+    }
+    return NULL;
+}
+
 static const char *unknown_param(parser_t *p, const fhir_type_t *type, const char *code, size_t len)
 {
     return reasonf(p, "unknown search parameter \"%s\" for %s", quoted(p, code, len),
@@ -650,7 +832,7 @@ static const char *parse_leaf(parser_t *p, const fhir_type_t *type,
         return reasonf(p, "search parameter \"%s\" cannot be used here", code);
     }
     if (strcmp(code, "_text") == 0 || strcmp(code, "_content") == 0)
-        return reasonf(p, "search parameter \"%s\" (full-text search) is not supported", code);
+        return parse_fulltext(p, code, modifier, value, out);
     if (param->type == FHIR_SEARCH_SPECIAL && param->xpath_usage != FHIR_SEARCH_XPATH_NEARBY)
         return reasonf(p, "search parameter \"%s\" is not supported", code);
     if (!param->expression)

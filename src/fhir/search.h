@@ -104,7 +104,8 @@ typedef struct {
     const char *url;        /* canonical url; NULL for _has, _list and _type, which the search
                                page defines without a SearchParameter */
     const char *expression; /* FHIRPath for this base; NULL when the definition has none
-                               (_text, _content, _query, _filter) */
+                               (_text, _content, _query, _filter); _text and _content are
+                               searched through the full text of fhir_index_text */
     fhir_search_xpath_usage_t xpath_usage;
     uint16_t comparators;       /* FHIR_SEARCH_BIT(prefix) set; 0 when none are listed */
     uint16_t modifiers;         /* FHIR_SEARCH_BIT(modifier) set; 0 when none are listed */
@@ -128,6 +129,10 @@ const char *fhir_search_prefix_name(fhir_search_prefix_t prefix);
  */
 const fhir_search_param_t *fhir_search_param_find(const fhir_type_t *type, const char *code,
                                                   size_t len);
+
+/* A built-in parameter with this canonical url (the first base of its definition), or NULL. A
+ * linear search: for SearchParameter writes, not for queries. */
+const fhir_search_param_t *fhir_search_builtin_find_url(const char *url);
 
 /* Counts of the generated table (for tests and the capability statement). */
 typedef struct {
@@ -169,10 +174,15 @@ const fhir_search_snapshot_t *fhir_search_builtin(void);
  * parameter for all resources. Components of a composite must name parameters registered or
  * built in. Errors (ERR_RULE, nothing changes): no url, code or base; a code that is not
  * [A-Za-z0-9][A-Za-z0-9_-]*; an unknown base, type or target; a composite without
- * resolvable components; no expression on a type other than special.
+ * resolvable components; no expression on a type other than special; an expression that is
+ * not valid FHIRPath.
  */
 status_t fhir_search_registry_put(fhir_search_registry_t *registry, const json_t *resource,
                                   err_t *err);
+/* The rules of fhir_search_registry_put against the current snapshot, changing nothing: ERR_OK
+ * when put would succeed (as it is now). */
+status_t fhir_search_registry_check(fhir_search_registry_t *registry, const json_t *resource,
+                                    err_t *err);
 /* Removes the custom parameter with this url; true when there was one. */
 bool fhir_search_registry_remove(fhir_search_registry_t *registry, const char *url);
 
@@ -230,6 +240,28 @@ typedef enum {
 typedef struct fhir_search_value fhir_search_value_t;
 
 /*
+ * A full-text query (_content, _text): words, "quoted phrases", a trailing * for a prefix,
+ * AND (or juxtaposition), OR, and parentheses; OR binds looser than AND, and "and"/"or" are
+ * operators in any case. A term keeps the user's text (a driver quotes it, so nothing in it
+ * is syntax: `"` and `AND(` are either terms or a parse error, never a query error).
+ */
+typedef enum {
+    FHIR_SEARCH_TEXT_TERM,
+    FHIR_SEARCH_TEXT_AND,
+    FHIR_SEARCH_TEXT_OR,
+} fhir_search_text_kind_t;
+
+typedef struct fhir_search_text fhir_search_text_t;
+struct fhir_search_text {
+    fhir_search_text_kind_t kind;
+    const char *term;                       /* TERM: a word or a phrase, as given */
+    bool prefix;                            /* TERM: a word ending in '*' (term without it) */
+    const fhir_search_text_t *left, *right; /* AND, OR */
+};
+
+#define FHIR_SEARCH_TEXT_MAX_TERMS 64 /* terms one value may have */
+
+/*
  * One value of a parameter: the alternatives of a comma-separated list are values of one
  * clause (OR). Which member of `as` holds it follows from the clause's parameter type and
  * modifier (docs/internals/search.md has the table). Strings are NUL-terminated, escapes
@@ -277,6 +309,7 @@ struct fhir_search_value {
             fhir_search_value_t *components; /* one per component of the parameter */
             size_t ncomponents;
         } composite;
+        const fhir_search_text_t *text; /* _content, _text */
         struct {
             double latitude, longitude;
             bool has_distance;

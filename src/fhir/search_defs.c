@@ -18,6 +18,7 @@
 
 #include "base/jv.h"
 #include "base/mem.h"
+#include "fhir/fhirpath.h"
 
 /* --- names ------------------------------------------------------------------------------ */
 
@@ -654,6 +655,19 @@ static int str_ptr_compare(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+const fhir_search_param_t *fhir_search_builtin_find_url(const char *url)
+{
+    for (size_t i = 0; i < fhir__search_param_count; i++) {
+        if (fhir__search_params[i].url && strcmp(fhir__search_params[i].url, url) == 0)
+            return &fhir__search_params[i];
+    }
+    for (size_t i = 0; i < fhir__search_common_count; i++) {
+        if (fhir__search_common[i].url && strcmp(fhir__search_common[i].url, url) == 0)
+            return &fhir__search_common[i];
+    }
+    return NULL;
+}
+
 /* Resolves a component's definition url to (code, type): registered first, then built in. */
 static bool component_resolve(const fhir_search_snapshot_t *s, const char *url,
                               fhir_search_component_t *out)
@@ -675,8 +689,9 @@ static bool component_resolve(const fhir_search_snapshot_t *s, const char *url,
     return true;
 }
 
-status_t fhir_search_registry_put(fhir_search_registry_t *registry, const json_t *resource,
-                                  err_t *err)
+/* put and check: the rules, and the new snapshot published when apply is set. */
+static status_t registry_put(fhir_search_registry_t *registry, const json_t *resource, bool apply,
+                             err_t *err)
 {
     status_t rc = ERR_OK;
     arena_t arena;
@@ -703,7 +718,7 @@ status_t fhir_search_registry_put(fhir_search_registry_t *registry, const json_t
         goto out;
     }
     if (status && strcmp(status, "retired") == 0) {
-        if (fhir_search_snapshot_find_url(cur, NULL, url))
+        if (apply && fhir_search_snapshot_find_url(cur, NULL, url))
             publish(registry, snapshot_build(cur, url, NULL, 0));
         goto out;
     }
@@ -733,6 +748,20 @@ status_t fhir_search_registry_put(fhir_search_registry_t *registry, const json_t
         rc = err_set(err, ERR_RULE, "SearchParameter.expression",
                      "cannot register search parameter \"%s\": it has no expression", code);
         goto out;
+    }
+    if (expression) {
+        err_t compile = ERR_INIT;
+        fhirpath_t *compiled = fhirpath_compile(expression, strlen(expression), &compile);
+        if (!compiled) {
+            rc = err_set(err, ERR_RULE, "SearchParameter.expression",
+                         "cannot register search parameter \"%s\": its expression is not valid "
+                         "FHIRPath: %s",
+                         code, err_message(&compile));
+            err_release(&compile);
+            goto out;
+        }
+        fhirpath_free(compiled);
+        err_release(&compile);
     }
     const char **bases, **targets, **comparators, **modifiers;
     size_t nbases, ntargets, ncomparators, nmodifiers;
@@ -854,9 +883,22 @@ status_t fhir_search_registry_put(fhir_search_registry_t *registry, const json_t
         add[i]->base = bases[i];
         add[i]->expression = fhir__search_restrict(&arena, expression, bases[i], bases, nbases);
     }
-    publish(registry, snapshot_build(cur, url, add, nbases));
+    if (apply)
+        publish(registry, snapshot_build(cur, url, add, nbases));
 out:
     pthread_mutex_unlock(&registry->write_lock);
     arena_release(&arena);
     return rc;
+}
+
+status_t fhir_search_registry_put(fhir_search_registry_t *registry, const json_t *resource,
+                                  err_t *err)
+{
+    return registry_put(registry, resource, true, err);
+}
+
+status_t fhir_search_registry_check(fhir_search_registry_t *registry, const json_t *resource,
+                                    err_t *err)
+{
+    return registry_put(registry, resource, false, err);
 }

@@ -98,8 +98,12 @@ fhir__reason_t fhir__search_parse_date(const char *s, size_t len, fhir_search_va
         if (i < len && s[i] == ':') {
             i++;
             second = digits(s, len, &i, 2);
-            if (second < 0 || second > 59)
+            if (second < 0 || second > 60)
                 return invalid;
+            /* a leap second (R4 allows :60): the epoch counts none, so it is read as the
+             * last second of its minute and stays in its minute, day and year */
+            if (second == 60)
+                second = 59;
             precision = FHIR_SEARCH_PRECISION_SECOND;
             if (i < len && s[i] == '.') {
                 i++;

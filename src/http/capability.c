@@ -1,8 +1,10 @@
 /*
- * capability.c - the CapabilityStatement at /fhir/metadata, built once at start-up from what
- * the server does: the resource types of the model and the interactions the router serves.
- * When the router learns something new, this file says so in the same change.
+ * capability.c - the CapabilityStatement at /fhir/metadata, built at start-up from what the
+ * server does: the resource types of the model, the interactions the router serves and the
+ * search parameters (custom ones included: it is built again when they change). When the
+ * router learns something new, this file says so in the same change.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -10,10 +12,14 @@
 #include "fhir/defs.h"
 #include "fhir/search.h"
 #include "http/http_int.h"
+#include "repo/repo.h"
 
-/* The parameters a search can use: those with an expression, and not special (near). */
+/* The parameters a search can use: those with an expression, and not special (near), and the
+ * full-text ones. */
 static bool searchable(const fhir_search_param_t *p)
 {
+    if (strcmp(p->code, "_content") == 0 || strcmp(p->code, "_text") == 0)
+        return true;
     return p->expression && p->type != FHIR_SEARCH_SPECIAL;
 }
 
@@ -27,17 +33,20 @@ static bool targets(const fhir_search_param_t *p, const char *type)
     return false;
 }
 
-static void add_search_params(buf_t *out, const fhir_type_t *type)
+static void add_search_params(buf_t *out, const fhir_search_snapshot_t *snapshot,
+                              const fhir_type_t *type)
 {
     buf_addstr(out, "\"searchParam\":[");
     fhir_search_iter_t it;
-    fhir_search_iter_init(&it, fhir_search_builtin(), type);
+    fhir_search_iter_init(&it, snapshot, type);
     bool first = true;
     for (const fhir_search_param_t *p; (p = fhir_search_iter_next(&it));) {
         if (!searchable(p))
             continue;
-        buf_addf(out, "%s{\"name\":\"%s\",\"definition\":\"%s\",\"type\":\"%s\"}", first ? "" : ",",
-                 p->code, p->url ? p->url : "", fhir_search_type_name(p->type));
+        buf_addf(out, "%s{\"name\":\"%s\",\"definition\":\"", first ? "" : ",", p->code);
+        if (p->url)
+            buf_add_json_escaped(out, p->url, strlen(p->url));
+        buf_addf(out, "\",\"type\":\"%s\"}", fhir_search_type_name(p->type));
         first = false;
     }
     buf_addch(out, ']');
@@ -45,11 +54,12 @@ static void add_search_params(buf_t *out, const fhir_type_t *type)
 
 /* searchInclude: the type's reference parameters; searchRevInclude: the reference
  * parameters of every type that may point at it. */
-static void add_includes(buf_t *out, const fhir_type_t *type)
+static void add_includes(buf_t *out, const fhir_search_snapshot_t *snapshot,
+                         const fhir_type_t *type)
 {
     buf_addstr(out, ",\"searchInclude\":[");
     fhir_search_iter_t it;
-    fhir_search_iter_init(&it, fhir_search_builtin(), type);
+    fhir_search_iter_init(&it, snapshot, type);
     bool first = true;
     for (const fhir_search_param_t *p; (p = fhir_search_iter_next(&it));) {
         if (p->type != FHIR_SEARCH_REFERENCE || !searchable(p))
@@ -61,7 +71,7 @@ static void add_includes(buf_t *out, const fhir_type_t *type)
     first = true;
     for (size_t i = 0; i < fhir_resource_type_count; i++) {
         const fhir_type_t *source = fhir_resource_types[i];
-        fhir_search_iter_init(&it, fhir_search_builtin(), source);
+        fhir_search_iter_init(&it, snapshot, source);
         for (const fhir_search_param_t *p; (p = fhir_search_iter_next(&it));) {
             if (p->type != FHIR_SEARCH_REFERENCE || !searchable(p) || !targets(p, type->name))
                 continue;
@@ -72,7 +82,8 @@ static void add_includes(buf_t *out, const fhir_type_t *type)
     buf_addch(out, ']');
 }
 
-void http__build_capability(http_server_t *server)
+/* Builds the statement for snapshot (held by the server from now on). */
+static void build(http_server_t *server, const fhir_search_snapshot_t *snapshot)
 {
     buf_t out = BUF_INIT;
     char date[32];
@@ -91,15 +102,20 @@ void http__build_capability(http_server_t *server)
         buf_add_json_escaped(&out, server->config.base_url, strlen(server->config.base_url));
         buf_addch(&out, '"');
     }
-    buf_addstr(&out, "},\"fhirVersion\":\"4.0.1\","
-                     "\"format\":[\"application/fhir+json\",\"json\"],"
-                     "\"rest\":[{\"mode\":\"server\","
-                     "\"documentation\":\"FHIR R4 REST API with JSON. Every version is kept; "
-                     "updates may create resources with a client-chosen id; If-Match is honoured "
-                     "on update and delete. Search: every R4 search parameter of each type, "
-                     "chains, _has, _include and _revinclude (:iterate), _sort, _count, _total, "
-                     "_summary, _elements; paging by cursor; lenient unless Prefer: "
-                     "handling=strict.\",\"resource\":[");
+    buf_addstr(&out,
+               "},\"fhirVersion\":\"4.0.1\","
+               "\"format\":[\"application/fhir+json\",\"json\"],"
+               "\"rest\":[{\"mode\":\"server\","
+               "\"documentation\":\"FHIR R4 REST API with JSON. Every version is kept; "
+               "updates may create resources with a client-chosen id; If-Match is honoured "
+               "on update and delete; conditional create (If-None-Exist), update and "
+               "delete with strict criteria, also in Bundles, and conditional references "
+               "in transactions. Search: every R4 search parameter of each type, "
+               "chains, _has, _include and _revinclude (:iterate), following relative "
+               "references and absolute ones to this server, custom SearchParameters, full text"
+               " (_content, _text), _contained and "
+               "_containedType, _sort, _count, _total, _summary, _elements; paging by "
+               "cursor; lenient unless Prefer: handling=strict.\",\"resource\":[");
     for (size_t i = 0; i < fhir_resource_type_count; i++) {
         const char *name = fhir_resource_types[i]->name;
         if (i)
@@ -112,18 +128,46 @@ void http__build_capability(http_server_t *server)
                  "{\"code\":\"history-type\"},{\"code\":\"create\"},"
                  "{\"code\":\"search-type\"}],"
                  "\"versioning\":\"versioned-update\",\"readHistory\":true,"
-                 "\"updateCreate\":true,\"conditionalCreate\":false,\"conditionalRead\":"
-                 "\"not-supported\",\"conditionalUpdate\":false,\"conditionalDelete\":"
-                 "\"not-supported\",",
-                 name, name);
-        add_search_params(&out, fhir_resource_types[i]);
-        add_includes(&out, fhir_resource_types[i]);
+                 "\"updateCreate\":true,\"conditionalCreate\":true,\"conditionalRead\":"
+                 "\"not-supported\",\"conditionalUpdate\":true,\"conditionalDelete\":"
+                 "\"%s\",",
+                 name, name, server->config.multiple_delete ? "multiple" : "single");
+        if (strcmp(name, "Patient") == 0)
+            buf_addstr(&out, "\"operation\":[{\"name\":\"everything\",\"definition\":"
+                             "\"http://hl7.org/fhir/OperationDefinition/Patient-everything\"}],");
+        add_search_params(&out, snapshot, fhir_resource_types[i]);
+        add_includes(&out, snapshot, fhir_resource_types[i]);
         buf_addch(&out, '}');
     }
     buf_addstr(&out, "],\"interaction\":[{\"code\":\"history-system\"},{\"code\":\"batch\"},"
                      "{\"code\":\"transaction\"},{\"code\":\"search-system\"}],");
-    add_search_params(&out, NULL);
+    add_search_params(&out, snapshot, NULL);
     buf_addstr(&out, "}]}");
+    free(server->capability);
+    if (server->capability_snapshot)
+        fhir_search_snapshot_release(server->capability_snapshot);
+    server->capability_snapshot = snapshot;
     server->capability_len = out.len;
     server->capability = buf_detach(&out, NULL);
+}
+
+void http__build_capability(http_server_t *server)
+{
+    pthread_mutex_init(&server->capability_lock, NULL);
+    build(server, repo_params_acquire());
+}
+
+char *http__capability(http_server_t *server, h2o_mem_pool_t *pool, size_t *out_len)
+{
+    const fhir_search_snapshot_t *snapshot = repo_params_acquire();
+    pthread_mutex_lock(&server->capability_lock);
+    if (snapshot != server->capability_snapshot)
+        build(server, snapshot); /* takes the reference */
+    else
+        fhir_search_snapshot_release(snapshot);
+    char *copy = h2o_mem_alloc_pool(pool, server->capability_len);
+    memcpy(copy, server->capability, server->capability_len);
+    *out_len = server->capability_len;
+    pthread_mutex_unlock(&server->capability_lock);
+    return copy;
 }

@@ -22,6 +22,7 @@
 #include "fhir/outcome.h"
 #include "http/http_int.h"
 #include "repo/bundle.h"
+#include "repo/conditional.h"
 #include "repo/repo.h"
 
 #define FHIR_JSON             "application/fhir+json"
@@ -61,8 +62,10 @@ struct pending {
     arena_t arena;
     ctx_t ctx;
     repo_write_t write;   /* a single write, or */
+    repo_cond_t cond;     /* a conditional one (is_cond: cond.write is write), or */
     repo_bundle_t bundle; /* a batch or transaction (is_bundle) */
     bool is_bundle;
+    bool is_cond;
     status_t rc;
     err_t err;
 };
@@ -529,6 +532,11 @@ static bool parse_instant_param(const char *s, int64_t *out_us)
     return true;
 }
 
+bool http__parse_instant(const char *s, int64_t *out_us)
+{
+    return parse_instant_param(s, out_us);
+}
+
 static void history_link(ctx_t *ctx, buf_t *out, const char *relation, const char *path,
                          const char *since, size_t count, const char *cursor_name, int64_t cursor)
 {
@@ -700,6 +708,40 @@ static void on_write_done(void *arg, status_t rc, err_t *err)
     h2o_multithread_send_message(&pending->thread->done_receiver, &pending->message);
 }
 
+/* What a conditional write answers differently from a plain one; false: answer as a plain
+ * write of the resource it settled on. */
+static bool finish_conditional(pending_t *pending)
+{
+    ctx_t *ctx = &pending->ctx;
+    repo_cond_t *c = &pending->cond;
+    repo_write_t *w = &pending->write;
+    if (w->action == REPO_CREATE && c->matched) {
+        /* one match: nothing was created; the answer is the match */
+        respond_version(ctx, 200, &w->result, true);
+        return true;
+    }
+    if (w->action != REPO_DELETE || (c->nmatches == 1 && !w->noop))
+        return false;
+    if (ctx->prefer == PREFER_OUTCOME) {
+        err_t info = ERR_INIT;
+        if (c->ndeletes)
+            err_add(&info, ERR_OK, SEVERITY_INFORMATION, NULL,
+                    "%zu %s resources matching \"%s\" deleted", c->ndeletes, w->type,
+                    c->condition.text);
+        else
+            err_add(&info, ERR_OK, SEVERITY_INFORMATION, NULL,
+                    "no %s matches \"%s\": nothing was deleted", w->type, c->condition.text);
+        buf_t body = BUF_INIT;
+        fhir_outcome_json(&info, SEVERITY_INFORMATION, "", &body);
+        send_json(ctx, 200, body.ptr, body.len);
+        buf_release(&body);
+        err_release(&info);
+    } else {
+        send_json(ctx, 204, NULL, 0);
+    }
+    return true;
+}
+
 static void finish_write(pending_t *pending)
 {
     ctx_t *ctx = &pending->ctx;
@@ -716,6 +758,8 @@ static void finish_write(pending_t *pending)
         buf_release(&out);
         return;
     }
+    if (pending->is_cond && finish_conditional(pending))
+        return;
     switch (w->action) {
     case REPO_CREATE: respond_version(ctx, 201, &w->result, true); break;
     case REPO_UPDATE:
@@ -785,6 +829,9 @@ static void submit_write(pending_t *pending)
     if (pending->is_bundle)
         store_submit(pending->thread->server->store, repo_bundle_txn, &pending->bundle,
                      on_write_done, pending);
+    else if (pending->is_cond)
+        store_submit(pending->thread->server->store, repo_cond_txn, &pending->cond, on_write_done,
+                     pending);
     else
         store_submit(pending->thread->server->store, repo_write_txn, &pending->write, on_write_done,
                      pending);
@@ -800,6 +847,7 @@ static void handle_bundle(ctx_t *ctx)
     pending->is_bundle = true;
     err_t err = ERR_INIT;
     if (repo_bundle_prepare(&pending->bundle, ctx->req->entity.base, ctx->req->entity.len,
+                            pending->ctx.base, ctx->thread->server->config.multiple_delete,
                             &pending->arena, &err)) {
         send_error(ctx, &err);
         err_release(&err);
@@ -857,21 +905,81 @@ static bool check_body(ctx_t *ctx)
 static void handle_patch(ctx_t *ctx, const char *type, const char *id)
 {
     int64_t if_match;
-    if (!read_if_match(ctx, &if_match) || !check_body_size(ctx, "a JSON Patch"))
+    if (!read_if_match(ctx, &if_match) ||
+        !check_body_size(ctx, "a JSON Patch or a FHIRPath Patch (Parameters)"))
         return;
     h2o_iovec_t content_type = header(ctx->req, H2O_TOKEN_CONTENT_TYPE);
-    if (!content_type.base || content_type.len < 26 ||
-        strncasecmp(content_type.base, "application/json-patch+json", 27) != 0) {
+    bool json_patch = content_type.base && content_type.len >= 27 &&
+                      strncasecmp(content_type.base, "application/json-patch+json", 27) == 0;
+    /* FHIR JSON: a FHIRPath Patch, a Parameters resource */
+    bool fhirpath_patch = content_type.base && json_media_type(content_type.base, content_type.len);
+    if (!json_patch && !fhirpath_patch) {
         fail(ctx, ERR_MEDIA_TYPE,
-             "PATCH takes a JSON Patch (Content-Type: application/json-patch+json), not \"%s\"",
+             "PATCH takes a JSON Patch (Content-Type: application/json-patch+json) or a FHIRPath "
+             "Patch (a Parameters resource as application/fhir+json), not \"%s\"",
              content_type.base ? arena_strndup(ctx->arena, content_type.base, content_type.len)
                                : "nothing");
         return;
     }
     pending_t *pending = pending_new(ctx);
     err_t err = ERR_INIT;
-    if (repo_prepare_patch(&pending->write, type, id, ctx->req->entity.base, ctx->req->entity.len,
-                           if_match, &pending->arena, &err)) {
+    status_t rc;
+    if (json_patch)
+        rc = repo_prepare_patch(&pending->write, type, id, ctx->req->entity.base,
+                                ctx->req->entity.len, if_match, &pending->arena, &err);
+    else
+        rc =
+            repo_prepare_fhirpath_patch_body(&pending->write, type, id, ctx->req->entity.base,
+                                             ctx->req->entity.len, if_match, &pending->arena, &err);
+    if (rc) {
+        send_error(ctx, &err);
+        err_release(&err);
+        arena_release(&pending->arena);
+        free(pending);
+        return;
+    }
+    err_release(&err);
+    submit_write(pending);
+}
+
+/*
+ * A conditional write: create with If-None-Exist, update or delete of [type]?criteria.
+ * criteria (len bytes) is the query as sent (percent-encoded).
+ */
+static void handle_conditional(ctx_t *ctx, repo_action_t action, const fhir_type_t *type,
+                               const char *criteria, size_t len)
+{
+    int64_t if_match;
+    if (!read_if_match(ctx, &if_match))
+        return;
+    if (action != REPO_DELETE && !check_body(ctx))
+        return;
+    pending_t *pending = pending_new(ctx);
+    pending->is_cond = true;
+    repo_cond_t *c = &pending->cond;
+    c->write = &pending->write;
+    c->base = pending->ctx.base;
+    c->multiple = action == REPO_DELETE && ctx->thread->server->config.multiple_delete;
+    err_t err = ERR_INIT;
+    h2o_iovec_t body = ctx->req->entity;
+    status_t rc = repo_condition_parse(&c->condition, type, criteria, len, &pending->arena, &err);
+    if (!rc) {
+        switch (action) {
+        case REPO_CREATE:
+            rc = repo_prepare_create(&pending->write, type->name, body.base, body.len,
+                                     &pending->arena, &err);
+            break;
+        case REPO_UPDATE:
+            rc = repo_prepare_cond_update(&pending->write, type->name, body.base, body.len,
+                                          if_match, &pending->arena, &c->body_id, &err);
+            break;
+        default:
+            rc = repo_prepare_delete(&pending->write, type->name, "", if_match, &pending->arena,
+                                     &err);
+            break;
+        }
+    }
+    if (rc) {
         send_error(ctx, &err);
         err_release(&err);
         arena_release(&pending->arena);
@@ -884,6 +992,14 @@ static void handle_patch(ctx_t *ctx, const char *type, const char *id)
 
 static void handle_write(ctx_t *ctx, repo_action_t action, const char *type, const char *id)
 {
+    if (action == REPO_CREATE) {
+        h2o_iovec_t criteria = header_by_name(ctx->req, "if-none-exist");
+        if (criteria.base) {
+            handle_conditional(ctx, action, fhir_resource_type_find(type, strlen(type)),
+                               criteria.base, criteria.len);
+            return;
+        }
+    }
     int64_t if_match;
     if (!read_if_match(ctx, &if_match))
         return;
@@ -972,6 +1088,38 @@ static void handle_search(ctx_t *ctx, const h2o_iovec_t *seg, size_t nseg)
     err_release(&err);
 }
 
+/* GET or POST Patient/[id]/$everything, Patient/$everything (id NULL). */
+static void handle_everything(ctx_t *ctx, const char *id)
+{
+    bool post = iov_eq(ctx->req->method, "POST");
+    if (!is_get(ctx->req) && !post) {
+        method_not_allowed(ctx, "GET, HEAD, POST", "$everything");
+        return;
+    }
+    if (post && ctx->req->entity.len && !check_body(ctx))
+        return;
+    http_everything_t e = {.patient_id = id,
+                           .post = post,
+                           .since = param(ctx, "_since"),
+                           .types = param(ctx, "_type"),
+                           .count = param(ctx, "_count"),
+                           .page = param(ctx, "_page")};
+    http_search_request_t r = {.thread = ctx->thread,
+                               .req = ctx->req,
+                               .arena = ctx->arena,
+                               .base = ctx->base,
+                               .params = ctx->params,
+                               .nparams = ctx->nparams};
+    buf_t body = BUF_INIT;
+    err_t err = ERR_INIT;
+    if (http__everything(&r, &e, &body, &err))
+        send_error(ctx, &err);
+    else
+        send_json(ctx, 200, body.ptr, body.len);
+    buf_release(&body);
+    err_release(&err);
+}
+
 static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
 {
     h2o_req_t *req = ctx->req;
@@ -994,8 +1142,9 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
             method_not_allowed(ctx, "GET", "/metadata");
             return;
         }
-        http_server_t *server = ctx->thread->server;
-        send_json(ctx, 200, server->capability, server->capability_len);
+        size_t len;
+        char *capability = http__capability(ctx->thread->server, &req->pool, &len);
+        send_json(ctx, 200, capability, len);
         return;
     }
     if (nseg == 1 && strcmp(first, "_history") == 0) {
@@ -1010,10 +1159,20 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
         return;
     const char *tname = type->name;
     if (nseg == 1) {
+        /* PUT and DELETE on a type are conditional: the query holds the criteria */
+        bool query = req->query_at != SIZE_MAX;
+        const char *criteria = query ? req->path.base + req->query_at + 1 : NULL;
+        size_t criteria_len = query ? req->path.len - req->query_at - 1 : 0;
         if (iov_eq(req->method, "POST"))
             handle_write(ctx, REPO_CREATE, tname, NULL);
+        else if (query && iov_eq(req->method, "PUT"))
+            handle_conditional(ctx, REPO_UPDATE, type, criteria, criteria_len);
+        else if (query && iov_eq(req->method, "DELETE"))
+            handle_conditional(ctx, REPO_DELETE, type, criteria, criteria_len);
         else
-            method_not_allowed(ctx, "GET, HEAD, POST", "a resource type");
+            method_not_allowed(ctx, "GET, HEAD, POST",
+                               "a resource type (a conditional PUT or DELETE has search "
+                               "criteria: [type]?identifier=...)");
         return;
     }
     const char *second = segment_copy(ctx, seg[1]);
@@ -1024,8 +1183,18 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
             handle_history(ctx, tname, NULL);
         return;
     }
+    if (nseg == 2 && strcmp(second, "$everything") == 0 &&
+        type == fhir_resource_type_find("Patient", 7)) {
+        handle_everything(ctx, NULL);
+        return;
+    }
     if (!valid_id(ctx, second))
         return;
+    if (nseg == 3 && type == fhir_resource_type_find("Patient", 7) &&
+        strcmp(segment_copy(ctx, seg[2]), "$everything") == 0) {
+        handle_everything(ctx, second);
+        return;
+    }
     if (nseg == 2) {
         if (is_get(req))
             handle_read(ctx, tname, second, 0);

@@ -16,6 +16,8 @@ typedef struct {
     size_t max_body;      /* largest request body accepted, in bytes */
     const char *base_url; /* public base of the FHIR API; NULL: from the Host header */
     const char *port_file; /* when set, the listening port is written there once serving */
+    bool multiple_delete;  /* a conditional delete matching several resources deletes them all
+                              (else 412) */
 } http_config_t;
 
 void http_config_init(http_config_t *config);

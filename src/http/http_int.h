@@ -37,8 +37,10 @@ struct http_server {
     http_thread_t *threads;
     int nthreads;
     atomic_bool stopping;
-    char *capability; /* the CapabilityStatement, built once */
+    pthread_mutex_t capability_lock; /* guards the three below */
+    char *capability;                /* the CapabilityStatement, built for the snapshot below */
     size_t capability_len;
+    const fhir_search_snapshot_t *capability_snapshot; /* held */
     int port;
 };
 
@@ -66,12 +68,29 @@ bool http__is_search(h2o_req_t *req, const h2o_iovec_t *seg, size_t nseg);
 status_t http__search(const http_search_request_t *request, const h2o_iovec_t *seg, size_t nseg,
                       buf_t *out, err_t *err);
 
+/* $everything on Patient (everything.c): the parameters as the query gave them. */
+typedef struct {
+    const char *patient_id; /* NULL: type-level */
+    bool post;              /* POST: a Parameters body may carry the parameters too */
+    const char *since, *types, *count, *page;
+} http_everything_t;
+
+/* Runs $everything and writes the searchset Bundle into out; errors are returned for the
+ * caller to answer. */
+status_t http__everything(const http_search_request_t *request, http_everything_t *everything,
+                          buf_t *out, err_t *err);
+/* Parses an instant (or a date) of a query parameter such as _since (fhir.c). */
+bool http__parse_instant(const char *s, int64_t *out_us);
+
 /* The request handler for every path. */
 int http__handle(h2o_handler_t *self, h2o_req_t *req);
 /* Delivers finished writes on the thread that received them. */
 void http__on_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
-/* Builds server->capability. */
+/* Builds server->capability for the current search parameters (at start). */
 void http__build_capability(http_server_t *server);
+/* The CapabilityStatement copied into pool, rebuilt first when the search parameters changed
+ * since it was built (a SearchParameter was written). */
+char *http__capability(http_server_t *server, h2o_mem_pool_t *pool, size_t *out_len);
 
 static inline http_thread_t *http__thread_of(h2o_req_t *req)
 {

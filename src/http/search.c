@@ -3,20 +3,17 @@
  * GET ?_type=... and POST _search (all types), GET [compartment]/[id]/[type]?... .
  *
  * The query (and the form of a POST) becomes decoded pairs for repo_search; the result
- * becomes a searchset Bundle built by concatenating the stored JSON of each entry (never
- * parsed), with the self link showing what was applied, next and previous links carrying
- * the store's keyset cursor in _page, and an outcome entry listing what a lenient search
- * ignored. Errors travel back to fhir.c, which answers them as OperationOutcomes.
+ * becomes a searchset Bundle (repo/searchset.h) whose links keep the client's _format and
+ * _pretty. Errors travel back to fhir.c, which answers them as OperationOutcomes.
  */
 #include <string.h>
 #include <time.h>
 
-#include "base/jv.h"
 #include "fhir/compartment.h"
 #include "fhir/defs.h"
-#include "fhir/subset.h"
 #include "http/http_int.h"
 #include "repo/repo.h"
+#include "repo/searchset.h"
 
 #define FORM_TYPE "application/x-www-form-urlencoded"
 
@@ -217,162 +214,43 @@ static bool strict_handling(h2o_req_t *req)
 
 /* ---- the Bundle ---------------------------------------------------------------------- */
 
-static void add_json_string(buf_t *out, const char *s)
+/* _format and _pretty as the client sent them, kept in every link. */
+static const char *link_extra(arena_t *arena, const pairs_t *pairs)
 {
-    buf_addch(out, '"');
-    buf_add_json_escaped(out, s, strlen(s));
-    buf_addch(out, '"');
-}
-
-/* The query of the links: what was applied, without _offset when a cursor follows. */
-static void link_query(const fhir_search_plan_t *plan, bool for_cursor, buf_t *out)
-{
-    buf_t rendered = BUF_INIT;
-    fhir_search_plan_render(plan, &rendered);
-    const char *p = rendered.ptr;
-    bool first = true;
-    while (*p) {
-        const char *amp = strchr(p, '&');
-        size_t n = amp ? (size_t)(amp - p) : strlen(p);
-        if (!(for_cursor && n >= 8 && strncmp(p, "_offset=", 8) == 0)) {
-            if (!first)
-                buf_addch(out, '&');
-            buf_add(out, p, n);
-            first = false;
-        }
-        p += n + (amp ? 1 : 0);
-    }
-    buf_release(&rendered);
-}
-
-static void add_link(buf_t *out, const char *relation, const char *url_head, const char *query,
-                     const char *page, const pairs_t *pairs)
-{
-    buf_addf(out, "{\"relation\":\"%s\",\"url\":\"", relation);
-    buf_add_json_escaped(out, url_head, strlen(url_head));
-    bool any = *query != '\0';
-    buf_addch(out, '?');
-    buf_add_json_escaped(out, query, strlen(query));
-    if (page) {
-        buf_addstr(out, any ? "&_page=" : "_page=");
-        buf_addstr(out, page); /* cursors are URL-safe */
-        any = true;
-    }
     static const char *const kept[] = {"_format", "_pretty"};
     const char *values[] = {pairs->format, pairs->pretty};
+    buf_t out = BUF_INIT;
     for (int i = 0; i < 2; i++) {
         if (!values[i])
             continue;
-        buf_addf(out, "%s%s=", any ? "&" : "", kept[i]);
+        buf_addf(&out, "%s%s=", out.len ? "&" : "", kept[i]);
         for (const char *c = values[i]; *c; c++) {
             if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
                 *c == '/' || *c == '-' || *c == '.')
-                buf_addch(out, *c);
+                buf_addch(&out, *c);
             else
-                buf_addf(out, "%%%02X", (unsigned char)*c);
-        }
-        any = true;
-    }
-    buf_addstr(out, "\"}");
-}
-
-static void add_outcome(buf_t *out, const fhir_search_plan_t *plan, bool truncated)
-{
-    buf_addstr(out, "{\"resource\":{\"resourceType\":\"OperationOutcome\",\"issue\":[");
-    bool first = true;
-    for (size_t i = 0; i < plan->nignored; i++) {
-        const fhir_search_ignored_t *ig = &plan->ignored[i];
-        buf_addstr(out, first ? "" : ",");
-        first = false;
-        buf_addstr(out, "{\"severity\":\"warning\",\"code\":\"not-supported\",\"diagnostics\":");
-        const char *text =
-            ig->reason ? ig->reason : "the parameter was not understood and was ignored";
-        add_json_string(out, text);
-        buf_addstr(out, ",\"expression\":[");
-        add_json_string(out, ig->name);
-        buf_addstr(out, "]}");
-    }
-    if (truncated) {
-        buf_addstr(out, first ? "" : ",");
-        buf_addf(out,
-                 "{\"severity\":\"warning\",\"code\":\"too-costly\",\"diagnostics\":\"more "
-                 "resources would have been included than the limit of %d: the page includes "
-                 "the first %d\"}",
-                 STORE_SEARCH_MAX_INCLUDE, STORE_SEARCH_MAX_INCLUDE);
-    }
-    buf_addstr(out, "]},\"search\":{\"mode\":\"outcome\"}}");
-}
-
-/* The stored JSON as it is, or what _summary and _elements leave of it (_elements applies to
- * the matches only). */
-static void add_resource(buf_t *out, const store_version_t *v, const fhir_search_plan_t *plan,
-                         bool included)
-{
-    size_t nelements = included ? 0 : plan->nelements;
-    if (nelements || plan->summary == FHIR_SEARCH_SUMMARY_TRUE ||
-        plan->summary == FHIR_SEARCH_SUMMARY_TEXT || plan->summary == FHIR_SEARCH_SUMMARY_DATA) {
-        err_t err = ERR_INIT;
-        json_t *resource = jv_parse(v->json, v->json_len, &err);
-        err_release(&err);
-        json_t *subset =
-            resource ? fhir_subset(resource, plan->summary, plan->elements, nelements) : NULL;
-        json_decref(resource);
-        if (subset) {
-            jv_dump(subset, out);
-            json_decref(subset);
-            return;
+                buf_addf(&out, "%%%02X", (unsigned char)*c);
         }
     }
-    buf_add(out, v->json, v->json_len);
+    const char *extra = out.len ? arena_strndup(arena, out.ptr, out.len) : NULL;
+    buf_release(&out);
+    return extra;
 }
 
 static void bundle(const http_search_request_t *r, const target_t *t, const pairs_t *pairs,
                    const fhir_search_plan_t *plan, const store_search_result_t *res, buf_t *out)
-
 {
     arena_t *arena = r->arena;
-    const char *url_head = t->compartment
-                               ? arena_printf(arena, "%s/%s/%s/%s", r->base, t->compartment,
-                                              t->compartment_id, t->type->name)
-                           : t->type ? arena_printf(arena, "%s/%s", r->base, t->type->name)
-                                     : r->base;
-    buf_t self_query = BUF_INIT, cursor_query = BUF_INIT;
-    link_query(plan, false, &self_query);
-    link_query(plan, true, &cursor_query);
-    buf_addstr(out, "{\"resourceType\":\"Bundle\",\"type\":\"searchset\"");
-    if (res->total >= 0)
-        buf_addf(out, ",\"total\":%lld", (long long)res->total);
-    buf_addstr(out, ",\"link\":[");
-    add_link(out, "self", url_head, self_query.ptr, pairs->page, pairs);
-    if (res->next) {
-        buf_addch(out, ',');
-        add_link(out, "next", url_head, cursor_query.ptr, res->next, pairs);
-    }
-    if (res->previous) {
-        buf_addch(out, ',');
-        add_link(out, "previous", url_head, cursor_query.ptr, res->previous, pairs);
-    }
-    buf_addstr(out, "],\"entry\":[");
-    bool first = true;
-    for (size_t i = 0; i < res->n; i++) {
-        const store_version_t *v = &res->entries[i].version;
-        buf_addstr(out, first ? "{\"fullUrl\":" : ",{\"fullUrl\":");
-        first = false;
-        buf_addch(out, '"');
-        buf_add_json_escaped(out, r->base, strlen(r->base));
-        buf_addf(out, "/%s/%s\",\"resource\":", v->type, v->id);
-        add_resource(out, v, plan, res->entries[i].included);
-        buf_addf(out, ",\"search\":{\"mode\":\"%s\"}}",
-                 res->entries[i].included ? "include" : "match");
-    }
-    if (plan->nignored || res->includes_truncated) {
-        if (!first)
-            buf_addch(out, ',');
-        add_outcome(out, plan, res->includes_truncated);
-    }
-    buf_addstr(out, "]}");
-    buf_release(&self_query);
-    buf_release(&cursor_query);
+    repo_searchset_links_t links = {
+        .base = r->base,
+        .url_head = t->compartment ? arena_printf(arena, "%s/%s/%s/%s", r->base, t->compartment,
+                                                  t->compartment_id, t->type->name)
+                    : t->type      ? arena_printf(arena, "%s/%s", r->base, t->type->name)
+                                   : r->base,
+        .page = pairs->page,
+        .extra = link_extra(arena, pairs),
+    };
+    repo_searchset(plan, res, &links, out);
 }
 
 static int64_t now_us(void)

@@ -31,6 +31,7 @@ void http_config_init(http_config_t *config)
     config->max_body = (size_t)16 * 1024 * 1024;
     config->base_url = NULL;
     config->port_file = NULL;
+    config->multiple_delete = false;
 }
 
 static void on_accept(h2o_socket_t *listener, const char *error)

@@ -3,11 +3,18 @@
  *
  * Like a single write, a Bundle is handled in two steps: repo_bundle_prepare parses it, checks
  * each entry, gives new resources their ids, rewrites references between entries (urn:uuid:,
- * urn:oid: and other fullUrls) in a transaction, and validates and serializes every resource,
- * all on the caller's thread; repo_bundle_txn then runs the entries inside one store
- * transaction. A transaction is all or nothing: the first failing entry rolls back every
- * entry and is named in the error. A batch runs each entry in its own nested savepoint, so an
- * entry that fails leaves the others standing and gets its own OperationOutcome.
+ * urn:oid: and other fullUrls) in a transaction, parses the criteria of conditional requests
+ * and references and the searches of GET entries, and validates and serializes every
+ * resource, all on the caller's thread; repo_bundle_txn then runs the entries inside one
+ * store transaction. A transaction is all or nothing: the first failing entry rolls back
+ * every entry and is named in the error. A batch runs each entry in its own nested
+ * savepoint, so an entry that fails leaves the others standing and gets its own
+ * OperationOutcome.
+ *
+ * What only the transaction can know is settled when an entry runs, inside it: the target of
+ * a conditional create, update or delete, the match of a conditional reference
+ * ("Patient?identifier=http://x|1"), and so references to the fullUrl of a conditional entry.
+ * An entry whose resource holds such references is serialized again once they are resolved.
  */
 #ifndef CONCERTO_REPO_BUNDLE_H
 #define CONCERTO_REPO_BUNDLE_H
@@ -18,10 +25,15 @@
 #include "base/arena.h"
 #include "base/buf.h"
 #include "base/err.h"
+#include "fhir/search.h"
+#include "repo/conditional.h"
 #include "repo/repo.h"
 #include "store/store.h"
 
-typedef enum { REPO_ENTRY_READ, REPO_ENTRY_WRITE } repo_entry_kind_t;
+typedef enum { REPO_ENTRY_READ, REPO_ENTRY_WRITE, REPO_ENTRY_SEARCH } repo_entry_kind_t;
+
+/* A reference settled when its entry runs (bundle.c). */
+typedef struct repo_late_ref repo_late_ref_t;
 
 typedef struct {
     size_t index;       /* position in the Bundle, from 0 */
@@ -31,7 +43,19 @@ typedef struct {
     const char *type, *id;
     int64_t version;    /* a vread (GET Type/id/_history/N), else 0 */
     repo_write_t write; /* REPO_ENTRY_WRITE */
+    repo_cond_t *cond;  /* a conditional create, update or delete (its write is `write`) */
     store_version_t read;
+    /* REPO_ENTRY_SEARCH: planned by prepare, the page found by the transaction */
+    fhir_search_plan_t *plan;
+    store_search_t query;
+    const char *search_url; /* what the searchset's links start with */
+    store_search_result_t found;
+    /* a transaction's references settled when the entry runs */
+    json_t *resource; /* the entry's resource (borrowed from the Bundle) */
+    repo_late_ref_t *late;
+    size_t nlate;
+    bool conditional_refs; /* some of them are conditional references */
+    bool ran;
     bool prepared; /* the entry was accepted by prepare (batch: failed ones are not run) */
     status_t rc;   /* the entry's outcome */
     err_t err;
@@ -42,17 +66,21 @@ typedef struct {
     repo_entry_t *entries;
     size_t nentries;
     arena_t *arena;
-    size_t failed; /* a transaction: the entry that failed it */
+    const char *base;     /* the server's base url (searches, absolute references) */
+    bool multiple_delete; /* a conditional delete may delete several resources */
+    size_t failed;        /* a transaction: the entry that failed it */
 } repo_bundle_t;
 
 /*
- * Prepares the Bundle in body (len bytes). Errors that fail the whole request (ERR_SYNTAX,
- * ERR_STRUCTURE, ERR_INVALID: not a batch or transaction Bundle, a malformed entry of a
- * transaction, two entries for one resource) are returned; in a batch, an entry's own problem
- * is kept in that entry and prepare succeeds. Everything lives in arena.
+ * Prepares the Bundle in body (len bytes). base is the server's base url (borrowed; it must
+ * outlive the bundle); multiple_delete lets a conditional DELETE entry delete every match.
+ * Errors that fail the whole request (ERR_SYNTAX, ERR_STRUCTURE, ERR_INVALID: not a batch or
+ * transaction Bundle, a malformed entry of a transaction, two entries for one resource) are
+ * returned; in a batch, an entry's own problem is kept in that entry and prepare succeeds.
+ * Everything lives in arena.
  */
-status_t repo_bundle_prepare(repo_bundle_t *bundle, const char *body, size_t len, arena_t *arena,
-                             err_t *err);
+status_t repo_bundle_prepare(repo_bundle_t *bundle, const char *body, size_t len, const char *base,
+                             bool multiple_delete, arena_t *arena, err_t *err);
 
 /* The store transaction that runs a prepared Bundle (arg is the repo_bundle_t). */
 status_t repo_bundle_txn(store_txn_t *txn, void *arg, err_t *err);
@@ -62,7 +90,8 @@ void repo_bundle_release(repo_bundle_t *bundle);
 
 /*
  * Appends the batch-response or transaction-response Bundle. base is the server's base URL
- * (for fullUrl); with_resources adds each written resource (Prefer: return=representation).
+ * (for fullUrl); with_resources adds each written resource (Prefer: return=representation);
+ * reads and searches always carry theirs (a searchset Bundle for a search).
  */
 void repo_bundle_response(const repo_bundle_t *bundle, const char *base, bool with_resources,
                           buf_t *out);

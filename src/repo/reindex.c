@@ -41,22 +41,20 @@ static status_t reindex_txn(store_txn_t *txn, void *arg, err_t *err)
     return ERR_OK;
 }
 
-status_t repo_reindex(store_t *store, repo_progress_fn progress, void *arg, int64_t *out_count,
-                      err_t *err)
+/* Reindexes the resources of one type (NULL: every type). */
+static status_t reindex_scan(store_t *store, store_conn_t *conn,
+                             const fhir_search_snapshot_t *snapshot, const char *type,
+                             repo_progress_fn progress, void *arg, int64_t *done, int64_t total,
+                             bool *stopped, err_t *err)
 {
-    store_conn_t *conn;
-    status_t rc = store_connect(store, &conn, err);
-    if (rc)
-        return rc;
-    int64_t total = 0, done = 0, after = 0;
-    if ((rc = store_count(conn, NULL, &total, err)))
-        goto out;
+    status_t rc = ERR_OK;
+    int64_t after = 0;
     for (;;) {
         arena_t arena;
         arena_init(&arena);
         store_scan_row_t *rows;
         size_t n;
-        rc = store_scan(conn, after, REINDEX_BATCH, &arena, &rows, &n, err);
+        rc = store_scan(conn, type, after, REINDEX_BATCH, &arena, &rows, &n, err);
         if (rc || n == 0) {
             arena_release(&arena);
             break;
@@ -73,7 +71,7 @@ status_t repo_reindex(store_t *store, repo_progress_fn progress, void *arg, int6
             item->type = rows[i].type;
             item->id = rows[i].id;
             item->version = rows[i].version;
-            rc = fhir_index_extract(NULL, resource, &arena, &item->rows, err);
+            rc = fhir_index_extract(snapshot, resource, &arena, &item->rows, err);
             json_decref(resource);
         }
         if (!rc)
@@ -81,11 +79,43 @@ status_t repo_reindex(store_t *store, repo_progress_fn progress, void *arg, int6
         arena_release(&arena);
         if (rc)
             break;
-        done += (int64_t)n;
-        if (progress)
-            progress(arg, done, total);
+        *done += (int64_t)n;
+        if (progress && !progress(arg, *done, total)) {
+            *stopped = true;
+            break;
+        }
     }
-out:
+    return rc;
+}
+
+status_t repo_reindex(store_t *store, repo_progress_fn progress, void *arg, int64_t *out_count,
+                      err_t *err)
+{
+    return repo_reindex_types(store, NULL, 0, progress, arg, out_count, err);
+}
+
+status_t repo_reindex_types(store_t *store, const char *const *types, size_t ntypes,
+                            repo_progress_fn progress, void *arg, int64_t *out_count, err_t *err)
+{
+    store_conn_t *conn;
+    status_t rc = store_connect(store, &conn, err);
+    if (rc)
+        return rc;
+    const fhir_search_snapshot_t *snapshot = repo_params_acquire();
+    int64_t total = 0, done = 0;
+    for (size_t t = 0; t < (ntypes ? ntypes : 1) && !rc; t++) {
+        int64_t count = 0;
+        rc = store_count(conn, ntypes ? types[t] : NULL, &count, err);
+        total += count;
+    }
+    bool stopped = false;
+    for (size_t t = 0; t < (ntypes ? ntypes : 1) && !rc && !stopped; t++) {
+        const char *type = ntypes ? types[t] : NULL;
+        if ((rc = reindex_scan(store, conn, snapshot, type, progress, arg, &done, total, &stopped,
+                               err)))
+            break;
+    }
+    fhir_search_snapshot_release(snapshot);
     store_disconnect(conn);
     if (out_count)
         *out_count = done;

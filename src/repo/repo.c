@@ -17,6 +17,7 @@
 #include "base/jv.h"
 #include "base/mem.h"
 #include "fhir/defs.h"
+#include "fhir/patch.h"
 #include "fhir/validate.h"
 
 bool repo_id_valid(const char *s, size_t len)
@@ -67,15 +68,21 @@ static void add_member(buf_t *out, const char *key, const json_t *value)
     jv_dump(value, out);
 }
 
+/* The serialized text up to meta's first member. */
+static void add_head(buf_t *out, const char *type, const char *id)
+{
+    buf_addstr(out, "{\"resourceType\":\"");
+    buf_add_json_escaped(out, type, strlen(type));
+    buf_addstr(out, "\",\"id\":\"");
+    buf_add_json_escaped(out, id, strlen(id));
+    buf_addstr(out, "\",\"meta\":{");
+}
+
 /* Serializes resource into write->head and write->tail around the server's meta fields. */
 static void serialize(repo_write_t *write, const json_t *resource, const char *type, const char *id)
 {
     buf_t out = BUF_INIT;
-    buf_addstr(&out, "{\"resourceType\":\"");
-    buf_add_json_escaped(&out, type, strlen(type));
-    buf_addstr(&out, "\",\"id\":\"");
-    buf_add_json_escaped(&out, id, strlen(id));
-    buf_addstr(&out, "\",\"meta\":{");
+    add_head(&out, type, id);
     write->head_len = out.len;
 
     json_t *meta = json_object_get(resource, "meta");
@@ -101,6 +108,39 @@ static void serialize(repo_write_t *write, const json_t *resource, const char *t
     write->head = text;
     write->tail = text + write->head_len;
     write->tail_len = strlen(write->tail);
+}
+
+static void release_snapshot(void *snapshot)
+{
+    fhir_search_snapshot_release(snapshot);
+}
+
+/* The current search parameters, held until arena is released: index rows borrow the names
+ * of their parameters from the snapshot. */
+static const fhir_search_snapshot_t *arena_snapshot(arena_t *arena)
+{
+    const fhir_search_snapshot_t *snapshot = repo_params_acquire();
+    arena_cleanup_add(arena, release_snapshot, (void *)snapshot);
+    return snapshot;
+}
+
+void repo_write_set_id(repo_write_t *write, const char *id)
+{
+    write->id = arena_strdup(write->arena, id);
+    if (!write->head)
+        return; /* a delete: nothing serialized */
+    buf_t out = BUF_INIT;
+    add_head(&out, write->type, write->id);
+    write->head_len = out.len;
+    write->head = arena_strndup(write->arena, out.ptr, out.len);
+    buf_release(&out);
+}
+
+status_t repo_write_refresh(repo_write_t *write, json_t *resource, err_t *err)
+{
+    serialize(write, resource, write->type, write->id);
+    return fhir_index_extract(arena_snapshot(write->arena), resource, write->arena, &write->index,
+                              err);
 }
 
 static status_t check_resource(const json_t *resource, const char *type, err_t *err)
@@ -152,7 +192,7 @@ status_t repo_prepare_resource(repo_write_t *write, repo_action_t action, json_t
         return err_set(err, ERR_INVALID, NULL,
                        "\"%s\" is not a valid id (1 to 64 of A-Z a-z 0-9 - .)", write->id);
     serialize(write, resource, write->type, write->id);
-    return fhir_index_extract(NULL, resource, arena, &write->index, err);
+    return fhir_index_extract(arena_snapshot(arena), resource, arena, &write->index, err);
 }
 
 static status_t prepare_body(repo_write_t *write, repo_action_t action, const char *type,
@@ -216,6 +256,36 @@ status_t repo_prepare_patch(repo_write_t *write, const char *type, const char *i
     return ERR_OK;
 }
 
+status_t repo_prepare_fhirpath_patch(repo_write_t *write, const char *type, const char *id,
+                                     const json_t *parameters, int64_t if_match, arena_t *arena,
+                                     err_t *err)
+{
+    memset(write, 0, sizeof(*write));
+    write->arena = arena;
+    write->action = REPO_PATCH;
+    write->type = arena_strdup(arena, type);
+    write->id = arena_strdup(arena, id);
+    write->if_match = if_match;
+    status_t rc = fhir_patch_check(parameters, err);
+    if (rc)
+        return rc;
+    write->patch = json_incref((json_t *)parameters);
+    arena_cleanup_add(arena, release_json, write->patch);
+    return ERR_OK;
+}
+
+status_t repo_prepare_fhirpath_patch_body(repo_write_t *write, const char *type, const char *id,
+                                          const char *body, size_t len, int64_t if_match,
+                                          arena_t *arena, err_t *err)
+{
+    json_t *parameters = jv_parse(body, len, err);
+    if (!parameters)
+        return err->code;
+    status_t rc = repo_prepare_fhirpath_patch(write, type, id, parameters, if_match, arena, err);
+    json_decref(parameters);
+    return rc;
+}
+
 /* Applies the patch to the current version inside the transaction and prepares the result. */
 static status_t apply_patch(store_txn_t *txn, repo_write_t *w, err_t *err)
 {
@@ -230,7 +300,11 @@ static status_t apply_patch(store_txn_t *txn, repo_write_t *w, err_t *err)
     if (!resource)
         return err_set(err, ERR_INTERNAL, NULL, "the stored %s/%s could not be read", w->type,
                        w->id);
-    rc = jpatch_apply(&resource, w->patch, err);
+    /* a JSON Patch is an array of operations, a FHIRPath Patch a Parameters resource */
+    if (json_is_array(w->patch))
+        rc = jpatch_apply(&resource, w->patch, err);
+    else
+        rc = fhir_patch_apply(&resource, w->patch, err);
     if (!rc) {
         json_t *rt = json_object_get(resource, "resourceType");
         json_t *id = json_object_get(resource, "id");
@@ -246,7 +320,7 @@ static status_t apply_patch(store_txn_t *txn, repo_write_t *w, err_t *err)
         serialize(w, resource, w->type, w->id);
     /* the patched resource exists only here, on the writer: its index rows too */
     if (!rc)
-        rc = fhir_index_extract(NULL, resource, w->arena, &w->index, err);
+        rc = fhir_index_extract(arena_snapshot(w->arena), resource, w->arena, &w->index, err);
     json_decref(resource);
     return rc;
 }
@@ -320,6 +394,9 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
         memcpy(json + w->head_len + (size_t)n, w->tail, w->tail_len);
         json[json_len] = '\0';
     }
+    if (strcmp(w->type, "SearchParameter") == 0 &&
+        (rc = repo__params_write(txn, w->id, json, json_len, w->arena, err)))
+        return rc;
     store_put_t put = {
         .type = w->type,
         .id = w->id,

@@ -35,7 +35,8 @@ typedef struct {
     const char *tail; /* the rest after versionId and lastUpdated */
     size_t tail_len;
     fhir_index_rows_t index; /* the search index rows of the resource (none for a delete) */
-    json_t *patch;           /* REPO_PATCH: the operations (released with the arena) */
+    json_t *patch; /* REPO_PATCH: a JSON Patch array or a FHIRPath Patch Parameters resource
+                      (released with the arena) */
     arena_t *arena;
 
     /* outputs */
@@ -68,6 +69,19 @@ status_t repo_prepare_update(repo_write_t *write, const char *type, const char *
 status_t repo_prepare_patch(repo_write_t *write, const char *type, const char *id,
                             const char *patch, size_t len, int64_t if_match, arena_t *arena,
                             err_t *err);
+/*
+ * Prepares a FHIRPath Patch (fhir/patch.h) of type/id: parameters (borrowed) is the
+ * Parameters resource, checked here (ERR_INVALID naming the operation). Applied in the
+ * transaction like a JSON Patch, with the same errors; an operation that cannot be applied
+ * (a path matching nothing where one element is needed, an index out of range) is ERR_RULE.
+ */
+status_t repo_prepare_fhirpath_patch(repo_write_t *write, const char *type, const char *id,
+                                     const json_t *parameters, int64_t if_match, arena_t *arena,
+                                     err_t *err);
+/* The same with the Parameters as JSON text (len bytes), parsed here (ERR_SYNTAX). */
+status_t repo_prepare_fhirpath_patch_body(repo_write_t *write, const char *type, const char *id,
+                                          const char *body, size_t len, int64_t if_match,
+                                          arena_t *arena, err_t *err);
 /* Prepares a delete. */
 status_t repo_prepare_delete(repo_write_t *write, const char *type, const char *id,
                              int64_t if_match, arena_t *arena, err_t *err);
@@ -77,6 +91,20 @@ status_t repo_prepare_delete(repo_write_t *write, const char *type, const char *
  */
 status_t repo_prepare_resource(repo_write_t *write, repo_action_t action, json_t *resource,
                                const char *id, int64_t if_match, arena_t *arena, err_t *err);
+
+/*
+ * Gives a prepared create or update another id (a conditional update settles its id in the
+ * transaction): the serialized text follows; the index rows hold no id. For a delete, sets
+ * the id.
+ */
+void repo_write_set_id(repo_write_t *write, const char *id);
+/*
+ * Serializes a prepared create or update again from resource, keeping its type and id, and
+ * extracts its index rows again: after references in the resource were rewritten (a
+ * transaction's conditional references). The resource was validated by prepare; a reference
+ * rewritten from one string to another keeps it valid.
+ */
+status_t repo_write_refresh(repo_write_t *write, json_t *resource, err_t *err);
 
 /* The store transaction that performs a prepared write (arg is the repo_write_t). */
 status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err);
@@ -114,17 +142,90 @@ typedef struct {
 status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
                      fhir_search_plan_t **out_plan, store_search_result_t *out, err_t *err);
 
-/* Called after each batch of a reindex: resources done so far, of about total. */
-typedef void (*repo_progress_fn)(void *arg, int64_t done, int64_t total);
+/*
+ * The first half of repo_search: the plan and the store query, without running it (a Bundle
+ * plans its searches before its transaction and runs them inside with store_txn_search). The
+ * query points into search and arena.
+ */
+status_t repo_search_plan(const repo_search_t *search, arena_t *arena,
+                          fhir_search_plan_t **out_plan, store_search_t *out_query, err_t *err);
+
+/* Patient/[id]/$everything and Patient/$everything. */
+typedef struct {
+    const char *patient_id; /* NULL: every patient's (type-level) */
+    int64_t since_us;       /* _since: only resources updated at or after; 0: all */
+    const char *types;      /* _type: comma-separated resource types, or NULL */
+    const char *count;      /* _count as given, or NULL: FHIR_SEARCH_DEFAULT_COUNT */
+    const char *page;       /* the cursor of a next link, or NULL */
+} repo_everything_t;
+
+/* Types of the resources that Patient compartment members refer to which $everything
+ * includes: Practitioner, PractitionerRole, Organization, Location, Medication, Device,
+ * Substance. */
+extern const char *const repo_everything_referenced[];
+extern const size_t repo_everything_referenced_count;
+
+/*
+ * One page of $everything: the patient's Patient compartment (the patient, and the resources
+ * that refer to it through the parameters of the R4 CompartmentDefinition, as the compartment
+ * search Patient/[id]/[type] finds them) and the resources of repo_everything_referenced
+ * they refer to, each once, in the order they were first created, paged by a keyset cursor.
+ * Errors: ERR_NOT_FOUND for an unknown patient, ERR_GONE for a deleted one, ERR_INVALID for a
+ * bad _type, _count or cursor; storage errors.
+ */
+status_t repo_everything(store_conn_t *conn, const repo_everything_t *query, arena_t *arena,
+                         store_search_result_t *out, err_t *err);
+
+/* Called after each batch of a reindex: resources done so far, of about total. Returning
+ * false stops the reindex there (it returns ERR_OK with what was done). */
+typedef bool (*repo_progress_fn)(void *arg, int64_t done, int64_t total);
 
 /*
  * Rebuilds the search index rows of every current resource (after the search parameters
  * changed, or a database from before the index tables): reads them in batches, extracts on
- * the calling thread and replaces the rows through the writer. A resource written meanwhile
- * keeps the rows its own write gave it. *out_count: resources reindexed.
+ * the calling thread (with the search parameters of repo_params) and replaces the rows
+ * through the writer. A resource written meanwhile keeps the rows its own write gave it.
+ * *out_count: resources reindexed.
  */
 status_t repo_reindex(store_t *store, repo_progress_fn progress, void *arg, int64_t *out_count,
                       err_t *err);
+/* repo_reindex of the resources of the given types only (ntypes 0: every type). */
+status_t repo_reindex_types(store_t *store, const char *const *types, size_t ntypes,
+                            repo_progress_fn progress, void *arg, int64_t *out_count, err_t *err);
+
+/*
+ * --- custom search parameters (params.c) ---
+ *
+ * The search parameters of the database a process works on: the built-in R4 ones plus the
+ * SearchParameter resources stored in it whose status is active or draft. There is one set
+ * per process, loaded by repo_params_open when a command opens its store (serve, import,
+ * reindex); every prepare (index extraction), search and reindex uses it. Without
+ * repo_params_open (unit tests) they are the built-in parameters only.
+ *
+ * A write of a SearchParameter (create, update, patch, delete, in a Bundle or not) is checked
+ * in its transaction with the registry's rules (fhir_search_registry_check; ERR_RULE, nothing
+ * written); once it is durable the registry is updated, so every thread's next search and
+ * index extraction use it, and the resource types of its bases (old and new) are queued for a
+ * reindex on a background thread, with progress in the log. Until that reindex has reached a
+ * resource, a search by the parameter does not see it (or sees it through the rows of the
+ * previous expression): resources written after the change are indexed by their own write.
+ */
+status_t repo_params_open(store_t *store, err_t *err);
+/* Stops the background reindex (after the batch in progress; wait: after everything queued)
+ * and forgets the custom parameters. Call before store_close. */
+void repo_params_close(bool wait);
+/* The registry (NULL before repo_params_open: the built-in parameters). Borrowed. */
+fhir_search_registry_t *repo_params_registry(void);
+/* A snapshot of it, to release with fhir_search_snapshot_release. */
+const fhir_search_snapshot_t *repo_params_acquire(void);
+/* Resource types queued or being reindexed after a SearchParameter write (0: none). */
+size_t repo_params_reindex_pending(void);
+/* Waits until no reindex is queued or running. */
+void repo_params_reindex_wait(void);
+/* Called by repo_write_txn for a SearchParameter write before it is stored (json NULL for a
+ * delete): checks it and asks for the registry update on commit. */
+status_t repo__params_write(store_txn_t *txn, const char *id, const char *json, size_t json_len,
+                            arena_t *arena, err_t *err);
 
 /* True when s (len bytes) is a valid FHIR id: [A-Za-z0-9-.]{1,64}. */
 bool repo_id_valid(const char *s, size_t len);

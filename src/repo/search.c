@@ -50,18 +50,6 @@ static status_t screen(fhir_search_plan_t *plan, bool strict, arena_t *arena, er
     for (size_t at = 0; at < plan->napplied;) {
         const fhir_search_pair_t *pair = &plan->applied[at];
         if (is_result_parameter(pair)) {
-            bool contained = pair->name_len == 10 && memcmp(pair->name, "_contained", 10) == 0;
-            const char *reason = NULL;
-            if (contained && plan->contained != FHIR_SEARCH_CONTAINED_FALSE) {
-                plan->contained = FHIR_SEARCH_CONTAINED_FALSE;
-                reason = "searching contained resources (_contained) is not supported";
-            }
-            if (reason) {
-                if (set_aside(plan, at, reason, strict, arena, err))
-                    rc = ERR_INVALID;
-                else
-                    continue;
-            }
             at++;
             continue;
         }
@@ -90,8 +78,8 @@ static status_t screen(fhir_search_plan_t *plan, bool strict, arena_t *arena, er
     return rc;
 }
 
-status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
-                     fhir_search_plan_t **out_plan, store_search_result_t *out, err_t *err)
+status_t repo_search_plan(const repo_search_t *search, arena_t *arena,
+                          fhir_search_plan_t **out_plan, store_search_t *out_query, err_t *err)
 {
     store_search_t query = {.base = search->base, .page = search->page};
     if (search->compartment_type) {
@@ -114,12 +102,23 @@ status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *a
                              .strict = search->strict,
                              .now_us = search->now_us};
     fhir_search_plan_t *plan;
-    status_t rc = fhir_search_parse(NULL, search->type, &q, arena, &plan, err);
+    status_t rc = fhir_search_parse(repo_params_registry(), search->type, &q, arena, &plan, err);
     if (rc)
         return rc;
     if ((rc = screen(plan, search->strict, arena, err)))
         return rc;
     query.plan = plan;
     *out_plan = plan;
+    *out_query = query;
+    return ERR_OK;
+}
+
+status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
+                     fhir_search_plan_t **out_plan, store_search_result_t *out, err_t *err)
+{
+    store_search_t query;
+    status_t rc = repo_search_plan(search, arena, out_plan, &query, err);
+    if (rc)
+        return rc;
     return store_search(conn, &query, arena, out, err);
 }

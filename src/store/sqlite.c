@@ -54,6 +54,13 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_SCAN] = "SELECT r.rid, r.type, r.id, v.json, r.version FROM resource r "
                   "JOIN resource_version v ON v.seq = r.seq "
                   "WHERE r.rid > ?1 AND r.deleted = 0 ORDER BY r.rid LIMIT ?2",
+    [STMT_CONTAINED_LIST] = "SELECT rid FROM resource_contained WHERE container = ?1",
+    [STMT_CONTAINED_DELETE] = "DELETE FROM resource_contained WHERE container = ?1",
+    [STMT_CONTAINED_INSERT] =
+        "INSERT INTO resource_contained (container, type, id) VALUES (?1, ?2, ?3)",
+    [STMT_SCAN_TYPE] = "SELECT r.rid, r.type, r.id, v.json, r.version FROM resource r "
+                       "JOIN resource_version v ON v.seq = r.seq "
+                       "WHERE r.type = ?3 AND r.deleted = 0 AND r.rid > ?1 ORDER BY r.rid LIMIT ?2",
     [STMT_INSERT_INDEX + FHIR_INDEX_STRING] =
         "INSERT INTO ix_string (rid, type, param, normalized, exact) VALUES (?1, ?2, ?3, ?4, ?5)",
     [STMT_INSERT_INDEX + FHIR_INDEX_TOKEN] =
@@ -88,6 +95,8 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_DELETE_INDEX + FHIR_INDEX_URI] = "DELETE FROM ix_uri WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_COMPOSITE] = "DELETE FROM ix_composite WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_OF_TYPE] = "DELETE FROM ix_of_type WHERE rid = ?1",
+    [STMT_DELETE_TEXT] = "DELETE FROM ix_text WHERE rowid = ?1",
+    [STMT_INSERT_TEXT] = "INSERT INTO ix_text (rowid, content, narrative) VALUES (?1, ?2, ?3)",
 };
 
 /* ---- errors -------------------------------------------------------------------------- */
@@ -212,6 +221,69 @@ static const char *const migrations[] = {
     "  type_system TEXT, type_code TEXT, value TEXT NOT NULL);"
     "CREATE INDEX ix_of_type_value ON ix_of_type (type, param, value, type_code, type_system, rid);"
     "CREATE INDEX ix_of_type_rid ON ix_of_type (rid, param);",
+    /* 3: full text (_content, _text): one row per current resource, rowid = rid; unicode61
+       folds case and (remove_diacritics 2) accents. Filled by writes and reindex: a database
+       from before needs `concerto reindex` for resources written before it. */
+    "CREATE VIRTUAL TABLE ix_text USING fts5(content, narrative, "
+    "tokenize = 'unicode61 remove_diacritics 2');",
+    /* 4 is another change's (import speed): empty here */
+    "",
+    /* 5: contained resources and absolute references to this server. A contained resource
+       gets a key of its own in resource_contained, from 2^62 up so that it never meets a
+       resource's rid, and index rows of its own type prefixed with '#' ("#Patient"): the
+       (type, param, ...) indexes of top-level searches never reach them. The references of
+       a container to its contained resources ("#id") are reference rows of type '#' and the
+       container's type, keyed by minus the contained resource's key (so no lookup by a
+       resource's key meets them). ix_reference_absolute finds the references
+       written as absolute urls (_revinclude of any parameter). */
+    "CREATE TABLE resource_contained ("
+    "  rid INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  container INTEGER NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL);"
+    "INSERT INTO sqlite_sequence (name, seq) VALUES ('resource_contained', 4611686018427387903);"
+    "CREATE INDEX resource_contained_container ON resource_contained (container);"
+    "CREATE INDEX resource_contained_type ON resource_contained (type);"
+    "CREATE INDEX ix_reference_absolute ON ix_reference (url) WHERE url IS NOT NULL;",
+    /* 6: the work queues (docs/internals/store.md, "Work queues"). outbox: one event per
+       version, written in its transaction, removed when handled; claimed in event_id order
+       by a scan of the key (the table holds only what is not yet handled), so the insert
+       touches no other index; dead events are few and found by a partial index. job: one
+       row per kind and key, due ones found by (state, run_at_us). lease: singleton leases.
+       claim_until_us > 0 marks a claim not yet answered. */
+    "CREATE TABLE outbox ("
+    "  event_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  seq INTEGER NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  action INTEGER NOT NULL,"
+    "  time_us INTEGER NOT NULL,"
+    "  available_us INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  claimed_by TEXT,"
+    "  claim_until_us INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  dead INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX outbox_dead ON outbox (event_id) WHERE dead = 1;"
+    "CREATE TABLE job ("
+    "  job_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  kind TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  run_at_us INTEGER NOT NULL,"
+    "  payload TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  claimed_by TEXT,"
+    "  claim_until_us INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  revision INTEGER NOT NULL DEFAULT 1,"
+    "  UNIQUE (kind, key));"
+    "CREATE INDEX job_due ON job (state, run_at_us);"
+    "CREATE TABLE lease ("
+    "  name TEXT PRIMARY KEY,"
+    "  holder TEXT NOT NULL,"
+    "  until_us INTEGER NOT NULL);",
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
@@ -322,6 +394,16 @@ static status_t sqlite_migrate(void *opaque, int *out_version, err_t *err)
                      db->path);
         sqlite3_finalize(count);
     }
+    if (version >= 1 && version < 5) {
+        sqlite3_stmt *count;
+        if (sqlite3_prepare_v2(handle, "SELECT count(*) FROM resource", -1, &count, NULL) ==
+                SQLITE_OK &&
+            sqlite3_step(count) == SQLITE_ROW && sqlite3_column_int64(count, 0) > 0)
+            log_info("%s: contained resources are indexed from schema version 5: run concerto "
+                     "reindex to index those already stored",
+                     db->path);
+        sqlite3_finalize(count);
+    }
     for (int v = version; v < latest; v++) {
         rc = exec(handle, migrations[v], err);
         if (rc)
@@ -365,6 +447,8 @@ static void sqlite_disconnect(void *opaque)
     sqlite_conn_t *conn = opaque;
     for (int i = 0; i < STMT__COUNT; i++)
         sqlite3_finalize(conn->statements[i]);
+    for (int i = 0; i < SQLITE_QUEUE_STATEMENTS; i++)
+        sqlite3_finalize(conn->queue_statements[i]);
     for (int i = 0; i < SQLITE_CACHED_STATEMENTS; i++) {
         sqlite3_finalize(conn->cache[i].stmt);
         free(conn->cache[i].sql);
@@ -753,12 +837,144 @@ static status_t insert_row(sqlite_conn_t *conn, int64_t rid, const char *type,
     return ERR_OK;
 }
 
+/* Runs a fixed statement that takes one integer and returns no row. */
+static status_t step_with_id(sqlite_conn_t *conn, int which, int64_t value, err_t *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    status_t status = prepare(conn, which, &stmt, err);
+    if (status)
+        return status;
+    sqlite3_bind_int64(stmt, 1, value);
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (rc != SQLITE_DONE)
+        return sqlite__fail(conn->handle, rc, err, statement_sql[which]);
+    return ERR_OK;
+}
+
+/* The index type of the rows of a contained resource of `type`, or of a container's
+ * references to its contained resources: "#" and the type. */
+static const char *contained_type(char *out, size_t size, const char *type)
+{
+    snprintf(out, size, "#%s", type);
+    return out;
+}
+
+/* Removes the contained resources of container with their rows. */
+static status_t delete_contained(sqlite_conn_t *conn, int64_t container, err_t *err)
+{
+    sqlite3_stmt *stmt;
+    status_t status = prepare(conn, STMT_CONTAINED_LIST, &stmt, err);
+    if (status)
+        return status;
+    sqlite3_bind_int64(stmt, 1, container);
+    int64_t *rids = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            rids = xrealloc(rids, cap * sizeof(*rids));
+        }
+        rids[n++] = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (rc != SQLITE_DONE) {
+        free(rids);
+        return sqlite__fail(conn->handle, rc, err, "list contained resources");
+    }
+    for (size_t i = 0; i < n && !status; i++) {
+        for (int k = 0; k < FHIR_INDEX_KIND_COUNT && !status; k++)
+            status = step_with_id(conn, STMT_DELETE_INDEX + k, rids[i], err);
+        if (!status) /* the container's references to it */
+            status = step_with_id(conn, STMT_DELETE_INDEX + FHIR_INDEX_REFERENCE, -rids[i], err);
+    }
+    free(rids);
+    if (!status && n)
+        status = step_with_id(conn, STMT_CONTAINED_DELETE, container, err);
+    return status;
+}
+
+/*
+ * Writes the contained resources of container and their rows, and the container's
+ * references to them: reference rows of type "#" and the container's type, keyed by minus
+ * the contained resource's key, so that no search or probe by a resource's key meets them.
+ */
+static status_t insert_contained(sqlite_conn_t *conn, int64_t container, const char *type,
+                                 const fhir_index_rows_t *rows, err_t *err)
+{
+    char prefixed[96], container_type[96];
+    status_t status;
+    contained_type(container_type, sizeof(container_type), type);
+    for (size_t c = 0; c < rows->ncontained; c++) {
+        const fhir_index_contained_t *contained = &rows->contained[c];
+        sqlite3_stmt *stmt;
+        if ((status = prepare(conn, STMT_CONTAINED_INSERT, &stmt, err)))
+            return status;
+        sqlite3_bind_int64(stmt, 1, container);
+        sqlite3_bind_text(stmt, 2, contained->type, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 3, contained->id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(stmt);
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+        if (rc != SQLITE_DONE)
+            return sqlite__fail(conn->handle, rc, err, "insert contained resource");
+        int64_t rid = sqlite3_last_insert_rowid(conn->handle);
+        contained_type(prefixed, sizeof(prefixed), contained->type);
+        for (size_t i = 0; i < contained->n; i++)
+            if ((status = insert_row(conn, rid, prefixed, &contained->rows[i], err)))
+                return status;
+        for (size_t i = 0; i < rows->nlocal_refs; i++) {
+            const fhir_index_row_t *ref = &rows->local_refs[i];
+            if (strcmp(ref->value.as.reference.url + 1, contained->id) == 0 &&
+                (status = insert_row(conn, -rid, container_type, ref, err)))
+                return status;
+        }
+    }
+    return ERR_OK;
+}
+
+/* Replaces the full text of rid (ix_text). */
+static status_t write_text(sqlite_conn_t *conn, int64_t rid, bool is_new,
+                           const fhir_index_rows_t *rows, err_t *err)
+{
+    sqlite3_stmt *stmt;
+    status_t status;
+    int rc;
+    if (!is_new) {
+        if ((status = prepare(conn, STMT_DELETE_TEXT, &stmt, err)))
+            return status;
+        sqlite3_bind_int64(stmt, 1, rid);
+        rc = sqlite3_step(stmt);
+        sqlite3_reset(stmt);
+        if (rc != SQLITE_DONE)
+            return sqlite__fail(conn->handle, rc, err, "delete full text");
+    }
+    if (!rows || (!rows->content && !rows->narrative))
+        return ERR_OK;
+    if ((status = prepare(conn, STMT_INSERT_TEXT, &stmt, err)))
+        return status;
+    sqlite3_bind_int64(stmt, 1, rid);
+    bind_opt_text(stmt, 2, rows->content);
+    bind_opt_text(stmt, 3, rows->narrative);
+    rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (rc != SQLITE_DONE)
+        return sqlite__fail(conn->handle, rc, err, "insert full text");
+    return ERR_OK;
+}
+
 /* Replaces the index rows of rid: the old ones go (unless the resource is new), the new ones
  * come (unless it is deleted). */
 static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, bool is_new,
                             const fhir_index_rows_t *rows, err_t *err)
 {
-    status_t status;
+    status_t status = ERR_OK;
+    if (!is_new && (status = delete_contained(conn, rid, err)))
+        return status;
     if (!is_new) {
         for (int k = 0; k < FHIR_INDEX_KIND_COUNT; k++) {
             sqlite3_stmt *stmt;
@@ -775,7 +991,11 @@ static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, 
     for (size_t i = 0; rows && i < rows->n; i++)
         if ((status = insert_row(conn, rid, type, &rows->rows[i], err)))
             return status;
-    return ERR_OK;
+    if (!status)
+        status = write_text(conn, rid, is_new, rows, err);
+    if (!status && rows && rows->ncontained)
+        status = insert_contained(conn, rid, type, rows, err);
+    return status;
 }
 
 static status_t sqlite_put(void *opaque, const store_put_t *put, int64_t updated_us,
@@ -856,16 +1076,18 @@ static status_t sqlite_reindex(void *opaque, const char *type, const char *id,
     return write_index(conn, rid, type, false, deleted ? NULL : rows, err);
 }
 
-static status_t sqlite_scan(void *opaque, int64_t after_rid, size_t count, arena_t *arena,
-                            store_scan_row_t **out_rows, size_t *out_n, err_t *err)
+static status_t sqlite_scan(void *opaque, const char *type, int64_t after_rid, size_t count,
+                            arena_t *arena, store_scan_row_t **out_rows, size_t *out_n, err_t *err)
 {
     sqlite_conn_t *conn = opaque;
     sqlite3_stmt *stmt;
-    status_t status = prepare(conn, STMT_SCAN, &stmt, err);
+    status_t status = prepare(conn, type ? STMT_SCAN_TYPE : STMT_SCAN, &stmt, err);
     if (status)
         return status;
     sqlite3_bind_int64(stmt, 1, after_rid);
     sqlite3_bind_int64(stmt, 2, (sqlite3_int64)count);
+    if (type)
+        sqlite3_bind_text(stmt, 3, type, -1, SQLITE_STATIC);
     store_scan_row_t *rows = arena_alloc(arena, (count ? count : 1) * sizeof(*rows));
     size_t n = 0;
     int rc;
@@ -907,4 +1129,23 @@ const store_driver_t store__sqlite_driver = {
     .reindex = sqlite_reindex,
     .scan = sqlite_scan,
     .search = sqlite__search,
+    .txn_search = sqlite__txn_search,
+    .everything = sqlite__everything,
+    .outbox_add = sqlite__outbox_add,
+    .outbox_claim = sqlite__outbox_claim,
+    .outbox_ack = sqlite__outbox_ack,
+    .outbox_fail = sqlite__outbox_fail,
+    .outbox_replay = sqlite__outbox_replay,
+    .outbox_dead = sqlite__outbox_dead,
+    .outbox_counts = sqlite__outbox_counts,
+    .job_schedule = sqlite__job_schedule,
+    .job_cancel = sqlite__job_cancel,
+    .job_claim = sqlite__job_claim,
+    .job_complete = sqlite__job_complete,
+    .job_fail = sqlite__job_fail,
+    .job_replay = sqlite__job_replay,
+    .job_list = sqlite__job_list,
+    .lease_acquire = sqlite__lease_acquire,
+    .lease_renew = sqlite__lease_renew,
+    .lease_release = sqlite__lease_release,
 };

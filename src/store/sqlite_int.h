@@ -24,6 +24,12 @@ enum {
     STMT_COUNT_ALL,
     STMT_RID,
     STMT_SCAN,
+    STMT_CONTAINED_LIST,   /* the contained resources of a container */
+    STMT_CONTAINED_DELETE, /* ... and their removal */
+    STMT_CONTAINED_INSERT,
+    STMT_SCAN_TYPE,
+    STMT_DELETE_TEXT,
+    STMT_INSERT_TEXT,
     /* one insert and one delete per index table, in fhir_index_kind_t order */
     STMT_INSERT_INDEX,
     STMT_DELETE_INDEX = STMT_INSERT_INDEX + FHIR_INDEX_KIND_COUNT,
@@ -37,6 +43,9 @@ typedef struct {
     sqlite3_stmt *stmt;
     uint64_t used;
 } sqlite_cached_t;
+
+/* The statements of the queues (sqlite_queue.c), prepared on first use. */
+#define SQLITE_QUEUE_STATEMENTS 24
 
 #define SQLITE_TYPE_COUNTS 8
 
@@ -54,6 +63,7 @@ typedef struct {
     sqlite_cached_t cache[SQLITE_CACHED_STATEMENTS];
     uint64_t clock;
     sqlite_type_count_t type_counts[SQLITE_TYPE_COUNTS];
+    sqlite3_stmt *queue_statements[SQLITE_QUEUE_STATEMENTS];
 } sqlite_conn_t;
 
 /* Translates an SQLite result code into a status with a message, the driver text logged. */
@@ -70,13 +80,49 @@ const char *sqlite__column_text(sqlite3_stmt *stmt, int column, arena_t *arena, 
 /* The search driver (sqlite_search.c). */
 status_t sqlite__search(void *conn, const store_search_t *query, arena_t *arena,
                         store_search_result_t *out, err_t *err);
+/* The same on the writer's connection, inside its open transaction (no BEGIN of its own). */
+status_t sqlite__txn_search(void *conn, const store_search_t *query, arena_t *arena,
+                            store_search_result_t *out, err_t *err);
 
 /* Whether a sorted search may walk the index of its first sort key (true; tests turn it off
  * to compare). */
 extern bool sqlite__search_walks;
 
+/* store_everything (sqlite_everything.c). */
+status_t sqlite__everything(void *conn, const store_everything_t *query, arena_t *arena,
+                            store_search_result_t *out, err_t *err);
+
 /* The text of the page query of a search (its first page), for EXPLAIN in tests. */
 status_t sqlite__search_sql(const store_search_t *query, arena_t *arena, const char **out_sql);
+
+/* The queues: outbox, jobs, leases (sqlite_queue.c); see store_driver_t. */
+status_t sqlite__outbox_add(void *conn, const store_event_t *event, err_t *err);
+status_t sqlite__outbox_claim(void *conn, const store_claim_t *claim, arena_t *arena,
+                              store_event_t **out_events, size_t *out_n, err_t *err);
+status_t sqlite__outbox_ack(void *conn, int64_t event_id, const char *consumer, err_t *err);
+status_t sqlite__outbox_fail(void *conn, int64_t event_id, const store_failure_t *failure,
+                             bool *out_dead, err_t *err);
+status_t sqlite__outbox_replay(void *conn, int64_t event_id, int64_t now_us, err_t *err);
+status_t sqlite__outbox_dead(void *conn, int64_t after_event_id, size_t count, arena_t *arena,
+                             store_event_t **out_events, size_t *out_n, err_t *err);
+status_t sqlite__outbox_counts(void *conn, int64_t *out_pending, int64_t *out_dead, err_t *err);
+status_t sqlite__job_schedule(void *conn, const char *kind, const char *key, int64_t run_at_us,
+                              const char *payload, int64_t *out_job_id, err_t *err);
+status_t sqlite__job_cancel(void *conn, const char *kind, const char *key, err_t *err);
+status_t sqlite__job_claim(void *conn, const store_claim_t *claim, arena_t *arena,
+                           store_job_t **out_jobs, size_t *out_n, err_t *err);
+status_t sqlite__job_complete(void *conn, const store_job_t *job, const char *consumer,
+                              int64_t next_run_us, err_t *err);
+status_t sqlite__job_fail(void *conn, const store_job_t *job, const store_failure_t *failure,
+                          bool *out_dead, err_t *err);
+status_t sqlite__job_replay(void *conn, int64_t job_id, int64_t now_us, err_t *err);
+status_t sqlite__job_list(void *conn, const store_job_query_t *query, arena_t *arena,
+                          store_job_t **out_jobs, size_t *out_n, err_t *err);
+status_t sqlite__lease_acquire(void *conn, const char *name, const char *holder, int64_t until_us,
+                               int64_t now_us, bool *out_held, err_t *err);
+status_t sqlite__lease_renew(void *conn, const char *name, const char *holder, int64_t until_us,
+                             int64_t now_us, bool *out_held, err_t *err);
+status_t sqlite__lease_release(void *conn, const char *name, const char *holder, err_t *err);
 
 /* The names of the index tables, in fhir_index_kind_t order ("ix_string", ...). */
 extern const char *const sqlite__index_tables[FHIR_INDEX_KIND_COUNT];

@@ -40,6 +40,8 @@ typedef struct {
     const store_search_t *query;
     const char ***how; /* how[b][c] for clause c of branch b: NULL as written, PROBE tested
                           per resource (EXISTS) */
+    bool in_contained; /* the clauses written test contained resources (resource_contained,
+                          index rows of type "#Type") */
 } q_t;
 
 bool sqlite__search_walks = true;
@@ -264,9 +266,31 @@ static void q_date(q_t *q, const fhir_search_value_t *v, const char *lo, const c
     q_range(q, v->prefix, lo, hi, true, &L, &H);
 }
 
+/*
+ * eq, ne and ap compare with the implicit range of the search value's precision; the other
+ * prefixes with the exact value, as the R4 examples say ("gt100: values that are greater
+ * than exactly 100"): over the stored [lo, hi], gt is hi > v, ge hi >= v, lt lo < v, le
+ * lo <= v, sa lo > v and eb hi < v.
+ */
 static void q_number(q_t *q, fhir_search_prefix_t prefix, const fhir_search_number_t *n,
                      const columns_t *c)
 {
+    const char *column = NULL, *op = NULL;
+    switch (prefix) {
+    case FHIR_SEARCH_PREFIX_GT: column = c->high, op = ">"; break;
+    case FHIR_SEARCH_PREFIX_GE: column = c->high, op = ">="; break;
+    case FHIR_SEARCH_PREFIX_LT: column = c->low, op = "<"; break;
+    case FHIR_SEARCH_PREFIX_LE: column = c->low, op = "<="; break;
+    case FHIR_SEARCH_PREFIX_SA: column = c->low, op = ">"; break;
+    case FHIR_SEARCH_PREFIX_EB: column = c->high, op = "<"; break;
+    default: break;
+    }
+    if (column) {
+        bind_t v = {.kind = BIND_REAL, .d = n->value};
+        q_addf(q, "%s %s ", column, op);
+        q_value(q, &v);
+        return;
+    }
     bind_t L = {.kind = BIND_REAL, .d = n->low_value};
     bind_t H = {.kind = BIND_REAL, .d = n->high_value};
     q_range(q, prefix, c->low, c->high, false, &L, &H);
@@ -401,9 +425,24 @@ static void q_reference(q_t *q, const fhir_search_value_t *v, bool url_form)
         q_add(q, ")");
         return;
     }
-    if (url_form) {
+    if (url_form && type) {
         q_add(q, "(url = ");
         q_text(q, arena_printf(q->arena, "%s/%s/%s", q->query->base, type->name, id));
+    } else if (url_form) {
+        /* an id of any type: base/Type/id, with exactly one segment between base and id */
+        int64_t nb = (int64_t)strlen(q->query->base), ni = (int64_t)strlen(id);
+        q_add(q, "(");
+        q_starts_with(q, "url", arena_printf(q->arena, "%s/", q->query->base));
+        q_add(q, " AND substr(url, ");
+        q_int(q, -(ni + 1));
+        q_add(q, ") = ");
+        q_text(q, arena_printf(q->arena, "/%s", id));
+        q_add(q, " AND length(url) > ");
+        q_int(q, nb + ni + 2);
+        q_add(q, " AND instr(substr(url, ");
+        q_int(q, nb + 2);
+        q_add(q, "), '/') = length(url) - ");
+        q_int(q, nb + 1 + ni);
     } else {
         q_add(q, "(target_id = ");
         q_text(q, id);
@@ -531,12 +570,18 @@ static void q_value_condition(q_t *q, const fhir_search_clause_t *clause,
 
 static void q_clause(q_t *q, const fhir_search_clause_t *clause, const char *alias);
 
+/* The type of index rows: the type, or for contained resources "#" and the type. */
+static const char *index_type(q_t *q, const fhir_type_t *type)
+{
+    return q->in_contained ? arena_printf(q->arena, "#%s", type->name) : type->name;
+}
+
 /* `[type = ? AND ]param = ?` of an index table (alias may be ""). */
 static void q_table_key(q_t *q, const char *prefix, const fhir_type_t *type, const char *param)
 {
     if (type) {
         q_addf(q, "%stype = ", prefix);
-        q_text(q, type->name);
+        q_text(q, index_type(q, type));
         q_add(q, " AND ");
     }
     q_addf(q, "%sparam = ", prefix);
@@ -574,8 +619,12 @@ static bool q_column_param(q_t *q, const fhir_search_clause_t *clause, const cha
         q_add(q, ")");
         return true;
     }
-    char column[48];
-    snprintf(column, sizeof(column), "%s.updated_us", alias);
+    char column[96];
+    if (q->in_contained) /* a contained resource was last updated with its container */
+        snprintf(column, sizeof(column),
+                 "(SELECT u.updated_us FROM resource u WHERE u.rid = %s.container)", alias);
+    else
+        snprintf(column, sizeof(column), "%s.updated_us", alias);
     q_add(q, "(");
     for (size_t i = 0; i < clause->nvalues; i++) {
         if (i)
@@ -595,8 +644,7 @@ static void q_param_rids(q_t *q, const fhir_search_clause_t *clause, const char 
         const fhir_search_value_t *v = &clause->values[i];
         bool both_forms = clause->param->type == FHIR_SEARCH_REFERENCE &&
                           clause->modifier != FHIR_SEARCH_MOD_IDENTIFIER &&
-                          reference_is_local(q, v) && v->as.reference.type && q->query->base &&
-                          *q->query->base;
+                          reference_is_local(q, v) && q->query->base && *q->query->base;
         for (int form = 0; form < (both_forms ? 2 : 1); form++) {
             q_addf(q, "%sSELECT rid FROM %s WHERE ", first ? "" : " UNION ALL ", table);
             first = false;
@@ -610,11 +658,60 @@ static void q_param_rids(q_t *q, const fhir_search_clause_t *clause, const char 
     }
 }
 
+static bool is_fulltext(const fhir_search_clause_t *clause)
+{
+    return strcmp(clause->param->code, "_content") == 0 ||
+           strcmp(clause->param->code, "_text") == 0;
+}
+
 /* A clause that can be tested per resource: a parameter of an index table. */
 static bool probe_capable(const fhir_search_clause_t *clause)
 {
     return clause->kind == FHIR_SEARCH_CLAUSE_PARAM && strcmp(clause->param->code, "_id") != 0 &&
-           strcmp(clause->param->code, "_lastUpdated") != 0 && table_of(clause) != NULL;
+           strcmp(clause->param->code, "_lastUpdated") != 0 && !is_fulltext(clause) &&
+           table_of(clause) != NULL;
+}
+
+/* A full-text query in FTS5 syntax: every term a quoted string (quotes doubled), so the
+ * user's text is never syntax; a prefix term is `"term" *`. */
+static void fts_render(buf_t *out, const fhir_search_text_t *t)
+{
+    switch (t->kind) {
+    case FHIR_SEARCH_TEXT_TERM:
+        buf_addch(out, '"');
+        for (const char *c = t->term; *c; c++) {
+            if (*c == '"')
+                buf_addch(out, '"');
+            buf_addch(out, *c);
+        }
+        buf_addstr(out, t->prefix ? "\" *" : "\"");
+        return;
+    case FHIR_SEARCH_TEXT_AND:
+    case FHIR_SEARCH_TEXT_OR:
+        buf_addch(out, '(');
+        fts_render(out, t->left);
+        buf_addstr(out, t->kind == FHIR_SEARCH_TEXT_AND ? " AND " : " OR ");
+        fts_render(out, t->right);
+        buf_addch(out, ')');
+        return;
+    }
+}
+
+/* _content and _text: the rids whose full text (ix_text's column) matches one of the values. */
+static void q_fulltext(q_t *q, const fhir_search_clause_t *clause, const char *alias)
+{
+    buf_t match = BUF_INIT;
+    buf_addstr(&match, strcmp(clause->param->code, "_text") == 0 ? "narrative : (" : "content : (");
+    for (size_t i = 0; i < clause->nvalues; i++) {
+        if (i)
+            buf_addstr(&match, " OR ");
+        fts_render(&match, clause->values[i].as.text);
+    }
+    buf_addch(&match, ')');
+    q_addf(q, "%s.rid IN (SELECT rowid FROM ix_text WHERE ix_text MATCH ", alias);
+    q_text(q, arena_strndup(q->arena, match.ptr, match.len));
+    q_add(q, ")");
+    buf_release(&match);
 }
 
 /*
@@ -643,7 +740,7 @@ static void q_param_probe(q_t *q, const fhir_search_clause_t *clause, const char
                 q_value_condition(q, clause, v);
                 if (clause->param->type == FHIR_SEARCH_REFERENCE &&
                     clause->modifier != FHIR_SEARCH_MOD_IDENTIFIER && reference_is_local(q, v) &&
-                    v->as.reference.type && q->query->base && *q->query->base) {
+                    q->query->base && *q->query->base) {
                     q_add(q, " OR ");
                     q_reference(q, v, true);
                 }
@@ -657,6 +754,10 @@ static void q_param_probe(q_t *q, const fhir_search_clause_t *clause, const char
 
 static void q_param(q_t *q, const fhir_search_clause_t *clause, const char *alias)
 {
+    if (is_fulltext(clause)) {
+        q_fulltext(q, clause, alias);
+        return;
+    }
     if (q_column_param(q, clause, alias))
         return;
     const char *table = table_of(clause);
@@ -683,6 +784,61 @@ static void q_param(q_t *q, const fhir_search_clause_t *clause, const char *alia
 }
 
 /*
+ * The arm of a chain through references written as absolute urls of this server
+ * ("[base]/Type/id"): through the (type, param, url) index with the urls of the targets.
+ */
+static void q_chain_absolute(q_t *q, const fhir_search_clause_t *clause,
+                             const fhir_search_clause_t *next, const char *base)
+{
+    bool contained = q->in_contained;
+    int n = ++q->alias;
+    char t[16];
+    snprintf(t, sizeof(t), "t%d", n);
+    q_add(q, " UNION ALL SELECT rid FROM ix_reference WHERE ");
+    q_table_key(q, "", clause->type, clause->param->code);
+    q_add(q, " AND url IN (SELECT ");
+    q_text(q, arena_printf(q->arena, "%s/%s/", base, next->type->name));
+    q_addf(q, " || %s.id FROM resource %s WHERE %s.type = ", t, t, t);
+    q_text(q, next->type->name);
+    q_addf(q, " AND %s.deleted = 0 AND ", t);
+    q->in_contained = false;
+    q_clause(q, next, t);
+    q->in_contained = contained;
+    q_add(q, ")");
+}
+
+/*
+ * The arm of a chain into the resources contained in the resource itself (a reference
+ * "#id"): the contained resources of next's type that match next, back to their containers
+ * through the containers' rows of references to them (type "#Type", keyed by minus the
+ * contained resource's key).
+ */
+static void q_chain_contained(q_t *q, const fhir_search_clause_t *clause,
+                              const fhir_search_clause_t *next)
+{
+    int n = ++q->alias;
+    char c[16], x[16];
+    snprintf(c, sizeof(c), "c%d", n);
+    snprintf(x, sizeof(x), "x%d", n);
+    q_addf(q,
+           " UNION ALL SELECT %s.container FROM resource_contained %s JOIN ix_reference %s ON "
+           "%s.rid = -%s.rid WHERE %s.type = ",
+           c, c, x, x, c, c);
+    q_text(q, next->type->name);
+    q->in_contained = true;
+    /* unary +: the way in is the contained resource's key, not every such reference */
+    q_addf(q, " AND +%s.param = ", x);
+    q_text(q, clause->param->code);
+    if (clause->type) {
+        q_addf(q, " AND +%s.type = ", x);
+        q_text(q, index_type(q, clause->type));
+    }
+    q_add(q, " AND ");
+    q_clause(q, next, c);
+    q->in_contained = false;
+}
+
+/*
  * A chain: the references of `param` whose target is a resource of next[i].type matching
  * next[i]. Written target-first (`target_id IN (SELECT id FROM resource ...)`), so the
  * index on (type, param, target_id, target_type) is probed with the few targets a chain
@@ -690,6 +846,8 @@ static void q_param(q_t *q, const fhir_search_clause_t *clause, const char *alia
  */
 static void q_chain(q_t *q, const fhir_search_clause_t *clause, const char *alias)
 {
+    bool contained = q->in_contained;
+    const char *base = q->query->base;
     q_addf(q, "%s.rid IN (", alias);
     for (size_t i = 0; i < clause->nnext; i++) {
         int n = ++q->alias;
@@ -703,8 +861,14 @@ static void q_chain(q_t *q, const fhir_search_clause_t *clause, const char *alia
         q_addf(q, " AND target_id IN (SELECT %s.id FROM resource %s WHERE %s.type = ", t, t, t);
         q_text(q, target);
         q_addf(q, " AND %s.deleted = 0 AND ", t);
+        q->in_contained = false;
         q_clause(q, &clause->next[i], t);
+        q->in_contained = contained;
         q_add(q, ")");
+        if (base && *base && clause->next[i].type)
+            q_chain_absolute(q, clause, &clause->next[i], base);
+        if (!contained && clause->next[i].type)
+            q_chain_contained(q, clause, &clause->next[i]);
     }
     q_add(q, ")");
 }
@@ -712,12 +876,20 @@ static void q_chain(q_t *q, const fhir_search_clause_t *clause, const char *alia
 /* _has: resources named by the references `param` of resources of next[0].type that match
  * next[0]; written source-first (the unary + keeps SQLite from scanning every reference of
  * the parameter), the sources found through their own indexes. */
+static void q_has_absolute(q_t *q, const fhir_search_clause_t *clause, const char *alias,
+                           const char *base);
+
 static void q_has(q_t *q, const fhir_search_clause_t *clause, const char *alias)
 {
     if (!clause->nnext) {
         q_add(q, "0");
         return;
     }
+    if (clause->type && q->query->base && *q->query->base) {
+        q_has_absolute(q, clause, alias, q->query->base);
+        return;
+    }
+    bool contained = q->in_contained;
     int n = ++q->alias;
     char t[16], s[16];
     snprintf(t, sizeof(t), "t%d", n);
@@ -735,7 +907,9 @@ static void q_has(q_t *q, const fhir_search_clause_t *clause, const char *alias)
            t, s, s, s);
     q_text(q, source);
     q_addf(q, " AND %s.deleted = 0 AND ", s);
+    q->in_contained = false;
     q_clause(q, &clause->next[0], s);
+    q->in_contained = contained;
     q_add(q, ") AND +type = ");
     q_text(q, source);
     q_add(q, " AND param = ");
@@ -745,6 +919,43 @@ static void q_has(q_t *q, const fhir_search_clause_t *clause, const char *alias)
         q_text(q, clause->type->name);
     }
     q_add(q, "))");
+}
+
+/* _has where this server's base is known: the references of the sources name a resource by
+ * type and id, or by an absolute url under the base ("[base]/Type/" and the id). */
+static void q_has_absolute(q_t *q, const fhir_search_clause_t *clause, const char *alias,
+                           const char *base)
+{
+    bool contained = q->in_contained;
+    int n = ++q->alias;
+    char t[16], s[16];
+    snprintf(t, sizeof(t), "t%d", n);
+    snprintf(s, sizeof(s), "s%d", n);
+    const char *source = clause->next[0].type ? clause->next[0].type->name : "";
+    const char *prefix = arena_printf(q->arena, "%s/%s/", base, clause->type->name);
+    q_addf(q, "%s.rid IN (SELECT %s.rid FROM resource %s WHERE %s.type = ", alias, t, t, t);
+    q_text(q, clause->type->name);
+    q_addf(q, " AND %s.id IN (SELECT CASE WHEN target_type = ", t);
+    q_text(q, clause->type->name);
+    q_add(q, " THEN target_id ELSE substr(url, ");
+    q_int(q, (int64_t)strlen(prefix) + 1);
+    q_addf(q,
+           ") END FROM ix_reference WHERE rid IN (SELECT %s.rid FROM resource %s WHERE %s.type = ",
+           s, s, s);
+    q_text(q, source);
+    q_addf(q, " AND %s.deleted = 0 AND ", s);
+    q->in_contained = false;
+    q_clause(q, &clause->next[0], s);
+    q->in_contained = contained;
+    q_add(q, ") AND +type = ");
+    q_text(q, source);
+    q_add(q, " AND param = ");
+    q_text(q, clause->param->code);
+    q_add(q, " AND (target_type = ");
+    q_text(q, clause->type->name);
+    q_add(q, " OR ");
+    q_starts_with(q, "url", prefix);
+    q_add(q, ")))");
 }
 
 static void q_list(q_t *q, const fhir_search_clause_t *clause, const char *alias)
@@ -1014,6 +1225,58 @@ static size_t sort_count(const fhir_search_plan_t *plan)
     return n;
 }
 
+/* `[type = ? AND ]param IN (the compartment's parameters)` of ix_reference. */
+static void q_compartment_key(q_t *q, const fhir_search_branch_t *branch, const char *params)
+{
+    if (branch->type) {
+        q_add(q, "type = ");
+        q_text(q, index_type(q, branch->type));
+        q_add(q, " AND ");
+    }
+    q_add(q, "param IN (SELECT value FROM json_each(");
+    q_text(q, params);
+    q_add(q, "))");
+}
+
+/* ` AND (a refers to the compartment's resource [OR a is it])`: by type and id, or by this
+ * server's absolute url of it. */
+static void q_compartment(q_t *q, const fhir_search_branch_t *branch)
+{
+    const store_search_t *query = q->query;
+    buf_t b = BUF_INIT;
+    buf_addch(&b, '[');
+    for (size_t i = 0; i < query->ncompartment_params; i++) {
+        buf_addstr(&b, i ? ",\"" : "\"");
+        const char *p = query->compartment_params[i];
+        buf_add_json_escaped(&b, p, strlen(p));
+        buf_addch(&b, '"');
+    }
+    buf_addch(&b, ']');
+    const char *params = arena_strndup(q->arena, b.ptr, b.len);
+    buf_release(&b);
+    q_add(q, " AND (a.rid IN (SELECT rid FROM ix_reference WHERE ");
+    q_compartment_key(q, branch, params);
+    q_add(q, " AND target_id = ");
+    q_text(q, query->compartment_id);
+    q_add(q, " AND target_type = ");
+    q_text(q, query->compartment_type);
+    if (query->base && *query->base) {
+        q_add(q, " UNION ALL SELECT rid FROM ix_reference WHERE ");
+        q_compartment_key(q, branch, params);
+        q_add(q, " AND url = ");
+        q_text(q, arena_printf(q->arena, "%s/%s/%s", query->base, query->compartment_type,
+                               query->compartment_id));
+    }
+    q_add(q, ")");
+    /* the compartment's own resource is a member of it */
+    if (!q->in_contained && branch->type &&
+        strcmp(branch->type->name, query->compartment_type) == 0) {
+        q_add(q, " OR a.id = ");
+        q_text(q, query->compartment_id);
+    }
+    q_add(q, ")");
+}
+
 /* The conditions a resource `a` of branch b meets: its type, not deleted, the clauses (as
  * chosen: listed or probed), the compartment. */
 static void q_branch_where(q_t *q, size_t b)
@@ -1034,37 +1297,8 @@ static void q_branch_where(q_t *q, size_t b)
         else
             q_clause(q, &branch->clauses[c], "a");
     }
-    if (query->compartment_type && query->compartment_id) {
-        q_add(q, " AND (a.rid IN (SELECT rid FROM ix_reference WHERE ");
-        if (branch->type) {
-            q_add(q, "type = ");
-            q_text(q, branch->type->name);
-            q_add(q, " AND ");
-        }
-        buf_t params = BUF_INIT;
-        buf_addch(&params, '[');
-        for (size_t i = 0; i < query->ncompartment_params; i++) {
-            buf_addstr(&params, i ? ",\"" : "\"");
-            const char *p = query->compartment_params[i];
-            buf_add_json_escaped(&params, p, strlen(p));
-            buf_addch(&params, '"');
-        }
-        buf_addch(&params, ']');
-        q_add(q, "param IN (SELECT value FROM json_each(");
-        q_text(q, arena_strndup(q->arena, params.ptr, params.len));
-        buf_release(&params);
-        q_add(q, ")) AND target_id = ");
-        q_text(q, query->compartment_id);
-        q_add(q, " AND target_type = ");
-        q_text(q, query->compartment_type);
-        q_add(q, ")");
-        /* the compartment's own resource is a member of it */
-        if (branch->type && strcmp(branch->type->name, query->compartment_type) == 0) {
-            q_add(q, " OR a.id = ");
-            q_text(q, query->compartment_id);
-        }
-        q_add(q, ")");
-    }
+    if (query->compartment_type && query->compartment_id)
+        q_compartment(q, branch);
 }
 
 /* The sort keys k1.. of branch b (k0 is the caller's). */
@@ -1081,10 +1315,91 @@ static void q_other_keys(q_t *q, size_t b, size_t nkeys)
     }
 }
 
+/* Whether key k of the plan sorts descending (the first branch that has the key says). */
+static bool key_descending(const fhir_search_plan_t *plan, size_t k)
+{
+    for (size_t b = 0; b < plan->nbranches; b++)
+        if (k < plan->branches[b].nsort)
+            return plan->branches[b].sort[k].descending;
+    return false;
+}
+
+/* The conditions a contained resource `a` (resource_contained) of branch b meets: its type,
+ * the clauses (always listed), the compartment. */
+static void q_contained_where(q_t *q, size_t b)
+{
+    const store_search_t *query = q->query;
+    const fhir_search_branch_t *branch = &query->plan->branches[b];
+    q->in_contained = true;
+    if (branch->type) {
+        q_add(q, "a.type = ");
+        q_text(q, branch->type->name);
+    } else {
+        q_add(q, "1");
+    }
+    for (size_t c = 0; c < branch->nclauses; c++) {
+        q_add(q, " AND ");
+        q_clause(q, &branch->clauses[c], "a");
+    }
+    if (query->compartment_type && query->compartment_id)
+        q_compartment(q, branch);
+    q->in_contained = false;
+}
+
+/*
+ * The matches of a search with _contained true or both: rows (rid, k0, ..., container,
+ * cid). With _containedType=contained a contained resource is a row of its own (rid its key
+ * in resource_contained, cid its id); with container, the containers of the matching
+ * contained resources, once each (sort keys the lowest, or highest, of theirs).
+ */
+static void q_union_contained(q_t *q, size_t nkeys)
+{
+    const fhir_search_plan_t *plan = q->query->plan;
+    bool containers = plan->contained_type == FHIR_SEARCH_CONTAINED_TYPE_CONTAINER;
+    if (containers) {
+        q_add(q, "SELECT g.rid AS rid");
+        for (size_t k = 0; k < nkeys; k++)
+            q_addf(q, ", %s(g.k%zu) AS k%zu", key_descending(plan, k) ? "max" : "min", k, k);
+        q_add(q, ", g.rid AS container, NULL AS cid FROM (");
+    }
+    for (size_t b = 0; b < plan->nbranches; b++) {
+        const fhir_search_branch_t *branch = &plan->branches[b];
+        for (int part = plan->contained == FHIR_SEARCH_CONTAINED_BOTH ? 0 : 1; part < 2; part++) {
+            if (b || part != (plan->contained == FHIR_SEARCH_CONTAINED_BOTH ? 0 : 1))
+                q_add(q, " UNION ALL ");
+            bool top = part == 0;
+            q_addf(q, "SELECT a.%s AS rid", top || !containers ? "rid" : "container");
+            if (nkeys) {
+                q_add(q, ", ");
+                if (branch->nsort)
+                    q_sort_key(q, &branch->sort[0], "a");
+                else
+                    q_add(q, "NULL");
+                q_add(q, " AS k0");
+            }
+            q_other_keys(q, b, nkeys);
+            if (top) {
+                q_add(q, ", a.rid AS container, NULL AS cid FROM resource a WHERE ");
+                q_branch_where(q, b);
+            } else {
+                q_add(q, ", a.container AS container, a.id AS cid FROM resource_contained a "
+                         "WHERE ");
+                q_contained_where(q, b);
+            }
+        }
+    }
+    if (containers)
+        q_add(q, ") g GROUP BY g.rid");
+}
+
 /* The union of the branches: rows (rid, k0, k1, ...). */
 static void q_union(q_t *q, size_t nkeys)
 {
     const fhir_search_plan_t *plan = q->query->plan;
+    if (plan->contained != FHIR_SEARCH_CONTAINED_FALSE) {
+        q_union_contained(q, nkeys);
+        return;
+    }
     for (size_t b = 0; b < plan->nbranches; b++) {
         const fhir_search_branch_t *branch = &plan->branches[b];
         if (b)
@@ -1196,17 +1511,19 @@ static void q_page(q_t *q, const cursor_t *cursor, bool forward, const bool *des
                    size_t nkeys, uint32_t count, uint32_t offset, segment_t segment,
                    const walk_t *walk)
 {
+    bool contained = q->query->plan->contained != FHIR_SEARCH_CONTAINED_FALSE;
     q_add(q, "SELECT m.rid");
     for (size_t k = 0; k < nkeys; k++)
         q_addf(q, ", m.k%zu", k);
-    q_addf(q, ", %s FROM (", entry_columns);
+    q_addf(q, ", %s%s FROM (", entry_columns, contained ? ", m.cid" : "");
     if (segment == SEGMENT_VALUES)
         q_walk_values(q, walk, nkeys);
     else if (segment == SEGMENT_NULLS)
         q_walk_nulls(q, walk, nkeys);
     else
         q_union(q, nkeys);
-    q_add(q, ") m JOIN resource r ON r.rid = m.rid JOIN resource_version v ON v.seq = r.seq");
+    q_addf(q, ") m JOIN resource r ON r.rid = m.%s JOIN resource_version v ON v.seq = r.seq",
+           contained ? "container" : "rid");
     if (cursor) {
         q_add(q, " WHERE ");
         q_keyset(q, cursor, descending, 0, forward);
@@ -1297,6 +1614,79 @@ static const char *rids_json(arena_t *arena, const rids_t *r, size_t from)
     return out;
 }
 
+/* `+x.type = source`: the include's source type, and in a search of contained resources
+ * the same type of contained resources (the page holds them). */
+static void q_include_source(q_t *q, const fhir_search_include_t *inc)
+{
+    q_add(q, "+x.type ");
+    if (q->query->plan->contained == FHIR_SEARCH_CONTAINED_FALSE) {
+        q_add(q, "= ");
+        q_text(q, inc->source->name);
+        return;
+    }
+    q_add(q, "IN (");
+    q_text(q, inc->source->name);
+    q_add(q, ", ");
+    q_text(q, arena_printf(q->arena, "#%s", inc->source->name));
+    q_add(q, ")");
+}
+
+/* _include through references written as this server's absolute urls: the type and id are
+ * cut from the url ("[base]/Type/id"), so the resource table's (type, id) index finds them. */
+static void q_include_absolute(q_t *q, const fhir_search_include_t *inc, const char *from,
+                               const char *base)
+{
+    int64_t at = (int64_t)strlen(base) + 2; /* where Type starts, counting from 1 */
+    q_add(q, " UNION SELECT t.rid FROM ix_reference x JOIN resource t ON t.type = substr(x.url, ");
+    q_int(q, at);
+    q_add(q, ", instr(substr(x.url, ");
+    q_int(q, at);
+    q_add(q, "), '/') - 1) AND t.id = substr(x.url, ");
+    q_int(q, at);
+    q_add(q, " + instr(substr(x.url, ");
+    q_int(q, at);
+    q_add(q, "), '/')) AND t.deleted = 0 WHERE x.rid IN (SELECT value FROM json_each(");
+    q_text(q, from);
+    q_add(q, ")) AND ");
+    q_include_source(q, inc);
+    if (inc->param) {
+        q_add(q, " AND x.param = ");
+        q_text(q, inc->param->code);
+    }
+    q_add(q, " AND ");
+    q_starts_with(q, "x.url", arena_printf(q->arena, "%s/", base));
+    if (inc->target) {
+        q_add(q, " AND t.type = ");
+        q_text(q, inc->target->name);
+    }
+}
+
+/* _revinclude of references written as this server's absolute urls: by the url of each
+ * resource of the page, through the (type, param, url) index, or the url index for any
+ * parameter. */
+static void q_revinclude_absolute(q_t *q, const fhir_search_include_t *inc, const char *from,
+                                  const char *base)
+{
+    q_add(q, " UNION SELECT x.rid FROM resource t JOIN ix_reference x ON x.url = ");
+    q_text(q, arena_printf(q->arena, "%s/", base));
+    q_add(q, " || t.type || '/' || t.id WHERE t.rid IN (SELECT value FROM json_each(");
+    q_text(q, from);
+    q_add(q, ")) AND ");
+    if (inc->param) {
+        q_add(q, "x.type = ");
+        q_text(q, inc->source->name);
+        q_add(q, " AND x.param = ");
+        q_text(q, inc->param->code);
+    } else {
+        q_add(q, "+x.type = ");
+        q_text(q, inc->source->name);
+    }
+    if (inc->target) {
+        q_add(q, " AND t.type = ");
+        q_text(q, inc->target->name);
+    }
+}
+
 /* The rids one include reaches from the resources in `from` (a JSON array of rids). The
  * unary + keeps SQLite from reading every reference of the parameter through the (type,
  * param, ...) index: a page's few rids are the way in. */
@@ -1307,8 +1697,8 @@ static void q_include(q_t *q, const fhir_search_include_t *inc, const char *from
                  "x.target_type AND t.id = x.target_id AND t.deleted = 0 WHERE x.rid IN "
                  "(SELECT value FROM json_each(");
         q_text(q, from);
-        q_add(q, ")) AND +x.type = ");
-        q_text(q, inc->source->name);
+        q_add(q, ")) AND ");
+        q_include_source(q, inc);
         if (inc->param) {
             q_add(q, " AND x.param = ");
             q_text(q, inc->param->code);
@@ -1317,6 +1707,8 @@ static void q_include(q_t *q, const fhir_search_include_t *inc, const char *from
             q_add(q, " AND x.target_type = ");
             q_text(q, inc->target->name);
         }
+        if (q->query->base && *q->query->base)
+            q_include_absolute(q, inc, from, q->query->base);
     } else {
         q_add(q, "SELECT DISTINCT x.rid FROM resource t JOIN ix_reference x ON x.target_id = "
                  "t.id AND x.target_type = t.type WHERE t.rid IN (SELECT value FROM json_each(");
@@ -1331,6 +1723,8 @@ static void q_include(q_t *q, const fhir_search_include_t *inc, const char *from
             q_add(q, " AND t.type = ");
             q_text(q, inc->target->name);
         }
+        if (q->query->base && *q->query->base)
+            q_revinclude_absolute(q, inc, from, q->query->base);
     }
 }
 
@@ -1403,6 +1797,7 @@ static status_t read_included(sqlite_conn_t *conn, const store_search_t *query, 
         store_search_entry_t *e = &out->entries[out->n++];
         read_entry(stmt, 1, arena, &e->version);
         e->included = true;
+        e->contained_id = NULL;
     }
     q_finish(stmt);
     if (step != SQLITE_DONE)
@@ -1554,6 +1949,17 @@ status_t sqlite__search(void *opaque, const store_search_t *query, arena_t *aren
     return status;
 }
 
+/* Inside the writer's transaction: its savepoints already give one state of the database, and
+ * a BEGIN there would fail. */
+status_t sqlite__txn_search(void *opaque, const store_search_t *query, arena_t *arena,
+                            store_search_result_t *out, err_t *err)
+{
+    sqlite_conn_t *conn = opaque;
+    if (sqlite3_get_autocommit(conn->handle))
+        return err_set(err, ERR_INTERNAL, NULL, "a search inside a transaction ran outside one");
+    return search_snapshot(conn, query, arena, out, err);
+}
+
 static status_t search_snapshot(sqlite_conn_t *conn, const store_search_t *query, arena_t *arena,
                                 store_search_result_t *out, err_t *err)
 {
@@ -1585,7 +1991,8 @@ static status_t search_snapshot(sqlite_conn_t *conn, const store_search_t *query
     /* the segments to read, in reading order */
     bool forward = !has_cursor || !cursor.before;
     walk_t walk;
-    bool walking = sqlite__search_walks && nkeys && plan->nbranches == 1 &&
+    bool contained = plan->contained != FHIR_SEARCH_CONTAINED_FALSE;
+    bool walking = sqlite__search_walks && !contained && nkeys && plan->nbranches == 1 &&
                    plan->branches[0].type && plan->branches[0].nsort && !plan->offset &&
                    walk_of(&plan->branches[0].sort[0], &walk);
     segment_t segments[2] = {SEGMENT_ALL, SEGMENT_ALL};
@@ -1594,7 +2001,7 @@ static status_t search_snapshot(sqlite_conn_t *conn, const store_search_t *query
         nkeys && plan->nbranches == 1 && plan->branches[0].type && plan->branches[0].nsort
             ? &plan->branches[0].sort[0]
             : NULL;
-    if (!walking && sqlite__search_walks && first_key && !plan->offset &&
+    if (!walking && sqlite__search_walks && !contained && first_key && !plan->offset &&
         (!strcmp(first_key->param->code, "_id") ||
          !strcmp(first_key->param->code, "_lastUpdated"))) {
         segments[0] = SEGMENT_COLUMN;
@@ -1617,7 +2024,8 @@ static status_t search_snapshot(sqlite_conn_t *conn, const store_search_t *query
     }
     /* in rid order or walking an index, unselective clauses are better tested per resource */
     const char ***how = NULL;
-    if ((nkeys == 0 || walking) && (rc = choose_probes(conn, query, arena, count, &how, err)))
+    if (!contained && (nkeys == 0 || walking) &&
+        (rc = choose_probes(conn, query, arena, count, &how, err)))
         return rc;
     out->entries = arena_alloc(arena, (size_t)count * sizeof(store_search_entry_t));
     rids_t seen = {0};
@@ -1644,6 +2052,8 @@ static status_t search_snapshot(sqlite_conn_t *conn, const store_search_t *query
             store_search_entry_t *e = &out->entries[out->n++];
             read_entry(stmt, 1 + (int)nkeys, arena, &e->version);
             e->included = false;
+            e->contained_id =
+                contained ? sqlite__column_text(stmt, 11 + (int)nkeys, arena, NULL) : NULL;
             rids_add(arena, &seen, sqlite3_column_int64(stmt, 0));
             if (out->n == 1)
                 first_cursor = cursor_make(arena, 'b', stmt, nkeys);

@@ -47,11 +47,23 @@ struct store_conn {
     void *conn;
 };
 
+typedef struct {
+    store_commit_fn fn;
+    void *arg;
+} commit_hook_t;
+
+/* The commit hooks of a batch, in the order they were added. */
+typedef struct {
+    commit_hook_t *items;
+    size_t n, cap;
+} commit_hooks_t;
+
 struct store_txn {
     store_t *store;
     void *conn;
     int64_t time_us;
     char time_text[32];
+    commit_hooks_t *hooks; /* the batch's */
 };
 
 void store_options_init(store_options_t *options)
@@ -189,10 +201,11 @@ status_t store_count(store_conn_t *conn, const char *type, int64_t *out, err_t *
     return conn->store->driver->count(conn->conn, type, out, err);
 }
 
-status_t store_scan(store_conn_t *conn, int64_t after_rid, size_t count, arena_t *arena,
-                    store_scan_row_t **out_rows, size_t *out_n, err_t *err)
+status_t store_scan(store_conn_t *conn, const char *type, int64_t after_rid, size_t count,
+                    arena_t *arena, store_scan_row_t **out_rows, size_t *out_n, err_t *err)
 {
-    return conn->store->driver->scan(conn->conn, after_rid, count, arena, out_rows, out_n, err);
+    return conn->store->driver->scan(conn->conn, type, after_rid, count, arena, out_rows, out_n,
+                                     err);
 }
 
 const char *store_search_unsupported(const fhir_search_clause_t *clause, arena_t *arena)
@@ -236,6 +249,12 @@ status_t store_search(store_conn_t *conn, const store_search_t *query, arena_t *
                       store_search_result_t *out, err_t *err)
 {
     return conn->store->driver->search(conn->conn, query, arena, out, err);
+}
+
+status_t store_everything(store_conn_t *conn, const store_everything_t *query, arena_t *arena,
+                          store_search_result_t *out, err_t *err)
+{
+    return conn->store->driver->everything(conn->conn, query, arena, out, err);
 }
 
 /* ---- writer -------------------------------------------------------------------------- */
@@ -311,14 +330,26 @@ const char *store_txn_time_text(store_txn_t *txn)
     return txn->time_text;
 }
 
+void store_txn_on_commit(store_txn_t *txn, store_commit_fn fn, void *arg)
+{
+    commit_hooks_t *h = txn->hooks;
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 4;
+        h->items = xrealloc(h->items, h->cap * sizeof(*h->items));
+    }
+    h->items[h->n++] = (commit_hook_t){fn, arg};
+}
+
 status_t store_txn_nested(store_txn_t *txn, store_txn_fn fn, void *arg, err_t *err)
 {
     const store_driver_t *d = txn->store->driver;
     status_t rc = d->savepoint(txn->conn, err);
     if (rc)
         return rc;
+    size_t hooks = txn->hooks->n;
     rc = fn(txn, arg, err);
     if (rc) {
+        txn->hooks->n = hooks; /* what it asked for is rolled back too */
         d->rollback_to(txn->conn);
         err_t ignored = ERR_INIT;
         d->release(txn->conn, &ignored);
@@ -340,19 +371,198 @@ status_t store_txn_current(store_txn_t *txn, const char *type, const char *id, s
     return txn->store->driver->current(txn->conn, type, id, out, err);
 }
 
+/* The outbox event of a version, in the version's transaction: a crash loses neither or both. */
+static status_t outbox_add(store_txn_t *txn, const store_put_t *put, int64_t seq, err_t *err)
+{
+    store_event_t event = {
+        .seq = seq,
+        .type = put->type,
+        .id = put->id,
+        .version = put->version,
+        .action = !put->json                                ? STORE_EVENT_DELETE
+                  : put->version == 1 || put->status == 201 ? STORE_EVENT_CREATE
+                                                            : STORE_EVENT_UPDATE,
+        .time_us = txn->time_us,
+    };
+    return txn->store->driver->outbox_add(txn->conn, &event, err);
+}
+
 status_t store_txn_put(store_txn_t *txn, const store_put_t *put, int64_t *out_seq, err_t *err)
 {
     int64_t seq = 0;
     status_t rc = txn->store->driver->put(txn->conn, put, txn->time_us, txn->time_text, &seq, err);
+    if (!rc)
+        rc = outbox_add(txn, put, seq, err);
     if (!rc && out_seq)
         *out_seq = seq;
     return rc;
+}
+
+status_t store_txn_search(store_txn_t *txn, const store_search_t *query, arena_t *arena,
+                          store_search_result_t *out, err_t *err)
+{
+    return txn->store->driver->txn_search(txn->conn, query, arena, out, err);
 }
 
 status_t store_txn_reindex(store_txn_t *txn, const char *type, const char *id,
                            const fhir_index_rows_t *rows, err_t *err)
 {
     return txn->store->driver->reindex(txn->conn, type, id, rows, err);
+}
+
+/* ---- work queues ----------------------------------------------------------------------- */
+
+const char *store_event_action_name(store_event_action_t action)
+{
+    switch (action) {
+    case STORE_EVENT_CREATE: return "create";
+    case STORE_EVENT_UPDATE: return "update";
+    case STORE_EVENT_DELETE: return "delete";
+    }
+    return "unknown";
+}
+
+status_t store_txn_outbox_claim(store_txn_t *txn, const store_claim_t *claim, arena_t *arena,
+                                store_event_t **out_events, size_t *out_n, err_t *err)
+{
+    return txn->store->driver->outbox_claim(txn->conn, claim, arena, out_events, out_n, err);
+}
+
+status_t store_txn_outbox_ack(store_txn_t *txn, int64_t event_id, const char *consumer, err_t *err)
+{
+    return txn->store->driver->outbox_ack(txn->conn, event_id, consumer, err);
+}
+
+status_t store_txn_outbox_fail(store_txn_t *txn, int64_t event_id, const store_failure_t *failure,
+                               bool *out_dead, err_t *err)
+{
+    bool dead = false;
+    status_t rc = txn->store->driver->outbox_fail(txn->conn, event_id, failure, &dead, err);
+    if (out_dead)
+        *out_dead = dead;
+    return rc;
+}
+
+status_t store_txn_outbox_replay(store_txn_t *txn, int64_t event_id, int64_t now_us, err_t *err)
+{
+    return txn->store->driver->outbox_replay(txn->conn, event_id, now_us, err);
+}
+
+status_t store_outbox_dead(store_conn_t *conn, int64_t after_event_id, size_t count, arena_t *arena,
+                           store_event_t **out_events, size_t *out_n, err_t *err)
+{
+    return conn->store->driver->outbox_dead(conn->conn, after_event_id, count, arena, out_events,
+                                            out_n, err);
+}
+
+status_t store_outbox_counts(store_conn_t *conn, int64_t *out_pending, int64_t *out_dead,
+                             err_t *err)
+{
+    return conn->store->driver->outbox_counts(conn->conn, out_pending, out_dead, err);
+}
+
+status_t store_txn_job_schedule(store_txn_t *txn, const char *kind, const char *key,
+                                int64_t run_at_us, const char *payload, int64_t *out_job_id,
+                                err_t *err)
+{
+    int64_t job_id = 0;
+    status_t rc =
+        txn->store->driver->job_schedule(txn->conn, kind, key, run_at_us, payload, &job_id, err);
+    if (!rc && out_job_id)
+        *out_job_id = job_id;
+    return rc;
+}
+
+status_t store_txn_job_cancel(store_txn_t *txn, const char *kind, const char *key, err_t *err)
+{
+    return txn->store->driver->job_cancel(txn->conn, kind, key, err);
+}
+
+status_t store_txn_job_claim(store_txn_t *txn, const store_claim_t *claim, arena_t *arena,
+                             store_job_t **out_jobs, size_t *out_n, err_t *err)
+{
+    return txn->store->driver->job_claim(txn->conn, claim, arena, out_jobs, out_n, err);
+}
+
+status_t store_txn_job_complete(store_txn_t *txn, const store_job_t *job, const char *consumer,
+                                int64_t next_run_us, err_t *err)
+{
+    return txn->store->driver->job_complete(txn->conn, job, consumer, next_run_us, err);
+}
+
+status_t store_txn_job_fail(store_txn_t *txn, const store_job_t *job,
+                            const store_failure_t *failure, bool *out_dead, err_t *err)
+{
+    bool dead = false;
+    status_t rc = txn->store->driver->job_fail(txn->conn, job, failure, &dead, err);
+    if (out_dead)
+        *out_dead = dead;
+    return rc;
+}
+
+status_t store_txn_job_replay(store_txn_t *txn, int64_t job_id, int64_t now_us, err_t *err)
+{
+    return txn->store->driver->job_replay(txn->conn, job_id, now_us, err);
+}
+
+status_t store_job_list(store_conn_t *conn, const store_job_query_t *query, arena_t *arena,
+                        store_job_t **out_jobs, size_t *out_n, err_t *err)
+{
+    return conn->store->driver->job_list(conn->conn, query, arena, out_jobs, out_n, err);
+}
+
+typedef enum { LEASE_ACQUIRE, LEASE_RENEW, LEASE_RELEASE } lease_op_t;
+
+typedef struct {
+    lease_op_t op;
+    const char *name, *holder;
+    int64_t until_us, now_us;
+    bool held;
+} lease_arg_t;
+
+static status_t lease_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    lease_arg_t *a = arg;
+    const store_driver_t *d = txn->store->driver;
+    switch (a->op) {
+    case LEASE_ACQUIRE:
+        return d->lease_acquire(txn->conn, a->name, a->holder, a->until_us, a->now_us, &a->held,
+                                err);
+    case LEASE_RENEW:
+        return d->lease_renew(txn->conn, a->name, a->holder, a->until_us, a->now_us, &a->held, err);
+    case LEASE_RELEASE:
+        a->held = false;
+        return d->lease_release(txn->conn, a->name, a->holder, err);
+    }
+    return ERR_OK;
+}
+
+static status_t lease_run(store_t *store, lease_arg_t *arg, bool *out_held, err_t *err)
+{
+    status_t rc = store_run(store, lease_txn, arg, err);
+    if (out_held)
+        *out_held = !rc && arg->held;
+    return rc;
+}
+
+status_t store_lease_acquire(store_t *store, const char *name, const char *holder,
+                             int64_t duration_us, int64_t now_us, bool *out_held, err_t *err)
+{
+    lease_arg_t arg = {LEASE_ACQUIRE, name, holder, now_us + duration_us, now_us, false};
+    return lease_run(store, &arg, out_held, err);
+}
+
+status_t store_lease_renew(store_t *store, const char *name, const char *holder,
+                           int64_t duration_us, int64_t now_us, bool *out_held, err_t *err)
+{
+    lease_arg_t arg = {LEASE_RENEW, name, holder, now_us + duration_us, now_us, false};
+    return lease_run(store, &arg, out_held, err);
+}
+
+status_t store_lease_release(store_t *store, const char *name, const char *holder, err_t *err)
+{
+    lease_arg_t arg = {LEASE_RELEASE, name, holder, 0, 0, false};
+    return lease_run(store, &arg, NULL, err);
 }
 
 static void run_batch(store_t *store, txn_item_t *items)
@@ -365,11 +575,13 @@ static void run_batch(store_t *store, txn_item_t *items)
     err_t *errs = xcalloc(n, sizeof(*errs));
 
     err_t batch_err = ERR_INIT;
+    commit_hooks_t hooks = {0};
     status_t batch_rc = d->begin(store->writer_conn, &batch_err);
     if (!batch_rc) {
         size_t i = 0;
         for (txn_item_t *it = items; it; it = it->next, i++) {
-            store_txn_t txn = {.store = store, .conn = store->writer_conn};
+            store_txn_t txn = {.store = store, .conn = store->writer_conn, .hooks = &hooks};
+            size_t first_hook = hooks.n;
             int64_t t = now_us();
             if (t <= store->last_time_us)
                 t = store->last_time_us + 1;
@@ -390,11 +602,18 @@ static void run_batch(store_t *store, txn_item_t *items)
                     rcs[i] = d->release(store->writer_conn, &errs[i]);
                 }
             }
+            if (rcs[i])
+                hooks.n = first_hook;
         }
         batch_rc = d->commit(store->writer_conn, &batch_err);
         if (batch_rc)
             d->rollback(store->writer_conn);
     }
+    if (!batch_rc) {
+        for (size_t k = 0; k < hooks.n; k++)
+            hooks.items[k].fn(hooks.items[k].arg);
+    }
+    free(hooks.items);
     size_t i = 0;
     for (txn_item_t *it = items; it;) {
         txn_item_t *next = it->next;

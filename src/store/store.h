@@ -146,6 +146,16 @@ typedef struct {
  */
 status_t store_txn_nested(store_txn_t *txn, store_txn_fn fn, void *arg, err_t *err);
 
+/*
+ * Runs fn(arg) on the writer once the transaction that called this is durable, before any
+ * done callback of its batch; never when what called it is rolled back (its own transaction,
+ * or the nested savepoint it ran in). For effects outside the database that must follow a
+ * commit (the search parameters of a SearchParameter write). fn must be quick and must not
+ * submit to the store and wait; arg is borrowed and must live until the done callback.
+ */
+typedef void (*store_commit_fn)(void *arg);
+void store_txn_on_commit(store_txn_t *txn, store_commit_fn fn, void *arg);
+
 /* store_read inside the transaction: sees what the transaction has written so far. */
 status_t store_txn_read(store_txn_t *txn, const char *type, const char *id, int64_t version,
                         arena_t *arena, store_version_t *out, err_t *err);
@@ -188,11 +198,12 @@ typedef struct {
 } store_scan_row_t;
 
 /*
- * Up to `count` current, non-deleted resources with a key above after_rid (0: from the
- * start), in key order; strings in arena. *out_n is the number read (0: the end).
+ * Up to `count` current, non-deleted resources of `type` (NULL: every type) with a key above
+ * after_rid (0: from the start), in key order; strings in arena. *out_n is the number read
+ * (0: the end).
  */
-status_t store_scan(store_conn_t *conn, int64_t after_rid, size_t count, arena_t *arena,
-                    store_scan_row_t **out_rows, size_t *out_n, err_t *err);
+status_t store_scan(store_conn_t *conn, const char *type, int64_t after_rid, size_t count,
+                    arena_t *arena, store_scan_row_t **out_rows, size_t *out_n, err_t *err);
 
 /* ---- searching ----------------------------------------------------------------------- */
 
@@ -214,8 +225,10 @@ typedef struct {
 } store_search_t;
 
 typedef struct {
-    store_version_t version; /* the current version (never a delete) */
-    bool included;           /* search mode include (else match) */
+    store_version_t version;  /* the current version (never a delete) */
+    bool included;            /* search mode include (else match) */
+    const char *contained_id; /* _containedType=contained: the match is the resource of
+                                 version.json's contained with this id; else NULL */
 } store_search_entry_t;
 
 typedef struct {
@@ -238,11 +251,214 @@ typedef struct {
 status_t store_search(store_conn_t *conn, const store_search_t *query, arena_t *arena,
                       store_search_result_t *out, err_t *err);
 
+/* ---- a compartment's everything (Patient/$everything) ------------------------------ */
+
+typedef struct {
+    const char *compartment_type; /* "Patient" */
+    const char *id;               /* the compartment's resource, or NULL: all of its type */
+    /* members: resources of member_types[i] that refer to the compartment's resource through
+       the reference parameter member_params[i]; and the compartment's resource itself */
+    const char *const *member_types;
+    const char *const *member_params;
+    size_t nmembers;
+    /* and the resources of these types that members refer to (local references) */
+    const char *const *referenced;
+    size_t nreferenced;
+    const char *const *types; /* only resources of these types (_type), or ntypes 0: all */
+    size_t ntypes;
+    int64_t since_us; /* only resources last updated at or after this time; 0: all */
+    uint32_t count;   /* page size, at least 1 */
+    const char *page; /* the cursor of a previous result's next, or NULL: the first page */
+} store_everything_t;
+
+/*
+ * One page of a compartment's everything, in the order resources were first created, each
+ * once: members are entries in search mode match, referenced resources in mode include.
+ * Paging is by keyset (the cursor holds the last resource's key), so pages stay consistent
+ * while data changes: a resource is never on two pages, and one created meanwhile comes
+ * last. Only `next` is set. Errors: ERR_INVALID for a malformed cursor, storage errors.
+ */
+status_t store_everything(store_conn_t *conn, const store_everything_t *query, arena_t *arena,
+                          store_search_result_t *out, err_t *err);
+
+/*
+ * store_search inside a transaction, on the writer: the same search, seeing what the
+ * transaction (and the transactions committed with it) wrote so far, and atomic with what the
+ * transaction writes next. For the decisions of conditional writes (If-None-Exist, conditional
+ * update and delete, conditional references of a transaction Bundle) and searches in
+ * transactions. It runs on the one writer: keep it to small result sets.
+ */
+status_t store_txn_search(store_txn_t *txn, const store_search_t *query, arena_t *arena,
+                          store_search_result_t *out, err_t *err);
+
 /*
  * Why a clause of a plan cannot be run by the store (a message naming the parameter), or
  * NULL when it can: terminology modifiers (:in, :not-in, :above and :below on tokens), near,
  * functional lists ($name). Nested clauses of chains and _has are checked too.
  */
 const char *store_search_unsupported(const fhir_search_clause_t *clause, arena_t *arena);
+
+/* ---- work queues: the outbox, jobs, singleton leases ------------------------------------ */
+
+/*
+ * Work that must happen because of a change, or at a time, is kept in the database so that
+ * nothing is lost in a crash, and handed to workers at least once: a worker claims items with
+ * a lease (claimed_by, claim_until), handles them, and acknowledges (the item goes) or fails
+ * (it comes back after the caller's back-off, or goes dead after max_attempts). A worker that
+ * dies leaves its claims to expire; the items are then claimed again. So handlers must be
+ * idempotent. Every claim counts as an attempt, so an item that keeps killing its worker goes
+ * dead too. Two workers never hold the same item while a lease holds.
+ *
+ * Writes (claim, acknowledge, fail, schedule, ...) are store_txn_* functions: run them in a
+ * transaction on the writer (store_run, store_submit). A handler whose effects are writes to
+ * the store may acknowledge in the same transaction as those writes. Time is the caller's
+ * (now_us), so that tests and back-off are in the caller's hands. Worker names (`consumer`)
+ * must be unique per worker: a host, process and thread, say.
+ */
+
+typedef enum {
+    STORE_EVENT_CREATE = 1,
+    STORE_EVENT_UPDATE = 2,
+    STORE_EVENT_DELETE = 3,
+} store_event_action_t;
+
+/* "create", "update" or "delete". */
+const char *store_event_action_name(store_event_action_t action);
+
+/* An outbox event: one per version written. */
+typedef struct {
+    int64_t event_id; /* increasing, never reused */
+    int64_t seq;      /* the version's seq */
+    const char *type;
+    const char *id;
+    int64_t version;
+    store_event_action_t action;
+    int64_t time_us;        /* when the version was written (its lastUpdated) */
+    int64_t available_us;   /* not claimed before this time (a retry's back-off) */
+    int64_t attempts;       /* claims so far, the current one included */
+    const char *claimed_by; /* the last claimant, or NULL */
+    int64_t claim_until_us; /* its lease ends then */
+    const char *last_error; /* the last failure's text, or NULL */
+    bool dead;
+} store_event_t;
+
+/* What a claim asks for (outbox events or jobs). */
+typedef struct {
+    const char *consumer; /* the worker claiming */
+    size_t max;           /* up to this many items */
+    int64_t now_us;
+    int64_t lease_us;     /* the claims hold until now_us + lease_us */
+    int64_t max_attempts; /* an item already claimed this many times, whose last lease ran out
+                             unanswered, goes dead ("the lease expired") instead of out again */
+    const char *kind;     /* jobs: only this kind, or NULL: any */
+} store_claim_t;
+
+/* How a failed item is retried. */
+typedef struct {
+    const char *consumer; /* the worker that held the claim */
+    const char *error;    /* why, kept as last_error (for the dead list) */
+    int64_t retry_at_us;  /* when it may be claimed again (the caller's back-off) */
+    int64_t max_attempts; /* when attempts has reached this, the item goes dead instead */
+} store_failure_t;
+
+/*
+ * Claims up to claim->max available events (not dead, available_us and any earlier lease
+ * passed) in event order, for claim->consumer until now_us + lease_us. *out_events (in arena)
+ * gets them with attempts counted; *out_n how many (0: none available).
+ */
+status_t store_txn_outbox_claim(store_txn_t *txn, const store_claim_t *claim, arena_t *arena,
+                                store_event_t **out_events, size_t *out_n, err_t *err);
+/* Done: removes the event. ERR_CONFLICT when consumer no longer holds it (another worker
+ * claimed it after the lease ran out, or it is gone already). */
+status_t store_txn_outbox_ack(store_txn_t *txn, int64_t event_id, const char *consumer, err_t *err);
+/* Failed: the event comes back at retry_at_us, or goes dead (*out_dead, may be NULL) once it
+ * has had max_attempts. ERR_CONFLICT when consumer no longer holds it. */
+status_t store_txn_outbox_fail(store_txn_t *txn, int64_t event_id, const store_failure_t *failure,
+                               bool *out_dead, err_t *err);
+/* A dead event back to available at now_us with no attempts (last_error stays).
+ * ERR_NOT_FOUND when there is no such dead event. */
+status_t store_txn_outbox_replay(store_txn_t *txn, int64_t event_id, int64_t now_us, err_t *err);
+/* Up to count dead events with an id above after_event_id (0: from the first), in order. */
+status_t store_outbox_dead(store_conn_t *conn, int64_t after_event_id, size_t count, arena_t *arena,
+                           store_event_t **out_events, size_t *out_n, err_t *err);
+/* Events not yet handled (claimed or not, not dead), and dead ones. */
+status_t store_outbox_counts(store_conn_t *conn, int64_t *out_pending, int64_t *out_dead,
+                             err_t *err);
+
+typedef enum {
+    STORE_JOB_SCHEDULED = 0, /* waiting for its time, or claimed */
+    STORE_JOB_DEAD = 1,      /* failed max_attempts times */
+} store_job_state_t;
+
+typedef struct {
+    int64_t job_id;
+    const char *kind;    /* what to do, e.g. "task-escalation" */
+    const char *key;     /* which one: unique per kind */
+    int64_t run_at_us;   /* due then */
+    const char *payload; /* JSON text, or NULL */
+    int64_t attempts;
+    const char *claimed_by;
+    int64_t claim_until_us;
+    const char *last_error;
+    store_job_state_t state;
+    int64_t revision; /* grows with every schedule of kind+key */
+} store_job_t;
+
+/*
+ * Schedules kind+key to run at run_at_us with payload (JSON text, may be NULL): a new job,
+ * or the existing one of that kind and key updated (idempotent: never two jobs of one kind and
+ * key). Updating makes it scheduled again with no attempts; a claim it has stays, and the
+ * claimant's complete then leaves the new schedule in place. *out_job_id (may be NULL).
+ */
+status_t store_txn_job_schedule(store_txn_t *txn, const char *kind, const char *key,
+                                int64_t run_at_us, const char *payload, int64_t *out_job_id,
+                                err_t *err);
+/* Removes the job kind+key. ERR_NOT_FOUND when there is none. */
+status_t store_txn_job_cancel(store_txn_t *txn, const char *kind, const char *key, err_t *err);
+/* Claims up to claim->max due jobs (run_at_us <= now_us, scheduled, no lease holding), of
+ * claim->kind when set, earliest first. Same shape as store_txn_outbox_claim. */
+status_t store_txn_job_claim(store_txn_t *txn, const store_claim_t *claim, arena_t *arena,
+                             store_job_t **out_jobs, size_t *out_n, err_t *err);
+/*
+ * Done with the run of `job` (as claimed: its id and revision). next_run_us 0: a one-off job,
+ * removed; else a recurring one, scheduled again for next_run_us with no attempts. When the
+ * job was scheduled again during the run (its revision moved), that schedule stands and only
+ * the claim is dropped. ERR_CONFLICT when consumer no longer holds the job.
+ */
+status_t store_txn_job_complete(store_txn_t *txn, const store_job_t *job, const char *consumer,
+                                int64_t next_run_us, err_t *err);
+/* Failed (`job` as claimed): runs again at retry_at_us, or goes dead (*out_dead, may be NULL)
+ * once it has had max_attempts; when it was scheduled again during the run, that schedule
+ * stands. ERR_CONFLICT when failure->consumer no longer holds it. */
+status_t store_txn_job_fail(store_txn_t *txn, const store_job_t *job,
+                            const store_failure_t *failure, bool *out_dead, err_t *err);
+/* A dead job scheduled again at now_us with no attempts. ERR_NOT_FOUND when there is no such
+ * dead job. */
+status_t store_txn_job_replay(store_txn_t *txn, int64_t job_id, int64_t now_us, err_t *err);
+
+typedef struct {
+    const char *kind;     /* only this kind, or NULL */
+    bool dead_only;       /* only dead jobs */
+    int64_t after_job_id; /* page after this id (0: from the first) */
+    size_t count;
+} store_job_query_t;
+
+/* Jobs in id order, for an admin view. */
+status_t store_job_list(store_conn_t *conn, const store_job_query_t *query, arena_t *arena,
+                        store_job_t **out_jobs, size_t *out_n, err_t *err);
+
+/*
+ * Singleton leases: work that must run in one process only takes the lease `name` as
+ * `holder` for duration_us, renews it well before it runs out, and stops when a renewal
+ * fails. They run on the writer (they wait for it). *out_held says whether holder has the
+ * lease afterwards: acquire takes a free or expired lease, or extends holder's own; renew only
+ * extends a lease holder has and that has not run out; release gives it up (a no-op when
+ * holder does not have it).
+ */
+status_t store_lease_acquire(store_t *store, const char *name, const char *holder,
+                             int64_t duration_us, int64_t now_us, bool *out_held, err_t *err);
+status_t store_lease_renew(store_t *store, const char *name, const char *holder,
+                           int64_t duration_us, int64_t now_us, bool *out_held, err_t *err);
+status_t store_lease_release(store_t *store, const char *name, const char *holder, err_t *err);
 
 #endif

@@ -43,10 +43,48 @@ typedef struct {
     status_t (*reindex)(void *conn, const char *type, const char *id, const fhir_index_rows_t *rows,
                         err_t *err);
 
-    status_t (*scan)(void *conn, int64_t after_rid, size_t count, arena_t *arena,
+    status_t (*scan)(void *conn, const char *type, int64_t after_rid, size_t count, arena_t *arena,
                      store_scan_row_t **out_rows, size_t *out_n, err_t *err);
     status_t (*search)(void *conn, const store_search_t *query, arena_t *arena,
                        store_search_result_t *out, err_t *err);
+    /* search on the writer's connection inside the open transaction: no transaction of its
+       own, and it sees what the transaction has written */
+    status_t (*txn_search)(void *conn, const store_search_t *query, arena_t *arena,
+                           store_search_result_t *out, err_t *err);
+    status_t (*everything)(void *conn, const store_everything_t *query, arena_t *arena,
+                           store_search_result_t *out, err_t *err);
+    /* The queues: writes on the writer's connection inside the open transaction, reads
+       (outbox_dead, outbox_counts, job_list) on a reader's. outbox_add is called by
+       store_txn_put for every version, right after put. */
+    status_t (*outbox_add)(void *conn, const store_event_t *event, err_t *err);
+    status_t (*outbox_claim)(void *conn, const store_claim_t *claim, arena_t *arena,
+                             store_event_t **out_events, size_t *out_n, err_t *err);
+    status_t (*outbox_ack)(void *conn, int64_t event_id, const char *consumer, err_t *err);
+    status_t (*outbox_fail)(void *conn, int64_t event_id, const store_failure_t *failure,
+                            bool *out_dead, err_t *err);
+    status_t (*outbox_replay)(void *conn, int64_t event_id, int64_t now_us, err_t *err);
+    status_t (*outbox_dead)(void *conn, int64_t after_event_id, size_t count, arena_t *arena,
+                            store_event_t **out_events, size_t *out_n, err_t *err);
+    status_t (*outbox_counts)(void *conn, int64_t *out_pending, int64_t *out_dead, err_t *err);
+    status_t (*job_schedule)(void *conn, const char *kind, const char *key, int64_t run_at_us,
+                             const char *payload, int64_t *out_job_id, err_t *err);
+    status_t (*job_cancel)(void *conn, const char *kind, const char *key, err_t *err);
+    status_t (*job_claim)(void *conn, const store_claim_t *claim, arena_t *arena,
+                          store_job_t **out_jobs, size_t *out_n, err_t *err);
+    status_t (*job_complete)(void *conn, const store_job_t *job, const char *consumer,
+                             int64_t next_run_us, err_t *err);
+    status_t (*job_fail)(void *conn, const store_job_t *job, const store_failure_t *failure,
+                         bool *out_dead, err_t *err);
+    status_t (*job_replay)(void *conn, int64_t job_id, int64_t now_us, err_t *err);
+    status_t (*job_list)(void *conn, const store_job_query_t *query, arena_t *arena,
+                         store_job_t **out_jobs, size_t *out_n, err_t *err);
+    /* Singleton leases, on the writer's connection inside the open transaction (a driver
+       with session locks may keep them on a connection of its own instead). */
+    status_t (*lease_acquire)(void *conn, const char *name, const char *holder, int64_t until_us,
+                              int64_t now_us, bool *out_held, err_t *err);
+    status_t (*lease_renew)(void *conn, const char *name, const char *holder, int64_t until_us,
+                            int64_t now_us, bool *out_held, err_t *err);
+    status_t (*lease_release)(void *conn, const char *name, const char *holder, err_t *err);
 } store_driver_t;
 
 extern const store_driver_t store__sqlite_driver;

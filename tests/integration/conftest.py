@@ -179,15 +179,31 @@ class Session:
     def request(self, method, path, body=None, headers=None):
         headers = dict(headers or {})
         data = encode_body(body, headers)
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        try:
-            self.conn.request(method, path, body=data, headers=headers)
-            r = self.conn.getresponse()
-            payload = r.read()
-        except Exception:
-            self.close()
-            raise
+        # A kept-alive connection the server closed while it was idle (the server's idle
+        # timeout) fails as soon as it is used; like any HTTP client, send again once on a new
+        # connection. Only failures before a response can be a stale connection, and only
+        # idempotent requests are sent again after the request went out.
+        for attempt in (0, 1):
+            reused = self.conn is not None
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port,
+                                                       timeout=self.timeout)
+            sent = False
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                sent = True
+                r = self.conn.getresponse()
+                payload = r.read()
+                break
+            except (BrokenPipeError, ConnectionResetError,
+                    http.client.RemoteDisconnected):
+                self.close()
+                idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+                if attempt or not reused or (sent and not idempotent):
+                    raise
+            except Exception:
+                self.close()
+                raise
         if r.will_close:
             self.close()
         return Response(r.status, r.reason, r.headers, payload)

@@ -236,7 +236,7 @@ def test_references_versions_absolute_and_identifiers(client):
                     subject={"reference": "#c"}))
     q = lambda v, name="subject": idset(client, "Observation", [(name, v)], t)  # noqa: E731
     assert q("Patient/r-x") == ["r-own", "r-rel", "r-ver"]
-    assert q("r-x") == ["r-rel", "r-ver"]
+    assert q("r-x") == ["r-own", "r-rel", "r-ver"]  # an absolute url of this server is local
     assert q("Patient/r-x", "patient") == ["r-own", "r-rel", "r-ver"]
     assert q("r-x", "subject:Patient") == ["r-own", "r-rel", "r-ver"]
     assert q("Patient/r-x/_history/1") == ["r-ver"]
@@ -444,7 +444,7 @@ def test_lenient_lists_what_it_ignored_and_strict_refuses(client):
     b = bundle(client, "Patient", [("gender:in", "http://example.org/vs"),
                                    ("family", "lenient")], t)
     assert matches(b) == ["Patient/h-1"]
-    b = bundle(client, "Patient", [("_contained", "true"), ("family", "lenient")], t)
+    b = bundle(client, "Patient", [("_contained", "sometimes"), ("family", "lenient")], t)
     assert matches(b) == ["Patient/h-1"]
     issues = [e for e in b["entry"] if e["search"]["mode"] == "outcome"][0]["resource"]["issue"]
     assert issues[0]["expression"] == ["_contained"]
@@ -647,7 +647,7 @@ def test_reindex_rebuilds_the_index(make_server):
     assert srv.stop() == 0
     db = sqlite3.connect(str(srv.db))
     tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                       "AND name LIKE 'ix_%'")]
+                                       "AND name LIKE 'ix_%' AND name NOT LIKE 'ix_text_%'")]
     assert "ix_string" in tables and "ix_reference" in tables
     for table in tables:
         db.execute(f"DELETE FROM {table}")

@@ -88,9 +88,28 @@ static void add_number(buf_t *out, const fhir_search_number_t *n)
     buf_addf(out, "%s [%s, %s)", n->text, n->low, n->high);
 }
 
+static void add_text(buf_t *out, const fhir_search_text_t *t)
+{
+    if (t->kind == FHIR_SEARCH_TEXT_TERM) {
+        buf_addf(out, "\"%s\"%s", t->term, t->prefix ? "*" : "");
+        return;
+    }
+    buf_addch(out, '(');
+    add_text(out, t->left);
+    buf_addstr(out, t->kind == FHIR_SEARCH_TEXT_AND ? " AND " : " OR ");
+    add_text(out, t->right);
+    buf_addch(out, ')');
+}
+
 static void add_value(buf_t *out, const fhir_search_clause_t *c, fhir_search_type_t type,
                       const fhir_search_value_t *v)
 {
+    if (c && c->param &&
+        (strcmp(c->param->code, "_text") == 0 || strcmp(c->param->code, "_content") == 0)) {
+        buf_addstr(out, "text ");
+        add_text(out, v->as.text);
+        return;
+    }
     if (c && c->modifier == FHIR_SEARCH_MOD_MISSING) {
         buf_addf(out, "missing=%s", v->as.missing ? "true" : "false");
         return;
@@ -818,6 +837,12 @@ static void expect_put_error(const char *text, const char *message)
 {
     fhir_search_registry_t *r = fhir_search_registry_new();
     err_t err = ERR_INIT;
+    /* check answers as put would */
+    json_t *v = json(text);
+    assert_int_equal(fhir_search_registry_check(r, v, &err), ERR_RULE);
+    assert_string_equal(err_message(&err), message);
+    json_decref(v);
+    err_reset(&err);
     assert_int_equal(put(r, text, &err), ERR_RULE);
     assert_string_equal(err_message(&err), message);
     const fhir_search_snapshot_t *s = fhir_search_registry_acquire(r);
@@ -864,6 +889,33 @@ static void test_custom_errors(void **state)
     expect_put_error(SP("\"code\":\"x\",\"base\":[\"Patient\"],\"type\":\"date\","
                         "\"expression\":\"Patient.x\",\"comparator\":[\"about\"]"),
                      "cannot register search parameter \"x\": unknown comparator \"about\"");
+    expect_put_error(SP("\"code\":\"x\",\"base\":[\"Patient\"],\"type\":\"token\","
+                        "\"expression\":\"Patient.name.where(\""),
+                     "cannot register search parameter \"x\": its expression is not valid "
+                     "FHIRPath: could not parse FHIRPath at column 20: expected an expression, "
+                     "found the end of the expression");
+
+    /* the R4 definitions by url */
+    assert_string_equal(
+        fhir_search_builtin_find_url("http://hl7.org/fhir/SearchParameter/Resource-id")->code,
+        "_id");
+    assert_string_equal(
+        fhir_search_builtin_find_url("http://hl7.org/fhir/SearchParameter/individual-birthdate")
+            ->code,
+        "birthdate");
+    assert_null(fhir_search_builtin_find_url("http://example.org/sp/eye-color"));
+
+    /* a valid one: check leaves the registry as it was */
+    fhir_search_registry_t *r = fhir_search_registry_new();
+    err_t err = ERR_INIT;
+    json_t *v = json(EYE_COLOR);
+    assert_int_equal(fhir_search_registry_check(r, v, &err), ERR_OK);
+    const fhir_search_snapshot_t *s = fhir_search_registry_acquire(r);
+    assert_ptr_equal(s, fhir_search_builtin());
+    fhir_search_snapshot_release(s);
+    json_decref(v);
+    err_release(&err);
+    fhir_search_registry_free(r);
 }
 
 /* Readers acquire, look up and release while a writer registers and removes parameters. */
@@ -1053,6 +1105,11 @@ static void test_dates(void **state)
                 "2024-03-10T14:30:15.123457Z", FHIR_SEARCH_PRECISION_FRACTION, false);
     expect_date("1969-12-31T23:59:59.999Z", "1969-12-31T23:59:59.999000Z", "1970-01-01T00:00:00Z",
                 FHIR_SEARCH_PRECISION_FRACTION, false);
+    /* a leap second (the R4 dateTime pattern allows :60) is the last second of its minute */
+    expect_date("2016-12-31T23:59:60Z", "2016-12-31T23:59:59Z", "2017-01-01T00:00:00Z",
+                FHIR_SEARCH_PRECISION_SECOND, false);
+    expect_date("2016-12-31T23:59:60.5Z", "2016-12-31T23:59:59.500000Z",
+                "2016-12-31T23:59:59.600000Z", FHIR_SEARCH_PRECISION_FRACTION, false);
     expect_date("0001", "0001-01-01T00:00:00Z", "0002-01-01T00:00:00Z", FHIR_SEARCH_PRECISION_YEAR,
                 true);
     expect_date("9999-12-31T23:59:59+14:00", "9999-12-31T09:59:59Z", "9999-12-31T10:00:00Z",
@@ -1070,7 +1127,7 @@ static void test_dates(void **state)
     expect_bad_date("2024-01-01T10");
     expect_bad_date("2024-01-01T24:00");
     expect_bad_date("2024-01-01T10:60");
-    expect_bad_date("2024-01-01T10:00:60");
+    expect_bad_date("2024-01-01T10:00:61");
     expect_bad_date("2024-01-01T10:00:00.");
     expect_bad_date("2024-01-01T10:00+15:00");
     expect_bad_date("2024-01-01T10:00+14:30");

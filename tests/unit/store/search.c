@@ -214,6 +214,8 @@ static const char *run(arena_t *arena, const char *text, const extra_t *extra,
         if (result.entries[i].included)
             buf_addf(&b, "+%s/", result.entries[i].version.type);
         buf_addstr(&b, result.entries[i].version.id);
+        if (result.entries[i].contained_id)
+            buf_addf(&b, "#%s", result.entries[i].contained_id);
     }
     if (out)
         *out = result;
@@ -306,6 +308,9 @@ static void test_dates_numbers_quantities(void **state)
         {"Observation?value-quantity=5.4", "o1"},
         {"Observation?value-quantity=gt5.4", "o2 o3"},
         {"Observation?value-quantity=le7.9", "o1 o2"},
+        /* gt and le compare with the exact value, not the range [4.5, 5.5) of "5" */
+        {"Observation?value-quantity=gt5", "o1 o2 o3"},
+        {"Observation?value-quantity=le5", ""},
         {"Observation?value-quantity=120|http://unitsofmeasure.org|mm[Hg]", "o3"},
         {"Observation?value-quantity=120|http://unitsofmeasure.org|mg/dL", ""},
         {"Observation?value-quantity=5.4||mg/dL", "o1"},
@@ -331,6 +336,7 @@ static void test_references_chains_has(void **state)
         {"Patient?general-practitioner:Practitioner=dr2", "p2"},
         {"Patient?organization=http://other.example/fhir/Organization/o9", "p3"},
         {"Patient?organization=Organization/o1", "p1 p4"},
+        {"Patient?organization=o1", "p1 p4"}, /* an id alone: this server's absolute url too */
         {"Patient?organization=http://localhost/fhir/Organization/o1", "p1 p4"},
         {"Patient?organization:missing=true", "p2"},
         {"Patient?general-practitioner.family=jones", "p1 p4"},
@@ -354,6 +360,103 @@ static void test_references_chains_has(void **state)
         {"Observation?_id=o4&_include=Observation:subject:Group", "o4"},
     };
     check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* References written as absolute urls of this server (p4's organization): followed by
+ * chains, _has and includes; another server's (p3's) are not. */
+static void test_absolute_references_followed(void **state)
+{
+    (void)state;
+    static const case_t cases[] = {
+        {"Patient?organization.name=acme", "p1 p4"},
+        {"Patient?organization:Organization.name=acme&family=ost", "p4"},
+        {"Organization?_has:Patient:organization:family=ostergaard", "o1"},
+        {"Organization?_has:Patient:organization:family=smith", ""},
+        {"Patient?_id=p4&_include=Patient:organization", "p4 +Organization/o1"},
+        {"Patient?_id=p4&_include=*", "p4 +Practitioner/dr1 +Organization/o1"},
+        {"Patient?_id=p3&_include=Patient:organization", "p3"},
+        {"Organization?_id=o1&_revinclude=Patient:organization", "o1 +Patient/p1 +Patient/p4"},
+        {"Organization?_id=o1&_revinclude=Patient:*", "o1 +Patient/p1 +Patient/p4"},
+    };
+    check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* Contained resources: their own rows (by their own type, apart from top-level ones), the
+ * container or the contained resource as the match, chains through "#id", and rows that
+ * follow updates and deletes of the container. Written here and deleted at the end, so the
+ * other tests do not see them. */
+static void test_contained(void **state)
+{
+    (void)state;
+    put("{\"resourceType\":\"MedicationRequest\",\"id\":\"mr1\",\"status\":\"active\","
+        "\"intent\":\"order\",\"subject\":{\"reference\":\"Patient/p1\"},"
+        "\"medicationReference\":{\"reference\":\"#med1\"},\"contained\":["
+        "{\"resourceType\":\"Medication\",\"id\":\"med1\",\"code\":{\"coding\":[{"
+        "\"system\":\"http://rx\",\"code\":\"ctd-9\"}]}},"
+        "{\"resourceType\":\"Medication\",\"id\":\"med2\",\"code\":{\"coding\":[{"
+        "\"system\":\"http://rx\",\"code\":\"ctd-8\"}]}},"
+        "{\"resourceType\":\"Patient\",\"code\":\"no id: left out\"}]}");
+    put("{\"resourceType\":\"Medication\",\"id\":\"m-top\",\"code\":{\"coding\":[{"
+        "\"system\":\"http://rx\",\"code\":\"ctd-9\"}]}}");
+    put("{\"resourceType\":\"MedicationRequest\",\"id\":\"mr2\",\"status\":\"active\","
+        "\"intent\":\"order\",\"subject\":{\"reference\":\"Patient/p2\"},"
+        "\"medicationReference\":{\"reference\":\"Medication/m-top\"}}");
+    static const case_t cases[] = {
+        {"Medication?code=ctd-9", "m-top"},
+        {"Medication?code=ctd-8", ""},
+        {"Medication?code=ctd-9&_contained=true", "mr1"},
+        {"Medication?code=ctd-8,ctd-9&_contained=true", "mr1"},
+        {"Medication?code=ctd-9&_contained=true&_containedType=contained", "mr1#med1"},
+        {"Medication?code=ctd-8,ctd-9&_contained=true&_containedType=contained",
+         "mr1#med1 mr1#med2"},
+        {"Medication?code=ctd-9&_contained=both", "mr1 m-top"}, /* in the order of creation */
+        {"Medication?code=ctd-9&_contained=both&_containedType=contained", "m-top mr1#med1"},
+        {"Medication?_id=med2&_contained=true&_containedType=contained", "mr1#med2"},
+        {"Medication?code=ctd-8,ctd-9&_contained=true&_containedType=contained&_sort=-code",
+         "mr1#med1 mr1#med2"},
+        {"Medication?_contained=true&_containedType=contained&_count=1", "mr1#med1"},
+        {"Patient?_contained=true", ""},
+        {"MedicationRequest?medication.code=ctd-9", "mr1 mr2"},
+        {"MedicationRequest?medication.code=ctd-8", ""}, /* med2 is not the medication */
+        {"MedicationRequest?medication:Medication.code=http://rx|ctd-9&subject=Patient/p1", "mr1"},
+        {"MedicationRequest?subject:missing=true", ""},
+    };
+    check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+    /* the rows follow the container */
+    put("{\"resourceType\":\"MedicationRequest\",\"id\":\"mr1\",\"status\":\"active\","
+        "\"intent\":\"order\",\"subject\":{\"reference\":\"Patient/p1\"},"
+        "\"medicationReference\":{\"reference\":\"#med2\"},\"contained\":["
+        "{\"resourceType\":\"Medication\",\"id\":\"med2\",\"code\":{\"coding\":[{"
+        "\"system\":\"http://rx\",\"code\":\"ctd-8\"}]}}]}");
+    static const case_t updated[] = {
+        {"Medication?code=ctd-9&_contained=true", ""},
+        {"Medication?code=ctd-8&_contained=true&_containedType=contained", "mr1#med2"},
+        {"MedicationRequest?medication.code=ctd-8", "mr1"},
+        {"MedicationRequest?medication.code=ctd-9", "mr2"},
+    };
+    check_cases(updated, sizeof(updated) / sizeof(updated[0]));
+    delete ("MedicationRequest", "mr1");
+    delete ("MedicationRequest", "mr2");
+    delete ("Medication", "m-top");
+    static const case_t deleted[] = {
+        {"Medication?code=ctd-8&_contained=both", ""},
+        {"MedicationRequest?medication.code=ctd-8", ""},
+    };
+    check_cases(deleted, sizeof(deleted) / sizeof(deleted[0]));
+    /* nothing of them is left in the index */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *stmt;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT (SELECT count(*) FROM resource_contained) + "
+                                        "(SELECT count(*) FROM ix_token WHERE type LIKE '#%') + "
+                                        "(SELECT count(*) FROM ix_reference WHERE rid < 0)",
+                                        -1, &stmt, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int64(stmt, 0), 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
 }
 
 static void test_sort(void **state)
@@ -505,6 +608,89 @@ static void test_writes_change_rows(void **state)
     arena_release(&arena);
 }
 
+/* _content and _text over ix_text: words, phrases, prefixes, AND, OR, parentheses, case and
+ * accents; rows replaced by updates and removed by deletes. */
+static void test_fulltext(void **state)
+{
+    (void)state;
+    put("{\"resourceType\":\"Basic\",\"id\":\"t1\",\"code\":{\"text\":\"Bone metastases\"},"
+        "\"text\":{\"status\":\"generated\",\"div\":\"<div xmlns=\\\"http://www.w3.org/1999/"
+        "xhtml\\\"><p>Bone &amp; liver metastases</p><p>Cr\xc3\xa8me br\xc3\xbbl\xc3\xa9"
+        "e&#33;</p></div>\"}}");
+    put("{\"resourceType\":\"Basic\",\"id\":\"t2\",\"code\":{\"text\":\"Heart failure\"},"
+        "\"text\":{\"status\":\"generated\",\"div\":\"<div xmlns=\\\"http://www.w3.org/1999/"
+        "xhtml\\\">Chronic heart failure, NYHA III</div>\"}}");
+    put("{\"resourceType\":\"Basic\",\"id\":\"t3\",\"code\":{\"text\":\"Liver cirrhosis\"}}");
+    static const case_t cases[] = {
+        {"Basic?_content=liver", "t1 t3"},
+        {"Basic?_text=liver", "t1"},
+        {"Basic?_text=LIVER", "t1"},
+        {"Basic?_text=creme", "t1"},
+        {"Basic?_text=BR\xc3\x9bL*", "t1"},
+        {"Basic?_text=brul", ""},
+        {"Basic?_content=heart OR cirrhosis", "t2 t3"},
+        {"Basic?_content=(bone OR heart) and failure", "t2"},
+        {"Basic?_content=(bone or heart) AND (metastases OR nyha)", "t1 t2"},
+        {"Basic?_content=\"liver metastases\"", "t1"},
+        {"Basic?_content=\"metastases liver\"", ""},
+        {"Basic?_content=liver,heart", "t1 t2 t3"},
+        {"Basic?_content=liver heart", ""},
+        {"Basic?_content=liver cirrhosis", "t3"},
+        {"Basic?_content=nyha", "t2"},
+        {"Basic?_text=cirrhosis", ""},
+        {"Basic?_content=generated", "t1 t2"},
+        {"Basic?_content=xhtml", ""},
+        {"Basic?_content=\"-\" OR \"*\"", ""},
+        {"Basic?_content=\"NEAR(a b)\" OR \"x\"\"y\"", ""},
+        {"Basic?_content=liver&_text=bone", "t1"},
+        {"Patient?_content=liver", ""},
+    };
+    check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+
+    /* what the user cannot write: an error naming the query, never a query error */
+    static const struct {
+        const char *query, *message;
+    } errors[] = {
+        {"Basic?_content=\"", "cannot read the _content query \"?\": a quote is not closed"},
+        {"Basic?_content=AND(", "cannot read the _content query \"AND(\": a term is missing "
+                                "before \"AND\""},
+        {"Basic?_content=(liver", "cannot read the _content query \"(liver\": a \"(\" is not "
+                                  "closed"},
+        {"Basic?_content=liver)", "cannot read the _content query \"liver)\": a \")\" has no "
+                                  "\"(\""},
+        {"Basic?_content=liver OR", "cannot read the _content query \"liver OR\": a term is "
+                                    "missing at the end"},
+        {"Basic?_text:exact=liver", "modifier \":exact\" does not apply to \"_text\""},
+    };
+    for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+        arena_t arena;
+        arena_init(&arena);
+        fhir_search_pair_t pairs[4];
+        size_t npairs;
+        const fhir_type_t *type = split(&arena, errors[i].query, pairs, &npairs);
+        fhir_search_query_t query = {.pairs = pairs, .npairs = npairs, .strict = true};
+        fhir_search_plan_t *plan;
+        err_t err = ERR_INIT;
+        assert_int_equal(fhir_search_parse(NULL, type, &query, &arena, &plan, &err), ERR_INVALID);
+        assert_string_equal(err_message(&err), errors[i].message);
+        err_release(&err);
+        arena_release(&arena);
+    }
+
+    arena_t arena;
+    arena_init(&arena);
+    put("{\"resourceType\":\"Basic\",\"id\":\"t1\",\"code\":{\"text\":\"Fracture\"}}");
+    assert_string_equal(run(&arena, "Basic?_content=liver", NULL, NULL), "t3");
+    assert_string_equal(run(&arena, "Basic?_text=bone", NULL, NULL), "");
+    assert_string_equal(run(&arena, "Basic?_content=fracture", NULL, NULL), "t1");
+    delete ("Basic", "t3");
+    assert_string_equal(run(&arena, "Basic?_content=liver", NULL, NULL), "");
+    delete ("Basic", "t1");
+    delete ("Basic", "t2");
+    assert_string_equal(run(&arena, "Basic?_content=heart OR fracture", NULL, NULL), "");
+    arena_release(&arena);
+}
+
 /* The ids of every page of query (with _count=3 added), following next links. */
 static const char *all_pages(arena_t *arena, const char *query)
 {
@@ -570,12 +756,14 @@ static void test_probes_match_lists(void **state)
         "Patient?birthdate=ne1950-02",
         "Patient?general-practitioner=Practitioner/dr1",
         "Patient?general-practitioner=Practitioner/dr1&gender:not=male",
+        "Patient?general-practitioner=dr1&gender:not=male",
         "Patient?general-practitioner:missing=true",
         "Patient?general-practitioner.family=jones&active=true",
         "Patient?_has:Observation:subject:status=final&gender=female",
         "Observation?status=final",
         "Observation?status=final&code=c1",
         "Observation?value-quantity=gt50",
+        "Observation?value-quantity=gt49.5&value-quantity=le60",
         "Observation?value-quantity=lt30||kg&status:not=final",
         "Observation?date=ge2024-05&code=http://loinc.org|c2",
         "Observation?code-value-quantity=http://loinc.org|c0$gt20",
@@ -700,6 +888,15 @@ static void test_indexes_are_used(void **state)
          "ix_of_type_value"},
         {"Patient?organization=http://other.example/fhir/Organization/o9", "ix_reference_url"},
         {"Patient?_lastUpdated=gt2024", "resource_type_updated"},
+        /* chains and _has keep their relative paths, with the absolute url and contained
+           arms through indexes of their own */
+        {"Patient?general-practitioner.family=jones", "ix_reference_target"},
+        {"Patient?organization.name=acme", "ix_reference_url"},
+        {"Patient?organization.name=acme", "ix_reference_rid"},
+        {"Organization?_has:Patient:organization:family=ost", "ix_reference_rid"},
+        {"Medication?code=ctd-9&_contained=true", "ix_token_value"},
+        {"Medication?code=ctd-9&_contained=both&_containedType=contained", "ix_token_value"},
+        {"MedicationRequest?medication.code=ctd-9", "resource_contained_type"},
     };
     arena_t arena;
     arena_init(&arena);
@@ -730,6 +927,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strings_and_tokens),
+        cmocka_unit_test(test_fulltext),
         cmocka_unit_test(test_dates_numbers_quantities),
         cmocka_unit_test(test_references_chains_has),
         cmocka_unit_test(test_sort),
@@ -740,6 +938,8 @@ int main(void)
         cmocka_unit_test(test_indexes_are_used),
         cmocka_unit_test(test_probes_match_lists),
         cmocka_unit_test(test_walks_match_sorts),
+        cmocka_unit_test(test_absolute_references_followed),
+        cmocka_unit_test(test_contained),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

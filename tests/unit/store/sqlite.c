@@ -251,6 +251,92 @@ static void test_failing_transaction_rolls_back_alone(void **state)
     err_release(&err);
 }
 
+/* ---- commit hooks and scans by type ---------------------------------------------------- */
+
+typedef struct {
+    const char *id;
+    bool nested_fails; /* a nested savepoint asks for a hook, then fails */
+    bool fails;        /* the transaction fails after asking for a hook */
+    int *ran;          /* incremented by the hook */
+} hook_arg_t;
+
+static void count_hook(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+static status_t failing_nested(store_txn_t *txn, void *arg, err_t *err)
+{
+    store_txn_on_commit(txn, count_hook, arg);
+    return err_set(err, ERR_RULE, NULL, "nested failure");
+}
+
+static status_t hook_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    hook_arg_t *a = arg;
+    put_arg_t put = {.type = "Basic", .id = a->id, .json = "{}"};
+    status_t rc = put_txn(txn, &put, err);
+    if (rc)
+        return rc;
+    if (a->nested_fails) {
+        assert_int_equal(store_txn_nested(txn, failing_nested, a->ran, err), ERR_RULE);
+        err_reset(err);
+    }
+    store_txn_on_commit(txn, count_hook, a->ran);
+    if (a->fails)
+        return err_set(err, ERR_RULE, NULL, "failing on purpose");
+    return ERR_OK;
+}
+
+static void test_commit_hooks_follow_the_commit(void **state)
+{
+    (void)state;
+    store_t *store;
+    err_t err = ERR_INIT;
+    assert_int_equal(store_open(path, NULL, &store, &err), ERR_OK);
+    int ran = 0;
+    hook_arg_t ok = {.id = "a", .ran = &ran};
+    assert_int_equal(store_run(store, hook_txn, &ok, &err), ERR_OK);
+    assert_int_equal(ran, 1);
+    /* the hook of a nested savepoint that failed does not run; the enclosing one does */
+    hook_arg_t nested = {.id = "b", .nested_fails = true, .ran = &ran};
+    assert_int_equal(store_run(store, hook_txn, &nested, &err), ERR_OK);
+    assert_int_equal(ran, 2);
+    /* a transaction rolled back runs none */
+    hook_arg_t failing = {.id = "c", .fails = true, .ran = &ran};
+    assert_int_equal(store_run(store, hook_txn, &failing, &err), ERR_RULE);
+    err_reset(&err);
+    assert_int_equal(ran, 2);
+
+    /* scans: every type, or one */
+    put_ok(store, "Patient", "p1", "{}", 1);
+    put_ok(store, "Basic", "d", "{}", 1);
+    store_conn_t *conn;
+    assert_int_equal(store_connect(store, &conn, &err), ERR_OK);
+    arena_t arena;
+    arena_init(&arena);
+    store_scan_row_t *rows;
+    size_t n;
+    assert_int_equal(store_scan(conn, NULL, 0, 10, &arena, &rows, &n, &err), ERR_OK);
+    assert_int_equal(n, 4);
+    assert_int_equal(store_scan(conn, "Basic", 0, 10, &arena, &rows, &n, &err), ERR_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(rows[0].id, "a");
+    assert_string_equal(rows[2].id, "d");
+    assert_int_equal(store_scan(conn, "Basic", rows[1].rid, 10, &arena, &rows, &n, &err), ERR_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].id, "d");
+    assert_int_equal(store_scan(conn, "Patient", 0, 10, &arena, &rows, &n, &err), ERR_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].id, "p1");
+    assert_int_equal(store_scan(conn, "Observation", 0, 10, &arena, &rows, &n, &err), ERR_OK);
+    assert_int_equal(n, 0);
+    arena_release(&arena);
+    store_disconnect(conn);
+    store_close(store);
+    err_release(&err);
+}
+
 /* ---- faults: a sqlite driver whose Nth transaction-path call fails -------------------- */
 
 static store_driver_t faulty;
@@ -343,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_open_failure_is_an_error),
         cmocka_unit_test_setup_teardown(test_versions_read_and_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_transaction_rolls_back_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_hooks_follow_the_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_leave_database_intact, setup, teardown),
     };
     return cmocka_run_group_tests_name("store/sqlite", tests, NULL, NULL);

@@ -1,0 +1,175 @@
+/*
+ * sqlite_everything.c - a compartment's everything (Patient/$everything) in SQLite.
+ *
+ * Membership is what a compartment search tests, for all member types at once: an
+ * ix_reference row of a (type, param) pair of the compartment that points at the
+ * compartment's resource. The resources members refer to come from their own ix_reference
+ * rows. A page is the next `count` resources by rid after the cursor's rid (keyset paging,
+ * as in sqlite_search.c): for one compartment the members are gathered first (few, through
+ * the reference index), for all compartments of a type each resource after the cursor is
+ * tested in rid order so a page stops reading when it is full.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "store/sqlite_int.h"
+
+/* The same columns as a search entry (sqlite_search.c), on resource a and its version v. */
+static const char entry_columns[] =
+    "a.type, a.id, v.version, v.seq, v.updated_us, v.last_updated, v.method, v.status, "
+    "v.deleted, v.json";
+
+static void read_entry(sqlite3_stmt *stmt, int first, arena_t *arena, store_version_t *v)
+{
+    v->type = sqlite__column_text(stmt, first, arena, NULL);
+    v->id = sqlite__column_text(stmt, first + 1, arena, NULL);
+    v->version = sqlite3_column_int64(stmt, first + 2);
+    v->seq = sqlite3_column_int64(stmt, first + 3);
+    v->updated_us = sqlite3_column_int64(stmt, first + 4);
+    v->last_updated = sqlite__column_text(stmt, first + 5, arena, NULL);
+    v->method = sqlite__column_text(stmt, first + 6, arena, NULL);
+    v->status = sqlite3_column_int(stmt, first + 7);
+    v->deleted = sqlite3_column_int(stmt, first + 8) != 0;
+    v->json = sqlite__column_text(stmt, first + 9, arena, &v->json_len);
+}
+
+static void add_json_string(buf_t *out, const char *s)
+{
+    buf_addch(out, '"');
+    buf_add_json_escaped(out, s, strlen(s));
+    buf_addch(out, '"');
+}
+
+/* ["a","b"] */
+static char *json_list(arena_t *arena, const char *const *items, size_t n)
+{
+    buf_t b = BUF_INIT;
+    buf_addch(&b, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_addch(&b, ',');
+        add_json_string(&b, items[i]);
+    }
+    buf_addch(&b, ']');
+    char *text = arena_strndup(arena, b.ptr, b.len);
+    buf_release(&b);
+    return text;
+}
+
+/*
+ * Parameters: ?1 the member pairs [[type, param], ...], ?2 the id, ?3 the compartment type,
+ * ?4 the referenced types, ?5 the cursor's rid, ?6 since, ?7 the _type list or NULL,
+ * ?8 count + 1.
+ */
+#define PAIRS "p(t, c) AS (SELECT value ->> 0, value ->> 1 FROM json_each(?1))"
+
+/* Resource `r` refers to a resource of the compartment's type (?3) as a member. */
+#define MEMBER_OF_ANY(r)                                                                   \
+    "EXISTS (SELECT 1 FROM ix_reference x JOIN p ON x.type = p.t AND x.param = p.c WHERE " \
+    "x.rid = " r " AND x.target_type = ?3)"
+
+static const char one_sql[] =
+    "WITH " PAIRS ","
+    " member(rid) AS ("
+    "  SELECT x.rid FROM p JOIN ix_reference x ON x.type = p.t AND x.param = p.c"
+    "   WHERE x.target_id = ?2 AND x.target_type = ?3"
+    "  UNION SELECT rid FROM resource WHERE type = ?3 AND id = ?2),"
+    " referenced(rid) AS ("
+    "  SELECT b.rid FROM ix_reference y JOIN resource b ON b.type = y.target_type"
+    "   AND b.id = y.target_id"
+    "   WHERE y.rid IN (SELECT rid FROM member)"
+    "   AND y.target_type IN (SELECT value FROM json_each(?4)))"
+    " SELECT a.rid, a.rid NOT IN (SELECT rid FROM member), %s"
+    " FROM resource a JOIN resource_version v ON v.seq = a.seq"
+    " WHERE a.rid IN (SELECT rid FROM member UNION SELECT rid FROM referenced)"
+    "  AND a.rid > ?5 AND a.deleted = 0 AND a.updated_us >= ?6"
+    "  AND (?7 IS NULL OR a.type IN (SELECT value FROM json_each(?7)))"
+    " ORDER BY a.rid LIMIT ?8";
+
+static const char all_sql[] = "WITH " PAIRS " SELECT a.rid, NOT (a.type = ?3 OR " MEMBER_OF_ANY(
+    "a.rid") "), %s"
+             " FROM resource a JOIN resource_version v ON v.seq = a.seq"
+             " WHERE a.rid > ?5 AND a.deleted = 0 AND a.updated_us >= ?6"
+             "  AND (?7 IS NULL OR a.type IN (SELECT value FROM json_each(?7)))"
+             "  AND (a.type = ?3 OR " MEMBER_OF_ANY(
+                 "a.rid") " OR"
+                          "   (a.type IN (SELECT value FROM json_each(?4)) AND EXISTS ("
+                          "     SELECT 1 FROM ix_reference y JOIN resource z ON z.rid = y.rid"
+                          "      WHERE y.target_id = a.id AND y.target_type = a.type AND z.deleted "
+                          "= 0"
+                          "      AND (z.type = ?3 OR " MEMBER_OF_ANY(
+                              "y.rid") "))))"
+                                       " ORDER BY a.rid LIMIT ?8";
+
+static status_t parse_cursor(const char *page, int64_t *out_rid, err_t *err)
+{
+    char *end = NULL;
+    long long rid = page[0] == 'r' ? strtoll(page + 1, &end, 10) : -1;
+    if (page[0] != 'r' || !end || *end || end == page + 1 || rid < 0)
+        return err_set(err, ERR_INVALID, "_page",
+                       "the paging cursor \"%s\" is not one this server made", page);
+    *out_rid = rid;
+    return ERR_OK;
+}
+
+status_t sqlite__everything(void *opaque, const store_everything_t *query, arena_t *arena,
+                            store_search_result_t *out, err_t *err)
+{
+    sqlite_conn_t *conn = opaque;
+    memset(out, 0, sizeof(*out));
+    out->total = -1;
+    int64_t after = 0;
+    status_t rc;
+    if (query->page && *query->page && (rc = parse_cursor(query->page, &after, err)))
+        return rc;
+    buf_t pairs = BUF_INIT;
+    buf_addch(&pairs, '[');
+    for (size_t i = 0; i < query->nmembers; i++) {
+        buf_addstr(&pairs, i ? ",[" : "[");
+        add_json_string(&pairs, query->member_types[i]);
+        buf_addch(&pairs, ',');
+        add_json_string(&pairs, query->member_params[i]);
+        buf_addch(&pairs, ']');
+    }
+    buf_addch(&pairs, ']');
+    const char *pairs_text = arena_strndup(arena, pairs.ptr, pairs.len);
+    buf_release(&pairs);
+    const char *sql = arena_printf(arena, query->id ? one_sql : all_sql, entry_columns);
+    sqlite3_stmt *stmt;
+    if ((rc = sqlite__prepare_cached(conn, sql, &stmt, err)))
+        return rc;
+    sqlite3_bind_text(stmt, 1, pairs_text, -1, SQLITE_STATIC);
+    if (query->id)
+        sqlite3_bind_text(stmt, 2, query->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, query->compartment_type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, json_list(arena, query->referenced, query->nreferenced), -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 5, after);
+    sqlite3_bind_int64(stmt, 6, query->since_us);
+    if (query->ntypes)
+        sqlite3_bind_text(stmt, 7, json_list(arena, query->types, query->ntypes), -1,
+                          SQLITE_STATIC);
+    uint32_t count = query->count ? query->count : 1;
+    sqlite3_bind_int64(stmt, 8, (int64_t)count + 1);
+    out->entries = arena_alloc(arena, (size_t)count * sizeof(*out->entries));
+    int step;
+    int64_t last = 0;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (out->n == count) {
+            out->next = arena_printf(arena, "r%lld", (long long)last);
+            break;
+        }
+        store_search_entry_t *e = &out->entries[out->n++];
+        last = sqlite3_column_int64(stmt, 0);
+        e->included = sqlite3_column_int(stmt, 1) != 0;
+        read_entry(stmt, 2, arena, &e->version);
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return sqlite__fail(conn->handle, step, err, "everything");
+    out->nmatch = out->n;
+    return ERR_OK;
+}
