@@ -60,6 +60,14 @@ static const char *const statement_sql[PG__COUNT] = {
     [PG_SCAN] = "SELECT r.rid, r.type, r.id, v.json, r.version FROM resource r "
                 "JOIN resource_version v ON v.seq = r.seq "
                 "WHERE r.rid > $1 AND r.deleted = 0 ORDER BY r.rid LIMIT $2",
+    [PG_SCAN_TYPE] = "SELECT r.rid, r.type, r.id, v.json, r.version FROM resource r "
+                     "JOIN resource_version v ON v.seq = r.seq "
+                     "WHERE r.type = $3 AND r.deleted = 0 AND r.rid > $1 ORDER BY r.rid LIMIT $2",
+    [PG_CONTAINED_LIST] = "SELECT rid FROM resource_contained WHERE container = $1 LIMIT 1",
+    [PG_CONTAINED_INSERT] =
+        "INSERT INTO resource_contained (container, type, id) VALUES ($1, $2, $3) RETURNING rid",
+    [PG_DELETE_TEXT] = "DELETE FROM ix_text WHERE rid = $1",
+    [PG_INSERT_TEXT] = "INSERT INTO ix_text (rid, content, narrative) VALUES ($1, $2, $3)",
     [PG_INSERT_INDEX + FHIR_INDEX_STRING] =
         "INSERT INTO ix_string (rid, type, param, normalized, exact) VALUES ($1, $2, $3, $4, $5)",
     [PG_INSERT_INDEX + FHIR_INDEX_TOKEN] = "INSERT INTO ix_token (rid, type, param, system, code, "
@@ -92,6 +100,27 @@ static const char *const statement_sql[PG__COUNT] = {
     [PG_DELETE_INDEX + FHIR_INDEX_URI] = "DELETE FROM ix_uri WHERE rid = $1",
     [PG_DELETE_INDEX + FHIR_INDEX_COMPOSITE] = "DELETE FROM ix_composite WHERE rid = $1",
     [PG_DELETE_INDEX + FHIR_INDEX_OF_TYPE] = "DELETE FROM ix_of_type WHERE rid = $1",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_STRING] = "DELETE FROM ix_string WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_TOKEN] = "DELETE FROM ix_token WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_DATE] = "DELETE FROM ix_date WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_NUMBER] = "DELETE FROM ix_number WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_QUANTITY] = "DELETE FROM ix_quantity WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_REFERENCE] = "DELETE FROM ix_reference WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_URI] = "DELETE FROM ix_uri WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_COMPOSITE] = "DELETE FROM ix_composite WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_OF_TYPE] = "DELETE FROM ix_of_type WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_REFS] = "DELETE FROM ix_reference WHERE rid IN "
+        "(SELECT -rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED] = "DELETE FROM resource_contained WHERE container = $1",
 };
 
 /* ---- schema -------------------------------------------------------------------------- */
@@ -181,6 +210,83 @@ static const char *const migrations[] = {
     "  type_system TEXT, type_code TEXT, value TEXT NOT NULL);"
     "CREATE INDEX ix_of_type_value ON ix_of_type (type, param, value, type_code, type_system, rid);"
     "CREATE INDEX ix_of_type_rid ON ix_of_type (rid, param);",
+    /* 3: full text (_content, _text): one row per current resource, keyed by rid, filled by
+       writes and reindex as in SQLite. `words` is the tsvector of both texts in the `simple`
+       configuration (no stemming, no stop words, as SQLite's unicode61), folded by
+       concerto_fold: lower case without accents when the unaccent extension can be had (it
+       is trusted: a database owner may create it), lower case only otherwise. The narrative's
+       words have weight A, the content's weight B, so one GIN index serves both: _text asks
+       for A only. */
+    "DO $$ DECLARE nsp text; BEGIN"
+    "  BEGIN CREATE EXTENSION IF NOT EXISTS unaccent;"
+    "  EXCEPTION WHEN OTHERS THEN NULL; END;"
+    "  SELECT n.nspname INTO nsp FROM pg_extension e JOIN pg_namespace n"
+    "    ON n.oid = e.extnamespace WHERE e.extname = 'unaccent';"
+    "  IF nsp IS NOT NULL THEN"
+    "    EXECUTE format('CREATE FUNCTION concerto_fold(text) RETURNS text LANGUAGE sql"
+    "      IMMUTABLE STRICT PARALLEL SAFE AS %L',"
+    "      format('SELECT lower(%I.unaccent(%L::regdictionary, $1))', nsp,"
+    "             quote_ident(nsp) || '.unaccent'));"
+    "  ELSE"
+    "    CREATE FUNCTION concerto_fold(text) RETURNS text LANGUAGE sql IMMUTABLE STRICT"
+    "      PARALLEL SAFE AS 'SELECT lower($1)';"
+    "  END IF;"
+    "END $$;"
+    "CREATE TABLE ix_text (rid BIGINT PRIMARY KEY, content TEXT, narrative TEXT,"
+    "  words tsvector GENERATED ALWAYS AS ("
+    "    setweight(to_tsvector('simple'::regconfig, coalesce(concerto_fold(narrative), '')), 'A')"
+    "    || setweight(to_tsvector('simple'::regconfig, coalesce(concerto_fold(content), '')),"
+    "    'B')) STORED);"
+    "CREATE INDEX ix_text_words ON ix_text USING GIN (words);",
+    /* 4 is another change's in SQLite (import speed): empty here */
+    "SELECT 1",
+    /* 5: contained resources, as SQLite's 5: keys from 2^62 up (never a resource's rid),
+       index rows of type '#' and the contained type, the container's references to them
+       keyed by minus the contained resource's key; absolute urls found by
+       ix_reference_absolute. */
+    "CREATE TABLE resource_contained ("
+    "  rid BIGINT GENERATED ALWAYS AS IDENTITY (START WITH 4611686018427387904) PRIMARY KEY,"
+    "  container BIGINT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL);"
+    "CREATE INDEX resource_contained_container ON resource_contained (container);"
+    "CREATE INDEX resource_contained_type ON resource_contained (type);"
+    "CREATE INDEX ix_reference_absolute ON ix_reference (url) WHERE url IS NOT NULL;",
+    /* 6: the work queues, as SQLite's 6, with identity keys (never reused) and booleans for
+       `dead`; `state` stays an integer (an enum). */
+    "CREATE TABLE outbox ("
+    "  event_id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  seq BIGINT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  version BIGINT NOT NULL,"
+    "  action INTEGER NOT NULL,"
+    "  time_us BIGINT NOT NULL,"
+    "  available_us BIGINT NOT NULL DEFAULT 0,"
+    "  attempts BIGINT NOT NULL DEFAULT 0,"
+    "  claimed_by TEXT,"
+    "  claim_until_us BIGINT NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  dead BOOLEAN NOT NULL DEFAULT false);"
+    "CREATE INDEX outbox_dead ON outbox (event_id) WHERE dead;"
+    "CREATE TABLE job ("
+    "  job_id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  kind TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  run_at_us BIGINT NOT NULL,"
+    "  payload TEXT,"
+    "  attempts BIGINT NOT NULL DEFAULT 0,"
+    "  claimed_by TEXT,"
+    "  claim_until_us BIGINT NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  revision BIGINT NOT NULL DEFAULT 1,"
+    "  UNIQUE (kind, key));"
+    "CREATE INDEX job_due ON job (state, run_at_us);"
+    "CREATE TABLE lease ("
+    "  name TEXT PRIMARY KEY,"
+    "  holder TEXT NOT NULL,"
+    "  until_us BIGINT NOT NULL);",
 };
 
 /* ---- parameters and results ---------------------------------------------------------- */
@@ -333,8 +439,9 @@ static status_t check_result(pg_conn_t *conn, PGresult *res, PGresult **out, err
     return rc;
 }
 
-/* Sends a statement: fixed statement `which` (prepared once per connection), or sql with
- * params, or sql as a script (params NULL, which < 0). */
+/* Sends a statement: fixed statement `which` (prepared once per connection from sql, or
+ * statement_sql[which] when sql is NULL), or sql with params, or sql as a script (params
+ * NULL, which < 0). */
 static PGresult *send(pg_conn_t *conn, int which, const char *sql, const pg_params_t *params,
                       err_t *err, status_t *rc)
 {
@@ -345,7 +452,7 @@ static PGresult *send(pg_conn_t *conn, int which, const char *sql, const pg_para
         char name[16];
         snprintf(name, sizeof(name), "s%d", which);
         if (!conn->prepared[which]) {
-            PGresult *res = PQprepare(conn->pg, name, statement_sql[which], 0, NULL);
+            PGresult *res = PQprepare(conn->pg, name, sql ? sql : statement_sql[which], 0, NULL);
             if (PQresultStatus(res) != PGRES_COMMAND_OK)
                 return res;
             PQclear(res);
@@ -376,13 +483,25 @@ static status_t execute(pg_conn_t *conn, int which, const char *sql, const pg_pa
             PQclear(res);
             continue;
         }
-        return check_result(conn, res, out, err, which >= 0 ? statement_sql[which] : sql);
+        return check_result(conn, res, out, err, sql ? sql : statement_sql[which]);
     }
 }
 
 status_t pg__run(pg_conn_t *conn, int which, const pg_params_t *params, PGresult **out, err_t *err)
 {
     return execute(conn, which, NULL, params, out, err);
+}
+
+status_t pg__run_named(pg_conn_t *conn, int which, const char *sql, const pg_params_t *params,
+                       PGresult **out, err_t *err)
+{
+    return execute(conn, which, sql, params, out, err);
+}
+
+int64_t pg__changes(const PGresult *res)
+{
+    const char *n = PQcmdTuples((PGresult *)res);
+    return n && *n ? strtoll(n, NULL, 10) : 0;
 }
 
 status_t pg__run_sql(pg_conn_t *conn, const char *sql, const pg_params_t *params, PGresult **out,
@@ -632,15 +751,17 @@ static status_t pg_count(void *opaque, const char *type, int64_t *out, err_t *er
     return ERR_OK;
 }
 
-static status_t pg_scan(void *opaque, int64_t after_rid, size_t count, arena_t *arena,
-                        store_scan_row_t **out_rows, size_t *out_n, err_t *err)
+static status_t pg_scan(void *opaque, const char *type, int64_t after_rid, size_t count,
+                        arena_t *arena, store_scan_row_t **out_rows, size_t *out_n, err_t *err)
 {
     pg_conn_t *conn = opaque;
     pg_params_t p = {0};
     pg__int(&p, after_rid);
     pg__int(&p, (int64_t)count);
+    if (type)
+        pg__text(&p, type);
     PGresult *res;
-    status_t rc = pg__run(conn, PG_SCAN, &p, &res, err);
+    status_t rc = pg__run(conn, type ? PG_SCAN_TYPE : PG_SCAN, &p, &res, err);
     if (rc)
         return rc;
     size_t n = (size_t)PQntuples(res);
@@ -839,22 +960,115 @@ static status_t insert_row(pg_conn_t *conn, int64_t rid, const char *type,
     return pg__run(conn, PG_INSERT_INDEX + v->kind, &p, NULL, err);
 }
 
+/* Runs a fixed statement that takes one integer and returns no row. */
+static status_t run_with_id(pg_conn_t *conn, int which, int64_t value, err_t *err)
+{
+    pg_params_t p = {0};
+    pg__int(&p, value);
+    return pg__run(conn, which, &p, NULL, err);
+}
+
+/* The index type of the rows of a contained resource of `type`, or of a container's
+ * references to its contained resources: "#" and the type. */
+static const char *contained_type(char *out, size_t size, const char *type)
+{
+    snprintf(out, size, "#%s", type);
+    return out;
+}
+
+/* Removes the contained resources of container with their rows (as the SQLite driver, with
+ * one statement per table for all of them). */
+static status_t delete_contained(pg_conn_t *conn, int64_t container, err_t *err)
+{
+    pg_params_t p = {0};
+    pg__int(&p, container);
+    PGresult *res;
+    status_t rc = pg__run(conn, PG_CONTAINED_LIST, &p, &res, err);
+    if (rc)
+        return rc;
+    bool any = PQntuples(res) > 0;
+    PQclear(res);
+    if (!any)
+        return ERR_OK;
+    for (int k = 0; k < FHIR_INDEX_KIND_COUNT && !rc; k++)
+        rc = run_with_id(conn, PG_DELETE_CONTAINED_INDEX + k, container, err);
+    if (!rc)
+        rc = run_with_id(conn, PG_DELETE_CONTAINED_REFS, container, err);
+    if (!rc)
+        rc = run_with_id(conn, PG_DELETE_CONTAINED, container, err);
+    return rc;
+}
+
+/* Writes the contained resources of container and their rows, and the container's references
+ * to them (reference rows of type "#" and the container's type, keyed by minus the contained
+ * resource's key), as the SQLite driver does. */
+static status_t insert_contained(pg_conn_t *conn, int64_t container, const char *type,
+                                 const fhir_index_rows_t *rows, err_t *err)
+{
+    char prefixed[96], container_type[96];
+    status_t rc;
+    contained_type(container_type, sizeof(container_type), type);
+    for (size_t c = 0; c < rows->ncontained; c++) {
+        const fhir_index_contained_t *contained = &rows->contained[c];
+        pg_params_t p = {0};
+        pg__int(&p, container);
+        pg__text(&p, contained->type);
+        pg__text(&p, contained->id);
+        PGresult *res;
+        if ((rc = pg__run(conn, PG_CONTAINED_INSERT, &p, &res, err)))
+            return rc;
+        int64_t rid = pg__int_at(res, 0, 0);
+        PQclear(res);
+        contained_type(prefixed, sizeof(prefixed), contained->type);
+        for (size_t i = 0; i < contained->n; i++)
+            if ((rc = insert_row(conn, rid, prefixed, &contained->rows[i], err)))
+                return rc;
+        for (size_t i = 0; i < rows->nlocal_refs; i++) {
+            const fhir_index_row_t *ref = &rows->local_refs[i];
+            if (strcmp(ref->value.as.reference.url + 1, contained->id) == 0 &&
+                (rc = insert_row(conn, -rid, container_type, ref, err)))
+                return rc;
+        }
+    }
+    return ERR_OK;
+}
+
+/* Replaces the full text of rid (ix_text; the tsvector is a generated column). */
+static status_t write_text(pg_conn_t *conn, int64_t rid, bool is_new,
+                           const fhir_index_rows_t *rows, err_t *err)
+{
+    status_t rc;
+    if (!is_new && (rc = run_with_id(conn, PG_DELETE_TEXT, rid, err)))
+        return rc;
+    if (!rows || (!rows->content && !rows->narrative))
+        return ERR_OK;
+    pg_params_t p = {0};
+    pg__int(&p, rid);
+    pg__text(&p, rows->content);
+    pg__text(&p, rows->narrative);
+    return pg__run(conn, PG_INSERT_TEXT, &p, NULL, err);
+}
+
 /* Replaces the index rows of rid: the old ones go (unless the resource is new), the new ones
- * come (unless it is deleted). */
+ * come (unless it is deleted); with them its full text and contained resources. */
 static status_t write_index(pg_conn_t *conn, int64_t rid, const char *type, bool is_new,
                             const fhir_index_rows_t *rows, err_t *err)
 {
     status_t rc;
+    if (!is_new && (rc = delete_contained(conn, rid, err)))
+        return rc;
     if (!is_new) {
-        pg_params_t p = {0};
-        pg__int(&p, rid);
         for (int k = 0; k < FHIR_INDEX_KIND_COUNT; k++)
-            if ((rc = pg__run(conn, PG_DELETE_INDEX + k, &p, NULL, err)))
+            if ((rc = run_with_id(conn, PG_DELETE_INDEX + k, rid, err)))
                 return rc;
     }
     for (size_t i = 0; rows && i < rows->n; i++)
         if ((rc = insert_row(conn, rid, type, &rows->rows[i], err)))
             return rc;
+    if ((rc = write_text(conn, rid, is_new, rows, err)))
+        return rc;
+    if (rows && rows->ncontained && (rc = insert_contained(conn, rid, type, rows, err)))
+        return rc;
     return ERR_OK;
 }
 
@@ -954,4 +1168,23 @@ const store_driver_t store__pg_driver = {
     .reindex = pg_reindex,
     .scan = pg_scan,
     .search = pg__search,
+    .txn_search = pg__txn_search,
+    .everything = pg__everything,
+    .outbox_add = pg__outbox_add,
+    .outbox_claim = pg__outbox_claim,
+    .outbox_ack = pg__outbox_ack,
+    .outbox_fail = pg__outbox_fail,
+    .outbox_replay = pg__outbox_replay,
+    .outbox_dead = pg__outbox_dead,
+    .outbox_counts = pg__outbox_counts,
+    .job_schedule = pg__job_schedule,
+    .job_cancel = pg__job_cancel,
+    .job_claim = pg__job_claim,
+    .job_complete = pg__job_complete,
+    .job_fail = pg__job_fail,
+    .job_replay = pg__job_replay,
+    .job_list = pg__job_list,
+    .lease_acquire = pg__lease_acquire,
+    .lease_renew = pg__lease_renew,
+    .lease_release = pg__lease_release,
 };
