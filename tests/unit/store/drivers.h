@@ -102,16 +102,17 @@ static void test_skip_pg(void **state)
 }
 
 /*
- * Runs both[] on SQLite and PostgreSQL and sqlite_only[] on SQLite, as one group (one XML
- * report). The PostgreSQL runs are named "postgresql: NAME".
+ * Runs both[] on SQLite and PostgreSQL, sqlite_only[] on SQLite and pg_only[] on PostgreSQL,
+ * as one group (one XML report). The PostgreSQL runs are named "postgresql: NAME".
  */
 static int test_run_on_drivers(const char *group, const struct CMUnitTest *both, size_t nboth,
-                               const struct CMUnitTest *sqlite_only, size_t nsqlite)
+                               const struct CMUnitTest *sqlite_only, size_t nsqlite,
+                               const struct CMUnitTest *pg_only, size_t npg)
 {
     bool pg = getenv("CONCERTO_TEST_PG") && *getenv("CONCERTO_TEST_PG");
     size_t n = 0;
-    struct CMUnitTest *tests = calloc(2 * nboth + nsqlite, sizeof(*tests));
-    char **names = calloc(nboth + 1, sizeof(*names));
+    struct CMUnitTest *tests = calloc(2 * nboth + nsqlite + npg, sizeof(*tests));
+    char **names = calloc(nboth + npg + 1, sizeof(*names));
     for (size_t i = 0; i < nboth; i++) {
         tests[n] = both[i];
         tests[n++].initial_state = (void *)&test_sqlite;
@@ -120,11 +121,12 @@ static int test_run_on_drivers(const char *group, const struct CMUnitTest *both,
         tests[n] = sqlite_only[i];
         tests[n++].initial_state = (void *)&test_sqlite;
     }
-    for (size_t i = 0; i < nboth; i++) {
-        size_t size = strlen(both[i].name) + 16;
+    for (size_t i = 0; i < nboth + npg; i++) {
+        const struct CMUnitTest *test = i < nboth ? &both[i] : &pg_only[i - nboth];
+        size_t size = strlen(test->name) + 16;
         names[i] = malloc(size);
-        snprintf(names[i], size, "postgresql: %s", both[i].name);
-        tests[n] = both[i];
+        snprintf(names[i], size, "postgresql: %s", test->name);
+        tests[n] = *test;
         tests[n].name = names[i];
         tests[n].initial_state = (void *)&test_pg;
         if (!pg) {
@@ -135,15 +137,13 @@ static int test_run_on_drivers(const char *group, const struct CMUnitTest *both,
         n++;
     }
     int failed = _cmocka_run_group_tests(group, tests, n, NULL, NULL);
-    for (size_t i = 0; i < nboth; i++)
+    for (size_t i = 0; i < nboth + npg; i++)
         free(names[i]);
     free(names);
     free(tests);
     return failed;
 }
 
-#define TEST_RUN_ON_DRIVERS(group, both, sqlite_only)                                \
-    test_run_on_drivers(group, both, sizeof(both) / sizeof(both[0]), sqlite_only, \
-                        sizeof(sqlite_only) / sizeof(sqlite_only[0]))
+#define TEST_COUNT(tests) (sizeof(tests) / sizeof(tests[0]))
 
 #endif

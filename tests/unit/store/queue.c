@@ -743,5 +743,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_back_off_and_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_singleton_leases, setup, teardown),
     };
-    return test_run_on_drivers("store/queue", both, sizeof(both) / sizeof(both[0]), NULL, 0);
+    return test_run_on_drivers("store/queue", both, TEST_COUNT(both), NULL, 0, NULL, 0);
 }

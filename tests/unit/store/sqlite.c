@@ -426,5 +426,6 @@ int main(void)
     const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test(test_open_failure_is_an_error),
     };
-    return TEST_RUN_ON_DRIVERS("store/sqlite", both, sqlite_only);
+    return test_run_on_drivers("store/sqlite", both, TEST_COUNT(both), sqlite_only,
+                               TEST_COUNT(sqlite_only), NULL, 0);
 }
