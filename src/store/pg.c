@@ -100,26 +100,35 @@ static const char *const statement_sql[PG__COUNT] = {
     [PG_DELETE_INDEX + FHIR_INDEX_URI] = "DELETE FROM ix_uri WHERE rid = $1",
     [PG_DELETE_INDEX + FHIR_INDEX_COMPOSITE] = "DELETE FROM ix_composite WHERE rid = $1",
     [PG_DELETE_INDEX + FHIR_INDEX_OF_TYPE] = "DELETE FROM ix_of_type WHERE rid = $1",
-    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_STRING] = "DELETE FROM ix_string WHERE rid IN "
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_STRING] =
+        "DELETE FROM ix_string WHERE rid IN "
         "(SELECT rid FROM resource_contained WHERE container = $1)",
-    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_TOKEN] = "DELETE FROM ix_token WHERE rid IN "
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_TOKEN] =
+        "DELETE FROM ix_token WHERE rid IN "
         "(SELECT rid FROM resource_contained WHERE container = $1)",
-    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_DATE] = "DELETE FROM ix_date WHERE rid IN "
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_DATE] =
+        "DELETE FROM ix_date WHERE rid IN "
         "(SELECT rid FROM resource_contained WHERE container = $1)",
-    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_NUMBER] = "DELETE FROM ix_number WHERE rid IN "
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_NUMBER] =
+        "DELETE FROM ix_number WHERE rid IN "
         "(SELECT rid FROM resource_contained WHERE container = $1)",
-    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_QUANTITY] = "DELETE FROM ix_quantity WHERE rid IN "
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_QUANTITY] =
+        "DELETE FROM ix_quantity WHERE rid IN "
         "(SELECT rid FROM resource_contained WHERE container = $1)",
-    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_REFERENCE] = "DELETE FROM ix_reference WHERE rid IN "
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_REFERENCE] =
+        "DELETE FROM ix_reference WHERE rid IN "
         "(SELECT rid FROM resource_contained WHERE container = $1)",
-    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_URI] = "DELETE FROM ix_uri WHERE rid IN "
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_URI] =
+        "DELETE FROM ix_uri WHERE rid IN "
         "(SELECT rid FROM resource_contained WHERE container = $1)",
-    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_COMPOSITE] = "DELETE FROM ix_composite WHERE rid IN "
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_COMPOSITE] =
+        "DELETE FROM ix_composite WHERE rid IN "
         "(SELECT rid FROM resource_contained WHERE container = $1)",
-    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_OF_TYPE] = "DELETE FROM ix_of_type WHERE rid IN "
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_OF_TYPE] =
+        "DELETE FROM ix_of_type WHERE rid IN "
         "(SELECT rid FROM resource_contained WHERE container = $1)",
     [PG_DELETE_CONTAINED_REFS] = "DELETE FROM ix_reference WHERE rid IN "
-        "(SELECT -rid FROM resource_contained WHERE container = $1)",
+                                 "(SELECT -rid FROM resource_contained WHERE container = $1)",
     [PG_DELETE_CONTAINED] = "DELETE FROM resource_contained WHERE container = $1",
 };
 
@@ -1034,8 +1043,8 @@ static status_t insert_contained(pg_conn_t *conn, int64_t container, const char 
 }
 
 /* Replaces the full text of rid (ix_text; the tsvector is a generated column). */
-static status_t write_text(pg_conn_t *conn, int64_t rid, bool is_new,
-                           const fhir_index_rows_t *rows, err_t *err)
+static status_t write_text(pg_conn_t *conn, int64_t rid, bool is_new, const fhir_index_rows_t *rows,
+                           err_t *err)
 {
     status_t rc;
     if (!is_new && (rc = run_with_id(conn, PG_DELETE_TEXT, rid, err)))

@@ -22,9 +22,9 @@ static const char entry_columns[] =
  * referenced types, $4 the cursor's rid, $5 since, $6 the _type list or NULL, $7 count + 1,
  * and for one compartment $8 its id.
  */
-#define PAIRS                                                  \
-    "p(t, c) AS (SELECT value ->> 0, value ->> 1 "             \
-    "FROM jsonb_array_elements($1::jsonb) AS pair(value)),"    \
+#define PAIRS                                               \
+    "p(t, c) AS (SELECT value ->> 0, value ->> 1 "          \
+    "FROM jsonb_array_elements($1::jsonb) AS pair(value))," \
     " referenced_types(t) AS (SELECT jsonb_array_elements_text($3::jsonb))"
 
 #define TYPES_FILTER \
@@ -51,17 +51,19 @@ static const char one_sql[] =
     "  AND a.rid > $4 AND a.deleted = 0 AND a.updated_us >= $5" TYPES_FILTER
     " ORDER BY a.rid LIMIT $7";
 
-static const char all_sql[] =
-    "WITH " PAIRS
-    " SELECT a.rid, (NOT (a.type = $2 OR " MEMBER_OF_ANY("a.rid") "))::int, %s"
-    " FROM resource a JOIN resource_version v ON v.seq = a.seq"
-    " WHERE a.rid > $4 AND a.deleted = 0 AND a.updated_us >= $5" TYPES_FILTER
-    "  AND (a.type = $2 OR " MEMBER_OF_ANY("a.rid") " OR"
-    "   (a.type IN (SELECT t FROM referenced_types) AND EXISTS ("
-    "     SELECT 1 FROM ix_reference y JOIN resource z ON z.rid = y.rid"
-    "      WHERE y.target_id = a.id AND y.target_type = a.type AND z.deleted = 0"
-    "      AND (z.type = $2 OR " MEMBER_OF_ANY("y.rid") "))))"
-    " ORDER BY a.rid LIMIT $7";
+static const char all_sql[] = "WITH " PAIRS " SELECT a.rid, (NOT (a.type = $2 OR " MEMBER_OF_ANY(
+    "a.rid") "))::int, %s"
+             " FROM resource a JOIN resource_version v ON v.seq = a.seq"
+             " WHERE a.rid > $4 AND a.deleted = 0 AND a.updated_us >= $5" TYPES_FILTER
+             "  AND (a.type = $2 OR " MEMBER_OF_ANY(
+                 "a.rid") " OR"
+                          "   (a.type IN (SELECT t FROM referenced_types) AND EXISTS ("
+                          "     SELECT 1 FROM ix_reference y JOIN resource z ON z.rid = y.rid"
+                          "      WHERE y.target_id = a.id AND y.target_type = a.type AND z.deleted "
+                          "= 0"
+                          "      AND (z.type = $2 OR " MEMBER_OF_ANY(
+                              "y.rid") "))))"
+                                       " ORDER BY a.rid LIMIT $7";
 
 static void add_json_string(buf_t *out, const char *s)
 {

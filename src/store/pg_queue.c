@@ -119,8 +119,7 @@ static const char *const queue_sql[Q__COUNT] = {
     [Q_LEASE_RELEASE] = "DELETE FROM lease WHERE name = $1 AND holder = $2",
 };
 
-static status_t run(pg_conn_t *conn, int which, const pg_params_t *p, PGresult **out,
-                    err_t *err)
+static status_t run(pg_conn_t *conn, int which, const pg_params_t *p, PGresult **out, err_t *err)
 {
     return pg__run_named(conn, PG_QUEUE + which, queue_sql[which], p, out, err);
 }

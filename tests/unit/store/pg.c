@@ -72,8 +72,8 @@ static status_t put_txn(store_txn_t *txn, void *arg, err_t *err)
     if (a->hold_ms)
         sleep_ms(a->hold_ms);
     if (a->expect >= 0 && current.version != a->expect)
-        return err_set(err, ERR_VERSION_CONFLICT, NULL, "%s/%s is at version %lld", a->type,
-                       a->id, (long long)current.version);
+        return err_set(err, ERR_VERSION_CONFLICT, NULL, "%s/%s is at version %lld", a->type, a->id,
+                       (long long)current.version);
     arena_t arena;
     arena_init(&arena);
     fhir_index_rows_t rows = {0};
@@ -173,8 +173,8 @@ static void test_two_processes_if_match(void **state)
     racer_t racers[2];
     race(stores, &a, &a, racers);
     int ok = (racers[0].result == ERR_OK) + (racers[1].result == ERR_OK);
-    int conflicts = (racers[0].result == ERR_VERSION_CONFLICT) +
-                    (racers[1].result == ERR_VERSION_CONFLICT);
+    int conflicts =
+        (racers[0].result == ERR_VERSION_CONFLICT) + (racers[1].result == ERR_VERSION_CONFLICT);
     assert_int_equal(ok, 1);
     assert_int_equal(conflicts, 1);
     assert_int_equal(current_version(stores[1], "Patient", "c1"), 2);
@@ -218,8 +218,8 @@ static void test_two_processes_create_one_id(void **state)
     racer_t racers[2];
     race(stores, &a, &a, racers);
     int ok = (racers[0].result == ERR_OK) + (racers[1].result == ERR_OK);
-    int conflicts = (racers[0].result == ERR_VERSION_CONFLICT) +
-                    (racers[1].result == ERR_VERSION_CONFLICT);
+    int conflicts =
+        (racers[0].result == ERR_VERSION_CONFLICT) + (racers[1].result == ERR_VERSION_CONFLICT);
     assert_int_equal(ok, 1);
     assert_int_equal(conflicts, 1);
     assert_int_equal(current_version(stores[0], "Patient", "n1"), 1);
