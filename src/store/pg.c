@@ -400,8 +400,15 @@ static status_t connect_handle(pg_db_t *db, PGconn **out, err_t *err)
         return ERR_UNAVAILABLE;
     }
     PQsetNoticeProcessor(pg, notice_quiet, NULL);
-    PGresult *res = PQexec(pg, "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC';"
-                               "SET application_name = 'concerto'");
+    /* synchronous full: a commit waits for the WAL flush (the server's setting, normally on);
+       normal or off: it does not, so a crash of PostgreSQL's machine may lose the last
+       acknowledged commits but never leaves one half-written */
+    PGresult *res = PQexec(pg, db->options.synchronous == STORE_SYNC_FULL
+                                   ? "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC';"
+                                     "SET application_name = 'concerto'"
+                                   : "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC';"
+                                     "SET application_name = 'concerto';"
+                                     "SET synchronous_commit = off");
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     if (!ok) {
