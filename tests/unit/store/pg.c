@@ -485,6 +485,47 @@ static void test_unreachable_database_is_unavailable(void **state)
     err_release(&err);
 }
 
+/* A transaction that loses its connection (PostgreSQL restarted, the backend was killed)
+ * fails as a whole and leaves nothing; the next transaction reconnects. */
+static status_t cut_txn(store_txn_t *txn, void *opaque, err_t *err)
+{
+    (void)opaque;
+    store_put_t p = {.type = "Patient",
+                     .id = "cut1",
+                     .version = 1,
+                     .method = "POST",
+                     .status = 201,
+                     .json = "{}",
+                     .json_len = 2};
+    status_t rc = store_txn_put(txn, &p, NULL, err);
+    if (rc)
+        return rc;
+    /* every connection of the store goes (the writer's with this transaction) */
+    assert_true(test_pg_query("SELECT sum(CASE WHEN application_name = 'concerto' AND pid <> "
+                              "pg_backend_pid() THEN pg_terminate_backend(pid, 10000)::int "
+                              "ELSE 0 END) FROM pg_stat_activity") >= 1);
+    p.id = "cut2";
+    return store_txn_put(txn, &p, NULL, err);
+}
+
+static void test_lost_connection_leaves_nothing(void **state)
+{
+    (void)state;
+    store_t *store = open_store();
+    put_ok(store, "Patient", "before", "{\"resourceType\":\"Patient\",\"id\":\"before\"}");
+    err_t err = ERR_INIT;
+    assert_int_equal(store_run(store, cut_txn, NULL, &err), ERR_UNAVAILABLE);
+    err_release(&err);
+    assert_int_equal(test_pg_query("SELECT count(*) FROM resource_version WHERE id LIKE 'cut%'"),
+                     0);
+    assert_int_equal(test_pg_query("SELECT count(*) FROM outbox WHERE id LIKE 'cut%'"), 0);
+    /* the store carries on: writes and reads reconnect */
+    put_ok(store, "Patient", "after", "{\"resourceType\":\"Patient\",\"id\":\"after\"}");
+    assert_int_equal(current_version(store, "Patient", "before"), 1);
+    assert_int_equal(current_version(store, "Patient", "after"), 1);
+    store_close(store);
+}
+
 /* ---- a compartment's everything, on both drivers ------------------------------------------ */
 
 static void test_everything(void **state)
@@ -567,6 +608,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_processes_create_one_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_claim_disjoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_connection_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_text_and_contained_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_is_not_available_yet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_database_is_unavailable, setup, teardown),
