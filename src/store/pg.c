@@ -15,6 +15,9 @@
  * A lost connection is re-established before the next statement outside a transaction; a
  * transaction that loses its connection fails as a whole with ERR_UNAVAILABLE (503 with
  * Retry-After above), and nothing of it is committed.
+ *
+ * The work queues are in pg_queue.c, $everything in pg_everything.c, search (not yet) in
+ * pg_search.c; docs/internals/store.md describes the driver.
  */
 #include <errno.h>
 #include <math.h>
