@@ -229,6 +229,30 @@ static void test_two_processes_create_one_id(void **state)
     store_close(stores[1]);
 }
 
+static void *open_main(void *opaque)
+{
+    store_t **out = opaque;
+    *out = open_store();
+    return NULL;
+}
+
+/* Two processes starting at once on an empty database migrate it once. */
+static void test_two_processes_migrate_once(void **state)
+{
+    (void)state;
+    store_t *stores[2];
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, open_main, &stores[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(threads[i], NULL);
+    assert_int_equal(store_schema_version(stores[0]), store_schema_version(stores[1]));
+    assert_int_equal(test_pg_query("SELECT count(*) FROM schema_migration"),
+                     store_schema_version(stores[0]));
+    store_close(stores[0]);
+    store_close(stores[1]);
+}
+
 /* ---- two processes: claims and leases ---------------------------------------------------- */
 
 enum { EVENTS = 300 };
@@ -603,6 +627,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_everything, setup, teardown),
     };
     const struct CMUnitTest pg_only[] = {
+        cmocka_unit_test_setup_teardown(test_two_processes_migrate_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_if_match, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_updates_serialize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_create_one_id, setup, teardown),
