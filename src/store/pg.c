@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "store/pg_int.h"
@@ -38,6 +39,9 @@ struct pg_db {
 #define MIGRATION_LOCK "7164093491627649135"
 
 #define COMPOSITE_COLUMNS(i) "c" #i "_system, c" #i "_value, c" #i "_low, c" #i "_high"
+
+/* The rows of one kind in one insert: rid and type, then one array per column. */
+#define UNNEST "SELECT $1::bigint, $2::text, * FROM unnest("
 
 static const char *const statement_sql[PG__COUNT] = {
     [PG_READ_CURRENT] = "SELECT v.version, v.seq, v.updated_us, v.last_updated, v.method, "
@@ -133,6 +137,35 @@ static const char *const statement_sql[PG__COUNT] = {
     [PG_DELETE_CONTAINED_REFS] = "DELETE FROM ix_reference WHERE rid IN "
                                  "(SELECT -rid FROM resource_contained WHERE container = $1)",
     [PG_DELETE_CONTAINED] = "DELETE FROM resource_contained WHERE container = $1",
+    [PG_BATCH_INDEX + FHIR_INDEX_STRING] = "INSERT INTO ix_string (rid, type, param, normalized, "
+                                           "exact) " UNNEST "$3::text[], $4::text[], $5::text[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_TOKEN] =
+        "INSERT INTO ix_token (rid, type, param, system, code, text) " UNNEST
+        "$3::text[], $4::text[], $5::text[], $6::text[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_DATE] = "INSERT INTO ix_date (rid, type, param, low, high) " UNNEST
+                                         "$3::text[], $4::bigint[], $5::bigint[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_NUMBER] =
+        "INSERT INTO ix_number (rid, type, param, low, high) " UNNEST
+        "$3::text[], $4::float8[], $5::float8[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_QUANTITY] =
+        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high) " UNNEST
+        "$3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_REFERENCE] =
+        "INSERT INTO ix_reference (rid, type, param, target_type, target_id, version, url, "
+        "identifier_system, identifier_value) " UNNEST
+        "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_URI] =
+        "INSERT INTO ix_uri (rid, type, param, value) " UNNEST "$3::text[], $4::text[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_COMPOSITE] =
+        "INSERT INTO ix_composite (rid, type, param, " COMPOSITE_COLUMNS(0) ", " COMPOSITE_COLUMNS(
+            1) ", " COMPOSITE_COLUMNS(2) ") " UNNEST
+                                         "$3::text[], $4::text[], $5::text[], $6::numeric[], "
+                                         "$7::numeric[], $8::text[], $9::text[], $10::numeric[], "
+                                         "$11::numeric[], $12::text[], $13::text[], "
+                                         "$14::numeric[], $15::numeric[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_OF_TYPE] =
+        "INSERT INTO ix_of_type (rid, type, param, type_system, type_code, value) " UNNEST
+        "$3::text[], $4::text[], $5::text[], $6::text[])",
 };
 
 /* ---- schema -------------------------------------------------------------------------- */
@@ -918,8 +951,8 @@ static void component_params(pg_params_t *p, const fhir_index_value_t *v)
     }
 }
 
-static status_t insert_row(pg_conn_t *conn, int64_t rid, const char *type,
-                           const fhir_index_row_t *row, err_t *err)
+/* The parameters of the insert of one index row: rid, type, param and the kind's columns. */
+static void row_params(pg_params_t *pp, int64_t rid, const char *type, const fhir_index_row_t *row)
 {
     const fhir_index_value_t *v = &row->value;
     pg_params_t p = {0};
@@ -976,7 +1009,95 @@ static status_t insert_row(pg_conn_t *conn, int64_t rid, const char *type,
         pg__text(&p, v->as.of_type.value);
         break;
     }
-    return pg__run(conn, PG_INSERT_INDEX + v->kind, &p, NULL, err);
+    *pp = p;
+    /* the numbers are in p's own buffers: point at pp's */
+    for (int i = 0; i < pp->n; i++)
+        if (p.values[i] == p.numbers[i])
+            pp->values[i] = pp->numbers[i];
+}
+
+static status_t insert_row(pg_conn_t *conn, int64_t rid, const char *type,
+                           const fhir_index_row_t *row, err_t *err)
+{
+    pg_params_t p;
+    row_params(&p, rid, type, row);
+    return pg__run(conn, PG_INSERT_INDEX + row->value.kind, &p, NULL, err);
+}
+
+/* Appends a value to an array literal being built ("{" already there): quoted, with " and \
+ * escaped, or NULL. */
+static void array_add(buf_t *array, const char *value)
+{
+    if (array->len > 1)
+        buf_addch(array, ',');
+    if (!value) {
+        buf_addstr(array, "NULL");
+        return;
+    }
+    buf_addch(array, '"');
+    for (const char *c = value; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            buf_addch(array, '\\');
+        buf_addch(array, *c);
+    }
+    buf_addch(array, '"');
+}
+
+/*
+ * Inserts the index rows of one resource (rid, type): the rows of each kind in one statement
+ * (arrays of the columns, unnest), so that a version costs a round trip per kind of row it
+ * has rather than one per row.
+ */
+static status_t insert_rows(pg_conn_t *conn, int64_t rid, const char *type,
+                            const fhir_index_rows_t *rows, err_t *err)
+{
+    for (int k = 0; k < FHIR_INDEX_KIND_COUNT; k++) {
+        size_t n = 0;
+        const fhir_index_row_t *only = NULL;
+        for (size_t i = 0; i < rows->n; i++)
+            if ((int)rows->rows[i].value.kind == k) {
+                n++;
+                only = &rows->rows[i];
+            }
+        if (n == 0)
+            continue;
+        if (n == 1) {
+            status_t rc = insert_row(conn, rid, type, only, err);
+            if (rc)
+                return rc;
+            continue;
+        }
+        buf_t columns[PG_MAX_PARAMS];
+        int ncolumns = 0;
+        for (size_t i = 0; i < rows->n; i++) {
+            if ((int)rows->rows[i].value.kind != k)
+                continue;
+            pg_params_t p;
+            row_params(&p, rid, type, &rows->rows[i]);
+            if (!ncolumns) {
+                ncolumns = p.n - 2;
+                for (int c = 0; c < ncolumns; c++) {
+                    columns[c] = (buf_t)BUF_INIT;
+                    buf_addch(&columns[c], '{');
+                }
+            }
+            for (int c = 0; c < ncolumns; c++)
+                array_add(&columns[c], p.values[2 + c]);
+        }
+        pg_params_t p = {0};
+        pg__int(&p, rid);
+        pg__text(&p, type);
+        for (int c = 0; c < ncolumns; c++) {
+            buf_addch(&columns[c], '}');
+            pg__text(&p, columns[c].ptr);
+        }
+        status_t rc = pg__run(conn, PG_BATCH_INDEX + k, &p, NULL, err);
+        for (int c = 0; c < ncolumns; c++)
+            buf_release(&columns[c]);
+        if (rc)
+            return rc;
+    }
+    return ERR_OK;
 }
 
 /* Runs a fixed statement that takes one integer and returns no row. */
@@ -1081,9 +1202,8 @@ static status_t write_index(pg_conn_t *conn, int64_t rid, const char *type, bool
             if ((rc = run_with_id(conn, PG_DELETE_INDEX + k, rid, err)))
                 return rc;
     }
-    for (size_t i = 0; rows && i < rows->n; i++)
-        if ((rc = insert_row(conn, rid, type, &rows->rows[i], err)))
-            return rc;
+    if (rows && (rc = insert_rows(conn, rid, type, rows, err)))
+        return rc;
     if ((rc = write_text(conn, rid, is_new, rows, err)))
         return rc;
     if (rows && rows->ncontained && (rc = insert_contained(conn, rid, type, rows, err)))

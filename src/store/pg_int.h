@@ -37,8 +37,10 @@ enum {
     PG_DELETE_CONTAINED_INDEX = PG_DELETE_INDEX + FHIR_INDEX_KIND_COUNT,
     PG_DELETE_CONTAINED_REFS = PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_KIND_COUNT,
     PG_DELETE_CONTAINED,
+    /* the insert of several rows of one kind, in fhir_index_kind_t order */
+    PG_BATCH_INDEX,
     /* the statements of pg_queue.c, which passes their SQL itself (pg__run_named) */
-    PG_QUEUE,
+    PG_QUEUE = PG_BATCH_INDEX + FHIR_INDEX_KIND_COUNT,
     PG__COUNT = PG_QUEUE + 24
 };
 

@@ -473,6 +473,37 @@ static void test_full_text_and_contained_rows(void **state)
     store_close(store);
 }
 
+/* The rows of one kind go in one insert (arrays of the columns): values with quotes,
+ * backslashes, commas, braces, the word NULL and missing values arrive as they were. */
+static void test_index_rows_arrive_intact(void **state)
+{
+    (void)state;
+    store_t *store = open_store();
+    put_ok(store, "Patient", "q1",
+           "{\"resourceType\":\"Patient\",\"id\":\"q1\",\"name\":[{\"family\":\"O\\\"Brien\\\\x\","
+           "\"given\":[\"a,b\",\"{c}\",\"NULL\"]}],\"identifier\":[{\"value\":\"x1\"},"
+           "{\"system\":\"http://s\",\"value\":\"x2\"}]}");
+    assert_int_equal(test_pg_query("SELECT count(*) FROM ix_string WHERE param = 'family' AND "
+                                   "exact = 'O\"Brien\\x'"),
+                     1);
+    assert_int_equal(test_pg_query("SELECT count(*) FROM ix_string WHERE param = 'given' AND "
+                                   "exact = 'a,b'"),
+                     1);
+    assert_int_equal(test_pg_query("SELECT count(*) FROM ix_string WHERE param = 'given' AND "
+                                   "exact = '{c}'"),
+                     1);
+    assert_int_equal(test_pg_query("SELECT count(*) FROM ix_string WHERE param = 'given' AND "
+                                   "exact = 'NULL'"),
+                     1);
+    assert_int_equal(test_pg_query("SELECT count(*) FROM ix_token WHERE param = 'identifier' "
+                                   "AND system IS NULL AND code = 'x1'"),
+                     1);
+    assert_int_equal(test_pg_query("SELECT count(*) FROM ix_token WHERE param = 'identifier' "
+                                   "AND system = 'http://s' AND code = 'x2'"),
+                     1);
+    store_close(store);
+}
+
 /* Search is not there yet on PostgreSQL: a clear error, in and out of transactions. */
 static status_t txn_search_txn(store_txn_t *txn, void *opaque, err_t *err)
 {
@@ -635,6 +666,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_processes_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_connection_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_text_and_contained_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_rows_arrive_intact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_search_is_not_available_yet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_database_is_unavailable, setup, teardown),
     };
