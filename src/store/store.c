@@ -348,6 +348,16 @@ status_t store_txn_reindex(store_txn_t *txn, const char *type, const char *id,
     return txn->store->driver->reindex(txn->conn, type, id, rows, err);
 }
 
+status_t store_txn_defer_indexes(store_txn_t *txn, err_t *err)
+{
+    return txn->store->driver->defer_indexes(txn->conn, err);
+}
+
+status_t store_txn_restore_indexes(store_txn_t *txn, err_t *err)
+{
+    return txn->store->driver->restore_indexes(txn->conn, err);
+}
+
 static void run_batch(store_t *store, txn_item_t *items)
 {
     const store_driver_t *d = store->driver;
@@ -357,6 +367,11 @@ static void run_batch(store_t *store, txn_item_t *items)
     status_t *rcs = xcalloc(n, sizeof(*rcs));
     err_t *errs = xcalloc(n, sizeof(*errs));
 
+    /* A lone transaction runs without a savepoint: rolling back the database transaction
+     * undoes the same writes, and SQLite keeps no sub-journal of every page it changes (with
+     * a savepoint open, each statement of a large transaction pays for the size of that
+     * journal: a bulk import slowed down as its batches grew). */
+    bool alone = n == 1;
     err_t batch_err = ERR_INIT;
     status_t batch_rc = d->begin(store->writer_conn, &batch_err);
     if (!batch_rc) {
@@ -369,12 +384,14 @@ static void run_batch(store_t *store, txn_item_t *items)
             store->last_time_us = t;
             txn.time_us = t;
             store__format_instant(t, txn.time_text);
-            rcs[i] = d->savepoint(store->writer_conn, &errs[i]);
+            rcs[i] = alone ? ERR_OK : d->savepoint(store->writer_conn, &errs[i]);
             if (!rcs[i]) {
                 rcs[i] = it->fn(&txn, it->fn_arg, &errs[i]);
                 if (rcs[i] && errs[i].code == ERR_OK)
                     err_set(&errs[i], rcs[i], NULL, "the transaction failed");
-                if (rcs[i]) {
+                if (alone) {
+                    /* the commit or rollback below ends it */
+                } else if (rcs[i]) {
                     d->rollback_to(store->writer_conn);
                     err_t ignored = ERR_INIT;
                     d->release(store->writer_conn, &ignored);
@@ -384,9 +401,13 @@ static void run_batch(store_t *store, txn_item_t *items)
                 }
             }
         }
-        batch_rc = d->commit(store->writer_conn, &batch_err);
-        if (batch_rc)
+        if (alone && rcs[0]) {
             d->rollback(store->writer_conn);
+        } else {
+            batch_rc = d->commit(store->writer_conn, &batch_err);
+            if (batch_rc)
+                d->rollback(store->writer_conn);
+        }
     }
     size_t i = 0;
     for (txn_item_t *it = items; it;) {
