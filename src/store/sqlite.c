@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "store/sqlite_int.h"
@@ -212,6 +213,11 @@ static const char *const migrations[] = {
     "  type_system TEXT, type_code TEXT, value TEXT NOT NULL);"
     "CREATE INDEX ix_of_type_value ON ix_of_type (type, param, value, type_code, type_system, rid);"
     "CREATE INDEX ix_of_type_rid ON ix_of_type (rid, param);",
+    /* 3: reserved for full text search, which comes from its own branch */
+    "SELECT 1;",
+    /* 4: bulk loads: the definitions of the search indexes a load dropped, to build them
+       again after it (or at the next open, when the load was interrupted) */
+    "CREATE TABLE deferred_index (name TEXT PRIMARY KEY, sql TEXT NOT NULL);",
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
@@ -334,6 +340,14 @@ static status_t sqlite_migrate(void *opaque, int *out_version, err_t *err)
         if (rc)
             goto rollback;
     }
+    /* a bulk load that stopped before it rebuilt the search indexes: build them now */
+    int64_t deferred = 0;
+    rc = sqlite__restore_indexes(handle, &deferred, err);
+    if (rc)
+        goto rollback;
+    if (deferred)
+        log_info("%s: rebuilt %lld search indexes that an interrupted import had dropped", db->path,
+                 (long long)deferred);
     rc = exec(handle, "COMMIT", err);
     if (rc)
         goto rollback;
@@ -886,6 +900,84 @@ static status_t sqlite_scan(void *opaque, int64_t after_rid, size_t count, arena
     return status;
 }
 
+/* ---- bulk loads ---------------------------------------------------------------------- */
+
+/* The indexes of the search index tables, which a bulk load drops (not the tables' own). */
+static const char deferrable_sql[] =
+    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    " AND tbl_name IN ('ix_string', 'ix_token', 'ix_date', 'ix_number', 'ix_quantity',"
+    " 'ix_reference', 'ix_uri', 'ix_composite', 'ix_of_type') ORDER BY name";
+
+static status_t sqlite_defer_indexes(void *opaque, err_t *err)
+{
+    sqlite_conn_t *conn = opaque;
+    sqlite3_stmt *stmt;
+    int rc = sqlite3_prepare_v2(conn->handle, deferrable_sql, -1, &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return sqlite__fail(conn->handle, rc, err, "list search indexes");
+    buf_t drops = BUF_INIT;
+    sqlite3_stmt *keep = NULL;
+    rc = sqlite3_prepare_v2(conn->handle, "INSERT INTO deferred_index (name, sql) VALUES (?1, ?2)",
+                            -1, &keep, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(stmt, 0);
+        sqlite3_bind_text(keep, 1, name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(keep, 2, (const char *)sqlite3_column_text(stmt, 1), -1,
+                          SQLITE_TRANSIENT);
+        rc = sqlite3_step(keep);
+        sqlite3_reset(keep);
+        if (rc != SQLITE_DONE)
+            break;
+        rc = SQLITE_OK;
+        buf_addf(&drops, "DROP INDEX \"%s\";", name);
+    }
+    status_t status = ERR_OK;
+    if (rc != SQLITE_DONE)
+        status = sqlite__fail(conn->handle, rc, err, "keep search index definitions");
+    sqlite3_finalize(stmt);
+    sqlite3_finalize(keep);
+    if (!status && drops.len)
+        status = exec(conn->handle, drops.ptr, err);
+    buf_release(&drops);
+    return status;
+}
+
+status_t sqlite__restore_indexes(sqlite3 *handle, int64_t *out_count, err_t *err)
+{
+    *out_count = 0;
+    sqlite3_stmt *stmt;
+    int rc = sqlite3_prepare_v2(handle, "SELECT name, sql FROM deferred_index ORDER BY name", -1,
+                                &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return sqlite__fail(handle, rc, err, "list deferred search indexes");
+    buf_t creates = BUF_INIT;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        buf_addf(&creates, "%s;", (const char *)sqlite3_column_text(stmt, 1));
+        ++*out_count;
+    }
+    status_t status = ERR_OK;
+    if (rc != SQLITE_DONE)
+        status = sqlite__fail(handle, rc, err, "list deferred search indexes");
+    sqlite3_finalize(stmt);
+    if (!status && creates.len) {
+        /* sorting each index's entries is the work: give the sorter both cores and memory,
+           then go back to the connection's usual settings */
+        sqlite3_exec(handle, "PRAGMA threads=2; PRAGMA cache_size=-262144;", NULL, NULL, NULL);
+        status = exec(handle, creates.ptr, err);
+        if (!status)
+            status = exec(handle, "DELETE FROM deferred_index; ANALYZE;", err);
+        sqlite3_exec(handle, "PRAGMA threads=0; PRAGMA cache_size=-8000;", NULL, NULL, NULL);
+    }
+    buf_release(&creates);
+    return status;
+}
+
+static status_t sqlite_restore_indexes(void *opaque, err_t *err)
+{
+    int64_t count;
+    return sqlite__restore_indexes(((sqlite_conn_t *)opaque)->handle, &count, err);
+}
+
 const store_driver_t store__sqlite_driver = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -907,4 +999,6 @@ const store_driver_t store__sqlite_driver = {
     .reindex = sqlite_reindex,
     .scan = sqlite_scan,
     .search = sqlite__search,
+    .defer_indexes = sqlite_defer_indexes,
+    .restore_indexes = sqlite_restore_indexes,
 };

@@ -47,6 +47,9 @@ typedef struct {
                      store_scan_row_t **out_rows, size_t *out_n, err_t *err);
     status_t (*search)(void *conn, const store_search_t *query, arena_t *arena,
                        store_search_result_t *out, err_t *err);
+
+    status_t (*defer_indexes)(void *conn, err_t *err);
+    status_t (*restore_indexes)(void *conn, err_t *err);
 } store_driver_t;
 
 extern const store_driver_t store__sqlite_driver;
