@@ -398,12 +398,6 @@ static status_t defer_indexes_txn(store_txn_t *txn, void *arg, err_t *err)
     return store_txn_defer_indexes(txn, err);
 }
 
-static status_t restore_indexes_txn(store_txn_t *txn, void *arg, err_t *err)
-{
-    (void)arg;
-    return store_txn_restore_indexes(txn, err);
-}
-
 /* Whether to build the search indexes after the import rather than row by row. */
 static status_t want_rebuild(store_t *store, const char *when, size_t total, bool *out, err_t *err)
 {
@@ -527,8 +521,11 @@ int cli_import(int argc, char **argv)
         struct timespec started;
         clock_gettime(CLOCK_MONOTONIC, &started);
         fprintf(stderr, "concerto import: building the search indexes\n");
+        /* opening the store builds them */
+        store_close(store);
+        store = NULL;
         err_t e = ERR_INIT;
-        if (store_run(store, restore_indexes_txn, NULL, &e) && !p2.failure) {
+        if (cli_open_store(&s, &options, &store, &e) && !p2.failure) {
             p2.failure = e.code;
             err_move(&p2.failure_err, &e);
         }

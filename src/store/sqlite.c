@@ -286,6 +286,8 @@ static void sqlite_close(void *opaque)
     free(db);
 }
 
+static status_t restore_indexes(sqlite3 *handle, int64_t *out_count, err_t *err);
+
 static status_t sqlite_migrate(void *opaque, int *out_version, err_t *err)
 {
     sqlite_db_t *db = opaque;
@@ -293,6 +295,20 @@ static status_t sqlite_migrate(void *opaque, int *out_version, err_t *err)
     status_t rc = open_handle(db, false, &handle, err);
     if (rc)
         return rc;
+    /* Search indexes to build (a bulk load deferred them): without other connections, with a
+     * rollback journal rather than the WAL, which would write every new page twice. When
+     * another process has the database open the mode stays WAL. */
+    bool rejournal = false;
+    sqlite3_stmt *pending;
+    if (sqlite3_prepare_v2(handle, "SELECT 1 FROM deferred_index LIMIT 1", -1, &pending, NULL) ==
+        SQLITE_OK) {
+        if (sqlite3_step(pending) == SQLITE_ROW)
+            rejournal = true;
+        sqlite3_finalize(pending);
+    }
+    if (rejournal)
+        rejournal =
+            sqlite3_exec(handle, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL) == SQLITE_OK;
     rc = exec(handle,
               "BEGIN IMMEDIATE;"
               "CREATE TABLE IF NOT EXISTS schema_migration ("
@@ -342,20 +358,22 @@ static status_t sqlite_migrate(void *opaque, int *out_version, err_t *err)
     }
     /* a bulk load that stopped before it rebuilt the search indexes: build them now */
     int64_t deferred = 0;
-    rc = sqlite__restore_indexes(handle, &deferred, err);
+    rc = restore_indexes(handle, &deferred, err);
     if (rc)
         goto rollback;
-    if (deferred)
-        log_info("%s: rebuilt %lld search indexes that an interrupted import had dropped", db->path,
-                 (long long)deferred);
     rc = exec(handle, "COMMIT", err);
     if (rc)
         goto rollback;
+    if (deferred)
+        log_info("%s: built %lld search indexes that a bulk load had deferred", db->path,
+                 (long long)deferred);
     *out_version = latest;
     goto out;
 rollback:
     sqlite3_exec(handle, "ROLLBACK", NULL, NULL, NULL);
 out:
+    if (rejournal)
+        sqlite3_exec(handle, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
     sqlite3_close(handle);
     return rc;
 }
@@ -942,7 +960,7 @@ static status_t sqlite_defer_indexes(void *opaque, err_t *err)
     return status;
 }
 
-status_t sqlite__restore_indexes(sqlite3 *handle, int64_t *out_count, err_t *err)
+static status_t restore_indexes(sqlite3 *handle, int64_t *out_count, err_t *err)
 {
     *out_count = 0;
     sqlite3_stmt *stmt;
@@ -960,22 +978,17 @@ status_t sqlite__restore_indexes(sqlite3 *handle, int64_t *out_count, err_t *err
         status = sqlite__fail(handle, rc, err, "list deferred search indexes");
     sqlite3_finalize(stmt);
     if (!status && creates.len) {
-        /* sorting each index's entries is the work: give the sorter both cores and memory,
-           then go back to the connection's usual settings */
-        sqlite3_exec(handle, "PRAGMA threads=2; PRAGMA cache_size=-262144;", NULL, NULL, NULL);
+        /* sorting each index's entries is the work: give the sorter two threads and
+           memory; ANALYZE's statistics from a sample of each index */
+        sqlite3_exec(handle, "PRAGMA threads=2; PRAGMA cache_size=-524288;", NULL, NULL, NULL);
         status = exec(handle, creates.ptr, err);
         if (!status)
-            status = exec(handle, "DELETE FROM deferred_index; ANALYZE;", err);
+            status = exec(handle,
+                          "DELETE FROM deferred_index; PRAGMA analysis_limit=1000; ANALYZE;", err);
         sqlite3_exec(handle, "PRAGMA threads=0; PRAGMA cache_size=-8000;", NULL, NULL, NULL);
     }
     buf_release(&creates);
     return status;
-}
-
-static status_t sqlite_restore_indexes(void *opaque, err_t *err)
-{
-    int64_t count;
-    return sqlite__restore_indexes(((sqlite_conn_t *)opaque)->handle, &count, err);
 }
 
 const store_driver_t store__sqlite_driver = {
@@ -1000,5 +1013,4 @@ const store_driver_t store__sqlite_driver = {
     .scan = sqlite_scan,
     .search = sqlite__search,
     .defer_indexes = sqlite_defer_indexes,
-    .restore_indexes = sqlite_restore_indexes,
 };

@@ -67,10 +67,6 @@ status_t sqlite__prepare_cached(sqlite_conn_t *conn, const char *sql, sqlite3_st
 /* A copy of column `column` as text in arena (NULL for NULL); *out_len its length. */
 const char *sqlite__column_text(sqlite3_stmt *stmt, int column, arena_t *arena, size_t *out_len);
 
-/* Builds the search indexes a bulk load dropped (store_txn_restore_indexes), inside the
- * caller's transaction; *out_count: how many. */
-status_t sqlite__restore_indexes(sqlite3 *handle, int64_t *out_count, err_t *err);
-
 /* The search driver (sqlite_search.c). */
 status_t sqlite__search(void *conn, const store_search_t *query, arena_t *arena,
                         store_search_result_t *out, err_t *err);

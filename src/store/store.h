@@ -176,13 +176,13 @@ status_t store_txn_reindex(store_txn_t *txn, const char *type, const char *id,
 /*
  * Bulk loads. Maintaining the search indexes row by row costs most of a write; building them
  * from the finished tables costs a fraction of that. store_txn_defer_indexes drops the
- * indexes of the search index tables (keeping their definitions in the database);
- * store_txn_restore_indexes builds them again and refreshes the planner's statistics
- * (ANALYZE). Searches in between are right but scan. Should the process stop in between,
- * the next store_open builds them. Rows written in between are the same rows either way.
+ * indexes of the search index tables and keeps their definitions in the database; the next
+ * store_open builds them and refreshes the planner's statistics (so close the store and open
+ * it again at the end of the load; should the process stop before, the next open builds them
+ * all the same). Searches in between are right but scan. The rows written are the same either
+ * way.
  */
 status_t store_txn_defer_indexes(store_txn_t *txn, err_t *err);
-status_t store_txn_restore_indexes(store_txn_t *txn, err_t *err);
 
 /* ---- scanning ------------------------------------------------------------------------ */
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -344,7 +345,6 @@ static void test_faults_leave_database_intact(void **state)
 
 typedef struct {
     bool defer;
-    bool restore;
     int first, count;
 } bulk_arg_t;
 
@@ -391,8 +391,6 @@ static status_t bulk_txn(store_txn_t *txn, void *arg, err_t *err)
         if (rc)
             return rc;
     }
-    if (a->restore && (rc = store_txn_restore_indexes(txn, err)))
-        return rc;
     return ERR_OK;
 }
 
@@ -432,9 +430,9 @@ static char *dump_index(const char *db_path)
     return out;
 }
 
-static void bulk_run(store_t *store, bool defer, bool restore, int first, int count)
+static void bulk_run(store_t *store, bool defer, int first, int count)
 {
-    bulk_arg_t a = {.defer = defer, .restore = restore, .first = first, .count = count};
+    bulk_arg_t a = {.defer = defer, .first = first, .count = count};
     err_t err = ERR_INIT;
     assert_int_equal(store_run(store, bulk_txn, &a, &err), ERR_OK);
     err_release(&err);
@@ -450,17 +448,18 @@ static void test_bulk_load_writes_the_same_index(void **state)
     assert_int_equal(store_open(path, NULL, &normal, &err), ERR_OK);
     assert_int_equal(store_open(other, NULL, &bulk, &err), ERR_OK);
     /* the same writes, and updates of some: row by row, and with the indexes dropped and
-       built again in separate transactions */
-    bulk_run(normal, false, false, 0, 40);
-    bulk_run(normal, false, false, 30, 20);
-    bulk_run(bulk, true, false, 0, 40);
+       built again when the store is opened again */
+    bulk_run(normal, false, 0, 40);
+    bulk_run(normal, false, 30, 20);
+    bulk_run(bulk, true, 0, 40);
     char *during = dump_index(other);
     assert_null(strstr(during, "ix_token_value:"));
     assert_non_null(strstr(during, "deferred|ix_token_value|"));
     free(during);
-    bulk_run(bulk, false, false, 30, 20);
-    bulk_run(bulk, false, true, 50, 0);
+    bulk_run(bulk, false, 30, 20);
     store_close(normal);
+    store_close(bulk);
+    assert_int_equal(store_open(other, NULL, &bulk, &err), ERR_OK);
     store_close(bulk);
     char *a = dump_index(path), *b = dump_index(other);
     assert_non_null(strstr(a, "ix_token_value:"));
@@ -479,12 +478,19 @@ static void test_interrupted_bulk_load_is_repaired_at_open(void **state)
     char other[160];
     snprintf(other, sizeof(other), "%s/other.db", dir);
     assert_int_equal(store_open(path, NULL, &normal, &err), ERR_OK);
-    bulk_run(normal, false, false, 0, 10);
+    bulk_run(normal, false, 0, 10);
     store_close(normal);
-    /* dropped, written, then the process stops before building them */
-    assert_int_equal(store_open(other, NULL, &bulk, &err), ERR_OK);
-    bulk_run(bulk, true, false, 0, 10);
-    store_close(bulk);
+    /* dropped and written in one transaction, then the process stops (a child that exits
+       without closing the store) */
+    pid_t child = fork();
+    if (child == 0) {
+        assert_int_equal(store_open(other, NULL, &bulk, &err), ERR_OK);
+        bulk_run(bulk, true, 0, 10);
+        _exit(0);
+    }
+    int wstatus;
+    assert_int_equal(waitpid(child, &wstatus, 0), child);
+    assert_true(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
     char *before = dump_index(other);
     assert_null(strstr(before, "ix_date_low:"));
     free(before);
