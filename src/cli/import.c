@@ -560,6 +560,12 @@ static bool failed(pass2_t *p)
     return f;
 }
 
+static status_t analyze_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    (void)arg;
+    return store_txn_analyze(txn, err);
+}
+
 static status_t defer_indexes_txn(store_txn_t *txn, void *arg, err_t *err)
 {
     (void)arg;
@@ -701,6 +707,15 @@ int cli_import(int argc, char **argv)
     batch_free(p2.committing);
     batch_free(p2.filling);
     progress(&p2, true);
+    if (!rebuild && !p2.failure && p2.written >= 1000) {
+        /* statistics for the planner (the rebuild below refreshes them too) */
+        err_t e = ERR_INIT;
+        if (store_run(store, analyze_txn, NULL, &e)) {
+            p2.failure = e.code;
+            err_move(&p2.failure_err, &e);
+        }
+        err_release(&e);
+    }
     if (rebuild) {
         struct timespec index_started;
         clock_gettime(CLOCK_MONOTONIC, &index_started);

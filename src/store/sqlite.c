@@ -991,6 +991,11 @@ static status_t restore_indexes(sqlite3 *handle, int64_t *out_count, err_t *err)
     return status;
 }
 
+static status_t sqlite_analyze(void *opaque, err_t *err)
+{
+    return exec(((sqlite_conn_t *)opaque)->handle, "PRAGMA analysis_limit=1000; ANALYZE;", err);
+}
+
 const store_driver_t store__sqlite_driver = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -1013,4 +1018,5 @@ const store_driver_t store__sqlite_driver = {
     .scan = sqlite_scan,
     .search = sqlite__search,
     .defer_indexes = sqlite_defer_indexes,
+    .analyze = sqlite_analyze,
 };

@@ -353,6 +353,11 @@ status_t store_txn_defer_indexes(store_txn_t *txn, err_t *err)
     return txn->store->driver->defer_indexes(txn->conn, err);
 }
 
+status_t store_txn_analyze(store_txn_t *txn, err_t *err)
+{
+    return txn->store->driver->analyze(txn->conn, err);
+}
+
 static void run_batch(store_t *store, txn_item_t *items)
 {
     const store_driver_t *d = store->driver;

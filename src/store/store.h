@@ -184,6 +184,10 @@ status_t store_txn_reindex(store_txn_t *txn, const char *type, const char *id,
  */
 status_t store_txn_defer_indexes(store_txn_t *txn, err_t *err);
 
+/* Refreshes the statistics the database's query planner uses (from a sample of each index):
+ * after a large load, whose searches could otherwise be planned as if the tables were empty. */
+status_t store_txn_analyze(store_txn_t *txn, err_t *err);
+
 /* ---- scanning ------------------------------------------------------------------------ */
 
 typedef struct {

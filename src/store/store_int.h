@@ -49,6 +49,7 @@ typedef struct {
                        store_search_result_t *out, err_t *err);
 
     status_t (*defer_indexes)(void *conn, err_t *err);
+    status_t (*analyze)(void *conn, err_t *err);
 } store_driver_t;
 
 extern const store_driver_t store__sqlite_driver;
