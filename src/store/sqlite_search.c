@@ -958,6 +958,57 @@ static void q_has_absolute(q_t *q, const fhir_search_clause_t *clause, const cha
     q_add(q, ")))");
 }
 
+/* A _has clause that can be tested per resource: one source type, whose own clause can be. */
+static bool has_probe_capable(const fhir_search_clause_t *clause)
+{
+    if (clause->kind != FHIR_SEARCH_CLAUSE_HAS || clause->nnext != 1 || !clause->type ||
+        !clause->next[0].type)
+        return false;
+    const fhir_search_clause_t *inner = &clause->next[0];
+    return probe_capable(inner) && inner->modifier != FHIR_SEARCH_MOD_MISSING &&
+           inner->modifier != FHIR_SEARCH_MOD_NOT;
+}
+
+/*
+ * _has tested per resource: a reference of `param` from a resource of the source type to this
+ * one (the (target_id, target_type) index) whose source matches the inner clause (its (rid,
+ * param) index). Index rows belong to current resources only, so no deleted source counts.
+ * For an inner clause that matches many sources, where materializing every target costs
+ * more than looking at the first resources in order until the page is full. With a base,
+ * references by absolute url under it count too, as in q_has_absolute.
+ */
+static void q_has_probe(q_t *q, const fhir_search_clause_t *clause, const char *alias)
+{
+    char h[16];
+    snprintf(h, sizeof(h), "h%d", ++q->alias);
+    q_addf(
+        q,
+        "(EXISTS (SELECT 1 FROM ix_reference %s WHERE %s.target_id = %s.id AND %s.target_type = ",
+        h, h, alias, h);
+    q_text(q, clause->type->name);
+    q_addf(q, " AND %s.param = ", h);
+    q_text(q, clause->param->code);
+    q_addf(q, " AND +%s.type = ", h);
+    q_text(q, clause->next[0].type->name);
+    q_add(q, " AND ");
+    q_param_probe(q, &clause->next[0], h);
+    q_add(q, ")");
+    if (q->query->base && *q->query->base) {
+        /* or by an absolute url under this server's base (the (type, param, url) index) */
+        snprintf(h, sizeof(h), "h%d", ++q->alias);
+        q_addf(q, " OR EXISTS (SELECT 1 FROM ix_reference %s WHERE %s.type = ", h, h);
+        q_text(q, clause->next[0].type->name);
+        q_addf(q, " AND %s.param = ", h);
+        q_text(q, clause->param->code);
+        q_addf(q, " AND %s.url = ", h);
+        q_text(q, arena_printf(q->arena, "%s/%s/", q->query->base, clause->type->name));
+        q_addf(q, " || %s.id AND ", alias);
+        q_param_probe(q, &clause->next[0], h);
+        q_add(q, ")");
+    }
+    q_add(q, ")");
+}
+
 static void q_list(q_t *q, const fhir_search_clause_t *clause, const char *alias)
 {
     int n = ++q->alias;
@@ -1292,7 +1343,9 @@ static void q_branch_where(q_t *q, size_t b)
     for (size_t c = 0; c < branch->nclauses; c++) {
         q_add(q, " AND ");
         const char *how = q->how && q->how[b] ? q->how[b][c] : NULL;
-        if (how == PROBE)
+        if (how == PROBE && branch->clauses[c].kind == FHIR_SEARCH_CLAUSE_HAS)
+            q_has_probe(q, &branch->clauses[c], "a");
+        else if (how == PROBE)
             q_param_probe(q, &branch->clauses[c], "a");
         else
             q_clause(q, &branch->clauses[c], "a");
@@ -1907,7 +1960,10 @@ static status_t choose_probes(sqlite_conn_t *conn, const store_search_t *query, 
         int64_t n = -1;
         for (size_t c = 0; c < branch->nclauses; c++) {
             const fhir_search_clause_t *clause = &branch->clauses[c];
-            if (!probe_capable(clause))
+            /* a _has clause is estimated by the sources its inner clause matches: at most
+               that many targets */
+            bool has = has_probe_capable(clause);
+            if (!probe_capable(clause) && !has)
                 continue;
             if (clause->modifier == FHIR_SEARCH_MOD_MISSING ||
                 clause->modifier == FHIR_SEARCH_MOD_NOT) {
@@ -1921,7 +1977,8 @@ static status_t choose_probes(sqlite_conn_t *conn, const store_search_t *query, 
                 continue;
             int64_t threshold = (int64_t)sqrt((double)PROBE_COST * (double)page * (double)n);
             int64_t m = 0;
-            if ((rc = clause_rows(conn, query, clause, threshold + 1, arena, &m, err)))
+            if ((rc = clause_rows(conn, query, has ? &clause->next[0] : clause, threshold + 1,
+                                  arena, &m, err)))
                 return rc;
             how[b][c] = m > threshold ? PROBE : NULL;
         }

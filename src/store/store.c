@@ -558,6 +558,16 @@ status_t store_lease_release(store_t *store, const char *name, const char *holde
     return lease_run(store, &arg, NULL, err);
 }
 
+status_t store_txn_defer_indexes(store_txn_t *txn, err_t *err)
+{
+    return txn->store->driver->defer_indexes(txn->conn, err);
+}
+
+status_t store_txn_analyze(store_txn_t *txn, err_t *err)
+{
+    return txn->store->driver->analyze(txn->conn, err);
+}
+
 static void run_batch(store_t *store, txn_item_t *items)
 {
     const store_driver_t *d = store->driver;
@@ -567,6 +577,11 @@ static void run_batch(store_t *store, txn_item_t *items)
     status_t *rcs = xcalloc(n, sizeof(*rcs));
     err_t *errs = xcalloc(n, sizeof(*errs));
 
+    /* A lone transaction runs without a savepoint: rolling back the database transaction
+     * undoes the same writes, and SQLite keeps no sub-journal of every page it changes (with
+     * a savepoint open, each statement of a large transaction pays for the size of that
+     * journal: a bulk import slowed down as its batches grew). */
+    bool alone = n == 1;
     err_t batch_err = ERR_INIT;
     commit_hooks_t hooks = {0};
     status_t batch_rc = d->begin(store->writer_conn, &batch_err);
@@ -581,12 +596,14 @@ static void run_batch(store_t *store, txn_item_t *items)
             store->last_time_us = t;
             txn.time_us = t;
             store__format_instant(t, txn.time_text);
-            rcs[i] = d->savepoint(store->writer_conn, &errs[i]);
+            rcs[i] = alone ? ERR_OK : d->savepoint(store->writer_conn, &errs[i]);
             if (!rcs[i]) {
                 rcs[i] = it->fn(&txn, it->fn_arg, &errs[i]);
                 if (rcs[i] && errs[i].code == ERR_OK)
                     err_set(&errs[i], rcs[i], NULL, "the transaction failed");
-                if (rcs[i]) {
+                if (alone) {
+                    /* the commit or rollback below ends it */
+                } else if (rcs[i]) {
                     d->rollback_to(store->writer_conn);
                     err_t ignored = ERR_INIT;
                     d->release(store->writer_conn, &ignored);
@@ -598,9 +615,13 @@ static void run_batch(store_t *store, txn_item_t *items)
             if (rcs[i])
                 hooks.n = first_hook;
         }
-        batch_rc = d->commit(store->writer_conn, &batch_err);
-        if (batch_rc)
+        if (alone && rcs[0]) {
             d->rollback(store->writer_conn);
+        } else {
+            batch_rc = d->commit(store->writer_conn, &batch_err);
+            if (batch_rc)
+                d->rollback(store->writer_conn);
+        }
     }
     if (!batch_rc) {
         for (size_t k = 0; k < hooks.n; k++)

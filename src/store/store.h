@@ -183,6 +183,21 @@ status_t store_txn_put(store_txn_t *txn, const store_put_t *put, int64_t *out_se
 status_t store_txn_reindex(store_txn_t *txn, const char *type, const char *id,
                            const fhir_index_rows_t *rows, err_t *err);
 
+/*
+ * Bulk loads. Maintaining the search indexes row by row costs most of a write; building them
+ * from the finished tables costs a fraction of that. store_txn_defer_indexes drops the
+ * indexes of the search index tables and keeps their definitions in the database; the next
+ * store_open builds them and refreshes the planner's statistics (so close the store and open
+ * it again at the end of the load; should the process stop before, the next open builds them
+ * all the same). Searches in between are right but scan. The rows written are the same either
+ * way.
+ */
+status_t store_txn_defer_indexes(store_txn_t *txn, err_t *err);
+
+/* Refreshes the statistics the database's query planner uses (from a sample of each index):
+ * after a large load, whose searches could otherwise be planned as if the tables were empty. */
+status_t store_txn_analyze(store_txn_t *txn, err_t *err);
+
 /* ---- scanning ------------------------------------------------------------------------ */
 
 typedef struct {

@@ -741,6 +741,11 @@ static void test_probes_match_lists(void **state)
                  i, i % 2 ? "final" : "amended", i % 3, i, 1 + i % 9, i % 10, i);
         put(json);
     }
+    /* a new connection: the type counts the estimates use are remembered per connection */
+    err_t err = ERR_INIT;
+    store_disconnect(conn);
+    assert_int_equal(store_connect(store, &conn, &err), ERR_OK);
+    err_release(&err);
     static const char *const queries[] = {
         "Patient?gender=female",
         "Patient?gender:not=female",
@@ -760,6 +765,10 @@ static void test_probes_match_lists(void **state)
         "Patient?general-practitioner:missing=true",
         "Patient?general-practitioner.family=jones&active=true",
         "Patient?_has:Observation:subject:status=final&gender=female",
+        "Patient?_has:Observation:subject:status=final",
+        "Patient?_has:Observation:patient:code=http://loinc.org|c1",
+        "Patient?_has:Observation:subject:value-quantity=gt50&active=true",
+        "Patient?_has:Observation:subject:code=c2,c0&_has:Observation:subject:status=amended",
         "Observation?status=final",
         "Observation?status=final&code=c1",
         "Observation?value-quantity=gt50",
