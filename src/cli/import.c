@@ -722,8 +722,8 @@ int cli_import(int argc, char **argv)
         struct timespec index_started;
         clock_gettime(CLOCK_MONOTONIC, &index_started);
         fprintf(stderr, "concerto import: building the search indexes\n");
-        /* opening the store builds them */
-        store_close(store);
+        /* opening the store builds them (a search parameter's reindex finishes first) */
+        cli_close_store(store, true);
         store = NULL;
         err_t e = ERR_INIT;
         if (cli_open_store(&s, &options, &store, &e) && !p2.failure) {
