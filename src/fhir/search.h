@@ -341,6 +341,11 @@ struct fhir_search_clause {
     size_t nvalues;
     fhir_search_clause_t *next; /* CHAIN: one per target type, OR; HAS: exactly one */
     size_t nnext;
+    /* PARAM token :in, :not-in, :above, :below: the codes they stand for, filled by the
+       caller from stored terminology before a store runs the clause (the parser leaves it
+       NULL): a JSON array of [system, code] pairs, ncodes of them */
+    const char *codes;
+    size_t ncodes;
 };
 
 typedef struct {

@@ -134,10 +134,12 @@ typedef struct {
 
 /*
  * Parses and runs a search. *out_plan is the plan (in arena: its ignored and applied pairs
- * make the outcome entry and the self link); *out the page. Parameters the store cannot run
- * (terminology modifiers, near, functional lists, _contained) are ignored in a lenient
- * search and refused in a strict one. Errors: ERR_INVALID (a strict search with problems, a
- * malformed cursor, a type that is not in the compartment), storage errors.
+ * make the outcome entry and the self link); *out the page. Token :in, :not-in, :above and
+ * :below are resolved against the terminology stored on the server (terminology.c).
+ * Parameters the store cannot run (terminology that is not on the server, near, functional
+ * lists) are ignored in a lenient search and refused in a strict one. Errors: ERR_INVALID (a
+ * strict search with problems, terminology a search cannot use, a malformed cursor, a type
+ * that is not in the compartment), storage errors.
  */
 status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
                      fhir_search_plan_t **out_plan, store_search_result_t *out, err_t *err);
@@ -226,6 +228,22 @@ void repo_params_reindex_wait(void);
  * delete): checks it and asks for the registry update on commit. */
 status_t repo__params_write(store_txn_t *txn, const char *id, const char *json, size_t json_len,
                             arena_t *arena, err_t *err);
+
+/* Terminology (terminology.c): the codes a search may test for one clause, and how deep
+ * ValueSets may include ValueSets. */
+#define REPO_TERMINOLOGY_MAX_CODES 10000
+#define REPO_TERMINOLOGY_MAX_DEPTH 8
+/*
+ * Resolves the token :in, :not-in, :above and :below of a clause (and of the clauses of its
+ * chain or _has) against the ValueSets and CodeSystems stored on this server: sets
+ * clause->codes. When a ValueSet, a CodeSystem or the system of an :above or :below value is
+ * not on the server, *out_missing says which (in arena) and the clause is left unresolved.
+ * Errors: ERR_INVALID for terminology a search cannot use (a filter it cannot compute, more
+ * than REPO_TERMINOLOGY_MAX_CODES codes, ValueSets nested deeper than
+ * REPO_TERMINOLOGY_MAX_DEPTH), storage errors.
+ */
+status_t repo__terminology_resolve(store_conn_t *conn, fhir_search_clause_t *clause, arena_t *arena,
+                                   const char **out_missing, err_t *err);
 
 /* True when s (len bytes) is a valid FHIR id: [A-Za-z0-9-.]{1,64}. */
 bool repo_id_valid(const char *s, size_t len);

@@ -538,6 +538,13 @@ static void q_value_condition(q_t *q, const fhir_search_clause_t *clause,
             q_add(q, " AND value = ");
             q_text(q, v->as.of_type.value);
             q_add(q, ")");
+        } else if (clause->codes) {
+            /* :in, :not-in, :above, :below, resolved: a list of codes, each an index lookup
+               on (code, system) */
+            q_add(q, "(code, system) IN (SELECT json_extract(value, '$[1]'), "
+                     "json_extract(value, '$[0]') FROM json_each(");
+            q_text(q, clause->codes);
+            q_add(q, "))");
         } else {
             q_token(q, v->as.token.system, v->as.token.code, "system", "code");
         }
@@ -635,12 +642,19 @@ static bool q_column_param(q_t *q, const fhir_search_clause_t *clause, const cha
     return true;
 }
 
+/* :not, and :not-in: resources without a matching row (those with no code too). */
+static bool is_negated(const fhir_search_clause_t *clause)
+{
+    return clause->modifier == FHIR_SEARCH_MOD_NOT ||
+           (clause->modifier == FHIR_SEARCH_MOD_NOT_IN && clause->codes);
+}
+
 /* The rids whose rows match one of the values: one SELECT per value (and per form of a local
- * reference), so each uses its index. */
+ * reference), so each uses its index. Resolved codes (clause->codes) are one SELECT. */
 static void q_param_rids(q_t *q, const fhir_search_clause_t *clause, const char *table)
 {
     bool first = true;
-    for (size_t i = 0; i < clause->nvalues; i++) {
+    for (size_t i = 0; i < (clause->codes ? 1 : clause->nvalues); i++) {
         const fhir_search_value_t *v = &clause->values[i];
         bool both_forms = clause->param->type == FHIR_SEARCH_REFERENCE &&
                           clause->modifier != FHIR_SEARCH_MOD_IDENTIFIER &&
@@ -723,7 +737,7 @@ static void q_param_probe(q_t *q, const fhir_search_clause_t *clause, const char
 {
     const char *table = table_of(clause);
     bool missing = clause->modifier == FHIR_SEARCH_MOD_MISSING;
-    bool negated = clause->modifier == FHIR_SEARCH_MOD_NOT;
+    bool negated = is_negated(clause);
     q_add(q, "(");
     for (size_t i = 0; i < (missing ? clause->nvalues : 1); i++) {
         if (i)
@@ -734,7 +748,7 @@ static void q_param_probe(q_t *q, const fhir_search_clause_t *clause, const char
         q_text(q, clause->param->code);
         if (!missing) {
             q_add(q, " AND (");
-            for (size_t k = 0; k < clause->nvalues; k++) {
+            for (size_t k = 0; k < (clause->codes ? 1 : clause->nvalues); k++) {
                 const fhir_search_value_t *v = &clause->values[k];
                 q_add(q, k ? " OR " : "");
                 q_value_condition(q, clause, v);
@@ -778,7 +792,7 @@ static void q_param(q_t *q, const fhir_search_clause_t *clause, const char *alia
         q_add(q, ")");
         return;
     }
-    q_addf(q, "%s.rid %sIN (", alias, clause->modifier == FHIR_SEARCH_MOD_NOT ? "NOT " : "");
+    q_addf(q, "%s.rid %sIN (", alias, is_negated(clause) ? "NOT " : "");
     q_param_rids(q, clause, table);
     q_add(q, ")");
 }
@@ -1909,8 +1923,7 @@ static status_t choose_probes(sqlite_conn_t *conn, const store_search_t *query, 
             const fhir_search_clause_t *clause = &branch->clauses[c];
             if (!probe_capable(clause))
                 continue;
-            if (clause->modifier == FHIR_SEARCH_MOD_MISSING ||
-                clause->modifier == FHIR_SEARCH_MOD_NOT) {
+            if (clause->modifier == FHIR_SEARCH_MOD_MISSING || is_negated(clause)) {
                 how[b][c] = PROBE;
                 continue;
             }

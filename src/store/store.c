@@ -211,7 +211,8 @@ const char *store_search_unsupported(const fhir_search_clause_t *clause, arena_t
         if (param->type == FHIR_SEARCH_TOKEN &&
             (clause->modifier == FHIR_SEARCH_MOD_IN || clause->modifier == FHIR_SEARCH_MOD_NOT_IN ||
              clause->modifier == FHIR_SEARCH_MOD_ABOVE ||
-             clause->modifier == FHIR_SEARCH_MOD_BELOW))
+             clause->modifier == FHIR_SEARCH_MOD_BELOW) &&
+            !clause->codes)
             return arena_printf(arena,
                                 "modifier \":%s\" of \"%s\" needs a terminology service, which "
                                 "this server does not have",
