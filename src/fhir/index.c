@@ -554,6 +554,13 @@ static void add_quantity(extract_t *x, values_t *out, double low, double high, c
     v.as.quantity.system = keep_str(x, system);
     v.as.quantity.code = keep_str(x, code);
     v.as.quantity.unit = keep_str(x, unit);
+    char canonical[FHIR_INDEX_MAX_UCUM];
+    if (system && code && strcmp(system, FHIR_UCUM_SYSTEM) == 0 &&
+        fhirpath_ucum_canonical(code, v.as.quantity.low, &v.as.quantity.canonical_low, canonical,
+                                sizeof(canonical)) &&
+        fhirpath_ucum_canonical(code, v.as.quantity.high, &v.as.quantity.canonical_high, canonical,
+                                sizeof(canonical)))
+        v.as.quantity.canonical_code = keep_str(x, canonical);
     values_push(x, out, &v);
 }
 

@@ -45,6 +45,9 @@ typedef enum {
 /* Longest string indexed, in bytes (cut at a character boundary); longer ones are indexed by
  * their start, so :exact and :contains do not see past it. */
 #define FHIR_INDEX_MAX_STRING 512
+/* A canonical UCUM unit's text, with its NUL; the UCUM code system. */
+#define FHIR_INDEX_MAX_UCUM 64
+#define FHIR_UCUM_SYSTEM    "http://unitsofmeasure.org"
 /* Most rows one resource may have, and most rows one composite element may make. */
 #define FHIR_INDEX_MAX_ROWS      20000
 #define FHIR_INDEX_MAX_COMPOSITE 64
@@ -73,6 +76,10 @@ struct fhir_index_value {
         struct {
             double low, high; /* [low, high]: equal unless a Range or a comparator */
             const char *system, *code, *unit;
+            /* a UCUM quantity (system FHIR_UCUM_SYSTEM, a code the engine knows) also in
+               canonical units (fhirpath_ucum_canonical): 5.4 mg is 0.0054 g; else NULL */
+            const char *canonical_code;
+            double canonical_low, canonical_high;
         } quantity;
         struct {
             const char *type; /* a relative reference "Type/id[/_history/v]": Type, id, v */

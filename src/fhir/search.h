@@ -294,6 +294,11 @@ struct fhir_search_value {
             fhir_search_number_t number;
             const char *system; /* NULL: any */
             const char *code;   /* NULL: any; matches code or unit when system is NULL */
+            /* system FHIR_UCUM_SYSTEM and a code the engine converts: the canonical unit
+               (fhirpath_ucum_canonical) and the number in it (value and bounds as doubles;
+               the texts are the number's); else NULL */
+            const char *canonical_code;
+            fhir_search_number_t canonical;
         } quantity;
         struct {
             const fhir_type_t *type;       /* NULL: any type (a bare id) */

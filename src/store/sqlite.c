@@ -71,8 +71,9 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_INSERT_INDEX + FHIR_INDEX_NUMBER] =
         "INSERT INTO ix_number (rid, type, param, low, high) VALUES (?1, ?2, ?3, ?4, ?5)",
     [STMT_INSERT_INDEX + FHIR_INDEX_QUANTITY] =
-        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high, "
+        "canonical_code, canonical_low, canonical_high) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     [STMT_INSERT_INDEX + FHIR_INDEX_REFERENCE] =
         "INSERT INTO ix_reference (rid, type, param, target_type, target_id, version, url, "
         "identifier_system, identifier_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -245,6 +246,17 @@ static const char *const migrations[] = {
     "CREATE INDEX resource_contained_container ON resource_contained (container);"
     "CREATE INDEX resource_contained_type ON resource_contained (type);"
     "CREATE INDEX ix_reference_absolute ON ix_reference (url) WHERE url IS NOT NULL;",
+    /* 6 is another change's (work queues): empty here */
+    "",
+    /* 7: UCUM quantities also in canonical units (5.4 mg is 0.0054 g), so that a search in
+       one unit finds values in another. Rows written before need `concerto reindex`. */
+    "ALTER TABLE ix_quantity ADD COLUMN canonical_code TEXT;"
+    "ALTER TABLE ix_quantity ADD COLUMN canonical_low REAL;"
+    "ALTER TABLE ix_quantity ADD COLUMN canonical_high REAL;"
+    "CREATE INDEX ix_quantity_canonical_low ON ix_quantity (type, param, canonical_code, "
+    "canonical_low, canonical_high, rid) WHERE canonical_code IS NOT NULL;"
+    "CREATE INDEX ix_quantity_canonical_high ON ix_quantity (type, param, canonical_code, "
+    "canonical_high, canonical_low, rid) WHERE canonical_code IS NOT NULL;",
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
@@ -762,6 +774,14 @@ static status_t insert_row(sqlite_conn_t *conn, int64_t rid, const char *type,
         bind_opt_text(stmt, 6, v->as.quantity.unit);
         bind_double(stmt, 7, v->as.quantity.low);
         bind_double(stmt, 8, v->as.quantity.high);
+        bind_opt_text(stmt, 9, v->as.quantity.canonical_code);
+        if (v->as.quantity.canonical_code) {
+            bind_double(stmt, 10, v->as.quantity.canonical_low);
+            bind_double(stmt, 11, v->as.quantity.canonical_high);
+        } else {
+            sqlite3_bind_null(stmt, 10);
+            sqlite3_bind_null(stmt, 11);
+        }
         break;
     case FHIR_INDEX_REFERENCE:
         bind_opt_text(stmt, 4, v->as.reference.type);

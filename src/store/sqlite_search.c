@@ -362,6 +362,16 @@ static void q_token(q_t *q, const char *system, const char *code, const char *sy
 
 static void q_quantity(q_t *q, const fhir_search_value_t *v, const columns_t *c)
 {
+    if (v->as.quantity.canonical_code && c == &quantity_columns) {
+        /* a UCUM unit: canonical with canonical, whatever unit each was written in */
+        static const columns_t canonical = {.low = "canonical_low", .high = "canonical_high"};
+        q_add(q, "(canonical_code = ");
+        q_text(q, v->as.quantity.canonical_code);
+        q_add(q, " AND ");
+        q_number(q, v->prefix, &v->as.quantity.canonical, &canonical);
+        q_add(q, ")");
+        return;
+    }
     q_add(q, "(");
     q_number(q, v->prefix, &v->as.quantity.number, c);
     if (v->as.quantity.system) {
