@@ -34,9 +34,10 @@ typedef enum {
     FHIR_INDEX_URI,
     FHIR_INDEX_COMPOSITE,
     FHIR_INDEX_OF_TYPE,
+    FHIR_INDEX_POSITION, /* special parameters (Location near): a latitude and a longitude */
 } fhir_index_kind_t;
 
-#define FHIR_INDEX_KIND_COUNT (FHIR_INDEX_OF_TYPE + 1)
+#define FHIR_INDEX_KIND_COUNT (FHIR_INDEX_POSITION + 1)
 
 /* Open ends of date ranges (a Period without start or end). */
 #define FHIR_INDEX_DATE_MIN INT64_MIN
@@ -100,6 +101,9 @@ struct fhir_index_value {
             const char *type_system, *type_code; /* a coding of Identifier.type */
             const char *value;                   /* Identifier.value */
         } of_type;
+        struct {
+            double latitude, longitude; /* decimal degrees (WGS84), as Location.position */
+        } position;
     } as;
 };
 
@@ -163,7 +167,8 @@ void fhir_index_text(const json_t *resource, arena_t *arena, const char **out_co
 /* "string", "token", ... (the table's kind). */
 const char *fhir_index_kind_name(fhir_index_kind_t kind);
 
-/* The index kind of a parameter type (SPECIAL has none: -1). */
+/* The index kind of a parameter type (SPECIAL: POSITION, which near's Location.position
+ * fills; -1 for none). */
 int fhir_index_kind_of(fhir_search_type_t type);
 
 /*

@@ -136,7 +136,7 @@ typedef struct {
  * Parses and runs a search. *out_plan is the plan (in arena: its ignored and applied pairs
  * make the outcome entry and the self link); *out the page. Token :in, :not-in, :above and
  * :below are resolved against the terminology stored on the server (terminology.c).
- * Parameters the store cannot run (terminology that is not on the server, near, functional
+ * Parameters the store cannot run (terminology that is not on the server, _filter, functional
  * lists) are ignored in a lenient search and refused in a strict one. Errors: ERR_INVALID (a
  * strict search with problems, terminology a search cannot use, a malformed cursor, a type
  * that is not in the compartment), storage errors.

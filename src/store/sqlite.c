@@ -26,7 +26,7 @@ const char *const sqlite__index_tables[FHIR_INDEX_KIND_COUNT] = {
     [FHIR_INDEX_DATE] = "ix_date",         [FHIR_INDEX_NUMBER] = "ix_number",
     [FHIR_INDEX_QUANTITY] = "ix_quantity", [FHIR_INDEX_REFERENCE] = "ix_reference",
     [FHIR_INDEX_URI] = "ix_uri",           [FHIR_INDEX_COMPOSITE] = "ix_composite",
-    [FHIR_INDEX_OF_TYPE] = "ix_of_type",
+    [FHIR_INDEX_OF_TYPE] = "ix_of_type",   [FHIR_INDEX_POSITION] = "ix_position",
 };
 
 #define COMPOSITE_COLUMNS(i) "c" #i "_system, c" #i "_value, c" #i "_low, c" #i "_high"
@@ -87,6 +87,9 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_INSERT_INDEX + FHIR_INDEX_OF_TYPE] =
         "INSERT INTO ix_of_type (rid, type, param, type_system, type_code, value) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [STMT_INSERT_INDEX + FHIR_INDEX_POSITION] =
+        "INSERT INTO ix_position (rid, type, param, latitude, longitude) "
+        "VALUES (?1, ?2, ?3, ?4, ?5)",
     [STMT_DELETE_INDEX + FHIR_INDEX_STRING] = "DELETE FROM ix_string WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_TOKEN] = "DELETE FROM ix_token WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_DATE] = "DELETE FROM ix_date WHERE rid = ?1",
@@ -96,6 +99,7 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_DELETE_INDEX + FHIR_INDEX_URI] = "DELETE FROM ix_uri WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_COMPOSITE] = "DELETE FROM ix_composite WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_OF_TYPE] = "DELETE FROM ix_of_type WHERE rid = ?1",
+    [STMT_DELETE_INDEX + FHIR_INDEX_POSITION] = "DELETE FROM ix_position WHERE rid = ?1",
     [STMT_DELETE_TEXT] = "DELETE FROM ix_text WHERE rowid = ?1",
     [STMT_INSERT_TEXT] = "INSERT INTO ix_text (rowid, content, narrative) VALUES (?1, ?2, ?3)",
 };
@@ -249,14 +253,19 @@ static const char *const migrations[] = {
     /* 6 is another change's (work queues): empty here */
     "",
     /* 7: UCUM quantities also in canonical units (5.4 mg is 0.0054 g), so that a search in
-       one unit finds values in another. Rows written before need `concerto reindex`. */
+       one unit finds values in another; positions (Location near), by latitude for the
+       bounding box of a search. Rows written before need `concerto reindex`. */
     "ALTER TABLE ix_quantity ADD COLUMN canonical_code TEXT;"
     "ALTER TABLE ix_quantity ADD COLUMN canonical_low REAL;"
     "ALTER TABLE ix_quantity ADD COLUMN canonical_high REAL;"
     "CREATE INDEX ix_quantity_canonical_low ON ix_quantity (type, param, canonical_code, "
     "canonical_low, canonical_high, rid) WHERE canonical_code IS NOT NULL;"
     "CREATE INDEX ix_quantity_canonical_high ON ix_quantity (type, param, canonical_code, "
-    "canonical_high, canonical_low, rid) WHERE canonical_code IS NOT NULL;",
+    "canonical_high, canonical_low, rid) WHERE canonical_code IS NOT NULL;"
+    "CREATE TABLE ix_position (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  latitude REAL NOT NULL, longitude REAL NOT NULL);"
+    "CREATE INDEX ix_position_value ON ix_position (type, param, latitude, longitude, rid);"
+    "CREATE INDEX ix_position_rid ON ix_position (rid, param, latitude, longitude);",
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
@@ -284,6 +293,7 @@ static status_t open_handle(sqlite_db_t *db, bool create, sqlite3 **out, err_t *
     }
     sqlite3_extended_result_codes(handle, 1);
     sqlite3_busy_timeout(handle, db->options.busy_timeout_ms);
+    sqlite__search_functions(handle);
     static const char *const sync_names[] = {"FULL", "NORMAL", "OFF"};
     char pragmas[256];
     snprintf(pragmas, sizeof(pragmas),
@@ -792,6 +802,10 @@ static status_t insert_row(sqlite_conn_t *conn, int64_t rid, const char *type,
         bind_opt_text(stmt, 9, v->as.reference.identifier_value);
         break;
     case FHIR_INDEX_URI: sqlite3_bind_text(stmt, 4, v->as.uri.value, -1, SQLITE_STATIC); break;
+    case FHIR_INDEX_POSITION:
+        bind_double(stmt, 4, v->as.position.latitude);
+        bind_double(stmt, 5, v->as.position.longitude);
+        break;
     case FHIR_INDEX_COMPOSITE:
         for (size_t i = 0; i < 3; i++) {
             if (i < v->as.composite.ncomponents) {

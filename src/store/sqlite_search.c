@@ -18,6 +18,7 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
+#include "fhir/fhirpath.h"
 #include "store/sqlite_int.h"
 
 /* ---- statement building -------------------------------------------------------------- */
@@ -516,6 +517,99 @@ static void q_component(q_t *q, fhir_search_type_t type, const fhir_search_value
     }
 }
 
+/* ---- near ------------------------------------------------------------------------------ */
+
+#define EARTH_RADIUS_KM    6371.0088 /* the mean radius (IUGG) */
+#define NEAR_DEFAULT_KM    5.0       /* the distance when a search gives none */
+#define DEGREES_PER_RADIAN (180.0 / M_PI)
+
+static double great_circle_km(double lat1, double lon1, double lat2, double lon2)
+{
+    double p1 = lat1 / DEGREES_PER_RADIAN, p2 = lat2 / DEGREES_PER_RADIAN;
+    double dp = p2 - p1, dl = (lon2 - lon1) / DEGREES_PER_RADIAN;
+    double a = sin(dp / 2) * sin(dp / 2) + cos(p1) * cos(p2) * sin(dl / 2) * sin(dl / 2);
+    return 2 * EARTH_RADIUS_KM * asin(sqrt(a < 1 ? a : 1)); /* haversine */
+}
+
+static void distance_function(sqlite3_context *context, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    for (int i = 0; i < 4; i++)
+        if (sqlite3_value_type(argv[i]) == SQLITE_NULL) {
+            sqlite3_result_null(context);
+            return;
+        }
+    sqlite3_result_double(
+        context, great_circle_km(sqlite3_value_double(argv[0]), sqlite3_value_double(argv[1]),
+                                 sqlite3_value_double(argv[2]), sqlite3_value_double(argv[3])));
+}
+
+void sqlite__search_functions(sqlite3 *handle)
+{
+    sqlite3_create_function(handle, "concerto_distance", 4,
+                            SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                            distance_function, NULL, NULL);
+}
+
+static bool near_km(const fhir_search_value_t *v, double *out_km)
+{
+    if (!v->as.near.has_distance) {
+        *out_km = NEAR_DEFAULT_KM;
+        return true;
+    }
+    double meters;
+    char code[FHIR_INDEX_MAX_UCUM];
+    if (!fhirpath_ucum_canonical(v->as.near.units ? v->as.near.units : "km",
+                                 v->as.near.distance.value, &meters, code, sizeof(code)) ||
+        strcmp(code, "m") != 0 || !(meters >= 0) || !isfinite(meters))
+        return false;
+    *out_km = meters / 1000;
+    return true;
+}
+
+/* near: a bounding box on the indexed position (ix_position_value), then the exact
+ * great-circle distance. */
+static void q_near(q_t *q, const fhir_search_value_t *v)
+{
+    double km, lat = v->as.near.latitude, lon = v->as.near.longitude;
+    if (!near_km(v, &km)) {
+        q_add(q, "0");
+        return;
+    }
+    double angle = km / EARTH_RADIUS_KM; /* radians of arc */
+    double dlat = angle * DEGREES_PER_RADIAN;
+    bind_t b = {.kind = BIND_REAL};
+    q_add(q, "(latitude BETWEEN ");
+    b.d = lat - dlat;
+    q_value(q, &b);
+    q_add(q, " AND ");
+    b.d = lat + dlat;
+    q_value(q, &b);
+    /* longitude bounds, unless the circle reaches a pole or the antimeridian */
+    double c = cos(lat / DEGREES_PER_RADIAN);
+    if (angle < M_PI / 2 && lat + dlat < 90 && lat - dlat > -90 && sin(angle) < c) {
+        double dlon = asin(sin(angle) / c) * DEGREES_PER_RADIAN;
+        if (lon - dlon > -180 && lon + dlon < 180) {
+            q_add(q, " AND longitude BETWEEN ");
+            b.d = lon - dlon;
+            q_value(q, &b);
+            q_add(q, " AND ");
+            b.d = lon + dlon;
+            q_value(q, &b);
+        }
+    }
+    q_add(q, " AND concerto_distance(latitude, longitude, ");
+    b.d = lat;
+    q_value(q, &b);
+    q_add(q, ", ");
+    b.d = lon;
+    q_value(q, &b);
+    q_add(q, ") <= ");
+    b.d = km;
+    q_value(q, &b);
+    q_add(q, ")");
+}
+
 /* One value of a PARAM clause over the columns of its table. */
 static void q_value_condition(q_t *q, const fhir_search_clause_t *clause,
                               const fhir_search_value_t *v)
@@ -579,7 +673,7 @@ static void q_value_condition(q_t *q, const fhir_search_clause_t *clause,
         }
         q_add(q, ")");
         break;
-    case FHIR_SEARCH_SPECIAL: q_add(q, "0"); break;
+    case FHIR_SEARCH_SPECIAL: q_near(q, v); break;
     }
 }
 
