@@ -366,10 +366,14 @@ static void q_quantity(q_t *q, const fhir_search_value_t *v, const columns_t *c)
     if (v->as.quantity.canonical_code && c == &quantity_columns) {
         /* a UCUM unit: canonical with canonical, whatever unit each was written in */
         static const columns_t canonical = {.low = "canonical_low", .high = "canonical_high"};
+        /* eq bounds low on both sides: the unary + keeps SQLite on the low index, where it
+           would otherwise take the one-sided high < H */
+        static const columns_t canonical_eq = {.low = "canonical_low", .high = "+canonical_high"};
         q_add(q, "(canonical_code = ");
         q_text(q, v->as.quantity.canonical_code);
         q_add(q, " AND ");
-        q_number(q, v->prefix, &v->as.quantity.canonical, &canonical);
+        q_number(q, v->prefix, &v->as.quantity.canonical,
+                 v->prefix == FHIR_SEARCH_PREFIX_EQ ? &canonical_eq : &canonical);
         q_add(q, ")");
         return;
     }

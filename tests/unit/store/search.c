@@ -847,11 +847,22 @@ static const char *query_plan(arena_t *arena, const char *text)
     fhir_search_plan_t *plan;
     err_t err = ERR_INIT;
     assert_int_equal(fhir_search_parse(NULL, type, &query, arena, &plan, &err), ERR_OK);
+    /* terminology modifiers as the repo layer resolves them: a list of codes */
+    for (size_t c = 0; c < plan->branches[0].nclauses; c++) {
+        fhir_search_clause_t *clause = &plan->branches[0].clauses[c];
+        fhir_search_modifier_t m = clause->modifier;
+        if (m == FHIR_SEARCH_MOD_IN || m == FHIR_SEARCH_MOD_NOT_IN || m == FHIR_SEARCH_MOD_ABOVE ||
+            m == FHIR_SEARCH_MOD_BELOW) {
+            clause->codes = "[[\"http://loinc.org\",\"2345-7\"],[\"http://loinc.org\",\"2339-0\"]]";
+            clause->ncodes = 2;
+        }
+    }
     store_search_t search = {.plan = plan, .base = "http://localhost/fhir"};
     const char *sql;
     assert_int_equal(sqlite__search_sql(&search, arena, &sql), ERR_OK);
     sqlite3 *db;
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite__search_functions(db);
     char *explain = arena_printf(arena, "EXPLAIN QUERY PLAN %s", sql);
     sqlite3_stmt *stmt;
     if (sqlite3_prepare_v2(db, explain, -1, &stmt, NULL) != SQLITE_OK)
@@ -897,6 +908,16 @@ static void test_indexes_are_used(void **state)
         {"Medication?code=ctd-9&_contained=true", "ix_token_value"},
         {"Medication?code=ctd-9&_contained=both&_containedType=contained", "ix_token_value"},
         {"MedicationRequest?medication.code=ctd-9", "resource_contained_type"},
+        /* terminology: the resolved codes, one lookup each */
+        {"Observation?code:in=http://example.org/vs", "ix_token_value"},
+        {"Observation?code:below=http://loinc.org|2345-7", "ix_token_value"},
+        /* UCUM quantities in canonical units */
+        {"Observation?value-quantity=5.4|http://unitsofmeasure.org|mg",
+         "ix_quantity_canonical_low"},
+        {"Observation?value-quantity=gt5|http://unitsofmeasure.org|mg",
+         "ix_quantity_canonical_high"},
+        /* near: the latitude band */
+        {"Location?near=52.37|4.89|10|km", "ix_position_value"},
     };
     arena_t arena;
     arena_init(&arena);
