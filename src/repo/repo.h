@@ -147,9 +147,10 @@ status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *a
 /*
  * The first half of repo_search: the plan and the store query, without running it (a Bundle
  * plans its searches before its transaction and runs them inside with store_txn_search). The
- * query points into search and arena.
+ * query points into search and arena. Terminology modifiers are resolved through conn (the
+ * terminology stored when planned), or unsupported when conn is NULL.
  */
-status_t repo_search_plan(const repo_search_t *search, arena_t *arena,
+status_t repo_search_plan(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
                           fhir_search_plan_t **out_plan, store_search_t *out_query, err_t *err);
 
 /* Patient/[id]/$everything and Patient/$everything. */

@@ -43,8 +43,8 @@ static status_t set_aside(fhir_search_plan_t *plan, size_t at, const char *reaso
 }
 
 /* Sets aside the clauses the store cannot run, with the pairs that made them. With a
- * connection, terminology modifiers are resolved first (terminology.c); without one (a
- * Bundle's searches, planned before their transaction) they stay unsupported. */
+ * connection, terminology modifiers are resolved first (terminology.c); without one they stay
+ * unsupported. */
 static status_t screen(store_conn_t *conn, fhir_search_plan_t *plan, bool strict, arena_t *arena,
                        err_t *err)
 {
@@ -123,10 +123,10 @@ static status_t plan_search(store_conn_t *conn, const repo_search_t *search, are
     return ERR_OK;
 }
 
-status_t repo_search_plan(const repo_search_t *search, arena_t *arena,
+status_t repo_search_plan(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
                           fhir_search_plan_t **out_plan, store_search_t *out_query, err_t *err)
 {
-    return plan_search(NULL, search, arena, out_plan, out_query, err);
+    return plan_search(conn, search, arena, out_plan, out_query, err);
 }
 
 status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *arena,

@@ -256,3 +256,41 @@ def test_in_through_a_chain_and_has(client):
     q = urllib.parse.urlencode([("_has:Condition:subject:code:in", "http://example.org/vs/three")])
     r = client.get(f"Patient?{q}")
     assert [e for e in r.json.get("entry", []) if e["search"]["mode"] == "match"] == []
+
+
+def test_in_a_batch_and_in_conditional_requests(client):
+    load(client)
+    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET",
+                     "url": "Observation?code:in=http://example.org/vs/polygon&_tag=" + TAG}},
+        {"request": {"method": "GET",
+                     "url": "Observation?code:below=" + SHAPE + "|round&_tag=" + TAG}},
+        {"request": {"method": "GET", "url": "Observation?code:in=http://example.org/vs/missing"}},
+    ]}
+    r = client.post("", bundle)
+    assert r.status == 200, r
+    entries = r.json["entry"]
+
+    def matched(e):
+        return sorted(x["resource"]["id"] for x in e["resource"].get("entry", [])
+                      if x["search"]["mode"] == "match")
+
+    assert matched(entries[0]) == ["o-polygon", "o-quad", "o-tri", "o-tri-eq"]
+    assert matched(entries[1]) == ["o-circle", "o-ellipse", "o-round"]
+    # lenient: left out and reported, as in a plain search
+    outcome = [x for x in entries[2]["resource"]["entry"] if x["search"]["mode"] == "outcome"]
+    assert "is not on this server" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+
+    # conditional create: the criteria match o-quad only among the tagged Observations
+    o = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}
+    r = client.post("Observation", o, headers={
+        "If-None-Exist": "code:in=http://example.org/vs/three&_tag=" + TAG})
+    assert r.status == 412, r  # o-tri and o-tri-eq
+    r = client.post("Observation", o, headers={
+        "If-None-Exist": "code:below=" + urllib.parse.quote(SHAPE + "|quad") + "&_tag=" + TAG})
+    assert r.status == 200, r
+    assert r.json["id"] == "o-quad"
+    # conditional requests are strict: unknown terminology is 400
+    r = client.post("Observation", o, headers={
+        "If-None-Exist": "code:in=http://example.org/vs/missing"})
+    assert_outcome(r, 400, "invalid", 'ValueSet "http://example.org/vs/missing" is not on this server')
