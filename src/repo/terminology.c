@@ -122,6 +122,22 @@ static const char *string_member(const json_t *object, const char *name)
     return jv_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* s (len bytes) as one search value: the characters search syntax gives a meaning (, $ | \)
+ * escaped. */
+static const char *search_escape(arena_t *arena, const char *s, size_t len, size_t *out_len)
+{
+    char *out = arena_alloc(arena, 2 * len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] && strchr(",$|\\", s[i]))
+            out[n++] = '\\';
+        out[n++] = s[i];
+    }
+    out[n] = '\0';
+    *out_len = n;
+    return out;
+}
+
 /* The current resource of `type` with canonical "url[|version]" (the one updated last when
  * several match), or "Type/id"; NULL when there is none. */
 static status_t load(resolver_t *r, const char *type, const char *reference, json_t **out,
@@ -148,11 +164,16 @@ static status_t load(resolver_t *r, const char *type, const char *reference, jso
         json_len = v.json_len;
     } else {
         const char *bar = strchr(reference, '|');
+        size_t url_len, version_len = 0;
+        const char *url = search_escape(
+            r->arena, reference, bar ? (size_t)(bar - reference) : strlen(reference), &url_len);
+        const char *version =
+            bar ? search_escape(r->arena, bar + 1, strlen(bar + 1), &version_len) : "";
         fhir_search_pair_t pairs[4] = {
-            {"url", 3, reference, bar ? (size_t)(bar - reference) : strlen(reference)},
+            {"url", 3, url, url_len},
             {"_sort", 5, "-_lastUpdated", 13},
             {"_count", 6, "1", 1},
-            {"version", 7, bar ? bar + 1 : "", bar ? strlen(bar + 1) : 0},
+            {"version", 7, version, version_len},
         };
         fhir_search_query_t query = {.pairs = pairs, .npairs = bar ? 4 : 3, .strict = true};
         fhir_search_plan_t *plan;

@@ -294,3 +294,14 @@ def test_in_a_batch_and_in_conditional_requests(client):
     r = client.post("Observation", o, headers={
         "If-None-Exist": "code:in=http://example.org/vs/missing"})
     assert_outcome(r, 400, "invalid", 'ValueSet "http://example.org/vs/missing" is not on this server')
+
+
+def test_a_canonical_with_search_syntax_in_it(client):
+    load(client)
+    vs = {"resourceType": "ValueSet", "id": "vs-comma", "url": "http://example.org/vs/a,b$c",
+          "version": "1|2", "status": "active",
+          "compose": {"include": [{"system": SHAPE, "concept": [{"code": "quad"}]}]}}
+    assert client.put("ValueSet/vs-comma", vs).status in (200, 201)
+    # the url is one value (escaped as the search syntax wants it)
+    assert ids(client, "code:in", "http://example.org/vs/a\\,b\\$c", STRICT) == ["o-quad"]
+    assert ids(client, "code:in", "http://example.org/vs/a\\,b\\$c|1|2", STRICT) == ["o-quad"]
