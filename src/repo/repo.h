@@ -232,8 +232,9 @@ status_t repo__params_write(store_txn_t *txn, const char *id, const char *json, 
 
 /* Terminology (terminology.c): the codes a search may test for one clause, and how deep
  * ValueSets may include ValueSets. */
-#define REPO_TERMINOLOGY_MAX_CODES 10000
-#define REPO_TERMINOLOGY_MAX_DEPTH 8
+#define REPO_TERMINOLOGY_MAX_CODES     10000
+#define REPO_TERMINOLOGY_MAX_DEPTH     8
+#define REPO_TERMINOLOGY_MAX_RESOURCES 256 /* ValueSets and CodeSystems read per clause */
 /*
  * Resolves the token :in, :not-in, :above and :below of a clause (and of the clauses of its
  * chain or _has) against the ValueSets and CodeSystems stored on this server: sets
@@ -241,7 +242,8 @@ status_t repo__params_write(store_txn_t *txn, const char *id, const char *json, 
  * not on the server, *out_missing says which (in arena) and the clause is left unresolved.
  * Errors: ERR_INVALID for terminology a search cannot use (a filter it cannot compute, more
  * than REPO_TERMINOLOGY_MAX_CODES codes, ValueSets nested deeper than
- * REPO_TERMINOLOGY_MAX_DEPTH), storage errors.
+ * REPO_TERMINOLOGY_MAX_DEPTH, more than REPO_TERMINOLOGY_MAX_RESOURCES ValueSets and
+ * CodeSystems read), storage errors.
  */
 status_t repo__terminology_resolve(store_conn_t *conn, fhir_search_clause_t *clause, arena_t *arena,
                                    const char **out_missing, err_t *err);

@@ -41,10 +41,19 @@ typedef struct codesystem {
     struct codesystem *next;
 } codesystem_t;
 
+/* A ValueSet's codes, once expanded (a ValueSet included twice is expanded once). */
+typedef struct expanded {
+    const char *reference;
+    codes_t codes; /* sorted, unique */
+    struct expanded *next;
+} expanded_t;
+
 typedef struct {
     store_conn_t *conn;
     arena_t *arena;
     codesystem_t *codesystems; /* loaded so far */
+    expanded_t *valuesets;     /* expanded so far */
+    int loads;                 /* resources read, at most REPO_TERMINOLOGY_MAX_RESOURCES */
     const char *missing;       /* why the clause cannot be resolved (unknown terminology) */
 } resolver_t;
 
@@ -144,6 +153,11 @@ static status_t load(resolver_t *r, const char *type, const char *reference, jso
                      err_t *err)
 {
     *out = NULL;
+    if (++r->loads > REPO_TERMINOLOGY_MAX_RESOURCES)
+        return err_set(err, ERR_INVALID, NULL,
+                       "%s \"%s\" is one more than the %d ValueSets and CodeSystems a search may "
+                       "read",
+                       type, reference, REPO_TERMINOLOGY_MAX_RESOURCES);
     size_t tlen = strlen(type);
     const char *json = NULL;
     size_t json_len = 0;
@@ -575,8 +589,8 @@ static status_t include_codes(resolver_t *r, const char *name, const json_t *inc
     return ERR_OK;
 }
 
-static status_t valueset_codes(resolver_t *r, const char *reference, int depth, codes_t *out,
-                               err_t *err)
+static status_t valueset_expand(resolver_t *r, const char *reference, int depth, codes_t *out,
+                                err_t *err)
 {
     if (depth > REPO_TERMINOLOGY_MAX_DEPTH)
         return err_set(err, ERR_INVALID, NULL,
@@ -616,6 +630,29 @@ static status_t valueset_codes(resolver_t *r, const char *reference, int depth, 
     codes_unique(&excluded);
     codes_filter(&included, &excluded, false);
     codes_append(r, out, &included);
+    return ERR_OK;
+}
+
+/* A ValueSet's codes, appended to out: expanded once per clause, then remembered. */
+static status_t valueset_codes(resolver_t *r, const char *reference, int depth, codes_t *out,
+                               err_t *err)
+{
+    for (expanded_t *e = r->valuesets; e; e = e->next)
+        if (strcmp(e->reference, reference) == 0) {
+            codes_append(r, out, &e->codes);
+            return ERR_OK;
+        }
+    codes_t codes = {0};
+    status_t rc = valueset_expand(r, reference, depth, &codes, err);
+    if (rc || r->missing)
+        return rc;
+    codes_unique(&codes);
+    expanded_t *e = arena_zalloc(r->arena, sizeof(*e));
+    e->reference = arena_strdup(r->arena, reference);
+    e->codes = codes;
+    e->next = r->valuesets;
+    r->valuesets = e;
+    codes_append(r, out, &codes);
     return ERR_OK;
 }
 

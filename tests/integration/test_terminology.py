@@ -305,3 +305,32 @@ def test_a_canonical_with_search_syntax_in_it(client):
     # the url is one value (escaped as the search syntax wants it)
     assert ids(client, "code:in", "http://example.org/vs/a\\,b\\$c", STRICT) == ["o-quad"]
     assert ids(client, "code:in", "http://example.org/vs/a\\,b\\$c|1|2", STRICT) == ["o-quad"]
+
+
+def test_shared_includes_are_expanded_once_and_reads_are_bounded(client):
+    load(client)
+    # d0 includes d1 three times, d1 includes d2 three times, ... d6 lists quad: 3^6 paths,
+    # 7 ValueSets
+    for i in range(7):
+        include = ([{"valueSet": [f"http://example.org/vs/d{i + 1}"]}] * 3 if i < 6 else
+                   [{"system": SHAPE, "concept": [{"code": "quad"}]}])
+        vs = {"resourceType": "ValueSet", "id": f"d{i}", "url": f"http://example.org/vs/d{i}",
+              "status": "active", "compose": {"include": include}}
+        assert client.put(f"ValueSet/d{i}", vs).status in (200, 201)
+    assert ids(client, "code:in", "http://example.org/vs/d0", STRICT) == ["o-quad"]
+    # one ValueSet including 300 others: more than a search may read
+    entries = [{"resource": {"resourceType": "ValueSet", "id": f"w{i}",
+                             "url": f"http://example.org/vs/w{i}", "status": "active",
+                             "compose": {"include": [{"system": SHAPE,
+                                                      "concept": [{"code": "tri"}]}]}},
+                "request": {"method": "PUT", "url": f"ValueSet/w{i}"}} for i in range(300)]
+    entries.append({"resource": {
+        "resourceType": "ValueSet", "id": "wide", "url": "http://example.org/vs/wide",
+        "status": "active",
+        "compose": {"include": [{"valueSet": [f"http://example.org/vs/w{i}"]}
+                                for i in range(300)]}},
+        "request": {"method": "PUT", "url": "ValueSet/wide"}})
+    r = client.post("", {"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    assert r.status == 200, r
+    r = search(client, "code:in", "http://example.org/vs/wide")
+    assert_outcome(r, 400, "invalid", "ValueSets and CodeSystems a search may read")
