@@ -102,3 +102,13 @@ def test_without_ucum_as_written(client):
     assert ids(client, f"5.4|{UCUM}|milligram") == []
     # a number alone
     assert "q-5.4mg" in ids(client, "5.4")
+
+
+def test_sa_eb_and_other_dimensions(client):
+    load(client)
+    # sa and eb compare with the exact value, in canonical units
+    assert ids(client, f"sa5|{UCUM}|mg") == ["q-0.0054g", "q-1g", "q-5.4mg", "q-5400ug", "q-6mg"]
+    assert ids(client, f"eb0.0054|{UCUM}|g") == ["q-5mg", "q-lt5mg"]
+    assert ids(client, f"eb5400|{UCUM}|ug") == ["q-5mg", "q-lt5mg"]
+    # a unit of another dimension finds nothing of this one
+    assert ids(client, f"gt0|{UCUM}|mL") == []

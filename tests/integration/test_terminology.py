@@ -334,3 +334,51 @@ def test_shared_includes_are_expanded_once_and_reads_are_bounded(client):
     assert r.status == 200, r
     r = search(client, "code:in", "http://example.org/vs/wide")
     assert_outcome(r, 400, "invalid", "ValueSets and CodeSystems a search may read")
+
+
+def test_descendent_of_is_not_a_and_property_filters(client):
+    load(client)
+
+    def vs(vid, include, exclude=None):
+        compose = {"include": include}
+        if exclude:
+            compose["exclude"] = exclude
+        r = client.put(f"ValueSet/{vid}", {"resourceType": "ValueSet", "id": vid,
+                                            "url": f"http://example.org/vs/{vid}",
+                                            "status": "active", "compose": compose})
+        assert r.status in (200, 201), r
+        return f"http://example.org/vs/{vid}"
+
+    def f(prop, op, value):
+        return {"property": prop, "op": op, "value": value}
+
+    url = vs("f-desc", [{"system": SHAPE, "filter": [f("concept", "descendent-of", "polygon")]}])
+    assert ids(client, "code:in", url, STRICT) == ["o-quad", "o-tri", "o-tri-eq"]
+    url = vs("f-not", [{"system": SHAPE, "filter": [f("concept", "is-not-a", "round")]}])
+    assert ids(client, "code:in", url, STRICT) == [
+        "o-polygon", "o-quad", "o-shape", "o-tri", "o-tri-eq"]
+    # two filters intersect: is-a polygon and three sides
+    url = vs("f-both", [{"system": SHAPE, "filter": [f("concept", "is-a", "polygon"),
+                                                      f("sides", "=", "3")]}])
+    assert ids(client, "code:in", url, STRICT) == ["o-tri", "o-tri-eq"]
+    # a concept list narrowed by a filter
+    url = vs("f-list", [{"system": SHAPE, "concept": [{"code": "quad"}, {"code": "circle"}],
+                         "filter": [f("concept", "is-a", "round")]}])
+    assert ids(client, "code:in", url, STRICT) == ["o-circle"]
+    # a system and a valueSet in one include intersect
+    url = vs("f-and-vs", [{"system": SHAPE, "filter": [f("concept", "is-a", "polygon")],
+                           "valueSet": ["http://example.org/vs/three"]}])
+    assert ids(client, "code:in", url, STRICT) == ["o-tri", "o-tri-eq"]
+    # an exclude by another ValueSet
+    url = vs("f-exclude-vs", [{"system": SHAPE}],
+             [{"valueSet": ["http://example.org/vs/polygon"]}])
+    assert ids(client, "code:in", url, STRICT) == ["o-circle", "o-ellipse", "o-round", "o-shape"]
+    # a property the CodeSystem does not have
+    url = vs("f-colour", [{"system": SHAPE, "filter": [f("colour", "=", "red")]}])
+    r = search(client, "code:in", url, STRICT)
+    assert_outcome(r, 400, "invalid",
+                   f'ValueSet "{url}" filters on property "colour", which CodeSystem')
+    # is-a on a property other than the hierarchy
+    url = vs("f-isa-sides", [{"system": SHAPE, "filter": [f("sides", "is-a", "3")]}])
+    r = search(client, "code:in", url)
+    assert_outcome(r, 400, "invalid", 'has the filter "sides is-a 3"')
