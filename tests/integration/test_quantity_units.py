@@ -5,7 +5,10 @@ kelvin by their offsets (37 Cel, 98.6 [degF] and 310.15 K are one temperature). 
 without the UCUM system, and units the server does not know, compare system and code as
 written. Expected results are worked out by hand from the resources below.
 """
+import sqlite3
 import urllib.parse
+
+from conftest import run_cli
 
 UCUM = "http://unitsofmeasure.org"
 TAG = "urn:concerto:test|units"
@@ -112,3 +115,24 @@ def test_sa_eb_and_other_dimensions(client):
     assert ids(client, f"eb5400|{UCUM}|ug") == ["q-5mg", "q-lt5mg"]
     # a unit of another dimension finds nothing of this one
     assert ids(client, f"gt0|{UCUM}|mL") == []
+
+
+def test_reindex_fills_canonical_forms(make_server, tmp_dir):
+    db = tmp_dir / "units.db"
+    srv = make_server(db=db)
+    load(srv.client)
+    assert ids(srv.client, f"5.4|{UCUM}|mg") == ["q-0.0054g", "q-5.4mg", "q-5400ug"]
+    assert srv.stop() == 0
+    # rows as a database from before schema version 7 has them: no canonical form
+    con = sqlite3.connect(db)
+    con.execute("UPDATE ix_quantity SET canonical_code = NULL, canonical_low = NULL, "
+                "canonical_high = NULL")
+    con.commit()
+    con.close()
+    srv.start()
+    assert ids(srv.client, f"5.4|{UCUM}|mg") == []
+    assert srv.stop() == 0
+    r = run_cli("reindex", "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    srv.start()
+    assert ids(srv.client, f"5.4|{UCUM}|mg") == ["q-0.0054g", "q-5.4mg", "q-5400ug"]
