@@ -155,17 +155,20 @@ static status_t load(resolver_t *r, const char *type, const char *reference, jso
     *out = NULL;
     if (++r->loads > REPO_TERMINOLOGY_MAX_RESOURCES)
         return err_set(err, ERR_INVALID, NULL,
-                       "%s \"%s\" is one more than the %d ValueSets and CodeSystems a search may "
-                       "read",
+                       "reading %s \"%s\" would pass the %d ValueSets and CodeSystems one "
+                       "search parameter may read",
                        type, reference, REPO_TERMINOLOGY_MAX_RESOURCES);
     size_t tlen = strlen(type);
     const char *json = NULL;
     size_t json_len = 0;
     status_t rc;
     if (strncmp(reference, type, tlen) == 0 && reference[tlen] == '/') {
+        const char *id = reference + tlen + 1;
+        if (!repo_id_valid(id, strlen(id)))
+            return ERR_OK; /* no such resource */
         store_version_t v;
         err_t read_err = ERR_INIT;
-        rc = repo_read(r->conn, type, reference + tlen + 1, 0, r->arena, &v, &read_err);
+        rc = repo_read(r->conn, type, id, 0, r->arena, &v, &read_err);
         if (rc == ERR_NOT_FOUND || rc == ERR_GONE) {
             err_release(&read_err);
             return ERR_OK;
