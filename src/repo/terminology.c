@@ -422,6 +422,18 @@ static void closure(resolver_t *r, const codesystem_t *cs, size_t from, bool dow
     }
 }
 
+/* A CodeSystem stored without its concepts (content not-present) cannot answer. */
+static status_t check_content(const codesystem_t *cs, const char *what, err_t *err)
+{
+    const char *content = string_member(cs->resource, "content");
+    if (content && strcmp(content, "not-present") == 0)
+        return err_set(err, ERR_INVALID, NULL,
+                       "%s needs the concepts of CodeSystem \"%s\", which is stored without them "
+                       "(content not-present)",
+                       what, cs->url ? cs->url : "");
+    return ERR_OK;
+}
+
 static void all_codes(resolver_t *r, const codesystem_t *cs, codes_t *out)
 {
     for (size_t i = 0; i < cs->n; i++)
@@ -551,6 +563,8 @@ static status_t include_codes(resolver_t *r, const char *name, const json_t *inc
                                           name, canonical);
                 return ERR_OK;
             }
+            if ((rc = check_content(cs, arena_printf(r->arena, "ValueSet \"%s\"", name), err)))
+                return rc;
             if (!json_array_size(concepts))
                 all_codes(r, cs, &set);
             size_t i;
@@ -690,6 +704,9 @@ static status_t hierarchy_codes(resolver_t *r, const fhir_search_clause_t *claus
                                   v->as.token.system, clause->param->code, modifier);
         return ERR_OK;
     }
+    if ((rc = check_content(cs, arena_printf(r->arena, "\"%s:%s\"", clause->param->code, modifier),
+                            err)))
+        return rc;
     ssize_t at = concept_find(cs, v->as.token.code);
     if (at < 0)
         codes_add(r, out, v->as.token.system, v->as.token.code);

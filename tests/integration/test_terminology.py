@@ -385,3 +385,23 @@ def test_descendent_of_is_not_a_and_property_filters(client):
     url = vs("f-isa-sides", [{"system": SHAPE, "filter": [f("sides", "is-a", "3")]}])
     r = search(client, "code:in", url)
     assert_outcome(r, 400, "invalid", 'has the filter "sides is-a 3"')
+
+
+def test_a_codesystem_without_its_concepts(client):
+    load(client)
+    cs = {"resourceType": "CodeSystem", "id": "absent", "url": "http://example.org/cs/absent",
+          "status": "active", "content": "not-present"}
+    assert client.put("CodeSystem/absent", cs).status in (200, 201)
+    vs = {"resourceType": "ValueSet", "id": "vs-absent", "url": "http://example.org/vs/absent",
+          "status": "active", "compose": {"include": [{"system": "http://example.org/cs/absent"}]}}
+    assert client.put("ValueSet/vs-absent", vs).status in (200, 201)
+    r = search(client, "code:in", "http://example.org/vs/absent")
+    assert_outcome(r, 400, "invalid", 'CodeSystem "http://example.org/cs/absent", which is '
+                                      'stored without them (content not-present)')
+    r = search(client, "code:below", "http://example.org/cs/absent|x")
+    assert_outcome(r, 400, "invalid", '"code:below" needs the concepts of CodeSystem')
+    # a concept list needs no CodeSystem at all
+    vs["compose"] = {"include": [{"system": "http://example.org/cs/absent",
+                                  "concept": [{"code": "x"}]}]}
+    assert client.put("ValueSet/vs-absent", vs).status == 200
+    assert ids(client, "code:in", "http://example.org/vs/absent", STRICT) == []
