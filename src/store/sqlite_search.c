@@ -43,6 +43,7 @@ typedef struct {
                           per resource (EXISTS) */
     bool in_contained; /* the clauses written test contained resources (resource_contained,
                           index rows of type "#Type") */
+    bool probing;      /* writing the condition of a per-resource probe (q_param_probe) */
 } q_t;
 
 bool sqlite__search_walks = true;
@@ -648,8 +649,11 @@ static void q_value_condition(q_t *q, const fhir_search_clause_t *clause,
             q_add(q, ")");
         } else if (clause->codes) {
             /* :in, :not-in, :above, :below, resolved: a list of codes, each an index lookup
-               on (code, system) */
-            q_add(q, "(code, system) IN (SELECT json_extract(value, '$[1]'), "
+               on (code, system) when listing; when probing, the resource's few rows are
+               looked up in the list instead (the unary + keeps SQLite from seeking every code
+               of the list for every resource) */
+            q_add(q, q->probing ? "(+code, +system)" : "(code, system)");
+            q_add(q, " IN (SELECT json_extract(value, '$[1]'), "
                      "json_extract(value, '$[0]') FROM json_each(");
             q_text(q, clause->codes);
             q_add(q, "))");
@@ -846,6 +850,7 @@ static void q_param_probe(q_t *q, const fhir_search_clause_t *clause, const char
     const char *table = table_of(clause);
     bool missing = clause->modifier == FHIR_SEARCH_MOD_MISSING;
     bool negated = is_negated(clause);
+    q->probing = true;
     q_add(q, "(");
     for (size_t i = 0; i < (missing ? clause->nvalues : 1); i++) {
         if (i)
@@ -872,6 +877,7 @@ static void q_param_probe(q_t *q, const fhir_search_clause_t *clause, const char
         q_add(q, ")");
     }
     q_add(q, ")");
+    q->probing = false;
 }
 
 static void q_param(q_t *q, const fhir_search_clause_t *clause, const char *alias)
