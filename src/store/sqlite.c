@@ -27,7 +27,7 @@ const char *const sqlite__index_tables[FHIR_INDEX_KIND_COUNT] = {
     [FHIR_INDEX_DATE] = "ix_date",         [FHIR_INDEX_NUMBER] = "ix_number",
     [FHIR_INDEX_QUANTITY] = "ix_quantity", [FHIR_INDEX_REFERENCE] = "ix_reference",
     [FHIR_INDEX_URI] = "ix_uri",           [FHIR_INDEX_COMPOSITE] = "ix_composite",
-    [FHIR_INDEX_OF_TYPE] = "ix_of_type",
+    [FHIR_INDEX_OF_TYPE] = "ix_of_type",   [FHIR_INDEX_POSITION] = "ix_position",
 };
 
 #define COMPOSITE_COLUMNS(i) "c" #i "_system, c" #i "_value, c" #i "_low, c" #i "_high"
@@ -72,8 +72,9 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_INSERT_INDEX + FHIR_INDEX_NUMBER] =
         "INSERT INTO ix_number (rid, type, param, low, high) VALUES (?1, ?2, ?3, ?4, ?5)",
     [STMT_INSERT_INDEX + FHIR_INDEX_QUANTITY] =
-        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high, "
+        "canonical_code, canonical_low, canonical_high) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     [STMT_INSERT_INDEX + FHIR_INDEX_REFERENCE] =
         "INSERT INTO ix_reference (rid, type, param, target_type, target_id, version, url, "
         "identifier_system, identifier_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -87,6 +88,9 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_INSERT_INDEX + FHIR_INDEX_OF_TYPE] =
         "INSERT INTO ix_of_type (rid, type, param, type_system, type_code, value) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [STMT_INSERT_INDEX + FHIR_INDEX_POSITION] =
+        "INSERT INTO ix_position (rid, type, param, latitude, longitude) "
+        "VALUES (?1, ?2, ?3, ?4, ?5)",
     [STMT_DELETE_INDEX + FHIR_INDEX_STRING] = "DELETE FROM ix_string WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_TOKEN] = "DELETE FROM ix_token WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_DATE] = "DELETE FROM ix_date WHERE rid = ?1",
@@ -96,6 +100,7 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_DELETE_INDEX + FHIR_INDEX_URI] = "DELETE FROM ix_uri WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_COMPOSITE] = "DELETE FROM ix_composite WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_OF_TYPE] = "DELETE FROM ix_of_type WHERE rid = ?1",
+    [STMT_DELETE_INDEX + FHIR_INDEX_POSITION] = "DELETE FROM ix_position WHERE rid = ?1",
     [STMT_DELETE_TEXT] = "DELETE FROM ix_text WHERE rowid = ?1",
     [STMT_INSERT_TEXT] = "INSERT INTO ix_text (rowid, content, narrative) VALUES (?1, ?2, ?3)",
 };
@@ -286,6 +291,20 @@ static const char *const migrations[] = {
     "  name TEXT PRIMARY KEY,"
     "  holder TEXT NOT NULL,"
     "  until_us INTEGER NOT NULL);",
+    /* 7: UCUM quantities also in canonical units (5.4 mg is 0.0054 g), so that a search in
+       one unit finds values in another; positions (Location near), by latitude for the
+       bounding box of a search. Rows written before need `concerto reindex`. */
+    "ALTER TABLE ix_quantity ADD COLUMN canonical_code TEXT;"
+    "ALTER TABLE ix_quantity ADD COLUMN canonical_low REAL;"
+    "ALTER TABLE ix_quantity ADD COLUMN canonical_high REAL;"
+    "CREATE INDEX ix_quantity_canonical_low ON ix_quantity (type, param, canonical_code, "
+    "canonical_low, canonical_high, rid) WHERE canonical_code IS NOT NULL;"
+    "CREATE INDEX ix_quantity_canonical_high ON ix_quantity (type, param, canonical_code, "
+    "canonical_high, canonical_low, rid) WHERE canonical_code IS NOT NULL;"
+    "CREATE TABLE ix_position (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  latitude REAL NOT NULL, longitude REAL NOT NULL);"
+    "CREATE INDEX ix_position_value ON ix_position (type, param, latitude, longitude, rid);"
+    "CREATE INDEX ix_position_rid ON ix_position (rid, param, latitude, longitude);",
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
@@ -313,6 +332,7 @@ static status_t open_handle(sqlite_db_t *db, bool create, sqlite3 **out, err_t *
     }
     sqlite3_extended_result_codes(handle, 1);
     sqlite3_busy_timeout(handle, db->options.busy_timeout_ms);
+    sqlite__search_functions(handle);
     static const char *const sync_names[] = {"FULL", "NORMAL", "OFF"};
     char pragmas[256];
     snprintf(pragmas, sizeof(pragmas),
@@ -831,6 +851,14 @@ static status_t insert_row(sqlite_conn_t *conn, int64_t rid, const char *type,
         bind_opt_text(stmt, 6, v->as.quantity.unit);
         bind_double(stmt, 7, v->as.quantity.low);
         bind_double(stmt, 8, v->as.quantity.high);
+        bind_opt_text(stmt, 9, v->as.quantity.canonical_code);
+        if (v->as.quantity.canonical_code) {
+            bind_double(stmt, 10, v->as.quantity.canonical_low);
+            bind_double(stmt, 11, v->as.quantity.canonical_high);
+        } else {
+            sqlite3_bind_null(stmt, 10);
+            sqlite3_bind_null(stmt, 11);
+        }
         break;
     case FHIR_INDEX_REFERENCE:
         bind_opt_text(stmt, 4, v->as.reference.type);
@@ -841,6 +869,10 @@ static status_t insert_row(sqlite_conn_t *conn, int64_t rid, const char *type,
         bind_opt_text(stmt, 9, v->as.reference.identifier_value);
         break;
     case FHIR_INDEX_URI: sqlite3_bind_text(stmt, 4, v->as.uri.value, -1, SQLITE_STATIC); break;
+    case FHIR_INDEX_POSITION:
+        bind_double(stmt, 4, v->as.position.latitude);
+        bind_double(stmt, 5, v->as.position.longitude);
+        break;
     case FHIR_INDEX_COMPOSITE:
         for (size_t i = 0; i < 3; i++) {
             if (i < v->as.composite.ncomponents) {
@@ -1142,7 +1174,7 @@ static status_t sqlite_scan(void *opaque, const char *type, int64_t after_rid, s
 static const char deferrable_sql[] =
     "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
     " AND tbl_name IN ('ix_string', 'ix_token', 'ix_date', 'ix_number', 'ix_quantity',"
-    " 'ix_reference', 'ix_uri', 'ix_composite', 'ix_of_type') ORDER BY name";
+    " 'ix_reference', 'ix_uri', 'ix_composite', 'ix_of_type', 'ix_position') ORDER BY name";
 
 static status_t sqlite_defer_indexes(void *opaque, err_t *err)
 {

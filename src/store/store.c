@@ -16,6 +16,8 @@
 #include <time.h>
 
 #include "base/mem.h"
+#include "fhir/fhirpath.h"
+#include "fhir/index.h"
 
 #define WRITER_BATCH 512
 
@@ -206,12 +208,27 @@ const char *store_search_unsupported(const fhir_search_clause_t *clause, arena_t
     const fhir_search_param_t *param = clause->param;
     switch (clause->kind) {
     case FHIR_SEARCH_CLAUSE_PARAM:
-        if (param->type == FHIR_SEARCH_SPECIAL)
+        if (param->type == FHIR_SEARCH_SPECIAL && strcmp(param->code, "near") != 0)
             return arena_printf(arena, "search parameter \"%s\" is not supported", param->code);
+        for (size_t i = 0; param->type == FHIR_SEARCH_SPECIAL && i < clause->nvalues; i++) {
+            const fhir_search_value_t *v = &clause->values[i];
+            double meters;
+            char code[FHIR_INDEX_MAX_UCUM];
+            if (clause->modifier == FHIR_SEARCH_MOD_MISSING || !v->as.near.has_distance)
+                continue;
+            if (!fhirpath_ucum_canonical(v->as.near.units ? v->as.near.units : "km",
+                                         v->as.near.distance.value, &meters, code, sizeof(code)) ||
+                strcmp(code, "m") != 0 || !(meters >= 0))
+                return arena_printf(arena,
+                                    "\"%s\" is not a valid distance for near: a distance of zero "
+                                    "or more in a UCUM unit of length (km, m, [mi_i]) is",
+                                    v->text);
+        }
         if (param->type == FHIR_SEARCH_TOKEN &&
             (clause->modifier == FHIR_SEARCH_MOD_IN || clause->modifier == FHIR_SEARCH_MOD_NOT_IN ||
              clause->modifier == FHIR_SEARCH_MOD_ABOVE ||
-             clause->modifier == FHIR_SEARCH_MOD_BELOW))
+             clause->modifier == FHIR_SEARCH_MOD_BELOW) &&
+            !clause->codes)
             return arena_printf(arena,
                                 "modifier \":%s\" of \"%s\" needs a terminology service, which "
                                 "this server does not have",

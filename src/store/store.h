@@ -304,8 +304,10 @@ status_t store_txn_search(store_txn_t *txn, const store_search_t *query, arena_t
 
 /*
  * Why a clause of a plan cannot be run by the store (a message naming the parameter), or
- * NULL when it can: terminology modifiers (:in, :not-in, :above and :below on tokens), near,
- * functional lists ($name). Nested clauses of chains and _has are checked too.
+ * NULL when it can: terminology modifiers (:in, :not-in, :above and :below on tokens) whose
+ * codes were not resolved (clause->codes NULL), special parameters other than near, a near
+ * distance that is not a UCUM length, functional lists ($name). Nested clauses of chains and
+ * _has are checked too.
  */
 const char *store_search_unsupported(const fhir_search_clause_t *clause, arena_t *arena);
 
