@@ -43,7 +43,7 @@ FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Isrc $(PKG_CFLAGS) -pth
 FHIRPATH_SUITE := $(BUILD)/tests/fhir/fhirpath_suite
 
 .PHONY: all clean check run unit layers format-check fuzz fhirpath-suite bench-fhirpath \
-        bench-search bench-outbox
+        bench-search bench-outbox bench-population
 all: $(BUILD)/concerto
 
 $(BUILD)/obj/%.o: src/%.c
@@ -86,6 +86,15 @@ $(BUILD)/bench/search: bench/search.c $(LIB)
 # What the outbox costs a write (with against without), and claim + acknowledge.
 bench-outbox: $(BUILD)/bench/outbox
 $(BUILD)/bench/outbox: bench/outbox.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# A clinical population as NDJSON, and the import and search latencies over it (bench/population).
+bench-population: $(BUILD)/bench/gen-population $(BUILD)/bench/population $(BUILD)/concerto
+$(BUILD)/bench/gen-population: bench/gen_population.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $<
+$(BUILD)/bench/population: bench/population.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 

@@ -179,6 +179,16 @@ const char *fhirpath_item_text(const fhirpath_item_t *item, arena_t *arena);
  * their exact text, so write it with jv_dump. */
 json_t *fhirpath_item_to_json(const fhirpath_item_t *item);
 
+/*
+ * A value in a UCUM unit converted to the unit's canonical form (what search compares across
+ * units): *out_value in the base units, *out_code their product as text ("g", "m-3.g",
+ * "s-1", "1" for dimensionless units; at most cap bytes with the NUL). Celsius and [degF]
+ * are offset scales and become kelvin (37 Cel is 310.15 K). Infinities stay infinite. False
+ * when unit is not a UCUM unit the engine knows, or the code does not fit.
+ */
+bool fhirpath_ucum_canonical(const char *unit, double value, double *out_value, char *out_code,
+                             size_t cap);
+
 /* The result as a JSON array (a new reference). */
 json_t *fhirpath_result_to_json(const fhirpath_result_t *result);
 /* Appends the compact JSON text of the result array. */

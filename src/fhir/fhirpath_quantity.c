@@ -6,6 +6,9 @@
  * UCUM counterparts from week down; year and month are only comparable with each other
  * (1 year = 12 months) for =, and with 'a' and 'mo' for ~, as the specification says.
  */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fhir/fhirpath_int.h"
@@ -609,4 +612,63 @@ void fhirpath__quantity_text(const fp_quantity_t *q, buf_t *out)
     buf_addstr(out, " '");
     buf_add(out, q->unit, q->unit_len);
     buf_addch(out, '\'');
+}
+
+/* ---- canonical forms for search ---------------------------------------------------------- */
+
+static double decimal_double(fp_decimal_t d)
+{
+    buf_t text = BUF_INIT;
+    fhirpath__decimal_text(d, &text);
+    double v = strtod(text.ptr, NULL);
+    buf_release(&text);
+    return v;
+}
+
+bool fhirpath_ucum_canonical(const char *unit, double value, double *out_value, char *out_code,
+                             size_t cap)
+{
+    static const char *const names[NDIM] = {"m", "g",  "s",   "rad",  "K",
+                                            "C", "cd", "mol", "[IU]", "mo"};
+    canon_t c;
+    if (!unit || !ucum_canon(unit, strlen(unit), &c) || c.dim[DIM_CALMONTH])
+        return false;
+    size_t len = 0;
+    out_code[0] = '\0';
+    for (int i = 0; i < NDIM && !c.special; i++) {
+        if (!c.dim[i])
+            continue;
+        int n =
+            c.dim[i] == 1
+                ? snprintf(out_code + len, cap - len, "%s%s", len ? "." : "", names[i])
+                : snprintf(out_code + len, cap - len, "%s%s%d", len ? "." : "", names[i], c.dim[i]);
+        if (n < 0 || (size_t)n >= cap - len)
+            return false;
+        len += (size_t)n;
+    }
+    if (c.special || !len) {
+        const char *code = c.special ? "K" : "1";
+        if (strlen(code) >= cap)
+            return false;
+        strcpy(out_code, code);
+    }
+    if (c.special == 1) {
+        *out_value = value + 273.15;
+        return true;
+    }
+    if (c.special == 2) {
+        *out_value = (value + 459.67) * 5.0 / 9.0;
+        return true;
+    }
+    /* exact decimals when the value allows, so 5 mg and 0.005 g give the same double */
+    double approximate =
+        value * fhirpath__decimal_to_double(c.num) / fhirpath__decimal_to_double(c.den);
+    fp_decimal_t v, num, q;
+    if (isfinite(value) && fabs(approximate) >= 1e-6 && fhirpath__decimal_from_double(value, &v) &&
+        fhirpath__decimal_mul(v, c.num, &num) && fhirpath__decimal_div(num, c.den, 20, &q)) {
+        *out_value = decimal_double(fhirpath__decimal_trim(q, 0));
+        return true;
+    }
+    *out_value = approximate;
+    return true;
 }

@@ -554,6 +554,13 @@ static void add_quantity(extract_t *x, values_t *out, double low, double high, c
     v.as.quantity.system = keep_str(x, system);
     v.as.quantity.code = keep_str(x, code);
     v.as.quantity.unit = keep_str(x, unit);
+    char canonical[FHIR_INDEX_MAX_UCUM];
+    if (system && code && strcmp(system, FHIR_UCUM_SYSTEM) == 0 &&
+        fhirpath_ucum_canonical(code, v.as.quantity.low, &v.as.quantity.canonical_low, canonical,
+                                sizeof(canonical)) &&
+        fhirpath_ucum_canonical(code, v.as.quantity.high, &v.as.quantity.canonical_high, canonical,
+                                sizeof(canonical)))
+        v.as.quantity.canonical_code = keep_str(x, canonical);
     values_push(x, out, &v);
 }
 
@@ -735,6 +742,21 @@ static void to_uri(extract_t *x, const fhirpath_item_t *item, values_t *out)
     }
 }
 
+/* A position (Location.position): latitude within ±90 and longitude within ±180. */
+static void to_position(extract_t *x, const fhirpath_item_t *item, values_t *out)
+{
+    json_t *json = fhirpath_item_json(item);
+    double latitude, longitude;
+    if (!json_is_object(json) || !number_of(json_object_get(json, "latitude"), &latitude) ||
+        !number_of(json_object_get(json, "longitude"), &longitude) || fabs(latitude) > 90 ||
+        fabs(longitude) > 180)
+        return;
+    fhir_index_value_t v = {.kind = FHIR_INDEX_POSITION};
+    v.as.position.latitude = latitude;
+    v.as.position.longitude = longitude;
+    values_push(x, out, &v);
+}
+
 static void convert(extract_t *x, fhir_index_kind_t kind, const fhirpath_item_t *item,
                     values_t *out, values_t *of_type)
 {
@@ -746,6 +768,7 @@ static void convert(extract_t *x, fhir_index_kind_t kind, const fhirpath_item_t 
     case FHIR_INDEX_QUANTITY: to_quantity(x, item, out); break;
     case FHIR_INDEX_REFERENCE: to_reference(x, item, out); break;
     case FHIR_INDEX_URI: to_uri(x, item, out); break;
+    case FHIR_INDEX_POSITION: to_position(x, item, out); break;
     case FHIR_INDEX_COMPOSITE:
     case FHIR_INDEX_OF_TYPE: break;
     }
@@ -799,6 +822,9 @@ static void key_value(buf_t *b, const fhir_index_value_t *v)
         key_str(b, v->as.of_type.type_system);
         key_str(b, v->as.of_type.type_code);
         key_str(b, v->as.of_type.value);
+        break;
+    case FHIR_INDEX_POSITION:
+        buf_addf(b, "%a\x1f%a\x1f", v->as.position.latitude, v->as.position.longitude);
         break;
     }
 }
@@ -1009,7 +1035,7 @@ static bool extract_contained(const fhir_search_snapshot_t *snapshot, json_t *re
         fhir_search_iter_t it;
         fhir_search_iter_init(&it, snapshot, type);
         for (const fhir_search_param_t *p; (p = fhir_search_iter_next(&it)) && !x.too_many;) {
-            if (!p->expression || p->type == FHIR_SEARCH_SPECIAL || strcmp(p->code, "_id") == 0 ||
+            if (!p->expression || strcmp(p->code, "_id") == 0 ||
                 strcmp(p->code, "_lastUpdated") == 0)
                 continue;
             extract_param(&x, p);
@@ -1047,8 +1073,7 @@ status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *reso
     fhir_search_iter_t it;
     fhir_search_iter_init(&it, snapshot, type);
     for (const fhir_search_param_t *p; (p = fhir_search_iter_next(&it));) {
-        if (!p->expression || p->type == FHIR_SEARCH_SPECIAL || strcmp(p->code, "_id") == 0 ||
-            strcmp(p->code, "_lastUpdated") == 0)
+        if (!p->expression || strcmp(p->code, "_id") == 0 || strcmp(p->code, "_lastUpdated") == 0)
             continue;
         extract_param(&x, p);
         if (x.too_many)
@@ -1072,8 +1097,8 @@ status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *reso
 
 const char *fhir_index_kind_name(fhir_index_kind_t kind)
 {
-    static const char *const names[] = {"string",    "token", "date",      "number", "quantity",
-                                        "reference", "uri",   "composite", "of-type"};
+    static const char *const names[] = {"string",    "token", "date",      "number",  "quantity",
+                                        "reference", "uri",   "composite", "of-type", "position"};
     return (size_t)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
 }
 
@@ -1088,7 +1113,7 @@ int fhir_index_kind_of(fhir_search_type_t type)
     case FHIR_SEARCH_COMPOSITE: return FHIR_INDEX_COMPOSITE;
     case FHIR_SEARCH_QUANTITY: return FHIR_INDEX_QUANTITY;
     case FHIR_SEARCH_URI: return FHIR_INDEX_URI;
-    case FHIR_SEARCH_SPECIAL: return -1;
+    case FHIR_SEARCH_SPECIAL: return FHIR_INDEX_POSITION; /* near, the only one with rows */
     }
     return -1;
 }
@@ -1184,6 +1209,9 @@ static void render_value(const fhir_index_value_t *v, buf_t *out)
     case FHIR_INDEX_OF_TYPE:
         buf_addf(out, "%s|%s|%s", v->as.of_type.type_system ? v->as.of_type.type_system : "",
                  v->as.of_type.type_code, v->as.of_type.value);
+        break;
+    case FHIR_INDEX_POSITION:
+        buf_addf(out, "%g|%g", v->as.position.latitude, v->as.position.longitude);
         break;
     }
 }

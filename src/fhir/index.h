@@ -34,9 +34,10 @@ typedef enum {
     FHIR_INDEX_URI,
     FHIR_INDEX_COMPOSITE,
     FHIR_INDEX_OF_TYPE,
+    FHIR_INDEX_POSITION, /* special parameters (Location near): a latitude and a longitude */
 } fhir_index_kind_t;
 
-#define FHIR_INDEX_KIND_COUNT (FHIR_INDEX_OF_TYPE + 1)
+#define FHIR_INDEX_KIND_COUNT (FHIR_INDEX_POSITION + 1)
 
 /* Open ends of date ranges (a Period without start or end). */
 #define FHIR_INDEX_DATE_MIN INT64_MIN
@@ -45,6 +46,9 @@ typedef enum {
 /* Longest string indexed, in bytes (cut at a character boundary); longer ones are indexed by
  * their start, so :exact and :contains do not see past it. */
 #define FHIR_INDEX_MAX_STRING 512
+/* A canonical UCUM unit's text, with its NUL; the UCUM code system. */
+#define FHIR_INDEX_MAX_UCUM 64
+#define FHIR_UCUM_SYSTEM    "http://unitsofmeasure.org"
 /* Most rows one resource may have, and most rows one composite element may make. */
 #define FHIR_INDEX_MAX_ROWS      20000
 #define FHIR_INDEX_MAX_COMPOSITE 64
@@ -73,6 +77,10 @@ struct fhir_index_value {
         struct {
             double low, high; /* [low, high]: equal unless a Range or a comparator */
             const char *system, *code, *unit;
+            /* a UCUM quantity (system FHIR_UCUM_SYSTEM, a code the engine knows) also in
+               canonical units (fhirpath_ucum_canonical): 5.4 mg is 0.0054 g; else NULL */
+            const char *canonical_code;
+            double canonical_low, canonical_high;
         } quantity;
         struct {
             const char *type; /* a relative reference "Type/id[/_history/v]": Type, id, v */
@@ -93,6 +101,9 @@ struct fhir_index_value {
             const char *type_system, *type_code; /* a coding of Identifier.type */
             const char *value;                   /* Identifier.value */
         } of_type;
+        struct {
+            double latitude, longitude; /* decimal degrees (WGS84), as Location.position */
+        } position;
     } as;
 };
 
@@ -156,7 +167,8 @@ void fhir_index_text(const json_t *resource, arena_t *arena, const char **out_co
 /* "string", "token", ... (the table's kind). */
 const char *fhir_index_kind_name(fhir_index_kind_t kind);
 
-/* The index kind of a parameter type (SPECIAL has none: -1). */
+/* The index kind of a parameter type (SPECIAL: POSITION, which near's Location.position
+ * fills; -1 for none). */
 int fhir_index_kind_of(fhir_search_type_t type);
 
 /*

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "base/jv.h"
+#include "fhir/fhirpath.h"
 #include "fhir/index.h"
 
 typedef struct {
@@ -254,6 +255,23 @@ static const char *parse_quantity(parser_t *p, const fhir_search_param_t *param,
         return why;
     v->as.quantity.system = n == 3 && parts[1].len ? unescape(p, parts[1]) : NULL;
     v->as.quantity.code = n == 3 && parts[2].len ? unescape(p, parts[2]) : NULL;
+    /* a UCUM unit: also in canonical units, to compare with the canonical form indexed */
+    const fhir_search_number_t *number = &v->as.quantity.number;
+    fhir_search_number_t *canonical = &v->as.quantity.canonical;
+    char code[FHIR_INDEX_MAX_UCUM];
+    if (v->as.quantity.system && v->as.quantity.code &&
+        strcmp(v->as.quantity.system, FHIR_UCUM_SYSTEM) == 0 &&
+        fhirpath_ucum_canonical(v->as.quantity.code, number->value, &canonical->value, code,
+                                sizeof(code)) &&
+        fhirpath_ucum_canonical(v->as.quantity.code, number->low_value, &canonical->low_value, code,
+                                sizeof(code)) &&
+        fhirpath_ucum_canonical(v->as.quantity.code, number->high_value, &canonical->high_value,
+                                code, sizeof(code))) {
+        canonical->text = number->text;
+        canonical->low = number->low;
+        canonical->high = number->high;
+        v->as.quantity.canonical_code = arena_strdup(p->arena, code);
+    }
     return NULL;
 }
 

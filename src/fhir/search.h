@@ -294,6 +294,11 @@ struct fhir_search_value {
             fhir_search_number_t number;
             const char *system; /* NULL: any */
             const char *code;   /* NULL: any; matches code or unit when system is NULL */
+            /* system FHIR_UCUM_SYSTEM and a code the engine converts: the canonical unit
+               (fhirpath_ucum_canonical) and the number in it (value and bounds as doubles;
+               the texts are the number's); else NULL */
+            const char *canonical_code;
+            fhir_search_number_t canonical;
         } quantity;
         struct {
             const fhir_type_t *type;       /* NULL: any type (a bare id) */
@@ -341,6 +346,11 @@ struct fhir_search_clause {
     size_t nvalues;
     fhir_search_clause_t *next; /* CHAIN: one per target type, OR; HAS: exactly one */
     size_t nnext;
+    /* PARAM token :in, :not-in, :above, :below: the codes they stand for, filled by the
+       caller from stored terminology before a store runs the clause (the parser leaves it
+       NULL): a JSON array of [system, code] pairs, ncodes of them */
+    const char *codes;
+    size_t ncodes;
 };
 
 typedef struct {

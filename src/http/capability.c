@@ -14,13 +14,13 @@
 #include "http/http_int.h"
 #include "repo/repo.h"
 
-/* The parameters a search can use: those with an expression, and not special (near), and the
- * full-text ones. */
+/* The parameters a search can use: those with an expression, and not special except near,
+ * and the full-text ones. */
 static bool searchable(const fhir_search_param_t *p)
 {
     if (strcmp(p->code, "_content") == 0 || strcmp(p->code, "_text") == 0)
         return true;
-    return p->expression && p->type != FHIR_SEARCH_SPECIAL;
+    return p->expression && (p->type != FHIR_SEARCH_SPECIAL || strcmp(p->code, "near") == 0);
 }
 
 static bool targets(const fhir_search_param_t *p, const char *type)

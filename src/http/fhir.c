@@ -848,7 +848,7 @@ static void handle_bundle(ctx_t *ctx)
     err_t err = ERR_INIT;
     if (repo_bundle_prepare(&pending->bundle, ctx->req->entity.base, ctx->req->entity.len,
                             pending->ctx.base, ctx->thread->server->config.multiple_delete,
-                            &pending->arena, &err)) {
+                            ctx->thread->conn, &pending->arena, &err)) {
         send_error(ctx, &err);
         err_release(&err);
         repo_bundle_release(&pending->bundle);
@@ -962,7 +962,8 @@ static void handle_conditional(ctx_t *ctx, repo_action_t action, const fhir_type
     c->multiple = action == REPO_DELETE && ctx->thread->server->config.multiple_delete;
     err_t err = ERR_INIT;
     h2o_iovec_t body = ctx->req->entity;
-    status_t rc = repo_condition_parse(&c->condition, type, criteria, len, &pending->arena, &err);
+    status_t rc = repo_condition_parse(&c->condition, type, criteria, len, ctx->thread->conn,
+                                       &pending->arena, &err);
     if (!rc) {
         switch (action) {
         case REPO_CREATE:

@@ -187,7 +187,7 @@ static status_t plan_search(repo_bundle_t *bundle, repo_entry_t *e, const path_t
     }
     search.pairs = pairs;
     search.npairs = n;
-    if ((rc = repo_search_plan(&search, arena, &e->plan, &e->query, err)))
+    if ((rc = repo_search_plan(bundle->conn, &search, arena, &e->plan, &e->query, err)))
         return rc;
     e->search_url = compartment ? arena_printf(arena, "%s/%s/%s/%s", bundle->base,
                                                compartment->name, search.compartment_id, type->name)
@@ -294,7 +294,7 @@ static status_t classify(repo_bundle_t *bundle, repo_entry_t *e, const json_t *e
         if (if_none_exist) {
             e->cond = arena_zalloc(arena, sizeof(*e->cond));
             return repo_condition_parse(&e->cond->condition, type, if_none_exist,
-                                        strlen(if_none_exist), arena, err);
+                                        strlen(if_none_exist), bundle->conn, arena, err);
         }
         return ERR_OK;
     }
@@ -316,7 +316,8 @@ static status_t classify(repo_bundle_t *bundle, repo_entry_t *e, const json_t *e
     if (mark) {
         e->cond = arena_zalloc(arena, sizeof(*e->cond));
         e->cond->multiple = !strcmp(m, "DELETE") && bundle->multiple_delete;
-        return repo_condition_parse(&e->cond->condition, type, query, query_len, arena, err);
+        return repo_condition_parse(&e->cond->condition, type, query, query_len, bundle->conn,
+                                    arena, err);
     }
     return ERR_OK;
 }
@@ -418,7 +419,8 @@ static void reference(refs_t *r, json_t *value)
     }
     repo_late_ref_t *l = add_late(r, value, ref);
     err_t err = ERR_INIT;
-    if (repo_condition_parse(&l->condition, type, ref, strlen(ref), r->bundle->arena, &err)) {
+    if (repo_condition_parse(&l->condition, type, ref, strlen(ref), r->bundle->conn,
+                             r->bundle->arena, &err)) {
         for (size_t i = 0; i < err.nissues; i++)
             err_add(&e->err, err.issues[i].code, err.issues[i].severity, NULL,
                     "the conditional reference \"%s\": %s", ref, err.issues[i].message);
@@ -548,9 +550,10 @@ static void name_entry(err_t *dst, const repo_entry_t *e, err_t *src)
 }
 
 status_t repo_bundle_prepare(repo_bundle_t *bundle, const char *body, size_t len, const char *base,
-                             bool multiple_delete, arena_t *arena, err_t *err)
+                             bool multiple_delete, store_conn_t *conn, arena_t *arena, err_t *err)
 {
     memset(bundle, 0, sizeof(*bundle));
+    bundle->conn = conn;
     bundle->arena = arena;
     bundle->base = base;
     bundle->multiple_delete = multiple_delete;

@@ -68,6 +68,7 @@ typedef struct {
     arena_t *arena;
     const char *base;     /* the server's base url (searches, absolute references) */
     bool multiple_delete; /* a conditional delete may delete several resources */
+    store_conn_t *conn;   /* during repo_bundle_prepare only: reads terminology */
     size_t failed;        /* a transaction: the entry that failed it */
 } repo_bundle_t;
 
@@ -77,10 +78,12 @@ typedef struct {
  * Errors that fail the whole request (ERR_SYNTAX, ERR_STRUCTURE, ERR_INVALID: not a batch or
  * transaction Bundle, a malformed entry of a transaction, two entries for one resource) are
  * returned; in a batch, an entry's own problem is kept in that entry and prepare succeeds.
+ * conn (borrowed, used during prepare only; may be NULL) reads the terminology that token
+ * :in, :not-in, :above and :below in searches and conditions need.
  * Everything lives in arena.
  */
 status_t repo_bundle_prepare(repo_bundle_t *bundle, const char *body, size_t len, const char *base,
-                             bool multiple_delete, arena_t *arena, err_t *err);
+                             bool multiple_delete, store_conn_t *conn, arena_t *arena, err_t *err);
 
 /* The store transaction that runs a prepared Bundle (arg is the repo_bundle_t). */
 status_t repo_bundle_txn(store_txn_t *txn, void *arg, err_t *err);

@@ -64,7 +64,7 @@ static int64_t now_us(void)
 }
 
 status_t repo_condition_parse(repo_condition_t *cond, const fhir_type_t *type, const char *query,
-                              size_t len, arena_t *arena, err_t *err)
+                              size_t len, store_conn_t *conn, arena_t *arena, err_t *err)
 {
     memset(cond, 0, sizeof(*cond));
     cond->type = type;
@@ -130,7 +130,14 @@ status_t repo_condition_parse(repo_condition_t *cond, const fhir_type_t *type, c
     fhir_search_plan_t *plan = cond->plan;
     for (size_t b = 0; b < plan->nbranches; b++)
         for (size_t c = 0; c < plan->branches[b].nclauses; c++) {
-            const char *reason = store_search_unsupported(&plan->branches[b].clauses[c], arena);
+            const char *reason = NULL;
+            status_t resolved = conn ? repo__terminology_resolve(
+                                           conn, &plan->branches[b].clauses[c], arena, &reason, err)
+                                     : ERR_OK;
+            if (resolved)
+                return resolved;
+            if (!reason)
+                reason = store_search_unsupported(&plan->branches[b].clauses[c], arena);
             if (reason)
                 rc = err_set(err, ERR_INVALID, NULL, "%s", reason);
         }

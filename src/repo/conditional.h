@@ -42,10 +42,13 @@ typedef struct {
  * space), optionally preceded by "?" or "[type]?" (an If-None-Exist or ifNoneExist may be
  * "Patient?identifier=..."). _format and _pretty are skipped. Errors (ERR_INVALID, one issue
  * per problem, naming the parameter): no criterion at all, a result parameter, a parameter
- * that is unknown, malformed or not supported, a type before "?" other than `type`.
+ * that is unknown, malformed or not supported, a type before "?" other than `type`. With conn,
+ * token :in, :not-in, :above and :below are resolved against the terminology stored then
+ * (repo__terminology_resolve); terminology that is not on the server is refused. Without,
+ * they are refused.
  */
 status_t repo_condition_parse(repo_condition_t *cond, const fhir_type_t *type, const char *query,
-                              size_t len, arena_t *arena, err_t *err);
+                              size_t len, store_conn_t *conn, arena_t *arena, err_t *err);
 
 /*
  * The matches of cond inside txn, seeing what the transaction wrote: at most `limit` current

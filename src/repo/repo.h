@@ -134,10 +134,12 @@ typedef struct {
 
 /*
  * Parses and runs a search. *out_plan is the plan (in arena: its ignored and applied pairs
- * make the outcome entry and the self link); *out the page. Parameters the store cannot run
- * (terminology modifiers, near, functional lists, _contained) are ignored in a lenient
- * search and refused in a strict one. Errors: ERR_INVALID (a strict search with problems, a
- * malformed cursor, a type that is not in the compartment), storage errors.
+ * make the outcome entry and the self link); *out the page. Token :in, :not-in, :above and
+ * :below are resolved against the terminology stored on the server (terminology.c).
+ * Parameters the store cannot run (terminology that is not on the server, _filter, functional
+ * lists) are ignored in a lenient search and refused in a strict one. Errors: ERR_INVALID (a
+ * strict search with problems, terminology a search cannot use, a malformed cursor, a type
+ * that is not in the compartment), storage errors.
  */
 status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
                      fhir_search_plan_t **out_plan, store_search_result_t *out, err_t *err);
@@ -145,9 +147,10 @@ status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *a
 /*
  * The first half of repo_search: the plan and the store query, without running it (a Bundle
  * plans its searches before its transaction and runs them inside with store_txn_search). The
- * query points into search and arena.
+ * query points into search and arena. Terminology modifiers are resolved through conn (the
+ * terminology stored when planned), or unsupported when conn is NULL.
  */
-status_t repo_search_plan(const repo_search_t *search, arena_t *arena,
+status_t repo_search_plan(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
                           fhir_search_plan_t **out_plan, store_search_t *out_query, err_t *err);
 
 /* Patient/[id]/$everything and Patient/$everything. */
@@ -226,6 +229,24 @@ void repo_params_reindex_wait(void);
  * delete): checks it and asks for the registry update on commit. */
 status_t repo__params_write(store_txn_t *txn, const char *id, const char *json, size_t json_len,
                             arena_t *arena, err_t *err);
+
+/* Terminology (terminology.c): the codes a search may test for one clause, and how deep
+ * ValueSets may include ValueSets. */
+#define REPO_TERMINOLOGY_MAX_CODES     10000
+#define REPO_TERMINOLOGY_MAX_DEPTH     8
+#define REPO_TERMINOLOGY_MAX_RESOURCES 256 /* ValueSets and CodeSystems read per clause */
+/*
+ * Resolves the token :in, :not-in, :above and :below of a clause (and of the clauses of its
+ * chain or _has) against the ValueSets and CodeSystems stored on this server: sets
+ * clause->codes. When a ValueSet, a CodeSystem or the system of an :above or :below value is
+ * not on the server, *out_missing says which (in arena) and the clause is left unresolved.
+ * Errors: ERR_INVALID for terminology a search cannot use (a filter it cannot compute, more
+ * than REPO_TERMINOLOGY_MAX_CODES codes, ValueSets nested deeper than
+ * REPO_TERMINOLOGY_MAX_DEPTH, more than REPO_TERMINOLOGY_MAX_RESOURCES ValueSets and
+ * CodeSystems read), storage errors.
+ */
+status_t repo__terminology_resolve(store_conn_t *conn, fhir_search_clause_t *clause, arena_t *arena,
+                                   const char **out_missing, err_t *err);
 
 /* True when s (len bytes) is a valid FHIR id: [A-Za-z0-9-.]{1,64}. */
 bool repo_id_valid(const char *s, size_t len);

@@ -42,8 +42,11 @@ static status_t set_aside(fhir_search_plan_t *plan, size_t at, const char *reaso
     return ERR_OK;
 }
 
-/* Sets aside the clauses the store cannot run, with the pairs that made them. */
-static status_t screen(fhir_search_plan_t *plan, bool strict, arena_t *arena, err_t *err)
+/* Sets aside the clauses the store cannot run, with the pairs that made them. With a
+ * connection, terminology modifiers are resolved first (terminology.c); without one they stay
+ * unsupported. */
+static status_t screen(store_conn_t *conn, fhir_search_plan_t *plan, bool strict, arena_t *arena,
+                       err_t *err)
 {
     size_t criterion = 0;
     status_t rc = ERR_OK;
@@ -54,6 +57,13 @@ static status_t screen(fhir_search_plan_t *plan, bool strict, arena_t *arena, er
             continue;
         }
         const char *reason = NULL;
+        for (size_t b = 0; b < plan->nbranches && conn && !reason; b++) {
+            status_t resolved = ERR_OK;
+            if (criterion < plan->branches[b].nclauses &&
+                (resolved = repo__terminology_resolve(conn, &plan->branches[b].clauses[criterion],
+                                                      arena, &reason, err)))
+                return resolved;
+        }
         for (size_t b = 0; b < plan->nbranches && !reason; b++)
             if (criterion < plan->branches[b].nclauses)
                 reason = store_search_unsupported(&plan->branches[b].clauses[criterion], arena);
@@ -78,8 +88,8 @@ static status_t screen(fhir_search_plan_t *plan, bool strict, arena_t *arena, er
     return rc;
 }
 
-status_t repo_search_plan(const repo_search_t *search, arena_t *arena,
-                          fhir_search_plan_t **out_plan, store_search_t *out_query, err_t *err)
+static status_t plan_search(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
+                            fhir_search_plan_t **out_plan, store_search_t *out_query, err_t *err)
 {
     store_search_t query = {.base = search->base, .page = search->page};
     if (search->compartment_type) {
@@ -105,7 +115,7 @@ status_t repo_search_plan(const repo_search_t *search, arena_t *arena,
     status_t rc = fhir_search_parse(repo_params_registry(), search->type, &q, arena, &plan, err);
     if (rc)
         return rc;
-    if ((rc = screen(plan, search->strict, arena, err)))
+    if ((rc = screen(conn, plan, search->strict, arena, err)))
         return rc;
     query.plan = plan;
     *out_plan = plan;
@@ -113,11 +123,17 @@ status_t repo_search_plan(const repo_search_t *search, arena_t *arena,
     return ERR_OK;
 }
 
+status_t repo_search_plan(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
+                          fhir_search_plan_t **out_plan, store_search_t *out_query, err_t *err)
+{
+    return plan_search(conn, search, arena, out_plan, out_query, err);
+}
+
 status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
                      fhir_search_plan_t **out_plan, store_search_result_t *out, err_t *err)
 {
     store_search_t query;
-    status_t rc = repo_search_plan(search, arena, out_plan, &query, err);
+    status_t rc = plan_search(conn, search, arena, out_plan, &query, err);
     if (rc)
         return rc;
     return store_search(conn, &query, arena, out, err);

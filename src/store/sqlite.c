@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "store/sqlite_int.h"
@@ -26,7 +27,7 @@ const char *const sqlite__index_tables[FHIR_INDEX_KIND_COUNT] = {
     [FHIR_INDEX_DATE] = "ix_date",         [FHIR_INDEX_NUMBER] = "ix_number",
     [FHIR_INDEX_QUANTITY] = "ix_quantity", [FHIR_INDEX_REFERENCE] = "ix_reference",
     [FHIR_INDEX_URI] = "ix_uri",           [FHIR_INDEX_COMPOSITE] = "ix_composite",
-    [FHIR_INDEX_OF_TYPE] = "ix_of_type",
+    [FHIR_INDEX_OF_TYPE] = "ix_of_type",   [FHIR_INDEX_POSITION] = "ix_position",
 };
 
 #define COMPOSITE_COLUMNS(i) "c" #i "_system, c" #i "_value, c" #i "_low, c" #i "_high"
@@ -71,8 +72,9 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_INSERT_INDEX + FHIR_INDEX_NUMBER] =
         "INSERT INTO ix_number (rid, type, param, low, high) VALUES (?1, ?2, ?3, ?4, ?5)",
     [STMT_INSERT_INDEX + FHIR_INDEX_QUANTITY] =
-        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high, "
+        "canonical_code, canonical_low, canonical_high) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     [STMT_INSERT_INDEX + FHIR_INDEX_REFERENCE] =
         "INSERT INTO ix_reference (rid, type, param, target_type, target_id, version, url, "
         "identifier_system, identifier_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -86,6 +88,9 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_INSERT_INDEX + FHIR_INDEX_OF_TYPE] =
         "INSERT INTO ix_of_type (rid, type, param, type_system, type_code, value) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [STMT_INSERT_INDEX + FHIR_INDEX_POSITION] =
+        "INSERT INTO ix_position (rid, type, param, latitude, longitude) "
+        "VALUES (?1, ?2, ?3, ?4, ?5)",
     [STMT_DELETE_INDEX + FHIR_INDEX_STRING] = "DELETE FROM ix_string WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_TOKEN] = "DELETE FROM ix_token WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_DATE] = "DELETE FROM ix_date WHERE rid = ?1",
@@ -95,6 +100,7 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_DELETE_INDEX + FHIR_INDEX_URI] = "DELETE FROM ix_uri WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_COMPOSITE] = "DELETE FROM ix_composite WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_OF_TYPE] = "DELETE FROM ix_of_type WHERE rid = ?1",
+    [STMT_DELETE_INDEX + FHIR_INDEX_POSITION] = "DELETE FROM ix_position WHERE rid = ?1",
     [STMT_DELETE_TEXT] = "DELETE FROM ix_text WHERE rowid = ?1",
     [STMT_INSERT_TEXT] = "INSERT INTO ix_text (rowid, content, narrative) VALUES (?1, ?2, ?3)",
 };
@@ -226,8 +232,9 @@ static const char *const migrations[] = {
        from before needs `concerto reindex` for resources written before it. */
     "CREATE VIRTUAL TABLE ix_text USING fts5(content, narrative, "
     "tokenize = 'unicode61 remove_diacritics 2');",
-    /* 4 is another change's (import speed): empty here */
-    "",
+    /* 4: bulk loads: the definitions of the search indexes a load dropped, to build them
+       again after it (or at the next open, when the load was interrupted) */
+    "CREATE TABLE deferred_index (name TEXT PRIMARY KEY, sql TEXT NOT NULL);",
     /* 5: contained resources and absolute references to this server. A contained resource
        gets a key of its own in resource_contained, from 2^62 up so that it never meets a
        resource's rid, and index rows of its own type prefixed with '#' ("#Patient"): the
@@ -284,6 +291,20 @@ static const char *const migrations[] = {
     "  name TEXT PRIMARY KEY,"
     "  holder TEXT NOT NULL,"
     "  until_us INTEGER NOT NULL);",
+    /* 7: UCUM quantities also in canonical units (5.4 mg is 0.0054 g), so that a search in
+       one unit finds values in another; positions (Location near), by latitude for the
+       bounding box of a search. Rows written before need `concerto reindex`. */
+    "ALTER TABLE ix_quantity ADD COLUMN canonical_code TEXT;"
+    "ALTER TABLE ix_quantity ADD COLUMN canonical_low REAL;"
+    "ALTER TABLE ix_quantity ADD COLUMN canonical_high REAL;"
+    "CREATE INDEX ix_quantity_canonical_low ON ix_quantity (type, param, canonical_code, "
+    "canonical_low, canonical_high, rid) WHERE canonical_code IS NOT NULL;"
+    "CREATE INDEX ix_quantity_canonical_high ON ix_quantity (type, param, canonical_code, "
+    "canonical_high, canonical_low, rid) WHERE canonical_code IS NOT NULL;"
+    "CREATE TABLE ix_position (rid INTEGER NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  latitude REAL NOT NULL, longitude REAL NOT NULL);"
+    "CREATE INDEX ix_position_value ON ix_position (type, param, latitude, longitude, rid);"
+    "CREATE INDEX ix_position_rid ON ix_position (rid, param, latitude, longitude);",
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
@@ -311,6 +332,7 @@ static status_t open_handle(sqlite_db_t *db, bool create, sqlite3 **out, err_t *
     }
     sqlite3_extended_result_codes(handle, 1);
     sqlite3_busy_timeout(handle, db->options.busy_timeout_ms);
+    sqlite__search_functions(handle);
     static const char *const sync_names[] = {"FULL", "NORMAL", "OFF"};
     char pragmas[256];
     snprintf(pragmas, sizeof(pragmas),
@@ -352,6 +374,8 @@ static void sqlite_close(void *opaque)
     free(db);
 }
 
+static status_t restore_indexes(sqlite3 *handle, int64_t *out_count, err_t *err);
+
 static status_t sqlite_migrate(void *opaque, int *out_version, err_t *err)
 {
     sqlite_db_t *db = opaque;
@@ -359,6 +383,20 @@ static status_t sqlite_migrate(void *opaque, int *out_version, err_t *err)
     status_t rc = open_handle(db, false, &handle, err);
     if (rc)
         return rc;
+    /* Search indexes to build (a bulk load deferred them): without other connections, with a
+     * rollback journal rather than the WAL, which would write every new page twice. When
+     * another process has the database open the mode stays WAL. */
+    bool rejournal = false;
+    sqlite3_stmt *pending;
+    if (sqlite3_prepare_v2(handle, "SELECT 1 FROM deferred_index LIMIT 1", -1, &pending, NULL) ==
+        SQLITE_OK) {
+        if (sqlite3_step(pending) == SQLITE_ROW)
+            rejournal = true;
+        sqlite3_finalize(pending);
+    }
+    if (rejournal)
+        rejournal =
+            sqlite3_exec(handle, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL) == SQLITE_OK;
     rc = exec(handle,
               "BEGIN IMMEDIATE;"
               "CREATE TABLE IF NOT EXISTS schema_migration ("
@@ -416,14 +454,24 @@ static status_t sqlite_migrate(void *opaque, int *out_version, err_t *err)
         if (rc)
             goto rollback;
     }
+    /* a bulk load that stopped before it rebuilt the search indexes: build them now */
+    int64_t deferred = 0;
+    rc = restore_indexes(handle, &deferred, err);
+    if (rc)
+        goto rollback;
     rc = exec(handle, "COMMIT", err);
     if (rc)
         goto rollback;
+    if (deferred)
+        log_info("%s: built %lld search indexes that a bulk load had deferred", db->path,
+                 (long long)deferred);
     *out_version = latest;
     goto out;
 rollback:
     sqlite3_exec(handle, "ROLLBACK", NULL, NULL, NULL);
 out:
+    if (rejournal)
+        sqlite3_exec(handle, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
     sqlite3_close(handle);
     return rc;
 }
@@ -803,6 +851,14 @@ static status_t insert_row(sqlite_conn_t *conn, int64_t rid, const char *type,
         bind_opt_text(stmt, 6, v->as.quantity.unit);
         bind_double(stmt, 7, v->as.quantity.low);
         bind_double(stmt, 8, v->as.quantity.high);
+        bind_opt_text(stmt, 9, v->as.quantity.canonical_code);
+        if (v->as.quantity.canonical_code) {
+            bind_double(stmt, 10, v->as.quantity.canonical_low);
+            bind_double(stmt, 11, v->as.quantity.canonical_high);
+        } else {
+            sqlite3_bind_null(stmt, 10);
+            sqlite3_bind_null(stmt, 11);
+        }
         break;
     case FHIR_INDEX_REFERENCE:
         bind_opt_text(stmt, 4, v->as.reference.type);
@@ -813,6 +869,10 @@ static status_t insert_row(sqlite_conn_t *conn, int64_t rid, const char *type,
         bind_opt_text(stmt, 9, v->as.reference.identifier_value);
         break;
     case FHIR_INDEX_URI: sqlite3_bind_text(stmt, 4, v->as.uri.value, -1, SQLITE_STATIC); break;
+    case FHIR_INDEX_POSITION:
+        bind_double(stmt, 4, v->as.position.latitude);
+        bind_double(stmt, 5, v->as.position.longitude);
+        break;
     case FHIR_INDEX_COMPOSITE:
         for (size_t i = 0; i < 3; i++) {
             if (i < v->as.composite.ncomponents) {
@@ -1108,6 +1168,84 @@ static status_t sqlite_scan(void *opaque, const char *type, int64_t after_rid, s
     return status;
 }
 
+/* ---- bulk loads ---------------------------------------------------------------------- */
+
+/* The indexes of the search index tables, which a bulk load drops (not the tables' own). */
+static const char deferrable_sql[] =
+    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    " AND tbl_name IN ('ix_string', 'ix_token', 'ix_date', 'ix_number', 'ix_quantity',"
+    " 'ix_reference', 'ix_uri', 'ix_composite', 'ix_of_type', 'ix_position') ORDER BY name";
+
+static status_t sqlite_defer_indexes(void *opaque, err_t *err)
+{
+    sqlite_conn_t *conn = opaque;
+    sqlite3_stmt *stmt;
+    int rc = sqlite3_prepare_v2(conn->handle, deferrable_sql, -1, &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return sqlite__fail(conn->handle, rc, err, "list search indexes");
+    buf_t drops = BUF_INIT;
+    sqlite3_stmt *keep = NULL;
+    rc = sqlite3_prepare_v2(conn->handle, "INSERT INTO deferred_index (name, sql) VALUES (?1, ?2)",
+                            -1, &keep, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(stmt, 0);
+        sqlite3_bind_text(keep, 1, name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(keep, 2, (const char *)sqlite3_column_text(stmt, 1), -1,
+                          SQLITE_TRANSIENT);
+        rc = sqlite3_step(keep);
+        sqlite3_reset(keep);
+        if (rc != SQLITE_DONE)
+            break;
+        rc = SQLITE_OK;
+        buf_addf(&drops, "DROP INDEX \"%s\";", name);
+    }
+    status_t status = ERR_OK;
+    if (rc != SQLITE_DONE)
+        status = sqlite__fail(conn->handle, rc, err, "keep search index definitions");
+    sqlite3_finalize(stmt);
+    sqlite3_finalize(keep);
+    if (!status && drops.len)
+        status = exec(conn->handle, drops.ptr, err);
+    buf_release(&drops);
+    return status;
+}
+
+static status_t restore_indexes(sqlite3 *handle, int64_t *out_count, err_t *err)
+{
+    *out_count = 0;
+    sqlite3_stmt *stmt;
+    int rc = sqlite3_prepare_v2(handle, "SELECT name, sql FROM deferred_index ORDER BY name", -1,
+                                &stmt, NULL);
+    if (rc != SQLITE_OK)
+        return sqlite__fail(handle, rc, err, "list deferred search indexes");
+    buf_t creates = BUF_INIT;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        buf_addf(&creates, "%s;", (const char *)sqlite3_column_text(stmt, 1));
+        ++*out_count;
+    }
+    status_t status = ERR_OK;
+    if (rc != SQLITE_DONE)
+        status = sqlite__fail(handle, rc, err, "list deferred search indexes");
+    sqlite3_finalize(stmt);
+    if (!status && creates.len) {
+        /* sorting each index's entries is the work: give the sorter two threads and
+           memory; ANALYZE's statistics from a sample of each index */
+        sqlite3_exec(handle, "PRAGMA threads=2; PRAGMA cache_size=-524288;", NULL, NULL, NULL);
+        status = exec(handle, creates.ptr, err);
+        if (!status)
+            status = exec(handle,
+                          "DELETE FROM deferred_index; PRAGMA analysis_limit=1000; ANALYZE;", err);
+        sqlite3_exec(handle, "PRAGMA threads=0; PRAGMA cache_size=-8000;", NULL, NULL, NULL);
+    }
+    buf_release(&creates);
+    return status;
+}
+
+static status_t sqlite_analyze(void *opaque, err_t *err)
+{
+    return exec(((sqlite_conn_t *)opaque)->handle, "PRAGMA analysis_limit=1000; ANALYZE;", err);
+}
+
 const store_driver_t store__sqlite_driver = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -1148,4 +1286,6 @@ const store_driver_t store__sqlite_driver = {
     .lease_acquire = sqlite__lease_acquire,
     .lease_renew = sqlite__lease_renew,
     .lease_release = sqlite__lease_release,
+    .defer_indexes = sqlite_defer_indexes,
+    .analyze = sqlite_analyze,
 };

@@ -127,4 +127,8 @@ status_t sqlite__lease_release(void *conn, const char *name, const char *holder,
 /* The names of the index tables, in fhir_index_kind_t order ("ix_string", ...). */
 extern const char *const sqlite__index_tables[FHIR_INDEX_KIND_COUNT];
 
+/* Registers the SQL functions searches use on a new connection: concerto_distance(lat1,
+ * lon1, lat2, lon2), the great-circle distance in kilometres (near). */
+void sqlite__search_functions(sqlite3 *handle);
+
 #endif

@@ -18,6 +18,7 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
+#include "fhir/fhirpath.h"
 #include "store/sqlite_int.h"
 
 /* ---- statement building -------------------------------------------------------------- */
@@ -42,6 +43,7 @@ typedef struct {
                           per resource (EXISTS) */
     bool in_contained; /* the clauses written test contained resources (resource_contained,
                           index rows of type "#Type") */
+    bool probing;      /* writing the condition of a per-resource probe (q_param_probe) */
 } q_t;
 
 bool sqlite__search_walks = true;
@@ -362,6 +364,20 @@ static void q_token(q_t *q, const char *system, const char *code, const char *sy
 
 static void q_quantity(q_t *q, const fhir_search_value_t *v, const columns_t *c)
 {
+    if (v->as.quantity.canonical_code && c == &quantity_columns) {
+        /* a UCUM unit: canonical with canonical, whatever unit each was written in */
+        static const columns_t canonical = {.low = "canonical_low", .high = "canonical_high"};
+        /* eq bounds low on both sides: the unary + keeps SQLite on the low index, where it
+           would otherwise take the one-sided high < H */
+        static const columns_t canonical_eq = {.low = "canonical_low", .high = "+canonical_high"};
+        q_add(q, "(canonical_code = ");
+        q_text(q, v->as.quantity.canonical_code);
+        q_add(q, " AND ");
+        q_number(q, v->prefix, &v->as.quantity.canonical,
+                 v->prefix == FHIR_SEARCH_PREFIX_EQ ? &canonical_eq : &canonical);
+        q_add(q, ")");
+        return;
+    }
     q_add(q, "(");
     q_number(q, v->prefix, &v->as.quantity.number, c);
     if (v->as.quantity.system) {
@@ -506,6 +522,99 @@ static void q_component(q_t *q, fhir_search_type_t type, const fhir_search_value
     }
 }
 
+/* ---- near ------------------------------------------------------------------------------ */
+
+#define EARTH_RADIUS_KM    6371.0088 /* the mean radius (IUGG) */
+#define NEAR_DEFAULT_KM    5.0       /* the distance when a search gives none */
+#define DEGREES_PER_RADIAN (180.0 / M_PI)
+
+static double great_circle_km(double lat1, double lon1, double lat2, double lon2)
+{
+    double p1 = lat1 / DEGREES_PER_RADIAN, p2 = lat2 / DEGREES_PER_RADIAN;
+    double dp = p2 - p1, dl = (lon2 - lon1) / DEGREES_PER_RADIAN;
+    double a = sin(dp / 2) * sin(dp / 2) + cos(p1) * cos(p2) * sin(dl / 2) * sin(dl / 2);
+    return 2 * EARTH_RADIUS_KM * asin(sqrt(a < 1 ? a : 1)); /* haversine */
+}
+
+static void distance_function(sqlite3_context *context, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    for (int i = 0; i < 4; i++)
+        if (sqlite3_value_type(argv[i]) == SQLITE_NULL) {
+            sqlite3_result_null(context);
+            return;
+        }
+    sqlite3_result_double(
+        context, great_circle_km(sqlite3_value_double(argv[0]), sqlite3_value_double(argv[1]),
+                                 sqlite3_value_double(argv[2]), sqlite3_value_double(argv[3])));
+}
+
+void sqlite__search_functions(sqlite3 *handle)
+{
+    sqlite3_create_function(handle, "concerto_distance", 4,
+                            SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                            distance_function, NULL, NULL);
+}
+
+static bool near_km(const fhir_search_value_t *v, double *out_km)
+{
+    if (!v->as.near.has_distance) {
+        *out_km = NEAR_DEFAULT_KM;
+        return true;
+    }
+    double meters;
+    char code[FHIR_INDEX_MAX_UCUM];
+    if (!fhirpath_ucum_canonical(v->as.near.units ? v->as.near.units : "km",
+                                 v->as.near.distance.value, &meters, code, sizeof(code)) ||
+        strcmp(code, "m") != 0 || !(meters >= 0) || !isfinite(meters))
+        return false;
+    *out_km = meters / 1000;
+    return true;
+}
+
+/* near: a bounding box on the indexed position (ix_position_value), then the exact
+ * great-circle distance. */
+static void q_near(q_t *q, const fhir_search_value_t *v)
+{
+    double km, lat = v->as.near.latitude, lon = v->as.near.longitude;
+    if (!near_km(v, &km)) {
+        q_add(q, "0");
+        return;
+    }
+    double angle = km / EARTH_RADIUS_KM; /* radians of arc */
+    double dlat = angle * DEGREES_PER_RADIAN;
+    bind_t b = {.kind = BIND_REAL};
+    q_add(q, "(latitude BETWEEN ");
+    b.d = lat - dlat;
+    q_value(q, &b);
+    q_add(q, " AND ");
+    b.d = lat + dlat;
+    q_value(q, &b);
+    /* longitude bounds, unless the circle reaches a pole or the antimeridian */
+    double c = cos(lat / DEGREES_PER_RADIAN);
+    if (angle < M_PI / 2 && lat + dlat < 90 && lat - dlat > -90 && sin(angle) < c) {
+        double dlon = asin(sin(angle) / c) * DEGREES_PER_RADIAN;
+        if (lon - dlon > -180 && lon + dlon < 180) {
+            q_add(q, " AND longitude BETWEEN ");
+            b.d = lon - dlon;
+            q_value(q, &b);
+            q_add(q, " AND ");
+            b.d = lon + dlon;
+            q_value(q, &b);
+        }
+    }
+    q_add(q, " AND concerto_distance(latitude, longitude, ");
+    b.d = lat;
+    q_value(q, &b);
+    q_add(q, ", ");
+    b.d = lon;
+    q_value(q, &b);
+    q_add(q, ") <= ");
+    b.d = km;
+    q_value(q, &b);
+    q_add(q, ")");
+}
+
 /* One value of a PARAM clause over the columns of its table. */
 static void q_value_condition(q_t *q, const fhir_search_clause_t *clause,
                               const fhir_search_value_t *v)
@@ -538,6 +647,16 @@ static void q_value_condition(q_t *q, const fhir_search_clause_t *clause,
             q_add(q, " AND value = ");
             q_text(q, v->as.of_type.value);
             q_add(q, ")");
+        } else if (clause->codes) {
+            /* :in, :not-in, :above, :below, resolved: a list of codes, each an index lookup
+               on (code, system) when listing; when probing, the resource's few rows are
+               looked up in the list instead (the unary + keeps SQLite from seeking every code
+               of the list for every resource) */
+            q_add(q, q->probing ? "(+code, +system)" : "(code, system)");
+            q_add(q, " IN (SELECT json_extract(value, '$[1]'), "
+                     "json_extract(value, '$[0]') FROM json_each(");
+            q_text(q, clause->codes);
+            q_add(q, "))");
         } else {
             q_token(q, v->as.token.system, v->as.token.code, "system", "code");
         }
@@ -562,7 +681,7 @@ static void q_value_condition(q_t *q, const fhir_search_clause_t *clause,
         }
         q_add(q, ")");
         break;
-    case FHIR_SEARCH_SPECIAL: q_add(q, "0"); break;
+    case FHIR_SEARCH_SPECIAL: q_near(q, v); break;
     }
 }
 
@@ -635,12 +754,19 @@ static bool q_column_param(q_t *q, const fhir_search_clause_t *clause, const cha
     return true;
 }
 
+/* :not, and :not-in: resources without a matching row (those with no code too). */
+static bool is_negated(const fhir_search_clause_t *clause)
+{
+    return clause->modifier == FHIR_SEARCH_MOD_NOT ||
+           (clause->modifier == FHIR_SEARCH_MOD_NOT_IN && clause->codes);
+}
+
 /* The rids whose rows match one of the values: one SELECT per value (and per form of a local
- * reference), so each uses its index. */
+ * reference), so each uses its index. Resolved codes (clause->codes) are one SELECT. */
 static void q_param_rids(q_t *q, const fhir_search_clause_t *clause, const char *table)
 {
     bool first = true;
-    for (size_t i = 0; i < clause->nvalues; i++) {
+    for (size_t i = 0; i < (clause->codes ? 1 : clause->nvalues); i++) {
         const fhir_search_value_t *v = &clause->values[i];
         bool both_forms = clause->param->type == FHIR_SEARCH_REFERENCE &&
                           clause->modifier != FHIR_SEARCH_MOD_IDENTIFIER &&
@@ -723,7 +849,8 @@ static void q_param_probe(q_t *q, const fhir_search_clause_t *clause, const char
 {
     const char *table = table_of(clause);
     bool missing = clause->modifier == FHIR_SEARCH_MOD_MISSING;
-    bool negated = clause->modifier == FHIR_SEARCH_MOD_NOT;
+    bool negated = is_negated(clause);
+    q->probing = true;
     q_add(q, "(");
     for (size_t i = 0; i < (missing ? clause->nvalues : 1); i++) {
         if (i)
@@ -734,7 +861,7 @@ static void q_param_probe(q_t *q, const fhir_search_clause_t *clause, const char
         q_text(q, clause->param->code);
         if (!missing) {
             q_add(q, " AND (");
-            for (size_t k = 0; k < clause->nvalues; k++) {
+            for (size_t k = 0; k < (clause->codes ? 1 : clause->nvalues); k++) {
                 const fhir_search_value_t *v = &clause->values[k];
                 q_add(q, k ? " OR " : "");
                 q_value_condition(q, clause, v);
@@ -750,6 +877,7 @@ static void q_param_probe(q_t *q, const fhir_search_clause_t *clause, const char
         q_add(q, ")");
     }
     q_add(q, ")");
+    q->probing = false;
 }
 
 static void q_param(q_t *q, const fhir_search_clause_t *clause, const char *alias)
@@ -778,7 +906,7 @@ static void q_param(q_t *q, const fhir_search_clause_t *clause, const char *alia
         q_add(q, ")");
         return;
     }
-    q_addf(q, "%s.rid %sIN (", alias, clause->modifier == FHIR_SEARCH_MOD_NOT ? "NOT " : "");
+    q_addf(q, "%s.rid %sIN (", alias, is_negated(clause) ? "NOT " : "");
     q_param_rids(q, clause, table);
     q_add(q, ")");
 }
@@ -956,6 +1084,57 @@ static void q_has_absolute(q_t *q, const fhir_search_clause_t *clause, const cha
     q_add(q, " OR ");
     q_starts_with(q, "url", prefix);
     q_add(q, ")))");
+}
+
+/* A _has clause that can be tested per resource: one source type, whose own clause can be. */
+static bool has_probe_capable(const fhir_search_clause_t *clause)
+{
+    if (clause->kind != FHIR_SEARCH_CLAUSE_HAS || clause->nnext != 1 || !clause->type ||
+        !clause->next[0].type)
+        return false;
+    const fhir_search_clause_t *inner = &clause->next[0];
+    return probe_capable(inner) && inner->modifier != FHIR_SEARCH_MOD_MISSING &&
+           inner->modifier != FHIR_SEARCH_MOD_NOT;
+}
+
+/*
+ * _has tested per resource: a reference of `param` from a resource of the source type to this
+ * one (the (target_id, target_type) index) whose source matches the inner clause (its (rid,
+ * param) index). Index rows belong to current resources only, so no deleted source counts.
+ * For an inner clause that matches many sources, where materializing every target costs
+ * more than looking at the first resources in order until the page is full. With a base,
+ * references by absolute url under it count too, as in q_has_absolute.
+ */
+static void q_has_probe(q_t *q, const fhir_search_clause_t *clause, const char *alias)
+{
+    char h[16];
+    snprintf(h, sizeof(h), "h%d", ++q->alias);
+    q_addf(
+        q,
+        "(EXISTS (SELECT 1 FROM ix_reference %s WHERE %s.target_id = %s.id AND %s.target_type = ",
+        h, h, alias, h);
+    q_text(q, clause->type->name);
+    q_addf(q, " AND %s.param = ", h);
+    q_text(q, clause->param->code);
+    q_addf(q, " AND +%s.type = ", h);
+    q_text(q, clause->next[0].type->name);
+    q_add(q, " AND ");
+    q_param_probe(q, &clause->next[0], h);
+    q_add(q, ")");
+    if (q->query->base && *q->query->base) {
+        /* or by an absolute url under this server's base (the (type, param, url) index) */
+        snprintf(h, sizeof(h), "h%d", ++q->alias);
+        q_addf(q, " OR EXISTS (SELECT 1 FROM ix_reference %s WHERE %s.type = ", h, h);
+        q_text(q, clause->next[0].type->name);
+        q_addf(q, " AND %s.param = ", h);
+        q_text(q, clause->param->code);
+        q_addf(q, " AND %s.url = ", h);
+        q_text(q, arena_printf(q->arena, "%s/%s/", q->query->base, clause->type->name));
+        q_addf(q, " || %s.id AND ", alias);
+        q_param_probe(q, &clause->next[0], h);
+        q_add(q, ")");
+    }
+    q_add(q, ")");
 }
 
 static void q_list(q_t *q, const fhir_search_clause_t *clause, const char *alias)
@@ -1292,7 +1471,9 @@ static void q_branch_where(q_t *q, size_t b)
     for (size_t c = 0; c < branch->nclauses; c++) {
         q_add(q, " AND ");
         const char *how = q->how && q->how[b] ? q->how[b][c] : NULL;
-        if (how == PROBE)
+        if (how == PROBE && branch->clauses[c].kind == FHIR_SEARCH_CLAUSE_HAS)
+            q_has_probe(q, &branch->clauses[c], "a");
+        else if (how == PROBE)
             q_param_probe(q, &branch->clauses[c], "a");
         else
             q_clause(q, &branch->clauses[c], "a");
@@ -1907,10 +2088,12 @@ static status_t choose_probes(sqlite_conn_t *conn, const store_search_t *query, 
         int64_t n = -1;
         for (size_t c = 0; c < branch->nclauses; c++) {
             const fhir_search_clause_t *clause = &branch->clauses[c];
-            if (!probe_capable(clause))
+            /* a _has clause is estimated by the sources its inner clause matches: at most
+               that many targets */
+            bool has = has_probe_capable(clause);
+            if (!probe_capable(clause) && !has)
                 continue;
-            if (clause->modifier == FHIR_SEARCH_MOD_MISSING ||
-                clause->modifier == FHIR_SEARCH_MOD_NOT) {
+            if (clause->modifier == FHIR_SEARCH_MOD_MISSING || is_negated(clause)) {
                 how[b][c] = PROBE;
                 continue;
             }
@@ -1921,7 +2104,8 @@ static status_t choose_probes(sqlite_conn_t *conn, const store_search_t *query, 
                 continue;
             int64_t threshold = (int64_t)sqrt((double)PROBE_COST * (double)page * (double)n);
             int64_t m = 0;
-            if ((rc = clause_rows(conn, query, clause, threshold + 1, arena, &m, err)))
+            if ((rc = clause_rows(conn, query, has ? &clause->next[0] : clause, threshold + 1,
+                                  arena, &m, err)))
                 return rc;
             how[b][c] = m > threshold ? PROBE : NULL;
         }

@@ -16,6 +16,8 @@
 #include <time.h>
 
 #include "base/mem.h"
+#include "fhir/fhirpath.h"
+#include "fhir/index.h"
 
 #define WRITER_BATCH 512
 
@@ -213,12 +215,27 @@ const char *store_search_unsupported(const fhir_search_clause_t *clause, arena_t
     const fhir_search_param_t *param = clause->param;
     switch (clause->kind) {
     case FHIR_SEARCH_CLAUSE_PARAM:
-        if (param->type == FHIR_SEARCH_SPECIAL)
+        if (param->type == FHIR_SEARCH_SPECIAL && strcmp(param->code, "near") != 0)
             return arena_printf(arena, "search parameter \"%s\" is not supported", param->code);
+        for (size_t i = 0; param->type == FHIR_SEARCH_SPECIAL && i < clause->nvalues; i++) {
+            const fhir_search_value_t *v = &clause->values[i];
+            double meters;
+            char code[FHIR_INDEX_MAX_UCUM];
+            if (clause->modifier == FHIR_SEARCH_MOD_MISSING || !v->as.near.has_distance)
+                continue;
+            if (!fhirpath_ucum_canonical(v->as.near.units ? v->as.near.units : "km",
+                                         v->as.near.distance.value, &meters, code, sizeof(code)) ||
+                strcmp(code, "m") != 0 || !(meters >= 0))
+                return arena_printf(arena,
+                                    "\"%s\" is not a valid distance for near: a distance of zero "
+                                    "or more in a UCUM unit of length (km, m, [mi_i]) is",
+                                    v->text);
+        }
         if (param->type == FHIR_SEARCH_TOKEN &&
             (clause->modifier == FHIR_SEARCH_MOD_IN || clause->modifier == FHIR_SEARCH_MOD_NOT_IN ||
              clause->modifier == FHIR_SEARCH_MOD_ABOVE ||
-             clause->modifier == FHIR_SEARCH_MOD_BELOW))
+             clause->modifier == FHIR_SEARCH_MOD_BELOW) &&
+            !clause->codes)
             return arena_printf(arena,
                                 "modifier \":%s\" of \"%s\" needs a terminology service, which "
                                 "this server does not have",
@@ -565,6 +582,16 @@ status_t store_lease_release(store_t *store, const char *name, const char *holde
     return lease_run(store, &arg, NULL, err);
 }
 
+status_t store_txn_defer_indexes(store_txn_t *txn, err_t *err)
+{
+    return txn->store->driver->defer_indexes(txn->conn, err);
+}
+
+status_t store_txn_analyze(store_txn_t *txn, err_t *err)
+{
+    return txn->store->driver->analyze(txn->conn, err);
+}
+
 static void run_batch(store_t *store, txn_item_t *items)
 {
     const store_driver_t *d = store->driver;
@@ -574,6 +601,11 @@ static void run_batch(store_t *store, txn_item_t *items)
     status_t *rcs = xcalloc(n, sizeof(*rcs));
     err_t *errs = xcalloc(n, sizeof(*errs));
 
+    /* A lone transaction runs without a savepoint: rolling back the database transaction
+     * undoes the same writes, and SQLite keeps no sub-journal of every page it changes (with
+     * a savepoint open, each statement of a large transaction pays for the size of that
+     * journal: a bulk import slowed down as its batches grew). */
+    bool alone = n == 1;
     err_t batch_err = ERR_INIT;
     commit_hooks_t hooks = {0};
     status_t batch_rc = d->begin(store->writer_conn, &batch_err);
@@ -588,12 +620,14 @@ static void run_batch(store_t *store, txn_item_t *items)
             store->last_time_us = t;
             txn.time_us = t;
             store__format_instant(t, txn.time_text);
-            rcs[i] = d->savepoint(store->writer_conn, &errs[i]);
+            rcs[i] = alone ? ERR_OK : d->savepoint(store->writer_conn, &errs[i]);
             if (!rcs[i]) {
                 rcs[i] = it->fn(&txn, it->fn_arg, &errs[i]);
                 if (rcs[i] && errs[i].code == ERR_OK)
                     err_set(&errs[i], rcs[i], NULL, "the transaction failed");
-                if (rcs[i]) {
+                if (alone) {
+                    /* the commit or rollback below ends it */
+                } else if (rcs[i]) {
                     d->rollback_to(store->writer_conn);
                     err_t ignored = ERR_INIT;
                     d->release(store->writer_conn, &ignored);
@@ -605,9 +639,13 @@ static void run_batch(store_t *store, txn_item_t *items)
             if (rcs[i])
                 hooks.n = first_hook;
         }
-        batch_rc = d->commit(store->writer_conn, &batch_err);
-        if (batch_rc)
+        if (alone && rcs[0]) {
             d->rollback(store->writer_conn);
+        } else {
+            batch_rc = d->commit(store->writer_conn, &batch_err);
+            if (batch_rc)
+                d->rollback(store->writer_conn);
+        }
     }
     if (!batch_rc) {
         for (size_t k = 0; k < hooks.n; k++)

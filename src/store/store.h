@@ -187,6 +187,21 @@ status_t store_txn_put(store_txn_t *txn, const store_put_t *put, int64_t *out_se
 status_t store_txn_reindex(store_txn_t *txn, const char *type, const char *id,
                            const fhir_index_rows_t *rows, err_t *err);
 
+/*
+ * Bulk loads. Maintaining the search indexes row by row costs most of a write; building them
+ * from the finished tables costs a fraction of that. store_txn_defer_indexes drops the
+ * indexes of the search index tables and keeps their definitions in the database; the next
+ * store_open builds them and refreshes the planner's statistics (so close the store and open
+ * it again at the end of the load; should the process stop before, the next open builds them
+ * all the same). Searches in between are right but scan. The rows written are the same either
+ * way.
+ */
+status_t store_txn_defer_indexes(store_txn_t *txn, err_t *err);
+
+/* Refreshes the statistics the database's query planner uses (from a sample of each index):
+ * after a large load, whose searches could otherwise be planned as if the tables were empty. */
+status_t store_txn_analyze(store_txn_t *txn, err_t *err);
+
 /* ---- scanning ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -293,8 +308,10 @@ status_t store_txn_search(store_txn_t *txn, const store_search_t *query, arena_t
 
 /*
  * Why a clause of a plan cannot be run by the store (a message naming the parameter), or
- * NULL when it can: terminology modifiers (:in, :not-in, :above and :below on tokens), near,
- * functional lists ($name). Nested clauses of chains and _has are checked too.
+ * NULL when it can: terminology modifiers (:in, :not-in, :above and :below on tokens) whose
+ * codes were not resolved (clause->codes NULL), special parameters other than near, a near
+ * distance that is not a UCUM length, functional lists ($name). Nested clauses of chains and
+ * _has are checked too.
  */
 const char *store_search_unsupported(const fhir_search_clause_t *clause, arena_t *arena);
 

@@ -85,6 +85,9 @@ typedef struct {
     status_t (*lease_renew)(void *conn, const char *name, const char *holder, int64_t until_us,
                             int64_t now_us, bool *out_held, err_t *err);
     status_t (*lease_release)(void *conn, const char *name, const char *holder, err_t *err);
+
+    status_t (*defer_indexes)(void *conn, err_t *err);
+    status_t (*analyze)(void *conn, err_t *err);
 } store_driver_t;
 
 extern const store_driver_t store__sqlite_driver;

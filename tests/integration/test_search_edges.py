@@ -306,11 +306,12 @@ def test_quantity_systems_codes_units_and_prefixes(client):
     assert q("5.4||mg") == ["mg", "other", "unit"]  # any system; the code or the unit
     assert q("5.4|urn:other|mg") == ["other"]
     assert q(f"5.4|{UCUM}|") == ["g", "mg"]  # an empty code: any
-    assert q(f"ne5.4|{UCUM}|mg") == ["big", "gt"]
+    # UCUM units convert: 5.4 g is 5400 mg (tests/integration/test_quantity_units.py)
+    assert q(f"ne5.4|{UCUM}|mg") == ["big", "g", "gt"]
     assert q(f"lt5.4|{UCUM}|mg") == []
     assert q(f"le5.4|{UCUM}|mg") == ["mg"]
-    assert q(f"gt5.4|{UCUM}|mg") == ["big", "gt"]
-    assert q(f"gt1000|{UCUM}|mg") == ["gt"]  # "> 10" reaches to infinity
+    assert q(f"gt5.4|{UCUM}|mg") == ["big", "g", "gt"]
+    assert q(f"gt1000|{UCUM}|mg") == ["g", "gt"]  # "> 10" reaches to infinity
     assert q(f"1e3|{UCUM}|mg") == ["big"]  # [500, 1500)
     assert q(f"lt0|{UCUM}|Cel") == ["neg"]
     assert q("-3||Cel") == ["neg"]

@@ -3,6 +3,7 @@
  * date/time precision, quantities and units, each function family, the FHIR additions and
  * their hooks, result rendering, and evaluation from several threads.
  */
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -908,9 +909,45 @@ static void test_threads(void **state)
     err_release(&err);
 }
 
+/* Canonical UCUM forms for quantity search. */
+static void test_ucum_canonical(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *unit;
+        double value, expected;
+        const char *code;
+    } cases[] = {
+        {"mg", 5.4, 0.0054, "g"},   {"g", 0.0054, 0.0054, "g"},  {"ug", 5400, 0.0054, "g"},
+        {"mg", 5, 0.005, "g"},      {"mg/dL", 5.4, 54, "m-3.g"}, /* 0.0054 g per 0.0001 m3 */
+        {"mg/L", 54, 54, "m-3.g"},  {"Cel", 37, 310.15, "K"},    {"[degF]", 98.6, 310.15, "K"},
+        {"K", 310.15, 310.15, "K"}, {"%", 50, 0.5, "1"},         {"min", 2, 120, "s"},
+        {"/min", 60, 1, "s-1"},     {"mmol/L", 5, 5, "m-3.mol"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        double v;
+        char code[64];
+        assert_true(fhirpath_ucum_canonical(cases[i].unit, cases[i].value, &v, code, sizeof(code)));
+        assert_string_equal(code, cases[i].code);
+        assert_true(fabs(v - cases[i].expected) <= 1e-9 * fabs(cases[i].expected));
+    }
+    /* the same double whatever the unit it was written in */
+    double a, b;
+    char code[64];
+    assert_true(fhirpath_ucum_canonical("mg", 5, &a, code, sizeof(code)));
+    assert_true(fhirpath_ucum_canonical("g", 0.005, &b, code, sizeof(code)));
+    assert_true(a == b);
+    assert_true(fhirpath_ucum_canonical("mg", INFINITY, &a, code, sizeof(code)));
+    assert_true(isinf(a) && a > 0);
+    assert_false(fhirpath_ucum_canonical("milligram", 1, &a, code, sizeof(code)));
+    assert_false(fhirpath_ucum_canonical("Cel/h", 1, &a, code, sizeof(code)));
+    assert_false(fhirpath_ucum_canonical("mg", 1, &a, code, 1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ucum_canonical),
         cmocka_unit_test_teardown(test_parse_errors, check_mismatches),
         cmocka_unit_test_teardown(test_parse_nesting_limit, check_mismatches),
         cmocka_unit_test_teardown(test_parse_syntax, check_mismatches),

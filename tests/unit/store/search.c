@@ -181,6 +181,22 @@ typedef struct {
 
 /* Runs a search; returns the match ids (then "+Type/id" of what is included), space
  * separated, and the result (for paging) in *out when given. */
+/* Terminology modifiers as the repo layer resolves them: here always the codes c0 and c2 of
+ * http://loinc.org. */
+static void resolve_terminology(fhir_search_plan_t *plan)
+{
+    for (size_t b = 0; b < plan->nbranches; b++)
+        for (size_t c = 0; c < plan->branches[b].nclauses; c++) {
+            fhir_search_clause_t *clause = &plan->branches[b].clauses[c];
+            fhir_search_modifier_t m = clause->modifier;
+            if (m == FHIR_SEARCH_MOD_IN || m == FHIR_SEARCH_MOD_NOT_IN ||
+                m == FHIR_SEARCH_MOD_ABOVE || m == FHIR_SEARCH_MOD_BELOW) {
+                clause->codes = "[[\"http://loinc.org\",\"c0\"],[\"http://loinc.org\",\"c2\"]]";
+                clause->ncodes = 2;
+            }
+        }
+}
+
 static const char *run(arena_t *arena, const char *text, const extra_t *extra,
                        store_search_result_t *out)
 {
@@ -193,6 +209,7 @@ static const char *run(arena_t *arena, const char *text, const extra_t *extra,
     err_t err = ERR_INIT;
     if (fhir_search_parse(NULL, type, &query, arena, &plan, &err))
         fail_msg("%s: %s", text, err_message(&err));
+    resolve_terminology(plan);
     store_search_t search = {.plan = plan, .base = "http://localhost/fhir"};
     if (extra) {
         search.page = extra->page;
@@ -741,6 +758,11 @@ static void test_probes_match_lists(void **state)
                  i, i % 2 ? "final" : "amended", i % 3, i, 1 + i % 9, i % 10, i);
         put(json);
     }
+    /* a new connection: the type counts the estimates use are remembered per connection */
+    err_t err = ERR_INIT;
+    store_disconnect(conn);
+    assert_int_equal(store_connect(store, &conn, &err), ERR_OK);
+    err_release(&err);
     static const char *const queries[] = {
         "Patient?gender=female",
         "Patient?gender:not=female",
@@ -760,6 +782,10 @@ static void test_probes_match_lists(void **state)
         "Patient?general-practitioner:missing=true",
         "Patient?general-practitioner.family=jones&active=true",
         "Patient?_has:Observation:subject:status=final&gender=female",
+        "Patient?_has:Observation:subject:status=final",
+        "Patient?_has:Observation:patient:code=http://loinc.org|c1",
+        "Patient?_has:Observation:subject:value-quantity=gt50&active=true",
+        "Patient?_has:Observation:subject:code=c2,c0&_has:Observation:subject:status=amended",
         "Observation?status=final",
         "Observation?status=final&code=c1",
         "Observation?value-quantity=gt50",
@@ -768,6 +794,11 @@ static void test_probes_match_lists(void **state)
         "Observation?date=ge2024-05&code=http://loinc.org|c2",
         "Observation?code-value-quantity=http://loinc.org|c0$gt20",
         "Observation?subject:Patient.gender=other&value-quantity=ge10",
+        "Observation?code:in=http://example.org/vs",
+        "Observation?code:not-in=http://example.org/vs&status=final",
+        "Observation?code:below=http://loinc.org|c0&value-quantity=lt60",
+        "Observation?value-quantity=gt50000|http://unitsofmeasure.org|g",
+        "Observation?value-quantity=ne30|http://unitsofmeasure.org|kg&status=amended",
     };
     arena_t arena;
     arena_init(&arena);
@@ -847,11 +878,13 @@ static const char *query_plan(arena_t *arena, const char *text)
     fhir_search_plan_t *plan;
     err_t err = ERR_INIT;
     assert_int_equal(fhir_search_parse(NULL, type, &query, arena, &plan, &err), ERR_OK);
+    resolve_terminology(plan);
     store_search_t search = {.plan = plan, .base = "http://localhost/fhir"};
     const char *sql;
     assert_int_equal(sqlite__search_sql(&search, arena, &sql), ERR_OK);
     sqlite3 *db;
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite__search_functions(db);
     char *explain = arena_printf(arena, "EXPLAIN QUERY PLAN %s", sql);
     sqlite3_stmt *stmt;
     if (sqlite3_prepare_v2(db, explain, -1, &stmt, NULL) != SQLITE_OK)
@@ -897,6 +930,16 @@ static void test_indexes_are_used(void **state)
         {"Medication?code=ctd-9&_contained=true", "ix_token_value"},
         {"Medication?code=ctd-9&_contained=both&_containedType=contained", "ix_token_value"},
         {"MedicationRequest?medication.code=ctd-9", "resource_contained_type"},
+        /* terminology: the resolved codes, one lookup each */
+        {"Observation?code:in=http://example.org/vs", "ix_token_value"},
+        {"Observation?code:below=http://loinc.org|2345-7", "ix_token_value"},
+        /* UCUM quantities in canonical units */
+        {"Observation?value-quantity=5.4|http://unitsofmeasure.org|mg",
+         "ix_quantity_canonical_low"},
+        {"Observation?value-quantity=gt5|http://unitsofmeasure.org|mg",
+         "ix_quantity_canonical_high"},
+        /* near: the latitude band */
+        {"Location?near=52.37|4.89|10|km", "ix_position_value"},
     };
     arena_t arena;
     arena_init(&arena);

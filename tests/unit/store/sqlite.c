@@ -12,8 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
+#include "base/buf.h"
+#include "base/jv.h"
 #include "store/store_int.h"
 #include "drivers.h"
 
@@ -414,6 +419,168 @@ static void test_faults_leave_database_intact(void **state)
     }
 }
 
+/* ---- bulk loads: dropping the search indexes and building them again ---------------- */
+
+typedef struct {
+    bool defer;
+    int first, count;
+} bulk_arg_t;
+
+static const char *bulk_resource(arena_t *arena, int i)
+{
+    return arena_printf(arena,
+                        "{\"resourceType\":\"Observation\",\"id\":\"o%d\",\"status\":\"final\","
+                        "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":"
+                        "\"%d-7\"}],\"text\":\"Größe %d\"},\"subject\":{\"reference\":"
+                        "\"Patient/p%d\"},\"effectiveDateTime\":\"2024-0%d-1%dT10:00:00Z\","
+                        "\"valueQuantity\":{\"value\":%d.5,\"unit\":\"kg\",\"system\":"
+                        "\"http://unitsofmeasure.org\",\"code\":\"kg\"}}",
+                        i, i % 7, i, i % 5, 1 + i % 9, i % 10, 40 + i);
+}
+
+static status_t bulk_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    bulk_arg_t *a = arg;
+    status_t rc;
+    if (a->defer && (rc = store_txn_defer_indexes(txn, err)))
+        return rc;
+    for (int i = a->first; i < a->first + a->count; i++) {
+        arena_t arena;
+        arena_init(&arena);
+        const char *text = bulk_resource(&arena, i);
+        json_t *json = jv_parse(text, strlen(text), err);
+        assert_non_null(json);
+        fhir_index_rows_t rows;
+        assert_int_equal(fhir_index_extract(NULL, json, &arena, &rows, err), ERR_OK);
+        store_current_t current;
+        const char *id = arena_printf(&arena, "o%d", i);
+        assert_int_equal(store_txn_current(txn, "Observation", id, &current, err), ERR_OK);
+        store_put_t put = {.type = "Observation",
+                           .id = id,
+                           .version = current.version + 1,
+                           .method = "PUT",
+                           .status = current.version ? 200 : 201,
+                           .json = text,
+                           .json_len = strlen(text),
+                           .index = &rows};
+        rc = store_txn_put(txn, &put, NULL, err);
+        json_decref(json);
+        arena_release(&arena);
+        if (rc)
+            return rc;
+    }
+    return ERR_OK;
+}
+
+/* Every index row and every index definition of the database at db_path, as text. */
+static char *dump_index(const char *db_path)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    buf_t b = BUF_INIT;
+    static const char *const queries[] = {
+        "SELECT name || ': ' || sql FROM sqlite_master WHERE type = 'index' ORDER BY name",
+        "SELECT 'string', rid, type, param, normalized, exact FROM ix_string ORDER BY 2, 3, 4, 5, "
+        "6",
+        "SELECT 'token', rid, type, param, system, code, text FROM ix_token ORDER BY 2, 3, 4, 5, "
+        "6, 7",
+        "SELECT 'date', * FROM ix_date ORDER BY 2, 3, 4, 5, 6",
+        "SELECT 'quantity', * FROM ix_quantity ORDER BY 2, 3, 4, 5, 6, 7, 8, 9",
+        "SELECT 'reference', * FROM ix_reference ORDER BY 2, 3, 4, 5, 6",
+        "SELECT 'composite', * FROM ix_composite ORDER BY 2, 3, 4, 5, 6, 7",
+        "SELECT 'deferred', * FROM deferred_index",
+    };
+    for (size_t q = 0; q < sizeof(queries) / sizeof(queries[0]); q++) {
+        sqlite3_stmt *stmt;
+        assert_int_equal(sqlite3_prepare_v2(db, queries[q], -1, &stmt, NULL), SQLITE_OK);
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+            for (int c = 0; c < sqlite3_column_count(stmt); c++) {
+                const unsigned char *t = sqlite3_column_text(stmt, c);
+                buf_addf(&b, "%s|", t ? (const char *)t : "NULL");
+            }
+            buf_addch(&b, '\n');
+        }
+        sqlite3_finalize(stmt);
+    }
+    sqlite3_close(db);
+    char *out = strdup(b.ptr ? b.ptr : "");
+    buf_release(&b);
+    return out;
+}
+
+static void bulk_run(store_t *store, bool defer, int first, int count)
+{
+    bulk_arg_t a = {.defer = defer, .first = first, .count = count};
+    err_t err = ERR_INIT;
+    assert_int_equal(store_run(store, bulk_txn, &a, &err), ERR_OK);
+    err_release(&err);
+}
+
+static void test_bulk_load_writes_the_same_index(void **state)
+{
+    (void)state;
+    char other[160];
+    snprintf(other, sizeof(other), "%s/other.db", dir);
+    store_t *normal, *bulk;
+    err_t err = ERR_INIT;
+    assert_int_equal(store_open(path, NULL, &normal, &err), ERR_OK);
+    assert_int_equal(store_open(other, NULL, &bulk, &err), ERR_OK);
+    /* the same writes, and updates of some: row by row, and with the indexes dropped and
+       built again when the store is opened again */
+    bulk_run(normal, false, 0, 40);
+    bulk_run(normal, false, 30, 20);
+    bulk_run(bulk, true, 0, 40);
+    char *during = dump_index(other);
+    assert_null(strstr(during, "ix_token_value:"));
+    assert_non_null(strstr(during, "deferred|ix_token_value|"));
+    free(during);
+    bulk_run(bulk, false, 30, 20);
+    store_close(normal);
+    store_close(bulk);
+    assert_int_equal(store_open(other, NULL, &bulk, &err), ERR_OK);
+    store_close(bulk);
+    char *a = dump_index(path), *b = dump_index(other);
+    assert_non_null(strstr(a, "ix_token_value:"));
+    assert_non_null(strstr(a, "token|1|Observation|code|http://loinc.org|0-7|"));
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    err_release(&err);
+}
+
+static void test_interrupted_bulk_load_is_repaired_at_open(void **state)
+{
+    (void)state;
+    store_t *normal, *bulk;
+    err_t err = ERR_INIT;
+    char other[160];
+    snprintf(other, sizeof(other), "%s/other.db", dir);
+    assert_int_equal(store_open(path, NULL, &normal, &err), ERR_OK);
+    bulk_run(normal, false, 0, 10);
+    store_close(normal);
+    /* dropped and written in one transaction, then the process stops (a child that exits
+       without closing the store) */
+    pid_t child = fork();
+    if (child == 0) {
+        assert_int_equal(store_open(other, NULL, &bulk, &err), ERR_OK);
+        bulk_run(bulk, true, 0, 10);
+        _exit(0);
+    }
+    int wstatus;
+    assert_int_equal(waitpid(child, &wstatus, 0), child);
+    assert_true(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+    char *before = dump_index(other);
+    assert_null(strstr(before, "ix_date_low:"));
+    free(before);
+    assert_int_equal(store_open(other, NULL, &bulk, &err), ERR_OK);
+    store_close(bulk);
+    char *a = dump_index(path), *b = dump_index(other);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    err_release(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -422,6 +589,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failing_transaction_rolls_back_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_hooks_follow_the_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_leave_database_intact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_load_writes_the_same_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interrupted_bulk_load_is_repaired_at_open, setup,
+                                        teardown),
     };
     const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test(test_open_failure_is_an_error),
