@@ -84,8 +84,9 @@ static const char *const statement_sql[PG__COUNT] = {
     [PG_INSERT_INDEX + FHIR_INDEX_NUMBER] =
         "INSERT INTO ix_number (rid, type, param, low, high) VALUES ($1, $2, $3, $4, $5)",
     [PG_INSERT_INDEX + FHIR_INDEX_QUANTITY] =
-        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high, "
+        "canonical_code, canonical_low, canonical_high) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     [PG_INSERT_INDEX + FHIR_INDEX_REFERENCE] =
         "INSERT INTO ix_reference (rid, type, param, target_type, target_id, version, url, "
         "identifier_system, identifier_value) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -98,6 +99,9 @@ static const char *const statement_sql[PG__COUNT] = {
     [PG_INSERT_INDEX + FHIR_INDEX_OF_TYPE] =
         "INSERT INTO ix_of_type (rid, type, param, type_system, type_code, value) "
         "VALUES ($1, $2, $3, $4, $5, $6)",
+    [PG_INSERT_INDEX + FHIR_INDEX_POSITION] =
+        "INSERT INTO ix_position (rid, type, param, latitude, longitude) "
+        "VALUES ($1, $2, $3, $4, $5)",
     [PG_DELETE_INDEX + FHIR_INDEX_STRING] = "DELETE FROM ix_string WHERE rid = $1",
     [PG_DELETE_INDEX + FHIR_INDEX_TOKEN] = "DELETE FROM ix_token WHERE rid = $1",
     [PG_DELETE_INDEX + FHIR_INDEX_DATE] = "DELETE FROM ix_date WHERE rid = $1",
@@ -107,6 +111,7 @@ static const char *const statement_sql[PG__COUNT] = {
     [PG_DELETE_INDEX + FHIR_INDEX_URI] = "DELETE FROM ix_uri WHERE rid = $1",
     [PG_DELETE_INDEX + FHIR_INDEX_COMPOSITE] = "DELETE FROM ix_composite WHERE rid = $1",
     [PG_DELETE_INDEX + FHIR_INDEX_OF_TYPE] = "DELETE FROM ix_of_type WHERE rid = $1",
+    [PG_DELETE_INDEX + FHIR_INDEX_POSITION] = "DELETE FROM ix_position WHERE rid = $1",
     [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_STRING] =
         "DELETE FROM ix_string WHERE rid IN "
         "(SELECT rid FROM resource_contained WHERE container = $1)",
@@ -134,6 +139,9 @@ static const char *const statement_sql[PG__COUNT] = {
     [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_OF_TYPE] =
         "DELETE FROM ix_of_type WHERE rid IN "
         "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_POSITION] =
+        "DELETE FROM ix_position WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
     [PG_DELETE_CONTAINED_REFS] = "DELETE FROM ix_reference WHERE rid IN "
                                  "(SELECT -rid FROM resource_contained WHERE container = $1)",
     [PG_DELETE_CONTAINED] = "DELETE FROM resource_contained WHERE container = $1",
@@ -148,8 +156,10 @@ static const char *const statement_sql[PG__COUNT] = {
         "INSERT INTO ix_number (rid, type, param, low, high) " UNNEST
         "$3::text[], $4::float8[], $5::float8[])",
     [PG_BATCH_INDEX + FHIR_INDEX_QUANTITY] =
-        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high) " UNNEST
-        "$3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[])",
+        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high, "
+        "canonical_code, canonical_low, canonical_high) " UNNEST
+        "$3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[], "
+        "$9::text[], $10::float8[], $11::float8[])",
     [PG_BATCH_INDEX + FHIR_INDEX_REFERENCE] =
         "INSERT INTO ix_reference (rid, type, param, target_type, target_id, version, url, "
         "identifier_system, identifier_value) " UNNEST
@@ -166,6 +176,9 @@ static const char *const statement_sql[PG__COUNT] = {
     [PG_BATCH_INDEX + FHIR_INDEX_OF_TYPE] =
         "INSERT INTO ix_of_type (rid, type, param, type_system, type_code, value) " UNNEST
         "$3::text[], $4::text[], $5::text[], $6::text[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_POSITION] =
+        "INSERT INTO ix_position (rid, type, param, latitude, longitude) " UNNEST
+        "$3::text[], $4::float8[], $5::float8[])",
 };
 
 /* ---- schema -------------------------------------------------------------------------- */
@@ -332,6 +345,19 @@ static const char *const migrations[] = {
     "  name TEXT PRIMARY KEY,"
     "  holder TEXT NOT NULL,"
     "  until_us BIGINT NOT NULL);",
+    /* 7: UCUM quantities also in canonical units, and positions (Location near), as
+       SQLite's 7 */
+    "ALTER TABLE ix_quantity ADD COLUMN canonical_code TEXT;"
+    "ALTER TABLE ix_quantity ADD COLUMN canonical_low DOUBLE PRECISION;"
+    "ALTER TABLE ix_quantity ADD COLUMN canonical_high DOUBLE PRECISION;"
+    "CREATE INDEX ix_quantity_canonical_low ON ix_quantity (type, param, canonical_code, "
+    "canonical_low, canonical_high, rid) WHERE canonical_code IS NOT NULL;"
+    "CREATE INDEX ix_quantity_canonical_high ON ix_quantity (type, param, canonical_code, "
+    "canonical_high, canonical_low, rid) WHERE canonical_code IS NOT NULL;"
+    "CREATE TABLE ix_position (rid BIGINT NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  latitude DOUBLE PRECISION NOT NULL, longitude DOUBLE PRECISION NOT NULL);"
+    "CREATE INDEX ix_position_value ON ix_position (type, param, latitude, longitude, rid);"
+    "CREATE INDEX ix_position_rid ON ix_position (rid, param, latitude, longitude);",
 };
 
 /* ---- parameters and results ---------------------------------------------------------- */
@@ -983,6 +1009,18 @@ static void row_params(pg_params_t *pp, int64_t rid, const char *type, const fhi
         pg__text(&p, v->as.quantity.unit);
         pg__double(&p, v->as.quantity.low);
         pg__double(&p, v->as.quantity.high);
+        pg__text(&p, v->as.quantity.canonical_code);
+        if (v->as.quantity.canonical_code) {
+            pg__double(&p, v->as.quantity.canonical_low);
+            pg__double(&p, v->as.quantity.canonical_high);
+        } else {
+            pg__text(&p, NULL);
+            pg__text(&p, NULL);
+        }
+        break;
+    case FHIR_INDEX_POSITION:
+        pg__double(&p, v->as.position.latitude);
+        pg__double(&p, v->as.position.longitude);
         break;
     case FHIR_INDEX_REFERENCE:
         pg__text(&p, v->as.reference.type);
@@ -1286,6 +1324,21 @@ static status_t pg_reindex(void *opaque, const char *type, const char *id,
     return write_index(conn, rid, type, false, deleted ? NULL : rows, err);
 }
 
+/* PostgreSQL keeps its indexes through a bulk load: it maintains them well enough row by
+ * row, and dropping them would take a lock every other process waits on. */
+static status_t pg_defer_indexes(void *opaque, err_t *err)
+{
+    (void)opaque;
+    (void)err;
+    return ERR_OK;
+}
+
+/* Planner statistics after a large load (in the transaction: ANALYZE may run inside one). */
+static status_t pg_analyze(void *opaque, err_t *err)
+{
+    return exec(opaque, "ANALYZE", err);
+}
+
 const store_driver_t store__pg_driver = {
     .name = "postgresql",
     .open = pg_open,
@@ -1326,4 +1379,6 @@ const store_driver_t store__pg_driver = {
     .lease_acquire = pg__lease_acquire,
     .lease_renew = pg__lease_renew,
     .lease_release = pg__lease_release,
+    .defer_indexes = pg_defer_indexes,
+    .analyze = pg_analyze,
 };

@@ -520,10 +520,10 @@ static void test_bulk_load_writes_the_same_index(void **state)
 {
     (void)state;
     char other[160];
-    snprintf(other, sizeof(other), "%s/other.db", dir);
+    snprintf(other, sizeof(other), "%s/other.db", test_dir);
     store_t *normal, *bulk;
     err_t err = ERR_INIT;
-    assert_int_equal(store_open(path, NULL, &normal, &err), ERR_OK);
+    assert_int_equal(store_open(test_location, NULL, &normal, &err), ERR_OK);
     assert_int_equal(store_open(other, NULL, &bulk, &err), ERR_OK);
     /* the same writes, and updates of some: row by row, and with the indexes dropped and
        built again when the store is opened again */
@@ -539,7 +539,7 @@ static void test_bulk_load_writes_the_same_index(void **state)
     store_close(bulk);
     assert_int_equal(store_open(other, NULL, &bulk, &err), ERR_OK);
     store_close(bulk);
-    char *a = dump_index(path), *b = dump_index(other);
+    char *a = dump_index(test_location), *b = dump_index(other);
     assert_non_null(strstr(a, "ix_token_value:"));
     assert_non_null(strstr(a, "token|1|Observation|code|http://loinc.org|0-7|"));
     assert_string_equal(a, b);
@@ -554,8 +554,8 @@ static void test_interrupted_bulk_load_is_repaired_at_open(void **state)
     store_t *normal, *bulk;
     err_t err = ERR_INIT;
     char other[160];
-    snprintf(other, sizeof(other), "%s/other.db", dir);
-    assert_int_equal(store_open(path, NULL, &normal, &err), ERR_OK);
+    snprintf(other, sizeof(other), "%s/other.db", test_dir);
+    assert_int_equal(store_open(test_location, NULL, &normal, &err), ERR_OK);
     bulk_run(normal, false, 0, 10);
     store_close(normal);
     /* dropped and written in one transaction, then the process stops (a child that exits
@@ -574,7 +574,7 @@ static void test_interrupted_bulk_load_is_repaired_at_open(void **state)
     free(before);
     assert_int_equal(store_open(other, NULL, &bulk, &err), ERR_OK);
     store_close(bulk);
-    char *a = dump_index(path), *b = dump_index(other);
+    char *a = dump_index(test_location), *b = dump_index(other);
     assert_string_equal(a, b);
     free(a);
     free(b);
@@ -589,12 +589,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failing_transaction_rolls_back_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_hooks_follow_the_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_leave_database_intact, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bulk_load_writes_the_same_index, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_interrupted_bulk_load_is_repaired_at_open, setup,
-                                        teardown),
     };
     const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test(test_open_failure_is_an_error),
+        cmocka_unit_test_setup_teardown(test_bulk_load_writes_the_same_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interrupted_bulk_load_is_repaired_at_open, setup,
+                                        teardown),
     };
     return test_run_on_drivers("store/sqlite", both, TEST_COUNT(both), sqlite_only,
                                TEST_COUNT(sqlite_only), NULL, 0);
