@@ -10,7 +10,7 @@ BUILD ?= build
 endif
 
 CC ?= cc
-PKGS := libh2o-evloop jansson sqlite3 libsodium openssl
+PKGS := libh2o-evloop jansson sqlite3 libpq libsodium openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 

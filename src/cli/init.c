@@ -12,7 +12,8 @@ static const char help[] =
     "Creates the database FILE with Concerto's schema, or upgrades an existing one to the\n"
     "current schema version (migrations run in one transaction). Running it twice is harmless.\n"
     "\n"
-    "  --db FILE        the SQLite database file (default: concerto.db; env CONCERTO_DB)\n"
+    "  --db FILE        the SQLite database file (default: concerto.db; env CONCERTO_DB),\n"
+    "                   or a PostgreSQL URI postgresql://USER@HOST:PORT/DATABASE\n"
     "  --synchronous MODE  full (default), normal or off: how writes reach the disk\n"
     "                   (see concerto serve --help; env CONCERTO_SYNCHRONOUS)\n"
     "  --config FILE    read settings from FILE (lines \"name = value\"; env CONCERTO_CONFIG)\n";

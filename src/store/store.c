@@ -94,9 +94,16 @@ static int64_t now_us(void)
 
 static void *writer_main(void *arg);
 
+bool store_location_is_postgres(const char *location)
+{
+    return !strncmp(location, "postgresql://", 13) || !strncmp(location, "postgres://", 11);
+}
+
 status_t store_open(const char *location, const store_options_t *options, store_t **out, err_t *err)
 {
-    return store__open_driver(&store__sqlite_driver, location, options, out, err);
+    const store_driver_t *driver =
+        store_location_is_postgres(location) ? &store__pg_driver : &store__sqlite_driver;
+    return store__open_driver(driver, location, options, out, err);
 }
 
 status_t store__open_driver(const store_driver_t *driver, const char *location,

@@ -38,8 +38,12 @@ typedef struct {
 
 void store_options_init(store_options_t *options);
 
+/* True when location is a PostgreSQL connection URI (postgresql:// or postgres://). */
+bool store_location_is_postgres(const char *location);
+
 /*
- * Opens the database named by `location` (a file path for sqlite) and brings its schema to the
+ * Opens the database named by `location` (a file path for sqlite, a postgresql:// URI for
+ * PostgreSQL) and brings its schema to the
  * current version (migrations run in one transaction). Starts the writer. *out is new; close
  * it with store_close, which finishes queued writes first.
  */
@@ -190,7 +194,7 @@ status_t store_txn_reindex(store_txn_t *txn, const char *type, const char *id,
  * store_open builds them and refreshes the planner's statistics (so close the store and open
  * it again at the end of the load; should the process stop before, the next open builds them
  * all the same). Searches in between are right but scan. The rows written are the same either
- * way.
+ * way. The PostgreSQL driver keeps its indexes (a no-op there).
  */
 status_t store_txn_defer_indexes(store_txn_t *txn, err_t *err);
 

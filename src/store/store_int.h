@@ -91,6 +91,7 @@ typedef struct {
 } store_driver_t;
 
 extern const store_driver_t store__sqlite_driver;
+extern const store_driver_t store__pg_driver;
 
 /* store_open with a given driver: for tests that wrap a driver to inject faults. */
 status_t store__open_driver(const store_driver_t *driver, const char *location,

@@ -290,7 +290,8 @@ class Server:
     def __init__(self, args=(), env=None, db=None, workdir=None, threads=2, port_file=None):
         self.owns_dir = workdir is None
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="concerto-it-"))
-        self.db = Path(db) if db else self.dir / "x.db"
+        # a file, or a database URI (postgresql://...) passed as it is
+        self.db = db if isinstance(db, str) and "://" in db else Path(db) if db else self.dir / "x.db"
         self.args = list(args)
         self.env = dict(env or {})
         self.threads = threads

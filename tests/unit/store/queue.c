@@ -15,27 +15,23 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "drivers.h"
 
 #define SECOND 1000000LL
 #define MINUTE (60 * SECOND)
 #define DAY    (24 * 60 * MINUTE)
 #define T0     (1800000000LL * SECOND)
 
-static char dir[64];
-static char path[128];
 static store_t *store;
 
 static int setup(void **state)
 {
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/concerto-queue-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/test.db", dir);
+    test_db_setup(state);
     err_t err = ERR_INIT;
     store_options_t options;
     store_options_init(&options);
     options.synchronous = STORE_SYNC_OFF;
-    assert_int_equal(store_open(path, &options, &store, &err), ERR_OK);
+    assert_int_equal(store_open(test_location, &options, &store, &err), ERR_OK);
     err_release(&err);
     return 0;
 }
@@ -44,9 +40,7 @@ static int teardown(void **state)
 {
     (void)state;
     store_close(store);
-    char cmd[160];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd);
+    return test_db_teardown(state);
 }
 
 /* ---- writing versions ------------------------------------------------------------------- */
@@ -441,6 +435,7 @@ static void *worker_main(void *arg)
 static void test_concurrent_claims_are_disjoint(void **state)
 {
     (void)state;
+    memset(seen, 0, sizeof(seen));
     int next = 0;
     for (int i = 0; i < EVENTS / 100; i++)
         assert_int_equal(run(many_txn, &next), ERR_OK);
@@ -738,7 +733,7 @@ static void test_singleton_leases(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest both[] = {
         cmocka_unit_test_setup_teardown(test_every_version_has_an_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_ack_fail_dead_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leases_run_out, setup, teardown),
@@ -748,5 +743,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_back_off_and_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_singleton_leases, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_run_on_drivers("store/queue", both, TEST_COUNT(both), NULL, 0, NULL, 0);
 }

@@ -1,6 +1,7 @@
 /*
- * Tests for src/store: the SQLite driver behind store.h, the writer's group commit, and
- * faults: a driver that fails its Nth call must leave the database intact and report errors.
+ * Tests for src/store: the drivers behind store.h (SQLite, and PostgreSQL when
+ * CONCERTO_TEST_PG is set: drivers.h), the writer's group commit, and faults: a driver that
+ * fails its Nth call must leave the database intact and report errors.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,25 +20,16 @@
 #include "base/buf.h"
 #include "base/jv.h"
 #include "store/store_int.h"
-
-static char dir[64];
-static char path[128];
+#include "drivers.h"
 
 static int setup(void **state)
 {
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/concerto-store-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/test.db", dir);
-    return 0;
+    return test_db_setup(state);
 }
 
 static int teardown(void **state)
 {
-    (void)state;
-    char cmd[160];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd);
+    return test_db_teardown(state);
 }
 
 typedef struct {
@@ -85,12 +77,12 @@ static void test_open_migrate_reopen(void **state)
     (void)state;
     store_t *store;
     err_t err = ERR_INIT;
-    assert_int_equal(store_open(path, NULL, &store, &err), ERR_OK);
+    assert_int_equal(store_open(test_location, NULL, &store, &err), ERR_OK);
     int version = store_schema_version(store);
     assert_true(version >= 1);
-    assert_string_equal(store_driver_name(store), "sqlite");
+    assert_string_equal(store_driver_name(store), test_driver->name);
     store_close(store);
-    assert_int_equal(store_open(path, NULL, &store, &err), ERR_OK);
+    assert_int_equal(store_open(test_location, NULL, &store, &err), ERR_OK);
     assert_int_equal(store_schema_version(store), version);
     store_close(store);
     err_release(&err);
@@ -111,7 +103,7 @@ static void test_versions_read_and_history(void **state)
     (void)state;
     store_t *store;
     err_t err = ERR_INIT;
-    assert_int_equal(store_open(path, NULL, &store, &err), ERR_OK);
+    assert_int_equal(store_open(test_location, NULL, &store, &err), ERR_OK);
     put_ok(store, "Patient", "p1", "{\"v\":1}", 1);
     put_ok(store, "Patient", "p1", "{\"v\":2}", 2);
     put_ok(store, "Patient", "p2", "{\"v\":1}", 1);
@@ -219,7 +211,7 @@ static void test_failing_transaction_rolls_back_alone(void **state)
     (void)state;
     store_t *store;
     err_t err = ERR_INIT;
-    assert_int_equal(store_open(path, NULL, &store, &err), ERR_OK);
+    assert_int_equal(store_open(test_location, NULL, &store, &err), ERR_OK);
     enum { N = 200 };
     static put_arg_t args[N];
     static char ids[N][16];
@@ -298,7 +290,7 @@ static void test_commit_hooks_follow_the_commit(void **state)
     (void)state;
     store_t *store;
     err_t err = ERR_INIT;
-    assert_int_equal(store_open(path, NULL, &store, &err), ERR_OK);
+    assert_int_equal(store_open(test_location, NULL, &store, &err), ERR_OK);
     int ran = 0;
     hook_arg_t ok = {.id = "a", .ran = &ran};
     assert_int_equal(store_run(store, hook_txn, &ok, &err), ERR_OK);
@@ -342,7 +334,7 @@ static void test_commit_hooks_follow_the_commit(void **state)
     err_release(&err);
 }
 
-/* ---- faults: a sqlite driver whose Nth transaction-path call fails -------------------- */
+/* ---- faults: a driver whose Nth transaction-test_location call fails -------------------- */
 
 static store_driver_t faulty;
 static int calls_left;
@@ -357,38 +349,38 @@ static status_t faulty_put(void *conn, const store_put_t *put, int64_t us, const
 {
     if (fault_now())
         return err_set(err, ERR_STORAGE, NULL, "injected fault in put");
-    return store__sqlite_driver.put(conn, put, us, text, seq, err);
+    return test_driver->driver->put(conn, put, us, text, seq, err);
 }
 
 static status_t faulty_commit(void *conn, err_t *err)
 {
     if (fault_now())
         return err_set(err, ERR_STORAGE, NULL, "injected fault in commit");
-    return store__sqlite_driver.commit(conn, err);
+    return test_driver->driver->commit(conn, err);
 }
 
 static status_t faulty_begin(void *conn, err_t *err)
 {
     if (fault_now())
         return err_set(err, ERR_STORAGE, NULL, "injected fault in begin");
-    return store__sqlite_driver.begin(conn, err);
+    return test_driver->driver->begin(conn, err);
 }
 
 static void test_faults_leave_database_intact(void **state)
 {
     (void)state;
-    faulty = store__sqlite_driver;
+    faulty = *test_driver->driver;
     faulty.put = faulty_put;
     faulty.commit = faulty_commit;
     faulty.begin = faulty_begin;
     /* for each position of the fault in a sequence of writes, every write either succeeded
      * completely or left nothing, and the store reports exactly what happened */
     for (int n = 1; n <= 12; n++) {
-        unlink(path);
+        test_db_wipe();
         store_t *store;
         err_t err = ERR_INIT;
         calls_left = 1000000;
-        assert_int_equal(store__open_driver(&faulty, path, NULL, &store, &err), ERR_OK);
+        assert_int_equal(store__open_driver(&faulty, test_location, NULL, &store, &err), ERR_OK);
         calls_left = n;
         char ids[4][16];
         status_t results[4];
@@ -528,10 +520,10 @@ static void test_bulk_load_writes_the_same_index(void **state)
 {
     (void)state;
     char other[160];
-    snprintf(other, sizeof(other), "%s/other.db", dir);
+    snprintf(other, sizeof(other), "%s/other.db", test_dir);
     store_t *normal, *bulk;
     err_t err = ERR_INIT;
-    assert_int_equal(store_open(path, NULL, &normal, &err), ERR_OK);
+    assert_int_equal(store_open(test_location, NULL, &normal, &err), ERR_OK);
     assert_int_equal(store_open(other, NULL, &bulk, &err), ERR_OK);
     /* the same writes, and updates of some: row by row, and with the indexes dropped and
        built again when the store is opened again */
@@ -547,7 +539,7 @@ static void test_bulk_load_writes_the_same_index(void **state)
     store_close(bulk);
     assert_int_equal(store_open(other, NULL, &bulk, &err), ERR_OK);
     store_close(bulk);
-    char *a = dump_index(path), *b = dump_index(other);
+    char *a = dump_index(test_location), *b = dump_index(other);
     assert_non_null(strstr(a, "ix_token_value:"));
     assert_non_null(strstr(a, "token|1|Observation|code|http://loinc.org|0-7|"));
     assert_string_equal(a, b);
@@ -562,8 +554,8 @@ static void test_interrupted_bulk_load_is_repaired_at_open(void **state)
     store_t *normal, *bulk;
     err_t err = ERR_INIT;
     char other[160];
-    snprintf(other, sizeof(other), "%s/other.db", dir);
-    assert_int_equal(store_open(path, NULL, &normal, &err), ERR_OK);
+    snprintf(other, sizeof(other), "%s/other.db", test_dir);
+    assert_int_equal(store_open(test_location, NULL, &normal, &err), ERR_OK);
     bulk_run(normal, false, 0, 10);
     store_close(normal);
     /* dropped and written in one transaction, then the process stops (a child that exits
@@ -582,7 +574,7 @@ static void test_interrupted_bulk_load_is_repaired_at_open(void **state)
     free(before);
     assert_int_equal(store_open(other, NULL, &bulk, &err), ERR_OK);
     store_close(bulk);
-    char *a = dump_index(path), *b = dump_index(other);
+    char *a = dump_index(test_location), *b = dump_index(other);
     assert_string_equal(a, b);
     free(a);
     free(b);
@@ -591,16 +583,19 @@ static void test_interrupted_bulk_load_is_repaired_at_open(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest both[] = {
         cmocka_unit_test_setup_teardown(test_open_migrate_reopen, setup, teardown),
-        cmocka_unit_test(test_open_failure_is_an_error),
         cmocka_unit_test_setup_teardown(test_versions_read_and_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_transaction_rolls_back_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_hooks_follow_the_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_leave_database_intact, setup, teardown),
+    };
+    const struct CMUnitTest sqlite_only[] = {
+        cmocka_unit_test(test_open_failure_is_an_error),
         cmocka_unit_test_setup_teardown(test_bulk_load_writes_the_same_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_bulk_load_is_repaired_at_open, setup,
                                         teardown),
     };
-    return cmocka_run_group_tests_name("store/sqlite", tests, NULL, NULL);
+    return test_run_on_drivers("store/sqlite", both, TEST_COUNT(both), sqlite_only,
+                               TEST_COUNT(sqlite_only), NULL, 0);
 }

@@ -1,0 +1,1384 @@
+/*
+ * pg.c - the PostgreSQL driver: Concerto on more than one machine.
+ *
+ * The location is a libpq connection URI (postgresql://user@host:port/db?...). The schema is
+ * the SQLite driver's, table for table and column for column, with PostgreSQL's types, so the
+ * SQL above the driver stays the same; migrations carry the same numbers in both drivers.
+ *
+ * One connection per thread, as with SQLite. Writers of several processes meet in the
+ * database: the current-version read of a write locks the resource's row (FOR UPDATE), so two
+ * processes updating one resource serialize and the second sees the first's version (an
+ * If-Match on the old version then fails with 412); two creates of one new id collide on the
+ * unique key and the second fails with a version conflict. Migrations take an advisory lock,
+ * so processes starting together migrate once.
+ *
+ * A lost connection is re-established before the next statement outside a transaction; a
+ * transaction that loses its connection fails as a whole with ERR_UNAVAILABLE (503 with
+ * Retry-After above), and nothing of it is committed.
+ *
+ * The work queues are in pg_queue.c, $everything in pg_everything.c, search (not yet) in
+ * pg_search.c; docs/internals/store.md describes the driver.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "store/pg_int.h"
+
+struct pg_db {
+    char *uri;
+    store_options_t options;
+};
+
+/* The key of the advisory lock migrations hold ("concerto" in ASCII, as a number). */
+#define MIGRATION_LOCK "7164093491627649135"
+
+#define COMPOSITE_COLUMNS(i) "c" #i "_system, c" #i "_value, c" #i "_low, c" #i "_high"
+
+/* The rows of one kind in one insert: rid and type, then one array per column. */
+#define UNNEST "SELECT $1::bigint, $2::text, * FROM unnest("
+
+static const char *const statement_sql[PG__COUNT] = {
+    [PG_READ_CURRENT] = "SELECT v.version, v.seq, v.updated_us, v.last_updated, v.method, "
+                        "v.status, v.deleted, v.json "
+                        "FROM resource r JOIN resource_version v ON v.seq = r.seq "
+                        "WHERE r.type = $1 AND r.id = $2",
+    [PG_READ_VERSION] =
+        "SELECT version, seq, updated_us, last_updated, method, status, deleted, json "
+        "FROM resource_version WHERE type = $1 AND id = $2 AND version = $3",
+    /* on the writer only: the row stays locked until the transaction ends */
+    [PG_CURRENT] = "SELECT version, deleted FROM resource WHERE type = $1 AND id = $2 FOR UPDATE",
+    [PG_INSERT_VERSION] =
+        "INSERT INTO resource_version (type, id, version, updated_us, last_updated, method, "
+        "deleted, json, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
+    [PG_UPSERT_CURRENT] =
+        "INSERT INTO resource (type, id, version, seq, deleted, updated_us) "
+        "VALUES ($1, $2, $3, $4, $5, $6) "
+        "ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, seq = excluded.seq, "
+        "deleted = excluded.deleted, updated_us = excluded.updated_us RETURNING rid",
+    [PG_COUNT_TYPE] = "SELECT count(*) FROM resource WHERE type = $1 AND deleted = 0",
+    [PG_COUNT_ALL] = "SELECT count(*) FROM resource WHERE deleted = 0",
+    [PG_RID] = "SELECT rid, deleted FROM resource WHERE type = $1 AND id = $2 FOR UPDATE",
+    [PG_SCAN] = "SELECT r.rid, r.type, r.id, v.json, r.version FROM resource r "
+                "JOIN resource_version v ON v.seq = r.seq "
+                "WHERE r.rid > $1 AND r.deleted = 0 ORDER BY r.rid LIMIT $2",
+    [PG_SCAN_TYPE] = "SELECT r.rid, r.type, r.id, v.json, r.version FROM resource r "
+                     "JOIN resource_version v ON v.seq = r.seq "
+                     "WHERE r.type = $3 AND r.deleted = 0 AND r.rid > $1 ORDER BY r.rid LIMIT $2",
+    [PG_CONTAINED_LIST] = "SELECT rid FROM resource_contained WHERE container = $1 LIMIT 1",
+    [PG_CONTAINED_INSERT] =
+        "INSERT INTO resource_contained (container, type, id) VALUES ($1, $2, $3) RETURNING rid",
+    [PG_DELETE_TEXT] = "DELETE FROM ix_text WHERE rid = $1",
+    [PG_INSERT_TEXT] = "INSERT INTO ix_text (rid, content, narrative) VALUES ($1, $2, $3)",
+    [PG_INSERT_INDEX + FHIR_INDEX_STRING] =
+        "INSERT INTO ix_string (rid, type, param, normalized, exact) VALUES ($1, $2, $3, $4, $5)",
+    [PG_INSERT_INDEX + FHIR_INDEX_TOKEN] = "INSERT INTO ix_token (rid, type, param, system, code, "
+                                           "text) VALUES ($1, $2, $3, $4, $5, $6)",
+    [PG_INSERT_INDEX + FHIR_INDEX_DATE] =
+        "INSERT INTO ix_date (rid, type, param, low, high) VALUES ($1, $2, $3, $4, $5)",
+    [PG_INSERT_INDEX + FHIR_INDEX_NUMBER] =
+        "INSERT INTO ix_number (rid, type, param, low, high) VALUES ($1, $2, $3, $4, $5)",
+    [PG_INSERT_INDEX + FHIR_INDEX_QUANTITY] =
+        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high, "
+        "canonical_code, canonical_low, canonical_high) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    [PG_INSERT_INDEX + FHIR_INDEX_REFERENCE] =
+        "INSERT INTO ix_reference (rid, type, param, target_type, target_id, version, url, "
+        "identifier_system, identifier_value) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    [PG_INSERT_INDEX + FHIR_INDEX_URI] =
+        "INSERT INTO ix_uri (rid, type, param, value) VALUES ($1, $2, $3, $4)",
+    [PG_INSERT_INDEX + FHIR_INDEX_COMPOSITE] =
+        "INSERT INTO ix_composite (rid, type, param, " COMPOSITE_COLUMNS(0) ", " COMPOSITE_COLUMNS(
+            1) ", " COMPOSITE_COLUMNS(2) ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+                                         "$12, $13, $14, $15)",
+    [PG_INSERT_INDEX + FHIR_INDEX_OF_TYPE] =
+        "INSERT INTO ix_of_type (rid, type, param, type_system, type_code, value) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+    [PG_INSERT_INDEX + FHIR_INDEX_POSITION] =
+        "INSERT INTO ix_position (rid, type, param, latitude, longitude) "
+        "VALUES ($1, $2, $3, $4, $5)",
+    [PG_DELETE_INDEX + FHIR_INDEX_STRING] = "DELETE FROM ix_string WHERE rid = $1",
+    [PG_DELETE_INDEX + FHIR_INDEX_TOKEN] = "DELETE FROM ix_token WHERE rid = $1",
+    [PG_DELETE_INDEX + FHIR_INDEX_DATE] = "DELETE FROM ix_date WHERE rid = $1",
+    [PG_DELETE_INDEX + FHIR_INDEX_NUMBER] = "DELETE FROM ix_number WHERE rid = $1",
+    [PG_DELETE_INDEX + FHIR_INDEX_QUANTITY] = "DELETE FROM ix_quantity WHERE rid = $1",
+    [PG_DELETE_INDEX + FHIR_INDEX_REFERENCE] = "DELETE FROM ix_reference WHERE rid = $1",
+    [PG_DELETE_INDEX + FHIR_INDEX_URI] = "DELETE FROM ix_uri WHERE rid = $1",
+    [PG_DELETE_INDEX + FHIR_INDEX_COMPOSITE] = "DELETE FROM ix_composite WHERE rid = $1",
+    [PG_DELETE_INDEX + FHIR_INDEX_OF_TYPE] = "DELETE FROM ix_of_type WHERE rid = $1",
+    [PG_DELETE_INDEX + FHIR_INDEX_POSITION] = "DELETE FROM ix_position WHERE rid = $1",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_STRING] =
+        "DELETE FROM ix_string WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_TOKEN] =
+        "DELETE FROM ix_token WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_DATE] =
+        "DELETE FROM ix_date WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_NUMBER] =
+        "DELETE FROM ix_number WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_QUANTITY] =
+        "DELETE FROM ix_quantity WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_REFERENCE] =
+        "DELETE FROM ix_reference WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_URI] =
+        "DELETE FROM ix_uri WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_COMPOSITE] =
+        "DELETE FROM ix_composite WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_OF_TYPE] =
+        "DELETE FROM ix_of_type WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_INDEX + FHIR_INDEX_POSITION] =
+        "DELETE FROM ix_position WHERE rid IN "
+        "(SELECT rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED_REFS] = "DELETE FROM ix_reference WHERE rid IN "
+                                 "(SELECT -rid FROM resource_contained WHERE container = $1)",
+    [PG_DELETE_CONTAINED] = "DELETE FROM resource_contained WHERE container = $1",
+    [PG_BATCH_INDEX + FHIR_INDEX_STRING] = "INSERT INTO ix_string (rid, type, param, normalized, "
+                                           "exact) " UNNEST "$3::text[], $4::text[], $5::text[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_TOKEN] =
+        "INSERT INTO ix_token (rid, type, param, system, code, text) " UNNEST
+        "$3::text[], $4::text[], $5::text[], $6::text[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_DATE] = "INSERT INTO ix_date (rid, type, param, low, high) " UNNEST
+                                         "$3::text[], $4::bigint[], $5::bigint[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_NUMBER] =
+        "INSERT INTO ix_number (rid, type, param, low, high) " UNNEST
+        "$3::text[], $4::float8[], $5::float8[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_QUANTITY] =
+        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high, "
+        "canonical_code, canonical_low, canonical_high) " UNNEST
+        "$3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[], "
+        "$9::text[], $10::float8[], $11::float8[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_REFERENCE] =
+        "INSERT INTO ix_reference (rid, type, param, target_type, target_id, version, url, "
+        "identifier_system, identifier_value) " UNNEST
+        "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_URI] =
+        "INSERT INTO ix_uri (rid, type, param, value) " UNNEST "$3::text[], $4::text[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_COMPOSITE] =
+        "INSERT INTO ix_composite (rid, type, param, " COMPOSITE_COLUMNS(0) ", " COMPOSITE_COLUMNS(
+            1) ", " COMPOSITE_COLUMNS(2) ") " UNNEST
+                                         "$3::text[], $4::text[], $5::text[], $6::numeric[], "
+                                         "$7::numeric[], $8::text[], $9::text[], $10::numeric[], "
+                                         "$11::numeric[], $12::text[], $13::text[], "
+                                         "$14::numeric[], $15::numeric[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_OF_TYPE] =
+        "INSERT INTO ix_of_type (rid, type, param, type_system, type_code, value) " UNNEST
+        "$3::text[], $4::text[], $5::text[], $6::text[])",
+    [PG_BATCH_INDEX + FHIR_INDEX_POSITION] =
+        "INSERT INTO ix_position (rid, type, param, latitude, longitude) " UNNEST
+        "$3::text[], $4::float8[], $5::float8[])",
+};
+
+/* ---- schema -------------------------------------------------------------------------- */
+
+/* Migration i brings the schema to version i + 1, as in the SQLite driver (same numbers, same
+ * tables and columns). Never edit one that has shipped: add a new one. Integers are BIGINT;
+ * the untyped low and high of composite components (dates in microseconds or numbers) are
+ * NUMERIC, which holds both exactly. */
+static const char *const migrations[] = {
+    /* 1: versions and current resources */
+    "CREATE TABLE resource_version ("
+    "  seq BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  version BIGINT NOT NULL,"
+    "  updated_us BIGINT NOT NULL,"
+    "  last_updated TEXT NOT NULL,"
+    "  method TEXT NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  deleted INTEGER NOT NULL,"
+    "  json TEXT,"
+    "  UNIQUE (type, id, version)"
+    ");"
+    "CREATE INDEX resource_version_type_seq ON resource_version (type, seq);"
+    "CREATE INDEX resource_version_updated ON resource_version (updated_us);"
+    "CREATE TABLE resource ("
+    "  rid BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  version BIGINT NOT NULL,"
+    "  seq BIGINT NOT NULL,"
+    "  deleted INTEGER NOT NULL,"
+    "  UNIQUE (type, id)"
+    ");",
+    /* 2: search: lastUpdated on the current row, and the index tables */
+    "ALTER TABLE resource ADD COLUMN updated_us BIGINT NOT NULL DEFAULT 0;"
+    "UPDATE resource SET updated_us ="
+    "  (SELECT v.updated_us FROM resource_version v WHERE v.seq = resource.seq);"
+    "CREATE INDEX resource_type_live ON resource (type, deleted);"
+    "CREATE INDEX resource_type_updated ON resource (type, deleted, updated_us);"
+    "CREATE TABLE ix_string (rid BIGINT NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  normalized TEXT NOT NULL, exact TEXT NOT NULL);"
+    "CREATE INDEX ix_string_value ON ix_string (type, param, normalized text_pattern_ops, rid);"
+    "CREATE INDEX ix_string_rid ON ix_string (rid, param, normalized);"
+    "CREATE TABLE ix_token (rid BIGINT NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  system TEXT, code TEXT, text TEXT);"
+    "CREATE INDEX ix_token_value ON ix_token (type, param, code, system, rid);"
+    "CREATE INDEX ix_token_rid ON ix_token (rid, param, code, system);"
+    "CREATE TABLE ix_date (rid BIGINT NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  low BIGINT NOT NULL, high BIGINT NOT NULL);"
+    "CREATE INDEX ix_date_low ON ix_date (type, param, low, high, rid);"
+    "CREATE INDEX ix_date_high ON ix_date (type, param, high, low, rid);"
+    "CREATE INDEX ix_date_rid ON ix_date (rid, param, low, high);"
+    "CREATE TABLE ix_number (rid BIGINT NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  low DOUBLE PRECISION NOT NULL, high DOUBLE PRECISION NOT NULL);"
+    "CREATE INDEX ix_number_value ON ix_number (type, param, low, high, rid);"
+    "CREATE INDEX ix_number_rid ON ix_number (rid, param, low, high);"
+    "CREATE TABLE ix_quantity (rid BIGINT NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  system TEXT, code TEXT, unit TEXT, low DOUBLE PRECISION NOT NULL,"
+    "  high DOUBLE PRECISION NOT NULL);"
+    "CREATE INDEX ix_quantity_value ON ix_quantity (type, param, low, high, code, system, unit, "
+    "rid);"
+    "CREATE INDEX ix_quantity_high ON ix_quantity (type, param, high, low, code, system, unit, "
+    "rid);"
+    "CREATE INDEX ix_quantity_rid ON ix_quantity (rid, param, low, high, code, system, unit);"
+    "CREATE TABLE ix_reference (rid BIGINT NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  target_type TEXT, target_id TEXT, version TEXT, url TEXT,"
+    "  identifier_system TEXT, identifier_value TEXT);"
+    "CREATE INDEX ix_reference_target ON ix_reference (type, param, target_id, target_type, "
+    "version, rid);"
+    "CREATE INDEX ix_reference_url ON ix_reference (type, param, url, version, rid);"
+    "CREATE INDEX ix_reference_back ON ix_reference (target_id, target_type);"
+    "CREATE INDEX ix_reference_rid ON ix_reference (rid, param, target_id, target_type, version, "
+    "url);"
+    "CREATE TABLE ix_uri (rid BIGINT NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  value TEXT NOT NULL);"
+    "CREATE INDEX ix_uri_value ON ix_uri (type, param, value, rid);"
+    "CREATE INDEX ix_uri_rid ON ix_uri (rid, param, value);"
+    "CREATE TABLE ix_composite (rid BIGINT NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  c0_system TEXT, c0_value TEXT, c0_low NUMERIC, c0_high NUMERIC,"
+    "  c1_system TEXT, c1_value TEXT, c1_low NUMERIC, c1_high NUMERIC,"
+    "  c2_system TEXT, c2_value TEXT, c2_low NUMERIC, c2_high NUMERIC);"
+    "CREATE INDEX ix_composite_value ON ix_composite (type, param, c0_value, c0_system, c1_low,"
+    "  c1_high, c1_value, c1_system, rid);"
+    "CREATE INDEX ix_composite_rid ON ix_composite (rid, param);"
+    "CREATE TABLE ix_of_type (rid BIGINT NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  type_system TEXT, type_code TEXT, value TEXT NOT NULL);"
+    "CREATE INDEX ix_of_type_value ON ix_of_type (type, param, value, type_code, type_system, rid);"
+    "CREATE INDEX ix_of_type_rid ON ix_of_type (rid, param);",
+    /* 3: full text (_content, _text): one row per current resource, keyed by rid, filled by
+       writes and reindex as in SQLite. `words` is the tsvector of both texts in the `simple`
+       configuration (no stemming, no stop words, as SQLite's unicode61), folded by
+       concerto_fold: lower case without accents when the unaccent extension can be had (it
+       is trusted: a database owner may create it), lower case only otherwise. The narrative's
+       words have weight A, the content's weight B, so one GIN index serves both: _text asks
+       for A only. */
+    "DO $$ DECLARE nsp text; BEGIN"
+    "  BEGIN CREATE EXTENSION IF NOT EXISTS unaccent;"
+    "  EXCEPTION WHEN OTHERS THEN NULL; END;"
+    "  SELECT n.nspname INTO nsp FROM pg_extension e JOIN pg_namespace n"
+    "    ON n.oid = e.extnamespace WHERE e.extname = 'unaccent';"
+    "  IF nsp IS NOT NULL THEN"
+    "    EXECUTE format('CREATE FUNCTION concerto_fold(text) RETURNS text LANGUAGE sql"
+    "      IMMUTABLE STRICT PARALLEL SAFE AS %L',"
+    "      format('SELECT lower(%I.unaccent(%L::regdictionary, $1))', nsp,"
+    "             quote_ident(nsp) || '.unaccent'));"
+    "  ELSE"
+    "    CREATE FUNCTION concerto_fold(text) RETURNS text LANGUAGE sql IMMUTABLE STRICT"
+    "      PARALLEL SAFE AS 'SELECT lower($1)';"
+    "  END IF;"
+    "END $$;"
+    "CREATE TABLE ix_text (rid BIGINT PRIMARY KEY, content TEXT, narrative TEXT,"
+    "  words tsvector GENERATED ALWAYS AS ("
+    "    setweight(to_tsvector('simple'::regconfig, coalesce(concerto_fold(narrative), '')), 'A')"
+    "    || setweight(to_tsvector('simple'::regconfig, coalesce(concerto_fold(content), '')),"
+    "    'B')) STORED);"
+    "CREATE INDEX ix_text_words ON ix_text USING GIN (words);",
+    /* 4 is another change's in SQLite (import speed): empty here */
+    "SELECT 1",
+    /* 5: contained resources, as SQLite's 5: keys from 2^62 up (never a resource's rid),
+       index rows of type '#' and the contained type, the container's references to them
+       keyed by minus the contained resource's key; absolute urls found by
+       ix_reference_absolute. */
+    "CREATE TABLE resource_contained ("
+    "  rid BIGINT GENERATED ALWAYS AS IDENTITY (START WITH 4611686018427387904) PRIMARY KEY,"
+    "  container BIGINT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL);"
+    "CREATE INDEX resource_contained_container ON resource_contained (container);"
+    "CREATE INDEX resource_contained_type ON resource_contained (type);"
+    "CREATE INDEX ix_reference_absolute ON ix_reference (url) WHERE url IS NOT NULL;",
+    /* 6: the work queues, as SQLite's 6, with identity keys (never reused) and booleans for
+       `dead`; `state` stays an integer (an enum). */
+    "CREATE TABLE outbox ("
+    "  event_id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  seq BIGINT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  id TEXT NOT NULL,"
+    "  version BIGINT NOT NULL,"
+    "  action INTEGER NOT NULL,"
+    "  time_us BIGINT NOT NULL,"
+    "  available_us BIGINT NOT NULL DEFAULT 0,"
+    "  attempts BIGINT NOT NULL DEFAULT 0,"
+    "  claimed_by TEXT,"
+    "  claim_until_us BIGINT NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  dead BOOLEAN NOT NULL DEFAULT false);"
+    "CREATE INDEX outbox_dead ON outbox (event_id) WHERE dead;"
+    "CREATE TABLE job ("
+    "  job_id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  kind TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  run_at_us BIGINT NOT NULL,"
+    "  payload TEXT,"
+    "  attempts BIGINT NOT NULL DEFAULT 0,"
+    "  claimed_by TEXT,"
+    "  claim_until_us BIGINT NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  state INTEGER NOT NULL DEFAULT 0,"
+    "  revision BIGINT NOT NULL DEFAULT 1,"
+    "  UNIQUE (kind, key));"
+    "CREATE INDEX job_due ON job (state, run_at_us);"
+    "CREATE TABLE lease ("
+    "  name TEXT PRIMARY KEY,"
+    "  holder TEXT NOT NULL,"
+    "  until_us BIGINT NOT NULL);",
+    /* 7: UCUM quantities also in canonical units, and positions (Location near), as
+       SQLite's 7 */
+    "ALTER TABLE ix_quantity ADD COLUMN canonical_code TEXT;"
+    "ALTER TABLE ix_quantity ADD COLUMN canonical_low DOUBLE PRECISION;"
+    "ALTER TABLE ix_quantity ADD COLUMN canonical_high DOUBLE PRECISION;"
+    "CREATE INDEX ix_quantity_canonical_low ON ix_quantity (type, param, canonical_code, "
+    "canonical_low, canonical_high, rid) WHERE canonical_code IS NOT NULL;"
+    "CREATE INDEX ix_quantity_canonical_high ON ix_quantity (type, param, canonical_code, "
+    "canonical_high, canonical_low, rid) WHERE canonical_code IS NOT NULL;"
+    "CREATE TABLE ix_position (rid BIGINT NOT NULL, type TEXT NOT NULL, param TEXT NOT NULL,"
+    "  latitude DOUBLE PRECISION NOT NULL, longitude DOUBLE PRECISION NOT NULL);"
+    "CREATE INDEX ix_position_value ON ix_position (type, param, latitude, longitude, rid);"
+    "CREATE INDEX ix_position_rid ON ix_position (rid, param, latitude, longitude);",
+};
+
+/* ---- parameters and results ---------------------------------------------------------- */
+
+void pg__text(pg_params_t *p, const char *s)
+{
+    if (p->n < PG_MAX_PARAMS)
+        p->values[p->n++] = s;
+}
+
+void pg__int(pg_params_t *p, int64_t i)
+{
+    if (p->n >= PG_MAX_PARAMS)
+        return;
+    snprintf(p->numbers[p->n], sizeof(p->numbers[0]), "%lld", (long long)i);
+    p->values[p->n] = p->numbers[p->n];
+    p->n++;
+}
+
+void pg__double(pg_params_t *p, double d)
+{
+    if (p->n >= PG_MAX_PARAMS)
+        return;
+    if (isinf(d))
+        snprintf(p->numbers[p->n], sizeof(p->numbers[0]), "%s", d < 0 ? "-Infinity" : "Infinity");
+    else
+        snprintf(p->numbers[p->n], sizeof(p->numbers[0]), "%.17g", d);
+    p->values[p->n] = p->numbers[p->n];
+    p->n++;
+}
+
+const char *pg__text_at(const PGresult *res, int row, int column, arena_t *arena, size_t *out_len)
+{
+    if (PQgetisnull(res, row, column)) {
+        if (out_len)
+            *out_len = 0;
+        return NULL;
+    }
+    size_t len = (size_t)PQgetlength(res, row, column);
+    if (out_len)
+        *out_len = len;
+    return arena_strndup(arena, PQgetvalue(res, row, column), len);
+}
+
+int64_t pg__int_at(const PGresult *res, int row, int column)
+{
+    if (PQgetisnull(res, row, column))
+        return 0;
+    return strtoll(PQgetvalue(res, row, column), NULL, 10);
+}
+
+/* ---- errors -------------------------------------------------------------------------- */
+
+const char *pg__sqlstate(const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return state ? state : "";
+}
+
+status_t pg__fail(pg_conn_t *conn, PGresult *res, err_t *err, const char *doing)
+{
+    const char *state = pg__sqlstate(res);
+    bool lost = !conn->pg || PQstatus(conn->pg) != CONNECTION_OK;
+    status_t status;
+    const char *message;
+    if (lost || !strncmp(state, "08", 2) || !strncmp(state, "57P", 3)) {
+        status = ERR_UNAVAILABLE;
+        message = "the database cannot be reached; retry later";
+    } else if (!strcmp(state, "40001") || !strcmp(state, "40P01") || !strcmp(state, "55P03")) {
+        status = ERR_UNAVAILABLE;
+        message = "the database gave way to a concurrent transaction; retry later";
+    } else if (!strncmp(state, "53", 2)) {
+        status = ERR_UNAVAILABLE;
+        message = "the database is out of resources (disk, memory or connections); retry later";
+    } else {
+        status = ERR_STORAGE;
+        message = "the database reported an error";
+    }
+    err_set(err, status, NULL, "%s", message);
+    const char *text = res ? PQresultErrorMessage(res) : NULL;
+    if (!text || !*text)
+        text = conn->pg ? PQerrorMessage(conn->pg) : "no connection";
+    err_log_detail(err, "postgresql: %s: %s [%s]", doing, text, state);
+    return status;
+}
+
+/* ---- connections --------------------------------------------------------------------- */
+
+static void notice_quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message; /* NOTICEs (e.g. "relation already exists, skipping") are not errors */
+}
+
+static status_t connect_handle(pg_db_t *db, PGconn **out, err_t *err)
+{
+    PGconn *pg = PQconnectdb(db->uri);
+    if (!pg || PQstatus(pg) != CONNECTION_OK) {
+        err_set(err, ERR_UNAVAILABLE, NULL, "could not connect to the PostgreSQL database");
+        err_log_detail(err, "postgresql: connect: %s", pg ? PQerrorMessage(pg) : "out of memory");
+        PQfinish(pg);
+        return ERR_UNAVAILABLE;
+    }
+    PQsetNoticeProcessor(pg, notice_quiet, NULL);
+    /* synchronous full: a commit waits for the WAL flush (the server's setting, normally on);
+       normal or off: it does not, so a crash of PostgreSQL's machine may lose the last
+       acknowledged commits but never leaves one half-written */
+    PGresult *res = PQexec(pg, db->options.synchronous == STORE_SYNC_FULL
+                                   ? "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC';"
+                                     "SET application_name = 'concerto'"
+                                   : "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC';"
+                                     "SET application_name = 'concerto';"
+                                     "SET synchronous_commit = off");
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (!ok) {
+        err_set(err, ERR_STORAGE, NULL, "could not set up the PostgreSQL session");
+        err_log_detail(err, "postgresql: session: %s", PQerrorMessage(pg));
+        PQfinish(pg);
+        return ERR_STORAGE;
+    }
+    *out = pg;
+    return ERR_OK;
+}
+
+/* Makes sure the connection is up: outside a transaction a lost one is re-established (and
+ * its statements prepared again as they are used). */
+static status_t ensure(pg_conn_t *conn, err_t *err)
+{
+    if (conn->pg && PQstatus(conn->pg) == CONNECTION_OK)
+        return ERR_OK;
+    if (conn->in_txn)
+        return err_set(err, ERR_UNAVAILABLE, NULL,
+                       "the connection to the database was lost; retry later");
+    PQfinish(conn->pg);
+    conn->pg = NULL;
+    memset(conn->prepared, 0, sizeof(conn->prepared));
+    status_t rc = connect_handle(conn->db, &conn->pg, err);
+    if (!rc)
+        log_info("postgresql: reconnected");
+    return rc;
+}
+
+static status_t check_result(pg_conn_t *conn, PGresult *res, PGresult **out, err_t *err,
+                             const char *doing)
+{
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (out)
+            *out = res;
+        else
+            PQclear(res);
+        return ERR_OK;
+    }
+    status_t rc = pg__fail(conn, res, err, doing);
+    PQclear(res);
+    return rc;
+}
+
+/* Sends a statement: fixed statement `which` (prepared once per connection from sql, or
+ * statement_sql[which] when sql is NULL), or sql with params, or sql as a script (params
+ * NULL, which < 0). */
+static PGresult *send(pg_conn_t *conn, int which, const char *sql, const pg_params_t *params,
+                      err_t *err, status_t *rc)
+{
+    *rc = ensure(conn, err);
+    if (*rc)
+        return NULL;
+    if (which >= 0) {
+        char name[16];
+        snprintf(name, sizeof(name), "s%d", which);
+        if (!conn->prepared[which]) {
+            PGresult *res = PQprepare(conn->pg, name, sql ? sql : statement_sql[which], 0, NULL);
+            if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                return res;
+            PQclear(res);
+            conn->prepared[which] = true;
+        }
+        return PQexecPrepared(conn->pg, name, params ? params->n : 0,
+                              params ? params->values : NULL, NULL, NULL, 0);
+    }
+    if (!params)
+        return PQexec(conn->pg, sql);
+    return PQexecParams(conn->pg, sql, params->n, NULL, params->values, NULL, NULL, 0);
+}
+
+/*
+ * Runs a statement and checks its result. A connection found broken outside a transaction
+ * (the server restarted since the last statement) is re-established and the statement sent
+ * once more: nothing of it can have run.
+ */
+static status_t execute(pg_conn_t *conn, int which, const char *sql, const pg_params_t *params,
+                        PGresult **out, err_t *err)
+{
+    for (int attempt = 0;; attempt++) {
+        status_t rc;
+        PGresult *res = send(conn, which, sql, params, err, &rc);
+        if (!res && rc)
+            return rc;
+        if (attempt == 0 && !conn->in_txn && PQstatus(conn->pg) == CONNECTION_BAD) {
+            PQclear(res);
+            continue;
+        }
+        return check_result(conn, res, out, err, sql ? sql : statement_sql[which]);
+    }
+}
+
+status_t pg__run(pg_conn_t *conn, int which, const pg_params_t *params, PGresult **out, err_t *err)
+{
+    return execute(conn, which, NULL, params, out, err);
+}
+
+status_t pg__run_named(pg_conn_t *conn, int which, const char *sql, const pg_params_t *params,
+                       PGresult **out, err_t *err)
+{
+    return execute(conn, which, sql, params, out, err);
+}
+
+int64_t pg__changes(const PGresult *res)
+{
+    const char *n = PQcmdTuples((PGresult *)res);
+    return n && *n ? strtoll(n, NULL, 10) : 0;
+}
+
+status_t pg__run_sql(pg_conn_t *conn, const char *sql, const pg_params_t *params, PGresult **out,
+                     err_t *err)
+{
+    pg_params_t none = {0};
+    return execute(conn, -1, sql, params ? params : &none, out, err);
+}
+
+static status_t exec(pg_conn_t *conn, const char *sql, err_t *err)
+{
+    return execute(conn, -1, sql, NULL, NULL, err);
+}
+
+static status_t pg_open(const char *location, const store_options_t *options, void **out_db,
+                        err_t *err)
+{
+    pg_db_t *db = xcalloc(1, sizeof(*db));
+    db->uri = xstrdup(location);
+    db->options = *options;
+    PGconn *pg;
+    status_t rc = connect_handle(db, &pg, err);
+    if (rc) {
+        free(db->uri);
+        free(db);
+        return rc;
+    }
+    PQfinish(pg);
+    *out_db = db;
+    return ERR_OK;
+}
+
+static void pg_close(void *opaque)
+{
+    pg_db_t *db = opaque;
+    free(db->uri);
+    free(db);
+}
+
+static status_t pg_connect(void *opaque, bool writer, void **out_conn, err_t *err)
+{
+    pg_conn_t *conn = xcalloc(1, sizeof(*conn));
+    conn->db = opaque;
+    conn->writer = writer;
+    status_t rc = connect_handle(conn->db, &conn->pg, err);
+    if (rc) {
+        free(conn);
+        return rc;
+    }
+    *out_conn = conn;
+    return ERR_OK;
+}
+
+static void pg_disconnect(void *opaque)
+{
+    pg_conn_t *conn = opaque;
+    if (!conn)
+        return;
+    PQfinish(conn->pg);
+    free(conn);
+}
+
+static status_t pg_migrate(void *opaque, int *out_version, err_t *err)
+{
+    pg_conn_t conn = {.db = opaque};
+    status_t rc = connect_handle(conn.db, &conn.pg, err);
+    if (rc)
+        return rc;
+    int latest = (int)(sizeof(migrations) / sizeof(migrations[0]));
+    PGresult *res = NULL;
+    rc = exec(&conn,
+              "BEGIN; SELECT pg_advisory_xact_lock(" MIGRATION_LOCK ");"
+              "CREATE TABLE IF NOT EXISTS schema_migration ("
+              "  version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);",
+              err);
+    if (rc)
+        goto out;
+    conn.in_txn = true;
+    rc = pg__run_sql(&conn, "SELECT coalesce(max(version), 0) FROM schema_migration", NULL, &res,
+                     err);
+    if (rc)
+        goto rollback;
+    int version = (int)pg__int_at(res, 0, 0);
+    PQclear(res);
+    if (version > latest) {
+        rc = err_set(err, ERR_STORAGE, NULL,
+                     "the database is at schema version %d, newer than this Concerto (%d)", version,
+                     latest);
+        goto rollback;
+    }
+    for (int v = version; v < latest; v++) {
+        if ((rc = exec(&conn, migrations[v], err)))
+            goto rollback;
+        pg_params_t p = {0};
+        pg__int(&p, v + 1);
+        rc = pg__run_sql(&conn,
+                         "INSERT INTO schema_migration VALUES ($1::integer, "
+                         "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))",
+                         &p, NULL, err);
+        if (rc)
+            goto rollback;
+    }
+    if ((rc = exec(&conn, "COMMIT", err)))
+        goto out;
+    *out_version = latest;
+    goto out;
+rollback:
+    PQclear(PQexec(conn.pg, "ROLLBACK"));
+out:
+    PQfinish(conn.pg);
+    return rc;
+}
+
+/* ---- reading ------------------------------------------------------------------------- */
+
+/* Columns from `first`: version, seq, updated_us, last_updated, method, status, deleted, json. */
+static void row_to_version(const PGresult *res, int row, int first, arena_t *arena,
+                           store_version_t *out)
+{
+    out->version = pg__int_at(res, row, first + 0);
+    out->seq = pg__int_at(res, row, first + 1);
+    out->updated_us = pg__int_at(res, row, first + 2);
+    out->last_updated = pg__text_at(res, row, first + 3, arena, NULL);
+    out->method = pg__text_at(res, row, first + 4, arena, NULL);
+    out->status = (int)pg__int_at(res, row, first + 5);
+    out->deleted = pg__int_at(res, row, first + 6) != 0;
+    out->json = pg__text_at(res, row, first + 7, arena, &out->json_len);
+}
+
+static status_t pg_read(void *opaque, const char *type, const char *id, int64_t version,
+                        arena_t *arena, store_version_t *out, err_t *err)
+{
+    pg_conn_t *conn = opaque;
+    pg_params_t p = {0};
+    pg__text(&p, type);
+    pg__text(&p, id);
+    if (version)
+        pg__int(&p, version);
+    PGresult *res;
+    status_t rc = pg__run(conn, version ? PG_READ_VERSION : PG_READ_CURRENT, &p, &res, err);
+    if (rc)
+        return rc;
+    if (PQntuples(res) == 0) {
+        rc = version ? err_set(err, ERR_NOT_FOUND, NULL, "%s/%s has no version %lld", type, id,
+                               (long long)version)
+                     : err_set(err, ERR_NOT_FOUND, NULL, "%s/%s is not known", type, id);
+    } else {
+        out->type = arena_strdup(arena, type);
+        out->id = arena_strdup(arena, id);
+        row_to_version(res, 0, 0, arena, out);
+    }
+    PQclear(res);
+    return rc;
+}
+
+static status_t pg_history(void *opaque, const store_history_query_t *q, arena_t *arena,
+                           store_history_t *out, err_t *err)
+{
+    pg_conn_t *conn = opaque;
+    /* The WHERE clause is assembled from fixed fragments; every value is a parameter. */
+    char where[256];
+    pg_params_t p = {0};
+    int n = 0;
+    size_t len = 0;
+    where[0] = 0;
+#define WHERE_ADD(fmt, ...) \
+    len += (size_t)snprintf(where + len, sizeof(where) - len, fmt, __VA_ARGS__)
+    if (q->type) {
+        pg__text(&p, q->type);
+        WHERE_ADD(" AND type = $%d", ++n);
+    }
+    if (q->id) {
+        pg__text(&p, q->id);
+        WHERE_ADD(" AND id = $%d", ++n);
+    }
+    if (q->since_us != INT64_MIN) {
+        pg__int(&p, q->since_us);
+        WHERE_ADD(" AND updated_us >= $%d", ++n);
+    }
+    int nfilter = n;
+    bool newer = q->after_seq > 0;
+    pg__int(&p, newer ? q->after_seq : q->before_seq);
+    WHERE_ADD(newer ? " AND seq > $%d" : " AND seq < $%d", ++n);
+#undef WHERE_ADD
+    pg__int(&p, (int64_t)q->count + 1);
+    char sql[768];
+    snprintf(sql, sizeof(sql),
+             "SELECT type, id, version, seq, updated_us, last_updated, method, status, deleted, "
+             "json FROM resource_version WHERE true%s ORDER BY seq %s LIMIT $%d",
+             where, newer ? "ASC" : "DESC", n + 1);
+    PGresult *res;
+    status_t rc = pg__run_sql(conn, sql, &p, &res, err);
+    if (rc)
+        return rc;
+    int rows = PQntuples(res);
+    out->versions = arena_alloc(arena, (q->count + 1) * sizeof(store_version_t));
+    out->n = 0;
+    out->total = -1;
+    bool extra = rows > (int)q->count;
+    for (int r = 0; r < rows && out->n < q->count; r++) {
+        store_version_t *v = &out->versions[out->n++];
+        v->type = pg__text_at(res, r, 0, arena, NULL);
+        v->id = pg__text_at(res, r, 1, arena, NULL);
+        row_to_version(res, r, 2, arena, v);
+    }
+    PQclear(res);
+    if (newer) {
+        /* fetched oldest first: put newest first like every page */
+        for (size_t i = 0; i < out->n / 2; i++) {
+            store_version_t tmp = out->versions[i];
+            out->versions[i] = out->versions[out->n - 1 - i];
+            out->versions[out->n - 1 - i] = tmp;
+        }
+        out->more_newer = extra;
+        out->more_older = true;
+    } else {
+        out->more_older = extra;
+        out->more_newer = q->before_seq != INT64_MAX;
+    }
+    if (q->want_total) {
+        /* the same filters without the page bounds: the first nfilter parameters */
+        char *cut = strstr(where, newer ? " AND seq >" : " AND seq <");
+        if (cut)
+            *cut = 0;
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM resource_version WHERE true%s", where);
+        p.n = nfilter;
+        if ((rc = pg__run_sql(conn, sql, &p, &res, err)))
+            return rc;
+        out->total = pg__int_at(res, 0, 0);
+        PQclear(res);
+    }
+    return ERR_OK;
+}
+
+static status_t pg_count(void *opaque, const char *type, int64_t *out, err_t *err)
+{
+    pg_conn_t *conn = opaque;
+    pg_params_t p = {0};
+    if (type)
+        pg__text(&p, type);
+    PGresult *res;
+    status_t rc = pg__run(conn, type ? PG_COUNT_TYPE : PG_COUNT_ALL, &p, &res, err);
+    if (rc)
+        return rc;
+    *out = pg__int_at(res, 0, 0);
+    PQclear(res);
+    return ERR_OK;
+}
+
+static status_t pg_scan(void *opaque, const char *type, int64_t after_rid, size_t count,
+                        arena_t *arena, store_scan_row_t **out_rows, size_t *out_n, err_t *err)
+{
+    pg_conn_t *conn = opaque;
+    pg_params_t p = {0};
+    pg__int(&p, after_rid);
+    pg__int(&p, (int64_t)count);
+    if (type)
+        pg__text(&p, type);
+    PGresult *res;
+    status_t rc = pg__run(conn, type ? PG_SCAN_TYPE : PG_SCAN, &p, &res, err);
+    if (rc)
+        return rc;
+    size_t n = (size_t)PQntuples(res);
+    if (n > count)
+        n = count;
+    store_scan_row_t *rows = arena_alloc(arena, (count ? count : 1) * sizeof(*rows));
+    for (size_t i = 0; i < n; i++) {
+        store_scan_row_t *row = &rows[i];
+        row->rid = pg__int_at(res, (int)i, 0);
+        row->type = pg__text_at(res, (int)i, 1, arena, NULL);
+        row->id = pg__text_at(res, (int)i, 2, arena, NULL);
+        row->json = pg__text_at(res, (int)i, 3, arena, &row->json_len);
+        row->version = pg__int_at(res, (int)i, 4);
+    }
+    PQclear(res);
+    *out_rows = rows;
+    *out_n = n;
+    return ERR_OK;
+}
+
+/* ---- transactions -------------------------------------------------------------------- */
+
+static status_t pg_begin(void *opaque, err_t *err)
+{
+    pg_conn_t *conn = opaque;
+    status_t rc = exec(conn, "BEGIN", err);
+    if (!rc)
+        conn->in_txn = true;
+    return rc;
+}
+
+static status_t pg_commit(void *opaque, err_t *err)
+{
+    pg_conn_t *conn = opaque;
+    status_t rc = ensure(conn, err);
+    if (rc)
+        return rc;
+    PGresult *res = PQexec(conn->pg, "COMMIT");
+    /* a transaction left in an aborted state answers COMMIT with ROLLBACK */
+    bool rolled_back =
+        PQresultStatus(res) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "ROLLBACK") == 0;
+    rc = check_result(conn, res, NULL, err, "COMMIT");
+    if (!rc && rolled_back)
+        rc = err_set(err, ERR_STORAGE, NULL, "the transaction was rolled back by the database");
+    if (!rc || PQtransactionStatus(conn->pg) == PQTRANS_IDLE)
+        conn->in_txn = false;
+    return rc;
+}
+
+static void pg_rollback(void *opaque)
+{
+    pg_conn_t *conn = opaque;
+    if (conn->pg && PQstatus(conn->pg) == CONNECTION_OK &&
+        PQtransactionStatus(conn->pg) != PQTRANS_IDLE)
+        PQclear(PQexec(conn->pg, "ROLLBACK"));
+    conn->in_txn = false;
+}
+
+static status_t pg_savepoint(void *opaque, err_t *err)
+{
+    return exec(opaque, "SAVEPOINT txn", err);
+}
+
+static status_t pg_release(void *opaque, err_t *err)
+{
+    return exec(opaque, "RELEASE SAVEPOINT txn", err);
+}
+
+static void pg_rollback_to(void *opaque)
+{
+    pg_conn_t *conn = opaque;
+    if (conn->pg && PQstatus(conn->pg) == CONNECTION_OK)
+        PQclear(PQexec(conn->pg, "ROLLBACK TO SAVEPOINT txn"));
+}
+
+static status_t pg_current(void *opaque, const char *type, const char *id, store_current_t *out,
+                           err_t *err)
+{
+    pg_conn_t *conn = opaque;
+    pg_params_t p = {0};
+    pg__text(&p, type);
+    pg__text(&p, id);
+    PGresult *res;
+    status_t rc = pg__run(conn, PG_CURRENT, &p, &res, err);
+    if (rc)
+        return rc;
+    if (PQntuples(res) > 0) {
+        out->version = pg__int_at(res, 0, 0);
+        out->deleted = pg__int_at(res, 0, 1) != 0;
+    } else {
+        out->version = 0;
+        out->deleted = false;
+    }
+    PQclear(res);
+    return ERR_OK;
+}
+
+/* The four parameters of one component of a composite row. */
+static void component_params(pg_params_t *p, const fhir_index_value_t *v)
+{
+    const char *system = NULL, *value = NULL;
+    switch (v->kind) {
+    case FHIR_INDEX_STRING: value = v->as.string.normalized; break;
+    case FHIR_INDEX_TOKEN:
+        system = v->as.token.system;
+        value = v->as.token.code;
+        break;
+    case FHIR_INDEX_QUANTITY:
+        system = v->as.quantity.system;
+        value = v->as.quantity.code;
+        break;
+    case FHIR_INDEX_REFERENCE:
+        system = v->as.reference.type;
+        value = v->as.reference.type ? v->as.reference.id : v->as.reference.url;
+        break;
+    case FHIR_INDEX_URI: value = v->as.uri.value; break;
+    default: break;
+    }
+    pg__text(p, system);
+    pg__text(p, value);
+    switch (v->kind) {
+    case FHIR_INDEX_DATE:
+        pg__int(p, v->as.date.low);
+        pg__int(p, v->as.date.high);
+        break;
+    case FHIR_INDEX_NUMBER:
+        pg__double(p, v->as.number.low);
+        pg__double(p, v->as.number.high);
+        break;
+    case FHIR_INDEX_QUANTITY:
+        pg__double(p, v->as.quantity.low);
+        pg__double(p, v->as.quantity.high);
+        break;
+    default: pg__text(p, NULL); pg__text(p, NULL);
+    }
+}
+
+/* The parameters of the insert of one index row: rid, type, param and the kind's columns. */
+static void row_params(pg_params_t *pp, int64_t rid, const char *type, const fhir_index_row_t *row)
+{
+    const fhir_index_value_t *v = &row->value;
+    pg_params_t p = {0};
+    pg__int(&p, rid);
+    pg__text(&p, type);
+    pg__text(&p, row->param);
+    switch (v->kind) {
+    case FHIR_INDEX_STRING:
+        pg__text(&p, v->as.string.normalized);
+        pg__text(&p, v->as.string.exact);
+        break;
+    case FHIR_INDEX_TOKEN:
+        pg__text(&p, v->as.token.system);
+        pg__text(&p, v->as.token.code);
+        pg__text(&p, v->as.token.text);
+        break;
+    case FHIR_INDEX_DATE:
+        pg__int(&p, v->as.date.low);
+        pg__int(&p, v->as.date.high);
+        break;
+    case FHIR_INDEX_NUMBER:
+        pg__double(&p, v->as.number.low);
+        pg__double(&p, v->as.number.high);
+        break;
+    case FHIR_INDEX_QUANTITY:
+        pg__text(&p, v->as.quantity.system);
+        pg__text(&p, v->as.quantity.code);
+        pg__text(&p, v->as.quantity.unit);
+        pg__double(&p, v->as.quantity.low);
+        pg__double(&p, v->as.quantity.high);
+        pg__text(&p, v->as.quantity.canonical_code);
+        if (v->as.quantity.canonical_code) {
+            pg__double(&p, v->as.quantity.canonical_low);
+            pg__double(&p, v->as.quantity.canonical_high);
+        } else {
+            pg__text(&p, NULL);
+            pg__text(&p, NULL);
+        }
+        break;
+    case FHIR_INDEX_POSITION:
+        pg__double(&p, v->as.position.latitude);
+        pg__double(&p, v->as.position.longitude);
+        break;
+    case FHIR_INDEX_REFERENCE:
+        pg__text(&p, v->as.reference.type);
+        pg__text(&p, v->as.reference.id);
+        pg__text(&p, v->as.reference.version);
+        pg__text(&p, v->as.reference.url);
+        pg__text(&p, v->as.reference.identifier_system);
+        pg__text(&p, v->as.reference.identifier_value);
+        break;
+    case FHIR_INDEX_URI: pg__text(&p, v->as.uri.value); break;
+    case FHIR_INDEX_COMPOSITE:
+        for (size_t i = 0; i < 3; i++) {
+            if (i < v->as.composite.ncomponents) {
+                component_params(&p, &v->as.composite.components[i]);
+            } else {
+                for (int k = 0; k < 4; k++)
+                    pg__text(&p, NULL);
+            }
+        }
+        break;
+    case FHIR_INDEX_OF_TYPE:
+        pg__text(&p, v->as.of_type.type_system);
+        pg__text(&p, v->as.of_type.type_code);
+        pg__text(&p, v->as.of_type.value);
+        break;
+    }
+    *pp = p;
+    /* the numbers are in p's own buffers: point at pp's */
+    for (int i = 0; i < pp->n; i++)
+        if (p.values[i] == p.numbers[i])
+            pp->values[i] = pp->numbers[i];
+}
+
+static status_t insert_row(pg_conn_t *conn, int64_t rid, const char *type,
+                           const fhir_index_row_t *row, err_t *err)
+{
+    pg_params_t p;
+    row_params(&p, rid, type, row);
+    return pg__run(conn, PG_INSERT_INDEX + row->value.kind, &p, NULL, err);
+}
+
+/* Appends a value to an array literal being built ("{" already there): quoted, with " and \
+ * escaped, or NULL. */
+static void array_add(buf_t *array, const char *value)
+{
+    if (array->len > 1)
+        buf_addch(array, ',');
+    if (!value) {
+        buf_addstr(array, "NULL");
+        return;
+    }
+    buf_addch(array, '"');
+    for (const char *c = value; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            buf_addch(array, '\\');
+        buf_addch(array, *c);
+    }
+    buf_addch(array, '"');
+}
+
+/*
+ * Inserts the index rows of one resource (rid, type): the rows of each kind in one statement
+ * (arrays of the columns, unnest), so that a version costs a round trip per kind of row it
+ * has rather than one per row.
+ */
+static status_t insert_rows(pg_conn_t *conn, int64_t rid, const char *type,
+                            const fhir_index_rows_t *rows, err_t *err)
+{
+    for (int k = 0; k < FHIR_INDEX_KIND_COUNT; k++) {
+        size_t n = 0;
+        const fhir_index_row_t *only = NULL;
+        for (size_t i = 0; i < rows->n; i++)
+            if ((int)rows->rows[i].value.kind == k) {
+                n++;
+                only = &rows->rows[i];
+            }
+        if (n == 0)
+            continue;
+        if (n == 1) {
+            status_t rc = insert_row(conn, rid, type, only, err);
+            if (rc)
+                return rc;
+            continue;
+        }
+        buf_t columns[PG_MAX_PARAMS];
+        int ncolumns = 0;
+        for (size_t i = 0; i < rows->n; i++) {
+            if ((int)rows->rows[i].value.kind != k)
+                continue;
+            pg_params_t p;
+            row_params(&p, rid, type, &rows->rows[i]);
+            if (!ncolumns) {
+                ncolumns = p.n - 2;
+                for (int c = 0; c < ncolumns; c++) {
+                    columns[c] = (buf_t)BUF_INIT;
+                    buf_addch(&columns[c], '{');
+                }
+            }
+            for (int c = 0; c < ncolumns; c++)
+                array_add(&columns[c], p.values[2 + c]);
+        }
+        pg_params_t p = {0};
+        pg__int(&p, rid);
+        pg__text(&p, type);
+        for (int c = 0; c < ncolumns; c++) {
+            buf_addch(&columns[c], '}');
+            pg__text(&p, columns[c].ptr);
+        }
+        status_t rc = pg__run(conn, PG_BATCH_INDEX + k, &p, NULL, err);
+        for (int c = 0; c < ncolumns; c++)
+            buf_release(&columns[c]);
+        if (rc)
+            return rc;
+    }
+    return ERR_OK;
+}
+
+/* Runs a fixed statement that takes one integer and returns no row. */
+static status_t run_with_id(pg_conn_t *conn, int which, int64_t value, err_t *err)
+{
+    pg_params_t p = {0};
+    pg__int(&p, value);
+    return pg__run(conn, which, &p, NULL, err);
+}
+
+/* The index type of the rows of a contained resource of `type`, or of a container's
+ * references to its contained resources: "#" and the type. */
+static const char *contained_type(char *out, size_t size, const char *type)
+{
+    snprintf(out, size, "#%s", type);
+    return out;
+}
+
+/* Removes the contained resources of container with their rows (as the SQLite driver, with
+ * one statement per table for all of them). */
+static status_t delete_contained(pg_conn_t *conn, int64_t container, err_t *err)
+{
+    pg_params_t p = {0};
+    pg__int(&p, container);
+    PGresult *res;
+    status_t rc = pg__run(conn, PG_CONTAINED_LIST, &p, &res, err);
+    if (rc)
+        return rc;
+    bool any = PQntuples(res) > 0;
+    PQclear(res);
+    if (!any)
+        return ERR_OK;
+    for (int k = 0; k < FHIR_INDEX_KIND_COUNT && !rc; k++)
+        rc = run_with_id(conn, PG_DELETE_CONTAINED_INDEX + k, container, err);
+    if (!rc)
+        rc = run_with_id(conn, PG_DELETE_CONTAINED_REFS, container, err);
+    if (!rc)
+        rc = run_with_id(conn, PG_DELETE_CONTAINED, container, err);
+    return rc;
+}
+
+/* Writes the contained resources of container and their rows, and the container's references
+ * to them (reference rows of type "#" and the container's type, keyed by minus the contained
+ * resource's key), as the SQLite driver does. */
+static status_t insert_contained(pg_conn_t *conn, int64_t container, const char *type,
+                                 const fhir_index_rows_t *rows, err_t *err)
+{
+    char prefixed[96], container_type[96];
+    status_t rc;
+    contained_type(container_type, sizeof(container_type), type);
+    for (size_t c = 0; c < rows->ncontained; c++) {
+        const fhir_index_contained_t *contained = &rows->contained[c];
+        pg_params_t p = {0};
+        pg__int(&p, container);
+        pg__text(&p, contained->type);
+        pg__text(&p, contained->id);
+        PGresult *res;
+        if ((rc = pg__run(conn, PG_CONTAINED_INSERT, &p, &res, err)))
+            return rc;
+        int64_t rid = pg__int_at(res, 0, 0);
+        PQclear(res);
+        contained_type(prefixed, sizeof(prefixed), contained->type);
+        for (size_t i = 0; i < contained->n; i++)
+            if ((rc = insert_row(conn, rid, prefixed, &contained->rows[i], err)))
+                return rc;
+        for (size_t i = 0; i < rows->nlocal_refs; i++) {
+            const fhir_index_row_t *ref = &rows->local_refs[i];
+            if (strcmp(ref->value.as.reference.url + 1, contained->id) == 0 &&
+                (rc = insert_row(conn, -rid, container_type, ref, err)))
+                return rc;
+        }
+    }
+    return ERR_OK;
+}
+
+/* Replaces the full text of rid (ix_text; the tsvector is a generated column). */
+static status_t write_text(pg_conn_t *conn, int64_t rid, bool is_new, const fhir_index_rows_t *rows,
+                           err_t *err)
+{
+    status_t rc;
+    if (!is_new && (rc = run_with_id(conn, PG_DELETE_TEXT, rid, err)))
+        return rc;
+    if (!rows || (!rows->content && !rows->narrative))
+        return ERR_OK;
+    pg_params_t p = {0};
+    pg__int(&p, rid);
+    pg__text(&p, rows->content);
+    pg__text(&p, rows->narrative);
+    return pg__run(conn, PG_INSERT_TEXT, &p, NULL, err);
+}
+
+/* Replaces the index rows of rid: the old ones go (unless the resource is new), the new ones
+ * come (unless it is deleted); with them its full text and contained resources. */
+static status_t write_index(pg_conn_t *conn, int64_t rid, const char *type, bool is_new,
+                            const fhir_index_rows_t *rows, err_t *err)
+{
+    status_t rc;
+    if (!is_new && (rc = delete_contained(conn, rid, err)))
+        return rc;
+    if (!is_new) {
+        for (int k = 0; k < FHIR_INDEX_KIND_COUNT; k++)
+            if ((rc = run_with_id(conn, PG_DELETE_INDEX + k, rid, err)))
+                return rc;
+    }
+    if (rows && (rc = insert_rows(conn, rid, type, rows, err)))
+        return rc;
+    if ((rc = write_text(conn, rid, is_new, rows, err)))
+        return rc;
+    if (rows && rows->ncontained && (rc = insert_contained(conn, rid, type, rows, err)))
+        return rc;
+    return ERR_OK;
+}
+
+static status_t pg_put(void *opaque, const store_put_t *put, int64_t updated_us,
+                       const char *last_updated, int64_t *out_seq, err_t *err)
+{
+    pg_conn_t *conn = opaque;
+    bool deleted = put->json == NULL;
+    /* the stored text is NUL-terminated where it is built; a copy makes sure */
+    char *json = NULL;
+    if (!deleted) {
+        json = xmalloc(put->json_len + 1);
+        memcpy(json, put->json, put->json_len);
+        json[put->json_len] = 0;
+    }
+    pg_params_t p = {0};
+    pg__text(&p, put->type);
+    pg__text(&p, put->id);
+    pg__int(&p, put->version);
+    pg__int(&p, updated_us);
+    pg__text(&p, last_updated);
+    pg__text(&p, put->method);
+    pg__int(&p, deleted);
+    pg__text(&p, json);
+    pg__int(&p, put->status);
+    PGresult *res;
+    status_t rc = pg__run(conn, PG_INSERT_VERSION, &p, &res, err);
+    free(json);
+    if (rc) {
+        if (err->log_detail && strstr(err->log_detail, "[23505]")) {
+            err_reset(err);
+            return err_set(err, ERR_VERSION_CONFLICT, NULL,
+                           "%s/%s version %lld was written concurrently", put->type, put->id,
+                           (long long)put->version);
+        }
+        return rc;
+    }
+    int64_t seq = pg__int_at(res, 0, 0);
+    PQclear(res);
+    p.n = 0;
+    pg__text(&p, put->type);
+    pg__text(&p, put->id);
+    pg__int(&p, put->version);
+    pg__int(&p, seq);
+    pg__int(&p, deleted);
+    pg__int(&p, updated_us);
+    if ((rc = pg__run(conn, PG_UPSERT_CURRENT, &p, &res, err)))
+        return rc;
+    int64_t rid = pg__int_at(res, 0, 0);
+    PQclear(res);
+    rc = write_index(conn, rid, put->type, put->version == 1, deleted ? NULL : put->index, err);
+    if (rc)
+        return rc;
+    *out_seq = seq;
+    return ERR_OK;
+}
+
+static status_t pg_reindex(void *opaque, const char *type, const char *id,
+                           const fhir_index_rows_t *rows, err_t *err)
+{
+    pg_conn_t *conn = opaque;
+    pg_params_t p = {0};
+    pg__text(&p, type);
+    pg__text(&p, id);
+    PGresult *res;
+    status_t rc = pg__run(conn, PG_RID, &p, &res, err);
+    if (rc)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return err_set(err, ERR_NOT_FOUND, NULL, "%s/%s is not known", type, id);
+    }
+    int64_t rid = pg__int_at(res, 0, 0);
+    bool deleted = pg__int_at(res, 0, 1) != 0;
+    PQclear(res);
+    return write_index(conn, rid, type, false, deleted ? NULL : rows, err);
+}
+
+/* PostgreSQL keeps its indexes through a bulk load: it maintains them well enough row by
+ * row, and dropping them would take a lock every other process waits on. */
+static status_t pg_defer_indexes(void *opaque, err_t *err)
+{
+    (void)opaque;
+    (void)err;
+    return ERR_OK;
+}
+
+/* Planner statistics after a large load (in the transaction: ANALYZE may run inside one). */
+static status_t pg_analyze(void *opaque, err_t *err)
+{
+    return exec(opaque, "ANALYZE", err);
+}
+
+const store_driver_t store__pg_driver = {
+    .name = "postgresql",
+    .open = pg_open,
+    .close = pg_close,
+    .migrate = pg_migrate,
+    .connect = pg_connect,
+    .disconnect = pg_disconnect,
+    .read = pg_read,
+    .history = pg_history,
+    .count = pg_count,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .savepoint = pg_savepoint,
+    .release = pg_release,
+    .rollback_to = pg_rollback_to,
+    .current = pg_current,
+    .put = pg_put,
+    .reindex = pg_reindex,
+    .scan = pg_scan,
+    .search = pg__search,
+    .txn_search = pg__txn_search,
+    .everything = pg__everything,
+    .outbox_add = pg__outbox_add,
+    .outbox_claim = pg__outbox_claim,
+    .outbox_ack = pg__outbox_ack,
+    .outbox_fail = pg__outbox_fail,
+    .outbox_replay = pg__outbox_replay,
+    .outbox_dead = pg__outbox_dead,
+    .outbox_counts = pg__outbox_counts,
+    .job_schedule = pg__job_schedule,
+    .job_cancel = pg__job_cancel,
+    .job_claim = pg__job_claim,
+    .job_complete = pg__job_complete,
+    .job_fail = pg__job_fail,
+    .job_replay = pg__job_replay,
+    .job_list = pg__job_list,
+    .lease_acquire = pg__lease_acquire,
+    .lease_renew = pg__lease_renew,
+    .lease_release = pg__lease_release,
+    .defer_indexes = pg_defer_indexes,
+    .analyze = pg_analyze,
+};

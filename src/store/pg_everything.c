@@ -1,0 +1,165 @@
+/*
+ * pg_everything.c - a compartment's everything (Patient/$everything) in PostgreSQL: the SQL of
+ * sqlite_everything.c, with the lists as jsonb arrays (jsonb_array_elements instead of
+ * json_each) and booleans cast to integers. Membership is an ix_reference row of a (type,
+ * param) pair of the compartment pointing at the compartment's resource; referenced resources
+ * come from the members' own reference rows; pages are keyset pages by rid.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "store/pg_int.h"
+
+/* The same columns as a search entry, on resource a and its version v. */
+static const char entry_columns[] =
+    "a.type, a.id, v.version, v.seq, v.updated_us, v.last_updated, v.method, v.status, "
+    "v.deleted, v.json";
+
+/*
+ * Parameters: $1 the member pairs [[type, param], ...], $2 the compartment type, $3 the
+ * referenced types, $4 the cursor's rid, $5 since, $6 the _type list or NULL, $7 count + 1,
+ * and for one compartment $8 its id.
+ */
+#define PAIRS                                               \
+    "p(t, c) AS (SELECT value ->> 0, value ->> 1 "          \
+    "FROM jsonb_array_elements($1::jsonb) AS pair(value))," \
+    " referenced_types(t) AS (SELECT jsonb_array_elements_text($3::jsonb))"
+
+#define TYPES_FILTER \
+    "  AND ($6::jsonb IS NULL OR a.type IN (SELECT jsonb_array_elements_text($6::jsonb)))"
+
+/* Resource `r` refers to a resource of the compartment's type ($2) as a member. */
+#define MEMBER_OF_ANY(r)                                                                   \
+    "EXISTS (SELECT 1 FROM ix_reference x JOIN p ON x.type = p.t AND x.param = p.c WHERE " \
+    "x.rid = " r " AND x.target_type = $2)"
+
+static const char one_sql[] =
+    "WITH " PAIRS ", member(rid) AS ("
+    "  SELECT x.rid FROM p JOIN ix_reference x ON x.type = p.t AND x.param = p.c"
+    "   WHERE x.target_id = $8 AND x.target_type = $2"
+    "  UNION SELECT rid FROM resource WHERE type = $2 AND id = $8),"
+    " referenced(rid) AS ("
+    "  SELECT b.rid FROM ix_reference y JOIN resource b ON b.type = y.target_type"
+    "   AND b.id = y.target_id"
+    "   WHERE y.rid IN (SELECT rid FROM member)"
+    "   AND y.target_type IN (SELECT t FROM referenced_types))"
+    " SELECT a.rid, (a.rid NOT IN (SELECT rid FROM member))::int, %s"
+    " FROM resource a JOIN resource_version v ON v.seq = a.seq"
+    " WHERE a.rid IN (SELECT rid FROM member UNION SELECT rid FROM referenced)"
+    "  AND a.rid > $4 AND a.deleted = 0 AND a.updated_us >= $5" TYPES_FILTER
+    " ORDER BY a.rid LIMIT $7";
+
+static const char all_sql[] = "WITH " PAIRS " SELECT a.rid, (NOT (a.type = $2 OR " MEMBER_OF_ANY(
+    "a.rid") "))::int, %s"
+             " FROM resource a JOIN resource_version v ON v.seq = a.seq"
+             " WHERE a.rid > $4 AND a.deleted = 0 AND a.updated_us >= $5" TYPES_FILTER
+             "  AND (a.type = $2 OR " MEMBER_OF_ANY(
+                 "a.rid") " OR"
+                          "   (a.type IN (SELECT t FROM referenced_types) AND EXISTS ("
+                          "     SELECT 1 FROM ix_reference y JOIN resource z ON z.rid = y.rid"
+                          "      WHERE y.target_id = a.id AND y.target_type = a.type AND z.deleted "
+                          "= 0"
+                          "      AND (z.type = $2 OR " MEMBER_OF_ANY(
+                              "y.rid") "))))"
+                                       " ORDER BY a.rid LIMIT $7";
+
+static void add_json_string(buf_t *out, const char *s)
+{
+    buf_addch(out, '"');
+    buf_add_json_escaped(out, s, strlen(s));
+    buf_addch(out, '"');
+}
+
+/* ["a","b"] */
+static char *json_list(arena_t *arena, const char *const *items, size_t n)
+{
+    buf_t b = BUF_INIT;
+    buf_addch(&b, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_addch(&b, ',');
+        add_json_string(&b, items[i]);
+    }
+    buf_addch(&b, ']');
+    char *text = arena_strndup(arena, b.ptr, b.len);
+    buf_release(&b);
+    return text;
+}
+
+static status_t parse_cursor(const char *page, int64_t *out_rid, err_t *err)
+{
+    char *end = NULL;
+    long long rid = page[0] == 'r' ? strtoll(page + 1, &end, 10) : -1;
+    if (page[0] != 'r' || !end || *end || end == page + 1 || rid < 0)
+        return err_set(err, ERR_INVALID, "_page",
+                       "the paging cursor \"%s\" is not one this server made", page);
+    *out_rid = rid;
+    return ERR_OK;
+}
+
+status_t pg__everything(void *opaque, const store_everything_t *query, arena_t *arena,
+                        store_search_result_t *out, err_t *err)
+{
+    pg_conn_t *conn = opaque;
+    memset(out, 0, sizeof(*out));
+    out->total = -1;
+    int64_t after = 0;
+    status_t rc;
+    if (query->page && *query->page && (rc = parse_cursor(query->page, &after, err)))
+        return rc;
+    buf_t pairs = BUF_INIT;
+    buf_addch(&pairs, '[');
+    for (size_t i = 0; i < query->nmembers; i++) {
+        buf_addstr(&pairs, i ? ",[" : "[");
+        add_json_string(&pairs, query->member_types[i]);
+        buf_addch(&pairs, ',');
+        add_json_string(&pairs, query->member_params[i]);
+        buf_addch(&pairs, ']');
+    }
+    buf_addch(&pairs, ']');
+    const char *pairs_text = arena_strndup(arena, pairs.ptr, pairs.len);
+    buf_release(&pairs);
+    const char *sql = arena_printf(arena, query->id ? one_sql : all_sql, entry_columns);
+    uint32_t count = query->count ? query->count : 1;
+    pg_params_t p = {0};
+    pg__text(&p, pairs_text);
+    pg__text(&p, query->compartment_type);
+    pg__text(&p, json_list(arena, query->referenced, query->nreferenced));
+    pg__int(&p, after);
+    pg__int(&p, query->since_us);
+    pg__text(&p, query->ntypes ? json_list(arena, query->types, query->ntypes) : NULL);
+    pg__int(&p, (int64_t)count + 1);
+    if (query->id)
+        pg__text(&p, query->id);
+    PGresult *res;
+    if ((rc = pg__run_sql(conn, sql, &p, &res, err)))
+        return rc;
+    int rows = PQntuples(res);
+    out->entries = arena_alloc(arena, (size_t)count * sizeof(*out->entries));
+    int64_t last = 0;
+    for (int r = 0; r < rows; r++) {
+        if (out->n == count) {
+            out->next = arena_printf(arena, "r%lld", (long long)last);
+            break;
+        }
+        store_search_entry_t *e = &out->entries[out->n++];
+        last = pg__int_at(res, r, 0);
+        e->included = pg__int_at(res, r, 1) != 0;
+        store_version_t *v = &e->version;
+        v->type = pg__text_at(res, r, 2, arena, NULL);
+        v->id = pg__text_at(res, r, 3, arena, NULL);
+        v->version = pg__int_at(res, r, 4);
+        v->seq = pg__int_at(res, r, 5);
+        v->updated_us = pg__int_at(res, r, 6);
+        v->last_updated = pg__text_at(res, r, 7, arena, NULL);
+        v->method = pg__text_at(res, r, 8, arena, NULL);
+        v->status = (int)pg__int_at(res, r, 9);
+        v->deleted = pg__int_at(res, r, 10) != 0;
+        v->json = pg__text_at(res, r, 11, arena, &v->json_len);
+    }
+    PQclear(res);
+    out->nmatch = out->n;
+    return ERR_OK;
+}
