@@ -204,7 +204,7 @@ static const struct {
     {"date range", q_date_day, TARGET_5MS},
     {"date range", q_birthdate_month, TARGET_5MS},
     {"date, two bounds", q_date, TARGET_NONE},
-    {"date, two bounds", q_birthdate, TARGET_NONE},
+    {"date, two bounds", q_birthdate, TARGET_5MS}, /* one value per patient: one range */
     {"string prefix", q_string, TARGET_5MS},
     {"string prefix", q_string_name, TARGET_5MS},
     {"token + date", q_date_code, TARGET_NONE},
