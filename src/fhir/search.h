@@ -141,8 +141,10 @@ const fhir_search_param_t *fhir_search_builtin_find_url(const char *url);
  * Condition.onset.as(Period)"); ONE_SHORT when also every value is a date, dateTime or
  * instant, whose range spans at most FHIR_SEARCH_DATE_MAX_SPAN_US (a year); SEVERAL when it
  * cannot be proven (repeating elements, a Timing, which gives one value per event, unions of
- * paths, functions other than where, as and ofType). Built-in parameters are answered once
- * and remembered; custom ones (from a snapshot) at each call. Thread-safe.
+ * paths, functions other than where, as and ofType). It counts the values the expression
+ * selects: for a date each is one index row (a Timing is counted as several for that reason),
+ * while a CodeableConcept is one value with an index row per coding. Built-in parameters are
+ * answered once and remembered; custom ones (from a snapshot) at each call. Thread-safe.
  */
 typedef enum {
     FHIR_SEARCH_VALUES_SEVERAL,

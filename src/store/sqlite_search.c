@@ -796,6 +796,8 @@ static void q_param(q_t *q, const fhir_search_clause_t *clause, const char *alia
  * FHIR_SEARCH_DATE_MAX_SPAN_US (dates, dateTimes and instants, not Periods): high > L then
  * gives low > L - span.
  */
+/* A clause of one bounding value on an index table's date (its parameter's values are asked
+ * once per group, by date_merge). */
 static bool date_bound(const fhir_search_clause_t *clause)
 {
     if (clause->kind != FHIR_SEARCH_CLAUSE_PARAM || !clause->type ||
@@ -804,8 +806,7 @@ static bool date_bound(const fhir_search_clause_t *clause)
         strcmp(clause->param->code, "_lastUpdated") == 0)
         return false;
     fhir_search_prefix_t prefix = clause->values[0].prefix;
-    return prefix != FHIR_SEARCH_PREFIX_NE && prefix != FHIR_SEARCH_PREFIX_AP &&
-           fhir_search_param_values(clause->param) != FHIR_SEARCH_VALUES_SEVERAL;
+    return prefix != FHIR_SEARCH_PREFIX_NE && prefix != FHIR_SEARCH_PREFIX_AP;
 }
 
 static bool same_date_param(const fhir_search_clause_t *a, const fhir_search_clause_t *b)
@@ -814,11 +815,11 @@ static bool same_date_param(const fhir_search_clause_t *a, const fhir_search_cla
 }
 
 /* Narrows [*min, *max], the values of `low` a row meeting the clause can have. */
-static void date_low_range(const fhir_search_clause_t *clause, int64_t *min, int64_t *max)
+static void date_low_range(const fhir_search_clause_t *clause, bool short_span, int64_t *min,
+                           int64_t *max)
 {
     const fhir_search_value_t *v = &clause->values[0];
     int64_t L = v->as.date.low, H = v->as.date.high, from = INT64_MIN, to = INT64_MAX;
-    bool short_span = fhir_search_param_values(clause->param) == FHIR_SEARCH_VALUES_ONE_SHORT;
     switch (v->prefix) {
     case FHIR_SEARCH_PREFIX_EQ: from = L, to = H; break;
     case FHIR_SEARCH_PREFIX_LT:
@@ -852,16 +853,22 @@ static int date_merge(const fhir_search_branch_t *branch, size_t c, int64_t *min
     if (!sqlite__search_merges_dates || !date_bound(clause))
         return 0;
     size_t lead = c, n = 0;
-    int64_t from = INT64_MIN, to = INT64_MAX;
     for (size_t i = 0; i < branch->nclauses; i++) {
         const fhir_search_clause_t *other = &branch->clauses[i];
-        if (!same_date_param(clause, other) || !date_bound(other))
-            continue;
-        if (!n++)
+        if (same_date_param(clause, other) && date_bound(other) && !n++)
             lead = i;
-        date_low_range(other, &from, &to);
     }
-    if (n < 2 || from == INT64_MIN || to == INT64_MAX)
+    fhir_search_values_t values =
+        n < 2 ? FHIR_SEARCH_VALUES_SEVERAL : fhir_search_param_values(clause->param);
+    if (values == FHIR_SEARCH_VALUES_SEVERAL)
+        return 0;
+    int64_t from = INT64_MIN, to = INT64_MAX;
+    for (size_t i = lead; i < branch->nclauses; i++) {
+        const fhir_search_clause_t *other = &branch->clauses[i];
+        if (same_date_param(clause, other) && date_bound(other))
+            date_low_range(other, values == FHIR_SEARCH_VALUES_ONE_SHORT, &from, &to);
+    }
+    if (from == INT64_MIN || to == INT64_MAX)
         return 0;
     if (min)
         *min = from;

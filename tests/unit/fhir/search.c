@@ -1338,7 +1338,7 @@ static void test_param_values(void **state)
         {"DeviceRequest", "event-date", FHIR_SEARCH_VALUES_ONE},
         {"Goal", "target-date", FHIR_SEARCH_VALUES_SEVERAL}, /* target repeats */
         {"Procedure", "date", FHIR_SEARCH_VALUES_ONE},
-        {"Observation", "code", FHIR_SEARCH_VALUES_ONE},
+        {"Observation", "code", FHIR_SEARCH_VALUES_ONE}, /* one CodeableConcept */
         {"Observation", "subject", FHIR_SEARCH_VALUES_ONE},
         {"Observation", "performer", FHIR_SEARCH_VALUES_SEVERAL},
     };
