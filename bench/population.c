@@ -204,7 +204,7 @@ static const struct {
     {"date range", q_date_day, TARGET_5MS},
     {"date range", q_birthdate_month, TARGET_5MS},
     {"date, two bounds", q_date, TARGET_NONE},
-    {"date, two bounds", q_birthdate, TARGET_NONE},
+    {"date, two bounds", q_birthdate, TARGET_5MS}, /* one value per patient: one range */
     {"string prefix", q_string, TARGET_5MS},
     {"string prefix", q_string_name, TARGET_5MS},
     {"token + date", q_date_code, TARGET_NONE},
@@ -403,7 +403,7 @@ int main(int argc, char **argv)
         arena_init(&arena);
         repo_bundle_t bundle;
         double start = now_ms();
-        if (repo_bundle_prepare(&bundle, body.ptr, body.len, &arena, &err) ||
+        if (repo_bundle_prepare(&bundle, body.ptr, body.len, "", false, &arena, &err) ||
             store_run(store, repo_bundle_txn, &bundle, &err)) {
             fprintf(stderr, "population: bundle: %s\n", err_message(&err));
             return 1;

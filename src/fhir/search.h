@@ -134,6 +134,26 @@ const fhir_search_param_t *fhir_search_param_find(const fhir_type_t *type, const
  * linear search: for SearchParameter writes, not for queries. */
 const fhir_search_param_t *fhir_search_builtin_find_url(const char *url);
 
+/*
+ * How many values a parameter can give one resource, proven from its expression and the
+ * element definitions (max cardinality of each element on the path, choice types, Timing):
+ * ONE when at most one (Patient.birthDate, Encounter.period, "Condition.onset.as(dateTime) |
+ * Condition.onset.as(Period)"); ONE_SHORT when also every value is a date, dateTime or
+ * instant, whose range spans at most FHIR_SEARCH_DATE_MAX_SPAN_US (a year); SEVERAL when it
+ * cannot be proven (repeating elements, a Timing, which gives one value per event, unions of
+ * paths, functions other than where, as and ofType). It counts the values the expression
+ * selects: for a date each is one index row (a Timing is counted as several for that reason),
+ * while a CodeableConcept is one value with an index row per coding. Built-in parameters are
+ * answered once and remembered; custom ones (from a snapshot) at each call. Thread-safe.
+ */
+typedef enum {
+    FHIR_SEARCH_VALUES_SEVERAL,
+    FHIR_SEARCH_VALUES_ONE,
+    FHIR_SEARCH_VALUES_ONE_SHORT,
+} fhir_search_values_t;
+#define FHIR_SEARCH_DATE_MAX_SPAN_US (366 * 86400 * INT64_C(1000000))
+fhir_search_values_t fhir_search_param_values(const fhir_search_param_t *param);
+
 /* Counts of the generated table (for tests and the capability statement). */
 typedef struct {
     size_t definitions;                      /* SearchParameter definitions kept from the package */

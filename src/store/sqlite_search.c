@@ -47,6 +47,7 @@ typedef struct {
 } q_t;
 
 bool sqlite__search_walks = true;
+bool sqlite__search_merges_dates = true;
 
 /* how[b][c]: the clause is tested per resource */
 static const char PROBE[] = "probe";
@@ -911,6 +912,141 @@ static void q_param(q_t *q, const fhir_search_clause_t *clause, const char *alia
     q_add(q, ")");
 }
 
+/* ---- two bounds of one date on one index row ------------------------------------------ */
+
+/*
+ * Repeated clauses are AND: each may be met by another value of the resource, so each is a
+ * subquery of its own. When the parameter gives at most one value per resource
+ * (fhir_search_param_values), clauses of one value each that bound that value can be tested
+ * on the same index row instead: one read of ix_date_low bounded on both sides, when the
+ * clauses together bound `low` both ways. A clause bounds `low` from above with eq, lt, le
+ * and eb, from below with eq and sa, and with ge and gt too when every value spans at most
+ * FHIR_SEARCH_DATE_MAX_SPAN_US (dates, dateTimes and instants, not Periods): high > L then
+ * gives low > L - span.
+ */
+/* A clause of one bounding value on an index table's date (its parameter's values are asked
+ * once per group, by date_merge). */
+static bool date_bound(const fhir_search_clause_t *clause)
+{
+    if (clause->kind != FHIR_SEARCH_CLAUSE_PARAM || !clause->type ||
+        clause->modifier != FHIR_SEARCH_MOD_NONE || clause->nvalues != 1 ||
+        clause->param->type != FHIR_SEARCH_DATE || !clause->param->expression ||
+        strcmp(clause->param->code, "_lastUpdated") == 0)
+        return false;
+    fhir_search_prefix_t prefix = clause->values[0].prefix;
+    return prefix != FHIR_SEARCH_PREFIX_NE && prefix != FHIR_SEARCH_PREFIX_AP;
+}
+
+static bool same_date_param(const fhir_search_clause_t *a, const fhir_search_clause_t *b)
+{
+    return a->param == b->param && a->type == b->type;
+}
+
+/* Narrows [*min, *max], the values of `low` a row meeting the clause can have. */
+static void date_low_range(const fhir_search_clause_t *clause, bool short_span, int64_t *min,
+                           int64_t *max)
+{
+    const fhir_search_value_t *v = &clause->values[0];
+    int64_t L = v->as.date.low, H = v->as.date.high, from = INT64_MIN, to = INT64_MAX;
+    switch (v->prefix) {
+    case FHIR_SEARCH_PREFIX_EQ: from = L, to = H; break;
+    case FHIR_SEARCH_PREFIX_LT:
+    case FHIR_SEARCH_PREFIX_EB: to = L; break;
+    case FHIR_SEARCH_PREFIX_LE: to = H; break;
+    case FHIR_SEARCH_PREFIX_SA: from = H; break;
+    case FHIR_SEARCH_PREFIX_GE:
+        if (short_span)
+            from = L - FHIR_SEARCH_DATE_MAX_SPAN_US;
+        break;
+    case FHIR_SEARCH_PREFIX_GT:
+        if (short_span)
+            from = H - FHIR_SEARCH_DATE_MAX_SPAN_US;
+        break;
+    default: break;
+    }
+    if (from > *min)
+        *min = from;
+    if (to < *max)
+        *max = to;
+}
+
+/*
+ * Clause c of the branch as a part of a merged date range: 0 when it is not one, 1 when it
+ * leads one (the first of its clauses: [*min, *max] bounds `low`), -1 when it is merged
+ * into an earlier clause (written there).
+ */
+static int date_merge(const fhir_search_branch_t *branch, size_t c, int64_t *min, int64_t *max)
+{
+    const fhir_search_clause_t *clause = &branch->clauses[c];
+    if (!sqlite__search_merges_dates || !date_bound(clause))
+        return 0;
+    size_t lead = c, n = 0;
+    for (size_t i = 0; i < branch->nclauses; i++) {
+        const fhir_search_clause_t *other = &branch->clauses[i];
+        if (same_date_param(clause, other) && date_bound(other) && !n++)
+            lead = i;
+    }
+    fhir_search_values_t values =
+        n < 2 ? FHIR_SEARCH_VALUES_SEVERAL : fhir_search_param_values(clause->param);
+    if (values == FHIR_SEARCH_VALUES_SEVERAL)
+        return 0;
+    int64_t from = INT64_MIN, to = INT64_MAX;
+    for (size_t i = lead; i < branch->nclauses; i++) {
+        const fhir_search_clause_t *other = &branch->clauses[i];
+        if (same_date_param(clause, other) && date_bound(other))
+            date_low_range(other, values == FHIR_SEARCH_VALUES_ONE_SHORT, &from, &to);
+    }
+    if (from == INT64_MIN || to == INT64_MAX)
+        return 0;
+    if (min)
+        *min = from;
+    if (max)
+        *max = to;
+    return lead == c ? 1 : -1;
+}
+
+/* The conditions of every clause merged with clause c, each on the same row. */
+static void q_date_merged_conditions(q_t *q, const fhir_search_branch_t *branch, size_t c)
+{
+    for (size_t i = c; i < branch->nclauses; i++) {
+        const fhir_search_clause_t *other = &branch->clauses[i];
+        if (!same_date_param(&branch->clauses[c], other) || !date_bound(other))
+            continue;
+        q_add(q, " AND ");
+        q_value_condition(q, other, &other->values[0]);
+    }
+}
+
+/* The rids with one row that meets every clause merged with clause c (which leads them). */
+static void q_date_merged_rids(q_t *q, const fhir_search_branch_t *branch, size_t c)
+{
+    const fhir_search_clause_t *clause = &branch->clauses[c];
+    int64_t min = 0, max = 0;
+    date_merge(branch, c, &min, &max);
+    q_add(q, "SELECT rid FROM ix_date WHERE ");
+    q_table_key(q, "", clause->type, clause->param->code);
+    q_add(q, " AND low >= ");
+    q_int(q, min);
+    q_add(q, " AND low <= ");
+    q_int(q, max);
+    q_date_merged_conditions(q, branch, c);
+}
+
+/* The merged clauses led by clause c, listed or tested per resource. */
+static void q_date_merged(q_t *q, const fhir_search_branch_t *branch, size_t c, const char *alias,
+                          bool probe)
+{
+    if (probe) {
+        q_addf(q, "EXISTS (SELECT 1 FROM ix_date WHERE rid = %s.rid AND param = ", alias);
+        q_text(q, branch->clauses[c].param->code);
+        q_date_merged_conditions(q, branch, c);
+    } else {
+        q_addf(q, "%s.rid IN (", alias);
+        q_date_merged_rids(q, branch, c);
+    }
+    q_add(q, ")");
+}
+
 /*
  * The arm of a chain through references written as absolute urls of this server
  * ("[base]/Type/id"): through the (type, param, url) index with the urls of the targets.
@@ -1469,9 +1605,14 @@ static void q_branch_where(q_t *q, size_t b)
     }
     q_add(q, "a.deleted = 0");
     for (size_t c = 0; c < branch->nclauses; c++) {
+        int merged = date_merge(branch, c, NULL, NULL);
+        if (merged < 0)
+            continue;
         q_add(q, " AND ");
         const char *how = q->how && q->how[b] ? q->how[b][c] : NULL;
-        if (how == PROBE && branch->clauses[c].kind == FHIR_SEARCH_CLAUSE_HAS)
+        if (merged)
+            q_date_merged(q, branch, c, "a", how == PROBE);
+        else if (how == PROBE && branch->clauses[c].kind == FHIR_SEARCH_CLAUSE_HAS)
             q_has_probe(q, &branch->clauses[c], "a");
         else if (how == PROBE)
             q_param_probe(q, &branch->clauses[c], "a");
@@ -1519,8 +1660,14 @@ static void q_contained_where(q_t *q, size_t b)
         q_add(q, "1");
     }
     for (size_t c = 0; c < branch->nclauses; c++) {
+        int merged = date_merge(branch, c, NULL, NULL);
+        if (merged < 0)
+            continue;
         q_add(q, " AND ");
-        q_clause(q, &branch->clauses[c], "a");
+        if (merged)
+            q_date_merged(q, branch, c, "a", false);
+        else
+            q_clause(q, &branch->clauses[c], "a");
     }
     if (query->compartment_type && query->compartment_id)
         q_compartment(q, branch);
@@ -1989,15 +2136,19 @@ static status_t read_included(sqlite_conn_t *conn, const store_search_t *query, 
 /* ---- choosing how each clause is tested --------------------------------------------- */
 
 /* Rows a clause's subquery yields, counted up to cap (an index-only count: cheaper than
- * materializing them). */
+ * materializing them). With a branch, clause c of it leads merged date clauses, counted
+ * merged. */
 static status_t clause_rows(sqlite_conn_t *conn, const store_search_t *query,
-                            const fhir_search_clause_t *clause, int64_t cap, arena_t *arena,
-                            int64_t *out, err_t *err)
+                            const fhir_search_clause_t *clause, const fhir_search_branch_t *branch,
+                            size_t c, int64_t cap, arena_t *arena, int64_t *out, err_t *err)
 {
     q_t q;
     q_init(&q, query, arena);
     q_add(&q, "SELECT count(*) FROM (");
-    q_param_rids(&q, clause, table_of(clause));
+    if (branch)
+        q_date_merged_rids(&q, branch, c);
+    else
+        q_param_rids(&q, clause, table_of(clause));
     q_add(&q, " LIMIT ");
     q_int(&q, cap);
     q_add(&q, ")");
@@ -2091,7 +2242,8 @@ static status_t choose_probes(sqlite_conn_t *conn, const store_search_t *query, 
             /* a _has clause is estimated by the sources its inner clause matches: at most
                that many targets */
             bool has = has_probe_capable(clause);
-            if (!probe_capable(clause) && !has)
+            int merged = date_merge(branch, c, NULL, NULL);
+            if ((!probe_capable(clause) && !has) || merged < 0)
                 continue;
             if (clause->modifier == FHIR_SEARCH_MOD_MISSING || is_negated(clause)) {
                 how[b][c] = PROBE;
@@ -2104,8 +2256,8 @@ static status_t choose_probes(sqlite_conn_t *conn, const store_search_t *query, 
                 continue;
             int64_t threshold = (int64_t)sqrt((double)PROBE_COST * (double)page * (double)n);
             int64_t m = 0;
-            if ((rc = clause_rows(conn, query, has ? &clause->next[0] : clause, threshold + 1,
-                                  arena, &m, err)))
+            if ((rc = clause_rows(conn, query, has ? &clause->next[0] : clause,
+                                  merged ? branch : NULL, c, threshold + 1, arena, &m, err)))
                 return rc;
             how[b][c] = m > threshold ? PROBE : NULL;
         }

@@ -1309,6 +1309,88 @@ static void test_data(void **state)
         fail_msg("%zu data-driven search cases failed", failures);
 }
 
+/* How many values a parameter gives a resource, proven from the type model or not. */
+static void test_param_values(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *type, *code;
+        fhir_search_values_t expected;
+    } cases[] = {
+        {"Patient", "birthdate", FHIR_SEARCH_VALUES_ONE_SHORT},
+        {"Patient", "death-date", FHIR_SEARCH_VALUES_ONE_SHORT}, /* (deceased as dateTime) */
+        {"Patient", "name", FHIR_SEARCH_VALUES_SEVERAL},
+        {"Patient", "given", FHIR_SEARCH_VALUES_SEVERAL},
+        {"Patient", "_lastUpdated", FHIR_SEARCH_VALUES_ONE_SHORT},
+        /* effective[x] may be a Timing, one value per event */
+        {"Observation", "date", FHIR_SEARCH_VALUES_SEVERAL},
+        {"Observation", "value-date", FHIR_SEARCH_VALUES_ONE}, /* dateTime | Period */
+        {"Encounter", "date", FHIR_SEARCH_VALUES_ONE},         /* a Period */
+        {"Encounter", "location-period", FHIR_SEARCH_VALUES_SEVERAL},
+        {"Condition", "onset-date", FHIR_SEARCH_VALUES_ONE},
+        {"Condition", "recorded-date", FHIR_SEARCH_VALUES_ONE_SHORT},
+        {"MedicationRequest", "authoredon", FHIR_SEARCH_VALUES_ONE_SHORT},
+        {"MedicationRequest", "date", FHIR_SEARCH_VALUES_SEVERAL}, /* Timing events */
+        {"MedicationAdministration", "effective-time", FHIR_SEARCH_VALUES_ONE},
+        {"CarePlan", "date", FHIR_SEARCH_VALUES_ONE},
+        {"CarePlan", "activity-date", FHIR_SEARCH_VALUES_SEVERAL},
+        {"Immunization", "date", FHIR_SEARCH_VALUES_ONE}, /* dateTime | string */
+        {"DeviceRequest", "event-date", FHIR_SEARCH_VALUES_ONE},
+        {"Goal", "target-date", FHIR_SEARCH_VALUES_SEVERAL}, /* target repeats */
+        {"Procedure", "date", FHIR_SEARCH_VALUES_ONE},
+        {"Observation", "code", FHIR_SEARCH_VALUES_ONE}, /* one CodeableConcept */
+        {"Observation", "subject", FHIR_SEARCH_VALUES_ONE},
+        {"Observation", "performer", FHIR_SEARCH_VALUES_SEVERAL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const fhir_search_param_t *p =
+            fhir_search_param_find(type_of(cases[i].type), cases[i].code, strlen(cases[i].code));
+        assert_non_null(p);
+        fhir_search_values_t got = fhir_search_param_values(p);
+        if (got != cases[i].expected)
+            fail_msg("%s.%s (%s): %d, expected %d", cases[i].type, cases[i].code, p->expression,
+                     (int)got, (int)cases[i].expected);
+        assert_int_equal(fhir_search_param_values(p), got); /* remembered */
+    }
+
+    /* custom parameters are answered too */
+    static const struct {
+        const char *expression;
+        fhir_search_values_t expected;
+    } custom[] = {
+        {"Patient.birthDate", FHIR_SEARCH_VALUES_ONE_SHORT},
+        {"Patient.birthDate.where($this > @1900)", FHIR_SEARCH_VALUES_ONE_SHORT},
+        {"Patient.extension('http://example.org/x').value", FHIR_SEARCH_VALUES_SEVERAL},
+        {"Patient.birthDate | Patient.deceased.as(dateTime)", FHIR_SEARCH_VALUES_SEVERAL},
+        {"Patient.deceased.as(dateTime) | Patient.deceased.as(dateTime)",
+         FHIR_SEARCH_VALUES_SEVERAL},
+        {"Patient.deceased.ofType(dateTime)", FHIR_SEARCH_VALUES_ONE_SHORT},
+        {"Patient.deceased", FHIR_SEARCH_VALUES_ONE}, /* boolean | dateTime */
+        {"Patient.contact.period", FHIR_SEARCH_VALUES_SEVERAL},
+        {"Patient.birthDate.first()", FHIR_SEARCH_VALUES_SEVERAL}, /* not understood */
+    };
+    fhir_search_registry_t *r = fhir_search_registry_new();
+    for (size_t i = 0; i < sizeof(custom) / sizeof(custom[0]); i++) {
+        char text[512];
+        snprintf(text, sizeof(text),
+                 "{\"resourceType\":\"SearchParameter\",\"url\":\"http://example.org/sp/"
+                 "when\",\"status\":\"active\",\"code\":\"when\",\"base\":[\"Patient\"],"
+                 "\"type\":\"date\",\"expression\":\"%s\"}",
+                 custom[i].expression);
+        err_t err = ERR_INIT;
+        assert_int_equal(put(r, text, &err), ERR_OK);
+        const fhir_search_snapshot_t *snapshot = fhir_search_registry_acquire(r);
+        const fhir_search_param_t *p =
+            fhir_search_snapshot_find(snapshot, type_of("Patient"), "when", 4);
+        assert_non_null(p);
+        if (fhir_search_param_values(p) != custom[i].expected)
+            fail_msg("%s: %d, expected %d", custom[i].expression, (int)fhir_search_param_values(p),
+                     (int)custom[i].expected);
+        fhir_search_snapshot_release(snapshot);
+    }
+    fhir_search_registry_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1329,6 +1411,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_plan_keeps_snapshot),
         cmocka_unit_test(test_data),
+        cmocka_unit_test(test_param_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

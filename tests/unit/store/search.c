@@ -867,6 +867,92 @@ static void test_walks_match_sorts(void **state)
     arena_release(&arena);
 }
 
+/*
+ * Two bounds of a date parameter with at most one value per resource are tested on one
+ * index row: the same matches as each bound alone, and for a parameter with several values
+ * a resource whose values meet each bound with another value still matches. 40 patients
+ * more let the driver test the merged clause per resource (small pages).
+ */
+static void test_date_bounds_merged(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {
+        "{\"resourceType\":\"Patient\",\"id\":\"p5\",\"birthDate\":\"2032-02-29\"}",
+        "{\"resourceType\":\"Patient\",\"id\":\"p6\",\"birthDate\":\"2035\"}",
+        "{\"resourceType\":\"Patient\",\"id\":\"p7\",\"birthDate\":\"2032-02\"}",
+        "{\"resourceType\":\"Encounter\",\"id\":\"e1\",\"status\":\"finished\",\"class\":{"
+        "\"code\":\"AMB\"},\"period\":{\"start\":\"2024-01-01\",\"end\":\"2024-01-05\"}}",
+        "{\"resourceType\":\"Encounter\",\"id\":\"e2\",\"status\":\"in-progress\",\"class\":{"
+        "\"code\":\"IMP\"},\"period\":{\"start\":\"2023-12-01\"}}",
+        "{\"resourceType\":\"Encounter\",\"id\":\"e3\",\"status\":\"finished\",\"class\":{"
+        "\"code\":\"AMB\"},\"period\":{\"start\":\"2024-02-10T10:00:00Z\",\"end\":"
+        "\"2024-02-10T12:00:00Z\"}}",
+        /* Observation.date has one value per event of a Timing: 2024-01-01 is before
+           2024-01-25, 2024-02-01 after 2024-01-20 */
+        "{\"resourceType\":\"Observation\",\"id\":\"o5\",\"status\":\"final\",\"code\":{"
+        "\"text\":\"timed\"},\"effectiveTiming\":{\"event\":[\"2024-01-01\",\"2024-02-01\"]}}",
+    };
+    for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+        put(extra[i]);
+    for (int i = 0; i < 40; i++) {
+        char json[128];
+        snprintf(json, sizeof(json),
+                 "{\"resourceType\":\"Patient\",\"id\":\"bd%d\",\"birthDate\":\"2041-%02d-%02d\"}",
+                 i, 1 + i / 28, 1 + i % 28);
+        put(json);
+    }
+    static const case_t cases[] = {
+        {"Patient?birthdate=ge2032-02-01&birthdate=lt2032-03-01", "p5 p7"},
+        {"Patient?birthdate=ge2032-02-14&birthdate=le2032-02-14", "p7"},
+        {"Patient?birthdate=gt2035-06-01&birthdate=lt2035-07-01", "p6"}, /* a year's range */
+        {"Patient?birthdate=sa2031&birthdate=eb2033", "p5 p7"},
+        {"Patient?birthdate=eq2032&birthdate=lt2032-02-20", "p7"},
+        {"Patient?birthdate=ge2040&birthdate=le2030", ""},
+        {"Patient?birthdate=ge2032-02-10&birthdate=lt2035-03-01&birthdate=le2099", "p5 p6 p7"},
+        {"Patient?birthdate=ge2041-02-01&birthdate=lt2041-02-03", "bd28 bd29"},
+        {"Patient?birthdate=ge2041-01-27&birthdate=lt2041-02-02&_count=2", "bd26 bd27"},
+        /* tested per resource: 43 of 167 patients match, a page of one */
+        {"Patient?birthdate=ge2030&birthdate=lt2050&_count=1", "p5"},
+        {"Patient?birthdate=ge2030&birthdate=lt2050&_sort=-birthdate&_count=1", "bd39"},
+        /* not merged: two values, a modifier */
+        {"Patient?birthdate=ge2032-02-01,ge2099&birthdate=lt2032-03-01", "p5 p7"},
+        {"Patient?birthdate=ge2032-02-01&birthdate:missing=false&birthdate=lt2032-03-01", "p5 p7"},
+        {"Encounter?date=sa2024-01-01&date=eb2024-03-01", "e3"},
+        {"Encounter?date=ge2024-01-03&date=lt2024-01-04", "e1 e2"},
+        {"Encounter?date=eq2024-02-10&date=ge2024-02-10T11:00:00Z", "e3"},
+        {"Observation?date=ge2024-01-20&date=lt2024-01-25", "o5"},
+        {"Observation?date=ge2024-01-20&date=lt2024-01-25&status=final", "o5"},
+    };
+    size_t failures = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        arena_t arena;
+        arena_init(&arena);
+        sqlite__search_merges_dates = false;
+        const char *apart = run(&arena, cases[i].query, NULL, NULL);
+        sqlite__search_merges_dates = true;
+        const char *merged = run(&arena, cases[i].query, NULL, NULL);
+        if (strcmp(apart, cases[i].expected) != 0 || strcmp(merged, cases[i].expected) != 0) {
+            print_error("%s\n  expected: %s\n  apart:    %s\n  merged:   %s\n", cases[i].query,
+                        cases[i].expected, apart, merged);
+            failures++;
+        }
+        arena_release(&arena);
+    }
+    delete ("Patient", "p5");
+    delete ("Patient", "p6");
+    delete ("Patient", "p7");
+    delete ("Encounter", "e1");
+    delete ("Encounter", "e2");
+    delete ("Encounter", "e3");
+    delete ("Observation", "o5");
+    for (int i = 0; i < 40; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "bd%d", i);
+        delete ("Patient", id);
+    }
+    assert_int_equal(failures, 0);
+}
+
 /* The plan SQLite chooses for a search's page query. */
 static const char *query_plan(arena_t *arena, const char *text)
 {
@@ -966,6 +1052,48 @@ static void test_indexes_are_used(void **state)
     arena_release(&arena);
 }
 
+/* Two bounds of a date with one value per resource are one range of ix_date_low, bounded on
+ * both sides; a parameter with several values keeps a range per bound. */
+static void test_date_bounds_plan(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *query;
+        int ranges;
+    } cases[] = {
+        {"Patient?birthdate=ge1980-02-01&birthdate=lt1980-03-01", 1},
+        {"Patient?birthdate=gt1980&birthdate=le1990-06", 1},
+        {"Encounter?date=sa2024-01-01&date=eb2024-03-01", 1},
+        {"Observation?date=ge2024-01-20&date=lt2024-01-25", 2},
+    };
+    arena_t arena;
+    arena_init(&arena);
+    size_t failures = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *plan = query_plan(&arena, cases[i].query);
+        if (getenv("CONCERTO_SHOW_PLANS"))
+            print_message("%s\n%s", cases[i].query, plan);
+        int ranges = 0;
+        for (const char *p = plan; (p = strstr(p, "SEARCH ix_date")); p++)
+            ranges++;
+        bool bounded = strstr(plan, "ix_date_low (type=? AND param=? AND low>? AND low<?)");
+        if (ranges != cases[i].ranges || (cases[i].ranges == 1 && !bounded)) {
+            print_error("%s: expected %d range(s) of ix_date%s:\n%s", cases[i].query,
+                        cases[i].ranges, cases[i].ranges == 1 ? ", bounded both ways" : "", plan);
+            failures++;
+        }
+    }
+    /* _lastUpdated is a column of the resource: its bounds are one range already */
+    const char *plan = query_plan(&arena, "Patient?_lastUpdated=ge2024&_lastUpdated=lt2025-03");
+    if (!strstr(plan, "resource_type_updated (type=? AND deleted=? AND updated_us>? AND "
+                      "updated_us<?)")) {
+        print_error("_lastUpdated, two bounds:\n%s", plan);
+        failures++;
+    }
+    assert_int_equal(failures, 0);
+    arena_release(&arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -983,6 +1111,8 @@ int main(void)
         cmocka_unit_test(test_walks_match_sorts),
         cmocka_unit_test(test_absolute_references_followed),
         cmocka_unit_test(test_contained),
+        cmocka_unit_test(test_date_bounds_merged),
+        cmocka_unit_test(test_date_bounds_plan),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
