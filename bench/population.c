@@ -403,7 +403,7 @@ int main(int argc, char **argv)
         arena_init(&arena);
         repo_bundle_t bundle;
         double start = now_ms();
-        if (repo_bundle_prepare(&bundle, body.ptr, body.len, "", false, &arena, &err) ||
+        if (repo_bundle_prepare(&bundle, body.ptr, body.len, "", false, conn, &arena, &err) ||
             store_run(store, repo_bundle_txn, &bundle, &err)) {
             fprintf(stderr, "population: bundle: %s\n", err_message(&err));
             return 1;
