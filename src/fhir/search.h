@@ -13,6 +13,7 @@
 #ifndef CONCERTO_FHIR_SEARCH_H
 #define CONCERTO_FHIR_SEARCH_H
 
+#include "base/url.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -422,13 +423,8 @@ typedef enum {
     FHIR_SEARCH_CONTAINED_TYPE_CONTAINED,
 } fhir_search_contained_type_t;
 
-/* A decoded query parameter; neither string needs a NUL. */
-typedef struct {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-} fhir_search_pair_t;
+/* A decoded query parameter (base/url.h); neither string needs a NUL. */
+typedef url_pair_t fhir_search_pair_t;
 
 /* A parameter left out of a lenient search, for the outcome entry of the Bundle. */
 typedef struct {

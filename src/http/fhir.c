@@ -18,6 +18,7 @@
 #include "base/jv.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/url.h"
 #include "fhir/defs.h"
 #include "fhir/outcome.h"
 #include "http/http_int.h"
@@ -94,34 +95,6 @@ static h2o_iovec_t header_by_name(h2o_req_t *req, const char *name)
     return req->headers.entries[i].value;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static char *url_decode(arena_t *arena, const char *s, size_t len)
-{
-    char *out = arena_alloc(arena, len + 1), *p = out;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '+') {
-            *p++ = ' ';
-        } else if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            *p++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            *p++ = s[i];
-        }
-    }
-    *p = '\0';
-    return out;
-}
-
 static void parse_query(ctx_t *ctx)
 {
     h2o_req_t *req = ctx->req;
@@ -130,29 +103,7 @@ static void parse_query(ctx_t *ctx)
     if (req->query_at == SIZE_MAX)
         return;
     const char *q = req->path.base + req->query_at + 1;
-    const char *end = req->path.base + req->path.len;
-    size_t n = 1;
-    for (const char *p = q; p < end; p++)
-        if (*p == '&')
-            n++;
-    ctx->params = arena_alloc(ctx->arena, n * sizeof(param_t));
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        if (!amp)
-            amp = end;
-        if (amp > q) {
-            const char *eq = memchr(q, '=', (size_t)(amp - q));
-            param_t *param = &ctx->params[ctx->nparams++];
-            if (eq) {
-                param->name = url_decode(ctx->arena, q, (size_t)(eq - q));
-                param->value = url_decode(ctx->arena, eq + 1, (size_t)(amp - eq - 1));
-            } else {
-                param->name = url_decode(ctx->arena, q, (size_t)(amp - q));
-                param->value = "";
-            }
-        }
-        q = amp + 1;
-    }
+    ctx->nparams = url_query_split(ctx->arena, q, req->path.len - req->query_at - 1, &ctx->params);
 }
 
 static const char *param(const ctx_t *ctx, const char *name)
@@ -1052,7 +1003,7 @@ static bool is_get(h2o_req_t *req)
 
 static const char *segment_copy(ctx_t *ctx, h2o_iovec_t seg)
 {
-    return url_decode(ctx->arena, seg.base, seg.len);
+    return url_decode(ctx->arena, seg.base, seg.len, false, NULL);
 }
 
 static const fhir_type_t *resource_type(ctx_t *ctx, const char *name)

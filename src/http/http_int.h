@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "base/url.h"
 #include "base/arena.h"
 #include "base/buf.h"
 #include "http/http.h"
@@ -44,11 +45,9 @@ struct http_server {
     int port;
 };
 
-/* A decoded query parameter. */
-typedef struct {
-    const char *name; /* in the request's arena */
-    const char *value;
-} http_param_t;
+/* A decoded query parameter (base/url.h): name and value NUL-terminated, in the request's
+ * arena. */
+typedef url_pair_t http_param_t;
 
 /* What a search needs of its request (search.c). */
 typedef struct {

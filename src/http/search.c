@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/url.h"
 #include "fhir/compartment.h"
 #include "fhir/defs.h"
 #include "http/http_int.h"
@@ -17,46 +18,15 @@
 
 #define FORM_TYPE "application/x-www-form-urlencoded"
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s (len bytes); '+' is a space in query strings and forms, not in paths. */
-static char *decode(arena_t *arena, const char *s, size_t len, bool plus_is_space, size_t *out_len)
-{
-    char *out = arena_alloc(arena, len + 1), *p = out;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '+' && plus_is_space) {
-            *p++ = ' ';
-        } else if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            *p++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            *p++ = s[i];
-        }
-    }
-    *p = '\0';
-    if (out_len)
-        *out_len = (size_t)(p - out);
-    return out;
-}
-
 static bool segment_is(arena_t *arena, h2o_iovec_t seg, const char *s)
 {
-    return strcmp(decode(arena, seg.base, seg.len, false, NULL), s) == 0;
+    return strcmp(url_decode(arena, seg.base, seg.len, false, NULL), s) == 0;
 }
 
 static const fhir_type_t *segment_type(arena_t *arena, h2o_iovec_t seg)
 {
     size_t n;
-    const char *name = decode(arena, seg.base, seg.len, false, &n);
+    const char *name = url_decode(arena, seg.base, seg.len, false, &n);
     return fhir_resource_type_find(name, n);
 }
 
@@ -96,7 +66,7 @@ static target_t classify(arena_t *arena, h2o_req_t *req, const h2o_iovec_t *seg,
     } else if (n == 3) {
         const fhir_type_t *compartment = segment_type(arena, seg[0]);
         size_t idlen;
-        const char *id = decode(arena, seg[1].base, seg[1].len, false, &idlen);
+        const char *id = url_decode(arena, seg[1].base, seg[1].len, false, &idlen);
         t.type = segment_type(arena, seg[2]);
         t.search = compartment && t.type && fhir_compartment_exists(compartment->name) &&
                    repo_id_valid(id, idlen);
@@ -150,23 +120,10 @@ static void pairs_add(arena_t *arena, pairs_t *p, const char *name, size_t name_
 /* Splits an application/x-www-form-urlencoded body into pairs. */
 static void parse_form(arena_t *arena, const char *s, size_t len, pairs_t *out)
 {
-    const char *end = s + len;
-    while (s < end) {
-        const char *amp = memchr(s, '&', (size_t)(end - s));
-        if (!amp)
-            amp = end;
-        if (amp > s) {
-            const char *eq = memchr(s, '=', (size_t)(amp - s));
-            size_t name_len, value_len;
-            const char *name = decode(arena, s, (size_t)((eq ? eq : amp) - s), true, &name_len);
-            const char *value =
-                eq ? decode(arena, eq + 1, (size_t)(amp - eq - 1), true, &value_len) : "";
-            if (!eq)
-                value_len = 0;
-            pairs_add(arena, out, name, name_len, value, value_len);
-        }
-        s = amp + 1;
-    }
+    url_pair_t *pairs;
+    size_t n = url_query_split(arena, s, len, &pairs);
+    for (size_t i = 0; i < n; i++)
+        pairs_add(arena, out, pairs[i].name, pairs[i].name_len, pairs[i].value, pairs[i].value_len);
 }
 
 static h2o_iovec_t header_value(h2o_req_t *req, const char *name)
@@ -268,8 +225,8 @@ status_t http__search(const http_search_request_t *r, const h2o_iovec_t *seg, si
         return err_set(err, ERR_NOT_FOUND, NULL, "no such search");
     pairs_t pairs = {0};
     for (size_t i = 0; i < r->nparams; i++)
-        pairs_add(r->arena, &pairs, r->params[i].name, strlen(r->params[i].name),
-                  r->params[i].value, strlen(r->params[i].value));
+        pairs_add(r->arena, &pairs, r->params[i].name, r->params[i].name_len, r->params[i].value,
+                  r->params[i].value_len);
     status_t rc;
     if (t.form && (rc = read_form(r, &pairs, err)))
         return rc;

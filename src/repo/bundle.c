@@ -17,6 +17,7 @@
 
 #include "base/jv.h"
 #include "base/mem.h"
+#include "base/url.h"
 #include "fhir/defs.h"
 #include "fhir/outcome.h"
 #include "repo/searchset.h"
@@ -51,42 +52,10 @@ static void release_json(void *data)
     json_decref(data);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static const char *string_member(const json_t *object, const char *name)
 {
     json_t *v = json_object_get(object, name);
     return jv_is_string(v) ? json_string_value(v) : NULL;
-}
-
-/* Percent-decodes s (len bytes), '+' as a space, as query strings are decoded. */
-static char *decode(arena_t *arena, const char *s, size_t len, size_t *out_len)
-{
-    char *out = arena_alloc(arena, len + 1), *p = out;
-    for (size_t i = 0; i < len; i++) {
-        int hi, lo;
-        if (s[i] == '+') {
-            *p++ = ' ';
-        } else if (s[i] == '%' && i + 2 < len && (hi = hexval(s[i + 1])) >= 0 &&
-                   (lo = hexval(s[i + 2])) >= 0) {
-            *p++ = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            *p++ = s[i];
-        }
-    }
-    *p = '\0';
-    *out_len = (size_t)(p - out);
-    return out;
 }
 
 /* The path of request.url in segments: "Type", "Type/id", "Type/id/_history/N",
@@ -160,30 +129,15 @@ static status_t plan_search(repo_bundle_t *bundle, repo_entry_t *e, const path_t
         search.compartment_id = arena_strndup(arena, path->parts[1], path->lens[1]);
     }
     search.type = type;
-    size_t cap = 1;
-    for (size_t i = 0; i < len; i++)
-        if (query[i] == '&')
-            cap++;
-    fhir_search_pair_t *pairs = arena_zalloc(arena, cap * sizeof(*pairs));
+    url_pair_t *all;
+    size_t nall = url_query_split(arena, query, len, &all);
+    fhir_search_pair_t *pairs = arena_zalloc(arena, (nall ? nall : 1) * sizeof(*pairs));
     size_t n = 0;
-    const char *q = query, *end = query + len;
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        if (!amp)
-            amp = end;
-        if (amp > q) {
-            const char *eq = memchr(q, '=', (size_t)(amp - q));
-            fhir_search_pair_t *pair = &pairs[n];
-            pair->name = decode(arena, q, (size_t)((eq ? eq : amp) - q), &pair->name_len);
-            pair->value = eq ? decode(arena, eq + 1, (size_t)(amp - eq - 1), &pair->value_len) : "";
-            if (!eq)
-                pair->value_len = 0;
-            if (pair->name_len == 5 && !memcmp(pair->name, "_page", 5))
-                search.page = pair->value;
-            else
-                n++;
-        }
-        q = amp + 1;
+    for (size_t i = 0; i < nall; i++) {
+        if (all[i].name_len == 5 && !memcmp(all[i].name, "_page", 5))
+            search.page = all[i].value;
+        else
+            pairs[n++] = all[i];
     }
     search.pairs = pairs;
     search.npairs = n;

@@ -8,38 +8,9 @@
 #include <time.h>
 
 #include "base/jv.h"
+#include "base/url.h"
 
 /* ---- criteria ------------------------------------------------------------------------ */
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s (len bytes), '+' as a space, as query strings are decoded. */
-static char *decode(arena_t *arena, const char *s, size_t len, size_t *out_len)
-{
-    char *out = arena_alloc(arena, len + 1), *p = out;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '+') {
-            *p++ = ' ';
-        } else if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            *p++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            *p++ = s[i];
-        }
-    }
-    *p = '\0';
-    *out_len = (size_t)(p - out);
-    return out;
-}
 
 /* Result parameters: they shape a page of results and select nothing. */
 static bool is_result_parameter(const char *name, size_t len)
@@ -81,40 +52,24 @@ status_t repo_condition_parse(repo_condition_t *cond, const fhir_type_t *type, c
     }
     cond->text = arena_strndup(arena, q, (size_t)(end - q));
 
-    size_t cap = 1;
-    for (const char *p = q; p < end; p++)
-        if (*p == '&')
-            cap++;
-    fhir_search_pair_t *pairs = arena_zalloc(arena, cap * sizeof(*pairs));
+    url_pair_t *all;
+    size_t nall = url_query_split(arena, q, (size_t)(end - q), &all);
+    fhir_search_pair_t *pairs = arena_zalloc(arena, (nall ? nall : 1) * sizeof(*pairs));
     size_t n = 0;
     status_t rc = ERR_OK;
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q));
-        if (!amp)
-            amp = end;
-        if (amp > q) {
-            const char *eq = memchr(q, '=', (size_t)(amp - q));
-            fhir_search_pair_t *pair = &pairs[n];
-            pair->name = decode(arena, q, (size_t)((eq ? eq : amp) - q), &pair->name_len);
-            if (eq) {
-                pair->value = decode(arena, eq + 1, (size_t)(amp - eq - 1), &pair->value_len);
-            } else {
-                pair->value = "";
-                pair->value_len = 0;
-            }
-            if ((pair->name_len == 7 && !memcmp(pair->name, "_format", 7)) ||
-                (pair->name_len == 7 && !memcmp(pair->name, "_pretty", 7))) {
-                /* response parameters of the URL, not criteria */
-            } else if (is_result_parameter(pair->name, pair->name_len)) {
-                rc = err_set(err, ERR_INVALID, NULL,
-                             "\"%s\" is not a search criterion: the criteria of a conditional "
-                             "request select resources, they do not shape results",
-                             pair->name);
-            } else {
-                n++;
-            }
+    for (size_t i = 0; i < nall; i++) {
+        const url_pair_t *pair = &all[i];
+        if ((pair->name_len == 7 && !memcmp(pair->name, "_format", 7)) ||
+            (pair->name_len == 7 && !memcmp(pair->name, "_pretty", 7))) {
+            /* response parameters of the URL, not criteria */
+        } else if (is_result_parameter(pair->name, pair->name_len)) {
+            rc = err_set(err, ERR_INVALID, NULL,
+                         "\"%s\" is not a search criterion: the criteria of a conditional "
+                         "request select resources, they do not shape results",
+                         pair->name);
+        } else {
+            pairs[n++] = *pair;
         }
-        q = amp + 1;
     }
     if (n == 0)
         return rc ? rc
