@@ -126,9 +126,7 @@ void fhir_search_builtin_counts(fhir_search_counts_t *out)
 
 /* --- expressions ------------------------------------------------------------------------ */
 
-/* Splits at the '|' outside parentheses and string literals into (start, end) offsets of
- * trimmed members; returns the count, or 0 when the text does not balance. */
-static size_t union_members(const char *e, size_t (*spans)[2], size_t max)
+size_t fhir__search_union_members(const char *e, size_t (*spans)[2], size_t max)
 {
     size_t n = 0, start = 0, len = strlen(e);
     int depth = 0;
@@ -245,7 +243,7 @@ const char *fhir__search_restrict(arena_t *arena, const char *expression, const 
     if (!expression || nbases < 2 || nbases > 64)
         return expression;
     size_t spans[256][2];
-    size_t n = union_members(expression, spans, 256);
+    size_t n = fhir__search_union_members(expression, spans, 256);
     if (n == 0)
         return expression;
     size_t me = index_of(bases, nbases, base, strlen(base));

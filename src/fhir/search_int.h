@@ -52,4 +52,9 @@ fhir__reason_t fhir__search_parse_number(arena_t *arena, const char *s, size_t l
 /* Days-from-civil for tests: microseconds since the epoch of a UTC date and time. */
 int64_t fhir__search_epoch_us(int year, int month, int day, int hour, int minute, int second);
 
+/* Splits a FHIRPath expression at the '|' outside parentheses and string literals into
+ * (start, end) offsets of its members, trimmed of white space; returns the count, or 0 when
+ * the text does not balance or has more than max members. */
+size_t fhir__search_union_members(const char *e, size_t (*spans)[2], size_t max);
+
 #endif

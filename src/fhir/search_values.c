@@ -60,41 +60,6 @@ static size_t closing(const char *s, size_t len, size_t open)
     return 0;
 }
 
-/* Splits at the '|' outside parentheses and literals; 0 when it does not balance or there
- * are more than max members. */
-static size_t split_union(const char *e, size_t len, size_t (*spans)[2], size_t max)
-{
-    size_t n = 0, start = 0;
-    int depth = 0;
-    char quote = 0;
-    for (size_t i = 0; i <= len; i++) {
-        char c = i < len ? e[i] : '\0';
-        if (quote && c) {
-            if (c == '\\')
-                i++;
-            else if (c == quote)
-                quote = 0;
-            continue;
-        }
-        if (c == '\'' || c == '`') {
-            quote = c;
-        } else if (c == '(') {
-            depth++;
-        } else if (c == ')') {
-            if (--depth < 0)
-                return 0;
-        } else if ((c == '|' && depth == 0) || c == '\0') {
-            if ((c == '\0' && (depth || quote)) || n == max)
-                return 0;
-            spans[n][0] = start;
-            spans[n][1] = i;
-            n++;
-            start = i + 1;
-        }
-    }
-    return n;
-}
-
 /* An element of a type by its name in the definition ("effective" for effective[x]). */
 static const fhir_element_t *element_named(const fhir_type_t *type, const char *name, size_t len)
 {
@@ -223,9 +188,8 @@ static fhir_search_values_t expression_values(const char *expression, const fhir
 {
     if (!expression || !root)
         return FHIR_SEARCH_VALUES_SEVERAL;
-    size_t len = strlen(expression);
     size_t spans[MAX_MEMBERS][2];
-    size_t n = split_union(expression, len, spans, MAX_MEMBERS);
+    size_t n = fhir__search_union_members(expression, spans, MAX_MEMBERS);
     if (!n)
         return FHIR_SEARCH_VALUES_SEVERAL;
     member_t members[MAX_MEMBERS];
