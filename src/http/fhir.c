@@ -788,6 +788,20 @@ static void submit_write(pending_t *pending)
                      pending);
 }
 
+/* Submits a prepared write, or answers with the error that preparing it gave (rc). */
+static void submit_prepared(ctx_t *ctx, pending_t *pending, status_t rc, err_t *err)
+{
+    if (rc) {
+        send_error(ctx, err);
+        err_release(err);
+        arena_release(&pending->arena);
+        free(pending);
+        return;
+    }
+    err_release(err);
+    submit_write(pending);
+}
+
 static bool check_body(ctx_t *ctx);
 
 static void handle_bundle(ctx_t *ctx)
@@ -882,15 +896,7 @@ static void handle_patch(ctx_t *ctx, const char *type, const char *id)
         rc =
             repo_prepare_fhirpath_patch_body(&pending->write, type, id, ctx->req->entity.base,
                                              ctx->req->entity.len, if_match, &pending->arena, &err);
-    if (rc) {
-        send_error(ctx, &err);
-        err_release(&err);
-        arena_release(&pending->arena);
-        free(pending);
-        return;
-    }
-    err_release(&err);
-    submit_write(pending);
+    submit_prepared(ctx, pending, rc, &err);
 }
 
 /*
@@ -931,15 +937,7 @@ static void handle_conditional(ctx_t *ctx, repo_action_t action, const fhir_type
             break;
         }
     }
-    if (rc) {
-        send_error(ctx, &err);
-        err_release(&err);
-        arena_release(&pending->arena);
-        free(pending);
-        return;
-    }
-    err_release(&err);
-    submit_write(pending);
+    submit_prepared(ctx, pending, rc, &err);
 }
 
 static void handle_write(ctx_t *ctx, repo_action_t action, const char *type, const char *id)
@@ -973,15 +971,7 @@ static void handle_write(ctx_t *ctx, repo_action_t action, const char *type, con
         rc = repo_prepare_delete(&pending->write, type, id, if_match, &pending->arena, &err);
         break;
     }
-    if (rc) {
-        send_error(ctx, &err);
-        err_release(&err);
-        arena_release(&pending->arena);
-        free(pending);
-        return;
-    }
-    err_release(&err);
-    submit_write(pending);
+    submit_prepared(ctx, pending, rc, &err);
 }
 
 /* ---- routing ------------------------------------------------------------------------- */
