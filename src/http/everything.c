@@ -129,16 +129,16 @@ status_t http__everything(const http_search_request_t *r, http_everything_t *e, 
         buf_addch(out, ',');
         add_link(out, "next", url_head, e, res.next);
     }
-    buf_addstr(out, "],\"entry\":[");
+    buf_addch(out, ']'); /* and "entry" only when there is one: no empty arrays */
     for (size_t i = 0; i < res.n; i++) {
         const store_version_t *v = &res.entries[i].version;
-        buf_addstr(out, i ? ",{\"fullUrl\":\"" : "{\"fullUrl\":\"");
+        buf_addstr(out, i ? ",{\"fullUrl\":\"" : ",\"entry\":[{\"fullUrl\":\"");
         buf_add_json_escaped(out, r->base, strlen(r->base));
         buf_addf(out, "/%s/%s\",\"resource\":", v->type, v->id);
         buf_add(out, v->json, v->json_len);
         buf_addf(out, ",\"search\":{\"mode\":\"%s\"}}",
                  res.entries[i].included ? "include" : "match");
     }
-    buf_addstr(out, "]}");
+    buf_addstr(out, res.n ? "]}" : "}");
     return ERR_OK;
 }

@@ -615,12 +615,10 @@ static void handle_history(ctx_t *ctx, const char *type, const char *id)
         buf_addch(&out, ',');
         history_link(ctx, &out, "previous", path, since, q.count, "_after", h.versions[0].seq);
     }
-    buf_addstr(&out, "],\"entry\":[");
+    buf_addch(&out, ']'); /* and "entry" only when there is one: no empty arrays */
     for (size_t i = 0; i < h.n; i++) {
         store_version_t *v = &h.versions[i];
-        if (i)
-            buf_addch(&out, ',');
-        buf_addstr(&out, "{\"fullUrl\":\"");
+        buf_addstr(&out, i ? ",{\"fullUrl\":\"" : ",\"entry\":[{\"fullUrl\":\"");
         buf_add_json_escaped(&out, ctx->base, strlen(ctx->base));
         buf_addf(&out, "/%s/%s\"", v->type, v->id);
         if (!v->deleted) {
@@ -636,7 +634,7 @@ static void handle_history(ctx_t *ctx, const char *type, const char *id)
                  "\"lastModified\":\"%s\"}}",
                  v->status, (long long)v->version, v->last_updated);
     }
-    buf_addstr(&out, "]}");
+    buf_addstr(&out, h.n ? "]}" : "}");
     send_json(ctx, 200, out.ptr, out.len);
     buf_release(&out);
 }

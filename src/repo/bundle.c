@@ -848,8 +848,9 @@ void repo_bundle_release(repo_bundle_t *bundle)
 void repo_bundle_response(const repo_bundle_t *bundle, const char *base, bool with_resources,
                           buf_t *out)
 {
-    buf_addf(out, "{\"resourceType\":\"Bundle\",\"type\":\"%s\",\"entry\":[",
-             bundle->transaction ? "transaction-response" : "batch-response");
+    buf_addf(out, "{\"resourceType\":\"Bundle\",\"type\":\"%s\"%s",
+             bundle->transaction ? "transaction-response" : "batch-response",
+             bundle->nentries ? ",\"entry\":[" : ""); /* no empty arrays */
     for (size_t i = 0; i < bundle->nentries; i++) {
         const repo_entry_t *e = &bundle->entries[i];
         if (i)
@@ -896,5 +897,5 @@ void repo_bundle_response(const repo_bundle_t *bundle, const char *base, bool wi
         }
         buf_addstr(out, "}}");
     }
-    buf_addstr(out, "]}");
+    buf_addstr(out, bundle->nentries ? "]}" : "}");
 }

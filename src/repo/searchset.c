@@ -156,7 +156,8 @@ void repo_searchset(const fhir_search_plan_t *plan, const store_search_result_t 
         buf_addch(out, ',');
         add_link(out, "previous", links, cursor_query.ptr, res->previous);
     }
-    buf_addstr(out, "],\"entry\":[");
+    /* FHIR JSON has no empty arrays: "entry" only when there is one */
+    buf_addch(out, ']');
     bool first = true;
     for (size_t i = 0; i < res->n; i++) {
         const store_version_t *v = &res->entries[i].version;
@@ -164,7 +165,7 @@ void repo_searchset(const fhir_search_plan_t *plan, const store_search_result_t 
         json_t *contained = contained_id ? contained_resource(v, contained_id, plan) : NULL;
         if (contained_id && !contained)
             continue;
-        buf_addstr(out, first ? "{\"fullUrl\":" : ",{\"fullUrl\":");
+        buf_addstr(out, first ? ",\"entry\":[{\"fullUrl\":" : ",{\"fullUrl\":");
         first = false;
         buf_addch(out, '"');
         buf_add_json_escaped(out, links->base, strlen(links->base));
@@ -184,11 +185,11 @@ void repo_searchset(const fhir_search_plan_t *plan, const store_search_result_t 
                  res->entries[i].included ? "include" : "match");
     }
     if (plan->nignored || res->includes_truncated) {
-        if (!first)
-            buf_addch(out, ',');
+        buf_addstr(out, first ? ",\"entry\":[" : ",");
+        first = false;
         add_outcome(out, plan, res->includes_truncated);
     }
-    buf_addstr(out, "]}");
+    buf_addstr(out, first ? "}" : "]}");
     buf_release(&self_query);
     buf_release(&cursor_query);
 }

@@ -668,3 +668,17 @@ def test_reindex_rebuilds_the_index(make_server):
     assert ids(c, "Observation", [("subject:Patient.gender", "female")]) == ["ri-o"]
     out = run_cli("reindex", "--db", str(srv.dir / "missing.db"))
     assert out.returncode == 1
+
+
+def test_an_empty_result_has_no_entry_array(client):
+    # FHIR JSON never has an empty array: a Bundle without entries has no "entry" at all
+    put(client, {"resourceType": "Patient", "id": "lonely", "name": [{"family": "Lonely"}]})
+    for url in ("Patient?family=nobody-has-this-name", "Patient?_summary=count",
+                "Patient?family=Lonely&_count=0", "Basic/_history",
+                "Patient?family=nobody-has-this-name&_total=accurate"):
+        r = client.get(url)
+        assert r.status == 200, (url, r)
+        assert "entry" not in r.json, (url, r.json)
+        assert b"[]" not in r.body, (url, r.body)
+    r = client.get("Patient?_summary=count")
+    assert r.json["total"] >= 1
