@@ -133,6 +133,11 @@ int64_t pg__changes(const PGresult *res);
 status_t pg__run_sql(pg_conn_t *conn, const char *sql, const pg_params_t *params, PGresult **out,
                      err_t *err);
 
+/* Runs sql (not prepared) with any number of parameters as text (NULL: SQL NULL); as
+ * pg__run. */
+status_t pg__run_values(pg_conn_t *conn, const char *sql, int n, const char *const *values,
+                        PGresult **out, err_t *err);
+
 /* Column values of a result row: text copied into arena (NULL for NULL), integers, booleans. */
 const char *pg__text_at(const PGresult *res, int row, int column, arena_t *arena, size_t *out_len);
 int64_t pg__int_at(const PGresult *res, int row, int column);
