@@ -34,8 +34,14 @@ static const char *row_text(const sql_row_t *row, int column, arena_t *arena, si
 }
 
 /* Type OIDs of pg_type.h (catalog/pg_type_d.h is not installed with libpq). */
-enum { OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_FLOAT4 = 700, OID_FLOAT8 = 701,
-       OID_NUMERIC = 1700 };
+enum {
+    OID_INT8 = 20,
+    OID_INT2 = 21,
+    OID_INT4 = 23,
+    OID_FLOAT4 = 700,
+    OID_FLOAT8 = 701,
+    OID_NUMERIC = 1700
+};
 
 static void row_value(const sql_row_t *row, int column, arena_t *arena, sql_bind_t *out)
 {
@@ -62,13 +68,13 @@ static void row_value(const sql_row_t *row, int column, arena_t *arena, sql_bind
     }
 }
 
-static status_t run(void *opaque, const sql_stmt_t *q, const char *doing, sql_row_fn fn,
-                    void *ctx, err_t *err)
+static status_t run(void *opaque, const sql_stmt_t *q, const char *doing, sql_row_fn fn, void *ctx,
+                    err_t *err)
 {
     (void)doing; /* pg__fail says what failed with the statement's text */
     pg_conn_t *conn = opaque;
     const char **values = xcalloc(q->nbinds ? q->nbinds : 1, sizeof(*values));
-    char (*numbers)[32] = xcalloc(q->nbinds ? q->nbinds : 1, sizeof(*numbers));
+    char(*numbers)[32] = xcalloc(q->nbinds ? q->nbinds : 1, sizeof(*numbers));
     for (size_t i = 0; i < q->nbinds; i++) {
         const sql_bind_t *b = &q->binds[i];
         switch (b->kind) {
