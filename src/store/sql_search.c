@@ -900,8 +900,9 @@ static void fts_render(buf_t *out, const fhir_search_text_t *t)
 
 /* The same query as a PostgreSQL tsquery: every term quoted ('' and \\ escaped), so the
  * user's text is never syntax (a quoted term of several words is a phrase, as in FTS5); a
- * prefix term is `'term':*`; weight is the column's (A narrative, B content). */
-static void tsquery_render(buf_t *out, const fhir_search_text_t *t, char weight)
+ * prefix term is `'term':*`. _text asks for the narrative's words only (weight A, "A"),
+ * _content for any (weight ""). */
+static void tsquery_render(buf_t *out, const fhir_search_text_t *t, const char *weight)
 {
     switch (t->kind) {
     case FHIR_SEARCH_TEXT_TERM:
@@ -911,7 +912,10 @@ static void tsquery_render(buf_t *out, const fhir_search_text_t *t, char weight)
                 buf_addch(out, *c);
             buf_addch(out, *c);
         }
-        buf_addf(out, "':%s%c", t->prefix ? "*" : "", weight);
+        if (t->prefix || *weight)
+            buf_addf(out, "':%s%s", t->prefix ? "*" : "", weight);
+        else
+            buf_addch(out, '\'');
         return;
     case FHIR_SEARCH_TEXT_AND:
     case FHIR_SEARCH_TEXT_OR:
@@ -928,7 +932,7 @@ static void tsquery_render(buf_t *out, const fhir_search_text_t *t, char weight)
  * column's (concerto_fold). */
 static void q_tsquery(q_t *q, const fhir_search_clause_t *clause, const char *alias)
 {
-    char weight = strcmp(clause->param->code, "_text") == 0 ? 'A' : 'B';
+    const char *weight = strcmp(clause->param->code, "_text") == 0 ? "A" : "";
     buf_t match = BUF_INIT;
     for (size_t i = 0; i < clause->nvalues; i++) {
         if (i)
