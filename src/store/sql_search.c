@@ -211,16 +211,19 @@ static const char *prefix_end(arena_t *arena, const char *prefix)
     return end;
 }
 
-/* `column >= ? AND column < ?`: the values that start with prefix (true when it is empty). */
+/* `column >= ? AND column < ?`: the values that start with prefix (true when it is empty).
+ * PostgreSQL's ix_string indexes `normalized` with text_pattern_ops, whose operators compare
+ * bytes whatever the collation: ~>=~ and ~<~ there. */
 static void q_starts_with(q_t *q, const char *column, const char *prefix)
 {
     if (!prefix || !*prefix) {
         q_true(q);
         return;
     }
-    q_addf(q, "(%s >= ", column);
+    bool bytes = q->d->kind == SQL_POSTGRES && strcmp(column, "normalized") == 0;
+    q_addf(q, "(%s %s ", column, bytes ? "~>=~" : ">=");
     q_text(q, prefix);
-    q_addf(q, " AND %s < ", column);
+    q_addf(q, " AND %s %s ", column, bytes ? "~<~" : "<");
     q_text(q, prefix_end(q->arena, prefix));
     q_add(q, ")");
 }
