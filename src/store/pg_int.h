@@ -44,12 +44,22 @@ enum {
     PG__COUNT = PG_QUEUE + 24
 };
 
+#define PG_TYPE_COUNTS 8
+
+/* How many current resources a type has, as a search last counted them (an estimate). */
+typedef struct {
+    char type[64]; /* "": every type */
+    int64_t count;
+    int64_t at; /* seconds of the monotonic clock; 0: never */
+} pg_type_count_t;
+
 typedef struct {
     pg_db_t *db;
     PGconn *pg;
     bool writer;
     bool in_txn; /* between begin and commit or rollback */
     bool prepared[PG__COUNT];
+    pg_type_count_t type_counts[PG_TYPE_COUNTS]; /* pg_search.c */
 } pg_conn_t;
 
 /* Up to PG_MAX_PARAMS parameters of one statement, as text (NULL: SQL NULL). */
