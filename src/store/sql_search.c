@@ -188,7 +188,8 @@ static void q_text_list(q_t *q, const char *json)
     q_add(q, ")");
 }
 
-/* The position of the first '/' in `expression` (1-based, 0 when there is none). */
+/* The function that finds a substring's position (1-based, 0 when it is not there), up to its
+ * opening parenthesis: instr(haystack, needle) or strpos(haystack, needle). */
 static const char *slash_in(q_t *q)
 {
     return q->d->kind == SQL_POSTGRES ? "strpos(" : "instr(";
