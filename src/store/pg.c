@@ -589,6 +589,22 @@ status_t pg__run_sql(pg_conn_t *conn, const char *sql, const pg_params_t *params
     return execute(conn, -1, sql, params ? params : &none, out, err);
 }
 
+status_t pg__run_values(pg_conn_t *conn, const char *sql, int n, const char *const *values,
+                        PGresult **out, err_t *err)
+{
+    for (int attempt = 0;; attempt++) {
+        status_t rc = ensure(conn, err);
+        if (rc)
+            return rc;
+        PGresult *res = PQexecParams(conn->pg, sql, n, NULL, values, NULL, NULL, 0);
+        if (attempt == 0 && !conn->in_txn && PQstatus(conn->pg) == CONNECTION_BAD) {
+            PQclear(res);
+            continue;
+        }
+        return check_result(conn, res, out, err, sql);
+    }
+}
+
 static status_t exec(pg_conn_t *conn, const char *sql, err_t *err)
 {
     return execute(conn, -1, sql, NULL, NULL, err);

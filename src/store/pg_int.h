@@ -44,12 +44,22 @@ enum {
     PG__COUNT = PG_QUEUE + 24
 };
 
+#define PG_TYPE_COUNTS 8
+
+/* How many current resources a type has, as a search last counted them (an estimate). */
+typedef struct {
+    char type[64]; /* "": every type */
+    int64_t count;
+    int64_t at; /* seconds of the monotonic clock; 0: never */
+} pg_type_count_t;
+
 typedef struct {
     pg_db_t *db;
     PGconn *pg;
     bool writer;
     bool in_txn; /* between begin and commit or rollback */
     bool prepared[PG__COUNT];
+    pg_type_count_t type_counts[PG_TYPE_COUNTS]; /* pg_search.c */
 } pg_conn_t;
 
 /* Up to PG_MAX_PARAMS parameters of one statement, as text (NULL: SQL NULL). */
@@ -132,6 +142,11 @@ int64_t pg__changes(const PGresult *res);
 /* Runs sql (not prepared) with params; as pg__run. */
 status_t pg__run_sql(pg_conn_t *conn, const char *sql, const pg_params_t *params, PGresult **out,
                      err_t *err);
+
+/* Runs sql (not prepared) with any number of parameters as text (NULL: SQL NULL); as
+ * pg__run. */
+status_t pg__run_values(pg_conn_t *conn, const char *sql, int n, const char *const *values,
+                        PGresult **out, err_t *err);
 
 /* Column values of a result row: text copied into arena (NULL for NULL), integers, booleans. */
 const char *pg__text_at(const PGresult *res, int row, int column, arena_t *arena, size_t *out_len);

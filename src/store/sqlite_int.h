@@ -84,12 +84,11 @@ status_t sqlite__search(void *conn, const store_search_t *query, arena_t *arena,
 status_t sqlite__txn_search(void *conn, const store_search_t *query, arena_t *arena,
                             store_search_result_t *out, err_t *err);
 
-/* Whether a sorted search may walk the index of its first sort key (true; tests turn it off
- * to compare). */
-extern bool sqlite__search_walks;
-/* Whether the bounds of a date parameter with at most one value per resource are tested on
- * one index row (true; tests turn it off to compare with each clause written apart). */
-extern bool sqlite__search_merges_dates;
+/* The switches of the search SQL both drivers share (sql_search.h), by their former names. */
+#define sqlite__search_walks        sql__search_walks
+#define sqlite__search_merges_dates sql__search_merges_dates
+extern bool sql__search_walks;
+extern bool sql__search_merges_dates;
 
 /* store_everything (sqlite_everything.c). */
 status_t sqlite__everything(void *conn, const store_everything_t *query, arena_t *arena,

@@ -5,6 +5,11 @@ server did not exit with status 0 or its stderr holds a sanitizer report.
 
 The binary is $CONCERTO_BIN, or build/san/concerto when it exists, else build/concerto
 (relative to the repository root).
+
+With CONCERTO_TEST_DB=postgresql each server whose test names no database of its own gets a
+fresh database in the PostgreSQL cluster of directory $CONCERTO_TEST_PG_CLUSTER (tools/pg-cluster
+start; `tools/check` starts one), created with `tools/pg-cluster createdb`. Tests of what only
+SQLite has skip then (`sqlite_only`).
 """
 import http.client
 import json
@@ -41,6 +46,28 @@ SANITIZER_PATTERNS = [
     re.compile(r"WARNING: ThreadSanitizer"),
     re.compile(r"ERROR: UndefinedBehaviorSanitizer"),
 ]
+
+
+ON_POSTGRES = os.environ.get("CONCERTO_TEST_DB") == "postgresql"
+_pg_databases = 0
+
+
+def fresh_database():
+    """A new PostgreSQL database for one server (CONCERTO_TEST_DB=postgresql): its URI."""
+    global _pg_databases
+    cluster = os.environ.get("CONCERTO_TEST_PG_CLUSTER")
+    assert cluster, "CONCERTO_TEST_DB=postgresql needs CONCERTO_TEST_PG_CLUSTER"
+    _pg_databases += 1
+    name = f"it_{os.getpid()}_{_pg_databases}"
+    out = subprocess.run([str(ROOT / "tools/pg-cluster"), "createdb", cluster, name],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"pg-cluster createdb failed: {out.stderr}"
+    return out.stdout.strip().splitlines()[-1]
+
+
+def sqlite_only(reason):
+    """Marks a test of what only the SQLite driver has: skipped on the PostgreSQL pass."""
+    return pytest.mark.skipif(ON_POSTGRES, reason=f"SQLite only: {reason}")
 
 
 def pytest_configure(config):
@@ -291,6 +318,8 @@ class Server:
         self.owns_dir = workdir is None
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="concerto-it-"))
         # a file, or a database URI (postgresql://...) passed as it is
+        if db is None and ON_POSTGRES:
+            db = fresh_database()
         self.db = db if isinstance(db, str) and "://" in db else Path(db) if db else self.dir / "x.db"
         self.args = list(args)
         self.env = dict(env or {})

@@ -7,7 +7,7 @@ Expected results are worked out by hand from the resources below.
 import sqlite3
 import urllib.parse
 
-from conftest import assert_outcome, run_cli
+from conftest import assert_outcome, run_cli, sqlite_only
 
 STRICT = {"Prefer": "handling=strict"}
 DIV = '<div xmlns="http://www.w3.org/1999/xhtml">{}</div>'
@@ -92,6 +92,7 @@ def test_malformed_queries(client):
     assert_outcome(r, 400, "invalid", 'modifier ":exact" does not apply to "_text"')
 
 
+@sqlite_only("edits the FTS5 table of a database file")
 def test_updates_deletes_and_reindex(make_server, tmp_dir):
     db = tmp_dir / "ft.db"
     srv = make_server(db=db)

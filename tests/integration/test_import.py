@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from conftest import ROOT, run_cli, sanitizer_lines, sqlite_integrity
+from conftest import ROOT, run_cli, sanitizer_lines, sqlite_integrity, sqlite_only
 
 SYNTHEA = pathlib.Path(os.environ.get("CONCERTO_SYNTHEA", ROOT.parent / "shared/synthea-10"))
 
@@ -38,6 +38,7 @@ def db_counts(db):
         con.close()
 
 
+@sqlite_only("a bulk import into a database file, its deferred index builds and rows")
 def test_synthea_imports_completely_and_every_reference_resolves(tmp_path):
     files = synthea_files()
     expected = count_by_type(files)

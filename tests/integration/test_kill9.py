@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import patient, sqlite_integrity
+from conftest import ON_POSTGRES, patient, sqlite_integrity
 
 WRITERS = 16
 ROUNDS = 3
@@ -62,7 +62,8 @@ def test_kill9_loses_no_acknowledged_write(make_server):
         assert not problems, problems[:3]
         assert len(acked) > count_before, f"round {round_}: no create was acknowledged"
 
-        assert sqlite_integrity(srv.db) == "ok"
+        if not ON_POSTGRES:  # the file's own check; PostgreSQL recovers by its WAL
+            assert sqlite_integrity(srv.db) == "ok"
 
         srv.stopped_by_test = False
         srv.start()  # same database
@@ -83,4 +84,5 @@ def test_kill9_loses_no_acknowledged_write(make_server):
     # a last clean stop, then the database is still intact
     assert srv.stop() == 0
     assert not srv.sanitizer_report()
-    assert sqlite_integrity(srv.db) == "ok"
+    if not ON_POSTGRES:
+        assert sqlite_integrity(srv.db) == "ok"

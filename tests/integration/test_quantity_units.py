@@ -8,7 +8,7 @@ written. Expected results are worked out by hand from the resources below.
 import sqlite3
 import urllib.parse
 
-from conftest import run_cli
+from conftest import run_cli, sqlite_only
 
 UCUM = "http://unitsofmeasure.org"
 TAG = "urn:concerto:test|units"
@@ -117,6 +117,7 @@ def test_sa_eb_and_other_dimensions(client):
     assert ids(client, f"gt0|{UCUM}|mL") == []
 
 
+@sqlite_only("empties the canonical columns of a database file")
 def test_reindex_fills_canonical_forms(make_server, tmp_dir):
     db = tmp_dir / "units.db"
     srv = make_server(db=db)

@@ -10,7 +10,7 @@ seeing each other's data. Expected results are worked out by hand from the resou
 import urllib.parse
 from decimal import Decimal
 
-from conftest import assert_outcome, run_cli
+from conftest import assert_outcome, run_cli, sqlite_only
 
 TAG_SYSTEM = "urn:concerto:test"
 
@@ -638,6 +638,7 @@ def test_capability_statement_lists_search(client):
     assert "Observation:subject" in patient["searchRevInclude"]
 
 
+@sqlite_only("empties the index tables of the database file directly")
 def test_reindex_rebuilds_the_index(make_server):
     import sqlite3
     srv = make_server()

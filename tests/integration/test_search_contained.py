@@ -7,7 +7,7 @@ and codes no other test uses. Expected results are worked out by hand from the r
 """
 import sqlite3
 
-from conftest import assert_outcome, run_cli
+from conftest import assert_outcome, run_cli, sqlite_only
 from test_search import bundle, idset, included, matches, obs, put, tagged
 
 T = "contained"
@@ -166,6 +166,7 @@ def test_contained_values_strict_and_lenient(client):
     assert "_contained=true" in next(x["url"] for x in b["link"] if x["relation"] == "self")
 
 
+@sqlite_only("removes the contained rows from the database file directly")
 def test_reindex_fills_contained_rows(make_server):
     server = make_server()
     c = server.client

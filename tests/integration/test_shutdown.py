@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import loads, patient, sqlite_integrity
+from conftest import ON_POSTGRES, loads, patient, sqlite_integrity
 
 
 def assert_clean_exit(srv, sig=signal.SIGTERM):
@@ -86,7 +86,8 @@ def test_sigterm_while_creates_are_in_flight(make_server):
     assert not problems, problems[:5]
     assert acked
     assert "stopped; the database is closed" in srv.stderr()
-    assert sqlite_integrity(srv.db) == "ok"
+    if not ON_POSTGRES:
+        assert sqlite_integrity(srv.db) == "ok"
 
     srv.stopped_by_test = False
     srv.start()

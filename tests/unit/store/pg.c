@@ -504,30 +504,6 @@ static void test_index_rows_arrive_intact(void **state)
     store_close(store);
 }
 
-/* Search is not there yet on PostgreSQL: a clear error, in and out of transactions. */
-static status_t txn_search_txn(store_txn_t *txn, void *opaque, err_t *err)
-{
-    (void)opaque;
-    arena_t arena;
-    arena_init(&arena);
-    store_search_t query = {0};
-    store_search_result_t res;
-    status_t rc = store_txn_search(txn, &query, &arena, &res, err);
-    arena_release(&arena);
-    return rc;
-}
-
-static void test_search_is_not_available_yet(void **state)
-{
-    (void)state;
-    store_t *store = open_store();
-    err_t err = ERR_INIT;
-    assert_int_equal(store_run(store, txn_search_txn, NULL, &err), ERR_STORAGE);
-    assert_non_null(strstr(err_message(&err), "search on PostgreSQL is not available yet"));
-    err_release(&err);
-    store_close(store);
-}
-
 static void test_unreachable_database_is_unavailable(void **state)
 {
     (void)state;
@@ -667,7 +643,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lost_connection_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_text_and_contained_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_rows_arrive_intact, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_search_is_not_available_yet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_database_is_unavailable, setup, teardown),
     };
     return test_run_on_drivers("store/pg", both, TEST_COUNT(both), NULL, 0, pg_only,

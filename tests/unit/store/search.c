@@ -19,10 +19,11 @@
 #include "base/jv.h"
 #include "fhir/index.h"
 #include "fhir/search.h"
+#include "store/sql_search.h"
 #include "store/sqlite_int.h"
+#include "drivers.h"
 
-static char dir[64];
-static char path[128];
+static char path[512];
 static store_t *store;
 static store_conn_t *conn;
 
@@ -126,10 +127,8 @@ static void delete (const char *type, const char *id)
 
 static int setup(void **state)
 {
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/concerto-search-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/test.db", dir);
+    test_db_setup(state);
+    snprintf(path, sizeof(path), "%s", test_location);
     err_t err = ERR_INIT;
     assert_int_equal(store_open(path, NULL, &store, &err), ERR_OK);
     assert_int_equal(store_connect(store, &conn, &err), ERR_OK);
@@ -141,12 +140,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    (void)state;
     store_disconnect(conn);
     store_close(store);
-    char cmd[160];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd);
+    return test_db_teardown(state);
 }
 
 /* Splits "Type?a=1&b=2" (not percent-encoded) into a type and pairs. */
@@ -461,6 +457,13 @@ static void test_contained(void **state)
     };
     check_cases(deleted, sizeof(deleted) / sizeof(deleted[0]));
     /* nothing of them is left in the index */
+    static const char leftovers[] = "SELECT (SELECT count(*) FROM resource_contained) + "
+                                    "(SELECT count(*) FROM ix_token WHERE type LIKE '#%') + "
+                                    "(SELECT count(*) FROM ix_reference WHERE rid < 0)";
+    if (test_is_pg()) {
+        assert_int_equal(test_pg_query(leftovers), 0);
+        return;
+    }
     sqlite3 *db;
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *stmt;
@@ -733,9 +736,9 @@ static const char *all_pages(arena_t *arena, const char *query)
  * (EXISTS) instead of listing their rids; the results must be the same either way: every
  * query here gives the same ids in pages of 3 (probes) as in one page of 1000 (lists).
  */
-static void test_probes_match_lists(void **state)
+/* 120 patients and their observations (each test starts from the few resources[]). */
+static void put_population(void)
 {
-    (void)state;
     static const char *const genders[] = {"female", "male", "other"};
     for (int i = 0; i < 120; i++) {
         char json[1024];
@@ -758,6 +761,12 @@ static void test_probes_match_lists(void **state)
                  i, i % 2 ? "final" : "amended", i % 3, i, 1 + i % 9, i % 10, i);
         put(json);
     }
+}
+
+static void test_probes_match_lists(void **state)
+{
+    (void)state;
+    put_population();
     /* a new connection: the type counts the estimates use are remembered per connection */
     err_t err = ERR_INIT;
     store_disconnect(conn);
@@ -831,6 +840,7 @@ static const char *both_ways(arena_t *arena, const char *query)
 static void test_walks_match_sorts(void **state)
 {
     (void)state;
+    put_population();
     static const char *const queries[] = {
         "Patient?_sort=birthdate",
         "Patient?_sort=-birthdate",
@@ -1094,25 +1104,115 @@ static void test_date_bounds_plan(void **state)
     arena_release(&arena);
 }
 
+/* The plan PostgreSQL chooses for a search's page query, sequential scans discouraged: the
+ * tables of a test are too small for an index to be worth it, so this tells whether an index
+ * can serve each condition (the types of the parameters and columns agree, the conditions
+ * are written so that an index applies). */
+static const char *pg_query_plan(arena_t *arena, const char *text)
+{
+    fhir_search_pair_t pairs[16];
+    size_t npairs;
+    const fhir_type_t *type = split(arena, text, pairs, &npairs);
+    fhir_search_query_t query = {
+        .pairs = pairs, .npairs = npairs, .strict = true, .now_us = NOW_US};
+    fhir_search_plan_t *plan;
+    err_t err = ERR_INIT;
+    assert_int_equal(fhir_search_parse(NULL, type, &query, arena, &plan, &err), ERR_OK);
+    resolve_terminology(plan);
+    store_search_t search = {.plan = plan, .base = "http://localhost/fhir"};
+    sql_stmt_t stmt;
+    sql__search_page(&sql__postgres, &search, arena, &stmt);
+    const char **values = arena_zalloc(arena, (stmt.nbinds + 1) * sizeof(*values));
+    for (size_t i = 0; i < stmt.nbinds; i++) {
+        const sql_bind_t *b = &stmt.binds[i];
+        values[i] = b->kind == SQL_BIND_TEXT  ? b->text
+                    : b->kind == SQL_BIND_INT ? arena_printf(arena, "%lld", (long long)b->i)
+                                              : arena_printf(arena, "%.17g", b->d);
+    }
+    PGconn *pg = PQconnectdb(test_location);
+    assert_int_equal(PQstatus(pg), CONNECTION_OK);
+    PQclear(PQexec(pg, "SET enable_seqscan = off"));
+    PGresult *res = PQexecParams(pg, arena_printf(arena, "EXPLAIN %s", stmt.sql), (int)stmt.nbinds,
+                                 NULL, values, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", PQresultErrorMessage(res), stmt.sql);
+    buf_t b = BUF_INIT;
+    for (int i = 0; i < PQntuples(res); i++)
+        buf_addf(&b, "%s\n", PQgetvalue(res, i, 0));
+    PQclear(res);
+    PQfinish(pg);
+    const char *out = arena_strndup(arena, b.ptr, b.len);
+    buf_release(&b);
+    err_release(&err);
+    return out;
+}
+
+static void test_pg_indexes_are_used(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *query, *index;
+    } cases[] = {
+        {"Observation?code=http://loinc.org|2345-7", "ix_token_value"},
+        {"Patient?birthdate=1980-02", "ix_date_low"},
+        {"Observation?subject=Patient/p1", "ix_reference_target"},
+        {"Patient?family=mul", "ix_string_value"},
+        /* the prefix bounds the index, not a filter after it */
+        {"Patient?family=mul", "AND (normalized ~>=~ 'mul'::text) AND (normalized ~<~ 'mum'"},
+        {"Observation?value-quantity=5.4", "ix_quantity_value"},
+        {"Patient?general-practitioner.family=jones", "ix_string_value"},
+        {"Patient?_has:Observation:patient:code=2345-7", "ix_token_value"},
+        {"Patient?_lastUpdated=lt2000", "resource_type_updated"},
+        {"Patient?organization=http://other.example/fhir/Organization/o9", "ix_reference_absolute"},
+        {"Observation?code:in=http://example.org/vs", "ix_token_value"},
+    };
+    /* enough rows, and statistics, for the planner to prefer the selective way in */
+    put_population();
+    test_pg_query("ANALYZE");
+    arena_t arena;
+    arena_init(&arena);
+    size_t failures = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *plan = pg_query_plan(&arena, cases[i].query);
+        if (getenv("CONCERTO_SHOW_PLANS"))
+            print_message("%s\n%s", cases[i].query, plan);
+        if (!strstr(plan, cases[i].index) || strstr(plan, "Seq Scan on ix_")) {
+            print_error("%s: expected %s and no sequential scan of an index table:\n%s",
+                        cases[i].query, cases[i].index, plan);
+            failures++;
+        }
+    }
+    assert_int_equal(failures, 0);
+    arena_release(&arena);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strings_and_tokens),
-        cmocka_unit_test(test_fulltext),
-        cmocka_unit_test(test_dates_numbers_quantities),
-        cmocka_unit_test(test_references_chains_has),
-        cmocka_unit_test(test_sort),
-        cmocka_unit_test(test_total_and_summary),
-        cmocka_unit_test(test_compartment),
-        cmocka_unit_test(test_paging),
-        cmocka_unit_test(test_writes_change_rows),
-        cmocka_unit_test(test_indexes_are_used),
-        cmocka_unit_test(test_probes_match_lists),
-        cmocka_unit_test(test_walks_match_sorts),
-        cmocka_unit_test(test_absolute_references_followed),
-        cmocka_unit_test(test_contained),
-        cmocka_unit_test(test_date_bounds_merged),
-        cmocka_unit_test(test_date_bounds_plan),
+#define BOTH(test) cmocka_unit_test_setup_teardown(test, setup, teardown)
+    const struct CMUnitTest both[] = {
+        BOTH(test_strings_and_tokens),
+        BOTH(test_fulltext),
+        BOTH(test_dates_numbers_quantities),
+        BOTH(test_references_chains_has),
+        BOTH(test_sort),
+        BOTH(test_total_and_summary),
+        BOTH(test_compartment),
+        BOTH(test_paging),
+        BOTH(test_writes_change_rows),
+        BOTH(test_probes_match_lists),
+        BOTH(test_walks_match_sorts),
+        BOTH(test_absolute_references_followed),
+        BOTH(test_contained),
+        BOTH(test_date_bounds_merged),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    const struct CMUnitTest sqlite_only[] = {
+        BOTH(test_indexes_are_used),
+        BOTH(test_date_bounds_plan),
+    };
+    const struct CMUnitTest pg_only[] = {
+        BOTH(test_pg_indexes_are_used),
+    };
+#undef BOTH
+    return test_run_on_drivers("store/search", both, TEST_COUNT(both), sqlite_only,
+                               TEST_COUNT(sqlite_only), pg_only, TEST_COUNT(pg_only));
 }

@@ -19,19 +19,17 @@
 #include "base/jv.h"
 #include "fhir/index.h"
 #include "fhir/search.h"
-#include "store/sqlite_int.h"
+#include "drivers.h"
+#include "store/store.h"
 
-static char dir[64];
-static char path[128];
+static char path[512];
 static store_t *store;
 static store_conn_t *conn;
 
 static int setup(void **state)
 {
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/concerto-txnsearch-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/test.db", dir);
+    test_db_setup(state);
+    snprintf(path, sizeof(path), "%s", test_location);
     err_t err = ERR_INIT;
     assert_int_equal(store_open(path, NULL, &store, &err), ERR_OK);
     assert_int_equal(store_connect(store, &conn, &err), ERR_OK);
@@ -41,13 +39,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    (void)state;
     store_disconnect(conn);
     store_close(store);
-    char cmd[160];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
-    return 0;
+    return test_db_teardown(state);
 }
 
 /* A plan for Patient?identifier=VALUE (system http://mrn). */
@@ -307,30 +301,31 @@ static void test_refused_outside_a_transaction(void **state)
     /* the driver's function on a connection in autocommit mode */
     void *raw;
     err_t err = ERR_INIT;
-    sqlite_conn_t *c;
+    void *c;
+    const store_driver_t *driver = test_driver->driver;
     store_options_t options;
     store_options_init(&options);
-    assert_int_equal(store__sqlite_driver.open(path, &options, &raw, &err), ERR_OK);
-    assert_int_equal(store__sqlite_driver.connect(raw, false, (void **)&c, &err), ERR_OK);
+    assert_int_equal(driver->open(path, &options, &raw, &err), ERR_OK);
+    assert_int_equal(driver->connect(raw, false, &c, &err), ERR_OK);
     arena_t arena;
     arena_init(&arena);
     store_search_t query = {.plan = mrn_plan("own", &arena)};
     store_search_result_t res;
-    assert_int_equal(store__sqlite_driver.txn_search(c, &query, &arena, &res, &err), ERR_INTERNAL);
+    assert_int_equal(driver->txn_search(c, &query, &arena, &res, &err), ERR_INTERNAL);
     arena_release(&arena);
-    store__sqlite_driver.disconnect(c);
-    store__sqlite_driver.close(raw);
+    driver->disconnect(c);
+    driver->close(raw);
     err_release(&err);
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest both[] = {
         cmocka_unit_test_setup_teardown(test_sees_its_own_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rolled_back_writes_are_not_seen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conditional_create_pattern_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pages_inside_a_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_outside_a_transaction, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_run_on_drivers("store/txn_search", both, TEST_COUNT(both), NULL, 0, NULL, 0);
 }
