@@ -65,71 +65,26 @@ static const char all_sql[] = "WITH " PAIRS " SELECT a.rid, (NOT (a.type = $2 OR
                               "y.rid") "))))"
                                        " ORDER BY a.rid LIMIT $7";
 
-static void add_json_string(buf_t *out, const char *s)
-{
-    buf_addch(out, '"');
-    buf_add_json_escaped(out, s, strlen(s));
-    buf_addch(out, '"');
-}
-
-/* ["a","b"] */
-static char *json_list(arena_t *arena, const char *const *items, size_t n)
-{
-    buf_t b = BUF_INIT;
-    buf_addch(&b, '[');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            buf_addch(&b, ',');
-        add_json_string(&b, items[i]);
-    }
-    buf_addch(&b, ']');
-    char *text = arena_strndup(arena, b.ptr, b.len);
-    buf_release(&b);
-    return text;
-}
-
-static status_t parse_cursor(const char *page, int64_t *out_rid, err_t *err)
-{
-    char *end = NULL;
-    long long rid = page[0] == 'r' ? strtoll(page + 1, &end, 10) : -1;
-    if (page[0] != 'r' || !end || *end || end == page + 1 || rid < 0)
-        return err_set(err, ERR_INVALID, "_page",
-                       "the paging cursor \"%s\" is not one this server made", page);
-    *out_rid = rid;
-    return ERR_OK;
-}
-
 status_t pg__everything(void *opaque, const store_everything_t *query, arena_t *arena,
                         store_search_result_t *out, err_t *err)
 {
     pg_conn_t *conn = opaque;
     memset(out, 0, sizeof(*out));
     out->total = -1;
-    int64_t after = 0;
-    status_t rc;
-    if (query->page && *query->page && (rc = parse_cursor(query->page, &after, err)))
+    int64_t after;
+    status_t rc = store__everything_cursor(query, &after, err);
+    if (rc)
         return rc;
-    buf_t pairs = BUF_INIT;
-    buf_addch(&pairs, '[');
-    for (size_t i = 0; i < query->nmembers; i++) {
-        buf_addstr(&pairs, i ? ",[" : "[");
-        add_json_string(&pairs, query->member_types[i]);
-        buf_addch(&pairs, ',');
-        add_json_string(&pairs, query->member_params[i]);
-        buf_addch(&pairs, ']');
-    }
-    buf_addch(&pairs, ']');
-    const char *pairs_text = arena_strndup(arena, pairs.ptr, pairs.len);
-    buf_release(&pairs);
+    const char *pairs_text = store__everything_members(query, arena);
     const char *sql = arena_printf(arena, query->id ? one_sql : all_sql, entry_columns);
     uint32_t count = query->count ? query->count : 1;
     pg_params_t p = {0};
     pg__text(&p, pairs_text);
     pg__text(&p, query->compartment_type);
-    pg__text(&p, json_list(arena, query->referenced, query->nreferenced));
+    pg__text(&p, store__json_list(arena, query->referenced, query->nreferenced));
     pg__int(&p, after);
     pg__int(&p, query->since_us);
-    pg__text(&p, query->ntypes ? json_list(arena, query->types, query->ntypes) : NULL);
+    pg__text(&p, query->ntypes ? store__json_list(arena, query->types, query->ntypes) : NULL);
     pg__int(&p, (int64_t)count + 1);
     if (query->id)
         pg__text(&p, query->id);

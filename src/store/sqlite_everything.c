@@ -35,29 +35,6 @@ static void read_entry(sqlite3_stmt *stmt, int first, arena_t *arena, store_vers
     v->json = sqlite__column_text(stmt, first + 9, arena, &v->json_len);
 }
 
-static void add_json_string(buf_t *out, const char *s)
-{
-    buf_addch(out, '"');
-    buf_add_json_escaped(out, s, strlen(s));
-    buf_addch(out, '"');
-}
-
-/* ["a","b"] */
-static char *json_list(arena_t *arena, const char *const *items, size_t n)
-{
-    buf_t b = BUF_INIT;
-    buf_addch(&b, '[');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            buf_addch(&b, ',');
-        add_json_string(&b, items[i]);
-    }
-    buf_addch(&b, ']');
-    char *text = arena_strndup(arena, b.ptr, b.len);
-    buf_release(&b);
-    return text;
-}
-
 /*
  * Parameters: ?1 the member pairs [[type, param], ...], ?2 the id, ?3 the compartment type,
  * ?4 the referenced types, ?5 the cursor's rid, ?6 since, ?7 the _type list or NULL,
@@ -103,39 +80,17 @@ static const char all_sql[] = "WITH " PAIRS " SELECT a.rid, NOT (a.type = ?3 OR 
                               "y.rid") "))))"
                                        " ORDER BY a.rid LIMIT ?8";
 
-static status_t parse_cursor(const char *page, int64_t *out_rid, err_t *err)
-{
-    char *end = NULL;
-    long long rid = page[0] == 'r' ? strtoll(page + 1, &end, 10) : -1;
-    if (page[0] != 'r' || !end || *end || end == page + 1 || rid < 0)
-        return err_set(err, ERR_INVALID, "_page",
-                       "the paging cursor \"%s\" is not one this server made", page);
-    *out_rid = rid;
-    return ERR_OK;
-}
-
 status_t sqlite__everything(void *opaque, const store_everything_t *query, arena_t *arena,
                             store_search_result_t *out, err_t *err)
 {
     sqlite_conn_t *conn = opaque;
     memset(out, 0, sizeof(*out));
     out->total = -1;
-    int64_t after = 0;
-    status_t rc;
-    if (query->page && *query->page && (rc = parse_cursor(query->page, &after, err)))
+    int64_t after;
+    status_t rc = store__everything_cursor(query, &after, err);
+    if (rc)
         return rc;
-    buf_t pairs = BUF_INIT;
-    buf_addch(&pairs, '[');
-    for (size_t i = 0; i < query->nmembers; i++) {
-        buf_addstr(&pairs, i ? ",[" : "[");
-        add_json_string(&pairs, query->member_types[i]);
-        buf_addch(&pairs, ',');
-        add_json_string(&pairs, query->member_params[i]);
-        buf_addch(&pairs, ']');
-    }
-    buf_addch(&pairs, ']');
-    const char *pairs_text = arena_strndup(arena, pairs.ptr, pairs.len);
-    buf_release(&pairs);
+    const char *pairs_text = store__everything_members(query, arena);
     const char *sql = arena_printf(arena, query->id ? one_sql : all_sql, entry_columns);
     sqlite3_stmt *stmt;
     if ((rc = sqlite__prepare_cached(conn, sql, &stmt, err)))
@@ -144,12 +99,12 @@ status_t sqlite__everything(void *opaque, const store_everything_t *query, arena
     if (query->id)
         sqlite3_bind_text(stmt, 2, query->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 3, query->compartment_type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 4, json_list(arena, query->referenced, query->nreferenced), -1,
+    sqlite3_bind_text(stmt, 4, store__json_list(arena, query->referenced, query->nreferenced), -1,
                       SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 5, after);
     sqlite3_bind_int64(stmt, 6, query->since_us);
     if (query->ntypes)
-        sqlite3_bind_text(stmt, 7, json_list(arena, query->types, query->ntypes), -1,
+        sqlite3_bind_text(stmt, 7, store__json_list(arena, query->types, query->ntypes), -1,
                           SQLITE_STATIC);
     uint32_t count = query->count ? query->count : 1;
     sqlite3_bind_int64(stmt, 8, (int64_t)count + 1);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/buf.h"
 #include "base/mem.h"
 #include "fhir/fhirpath.h"
 #include "fhir/index.h"
@@ -699,4 +700,60 @@ static void *writer_main(void *arg)
     }
     pthread_mutex_unlock(&store->lock);
     return NULL;
+}
+
+/* ---- $everything: what both drivers pass to their SQL -------------------------------- */
+
+static void add_json_string(buf_t *out, const char *s)
+{
+    buf_addch(out, '"');
+    buf_add_json_escaped(out, s, strlen(s));
+    buf_addch(out, '"');
+}
+
+char *store__json_list(arena_t *arena, const char *const *items, size_t n)
+{
+    buf_t b = BUF_INIT;
+    buf_addch(&b, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_addch(&b, ',');
+        add_json_string(&b, items[i]);
+    }
+    buf_addch(&b, ']');
+    char *text = arena_strndup(arena, b.ptr, b.len);
+    buf_release(&b);
+    return text;
+}
+
+char *store__everything_members(const store_everything_t *query, arena_t *arena)
+{
+    buf_t b = BUF_INIT;
+    buf_addch(&b, '[');
+    for (size_t i = 0; i < query->nmembers; i++) {
+        buf_addstr(&b, i ? ",[" : "[");
+        add_json_string(&b, query->member_types[i]);
+        buf_addch(&b, ',');
+        add_json_string(&b, query->member_params[i]);
+        buf_addch(&b, ']');
+    }
+    buf_addch(&b, ']');
+    char *text = arena_strndup(arena, b.ptr, b.len);
+    buf_release(&b);
+    return text;
+}
+
+status_t store__everything_cursor(const store_everything_t *query, int64_t *out_rid, err_t *err)
+{
+    *out_rid = 0;
+    const char *page = query->page;
+    if (!page || !*page)
+        return ERR_OK;
+    char *end = NULL;
+    long long rid = page[0] == 'r' ? strtoll(page + 1, &end, 10) : -1;
+    if (page[0] != 'r' || !end || *end || end == page + 1 || rid < 0)
+        return err_set(err, ERR_INVALID, "_page",
+                       "the paging cursor \"%s\" is not one this server made", page);
+    *out_rid = rid;
+    return ERR_OK;
 }

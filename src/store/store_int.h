@@ -100,4 +100,11 @@ status_t store__open_driver(const store_driver_t *driver, const char *location,
 /* Formats microseconds since the epoch as a FHIR instant with milliseconds, UTC ("Z"). */
 void store__format_instant(int64_t us, char out[32]);
 
+/* What both drivers pass to their $everything SQL: a JSON array of strings; the compartment's
+ * (type, parameter) members as a JSON array of pairs; the key after which the page starts
+ * (0: the first page), read from query->page ("r<key>"; ERR_INVALID when malformed). */
+char *store__json_list(arena_t *arena, const char *const *items, size_t n);
+char *store__everything_members(const store_everything_t *query, arena_t *arena);
+status_t store__everything_cursor(const store_everything_t *query, int64_t *out_rid, err_t *err);
+
 #endif
