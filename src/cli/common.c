@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "repo/repo.h"
+#include "repo/worker.h"
 
 void cli_report(const char *command, const err_t *err)
 {
@@ -74,6 +76,15 @@ status_t cli_open_store(const settings_t *s, const store_options_t *options, sto
 
 void cli_close_store(store_t *store, bool finish_reindex)
 {
-    repo_params_close(finish_reindex);
+    if (finish_reindex) {
+        err_t err = ERR_INIT;
+        size_t runs = 0;
+        if (repo_worker_drain(store, "reindex", &runs, &err))
+            log_error("the reindex after a search parameter change stopped: %s (it goes on "
+                      "when a server runs on this database, or run concerto reindex)",
+                      err_message(&err));
+        err_release(&err);
+    }
+    repo_params_close();
     store_close(store);
 }

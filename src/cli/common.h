@@ -26,8 +26,8 @@ status_t cli_store_options(const settings_t *s, store_options_t *options, err_t 
  * its custom search parameters (repo_params_open). */
 status_t cli_open_store(const settings_t *s, const store_options_t *options, store_t **out,
                         err_t *err);
-/* Closes what cli_open_store opened; finish_reindex: first finish the reindexing queued by
- * SearchParameter writes (else it stops after the batch in progress). */
+/* Closes what cli_open_store opened; finish_reindex: first run the reindex jobs that
+ * SearchParameter writes scheduled (else a server's worker runs them later). */
 void cli_close_store(store_t *store, bool finish_reindex);
 
 #endif

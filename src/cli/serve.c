@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "http/http.h"
+#include "repo/worker.h"
 
 static const char help[] =
     "usage: concerto serve [--db FILE] [--listen HOST:PORT] [--threads N] [options]\n"
@@ -18,6 +19,12 @@ static const char help[] =
     "created and migrated when needed. The SearchParameter resources stored in it (status\n"
     "active or draft) are search parameters of the server; when one is written, the types\n"
     "it applies to are reindexed in the background (progress in the log).\n"
+    "\n"
+    "A worker thread handles the database's work queues: the change event of every write\n"
+    "and the jobs writes schedule (such as those reindexes). Several servers may run on one\n"
+    "PostgreSQL database (docs/deploy.md): each event and job is then handled by one of\n"
+    "them, and what a server that stops or dies held is taken over by another once its\n"
+    "lease has run out.\n"
     "\n"
     "Options (each also from the environment as CONCERTO_<NAME>, e.g. CONCERTO_LISTEN, or from\n"
     "the config file as \"name = value\"; a flag wins over the environment, which wins over\n"
@@ -34,7 +41,11 @@ static const char help[] =
     "  --conditional-delete single|multiple\n"
     "                       a conditional delete whose criteria match several resources:\n"
     "                       single (default) refuses it with 412, multiple deletes them all\n"
-    "  --log-level LEVEL    error, warning, info (default) or debug\n"
+    "  --work-lease SECONDS how long a worker's claim on an event or a job holds before\n"
+    "                       another worker may take it over (default: 60)\n"
+    "  --work-poll MS       how often an idle worker looks for new work (default: 200)\n"
+    "  --log-level LEVEL    error, warning, info (default) or debug (which also logs each\n"
+    "                       change event as it is handled)\n"
     "  --port-file FILE     write the port to FILE once listening (for scripts and tests)\n"
     "  --config FILE        read settings from FILE (env CONCERTO_CONFIG)\n";
 
@@ -75,9 +86,10 @@ static status_t parse_size(const char *name, const char *value, long min, long m
 
 int cli_serve(int argc, char **argv)
 {
-    static const char *const known[] = {
-        "db",          "listen",    "threads",   "max-body",           "base-url",
-        "synchronous", "log-level", "port-file", "conditional-delete", NULL};
+    static const char *const known[] = {"db",         "listen",    "threads",
+                                        "max-body",   "base-url",  "synchronous",
+                                        "log-level",  "port-file", "conditional-delete",
+                                        "work-lease", "work-poll", NULL};
     settings_t s;
     int status = cli_settings("serve", help, argc, argv, known, NULL, &s);
     if (status >= 0)
@@ -88,7 +100,7 @@ int cli_serve(int argc, char **argv)
     store_t *store = NULL;
     http_config_t config;
     http_config_init(&config);
-    long threads = 0, max_body = (long)config.max_body;
+    long threads = 0, max_body = (long)config.max_body, lease_s = 60, poll_ms = 200;
     store_options_t options;
     const char *level = settings_get(&s, "log-level", "info");
     if (log_level_parse(level) < 0) {
@@ -106,6 +118,8 @@ int cli_serve(int argc, char **argv)
         parse_size("threads", settings_get(&s, "threads", "0"), 0, 256, &threads, &err) ||
         parse_size("max-body", settings_get(&s, "max-body", "16777216"), 1024, 1L << 30, &max_body,
                    &err) ||
+        parse_size("work-lease", settings_get(&s, "work-lease", "60"), 1, 86400, &lease_s, &err) ||
+        parse_size("work-poll", settings_get(&s, "work-poll", "200"), 10, 60000, &poll_ms, &err) ||
         cli_store_options(&s, &options, &err)) {
         status = 2;
         goto out;
@@ -126,8 +140,15 @@ int cli_serve(int argc, char **argv)
     }
     if (cli_open_store(&s, &options, &store, &err))
         goto out;
-    if (http_serve(store, &config, &err) == ERR_OK)
-        status = 0;
+    repo_worker_config_t work;
+    repo_worker_config_init(&work);
+    work.lease_us = (int64_t)lease_s * 1000000;
+    work.poll_us = (int64_t)poll_ms * 1000;
+    if (repo_worker_start(store, &work, &err) == ERR_OK) {
+        if (http_serve(store, &config, &err) == ERR_OK)
+            status = 0;
+        repo_worker_stop();
+    }
     cli_close_store(store, false);
     if (status == 0)
         log_info("stopped; the database is closed");

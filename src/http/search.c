@@ -7,8 +7,8 @@
  * _pretty. Errors travel back to fhir.c, which answers them as OperationOutcomes.
  */
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "base/url.h"
 #include "fhir/compartment.h"
 #include "fhir/defs.h"
@@ -210,13 +210,6 @@ static void bundle(const http_search_request_t *r, const target_t *t, const pair
     repo_searchset(plan, res, &links, out);
 }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 status_t http__search(const http_search_request_t *r, const h2o_iovec_t *seg, size_t nseg,
                       buf_t *out, err_t *err)
 {
@@ -234,7 +227,7 @@ status_t http__search(const http_search_request_t *r, const h2o_iovec_t *seg, si
                             .pairs = pairs.items,
                             .npairs = pairs.n,
                             .strict = strict_handling(r->req),
-                            .now_us = now_us(),
+                            .now_us = clock_now_us(),
                             .base = r->base,
                             .page = pairs.page,
                             .compartment_type = t.compartment,

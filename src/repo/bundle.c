@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/jv.h"
 #include "base/mem.h"
 #include "base/url.h"
@@ -103,19 +104,12 @@ static status_t resource_type(const char *s, size_t len, const fhir_type_t **out
     return ERR_OK;
 }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Plans the search of a GET entry: path (all types, a type, or a compartment) and query. */
 static status_t plan_search(repo_bundle_t *bundle, repo_entry_t *e, const path_t *path,
                             const char *query, size_t len, err_t *err)
 {
     arena_t *arena = bundle->arena;
-    repo_search_t search = {.now_us = now_us(), .base = bundle->base};
+    repo_search_t search = {.now_us = clock_now_us(), .base = bundle->base};
     status_t rc;
     const fhir_type_t *type = NULL, *compartment = NULL;
     if (path->n >= 1 && (rc = resource_type(path->parts[0], path->lens[0], &type, err)))

@@ -5,8 +5,8 @@
 #include "repo/conditional.h"
 
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "base/jv.h"
 #include "base/url.h"
 
@@ -25,13 +25,6 @@ static bool is_result_parameter(const char *name, size_t len)
         if (strlen(names[i]) == len && memcmp(name, names[i], len) == 0)
             return true;
     return false;
-}
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 status_t repo_condition_parse(repo_condition_t *cond, const fhir_type_t *type, const char *query,
@@ -77,7 +70,8 @@ status_t repo_condition_parse(repo_condition_t *cond, const fhir_type_t *type, c
                             "a conditional request needs at least one search criterion (\"%s\" "
                             "has none)",
                             cond->text);
-    fhir_search_query_t sq = {.pairs = pairs, .npairs = n, .strict = true, .now_us = now_us()};
+    fhir_search_query_t sq = {
+        .pairs = pairs, .npairs = n, .strict = true, .now_us = clock_now_us()};
     status_t parsed = fhir_search_parse(repo_params_registry(), type, &sq, arena, &cond->plan, err);
     if (rc || parsed)
         return err->code;

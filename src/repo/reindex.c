@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/jv.h"
 #include "repo/repo.h"
 
@@ -41,27 +42,33 @@ static status_t reindex_txn(store_txn_t *txn, void *arg, err_t *err)
     return ERR_OK;
 }
 
-/* Reindexes the resources of one type (NULL: every type). */
+/*
+ * Reindexes the resources of one type (NULL: every type) with a rid above *after, batch by
+ * batch, advancing *after, until there are no more (*finished) or progress says stop or the
+ * monotonic clock passes deadline_us (0: none). *done grows by the resources reindexed.
+ */
 static status_t reindex_scan(store_t *store, store_conn_t *conn,
                              const fhir_search_snapshot_t *snapshot, const char *type,
-                             repo_progress_fn progress, void *arg, int64_t *done, int64_t total,
-                             bool *stopped, err_t *err)
+                             int64_t *after, int64_t deadline_us, repo_progress_fn progress,
+                             void *arg, int64_t *done, int64_t total, bool *finished, err_t *err)
 {
     status_t rc = ERR_OK;
-    int64_t after = 0;
+    *finished = false;
     for (;;) {
         arena_t arena;
         arena_init(&arena);
         store_scan_row_t *rows;
         size_t n;
-        rc = store_scan(conn, type, after, REINDEX_BATCH, &arena, &rows, &n, err);
+        rc = store_scan(conn, type, *after, REINDEX_BATCH, &arena, &rows, &n, err);
         if (rc || n == 0) {
+            *finished = !rc;
             arena_release(&arena);
             break;
         }
         reindex_batch_t batch = {.items = arena_zalloc(&arena, n * sizeof(reindex_item_t))};
+        int64_t last = *after;
         for (size_t i = 0; i < n && !rc; i++) {
-            after = rows[i].rid;
+            last = rows[i].rid;
             json_t *resource = jv_parse(rows[i].json, rows[i].json_len, err);
             if (!resource) {
                 rc = err->code;
@@ -79,11 +86,15 @@ static status_t reindex_scan(store_t *store, store_conn_t *conn,
         arena_release(&arena);
         if (rc)
             break;
+        *after = last;
         *done += (int64_t)n;
-        if (progress && !progress(arg, *done, total)) {
-            *stopped = true;
+        if (n < REINDEX_BATCH) {
+            *finished = true;
             break;
         }
+        if ((progress && !progress(arg, *done, total)) ||
+            (deadline_us && clock_mono_us() >= deadline_us))
+            break;
     }
     return rc;
 }
@@ -108,16 +119,33 @@ status_t repo_reindex_types(store_t *store, const char *const *types, size_t nty
         rc = store_count(conn, ntypes ? types[t] : NULL, &count, err);
         total += count;
     }
-    bool stopped = false;
-    for (size_t t = 0; t < (ntypes ? ntypes : 1) && !rc && !stopped; t++) {
+    bool finished = true;
+    for (size_t t = 0; t < (ntypes ? ntypes : 1) && !rc && finished; t++) {
         const char *type = ntypes ? types[t] : NULL;
-        if ((rc = reindex_scan(store, conn, snapshot, type, progress, arg, &done, total, &stopped,
-                               err)))
-            break;
+        int64_t after = 0;
+        rc = reindex_scan(store, conn, snapshot, type, &after, 0, progress, arg, &done, total,
+                          &finished, err);
     }
     fhir_search_snapshot_release(snapshot);
     store_disconnect(conn);
     if (out_count)
         *out_count = done;
+    return rc;
+}
+
+status_t repo_reindex_part(store_t *store, const char *type, int64_t *after, int64_t deadline_us,
+                           int64_t *out_count, bool *out_finished, err_t *err)
+{
+    store_conn_t *conn;
+    status_t rc = store_connect(store, &conn, err);
+    if (rc)
+        return rc;
+    const fhir_search_snapshot_t *snapshot = repo_params_acquire();
+    int64_t done = 0;
+    rc = reindex_scan(store, conn, snapshot, type, after, deadline_us, NULL, NULL, &done, 0,
+                      out_finished, err);
+    fhir_search_snapshot_release(snapshot);
+    store_disconnect(conn);
+    *out_count = done;
     return rc;
 }

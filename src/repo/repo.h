@@ -195,6 +195,14 @@ status_t repo_reindex(store_t *store, repo_progress_fn progress, void *arg, int6
 /* repo_reindex of the resources of the given types only (ntypes 0: every type). */
 status_t repo_reindex_types(store_t *store, const char *const *types, size_t ntypes,
                             repo_progress_fn progress, void *arg, int64_t *out_count, err_t *err);
+/*
+ * Part of a reindex of one type (NULL: every type): the resources with a rid above *after, in
+ * rid order, batch by batch until the monotonic clock passes deadline_us (0: to the end).
+ * *after becomes the last rid done, *out_count how many were, *out_finished whether the end
+ * was reached.
+ */
+status_t repo_reindex_part(store_t *store, const char *type, int64_t *after, int64_t deadline_us,
+                           int64_t *out_count, bool *out_finished, err_t *err);
 
 /*
  * --- custom search parameters (params.c) ---
@@ -207,24 +215,26 @@ status_t repo_reindex_types(store_t *store, const char *const *types, size_t nty
  *
  * A write of a SearchParameter (create, update, patch, delete, in a Bundle or not) is checked
  * in its transaction with the registry's rules (fhir_search_registry_check; ERR_RULE, nothing
- * written); once it is durable the registry is updated, so every thread's next search and
- * index extraction use it, and the resource types of its bases (old and new) are queued for a
- * reindex on a background thread, with progress in the log. Until that reindex has reached a
- * resource, a search by the parameter does not see it (or sees it through the rows of the
+ * written) and, when what indexing depends on changes, schedules in the same transaction a
+ * "reindex" job (worker.h) for each resource type of its bases (old and new; "*" for
+ * Resource): whichever process's worker takes it rebuilds those types' index rows, a part at
+ * a time, resuming where a stopped one left off. Once the write is durable this process's
+ * registry is updated, so its next search and index extraction use it; other processes on the
+ * same database catch up through repo_params_refresh (their worker calls it every second, and
+ * a search naming a parameter they do not know calls it first). Until the reindex has reached
+ * a resource, a search by the parameter does not see it (or sees it through the rows of the
  * previous expression): resources written after the change are indexed by their own write.
  */
 status_t repo_params_open(store_t *store, err_t *err);
-/* Stops the background reindex (after the batch in progress; wait: after everything queued)
- * and forgets the custom parameters. Call before store_close. */
-void repo_params_close(bool wait);
+/* Forgets the custom parameters. Call before store_close. */
+void repo_params_close(void);
+/* Applies the SearchParameter changes written since the last look (by any process) to the
+ * registry. *out_changed (may be NULL): whether there were any. */
+status_t repo_params_refresh(store_conn_t *conn, bool *out_changed, err_t *err);
 /* The registry (NULL before repo_params_open: the built-in parameters). Borrowed. */
 fhir_search_registry_t *repo_params_registry(void);
 /* A snapshot of it, to release with fhir_search_snapshot_release. */
 const fhir_search_snapshot_t *repo_params_acquire(void);
-/* Resource types queued or being reindexed after a SearchParameter write (0: none). */
-size_t repo_params_reindex_pending(void);
-/* Waits until no reindex is queued or running. */
-void repo_params_reindex_wait(void);
 /* Called by repo_write_txn for a SearchParameter write before it is stored (json NULL for a
  * delete): checks it and asks for the registry update on commit. */
 status_t repo__params_write(store_txn_t *txn, const char *id, const char *json, size_t json_len,

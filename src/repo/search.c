@@ -111,10 +111,21 @@ static status_t plan_search(store_conn_t *conn, const repo_search_t *search, are
                              .npairs = search->npairs,
                              .strict = search->strict,
                              .now_us = search->now_us};
-    fhir_search_plan_t *plan;
+    fhir_search_plan_t *plan = NULL;
     status_t rc = fhir_search_parse(repo_params_registry(), search->type, &q, arena, &plan, err);
-    if (rc)
-        return rc;
+    if (rc || plan->nignored) {
+        /* a parameter this process does not know may have been defined through another one
+         * on the same database since it last looked */
+        bool changed = false;
+        err_t refresh = ERR_INIT;
+        if (repo_params_refresh(conn, &changed, &refresh) == ERR_OK && changed) {
+            err_reset(err);
+            rc = fhir_search_parse(repo_params_registry(), search->type, &q, arena, &plan, err);
+        }
+        err_release(&refresh);
+        if (rc)
+            return rc;
+    }
     if ((rc = screen(conn, plan, search->strict, arena, err)))
         return rc;
     query.plan = plan;

@@ -92,7 +92,9 @@ static const char *const queue_sql[Q__COUNT] = {
     /* $1 job, $2 consumer, $3 revision as claimed */
     [Q_JOB_DONE] = "DELETE FROM job WHERE job_id = $1 AND claimed_by = $2 AND claim_until_us > 0 "
                    "AND state = 0 AND revision = $3",
-    [Q_JOB_NEXT] = "UPDATE job SET run_at_us = $4, attempts = 0, last_error = NULL, "
+    /* $4 next run, $5 its payload (NULL: the same) */
+    [Q_JOB_NEXT] = "UPDATE job SET run_at_us = $4, payload = coalesce($5, payload), "
+                   "attempts = 0, last_error = NULL, "
                    "claim_until_us = 0 WHERE job_id = $1 AND claimed_by = $2 "
                    "AND claim_until_us > 0 AND state = 0 AND revision = $3",
     [Q_JOB_UNCLAIM] = "UPDATE job SET claim_until_us = 0 "
@@ -411,15 +413,17 @@ status_t pg__job_claim(void *opaque, const store_claim_t *claim, arena_t *arena,
 }
 
 status_t pg__job_complete(void *opaque, const store_job_t *job, const char *consumer,
-                          int64_t next_run_us, err_t *err)
+                          int64_t next_run_us, const char *next_payload, err_t *err)
 {
     pg_conn_t *conn = opaque;
     pg_params_t p = {0};
     pg__int(&p, job->job_id);
     pg__text(&p, consumer);
     pg__int(&p, job->revision);
-    if (next_run_us)
+    if (next_run_us) {
         pg__int(&p, next_run_us);
+        pg__text(&p, next_payload);
+    }
     int64_t changes = 0;
     status_t status = run_changes(conn, next_run_us ? Q_JOB_NEXT : Q_JOB_DONE, &p, &changes, err);
     if (status)

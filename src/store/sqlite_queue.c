@@ -87,7 +87,9 @@ static const char *const queue_sql[Q__COUNT] = {
     /* ?1 job, ?2 consumer, ?3 revision as claimed */
     [Q_JOB_DONE] = "DELETE FROM job WHERE job_id = ?1 AND claimed_by = ?2 AND claim_until_us > 0 "
                    "AND state = 0 AND revision = ?3",
-    [Q_JOB_NEXT] = "UPDATE job SET run_at_us = ?4, attempts = 0, last_error = NULL, "
+    /* ?4 next run, ?5 its payload (NULL: the same) */
+    [Q_JOB_NEXT] = "UPDATE job SET run_at_us = ?4, payload = coalesce(?5, payload), "
+                   "attempts = 0, last_error = NULL, "
                    "claim_until_us = 0 WHERE job_id = ?1 AND claimed_by = ?2 "
                    "AND claim_until_us > 0 AND state = 0 AND revision = ?3",
     [Q_JOB_UNCLAIM] = "UPDATE job SET claim_until_us = 0 "
@@ -462,7 +464,7 @@ status_t sqlite__job_claim(void *opaque, const store_claim_t *claim, arena_t *ar
 }
 
 status_t sqlite__job_complete(void *opaque, const store_job_t *job, const char *consumer,
-                              int64_t next_run_us, err_t *err)
+                              int64_t next_run_us, const char *next_payload, err_t *err)
 {
     sqlite_conn_t *conn = opaque;
     sqlite3_stmt *stmt = NULL;
@@ -473,8 +475,13 @@ status_t sqlite__job_complete(void *opaque, const store_job_t *job, const char *
     sqlite3_bind_int64(stmt, 1, job->job_id);
     sqlite3_bind_text(stmt, 2, consumer, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 3, job->revision);
-    if (next_run_us)
+    if (next_run_us) {
         sqlite3_bind_int64(stmt, 4, next_run_us);
+        if (next_payload)
+            sqlite3_bind_text(stmt, 5, next_payload, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(stmt, 5);
+    }
     int64_t changes = 0;
     if ((status = step_done(conn, stmt, &changes, "complete job", err)))
         return status;

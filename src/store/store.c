@@ -505,7 +505,13 @@ status_t store_txn_job_claim(store_txn_t *txn, const store_claim_t *claim, arena
 status_t store_txn_job_complete(store_txn_t *txn, const store_job_t *job, const char *consumer,
                                 int64_t next_run_us, err_t *err)
 {
-    return txn->store->driver->job_complete(txn->conn, job, consumer, next_run_us, err);
+    return txn->store->driver->job_complete(txn->conn, job, consumer, next_run_us, NULL, err);
+}
+
+status_t store_txn_job_continue(store_txn_t *txn, const store_job_t *job, const char *consumer,
+                                int64_t run_at_us, const char *payload, err_t *err)
+{
+    return txn->store->driver->job_complete(txn->conn, job, consumer, run_at_us, payload, err);
 }
 
 status_t store_txn_job_fail(store_txn_t *txn, const store_job_t *job,

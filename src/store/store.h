@@ -444,6 +444,14 @@ status_t store_txn_job_claim(store_txn_t *txn, const store_claim_t *claim, arena
  */
 status_t store_txn_job_complete(store_txn_t *txn, const store_job_t *job, const char *consumer,
                                 int64_t next_run_us, err_t *err);
+/*
+ * A long job's run did a part: `job` (as claimed) runs again at run_at_us with payload (JSON
+ * text saying where it got to) and no attempts, unless it was scheduled again during the run,
+ * whose schedule then stands (the work starts over as that schedule says). ERR_CONFLICT when
+ * consumer no longer holds the job.
+ */
+status_t store_txn_job_continue(store_txn_t *txn, const store_job_t *job, const char *consumer,
+                                int64_t run_at_us, const char *payload, err_t *err);
 /* Failed (`job` as claimed): runs again at retry_at_us, or goes dead (*out_dead, may be NULL)
  * once it has had max_attempts; when it was scheduled again during the run, that schedule
  * stands. ERR_CONFLICT when failure->consumer no longer holds it. */

@@ -72,7 +72,7 @@ typedef struct {
     status_t (*job_claim)(void *conn, const store_claim_t *claim, arena_t *arena,
                           store_job_t **out_jobs, size_t *out_n, err_t *err);
     status_t (*job_complete)(void *conn, const store_job_t *job, const char *consumer,
-                             int64_t next_run_us, err_t *err);
+                             int64_t next_run_us, const char *next_payload, err_t *err);
     status_t (*job_fail)(void *conn, const store_job_t *job, const store_failure_t *failure,
                          bool *out_dead, err_t *err);
     status_t (*job_replay)(void *conn, int64_t job_id, int64_t now_us, err_t *err);

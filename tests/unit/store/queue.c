@@ -526,6 +526,7 @@ typedef struct {
     const store_job_t *job;
     const char *consumer;
     int64_t next;
+    const char *payload; /* continue: the next run's */
     store_failure_t failure;
     bool dead;
 } job_op_t;
@@ -534,6 +535,12 @@ static status_t complete_txn(store_txn_t *txn, void *arg, err_t *err)
 {
     job_op_t *a = arg;
     return store_txn_job_complete(txn, a->job, a->consumer, a->next, err);
+}
+
+static status_t continue_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    job_op_t *a = arg;
+    return store_txn_job_continue(txn, a->job, a->consumer, a->next, a->payload, err);
 }
 
 static status_t job_fail_txn(store_txn_t *txn, void *arg, err_t *err)
@@ -552,6 +559,13 @@ static status_t complete(const store_job_t *job, const char *consumer, int64_t n
 {
     job_op_t a = {.job = job, .consumer = consumer, .next = next};
     return run(complete_txn, &a);
+}
+
+static status_t continue_job(const store_job_t *job, const char *consumer, int64_t next,
+                             const char *payload)
+{
+    job_op_t a = {.job = job, .consumer = consumer, .next = next, .payload = payload};
+    return run(continue_txn, &a);
 }
 
 static size_t list_jobs(const char *kind, bool dead_only, arena_t *arena, store_job_t **out)
@@ -614,6 +628,46 @@ static void test_jobs_schedule_claim_complete(void **state)
     schedule_arg_t c = {.kind = "reminder", .key = "Appointment/a1"};
     assert_int_equal(run(cancel_txn, &c), ERR_OK);
     assert_int_equal(run(cancel_txn, &c), ERR_NOT_FOUND);
+    assert_int_equal(list_jobs(NULL, false, &arena, &jobs), 0);
+    arena_release(&arena);
+}
+
+/* A long job done in parts: each run continues with a payload saying where it got to, unless
+ * a write scheduled the job again meanwhile, whose schedule (start over) then stands. */
+static void test_job_continues_in_parts(void **state)
+{
+    (void)state;
+    arena_t arena;
+    arena_init(&arena);
+    store_job_t *jobs;
+    int64_t id = schedule("reindex", "Observation", T0, NULL);
+    assert_int_equal(claim_jobs("w", NULL, T0, &arena, &jobs), 1);
+    assert_null(jobs[0].payload);
+    assert_int_equal(continue_job(&jobs[0], "someone else", T0, "{\"after\":1}"), ERR_CONFLICT);
+    assert_int_equal(continue_job(&jobs[0], "w", T0 + 1, "{\"after\":500}"), ERR_OK);
+    assert_int_equal(continue_job(&jobs[0], "w", T0 + 1, "{\"after\":500}"), ERR_CONFLICT);
+
+    /* the next part, possibly in another worker, starts where the last one stopped */
+    assert_int_equal(claim_jobs("x", NULL, T0 + 1, &arena, &jobs), 1);
+    assert_int_equal(jobs[0].job_id, id);
+    assert_int_equal(jobs[0].attempts, 1);
+    assert_string_equal(jobs[0].payload, "{\"after\":500}");
+
+    /* scheduled again during this part: the continuation is dropped, the restart stands */
+    assert_int_equal(schedule("reindex", "Observation", T0 + 2, NULL), id);
+    assert_int_equal(continue_job(&jobs[0], "x", T0 + 1, "{\"after\":1000}"), ERR_OK);
+    assert_int_equal(claim_jobs("w", NULL, T0 + 1, &arena, &jobs), 0);
+    assert_int_equal(claim_jobs("w", NULL, T0 + 2, &arena, &jobs), 1);
+    assert_null(jobs[0].payload);
+    assert_int_equal(jobs[0].attempts, 1);
+
+    /* a continuation without a payload keeps the one it has */
+    assert_int_equal(continue_job(&jobs[0], "w", T0 + 3, "{\"after\":7}"), ERR_OK);
+    assert_int_equal(claim_jobs("w", NULL, T0 + 3, &arena, &jobs), 1);
+    assert_int_equal(continue_job(&jobs[0], "w", T0 + 4, NULL), ERR_OK);
+    assert_int_equal(claim_jobs("w", NULL, T0 + 4, &arena, &jobs), 1);
+    assert_string_equal(jobs[0].payload, "{\"after\":7}");
+    assert_int_equal(complete(&jobs[0], "w", 0), ERR_OK);
     assert_int_equal(list_jobs(NULL, false, &arena, &jobs), 0);
     arena_release(&arena);
 }
@@ -739,6 +793,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_leases_run_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_claims_are_disjoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jobs_schedule_claim_complete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_continues_in_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recurring_job_for_a_week, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_back_off_and_dead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_singleton_leases, setup, teardown),
