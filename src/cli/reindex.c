@@ -20,7 +20,8 @@ static const char help[] =
     "Progress goes to stderr. It may run while a server uses the database: a resource the\n"
     "server writes meanwhile keeps the rows of that write.\n"
     "\n"
-    "  --db FILE        the SQLite database file (default: concerto.db; env CONCERTO_DB)\n"
+    "  --db FILE        the SQLite database file (default: concerto.db; env CONCERTO_DB), or\n"
+    "                   a PostgreSQL URI postgresql://USER@HOST:PORT/DATABASE\n"
     "  --synchronous MODE  full (default), normal or off (see concerto serve --help)\n"
     "  --config FILE    read settings from FILE (lines \"name = value\"; env CONCERTO_CONFIG)\n";
 
