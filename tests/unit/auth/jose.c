@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,8 +80,8 @@ static status_t verify(const char *token, const jose_jwks_t *keys, const jose_ex
     verify_arena_ready = true;
     jose_token_t ignored;
     err_t err = ERR_INIT;
-    status_t rc = jose_verify(&verify_arena, token, strlen(token), keys, expect, out ? out : &ignored,
-                              &err);
+    status_t rc =
+        jose_verify(&verify_arena, token, strlen(token), keys, expect, out ? out : &ignored, &err);
     snprintf(message, sizeof(message), "%s", err_message(&err));
     err_release(&err);
     return rc;
@@ -93,8 +94,8 @@ static void test_rfc7515_examples(void **state)
     jose_jwks_t *keys = parse_jwks(text);
     free(text);
     assert_int_equal(jose_jwks_count(keys), 2);
-    jose_expect_t expect = {.now = A2_EXP - 100, .leeway = JOSE_LEEWAY, .require_exp = true,
-                            .issuer = "joe"};
+    jose_expect_t expect = {
+        .now = A2_EXP - 100, .leeway = JOSE_LEEWAY, .require_exp = true, .issuer = "joe"};
     char token[1024];
     snprintf(token, sizeof(token), "eyJhbGciOiJSUzI1NiJ9.%s.%s", a2_payload, a2_signature);
     jose_token_t out;
@@ -168,8 +169,8 @@ static json_t *claims_at(int64_t now)
 {
     return json_pack("{s:s, s:s, s:[s,s], s:I, s:I, s:I, s:s}", "iss", "https://concerto.example",
                      "sub", "Practitioner/123", "aud", "client-a", "client-b", "iat",
-                     (json_int_t)now, "nbf", (json_int_t)now, "exp", (json_int_t)(now + 300),
-                     "jti", "c2b1f1a0");
+                     (json_int_t)now, "nbf", (json_int_t)now, "exp", (json_int_t)(now + 300), "jti",
+                     "c2b1f1a0");
 }
 
 static void test_sign_verify_round_trips(void **state)
@@ -190,9 +191,13 @@ static void test_sign_verify_round_trips(void **state)
     jose_jwks_t *set = public_set(keys, 4);
     assert_int_equal(jose_jwks_count(set), 4);
     int64_t now = 1750000000;
-    jose_expect_t expect = {.now = now, .leeway = JOSE_LEEWAY, .require_exp = true,
-                            .require_jti = true, .issuer = "https://concerto.example",
-                            .subject = "Practitioner/123", .audience = "client-b"};
+    jose_expect_t expect = {.now = now,
+                            .leeway = JOSE_LEEWAY,
+                            .require_exp = true,
+                            .require_jti = true,
+                            .issuer = "https://concerto.example",
+                            .subject = "Practitioner/123",
+                            .audience = "client-b"};
     json_t *claims = claims_at(now);
     for (int i = 0; i < 4; i++) {
         buf_t token = BUF_INIT;
@@ -233,9 +238,9 @@ static void test_sign_verify_round_trips(void **state)
         json_decref(c);
         assert_int_equal(verify(token.ptr, set, &expect, NULL), 0);
         jose_key_free(loaded);
-        assert_int_equal(jose_key_from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n", 32, &loaded,
-                                           &err),
-                         ERR_INVALID);
+        assert_int_equal(
+            jose_key_from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n", 32, &loaded, &err),
+            ERR_INVALID);
         err_release(&err);
         buf_release(&pem);
         buf_release(&token);
@@ -313,8 +318,7 @@ static void test_refusals(void **state)
     jose_jwks_t *ec_only = public_set(both + 1, 1);
     assert_int_equal(verify(good.ptr, ec_only, &expect, NULL), ERR_UNAUTHORIZED);
     char expected[256];
-    snprintf(expected, sizeof(expected), "no key in the key set has kid \"%s\"",
-             jose_key_kid(rsa));
+    snprintf(expected, sizeof(expected), "no key in the key set has kid \"%s\"", jose_key_kid(rsa));
     assert_string_equal(message, expected);
 
     /* alg none, HMAC with the public key as its secret, an unknown alg */
@@ -529,9 +533,12 @@ static void test_jwks_parsing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc7515_examples), cmocka_unit_test(test_rfc7638_thumbprint),
-        cmocka_unit_test(test_sign_verify_round_trips), cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_claims), cmocka_unit_test(test_jwks_parsing),
+        cmocka_unit_test(test_rfc7515_examples),
+        cmocka_unit_test(test_rfc7638_thumbprint),
+        cmocka_unit_test(test_sign_verify_round_trips),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_claims),
+        cmocka_unit_test(test_jwks_parsing),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     verify_release();
