@@ -35,6 +35,9 @@
     X(TOO_LARGE, 413, "too-costly", "the body is over the configured limit")                 \
     X(MEDIA_TYPE, 415, "not-supported", "the body's Content-Type is not FHIR JSON")          \
     X(NOT_ACCEPTABLE, 406, "not-supported", "no format the client accepts can be produced")  \
+    X(UNAUTHORIZED, 401, "login",                                                            \
+      "the credentials are missing or do not verify: a token that is malformed, badly "      \
+      "signed, expired or for someone else")                                                 \
     X(INTERNAL, 500, "exception", "an unexpected failure inside the server")                 \
     X(STORAGE, 500, "exception", "the database reported an error")                           \
     X(UNAVAILABLE, 503, "transient", "the server is busy or shutting down; retry later")
