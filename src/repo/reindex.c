@@ -88,12 +88,12 @@ static status_t reindex_scan(store_t *store, store_conn_t *conn,
             break;
         *after = last;
         *done += (int64_t)n;
+        bool go_on = !progress || progress(arg, *done, total);
         if (n < REINDEX_BATCH) {
             *finished = true;
             break;
         }
-        if ((progress && !progress(arg, *done, total)) ||
-            (deadline_us && clock_mono_us() >= deadline_us))
+        if (!go_on || (deadline_us && clock_mono_us() >= deadline_us))
             break;
     }
     return rc;
