@@ -17,7 +17,9 @@
  * Retry-After above), and nothing of it is committed.
  *
  * The work queues are in pg_queue.c, $everything in pg_everything.c, search (not yet) in
- * pg_search.c; docs/internals/store.md describes the driver.
+ * pg_search.c; docs/internals/store.md describes the driver. A read replica is a second pg_db_t
+ * with the hot standby's URI (pg_connect_replica), which pg_replica_lag asks how far behind it
+ * is.
  */
 #include <errno.h>
 #include <math.h>

@@ -309,7 +309,8 @@ static bool fall_back(store_conn_t *conn, void *used, status_t rc, err_t *err)
     return true;
 }
 
-/* Runs a read on reader(conn), and again on the primary when it failed on the replica. */
+/* Runs a read on reader(conn), and again on the primary when it failed on the replica; returns
+ * its status from the enclosing function. */
 #define REPLICA_READ(conn, err, call)               \
     do {                                            \
         void *c_ = reader(conn);                    \
