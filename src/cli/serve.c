@@ -31,6 +31,14 @@ static const char help[] =
     "the file):\n"
     "  --db FILE            SQLite database file (default: concerto.db), or a PostgreSQL\n"
     "                       URI postgresql://USER@HOST:PORT/DATABASE\n"
+    "  --db-replica URI     a streaming read replica (hot standby) of the PostgreSQL --db:\n"
+    "                       searches, history and $everything read from it and may lag\n"
+    "                       the primary by its replication delay; reads by id and\n"
+    "                       everything in a write stay on the primary. While it cannot be\n"
+    "                       reached they read from the primary (default: none)\n"
+    "  --replica-max-lag SECONDS\n"
+    "                       when the replica is further behind, searches read from the\n"
+    "                       primary until it catches up (default: 10; 0: no limit)\n"
     "  --listen HOST:PORT   address to listen on (default: 127.0.0.1:8080; port 0 picks one)\n"
     "  --threads N          event loops (default: one per core)\n"
     "  --max-body BYTES     largest request body accepted (default: 16777216); larger: 413\n"
@@ -86,10 +94,20 @@ static status_t parse_size(const char *name, const char *value, long min, long m
 
 int cli_serve(int argc, char **argv)
 {
-    static const char *const known[] = {"db",         "listen",    "threads",
-                                        "max-body",   "base-url",  "synchronous",
-                                        "log-level",  "port-file", "conditional-delete",
-                                        "work-lease", "work-poll", NULL};
+    static const char *const known[] = {"db",
+                                        "listen",
+                                        "threads",
+                                        "max-body",
+                                        "base-url",
+                                        "synchronous",
+                                        "log-level",
+                                        "port-file",
+                                        "conditional-delete",
+                                        "work-lease",
+                                        "work-poll",
+                                        "db-replica",
+                                        "replica-max-lag",
+                                        NULL};
     settings_t s;
     int status = cli_settings("serve", help, argc, argv, known, NULL, &s);
     if (status >= 0)
@@ -100,7 +118,7 @@ int cli_serve(int argc, char **argv)
     store_t *store = NULL;
     http_config_t config;
     http_config_init(&config);
-    long threads = 0, max_body = (long)config.max_body, lease_s = 60, poll_ms = 200;
+    long threads = 0, max_body = (long)config.max_body, lease_s = 60, poll_ms = 200, max_lag_s = 10;
     store_options_t options;
     const char *level = settings_get(&s, "log-level", "info");
     if (log_level_parse(level) < 0) {
@@ -120,9 +138,29 @@ int cli_serve(int argc, char **argv)
                    &err) ||
         parse_size("work-lease", settings_get(&s, "work-lease", "60"), 1, 86400, &lease_s, &err) ||
         parse_size("work-poll", settings_get(&s, "work-poll", "200"), 10, 60000, &poll_ms, &err) ||
+        parse_size("replica-max-lag", settings_get(&s, "replica-max-lag", "10"), 0, 86400,
+                   &max_lag_s, &err) ||
         cli_store_options(&s, &options, &err)) {
         status = 2;
         goto out;
+    }
+    const char *replica = settings_get(&s, "db-replica", NULL);
+    if (replica && *replica) {
+        if (!store_location_is_postgres(settings_get(&s, "db", CLI_DEFAULT_DB))) {
+            err_set(&err, ERR_INVALID, NULL,
+                    "--db-replica needs a PostgreSQL --db (postgresql://...): an SQLite "
+                    "database has no read replicas");
+            status = 2;
+            goto out;
+        }
+        if (!store_location_is_postgres(replica)) {
+            err_set(&err, ERR_INVALID, NULL,
+                    "--db-replica must be a PostgreSQL URI postgresql://USER@HOST:PORT/DATABASE");
+            status = 2;
+            goto out;
+        }
+        options.replica = replica;
+        options.replica_max_lag_us = (int64_t)max_lag_s * 1000000;
     }
     config.host = host;
     config.threads = (int)threads;

@@ -118,7 +118,7 @@ status_t http__everything(const http_search_request_t *r, http_everything_t *e, 
                        "_since must be an instant such as 2024-01-31T12:00:00Z, not \"%s\"",
                        e->since);
     store_search_result_t res;
-    if ((rc = repo_everything(r->thread->conn, &q, r->arena, &res, err)))
+    if ((rc = repo_everything(r->thread->search_conn, &q, r->arena, &res, err)))
         return rc;
     const char *url_head =
         e->patient_id ? arena_printf(r->arena, "%s/Patient/%s/$everything", r->base, e->patient_id)

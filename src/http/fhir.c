@@ -582,7 +582,8 @@ static void handle_history(ctx_t *ctx, const char *type, const char *id)
     }
     store_history_t h;
     err_t err = ERR_INIT;
-    status_t rc = q.count ? store_history(ctx->thread->conn, &q, ctx->arena, &h, &err) : ERR_OK;
+    status_t rc =
+        q.count ? store_history(ctx->thread->search_conn, &q, ctx->arena, &h, &err) : ERR_OK;
     if (!q.count) {
         /* _count=0: only the total */
         memset(&h, 0, sizeof(h));

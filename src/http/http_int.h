@@ -26,7 +26,9 @@ typedef struct {
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listener;
     int listen_fd;
-    store_conn_t *conn;
+    store_conn_t *conn;        /* reads that must see the latest writes: by id, in writes */
+    store_conn_t *search_conn; /* reads that may lag (searches, history, $everything): on
+                                  the read replica when there is one (store_connect_replica) */
     h2o_multithread_receiver_t done_receiver; /* writes finished by the store's writer */
     size_t pending;                           /* writes in flight from this thread */
 } http_thread_t;

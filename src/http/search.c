@@ -234,7 +234,7 @@ status_t http__search(const http_search_request_t *r, const h2o_iovec_t *seg, si
                             .compartment_id = t.compartment_id};
     fhir_search_plan_t *plan;
     store_search_result_t result;
-    if ((rc = repo_search(r->thread->conn, &search, r->arena, &plan, &result, err)))
+    if ((rc = repo_search(r->thread->search_conn, &search, r->arena, &plan, &result, err)))
         return rc;
     bundle(r, &t, &pairs, plan, &result, out);
     return ERR_OK;

@@ -1,6 +1,7 @@
 /*
  * server.c - h2o event loops, one per thread, each with its own listening socket
- * (SO_REUSEPORT: the kernel spreads connections) and its own store connection for reads.
+ * (SO_REUSEPORT: the kernel spreads connections) and its own store connections for reads: one
+ * to the primary, and one for searches that reads from the read replica when there is one.
  *
  * Shutdown: the main thread waits for SIGINT/SIGTERM and sets `stopping`; each loop then closes
  * its listener, keeps running until the writes it started have been answered, runs a little
@@ -124,6 +125,10 @@ static status_t start_thread(http_server_t *server, http_thread_t *thread, int l
         return err_set(err, ERR_INTERNAL, NULL, "could not share the listening socket: %s",
                        strerror(errno));
     status_t rc = store_connect(server->store, &thread->conn, err);
+    if (!rc && (rc = store_connect_replica(thread->conn, &thread->search_conn, err))) {
+        store_disconnect(thread->conn);
+        thread->conn = NULL;
+    }
     if (rc) {
         close(thread->listen_fd);
         return rc;
@@ -200,6 +205,8 @@ status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
     for (int i = 0; i < started; i++) {
         http_thread_t *thread = &server->threads[i];
         pthread_join(thread->tid, NULL);
+        store_disconnect(thread->search_conn);
+        thread->search_conn = NULL;
         store_disconnect(thread->conn);
         thread->conn = NULL;
     }

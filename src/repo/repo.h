@@ -139,7 +139,8 @@ typedef struct {
  * Parameters the store cannot run (terminology that is not on the server, _filter, functional
  * lists) are ignored in a lenient search and refused in a strict one. Errors: ERR_INVALID (a
  * strict search with problems, terminology a search cannot use, a malformed cursor, a type
- * that is not in the compartment), storage errors.
+ * that is not in the compartment), storage errors. conn may read from a replica
+ * (store_connect_replica); the search parameters are looked up again on its primary.
  */
 status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
                      fhir_search_plan_t **out_plan, store_search_result_t *out, err_t *err);

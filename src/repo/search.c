@@ -118,7 +118,8 @@ static status_t plan_search(store_conn_t *conn, const repo_search_t *search, are
          * on the same database since it last looked */
         bool changed = false;
         err_t refresh = ERR_INIT;
-        if (repo_params_refresh(conn, &changed, &refresh) == ERR_OK && changed) {
+        if (repo_params_refresh(store_conn_primary(conn), &changed, &refresh) == ERR_OK &&
+            changed) {
             err_reset(err);
             rc = fhir_search_parse(repo_params_registry(), search->type, &q, arena, &plan, err);
         }

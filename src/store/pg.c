@@ -17,7 +17,9 @@
  * Retry-After above), and nothing of it is committed.
  *
  * The work queues are in pg_queue.c, $everything in pg_everything.c, search (not yet) in
- * pg_search.c; docs/internals/store.md describes the driver.
+ * pg_search.c; docs/internals/store.md describes the driver. A read replica is a second pg_db_t
+ * with the hot standby's URI (pg_connect_replica), which pg_replica_lag asks how far behind it
+ * is.
  */
 #include <errno.h>
 #include <math.h>
@@ -33,6 +35,7 @@
 struct pg_db {
     char *uri;
     store_options_t options;
+    pg_db_t *replica; /* the read replica's (its uri; options->replica is not kept), or NULL */
 };
 
 /* The key of the advisory lock migrations hold ("concerto" in ASCII, as a number). */
@@ -624,6 +627,14 @@ static status_t pg_open(const char *location, const store_options_t *options, vo
         return rc;
     }
     PQfinish(pg);
+    if (options->replica) {
+        /* not connected now: a replica that is down must not keep the server from starting */
+        db->replica = xcalloc(1, sizeof(*db->replica));
+        db->replica->uri = xstrdup(options->replica);
+        db->replica->options = *options;
+        db->replica->options.replica = NULL;
+        db->options.replica = NULL;
+    }
     *out_db = db;
     return ERR_OK;
 }
@@ -631,6 +642,8 @@ static status_t pg_open(const char *location, const store_options_t *options, vo
 static void pg_close(void *opaque)
 {
     pg_db_t *db = opaque;
+    if (db->replica)
+        pg_close(db->replica);
     free(db->uri);
     free(db);
 }
@@ -646,6 +659,47 @@ static status_t pg_connect(void *opaque, bool writer, void **out_conn, err_t *er
         return rc;
     }
     *out_conn = conn;
+    return ERR_OK;
+}
+
+static status_t pg_connect_replica(void *opaque, void **out_conn, err_t *err)
+{
+    pg_db_t *db = opaque;
+    if (!db->replica)
+        return err_set(err, ERR_INTERNAL, NULL, "the store has no read replica");
+    return pg_connect(db->replica, false, out_conn, err);
+}
+
+/*
+ * How far a hot standby is behind. The time of the last transaction it replayed says how old
+ * its data is only while there is something to replay: on an idle primary that time stands
+ * still while the standby is fully caught up. So a standby that streams from its primary and
+ * has replayed all it received is not behind at all; otherwise the lag is the age of the last
+ * replayed transaction (unknown when it has replayed none since it started).
+ */
+static status_t pg_replica_lag(void *opaque, int64_t *out_lag_us, err_t *err)
+{
+    pg_conn_t *conn = opaque;
+    PGresult *res;
+    status_t rc = pg__run_sql(
+        conn,
+        "SELECT pg_is_in_recovery(),"
+        " coalesce(pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn(), false)"
+        "  AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver),"
+        " greatest(0, (extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000000)"
+        "  ::bigint)",
+        NULL, &res, err);
+    if (rc)
+        return rc;
+    bool standby = !strcmp(PQgetvalue(res, 0, 0), "t");
+    bool caught_up = !strcmp(PQgetvalue(res, 0, 1), "t");
+    if (!standby || caught_up)
+        *out_lag_us = 0;
+    else if (PQgetisnull(res, 0, 2))
+        *out_lag_us = INT64_MAX;
+    else
+        *out_lag_us = pg__int_at(res, 0, 2);
+    PQclear(res);
     return ERR_OK;
 }
 
@@ -1362,6 +1416,8 @@ const store_driver_t store__pg_driver = {
     .migrate = pg_migrate,
     .connect = pg_connect,
     .disconnect = pg_disconnect,
+    .connect_replica = pg_connect_replica,
+    .replica_lag = pg_replica_lag,
     .read = pg_read,
     .history = pg_history,
     .count = pg_count,

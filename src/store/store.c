@@ -10,17 +10,26 @@
 #include "store/store_int.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "fhir/fhirpath.h"
 #include "fhir/index.h"
 
 #define WRITER_BATCH 512
+
+/* How often a replica connection looks at its replica again (reachable, how far behind). */
+#define REPLICA_CHECK_US 1000000
+
+/* The read replica's state as last logged (one warning per outage, not one per thread). */
+enum { REPLICA_IN_USE, REPLICA_DOWN, REPLICA_BEHIND };
 
 typedef struct txn_item {
     struct txn_item *next;
@@ -43,11 +52,18 @@ struct store {
     bool closing;
     void *writer_conn;
     int64_t last_time_us;
+
+    bool has_replica;
+    int64_t replica_max_lag_us;
+    atomic_int replica_state;
 };
 
 struct store_conn {
     store_t *store;
-    void *conn;
+    void *conn;            /* the driver's; NULL: a replica connection not connected yet */
+    store_conn_t *primary; /* a connection of store_connect_replica: its fallback; else NULL */
+    int64_t checked_us;    /* when the replica was last looked at (monotonic; 0: never) */
+    bool use_replica;      /* what that look found */
 };
 
 typedef struct {
@@ -74,6 +90,8 @@ void store_options_init(store_options_t *options)
     options->synchronous = STORE_SYNC_FULL;
     options->busy_timeout_ms = 5000;
     options->create = true;
+    options->replica = NULL;
+    options->replica_max_lag_us = 10 * (int64_t)1000000;
 }
 
 void store__format_instant(int64_t us, char out[32])
@@ -115,9 +133,18 @@ status_t store__open_driver(const store_driver_t *driver, const char *location,
         store_options_init(&defaults);
         options = &defaults;
     }
+    if (options->replica && !driver->connect_replica)
+        return err_set(err, ERR_INVALID, NULL, "a read replica needs a PostgreSQL database, not %s",
+                       driver->name);
+    if (options->replica && !store_location_is_postgres(options->replica))
+        return err_set(err, ERR_INVALID, NULL,
+                       "the read replica must be a PostgreSQL URI (postgresql://...)");
     store_t *store = xcalloc(1, sizeof(*store));
     store->driver = driver;
     store->location = xstrdup(location);
+    store->has_replica = options->replica != NULL;
+    store->replica_max_lag_us = options->replica_max_lag_us;
+    atomic_init(&store->replica_state, REPLICA_IN_USE);
     status_t rc = store->driver->open(location, options, &store->db, err);
     if (rc)
         goto fail;
@@ -172,7 +199,7 @@ status_t store_connect(store_t *store, store_conn_t **out, err_t *err)
     status_t rc = store->driver->connect(store->db, false, &conn, err);
     if (rc)
         return rc;
-    store_conn_t *c = xmalloc(sizeof(*c));
+    store_conn_t *c = xcalloc(1, sizeof(*c));
     c->store = store;
     c->conn = conn;
     *out = c;
@@ -183,32 +210,141 @@ void store_disconnect(store_conn_t *conn)
 {
     if (!conn)
         return;
-    conn->store->driver->disconnect(conn->conn);
+    if (conn->conn)
+        conn->store->driver->disconnect(conn->conn);
     free(conn);
 }
+
+/* ---- the read replica ------------------------------------------------------------------ */
+
+status_t store_connect_replica(store_conn_t *primary, store_conn_t **out, err_t *err)
+{
+    (void)err; /* a replica that cannot be reached now is tried again on use */
+    store_conn_t *c = xcalloc(1, sizeof(*c));
+    c->store = primary->store;
+    c->primary = primary;
+    *out = c;
+    return ERR_OK;
+}
+
+store_conn_t *store_conn_primary(store_conn_t *conn)
+{
+    return conn->primary ? conn->primary : conn;
+}
+
+/* Logs a change of the replica's state, once for all the connections that see it. */
+static void replica_note(store_t *store, int state, const err_t *why, int64_t lag_us)
+{
+    if (atomic_exchange(&store->replica_state, state) == state)
+        return;
+    if (state == REPLICA_IN_USE)
+        log_info("the read replica is back: searches read from it again");
+    else if (state == REPLICA_BEHIND && lag_us == INT64_MAX)
+        log_warning("the read replica cannot tell how far behind it is: searches read from the "
+                    "primary until it has caught up");
+    else if (state == REPLICA_BEHIND)
+        log_warning("the read replica is %.1f s behind (more than %.1f s): searches read from "
+                    "the primary until it catches up",
+                    (double)lag_us / 1e6, (double)store->replica_max_lag_us / 1e6);
+    else
+        log_warning("the read replica cannot be used: searches read from the primary until it "
+                    "is back (%s%s%s)",
+                    err_message(why), why->log_detail ? ": " : "",
+                    why->log_detail ? why->log_detail : "");
+}
+
+/* Looks at the replica of conn: connects when it is not connected, and asks how far behind it
+ * is. True when reads may go to it. */
+static bool replica_check(store_conn_t *conn)
+{
+    store_t *store = conn->store;
+    err_t err = ERR_INIT;
+    int64_t lag = 0;
+    status_t rc = ERR_OK;
+    if (!conn->conn)
+        rc = store->driver->connect_replica(store->db, &conn->conn, &err);
+    if (!rc)
+        rc = store->driver->replica_lag(conn->conn, &lag, &err);
+    bool usable = false;
+    if (rc) {
+        replica_note(store, REPLICA_DOWN, &err, 0);
+    } else if (store->replica_max_lag_us > 0 && lag > store->replica_max_lag_us) {
+        replica_note(store, REPLICA_BEHIND, &err, lag);
+    } else {
+        replica_note(store, REPLICA_IN_USE, &err, 0);
+        usable = true;
+    }
+    err_release(&err);
+    return usable;
+}
+
+/* The driver connection a read on conn runs on: a replica connection's replica when it is
+ * in use (looked at again once a second), else the primary's. */
+static void *reader(store_conn_t *conn)
+{
+    if (!conn->primary)
+        return conn->conn;
+    if (!conn->store->has_replica)
+        return conn->primary->conn;
+    int64_t now = clock_mono_us();
+    if (!conn->checked_us || now - conn->checked_us >= REPLICA_CHECK_US) {
+        conn->checked_us = now;
+        conn->use_replica = replica_check(conn);
+    }
+    return conn->use_replica ? conn->conn : conn->primary->conn;
+}
+
+/* After a read that ran on `used` failed with rc: true when it should run again on the
+ * primary (it ran on the replica and failed as a server does, not because of the request);
+ * the replica is then out of use until the next look, err is emptied for the second run. */
+static bool fall_back(store_conn_t *conn, void *used, status_t rc, err_t *err)
+{
+    if (!conn->primary || used == conn->primary->conn ||
+        (rc != ERR_UNAVAILABLE && rc != ERR_STORAGE && rc != ERR_INTERNAL))
+        return false;
+    replica_note(conn->store, REPLICA_DOWN, err, 0);
+    conn->use_replica = false;
+    conn->checked_us = clock_mono_us();
+    err_reset(err);
+    return true;
+}
+
+/* Runs a read on reader(conn), and again on the primary when it failed on the replica; returns
+ * its status from the enclosing function. */
+#define REPLICA_READ(conn, err, call)               \
+    do {                                            \
+        void *c_ = reader(conn);                    \
+        status_t rc_ = (call);                      \
+        if (rc_ && fall_back(conn, c_, rc_, err)) { \
+            c_ = (conn)->primary->conn;             \
+            rc_ = (call);                           \
+        }                                           \
+        return rc_;                                 \
+    } while (0)
 
 status_t store_read(store_conn_t *conn, const char *type, const char *id, int64_t version,
                     arena_t *arena, store_version_t *out, err_t *err)
 {
-    return conn->store->driver->read(conn->conn, type, id, version, arena, out, err);
+    REPLICA_READ(conn, err, conn->store->driver->read(c_, type, id, version, arena, out, err));
 }
 
 status_t store_history(store_conn_t *conn, const store_history_query_t *query, arena_t *arena,
                        store_history_t *out, err_t *err)
 {
-    return conn->store->driver->history(conn->conn, query, arena, out, err);
+    REPLICA_READ(conn, err, conn->store->driver->history(c_, query, arena, out, err));
 }
 
 status_t store_count(store_conn_t *conn, const char *type, int64_t *out, err_t *err)
 {
-    return conn->store->driver->count(conn->conn, type, out, err);
+    REPLICA_READ(conn, err, conn->store->driver->count(c_, type, out, err));
 }
 
 status_t store_scan(store_conn_t *conn, const char *type, int64_t after_rid, size_t count,
                     arena_t *arena, store_scan_row_t **out_rows, size_t *out_n, err_t *err)
 {
-    return conn->store->driver->scan(conn->conn, type, after_rid, count, arena, out_rows, out_n,
-                                     err);
+    REPLICA_READ(
+        conn, err,
+        conn->store->driver->scan(c_, type, after_rid, count, arena, out_rows, out_n, err));
 }
 
 const char *store_search_unsupported(const fhir_search_clause_t *clause, arena_t *arena)
@@ -266,13 +402,13 @@ const char *store_search_unsupported(const fhir_search_clause_t *clause, arena_t
 status_t store_search(store_conn_t *conn, const store_search_t *query, arena_t *arena,
                       store_search_result_t *out, err_t *err)
 {
-    return conn->store->driver->search(conn->conn, query, arena, out, err);
+    REPLICA_READ(conn, err, conn->store->driver->search(c_, query, arena, out, err));
 }
 
 status_t store_everything(store_conn_t *conn, const store_everything_t *query, arena_t *arena,
                           store_search_result_t *out, err_t *err)
 {
-    return conn->store->driver->everything(conn->conn, query, arena, out, err);
+    REPLICA_READ(conn, err, conn->store->driver->everything(c_, query, arena, out, err));
 }
 
 /* ---- writer -------------------------------------------------------------------------- */
@@ -469,14 +605,15 @@ status_t store_txn_outbox_replay(store_txn_t *txn, int64_t event_id, int64_t now
 status_t store_outbox_dead(store_conn_t *conn, int64_t after_event_id, size_t count, arena_t *arena,
                            store_event_t **out_events, size_t *out_n, err_t *err)
 {
-    return conn->store->driver->outbox_dead(conn->conn, after_event_id, count, arena, out_events,
-                                            out_n, err);
+    return conn->store->driver->outbox_dead(store_conn_primary(conn)->conn, after_event_id, count,
+                                            arena, out_events, out_n, err);
 }
 
 status_t store_outbox_counts(store_conn_t *conn, int64_t *out_pending, int64_t *out_dead,
                              err_t *err)
 {
-    return conn->store->driver->outbox_counts(conn->conn, out_pending, out_dead, err);
+    return conn->store->driver->outbox_counts(store_conn_primary(conn)->conn, out_pending, out_dead,
+                                              err);
 }
 
 status_t store_txn_job_schedule(store_txn_t *txn, const char *kind, const char *key,
@@ -532,7 +669,8 @@ status_t store_txn_job_replay(store_txn_t *txn, int64_t job_id, int64_t now_us, 
 status_t store_job_list(store_conn_t *conn, const store_job_query_t *query, arena_t *arena,
                         store_job_t **out_jobs, size_t *out_n, err_t *err)
 {
-    return conn->store->driver->job_list(conn->conn, query, arena, out_jobs, out_n, err);
+    return conn->store->driver->job_list(store_conn_primary(conn)->conn, query, arena, out_jobs,
+                                         out_n, err);
 }
 
 typedef enum { LEASE_ACQUIRE, LEASE_RENEW, LEASE_RELEASE } lease_op_t;

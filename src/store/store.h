@@ -34,6 +34,12 @@ typedef struct {
     store_sync_t synchronous; /* STORE_SYNC_FULL by default: a 201 survives power loss */
     int busy_timeout_ms;      /* how long a reader waits for a lock */
     bool create;              /* create the database if it does not exist */
+    /* PostgreSQL only: the URI of a hot standby of the database, from which the connections
+       of store_connect_replica read (NULL: none); store_open refuses one on SQLite */
+    const char *replica;
+    /* when the replica is further behind than this, its connections read from the primary
+       until it has caught up (0: no limit) */
+    int64_t replica_max_lag_us;
 } store_options_t;
 
 void store_options_init(store_options_t *options);
@@ -60,6 +66,24 @@ const char *store_driver_name(const store_t *store);
 /* A connection for reads; one per thread, not shared. */
 status_t store_connect(store_t *store, store_conn_t **out, err_t *err);
 void store_disconnect(store_conn_t *conn);
+
+/*
+ * A connection for reads that may lag the primary by the replica's delay: searches, history,
+ * $everything, counts. Its store_read, store_history, store_count, store_scan, store_search
+ * and store_everything run on the store's read replica (store_options_t.replica) while the
+ * replica can be reached and is no more than replica_max_lag_us behind (looked at once a
+ * second at most), and on `primary` otherwise: when a read fails on the replica (it cannot be
+ * reached, or reports an error) the same read runs on `primary` at once, so a replica that is
+ * down never fails a read; a warning is logged once when the replica goes out of use and a
+ * note when it comes back. The work queues' reads (store_outbox_*, store_job_list) always run
+ * on `primary`. Without a replica every read runs on `primary`. `primary` is borrowed, a
+ * connection of the same thread: disconnect *out before it. The replica being unreachable at
+ * the time is not an error: the connection reads from `primary` until it is back.
+ */
+status_t store_connect_replica(store_conn_t *primary, store_conn_t **out, err_t *err);
+/* The connection reads that must see the latest writes use: `primary` of a connection of
+ * store_connect_replica, conn itself otherwise. Borrowed. */
+store_conn_t *store_conn_primary(store_conn_t *conn);
 
 typedef struct {
     const char *type;

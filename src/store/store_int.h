@@ -21,6 +21,13 @@ typedef struct {
     status_t (*migrate)(void *db, int *out_version, err_t *err);
     status_t (*connect)(void *db, bool writer, void **out_conn, err_t *err);
     void (*disconnect)(void *conn);
+    /* A reader's connection to the read replica of options->replica (disconnect as any);
+       NULL in a driver that cannot have one (store_open then refuses options->replica). */
+    status_t (*connect_replica)(void *db, void **out_conn, err_t *err);
+    /* How far the replica of a connect_replica connection is behind its primary, in
+       microseconds: 0 when it has replayed all it received from a primary it streams from, or
+       when it is no standby at all; INT64_MAX when it cannot tell. */
+    status_t (*replica_lag)(void *conn, int64_t *out_lag_us, err_t *err);
 
     status_t (*read)(void *conn, const char *type, const char *id, int64_t version, arena_t *arena,
                      store_version_t *out, err_t *err);
