@@ -156,8 +156,7 @@ static status_t settle_job_txn(store_txn_t *txn, void *arg, err_t *err)
 
 /* Claims and runs one due job of handler h. *out_ran: whether there was one. */
 static status_t run_one_job(store_t *store, const repo_worker_config_t *config,
-                            const char *consumer, const job_handler_t *h, bool *out_ran,
-                            err_t *err)
+                            const char *consumer, const job_handler_t *h, bool *out_ran, err_t *err)
 {
     arena_t arena;
     arena_init(&arena);
@@ -257,8 +256,8 @@ typedef struct {
     arena_t *arena;
     store_event_t *events;
     size_t n;
-    status_t *outcomes;      /* per event: the first failing handler's status, or ERR_OK */
-    const char **errors;     /* and its message */
+    status_t *outcomes;       /* per event: the first failing handler's status, or ERR_OK */
+    const char **errors;      /* and its message */
     size_t acked, lost, dead; /* settled: acknowledged, lease lost, gone dead */
 } event_batch_t;
 
@@ -309,8 +308,8 @@ static status_t settle_events_txn(store_txn_t *txn, void *arg, err_t *err)
 
 /* Claims a batch of events, hands each to its handlers and settles the batch. *out_n: events
  * claimed. */
-static status_t run_events(store_t *store, const repo_worker_config_t *config,
-                           const char *consumer, size_t *out_n, err_t *err)
+static status_t run_events(store_t *store, const repo_worker_config_t *config, const char *consumer,
+                           size_t *out_n, err_t *err)
 {
     arena_t arena;
     arena_init(&arena);
