@@ -358,6 +358,43 @@ static const char *const migrations[] = {
     "  latitude DOUBLE PRECISION NOT NULL, longitude DOUBLE PRECISION NOT NULL);"
     "CREATE INDEX ix_position_value ON ix_position (type, param, latitude, longitude, rid);"
     "CREATE INDEX ix_position_rid ON ix_position (rid, param, latitude, longitude);",
+    /* 8: strings in byte order whatever the database's collation, as SQLite compares them:
+       the string columns of the resources and the index rows collate "C", so that _sort,
+       the prefix ranges (string, token :text, uri :below) and the page cursors order and
+       match as SQLite does. Changing a column's collation keeps its data and rebuilds its
+       indexes, which then serve the comparisons as before. */
+    "ALTER TABLE resource ALTER type TYPE TEXT COLLATE \"C\", ALTER id TYPE TEXT COLLATE \"C\";"
+    "ALTER TABLE resource_version ALTER type TYPE TEXT COLLATE \"C\", ALTER id TYPE TEXT "
+    "COLLATE \"C\";"
+    "ALTER TABLE resource_contained ALTER type TYPE TEXT COLLATE \"C\", ALTER id TYPE TEXT "
+    "COLLATE \"C\";"
+    "ALTER TABLE ix_string ALTER type TYPE TEXT COLLATE \"C\", ALTER param TYPE TEXT COLLATE "
+    "\"C\", ALTER normalized TYPE TEXT COLLATE \"C\", ALTER exact TYPE TEXT COLLATE \"C\";"
+    "ALTER TABLE ix_token ALTER type TYPE TEXT COLLATE \"C\", ALTER param TYPE TEXT COLLATE "
+    "\"C\", ALTER system TYPE TEXT COLLATE \"C\", ALTER code TYPE TEXT COLLATE \"C\", ALTER "
+    "text TYPE TEXT COLLATE \"C\";"
+    "ALTER TABLE ix_date ALTER type TYPE TEXT COLLATE \"C\", ALTER param TYPE TEXT COLLATE "
+    "\"C\";"
+    "ALTER TABLE ix_number ALTER type TYPE TEXT COLLATE \"C\", ALTER param TYPE TEXT COLLATE "
+    "\"C\";"
+    "ALTER TABLE ix_quantity ALTER type TYPE TEXT COLLATE \"C\", ALTER param TYPE TEXT COLLATE "
+    "\"C\", ALTER system TYPE TEXT COLLATE \"C\", ALTER code TYPE TEXT COLLATE \"C\", ALTER "
+    "unit TYPE TEXT COLLATE \"C\", ALTER canonical_code TYPE TEXT COLLATE \"C\";"
+    "ALTER TABLE ix_reference ALTER type TYPE TEXT COLLATE \"C\", ALTER param TYPE TEXT COLLATE "
+    "\"C\", ALTER target_type TYPE TEXT COLLATE \"C\", ALTER target_id TYPE TEXT COLLATE \"C\", "
+    "ALTER version TYPE TEXT COLLATE \"C\", ALTER url TYPE TEXT COLLATE \"C\", ALTER "
+    "identifier_system TYPE TEXT COLLATE \"C\", ALTER identifier_value TYPE TEXT COLLATE \"C\";"
+    "ALTER TABLE ix_uri ALTER type TYPE TEXT COLLATE \"C\", ALTER param TYPE TEXT COLLATE "
+    "\"C\", ALTER value TYPE TEXT COLLATE \"C\";"
+    "ALTER TABLE ix_composite ALTER type TYPE TEXT COLLATE \"C\", ALTER param TYPE TEXT COLLATE "
+    "\"C\", ALTER c0_system TYPE TEXT COLLATE \"C\", ALTER c0_value TYPE TEXT COLLATE \"C\", "
+    "ALTER c1_system TYPE TEXT COLLATE \"C\", ALTER c1_value TYPE TEXT COLLATE \"C\", ALTER "
+    "c2_system TYPE TEXT COLLATE \"C\", ALTER c2_value TYPE TEXT COLLATE \"C\";"
+    "ALTER TABLE ix_of_type ALTER type TYPE TEXT COLLATE \"C\", ALTER param TYPE TEXT COLLATE "
+    "\"C\", ALTER type_system TYPE TEXT COLLATE \"C\", ALTER type_code TYPE TEXT COLLATE \"C\", "
+    "ALTER value TYPE TEXT COLLATE \"C\";"
+    "ALTER TABLE ix_position ALTER type TYPE TEXT COLLATE \"C\", ALTER param TYPE TEXT COLLATE "
+    "\"C\";",
 };
 
 /* ---- parameters and results ---------------------------------------------------------- */

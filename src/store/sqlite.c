@@ -305,6 +305,8 @@ static const char *const migrations[] = {
     "  latitude REAL NOT NULL, longitude REAL NOT NULL);"
     "CREATE INDEX ix_position_value ON ix_position (type, param, latitude, longitude, rid);"
     "CREATE INDEX ix_position_rid ON ix_position (rid, param, latitude, longitude);",
+    /* 8: PostgreSQL's strings in byte order; SQLite's compare so already */
+    "SELECT 1",
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
