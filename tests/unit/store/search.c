@@ -761,6 +761,114 @@ static void test_fulltext(void **state)
     arena_release(&arena);
 }
 
+/* Words are split and folded by Concerto on both drivers (sql_text.h): e-mail addresses,
+ * urls, hyphens and decimals are words apart, accents and case fold, and each query finds
+ * the same resources on SQLite and PostgreSQL. */
+static void test_fulltext_words(void **state)
+{
+    (void)state;
+    put("{\"resourceType\":\"Basic\",\"id\":\"w1\",\"code\":{\"text\":\"Contact "
+        "J.Doe@Example.org, see https://example.org/care-plan?id=42 for the follow-up; dose "
+        "2.5 mg, ICD-10 C50.9\"},\"text\":{\"status\":\"generated\",\"div\":\"<div "
+        "xmlns=\\\"http://www.w3.org/1999/xhtml\\\">\xc3\x86r\xc3\xb8 Stra\xc3\x9f"
+        "e \xe2\x80\x93 \xce\x95\xce\xbb\xce\xad\xce\xbd\xce\xb7\xe2\x80\xa6 120/80"
+        "</div>\"}}");
+    put("{\"resourceType\":\"Basic\",\"id\":\"w2\",\"code\":{\"text\":\"well-known "
+        "plan 25 mg\"}}");
+    static const case_t cases[] = {
+        {"Basic?_content=doe", "w1"},
+        {"Basic?_content=j.doe@example.org", "w1"},
+        {"Basic?_content=\"doe example\"", "w1"},
+        {"Basic?_content=j.doe@example.com", ""},
+        {"Basic?_content=example", "w1"},
+        {"Basic?_content=care", "w1"},
+        {"Basic?_content=org/care-plan", "w1"},
+        {"Basic?_content=https", "w1"},
+        {"Basic?_content=42", "w1"},
+        {"Basic?_content=plan", "w1 w2"},
+        {"Basic?_content=follow", "w1"},
+        {"Basic?_content=follow-up", "w1"},
+        {"Basic?_content=\"follow up\"", "w1"},
+        {"Basic?_content=followup", ""},
+        {"Basic?_content=well", "w2"},
+        {"Basic?_content=known", "w2"},
+        {"Basic?_content=well-known", "w2"},
+        {"Basic?_content=5", "w1"},
+        {"Basic?_content=2.5", "w1"},
+        {"Basic?_content=25", "w2"},
+        {"Basic?_content=2*", "w1 w2"},
+        {"Basic?_content=icd-10", "w1"},
+        {"Basic?_content=icd10", ""},
+        {"Basic?_content=c50", "w1"},
+        {"Basic?_content=c50.9", "w1"},
+        {"Basic?_text=aero strasse", "w1"},
+        {"Basic?_text=\xc3\x86R\xc3\x98", "w1"},
+        {"Basic?_text=STRASSE", "w1"},
+        {"Basic?_text=\xce\xb5\xce\xbb\xce\xb5\xce\xbd\xce\xb7", "w1"},
+        {"Basic?_text=\"strasse \xce\xb5\xce\xbb\xce\xb5\xce\xbd\xce\xb7\"", "w1"},
+        {"Basic?_text=\"aero \xce\xb5\xce\xbb\xce\xb5\xce\xbd\xce\xb7\"", ""},
+        {"Basic?_text=120", "w1"},
+        {"Basic?_text=\"120 80\"", "w1"},
+        {"Basic?_text=doe", ""},
+        {"Basic?_content=\"--\" OR well", "w2"},
+        {"Basic?_content=\"--\" AND well", ""},
+    };
+    check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* A database whose full text was written before schema version 9 (the database's own
+ * splitting) gets its words split by Concerto when it is opened. */
+static void test_fulltext_migrated(void **state)
+{
+    (void)state;
+    put("{\"resourceType\":\"Basic\",\"id\":\"w1\",\"code\":{\"text\":\"Contact "
+        "J.Doe@Example.org, dose 2.5 mg\"},\"text\":{\"status\":\"generated\",\"div\":"
+        "\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\">Cr\xc3\xa8me br\xc3\xbbl"
+        "\xc3\xa9"
+        "e</div>\"}}");
+    store_disconnect(conn);
+    store_close(store);
+    /* the full text as version 8 kept it */
+    if (test_is_pg()) {
+        test_pg_query("ALTER TABLE ix_text DROP COLUMN words;"
+                      "ALTER TABLE ix_text ADD COLUMN words tsvector GENERATED ALWAYS AS ("
+                      "setweight(to_tsvector('simple', coalesce(concerto_fold(narrative), "
+                      "'')), 'A') || setweight(to_tsvector('simple', "
+                      "coalesce(concerto_fold(content), '')), 'B')) STORED;"
+                      "DELETE FROM schema_migration WHERE version = 9");
+        assert_int_equal(test_pg_query("SELECT count(*) FROM ix_text WHERE words @@ "
+                                       "'doe'::tsquery"),
+                         0);
+    } else {
+        sqlite3 *db;
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(
+            sqlite3_exec(db,
+                         "CREATE VIRTUAL TABLE ix_text_old USING fts5(content, narrative, "
+                         "tokenize = 'unicode61 remove_diacritics 2');"
+                         "INSERT INTO ix_text_old (rowid, content, narrative) VALUES ((SELECT "
+                         "rid FROM resource WHERE id = 'w1'), 'Contact J.Doe@Example.org, dose "
+                         "2.5 mg Cr\xc3\xa8me br\xc3\xbbl\xc3\xa9"
+                         "e', 'Cr\xc3\xa8me br\xc3\xbbl\xc3\xa9"
+                         "e');"
+                         "DROP TABLE ix_text; ALTER TABLE ix_text_old RENAME TO ix_text;"
+                         "DELETE FROM schema_migration WHERE version = 9",
+                         NULL, NULL, NULL),
+            SQLITE_OK);
+        sqlite3_close(db);
+    }
+    err_t err = ERR_INIT;
+    assert_int_equal(store_open(path, NULL, &store, &err), ERR_OK);
+    assert_int_equal(store_connect(store, &conn, &err), ERR_OK);
+    err_release(&err);
+    static const case_t cases[] = {
+        {"Basic?_content=doe", "w1"}, {"Basic?_content=j.doe@example.org", "w1"},
+        {"Basic?_content=5", "w1"},   {"Basic?_text=creme", "w1"},
+        {"Basic?_text=doe", ""},      {"Basic?_content=\"dose 2.5 mg\"", "w1"},
+    };
+    check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
 /* The ids of every page of query (with _count=3 added), following next links. */
 static const char *all_pages(arena_t *arena, const char *query)
 {
@@ -1244,6 +1352,8 @@ int main(void)
     const struct CMUnitTest both[] = {
         BOTH(test_strings_and_tokens),
         BOTH(test_fulltext),
+        BOTH(test_fulltext_words),
+        BOTH(test_fulltext_migrated),
         BOTH(test_dates_numbers_quantities),
         BOTH(test_references_chains_has),
         BOTH(test_sort),
