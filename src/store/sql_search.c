@@ -2256,6 +2256,11 @@ static status_t run_includes(const sql_driver_t *driver, const store_search_t *q
             q_t q;
             q_init(&q, driver->dialect, query, arena);
             q_include(&q, inc, from);
+            /* no more rows than can be kept: those already seen, what is left below the cap,
+             * and one to tell that the cap was reached (PostgreSQL's client would read every
+             * row of the statement before the first is looked at) */
+            q_add(&q, " LIMIT ");
+            q_int(&q, (int64_t)(seen->n + STORE_SEARCH_MAX_INCLUDE - added->n + 1));
             status_t rc = q_run(&q, driver, "search include", include_row, &rows, err);
             if (rc)
                 return rc;

@@ -869,6 +869,76 @@ static void test_fulltext_migrated(void **state)
     check_cases(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
+/* Includes stop at STORE_SEARCH_MAX_INCLUDE resources, and say so only when there were more:
+ * the statements read no more rows than that (docs/internals/store.md). */
+typedef struct {
+    put_arg_t *puts;
+    size_t n;
+} put_many_t;
+
+static status_t put_many_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    put_many_t *m = arg;
+    status_t rc = ERR_OK;
+    for (size_t i = 0; i < m->n && !rc; i++)
+        rc = put_txn(txn, &m->puts[i], err);
+    return rc;
+}
+
+/* Observations z<from>.. z<to - 1> of Patient pz, in one transaction. */
+static void put_observations_of_pz(arena_t *arena, int from, int to)
+{
+    put_many_t m = {arena_zalloc(arena, (size_t)(to - from) * sizeof(put_arg_t)), 0};
+    err_t err = ERR_INIT;
+    for (int i = from; i < to; i++) {
+        put_arg_t *a = &m.puts[m.n++];
+        a->type = "Observation";
+        a->id = arena_printf(arena, "z%d", i);
+        a->json = arena_printf(arena,
+                               "{\"resourceType\":\"Observation\",\"id\":\"%s\",\"status\":"
+                               "\"final\",\"code\":{\"text\":\"x\"},\"subject\":"
+                               "{\"reference\":\"Patient/pz\"}}",
+                               a->id);
+        json_t *resource = jv_parse(a->json, strlen(a->json), &err);
+        fhir_index_rows_t *rows = arena_zalloc(arena, sizeof(*rows));
+        assert_int_equal(fhir_index_extract(NULL, resource, arena, rows, &err), ERR_OK);
+        json_decref(resource);
+        a->rows = rows;
+    }
+    assert_int_equal(store_run(store, put_many_txn, &m, &err), ERR_OK);
+    err_release(&err);
+}
+
+/* Includes stop at STORE_SEARCH_MAX_INCLUDE resources, and say so only when there were more:
+ * the statements read no more rows than that (docs/internals/store.md). */
+static void test_includes_capped(void **state)
+{
+    (void)state;
+    put("{\"resourceType\":\"Patient\",\"id\":\"pz\"}");
+    arena_t arena;
+    arena_init(&arena);
+    put_observations_of_pz(&arena, 0, STORE_SEARCH_MAX_INCLUDE);
+    store_search_result_t r;
+    run(&arena, "Patient?_id=pz&_revinclude=Observation:subject", NULL, &r);
+    assert_int_equal(r.n, 1 + STORE_SEARCH_MAX_INCLUDE);
+    assert_false(r.includes_truncated);
+    /* o1 and o2 of p1 too: 1002 is more than fits */
+    run(&arena, "Patient?_id=pz,p1&_revinclude=Observation:subject", NULL, &r);
+    assert_int_equal(r.n, 2 + STORE_SEARCH_MAX_INCLUDE);
+    assert_true(r.includes_truncated);
+    /* the ones already kept do not count against the cap: _include:iterate comes back to pz */
+    run(&arena,
+        "Patient?_id=pz&_revinclude=Observation:subject&_include:iterate=Observation:subject", NULL,
+        &r);
+    assert_int_equal(r.n, 1 + STORE_SEARCH_MAX_INCLUDE);
+    assert_false(r.includes_truncated);
+    put_observations_of_pz(&arena, STORE_SEARCH_MAX_INCLUDE, STORE_SEARCH_MAX_INCLUDE + 1);
+    run(&arena, "Patient?_id=pz&_revinclude=Observation:subject", NULL, &r);
+    assert_int_equal(r.n, 1 + STORE_SEARCH_MAX_INCLUDE);
+    assert_true(r.includes_truncated);
+    arena_release(&arena);
+}
+
 /* The ids of every page of query (with _count=3 added), following next links. */
 static const char *all_pages(arena_t *arena, const char *query)
 {
@@ -1354,6 +1424,7 @@ int main(void)
         BOTH(test_fulltext),
         BOTH(test_fulltext_words),
         BOTH(test_fulltext_migrated),
+        BOTH(test_includes_capped),
         BOTH(test_dates_numbers_quantities),
         BOTH(test_references_chains_has),
         BOTH(test_sort),
