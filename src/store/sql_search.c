@@ -20,6 +20,7 @@
 #include "base/mem.h"
 #include "fhir/fhirpath.h"
 #include "store/sql_search.h"
+#include "store/sql_text.h"
 
 const sql_dialect_t sql__sqlite = {
     .kind = SQL_SQLITE,
@@ -877,99 +878,110 @@ static bool probe_capable(const fhir_search_clause_t *clause)
            table_of(clause) != NULL;
 }
 
-/* A full-text query in FTS5 syntax: every term a quoted string (quotes doubled), so the
- * user's text is never syntax; a prefix term is `"term" *`. */
-static void fts_render(buf_t *out, const fhir_search_text_t *t)
+/* The words of a full-text term, rendered in a dialect. */
+typedef struct {
+    buf_t *out;
+    bool postgres;
+    char weight; /* PostgreSQL: 'A' (the narrative's words) or 'B' (the content's) */
+    size_t n;    /* words so far */
+} term_words_t;
+
+static void term_word(void *ctx, const char *word, size_t len)
+{
+    term_words_t *t = ctx;
+    if (t->n++)
+        buf_addstr(t->out, t->postgres ? " <-> " : " ");
+    if (t->postgres)
+        buf_addch(t->out, '\'');
+    buf_add(t->out, word, len);
+    if (t->postgres)
+        buf_addstr(t->out, "':");
+}
+
+/*
+ * A full-text query in the dialect's syntax, its terms split and folded into words as the
+ * stored text is (sql_text.h): in FTS5 syntax a term is a quoted string of its words (a
+ * phrase when there are several; `"w1 w2" *` when the last is a prefix), in PostgreSQL's
+ * tsquery syntax the words quoted and joined by `<->` (a phrase), each with the weight of
+ * the column searched (`'w1':B <-> 'w2':*B`). Words hold no quotes, so nothing the user
+ * writes is syntax. False when the query can match nothing: a term without words (FTS5
+ * finds nothing for it), an AND with such a term, an OR of such terms alone.
+ */
+static bool text_render(buf_t *out, const fhir_search_text_t *t, bool postgres, char weight)
 {
     switch (t->kind) {
-    case FHIR_SEARCH_TEXT_TERM:
-        buf_addch(out, '"');
-        for (const char *c = t->term; *c; c++) {
-            if (*c == '"')
-                buf_addch(out, '"');
-            buf_addch(out, *c);
+    case FHIR_SEARCH_TEXT_TERM: {
+        buf_t words = BUF_INIT;
+        term_words_t tw = {&words, postgres, weight, 0};
+        sql__text_words(t->term, strlen(t->term), term_word, &tw);
+        if (postgres && tw.n) {
+            /* the weight (and the prefix of the last) after every word's "':" */
+            buf_t term = BUF_INIT;
+            const char *p = words.ptr, *end = words.ptr + words.len;
+            while (p < end) {
+                const char *mark = strstr(p, "':");
+                buf_add(&term, p, (size_t)(mark - p) + 2);
+                p = mark + 2;
+                if (t->prefix && p == end)
+                    buf_addch(&term, '*');
+                buf_addch(&term, weight);
+            }
+            buf_addf(out, tw.n > 1 ? "(%s)" : "%s", term.ptr);
+            buf_release(&term);
+        } else if (tw.n) {
+            buf_addf(out, "\"%s\"%s", words.ptr, t->prefix ? " *" : "");
         }
-        buf_addstr(out, t->prefix ? "\" *" : "\"");
-        return;
+        buf_release(&words);
+        return tw.n > 0;
+    }
     case FHIR_SEARCH_TEXT_AND:
-    case FHIR_SEARCH_TEXT_OR:
-        buf_addch(out, '(');
-        fts_render(out, t->left);
-        buf_addstr(out, t->kind == FHIR_SEARCH_TEXT_AND ? " AND " : " OR ");
-        fts_render(out, t->right);
-        buf_addch(out, ')');
-        return;
+    case FHIR_SEARCH_TEXT_OR: {
+        buf_t left = BUF_INIT, right = BUF_INIT;
+        bool has_left = text_render(&left, t->left, postgres, weight);
+        bool has_right = text_render(&right, t->right, postgres, weight);
+        bool any = t->kind == FHIR_SEARCH_TEXT_AND ? has_left && has_right : has_left || has_right;
+        if (has_left && has_right)
+            buf_addf(out, "(%s %s %s)", left.ptr,
+                     t->kind == FHIR_SEARCH_TEXT_AND ? (postgres ? "&" : "AND")
+                                                     : (postgres ? "|" : "OR"),
+                     right.ptr);
+        else if (any)
+            buf_addstr(out, has_left ? left.ptr : right.ptr);
+        buf_release(&left);
+        buf_release(&right);
+        return any;
     }
+    }
+    return false;
 }
 
-/* The same query as a PostgreSQL tsquery: every term quoted ('' and \\ escaped), so the
- * user's text is never syntax (a quoted term of several words is a phrase, as in FTS5); a
- * prefix term is `'term':*`. _text asks for the narrative's words only (weight A, "A"),
- * _content for any (weight ""). */
-static void tsquery_render(buf_t *out, const fhir_search_text_t *t, const char *weight)
-{
-    switch (t->kind) {
-    case FHIR_SEARCH_TEXT_TERM:
-        buf_addch(out, '\'');
-        for (const char *c = t->term; *c; c++) {
-            if (*c == '\'' || *c == '\\')
-                buf_addch(out, *c);
-            buf_addch(out, *c);
-        }
-        if (t->prefix || *weight)
-            buf_addf(out, "':%s%s", t->prefix ? "*" : "", weight);
-        else
-            buf_addch(out, '\'');
-        return;
-    case FHIR_SEARCH_TEXT_AND:
-    case FHIR_SEARCH_TEXT_OR:
-        buf_addch(out, '(');
-        tsquery_render(out, t->left, weight);
-        buf_addstr(out, t->kind == FHIR_SEARCH_TEXT_AND ? " & " : " | ");
-        tsquery_render(out, t->right, weight);
-        buf_addch(out, ')');
-        return;
-    }
-}
-
-/* _content and _text on PostgreSQL: the tsvector column of ix_text, its terms folded as the
- * column's (concerto_fold). */
-static void q_tsquery(q_t *q, const fhir_search_clause_t *clause, const char *alias)
-{
-    const char *weight = strcmp(clause->param->code, "_text") == 0 ? "A" : "";
-    buf_t match = BUF_INIT;
-    for (size_t i = 0; i < clause->nvalues; i++) {
-        if (i)
-            buf_addstr(&match, " | ");
-        tsquery_render(&match, clause->values[i].as.text, weight);
-    }
-    q_addf(q,
-           "%s.rid IN (SELECT rid FROM ix_text WHERE words @@ "
-           "to_tsquery('simple'::regconfig, concerto_fold(",
-           alias);
-    q_text(q, arena_strndup(q->arena, match.ptr, match.len));
-    q_add(q, ")))");
-    buf_release(&match);
-}
-
-/* _content and _text: the rids whose full text (ix_text's column) matches one of the values. */
+/* _content and _text: the rids whose full text matches one of the values: on SQLite the FTS5
+ * column (`content : (...)` or `narrative : (...)`), on PostgreSQL the tsvector's words of
+ * weight B or A. False when no value can match anything. */
 static void q_fulltext(q_t *q, const fhir_search_clause_t *clause, const char *alias)
 {
-    if (q->d->kind == SQL_POSTGRES) {
-        q_tsquery(q, clause, alias);
-        return;
-    }
+    bool postgres = q->d->kind == SQL_POSTGRES;
+    bool narrative = strcmp(clause->param->code, "_text") == 0;
     buf_t match = BUF_INIT;
-    buf_addstr(&match, strcmp(clause->param->code, "_text") == 0 ? "narrative : (" : "content : (");
+    size_t n = 0;
     for (size_t i = 0; i < clause->nvalues; i++) {
-        if (i)
-            buf_addstr(&match, " OR ");
-        fts_render(&match, clause->values[i].as.text);
+        buf_t value = BUF_INIT;
+        if (text_render(&value, clause->values[i].as.text, postgres, narrative ? 'A' : 'B'))
+            buf_addf(&match, "%s%s", n++ ? (postgres ? " | " : " OR ") : "", value.ptr);
+        buf_release(&value);
     }
-    buf_addch(&match, ')');
-    q_addf(q, "%s.rid IN (SELECT rowid FROM ix_text WHERE ix_text MATCH ", alias);
-    q_text(q, arena_strndup(q->arena, match.ptr, match.len));
-    q_add(q, ")");
+    if (n == 0) {
+        q_add(q, q->d->false_sql);
+    } else if (postgres) {
+        q_addf(q, "%s.rid IN (SELECT rid FROM ix_text WHERE words @@ ", alias);
+        q_text(q, arena_strndup(q->arena, match.ptr, match.len));
+        q_add(q, "::tsquery)");
+    } else {
+        q_addf(q, "%s.rid IN (SELECT rowid FROM ix_text WHERE ix_text MATCH ", alias);
+        q_text(q,
+               arena_printf(q->arena, "%s : (%s)", narrative ? "narrative" : "content", match.ptr));
+        q_add(q, ")");
+    }
     buf_release(&match);
 }
 
@@ -2244,6 +2256,11 @@ static status_t run_includes(const sql_driver_t *driver, const store_search_t *q
             q_t q;
             q_init(&q, driver->dialect, query, arena);
             q_include(&q, inc, from);
+            /* no more rows than can be kept: those already seen, what is left below the cap,
+             * and one to tell that the cap was reached (PostgreSQL's client would read every
+             * row of the statement before the first is looked at) */
+            q_add(&q, " LIMIT ");
+            q_int(&q, (int64_t)(seen->n + STORE_SEARCH_MAX_INCLUDE - added->n + 1));
             status_t rc = q_run(&q, driver, "search include", include_row, &rows, err);
             if (rc)
                 return rc;

@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "store/sqlite_int.h"
+#include "store/sql_text.h"
 
 typedef struct {
     char *path;
@@ -305,6 +306,16 @@ static const char *const migrations[] = {
     "  latitude REAL NOT NULL, longitude REAL NOT NULL);"
     "CREATE INDEX ix_position_value ON ix_position (type, param, latitude, longitude, rid);"
     "CREATE INDEX ix_position_rid ON ix_position (rid, param, latitude, longitude);",
+    /* 8: PostgreSQL's strings in byte order; SQLite's compare so already */
+    "SELECT 1",
+    /* 9: full text split into words by Concerto (sql_text.h), as PostgreSQL's 9: the FTS5
+       columns hold the words joined by spaces, which the ascii tokenizer splits at the
+       spaces only; the rows written before are split by concerto_words (migrate). */
+    "ALTER TABLE ix_text RENAME TO ix_text_unicode61;"
+    "CREATE VIRTUAL TABLE ix_text USING fts5(content, narrative, tokenize = 'ascii');"
+    "INSERT INTO ix_text (rowid, content, narrative) SELECT rowid, concerto_words(content), "
+    "concerto_words(narrative) FROM ix_text_unicode61;"
+    "DROP TABLE ix_text_unicode61;",
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
@@ -1016,12 +1027,18 @@ static status_t write_text(sqlite_conn_t *conn, int64_t rid, bool is_new,
         return ERR_OK;
     if ((status = prepare(conn, STMT_INSERT_TEXT, &stmt, err)))
         return status;
+    /* the words, joined by spaces for FTS5's ascii tokenizer (sql_text.h) */
+    buf_t content = BUF_INIT, narrative = BUF_INIT;
+    sql__text_join(rows->content, &content);
+    sql__text_join(rows->narrative, &narrative);
     sqlite3_bind_int64(stmt, 1, rid);
-    bind_opt_text(stmt, 2, rows->content);
-    bind_opt_text(stmt, 3, rows->narrative);
+    bind_opt_text(stmt, 2, rows->content ? content.ptr : NULL);
+    bind_opt_text(stmt, 3, rows->narrative ? narrative.ptr : NULL);
     rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
+    buf_release(&content);
+    buf_release(&narrative);
     if (rc != SQLITE_DONE)
         return sqlite__fail(conn->handle, rc, err, "insert full text");
     return ERR_OK;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "store/sql_search.h"
+#include "store/sql_text.h"
 #include "store/sqlite_int.h"
 
 static void distance_function(sqlite3_context *context, int argc, sqlite3_value **argv)
@@ -25,8 +26,26 @@ static void distance_function(sqlite3_context *context, int argc, sqlite3_value 
                                                         sqlite3_value_double(argv[3])));
 }
 
+/* concerto_words(text): the words of a full text joined by spaces (sql_text.h), for the
+ * migration that splits the text stored before it. */
+static void words_function(sqlite3_context *context, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+        sqlite3_result_null(context);
+        return;
+    }
+    buf_t words = BUF_INIT;
+    sql__text_join((const char *)sqlite3_value_text(argv[0]), &words);
+    sqlite3_result_text(context, words.ptr, (int)words.len, SQLITE_TRANSIENT);
+    buf_release(&words);
+}
+
 void sqlite__search_functions(sqlite3 *handle)
 {
+    sqlite3_create_function(handle, "concerto_words", 1,
+                            SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                            words_function, NULL, NULL);
     sqlite3_create_function(handle, "concerto_distance", 4,
                             SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
                             distance_function, NULL, NULL);
