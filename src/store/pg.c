@@ -406,6 +406,8 @@ static const char *const migrations[] = {
     "ALTER TABLE ix_text DROP COLUMN words;"
     "ALTER TABLE ix_text ADD COLUMN words tsvector;"
     "CREATE INDEX ix_text_words ON ix_text USING GIN (words);",
+    /* 10: accounts, OAuth clients and tokens (sql_auth.c), the same in both drivers */
+    sql__auth_schema,
 };
 
 /* ---- parameters and results ---------------------------------------------------------- */
@@ -1539,4 +1541,5 @@ const store_driver_t store__pg_driver = {
     .lease_release = pg__lease_release,
     .defer_indexes = pg_defer_indexes,
     .analyze = pg_analyze,
+    .run_auth = pg__run_auth,
 };
