@@ -18,6 +18,8 @@ static const struct {
     {"errors", cli_errors, "list the error codes and their HTTP statuses"},
     {"reindex", cli_reindex, "rebuild the search index of a database"},
     {"fhirpath", cli_fhirpath, "evaluate a FHIRPath expression over a resource file"},
+    {"user", cli_user, "add, list, disable and reset user accounts"},
+    {"client", cli_client, "register, list and remove OAuth clients"},
 };
 
 static void usage(FILE *out)
