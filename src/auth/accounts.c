@@ -18,9 +18,15 @@
 #include "base/buf.h"
 
 const char *const auth_roles[] = {
-    "admin",      "coordinator",   "nurse",   "physician",
-    "pharmacist", "social-worker", "community-health-worker",
-    "patient",    "service",
+    "admin",
+    "coordinator",
+    "nurse",
+    "physician",
+    "pharmacist",
+    "social-worker",
+    "community-health-worker",
+    "patient",
+    "service",
 };
 const size_t auth_nroles = sizeof(auth_roles) / sizeof(auth_roles[0]);
 
@@ -74,8 +80,7 @@ void auth__dummy_verify(auth_accounts_t *accounts, const char *password, size_t 
     (void)password_verify(accounts->dummy_hash, password, len);
 }
 
-status_t auth_username_normalize(const char *username, char out[AUTH_USERNAME_MAX + 1],
-                                 err_t *err)
+status_t auth_username_normalize(const char *username, char out[AUTH_USERNAME_MAX + 1], err_t *err)
 {
     size_t len = strlen(username);
     if (len == 0 || len > AUTH_USERNAME_MAX)
@@ -101,10 +106,9 @@ static const char *new_uuid(arena_t *arena)
     auth_random_bytes(b, sizeof(b));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    return arena_printf(arena,
-                        "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-                        b[12], b[13], b[14], b[15]);
+    return arena_printf(
+        arena, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+        b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 /* ---- creation -------------------------------------------------------------------------- */
@@ -217,8 +221,8 @@ typedef struct {
     auth_accounts_t *accounts;
     const char *username;
     outcome_kind_t kind;
-    bool record_login;     /* success: the login is complete */
-    const char *new_hash;  /* OUTCOME_REHASH / success: a new password hash, or NULL */
+    bool record_login;    /* success: the login is complete */
+    const char *new_hash; /* OUTCOME_REHASH / success: a new password hash, or NULL */
     int64_t now_us;
     arena_t *arena;
     store_account_t after;
@@ -317,8 +321,8 @@ status_t auth_login(auth_accounts_t *accounts, store_conn_t *conn, const char *u
         out->account = account;
         return ERR_OK;
     }
-    return record(accounts, name, OUTCOME_SUCCESS, clear && out->step == AUTH_LOGIN_DONE,
-                  new_hash, now_us, arena, &out->account, err);
+    return record(accounts, name, OUTCOME_SUCCESS, clear && out->step == AUTH_LOGIN_DONE, new_hash,
+                  now_us, arena, &out->account, err);
 }
 
 /* ---- the second factor ----------------------------------------------------------------- */
@@ -432,8 +436,7 @@ static status_t code_txn(store_txn_t *txn, void *arg, err_t *err)
     return store_txn_account_update(txn, row, err);
 }
 
-static status_t run_code(auth_accounts_t *accounts, code_arg_t *arg, auth_login_t *out,
-                         err_t *err)
+static status_t run_code(auth_accounts_t *accounts, code_arg_t *arg, auth_login_t *out, err_t *err)
 {
     if (out)
         memset(out, 0, sizeof(*out));
@@ -456,8 +459,7 @@ static status_t run_code(auth_accounts_t *accounts, code_arg_t *arg, auth_login_
 }
 
 status_t auth_mfa_verify(auth_accounts_t *accounts, const char *username, const char *code,
-                         size_t len, int64_t now_us, arena_t *arena, auth_login_t *out,
-                         err_t *err)
+                         size_t len, int64_t now_us, arena_t *arena, auth_login_t *out, err_t *err)
 {
     code_arg_t arg = {.accounts = accounts,
                       .op = CODE_VERIFY,
@@ -559,8 +561,7 @@ static status_t run_admin(admin_arg_t *arg, err_t *err)
 }
 
 status_t auth_mfa_enroll(auth_accounts_t *accounts, const char *username, int64_t now_us,
-                         arena_t *arena, const char **out_uri, const char **out_secret,
-                         err_t *err)
+                         arena_t *arena, const char **out_uri, const char **out_secret, err_t *err)
 {
     if (!accounts->secrets)
         return err_set(err, ERR_UNAVAILABLE, NULL,
@@ -603,8 +604,7 @@ status_t auth_mfa_enroll(auth_accounts_t *accounts, const char *username, int64_
     return rc;
 }
 
-status_t auth_mfa_reset(auth_accounts_t *accounts, const char *username, int64_t now_us,
-                        err_t *err)
+status_t auth_mfa_reset(auth_accounts_t *accounts, const char *username, int64_t now_us, err_t *err)
 {
     arena_t arena;
     arena_init(&arena);
@@ -643,8 +643,8 @@ status_t auth_account_set_password(auth_accounts_t *accounts, const char *userna
     return rc;
 }
 
-status_t auth_account_set_disabled(auth_accounts_t *accounts, const char *username,
-                                   bool disabled, int64_t now_us, err_t *err)
+status_t auth_account_set_disabled(auth_accounts_t *accounts, const char *username, bool disabled,
+                                   int64_t now_us, err_t *err)
 {
     arena_t arena;
     arena_init(&arena);

@@ -47,14 +47,14 @@ bool auth_role_is_staff(const char *name);
 #define AUTH_USERNAME_MAX 64
 
 typedef struct {
-    store_t *store;               /* borrowed */
-    password_cost_t cost;         /* password_cost_default */
-    password_policy_t policy;     /* 12 to 128 characters, no word list: set policy.dict */
+    store_t *store;                /* borrowed */
+    password_cost_t cost;          /* password_cost_default */
+    password_policy_t policy;      /* 12 to 128 characters, no word list: set policy.dict */
     const auth_secrets_t *secrets; /* borrowed; NULL: TOTP enrolment is refused */
-    const char *totp_issuer;      /* the issuer shown in authenticator apps: "Concerto" */
-    int64_t lockout_threshold;    /* failures before a lock: 5 */
-    int64_t lockout_base_us;      /* the first lock: 1 minute */
-    int64_t lockout_max_us;       /* the longest: 1 hour */
+    const char *totp_issuer;       /* the issuer shown in authenticator apps: "Concerto" */
+    int64_t lockout_threshold;     /* failures before a lock: 5 */
+    int64_t lockout_base_us;       /* the first lock: 1 minute */
+    int64_t lockout_max_us;        /* the longest: 1 hour */
     /* a hash that no password matches, verified for unknown users (made on first use) */
     pthread_mutex_t dummy_lock;
     char dummy_hash[PASSWORD_HASH_SIZE];
@@ -66,8 +66,7 @@ void auth_accounts_release(auth_accounts_t *accounts);
 
 /* Lower-cases username into out (AUTH_USERNAME_MAX + 1 bytes). ERR_VALUE when it is not a
  * username. */
-status_t auth_username_normalize(const char *username, char out[AUTH_USERNAME_MAX + 1],
-                                 err_t *err);
+status_t auth_username_normalize(const char *username, char out[AUTH_USERNAME_MAX + 1], err_t *err);
 
 typedef struct {
     const char *username;
@@ -127,8 +126,7 @@ status_t auth_login(auth_accounts_t *accounts, store_conn_t *conn, const char *u
  * ERR_UNAUTHORIZED "invalid code", counted as a failure.
  */
 status_t auth_mfa_verify(auth_accounts_t *accounts, const char *username, const char *code,
-                         size_t len, int64_t now_us, arena_t *arena, auth_login_t *out,
-                         err_t *err);
+                         size_t len, int64_t now_us, arena_t *arena, auth_login_t *out, err_t *err);
 
 /*
  * Starts TOTP enrolment: a new secret, sealed with the server key and stored unconfirmed
@@ -138,8 +136,7 @@ status_t auth_mfa_verify(auth_accounts_t *accounts, const char *username, const 
  * server has no secrets key.
  */
 status_t auth_mfa_enroll(auth_accounts_t *accounts, const char *username, int64_t now_us,
-                         arena_t *arena, const char **out_uri, const char **out_secret,
-                         err_t *err);
+                         arena_t *arena, const char **out_uri, const char **out_secret, err_t *err);
 /*
  * Confirms enrolment with a code from the app: the factor is on from now, and
  * RECOVERY_CODE_COUNT new recovery codes are made; *out_codes (in arena) holds them, to show
@@ -161,8 +158,8 @@ status_t auth_account_set_password(auth_accounts_t *accounts, const char *userna
                                    const char *password, size_t len, int64_t now_us, err_t *err);
 /* Disables (revoking the account's tokens) or enables an account; enabling also clears the
  * failures and the lock. ERR_NOT_FOUND. */
-status_t auth_account_set_disabled(auth_accounts_t *accounts, const char *username,
-                                   bool disabled, int64_t now_us, err_t *err);
+status_t auth_account_set_disabled(auth_accounts_t *accounts, const char *username, bool disabled,
+                                   int64_t now_us, err_t *err);
 
 /* Verifies password against a hash no password matches, with cost: the time a real check
  * takes, for unknown users and clients. */

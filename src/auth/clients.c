@@ -132,9 +132,7 @@ status_t auth_client_register(auth_accounts_t *accounts, const auth_client_new_t
         arg.client.jwks = in->jwks;
         break;
     }
-    default:
-        rc = err_set(err, ERR_VALUE, NULL, "unknown client kind");
-        goto out;
+    default: rc = err_set(err, ERR_VALUE, NULL, "unknown client kind"); goto out;
     }
     rc = store_run(accounts->store, register_txn, &arg, err);
 out:
@@ -268,8 +266,8 @@ status_t auth_client_remove(auth_accounts_t *accounts, const char *client_id, er
     return store_run(accounts->store, change_txn, &arg, err);
 }
 
-status_t auth_client_set_disabled(auth_accounts_t *accounts, const char *client_id,
-                                  bool disabled, int64_t now_us, err_t *err)
+status_t auth_client_set_disabled(auth_accounts_t *accounts, const char *client_id, bool disabled,
+                                  int64_t now_us, err_t *err)
 {
     change_arg_t arg = {client_id, false, disabled, now_us};
     return store_run(accounts->store, change_txn, &arg, err);

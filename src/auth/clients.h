@@ -73,7 +73,7 @@ status_t auth_client_authenticate_jwt(auth_accounts_t *accounts, store_conn_t *c
 /* Removes a client and its tokens. ERR_NOT_FOUND. */
 status_t auth_client_remove(auth_accounts_t *accounts, const char *client_id, err_t *err);
 /* Disables a client and revokes its tokens, or enables it. ERR_NOT_FOUND. */
-status_t auth_client_set_disabled(auth_accounts_t *accounts, const char *client_id,
-                                  bool disabled, int64_t now_us, err_t *err);
+status_t auth_client_set_disabled(auth_accounts_t *accounts, const char *client_id, bool disabled,
+                                  int64_t now_us, err_t *err);
 
 #endif

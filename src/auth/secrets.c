@@ -116,10 +116,9 @@ bool auth_secrets_open(const auth_secrets_t *secrets, const char *context, const
         abort();
     unsigned long long got = 0;
     const unsigned char *b = (const unsigned char *)box.ptr;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &got, NULL, b + NONCE_SIZE,
-                                                   box.len - NONCE_SIZE,
-                                                   (const unsigned char *)context,
-                                                   strlen(context), b, secrets->key) == 0) {
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+            plain, &got, NULL, b + NONCE_SIZE, box.len - NONCE_SIZE, (const unsigned char *)context,
+            strlen(context), b, secrets->key) == 0) {
         buf_add(out, plain, (size_t)got);
         ok = true;
     }

@@ -217,8 +217,8 @@ static status_t exchange_txn(store_txn_t *txn, void *arg, err_t *err)
     status_t rc = store_txn_token_get(txn, a->hash, a->arena, &row, &lookup);
     if (rc == ERR_NOT_FOUND || (!rc && row.kind != a->kind)) {
         err_release(&lookup);
-        a->refused = a->kind == STORE_TOKEN_CODE ? "unknown authorization code"
-                                                 : "unknown refresh token";
+        a->refused =
+            a->kind == STORE_TOKEN_CODE ? "unknown authorization code" : "unknown refresh token";
         return ERR_OK;
     }
     if (rc) {
@@ -235,9 +235,9 @@ static status_t exchange_txn(store_txn_t *txn, void *arg, err_t *err)
         a->refused = a->kind == STORE_TOKEN_CODE
                          ? "the authorization code was used before: its tokens are revoked"
                          : "the refresh token was used before: its tokens are revoked";
-        return row.family_id ? store_txn_token_revoke_family(txn, row.family_id, a->now_us, NULL,
-                                                             err)
-                             : ERR_OK;
+        return row.family_id
+                   ? store_txn_token_revoke_family(txn, row.family_id, a->now_us, NULL, err)
+                   : ERR_OK;
     case STORE_TOKEN_REVOKED: a->refused = "the grant was revoked"; return ERR_OK;
     case STORE_TOKEN_EXPIRED: a->refused = "the grant has expired"; return ERR_OK;
     case STORE_TOKEN_ACTIVE: break;
@@ -286,16 +286,16 @@ status_t auth_code_exchange(auth_tokens_t *tokens, const char *code, const char 
                             const char *redirect_uri, const char *code_verifier, int64_t now_us,
                             arena_t *arena, auth_issued_t *out, err_t *err)
 {
-    exchange_arg_t arg = {tokens, STORE_TOKEN_CODE, NULL, client_id, redirect_uri,
-                          code_verifier, now_us, arena, out, NULL};
+    exchange_arg_t arg = {tokens,        STORE_TOKEN_CODE, NULL,  client_id, redirect_uri,
+                          code_verifier, now_us,           arena, out,       NULL};
     return run_exchange(&arg, code, err);
 }
 
 status_t auth_refresh(auth_tokens_t *tokens, const char *refresh_token, const char *client_id,
                       int64_t now_us, arena_t *arena, auth_issued_t *out, err_t *err)
 {
-    exchange_arg_t arg = {tokens, STORE_TOKEN_REFRESH, NULL, client_id, NULL, NULL,
-                          now_us, arena, out, NULL};
+    exchange_arg_t arg = {
+        tokens, STORE_TOKEN_REFRESH, NULL, client_id, NULL, NULL, now_us, arena, out, NULL};
     return run_exchange(&arg, refresh_token, err);
 }
 
@@ -326,9 +326,9 @@ static void copy_out(const store_token_t *from, arena_t *arena, store_token_t *o
 /* The slot of a hash: its first 8 hex digits as a number. */
 static size_t slot_of(const auth_tokens_t *tokens, const char *hash)
 {
-    return (size_t)strtoull((char[9]){hash[0], hash[1], hash[2], hash[3], hash[4], hash[5],
-                                      hash[6], hash[7], 0},
-                            NULL, 16) %
+    return (size_t)strtoull(
+               (char[9]){hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7], 0},
+               NULL, 16) %
            tokens->cache_size;
 }
 
@@ -371,9 +371,8 @@ static void cache_put(auth_tokens_t *tokens, const char *hash, const store_token
     pthread_mutex_unlock(&tokens->lock);
 }
 
-status_t auth_token_check(auth_tokens_t *tokens, store_conn_t *conn, const char *token,
-                          size_t len, int64_t now_us, arena_t *arena, store_token_t *out,
-                          err_t *err)
+status_t auth_token_check(auth_tokens_t *tokens, store_conn_t *conn, const char *token, size_t len,
+                          int64_t now_us, arena_t *arena, store_token_t *out, err_t *err)
 {
     if (len != AUTH_TOKEN_SIZE - 1)
         return err_set(err, ERR_UNAUTHORIZED, NULL, "invalid access token");

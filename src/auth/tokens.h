@@ -107,9 +107,8 @@ status_t auth_refresh(auth_tokens_t *tokens, const char *refresh_token, const ch
  * when it is a live access token, else ERR_UNAUTHORIZED. From the cache when it was checked
  * less than cache_ttl_us ago and has not expired since; from the store otherwise.
  */
-status_t auth_token_check(auth_tokens_t *tokens, store_conn_t *conn, const char *token,
-                          size_t len, int64_t now_us, arena_t *arena, store_token_t *out,
-                          err_t *err);
+status_t auth_token_check(auth_tokens_t *tokens, store_conn_t *conn, const char *token, size_t len,
+                          int64_t now_us, arena_t *arena, store_token_t *out, err_t *err);
 
 /* Revokes a token (RFC 7009): a refresh token with its whole family, an access token alone.
  * An unknown token is not an error (RFC 7009 section 2.2). Empties this process's cache. */

@@ -20,9 +20,9 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 
-#define DB_HELP                                                                               \
+#define DB_HELP                                                                                 \
     "  --db FILE        the SQLite database file (default: concerto.db; env CONCERTO_DB), or\n" \
-    "                   a PostgreSQL URI postgresql://USER@HOST:PORT/DATABASE\n"                 \
+    "                   a PostgreSQL URI postgresql://USER@HOST:PORT/DATABASE\n"                \
     "  --config FILE    read settings from FILE (lines \"name = value\"; env CONCERTO_CONFIG)\n"
 
 static const char user_help[] =
@@ -241,8 +241,8 @@ static bool flag_set(const settings_t *s, const char *name)
 
 static int user_add(int argc, char **argv)
 {
-    static const char *const known[] = {"db",      "username", "role", "practitioner",
-                                        "practitioner-role", "patient", NULL};
+    static const char *const known[] = {
+        "db", "username", "role", "practitioner", "practitioner-role", "patient", NULL};
     static const char *const switches[] = {"password-stdin", NULL};
     command_t c;
     int status = command_start(&c, "user add", user_add_help, argc, argv, known, switches, 0);
@@ -355,8 +355,8 @@ static int user_change(const char *name, const char *help, user_op_t op, int arg
     static const char *const known[] = {"db", NULL};
     static const char *const switches[] = {"password-stdin", NULL};
     command_t c;
-    int status = command_start(&c, name, help, argc, argv, known,
-                               op == USER_PASSWORD ? switches : NULL, 1);
+    int status =
+        command_start(&c, name, help, argc, argv, known, op == USER_PASSWORD ? switches : NULL, 1);
     if (status >= 0)
         goto out;
     const char *username = c.s.args[0];
@@ -437,8 +437,8 @@ static bool read_file(const char *path, buf_t *out)
 
 static int client_add(int argc, char **argv)
 {
-    static const char *const known[] = {"db",   "client-id",    "scopes",
-                                        "jwks", "redirect-uri", "name", NULL};
+    static const char *const known[] = {"db",           "client-id", "scopes", "jwks",
+                                        "redirect-uri", "name",      NULL};
     static const char *const switches[] = {"secret-stdin", "public", NULL};
     command_t c;
     int status = command_start(&c, "client add", client_add_help, argc, argv, known, switches, 0);
@@ -484,8 +484,7 @@ static int client_add(int argc, char **argv)
     } else {
         in.kind = STORE_CLIENT_JWT;
         if (!read_file(jwks_path, &jwks)) {
-            fprintf(stderr, "concerto client add: could not read the JWK Set \"%s\"\n",
-                    jwks_path);
+            fprintf(stderr, "concerto client add: could not read the JWK Set \"%s\"\n", jwks_path);
             status = 1;
             goto done;
         }
@@ -548,8 +547,7 @@ static int client_remove(int argc, char **argv)
 {
     static const char *const known[] = {"db", NULL};
     command_t c;
-    int status =
-        command_start(&c, "client remove", client_remove_help, argc, argv, known, NULL, 1);
+    int status = command_start(&c, "client remove", client_remove_help, argc, argv, known, NULL, 1);
     if (status >= 0)
         goto out;
     status_t rc = auth_client_remove(&c.accounts, c.s.args[0], &c.err);

@@ -109,12 +109,12 @@ enum {
 
 _Static_assert(S__COUNT <= STORE_AUTH_STATEMENTS, "raise STORE_AUTH_STATEMENTS");
 
-#define ACCOUNT_COLUMNS                                                                         \
-    "account_id, username, role, practitioner_id, practitioner_role_id, patient_id, "           \
-    "password_hash, disabled, failed_logins, locked_until_us, last_login_us, "                  \
+#define ACCOUNT_COLUMNS                                                                          \
+    "account_id, username, role, practitioner_id, practitioner_role_id, patient_id, "            \
+    "password_hash, disabled, failed_logins, locked_until_us, last_login_us, "                   \
     "password_changed_us, totp_secret, totp_confirmed, totp_last_step, created_us, updated_us, " \
     "(SELECT count(*) FROM account_recovery r WHERE r.account_id = account.account_id)"
-#define CLIENT_COLUMNS                                                                     \
+#define CLIENT_COLUMNS                                                                        \
     "client_id, name, kind, secret_hash, jwks, scopes, redirect_uris, disabled, created_us, " \
     "updated_us"
 #define TOKEN_COLUMNS                                                                          \
@@ -208,8 +208,7 @@ static status_t run_conn(store_conn_t *conn, int which, const params_t *p, arena
 {
     const store_driver_t *driver;
     void *dconn = store__conn_driver(conn, &driver);
-    return driver->run_auth(dconn, which, sql_for(driver, which), p->values, p->n, arena, out,
-                            err);
+    return driver->run_auth(dconn, which, sql_for(driver, which), p->values, p->n, arena, out, err);
 }
 
 static status_t run_txn(store_txn_t *txn, int which, const params_t *p, arena_t *arena,
@@ -217,8 +216,7 @@ static status_t run_txn(store_txn_t *txn, int which, const params_t *p, arena_t 
 {
     const store_driver_t *driver;
     void *dconn = store__txn_driver(txn, &driver);
-    return driver->run_auth(dconn, which, sql_for(driver, which), p->values, p->n, arena, out,
-                            err);
+    return driver->run_auth(dconn, which, sql_for(driver, which), p->values, p->n, arena, out, err);
 }
 
 /* A statement that returns no rows, in a transaction; *out_changes (may be NULL). */
@@ -386,8 +384,8 @@ status_t store_txn_account_update(store_txn_t *txn, const store_account_t *a, er
     return rc;
 }
 
-status_t store_txn_recovery_set(store_txn_t *txn, const char *account_id,
-                                const char *const *hashes, size_t n, err_t *err)
+status_t store_txn_recovery_set(store_txn_t *txn, const char *account_id, const char *const *hashes,
+                                size_t n, err_t *err)
 {
     params_t p = {.n = 0};
     p_text(&p, account_id);
@@ -509,8 +507,8 @@ static int compare_clients(const void *a, const void *b)
     return strcmp(((const store_client_t *)a)->client_id, ((const store_client_t *)b)->client_id);
 }
 
-status_t store_client_list(store_conn_t *conn, arena_t *arena, store_client_t **out,
-                           size_t *out_n, err_t *err)
+status_t store_client_list(store_conn_t *conn, arena_t *arena, store_client_t **out, size_t *out_n,
+                           err_t *err)
 {
     params_t p = {.n = 0};
     store__rows_t rows = {0};
@@ -638,8 +636,8 @@ status_t store_token_get(store_conn_t *conn, const char *hash, arena_t *arena, s
     return one_token(run_conn(conn, T_GET, &p, arena, &rows, err), &rows, out, err);
 }
 
-status_t store_txn_token_get(store_txn_t *txn, const char *hash, arena_t *arena,
-                             store_token_t *out, err_t *err)
+status_t store_txn_token_get(store_txn_t *txn, const char *hash, arena_t *arena, store_token_t *out,
+                             err_t *err)
 {
     params_t p = {.n = 0};
     p_text(&p, hash);

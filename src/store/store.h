@@ -570,8 +570,8 @@ status_t store_account_list(store_conn_t *conn, arena_t *arena, store_account_t 
 status_t store_txn_account_update(store_txn_t *txn, const store_account_t *account, err_t *err);
 
 /* Replaces the recovery code hashes of an account with hashes[0..n) (n 0: removes them). */
-status_t store_txn_recovery_set(store_txn_t *txn, const char *account_id,
-                                const char *const *hashes, size_t n, err_t *err);
+status_t store_txn_recovery_set(store_txn_t *txn, const char *account_id, const char *const *hashes,
+                                size_t n, err_t *err);
 /* The recovery code hashes of an account, in the transaction. */
 status_t store_txn_recovery_list(store_txn_t *txn, const char *account_id, arena_t *arena,
                                  const char ***out, size_t *out_n, err_t *err);
@@ -609,8 +609,8 @@ status_t store_txn_client_create(store_txn_t *txn, const store_client_t *client,
 status_t store_client_get(store_conn_t *conn, const char *client_id, arena_t *arena,
                           store_client_t *out, err_t *err);
 /* Every client, ordered by client_id. */
-status_t store_client_list(store_conn_t *conn, arena_t *arena, store_client_t **out,
-                           size_t *out_n, err_t *err);
+status_t store_client_list(store_conn_t *conn, arena_t *arena, store_client_t **out, size_t *out_n,
+                           err_t *err);
 /* Removes a client with its tokens and the assertion ids kept for it. ERR_NOT_FOUND. */
 status_t store_txn_client_delete(store_txn_t *txn, const char *client_id, err_t *err);
 /* Disables or enables a client (tokens are the caller's to revoke). ERR_NOT_FOUND. */
@@ -665,8 +665,8 @@ status_t store_txn_token_issue(store_txn_t *txn, const store_token_t *token, err
 status_t store_token_get(store_conn_t *conn, const char *hash, arena_t *arena, store_token_t *out,
                          err_t *err);
 /* The same in a transaction (the row locked on PostgreSQL until it ends). */
-status_t store_txn_token_get(store_txn_t *txn, const char *hash, arena_t *arena,
-                             store_token_t *out, err_t *err);
+status_t store_txn_token_get(store_txn_t *txn, const char *hash, arena_t *arena, store_token_t *out,
+                             err_t *err);
 /* Marks a code or refresh token exchanged at now_us. *out_first is false when it was used or
  * revoked already (a replay: the caller revokes its family). ERR_NOT_FOUND. */
 status_t store_txn_token_use(store_txn_t *txn, const char *hash, int64_t now_us, bool *out_first,

@@ -27,9 +27,9 @@
 #include "store/store.h"
 #include "unit/store/drivers.h"
 
-#define SECOND 1000000LL
-#define MINUTE (60 * SECOND)
-#define T0     (1800000000LL * SECOND)
+#define SECOND   1000000LL
+#define MINUTE   (60 * SECOND)
+#define T0       (1800000000LL * SECOND)
 #define PASSWORD "violet cactus under the harbour"
 
 static store_t *store;
@@ -110,12 +110,11 @@ static status_t create(const char *username, const char *role, const char *pract
     return rc;
 }
 
-static status_t login(const char *username, const char *password, int64_t now,
-                      auth_login_t *out)
+static status_t login(const char *username, const char *password, int64_t now, auth_login_t *out)
 {
     err_t err = ERR_INIT;
-    status_t rc = auth_login(&accounts, conn, username, password, strlen(password), now, &arena,
-                             out, &err);
+    status_t rc =
+        auth_login(&accounts, conn, username, password, strlen(password), now, &arena, out, &err);
     if (rc)
         assert_string_equal(err_message(&err), "invalid user name or password");
     err_release(&err);
@@ -166,8 +165,7 @@ static void test_lockout_with_back_off(void **state)
     }
     assert_int_equal(login("pat", PASSWORD, T0 + 10, &out), ERR_OK); /* 4: not locked */
     for (int i = 0; i < 5; i++)
-        assert_int_equal(login("pat", "wrong password here", T0 + 20 + i, &out),
-                         ERR_UNAUTHORIZED);
+        assert_int_equal(login("pat", "wrong password here", T0 + 20 + i, &out), ERR_UNAUTHORIZED);
     /* 5 failures: locked for a minute, even with the right password */
     assert_int_equal(login("pat", PASSWORD, T0 + 30, &out), ERR_UNAUTHORIZED);
     assert_int_equal(out.failure, AUTH_FAILURE_LOCKED);
@@ -211,8 +209,7 @@ static void test_rehash_and_password_reset(void **state)
     assert_int_equal(auth_account_set_password(&accounts, "pat", "abc", 3, T0, &err), ERR_RULE);
     err_reset(&err);
     const char *fresh = "quiet orange bicycle at dawn";
-    assert_int_equal(auth_account_set_password(&accounts, "nobody", fresh, strlen(fresh), T0,
-                                               &err),
+    assert_int_equal(auth_account_set_password(&accounts, "nobody", fresh, strlen(fresh), T0, &err),
                      ERR_NOT_FOUND);
     err_reset(&err);
     assert_int_equal(
@@ -253,14 +250,13 @@ static void test_staff_second_factor(void **state)
     assert_int_equal(strncmp(a.totp_secret, "v1.", 3), 0);
 
     char code[TOTP_CODE_SIZE], **recovery = NULL;
-    assert_int_equal(auth_mfa_confirm(&accounts, "nurse", "000000", 6, T0, &arena, &recovery,
-                                      &out, &err),
-                     ERR_UNAUTHORIZED);
+    assert_int_equal(
+        auth_mfa_confirm(&accounts, "nurse", "000000", 6, T0, &arena, &recovery, &out, &err),
+        ERR_UNAUTHORIZED);
     err_reset(&err);
     code_at(secret, T0, code);
-    assert_int_equal(auth_mfa_confirm(&accounts, "nurse", code, 6, T0, &arena, &recovery, &out,
-                                      &err),
-                     ERR_OK);
+    assert_int_equal(
+        auth_mfa_confirm(&accounts, "nurse", code, 6, T0, &arena, &recovery, &out, &err), ERR_OK);
     for (int i = 0; i < RECOVERY_CODE_COUNT; i++)
         assert_int_equal(strlen(recovery[i]), 19);
     assert_int_equal(out.account.failed_logins, 0); /* the failed try is cleared */
@@ -273,12 +269,11 @@ static void test_staff_second_factor(void **state)
     assert_int_equal(login("nurse", PASSWORD, T0 + MINUTE, &out), ERR_OK);
     assert_int_equal(out.step, AUTH_LOGIN_CODE);
     code_at(secret, T0 + MINUTE, code);
-    assert_int_equal(
-        auth_mfa_verify(&accounts, "nurse", code, 6, T0 + MINUTE, &arena, &out, &err), ERR_OK);
+    assert_int_equal(auth_mfa_verify(&accounts, "nurse", code, 6, T0 + MINUTE, &arena, &out, &err),
+                     ERR_OK);
     assert_int_equal(out.account.last_login_us, T0 + MINUTE);
-    assert_int_equal(
-        auth_mfa_verify(&accounts, "nurse", code, 6, T0 + MINUTE, &arena, &out, &err),
-        ERR_UNAUTHORIZED);
+    assert_int_equal(auth_mfa_verify(&accounts, "nurse", code, 6, T0 + MINUTE, &arena, &out, &err),
+                     ERR_UNAUTHORIZED);
     err_reset(&err);
 
     /* a recovery code works once, in any case and spacing */
@@ -299,16 +294,16 @@ static void test_staff_second_factor(void **state)
     /* wrong codes count toward the lockout (the replayed recovery code was the first);
        a right password in between does not clear the count */
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(auth_mfa_verify(&accounts, "nurse", "123456", 6, T0 + 3 * MINUTE,
-                                         &arena, &out, &err),
-                         ERR_UNAUTHORIZED);
+        assert_int_equal(
+            auth_mfa_verify(&accounts, "nurse", "123456", 6, T0 + 3 * MINUTE, &arena, &out, &err),
+            ERR_UNAUTHORIZED);
         err_reset(&err);
     }
     assert_int_equal(login("nurse", PASSWORD, T0 + 3 * MINUTE, &out), ERR_OK);
     assert_int_equal(out.step, AUTH_LOGIN_CODE);
-    assert_int_equal(auth_mfa_verify(&accounts, "nurse", "123456", 6, T0 + 3 * MINUTE, &arena,
-                                     &out, &err),
-                     ERR_UNAUTHORIZED);
+    assert_int_equal(
+        auth_mfa_verify(&accounts, "nurse", "123456", 6, T0 + 3 * MINUTE, &arena, &out, &err),
+        ERR_UNAUTHORIZED);
     err_reset(&err);
     code_at(secret, T0 + 3 * MINUTE + 30 * SECOND, code);
     assert_int_equal(auth_mfa_verify(&accounts, "nurse", code, 6, T0 + 3 * MINUTE + 30 * SECOND,
@@ -395,20 +390,20 @@ static void test_client_secret(void **state)
     err_reset(&err);
 
     store_client_t client;
-    assert_int_equal(auth_client_authenticate_secret(&accounts, conn, "app", secret,
-                                                     strlen(secret), &arena, &client, &err),
+    assert_int_equal(auth_client_authenticate_secret(&accounts, conn, "app", secret, strlen(secret),
+                                                     &arena, &client, &err),
                      ERR_OK);
-    assert_int_equal(auth_client_authenticate_secret(&accounts, conn, "app", "nope", 4, &arena,
-                                                     &client, &err),
-                     ERR_UNAUTHORIZED);
+    assert_int_equal(
+        auth_client_authenticate_secret(&accounts, conn, "app", "nope", 4, &arena, &client, &err),
+        ERR_UNAUTHORIZED);
     err_reset(&err);
     assert_int_equal(auth_client_authenticate_secret(&accounts, conn, "ghost", secret,
                                                      strlen(secret), &arena, &client, &err),
                      ERR_UNAUTHORIZED);
     err_reset(&err);
     assert_int_equal(auth_client_set_disabled(&accounts, "app", true, T0, &err), ERR_OK);
-    assert_int_equal(auth_client_authenticate_secret(&accounts, conn, "app", secret,
-                                                     strlen(secret), &arena, &client, &err),
+    assert_int_equal(auth_client_authenticate_secret(&accounts, conn, "app", secret, strlen(secret),
+                                                     &arena, &client, &err),
                      ERR_UNAUTHORIZED);
     err_release(&err);
 }
@@ -416,9 +411,8 @@ static void test_client_secret(void **state)
 static const char *assertion(jose_key_t *key, const char *iss, const char *aud, int64_t exp,
                              const char *jti)
 {
-    json_t *claims =
-        json_pack("{s:s, s:s, s:s, s:I, s:s}", "iss", iss, "sub", iss, "aud", aud, "exp",
-                  (json_int_t)exp, "jti", jti);
+    json_t *claims = json_pack("{s:s, s:s, s:s, s:I, s:s}", "iss", iss, "sub", iss, "aud", aud,
+                               "exp", (json_int_t)exp, "jti", jti);
     buf_t out = BUF_INIT;
     err_t err = ERR_INIT;
     assert_int_equal(jose_sign(key, JOSE_ES256, claims, &out, &err), ERR_OK);
@@ -436,10 +430,8 @@ static void test_client_assertions(void **state)
     json_t *jwk = jose_key_public_jwk(key, "ES256");
     json_t *set = json_pack("{s:[o]}", "keys", jwk);
     char *jwks = json_dumps(set, JSON_COMPACT);
-    auth_client_new_t in = {.client_id = "svc",
-                            .kind = STORE_CLIENT_JWT,
-                            .jwks = jwks,
-                            .scopes = "system/*.rs"};
+    auth_client_new_t in = {
+        .client_id = "svc", .kind = STORE_CLIENT_JWT, .jwks = jwks, .scopes = "system/*.rs"};
     err_t err = ERR_INIT;
     assert_int_equal(auth_client_register(&accounts, &in, T0, &err), ERR_OK);
     in.client_id = "svc2";
@@ -469,8 +461,8 @@ static void test_client_assertions(void **state)
         assertion(key, "nobody", aud, exp, "j5"),
     };
     for (size_t i = 0; i < 4; i++) {
-        assert_int_equal(auth_client_authenticate_jwt(&accounts, conn, bad[i], strlen(bad[i]),
-                                                      aud, now, &arena, &client, &err),
+        assert_int_equal(auth_client_authenticate_jwt(&accounts, conn, bad[i], strlen(bad[i]), aud,
+                                                      now, &arena, &client, &err),
                          ERR_UNAUTHORIZED);
         err_reset(&err);
     }
@@ -509,13 +501,13 @@ static void test_code_exchange_and_rotation(void **state)
                                         T0, &arena, &issued, &err),
                      ERR_UNAUTHORIZED);
     err_reset(&err);
-    assert_int_equal(auth_code_exchange(&tokens, code, "other", redirect, verifier, T0, &arena,
-                                        &issued, &err),
-                     ERR_UNAUTHORIZED);
+    assert_int_equal(
+        auth_code_exchange(&tokens, code, "other", redirect, verifier, T0, &arena, &issued, &err),
+        ERR_UNAUTHORIZED);
     err_reset(&err);
-    assert_int_equal(auth_code_exchange(&tokens, code, "app", redirect, verifier, T0, &arena,
-                                        &issued, &err),
-                     ERR_OK);
+    assert_int_equal(
+        auth_code_exchange(&tokens, code, "app", redirect, verifier, T0, &arena, &issued, &err),
+        ERR_OK);
     assert_int_equal(strlen(issued.access), 43);
     assert_int_equal(strlen(issued.refresh), 43); /* offline_access */
     assert_string_equal(issued.patient_id, "pat1");
@@ -529,36 +521,35 @@ static void test_code_exchange_and_rotation(void **state)
 
     /* rotation: the refresh token is used up and replaced */
     auth_issued_t second;
-    assert_int_equal(auth_refresh(&tokens, first.refresh, "app", T0 + SECOND, &arena, &second,
-                                  &err),
-                     ERR_OK);
+    assert_int_equal(
+        auth_refresh(&tokens, first.refresh, "app", T0 + SECOND, &arena, &second, &err), ERR_OK);
     assert_string_not_equal(second.refresh, first.refresh);
-    assert_int_equal(auth_token_check(&tokens, conn, second.access, 43, T0 + SECOND, &arena,
-                                      &row, &err),
-                     ERR_OK);
+    assert_int_equal(
+        auth_token_check(&tokens, conn, second.access, 43, T0 + SECOND, &arena, &row, &err),
+        ERR_OK);
     /* the old refresh token again: a leak; the whole family goes */
-    assert_int_equal(auth_refresh(&tokens, first.refresh, "app", T0 + 2 * SECOND, &arena,
-                                  &issued, &err),
-                     ERR_UNAUTHORIZED);
+    assert_int_equal(
+        auth_refresh(&tokens, first.refresh, "app", T0 + 2 * SECOND, &arena, &issued, &err),
+        ERR_UNAUTHORIZED);
     assert_non_null(strstr(err_message(&err), "used before"));
     err_reset(&err);
-    assert_int_equal(auth_token_check(&tokens, conn, second.access, 43, T0 + 2 * SECOND, &arena,
-                                      &row, &err),
-                     ERR_UNAUTHORIZED);
+    assert_int_equal(
+        auth_token_check(&tokens, conn, second.access, 43, T0 + 2 * SECOND, &arena, &row, &err),
+        ERR_UNAUTHORIZED);
     err_reset(&err);
-    assert_int_equal(auth_refresh(&tokens, second.refresh, "app", T0 + 3 * SECOND, &arena,
-                                  &issued, &err),
-                     ERR_UNAUTHORIZED);
+    assert_int_equal(
+        auth_refresh(&tokens, second.refresh, "app", T0 + 3 * SECOND, &arena, &issued, &err),
+        ERR_UNAUTHORIZED);
     err_reset(&err);
 
     /* a replayed code revokes what it gave */
     assert_int_equal(auth_code_issue(&tokens, &grant, challenge, redirect, T0, code, &err), 0);
-    assert_int_equal(auth_code_exchange(&tokens, code, "app", redirect, verifier, T0, &arena,
-                                        &issued, &err),
-                     ERR_OK);
-    assert_int_equal(auth_code_exchange(&tokens, code, "app", redirect, verifier, T0, &arena,
-                                        &second, &err),
-                     ERR_UNAUTHORIZED);
+    assert_int_equal(
+        auth_code_exchange(&tokens, code, "app", redirect, verifier, T0, &arena, &issued, &err),
+        ERR_OK);
+    assert_int_equal(
+        auth_code_exchange(&tokens, code, "app", redirect, verifier, T0, &arena, &second, &err),
+        ERR_UNAUTHORIZED);
     err_reset(&err);
     assert_int_equal(auth_token_check(&tokens, conn, issued.access, 43, T0, &arena, &row, &err),
                      ERR_UNAUTHORIZED);
@@ -588,8 +579,7 @@ static void test_token_cache_and_revocation(void **state)
     assert_string_equal(issued.refresh, "");
     store_token_t row;
     assert_int_equal(auth_token_check(&here, conn, issued.access, 43, T0, &arena, &row, &err), 0);
-    assert_int_equal(auth_token_check(&there, conn, issued.access, 43, T0, &arena, &row, &err),
-                     0);
+    assert_int_equal(auth_token_check(&there, conn, issued.access, 43, T0, &arena, &row, &err), 0);
     assert_null(row.account_id);
 
     assert_int_equal(auth_token_revoke(&here, issued.access, 43, T0, &err), ERR_OK);
