@@ -565,8 +565,8 @@ status_t auth_mfa_enroll(auth_accounts_t *accounts, const char *username, int64_
 {
     if (!accounts->secrets)
         return err_set(err, ERR_UNAVAILABLE, NULL,
-                       "TOTP needs a secrets key: set secrets-key-file (see concerto serve "
-                       "--help)");
+                       "TOTP enrolment needs the server's secrets key (docs/configuration.md, "
+                       "\"Secrets key\")");
     char name[AUTH_USERNAME_MAX + 1];
     status_t rc = auth_username_normalize(username, name, err);
     if (rc)
