@@ -1355,6 +1355,103 @@ static status_t pg_analyze(void *opaque, err_t *err)
     return exec(opaque, "ANALYZE", err);
 }
 
+/* ---- copying a database ---------------------------------------------------------------- */
+
+/* A database server is shared by design: which processes use it cannot be told. */
+static status_t pg_check_unused(const char *location, err_t *err)
+{
+    (void)location;
+    (void)err;
+    return ERR_OK;
+}
+
+/* REPEATABLE READ: one snapshot, taken by the first query; with lock_writers the tables that
+ * writes touch are locked in SHARE mode first (writers wait, readers do not). */
+static status_t pg_snapshot_begin(void *opaque, bool lock_writers, err_t *err)
+{
+    pg_conn_t *conn = opaque;
+    status_t rc = exec(conn,
+                       lock_writers ? "BEGIN ISOLATION LEVEL REPEATABLE READ;"
+                                      "LOCK TABLE resource_version, resource, outbox, job, lease "
+                                      "IN SHARE MODE;"
+                                      "SELECT count(*) FROM schema_migration"
+                                    : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                                      "SELECT count(*) FROM schema_migration",
+                       err);
+    if (rc) {
+        if (conn->pg && PQtransactionStatus(conn->pg) != PQTRANS_IDLE)
+            PQclear(PQexec(conn->pg, "ROLLBACK"));
+        return rc;
+    }
+    conn->in_txn = true;
+    return ERR_OK;
+}
+
+static void pg_snapshot_end(void *opaque)
+{
+    pg_rollback(opaque);
+}
+
+static status_t pg_load_index(void *opaque, int64_t rid, const char *type,
+                              const fhir_index_rows_t *rows, err_t *err)
+{
+    return write_index(opaque, rid, type, true, rows, err);
+}
+
+/* The identity sequence of each key, and the highest key of its table (a sequence that was
+ * never used has no last value). */
+#define KEY_SEQUENCE(table, column) "pg_get_serial_sequence('" table "', '" column "')"
+#define LAST_KEY(table, column)                               \
+    "greatest(coalesce(pg_sequence_last_value(" KEY_SEQUENCE( \
+        table, column) "::regclass), 0), "                    \
+                       "(SELECT coalesce(max(" column "), 0) FROM " table "))"
+
+static status_t pg_last_keys(void *opaque, store_keys_t *out, err_t *err)
+{
+    PGresult *res;
+    status_t rc = pg__run_sql(
+        opaque,
+        "SELECT " LAST_KEY("resource_version", "seq") ", " LAST_KEY(
+            "resource", "rid") ", " LAST_KEY("outbox", "event_id") ", " LAST_KEY("job", "job_id"),
+        NULL, &res, err);
+    if (rc)
+        return rc;
+    out->seq = pg__int_at(res, 0, 0);
+    out->rid = pg__int_at(res, 0, 1);
+    out->event_id = pg__int_at(res, 0, 2);
+    out->job_id = pg__int_at(res, 0, 3);
+    PQclear(res);
+    return ERR_OK;
+}
+
+/* Each sequence to the greater of the key given and the highest row (is_called false when
+ * both are 0: the next key is then 1). */
+#define SET_KEY(table, column, param)                                                  \
+    "setval(" KEY_SEQUENCE(table, column) ", greatest(" param                          \
+                                          "::bigint, (SELECT coalesce(max(" column     \
+                                          "), 0) FROM " table "), 1), greatest(" param \
+                                          "::bigint, (SELECT coalesce(max(" column     \
+                                          "), 0) FROM " table ")) > 0)"
+
+static status_t pg_load_keys(void *opaque, const store_keys_t *keys, err_t *err)
+{
+    pg_params_t p = {0};
+    pg__int(&p, keys->seq);
+    pg__int(&p, keys->rid);
+    pg__int(&p, keys->event_id);
+    pg__int(&p, keys->job_id);
+    PGresult *res;
+    status_t rc = pg__run_sql(
+        opaque,
+        "SELECT " SET_KEY("resource_version", "seq", "$1") ", " SET_KEY(
+            "resource", "rid", "$2") ", " SET_KEY("outbox", "event_id",
+                                                  "$3") ", " SET_KEY("job", "job_id", "$4"),
+        &p, &res, err);
+    if (!rc)
+        PQclear(res);
+    return rc;
+}
+
 const store_driver_t store__pg_driver = {
     .name = "postgresql",
     .open = pg_open,
@@ -1397,4 +1494,11 @@ const store_driver_t store__pg_driver = {
     .lease_release = pg__lease_release,
     .defer_indexes = pg_defer_indexes,
     .analyze = pg_analyze,
+    .check_unused = pg_check_unused,
+    .snapshot_begin = pg_snapshot_begin,
+    .snapshot_end = pg_snapshot_end,
+    .sql = pg__sql_driver,
+    .load_index = pg_load_index,
+    .last_keys = pg_last_keys,
+    .load_keys = pg_load_keys,
 };

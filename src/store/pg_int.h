@@ -92,6 +92,9 @@ status_t pg__search(void *conn, const store_search_t *query, arena_t *arena,
 status_t pg__txn_search(void *conn, const store_search_t *query, arena_t *arena,
                         store_search_result_t *out, err_t *err);
 
+/* The connection as a runner of the SQL both drivers share (sql_search.h, sql_copy.h). */
+void pg__sql_driver(void *conn, struct sql_driver *out);
+
 /* A compartment's everything (pg_everything.c). */
 status_t pg__everything(void *conn, const store_everything_t *query, arena_t *arena,
                         store_search_result_t *out, err_t *err);

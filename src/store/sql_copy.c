@@ -1,0 +1,285 @@
+/*
+ * sql_copy.c - the scans and loads of a database copy in the SQL both drivers share
+ * (sql_copy.h). Every statement is one fixed text; a scan pages by its key, a load writes one
+ * row per statement with the keys it had.
+ */
+#include "store/sql_copy.h"
+
+#include <string.h>
+
+/* The statement text in the driver's dialect: written with $n, which SQLite spells ?n. */
+static const char *dialect_text(const sql_driver_t *driver, const char *sql, arena_t *arena)
+{
+    if (driver->dialect->numbered)
+        return sql;
+    char *text = arena_strdup(arena, sql);
+    for (char *p = text; *p; p++)
+        if (*p == '$' && p[1] >= '0' && p[1] <= '9')
+            *p = '?';
+    return text;
+}
+
+static sql_bind_t bind_text(const char *text)
+{
+    return (sql_bind_t){.kind = SQL_BIND_TEXT, .text = text};
+}
+
+static sql_bind_t bind_int(int64_t i)
+{
+    return (sql_bind_t){.kind = SQL_BIND_INT, .i = i};
+}
+
+static status_t run(const sql_driver_t *driver, const char *sql, const sql_bind_t *binds,
+                    size_t nbinds, const char *doing, sql_row_fn fn, void *ctx, arena_t *arena,
+                    err_t *err)
+{
+    sql_stmt_t stmt = {.sql = dialect_text(driver, sql, arena), .binds = binds, .nbinds = nbinds};
+    return driver->run(driver->conn, &stmt, doing, fn, ctx, err);
+}
+
+static bool no_rows(void *ctx, const sql_row_t *row)
+{
+    (void)ctx;
+    (void)row;
+    return true;
+}
+
+/* Runs a statement that returns no row, with an arena of its own for the text. */
+static status_t run_write(const sql_driver_t *driver, const char *sql, const sql_bind_t *binds,
+                          size_t nbinds, const char *doing, err_t *err)
+{
+    arena_t arena;
+    arena_init(&arena);
+    status_t rc = run(driver, sql, binds, nbinds, doing, no_rows, NULL, &arena, err);
+    arena_release(&arena);
+    return rc;
+}
+
+/* ---- versions -------------------------------------------------------------------------- */
+
+typedef struct {
+    const sql_driver_t *driver;
+    arena_t *arena;
+    store_copy_version_t *rows;
+    size_t n, cap;
+} versions_ctx_t;
+
+static bool version_row(void *opaque, const sql_row_t *row)
+{
+    versions_ctx_t *c = opaque;
+    const sql_driver_t *d = c->driver;
+    if (c->n == c->cap)
+        return false;
+    store_copy_version_t *out = &c->rows[c->n++];
+    memset(out, 0, sizeof(*out));
+    store_version_t *v = &out->version;
+    v->type = d->text_at(row, 0, c->arena, NULL);
+    v->id = d->text_at(row, 1, c->arena, NULL);
+    v->version = d->int_at(row, 2);
+    v->seq = d->int_at(row, 3);
+    v->updated_us = d->int_at(row, 4);
+    v->last_updated = d->text_at(row, 5, c->arena, NULL);
+    v->method = d->text_at(row, 6, c->arena, NULL);
+    v->status = (int)d->int_at(row, 7);
+    v->deleted = d->int_at(row, 8) != 0;
+    v->json = d->text_at(row, 9, c->arena, &v->json_len);
+    if (!v->json)
+        v->json_len = 0;
+    out->rid = d->int_at(row, 10);
+    return true;
+}
+
+status_t sql__scan_versions(const sql_driver_t *driver, int64_t after_seq, size_t count,
+                            arena_t *arena, store_copy_version_t **out_versions, size_t *out_n,
+                            err_t *err)
+{
+    versions_ctx_t c = {.driver = driver,
+                        .arena = arena,
+                        .rows = arena_alloc(arena, (count ? count : 1) * sizeof(*c.rows)),
+                        .cap = count};
+    sql_bind_t binds[] = {bind_int(after_seq), bind_int((int64_t)count)};
+    status_t rc =
+        run(driver,
+            "SELECT v.type, v.id, v.version, v.seq, v.updated_us, v.last_updated, v.method, "
+            "v.status, v.deleted, v.json, r.rid FROM resource_version v "
+            "LEFT JOIN resource r ON r.type = v.type AND r.id = v.id AND r.seq = v.seq "
+            "WHERE v.seq > $1 ORDER BY v.seq LIMIT $2",
+            binds, 2, "scan versions", version_row, &c, arena, err);
+    *out_versions = c.rows;
+    *out_n = rc ? 0 : c.n;
+    return rc;
+}
+
+status_t sql__load_version(const sql_driver_t *driver, const store_copy_version_t *copy, err_t *err)
+{
+    const store_version_t *v = &copy->version;
+    arena_t arena;
+    arena_init(&arena);
+    /* the stored text, NUL-terminated for the bind */
+    const char *json = v->json ? arena_strndup(&arena, v->json, v->json_len) : NULL;
+    sql_bind_t binds[] = {bind_int(v->seq),     bind_text(v->type),      bind_text(v->id),
+                          bind_int(v->version), bind_int(v->updated_us), bind_text(v->last_updated),
+                          bind_text(v->method), bind_int(v->status),     bind_int(v->deleted),
+                          bind_text(json)};
+    status_t rc = run(driver,
+                      "INSERT INTO resource_version (seq, type, id, version, updated_us, "
+                      "last_updated, method, status, deleted, json) "
+                      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                      binds, 10, "load version", no_rows, NULL, &arena, err);
+    if (!rc && copy->rid) {
+        sql_bind_t current[] = {bind_int(copy->rid),    bind_text(v->type), bind_text(v->id),
+                                bind_int(v->version),   bind_int(v->seq),   bind_int(v->deleted),
+                                bind_int(v->updated_us)};
+        rc = run(driver,
+                 "INSERT INTO resource (rid, type, id, version, seq, deleted, updated_us) "
+                 "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 current, 7, "load current resource", no_rows, NULL, &arena, err);
+    }
+    arena_release(&arena);
+    return rc;
+}
+
+/* ---- the queues ------------------------------------------------------------------------ */
+
+typedef struct {
+    const sql_driver_t *driver;
+    arena_t *arena;
+    store_event_t *events;
+    size_t n, cap;
+} events_ctx_t;
+
+static bool event_row(void *opaque, const sql_row_t *row)
+{
+    events_ctx_t *c = opaque;
+    const sql_driver_t *d = c->driver;
+    if (c->n == c->cap)
+        return false;
+    store_event_t *e = &c->events[c->n++];
+    e->event_id = d->int_at(row, 0);
+    e->seq = d->int_at(row, 1);
+    e->type = d->text_at(row, 2, c->arena, NULL);
+    e->id = d->text_at(row, 3, c->arena, NULL);
+    e->version = d->int_at(row, 4);
+    e->action = (store_event_action_t)d->int_at(row, 5);
+    e->time_us = d->int_at(row, 6);
+    e->available_us = d->int_at(row, 7);
+    e->attempts = d->int_at(row, 8);
+    e->claimed_by = d->text_at(row, 9, c->arena, NULL);
+    e->claim_until_us = d->int_at(row, 10);
+    e->last_error = d->text_at(row, 11, c->arena, NULL);
+    e->dead = d->int_at(row, 12) != 0;
+    return true;
+}
+
+status_t sql__outbox_scan(const sql_driver_t *driver, int64_t after_event_id, size_t count,
+                          arena_t *arena, store_event_t **out_events, size_t *out_n, err_t *err)
+{
+    events_ctx_t c = {.driver = driver,
+                      .arena = arena,
+                      .events = arena_alloc(arena, (count ? count : 1) * sizeof(*c.events)),
+                      .cap = count};
+    sql_bind_t binds[] = {bind_int(after_event_id), bind_int((int64_t)count)};
+    /* dead is an integer in SQLite and a boolean in PostgreSQL: read as 0 or 1 in both */
+    status_t rc = run(driver,
+                      "SELECT event_id, seq, type, id, version, action, time_us, available_us, "
+                      "attempts, claimed_by, claim_until_us, last_error, "
+                      "CASE WHEN dead THEN 1 ELSE 0 END FROM outbox "
+                      "WHERE event_id > $1 ORDER BY event_id LIMIT $2",
+                      binds, 2, "scan outbox", event_row, &c, arena, err);
+    *out_events = c.events;
+    *out_n = rc ? 0 : c.n;
+    return rc;
+}
+
+/* PostgreSQL's identity keys of the queues are GENERATED ALWAYS: a key given needs this. */
+static const char *overriding(const sql_driver_t *driver)
+{
+    return driver->dialect->kind == SQL_POSTGRES ? " OVERRIDING SYSTEM VALUE" : "";
+}
+
+status_t sql__load_event(const sql_driver_t *driver, const store_event_t *e, err_t *err)
+{
+    arena_t arena;
+    arena_init(&arena);
+    /* dead as 0 or 1: SQLite's integer; PostgreSQL reads '0' and '1' as booleans */
+    sql_bind_t binds[] = {bind_int(e->event_id),       bind_int(e->seq),
+                          bind_text(e->type),          bind_text(e->id),
+                          bind_int(e->version),        bind_int((int64_t)e->action),
+                          bind_int(e->time_us),        bind_int(e->available_us),
+                          bind_int(e->attempts),       bind_text(e->claimed_by),
+                          bind_int(e->claim_until_us), bind_text(e->last_error),
+                          bind_int(e->dead ? 1 : 0)};
+    const char *sql = arena_printf(
+        &arena,
+        "INSERT INTO outbox (event_id, seq, type, id, version, action, time_us, available_us, "
+        "attempts, claimed_by, claim_until_us, last_error, dead)%s "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        overriding(driver));
+    status_t rc = run(driver, sql, binds, 13, "load outbox event", no_rows, NULL, &arena, err);
+    arena_release(&arena);
+    return rc;
+}
+
+status_t sql__load_job(const sql_driver_t *driver, const store_job_t *j, err_t *err)
+{
+    arena_t arena;
+    arena_init(&arena);
+    sql_bind_t binds[] = {
+        bind_int(j->job_id),         bind_text(j->kind),          bind_text(j->key),
+        bind_int(j->run_at_us),      bind_text(j->payload),       bind_int(j->attempts),
+        bind_text(j->claimed_by),    bind_int(j->claim_until_us), bind_text(j->last_error),
+        bind_int((int64_t)j->state), bind_int(j->revision)};
+    const char *sql = arena_printf(
+        &arena,
+        "INSERT INTO job (job_id, kind, key, run_at_us, payload, attempts, claimed_by, "
+        "claim_until_us, last_error, state, revision)%s "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        overriding(driver));
+    status_t rc = run(driver, sql, binds, 11, "load job", no_rows, NULL, &arena, err);
+    arena_release(&arena);
+    return rc;
+}
+
+typedef struct {
+    const sql_driver_t *driver;
+    arena_t *arena;
+    store_lease_t *leases;
+    size_t n, cap;
+} leases_ctx_t;
+
+static bool lease_row(void *opaque, const sql_row_t *row)
+{
+    leases_ctx_t *c = opaque;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        store_lease_t *grown = arena_alloc(c->arena, cap * sizeof(*grown));
+        if (c->n)
+            memcpy(grown, c->leases, c->n * sizeof(*grown));
+        c->leases = grown;
+        c->cap = cap;
+    }
+    store_lease_t *l = &c->leases[c->n++];
+    l->name = c->driver->text_at(row, 0, c->arena, NULL);
+    l->holder = c->driver->text_at(row, 1, c->arena, NULL);
+    l->until_us = c->driver->int_at(row, 2);
+    return true;
+}
+
+status_t sql__lease_list(const sql_driver_t *driver, arena_t *arena, store_lease_t **out_leases,
+                         size_t *out_n, err_t *err)
+{
+    leases_ctx_t c = {.driver = driver, .arena = arena};
+    status_t rc = run(driver, "SELECT name, holder, until_us FROM lease ORDER BY name", NULL, 0,
+                      "list leases", lease_row, &c, arena, err);
+    *out_leases = c.leases;
+    *out_n = rc ? 0 : c.n;
+    return rc;
+}
+
+status_t sql__load_lease(const sql_driver_t *driver, const store_lease_t *lease, err_t *err)
+{
+    sql_bind_t binds[] = {bind_text(lease->name), bind_text(lease->holder),
+                          bind_int(lease->until_us)};
+    return run_write(driver, "INSERT INTO lease (name, holder, until_us) VALUES ($1, $2, $3)",
+                     binds, 3, "load lease", err);
+}
