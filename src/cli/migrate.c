@@ -105,10 +105,11 @@ typedef struct {
     double last_report;
 } copy_t;
 
-static void progress(copy_t *c, bool final)
+/* Every second, and at the start and the end (final: with its line end). */
+static void progress(copy_t *c, bool now, bool final)
 {
     double t = seconds_since(&c->started);
-    if (!final && t - c->last_report < 1.0)
+    if (!now && t - c->last_report < 1.0)
         return;
     c->last_report = t;
     fprintf(stderr, "\rconcerto migrate-data: %lld of %lld versions (%.0f%%), %.0f/s   ",
@@ -179,7 +180,7 @@ static status_t copy_versions(store_txn_t *txn, copy_t *c, err_t *err)
         if (rc || n == 0)
             return rc;
         c->versions += (int64_t)n;
-        progress(c, false);
+        progress(c, false, false);
     }
 }
 
@@ -244,8 +245,9 @@ static status_t copy_txn(store_txn_t *txn, void *arg, err_t *err)
 {
     copy_t *c = arg;
     c->versions = c->resources = c->events = c->jobs = c->leases = 0;
+    progress(c, true, false);
     status_t rc = copy_versions(txn, c, err);
-    progress(c, true);
+    progress(c, true, true);
     if (!rc)
         rc = copy_queues(txn, c, err);
     if (!rc)
