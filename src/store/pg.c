@@ -42,6 +42,8 @@ struct pg_db {
 
 /* The rows of one kind in one insert: rid and type, then one array per column. */
 #define UNNEST "SELECT $1::bigint, $2::text, * FROM unnest("
+/* The rows of one kind of several resources in one insert: one array per column. */
+#define UNNEST_ROWS "SELECT * FROM unnest($1::bigint[], $2::text[], "
 
 static const char *const statement_sql[PG__COUNT] = {
     [PG_READ_CURRENT] = "SELECT v.version, v.seq, v.updated_us, v.last_updated, v.method, "
@@ -145,40 +147,45 @@ static const char *const statement_sql[PG__COUNT] = {
     [PG_DELETE_CONTAINED_REFS] = "DELETE FROM ix_reference WHERE rid IN "
                                  "(SELECT -rid FROM resource_contained WHERE container = $1)",
     [PG_DELETE_CONTAINED] = "DELETE FROM resource_contained WHERE container = $1",
-    [PG_BATCH_INDEX + FHIR_INDEX_STRING] = "INSERT INTO ix_string (rid, type, param, normalized, "
-                                           "exact) " UNNEST "$3::text[], $4::text[], $5::text[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_TOKEN] =
-        "INSERT INTO ix_token (rid, type, param, system, code, text) " UNNEST
-        "$3::text[], $4::text[], $5::text[], $6::text[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_DATE] = "INSERT INTO ix_date (rid, type, param, low, high) " UNNEST
-                                         "$3::text[], $4::bigint[], $5::bigint[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_NUMBER] =
-        "INSERT INTO ix_number (rid, type, param, low, high) " UNNEST
-        "$3::text[], $4::float8[], $5::float8[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_QUANTITY] =
-        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high, "
-        "canonical_code, canonical_low, canonical_high) " UNNEST
-        "$3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[], "
-        "$9::text[], $10::float8[], $11::float8[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_REFERENCE] =
-        "INSERT INTO ix_reference (rid, type, param, target_type, target_id, version, url, "
-        "identifier_system, identifier_value) " UNNEST
-        "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_URI] =
-        "INSERT INTO ix_uri (rid, type, param, value) " UNNEST "$3::text[], $4::text[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_COMPOSITE] =
-        "INSERT INTO ix_composite (rid, type, param, " COMPOSITE_COLUMNS(0) ", " COMPOSITE_COLUMNS(
-            1) ", " COMPOSITE_COLUMNS(2) ") " UNNEST
-                                         "$3::text[], $4::text[], $5::text[], $6::numeric[], "
-                                         "$7::numeric[], $8::text[], $9::text[], $10::numeric[], "
-                                         "$11::numeric[], $12::text[], $13::text[], "
-                                         "$14::numeric[], $15::numeric[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_OF_TYPE] =
-        "INSERT INTO ix_of_type (rid, type, param, type_system, type_code, value) " UNNEST
-        "$3::text[], $4::text[], $5::text[], $6::text[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_POSITION] =
-        "INSERT INTO ix_position (rid, type, param, latitude, longitude) " UNNEST
-        "$3::text[], $4::float8[], $5::float8[])",
+#define BATCH_INDEX(kind, insert, arrays)           \
+    [PG_BATCH_INDEX + kind] = insert UNNEST arrays, \
+                      [PG_LOAD_INDEX + kind] = insert UNNEST_ROWS arrays
+    BATCH_INDEX(FHIR_INDEX_STRING, "INSERT INTO ix_string (rid, type, param, normalized, exact) ",
+                "$3::text[], $4::text[], $5::text[])"),
+    BATCH_INDEX(FHIR_INDEX_TOKEN, "INSERT INTO ix_token (rid, type, param, system, code, text) ",
+                "$3::text[], $4::text[], $5::text[], $6::text[])"),
+    BATCH_INDEX(FHIR_INDEX_DATE, "INSERT INTO ix_date (rid, type, param, low, high) ",
+                "$3::text[], $4::bigint[], $5::bigint[])"),
+    BATCH_INDEX(FHIR_INDEX_NUMBER, "INSERT INTO ix_number (rid, type, param, low, high) ",
+                "$3::text[], $4::float8[], $5::float8[])"),
+    BATCH_INDEX(FHIR_INDEX_QUANTITY,
+                "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high, "
+                "canonical_code, canonical_low, canonical_high) ",
+                "$3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[], "
+                "$9::text[], $10::float8[], $11::float8[])"),
+    BATCH_INDEX(FHIR_INDEX_REFERENCE,
+                "INSERT INTO ix_reference (rid, type, param, target_type, target_id, version, "
+                "url, identifier_system, identifier_value) ",
+                "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], "
+                "$9::text[])"),
+    BATCH_INDEX(FHIR_INDEX_URI, "INSERT INTO ix_uri (rid, type, param, value) ",
+                "$3::text[], $4::text[])"),
+    BATCH_INDEX(FHIR_INDEX_COMPOSITE,
+                "INSERT INTO ix_composite (rid, type, param, " COMPOSITE_COLUMNS(
+                    0) ", " COMPOSITE_COLUMNS(1) ", " COMPOSITE_COLUMNS(2) ") ",
+                "$3::text[], $4::text[], $5::text[], $6::numeric[], $7::numeric[], $8::text[], "
+                "$9::text[], $10::numeric[], $11::numeric[], $12::text[], $13::text[], "
+                "$14::numeric[], $15::numeric[])"),
+    BATCH_INDEX(FHIR_INDEX_OF_TYPE,
+                "INSERT INTO ix_of_type (rid, type, param, type_system, type_code, value) ",
+                "$3::text[], $4::text[], $5::text[], $6::text[])"),
+    BATCH_INDEX(FHIR_INDEX_POSITION,
+                "INSERT INTO ix_position (rid, type, param, latitude, "
+                "longitude) ",
+                "$3::text[], $4::float8[], $5::float8[])"),
+#undef BATCH_INDEX
+    [PG_LOAD_TEXT] = "INSERT INTO ix_text (rid, content, narrative) "
+                     "SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])",
 };
 
 /* ---- schema -------------------------------------------------------------------------- */
@@ -1392,10 +1399,79 @@ static void pg_snapshot_end(void *opaque)
     pg_rollback(opaque);
 }
 
-static status_t pg_load_index(void *opaque, int64_t rid, const char *type,
-                              const fhir_index_rows_t *rows, err_t *err)
+/* The rows of each kind of every resource in one insert (arrays of every column, rid and type
+ * included), their full text in one more; contained resources one by one (each takes a key of
+ * its own). A batch costs a round trip per kind rather than one per kind and resource. */
+static status_t pg_load_index(void *opaque, const store_copy_version_t *versions, size_t n,
+                              err_t *err)
 {
-    return write_index(opaque, rid, type, true, rows, err);
+    pg_conn_t *conn = opaque;
+    status_t rc = ERR_OK;
+    for (int k = 0; k < FHIR_INDEX_KIND_COUNT && !rc; k++) {
+        buf_t columns[PG_MAX_PARAMS];
+        int ncolumns = 0;
+        for (size_t i = 0; i < n; i++) {
+            const store_copy_version_t *v = &versions[i];
+            if (!v->rid || v->version.deleted || !v->index)
+                continue;
+            for (size_t r = 0; r < v->index->n; r++) {
+                const fhir_index_row_t *row = &v->index->rows[r];
+                if ((int)row->value.kind != k)
+                    continue;
+                pg_params_t p;
+                row_params(&p, v->rid, v->version.type, row);
+                if (!ncolumns) {
+                    ncolumns = p.n;
+                    for (int c = 0; c < ncolumns; c++) {
+                        columns[c] = (buf_t)BUF_INIT;
+                        buf_addch(&columns[c], '{');
+                    }
+                }
+                for (int c = 0; c < ncolumns; c++)
+                    array_add(&columns[c], p.values[c]);
+            }
+        }
+        if (!ncolumns)
+            continue;
+        pg_params_t p = {0};
+        for (int c = 0; c < ncolumns; c++) {
+            buf_addch(&columns[c], '}');
+            pg__text(&p, columns[c].ptr);
+        }
+        rc = pg__run(conn, PG_LOAD_INDEX + k, &p, NULL, err);
+        for (int c = 0; c < ncolumns; c++)
+            buf_release(&columns[c]);
+    }
+    buf_t text[3] = {BUF_INIT, BUF_INIT, BUF_INIT};
+    for (int c = 0; c < 3; c++)
+        buf_addch(&text[c], '{');
+    bool any_text = false;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const store_copy_version_t *v = &versions[i];
+        if (!v->rid || v->version.deleted || !v->index)
+            continue;
+        if (v->index->content || v->index->narrative) {
+            char rid[32];
+            snprintf(rid, sizeof(rid), "%lld", (long long)v->rid);
+            array_add(&text[0], rid);
+            array_add(&text[1], v->index->content);
+            array_add(&text[2], v->index->narrative);
+            any_text = true;
+        }
+        if (v->index->ncontained)
+            rc = insert_contained(conn, v->rid, v->version.type, v->index, err);
+    }
+    if (!rc && any_text) {
+        pg_params_t p = {0};
+        for (int c = 0; c < 3; c++) {
+            buf_addch(&text[c], '}');
+            pg__text(&p, text[c].ptr);
+        }
+        rc = pg__run(conn, PG_LOAD_TEXT, &p, NULL, err);
+    }
+    for (int c = 0; c < 3; c++)
+        buf_release(&text[c]);
+    return rc;
 }
 
 /* The identity sequence of each key, and the highest key of its table (a sequence that was

@@ -1,11 +1,13 @@
 /*
  * sql_copy.c - the scans and loads of a database copy in the SQL both drivers share
- * (sql_copy.h). Every statement is one fixed text; a scan pages by its key, a load writes one
- * row per statement with the keys it had.
+ * (sql_copy.h). A scan is one fixed statement that pages by its key; a load writes as many rows
+ * per INSERT as a limit on values allows (a round trip per hundred rows, not per row).
  */
 #include "store/sql_copy.h"
 
 #include <string.h>
+
+#include "base/buf.h"
 
 /* The statement text in the driver's dialect: written with $n, which SQLite spells ?n. */
 static const char *dialect_text(const sql_driver_t *driver, const char *sql, arena_t *arena)
@@ -42,17 +44,6 @@ static bool no_rows(void *ctx, const sql_row_t *row)
     (void)ctx;
     (void)row;
     return true;
-}
-
-/* Runs a statement that returns no row, with an arena of its own for the text. */
-static status_t run_write(const sql_driver_t *driver, const char *sql, const sql_bind_t *binds,
-                          size_t nbinds, const char *doing, err_t *err)
-{
-    arena_t arena;
-    arena_init(&arena);
-    status_t rc = run(driver, sql, binds, nbinds, doing, no_rows, NULL, &arena, err);
-    arena_release(&arena);
-    return rc;
 }
 
 /* ---- versions -------------------------------------------------------------------------- */
@@ -110,31 +101,84 @@ status_t sql__scan_versions(const sql_driver_t *driver, int64_t after_seq, size_
     return rc;
 }
 
-status_t sql__load_version(const sql_driver_t *driver, const store_copy_version_t *copy, err_t *err)
+/* Values per INSERT of a load: well under either database's limit on parameters. */
+#define LOAD_VALUES 1000
+
+/*
+ * Inserts nrows rows of ncolumns values each (binds, row after row) with `insert` ("INSERT
+ * INTO table (columns) VALUES "), as many rows per statement as LOAD_VALUES allows.
+ */
+static status_t insert_rows(const sql_driver_t *driver, const char *insert, int ncolumns,
+                            const sql_bind_t *binds, size_t nrows, const char *doing, err_t *err)
 {
-    const store_version_t *v = &copy->version;
+    size_t per = LOAD_VALUES / (size_t)ncolumns;
+    status_t rc = ERR_OK;
+    buf_t sql = BUF_INIT;
+    for (size_t start = 0; start < nrows && !rc; start += per) {
+        size_t k = nrows - start < per ? nrows - start : per;
+        buf_reset(&sql);
+        buf_addstr(&sql, insert);
+        for (size_t row = 0; row < k; row++) {
+            buf_addstr(&sql, row ? ", (" : "(");
+            for (int c = 0; c < ncolumns; c++)
+                buf_addf(&sql, "%s$%d", c ? ", " : "", (int)row * ncolumns + c + 1);
+            buf_addch(&sql, ')');
+        }
+        arena_t arena;
+        arena_init(&arena);
+        rc = run(driver, sql.ptr, binds + start * (size_t)ncolumns, k * (size_t)ncolumns, doing,
+                 no_rows, NULL, &arena, err);
+        arena_release(&arena);
+    }
+    buf_release(&sql);
+    return rc;
+}
+
+status_t sql__load_versions(const sql_driver_t *driver, const store_copy_version_t *versions,
+                            size_t n, err_t *err)
+{
     arena_t arena;
     arena_init(&arena);
-    /* the stored text, NUL-terminated for the bind */
-    const char *json = v->json ? arena_strndup(&arena, v->json, v->json_len) : NULL;
-    sql_bind_t binds[] = {bind_int(v->seq),     bind_text(v->type),      bind_text(v->id),
-                          bind_int(v->version), bind_int(v->updated_us), bind_text(v->last_updated),
-                          bind_text(v->method), bind_int(v->status),     bind_int(v->deleted),
-                          bind_text(json)};
-    status_t rc = run(driver,
-                      "INSERT INTO resource_version (seq, type, id, version, updated_us, "
-                      "last_updated, method, status, deleted, json) "
-                      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                      binds, 10, "load version", no_rows, NULL, &arena, err);
-    if (!rc && copy->rid) {
-        sql_bind_t current[] = {bind_int(copy->rid),    bind_text(v->type), bind_text(v->id),
-                                bind_int(v->version),   bind_int(v->seq),   bind_int(v->deleted),
-                                bind_int(v->updated_us)};
-        rc = run(driver,
-                 "INSERT INTO resource (rid, type, id, version, seq, deleted, updated_us) "
-                 "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                 current, 7, "load current resource", no_rows, NULL, &arena, err);
+    sql_bind_t *binds = arena_alloc(&arena, (n ? n : 1) * 10 * sizeof(*binds));
+    size_t nbinds = 0, ncurrent = 0;
+    for (size_t i = 0; i < n; i++) {
+        const store_version_t *v = &versions[i].version;
+        /* the stored text, NUL-terminated for the bind */
+        const char *json = v->json ? arena_strndup(&arena, v->json, v->json_len) : NULL;
+        binds[nbinds++] = bind_int(v->seq);
+        binds[nbinds++] = bind_text(v->type);
+        binds[nbinds++] = bind_text(v->id);
+        binds[nbinds++] = bind_int(v->version);
+        binds[nbinds++] = bind_int(v->updated_us);
+        binds[nbinds++] = bind_text(v->last_updated);
+        binds[nbinds++] = bind_text(v->method);
+        binds[nbinds++] = bind_int(v->status);
+        binds[nbinds++] = bind_int(v->deleted);
+        binds[nbinds++] = bind_text(json);
+        ncurrent += versions[i].rid != 0;
     }
+    status_t rc = insert_rows(driver,
+                              "INSERT INTO resource_version (seq, type, id, version, updated_us, "
+                              "last_updated, method, status, deleted, json) VALUES ",
+                              10, binds, n, "load versions", err);
+    nbinds = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const store_version_t *v = &versions[i].version;
+        if (!versions[i].rid)
+            continue;
+        binds[nbinds++] = bind_int(versions[i].rid);
+        binds[nbinds++] = bind_text(v->type);
+        binds[nbinds++] = bind_text(v->id);
+        binds[nbinds++] = bind_int(v->version);
+        binds[nbinds++] = bind_int(v->seq);
+        binds[nbinds++] = bind_int(v->deleted);
+        binds[nbinds++] = bind_int(v->updated_us);
+    }
+    if (!rc)
+        rc = insert_rows(driver,
+                         "INSERT INTO resource (rid, type, id, version, seq, deleted, updated_us) "
+                         "VALUES ",
+                         7, binds, ncurrent, "load current resources", err);
     arena_release(&arena);
     return rc;
 }
@@ -197,45 +241,66 @@ static const char *overriding(const sql_driver_t *driver)
     return driver->dialect->kind == SQL_POSTGRES ? " OVERRIDING SYSTEM VALUE" : "";
 }
 
-status_t sql__load_event(const sql_driver_t *driver, const store_event_t *e, err_t *err)
+status_t sql__load_events(const sql_driver_t *driver, const store_event_t *events, size_t n,
+                          err_t *err)
 {
     arena_t arena;
     arena_init(&arena);
-    /* dead as 0 or 1: SQLite's integer; PostgreSQL reads '0' and '1' as booleans */
-    sql_bind_t binds[] = {bind_int(e->event_id),       bind_int(e->seq),
-                          bind_text(e->type),          bind_text(e->id),
-                          bind_int(e->version),        bind_int((int64_t)e->action),
-                          bind_int(e->time_us),        bind_int(e->available_us),
-                          bind_int(e->attempts),       bind_text(e->claimed_by),
-                          bind_int(e->claim_until_us), bind_text(e->last_error),
-                          bind_int(e->dead ? 1 : 0)};
-    const char *sql = arena_printf(
+    sql_bind_t *binds = arena_alloc(&arena, (n ? n : 1) * 13 * sizeof(*binds));
+    size_t nbinds = 0;
+    for (size_t i = 0; i < n; i++) {
+        const store_event_t *e = &events[i];
+        binds[nbinds++] = bind_int(e->event_id);
+        binds[nbinds++] = bind_int(e->seq);
+        binds[nbinds++] = bind_text(e->type);
+        binds[nbinds++] = bind_text(e->id);
+        binds[nbinds++] = bind_int(e->version);
+        binds[nbinds++] = bind_int((int64_t)e->action);
+        binds[nbinds++] = bind_int(e->time_us);
+        binds[nbinds++] = bind_int(e->available_us);
+        binds[nbinds++] = bind_int(e->attempts);
+        binds[nbinds++] = bind_text(e->claimed_by);
+        binds[nbinds++] = bind_int(e->claim_until_us);
+        binds[nbinds++] = bind_text(e->last_error);
+        /* 0 or 1: SQLite's integer; PostgreSQL reads '0' and '1' as booleans */
+        binds[nbinds++] = bind_int(e->dead ? 1 : 0);
+    }
+    const char *insert = arena_printf(
         &arena,
         "INSERT INTO outbox (event_id, seq, type, id, version, action, time_us, available_us, "
-        "attempts, claimed_by, claim_until_us, last_error, dead)%s "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        "attempts, claimed_by, claim_until_us, last_error, dead)%s VALUES ",
         overriding(driver));
-    status_t rc = run(driver, sql, binds, 13, "load outbox event", no_rows, NULL, &arena, err);
+    status_t rc = insert_rows(driver, insert, 13, binds, n, "load outbox events", err);
     arena_release(&arena);
     return rc;
 }
 
-status_t sql__load_job(const sql_driver_t *driver, const store_job_t *j, err_t *err)
+status_t sql__load_jobs(const sql_driver_t *driver, const store_job_t *jobs, size_t n, err_t *err)
 {
     arena_t arena;
     arena_init(&arena);
-    sql_bind_t binds[] = {
-        bind_int(j->job_id),         bind_text(j->kind),          bind_text(j->key),
-        bind_int(j->run_at_us),      bind_text(j->payload),       bind_int(j->attempts),
-        bind_text(j->claimed_by),    bind_int(j->claim_until_us), bind_text(j->last_error),
-        bind_int((int64_t)j->state), bind_int(j->revision)};
-    const char *sql = arena_printf(
+    sql_bind_t *binds = arena_alloc(&arena, (n ? n : 1) * 11 * sizeof(*binds));
+    size_t nbinds = 0;
+    for (size_t i = 0; i < n; i++) {
+        const store_job_t *j = &jobs[i];
+        binds[nbinds++] = bind_int(j->job_id);
+        binds[nbinds++] = bind_text(j->kind);
+        binds[nbinds++] = bind_text(j->key);
+        binds[nbinds++] = bind_int(j->run_at_us);
+        binds[nbinds++] = bind_text(j->payload);
+        binds[nbinds++] = bind_int(j->attempts);
+        binds[nbinds++] = bind_text(j->claimed_by);
+        binds[nbinds++] = bind_int(j->claim_until_us);
+        binds[nbinds++] = bind_text(j->last_error);
+        binds[nbinds++] = bind_int((int64_t)j->state);
+        binds[nbinds++] = bind_int(j->revision);
+    }
+    const char *insert = arena_printf(
         &arena,
         "INSERT INTO job (job_id, kind, key, run_at_us, payload, attempts, claimed_by, "
-        "claim_until_us, last_error, state, revision)%s "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "claim_until_us, last_error, state, revision)%s VALUES ",
         overriding(driver));
-    status_t rc = run(driver, sql, binds, 11, "load job", no_rows, NULL, &arena, err);
+    status_t rc = insert_rows(driver, insert, 11, binds, n, "load jobs", err);
     arena_release(&arena);
     return rc;
 }
@@ -276,10 +341,19 @@ status_t sql__lease_list(const sql_driver_t *driver, arena_t *arena, store_lease
     return rc;
 }
 
-status_t sql__load_lease(const sql_driver_t *driver, const store_lease_t *lease, err_t *err)
+status_t sql__load_leases(const sql_driver_t *driver, const store_lease_t *leases, size_t n,
+                          err_t *err)
 {
-    sql_bind_t binds[] = {bind_text(lease->name), bind_text(lease->holder),
-                          bind_int(lease->until_us)};
-    return run_write(driver, "INSERT INTO lease (name, holder, until_us) VALUES ($1, $2, $3)",
-                     binds, 3, "load lease", err);
+    arena_t arena;
+    arena_init(&arena);
+    sql_bind_t *binds = arena_alloc(&arena, (n ? n : 1) * 3 * sizeof(*binds));
+    for (size_t i = 0; i < n; i++) {
+        binds[3 * i] = bind_text(leases[i].name);
+        binds[3 * i + 1] = bind_text(leases[i].holder);
+        binds[3 * i + 2] = bind_int(leases[i].until_us);
+    }
+    status_t rc = insert_rows(driver, "INSERT INTO lease (name, holder, until_us) VALUES ", 3,
+                              binds, n, "load leases", err);
+    arena_release(&arena);
+    return rc;
 }

@@ -16,15 +16,18 @@
 status_t sql__scan_versions(const sql_driver_t *driver, int64_t after_seq, size_t count,
                             arena_t *arena, store_copy_version_t **out_versions, size_t *out_n,
                             err_t *err);
-/* The version's row and, when it is current, its resource's row (not its index rows). */
-status_t sql__load_version(const sql_driver_t *driver, const store_copy_version_t *version,
-                           err_t *err);
+/* The versions' rows and, of the current ones, their resources' rows (not their index rows),
+ * many rows per statement. */
+status_t sql__load_versions(const sql_driver_t *driver, const store_copy_version_t *versions,
+                            size_t n, err_t *err);
 status_t sql__outbox_scan(const sql_driver_t *driver, int64_t after_event_id, size_t count,
                           arena_t *arena, store_event_t **out_events, size_t *out_n, err_t *err);
-status_t sql__load_event(const sql_driver_t *driver, const store_event_t *event, err_t *err);
-status_t sql__load_job(const sql_driver_t *driver, const store_job_t *job, err_t *err);
+status_t sql__load_events(const sql_driver_t *driver, const store_event_t *events, size_t n,
+                          err_t *err);
+status_t sql__load_jobs(const sql_driver_t *driver, const store_job_t *jobs, size_t n, err_t *err);
 status_t sql__lease_list(const sql_driver_t *driver, arena_t *arena, store_lease_t **out_leases,
                          size_t *out_n, err_t *err);
-status_t sql__load_lease(const sql_driver_t *driver, const store_lease_t *lease, err_t *err);
+status_t sql__load_leases(const sql_driver_t *driver, const store_lease_t *leases, size_t n,
+                          err_t *err);
 
 #endif

@@ -1315,10 +1315,18 @@ static void sqlite_snapshot_end(void *opaque)
         sqlite3_exec(conn->handle, "ROLLBACK", NULL, NULL, NULL);
 }
 
-static status_t sqlite_load_index(void *opaque, int64_t rid, const char *type,
-                                  const fhir_index_rows_t *rows, err_t *err)
+static status_t sqlite_load_index(void *opaque, const store_copy_version_t *versions, size_t n,
+                                  err_t *err)
 {
-    return write_index(opaque, rid, type, true, rows, err);
+    for (size_t i = 0; i < n; i++) {
+        const store_copy_version_t *v = &versions[i];
+        if (!v->rid || v->version.deleted || !v->index)
+            continue;
+        status_t rc = write_index(opaque, v->rid, v->version.type, true, v->index, err);
+        if (rc)
+            return rc;
+    }
+    return ERR_OK;
 }
 
 /* Versions and resources are INTEGER PRIMARY KEY without AUTOINCREMENT (the next key follows

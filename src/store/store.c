@@ -736,15 +736,8 @@ status_t store_txn_load_versions(store_txn_t *txn, const store_copy_version_t *v
     const store_driver_t *d = txn->store->driver;
     sql_driver_t sql;
     d->sql(txn->conn, &sql);
-    for (size_t i = 0; i < n; i++) {
-        const store_copy_version_t *v = &versions[i];
-        status_t rc = sql__load_version(&sql, v, err);
-        if (!rc && v->rid && !v->version.deleted && v->index)
-            rc = d->load_index(txn->conn, v->rid, v->version.type, v->index, err);
-        if (rc)
-            return rc;
-    }
-    return ERR_OK;
+    status_t rc = sql__load_versions(&sql, versions, n, err);
+    return rc ? rc : d->load_index(txn->conn, versions, n, err);
 }
 
 status_t store_outbox_scan(store_conn_t *conn, int64_t after_event_id, size_t count, arena_t *arena,
@@ -759,24 +752,14 @@ status_t store_txn_load_events(store_txn_t *txn, const store_event_t *events, si
 {
     sql_driver_t sql;
     txn->store->driver->sql(txn->conn, &sql);
-    for (size_t i = 0; i < n; i++) {
-        status_t rc = sql__load_event(&sql, &events[i], err);
-        if (rc)
-            return rc;
-    }
-    return ERR_OK;
+    return sql__load_events(&sql, events, n, err);
 }
 
 status_t store_txn_load_jobs(store_txn_t *txn, const store_job_t *jobs, size_t n, err_t *err)
 {
     sql_driver_t sql;
     txn->store->driver->sql(txn->conn, &sql);
-    for (size_t i = 0; i < n; i++) {
-        status_t rc = sql__load_job(&sql, &jobs[i], err);
-        if (rc)
-            return rc;
-    }
-    return ERR_OK;
+    return sql__load_jobs(&sql, jobs, n, err);
 }
 
 status_t store_lease_list(store_conn_t *conn, arena_t *arena, store_lease_t **out_leases,
@@ -791,12 +774,7 @@ status_t store_txn_load_leases(store_txn_t *txn, const store_lease_t *leases, si
 {
     sql_driver_t sql;
     txn->store->driver->sql(txn->conn, &sql);
-    for (size_t i = 0; i < n; i++) {
-        status_t rc = sql__load_lease(&sql, &leases[i], err);
-        if (rc)
-            return rc;
-    }
-    return ERR_OK;
+    return sql__load_leases(&sql, leases, n, err);
 }
 
 status_t store_last_keys(store_conn_t *conn, store_keys_t *out, err_t *err)

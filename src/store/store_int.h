@@ -98,10 +98,10 @@ typedef struct {
     void (*snapshot_end)(void *conn);
     /* The connection as a runner of the SQL both drivers share (sql_search.h). */
     void (*sql)(void *conn, struct sql_driver *out);
-    /* Writes the index rows, full text and contained resources of rid, a resource that has
-       none yet (a load), on the writer's connection inside the open transaction. */
-    status_t (*load_index)(void *conn, int64_t rid, const char *type, const fhir_index_rows_t *rows,
-                           err_t *err);
+    /* Writes the index rows, full text and contained resources of the current versions among
+       versions[0..n) that are not deletes (their rid, their index), resources that have none
+       yet (a load), on the writer's connection inside the open transaction. */
+    status_t (*load_index)(void *conn, const store_copy_version_t *versions, size_t n, err_t *err);
     status_t (*last_keys)(void *conn, store_keys_t *out, err_t *err);
     status_t (*load_keys)(void *conn, const store_keys_t *keys, err_t *err);
 } store_driver_t;
