@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/buf.h"
 #include "base/jv.h"
 #include "base/mem.h"
 #include "cli/commands.h"
@@ -44,7 +45,8 @@ static const char help[] =
     "Progress goes to stderr. At the end both databases are read back and compared: versions\n"
     "and current resources per type, outbox events, jobs and leases, and SHA-256 checksums\n"
     "of every version, event, job and lease; the comparison goes to stdout. Exit status 1\n"
-    "when the copy failed or the target does not match the source.\n"
+    "when the source or the target is refused, the copy fails or is interrupted, or the\n"
+    "target does not match the source; 2 for a usage error.\n"
     "\n"
     "  --from LOCATION  the database to copy: an SQLite file (a postgresql:// URI works too)\n"
     "                   (env CONCERTO_FROM)\n"
@@ -82,15 +84,30 @@ static double seconds_since(const struct timespec *start)
     return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
-/* A location for messages: a URI's password is not shown. */
+/* A location for messages: a URI's password (user:PASSWORD@ or password=PASSWORD) is not
+ * shown. */
 static char *shown(const char *location)
 {
     const char *scheme = strstr(location, "://");
-    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - (scheme + 3))) : NULL;
-    if (!colon)
+    if (!scheme)
         return xstrdup(location);
-    return xasprintf("%.*s:***%s", (int)(colon - location), location, at);
+    buf_t out = BUF_INIT;
+    const char *at = strchr(scheme + 3, '@');
+    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - (scheme + 3))) : NULL;
+    const char *rest = location;
+    if (colon) {
+        buf_add(&out, location, (size_t)(colon - location));
+        buf_addstr(&out, ":***");
+        rest = at;
+    }
+    const char *password;
+    while ((password = strstr(rest, "password=")) != NULL) {
+        buf_add(&out, rest, (size_t)(password - rest) + 9);
+        buf_addstr(&out, "***");
+        rest = password + 9 + strcspn(password + 9, "&");
+    }
+    buf_addstr(&out, rest);
+    return buf_detach(&out, NULL);
 }
 
 /* ---- the copy ---------------------------------------------------------------------------- */

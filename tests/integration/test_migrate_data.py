@@ -382,6 +382,31 @@ def test_a_failed_copy_leaves_the_target_empty(source_db, target_kind, tmp_dir):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_a_copy_that_differs_is_reported(source_db, target_kind, tmp_dir):
+    """The verification reads the target back: a trigger that changes what is written (the
+    lastUpdated of Encounter versions) makes the checksums differ, and the command fails."""
+    db, _, _, _ = source_db
+    target = Target(target_kind, tmp_dir)
+    r = run_cli("init", "--db", target.location)
+    assert r.returncode == 0, r.stdout + r.stderr
+    if target_kind == "postgresql":
+        target.execute("CREATE FUNCTION garble() RETURNS trigger LANGUAGE plpgsql AS "
+                       "$$ BEGIN NEW.last_updated := '1999-01-01T00:00:00.000000Z'; "
+                       "RETURN NEW; END $$; "
+                       "CREATE TRIGGER garble BEFORE INSERT ON resource_version FOR EACH ROW "
+                       "WHEN (NEW.type = 'Encounter') EXECUTE FUNCTION garble()")
+    else:
+        target.execute("CREATE TRIGGER garble AFTER INSERT ON resource_version "
+                       "WHEN NEW.type = 'Encounter' BEGIN UPDATE resource_version SET "
+                       "last_updated = '1999-01-01T00:00:00.000000Z' WHERE seq = NEW.seq; END;")
+    r = migrate(db, target.location)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "the versions of the target differ from the source's" in r.stderr, r.stderr
+    assert "the target does not match the source" in r.stderr, r.stderr
+    sums = [ln for ln in r.stdout.splitlines() if "DIFFERENT" in ln]
+    assert len(sums) == 1 and "target" in sums[0], r.stdout  # the versions' checksum only
+
+
 def test_an_interrupted_copy_leaves_the_target_empty(make_server, target_kind, tmp_dir):
     """Ctrl-C in the middle of the copy: it stops, rolls back, and says so."""
     target = Target(target_kind, tmp_dir)
@@ -412,3 +437,30 @@ def test_an_interrupted_copy_leaves_the_target_empty(make_server, target_kind, t
     assert "was interrupted: the target holds nothing of it" in err, err
     assert "interrupted (Ctrl-C)" in err, err
     assert target.rows() == 0
+
+
+def test_help_and_usage_errors(tmp_dir):
+    r = run_cli("migrate-data", "--help")
+    assert r.returncode == 0, r
+    for text in ("--from", "--to", "--batch", "--config", "CONCERTO_FROM", "CONCERTO_TO",
+                 "one transaction", "SHA-256", "must hold no resources", "in use"):
+        assert text in r.stdout, f"{text} is not in `concerto migrate-data --help`"
+    r = run_cli("--help")
+    assert "migrate-data" in r.stdout
+    source = str(tmp_dir / "s.db")
+    for args, message in [
+            ((), "name the database to copy"),
+            (("--from", source), "name the database to copy"),
+            (("--from", source, "--to", source), "name the same database"),
+            (("--from", source, "--to", str(tmp_dir / "t.db"), "--batch", "0"), "--batch"),
+            (("--from", source, "--to", str(tmp_dir / "t.db"), "extra"), "unexpected argument"),
+            (("--from", source, "--bogus", "1"), "--bogus")]:
+        r = run_cli("migrate-data", *args)
+        assert r.returncode == 2, (args, r.stdout + r.stderr)
+        assert message in r.stderr, (args, r.stderr)
+        assert not sanitizer_lines(r.stderr), r.stderr
+    # a source that does not exist is not created
+    r = run_cli("migrate-data", "--from", source, "--to", str(tmp_dir / "t.db"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "could not open the source" in r.stderr, r.stderr
+    assert not os.path.exists(source)
