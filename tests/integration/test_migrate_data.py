@@ -413,7 +413,7 @@ def test_an_interrupted_copy_leaves_the_target_empty(make_server, target_kind, t
     source = tmp_dir / "big.db"
     ndjson = tmp_dir / "patients.ndjson"
     with open(ndjson, "w") as f:
-        for i in range(5000):
+        for i in range(20000):
             f.write('{"resourceType":"Patient","id":"p%d","name":[{"family":"F%d"}]}\n' % (i, i))
     r = run_cli("import", "--db", str(source), str(ndjson), timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -423,12 +423,12 @@ def test_an_interrupted_copy_leaves_the_target_empty(make_server, target_kind, t
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env())
     seen = b""
     deadline = time.monotonic() + 120
-    while b"0 of 5000 versions (0%)" not in seen and time.monotonic() < deadline:
+    while b"0 of 20000 versions (0%)" not in seen and time.monotonic() < deadline:
         chunk = os.read(proc.stderr.fileno(), 4096)
         if not chunk:
             break
         seen += chunk
-    assert b"0 of 5000 versions (0%)" in seen, seen
+    assert b"0 of 20000 versions (0%)" in seen, seen
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     err = (seen + err).decode()
