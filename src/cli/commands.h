@@ -12,6 +12,9 @@ int cli_errors(int argc, char **argv);
 int cli_import(int argc, char **argv);
 /* concerto reindex [--db FILE]: rebuilds every search index row, progress on stderr. */
 int cli_reindex(int argc, char **argv);
+/* concerto migrate-data --from FILE.db --to postgresql://URI: copies a whole database into an
+ * empty one in one transaction, then compares the two (cli/migrate.c). */
+int cli_migrate_data(int argc, char **argv);
 /* concerto fhirpath [--check] [--pretty] EXPRESSION FILE.json: prints the result as JSON. */
 int cli_fhirpath(int argc, char **argv);
 /* concerto user add|list|disable|enable|reset-password|mfa-reset ...: user accounts. */

@@ -17,6 +17,7 @@ static const struct {
     {"import", cli_import, "load NDJSON files and Bundles"},
     {"errors", cli_errors, "list the error codes and their HTTP statuses"},
     {"reindex", cli_reindex, "rebuild the search index of a database"},
+    {"migrate-data", cli_migrate_data, "copy a database into an empty one (SQLite to PostgreSQL)"},
     {"fhirpath", cli_fhirpath, "evaluate a FHIRPath expression over a resource file"},
     {"user", cli_user, "add, list, disable and reset user accounts"},
     {"client", cli_client, "register, list and remove OAuth clients"},
@@ -29,8 +30,8 @@ static void usage(FILE *out)
             "Concerto %s, a care coordination server (FHIR R4).\n\ncommands:\n",
             CONCERTO_VERSION);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "  %-10s %s\n", "version", "print the version");
+        fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-13s %s\n", "version", "print the version");
 }
 
 int main(int argc, char **argv)

@@ -46,6 +46,8 @@ struct pg_db {
 
 /* The rows of one kind in one insert: rid and type, then one array per column. */
 #define UNNEST "SELECT $1::bigint, $2::text, * FROM unnest("
+/* The rows of one kind of several resources in one insert: one array per column. */
+#define UNNEST_ROWS "SELECT * FROM unnest($1::bigint[], $2::text[], "
 
 static const char *const statement_sql[PG__COUNT] = {
     [PG_READ_CURRENT] = "SELECT v.version, v.seq, v.updated_us, v.last_updated, v.method, "
@@ -150,40 +152,45 @@ static const char *const statement_sql[PG__COUNT] = {
     [PG_DELETE_CONTAINED_REFS] = "DELETE FROM ix_reference WHERE rid IN "
                                  "(SELECT -rid FROM resource_contained WHERE container = $1)",
     [PG_DELETE_CONTAINED] = "DELETE FROM resource_contained WHERE container = $1",
-    [PG_BATCH_INDEX + FHIR_INDEX_STRING] = "INSERT INTO ix_string (rid, type, param, normalized, "
-                                           "exact) " UNNEST "$3::text[], $4::text[], $5::text[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_TOKEN] =
-        "INSERT INTO ix_token (rid, type, param, system, code, text) " UNNEST
-        "$3::text[], $4::text[], $5::text[], $6::text[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_DATE] = "INSERT INTO ix_date (rid, type, param, low, high) " UNNEST
-                                         "$3::text[], $4::bigint[], $5::bigint[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_NUMBER] =
-        "INSERT INTO ix_number (rid, type, param, low, high) " UNNEST
-        "$3::text[], $4::float8[], $5::float8[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_QUANTITY] =
-        "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high, "
-        "canonical_code, canonical_low, canonical_high) " UNNEST
-        "$3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[], "
-        "$9::text[], $10::float8[], $11::float8[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_REFERENCE] =
-        "INSERT INTO ix_reference (rid, type, param, target_type, target_id, version, url, "
-        "identifier_system, identifier_value) " UNNEST
-        "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_URI] =
-        "INSERT INTO ix_uri (rid, type, param, value) " UNNEST "$3::text[], $4::text[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_COMPOSITE] =
-        "INSERT INTO ix_composite (rid, type, param, " COMPOSITE_COLUMNS(0) ", " COMPOSITE_COLUMNS(
-            1) ", " COMPOSITE_COLUMNS(2) ") " UNNEST
-                                         "$3::text[], $4::text[], $5::text[], $6::numeric[], "
-                                         "$7::numeric[], $8::text[], $9::text[], $10::numeric[], "
-                                         "$11::numeric[], $12::text[], $13::text[], "
-                                         "$14::numeric[], $15::numeric[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_OF_TYPE] =
-        "INSERT INTO ix_of_type (rid, type, param, type_system, type_code, value) " UNNEST
-        "$3::text[], $4::text[], $5::text[], $6::text[])",
-    [PG_BATCH_INDEX + FHIR_INDEX_POSITION] =
-        "INSERT INTO ix_position (rid, type, param, latitude, longitude) " UNNEST
-        "$3::text[], $4::float8[], $5::float8[])",
+#define BATCH_INDEX(kind, insert, arrays)           \
+    [PG_BATCH_INDEX + kind] = insert UNNEST arrays, \
+                      [PG_LOAD_INDEX + kind] = insert UNNEST_ROWS arrays
+    BATCH_INDEX(FHIR_INDEX_STRING, "INSERT INTO ix_string (rid, type, param, normalized, exact) ",
+                "$3::text[], $4::text[], $5::text[])"),
+    BATCH_INDEX(FHIR_INDEX_TOKEN, "INSERT INTO ix_token (rid, type, param, system, code, text) ",
+                "$3::text[], $4::text[], $5::text[], $6::text[])"),
+    BATCH_INDEX(FHIR_INDEX_DATE, "INSERT INTO ix_date (rid, type, param, low, high) ",
+                "$3::text[], $4::bigint[], $5::bigint[])"),
+    BATCH_INDEX(FHIR_INDEX_NUMBER, "INSERT INTO ix_number (rid, type, param, low, high) ",
+                "$3::text[], $4::float8[], $5::float8[])"),
+    BATCH_INDEX(FHIR_INDEX_QUANTITY,
+                "INSERT INTO ix_quantity (rid, type, param, system, code, unit, low, high, "
+                "canonical_code, canonical_low, canonical_high) ",
+                "$3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[], "
+                "$9::text[], $10::float8[], $11::float8[])"),
+    BATCH_INDEX(FHIR_INDEX_REFERENCE,
+                "INSERT INTO ix_reference (rid, type, param, target_type, target_id, version, "
+                "url, identifier_system, identifier_value) ",
+                "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], "
+                "$9::text[])"),
+    BATCH_INDEX(FHIR_INDEX_URI, "INSERT INTO ix_uri (rid, type, param, value) ",
+                "$3::text[], $4::text[])"),
+    BATCH_INDEX(FHIR_INDEX_COMPOSITE,
+                "INSERT INTO ix_composite (rid, type, param, " COMPOSITE_COLUMNS(
+                    0) ", " COMPOSITE_COLUMNS(1) ", " COMPOSITE_COLUMNS(2) ") ",
+                "$3::text[], $4::text[], $5::text[], $6::numeric[], $7::numeric[], $8::text[], "
+                "$9::text[], $10::numeric[], $11::numeric[], $12::text[], $13::text[], "
+                "$14::numeric[], $15::numeric[])"),
+    BATCH_INDEX(FHIR_INDEX_OF_TYPE,
+                "INSERT INTO ix_of_type (rid, type, param, type_system, type_code, value) ",
+                "$3::text[], $4::text[], $5::text[], $6::text[])"),
+    BATCH_INDEX(FHIR_INDEX_POSITION,
+                "INSERT INTO ix_position (rid, type, param, latitude, "
+                "longitude) ",
+                "$3::text[], $4::float8[], $5::float8[])"),
+#undef BATCH_INDEX
+    [PG_LOAD_TEXT] = "INSERT INTO ix_text (rid, content, narrative, words) "
+                     "SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::tsvector[])",
 };
 
 /* ---- schema -------------------------------------------------------------------------- */
@@ -1497,6 +1504,177 @@ static status_t pg_analyze(void *opaque, err_t *err)
     return exec(opaque, "ANALYZE", err);
 }
 
+/* ---- copying a database ---------------------------------------------------------------- */
+
+/* A database server is shared by design: which processes use it cannot be told. */
+static status_t pg_check_unused(const char *location, err_t *err)
+{
+    (void)location;
+    (void)err;
+    return ERR_OK;
+}
+
+/* REPEATABLE READ: one snapshot, taken by the first query; with lock_writers the tables that
+ * writes touch are locked in SHARE mode first (writers wait, readers do not). */
+static status_t pg_snapshot_begin(void *opaque, bool lock_writers, err_t *err)
+{
+    pg_conn_t *conn = opaque;
+    status_t rc = exec(conn,
+                       lock_writers ? "BEGIN ISOLATION LEVEL REPEATABLE READ;"
+                                      "LOCK TABLE resource_version, resource, outbox, job, lease "
+                                      "IN SHARE MODE;"
+                                      "SELECT count(*) FROM schema_migration"
+                                    : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                                      "SELECT count(*) FROM schema_migration",
+                       err);
+    if (rc) {
+        if (conn->pg && PQtransactionStatus(conn->pg) != PQTRANS_IDLE)
+            PQclear(PQexec(conn->pg, "ROLLBACK"));
+        return rc;
+    }
+    conn->in_txn = true;
+    return ERR_OK;
+}
+
+static void pg_snapshot_end(void *opaque)
+{
+    pg_rollback(opaque);
+}
+
+/* The rows of each kind of every resource in one insert (arrays of every column, rid and type
+ * included), their full text in one more; contained resources one by one (each takes a key of
+ * its own). A batch costs a round trip per kind rather than one per kind and resource. */
+static status_t pg_load_index(void *opaque, const store_copy_version_t *versions, size_t n,
+                              err_t *err)
+{
+    pg_conn_t *conn = opaque;
+    status_t rc = ERR_OK;
+    for (int k = 0; k < FHIR_INDEX_KIND_COUNT && !rc; k++) {
+        buf_t columns[PG_MAX_PARAMS];
+        int ncolumns = 0;
+        for (size_t i = 0; i < n; i++) {
+            const store_copy_version_t *v = &versions[i];
+            if (!v->rid || v->version.deleted || !v->index)
+                continue;
+            for (size_t r = 0; r < v->index->n; r++) {
+                const fhir_index_row_t *row = &v->index->rows[r];
+                if ((int)row->value.kind != k)
+                    continue;
+                pg_params_t p;
+                row_params(&p, v->rid, v->version.type, row);
+                if (!ncolumns) {
+                    ncolumns = p.n;
+                    for (int c = 0; c < ncolumns; c++) {
+                        columns[c] = (buf_t)BUF_INIT;
+                        buf_addch(&columns[c], '{');
+                    }
+                }
+                for (int c = 0; c < ncolumns; c++)
+                    array_add(&columns[c], p.values[c]);
+            }
+        }
+        if (!ncolumns)
+            continue;
+        pg_params_t p = {0};
+        for (int c = 0; c < ncolumns; c++) {
+            buf_addch(&columns[c], '}');
+            pg__text(&p, columns[c].ptr);
+        }
+        rc = pg__run(conn, PG_LOAD_INDEX + k, &p, NULL, err);
+        for (int c = 0; c < ncolumns; c++)
+            buf_release(&columns[c]);
+    }
+    buf_t text[4] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT}, words = BUF_INIT;
+    for (int c = 0; c < 4; c++)
+        buf_addch(&text[c], '{');
+    bool any_text = false;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const store_copy_version_t *v = &versions[i];
+        if (!v->rid || v->version.deleted || !v->index)
+            continue;
+        if (v->index->content || v->index->narrative) {
+            char rid[32];
+            snprintf(rid, sizeof(rid), "%lld", (long long)v->rid);
+            array_add(&text[0], rid);
+            array_add(&text[1], v->index->content);
+            array_add(&text[2], v->index->narrative);
+            /* the words as write_text gives them (sql_text.h) */
+            buf_reset(&words);
+            sql__text_tsvector(v->index->narrative, v->index->content, &words);
+            array_add(&text[3], words.ptr ? words.ptr : "");
+            any_text = true;
+        }
+        if (v->index->ncontained)
+            rc = insert_contained(conn, v->rid, v->version.type, v->index, err);
+    }
+    if (!rc && any_text) {
+        pg_params_t p = {0};
+        for (int c = 0; c < 4; c++) {
+            buf_addch(&text[c], '}');
+            pg__text(&p, text[c].ptr);
+        }
+        rc = pg__run(conn, PG_LOAD_TEXT, &p, NULL, err);
+    }
+    for (int c = 0; c < 4; c++)
+        buf_release(&text[c]);
+    buf_release(&words);
+    return rc;
+}
+
+/* The identity sequence of each key, and the highest key of its table (a sequence that was
+ * never used has no last value). */
+#define KEY_SEQUENCE(table, column) "pg_get_serial_sequence('" table "', '" column "')"
+#define LAST_KEY(table, column)                               \
+    "greatest(coalesce(pg_sequence_last_value(" KEY_SEQUENCE( \
+        table, column) "::regclass), 0), "                    \
+                       "(SELECT coalesce(max(" column "), 0) FROM " table "))"
+
+static status_t pg_last_keys(void *opaque, store_keys_t *out, err_t *err)
+{
+    PGresult *res;
+    status_t rc = pg__run_sql(
+        opaque,
+        "SELECT " LAST_KEY("resource_version", "seq") ", " LAST_KEY(
+            "resource", "rid") ", " LAST_KEY("outbox", "event_id") ", " LAST_KEY("job", "job_id"),
+        NULL, &res, err);
+    if (rc)
+        return rc;
+    out->seq = pg__int_at(res, 0, 0);
+    out->rid = pg__int_at(res, 0, 1);
+    out->event_id = pg__int_at(res, 0, 2);
+    out->job_id = pg__int_at(res, 0, 3);
+    PQclear(res);
+    return ERR_OK;
+}
+
+/* Each sequence to the greater of the key given and the highest row (is_called false when
+ * both are 0: the next key is then 1). */
+#define SET_KEY(table, column, param)                                                  \
+    "setval(" KEY_SEQUENCE(table, column) ", greatest(" param                          \
+                                          "::bigint, (SELECT coalesce(max(" column     \
+                                          "), 0) FROM " table "), 1), greatest(" param \
+                                          "::bigint, (SELECT coalesce(max(" column     \
+                                          "), 0) FROM " table ")) > 0)"
+
+static status_t pg_load_keys(void *opaque, const store_keys_t *keys, err_t *err)
+{
+    pg_params_t p = {0};
+    pg__int(&p, keys->seq);
+    pg__int(&p, keys->rid);
+    pg__int(&p, keys->event_id);
+    pg__int(&p, keys->job_id);
+    PGresult *res;
+    status_t rc = pg__run_sql(
+        opaque,
+        "SELECT " SET_KEY("resource_version", "seq", "$1") ", " SET_KEY(
+            "resource", "rid", "$2") ", " SET_KEY("outbox", "event_id",
+                                                  "$3") ", " SET_KEY("job", "job_id", "$4"),
+        &p, &res, err);
+    if (!rc)
+        PQclear(res);
+    return rc;
+}
+
 const store_driver_t store__pg_driver = {
     .name = "postgresql",
     .open = pg_open,
@@ -1541,5 +1719,12 @@ const store_driver_t store__pg_driver = {
     .lease_release = pg__lease_release,
     .defer_indexes = pg_defer_indexes,
     .analyze = pg_analyze,
+    .check_unused = pg_check_unused,
+    .snapshot_begin = pg_snapshot_begin,
+    .snapshot_end = pg_snapshot_end,
+    .sql = pg__sql_driver,
+    .load_index = pg_load_index,
+    .last_keys = pg_last_keys,
+    .load_keys = pg_load_keys,
     .run_auth = pg__run_auth,
 };

@@ -39,8 +39,12 @@ enum {
     PG_DELETE_CONTAINED,
     /* the insert of several rows of one kind, in fhir_index_kind_t order */
     PG_BATCH_INDEX,
+    /* the same for the rows of several resources (a load: rid and type per row), and their
+       full text */
+    PG_LOAD_INDEX = PG_BATCH_INDEX + FHIR_INDEX_KIND_COUNT,
+    PG_LOAD_TEXT = PG_LOAD_INDEX + FHIR_INDEX_KIND_COUNT,
     /* the statements of pg_queue.c, which passes their SQL itself (pg__run_named) */
-    PG_QUEUE = PG_BATCH_INDEX + FHIR_INDEX_KIND_COUNT,
+    PG_QUEUE,
     /* the statements of sql_auth.c (pg_auth.c) */
     PG_AUTH = PG_QUEUE + 24,
     PG__COUNT = PG_AUTH + STORE_AUTH_STATEMENTS
@@ -93,6 +97,9 @@ status_t pg__search(void *conn, const store_search_t *query, arena_t *arena,
                     store_search_result_t *out, err_t *err);
 status_t pg__txn_search(void *conn, const store_search_t *query, arena_t *arena,
                         store_search_result_t *out, err_t *err);
+
+/* The connection as a runner of the SQL both drivers share (sql_search.h, sql_copy.h). */
+void pg__sql_driver(void *conn, struct sql_driver *out);
 
 /* A compartment's everything (pg_everything.c). */
 status_t pg__everything(void *conn, const store_everything_t *query, arena_t *arena,

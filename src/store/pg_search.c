@@ -148,10 +148,9 @@ static status_t type_rows(void *opaque, const fhir_type_t *type, int64_t cap, in
     return ERR_OK;
 }
 
-static status_t search_snapshot(pg_conn_t *conn, const store_search_t *query, arena_t *arena,
-                                store_search_result_t *out, err_t *err)
+void pg__sql_driver(void *conn, struct sql_driver *out)
 {
-    sql_driver_t driver = {
+    *out = (sql_driver_t){
         .dialect = &sql__postgres,
         .conn = conn,
         .run = run,
@@ -160,6 +159,13 @@ static status_t search_snapshot(pg_conn_t *conn, const store_search_t *query, ar
         .value_at = row_value,
         .type_rows = type_rows,
     };
+}
+
+static status_t search_snapshot(pg_conn_t *conn, const store_search_t *query, arena_t *arena,
+                                store_search_result_t *out, err_t *err)
+{
+    sql_driver_t driver;
+    pg__sql_driver(conn, &driver);
     return sql__search(&driver, query, arena, out, err);
 }
 

@@ -55,7 +55,7 @@ typedef struct sql_row sql_row_t;
 typedef bool (*sql_row_fn)(void *ctx, const sql_row_t *row);
 
 /* How a driver runs the search's statements. */
-typedef struct {
+typedef struct sql_driver {
     const sql_dialect_t *dialect;
     void *conn;
     /* Runs stmt, calling row for each row until it returns false; doing names the step for

@@ -7,10 +7,13 @@
  * BEGIN IMMEDIATE. SQLite result codes become status_t here and nowhere else; SQLite's own
  * text goes to the log-only detail.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/log.h"
@@ -1267,6 +1270,147 @@ static status_t sqlite_analyze(void *opaque, err_t *err)
     return exec(((sqlite_conn_t *)opaque)->handle, "PRAGMA analysis_limit=1000; ANALYZE;", err);
 }
 
+/* ---- copying a database ---------------------------------------------------------------- */
+
+/* The byte ranges of SQLite's locks (os_unix.c): the database file's pending, reserved and
+ * shared bytes, which every connection in WAL mode holds a read lock on while it is open, and
+ * the -shm file's "DMS" byte, which every connection that maps it holds too. */
+#define LOCK_FIRST   0x40000000
+#define LOCK_BYTES   512
+#define SHM_DMS_BYTE 128
+
+/* The process, other than this one, holding a lock that conflicts with a write lock on the
+ * range (0: none). A test, never a lock: closing the descriptor would release this process's
+ * own locks on the file, so it is done only before this process opens the database. */
+static pid_t lock_holder(const char *path, off_t start, off_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = start, .l_len = len};
+    pid_t holder = 0;
+    if (fcntl(fd, F_GETLK, &lock) == 0 && lock.l_type != F_UNLCK)
+        holder = lock.l_pid > 0 ? lock.l_pid : -1;
+    close(fd);
+    return holder;
+}
+
+static status_t sqlite_check_unused(const char *location, err_t *err)
+{
+    pid_t holder = lock_holder(location, LOCK_FIRST, LOCK_BYTES);
+    if (!holder) {
+        char *shm = xasprintf("%s-shm", location);
+        holder = lock_holder(shm, SHM_DMS_BYTE, 1);
+        free(shm);
+    }
+    if (!holder)
+        return ERR_OK;
+    if (holder > 0)
+        return err_set(err, ERR_CONFLICT, NULL,
+                       "the database \"%s\" is in use by another process (pid %ld, a running "
+                       "concerto serve?): stop it first",
+                       location, (long)holder);
+    return err_set(err, ERR_CONFLICT, NULL,
+                   "the database \"%s\" is in use by another process (a running concerto "
+                   "serve?): stop it first",
+                   location);
+}
+
+/* A snapshot is a read transaction pinned by a first read (WAL: the snapshot is taken there),
+ * or a write transaction that holds the write lock until it ends and writes nothing. */
+static status_t sqlite_snapshot_begin(void *opaque, bool lock_writers, err_t *err)
+{
+    sqlite_conn_t *conn = opaque;
+    status_t rc = exec(conn->handle, lock_writers ? "BEGIN IMMEDIATE" : "BEGIN", err);
+    if (!rc)
+        rc = exec(conn->handle, "SELECT count(*) FROM schema_migration", err);
+    if (rc && !sqlite3_get_autocommit(conn->handle))
+        sqlite3_exec(conn->handle, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static void sqlite_snapshot_end(void *opaque)
+{
+    sqlite_conn_t *conn = opaque;
+    if (!sqlite3_get_autocommit(conn->handle))
+        sqlite3_exec(conn->handle, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static status_t sqlite_load_index(void *opaque, const store_copy_version_t *versions, size_t n,
+                                  err_t *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const store_copy_version_t *v = &versions[i];
+        if (!v->rid || v->version.deleted || !v->index)
+            continue;
+        status_t rc = write_index(opaque, v->rid, v->version.type, true, v->index, err);
+        if (rc)
+            return rc;
+    }
+    return ERR_OK;
+}
+
+/* Versions and resources are INTEGER PRIMARY KEY without AUTOINCREMENT (the next key follows
+ * the highest row, and none is ever removed); the queues' keys are AUTOINCREMENT, their
+ * counters in sqlite_sequence. */
+static status_t sqlite_last_keys(void *opaque, store_keys_t *out, err_t *err)
+{
+    sqlite_conn_t *conn = opaque;
+    sqlite3_stmt *stmt;
+    status_t status = sqlite__prepare_cached(
+        conn,
+        "SELECT (SELECT coalesce(max(seq), 0) FROM resource_version),"
+        " (SELECT coalesce(max(rid), 0) FROM resource),"
+        " max((SELECT coalesce(max(event_id), 0) FROM outbox),"
+        "     coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = 'outbox'), 0)),"
+        " max((SELECT coalesce(max(job_id), 0) FROM job),"
+        "     coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = 'job'), 0))",
+        &stmt, err);
+    if (status)
+        return status;
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        out->seq = sqlite3_column_int64(stmt, 0);
+        out->rid = sqlite3_column_int64(stmt, 1);
+        out->event_id = sqlite3_column_int64(stmt, 2);
+        out->job_id = sqlite3_column_int64(stmt, 3);
+    } else {
+        status = sqlite__fail(conn->handle, rc, err, "last keys");
+    }
+    sqlite3_reset(stmt);
+    return status;
+}
+
+static status_t sqlite_load_keys(void *opaque, const store_keys_t *keys, err_t *err)
+{
+    sqlite_conn_t *conn = opaque;
+    static const char *const sql[] = {
+        "UPDATE sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1",
+        "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2 WHERE ?2 > 0 AND NOT EXISTS "
+        "(SELECT 1 FROM sqlite_sequence WHERE name = ?1)",
+    };
+    const struct {
+        const char *table;
+        int64_t key;
+    } counters[] = {{"outbox", keys->event_id}, {"job", keys->job_id}};
+    for (size_t c = 0; c < 2; c++) {
+        for (size_t s = 0; s < 2; s++) {
+            sqlite3_stmt *stmt;
+            status_t status = sqlite__prepare_cached(conn, sql[s], &stmt, err);
+            if (status)
+                return status;
+            sqlite3_bind_text(stmt, 1, counters[c].table, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(stmt, 2, counters[c].key);
+            int rc = sqlite3_step(stmt);
+            sqlite3_reset(stmt);
+            sqlite3_clear_bindings(stmt);
+            if (rc != SQLITE_DONE)
+                return sqlite__fail(conn->handle, rc, err, "load key counters");
+        }
+    }
+    return ERR_OK;
+}
+
 const store_driver_t store__sqlite_driver = {
     .name = "sqlite",
     .open = sqlite_open,
@@ -1309,5 +1453,12 @@ const store_driver_t store__sqlite_driver = {
     .lease_release = sqlite__lease_release,
     .defer_indexes = sqlite_defer_indexes,
     .analyze = sqlite_analyze,
+    .check_unused = sqlite_check_unused,
+    .snapshot_begin = sqlite_snapshot_begin,
+    .snapshot_end = sqlite_snapshot_end,
+    .sql = sqlite__sql_driver,
+    .load_index = sqlite_load_index,
+    .last_keys = sqlite_last_keys,
+    .load_keys = sqlite_load_keys,
     .run_auth = sqlite__run_auth,
 };

@@ -91,6 +91,9 @@ status_t sqlite__txn_search(void *conn, const store_search_t *query, arena_t *ar
 extern bool sql__search_walks;
 extern bool sql__search_merges_dates;
 
+/* The connection as a runner of the SQL both drivers share (sql_search.h, sql_copy.h). */
+void sqlite__sql_driver(void *conn, struct sql_driver *out);
+
 /* store_everything (sqlite_everything.c). */
 status_t sqlite__everything(void *conn, const store_everything_t *query, arena_t *arena,
                             store_search_result_t *out, err_t *err);

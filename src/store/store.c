@@ -22,6 +22,7 @@
 #include "base/mem.h"
 #include "fhir/fhirpath.h"
 #include "fhir/index.h"
+#include "store/sql_copy.h"
 
 #define WRITER_BATCH 512
 
@@ -856,6 +857,91 @@ static void *writer_main(void *arg)
     }
     pthread_mutex_unlock(&store->lock);
     return NULL;
+}
+
+/* ---- copying a whole database ---------------------------------------------------------- */
+
+status_t store_check_unused(const char *location, err_t *err)
+{
+    const store_driver_t *driver =
+        store_location_is_postgres(location) ? &store__pg_driver : &store__sqlite_driver;
+    return driver->check_unused(location, err);
+}
+
+status_t store_snapshot_begin(store_conn_t *conn, bool lock_writers, err_t *err)
+{
+    return conn->store->driver->snapshot_begin(conn->conn, lock_writers, err);
+}
+
+void store_snapshot_end(store_conn_t *conn)
+{
+    conn->store->driver->snapshot_end(conn->conn);
+}
+
+status_t store_scan_versions(store_conn_t *conn, int64_t after_seq, size_t count, arena_t *arena,
+                             store_copy_version_t **out_versions, size_t *out_n, err_t *err)
+{
+    sql_driver_t sql;
+    conn->store->driver->sql(conn->conn, &sql);
+    return sql__scan_versions(&sql, after_seq, count, arena, out_versions, out_n, err);
+}
+
+status_t store_txn_load_versions(store_txn_t *txn, const store_copy_version_t *versions, size_t n,
+                                 err_t *err)
+{
+    const store_driver_t *d = txn->store->driver;
+    sql_driver_t sql;
+    d->sql(txn->conn, &sql);
+    status_t rc = sql__load_versions(&sql, versions, n, err);
+    return rc ? rc : d->load_index(txn->conn, versions, n, err);
+}
+
+status_t store_outbox_scan(store_conn_t *conn, int64_t after_event_id, size_t count, arena_t *arena,
+                           store_event_t **out_events, size_t *out_n, err_t *err)
+{
+    sql_driver_t sql;
+    conn->store->driver->sql(conn->conn, &sql);
+    return sql__outbox_scan(&sql, after_event_id, count, arena, out_events, out_n, err);
+}
+
+status_t store_txn_load_events(store_txn_t *txn, const store_event_t *events, size_t n, err_t *err)
+{
+    sql_driver_t sql;
+    txn->store->driver->sql(txn->conn, &sql);
+    return sql__load_events(&sql, events, n, err);
+}
+
+status_t store_txn_load_jobs(store_txn_t *txn, const store_job_t *jobs, size_t n, err_t *err)
+{
+    sql_driver_t sql;
+    txn->store->driver->sql(txn->conn, &sql);
+    return sql__load_jobs(&sql, jobs, n, err);
+}
+
+status_t store_lease_list(store_conn_t *conn, arena_t *arena, store_lease_t **out_leases,
+                          size_t *out_n, err_t *err)
+{
+    sql_driver_t sql;
+    conn->store->driver->sql(conn->conn, &sql);
+    return sql__lease_list(&sql, arena, out_leases, out_n, err);
+}
+
+status_t store_txn_load_leases(store_txn_t *txn, const store_lease_t *leases, size_t n, err_t *err)
+{
+    sql_driver_t sql;
+    txn->store->driver->sql(txn->conn, &sql);
+    return sql__load_leases(&sql, leases, n, err);
+}
+
+status_t store_last_keys(store_conn_t *conn, store_keys_t *out, err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    return conn->store->driver->last_keys(conn->conn, out, err);
+}
+
+status_t store_txn_load_keys(store_txn_t *txn, const store_keys_t *keys, err_t *err)
+{
+    return txn->store->driver->load_keys(txn->conn, keys, err);
 }
 
 /* ---- $everything: what both drivers pass to their SQL -------------------------------- */

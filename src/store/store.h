@@ -510,6 +510,104 @@ status_t store_lease_renew(store_t *store, const char *name, const char *holder,
                            int64_t duration_us, int64_t now_us, bool *out_held, err_t *err);
 status_t store_lease_release(store_t *store, const char *name, const char *holder, err_t *err);
 
+/* ---- copying a whole database (concerto migrate-data) ------------------------------------ */
+
+/*
+ * What a copy needs: every stored row read back in key order, written into an empty database
+ * as it was (the same keys, times, statuses and claims), and the key counters carried over.
+ * The search index is not read: the writer extracts the rows of each current version again
+ * (fhir_index_extract) and hands them to store_txn_load_versions.
+ */
+
+/*
+ * ERR_CONFLICT (with a message that says so) when another process has the database at
+ * `location` open: for SQLite, a connection of another process (a running concerto serve, a
+ * command) holds a lock on its file. Call it before this process opens the database: the test
+ * cannot see this process's own connections. For PostgreSQL, a database server shared by
+ * design, nothing can tell: ERR_OK.
+ */
+status_t store_check_unused(const char *location, err_t *err);
+
+/*
+ * Begins a snapshot on conn: every read on conn until store_snapshot_end sees the database as
+ * it was at this call, whatever is written meanwhile. lock_writers: no other connection (of
+ * this process or another) can write until then either (SQLite: the write lock, so a server
+ * started meanwhile cannot write; PostgreSQL: SHARE locks on the tables of versions, current
+ * resources and the queues). Only reads that run no transaction of their own may run on conn
+ * in between: store_read, store_history, store_count, store_scan, store_scan_versions,
+ * store_outbox_scan, store_job_list, store_lease_list, store_last_keys (not store_search).
+ */
+status_t store_snapshot_begin(store_conn_t *conn, bool lock_writers, err_t *err);
+void store_snapshot_end(store_conn_t *conn);
+
+/* A version as stored, with what a copy needs beside it. */
+typedef struct {
+    store_version_t version;        /* type, id and every stored column, seq included */
+    int64_t rid;                    /* the key of its resource when this is the resource's
+                                       current version (a delete too), else 0 */
+    const fhir_index_rows_t *index; /* store_txn_load_versions: the search index rows of a
+                                       current version that is not a delete (NULL: none);
+                                       store_scan_versions leaves it NULL */
+} store_copy_version_t;
+
+/*
+ * Up to `count` versions with a seq above after_seq (0: from the first), in seq order, every
+ * one of them (deletes, versions that are no longer current); strings in arena. *out_n is the
+ * number read (0: the end).
+ */
+status_t store_scan_versions(store_conn_t *conn, int64_t after_seq, size_t count, arena_t *arena,
+                             store_copy_version_t **out_versions, size_t *out_n, err_t *err);
+
+/*
+ * Writes versions exactly as given, seq and lastUpdated included, for a copy into an empty
+ * database: a version with a rid becomes the current version of its resource under that key
+ * (with its index rows, its full text and its contained resources). Writes no outbox event
+ * (store_txn_load_events copies them) and checks no version order. Storage errors, among them
+ * a seq, a version of type/id or a rid that is taken.
+ */
+status_t store_txn_load_versions(store_txn_t *txn, const store_copy_version_t *versions, size_t n,
+                                 err_t *err);
+
+/* Up to count outbox events with an id above after_event_id (0: from the first), in id order:
+ * every one, pending, claimed or dead. */
+status_t store_outbox_scan(store_conn_t *conn, int64_t after_event_id, size_t count, arena_t *arena,
+                           store_event_t **out_events, size_t *out_n, err_t *err);
+/* Writes outbox events exactly as given: ids, attempts, claims, errors, dead. */
+status_t store_txn_load_events(store_txn_t *txn, const store_event_t *events, size_t n, err_t *err);
+/* Writes jobs exactly as given (as store_job_list reads them): ids, states, claims, revisions. */
+status_t store_txn_load_jobs(store_txn_t *txn, const store_job_t *jobs, size_t n, err_t *err);
+
+/* A singleton lease as stored. */
+typedef struct {
+    const char *name;
+    const char *holder;
+    int64_t until_us;
+} store_lease_t;
+
+/* Every singleton lease, by name (held or run out); strings in arena. */
+status_t store_lease_list(store_conn_t *conn, arena_t *arena, store_lease_t **out_leases,
+                          size_t *out_n, err_t *err);
+/* Writes leases exactly as given. */
+status_t store_txn_load_leases(store_txn_t *txn, const store_lease_t *leases, size_t n, err_t *err);
+
+/* The keys the database has handed out: the last of each (0: none yet). A key is never handed
+ * out twice, even when its row is gone (an acknowledged outbox event, a completed job). */
+typedef struct {
+    int64_t seq;      /* versions */
+    int64_t rid;      /* resources */
+    int64_t event_id; /* outbox events */
+    int64_t job_id;   /* jobs */
+} store_keys_t;
+
+status_t store_last_keys(store_conn_t *conn, store_keys_t *out, err_t *err);
+/*
+ * Makes the next key of each kind follow both `keys` and the rows the database holds (after a
+ * load: PostgreSQL's identity sequences do not move when rows are written with their keys).
+ * SQLite hands out the keys of versions and resources after the highest row, which a copy
+ * carries over (those rows are never removed); its outbox and job counters are set.
+ */
+status_t store_txn_load_keys(store_txn_t *txn, const store_keys_t *keys, err_t *err);
+
 /* ---- accounts, OAuth clients, tokens ------------------------------------------------------ */
 
 /*
@@ -685,5 +783,6 @@ status_t store_txn_token_revoke_client(store_txn_t *txn, const char *client_id, 
  * their expiry a token fails anyway, and a replayed one is refused as unknown). *out_n (may
  * be NULL): the tokens removed. */
 status_t store_txn_token_purge(store_txn_t *txn, int64_t now_us, int64_t *out_n, err_t *err);
+
 
 #endif

@@ -12,6 +12,8 @@
 
 #include "store/store.h"
 
+struct sql_driver;
+
 /* A parameter of a fixed statement: SQL NULL, an integer or text (borrowed). */
 typedef enum { STORE__NULL, STORE__INT, STORE__TEXT } store__value_kind_t;
 typedef struct {
@@ -114,6 +116,20 @@ typedef struct {
 
     status_t (*defer_indexes)(void *conn, err_t *err);
     status_t (*analyze)(void *conn, err_t *err);
+
+    /* Copying a database: see store.h. The scans and loads whose SQL both drivers share are
+       sql_copy.c's, run on the connection as `sql` describes it; the rest differs. */
+    status_t (*check_unused)(const char *location, err_t *err);
+    status_t (*snapshot_begin)(void *conn, bool lock_writers, err_t *err);
+    void (*snapshot_end)(void *conn);
+    /* The connection as a runner of the SQL both drivers share (sql_search.h). */
+    void (*sql)(void *conn, struct sql_driver *out);
+    /* Writes the index rows, full text and contained resources of the current versions among
+       versions[0..n) that are not deletes (their rid, their index), resources that have none
+       yet (a load), on the writer's connection inside the open transaction. */
+    status_t (*load_index)(void *conn, const store_copy_version_t *versions, size_t n, err_t *err);
+    status_t (*last_keys)(void *conn, store_keys_t *out, err_t *err);
+    status_t (*load_keys)(void *conn, const store_keys_t *keys, err_t *err);
 
     /* Runs the fixed statement `which` (< STORE_AUTH_STATEMENTS) of sql_auth.c, whose text is
        sql, with params, on a reader's connection or on the writer's inside its transaction;
