@@ -204,6 +204,36 @@ def test_alpn_offers_h2_then_http_1_1(tls_server, certs):
         assert tls.selected_alpn_protocol() == "http/1.1"
 
 
+def test_fhir_over_http2(tls_server, certs):
+    """A create and a read through curl's HTTP/2 client: status, headers and body."""
+    curl = shutil.which("curl")
+    if not curl:
+        pytest.skip("curl is not installed (tools/install-deps installs it)")
+    base = f"https://127.0.0.1:{tls_server.port}/fhir"
+
+    def run(*args):
+        out = subprocess.run([curl, "-sS", "--http2", "--cacert", str(certs["cert"]), "-D", "-",
+                              *args], capture_output=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        head, _, body = out.stdout.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip()
+                   for k, _, v in (line.partition(":") for line in lines[1:])}
+        return lines[0], headers, body
+
+    status, headers, body = run("-X", "POST", "-H", f"Content-Type: {FHIR_JSON}", "--data-binary",
+                                '{"resourceType":"Patient","active":true}', f"{base}/Patient")
+    assert status.startswith("HTTP/2 201"), (status, body)
+    assert headers["location"].startswith(f"{base}/Patient/"), headers
+    pid = headers["location"].split("/")[-3]
+    status, headers, body = run(f"{base}/Patient/{pid}")
+    assert status.startswith("HTTP/2 200"), (status, body)
+    assert b'"active":true' in body and headers["etag"] == 'W/"1"'
+    for name, value in SECURITY_HEADERS.items():
+        assert headers[name.lower()] == value, headers
+    assert headers["strict-transport-security"] == HSTS
+
+
 def test_plain_http_to_the_tls_port_does_not_harm_the_server(tls_server):
     out = raw_request(tls_server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5)
     assert not out.startswith(b"HTTP/1.1 200"), out
