@@ -18,8 +18,7 @@ void digest_sha256_init(digest_sha256_t *d)
 
 void digest_sha256_update(digest_sha256_t *d, const void *data, size_t len)
 {
-    crypto_hash_sha256_update((crypto_hash_sha256_state *)d->opaque, data,
-                              (unsigned long long)len);
+    crypto_hash_sha256_update((crypto_hash_sha256_state *)d->opaque, data, (unsigned long long)len);
 }
 
 void digest_sha256_final(digest_sha256_t *d, unsigned char out[DIGEST_SHA256_BYTES])
