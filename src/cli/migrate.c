@@ -10,12 +10,12 @@
  * through the store and compares counts per type and SHA-256 checksums of canonical streams.
  */
 #include <signal.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "auth/digest.h"
 #include "base/buf.h"
 #include "base/jv.h"
 #include "base/mem.h"
@@ -280,43 +280,43 @@ typedef struct {
     json_t *types; /* type -> [versions, current versions (scan), current resources (count)] */
     int64_t versions, current, deleted;
     int64_t events, dead_events, jobs, leases;
-    unsigned char versions_sha[crypto_hash_sha256_BYTES];
-    unsigned char outbox_sha[crypto_hash_sha256_BYTES];
-    unsigned char jobs_sha[crypto_hash_sha256_BYTES];
-    unsigned char leases_sha[crypto_hash_sha256_BYTES];
+    unsigned char versions_sha[DIGEST_SHA256_BYTES];
+    unsigned char outbox_sha[DIGEST_SHA256_BYTES];
+    unsigned char jobs_sha[DIGEST_SHA256_BYTES];
+    unsigned char leases_sha[DIGEST_SHA256_BYTES];
     store_keys_t keys;
 } summary_t;
 
 /* The canonical stream: each field of a row in a fixed order, an integer as its decimal
  * digits and ';', a text as its length in bytes, ':' and its bytes, NULL as '~'; a row ends
  * with '\n'. Unambiguous, so equal checksums mean equal rows. */
-static void hash_int(crypto_hash_sha256_state *h, int64_t i)
+static void hash_int(digest_sha256_t *h, int64_t i)
 {
     char text[32];
     int n = snprintf(text, sizeof(text), "%lld;", (long long)i);
-    crypto_hash_sha256_update(h, (const unsigned char *)text, (unsigned long long)n);
+    digest_sha256_update(h, (const unsigned char *)text, n);
 }
 
-static void hash_text(crypto_hash_sha256_state *h, const char *s, size_t len)
+static void hash_text(digest_sha256_t *h, const char *s, size_t len)
 {
     if (!s) {
-        crypto_hash_sha256_update(h, (const unsigned char *)"~", 1);
+        digest_sha256_update(h, "~", 1);
         return;
     }
     char prefix[32];
     int n = snprintf(prefix, sizeof(prefix), "%zu:", len);
-    crypto_hash_sha256_update(h, (const unsigned char *)prefix, (unsigned long long)n);
-    crypto_hash_sha256_update(h, (const unsigned char *)s, len);
+    digest_sha256_update(h, (const unsigned char *)prefix, n);
+    digest_sha256_update(h, s, len);
 }
 
-static void hash_str(crypto_hash_sha256_state *h, const char *s)
+static void hash_str(digest_sha256_t *h, const char *s)
 {
     hash_text(h, s, s ? strlen(s) : 0);
 }
 
-static void hash_end(crypto_hash_sha256_state *h)
+static void hash_end(digest_sha256_t *h)
 {
-    crypto_hash_sha256_update(h, (const unsigned char *)"\n", 1);
+    digest_sha256_update(h, "\n", 1);
 }
 
 static void count_type(summary_t *s, const char *type, int slot)
@@ -332,8 +332,8 @@ static void count_type(summary_t *s, const char *type, int slot)
 
 static status_t summarize_versions(store_conn_t *conn, size_t batch, summary_t *s, err_t *err)
 {
-    crypto_hash_sha256_state h;
-    crypto_hash_sha256_init(&h);
+    digest_sha256_t h;
+    digest_sha256_init(&h);
     int64_t after = 0;
     status_t rc = ERR_OK;
     for (;;) {
@@ -370,7 +370,7 @@ static status_t summarize_versions(store_conn_t *conn, size_t batch, summary_t *
         if (rc || n == 0)
             break;
     }
-    crypto_hash_sha256_final(&h, s->versions_sha);
+    digest_sha256_final(&h, s->versions_sha);
     /* the current resources as the store counts them (its table of current resources) */
     const char *type;
     json_t *counts;
@@ -386,8 +386,8 @@ static status_t summarize_versions(store_conn_t *conn, size_t batch, summary_t *
 
 static status_t summarize_queues(store_conn_t *conn, size_t batch, summary_t *s, err_t *err)
 {
-    crypto_hash_sha256_state h;
-    crypto_hash_sha256_init(&h);
+    digest_sha256_t h;
+    digest_sha256_init(&h);
     status_t rc = ERR_OK;
     for (int64_t after = 0; !rc;) {
         arena_t arena;
@@ -419,9 +419,9 @@ static status_t summarize_queues(store_conn_t *conn, size_t batch, summary_t *s,
         if (n == 0)
             break;
     }
-    crypto_hash_sha256_final(&h, s->outbox_sha);
+    digest_sha256_final(&h, s->outbox_sha);
 
-    crypto_hash_sha256_init(&h);
+    digest_sha256_init(&h);
     for (int64_t after = 0; !rc;) {
         arena_t arena;
         arena_init(&arena);
@@ -450,9 +450,9 @@ static status_t summarize_queues(store_conn_t *conn, size_t batch, summary_t *s,
         if (n == 0)
             break;
     }
-    crypto_hash_sha256_final(&h, s->jobs_sha);
+    digest_sha256_final(&h, s->jobs_sha);
 
-    crypto_hash_sha256_init(&h);
+    digest_sha256_init(&h);
     if (!rc) {
         arena_t arena;
         arena_init(&arena);
@@ -468,7 +468,7 @@ static status_t summarize_queues(store_conn_t *conn, size_t batch, summary_t *s,
         s->leases = (int64_t)n;
         arena_release(&arena);
     }
-    crypto_hash_sha256_final(&h, s->leases_sha);
+    digest_sha256_final(&h, s->leases_sha);
     if (!rc)
         rc = store_last_keys(conn, &s->keys, err);
     return rc;
@@ -491,9 +491,9 @@ static void summary_release(summary_t *s)
     s->types = NULL;
 }
 
-static void hex(const unsigned char *sha, char out[2 * crypto_hash_sha256_BYTES + 1])
+static void hex(const unsigned char *sha, char out[2 * DIGEST_SHA256_BYTES + 1])
 {
-    sodium_bin2hex(out, 2 * crypto_hash_sha256_BYTES + 1, sha, crypto_hash_sha256_BYTES);
+    digest_hex(sha, DIGEST_SHA256_BYTES, out);
 }
 
 static int64_t type_count(const summary_t *s, const char *type, int slot)
@@ -576,10 +576,10 @@ static size_t compare(const summary_t *a, const summary_t *b)
                 {"jobs", a->jobs_sha, b->jobs_sha},
                 {"leases", a->leases_sha, b->leases_sha}};
     for (size_t i = 0; i < sizeof(sums) / sizeof(sums[0]); i++) {
-        char ha[2 * crypto_hash_sha256_BYTES + 1], hb[2 * crypto_hash_sha256_BYTES + 1];
+        char ha[2 * DIGEST_SHA256_BYTES + 1], hb[2 * DIGEST_SHA256_BYTES + 1];
         hex(sums[i].a, ha);
         hex(sums[i].b, hb);
-        bool equal = sodium_memcmp(sums[i].a, sums[i].b, crypto_hash_sha256_BYTES) == 0;
+        bool equal = memcmp(sums[i].a, sums[i].b, DIGEST_SHA256_BYTES) == 0;
         printf("SHA-256 of %-9s source %s\n", sums[i].what, ha);
         printf("%-20s target %s   %s\n", "", hb, equal ? "ok" : "DIFFERENT");
         if (!equal) {
@@ -857,11 +857,6 @@ int cli_migrate_data(int argc, char **argv)
     }
     if (!(m.batch = parse_batch(&s, &err)))
         goto out;
-    if (sodium_init() < 0) {
-        err_set(&err, ERR_INTERNAL, NULL, "could not initialize libsodium");
-        status = 1;
-        goto out;
-    }
     interrupted = 0;
     catch_signals(true);
     status = migrate(&m, &err);

@@ -14,11 +14,12 @@
 static const char help[] =
     "usage: concerto serve [--db FILE] [--listen HOST:PORT] [--threads N] [options]\n"
     "\n"
-    "Serves the FHIR R4 API at http://HOST:PORT/fhir and /healthz until SIGINT or SIGTERM,\n"
-    "then finishes the requests in flight and closes the database cleanly. The database is\n"
-    "created and migrated when needed. The SearchParameter resources stored in it (status\n"
-    "active or draft) are search parameters of the server; when one is written, the types\n"
-    "it applies to are reindexed in the background (progress in the log).\n"
+    "Serves the FHIR R4 API at http://HOST:PORT/fhir (https:// with --tls-cert) and\n"
+    "/healthz until SIGINT or SIGTERM, then finishes the requests in flight and closes the\n"
+    "database cleanly. The database is created and migrated when needed. The SearchParameter\n"
+    "resources stored in it (status active or draft) are search parameters of the server;\n"
+    "when one is written, the types it applies to are reindexed in the background (progress\n"
+    "in the log).\n"
     "\n"
     "A worker thread handles the database's work queues: the change event of every write\n"
     "and the jobs writes schedule (such as those reindexes). Several servers may run on one\n"
@@ -44,6 +45,12 @@ static const char help[] =
     "  --max-body BYTES     largest request body accepted (default: 16777216); larger: 413\n"
     "  --base-url URL       public base of the API when behind a proxy\n"
     "                       (default: from the Host header, http://HOST/fhir)\n"
+    "  --tls-cert FILE      serve HTTPS (HTTP/2 and HTTP/1.1, TLS 1.2 and 1.3) with this PEM\n"
+    "                       certificate, followed by its intermediates (default: plain\n"
+    "                       HTTP, for a TLS-terminating proxy in front: docs/deploy.md)\n"
+    "  --tls-key FILE       the certificate's private key (unencrypted PEM; keep it\n"
+    "                       readable by this server's user only). Both or neither; with\n"
+    "                       them every response carries Strict-Transport-Security\n"
     "  --synchronous MODE   full (default: every acknowledged write survives power loss),\n"
     "                       normal (survives a crash of Concerto, not of the machine), off\n"
     "  --conditional-delete single|multiple\n"
@@ -94,20 +101,11 @@ static status_t parse_size(const char *name, const char *value, long min, long m
 
 int cli_serve(int argc, char **argv)
 {
-    static const char *const known[] = {"db",
-                                        "listen",
-                                        "threads",
-                                        "max-body",
-                                        "base-url",
-                                        "synchronous",
-                                        "log-level",
-                                        "port-file",
-                                        "conditional-delete",
-                                        "work-lease",
-                                        "work-poll",
-                                        "db-replica",
-                                        "replica-max-lag",
-                                        NULL};
+    static const char *const known[] = {
+        "db",          "listen",     "threads",         "max-body",           "base-url",
+        "synchronous", "log-level",  "port-file",       "conditional-delete", "work-lease",
+        "work-poll",   "db-replica", "replica-max-lag", "tls-cert",           "tls-key",
+        NULL};
     settings_t s;
     int status = cli_settings("serve", help, argc, argv, known, NULL, &s);
     if (status >= 0)
@@ -116,6 +114,7 @@ int cli_serve(int argc, char **argv)
     err_t err = ERR_INIT;
     char *host = NULL;
     store_t *store = NULL;
+    http_tls_t *tls = NULL;
     http_config_t config;
     http_config_init(&config);
     long threads = 0, max_body = (long)config.max_body, lease_s = 60, poll_ms = 200, max_lag_s = 10;
@@ -176,6 +175,23 @@ int cli_serve(int argc, char **argv)
         status = 2;
         goto out;
     }
+    const char *tls_cert = settings_get(&s, "tls-cert", NULL);
+    const char *tls_key = settings_get(&s, "tls-key", NULL);
+    if (tls_cert || tls_key) {
+        if (!tls_cert || !tls_key) {
+            err_set(&err, ERR_INVALID, NULL,
+                    "--tls-cert and --tls-key go together: %s is missing (or neither, for "
+                    "plain HTTP)",
+                    tls_cert ? "--tls-key" : "--tls-cert");
+            status = 2;
+            goto out;
+        }
+        if (http_tls_new(tls_cert, tls_key, &tls, &err)) {
+            status = 2;
+            goto out;
+        }
+        config.tls = tls;
+    }
     if (cli_open_store(&s, &options, &store, &err))
         goto out;
     repo_worker_config_t work;
@@ -194,6 +210,7 @@ out:
     if (err.nissues)
         cli_report("serve", &err);
     err_release(&err);
+    http_tls_free(tls);
     free(host);
 out_settings:
     settings_release(&s);

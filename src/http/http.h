@@ -1,5 +1,6 @@
 /*
- * http.h - the HTTP server: h2o event loops (one per thread) serving /fhir, /healthz.
+ * http.h - the HTTP server: h2o event loops (one per thread) serving /fhir, /healthz, over
+ * plain HTTP or over TLS (HTTP/1.1 and HTTP/2).
  */
 #ifndef CONCERTO_HTTP_HTTP_H
 #define CONCERTO_HTTP_HTTP_H
@@ -8,6 +9,21 @@
 
 #include "base/err.h"
 #include "store/store.h"
+
+/* A TLS server context: the certificate, its key and the protocols offered. Opaque. */
+typedef struct http_tls http_tls_t;
+
+/*
+ * Loads a PEM certificate (chain) and its private key (unencrypted PEM) into a new TLS
+ * context: TLS 1.2 and 1.3 only, ECDHE with AES-GCM or ChaCha20-Poly1305 for TLS 1.2 (OpenSSL's
+ * default suites for 1.3), the server's cipher order, no compression, no renegotiation, and
+ * ALPN offering h2 and http/1.1. Logs a warning when the key file is readable by everyone or
+ * the certificate has expired. *out is new: free it with http_tls_free. Errors: ERR_INVALID
+ * when a file is missing or unreadable, holds no certificate or key, or when the key does
+ * not belong to the certificate.
+ */
+status_t http_tls_new(const char *cert_file, const char *key_file, http_tls_t **out, err_t *err);
+void http_tls_free(http_tls_t *tls);
 
 typedef struct {
     const char *host;     /* address to listen on, e.g. "127.0.0.1" or "0.0.0.0" */
@@ -18,6 +34,8 @@ typedef struct {
     const char *port_file; /* when set, the listening port is written there once serving */
     bool multiple_delete;  /* a conditional delete matching several resources deletes them all
                               (else 412) */
+    const http_tls_t *tls; /* borrowed; NULL: plain HTTP. With it, every connection speaks TLS
+                              and responses carry Strict-Transport-Security */
 } http_config_t;
 
 void http_config_init(http_config_t *config);

@@ -17,6 +17,10 @@
 
 typedef struct http_server http_server_t;
 
+struct http_tls {
+    SSL_CTX *ssl_ctx; /* shared by every thread's accept context (OpenSSL locks what it must) */
+};
+
 typedef struct {
     http_server_t *server;
     int index;
@@ -82,6 +86,22 @@ status_t http__everything(const http_search_request_t *request, http_everything_
                           buf_t *out, err_t *err);
 /* Parses an instant (or a date) of a query parameter such as _since (fhir.c). */
 bool http__parse_instant(const char *s, int64_t *out_us);
+
+/* The Content-Security-Policy of a response that chooses none: an API answer loads nothing
+ * and may be framed by nothing. */
+#define HTTP_CSP_API "default-src 'none'; frame-ancestors 'none'"
+
+/*
+ * Adds to pathconf the filter that puts the security headers on every response as it starts
+ * (headers.c): X-Content-Type-Options: nosniff, X-Frame-Options: DENY, Referrer-Policy:
+ * no-referrer, Content-Security-Policy (HTTP_CSP_API unless the response set its own),
+ * Cache-Control: no-store (unless the response set its own: only a response that carries no
+ * health data may choose caching), and with TLS Strict-Transport-Security.
+ */
+void http__register_security_headers(http_server_t *server, h2o_pathconf_t *pathconf);
+/* Chooses the Content-Security-Policy of one response (a page with scripts or styles of its
+ * own, say) instead of HTTP_CSP_API. policy is copied into the request's pool. */
+void http__set_content_security_policy(h2o_req_t *req, const char *policy);
 
 /* The request handler for every path. */
 int http__handle(h2o_handler_t *self, h2o_req_t *req);

@@ -6,6 +6,9 @@
  * Shutdown: the main thread waits for SIGINT/SIGTERM and sets `stopping`; each loop then closes
  * its listener, keeps running until the writes it started have been answered, runs a little
  * longer so responses drain, and exits. The store is closed by the caller afterwards.
+ *
+ * With TLS (config.tls) every accepted socket first goes through h2o's handshake on the one
+ * shared SSL_CTX; a filter (headers.c) adds the security headers to every response.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,6 +36,7 @@ void http_config_init(http_config_t *config)
     config->base_url = NULL;
     config->port_file = NULL;
     config->multiple_delete = false;
+    config->tls = NULL;
 }
 
 static void on_accept(h2o_socket_t *listener, const char *error)
@@ -94,6 +98,8 @@ static void *thread_main(void *arg)
     h2o_context_init(&thread->ctx, thread->loop, &server->globalconf);
     thread->accept_ctx.ctx = &thread->ctx;
     thread->accept_ctx.hosts = server->globalconf.hosts;
+    /* with TLS, h2o runs the handshake and picks HTTP/2 or HTTP/1.1 by ALPN */
+    thread->accept_ctx.ssl_ctx = server->config.tls ? server->config.tls->ssl_ctx : NULL;
     h2o_multithread_register_receiver(thread->ctx.queue, &thread->done_receiver,
                                       http__on_writes_done);
     thread->listener =
@@ -170,6 +176,10 @@ status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = http__handle;
+    http__register_security_headers(server, pathconf);
+    /* errors h2o answers itself before a path is chosen (a 413 for a body far over the limit,
+     * say) go through the host's fallback path */
+    http__register_security_headers(server, &hostconf->fallback_path);
     http__build_capability(server);
 
     status_t rc = ERR_OK;
@@ -188,8 +198,9 @@ status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
     server->port = port;
     server->nthreads = started;
     if (!rc) {
-        log_info("serving FHIR R4 at http://%s:%d/fhir with %d threads (store: %s)", config->host,
-                 port, started, store_driver_name(store));
+        log_info("serving FHIR R4 at %s://%s:%d/fhir with %d threads (store: %s)",
+                 config->tls ? "https" : "http", config->host, port, started,
+                 store_driver_name(store));
         if (config->port_file) {
             FILE *f = fopen(config->port_file, "w");
             if (f) {

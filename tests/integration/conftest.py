@@ -204,6 +204,10 @@ class Session:
             self.conn.close()
             self.conn = None
 
+    def connect(self):
+        """A new connection (not yet open) to the server."""
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+
     def request(self, method, path, body=None, headers=None):
         headers = dict(headers or {})
         data = encode_body(body, headers)
@@ -214,8 +218,7 @@ class Session:
         for attempt in (0, 1):
             reused = self.conn is not None
             if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port,
-                                                       timeout=self.timeout)
+                self.conn = self.connect()
             sent = False
             try:
                 self.conn.request(method, path, body=data, headers=headers)
@@ -240,9 +243,11 @@ class Session:
 class Client:
     """Requests to one server; each call uses a new connection unless a session is given."""
 
+    scheme = "http"
+
     def __init__(self, host, port):
         self.host, self.port = host, port
-        self.origin = f"http://{host}:{port}"
+        self.origin = f"{self.scheme}://{host}:{port}"
         self.base = f"{self.origin}/fhir"
 
     def path(self, url):
@@ -258,7 +263,7 @@ class Client:
         return Session(self.host, self.port, timeout)
 
     def request(self, method, url, body=None, headers=None, session=None):
-        s = session or Session(self.host, self.port)
+        s = session or self.session()
         try:
             return s.request(method, self.path(url), body, headers)
         finally:
@@ -377,7 +382,7 @@ class Server:
             raise AssertionError("concerto serve wrote no port file within "
                                  f"{START_TIMEOUT:.0f} s:\n" + self.stderr())
         self.port = port
-        self.client = Client("127.0.0.1", port)
+        self.client = self.make_client(port)
         while time.monotonic() < deadline:
             if self.client.healthy():
                 return self
@@ -386,6 +391,10 @@ class Server:
             time.sleep(0.02)
         self.kill()
         raise AssertionError("concerto serve did not answer /healthz:\n" + self.stderr())
+
+    def make_client(self, port):
+        """The client of a server listening on port (a subclass may speak TLS)."""
+        return Client("127.0.0.1", port)
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -515,13 +524,15 @@ def client(server):
 
 @pytest.fixture
 def make_server():
-    """A factory for servers of this test only: make_server(args=[...], env={...}, db=...).
-    Every server still running at the end is stopped with SIGTERM and checked."""
+    """A factory for servers of this test only: make_server(args=[...], env={...}, db=...;
+    server_class= a subclass of Server). Every server still running at the end is stopped with
+    SIGTERM and checked."""
     servers = []
 
-    def make(args=(), env=None, db=None, workdir=None, threads=2, port_file=None, start=True):
-        srv = Server(args=args, env=env, db=db, workdir=workdir, threads=threads,
-                     port_file=port_file)
+    def make(args=(), env=None, db=None, workdir=None, threads=2, port_file=None, start=True,
+             server_class=None):
+        srv = (server_class or Server)(args=args, env=env, db=db, workdir=workdir,
+                                       threads=threads, port_file=port_file)
         servers.append(srv)
         return srv.start() if start else srv
 
