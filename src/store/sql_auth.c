@@ -104,7 +104,10 @@ enum {
     T_REVOKE_ACCOUNT,
     T_REVOKE_CLIENT,
     T_PURGE,
-    S__COUNT
+    /* the copy of each table, scan and load, in the order of store_auth_table_name */
+    X_SCAN,
+    X_LOAD = X_SCAN + STORE_AUTH_TABLES,
+    S__COUNT = X_LOAD + STORE_AUTH_TABLES
 };
 
 _Static_assert(S__COUNT <= STORE_AUTH_STATEMENTS, "raise STORE_AUTH_STATEMENTS");
@@ -178,6 +181,28 @@ static const statement_t statements[S__COUNT] = {
     [T_REVOKE_CLIENT] = {"UPDATE token SET revoked_us = $2 WHERE client_id = $1 "
                          "AND revoked_us = 0"},
     [T_PURGE] = {"DELETE FROM token WHERE expires_us <= $1"},
+    [X_SCAN + 0] = {"SELECT account_id, username, role, practitioner_id, practitioner_role_id, "
+                    "patient_id, password_hash, disabled, failed_logins, locked_until_us, "
+                    "last_login_us, password_changed_us, totp_secret, totp_confirmed, "
+                    "totp_last_step, created_us, updated_us FROM account ORDER BY account_id"},
+    [X_SCAN + 1] = {"SELECT account_id, code_hash FROM account_recovery "
+                    "ORDER BY account_id, code_hash"},
+    [X_SCAN + 2] = {"SELECT " CLIENT_COLUMNS " FROM client ORDER BY client_id"},
+    [X_SCAN + 3] = {"SELECT client_id, jti, expires_us FROM client_assertion "
+                    "ORDER BY client_id, jti"},
+    [X_SCAN + 4] = {"SELECT " TOKEN_COLUMNS " FROM token ORDER BY token_hash"},
+    [X_LOAD + 0] = {"INSERT INTO account (account_id, username, role, practitioner_id, "
+                    "practitioner_role_id, patient_id, password_hash, disabled, failed_logins, "
+                    "locked_until_us, last_login_us, password_changed_us, totp_secret, "
+                    "totp_confirmed, totp_last_step, created_us, updated_us) VALUES ($1, $2, $3, "
+                    "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"},
+    [X_LOAD + 1] = {"INSERT INTO account_recovery (account_id, code_hash) VALUES ($1, $2)"},
+    [X_LOAD + 2] = {"INSERT INTO client (" CLIENT_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                    "$8, $9, $10)"},
+    [X_LOAD + 3] = {"INSERT INTO client_assertion (client_id, jti, expires_us) "
+                    "VALUES ($1, $2, $3)"},
+    [X_LOAD + 4] = {"INSERT INTO token (" TOKEN_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                    "$8, $9, $10, $11, $12, $13)"},
 };
 
 /* ---- running statements ---------------------------------------------------------------- */
@@ -722,4 +747,47 @@ status_t store_txn_token_purge(store_txn_t *txn, int64_t now_us, int64_t *out_n,
     if (out_n)
         *out_n = rc ? 0 : changes;
     return rc;
+}
+
+/* ---- copying ------------------------------------------------------------------------------ */
+
+const char *store_auth_table_name(size_t table)
+{
+    static const char *const names[STORE_AUTH_TABLES] = {"account", "account_recovery", "client",
+                                                         "client_assertion", "token"};
+    return table < STORE_AUTH_TABLES ? names[table] : "unknown";
+}
+
+status_t store_auth_table_scan(store_conn_t *conn, size_t table, arena_t *arena,
+                               const char ***out_cells, size_t *out_nrows, size_t *out_ncols,
+                               err_t *err)
+{
+    params_t p = {.n = 0};
+    store__rows_t rows = {0};
+    *out_nrows = *out_ncols = 0;
+    status_t rc = run_conn(conn, X_SCAN + (int)table, &p, arena, &rows, err);
+    if (rc)
+        return rc;
+    *out_cells = rows.cells;
+    *out_nrows = rows.nrows;
+    *out_ncols = rows.ncols;
+    return ERR_OK;
+}
+
+/* The number of parameters of each load. */
+static const size_t load_columns[STORE_AUTH_TABLES] = {17, 2, 10, 3, 13};
+
+status_t store_txn_auth_table_load(store_txn_t *txn, size_t table, const char *const *cells,
+                                   size_t nrows, err_t *err)
+{
+    size_t ncols = load_columns[table];
+    for (size_t r = 0; r < nrows; r++) {
+        params_t p = {.n = 0};
+        for (size_t c = 0; c < ncols; c++)
+            p_text(&p, cells[r * ncols + c]);
+        status_t rc = write_txn(txn, X_LOAD + (int)table, &p, NULL, err);
+        if (rc)
+            return rc;
+    }
+    return ERR_OK;
 }

@@ -784,5 +784,20 @@ status_t store_txn_token_revoke_client(store_txn_t *txn, const char *client_id, 
  * be NULL): the tokens removed. */
 status_t store_txn_token_purge(store_txn_t *txn, int64_t now_us, int64_t *out_n, err_t *err);
 
+/*
+ * Copying the accounts, clients and tokens with a database (concerto migrate-data): the
+ * STORE_AUTH_TABLES tables (account, account_recovery, client, client_assertion, token) as
+ * stored, row by row in key order, every cell as text (integers in decimal) or NULL. A scan
+ * reads a whole table (run it on the connection of the copy's snapshot); a load writes rows as
+ * a scan returned them into the same table of another database, which must not hold them yet.
+ */
+#define STORE_AUTH_TABLES 5
+/* "account", ...; table < STORE_AUTH_TABLES. */
+const char *store_auth_table_name(size_t table);
+status_t store_auth_table_scan(store_conn_t *conn, size_t table, arena_t *arena,
+                               const char ***out_cells, size_t *out_nrows, size_t *out_ncols,
+                               err_t *err);
+status_t store_txn_auth_table_load(store_txn_t *txn, size_t table, const char *const *cells,
+                                   size_t nrows, err_t *err);
 
 #endif
