@@ -4,6 +4,7 @@ SQLite and (CONCERTO_TEST_DB=postgresql) on a fresh PostgreSQL database per test
 on stdin; wrong requests exit 2, failed work 1.
 """
 import json
+import os
 import re
 
 import pytest
@@ -254,3 +255,36 @@ def test_help_of_every_command():
         assert r.stdout.startswith("usage: concerto " + args[0]), args
     r = run_cli("--help")
     assert "  user " in r.stdout and "  client " in r.stdout
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="the source of migrate-data is an SQLite file")
+@pytest.mark.parametrize("target_kind", ["sqlite", "postgresql"])
+def test_migrate_data_copies_accounts_and_clients(db, tmp_path, target_kind):
+    if target_kind == "postgresql":
+        if not os.environ.get("CONCERTO_TEST_PG_CLUSTER"):
+            pytest.skip("needs a PostgreSQL cluster (CONCERTO_TEST_PG_CLUSTER)")
+        target = fresh_database()
+    else:
+        target = str(tmp_path / "target.db")
+    assert user(db, "add", "--username", "alice", "--role", "nurse", "--practitioner", "p1",
+                "--password-stdin", password=PASSWORD).returncode == 0
+    assert user(db, "add", "--username", "pat", "--role", "patient", "--patient", "pat1",
+                "--password-stdin", password=PASSWORD).returncode == 0
+    assert user(db, "disable", "pat").returncode == 0
+    assert client(db, "add", "--client-id", "backend", "--secret-stdin", "--scopes",
+                  "system/*.rs", secret=SECRET).returncode == 0
+    r = run_cli("migrate-data", "--from", db, "--to", target, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"^accounts\s+2\s+2\s+ok$", r.stdout, re.M), r.stdout
+    assert re.search(r"^OAuth clients\s+1\s+1\s+ok$", r.stdout, re.M), r.stdout
+    assert re.search(r"^SHA-256 of accounts", r.stdout, re.M), r.stdout
+    for kind in ("user", "client"):
+        assert listing(target, kind) == listing(db, kind)
+    # the accounts work on the target: a reset checks the new password against the user name
+    r = user(target, "reset-password", "alice", "--password-stdin",
+             password="alice in wonderland again\n")
+    assert r.returncode == 2 and "user name" in r.stderr
+    # a target with accounts is not empty
+    r = run_cli("migrate-data", "--from", db, "--to", target, timeout=300)
+    assert r.returncode == 1
+    assert "accounts" in r.stderr
