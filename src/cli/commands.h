@@ -17,5 +17,9 @@ int cli_reindex(int argc, char **argv);
 int cli_migrate_data(int argc, char **argv);
 /* concerto fhirpath [--check] [--pretty] EXPRESSION FILE.json: prints the result as JSON. */
 int cli_fhirpath(int argc, char **argv);
+/* concerto user add|list|disable|enable|reset-password|mfa-reset ...: user accounts. */
+int cli_user(int argc, char **argv);
+/* concerto client add|list|remove ...: OAuth clients. */
+int cli_client(int argc, char **argv);
 
 #endif

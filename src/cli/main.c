@@ -19,6 +19,8 @@ static const struct {
     {"reindex", cli_reindex, "rebuild the search index of a database"},
     {"migrate-data", cli_migrate_data, "copy a database into an empty one (SQLite to PostgreSQL)"},
     {"fhirpath", cli_fhirpath, "evaluate a FHIRPath expression over a resource file"},
+    {"user", cli_user, "add, list, disable and reset user accounts"},
+    {"client", cli_client, "register, list and remove OAuth clients"},
 };
 
 static void usage(FILE *out)

@@ -5,9 +5,10 @@
  * The source is read in one snapshot that also holds its write lock, after a check that no
  * other process has it open. The copy is one transaction on the target: versions in seq order
  * with their keys (the current ones with their resource's key and search index rows extracted
- * again with the source's search parameters), then the outbox, the jobs, the leases and the key
- * counters. A failure or Ctrl-C rolls it back whole. The verification reads both databases
- * through the store and compares counts per type and SHA-256 checksums of canonical streams.
+ * again with the source's search parameters), then the outbox, the jobs, the leases, the
+ * accounts, clients and tokens, and the key counters. A failure or Ctrl-C rolls it back
+ * whole. The verification reads both databases through the store and compares counts per type
+ * and SHA-256 checksums of canonical streams.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -31,21 +32,24 @@ static const char help[] =
     "it is stored: every version of every resource (ids, version ids, lastUpdated, deletes,\n"
     "the status each write answered, contained resources), the current resources under the\n"
     "same keys, the outbox events not yet handled, the jobs and the singleton leases as they\n"
-    "stand (claims, attempts, dead ones), and the key counters, which go on after the copied\n"
-    "keys. The search index is built again on the target from each current version with the\n"
-    "search parameters of the source (R4's and the source's SearchParameter resources), so\n"
-    "searches answer as on the source.\n"
+    "stand (claims, attempts, dead ones), the user accounts, OAuth clients and tokens (hashes,\n"
+    "lockouts, sealed second factors as they are), and the key counters, which go on after\n"
+    "the copied keys. The search index is built again on the target from each current\n"
+    "version with the search parameters of the source (R4's and the source's SearchParameter\n"
+    "resources), so searches answer as on the source.\n"
     "\n"
     "The source must not be in use: an SQLite file that another process has open (a running\n"
     "server) is refused, and its write lock is held while it is read, so the copy is one\n"
     "consistent snapshot. The source is not changed (but an older schema is brought up to\n"
-    "date, as every command does). The target must hold no resources, outbox events, jobs or\n"
-    "leases; a database without the schema gets it first. The copy is one transaction on the\n"
-    "target: when it fails or is interrupted (Ctrl-C) the target holds nothing of it.\n"
+    "date, as every command does). The target must hold no resources, outbox events, jobs,\n"
+    "leases, accounts, clients or tokens; a database without the schema gets it first. The\n"
+    "copy is one transaction on the target: when it fails or is interrupted (Ctrl-C) the\n"
+    "target holds nothing of it.\n"
     "Progress goes to stderr. At the end both databases are read back and compared: versions\n"
-    "and current resources per type, outbox events, jobs and leases, and SHA-256 checksums\n"
-    "of every version, event, job and lease; the comparison goes to stdout. Exit status 1\n"
-    "when the source or the target is refused, the copy fails or is interrupted, or the\n"
+    "and current resources per type, outbox events, jobs, leases and the rows of each account,\n"
+    "client and token table, and SHA-256 checksums of every version, event, job, lease and\n"
+    "of those rows; the comparison goes to stdout. Exit status 1 when the source or the\n"
+    "target is refused, the copy fails or is interrupted, or the\n"
     "target does not match the source; 2 for a usage error.\n"
     "\n"
     "  --from LOCATION  the database to copy: an SQLite file (a postgresql:// URI works too)\n"
@@ -118,6 +122,7 @@ typedef struct {
     size_t batch;
     int64_t total; /* versions in the source */
     int64_t versions, resources, events, jobs, leases;
+    int64_t auth_rows[STORE_AUTH_TABLES];
     struct timespec started;
     double last_report;
 } copy_t;
@@ -250,6 +255,17 @@ static status_t copy_queues(store_txn_t *txn, copy_t *c, err_t *err)
         c->leases = (int64_t)n;
         arena_release(&arena);
     }
+    for (size_t t = 0; t < STORE_AUTH_TABLES && !rc; t++) {
+        arena_t arena;
+        arena_init(&arena);
+        const char **cells = NULL;
+        size_t nrows = 0, ncols = 0;
+        rc = store_auth_table_scan(c->source, t, &arena, &cells, &nrows, &ncols, err);
+        if (!rc)
+            rc = store_txn_auth_table_load(txn, t, cells, nrows, err);
+        c->auth_rows[t] = (int64_t)nrows;
+        arena_release(&arena);
+    }
     store_keys_t keys;
     if (!rc)
         rc = store_last_keys(c->source, &keys, err);
@@ -280,6 +296,8 @@ typedef struct {
     json_t *types; /* type -> [versions, current versions (scan), current resources (count)] */
     int64_t versions, current, deleted;
     int64_t events, dead_events, jobs, leases;
+    int64_t auth_rows[STORE_AUTH_TABLES];
+    unsigned char auth_sha[DIGEST_SHA256_BYTES];
     unsigned char versions_sha[DIGEST_SHA256_BYTES];
     unsigned char outbox_sha[DIGEST_SHA256_BYTES];
     unsigned char jobs_sha[DIGEST_SHA256_BYTES];
@@ -469,6 +487,26 @@ static status_t summarize_queues(store_conn_t *conn, size_t batch, summary_t *s,
         arena_release(&arena);
     }
     digest_sha256_final(&h, s->leases_sha);
+
+    /* the accounts, clients and tokens: each table's name, then its rows cell by cell */
+    digest_sha256_init(&h);
+    for (size_t t = 0; t < STORE_AUTH_TABLES && !rc; t++) {
+        arena_t arena;
+        arena_init(&arena);
+        const char **cells = NULL;
+        size_t nrows = 0, ncols = 0;
+        rc = store_auth_table_scan(conn, t, &arena, &cells, &nrows, &ncols, err);
+        hash_str(&h, store_auth_table_name(t));
+        hash_end(&h);
+        for (size_t r = 0; r < nrows && !rc; r++) {
+            for (size_t k = 0; k < ncols; k++)
+                hash_str(&h, cells[r * ncols + k]);
+            hash_end(&h);
+        }
+        s->auth_rows[t] = (int64_t)nrows;
+        arena_release(&arena);
+    }
+    digest_sha256_final(&h, s->auth_sha);
     if (!rc)
         rc = store_last_keys(conn, &s->keys, err);
     return rc;
@@ -558,7 +596,12 @@ static size_t compare(const summary_t *a, const summary_t *b)
     } rows[] = {{"outbox events", a->events, b->events},
                 {"  of them dead", a->dead_events, b->dead_events},
                 {"jobs", a->jobs, b->jobs},
-                {"leases", a->leases, b->leases}};
+                {"leases", a->leases, b->leases},
+                {"accounts", a->auth_rows[0], b->auth_rows[0]},
+                {"  their recovery codes", a->auth_rows[1], b->auth_rows[1]},
+                {"OAuth clients", a->auth_rows[2], b->auth_rows[2]},
+                {"  client assertion ids", a->auth_rows[3], b->auth_rows[3]},
+                {"tokens", a->auth_rows[4], b->auth_rows[4]}};
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         printf("%-28s %10lld %10lld %10s %10s   %s\n", rows[i].what, (long long)rows[i].a,
                (long long)rows[i].b, "", "", rows[i].a == rows[i].b ? "ok" : "DIFFERENT");
@@ -574,7 +617,8 @@ static size_t compare(const summary_t *a, const summary_t *b)
     } sums[] = {{"versions", a->versions_sha, b->versions_sha},
                 {"outbox", a->outbox_sha, b->outbox_sha},
                 {"jobs", a->jobs_sha, b->jobs_sha},
-                {"leases", a->leases_sha, b->leases_sha}};
+                {"leases", a->leases_sha, b->leases_sha},
+                {"accounts", a->auth_sha, b->auth_sha}};
     for (size_t i = 0; i < sizeof(sums) / sizeof(sums[0]); i++) {
         char ha[2 * DIGEST_SHA256_BYTES + 1], hb[2 * DIGEST_SHA256_BYTES + 1];
         hex(sums[i].a, ha);
@@ -629,7 +673,15 @@ static char *contents(store_conn_t *conn, err_t *err)
         store_job_list(conn, &job_query, &arena, &jobs, &njobs, err) ||
         store_lease_list(conn, &arena, &leases, &nleases, err))
         goto out;
-    if (!versions.total && !pending && !dead && !njobs && !nleases)
+    size_t auth[STORE_AUTH_TABLES] = {0};
+    for (size_t t = 0; t < STORE_AUTH_TABLES; t++) {
+        const char **cells;
+        size_t ncols;
+        if (store_auth_table_scan(conn, t, &arena, &cells, &auth[t], &ncols, err))
+            goto out;
+    }
+    bool accounts = auth[0] || auth[1] || auth[2] || auth[3] || auth[4];
+    if (!versions.total && !pending && !dead && !njobs && !nleases && !accounts)
         goto out;
     buf_t text = BUF_INIT;
     if (versions.total)
@@ -641,6 +693,9 @@ static char *contents(store_conn_t *conn, err_t *err)
         buf_addf(&text, "%sscheduled jobs", text.len ? ", " : "");
     if (nleases)
         buf_addf(&text, "%s%zu leases", text.len ? ", " : "", nleases);
+    if (accounts)
+        buf_addf(&text, "%s%zu accounts, %zu OAuth clients, %zu tokens", text.len ? ", " : "",
+                 auth[0], auth[2], auth[4]);
     found = buf_detach(&text, NULL);
 out:
     arena_release(&arena);

@@ -413,6 +413,8 @@ static const char *const migrations[] = {
     "ALTER TABLE ix_text DROP COLUMN words;"
     "ALTER TABLE ix_text ADD COLUMN words tsvector;"
     "CREATE INDEX ix_text_words ON ix_text USING GIN (words);",
+    /* 10: accounts, OAuth clients and tokens (sql_auth.c), the same in both drivers */
+    sql__auth_schema,
 };
 
 /* ---- parameters and results ---------------------------------------------------------- */
@@ -1724,4 +1726,5 @@ const store_driver_t store__pg_driver = {
     .load_index = pg_load_index,
     .last_keys = pg_last_keys,
     .load_keys = pg_load_keys,
+    .run_auth = pg__run_auth,
 };

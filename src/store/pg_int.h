@@ -45,7 +45,9 @@ enum {
     PG_LOAD_TEXT = PG_LOAD_INDEX + FHIR_INDEX_KIND_COUNT,
     /* the statements of pg_queue.c, which passes their SQL itself (pg__run_named) */
     PG_QUEUE,
-    PG__COUNT = PG_QUEUE + 24
+    /* the statements of sql_auth.c (pg_auth.c) */
+    PG_AUTH = PG_QUEUE + 24,
+    PG__COUNT = PG_AUTH + STORE_AUTH_STATEMENTS
 };
 
 #define PG_TYPE_COUNTS 8
@@ -67,7 +69,7 @@ typedef struct {
 } pg_conn_t;
 
 /* Up to PG_MAX_PARAMS parameters of one statement, as text (NULL: SQL NULL). */
-#define PG_MAX_PARAMS 16
+#define PG_MAX_PARAMS 20
 
 typedef struct {
     const char *values[PG_MAX_PARAMS];
@@ -131,6 +133,10 @@ status_t pg__lease_acquire(void *conn, const char *name, const char *holder, int
 status_t pg__lease_renew(void *conn, const char *name, const char *holder, int64_t until_us,
                          int64_t now_us, bool *out_held, err_t *err);
 status_t pg__lease_release(void *conn, const char *name, const char *holder, err_t *err);
+
+/* The statements of the accounts, clients and tokens (pg_auth.c); see store_driver_t. */
+status_t pg__run_auth(void *conn, int which, const char *sql, const store__value_t *params,
+                      size_t nparams, arena_t *arena, store__rows_t *out, err_t *err);
 
 /*
  * Runs the fixed statement `which` with params; *out is the result (PGresult to PQclear) when

@@ -319,6 +319,8 @@ static const char *const migrations[] = {
     "INSERT INTO ix_text (rowid, content, narrative) SELECT rowid, concerto_words(content), "
     "concerto_words(narrative) FROM ix_text_unicode61;"
     "DROP TABLE ix_text_unicode61;",
+    /* 10: accounts, OAuth clients and tokens (sql_auth.c), the same in both drivers */
+    sql__auth_schema,
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
@@ -511,6 +513,8 @@ static void sqlite_disconnect(void *opaque)
         sqlite3_finalize(conn->statements[i]);
     for (int i = 0; i < SQLITE_QUEUE_STATEMENTS; i++)
         sqlite3_finalize(conn->queue_statements[i]);
+    for (int i = 0; i < STORE_AUTH_STATEMENTS; i++)
+        sqlite3_finalize(conn->auth_statements[i]);
     for (int i = 0; i < SQLITE_CACHED_STATEMENTS; i++) {
         sqlite3_finalize(conn->cache[i].stmt);
         free(conn->cache[i].sql);
@@ -1456,4 +1460,5 @@ const store_driver_t store__sqlite_driver = {
     .load_index = sqlite_load_index,
     .last_keys = sqlite_last_keys,
     .load_keys = sqlite_load_keys,
+    .run_auth = sqlite__run_auth,
 };

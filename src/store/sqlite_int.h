@@ -64,6 +64,7 @@ typedef struct {
     uint64_t clock;
     sqlite_type_count_t type_counts[SQLITE_TYPE_COUNTS];
     sqlite3_stmt *queue_statements[SQLITE_QUEUE_STATEMENTS];
+    sqlite3_stmt *auth_statements[STORE_AUTH_STATEMENTS]; /* sqlite_auth.c */
 } sqlite_conn_t;
 
 /* Translates an SQLite result code into a status with a message, the driver text logged. */
@@ -128,6 +129,10 @@ status_t sqlite__lease_acquire(void *conn, const char *name, const char *holder,
 status_t sqlite__lease_renew(void *conn, const char *name, const char *holder, int64_t until_us,
                              int64_t now_us, bool *out_held, err_t *err);
 status_t sqlite__lease_release(void *conn, const char *name, const char *holder, err_t *err);
+
+/* The statements of the accounts, clients and tokens (sqlite_auth.c); see store_driver_t. */
+status_t sqlite__run_auth(void *conn, int which, const char *sql, const store__value_t *params,
+                          size_t nparams, arena_t *arena, store__rows_t *out, err_t *err);
 
 /* The names of the index tables, in fhir_index_kind_t order ("ix_string", ...). */
 extern const char *const sqlite__index_tables[FHIR_INDEX_KIND_COUNT];

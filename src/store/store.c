@@ -233,6 +233,18 @@ store_conn_t *store_conn_primary(store_conn_t *conn)
     return conn->primary ? conn->primary : conn;
 }
 
+void *store__conn_driver(store_conn_t *conn, const store_driver_t **out_driver)
+{
+    *out_driver = conn->store->driver;
+    return store_conn_primary(conn)->conn;
+}
+
+void *store__txn_driver(store_txn_t *txn, const store_driver_t **out_driver)
+{
+    *out_driver = txn->store->driver;
+    return txn->conn;
+}
+
 /* Logs a change of the replica's state, once for all the connections that see it. */
 static void replica_note(store_t *store, int state, const err_t *why, int64_t lag_us)
 {

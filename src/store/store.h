@@ -608,4 +608,196 @@ status_t store_last_keys(store_conn_t *conn, store_keys_t *out, err_t *err);
  */
 status_t store_txn_load_keys(store_txn_t *txn, const store_keys_t *keys, err_t *err);
 
+/* ---- accounts, OAuth clients, tokens ------------------------------------------------------ */
+
+/*
+ * The rows behind logins and SMART on FHIR authorization (docs/internals/auth.md). The store
+ * keeps what src/auth decides: it hashes, encrypts and checks nothing itself. Secrets arrive
+ * here already protected: password and client secret hashes (argon2id), TOTP secrets sealed
+ * with the server key, recovery codes and tokens as hashes only. Times are the caller's, in
+ * microseconds since 1970.
+ *
+ * Writes are store_txn_* functions, to run in a transaction on the writer (store_run) so that
+ * they are atomic with the reads and writes around them; lookups take a store_conn_t and
+ * always read the primary (a token revoked a moment ago must not be found valid on a lagging
+ * replica). Strings of rows read are in the caller's arena. Usernames are stored as given:
+ * the caller lower-cases them (src/auth does), which is what makes them unique whatever the
+ * case.
+ */
+
+typedef struct {
+    const char *account_id; /* a UUID made by the caller */
+    const char *username;   /* lower case, unique */
+    const char *role;       /* "admin", "nurse", ..., "patient", "service" (src/auth's list) */
+    /* what the account is: a staff account's Practitioner (and optionally its
+       PractitionerRole), a patient account's Patient; NULL when none */
+    const char *practitioner_id;
+    const char *practitioner_role_id;
+    const char *patient_id;
+    const char *password_hash; /* argon2id string, or NULL: no password login */
+    bool disabled;
+    int64_t failed_logins;       /* failures since the last success */
+    int64_t locked_until_us;     /* logins refused until then; 0: not locked */
+    int64_t last_login_us;       /* 0: never */
+    int64_t password_changed_us; /* when password_hash was last set */
+    const char *totp_secret;     /* sealed with the server key, or NULL: no second factor */
+    bool totp_confirmed;         /* a code was verified after enrolment: the factor is on */
+    int64_t totp_last_step;      /* the last TOTP step accepted (-1: none), against replays */
+    int64_t recovery_codes;      /* read only: how many unused recovery codes are left */
+    int64_t created_us, updated_us;
+} store_account_t;
+
+/* Adds an account (all of *account but recovery_codes; created_us and updated_us are taken
+ * as given). ERR_CONFLICT when the username (or id) is taken. */
+status_t store_txn_account_create(store_txn_t *txn, const store_account_t *account, err_t *err);
+/* The account of username (as stored: lower case), or ERR_NOT_FOUND. */
+status_t store_account_get(store_conn_t *conn, const char *username, arena_t *arena,
+                           store_account_t *out, err_t *err);
+/* The same by account id. */
+status_t store_account_get_id(store_conn_t *conn, const char *account_id, arena_t *arena,
+                              store_account_t *out, err_t *err);
+/* store_account_get inside a transaction: on PostgreSQL the row stays locked until the
+ * transaction ends, so a read-modify-write (counting a failed login) cannot lose an update. */
+status_t store_txn_account_get(store_txn_t *txn, const char *username, arena_t *arena,
+                               store_account_t *out, err_t *err);
+/* Every account, ordered by username. *out (in arena), *out_n. */
+status_t store_account_list(store_conn_t *conn, arena_t *arena, store_account_t **out,
+                            size_t *out_n, err_t *err);
+/* Writes every field of *account but account_id, username, created_us and recovery_codes
+ * over the row of account->account_id. ERR_NOT_FOUND when there is none. */
+status_t store_txn_account_update(store_txn_t *txn, const store_account_t *account, err_t *err);
+
+/* Replaces the recovery code hashes of an account with hashes[0..n) (n 0: removes them). */
+status_t store_txn_recovery_set(store_txn_t *txn, const char *account_id, const char *const *hashes,
+                                size_t n, err_t *err);
+/* The recovery code hashes of an account, in the transaction. */
+status_t store_txn_recovery_list(store_txn_t *txn, const char *account_id, arena_t *arena,
+                                 const char ***out, size_t *out_n, err_t *err);
+/* Removes one hash, which is what makes a code single-use. *out_used: whether it was there
+ * (false: another request used it first). */
+status_t store_txn_recovery_use(store_txn_t *txn, const char *account_id, const char *hash,
+                                bool *out_used, err_t *err);
+
+typedef enum {
+    STORE_CLIENT_PUBLIC = 1,       /* no secret: authorization code with PKCE only */
+    STORE_CLIENT_CONFIDENTIAL = 2, /* client_secret_basic / client_secret_post */
+    STORE_CLIENT_JWT = 3,          /* private_key_jwt against its JWK Set */
+} store_client_kind_t;
+
+/* "public", "confidential", "private_key_jwt"; store_client_kind_parse the reverse (false for
+ * any other name). */
+const char *store_client_kind_name(store_client_kind_t kind);
+bool store_client_kind_parse(const char *name, store_client_kind_t *out);
+
+typedef struct {
+    const char *client_id;
+    const char *name; /* for people, or NULL */
+    store_client_kind_t kind;
+    const char *secret_hash;   /* confidential: argon2id string; else NULL */
+    const char *jwks;          /* private_key_jwt: the JWK Set, JSON text; else NULL */
+    const char *scopes;        /* the scopes it may be granted, space-separated */
+    const char *redirect_uris; /* registered redirect URIs, space-separated ("" none) */
+    bool disabled;
+    int64_t created_us, updated_us;
+} store_client_t;
+
+/* Registers a client. ERR_CONFLICT when client_id is taken. */
+status_t store_txn_client_create(store_txn_t *txn, const store_client_t *client, err_t *err);
+/* The client of client_id, or ERR_NOT_FOUND. */
+status_t store_client_get(store_conn_t *conn, const char *client_id, arena_t *arena,
+                          store_client_t *out, err_t *err);
+/* Every client, ordered by client_id. */
+status_t store_client_list(store_conn_t *conn, arena_t *arena, store_client_t **out, size_t *out_n,
+                           err_t *err);
+/* Removes a client with its tokens and the assertion ids kept for it. ERR_NOT_FOUND. */
+status_t store_txn_client_delete(store_txn_t *txn, const char *client_id, err_t *err);
+/* Disables or enables a client (tokens are the caller's to revoke). ERR_NOT_FOUND. */
+status_t store_txn_client_set_disabled(store_txn_t *txn, const char *client_id, bool disabled,
+                                       int64_t now_us, err_t *err);
+/*
+ * Records the jti of a client's signed assertion (private_key_jwt) until expires_us, when
+ * the assertion expires. *out_fresh is false when the client used that jti before and the
+ * record has not expired at now_us: a replay, to refuse.
+ */
+status_t store_txn_client_assertion_use(store_txn_t *txn, const char *client_id, const char *jti,
+                                        int64_t expires_us, int64_t now_us, bool *out_fresh,
+                                        err_t *err);
+
+typedef enum {
+    STORE_TOKEN_CODE = 1,    /* an authorization code, exchanged once */
+    STORE_TOKEN_ACCESS = 2,  /* a bearer token for the API */
+    STORE_TOKEN_REFRESH = 3, /* exchanged once for a new access and refresh token */
+} store_token_kind_t;
+
+/* What a token row says at a time, from the most to the least decisive. */
+typedef enum {
+    STORE_TOKEN_ACTIVE,
+    STORE_TOKEN_REVOKED, /* revoked_us is set */
+    STORE_TOKEN_USED,    /* a code or refresh token already exchanged (used_us is set) */
+    STORE_TOKEN_EXPIRED, /* now >= expires_us */
+} store_token_state_t;
+
+typedef struct {
+    const char *hash; /* the key: the token's SHA-256, as its caller spells it (never the token) */
+    store_token_kind_t kind;
+    const char *client_id;
+    const char *account_id; /* NULL for a client's own token (client_credentials) */
+    const char *scopes;     /* granted, space-separated */
+    const char *patient_id; /* launch context, or NULL */
+    /* the grant the token belongs to: every code, access and refresh token descending from one
+       authorization shares it, so that a replayed code or refresh token revokes them all */
+    const char *family_id;
+    const char *code_challenge; /* codes: the PKCE S256 challenge */
+    const char *redirect_uri;   /* codes: the redirect_uri of the authorization request */
+    int64_t expires_us, created_us;
+    int64_t used_us;    /* codes and refresh tokens: when exchanged; 0: not yet */
+    int64_t revoked_us; /* 0: not revoked */
+} store_token_t;
+
+/* The state of a token at now_us: revoked, else used, else expired, else active. */
+store_token_state_t store_token_state(const store_token_t *token, int64_t now_us);
+
+/* Stores a token (all of *token but used_us and revoked_us). */
+status_t store_txn_token_issue(store_txn_t *txn, const store_token_t *token, err_t *err);
+/* The token of hash, whatever its state (store_token_state says), or ERR_NOT_FOUND. */
+status_t store_token_get(store_conn_t *conn, const char *hash, arena_t *arena, store_token_t *out,
+                         err_t *err);
+/* The same in a transaction (the row locked on PostgreSQL until it ends). */
+status_t store_txn_token_get(store_txn_t *txn, const char *hash, arena_t *arena, store_token_t *out,
+                             err_t *err);
+/* Marks a code or refresh token exchanged at now_us. *out_first is false when it was used or
+ * revoked already (a replay: the caller revokes its family). ERR_NOT_FOUND. */
+status_t store_txn_token_use(store_txn_t *txn, const char *hash, int64_t now_us, bool *out_first,
+                             err_t *err);
+/* Revokes one token (a no-op when it is revoked already). ERR_NOT_FOUND. */
+status_t store_txn_token_revoke(store_txn_t *txn, const char *hash, int64_t now_us, err_t *err);
+/* Revokes every token not yet revoked of a family, of an account, of a client; *out_n (may be
+ * NULL) how many. */
+status_t store_txn_token_revoke_family(store_txn_t *txn, const char *family_id, int64_t now_us,
+                                       int64_t *out_n, err_t *err);
+status_t store_txn_token_revoke_account(store_txn_t *txn, const char *account_id, int64_t now_us,
+                                        int64_t *out_n, err_t *err);
+status_t store_txn_token_revoke_client(store_txn_t *txn, const char *client_id, int64_t now_us,
+                                       int64_t *out_n, err_t *err);
+/* Removes the tokens and assertion ids that expired at or before now_us (revoked or not: past
+ * their expiry a token fails anyway, and a replayed one is refused as unknown). *out_n (may
+ * be NULL): the tokens removed. */
+status_t store_txn_token_purge(store_txn_t *txn, int64_t now_us, int64_t *out_n, err_t *err);
+
+/*
+ * Copying the accounts, clients and tokens with a database (concerto migrate-data): the
+ * STORE_AUTH_TABLES tables (account, account_recovery, client, client_assertion, token) as
+ * stored, row by row in key order, every cell as text (integers in decimal) or NULL. A scan
+ * reads a whole table (run it on the connection of the copy's snapshot); a load writes rows as
+ * a scan returned them into the same table of another database, which must not hold them yet.
+ */
+#define STORE_AUTH_TABLES 5
+/* "account", ...; table < STORE_AUTH_TABLES. */
+const char *store_auth_table_name(size_t table);
+status_t store_auth_table_scan(store_conn_t *conn, size_t table, arena_t *arena,
+                               const char ***out_cells, size_t *out_nrows, size_t *out_ncols,
+                               err_t *err);
+status_t store_txn_auth_table_load(store_txn_t *txn, size_t table, const char *const *cells,
+                                   size_t nrows, err_t *err);
+
 #endif

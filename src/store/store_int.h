@@ -14,6 +14,25 @@
 
 struct sql_driver;
 
+/* A parameter of a fixed statement: SQL NULL, an integer or text (borrowed). */
+typedef enum { STORE__NULL, STORE__INT, STORE__TEXT } store__value_kind_t;
+typedef struct {
+    store__value_kind_t kind;
+    int64_t integer;
+    const char *text;
+} store__value_t;
+
+/* What a fixed statement returned: nrows rows of ncols cells, row by row, each a copy in the
+ * caller's arena as text (integers in decimal) or NULL for SQL NULL; and the rows it changed. */
+typedef struct {
+    const char **cells;
+    size_t nrows, ncols;
+    int64_t changes;
+} store__rows_t;
+
+/* The statements of sql_auth.c: the accounts, clients and tokens (run_auth). */
+#define STORE_AUTH_STATEMENTS 40
+
 typedef struct {
     const char *name;
     status_t (*open)(const char *location, const store_options_t *options, void **out_db,
@@ -111,6 +130,12 @@ typedef struct {
     status_t (*load_index)(void *conn, const store_copy_version_t *versions, size_t n, err_t *err);
     status_t (*last_keys)(void *conn, store_keys_t *out, err_t *err);
     status_t (*load_keys)(void *conn, const store_keys_t *keys, err_t *err);
+
+    /* Runs the fixed statement `which` (< STORE_AUTH_STATEMENTS) of sql_auth.c, whose text is
+       sql, with params, on a reader's connection or on the writer's inside its transaction;
+       prepared once per connection. */
+    status_t (*run_auth)(void *conn, int which, const char *sql, const store__value_t *params,
+                         size_t nparams, arena_t *arena, store__rows_t *out, err_t *err);
 } store_driver_t;
 
 extern const store_driver_t store__sqlite_driver;
@@ -119,6 +144,16 @@ extern const store_driver_t store__pg_driver;
 /* store_open with a given driver: for tests that wrap a driver to inject faults. */
 status_t store__open_driver(const store_driver_t *driver, const char *location,
                             const store_options_t *options, store_t **out, err_t *err);
+
+/* The driver and the driver's connection behind a reader's connection (its primary, for reads
+ * that must see the latest writes) and behind a transaction: for the files of the store other
+ * than store.c. */
+void *store__conn_driver(store_conn_t *conn, const store_driver_t **out_driver);
+void *store__txn_driver(store_txn_t *txn, const store_driver_t **out_driver);
+
+/* The SQL of the accounts, clients and tokens (sql_auth.c): the migration that creates their
+ * tables, the same in both drivers. */
+extern const char sql__auth_schema[];
 
 /* Formats microseconds since the epoch as a FHIR instant with milliseconds, UTC ("Z"). */
 void store__format_instant(int64_t us, char out[32]);

@@ -102,10 +102,11 @@ def server_env(extra=None):
     return env
 
 
-def run_cli(*args, env=None, timeout=60, cwd=None):
-    """Runs `concerto ARGS...` to completion; returns the CompletedProcess (text)."""
+def run_cli(*args, env=None, timeout=60, cwd=None, input=None):
+    """Runs `concerto ARGS...` to completion, input (text) on its stdin; returns the
+    CompletedProcess (text)."""
     return subprocess.run([str(concerto_bin()), *args], env=server_env(env), cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+                          input=input, capture_output=True, text=True, timeout=timeout)
 
 
 def sanitizer_lines(text):

@@ -828,14 +828,15 @@ static void test_fulltext_migrated(void **state)
         "e</div>\"}}");
     store_disconnect(conn);
     store_close(store);
-    /* the full text as version 8 kept it */
+    /* the full text as version 8 kept it (without the later migrations: 10's tables go) */
     if (test_is_pg()) {
         test_pg_query("ALTER TABLE ix_text DROP COLUMN words;"
                       "ALTER TABLE ix_text ADD COLUMN words tsvector GENERATED ALWAYS AS ("
                       "setweight(to_tsvector('simple', coalesce(concerto_fold(narrative), "
                       "'')), 'A') || setweight(to_tsvector('simple', "
                       "coalesce(concerto_fold(content), '')), 'B')) STORED;"
-                      "DELETE FROM schema_migration WHERE version = 9");
+                      "DROP TABLE account, account_recovery, client, client_assertion, token;"
+                      "DELETE FROM schema_migration WHERE version >= 9");
         assert_int_equal(test_pg_query("SELECT count(*) FROM ix_text WHERE words @@ "
                                        "'doe'::tsquery"),
                          0);
@@ -852,7 +853,9 @@ static void test_fulltext_migrated(void **state)
                          "e', 'Cr\xc3\xa8me br\xc3\xbbl\xc3\xa9"
                          "e');"
                          "DROP TABLE ix_text; ALTER TABLE ix_text_old RENAME TO ix_text;"
-                         "DELETE FROM schema_migration WHERE version = 9",
+                         "DROP TABLE account; DROP TABLE account_recovery; DROP TABLE client;"
+                         "DROP TABLE client_assertion; DROP TABLE token;"
+                         "DELETE FROM schema_migration WHERE version >= 9",
                          NULL, NULL, NULL),
             SQLITE_OK);
         sqlite3_close(db);
