@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "auth/jose.h"
-#include "auth/scope.h"
+#include "repo/scope.h"
 #include "base/b64.h"
 #include "base/buf.h"
 

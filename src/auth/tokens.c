@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "auth/random.h"
-#include "auth/scope.h"
+#include "repo/scope.h"
 #include "base/b64.h"
 #include "base/buf.h"
 #include "base/clock.h"

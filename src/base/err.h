@@ -38,6 +38,8 @@
     X(UNAUTHORIZED, 401, "login",                                                            \
       "the credentials are missing or do not verify: a token that is malformed, badly "      \
       "signed, expired or for someone else")                                                 \
+    X(FORBIDDEN, 403, "forbidden",                                                           \
+      "the caller is known but the access policy or the token's scopes do not allow this")   \
     X(INTERNAL, 500, "exception", "an unexpected failure inside the server")                 \
     X(STORAGE, 500, "exception", "the database reported an error")                           \
     X(UNAVAILABLE, 503, "transient", "the server is busy or shutting down; retry later")

@@ -66,10 +66,11 @@ typedef struct {
     repo_entry_t *entries;
     size_t nentries;
     arena_t *arena;
-    const char *base;     /* the server's base url (searches, absolute references) */
-    bool multiple_delete; /* a conditional delete may delete several resources */
-    store_conn_t *conn;   /* during repo_bundle_prepare only: reads terminology */
-    size_t failed;        /* a transaction: the entry that failed it */
+    const char *base;            /* the server's base url (searches, absolute references) */
+    bool multiple_delete;        /* a conditional delete may delete several resources */
+    store_conn_t *conn;          /* during repo_bundle_prepare only: reads terminology */
+    size_t failed;               /* a transaction: the entry that failed it */
+    const repo_caller_t *caller; /* who sends it (access.h); NULL: the server itself */
 } repo_bundle_t;
 
 /*

@@ -16,6 +16,7 @@
 #include "base/arena.h"
 #include "base/err.h"
 #include "fhir/index.h"
+#include "repo/access.h"
 #include "store/store.h"
 
 typedef enum { REPO_CREATE, REPO_UPDATE, REPO_PATCH, REPO_DELETE } repo_action_t;
@@ -38,6 +39,7 @@ typedef struct {
     json_t *patch; /* REPO_PATCH: a JSON Patch array or a FHIRPath Patch Parameters resource
                       (released with the arena) */
     arena_t *arena;
+    const repo_caller_t *caller; /* who writes (access.h); NULL: the server itself */
 
     /* outputs */
     bool created;           /* a new resource (201) rather than a new version (200) */
@@ -130,6 +132,7 @@ typedef struct {
     const char *page;             /* the paging cursor of a next or previous link, or NULL */
     const char *compartment_type; /* a compartment search: "Patient" ... or NULL */
     const char *compartment_id;
+    const repo_caller_t *caller; /* who searches (access.h); NULL: the server itself */
 } repo_search_t;
 
 /*
@@ -156,11 +159,12 @@ status_t repo_search_plan(store_conn_t *conn, const repo_search_t *search, arena
 
 /* Patient/[id]/$everything and Patient/$everything. */
 typedef struct {
-    const char *patient_id; /* NULL: every patient's (type-level) */
-    int64_t since_us;       /* _since: only resources updated at or after; 0: all */
-    const char *types;      /* _type: comma-separated resource types, or NULL */
-    const char *count;      /* _count as given, or NULL: FHIR_SEARCH_DEFAULT_COUNT */
-    const char *page;       /* the cursor of a next link, or NULL */
+    const char *patient_id;      /* NULL: every patient's (type-level) */
+    int64_t since_us;            /* _since: only resources updated at or after; 0: all */
+    const char *types;           /* _type: comma-separated resource types, or NULL */
+    const char *count;           /* _count as given, or NULL: FHIR_SEARCH_DEFAULT_COUNT */
+    const char *page;            /* the cursor of a next link, or NULL */
+    const repo_caller_t *caller; /* who asks (access.h); NULL: the server itself */
 } repo_everything_t;
 
 /* Types of the resources that Patient compartment members refer to which $everything

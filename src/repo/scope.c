@@ -1,7 +1,7 @@
 /*
  * scope.c - parsing, querying and intersecting SMART scopes (scope.h).
  */
-#include "auth/scope.h"
+#include "repo/scope.h"
 
 #include <string.h>
 

@@ -11,8 +11,8 @@
  * offline_access and online_access; anything else is kept as unknown, for the caller to report
  * or drop (OAuth lets a server grant fewer scopes than asked for).
  */
-#ifndef CONCERTO_AUTH_SCOPE_H
-#define CONCERTO_AUTH_SCOPE_H
+#ifndef CONCERTO_REPO_SCOPE_H
+#define CONCERTO_REPO_SCOPE_H
 
 #include <stdbool.h>
 #include <stddef.h>

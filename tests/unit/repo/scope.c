@@ -9,7 +9,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "auth/scope.h"
+#include "repo/scope.h"
 
 static arena_t arena;
 
