@@ -7,10 +7,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "auth/random.h"
 #include "base/b64.h"
@@ -126,4 +128,34 @@ bool auth_secrets_open(const auth_secrets_t *secrets, const char *context, const
 out:
     buf_release(&box);
     return ok;
+}
+
+status_t auth_secrets_create(const char *path, bool *out_created, err_t *err)
+{
+    *out_created = false;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return ERR_OK;
+        return err_set(err, ERR_INVALID, NULL, "could not create the secrets key file \"%s\": %s",
+                       path, strerror(errno));
+    }
+    unsigned char key[AUTH_SECRETS_KEY_SIZE];
+    char hex[2 * AUTH_SECRETS_KEY_SIZE + 2];
+    auth_random_bytes(key, sizeof(key));
+    sodium_bin2hex(hex, sizeof(hex) - 1, key, sizeof(key));
+    sodium_memzero(key, sizeof(key));
+    size_t len = strlen(hex);
+    hex[len++] = '\n';
+    bool ok = write(fd, hex, len) == (ssize_t)len && fsync(fd) == 0;
+    sodium_memzero(hex, sizeof(hex));
+    int saved = errno;
+    close(fd);
+    if (!ok) {
+        unlink(path);
+        return err_set(err, ERR_INVALID, NULL, "could not write the secrets key file \"%s\": %s",
+                       path, strerror(saved));
+    }
+    *out_created = true;
+    return ERR_OK;
 }

@@ -30,6 +30,12 @@ typedef struct auth_secrets auth_secrets_t;
  * *out with auth_secrets_free; it is read-only and may be shared by threads.
  */
 status_t auth_secrets_load(const char *path, auth_secrets_t **out, err_t *err);
+/*
+ * Creates the key file at path with a new random key (mode 0600) unless a file is there
+ * already (*out_created says which); load it with auth_secrets_load. ERR_INVALID when it cannot
+ * be written. Losing the file loses every enrolled second factor (each must be reset).
+ */
+status_t auth_secrets_create(const char *path, bool *out_created, err_t *err);
 /* A key from bytes (tests, tools). */
 auth_secrets_t *auth_secrets_new(const unsigned char key[AUTH_SECRETS_KEY_SIZE]);
 /* Wipes the key and frees it. NULL is fine. */

@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/mem.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "auth/secrets.h"
 #include "http/http.h"
 #include "repo/worker.h"
 
@@ -51,6 +53,14 @@ static const char help[] =
     "  --tls-key FILE       the certificate's private key (unencrypted PEM; keep it\n"
     "                       readable by this server's user only). Both or neither; with\n"
     "                       them every response carries Strict-Transport-Security\n"
+    "  --secrets-key FILE   the key that seals second-factor secrets in the database: 64\n"
+    "                       hex digits, mode 0600 (default: the SQLite file's name with\n"
+    "                       .key added, created on first start; required with PostgreSQL\n"
+    "                       for staff to enrol in a second factor). Keep it out of backups\n"
+    "                       of the database: losing it means every second factor is reset\n"
+    "  --token-ttl SECONDS  how long an access token lives (default: 3600)\n"
+    "  --session-idle SECONDS\n"
+    "                       a browser sign-in session unused this long ends (default: 900)\n"
     "  --synchronous MODE   full (default: every acknowledged write survives power loss),\n"
     "                       normal (survives a crash of Concerto, not of the machine), off\n"
     "  --conditional-delete single|multiple\n"
@@ -101,11 +111,25 @@ static status_t parse_size(const char *name, const char *value, long min, long m
 
 int cli_serve(int argc, char **argv)
 {
-    static const char *const known[] = {
-        "db",          "listen",     "threads",         "max-body",           "base-url",
-        "synchronous", "log-level",  "port-file",       "conditional-delete", "work-lease",
-        "work-poll",   "db-replica", "replica-max-lag", "tls-cert",           "tls-key",
-        NULL};
+    static const char *const known[] = {"db",
+                                        "listen",
+                                        "threads",
+                                        "max-body",
+                                        "base-url",
+                                        "synchronous",
+                                        "log-level",
+                                        "port-file",
+                                        "conditional-delete",
+                                        "work-lease",
+                                        "work-poll",
+                                        "db-replica",
+                                        "replica-max-lag",
+                                        "tls-cert",
+                                        "tls-key",
+                                        "secrets-key",
+                                        "token-ttl",
+                                        "session-idle",
+                                        NULL};
     settings_t s;
     int status = cli_settings("serve", help, argc, argv, known, NULL, &s);
     if (status >= 0)
@@ -115,9 +139,12 @@ int cli_serve(int argc, char **argv)
     char *host = NULL;
     store_t *store = NULL;
     http_tls_t *tls = NULL;
+    auth_secrets_t *secrets = NULL;
+    char *key_path = NULL;
     http_config_t config;
     http_config_init(&config);
     long threads = 0, max_body = (long)config.max_body, lease_s = 60, poll_ms = 200, max_lag_s = 10;
+    long token_ttl_s = 3600, session_idle_s = 900;
     store_options_t options;
     const char *level = settings_get(&s, "log-level", "info");
     if (log_level_parse(level) < 0) {
@@ -139,6 +166,10 @@ int cli_serve(int argc, char **argv)
         parse_size("work-poll", settings_get(&s, "work-poll", "200"), 10, 60000, &poll_ms, &err) ||
         parse_size("replica-max-lag", settings_get(&s, "replica-max-lag", "10"), 0, 86400,
                    &max_lag_s, &err) ||
+        parse_size("token-ttl", settings_get(&s, "token-ttl", "3600"), 1, 86400, &token_ttl_s,
+                   &err) ||
+        parse_size("session-idle", settings_get(&s, "session-idle", "900"), 1, 86400,
+                   &session_idle_s, &err) ||
         cli_store_options(&s, &options, &err)) {
         status = 2;
         goto out;
@@ -192,8 +223,37 @@ int cli_serve(int argc, char **argv)
         }
         config.tls = tls;
     }
+    config.token_ttl_us = (int64_t)token_ttl_s * 1000000;
+    config.session_idle_us = (int64_t)session_idle_s * 1000000;
     if (cli_open_store(&s, &options, &store, &err))
         goto out;
+    const char *db = settings_get(&s, "db", CLI_DEFAULT_DB);
+    const char *key_file = settings_get(&s, "secrets-key", NULL);
+    if (!key_file && !store_location_is_postgres(db)) {
+        key_path = xasprintf("%s.key", db);
+        bool created = false;
+        if (auth_secrets_create(key_path, &created, &err)) {
+            status = 2;
+            cli_close_store(store, false);
+            goto out;
+        }
+        if (created)
+            log_info("created the secrets key file %s (keep it; back it up apart from the "
+                     "database)",
+                     key_path);
+        key_file = key_path;
+    }
+    if (key_file) {
+        if (auth_secrets_load(key_file, &secrets, &err)) {
+            status = 2;
+            cli_close_store(store, false);
+            goto out;
+        }
+        config.secrets = secrets;
+    } else {
+        log_warning("no --secrets-key: staff cannot enrol in a second factor, so they cannot "
+                    "sign in");
+    }
     repo_worker_config_t work;
     repo_worker_config_init(&work);
     work.lease_us = (int64_t)lease_s * 1000000;
@@ -211,6 +271,8 @@ out:
         cli_report("serve", &err);
     err_release(&err);
     http_tls_free(tls);
+    auth_secrets_free(secrets);
+    free(key_path);
     free(host);
 out_settings:
     settings_release(&s);

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "auth/secrets.h"
 #include "base/err.h"
 #include "store/store.h"
 
@@ -36,6 +37,10 @@ typedef struct {
                               (else 412) */
     const http_tls_t *tls; /* borrowed; NULL: plain HTTP. With it, every connection speaks TLS
                               and responses carry Strict-Transport-Security */
+    const auth_secrets_t *secrets; /* borrowed: the key that seals TOTP secrets (secrets.h);
+                                      NULL: enrolment in a second factor is refused */
+    int64_t token_ttl_us;          /* access tokens live this long (default: one hour) */
+    int64_t session_idle_us;       /* a browser session idle this long ends (default: 15 min) */
 } http_config_t;
 
 void http_config_init(http_config_t *config);

@@ -9,6 +9,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "auth/accounts.h"
+#include "auth/tokens.h"
 #include "base/url.h"
 #include "base/arena.h"
 #include "base/buf.h"
@@ -49,6 +51,9 @@ struct http_server {
     size_t capability_len;
     const fhir_search_snapshot_t *capability_snapshot; /* held */
     int port;
+    password_dict_t *dict;    /* the password policy's word list */
+    auth_accounts_t accounts; /* logins, over store, with config.secrets */
+    auth_tokens_t tokens;     /* codes and tokens, with config.token_ttl_us */
 };
 
 /* A decoded query parameter (base/url.h): name and value NUL-terminated, in the request's

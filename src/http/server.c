@@ -37,6 +37,9 @@ void http_config_init(http_config_t *config)
     config->port_file = NULL;
     config->multiple_delete = false;
     config->tls = NULL;
+    config->secrets = NULL;
+    config->token_ttl_us = (int64_t)3600 * 1000000;
+    config->session_idle_us = (int64_t)900 * 1000000;
 }
 
 static void on_accept(h2o_socket_t *listener, const char *error)
@@ -153,6 +156,15 @@ status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
     server->config = *config;
     server->store = store;
     atomic_init(&server->stopping, false);
+    if (password_dict_load(PASSWORD_DICT_PATH, &server->dict, err)) {
+        free(server);
+        return err->code;
+    }
+    auth_accounts_init(&server->accounts, store);
+    server->accounts.policy.dict = server->dict;
+    server->accounts.secrets = config->secrets;
+    auth_tokens_init(&server->tokens, store);
+    server->tokens.access_ttl_us = config->token_ttl_us;
     int nthreads = config->threads > 0 ? config->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (nthreads < 1)
         nthreads = 1;
@@ -221,6 +233,10 @@ status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
         store_disconnect(thread->conn);
         thread->conn = NULL;
     }
+    auth_tokens_release(&server->tokens);
+    auth_accounts_release(&server->accounts);
+    password_dict_free(server->dict);
+    server->dict = NULL;
     last_server = server;
     return rc;
 }
