@@ -108,6 +108,10 @@ void http__register_security_headers(http_server_t *server, h2o_pathconf_t *path
  * own, say) instead of HTTP_CSP_API. policy is copied into the request's pool. */
 void http__set_content_security_policy(h2o_req_t *req, const char *policy);
 
+/* Answers the sign-in paths under /oauth2/ (login.c: authorize, login, logout and the pages
+ * between) and returns true; false for any other path. arena is the request's. */
+bool http__login_route(h2o_req_t *req, arena_t *arena);
+
 /* The request handler for every path. */
 int http__handle(h2o_handler_t *self, h2o_req_t *req);
 /* Delivers finished writes on the thread that received them. */

@@ -415,6 +415,9 @@ static const char *const migrations[] = {
     "CREATE INDEX ix_text_words ON ix_text USING GIN (words);",
     /* 10: accounts, OAuth clients and tokens (sql_auth.c), the same in both drivers */
     sql__auth_schema,
+    /* 11: browser sessions and pending authorization requests (sql_session.c), the same in
+       both drivers */
+    sql__session_schema,
 };
 
 /* ---- parameters and results ---------------------------------------------------------- */

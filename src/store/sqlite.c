@@ -321,6 +321,9 @@ static const char *const migrations[] = {
     "DROP TABLE ix_text_unicode61;",
     /* 10: accounts, OAuth clients and tokens (sql_auth.c), the same in both drivers */
     sql__auth_schema,
+    /* 11: browser sessions and pending authorization requests (sql_session.c), the same in
+       both drivers */
+    sql__session_schema,
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)

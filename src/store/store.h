@@ -800,4 +800,77 @@ status_t store_auth_table_scan(store_conn_t *conn, size_t table, arena_t *arena,
 status_t store_txn_auth_table_load(store_txn_t *txn, size_t table, const char *const *cells,
                                    size_t nrows, err_t *err);
 
+/* ---- browser sessions ------------------------------------------------------------------- */
+
+/*
+ * The sessions of the sign-in pages (/oauth2/authorize) and the authorization requests
+ * waiting in them (docs/security.md, "Signing in"). Transient: concerto migrate-data does not
+ * copy them. A session is keyed by the SHA-256 of its cookie value (the store never sees the
+ * cookie); its CSRF token is the value the pages' forms must send back. Times are the
+ * caller's; expiry is the caller's to check (store_txn_session_purge removes what expired).
+ */
+
+typedef enum {
+    STORE_SESSION_ANONYMOUS = 0, /* nobody signed in yet (a login page was shown) */
+    STORE_SESSION_CODE = 1,      /* username's password was right: a TOTP or recovery code is
+                                    asked */
+    STORE_SESSION_ENROLL = 2,    /* username's password was right: enrolment is under way */
+    STORE_SESSION_SIGNED_IN = 3, /* account_id is signed in */
+} store_session_state_t;
+
+typedef struct {
+    const char *session_id; /* the cookie value's SHA-256, in hex */
+    const char *account_id; /* signed in: the account; else NULL */
+    const char *username;   /* of the sign-in under way or done; NULL when anonymous */
+    store_session_state_t state;
+    const char *csrf;     /* the token the session's forms carry */
+    int64_t created_us;   /* when the session began */
+    int64_t last_seen_us; /* its last request (the idle timeout counts from here) */
+    int64_t expires_us;   /* its absolute end */
+} store_session_t;
+
+/* Adds a session (every field as given). */
+status_t store_txn_session_create(store_txn_t *txn, const store_session_t *session, err_t *err);
+/* The session of session_id, whatever its times, or ERR_NOT_FOUND. Strings in arena. */
+status_t store_session_get(store_conn_t *conn, const char *session_id, arena_t *arena,
+                           store_session_t *out, err_t *err);
+/* Writes account_id, username, state, csrf and last_seen_us over the row of
+ * session->session_id. ERR_NOT_FOUND when it is gone. */
+status_t store_txn_session_update(store_txn_t *txn, const store_session_t *session, err_t *err);
+/* Ends a session with its authorization requests (a no-op when it is gone). */
+status_t store_txn_session_delete(store_txn_t *txn, const char *session_id, err_t *err);
+/* Ends every session of an account (a disabled account, a reset password); *out_n (may be
+ * NULL) how many. */
+status_t store_txn_session_delete_account(store_txn_t *txn, const char *account_id, int64_t *out_n,
+                                          err_t *err);
+/* Removes the sessions that expired at or before now_us and the authorization requests that
+ * expired or whose session is gone; *out_n (may be NULL) the sessions removed. */
+status_t store_txn_session_purge(store_txn_t *txn, int64_t now_us, int64_t *out_n, err_t *err);
+
+/* An authorization request checked by /oauth2/authorize and waiting for its session to sign
+ * in (and, for staff, to choose a patient). */
+typedef struct {
+    const char *request_id; /* random, carried by the pages' forms */
+    const char *session_id; /* the session it was made in: only that session may complete it */
+    const char *client_id;
+    const char *redirect_uri;   /* exactly a registered one */
+    const char *scope;          /* the scopes to grant (asked for and allowed), space-separated */
+    const char *state;          /* the client's, or NULL */
+    const char *code_challenge; /* PKCE S256 */
+    const char *nonce;          /* OpenID Connect's, or NULL */
+    const char *aud;            /* as given, or NULL */
+    int64_t created_us, expires_us;
+} store_authz_request_t;
+
+/* Adds a request (every field as given). */
+status_t store_txn_authz_request_create(store_txn_t *txn, const store_authz_request_t *request,
+                                        err_t *err);
+/* The request of request_id, whatever its expiry, or ERR_NOT_FOUND. Strings in arena. */
+status_t store_authz_request_get(store_conn_t *conn, const char *request_id, arena_t *arena,
+                                 store_authz_request_t *out, err_t *err);
+/* Removes a request; *out_deleted (may be NULL) false when it was gone already (completed by
+ * another request: a request is completed once). */
+status_t store_txn_authz_request_delete(store_txn_t *txn, const char *request_id, bool *out_deleted,
+                                        err_t *err);
+
 #endif

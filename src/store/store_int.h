@@ -30,8 +30,10 @@ typedef struct {
     int64_t changes;
 } store__rows_t;
 
-/* The statements of sql_auth.c: the accounts, clients and tokens (run_auth). */
-#define STORE_AUTH_STATEMENTS 40
+/* The statements of sql_auth.c (the accounts, clients and tokens) and, from
+ * STORE_SESSION_FIRST on, of sql_session.c (browser sessions), all run by run_auth. */
+#define STORE_AUTH_STATEMENTS 56
+#define STORE_SESSION_FIRST   40
 
 typedef struct {
     const char *name;
@@ -154,6 +156,8 @@ void *store__txn_driver(store_txn_t *txn, const store_driver_t **out_driver);
 /* The SQL of the accounts, clients and tokens (sql_auth.c): the migration that creates their
  * tables, the same in both drivers. */
 extern const char sql__auth_schema[];
+/* The same for the browser sessions and authorization requests (sql_session.c). */
+extern const char sql__session_schema[];
 
 /* Formats microseconds since the epoch as a FHIR instant with milliseconds, UTC ("Z"). */
 void store__format_instant(int64_t us, char out[32]);
