@@ -1224,7 +1224,9 @@ int http__handle(h2o_handler_t *self, h2o_req_t *req)
     }
     if (http__cors_path(path)) {
         http__cors_headers(req);
-        if (iov_eq(req->method, "OPTIONS")) {
+        /* a CORS preflight: OPTIONS naming the method it prepares for */
+        if (iov_eq(req->method, "OPTIONS") &&
+            header_by_name(req, "access-control-request-method").base) {
             http__cors_preflight(req);
             goto out;
         }

@@ -142,7 +142,8 @@ const char *http__oauth_url(arena_t *arena, const char *base, const char *endpoi
 bool http__cors_path(h2o_iovec_t path);
 /* Adds Access-Control-Allow-Origin: * and the exposed headers to the response. */
 void http__cors_headers(h2o_req_t *req);
-/* Answers an OPTIONS preflight of a CORS path (204 with the allowed methods and headers). */
+/* Answers a CORS preflight (OPTIONS with Access-Control-Request-Method) of a CORS path: 204
+ * with the allowed methods and headers. */
 void http__cors_preflight(h2o_req_t *req);
 
 /*
