@@ -448,9 +448,8 @@ status_t auth_token_check(auth_tokens_t *tokens, store_conn_t *conn, const char 
     return rc;
 }
 
-status_t auth_bearer_check(auth_tokens_t *tokens, store_conn_t *conn, const char *token,
-                           size_t len, int64_t now_us, arena_t *arena, auth_bearer_t *out,
-                           err_t *err)
+status_t auth_bearer_check(auth_tokens_t *tokens, store_conn_t *conn, const char *token, size_t len,
+                           int64_t now_us, arena_t *arena, auth_bearer_t *out, err_t *err)
 {
     memset(out, 0, sizeof(*out));
     if (len != AUTH_TOKEN_SIZE - 1)

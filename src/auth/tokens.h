@@ -125,9 +125,8 @@ typedef struct {
  * ERR_UNAUTHORIZED (the message says why: unknown, expired, revoked, the account is disabled
  * or gone) or a storage error.
  */
-status_t auth_bearer_check(auth_tokens_t *tokens, store_conn_t *conn, const char *token,
-                           size_t len, int64_t now_us, arena_t *arena, auth_bearer_t *out,
-                           err_t *err);
+status_t auth_bearer_check(auth_tokens_t *tokens, store_conn_t *conn, const char *token, size_t len,
+                           int64_t now_us, arena_t *arena, auth_bearer_t *out, err_t *err);
 
 /* Revokes a token (RFC 7009): a refresh token with its whole family, an access token alone.
  * An unknown token is not an error (RFC 7009 section 2.2). Empties this process's cache. */

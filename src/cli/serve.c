@@ -119,26 +119,11 @@ static status_t parse_size(const char *name, const char *value, long min, long m
 
 int cli_serve(int argc, char **argv)
 {
-    static const char *const known[] = {"db",
-                                        "listen",
-                                        "threads",
-                                        "max-body",
-                                        "base-url",
-                                        "synchronous",
-                                        "log-level",
-                                        "port-file",
-                                        "conditional-delete",
-                                        "work-lease",
-                                        "work-poll",
-                                        "db-replica",
-                                        "replica-max-lag",
-                                        "tls-cert",
-                                        "tls-key",
-                                        "secrets-key",
-                                        "token-ttl",
-                                        "session-idle",
-                                        "signing-key",
-                                        NULL};
+    static const char *const known[] = {
+        "db",          "listen",     "threads",         "max-body",           "base-url",
+        "synchronous", "log-level",  "port-file",       "conditional-delete", "work-lease",
+        "work-poll",   "db-replica", "replica-max-lag", "tls-cert",           "tls-key",
+        "secrets-key", "token-ttl",  "session-idle",    "signing-key",        NULL};
     settings_t s;
     int status = cli_settings("serve", help, argc, argv, known, NULL, &s);
     if (status >= 0)

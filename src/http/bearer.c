@@ -169,8 +169,8 @@ const repo_caller_t *http__caller_copy(arena_t *arena, const repo_caller_t *from
         const scope_set_t *a = from->scopes;
         scope_set_t *b = arena_alloc(arena, sizeof(*b));
         *b = *a;
-        b->resources = a->nresources ? arena_alloc(arena, a->nresources * sizeof(*b->resources))
-                                     : NULL;
+        b->resources =
+            a->nresources ? arena_alloc(arena, a->nresources * sizeof(*b->resources)) : NULL;
         for (size_t i = 0; i < a->nresources; i++) {
             const scope_resource_t *r = &a->resources[i];
             scope_resource_t *s = &b->resources[i];

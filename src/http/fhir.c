@@ -1195,8 +1195,8 @@ static bool authenticate(ctx_t *ctx)
 {
     const char *challenge = NULL;
     err_t err = ERR_INIT;
-    status_t rc = http__bearer_caller(ctx->thread, ctx->req, ctx->arena, &ctx->caller, &challenge,
-                                      &err);
+    status_t rc =
+        http__bearer_caller(ctx->thread, ctx->req, ctx->arena, &ctx->caller, &challenge, &err);
     if (rc) {
         if (challenge)
             set_header(ctx, H2O_TOKEN_WWW_AUTHENTICATE, challenge);
@@ -1231,8 +1231,7 @@ int http__handle(h2o_handler_t *self, h2o_req_t *req)
             goto out;
         }
     }
-    if (http__oauth_route(ctx.thread, req, &arena,
-                          http__base_url(ctx.thread->server, req, &arena)))
+    if (http__oauth_route(ctx.thread, req, &arena, http__base_url(ctx.thread->server, req, &arena)))
         goto out;
     if (!(path.len >= 5 && memcmp(path.base, "/fhir", 5) == 0 &&
           (path.len == 5 || path.base[5] == '/'))) {

@@ -24,7 +24,7 @@
 #include "http/http_int.h"
 #include "repo/scope.h"
 
-#define FORM_TYPE "application/x-www-form-urlencoded"
+#define FORM_TYPE  "application/x-www-form-urlencoded"
 #define JWT_BEARER "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 /* What one OAuth request has. */
@@ -151,14 +151,15 @@ const char *http__oauth_url(arena_t *arena, const char *base, const char *endpoi
 
 /* ---- CORS ---------------------------------------------------------------------------- */
 
-#define CORS_ALLOW_HEADERS                                                                         \
-    "Authorization, Content-Type, Accept, If-Match, If-None-Match, If-None-Exist, "                \
+#define CORS_ALLOW_HEADERS                                                          \
+    "Authorization, Content-Type, Accept, If-Match, If-None-Match, If-None-Exist, " \
     "If-Modified-Since, Prefer, X-Emergency-Access"
 #define CORS_EXPOSE_HEADERS "Location, ETag, Content-Location, Last-Modified, WWW-Authenticate"
 
 bool http__cors_path(h2o_iovec_t path)
 {
-    if (path.len >= 5 && memcmp(path.base, "/fhir", 5) == 0 && (path.len == 5 || path.base[5] == '/'))
+    if (path.len >= 5 && memcmp(path.base, "/fhir", 5) == 0 &&
+        (path.len == 5 || path.base[5] == '/'))
         return true;
     return iov_is(path, "/oauth2/token") || iov_is(path, "/oauth2/jwks") ||
            iov_is(path, "/oauth2/revoke") || iov_is(path, "/oauth2/introspect");
@@ -212,16 +213,14 @@ static void smart_configuration(oauth_t *o)
                                                            "client_credentials", NULL}));
     json_object_set_new(
         c, "scopes_supported",
-        string_array(oidc ? (const char *const[]){"openid", "fhirUser", "launch/patient",
-                                                  "offline_access", "online_access",
-                                                  "patient/*.cruds", "user/*.cruds",
-                                                  "system/*.cruds", "patient/*.read",
-                                                  "user/*.read", "system/*.read", NULL}
-                          : (const char *const[]){"launch/patient", "offline_access",
-                                                  "online_access", "patient/*.cruds",
-                                                  "user/*.cruds", "system/*.cruds",
-                                                  "patient/*.read", "user/*.read",
-                                                  "system/*.read", NULL}));
+        string_array(
+            oidc ? (const char *const[]){"openid", "fhirUser", "launch/patient", "offline_access",
+                                         "online_access", "patient/*.cruds", "user/*.cruds",
+                                         "system/*.cruds", "patient/*.read", "user/*.read",
+                                         "system/*.read", NULL}
+                 : (const char *const[]){"launch/patient", "offline_access", "online_access",
+                                         "patient/*.cruds", "user/*.cruds", "system/*.cruds",
+                                         "patient/*.read", "user/*.read", "system/*.read", NULL}));
     json_object_set_new(c, "response_types_supported",
                         string_array((const char *const[]){"code", NULL}));
     json_object_set_new(c, "introspection_endpoint",
@@ -245,8 +244,7 @@ static void jwks(oauth_t *o)
     json_t *keys = json_array();
     const jose_key_t *key = o->thread->server->config.signing_key;
     if (key)
-        json_array_append_new(keys,
-                              jose_key_public_jwk(key, jose_alg_name(AUTH_SIGNING_ALG)));
+        json_array_append_new(keys, jose_key_public_jwk(key, jose_alg_name(AUTH_SIGNING_ALG)));
     json_t *set = json_object();
     json_object_set_new(set, "keys", keys);
     /* public and the same for every caller: it may be cached a while */
@@ -281,12 +279,11 @@ static bool read_form(oauth_t *o)
         send_error(o, "invalid_request", "the body is too large");
         return false;
     }
-    o->nform = url_query_split(o->arena, req->entity.base ? req->entity.base : "",
-                               req->entity.len, &o->form);
+    o->nform = url_query_split(o->arena, req->entity.base ? req->entity.base : "", req->entity.len,
+                               &o->form);
     for (size_t i = 0; i < o->nform; i++) {
         if (strlen(o->form[i].value) != o->form[i].value_len) {
-            send_error(o, "invalid_request", "parameter %s holds a NUL character",
-                       o->form[i].name);
+            send_error(o, "invalid_request", "parameter %s holds a NUL character", o->form[i].name);
             return false;
         }
         for (size_t j = 0; j < i; j++) {
@@ -396,10 +393,9 @@ static bool authenticate_client(oauth_t *o, bool public_ok, store_client_t *out)
                        JWT_BEARER);
             return false;
         }
-        rc = auth_client_authenticate_jwt(&server->accounts, o->thread->conn, assertion,
-                                          strlen(assertion), http__oauth_url(o->arena, o->base,
-                                                                              "token"),
-                                          o->now_us, o->arena, out, &err);
+        rc = auth_client_authenticate_jwt(
+            &server->accounts, o->thread->conn, assertion, strlen(assertion),
+            http__oauth_url(o->arena, o->base, "token"), o->now_us, o->arena, out, &err);
         if (!rc && form_id && strcmp(form_id, out->client_id) != 0) {
             err_release(&err);
             send_error(o, "invalid_request", "client_id is not the client of the assertion");
@@ -686,8 +682,9 @@ static void introspect_endpoint(oauth_t *o)
     err_t err = ERR_INIT;
     status_t rc = store_token_get(o->thread->conn, hash, o->arena, &row, &err);
     json_t *body = json_object();
-    if (rc == ERR_NOT_FOUND || (!rc && (row.kind == STORE_TOKEN_CODE ||
-                                        store_token_state(&row, o->now_us) != STORE_TOKEN_ACTIVE))) {
+    if (rc == ERR_NOT_FOUND ||
+        (!rc && (row.kind == STORE_TOKEN_CODE ||
+                 store_token_state(&row, o->now_us) != STORE_TOKEN_ACTIVE))) {
         json_object_set_new(body, "active", json_false());
         send_json(o->req, 200, body);
         err_release(&err);
@@ -712,9 +709,8 @@ static void introspect_endpoint(oauth_t *o)
     json_object_set_new(body, "active", json_true());
     json_object_set_new(body, "scope", json_string(row.scopes));
     json_object_set_new(body, "client_id", json_string(row.client_id));
-    json_object_set_new(body, "token_type", json_string(row.kind == STORE_TOKEN_ACCESS
-                                                            ? "Bearer"
-                                                            : "refresh_token"));
+    json_object_set_new(body, "token_type",
+                        json_string(row.kind == STORE_TOKEN_ACCESS ? "Bearer" : "refresh_token"));
     json_object_set_new(body, "exp", json_integer(row.expires_us / 1000000));
     json_object_set_new(body, "iat", json_integer(row.created_us / 1000000));
     json_object_set_new(body, "iss", json_string(o->base));
@@ -751,11 +747,8 @@ bool http__oauth_route(http_thread_t *thread, h2o_req_t *req, arena_t *arena, co
     h2o_iovec_t path = req->path_normalized;
     bool get = iov_is(req->method, "GET") || iov_is(req->method, "HEAD");
     bool post = iov_is(req->method, "POST");
-    oauth_t o = {.thread = thread,
-                 .req = req,
-                 .arena = arena,
-                 .base = base,
-                 .now_us = clock_now_us()};
+    oauth_t o = {
+        .thread = thread, .req = req, .arena = arena, .base = base, .now_us = clock_now_us()};
     if (iov_is(path, "/fhir/.well-known/smart-configuration")) {
         if (get)
             smart_configuration(&o);

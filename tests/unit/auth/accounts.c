@@ -647,8 +647,8 @@ static void test_bearer_check_with_the_account(void **state)
     assert_int_equal(auth_bearer_check(&here, conn, issued.access, 43, T0, &arena, &bearer, &err),
                      0);
     assert_string_equal(bearer.account.username, "pat.one");
-    assert_int_equal(
-        auth_bearer_check(&there, conn, issued.access, 43, T0, &arena, &bearer, &err), 0);
+    assert_int_equal(auth_bearer_check(&there, conn, issued.access, 43, T0, &arena, &bearer, &err),
+                     0);
 
     /* disabling the account revokes its tokens: at once where it is forgotten, within the
      * cache's time elsewhere */
@@ -657,12 +657,11 @@ static void test_bearer_check_with_the_account(void **state)
     assert_int_equal(auth_bearer_check(&here, conn, issued.access, 43, T0, &arena, &bearer, &err),
                      ERR_UNAUTHORIZED);
     err_reset(&err);
-    assert_int_equal(
-        auth_bearer_check(&there, conn, issued.access, 43, T0, &arena, &bearer, &err), ERR_OK);
+    assert_int_equal(auth_bearer_check(&there, conn, issued.access, 43, T0, &arena, &bearer, &err),
+                     ERR_OK);
     usleep(350000);
-    assert_int_equal(
-        auth_bearer_check(&there, conn, issued.access, 43, T0, &arena, &bearer, &err),
-        ERR_UNAUTHORIZED);
+    assert_int_equal(auth_bearer_check(&there, conn, issued.access, 43, T0, &arena, &bearer, &err),
+                     ERR_UNAUTHORIZED);
     err_reset(&err);
 
     /* a token issued to a disabled account (a race with disabling) is refused for the account */
