@@ -1231,7 +1231,9 @@ int http__handle(h2o_handler_t *self, h2o_req_t *req)
             goto out;
         }
     }
-    if (http__oauth_route(ctx.thread, req, &arena, http__base_url(ctx.thread->server, req, &arena)))
+    if (((path.len > 8 && memcmp(path.base, "/oauth2/", 8) == 0) ||
+         iov_eq(path, "/fhir/.well-known/smart-configuration")) &&
+        http__oauth_route(ctx.thread, req, &arena, http__base_url(ctx.thread->server, req, &arena)))
         goto out;
     if (!(path.len >= 5 && memcmp(path.base, "/fhir", 5) == 0 &&
           (path.len == 5 || path.base[5] == '/'))) {

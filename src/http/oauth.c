@@ -94,9 +94,9 @@ static void send_error(oauth_t *o, const char *error, const char *fmt, ...)
         if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
             *p = '\'';
     int status = strcmp(error, "invalid_client") == 0 ? 401 : 400;
-    if (status == 401)
-        add_header(o->req, "www-authenticate",
-                   o->basic_tried ? "Basic realm=\"concerto\"" : "Bearer realm=\"concerto\"");
+    /* RFC 6749 section 5.2: a client that tried Basic is told the scheme to use */
+    if (status == 401 && o->basic_tried)
+        add_header(o->req, "www-authenticate", "Basic realm=\"concerto\"");
     log_info("%.*s %.*s: %d %s (%s)", (int)o->req->method.len, o->req->method.base,
              (int)o->req->path.len, o->req->path.base, status, error, description);
     json_t *body = json_object();
