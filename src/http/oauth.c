@@ -11,9 +11,10 @@
  * credentials was wrong. The work is done on the request's thread: the store's lookups and
  * transactions, and for a client secret one argon2id verification.
  */
-#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <strings.h>
 
 #include "auth/clients.h"
 #include "auth/idtoken.h"
