@@ -28,6 +28,8 @@ struct auth_token_entry {
     char hash[AUTH_TOKEN_HASH_SIZE]; /* "": empty */
     int64_t checked_us;              /* monotonic */
     store_token_t token;             /* strings malloc'd */
+    bool account_loaded;             /* account holds the token's account (when it has one) */
+    store_account_t account;         /* strings malloc'd: the fields auth_bearer_t keeps */
 };
 
 void auth_tokens_init(auth_tokens_t *tokens, store_t *store)
@@ -49,6 +51,12 @@ static void entry_clear(auth_token_entry_t *e)
     free((char *)e->token.scopes);
     free((char *)e->token.patient_id);
     free((char *)e->token.family_id);
+    free((char *)e->account.account_id);
+    free((char *)e->account.username);
+    free((char *)e->account.role);
+    free((char *)e->account.practitioner_id);
+    free((char *)e->account.practitioner_role_id);
+    free((char *)e->account.patient_id);
     memset(e, 0, sizeof(*e));
 }
 
@@ -332,16 +340,44 @@ static size_t slot_of(const auth_tokens_t *tokens, const char *hash)
            tokens->cache_size;
 }
 
+/* The fields of an account a request needs, copied with copy (arena or malloc). */
+static void account_copy(const store_account_t *from, store_account_t *out,
+                         const char *(*copy)(void *, const char *), void *ctx)
+{
+    memset(out, 0, sizeof(*out));
+    out->account_id = copy(ctx, from->account_id);
+    out->username = copy(ctx, from->username);
+    out->role = copy(ctx, from->role);
+    out->practitioner_id = copy(ctx, from->practitioner_id);
+    out->practitioner_role_id = copy(ctx, from->practitioner_role_id);
+    out->patient_id = copy(ctx, from->patient_id);
+    out->disabled = from->disabled;
+}
+
+static const char *copy_to_arena(void *arena, const char *s)
+{
+    return arena_copy(arena, s);
+}
+
+static const char *copy_to_heap(void *unused, const char *s)
+{
+    (void)unused;
+    return copy_or_null(s);
+}
+
+/* A hit when the entry is fresh and, when account is wanted, holds the account too. */
 static bool cache_get(auth_tokens_t *tokens, const char *hash, int64_t now_us, arena_t *arena,
-                      store_token_t *out)
+                      store_token_t *out, store_account_t *account)
 {
     bool hit = false;
     pthread_mutex_lock(&tokens->lock);
     if (tokens->cache && tokens->cache_ttl_us > 0) {
         auth_token_entry_t *e = &tokens->cache[slot_of(tokens, hash)];
         if (strcmp(e->hash, hash) == 0 && clock_mono_us() - e->checked_us < tokens->cache_ttl_us &&
-            now_us < e->token.expires_us) {
+            now_us < e->token.expires_us && (!account || e->account_loaded)) {
             copy_out(&e->token, arena, out);
+            if (account)
+                account_copy(&e->account, account, copy_to_arena, arena);
             hit = true;
         }
     }
@@ -349,7 +385,8 @@ static bool cache_get(auth_tokens_t *tokens, const char *hash, int64_t now_us, a
     return hit;
 }
 
-static void cache_put(auth_tokens_t *tokens, const char *hash, const store_token_t *token)
+static void cache_put(auth_tokens_t *tokens, const char *hash, const store_token_t *token,
+                      const store_account_t *account)
 {
     if (tokens->cache_ttl_us <= 0 || tokens->cache_size == 0)
         return;
@@ -368,18 +405,17 @@ static void cache_put(auth_tokens_t *tokens, const char *hash, const store_token
     e->token.patient_id = copy_or_null(token->patient_id);
     e->token.family_id = copy_or_null(token->family_id);
     e->token.code_challenge = e->token.redirect_uri = NULL;
+    if (account) {
+        account_copy(account, &e->account, copy_to_heap, NULL);
+        e->account_loaded = true;
+    }
     pthread_mutex_unlock(&tokens->lock);
 }
 
-status_t auth_token_check(auth_tokens_t *tokens, store_conn_t *conn, const char *token, size_t len,
-                          int64_t now_us, arena_t *arena, store_token_t *out, err_t *err)
+/* The token from the store, checked; the hash in *hash. */
+static status_t token_lookup(store_conn_t *conn, const char *hash, int64_t now_us, arena_t *arena,
+                             store_token_t *out, err_t *err)
 {
-    if (len != AUTH_TOKEN_SIZE - 1)
-        return err_set(err, ERR_UNAUTHORIZED, NULL, "invalid access token");
-    char hash[AUTH_TOKEN_HASH_SIZE];
-    auth_token_hash(token, len, hash);
-    if (cache_get(tokens, hash, now_us, arena, out))
-        return ERR_OK;
     err_t lookup = ERR_INIT;
     status_t rc = store_token_get(conn, hash, arena, out, &lookup);
     if (rc && rc != ERR_NOT_FOUND) {
@@ -390,12 +426,61 @@ status_t auth_token_check(auth_tokens_t *tokens, store_conn_t *conn, const char 
     if (rc || out->kind != STORE_TOKEN_ACCESS)
         return err_set(err, ERR_UNAUTHORIZED, NULL, "invalid access token");
     switch (store_token_state(out, now_us)) {
-    case STORE_TOKEN_ACTIVE: break;
+    case STORE_TOKEN_ACTIVE: return ERR_OK;
     case STORE_TOKEN_EXPIRED:
         return err_set(err, ERR_UNAUTHORIZED, NULL, "the access token has expired");
     default: return err_set(err, ERR_UNAUTHORIZED, NULL, "the access token was revoked");
     }
-    cache_put(tokens, hash, out);
+}
+
+status_t auth_token_check(auth_tokens_t *tokens, store_conn_t *conn, const char *token, size_t len,
+                          int64_t now_us, arena_t *arena, store_token_t *out, err_t *err)
+{
+    if (len != AUTH_TOKEN_SIZE - 1)
+        return err_set(err, ERR_UNAUTHORIZED, NULL, "invalid access token");
+    char hash[AUTH_TOKEN_HASH_SIZE];
+    auth_token_hash(token, len, hash);
+    if (cache_get(tokens, hash, now_us, arena, out, NULL))
+        return ERR_OK;
+    status_t rc = token_lookup(conn, hash, now_us, arena, out, err);
+    if (!rc)
+        cache_put(tokens, hash, out, NULL);
+    return rc;
+}
+
+status_t auth_bearer_check(auth_tokens_t *tokens, store_conn_t *conn, const char *token, size_t len,
+                           int64_t now_us, arena_t *arena, auth_bearer_t *out, err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (len != AUTH_TOKEN_SIZE - 1)
+        return err_set(err, ERR_UNAUTHORIZED, NULL, "invalid access token");
+    char hash[AUTH_TOKEN_HASH_SIZE];
+    auth_token_hash(token, len, hash);
+    if (!cache_get(tokens, hash, now_us, arena, &out->token, &out->account)) {
+        status_t rc = token_lookup(conn, hash, now_us, arena, &out->token, err);
+        if (rc)
+            return rc;
+        if (out->token.account_id) {
+            store_account_t row;
+            err_t lookup = ERR_INIT;
+            rc = store_account_get_id(conn, out->token.account_id, arena, &row, &lookup);
+            if (rc == ERR_NOT_FOUND) {
+                err_release(&lookup);
+                return err_set(err, ERR_UNAUTHORIZED, NULL,
+                               "the account of the access token no longer exists");
+            }
+            if (rc) {
+                err_move(err, &lookup);
+                return rc;
+            }
+            err_release(&lookup);
+            account_copy(&row, &out->account, copy_to_arena, arena);
+        }
+        cache_put(tokens, hash, &out->token, &out->account);
+    }
+    out->has_account = out->token.account_id != NULL;
+    if (out->has_account && out->account.disabled)
+        return err_set(err, ERR_UNAUTHORIZED, NULL, "the account is disabled");
     return ERR_OK;
 }
 

@@ -8,9 +8,10 @@
  * code or refresh token presented a second time means it leaked, and the whole family is
  * revoked (OAuth 2.0 Security BCP, RFC 9700 sections 2.2.2 and 4.14).
  *
- * Checking an access token must not cost a database round trip per request: a checked token
- * is kept in a small in-process cache for cache_ttl_us (a few seconds), so a revocation takes
- * effect everywhere within that time, and at once in the process that revoked it.
+ * Checking an access token must not cost a database round trip per request: a checked token,
+ * with the account it was issued for, is kept in a small in-process cache for cache_ttl_us (a
+ * few seconds), so a revocation or a disabled account takes effect everywhere within that
+ * time, and at once in the process that did it (which calls auth_tokens_forget).
  */
 #ifndef CONCERTO_AUTH_TOKENS_H
 #define CONCERTO_AUTH_TOKENS_H
@@ -109,6 +110,23 @@ status_t auth_refresh(auth_tokens_t *tokens, const char *refresh_token, const ch
  */
 status_t auth_token_check(auth_tokens_t *tokens, store_conn_t *conn, const char *token, size_t len,
                           int64_t now_us, arena_t *arena, store_token_t *out, err_t *err);
+
+/* An access token and the account it acts for, as an API request needs them. */
+typedef struct {
+    store_token_t token;     /* strings in the caller's arena */
+    bool has_account;        /* token.account_id is set: */
+    store_account_t account; /* its account_id, username, role, links and disabled; the
+                                password hash, the TOTP fields and the counters are left out */
+} auth_bearer_t;
+
+/*
+ * auth_token_check for an API request, with the token's account: *out from the cache when
+ * both were checked less than cache_ttl_us ago, else from the store (two lookups on conn).
+ * ERR_UNAUTHORIZED (the message says why: unknown, expired, revoked, the account is disabled
+ * or gone) or a storage error.
+ */
+status_t auth_bearer_check(auth_tokens_t *tokens, store_conn_t *conn, const char *token, size_t len,
+                           int64_t now_us, arena_t *arena, auth_bearer_t *out, err_t *err);
 
 /* Revokes a token (RFC 7009): a refresh token with its whole family, an access token alone.
  * An unknown token is not an error (RFC 7009 section 2.2). Empties this process's cache. */

@@ -9,6 +9,7 @@
 #include "base/mem.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "auth/idtoken.h"
 #include "auth/secrets.h"
 #include "http/http.h"
 #include "repo/worker.h"
@@ -58,7 +59,14 @@ static const char help[] =
     "                       .key added, created on first start; required with PostgreSQL\n"
     "                       for staff to enrol in a second factor). Keep it out of backups\n"
     "                       of the database: losing it means every second factor is reset\n"
-    "  --token-ttl SECONDS  how long an access token lives (default: 3600)\n"
+    "  --signing-key FILE   the server's own RSA private key (PEM, mode 0600) that signs\n"
+    "                       OpenID Connect id_tokens; its public key is served at\n"
+    "                       /oauth2/jwks (default: the SQLite file's name with\n"
+    "                       .signing.pem added, created on first start; with PostgreSQL\n"
+    "                       required for id_tokens: without it openid is not granted)\n"
+    "  --token-ttl SECONDS  how long an access token lives (default: 3600); apps get one\n"
+    "                       at POST /oauth2/token (docs/api.md) and send it on every\n"
+    "                       /fhir request as Authorization: Bearer TOKEN\n"
     "  --session-idle SECONDS\n"
     "                       a browser sign-in session unused this long ends (default: 900)\n"
     "  --synchronous MODE   full (default: every acknowledged write survives power loss),\n"
@@ -111,25 +119,11 @@ static status_t parse_size(const char *name, const char *value, long min, long m
 
 int cli_serve(int argc, char **argv)
 {
-    static const char *const known[] = {"db",
-                                        "listen",
-                                        "threads",
-                                        "max-body",
-                                        "base-url",
-                                        "synchronous",
-                                        "log-level",
-                                        "port-file",
-                                        "conditional-delete",
-                                        "work-lease",
-                                        "work-poll",
-                                        "db-replica",
-                                        "replica-max-lag",
-                                        "tls-cert",
-                                        "tls-key",
-                                        "secrets-key",
-                                        "token-ttl",
-                                        "session-idle",
-                                        NULL};
+    static const char *const known[] = {
+        "db",          "listen",     "threads",         "max-body",           "base-url",
+        "synchronous", "log-level",  "port-file",       "conditional-delete", "work-lease",
+        "work-poll",   "db-replica", "replica-max-lag", "tls-cert",           "tls-key",
+        "secrets-key", "token-ttl",  "session-idle",    "signing-key",        NULL};
     settings_t s;
     int status = cli_settings("serve", help, argc, argv, known, NULL, &s);
     if (status >= 0)
@@ -141,6 +135,8 @@ int cli_serve(int argc, char **argv)
     http_tls_t *tls = NULL;
     auth_secrets_t *secrets = NULL;
     char *key_path = NULL;
+    jose_key_t *signing_key = NULL;
+    char *signing_path = NULL;
     http_config_t config;
     http_config_init(&config);
     long threads = 0, max_body = (long)config.max_body, lease_s = 60, poll_ms = 200, max_lag_s = 10;
@@ -254,6 +250,31 @@ int cli_serve(int argc, char **argv)
         log_warning("no --secrets-key: staff cannot enrol in a second factor, so they cannot "
                     "sign in");
     }
+    const char *signing_file = settings_get(&s, "signing-key", NULL);
+    if (!signing_file && !store_location_is_postgres(db)) {
+        signing_path = xasprintf("%s.signing.pem", db);
+        bool created = false;
+        if (auth_signing_key_create(signing_path, &created, &err)) {
+            status = 2;
+            cli_close_store(store, false);
+            goto out;
+        }
+        if (created)
+            log_info("created the signing key file %s (it signs id_tokens; keep it readable by "
+                     "this server only)",
+                     signing_path);
+        signing_file = signing_path;
+    }
+    if (signing_file) {
+        if (auth_signing_key_load(signing_file, &signing_key, &err)) {
+            status = 2;
+            cli_close_store(store, false);
+            goto out;
+        }
+        config.signing_key = signing_key;
+    } else {
+        log_warning("no --signing-key: the server issues no id_tokens (openid is not granted)");
+    }
     repo_worker_config_t work;
     repo_worker_config_init(&work);
     work.lease_us = (int64_t)lease_s * 1000000;
@@ -273,6 +294,8 @@ out:
     http_tls_free(tls);
     auth_secrets_free(secrets);
     free(key_path);
+    jose_key_free(signing_key);
+    free(signing_path);
     free(host);
 out_settings:
     settings_release(&s);

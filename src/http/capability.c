@@ -157,7 +157,33 @@ void http__build_capability(http_server_t *server)
     build(server, repo_params_acquire());
 }
 
-char *http__capability(http_server_t *server, h2o_mem_pool_t *pool, size_t *out_len)
+/* rest.security: the OAuth endpoints of base, as SMART App Launch asks
+ * (http://hl7.org/fhir/smart-app-launch/conformance.html). */
+static void add_security(buf_t *out, const char *base)
+{
+    arena_t arena;
+    arena_init(&arena);
+    buf_addstr(out, ",\"security\":{\"cors\":true,\"service\":[{\"coding\":[{\"system\":"
+                    "\"http://terminology.hl7.org/CodeSystem/restful-security-service\","
+                    "\"code\":\"SMART-on-FHIR\"}],\"text\":\"OAuth2 using SMART-on-FHIR "
+                    "profile (see http://docs.smarthealthit.org)\"}],\"extension\":[{\"url\":"
+                    "\"http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris\","
+                    "\"extension\":[");
+    static const char *const names[] = {"authorize", "token", "revoke", "introspect"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *url = http__oauth_url(&arena, base, names[i]);
+        buf_addf(out, "%s{\"url\":\"%s\",\"valueUri\":\"", i ? "," : "", names[i]);
+        buf_add_json_escaped(out, url, strlen(url));
+        buf_addstr(out, "\"}");
+    }
+    buf_addstr(out, "]}],\"description\":\"Every request but this statement needs an OAuth 2.0 "
+                    "access token (Authorization: Bearer); see "
+                    "/fhir/.well-known/smart-configuration\"}");
+    arena_release(&arena);
+}
+
+char *http__capability(http_server_t *server, h2o_mem_pool_t *pool, const char *base,
+                       size_t *out_len)
 {
     const fhir_search_snapshot_t *snapshot = repo_params_acquire();
     pthread_mutex_lock(&server->capability_lock);
@@ -165,9 +191,16 @@ char *http__capability(http_server_t *server, h2o_mem_pool_t *pool, size_t *out_
         build(server, snapshot); /* takes the reference */
     else
         fhir_search_snapshot_release(snapshot);
-    char *copy = h2o_mem_alloc_pool(pool, server->capability_len);
-    memcpy(copy, server->capability, server->capability_len);
-    *out_len = server->capability_len;
+    /* the statement ends with rest[0]'s "}]}": security goes in before, for the URL of the
+     * request (the base comes from its Host when no --base-url is set) */
+    buf_t out = BUF_INIT;
+    buf_add(&out, server->capability, server->capability_len - 3);
     pthread_mutex_unlock(&server->capability_lock);
+    add_security(&out, base);
+    buf_addstr(&out, "}]}");
+    char *copy = h2o_mem_alloc_pool(pool, out.len);
+    memcpy(copy, out.ptr, out.len);
+    *out_len = out.len;
+    buf_release(&out);
     return copy;
 }

@@ -111,8 +111,11 @@ status_t http__everything(const http_search_request_t *r, http_everything_t *e, 
     status_t rc;
     if (e->post && (rc = read_body(r, e, err)))
         return rc;
-    repo_everything_t q = {
-        .patient_id = e->patient_id, .types = e->types, .count = e->count, .page = e->page};
+    repo_everything_t q = {.patient_id = e->patient_id,
+                           .types = e->types,
+                           .count = e->count,
+                           .page = e->page,
+                           .caller = r->caller};
     if (e->since && !http__parse_instant(e->since, &q.since_us))
         return err_set(err, ERR_INVALID, "_since",
                        "_since must be an instant such as 2024-01-31T12:00:00Z, not \"%s\"",

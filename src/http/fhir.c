@@ -47,6 +47,7 @@ typedef struct {
     const char *base;      /* e.g. http://127.0.0.1:8080/fhir */
     const char *type_name; /* the resource type and id of the URL, when it names them */
     const char *id;
+    const repo_caller_t *caller; /* who asks: from the request's access token (bearer.c) */
 } ctx_t;
 
 /* A write waiting for the store's writer. Heap-allocated: it may outlive the request. */
@@ -152,6 +153,7 @@ static const char *reason_phrase(int status)
     case 204: return "No Content";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 406: return "Not Acceptable";
@@ -767,6 +769,7 @@ static pending_t *pending_new(ctx_t *ctx)
     pending->ctx.base = arena_strdup(&pending->arena, ctx->base);
     pending->ctx.params = NULL;
     pending->ctx.nparams = 0;
+    pending->ctx.caller = http__caller_copy(&pending->arena, ctx->caller);
     err_init(&pending->err);
     return pending;
 }
@@ -777,6 +780,9 @@ static void submit_write(pending_t *pending)
         h2o_mem_alloc_shared(&pending->req->pool, sizeof(pending_cell_t), pending_dispose);
     pending->cell->pending = pending;
     pending->thread->pending++;
+    /* set after preparing, which fills the structs in */
+    pending->write.caller = pending->ctx.caller;
+    pending->bundle.caller = pending->ctx.caller;
     if (pending->is_bundle)
         store_submit(pending->thread->server->store, repo_bundle_txn, &pending->bundle,
                      on_write_done, pending);
@@ -1019,7 +1025,8 @@ static void handle_search(ctx_t *ctx, const h2o_iovec_t *seg, size_t nseg)
                                .arena = ctx->arena,
                                .base = ctx->base,
                                .params = ctx->params,
-                               .nparams = ctx->nparams};
+                               .nparams = ctx->nparams,
+                               .caller = ctx->caller};
     buf_t body = BUF_INIT;
     err_t err = ERR_INIT;
     if (http__search(&r, seg, nseg, &body, &err))
@@ -1051,7 +1058,8 @@ static void handle_everything(ctx_t *ctx, const char *id)
                                .arena = ctx->arena,
                                .base = ctx->base,
                                .params = ctx->params,
-                               .nparams = ctx->nparams};
+                               .nparams = ctx->nparams,
+                               .caller = ctx->caller};
     buf_t body = BUF_INIT;
     err_t err = ERR_INIT;
     if (http__everything(&r, &e, &body, &err))
@@ -1085,7 +1093,7 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
             return;
         }
         size_t len;
-        char *capability = http__capability(ctx->thread->server, &req->pool, &len);
+        char *capability = http__capability(ctx->thread->server, &req->pool, ctx->base, &len);
         send_json(ctx, 200, capability, len);
         return;
     }
@@ -1174,14 +1182,28 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
     handle_read(ctx, tname, second, version);
 }
 
-static const char *base_url(ctx_t *ctx)
+const char *http__base_url(http_server_t *server, h2o_req_t *req, arena_t *arena)
 {
-    http_server_t *server = ctx->thread->server;
     if (server->config.base_url)
         return server->config.base_url;
-    h2o_req_t *req = ctx->req;
-    return arena_printf(ctx->arena, "%.*s://%.*s/fhir", (int)req->scheme->name.len,
+    return arena_printf(arena, "%.*s://%.*s/fhir", (int)req->scheme->name.len,
                         req->scheme->name.base, (int)req->authority.len, req->authority.base);
+}
+
+/* Authenticates the request (bearer.c) into ctx->caller; false when it answered. */
+static bool authenticate(ctx_t *ctx)
+{
+    const char *challenge = NULL;
+    err_t err = ERR_INIT;
+    status_t rc =
+        http__bearer_caller(ctx->thread, ctx->req, ctx->arena, &ctx->caller, &challenge, &err);
+    if (rc) {
+        if (challenge)
+            set_header(ctx, H2O_TOKEN_WWW_AUTHENTICATE, challenge);
+        send_error(ctx, &err);
+    }
+    err_release(&err);
+    return rc == ERR_OK;
 }
 
 int http__handle(h2o_handler_t *self, h2o_req_t *req)
@@ -1200,6 +1222,19 @@ int http__handle(h2o_handler_t *self, h2o_req_t *req)
         h2o_send_inline(req, "ok\n", 3);
         goto out;
     }
+    if (http__cors_path(path)) {
+        http__cors_headers(req);
+        /* a CORS preflight: OPTIONS naming the method it prepares for */
+        if (iov_eq(req->method, "OPTIONS") &&
+            header_by_name(req, "access-control-request-method").base) {
+            http__cors_preflight(req);
+            goto out;
+        }
+    }
+    if (((path.len > 8 && memcmp(path.base, "/oauth2/", 8) == 0) ||
+         iov_eq(path, "/fhir/.well-known/smart-configuration")) &&
+        http__oauth_route(ctx.thread, req, &arena, http__base_url(ctx.thread->server, req, &arena)))
+        goto out;
     if (http__login_route(req, &arena))
         goto out;
     if (!(path.len >= 5 && memcmp(path.base, "/fhir", 5) == 0 &&
@@ -1212,7 +1247,7 @@ int http__handle(h2o_handler_t *self, h2o_req_t *req)
     parse_prefer(&ctx);
     if (!parse_pretty(&ctx) || !negotiate(&ctx))
         goto out;
-    ctx.base = base_url(&ctx);
+    ctx.base = http__base_url(ctx.thread->server, req, &arena);
 
     /* split what follows /fhir into segments, ignoring empty ones (trailing slash) */
     h2o_iovec_t seg[8];
@@ -1233,6 +1268,9 @@ int http__handle(h2o_handler_t *self, h2o_req_t *req)
             seg[nseg++] = h2o_iovec_init(s, (size_t)(p - s));
         }
     }
+    /* the CapabilityStatement says how to get a token: it needs none */
+    if (!(nseg == 1 && iov_eq(seg[0], "metadata") && is_get(req)) && !authenticate(&ctx))
+        goto out;
     route_fhir(&ctx, seg, nseg);
 out:
     arena_release(&arena);

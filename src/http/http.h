@@ -1,12 +1,13 @@
 /*
- * http.h - the HTTP server: h2o event loops (one per thread) serving /fhir, /healthz, over
- * plain HTTP or over TLS (HTTP/1.1 and HTTP/2).
+ * http.h - the HTTP server: h2o event loops (one per thread) serving /fhir, /oauth2 and
+ * /healthz, over plain HTTP or over TLS (HTTP/1.1 and HTTP/2).
  */
 #ifndef CONCERTO_HTTP_HTTP_H
 #define CONCERTO_HTTP_HTTP_H
 
 #include <stddef.h>
 
+#include "auth/jose.h"
 #include "auth/secrets.h"
 #include "base/err.h"
 #include "store/store.h"
@@ -41,6 +42,9 @@ typedef struct {
                                       NULL: enrolment in a second factor is refused */
     int64_t token_ttl_us;          /* access tokens live this long (default: one hour) */
     int64_t session_idle_us;       /* a browser session idle this long ends (default: 15 min) */
+    const jose_key_t *signing_key; /* borrowed: signs id_tokens, published at /oauth2/jwks
+                                      (auth/idtoken.h); NULL: no id_tokens, and the authorize
+                                      endpoint must not grant openid */
 } http_config_t;
 
 void http_config_init(http_config_t *config);

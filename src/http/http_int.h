@@ -15,6 +15,7 @@
 #include "base/arena.h"
 #include "base/buf.h"
 #include "http/http.h"
+#include "repo/access.h"
 #include "store/store.h"
 
 typedef struct http_server http_server_t;
@@ -53,7 +54,10 @@ struct http_server {
     int port;
     password_dict_t *dict;    /* the password policy's word list */
     auth_accounts_t accounts; /* logins, over store, with config.secrets */
-    auth_tokens_t tokens;     /* codes and tokens, with config.token_ttl_us */
+    auth_tokens_t tokens;     /* codes and tokens, with config.token_ttl_us; the cache of
+                                 checked access tokens and their accounts: after disabling an
+                                 account or revoking tokens in this process, call
+                                 auth_tokens_forget (auth_token_revoke does) */
 };
 
 /* A decoded query parameter (base/url.h): name and value NUL-terminated, in the request's
@@ -68,6 +72,7 @@ typedef struct {
     const char *base;           /* the FHIR base url */
     const http_param_t *params; /* the query string */
     size_t nparams;
+    const repo_caller_t *caller; /* who asks (bearer.c) */
 } http_search_request_t;
 
 /* True when the method and the path segments after /fhir ask for a search: GET [type],
@@ -119,8 +124,42 @@ void http__on_writes_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *
 /* Builds server->capability for the current search parameters (at start). */
 void http__build_capability(http_server_t *server);
 /* The CapabilityStatement copied into pool, rebuilt first when the search parameters changed
- * since it was built (a SearchParameter was written). */
-char *http__capability(http_server_t *server, h2o_mem_pool_t *pool, size_t *out_len);
+ * since it was built (a SearchParameter was written), with rest.security naming the OAuth
+ * endpoints of the FHIR base URL base. */
+char *http__capability(http_server_t *server, h2o_mem_pool_t *pool, const char *base,
+                       size_t *out_len);
+
+/* The FHIR base URL of a request: --base-url, else from the scheme and Host (in arena). */
+const char *http__base_url(http_server_t *server, h2o_req_t *req, arena_t *arena);
+
+/*
+ * The OAuth endpoints (oauth.c): /fhir/.well-known/smart-configuration, /oauth2/token,
+ * /oauth2/revoke, /oauth2/introspect and /oauth2/jwks. Returns false when path is none of
+ * them; otherwise it has answered. base is the FHIR base URL (the issuer).
+ */
+bool http__oauth_route(http_thread_t *thread, h2o_req_t *req, arena_t *arena, const char *base);
+/* The URL of an OAuth endpoint ("token", "authorize", ...) of the FHIR base URL base: the
+ * base without its final /fhir, then /oauth2/endpoint. In arena. */
+const char *http__oauth_url(arena_t *arena, const char *base, const char *endpoint);
+/* Whether browser apps may call path from any origin (CORS): /fhir and below (bearer tokens,
+ * no cookies), the token, revocation, introspection and JWK Set endpoints. */
+bool http__cors_path(h2o_iovec_t path);
+/* Adds Access-Control-Allow-Origin: * and the exposed headers to the response. */
+void http__cors_headers(h2o_req_t *req);
+/* Answers a CORS preflight (OPTIONS with Access-Control-Request-Method) of a CORS path: 204
+ * with the allowed methods and headers. */
+void http__cors_preflight(h2o_req_t *req);
+
+/*
+ * The caller of an API request (bearer.c), from its Authorization: Bearer token: *out in
+ * arena. Errors: ERR_UNAUTHORIZED with *out_challenge the WWW-Authenticate value to send
+ * (no token, or one that is malformed, unknown, expired or revoked, or whose account is
+ * disabled); ERR_INVALID for a malformed X-Emergency-Access; storage errors.
+ */
+status_t http__bearer_caller(http_thread_t *thread, h2o_req_t *req, arena_t *arena,
+                             const repo_caller_t **out, const char **out_challenge, err_t *err);
+/* A deep copy of caller in arena (a write outlives its request's arena); NULL for NULL. */
+const repo_caller_t *http__caller_copy(arena_t *arena, const repo_caller_t *caller);
 
 static inline http_thread_t *http__thread_of(h2o_req_t *req)
 {

@@ -231,7 +231,8 @@ status_t http__search(const http_search_request_t *r, const h2o_iovec_t *seg, si
                             .base = r->base,
                             .page = pairs.page,
                             .compartment_type = t.compartment,
-                            .compartment_id = t.compartment_id};
+                            .compartment_id = t.compartment_id,
+                            .caller = r->caller};
     fhir_search_plan_t *plan;
     store_search_result_t result;
     if ((rc = repo_search(r->thread->search_conn, &search, r->arena, &plan, &result, err)))

@@ -10,7 +10,18 @@ With CONCERTO_TEST_DB=postgresql each server whose test names no database of its
 fresh database in the PostgreSQL cluster of directory $CONCERTO_TEST_PG_CLUSTER (tools/pg-cluster
 start; `tools/check` starts one), created with `tools/pg-cluster createdb`. Tests of what only
 SQLite has skip then (`sqlite_only`).
+
+Every request under /fhir needs an access token. For each server it starts, the harness
+registers a confidential client (HARNESS_CLIENT, once per database, with `concerto client add`)
+and gets a token with client_credentials at /oauth2/token once the server answers; Client and
+Session then send `Authorization: Bearer TOKEN` unless the request carries its own
+Authorization header or passes auth=None (no token) or auth="TOKEN" (that one). Raw requests
+add `server.auth_line()`. The servers share one signing key (made once per run), so that each
+does not spend its start-up generating an RSA key; a test of the default key passes
+shared_signing_key=False.
 """
+import atexit
+import base64
 import http.client
 import json
 import os
@@ -151,6 +162,45 @@ def member_names(body):
     return [k for k, _ in pairs]
 
 
+# ---- the harness's OAuth client -------------------------------------------------------------
+
+HARNESS_CLIENT = "test-harness"
+HARNESS_SECRET = "integration-tests-harness-secret-0123456789"
+HARNESS_SCOPES = "system/*.cruds"
+_registered = set()  # databases (as the harness names them) that have the harness client
+# auth= of a request: the client's token unless the request says otherwise
+DEFAULT = object()
+_shared_key = None
+
+
+def shared_signing_key():
+    """A signing key file (RSA, mode 0600) for every server of this run."""
+    global _shared_key
+    if _shared_key is None:
+        d = Path(tempfile.mkdtemp(prefix="concerto-it-key-"))
+        key = d / "signing.pem"
+        out = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                              "rsa_keygen_bits:2048", "-out", str(key)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        key.chmod(0o600)
+        atexit.register(shutil.rmtree, d, True)
+        _shared_key = key
+    return _shared_key
+
+
+def basic_auth(client_id, secret):
+    """The Authorization value of client_secret_basic (RFC 6749 section 2.3.1)."""
+    pair = urllib.parse.quote_plus(client_id) + ":" + urllib.parse.quote_plus(secret)
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+def form(**fields):
+    """An application/x-www-form-urlencoded body and its headers."""
+    return (urllib.parse.urlencode(fields),
+            {"Content-Type": "application/x-www-form-urlencoded"})
+
+
 # ---- HTTP client ---------------------------------------------------------------------------
 
 class Response:
@@ -195,8 +245,9 @@ def encode_body(body, headers):
 class Session:
     """One keep-alive HTTP/1.1 connection (for a single thread)."""
 
-    def __init__(self, host, port, timeout=REQUEST_TIMEOUT):
+    def __init__(self, host, port, timeout=REQUEST_TIMEOUT, token=None):
         self.host, self.port, self.timeout = host, port, timeout
+        self.token = token  # sent as a bearer token by default
         self.conn = None
 
     def close(self):
@@ -208,8 +259,11 @@ class Session:
         """A new connection (not yet open) to the server."""
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
-    def request(self, method, path, body=None, headers=None):
+    def request(self, method, path, body=None, headers=None, auth=DEFAULT):
         headers = dict(headers or {})
+        token = self.token if auth is DEFAULT else auth
+        if token and not any(k.lower() == "authorization" for k in headers):
+            headers["Authorization"] = f"Bearer {token}"
         data = encode_body(body, headers)
         # A kept-alive connection the server closed while it was idle (the server's idle
         # timeout) fails as soon as it is used; like any HTTP client, send again once on a new
@@ -249,6 +303,7 @@ class Client:
         self.host, self.port = host, port
         self.origin = f"{self.scheme}://{host}:{port}"
         self.base = f"{self.origin}/fhir"
+        self.token = None  # the harness's access token, sent unless a request says otherwise
 
     def path(self, url):
         """A request target from a path ("/fhir/Patient", "Patient/1") or an absolute URL."""
@@ -260,12 +315,15 @@ class Client:
         return url
 
     def session(self, timeout=REQUEST_TIMEOUT):
-        return Session(self.host, self.port, timeout)
+        return Session(self.host, self.port, timeout, token=self.token)
 
-    def request(self, method, url, body=None, headers=None, session=None):
+    def request(self, method, url, body=None, headers=None, session=None, auth=DEFAULT):
+        """auth: DEFAULT (the client's token), None (no Authorization header) or a token."""
         s = session or self.session()
+        if auth is DEFAULT:
+            auth = self.token
         try:
-            return s.request(method, self.path(url), body, headers)
+            return s.request(method, self.path(url), body, headers, auth=auth)
         finally:
             if session is None:
                 s.close()
@@ -285,9 +343,18 @@ class Client:
     def delete(self, url, **kw):
         return self.request("DELETE", url, **kw)
 
+    def token_request(self, fields, client_id=HARNESS_CLIENT, secret=HARNESS_SECRET,
+                      path="/oauth2/token"):
+        """POSTs a form to an OAuth endpoint with client_secret_basic (client_id None: no
+        client authentication)."""
+        body, headers = form(**fields)
+        if client_id is not None:
+            headers["Authorization"] = basic_auth(client_id, secret)
+        return self.post(path, body, headers=headers, auth=None)
+
     def healthy(self):
         try:
-            r = self.get("/healthz")
+            r = self.get("/healthz", auth=None)
             return r.status == 200 and r.body == b"ok\n"
         except OSError:
             return False
@@ -320,8 +387,12 @@ class Client:
 class Server:
     """One `concerto serve` process on a throw-away directory."""
 
-    def __init__(self, args=(), env=None, db=None, workdir=None, threads=2, port_file=None):
+    def __init__(self, args=(), env=None, db=None, workdir=None, threads=2, port_file=None,
+                 shared_signing_key=True, harness_token=True):
         self.owns_dir = workdir is None
+        self.shared_signing_key = shared_signing_key
+        self.harness_token = harness_token
+        self.token = None
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="concerto-it-"))
         # a file, or a database URI (postgresql://...) passed as it is
         if db is None and ON_POSTGRES:
@@ -360,7 +431,7 @@ class Server:
         self.port_file.unlink(missing_ok=True)
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                         stdout=err, stderr=err, env=server_env(self.env),
+                                         stdout=err, stderr=err, env=server_env(self.run_env()),
                                          cwd=self.dir)
         deadline = time.monotonic() + START_TIMEOUT
         port = None
@@ -385,12 +456,73 @@ class Server:
         self.client = self.make_client(port)
         while time.monotonic() < deadline:
             if self.client.healthy():
+                if self.harness_token:
+                    self.client.token = self.token = self.get_token()
                 return self
             if self.proc.poll() is not None:
                 break
             time.sleep(0.02)
         self.kill()
         raise AssertionError("concerto serve did not answer /healthz:\n" + self.stderr())
+
+    def run_env(self):
+        env = dict(self.env)
+        mentioned = (any(a.startswith("--signing-key") for a in self.args)
+                     or "CONCERTO_SIGNING_KEY" in env)
+        if self.shared_signing_key and not mentioned:
+            env["CONCERTO_SIGNING_KEY"] = str(shared_signing_key())
+        return env
+
+    def database(self):
+        """The database the server runs on, as it resolves its settings: --db, CONCERTO_DB,
+        the config file's db, else concerto.db (relative names from the server's directory)."""
+        if not self.fixed_port_file:
+            return str(self.db)
+
+        def flag(name):
+            for i, a in enumerate(self.args):
+                if a == f"--{name}" and i + 1 < len(self.args):
+                    return self.args[i + 1]
+                if a.startswith(f"--{name}="):
+                    return a.split("=", 1)[1]
+            return None
+        db = flag("db") or self.env.get("CONCERTO_DB")
+        config = flag("config") or self.env.get("CONCERTO_CONFIG")
+        if not db and config:
+            for line in (self.dir / config).read_text().splitlines():
+                name, sep, value = line.partition("=")
+                if sep and name.strip() == "db":
+                    db = value.strip()
+        db = db or "concerto.db"
+        return db if "://" in db else str(self.dir / db)
+
+    def register_harness_client(self, db):
+        r = run_cli("client", "add", "--db", db, "--client-id", HARNESS_CLIENT,
+                    "--secret-stdin", "--scopes", HARNESS_SCOPES, input=HARNESS_SECRET + "\n",
+                    cwd=self.dir)
+        assert r.returncode == 0 or "taken" in r.stderr, \
+            f"could not register the harness's client: {r.stderr}"
+        _registered.add(db)
+
+    def get_token(self):
+        """An access token of the harness's client (registered first when needed)."""
+        db = self.database()
+        if self.token and db in _registered:
+            return self.token  # tokens are kept in the database: a restart keeps them
+        if db not in _registered:
+            self.register_harness_client(db)
+        r = self.client.token_request({"grant_type": "client_credentials",
+                                       "scope": HARNESS_SCOPES})
+        if r.status == 401:  # a database made again under the same name
+            self.register_harness_client(db)
+            r = self.client.token_request({"grant_type": "client_credentials",
+                                           "scope": HARNESS_SCOPES})
+        assert r.status == 200, f"no token for the harness: {r}"
+        return r.json["access_token"]
+
+    def auth_line(self):
+        """The Authorization header line of the harness's token, for raw requests."""
+        return f"Authorization: Bearer {self.token}\r\n".encode()
 
     def make_client(self, port):
         """The client of a server listening on port (a subclass may speak TLS)."""
@@ -530,9 +662,9 @@ def make_server():
     servers = []
 
     def make(args=(), env=None, db=None, workdir=None, threads=2, port_file=None, start=True,
-             server_class=None):
+             server_class=None, **options):
         srv = (server_class or Server)(args=args, env=env, db=db, workdir=workdir,
-                                       threads=threads, port_file=port_file)
+                                       threads=threads, port_file=port_file, **options)
         servers.append(srv)
         return srv.start() if start else srv
 

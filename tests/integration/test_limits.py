@@ -20,9 +20,10 @@ def body_of_size(n):
     return base.replace('"family":""', '"family":"' + "x" * pad + '"').encode()
 
 
-def post_request(length, extra_headers=b""):
+def post_request(server, length, extra_headers=b""):
     return (b"POST /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: " + FHIR_JSON.encode()
-            + b"\r\nContent-Length: %d\r\n" % length + extra_headers + b"\r\n")
+            + b"\r\nContent-Length: %d\r\n" % length + server.auth_line() + extra_headers
+            + b"\r\n")
 
 
 def read_response(sock, timeout=10.0):
@@ -72,7 +73,8 @@ def test_chunked_body_over_the_limit_is_413(server):
     s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     try:
         s.sendall(b"POST /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                  + FHIR_JSON.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+                  + FHIR_JSON.encode() + b"\r\nTransfer-Encoding: chunked\r\n"
+                  + server.auth_line() + b"\r\n")
         data = body_of_size(MAX_BODY + 5000)
         for i in range(0, len(data), 7000):
             piece = data[i:i + 7000]
@@ -93,7 +95,7 @@ def test_a_huge_body_is_refused_without_reading_it(server):
     size = MAX_BODY * 40
     s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     try:
-        s.sendall(post_request(size))
+        s.sendall(post_request(server, size))
         resp = read_response(s, timeout=3.0)  # refused on the Content-Length alone, or ...
         if resp is None:
             try:  # ... after the body
@@ -115,7 +117,7 @@ def test_expect_100_continue(server):
     data = dumps(patient()).encode()
     s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     try:
-        s.sendall(post_request(len(data), b"Expect: 100-continue\r\n"))
+        s.sendall(post_request(server, len(data), b"Expect: 100-continue\r\n"))
         s.settimeout(10)
         interim = s.recv(4096)
         assert interim.startswith(b"HTTP/1.1 100"), interim
@@ -133,7 +135,7 @@ def test_expect_100_continue(server):
 
 def test_pipelined_requests_are_answered_in_order(server):
     data = dumps(patient()).encode()
-    one = post_request(len(data)) + data
+    one = post_request(server, len(data)) + data
     health = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     try:
@@ -214,7 +216,7 @@ def test_clients_that_send_half_a_body_and_leave(server):
     data = dumps(patient()).encode()
     for i in range(40):
         s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-        s.sendall(post_request(len(data) + 1000) + data[: len(data) // 2])
+        s.sendall(post_request(server, len(data) + 1000) + data[: len(data) // 2])
         if i % 2:
             rst_close(s)
         else:

@@ -74,7 +74,7 @@ class TlsClient(Client):
         self.context = context
 
     def session(self, timeout=60.0):
-        s = TlsSession(self.host, self.port, timeout)
+        s = TlsSession(self.host, self.port, timeout, token=self.token)
         s.context = self.context
         return s
 
@@ -213,7 +213,8 @@ def test_fhir_over_http2(tls_server, certs):
 
     def run(*args):
         out = subprocess.run([curl, "-sS", "--http2", "--cacert", str(certs["cert"]), "-D", "-",
-                              *args], capture_output=True, timeout=60)
+                              "-H", f"Authorization: Bearer {tls_server.token}", *args],
+                             capture_output=True, timeout=60)
         assert out.returncode == 0, out.stderr
         head, _, body = out.stdout.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")

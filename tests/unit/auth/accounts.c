@@ -614,6 +614,77 @@ static void test_token_cache_and_revocation(void **state)
     auth_tokens_release(&there);
 }
 
+static void test_bearer_check_with_the_account(void **state)
+{
+    (void)state;
+    const char *id = NULL;
+    assert_int_equal(create("pat.one", "patient", NULL, "pat1", PASSWORD, &id), ERR_OK);
+    auth_tokens_t here, there;
+    auth_tokens_init(&here, store);
+    auth_tokens_init(&there, store);
+    there.cache_ttl_us = 300000;
+    auth_grant_t grant = {"app", id, "launch/patient patient/*.rs", "pat1"};
+    auth_issued_t issued;
+    err_t err = ERR_INIT;
+    assert_int_equal(auth_tokens_issue(&here, &grant, false, T0, &issued, &err), ERR_OK);
+    auth_bearer_t bearer;
+    for (int i = 0; i < 2; i++) { /* from the store, then from the cache */
+        assert_int_equal(
+            auth_bearer_check(&here, conn, issued.access, 43, T0, &arena, &bearer, &err), 0);
+        assert_true(bearer.has_account);
+        assert_string_equal(bearer.account.account_id, id);
+        assert_string_equal(bearer.account.username, "pat.one");
+        assert_string_equal(bearer.account.role, "patient");
+        assert_string_equal(bearer.account.patient_id, "pat1");
+        assert_null(bearer.account.practitioner_id);
+        assert_null(bearer.account.password_hash);
+        assert_string_equal(bearer.token.patient_id, "pat1");
+        assert_string_equal(bearer.token.scopes, "launch/patient patient/*.rs");
+    }
+    /* a plain check of the same token, then a bearer check: the account is loaded again */
+    store_token_t row;
+    assert_int_equal(auth_token_check(&here, conn, issued.access, 43, T0, &arena, &row, &err), 0);
+    assert_int_equal(auth_bearer_check(&here, conn, issued.access, 43, T0, &arena, &bearer, &err),
+                     0);
+    assert_string_equal(bearer.account.username, "pat.one");
+    assert_int_equal(auth_bearer_check(&there, conn, issued.access, 43, T0, &arena, &bearer, &err),
+                     0);
+
+    /* disabling the account revokes its tokens: at once where it is forgotten, within the
+     * cache's time elsewhere */
+    assert_int_equal(auth_account_set_disabled(&accounts, "pat.one", true, T0, &err), ERR_OK);
+    auth_tokens_forget(&here);
+    assert_int_equal(auth_bearer_check(&here, conn, issued.access, 43, T0, &arena, &bearer, &err),
+                     ERR_UNAUTHORIZED);
+    err_reset(&err);
+    assert_int_equal(auth_bearer_check(&there, conn, issued.access, 43, T0, &arena, &bearer, &err),
+                     ERR_OK);
+    usleep(350000);
+    assert_int_equal(auth_bearer_check(&there, conn, issued.access, 43, T0, &arena, &bearer, &err),
+                     ERR_UNAUTHORIZED);
+    err_reset(&err);
+
+    /* a token issued to a disabled account (a race with disabling) is refused for the account */
+    assert_int_equal(auth_tokens_issue(&here, &grant, false, T0, &issued, &err), ERR_OK);
+    assert_int_equal(auth_bearer_check(&here, conn, issued.access, 43, T0, &arena, &bearer, &err),
+                     ERR_UNAUTHORIZED);
+    assert_string_equal(err_message(&err), "the account is disabled");
+    err_reset(&err);
+
+    /* a client's own token has no account */
+    auth_grant_t own = {"svc", NULL, "system/*.rs", NULL};
+    assert_int_equal(auth_tokens_issue(&here, &own, false, T0, &issued, &err), ERR_OK);
+    assert_int_equal(auth_bearer_check(&here, conn, issued.access, 43, T0, &arena, &bearer, &err),
+                     0);
+    assert_false(bearer.has_account);
+    assert_null(bearer.account.account_id);
+    assert_int_equal(auth_bearer_check(&here, conn, "short", 5, T0, &arena, &bearer, &err),
+                     ERR_UNAUTHORIZED);
+    err_release(&err);
+    auth_tokens_release(&here);
+    auth_tokens_release(&there);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -625,6 +696,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_assertions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_code_exchange_and_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_cache_and_revocation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bearer_check_with_the_account, setup, teardown),
     };
     const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test_setup_teardown(test_sealed_secrets, setup, teardown),
