@@ -716,6 +716,8 @@ static status_t run_entry(store_txn_t *txn, void *arg, err_t *err)
         return rc;
     case REPO_ENTRY_WRITE: break;
     }
+    if (!e->write.caller)
+        e->write.caller = bundle->caller; /* recorded in the audit trail as the Bundle's */
     if (e->nlate && (rc = resolve_late(txn, bundle, e, err)))
         return rc;
     if (!e->cond)

@@ -415,6 +415,8 @@ static const char *const migrations[] = {
     "CREATE INDEX ix_text_words ON ix_text USING GIN (words);",
     /* 10: accounts, OAuth clients and tokens (sql_auth.c), the same in both drivers */
     sql__auth_schema,
+    /* 11: the audit trail and its chain head (sql_audit.c) */
+    sql__audit_schema_pg,
 };
 
 /* ---- parameters and results ---------------------------------------------------------- */

@@ -110,7 +110,7 @@ enum {
     S__COUNT = X_LOAD + STORE_AUTH_TABLES
 };
 
-_Static_assert(S__COUNT <= STORE_AUTH_STATEMENTS, "raise STORE_AUTH_STATEMENTS");
+_Static_assert(S__COUNT <= STORE_AUDIT_FIRST, "raise STORE_AUDIT_FIRST and STORE_AUTH_STATEMENTS");
 
 #define ACCOUNT_COLUMNS                                                                          \
     "account_id, username, role, practitioner_id, practitioner_role_id, patient_id, "            \

@@ -321,6 +321,8 @@ static const char *const migrations[] = {
     "DROP TABLE ix_text_unicode61;",
     /* 10: accounts, OAuth clients and tokens (sql_auth.c), the same in both drivers */
     sql__auth_schema,
+    /* 11: the audit trail and its chain head (sql_audit.c) */
+    sql__audit_schema_sqlite,
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)

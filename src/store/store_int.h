@@ -30,8 +30,10 @@ typedef struct {
     int64_t changes;
 } store__rows_t;
 
-/* The statements of sql_auth.c: the accounts, clients and tokens (run_auth). */
-#define STORE_AUTH_STATEMENTS 40
+/* The statements of sql_auth.c: the accounts, clients and tokens (run_auth); those of
+ * sql_audit.c, the audit trail, are numbered from STORE_AUDIT_FIRST. */
+#define STORE_AUTH_STATEMENTS 64
+#define STORE_AUDIT_FIRST     48
 
 typedef struct {
     const char *name;
@@ -154,6 +156,9 @@ void *store__txn_driver(store_txn_t *txn, const store_driver_t **out_driver);
 /* The SQL of the accounts, clients and tokens (sql_auth.c): the migration that creates their
  * tables, the same in both drivers. */
 extern const char sql__auth_schema[];
+/* The audit trail's tables (sql_audit.c): migration 11 of each driver. */
+extern const char sql__audit_schema_sqlite[];
+extern const char sql__audit_schema_pg[];
 
 /* Formats microseconds since the epoch as a FHIR instant with milliseconds, UTC ("Z"). */
 void store__format_instant(int64_t us, char out[32]);
