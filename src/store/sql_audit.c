@@ -56,6 +56,7 @@ enum {
     U_SCAN,
     U_SEARCH,
     U_GET,
+    U_EXPORT,
     U__END
 };
 
@@ -95,6 +96,12 @@ static const statement_t statements[U__END - STORE_AUDIT_FIRST] = {
          "AND (CAST($5 AS TEXT) IS NULL OR $5 LIKE '%,' || action || ',%') "
          "AND (CAST($6 AS TEXT) IS NULL OR type = $6) AND id < $7 ORDER BY id DESC LIMIT $8"},
     [U_GET - STORE_AUDIT_FIRST] = {"SELECT " COLUMNS " FROM audit WHERE id = $1"},
+    /* the same filters, oldest first from above id $7 */
+    [U_EXPORT - STORE_AUDIT_FIRST] =
+        {"SELECT " COLUMNS " FROM audit WHERE (CAST($1 AS TEXT) IS NULL OR patient = $1) "
+         "AND (CAST($2 AS TEXT) IS NULL OR username = $2) AND time_us >= $3 AND time_us < $4 "
+         "AND (CAST($5 AS TEXT) IS NULL OR $5 LIKE '%,' || action || ',%') "
+         "AND (CAST($6 AS TEXT) IS NULL OR type = $6) AND id > $7 ORDER BY id LIMIT $8"},
 };
 
 typedef struct {
@@ -295,11 +302,15 @@ status_t store_audit_search(store_conn_t *conn, const store_audit_query_t *query
     p_int(&p, query->to_us);
     p_text(&p, query->actions);
     p_text(&p, query->type);
-    p_int(&p, query->before_id > 0 ? query->before_id : INT64_MAX);
+    if (query->oldest_first)
+        p_int(&p, query->after_id);
+    else
+        p_int(&p, query->before_id > 0 ? query->before_id : INT64_MAX);
     p_int(&p, (int64_t)query->count);
     store__rows_t rows = {0};
     *out_n = 0;
-    status_t rc = run_conn(conn, U_SEARCH, &p, arena, &rows, err);
+    status_t rc =
+        run_conn(conn, query->oldest_first ? U_EXPORT : U_SEARCH, &p, arena, &rows, err);
     if (!rc)
         to_rows(&rows, arena, out, out_n);
     return rc;

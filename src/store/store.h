@@ -858,11 +858,13 @@ typedef struct {
     const char *type;    /* NULL: any */
     int64_t from_us, to_us; /* time_us in [from_us, to_us) */
     int64_t before_id;      /* a page of rows with a smaller id (0: from the newest) */
+    bool oldest_first;      /* instead: rows with an id above after_id, oldest first */
+    int64_t after_id;
     size_t count;
 } store_audit_query_t;
 
-/* Rows sealed or not that match query, newest (highest id) first; in arena. Reads the
- * primary. */
+/* Rows sealed or not that match query, newest (highest id) first (or oldest first); in arena.
+ * Reads the primary. */
 status_t store_audit_search(store_conn_t *conn, const store_audit_query_t *query, arena_t *arena,
                             store_audit_row_t **out, size_t *out_n, err_t *err);
 /* The row of id, or ERR_NOT_FOUND. */
