@@ -666,12 +666,12 @@ status_t http__audit_api(const http_audit_request_t *r, buf_t *out, err_t *err)
     char *end;
     long long id = strtoll(r->id, &end, 10);
     if (!*r->id || *end || id <= 0)
-        return err_set(err, ERR_NOT_FOUND, NULL, "there is no AuditEvent \"%s\"", r->id);
+        return err_set(err, ERR_NOT_FOUND, NULL, "AuditEvent/%s is not known", r->id);
     store_audit_row_t row;
     status_t rc = store_audit_get(r->conn, id, r->arena, &row, err);
     if (rc == ERR_NOT_FOUND) {
         err_reset(err);
-        return err_set(err, ERR_NOT_FOUND, NULL, "there is no AuditEvent \"%s\"", r->id);
+        return err_set(err, ERR_NOT_FOUND, NULL, "AuditEvent/%s is not known", r->id);
     }
     if (rc)
         return rc;

@@ -1177,8 +1177,9 @@ static void handle_audit_event(ctx_t *ctx, size_t nseg)
         fail(ctx, ERR_METHOD, "the audit trail cannot be changed: AuditEvent is read-only");
         return;
     }
-    if (nseg > 2) {
-        fail(ctx, ERR_NOT_FOUND, "no such endpoint: AuditEvent/%s/...", ctx->id);
+    if (nseg > 2 || (nseg == 2 && !ctx->id)) {
+        fail(ctx, ERR_NOT_FOUND,
+             "the audit trail has neither history nor operations: read or search AuditEvent");
         return;
     }
     http_audit_request_t r = {.conn = ctx->thread->conn,
