@@ -171,9 +171,9 @@ status_t auth_audit_seal(store_t *store, int64_t *out_sealed, err_t *err)
 /* A heap copy of row: one block, its strings after the struct. */
 static store_audit_row_t *row_copy(const store_audit_row_t *row, int64_t now_us)
 {
-    const char *const *texts[] = {&row->user,    &row->role,        &row->client, &row->patient,
-                                  &row->action,  &row->type,        &row->resource_id,
-                                  &row->query,   &row->outcome,     &row->source, &row->detail};
+    const char *const *texts[] = {&row->user,    &row->role,   &row->client,      &row->patient,
+                                  &row->action,  &row->type,   &row->resource_id, &row->query,
+                                  &row->outcome, &row->source, &row->detail};
     enum { NTEXTS = sizeof(texts) / sizeof(texts[0]) };
     size_t size = sizeof(store_audit_row_t);
     for (size_t i = 0; i < NTEXTS; i++)
@@ -182,8 +182,8 @@ static store_audit_row_t *row_copy(const store_audit_row_t *row, int64_t now_us)
     store_audit_row_t *copy = xmalloc(size);
     memset(copy, 0, sizeof(*copy));
     copy->time_us = row->time_us ? row->time_us : now_us;
-    const char **dest[] = {&copy->user,   &copy->role,  &copy->client,      &copy->patient,
-                           &copy->action, &copy->type,  &copy->resource_id, &copy->query,
+    const char **dest[] = {&copy->user,    &copy->role,   &copy->client,      &copy->patient,
+                           &copy->action,  &copy->type,   &copy->resource_id, &copy->query,
                            &copy->outcome, &copy->source, &copy->detail};
     char *p = (char *)(copy + 1);
     for (size_t i = 0; i < NTEXTS; i++) {
@@ -216,9 +216,9 @@ void auth_audit_record(auth_audit_t *audit, const store_audit_row_t *rows, size_
     }
 }
 
-void auth_audit_event(auth_audit_t *audit, const char *action, const char *user,
-                      const char *role, const char *client, const char *source,
-                      const char *outcome, const char *detail)
+void auth_audit_event(auth_audit_t *audit, const char *action, const char *user, const char *role,
+                      const char *client, const char *source, const char *outcome,
+                      const char *detail)
 {
     store_audit_row_t row = {.user = user,
                              .role = role,

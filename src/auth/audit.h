@@ -37,18 +37,18 @@
 typedef struct auth_audit auth_audit_t;
 
 typedef struct {
-    size_t queue_max;  /* records waiting at most: 65536 */
-    size_t batch;      /* a batch is stored at once when this many wait: 1024 */
-    int64_t flush_us;  /* the longest a record waits to be stored: 5 ms */
-    int64_t seal_us;   /* how often unsealed records (a write's) are looked for: 100 ms */
+    size_t queue_max; /* records waiting at most: 65536 */
+    size_t batch;     /* a batch is stored at once when this many wait: 1024 */
+    int64_t flush_us; /* the longest a record waits to be stored: 5 ms */
+    int64_t seal_us;  /* how often unsealed records (a write's) are looked for: 100 ms */
 } auth_audit_options_t;
 
 void auth_audit_options_init(auth_audit_options_t *options);
 
 /* Opens the trail over store (borrowed; it must outlive the trail) and starts its thread.
  * options NULL: the defaults. *out is new: close it with auth_audit_close. */
-status_t auth_audit_open(store_t *store, const auth_audit_options_t *options,
-                         auth_audit_t **out, err_t *err);
+status_t auth_audit_open(store_t *store, const auth_audit_options_t *options, auth_audit_t **out,
+                         err_t *err);
 /* Stores and seals everything queued, stops the thread and frees the trail (NULL: nothing).
  * Call before store_close. A batch the store refuses is retried a few times, then logged as
  * lost with its number of records. */
@@ -61,9 +61,9 @@ void auth_audit_close(auth_audit_t *audit);
 void auth_audit_record(auth_audit_t *audit, const store_audit_row_t *rows, size_t n);
 
 /* Queues one auth event (an action name of the list above). Any text may be NULL. */
-void auth_audit_event(auth_audit_t *audit, const char *action, const char *user,
-                      const char *role, const char *client, const char *source,
-                      const char *outcome, const char *detail);
+void auth_audit_event(auth_audit_t *audit, const char *action, const char *user, const char *role,
+                      const char *client, const char *source, const char *outcome,
+                      const char *detail);
 
 /* Waits until everything queued before the call is stored and sealed. Errors: the store's
  * (the records stay queued and are tried again). */

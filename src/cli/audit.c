@@ -111,8 +111,7 @@ static int start(const char *name, const char *help, int argc, char **argv,
     if (status >= 0)
         return status;
     if (s->nargs) {
-        fprintf(stderr, "concerto %s: unexpected argument \"%s\" (see --help)\n", name,
-                s->args[0]);
+        fprintf(stderr, "concerto %s: unexpected argument \"%s\" (see --help)\n", name, s->args[0]);
         return 2;
     }
     store_options_t options;
@@ -172,8 +171,9 @@ static int audit_verify(int argc, char **argv)
         status = 0;
     } else {
         fprintf(stderr, "concerto audit verify: %s\n", text.ptr);
-        fprintf(stderr, "concerto audit verify: %lld records verified before it, the last "
-                        "with hash %s\n",
+        fprintf(stderr,
+                "concerto audit verify: %lld records verified before it, the last "
+                "with hash %s\n",
                 (long long)report.checked, hex);
         status = 1;
     }
@@ -211,9 +211,9 @@ static void csv_row(FILE *out, const store_audit_row_t *r)
     snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              (long long)(r->time_us % 1000000));
-    const char *fields[] = {seq,        when,        r->user,     r->role,     r->client,
-                            r->patient, r->action,   r->type,     r->resource_id,
-                            r->query,   r->outcome,  r->source,   r->detail,   r->hash};
+    const char *fields[] = {seq,        when,      r->user,   r->role,        r->client,
+                            r->patient, r->action, r->type,   r->resource_id, r->query,
+                            r->outcome, r->source, r->detail, r->hash};
     size_t n = sizeof(fields) / sizeof(fields[0]);
     for (size_t i = 0; i < n; i++)
         csv_field(out, fields[i], i + 1 == n);
@@ -240,8 +240,9 @@ static int audit_export(int argc, char **argv)
     int64_t lo, hi;
     if (from) {
         if (!parse_date(from, &lo, &hi)) {
-            fprintf(stderr, "concerto audit export: --from must be a date such as 2026-03-01 or "
-                            "an instant such as 2026-03-01T08:00:00Z, not \"%s\"\n",
+            fprintf(stderr,
+                    "concerto audit export: --from must be a date such as 2026-03-01 or "
+                    "an instant such as 2026-03-01T08:00:00Z, not \"%s\"\n",
                     from);
             status = 2;
             goto out;
@@ -250,8 +251,9 @@ static int audit_export(int argc, char **argv)
     }
     if (to) {
         if (!parse_date(to, &lo, &hi)) {
-            fprintf(stderr, "concerto audit export: --to must be a date such as 2026-03-31 or "
-                            "an instant such as 2026-03-31T18:00:00Z, not \"%s\"\n",
+            fprintf(stderr,
+                    "concerto audit export: --to must be a date such as 2026-03-31 or "
+                    "an instant such as 2026-03-31T18:00:00Z, not \"%s\"\n",
                     to);
             status = 2;
             goto out;

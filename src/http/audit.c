@@ -226,8 +226,7 @@ static void render(const store_audit_row_t *row, const char *who, buf_t *out)
 {
     int status = row->outcome ? atoi(row->outcome) : 0;
     const action_t *a = action_find(row->action);
-    buf_addf(out, "{\"resourceType\":\"AuditEvent\",\"id\":\"%lld\",\"type\":",
-             (long long)row->id);
+    buf_addf(out, "{\"resourceType\":\"AuditEvent\",\"id\":\"%lld\",\"type\":", (long long)row->id);
     if (is_authentication(row->action))
         buf_addstr(out, "{\"system\":\"" DICOM_SYSTEM "\",\"code\":\"110114\","
                         "\"display\":\"User Authentication\"}");
@@ -320,8 +319,9 @@ static void render(const store_audit_row_t *row, const char *who, buf_t *out)
         buf_addstr(out, "\"}");
         member = true;
     }
-    buf_addf(out, "%s\"type\":{\"system\":\"http://terminology.hl7.org/CodeSystem/"
-                  "audit-entity-type\",\"code\":\"2\",\"display\":\"System Object\"}",
+    buf_addf(out,
+             "%s\"type\":{\"system\":\"http://terminology.hl7.org/CodeSystem/"
+             "audit-entity-type\",\"code\":\"2\",\"display\":\"System Object\"}",
              member ? "," : "");
     if (row->query) {
         buf_addstr(out, ",\"query\":\"");
@@ -336,8 +336,7 @@ static void render(const store_audit_row_t *row, const char *who, buf_t *out)
             buf_addstr(out, row->seq ? "}," : "}");
         }
         if (row->seq) {
-            buf_addf(out, "{\"type\":\"chain-seq\",\"valueString\":\"%lld\"}",
-                     (long long)row->seq);
+            buf_addf(out, "{\"type\":\"chain-seq\",\"valueString\":\"%lld\"}", (long long)row->seq);
             buf_addstr(out, ",{\"type\":\"chain-hash\",\"valueString\":");
             add_string(out, row->hash ? row->hash : "");
             buf_addch(out, '}');
@@ -363,8 +362,7 @@ static bool date_range(const char *s, int64_t *lo, int64_t *hi)
         precision = 0;
     } else if (len == 7 && sscanf(s, "%4d-%2d%n", &year, &month, &n) == 2 && n == 7) {
         precision = 1;
-    } else if (len == 10 && sscanf(s, "%4d-%2d-%2d%n", &year, &month, &day, &n) == 3 &&
-               n == 10) {
+    } else if (len == 10 && sscanf(s, "%4d-%2d-%2d%n", &year, &month, &day, &n) == 3 && n == 10) {
         precision = 2;
     } else {
         if (sscanf(s, "%4d-%2d-%2dT%2d:%2d%n", &year, &month, &day, &hour, &minute, &n) != 5 ||
@@ -571,7 +569,8 @@ static void add_link(buf_t *out, const http_audit_request_t *r, const char *rela
 
 static status_t search(const http_audit_request_t *r, buf_t *out, err_t *err)
 {
-    store_audit_query_t q = {.from_us = INT64_MIN, .to_us = INT64_MAX, .count = AUDIT_DEFAULT_COUNT};
+    store_audit_query_t q = {
+        .from_us = INT64_MIN, .to_us = INT64_MAX, .count = AUDIT_DEFAULT_COUNT};
     action_set_t set = ALL_ACTIONS;
     int64_t page = 0;
     for (size_t i = 0; i < r->nparams; i++) {
@@ -586,8 +585,7 @@ static status_t search(const http_audit_request_t *r, buf_t *out, err_t *err)
             status_t rc = date_clause(value, &q.from_us, &q.to_us, err);
             if (rc)
                 return rc;
-        } else if (!strcmp(name, "action") || !strcmp(name, "type") ||
-                   !strcmp(name, "subtype")) {
+        } else if (!strcmp(name, "action") || !strcmp(name, "type") || !strcmp(name, "subtype")) {
             set &= select_actions(name, value, err, &ok);
             if (!ok)
                 return err->code;
@@ -602,8 +600,8 @@ static status_t search(const http_audit_request_t *r, buf_t *out, err_t *err)
             char *end;
             page = strtoll(value, &end, 10);
             if (!*value || *end || page <= 0)
-                return err_set(err, ERR_INVALID, "_page",
-                               "the paging cursor \"%s\" is not valid", value);
+                return err_set(err, ERR_INVALID, "_page", "the paging cursor \"%s\" is not valid",
+                               value);
         } else if (strcmp(name, "_format") && strcmp(name, "_pretty")) {
             return err_set(err, ERR_INVALID, name,
                            "AuditEvent does not support the search parameter \"%s\" "
@@ -645,8 +643,8 @@ static status_t search(const http_audit_request_t *r, buf_t *out, err_t *err)
     size_t ncache = 0;
     for (size_t i = 0; i < n; i++) {
         buf_addstr(out, i ? ",{\"fullUrl\":" : ",\"entry\":[{\"fullUrl\":");
-        add_string(out, arena_printf(r->arena, "%s/AuditEvent/%lld", r->base,
-                                     (long long)rows[i].id));
+        add_string(out,
+                   arena_printf(r->arena, "%s/AuditEvent/%lld", r->base, (long long)rows[i].id));
         buf_addstr(out, ",\"resource\":");
         const char *who =
             rows[i].user ? who_reference(r->conn, r->arena, cache, &ncache, rows[i].user) : NULL;
@@ -677,8 +675,7 @@ status_t http__audit_api(const http_audit_request_t *r, buf_t *out, err_t *err)
         return rc;
     who_t cache[1];
     size_t ncache = 0;
-    render(&row, row.user ? who_reference(r->conn, r->arena, cache, &ncache, row.user) : NULL,
-           out);
+    render(&row, row.user ? who_reference(r->conn, r->arena, cache, &ncache, row.user) : NULL, out);
     return ERR_OK;
 }
 
@@ -690,11 +687,12 @@ void http__audit_capability(buf_t *out)
         {"patient", "reference"}, {"agent", "reference"}, {"date", "date"},
         {"action", "token"},      {"type", "token"},      {"subtype", "token"},
     };
-    buf_addstr(out, "{\"type\":\"AuditEvent\",\"profile\":\"http://hl7.org/fhir/StructureDefinition/"
-                    "AuditEvent\",\"documentation\":\"The audit trail, read-only: every read, "
-                    "search and write of health data and every login, newest first; "
-                    "administrators only.\",\"interaction\":[{\"code\":\"read\"},{\"code\":"
-                    "\"search-type\"}],\"searchParam\":[");
+    buf_addstr(out,
+               "{\"type\":\"AuditEvent\",\"profile\":\"http://hl7.org/fhir/StructureDefinition/"
+               "AuditEvent\",\"documentation\":\"The audit trail, read-only: every read, "
+               "search and write of health data and every login, newest first; "
+               "administrators only.\",\"interaction\":[{\"code\":\"read\"},{\"code\":"
+               "\"search-type\"}],\"searchParam\":[");
     for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
         buf_addf(out,
                  "%s{\"name\":\"%s\",\"definition\":\"http://hl7.org/fhir/SearchParameter/"

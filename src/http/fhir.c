@@ -172,8 +172,7 @@ static const char *reason_phrase(int status)
 }
 
 /* Records an interaction of this request in the audit trail. */
-static void audit(ctx_t *ctx, const char *action, int status,
-                  const http_audit_patients_t *patients)
+static void audit(ctx_t *ctx, const char *action, int status, const http_audit_patients_t *patients)
 {
     http_audit_t what = {.caller = ctx->caller,
                          .req = ctx->req,
@@ -750,10 +749,10 @@ static void audit_bundle(ctx_t *ctx, const repo_bundle_t *bundle)
             if (!e->rc)
                 http__audit_entries(ctx->arena, &patients, &e->found);
         } else if (e->rc) {
-            action = !strcmp(e->method, "POST")    ? "create"
-                     : !strcmp(e->method, "PATCH") ? "patch"
+            action = !strcmp(e->method, "POST")     ? "create"
+                     : !strcmp(e->method, "PATCH")  ? "patch"
                      : !strcmp(e->method, "DELETE") ? "delete"
-                                                   : "update";
+                                                    : "update";
         } else {
             continue;
         }
@@ -832,11 +831,10 @@ static const repo_caller_t *caller_copy(arena_t *arena, const repo_caller_t *cal
         return NULL;
     repo_caller_t *copy = arena_alloc(arena, sizeof(*copy));
     *copy = *caller;
-    const char **texts[] = {&copy->account_id,           &copy->username,
-                            &copy->role,                 &copy->practitioner_id,
-                            &copy->practitioner_role_id, &copy->patient_id,
-                            &copy->client_id,            &copy->launch_patient,
-                            &copy->emergency_reason,     &copy->source};
+    const char **texts[] = {
+        &copy->account_id,           &copy->username,   &copy->role,      &copy->practitioner_id,
+        &copy->practitioner_role_id, &copy->patient_id, &copy->client_id, &copy->launch_patient,
+        &copy->emergency_reason,     &copy->source};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
         if (*texts[i])
             *texts[i] = arena_strdup(arena, *texts[i]);
@@ -1205,12 +1203,12 @@ static void handle_audit_event(ctx_t *ctx, size_t nseg)
 static void audit_route(ctx_t *ctx, const h2o_iovec_t *seg, size_t nseg, bool search)
 {
     h2o_req_t *req = ctx->req;
-    ctx->audit_action = search                           ? "search"
-                        : is_get(req)                    ? "read"
-                        : iov_eq(req->method, "POST")    ? (nseg ? "create" : "transaction")
-                        : iov_eq(req->method, "PATCH")   ? "patch"
-                        : iov_eq(req->method, "DELETE")  ? "delete"
-                                                         : "update";
+    ctx->audit_action = search                          ? "search"
+                        : is_get(req)                   ? "read"
+                        : iov_eq(req->method, "POST")   ? (nseg ? "create" : "transaction")
+                        : iov_eq(req->method, "PATCH")  ? "patch"
+                        : iov_eq(req->method, "DELETE") ? "delete"
+                                                        : "update";
     if (nseg >= 1 && seg[0].len && seg[0].base[0] != '_' && seg[0].base[0] != '$')
         ctx->type_name = segment_copy(ctx, seg[0]);
     if (nseg >= 2 && seg[1].len && seg[1].base[0] != '_' && seg[1].base[0] != '$')

@@ -21,8 +21,7 @@ const char *repo_patient_of(const char *type, const char *id, const fhir_index_r
     for (size_t i = 0; i < index->n; i++) {
         const fhir_index_row_t *row = &index->rows[i];
         if (row->value.kind != FHIR_INDEX_REFERENCE || !row->value.as.reference.type ||
-            !row->value.as.reference.id ||
-            strcmp(row->value.as.reference.type, "Patient") != 0)
+            !row->value.as.reference.id || strcmp(row->value.as.reference.type, "Patient") != 0)
             continue;
         for (size_t k = 0; k < nparams; k++)
             if (strcmp(row->param, params[k]) == 0)
@@ -83,8 +82,7 @@ void repo_audit_row(const repo_caller_t *caller, store_audit_row_t *row)
     row->detail = caller->emergency_reason;
 }
 
-status_t repo__audit_write(store_txn_t *txn, const repo_write_t *w, const char *patient,
-                           err_t *err)
+status_t repo__audit_write(store_txn_t *txn, const repo_write_t *w, const char *patient, err_t *err)
 {
     store_audit_row_t row;
     repo_audit_row(w->caller, &row);
@@ -93,8 +91,6 @@ status_t repo__audit_write(store_txn_t *txn, const repo_write_t *w, const char *
     row.action = action_name(w->action);
     row.type = w->type;
     row.resource_id = w->id;
-    row.outcome = w->result.status == 201   ? "201"
-                  : w->result.status == 204 ? "204"
-                                            : "200";
+    row.outcome = w->result.status == 201 ? "201" : w->result.status == 204 ? "204" : "200";
     return store_txn_audit_add(txn, &row, 1, err);
 }

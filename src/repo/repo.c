@@ -402,8 +402,7 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
     if (w->caller && w->action == REPO_DELETE && strcmp(w->type, "Patient") != 0) {
         store_version_t gone;
         if (store_txn_read(txn, w->type, w->id, 0, w->arena, &gone, err) == ERR_OK)
-            patient =
-                repo_patient_of_json(w->type, w->id, gone.json, gone.json_len, w->arena);
+            patient = repo_patient_of_json(w->type, w->id, gone.json, gone.json_len, w->arena);
         err_reset(err);
     } else if (w->caller) {
         patient = repo_patient_of(w->type, w->id, &w->index);

@@ -62,7 +62,7 @@ enum {
 
 _Static_assert(U__END <= STORE_AUTH_STATEMENTS, "raise STORE_AUTH_STATEMENTS");
 
-#define COLUMNS                                                                              \
+#define COLUMNS                                                                            \
     "id, seq, hash, time_us, username, role, client, patient, action, type, resource_id, " \
     "query, outcome, source, detail"
 
@@ -86,8 +86,8 @@ static const statement_t statements[U__END - STORE_AUDIT_FIRST] = {
                                            "WHERE id = 1 FOR UPDATE"},
     [U_HEAD_SET - STORE_AUDIT_FIRST] = {"UPDATE audit_head SET last_seq = $1, last_hash = $2 "
                                         "WHERE id = 1"},
-    [U_SCAN - STORE_AUDIT_FIRST] = {"SELECT " COLUMNS
-                                    " FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2"},
+    [U_SCAN -
+        STORE_AUDIT_FIRST] = {"SELECT " COLUMNS " FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2"},
     /* $1 patient, $2 user, $3 from, $4 to, $5 actions (",read,vread,"), $6 type, $7 below id,
        $8 count; a NULL filter matches every row */
     [U_SEARCH - STORE_AUDIT_FIRST] =
@@ -309,8 +309,7 @@ status_t store_audit_search(store_conn_t *conn, const store_audit_query_t *query
     p_int(&p, (int64_t)query->count);
     store__rows_t rows = {0};
     *out_n = 0;
-    status_t rc =
-        run_conn(conn, query->oldest_first ? U_EXPORT : U_SEARCH, &p, arena, &rows, err);
+    status_t rc = run_conn(conn, query->oldest_first ? U_EXPORT : U_SEARCH, &p, arena, &rows, err);
     if (!rc)
         to_rows(&rows, arena, out, out_n);
     return rc;

@@ -851,11 +851,11 @@ status_t store_audit_scan(store_conn_t *conn, int64_t after_seq, size_t limit, a
                           store_audit_row_t **out, size_t *out_n, err_t *err);
 
 typedef struct {
-    const char *patient; /* NULL: any */
-    const char *user;    /* NULL: any */
-    const char *actions; /* NULL: any; else a comma-separated list with a comma at each end,
-                            ",create,update," */
-    const char *type;    /* NULL: any */
+    const char *patient;    /* NULL: any */
+    const char *user;       /* NULL: any */
+    const char *actions;    /* NULL: any; else a comma-separated list with a comma at each end,
+                               ",create,update," */
+    const char *type;       /* NULL: any */
     int64_t from_us, to_us; /* time_us in [from_us, to_us) */
     int64_t before_id;      /* a page of rows with a smaller id (0: from the newest) */
     bool oldest_first;      /* instead: rows with an id above after_id, oldest first */

@@ -35,8 +35,8 @@ static void test_canonical_bytes(void **state)
         0,                                                   /* patient */
         1,    0,    0,    0,    4,    'r',  'e',  'a',  'd', 1, 0, 0,   0,   7, 'P',
         'a',  't',  'i',  'e',  'n',  't',  1,    0,    0,   0, 2, 'p', '1', 0, /* query */
-        1,    0,    0,    0,    3,    '2',  '0',  '0',  0, /* source */
-        0,                                                 /* detail */
+        1,    0,    0,    0,    3,    '2',  '0',  '0',  0,                      /* source */
+        0,                                                                      /* detail */
     };
     assert_int_equal(out.len, sizeof(expected));
     assert_memory_equal(out.ptr, expected, sizeof(expected));
@@ -76,8 +76,8 @@ static void test_fields_cannot_bleed(void **state)
     chain_hash(CHAIN_GENESIS, &base, h0);
     for (int i = 0; i < 13; i++) {
         chain_record_t r = base;
-        const char **fields[] = {&r.user, &r.role, &r.client, &r.patient, &r.action,
-                                 &r.type, &r.id,   &r.query,  &r.outcome, &r.source, &r.detail};
+        const char **fields[] = {&r.user, &r.role,  &r.client,  &r.patient, &r.action, &r.type,
+                                 &r.id,   &r.query, &r.outcome, &r.source,  &r.detail};
         if (i < 11)
             *fields[i] = "x";
         else if (i == 11)
