@@ -38,8 +38,8 @@ void chain_canonical(const chain_record_t *r, buf_t *out)
     buf_addch(out, 1);
     add_u64(out, (uint64_t)r->seq);
     add_u64(out, (uint64_t)r->time_us);
-    const char *const fields[] = {r->user, r->role, r->client, r->patient, r->action,
-                                  r->type, r->id,   r->query,  r->outcome, r->source};
+    const char *const fields[] = {r->user, r->role,  r->client,  r->patient, r->action, r->type,
+                                  r->id,   r->query, r->outcome, r->source,  r->detail};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         add_text(out, fields[i]);
 }

@@ -40,6 +40,7 @@ typedef struct {
     const char *query;   /* search query string */
     const char *outcome; /* the result, e.g. the HTTP status */
     const char *source;  /* where from: the client's address */
+    const char *detail;  /* what else the record must keep, e.g. an emergency access reason */
 } chain_record_t;
 
 /*

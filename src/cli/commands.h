@@ -21,5 +21,7 @@ int cli_fhirpath(int argc, char **argv);
 int cli_user(int argc, char **argv);
 /* concerto client add|list|remove ...: OAuth clients. */
 int cli_client(int argc, char **argv);
+/* concerto audit verify|export ...: the audit trail's chain check and CSV export. */
+int cli_audit(int argc, char **argv);
 
 #endif

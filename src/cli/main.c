@@ -21,6 +21,7 @@ static const struct {
     {"fhirpath", cli_fhirpath, "evaluate a FHIRPath expression over a resource file"},
     {"user", cli_user, "add, list, disable and reset user accounts"},
     {"client", cli_client, "register, list and remove OAuth clients"},
+    {"audit", cli_audit, "verify the audit trail's hash chain, export it as CSV"},
 };
 
 static void usage(FILE *out)

@@ -1093,6 +1093,37 @@ status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *reso
     return ERR_OK;
 }
 
+status_t fhir_index_extract_only(const fhir_search_snapshot_t *snapshot, json_t *resource,
+                                 const char *const *codes, size_t ncodes, arena_t *arena,
+                                 fhir_index_rows_t *out, err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    json_t *rt = json_object_get(resource, "resourceType");
+    const fhir_type_t *type =
+        jv_is_string(rt) ? fhir_resource_type_find(json_string_value(rt), json_string_length(rt))
+                         : NULL;
+    if (!type)
+        return err_set(err, ERR_INVALID, NULL, "cannot index a resource without a known type");
+    if (!snapshot)
+        snapshot = fhir_search_builtin();
+    arena_t scratch;
+    arena_init(&scratch);
+    extract_t x = {.arena = arena, .scratch = &scratch, .resource = resource, .out = out};
+    buf_init(&x.key, 0);
+    for (size_t i = 0; i < ncodes && !x.too_many; i++) {
+        const fhir_search_param_t *p =
+            fhir_search_snapshot_find(snapshot, type, codes[i], strlen(codes[i]));
+        if (p && p->expression)
+            extract_param(&x, p);
+    }
+    buf_release(&x.key);
+    arena_release(&scratch);
+    if (x.too_many)
+        return err_set(err, ERR_TOO_LARGE, NULL,
+                       "the resource has more than %d search index values", FHIR_INDEX_MAX_ROWS);
+    return ERR_OK;
+}
+
 /* ---- names and text forms ------------------------------------------------------------ */
 
 const char *fhir_index_kind_name(fhir_index_kind_t kind)

@@ -154,6 +154,16 @@ status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *reso
                             arena_t *arena, fhir_index_rows_t *out, err_t *err);
 
 /*
+ * The rows of the parameters codes[0..ncodes) of the resource's type only, of the resource
+ * itself (no contained resources, no full text): a quick look at a few values, such as the
+ * references that make a resource a member of a compartment. Codes the type does not have
+ * give no rows. Errors as fhir_index_extract.
+ */
+status_t fhir_index_extract_only(const fhir_search_snapshot_t *snapshot, json_t *resource,
+                                 const char *const *codes, size_t ncodes, arena_t *arena,
+                                 fhir_index_rows_t *out, err_t *err);
+
+/*
  * The full text of a resource (borrowed) into arena: *out_content every string value of it
  * (resourceType left out, text.div as its text), separated by newlines, cut at
  * FHIR_INDEX_MAX_TEXT bytes (at a character boundary); *out_narrative text.div with the

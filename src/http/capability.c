@@ -120,6 +120,10 @@ static void build(http_server_t *server, const fhir_search_snapshot_t *snapshot)
         const char *name = fhir_resource_types[i]->name;
         if (i)
             buf_addch(&out, ',');
+        if (strcmp(name, "AuditEvent") == 0) { /* the audit trail: read-only */
+            http__audit_capability(&out);
+            continue;
+        }
         buf_addf(&out,
                  "{\"type\":\"%s\",\"profile\":\"http://hl7.org/fhir/StructureDefinition/%s\","
                  "\"interaction\":[{\"code\":\"read\"},{\"code\":\"vread\"},{\"code\":\"update\"},"

@@ -143,5 +143,7 @@ status_t http__everything(const http_search_request_t *r, http_everything_t *e, 
                  res.entries[i].included ? "include" : "match");
     }
     buf_addstr(out, res.n ? "]}" : "}");
+    if (r->result)
+        *r->result = res;
     return ERR_OK;
 }

@@ -48,6 +48,10 @@ typedef struct {
     const char *type_name; /* the resource type and id of the URL, when it names them */
     const char *id;
     const repo_caller_t *caller; /* who asks: from the request's access token (bearer.c) */
+    /* the audit trail: the interaction a failure is recorded as (NULL: not recorded), and a
+       search's query string */
+    const char *audit_action;
+    const char *audit_query;
 } ctx_t;
 
 /* A write waiting for the store's writer. Heap-allocated: it may outlive the request. */
@@ -168,6 +172,19 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* Records an interaction of this request in the audit trail. */
+static void audit(ctx_t *ctx, const char *action, int status, const http_audit_patients_t *patients)
+{
+    http_audit_t what = {.caller = ctx->caller,
+                         .req = ctx->req,
+                         .action = action,
+                         .type = ctx->type_name,
+                         .id = ctx->id,
+                         .query = ctx->audit_query,
+                         .status = status};
+    http__audit(ctx->thread->server, &what, patients);
+}
+
 /* Sends body (JSON text) with the request's format preferences. */
 static void send_json(ctx_t *ctx, int status, const char *body, size_t len)
 {
@@ -214,6 +231,8 @@ static void send_error(ctx_t *ctx, err_t *err)
                  (int)req->path.len, req->path.base, status, err_message(err), err->log_detail);
     if (err->code == ERR_UNAVAILABLE)
         set_header_by_name(ctx, "retry-after", "1");
+    if (ctx->audit_action)
+        audit(ctx, ctx->audit_action, status, NULL);
     buf_t body = BUF_INIT;
     fhir_outcome_json(err, SEVERITY_ERROR, "error", &body);
     send_json(ctx, status, body.ptr, body.len);
@@ -428,6 +447,9 @@ static void handle_read(ctx_t *ctx, const char *type, const char *id, int64_t ve
     } else {
         set_version_headers(ctx, &v);
         send_json(ctx, 200, v.json, v.json_len);
+        http_audit_patients_t patients = {0};
+        http__audit_patient_add(ctx->arena, &patients, type, id, v.json, v.json_len);
+        audit(ctx, version ? "vread" : "read", 200, &patients);
     }
     err_release(&err);
 }
@@ -641,6 +663,12 @@ static void handle_history(ctx_t *ctx, const char *type, const char *id)
     buf_addstr(&out, h.n ? "]}" : "}");
     send_json(ctx, 200, out.ptr, out.len);
     buf_release(&out);
+    http_audit_patients_t patients = {0};
+    for (size_t i = 0; i < h.n; i++)
+        if (!h.versions[i].deleted)
+            http__audit_patient_add(ctx->arena, &patients, h.versions[i].type, h.versions[i].id,
+                                    h.versions[i].json, h.versions[i].json_len);
+    audit(ctx, "history", 200, &patients);
 }
 
 /* ---- writes -------------------------------------------------------------------------- */
@@ -695,6 +723,44 @@ static bool finish_conditional(pending_t *pending)
     return true;
 }
 
+/* The audit rows of a Bundle's entries: its reads and searches, and the writes that failed
+ * (a write that stands recorded itself in the transaction). */
+static void audit_bundle(ctx_t *ctx, const repo_bundle_t *bundle)
+{
+    for (size_t i = 0; i < bundle->nentries; i++) {
+        const repo_entry_t *e = &bundle->entries[i];
+        if (!e->ran && !e->rc)
+            continue;
+        int status = e->rc ? err_http_status(e->rc) : 200;
+        ctx_t entry = *ctx;
+        entry.type_name = e->type;
+        entry.id = e->id;
+        entry.audit_query = NULL;
+        http_audit_patients_t patients = {0};
+        const char *action;
+        if (e->kind == REPO_ENTRY_READ) {
+            action = e->version ? "vread" : "read";
+            if (!e->rc)
+                http__audit_patient_add(ctx->arena, &patients, e->read.type, e->read.id,
+                                        e->read.json, e->read.json_len);
+        } else if (e->kind == REPO_ENTRY_SEARCH) {
+            action = "search";
+            const char *mark = e->url ? strchr(e->url, '?') : NULL;
+            entry.audit_query = mark ? mark + 1 : NULL;
+            if (!e->rc)
+                http__audit_entries(ctx->arena, &patients, &e->found);
+        } else if (e->rc) {
+            action = !strcmp(e->method, "POST")     ? "create"
+                     : !strcmp(e->method, "PATCH")  ? "patch"
+                     : !strcmp(e->method, "DELETE") ? "delete"
+                                                    : "update";
+        } else {
+            continue;
+        }
+        audit(&entry, action, status, &patients);
+    }
+}
+
 static void finish_write(pending_t *pending)
 {
     ctx_t *ctx = &pending->ctx;
@@ -709,6 +775,7 @@ static void finish_write(pending_t *pending)
         repo_bundle_response(&pending->bundle, ctx->base, ctx->prefer != PREFER_MINIMAL, &out);
         send_json(ctx, 200, out.ptr, out.len);
         buf_release(&out);
+        audit_bundle(ctx, &pending->bundle);
         return;
     }
     if (pending->is_cond && finish_conditional(pending))
@@ -769,6 +836,10 @@ static pending_t *pending_new(ctx_t *ctx)
     pending->ctx.base = arena_strdup(&pending->arena, ctx->base);
     pending->ctx.params = NULL;
     pending->ctx.nparams = 0;
+    /* what the audit of a failure reads when the request's arena is gone */
+    pending->ctx.type_name = ctx->type_name ? arena_strdup(&pending->arena, ctx->type_name) : NULL;
+    pending->ctx.id = ctx->id ? arena_strdup(&pending->arena, ctx->id) : NULL;
+    pending->ctx.audit_query = NULL;
     pending->ctx.caller = http__caller_copy(&pending->arena, ctx->caller);
     err_init(&pending->err);
     return pending;
@@ -780,7 +851,8 @@ static void submit_write(pending_t *pending)
         h2o_mem_alloc_shared(&pending->req->pool, sizeof(pending_cell_t), pending_dispose);
     pending->cell->pending = pending;
     pending->thread->pending++;
-    /* set after preparing, which fills the structs in */
+    /* set after preparing, which fills the structs in; a write by a caller adds its audit
+       row in its own transaction (repo.h) */
     pending->write.caller = pending->ctx.caller;
     pending->bundle.caller = pending->ctx.caller;
     if (pending->is_bundle)
@@ -1027,12 +1099,18 @@ static void handle_search(ctx_t *ctx, const h2o_iovec_t *seg, size_t nseg)
                                .params = ctx->params,
                                .nparams = ctx->nparams,
                                .caller = ctx->caller};
+    store_search_result_t result = {0};
+    r.result = &result;
     buf_t body = BUF_INIT;
     err_t err = ERR_INIT;
-    if (http__search(&r, seg, nseg, &body, &err))
+    if (http__search(&r, seg, nseg, &body, &err)) {
         send_error(ctx, &err);
-    else
+    } else {
         send_json(ctx, 200, body.ptr, body.len);
+        http_audit_patients_t patients = {0};
+        http__audit_entries(ctx->arena, &patients, &result);
+        audit(ctx, "search", 200, &patients);
+    }
     buf_release(&body);
     err_release(&err);
 }
@@ -1060,20 +1138,93 @@ static void handle_everything(ctx_t *ctx, const char *id)
                                .params = ctx->params,
                                .nparams = ctx->nparams,
                                .caller = ctx->caller};
+    store_search_result_t result = {0};
+    r.result = &result;
     buf_t body = BUF_INIT;
     err_t err = ERR_INIT;
-    if (http__everything(&r, &e, &body, &err))
+    if (http__everything(&r, &e, &body, &err)) {
         send_error(ctx, &err);
-    else
+    } else {
         send_json(ctx, 200, body.ptr, body.len);
+        http_audit_patients_t patients = {0};
+        http__audit_entries(ctx->arena, &patients, &result);
+        audit(ctx, "everything", 200, &patients);
+    }
     buf_release(&body);
     err_release(&err);
+}
+
+/* GET AuditEvent and AuditEvent/[id]: the audit trail, read-only (audit.c). */
+static void handle_audit_event(ctx_t *ctx, size_t nseg)
+{
+    if (!is_get(ctx->req)) {
+        set_header(ctx, H2O_TOKEN_ALLOW, "GET, HEAD");
+        fail(ctx, ERR_METHOD, "the audit trail cannot be changed: AuditEvent is read-only");
+        return;
+    }
+    if (nseg > 2 || (nseg == 2 && !ctx->id)) {
+        fail(ctx, ERR_NOT_FOUND,
+             "the audit trail has neither history nor operations: read or search AuditEvent");
+        return;
+    }
+    http_audit_request_t r = {.conn = ctx->thread->conn,
+                              .arena = ctx->arena,
+                              .base = ctx->base,
+                              .params = ctx->params,
+                              .nparams = ctx->nparams,
+                              .caller = ctx->caller,
+                              .id = ctx->id};
+    buf_t body = BUF_INIT;
+    err_t err = ERR_INIT;
+    if (http__audit_api(&r, &body, &err)) {
+        send_error(ctx, &err);
+    } else {
+        send_json(ctx, 200, body.ptr, body.len);
+        audit(ctx, ctx->audit_action, 200, NULL);
+    }
+    buf_release(&body);
+    err_release(&err);
+}
+
+/* What the audit trail records a request as until the route says more. */
+static void audit_route(ctx_t *ctx, const h2o_iovec_t *seg, size_t nseg, bool search)
+{
+    h2o_req_t *req = ctx->req;
+    ctx->audit_action = search                          ? "search"
+                        : is_get(req)                   ? "read"
+                        : iov_eq(req->method, "POST")   ? (nseg ? "create" : "transaction")
+                        : iov_eq(req->method, "PATCH")  ? "patch"
+                        : iov_eq(req->method, "DELETE") ? "delete"
+                                                        : "update";
+    if (nseg >= 1 && seg[0].len && seg[0].base[0] != '_' && seg[0].base[0] != '$')
+        ctx->type_name = segment_copy(ctx, seg[0]);
+    if (nseg >= 2 && seg[1].len && seg[1].base[0] != '_' && seg[1].base[0] != '$')
+        ctx->id = segment_copy(ctx, seg[1]);
+    if (nseg >= 3 && strcmp(segment_copy(ctx, seg[nseg - 1]), "_history") == 0)
+        ctx->audit_action = "history";
+    if (nseg >= 4 && !search)
+        ctx->audit_action = "vread";
+    if ((nseg == 2 || nseg == 3) && strcmp(segment_copy(ctx, seg[nseg - 1]), "$everything") == 0)
+        ctx->audit_action = "everything";
+    if (nseg >= 1 && nseg <= 2 && strcmp(segment_copy(ctx, seg[nseg - 1]), "_history") == 0)
+        ctx->audit_action = "history";
+    if (search && req->query_at != SIZE_MAX)
+        ctx->audit_query = arena_strndup(ctx->arena, req->path.base + req->query_at + 1,
+                                         req->path.len - req->query_at - 1);
+    if (nseg == 1 && strcmp(ctx->type_name ? ctx->type_name : "", "metadata") == 0)
+        ctx->audit_action = NULL; /* no health data */
 }
 
 static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
 {
     h2o_req_t *req = ctx->req;
-    if (http__is_search(req, seg, nseg)) {
+    bool search = http__is_search(req, seg, nseg);
+    audit_route(ctx, seg, nseg, search);
+    if (nseg >= 1 && iov_eq(seg[0], "AuditEvent")) {
+        handle_audit_event(ctx, nseg);
+        return;
+    }
+    if (search) {
         handle_search(ctx, seg, nseg);
         return;
     }

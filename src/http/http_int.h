@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "auth/accounts.h"
+#include "auth/audit.h"
 #include "auth/tokens.h"
 #include "base/url.h"
 #include "base/arena.h"
@@ -58,6 +59,7 @@ struct http_server {
                                  checked access tokens and their accounts: after disabling an
                                  account or revoking tokens in this process, call
                                  auth_tokens_forget (auth_token_revoke does) */
+    auth_audit_t *audit;      /* the audit trail (auth/audit.h); closed before the store */
 };
 
 /* A decoded query parameter (base/url.h): name and value NUL-terminated, in the request's
@@ -72,7 +74,8 @@ typedef struct {
     const char *base;           /* the FHIR base url */
     const http_param_t *params; /* the query string */
     size_t nparams;
-    const repo_caller_t *caller; /* who asks (bearer.c) */
+    const repo_caller_t *caller;   /* who asks (bearer.c) */
+    store_search_result_t *result; /* when not NULL, gets the page found (for the audit) */
 } http_search_request_t;
 
 /* True when the method and the path segments after /fhir ask for a search: GET [type],
@@ -96,6 +99,53 @@ status_t http__everything(const http_search_request_t *request, http_everything_
                           buf_t *out, err_t *err);
 /* Parses an instant (or a date) of a query parameter such as _since (fhir.c). */
 bool http__parse_instant(const char *s, int64_t *out_us);
+
+/* ---- the audit trail (audit.c) ---- */
+
+/* The distinct patients among the resources of a response (in an arena). */
+typedef struct {
+    const char **ids;
+    size_t n, cap;
+} http_audit_patients_t;
+
+/* Adds the patient of a resource (repo_patient_of_json), when it has one. */
+void http__audit_patient_add(arena_t *arena, http_audit_patients_t *patients, const char *type,
+                             const char *id, const char *json, size_t len);
+/* Adds the patients of a search's or $everything's page. */
+void http__audit_entries(arena_t *arena, http_audit_patients_t *patients,
+                         const store_search_result_t *result);
+
+/* One interaction to record. */
+typedef struct {
+    const repo_caller_t *caller; /* NULL: the server itself (the source is then the peer's) */
+    h2o_req_t *req;              /* for the peer's address; may be NULL */
+    const char *action;          /* read, vread, history, search, everything, create, ... */
+    const char *type, *id;       /* what it was about, when known */
+    const char *query;           /* a search's query string, or NULL */
+    int status;                  /* the HTTP status answered */
+} http_audit_t;
+
+/* Queues the audit rows of an interaction: one per patient in patients (may be NULL), one
+ * without a patient when there is none. Waits while the trail's queue is full. */
+void http__audit(http_server_t *server, const http_audit_t *what,
+                 const http_audit_patients_t *patients);
+
+/* GET AuditEvent (id NULL: a search with params) and GET AuditEvent/[id]. */
+typedef struct {
+    store_conn_t *conn; /* reads the primary */
+    arena_t *arena;
+    const char *base;
+    const http_param_t *params;
+    size_t nparams;
+    const repo_caller_t *caller;
+    const char *id;
+} http_audit_request_t;
+
+/* Writes an AuditEvent or a searchset Bundle of them into out. ERR_FORBIDDEN unless the caller
+ * is an administrator (or NULL), ERR_NOT_FOUND, ERR_INVALID for a bad parameter. */
+status_t http__audit_api(const http_audit_request_t *request, buf_t *out, err_t *err);
+/* The CapabilityStatement's entry of AuditEvent: read and search-type, its parameters. */
+void http__audit_capability(buf_t *out);
 
 /* The Content-Security-Policy of a response that chooses none: an API answer loads nothing
  * and may be framed by nothing. */

@@ -238,5 +238,7 @@ status_t http__search(const http_search_request_t *r, const h2o_iovec_t *seg, si
     if ((rc = repo_search(r->thread->search_conn, &search, r->arena, &plan, &result, err)))
         return rc;
     bundle(r, &t, &pairs, plan, &result, out);
+    if (r->result)
+        *r->result = result;
     return ERR_OK;
 }

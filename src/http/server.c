@@ -166,6 +166,13 @@ status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
     server->accounts.secrets = config->secrets;
     auth_tokens_init(&server->tokens, store);
     server->tokens.access_ttl_us = config->token_ttl_us;
+    if (auth_audit_open(store, NULL, &server->audit, err)) {
+        auth_tokens_release(&server->tokens);
+        auth_accounts_release(&server->accounts);
+        password_dict_free(server->dict);
+        free(server);
+        return err->code;
+    }
     int nthreads = config->threads > 0 ? config->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (nthreads < 1)
         nthreads = 1;
@@ -234,6 +241,9 @@ status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
         store_disconnect(thread->conn);
         thread->conn = NULL;
     }
+    /* every record queued by the requests is stored and sealed before the store closes */
+    auth_audit_close(server->audit);
+    server->audit = NULL;
     auth_tokens_release(&server->tokens);
     auth_accounts_release(&server->accounts);
     password_dict_free(server->dict);

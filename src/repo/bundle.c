@@ -224,6 +224,9 @@ static status_t classify(repo_bundle_t *bundle, repo_entry_t *e, const json_t *e
     if ((rc = resource_type(path.parts[0], path.lens[0], &type, err)))
         return rc;
     e->type = type->name;
+    if (strcmp(e->type, "AuditEvent") == 0)
+        return err_set(err, ERR_METHOD, NULL,
+                       "the audit trail cannot be changed: AuditEvent is read-only");
     if (path.n == 2) {
         if ((rc = check_id(path.parts[1], path.lens[1], err)))
             return rc;
@@ -716,6 +719,8 @@ static status_t run_entry(store_txn_t *txn, void *arg, err_t *err)
         return rc;
     case REPO_ENTRY_WRITE: break;
     }
+    if (!e->write.caller)
+        e->write.caller = bundle->caller; /* recorded in the audit trail as the Bundle's */
     if (e->nlate && (rc = resolve_late(txn, bundle, e, err)))
         return rc;
     if (!e->cond)

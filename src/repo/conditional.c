@@ -264,6 +264,7 @@ status_t repo_cond_apply(store_txn_t *txn, repo_cond_t *c, err_t *err)
         return ERR_OK;
     if (c->ndeletes) {
         for (size_t i = 0; i < c->ndeletes; i++) {
+            c->deletes[i].caller = w->caller;
             status_t rc = repo_write_txn(txn, &c->deletes[i], err);
             if (rc)
                 return rc;

@@ -397,6 +397,16 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
     if (strcmp(w->type, "SearchParameter") == 0 &&
         (rc = repo__params_write(txn, w->id, json, json_len, w->arena, err)))
         return rc;
+    /* the audit row names the patient; a delete's is in the version it deletes */
+    const char *patient = NULL;
+    if (w->caller && w->action == REPO_DELETE && strcmp(w->type, "Patient") != 0) {
+        store_version_t gone;
+        if (store_txn_read(txn, w->type, w->id, 0, w->arena, &gone, err) == ERR_OK)
+            patient = repo_patient_of_json(w->type, w->id, gone.json, gone.json_len, w->arena);
+        err_reset(err);
+    } else if (w->caller) {
+        patient = repo_patient_of(w->type, w->id, &w->index);
+    }
     store_put_t put = {
         .type = w->type,
         .id = w->id,
@@ -425,7 +435,7 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
     r->deleted = w->action == REPO_DELETE;
     r->json = json;
     r->json_len = json_len;
-    return ERR_OK;
+    return w->caller ? repo__audit_write(txn, w, patient, err) : ERR_OK;
 }
 
 status_t repo_commit(store_t *store, repo_write_t *write, err_t *err)

@@ -263,6 +263,30 @@ status_t repo__params_write(store_txn_t *txn, const char *id, const char *json, 
 status_t repo__terminology_resolve(store_conn_t *conn, fhir_search_clause_t *clause, arena_t *arena,
                                    const char **out_missing, err_t *err);
 
+/*
+ * --- the audit trail (audit.c) ---
+ *
+ * Every write with a caller (repo_write_t.caller, or the Bundle's) adds one audit row in its
+ * own transaction (store_txn_audit_add): rolled back with it, durable with it. Writes of the
+ * server itself (a NULL caller: the worker, import) are not recorded. Reads are recorded by
+ * the HTTP layer through src/auth's queue (auth/audit.h).
+ */
+
+/* The Patient a resource belongs to: its own id for a Patient, else the target of the first
+ * reference row (in index) of a parameter through which its type is in the Patient
+ * compartment (fhir/compartment.h); NULL when none. Borrowed from id or index. */
+const char *repo_patient_of(const char *type, const char *id, const fhir_index_rows_t *index);
+/* The same from the resource's JSON text (len bytes): extracts the compartment's reference
+ * parameters only. The result is in arena; NULL when none (or json is not a resource). */
+const char *repo_patient_of_json(const char *type, const char *id, const char *json, size_t len,
+                                 arena_t *arena);
+/* Fills the who of an audit row from caller (user, role, client, source, detail = the
+ * emergency reason), the rest zero; all zero for a NULL caller. Borrows from caller. */
+void repo_audit_row(const repo_caller_t *caller, store_audit_row_t *row);
+/* Called by repo_write_txn after a write by a caller is stored: adds its audit row. */
+status_t repo__audit_write(store_txn_t *txn, const repo_write_t *w, const char *patient,
+                           err_t *err);
+
 /* True when s (len bytes) is a valid FHIR id: [A-Za-z0-9-.]{1,64}. */
 bool repo_id_valid(const char *s, size_t len);
 /* A new server-assigned id (time-ordered, 36 characters) in the arena. */

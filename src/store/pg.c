@@ -418,6 +418,8 @@ static const char *const migrations[] = {
     /* 11: browser sessions and pending authorization requests (sql_session.c), the same in
        both drivers */
     sql__session_schema,
+    /* 12: the audit trail and its chain head (sql_audit.c) */
+    sql__audit_schema_pg,
 };
 
 /* ---- parameters and results ---------------------------------------------------------- */

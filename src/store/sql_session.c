@@ -55,8 +55,8 @@ enum {
     Q__COUNT
 };
 
-_Static_assert(STORE_SESSION_FIRST + Q__COUNT <= STORE_AUTH_STATEMENTS,
-               "raise STORE_AUTH_STATEMENTS");
+_Static_assert(STORE_SESSION_FIRST + Q__COUNT <= STORE_AUDIT_FIRST,
+               "raise STORE_AUDIT_FIRST and STORE_AUTH_STATEMENTS");
 
 #define SESSION_COLUMNS \
     "session_id, account_id, username, state, csrf, created_us, last_seen_us, expires_us"

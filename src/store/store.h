@@ -873,4 +873,75 @@ status_t store_authz_request_get(store_conn_t *conn, const char *request_id, are
 status_t store_txn_authz_request_delete(store_txn_t *txn, const char *request_id, bool *out_deleted,
                                         err_t *err);
 
+/* ---- the audit trail ---------------------------------------------------------------------- */
+
+/*
+ * Who did what to whose record (docs/security.md, "Audit trail"). A row is added unsealed
+ * (seq 0, hash NULL), by a write's own transaction or by src/auth's queue of reads, and
+ * sealed later by src/auth (auth/audit.h) in a transaction of its own: numbered 1, 2, 3, ...
+ * without gaps in the order of sealing and hashed into the chain (auth/chain.h). The table is
+ * not a FHIR resource table: it has no versions, no index rows and no outbox events.
+ */
+typedef struct {
+    int64_t id;       /* insertion order (the AuditEvent id); set by the store */
+    int64_t seq;      /* position in the chain; 0 until sealed */
+    const char *hash; /* the chain hash as 64 lower-case hex digits; NULL until sealed */
+    int64_t time_us;  /* when, in microseconds since 1970 UTC */
+    const char *user; /* the account's username, or the client id of a client alone */
+    const char *role;
+    const char *client;
+    const char *patient; /* the Patient id the record is about, or NULL */
+    const char *action;  /* read, vread, history, search, everything, create, ..., login */
+    const char *type;    /* resource type */
+    const char *resource_id;
+    const char *query;   /* a search's query string */
+    const char *outcome; /* the HTTP status, e.g. "200" */
+    const char *source;  /* the caller's network address */
+    const char *detail;  /* e.g. an emergency access reason */
+} store_audit_row_t;
+
+/* Adds rows[0..n) unsealed (their id, seq and hash are ignored). Rolled back with the
+ * transaction. */
+status_t store_txn_audit_add(store_txn_t *txn, const store_audit_row_t *rows, size_t n, err_t *err);
+/* Up to limit unsealed rows that the transaction sees, in insertion order; in arena. */
+status_t store_txn_audit_unsealed(store_txn_t *txn, size_t limit, arena_t *arena,
+                                  store_audit_row_t **out, size_t *out_n, err_t *err);
+/* The chain head: the last seq sealed (0: none) and its hash (NULL: none). On PostgreSQL the
+ * head row stays locked until the transaction ends, which makes sealers in several processes
+ * take turns. */
+status_t store_txn_audit_head(store_txn_t *txn, arena_t *arena, int64_t *out_seq,
+                              const char **out_hash, err_t *err);
+/* Seals row id with seq and hash (hex). ERR_CONFLICT when it is sealed already. */
+status_t store_txn_audit_seal(store_txn_t *txn, int64_t id, int64_t seq, const char *hash,
+                              err_t *err);
+/* Moves the chain head to seq and hash. */
+status_t store_txn_audit_head_set(store_txn_t *txn, int64_t seq, const char *hash, err_t *err);
+/* The chain head as committed (without a lock). */
+status_t store_audit_head(store_conn_t *conn, arena_t *arena, int64_t *out_seq,
+                          const char **out_hash, err_t *err);
+/* Up to limit sealed rows with a seq above after_seq, in seq order; in arena (for verify). */
+status_t store_audit_scan(store_conn_t *conn, int64_t after_seq, size_t limit, arena_t *arena,
+                          store_audit_row_t **out, size_t *out_n, err_t *err);
+
+typedef struct {
+    const char *patient;    /* NULL: any */
+    const char *user;       /* NULL: any */
+    const char *actions;    /* NULL: any; else a comma-separated list with a comma at each end,
+                               ",create,update," */
+    const char *type;       /* NULL: any */
+    int64_t from_us, to_us; /* time_us in [from_us, to_us) */
+    int64_t before_id;      /* a page of rows with a smaller id (0: from the newest) */
+    bool oldest_first;      /* instead: rows with an id above after_id, oldest first */
+    int64_t after_id;
+    size_t count;
+} store_audit_query_t;
+
+/* Rows sealed or not that match query, newest (highest id) first (or oldest first); in arena.
+ * Reads the primary. */
+status_t store_audit_search(store_conn_t *conn, const store_audit_query_t *query, arena_t *arena,
+                            store_audit_row_t **out, size_t *out_n, err_t *err);
+/* The row of id, or ERR_NOT_FOUND. */
+status_t store_audit_get(store_conn_t *conn, int64_t id, arena_t *arena, store_audit_row_t *out,
+                         err_t *err);
+
 #endif

@@ -30,10 +30,12 @@ typedef struct {
     int64_t changes;
 } store__rows_t;
 
-/* The statements of sql_auth.c (the accounts, clients and tokens) and, from
- * STORE_SESSION_FIRST on, of sql_session.c (browser sessions), all run by run_auth. */
-#define STORE_AUTH_STATEMENTS 56
+/* The statements of sql_auth.c (the accounts, clients and tokens), from STORE_SESSION_FIRST
+ * on those of sql_session.c (browser sessions) and from STORE_AUDIT_FIRST on those of
+ * sql_audit.c (the audit trail), all run by run_auth. */
+#define STORE_AUTH_STATEMENTS 72
 #define STORE_SESSION_FIRST   40
+#define STORE_AUDIT_FIRST     56
 
 typedef struct {
     const char *name;
@@ -158,6 +160,9 @@ void *store__txn_driver(store_txn_t *txn, const store_driver_t **out_driver);
 extern const char sql__auth_schema[];
 /* The same for the browser sessions and authorization requests (sql_session.c). */
 extern const char sql__session_schema[];
+/* The audit trail's tables (sql_audit.c): migration 12 of each driver. */
+extern const char sql__audit_schema_sqlite[];
+extern const char sql__audit_schema_pg[];
 
 /* Formats microseconds since the epoch as a FHIR instant with milliseconds, UTC ("Z"). */
 void store__format_instant(int64_t us, char out[32]);

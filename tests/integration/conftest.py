@@ -167,6 +167,8 @@ def member_names(body):
 HARNESS_CLIENT = "test-harness"
 HARNESS_SECRET = "integration-tests-harness-secret-0123456789"
 HARNESS_SCOPES = "system/*.cruds"
+AUDITOR_CLIENT = "test-auditor"
+AUDITOR_SECRET = "integration-tests-auditor-secret-0123456789"
 _registered = set()  # databases (as the harness names them) that have the harness client
 # auth= of a request: the client's token unless the request says otherwise
 DEFAULT = object()
@@ -495,6 +497,22 @@ class Server:
                     db = value.strip()
         db = db or "concerto.db"
         return db if "://" in db else str(self.dir / db)
+
+    def auditor_token(self):
+        """A token of a backend service granted system/AuditEvent.rs (registered once per
+        database): the harness's own system/*.cruds does not read the audit trail."""
+        db = self.database()
+        if (db, "auditor") not in _registered:
+            r = run_cli("client", "add", "--db", db, "--client-id", AUDITOR_CLIENT,
+                        "--secret-stdin", "--scopes", "system/AuditEvent.rs",
+                        input=AUDITOR_SECRET + "\n", cwd=self.dir)
+            assert r.returncode == 0 or "already" in r.stderr, r.stderr
+            _registered.add((db, "auditor"))
+        r = self.client.token_request({"grant_type": "client_credentials",
+                                       "scope": "system/AuditEvent.rs"},
+                                      client_id=AUDITOR_CLIENT, secret=AUDITOR_SECRET)
+        assert r.status == 200, r
+        return r.json["access_token"]
 
     def register_harness_client(self, db):
         r = run_cli("client", "add", "--db", db, "--client-id", HARNESS_CLIENT,

@@ -36,16 +36,17 @@ static void test_canonical_bytes(void **state)
         1,    0,    0,    0,    4,    'r',  'e',  'a',  'd', 1, 0, 0,   0,   7, 'P',
         'a',  't',  'i',  'e',  'n',  't',  1,    0,    0,   0, 2, 'p', '1', 0, /* query */
         1,    0,    0,    0,    3,    '2',  '0',  '0',  0,                      /* source */
+        0,                                                                      /* detail */
     };
     assert_int_equal(out.len, sizeof(expected));
     assert_memory_equal(out.ptr, expected, sizeof(expected));
     /* SHA-256 of 32 zero bytes followed by those bytes, computed independently */
     unsigned char hash[CHAIN_HASH_SIZE];
     chain_hash(CHAIN_GENESIS, &r, hash);
-    static const unsigned char expected_hash[] = {0xb1, 0x91, 0x96, 0xcb, 0xa9, 0x2a, 0xbc, 0x9b,
-                                                  0xc2, 0x63, 0x69, 0x16, 0x75, 0x32, 0x03, 0xf4,
-                                                  0xc9, 0xdf, 0xc0, 0x95, 0x62, 0x2d, 0x1b, 0xc4,
-                                                  0x02, 0xe9, 0x01, 0x75, 0x59, 0xe2, 0x8b, 0x02};
+    static const unsigned char expected_hash[] = {0x74, 0x65, 0xfd, 0x38, 0x36, 0xaf, 0x7d, 0x99,
+                                                  0x2d, 0x29, 0x89, 0x58, 0x9e, 0x8a, 0xf0, 0x2b,
+                                                  0x66, 0xc3, 0xc9, 0x8b, 0xe7, 0x78, 0xde, 0x5e,
+                                                  0x3a, 0xdb, 0xd2, 0x1a, 0x36, 0x26, 0xf0, 0x4a};
     assert_memory_equal(hash, expected_hash, CHAIN_HASH_SIZE);
     buf_release(&out);
 }
@@ -73,13 +74,13 @@ static void test_fields_cannot_bleed(void **state)
     chain_record_t base = {.seq = 9, .time_us = 7};
     unsigned char h0[CHAIN_HASH_SIZE];
     chain_hash(CHAIN_GENESIS, &base, h0);
-    for (int i = 0; i < 12; i++) {
+    for (int i = 0; i < 13; i++) {
         chain_record_t r = base;
-        const char **fields[] = {&r.user, &r.role, &r.client, &r.patient, &r.action,
-                                 &r.type, &r.id,   &r.query,  &r.outcome, &r.source};
-        if (i < 10)
+        const char **fields[] = {&r.user, &r.role,  &r.client,  &r.patient, &r.action, &r.type,
+                                 &r.id,   &r.query, &r.outcome, &r.source,  &r.detail};
+        if (i < 11)
             *fields[i] = "x";
-        else if (i == 10)
+        else if (i == 11)
             r.seq = 10;
         else
             r.time_us = 8;

@@ -838,6 +838,7 @@ static void test_fulltext_migrated(void **state)
                       "coalesce(concerto_fold(content), '')), 'B')) STORED;"
                       "DROP TABLE account, account_recovery, client, client_assertion, token;"
                       "DROP TABLE login_session, authz_request;"
+                      "DROP TABLE audit, audit_head;"
                       "DELETE FROM schema_migration WHERE version >= 9");
         assert_int_equal(test_pg_query("SELECT count(*) FROM ix_text WHERE words @@ "
                                        "'doe'::tsquery"),
@@ -858,6 +859,7 @@ static void test_fulltext_migrated(void **state)
                          "DROP TABLE account; DROP TABLE account_recovery; DROP TABLE client;"
                          "DROP TABLE client_assertion; DROP TABLE token;"
                          "DROP TABLE login_session; DROP TABLE authz_request;"
+                         "DROP TABLE audit; DROP TABLE audit_head;"
                          "DELETE FROM schema_migration WHERE version >= 9",
                          NULL, NULL, NULL),
             SQLITE_OK);

@@ -1,0 +1,334 @@
+/*
+ * sql_audit.c - the audit trail's rows (store.h, "the audit trail"): the audit table, its
+ * chain head, and their statements, run through each driver's run_auth like sql_auth.c's.
+ *
+ * A row is added unsealed (seq and hash NULL) and sealed later by src/auth, which numbers it
+ * and hashes it into the chain. The head row (id 1) holds the last seq and hash; on PostgreSQL
+ * reading it for sealing locks it (FOR UPDATE) until the transaction ends, so that sealers in
+ * several processes take turns and the numbers stay contiguous. Rows of transactions that
+ * have not committed are invisible to a sealer and are sealed by a later round.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_int.h"
+
+/* Migration 12 of SQLite: AUTOINCREMENT so that an id is never handed out twice, even after
+ * the newest row was deleted. */
+const char sql__audit_schema_sqlite[] =
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  seq INTEGER UNIQUE,"
+    "  hash TEXT,"
+    "  time_us INTEGER NOT NULL,"
+    "  username TEXT, role TEXT, client TEXT, patient TEXT, action TEXT, type TEXT,"
+    "  resource_id TEXT, query TEXT, outcome TEXT, source TEXT, detail TEXT);"
+    "CREATE INDEX audit_unsealed ON audit (id) WHERE seq IS NULL;"
+    "CREATE INDEX audit_patient ON audit (patient, id);"
+    "CREATE INDEX audit_user ON audit (username, id);"
+    "CREATE INDEX audit_time ON audit (time_us);"
+    "CREATE TABLE audit_head (id INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, last_hash TEXT);"
+    "INSERT INTO audit_head VALUES (1, 0, NULL);";
+
+/* Migration 12 of PostgreSQL: the same columns. */
+const char sql__audit_schema_pg[] =
+    "CREATE TABLE audit ("
+    "  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    "  seq BIGINT UNIQUE,"
+    "  hash TEXT,"
+    "  time_us BIGINT NOT NULL,"
+    "  username TEXT, role TEXT, client TEXT, patient TEXT, action TEXT, type TEXT,"
+    "  resource_id TEXT, query TEXT, outcome TEXT, source TEXT, detail TEXT);"
+    "CREATE INDEX audit_unsealed ON audit (id) WHERE seq IS NULL;"
+    "CREATE INDEX audit_patient ON audit (patient, id);"
+    "CREATE INDEX audit_user ON audit (username, id);"
+    "CREATE INDEX audit_time ON audit (time_us);"
+    "CREATE TABLE audit_head (id INTEGER PRIMARY KEY, last_seq BIGINT NOT NULL, last_hash TEXT);"
+    "INSERT INTO audit_head VALUES (1, 0, NULL);";
+
+enum {
+    U_ADD = STORE_AUDIT_FIRST,
+    U_UNSEALED,
+    U_SEAL,
+    U_HEAD,
+    U_HEAD_LOCKED,
+    U_HEAD_SET,
+    U_SCAN,
+    U_SEARCH,
+    U_GET,
+    U_EXPORT,
+    U__END
+};
+
+_Static_assert(U__END <= STORE_AUTH_STATEMENTS, "raise STORE_AUTH_STATEMENTS");
+
+#define COLUMNS                                                                            \
+    "id, seq, hash, time_us, username, role, client, patient, action, type, resource_id, " \
+    "query, outcome, source, detail"
+
+typedef struct {
+    const char *sql;
+    const char *pg; /* PostgreSQL's text when it differs, else NULL */
+} statement_t;
+
+static const statement_t statements[U__END - STORE_AUDIT_FIRST] = {
+    [U_ADD - STORE_AUDIT_FIRST] = {"INSERT INTO audit (time_us, username, role, client, patient, "
+                                   "action, type, resource_id, query, outcome, source, detail) "
+                                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"},
+    [U_UNSEALED - STORE_AUDIT_FIRST] = {"SELECT " COLUMNS
+                                        " FROM audit WHERE seq IS NULL ORDER BY id LIMIT $1"},
+    [U_SEAL - STORE_AUDIT_FIRST] = {"UPDATE audit SET seq = $2, hash = $3 WHERE id = $1 "
+                                    "AND seq IS NULL"},
+    [U_HEAD - STORE_AUDIT_FIRST] = {"SELECT last_seq, last_hash FROM audit_head WHERE id = 1"},
+    [U_HEAD_LOCKED - STORE_AUDIT_FIRST] = {"SELECT last_seq, last_hash FROM audit_head "
+                                           "WHERE id = 1",
+                                           "SELECT last_seq, last_hash FROM audit_head "
+                                           "WHERE id = 1 FOR UPDATE"},
+    [U_HEAD_SET - STORE_AUDIT_FIRST] = {"UPDATE audit_head SET last_seq = $1, last_hash = $2 "
+                                        "WHERE id = 1"},
+    [U_SCAN -
+        STORE_AUDIT_FIRST] = {"SELECT " COLUMNS " FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2"},
+    /* $1 patient, $2 user, $3 from, $4 to, $5 actions (",read,vread,"), $6 type, $7 below id,
+       $8 count; a NULL filter matches every row */
+    [U_SEARCH - STORE_AUDIT_FIRST] =
+        {"SELECT " COLUMNS " FROM audit WHERE (CAST($1 AS TEXT) IS NULL OR patient = $1) "
+         "AND (CAST($2 AS TEXT) IS NULL OR username = $2) AND time_us >= $3 AND time_us < $4 "
+         "AND (CAST($5 AS TEXT) IS NULL OR $5 LIKE '%,' || action || ',%') "
+         "AND (CAST($6 AS TEXT) IS NULL OR type = $6) AND id < $7 ORDER BY id DESC LIMIT $8"},
+    [U_GET - STORE_AUDIT_FIRST] = {"SELECT " COLUMNS " FROM audit WHERE id = $1"},
+    /* the same filters, oldest first from above id $7 */
+    [U_EXPORT - STORE_AUDIT_FIRST] =
+        {"SELECT " COLUMNS " FROM audit WHERE (CAST($1 AS TEXT) IS NULL OR patient = $1) "
+         "AND (CAST($2 AS TEXT) IS NULL OR username = $2) AND time_us >= $3 AND time_us < $4 "
+         "AND (CAST($5 AS TEXT) IS NULL OR $5 LIKE '%,' || action || ',%') "
+         "AND (CAST($6 AS TEXT) IS NULL OR type = $6) AND id > $7 ORDER BY id LIMIT $8"},
+};
+
+typedef struct {
+    store__value_t values[16];
+    size_t n;
+} params_t;
+
+static void p_text(params_t *p, const char *s)
+{
+    p->values[p->n++] = (store__value_t){s ? STORE__TEXT : STORE__NULL, 0, s};
+}
+
+static void p_int(params_t *p, int64_t i)
+{
+    p->values[p->n++] = (store__value_t){STORE__INT, i, NULL};
+}
+
+static const char *sql_for(const store_driver_t *driver, int which)
+{
+    const statement_t *s = &statements[which - STORE_AUDIT_FIRST];
+    return s->pg && strcmp(driver->name, "postgresql") == 0 ? s->pg : s->sql;
+}
+
+static status_t run_conn(store_conn_t *conn, int which, const params_t *p, arena_t *arena,
+                         store__rows_t *out, err_t *err)
+{
+    const store_driver_t *driver;
+    /* the primary: an audit search must see what was just recorded */
+    void *dconn = store__conn_driver(conn, &driver);
+    return driver->run_auth(dconn, which, sql_for(driver, which), p->values, p->n, arena, out, err);
+}
+
+static status_t run_txn(store_txn_t *txn, int which, const params_t *p, arena_t *arena,
+                        store__rows_t *out, err_t *err)
+{
+    const store_driver_t *driver;
+    void *dconn = store__txn_driver(txn, &driver);
+    return driver->run_auth(dconn, which, sql_for(driver, which), p->values, p->n, arena, out, err);
+}
+
+static const char *cell(const store__rows_t *rows, size_t row, size_t column)
+{
+    return rows->cells[row * rows->ncols + column];
+}
+
+static int64_t cell_int(const store__rows_t *rows, size_t row, size_t column)
+{
+    const char *s = cell(rows, row, column);
+    return s ? strtoll(s, NULL, 10) : 0;
+}
+
+static void to_rows(const store__rows_t *rows, arena_t *arena, store_audit_row_t **out,
+                    size_t *out_n)
+{
+    store_audit_row_t *r = arena_zalloc(arena, (rows->nrows + 1) * sizeof(*r));
+    for (size_t i = 0; i < rows->nrows; i++) {
+        r[i].id = cell_int(rows, i, 0);
+        r[i].seq = cell_int(rows, i, 1);
+        r[i].hash = cell(rows, i, 2);
+        r[i].time_us = cell_int(rows, i, 3);
+        r[i].user = cell(rows, i, 4);
+        r[i].role = cell(rows, i, 5);
+        r[i].client = cell(rows, i, 6);
+        r[i].patient = cell(rows, i, 7);
+        r[i].action = cell(rows, i, 8);
+        r[i].type = cell(rows, i, 9);
+        r[i].resource_id = cell(rows, i, 10);
+        r[i].query = cell(rows, i, 11);
+        r[i].outcome = cell(rows, i, 12);
+        r[i].source = cell(rows, i, 13);
+        r[i].detail = cell(rows, i, 14);
+    }
+    *out = r;
+    *out_n = rows->nrows;
+}
+
+status_t store_txn_audit_add(store_txn_t *txn, const store_audit_row_t *rows, size_t n, err_t *err)
+{
+    arena_t arena;
+    arena_init(&arena);
+    status_t rc = ERR_OK;
+    for (size_t i = 0; !rc && i < n; i++) {
+        const store_audit_row_t *r = &rows[i];
+        params_t p = {.n = 0};
+        p_int(&p, r->time_us);
+        p_text(&p, r->user);
+        p_text(&p, r->role);
+        p_text(&p, r->client);
+        p_text(&p, r->patient);
+        p_text(&p, r->action);
+        p_text(&p, r->type);
+        p_text(&p, r->resource_id);
+        p_text(&p, r->query);
+        p_text(&p, r->outcome);
+        p_text(&p, r->source);
+        p_text(&p, r->detail);
+        store__rows_t out = {0};
+        rc = run_txn(txn, U_ADD, &p, &arena, &out, err);
+    }
+    arena_release(&arena);
+    return rc;
+}
+
+status_t store_txn_audit_unsealed(store_txn_t *txn, size_t limit, arena_t *arena,
+                                  store_audit_row_t **out, size_t *out_n, err_t *err)
+{
+    params_t p = {.n = 0};
+    p_int(&p, (int64_t)limit);
+    store__rows_t rows = {0};
+    *out_n = 0;
+    status_t rc = run_txn(txn, U_UNSEALED, &p, arena, &rows, err);
+    if (!rc)
+        to_rows(&rows, arena, out, out_n);
+    return rc;
+}
+
+status_t store_txn_audit_seal(store_txn_t *txn, int64_t id, int64_t seq, const char *hash,
+                              err_t *err)
+{
+    params_t p = {.n = 0};
+    p_int(&p, id);
+    p_int(&p, seq);
+    p_text(&p, hash);
+    store__rows_t rows = {0};
+    arena_t arena;
+    arena_init(&arena);
+    status_t rc = run_txn(txn, U_SEAL, &p, &arena, &rows, err);
+    arena_release(&arena);
+    if (!rc && rows.changes != 1)
+        return err_set(err, ERR_CONFLICT, NULL, "audit row %lld is sealed already", (long long)id);
+    return rc;
+}
+
+static status_t head_of(status_t rc, const store__rows_t *rows, int64_t *out_seq,
+                        const char **out_hash, err_t *err)
+{
+    if (rc)
+        return rc;
+    if (rows->nrows != 1)
+        return err_set(err, ERR_INTERNAL, NULL, "the audit chain head is missing");
+    *out_seq = cell_int(rows, 0, 0);
+    *out_hash = cell(rows, 0, 1);
+    return ERR_OK;
+}
+
+status_t store_txn_audit_head(store_txn_t *txn, arena_t *arena, int64_t *out_seq,
+                              const char **out_hash, err_t *err)
+{
+    params_t p = {.n = 0};
+    store__rows_t rows = {0};
+    status_t rc = run_txn(txn, U_HEAD_LOCKED, &p, arena, &rows, err);
+    return head_of(rc, &rows, out_seq, out_hash, err);
+}
+
+status_t store_txn_audit_head_set(store_txn_t *txn, int64_t seq, const char *hash, err_t *err)
+{
+    params_t p = {.n = 0};
+    p_int(&p, seq);
+    p_text(&p, hash);
+    store__rows_t rows = {0};
+    arena_t arena;
+    arena_init(&arena);
+    status_t rc = run_txn(txn, U_HEAD_SET, &p, &arena, &rows, err);
+    arena_release(&arena);
+    return rc;
+}
+
+status_t store_audit_head(store_conn_t *conn, arena_t *arena, int64_t *out_seq,
+                          const char **out_hash, err_t *err)
+{
+    params_t p = {.n = 0};
+    store__rows_t rows = {0};
+    status_t rc = run_conn(conn, U_HEAD, &p, arena, &rows, err);
+    return head_of(rc, &rows, out_seq, out_hash, err);
+}
+
+status_t store_audit_scan(store_conn_t *conn, int64_t after_seq, size_t limit, arena_t *arena,
+                          store_audit_row_t **out, size_t *out_n, err_t *err)
+{
+    params_t p = {.n = 0};
+    p_int(&p, after_seq);
+    p_int(&p, (int64_t)limit);
+    store__rows_t rows = {0};
+    *out_n = 0;
+    status_t rc = run_conn(conn, U_SCAN, &p, arena, &rows, err);
+    if (!rc)
+        to_rows(&rows, arena, out, out_n);
+    return rc;
+}
+
+status_t store_audit_search(store_conn_t *conn, const store_audit_query_t *query, arena_t *arena,
+                            store_audit_row_t **out, size_t *out_n, err_t *err)
+{
+    params_t p = {.n = 0};
+    p_text(&p, query->patient);
+    p_text(&p, query->user);
+    p_int(&p, query->from_us);
+    p_int(&p, query->to_us);
+    p_text(&p, query->actions);
+    p_text(&p, query->type);
+    if (query->oldest_first)
+        p_int(&p, query->after_id);
+    else
+        p_int(&p, query->before_id > 0 ? query->before_id : INT64_MAX);
+    p_int(&p, (int64_t)query->count);
+    store__rows_t rows = {0};
+    *out_n = 0;
+    status_t rc = run_conn(conn, query->oldest_first ? U_EXPORT : U_SEARCH, &p, arena, &rows, err);
+    if (!rc)
+        to_rows(&rows, arena, out, out_n);
+    return rc;
+}
+
+status_t store_audit_get(store_conn_t *conn, int64_t id, arena_t *arena, store_audit_row_t *out,
+                         err_t *err)
+{
+    params_t p = {.n = 0};
+    p_int(&p, id);
+    store__rows_t rows = {0};
+    status_t rc = run_conn(conn, U_GET, &p, arena, &rows, err);
+    if (rc)
+        return rc;
+    if (rows.nrows == 0)
+        return err_set(err, ERR_NOT_FOUND, NULL, "there is no audit record %lld", (long long)id);
+    store_audit_row_t *r;
+    size_t n;
+    to_rows(&rows, arena, &r, &n);
+    *out = r[0];
+    return ERR_OK;
+}
