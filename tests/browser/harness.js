@@ -19,13 +19,21 @@ export const concertoBin =
 // Screenshots of every screen a test reaches are kept here, for people to look at.
 export const artifacts = process.env.CONCERTO_ARTIFACTS || join(root, 'build/test-artifacts/browser');
 
+// The environment of concerto: the sanitizer build's leak check knows the libraries' own
+// allocations that live until exit (tools/lsan.supp), as tools/check sets it.
+const env = {
+  ...process.env,
+  LSAN_OPTIONS: process.env.LSAN_OPTIONS ||
+    `suppressions=${join(root, 'tools/lsan.supp')}:print_suppressions=0`,
+};
+
 export function tempDir() {
   return mkdtempSync(join(tmpdir(), 'concerto-browser-'));
 }
 
 // Runs a concerto command to completion; throws with its output when it fails.
 export function cli(args, input) {
-  const out = spawnSync(concertoBin, args, { input: input ?? '', encoding: 'utf8', timeout: 120000 });
+  const out = spawnSync(concertoBin, args, { input: input ?? '', encoding: 'utf8', timeout: 120000, env });
   if (out.status !== 0)
     throw new Error(`concerto ${args.join(' ')} exited ${out.status}: ${out.stderr}${out.stdout}`);
   return out.stdout;
@@ -37,7 +45,7 @@ export async function startConcerto(db, extra = []) {
   const portFile = join(dir, `port-${Date.now()}`);
   const proc = spawn(concertoBin, ['serve', '--db', db, '--listen', '127.0.0.1:0', '--threads', '2',
                                    '--port-file', portFile, ...extra],
-                     { stdio: ['ignore', 'ignore', 'pipe'] });
+                     { stdio: ['ignore', 'ignore', 'pipe'], env });
   let stderr = '';
   proc.stderr.on('data', (d) => { stderr += d; });
   for (let i = 0; i < 300; i++) {
