@@ -418,7 +418,8 @@ static void handle_read(ctx_t *ctx, const char *type, const char *id, int64_t ve
 {
     store_version_t v;
     err_t err = ERR_INIT;
-    status_t rc = repo_read(ctx->thread->conn, type, id, version, ctx->arena, &v, &err);
+    status_t rc =
+        repo_read_as(ctx->thread->conn, NULL, type, id, version, ctx->arena, &v, NULL, &err);
     if (rc == ERR_GONE)
         set_version_headers(ctx, &v);
     if (rc) {
@@ -582,13 +583,8 @@ static void handle_history(ctx_t *ctx, const char *type, const char *id)
     }
     store_history_t h;
     err_t err = ERR_INIT;
-    status_t rc =
-        q.count ? store_history(ctx->thread->search_conn, &q, ctx->arena, &h, &err) : ERR_OK;
-    if (!q.count) {
-        /* _count=0: only the total */
-        memset(&h, 0, sizeof(h));
-        h.total = -1;
-    }
+    /* _count=0: only the total */
+    status_t rc = repo_history(ctx->thread->search_conn, NULL, &q, ctx->arena, &h, NULL, &err);
     if (rc) {
         send_error(ctx, &err);
         err_release(&err);
