@@ -573,6 +573,7 @@ status_t repo_access_flag_txn(store_txn_t *txn, const repo_caller_t *caller, con
             flag, "author",
             json_pack("{s:s}", "reference",
                       arena_printf(arena, "Practitioner/%s", caller->practitioner_id)));
+    json_object_set_new(flag, "id", json_string(id));
     repo_write_t w;
     rc = repo_prepare_resource(&w, REPO_UPDATE, flag, id, 0, arena, err);
     json_decref(flag);

@@ -69,9 +69,9 @@ static int setup(void **state)
         "{\"resourceType\":\"CareTeam\",\"id\":\"ct2\",\"status\":\"inactive\",\"subject\":{"
         "\"reference\":\"Patient/p2\"},\"participant\":[{\"member\":{\"reference\":"
         "\"Practitioner/doc\"}}]}");
-#define OBS                                                                              \
+#define OBS                                                                                        \
     "{\"resourceType\":\"Observation\",\"id\":\"%s\",\"status\":\"final\",\"code\":{\"coding\":[{" \
-    "\"system\":\"http://x\",\"code\":\"X\"}]},\"subject\":{\"reference\":\"Patient/%s\"},"     \
+    "\"system\":\"http://x\",\"code\":\"X\"}]},\"subject\":{\"reference\":\"Patient/%s\"},"        \
     "\"performer\":[{\"reference\":\"Practitioner/doc\"}]}"
     put("Observation", "o1", arena_printf(&arena, OBS, "o1", "p1"));
     put("Observation", "o2", arena_printf(&arena, OBS, "o2", "p2"));
@@ -177,7 +177,7 @@ static void test_reads(void **state)
     assert_int_equal(read_as(&doc, "Observation", "o2", NULL), ERR_FORBIDDEN); /* inactive team */
     assert_int_equal(read_as(&doc, "Patient", "p2", NULL), ERR_FORBIDDEN);
     assert_int_equal(read_as(&other, "Observation", "o1", NULL), ERR_FORBIDDEN);
-    assert_int_equal(read_as(&orgdoc, "Observation", "o1", NULL), ERR_OK); /* by organization */
+    assert_int_equal(read_as(&orgdoc, "Observation", "o1", NULL), ERR_OK);  /* by organization */
     assert_int_equal(read_as(&other, "Practitioner", "doc", NULL), ERR_OK); /* shared */
     repo_caller_t p1 = patient("p1", &patient_all);
     assert_int_equal(read_as(&p1, "Observation", "o1", NULL), ERR_OK);
@@ -216,9 +216,9 @@ static void test_searches(void **state)
                         "Observation/o2");
     assert_string_equal(search(&doc, "Observation", "_include=Observation:subject", NULL),
                         "Observation/o1 +Patient/p1");
-    assert_string_equal(search(&doc, "Practitioner", "_id=doc&_revinclude=Observation:performer",
-                               NULL),
-                        "Practitioner/doc +Observation/o1");
+    assert_string_equal(
+        search(&doc, "Practitioner", "_id=doc&_revinclude=Observation:performer", NULL),
+        "Practitioner/doc +Observation/o1");
     assert_string_equal(search(&doc, "Observation", "@p2", NULL), "");
     assert_string_equal(search(&doc, "Observation", "@p1", NULL), "Observation/o1");
     assert_string_equal(search(&p2, NULL, "_type=Patient,Observation", NULL),
@@ -274,7 +274,7 @@ static void test_writes(void **state)
 {
     (void)state;
     repo_caller_t doc = staff("doc", &user_all);
-#define WOBS                                                                        \
+#define WOBS                                                                              \
     "{\"resourceType\":\"Observation\",%s\"status\":\"final\",\"code\":{\"text\":\"y\"}," \
     "\"subject\":{\"reference\":\"Patient/%s\"}}"
     assert_int_equal(write_as(&doc, "Observation", NULL, arena_printf(&arena, WOBS, "", "p1")),
@@ -282,24 +282,24 @@ static void test_writes(void **state)
     assert_int_equal(write_as(&doc, "Observation", NULL, arena_printf(&arena, WOBS, "", "p2")),
                      ERR_FORBIDDEN);
     /* moving o1 to an invisible patient, or updating another's */
-    assert_int_equal(write_as(&doc, "Observation", "o1",
-                              arena_printf(&arena, WOBS, "\"id\":\"o1\",", "p2")),
-                     ERR_FORBIDDEN);
-    assert_int_equal(write_as(&doc, "Observation", "o2",
-                              arena_printf(&arena, WOBS, "\"id\":\"o2\",", "p1")),
-                     ERR_FORBIDDEN);
+    assert_int_equal(
+        write_as(&doc, "Observation", "o1", arena_printf(&arena, WOBS, "\"id\":\"o1\",", "p2")),
+        ERR_FORBIDDEN);
+    assert_int_equal(
+        write_as(&doc, "Observation", "o2", arena_printf(&arena, WOBS, "\"id\":\"o2\",", "p1")),
+        ERR_FORBIDDEN);
     assert_int_equal(read_as(NULL, "Observation", "o2", NULL), ERR_OK);
     assert_int_equal(write_as(&doc, "Practitioner", NULL, "{\"resourceType\":\"Practitioner\"}"),
                      ERR_FORBIDDEN);
     repo_caller_t admin = staff("other", &user_all);
     admin.kind = REPO_CALLER_ADMIN;
-    assert_int_equal(
-        write_as(&admin, "Practitioner", NULL, "{\"resourceType\":\"Practitioner\"}"), ERR_OK);
-    /* enrolment: a new Patient, and a first CareTeam for someone without one */
-    assert_int_equal(write_as(&doc, "Patient", "p3", "{\"resourceType\":\"Patient\",\"id\":\"p3\"}"),
+    assert_int_equal(write_as(&admin, "Practitioner", NULL, "{\"resourceType\":\"Practitioner\"}"),
                      ERR_OK);
+    /* enrolment: a new Patient, and a first CareTeam for someone without one */
+    assert_int_equal(
+        write_as(&doc, "Patient", "p3", "{\"resourceType\":\"Patient\",\"id\":\"p3\"}"), ERR_OK);
 #define TEAM                                                                           \
-    "{\"resourceType\":\"CareTeam\",\"status\":\"active\",\"subject\":{\"reference\":"  \
+    "{\"resourceType\":\"CareTeam\",\"status\":\"active\",\"subject\":{\"reference\":" \
     "\"Patient/%s\"},\"participant\":[{\"member\":{\"reference\":\"Practitioner/doc\"}}]}"
     assert_int_equal(write_as(&doc, "CareTeam", NULL, arena_printf(&arena, TEAM, "p3")), ERR_OK);
     assert_int_equal(read_as(&doc, "Patient", "p3", NULL), ERR_OK); /* the cache was emptied */
