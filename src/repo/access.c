@@ -684,37 +684,57 @@ done:
     return found;
 }
 
-status_t repo_read_as(store_conn_t *conn, const repo_caller_t *caller, const char *type,
-                      const char *id, int64_t version, arena_t *arena, store_version_t *out,
-                      repo_access_note_t *note, err_t *err)
+/* Where a read runs: on a connection, or inside a transaction (a Bundle's entry). */
+typedef struct {
+    store_conn_t *conn;
+    store_txn_t *txn;
+} where_t;
+
+/* v with `patient` visible too (emergency access). */
+static const store_visibility_t *with_patient(const store_visibility_t *v, const char *patient,
+                                              arena_t *arena)
 {
-    status_t rc;
-    if (caller && (rc = repo_access_scope(caller, type, SCOPE_R, err)))
+    store_visibility_t *w = arena_alloc(arena, sizeof(*w));
+    *w = *v;
+    const char **patients = arena_alloc(arena, (v->npatients + 1) * sizeof(*patients));
+    for (size_t i = 0; i < v->npatients; i++)
+        patients[i] = v->patients[i];
+    patients[v->npatients] = patient;
+    w->patients = patients;
+    w->npatients = v->npatients + 1;
+    return w;
+}
+
+/* Whether a read by id (rc and *out: what it found; err holds its error) may be shown to
+ * caller under v, their visibility for reading type (NULL: nothing hidden), on a connection or
+ * in a transaction: rc when it may, else the denial. The scopes were checked. */
+static status_t read_visible(where_t at, const repo_caller_t *caller, const store_visibility_t *v,
+                             const char *type, const char *id, int64_t version, arena_t *arena,
+                             status_t rc, const store_version_t *out, repo_access_note_t *note,
+                             err_t *err)
+{
+    if (!caller || !v || (rc && rc != ERR_GONE))
         return rc;
-    rc = repo_read(conn, type, id, version, arena, out, err);
-    if (!caller || (rc && rc != ERR_GONE))
-        return rc;
-    const store_visibility_t *v;
     status_t arc;
-    if ((arc = repo_access_visibility(conn, caller, type, SCOPE_R, NULL, NULL, arena, &v, err)))
-        return arc;
     bool visible = true;
     store_version_t current = *out;
-    if (v && version) {
+    if (version) {
         err_t ignored = ERR_INIT;
-        if (store_read(conn, type, id, 0, arena, &current, &ignored) != ERR_OK)
+        status_t crc = at.conn ? store_read(at.conn, type, id, 0, arena, &current, &ignored)
+                               : store_txn_read(at.txn, type, id, 0, arena, &current, &ignored);
+        if (crc != ERR_OK)
             current.deleted = true;
         err_release(&ignored);
     }
-    if (v && current.deleted) {
+    if (current.deleted) {
         /* nothing tells whose it was: only a type visible whole, or shared */
         visible = !linked_type(type) || (strcmp(type, "Patient") == 0 && v->npatients &&
                                          has(v->patients, v->npatients, id));
         for (size_t i = 0; i < v->nopen_types && !visible; i++)
             visible = strcmp(v->open_types[i], type) == 0;
-    } else if (v) {
+    } else {
         err_t verr = ERR_INIT;
-        arc = visible_by_id(conn, NULL, v, type, id, arena, &visible, &verr);
+        arc = visible_by_id(at.conn, at.txn, v, type, id, arena, &visible, &verr);
         if (arc) {
             err_move(err, &verr);
             return arc;
@@ -724,15 +744,15 @@ status_t repo_read_as(store_conn_t *conn, const repo_caller_t *caller, const cha
     if (!visible && repo_access_emergency(caller) && !current.deleted) {
         const char *patient = patient_of_json(type, id, current.json, current.json_len, arena);
         if (patient) {
-            if ((arc = repo_access_visibility(conn, caller, type, SCOPE_R, NULL, patient, arena, &v,
-                                              err)))
-                return arc;
             err_t verr = ERR_INIT;
-            arc = visible_by_id(conn, NULL, v, type, id, arena, &visible, &verr);
+            arc = visible_by_id(at.conn, at.txn, with_patient(v, patient, arena), type, id, arena,
+                                &visible, &verr);
             err_release(&verr);
             if (!arc && visible) {
-                if ((arc = repo_access_flag(store_conn_store(store_conn_primary(conn)), caller,
-                                            patient, err)))
+                arc = at.conn ? repo_access_flag(store_conn_store(store_conn_primary(at.conn)),
+                                                 caller, patient, err)
+                              : repo_access_flag_txn(at.txn, caller, patient, arena, err);
+                if (arc)
                     return arc;
                 if (note)
                     note->emergency_patient = patient;
@@ -744,6 +764,42 @@ status_t repo_read_as(store_conn_t *conn, const repo_caller_t *caller, const cha
         return repo_access_denied(caller, type, id, err);
     }
     return rc;
+}
+
+status_t repo_read_as(store_conn_t *conn, const repo_caller_t *caller, const char *type,
+                      const char *id, int64_t version, arena_t *arena, store_version_t *out,
+                      repo_access_note_t *note, err_t *err)
+{
+    status_t rc;
+    const store_visibility_t *v = NULL;
+    if (caller && (rc = repo_access_scope(caller, type, SCOPE_R, err)))
+        return rc;
+    rc = repo_read(conn, type, id, version, arena, out, err);
+    if (!caller || (rc && rc != ERR_GONE))
+        return rc;
+    err_t verr = ERR_INIT;
+    status_t arc =
+        repo_access_visibility(conn, caller, type, SCOPE_R, NULL, NULL, arena, &v, &verr);
+    if (arc) {
+        err_reset(err);
+        err_move(err, &verr);
+        return arc;
+    }
+    err_release(&verr);
+    where_t at = {.conn = conn};
+    return read_visible(at, caller, v, type, id, version, arena, rc, out, note, err);
+}
+
+status_t repo__access_read_txn(store_txn_t *txn, const repo_caller_t *caller,
+                               const store_visibility_t *v, const char *type, const char *id,
+                               int64_t version, arena_t *arena, store_version_t *out,
+                               repo_access_note_t *note, err_t *err)
+{
+    where_t at = {.txn = txn};
+    status_t rc = store_txn_read(txn, type, id, version, arena, out, err);
+    if (!rc && out->deleted)
+        rc = err_set(err, ERR_GONE, NULL, "%s/%s is deleted", type, id);
+    return read_visible(at, caller, v, type, id, version, arena, rc, out, note, err);
 }
 
 status_t repo_history(store_conn_t *conn, const repo_caller_t *caller,

@@ -143,6 +143,16 @@ status_t repo_read_as(store_conn_t *conn, const repo_caller_t *caller, const cha
                       repo_access_note_t *note, err_t *err);
 
 /*
+ * repo_read_as inside a transaction (a Bundle's read entry): v is the caller's visibility for
+ * reading type, worked out beforehand (repo_access_visibility with SCOPE_R; the scopes are
+ * checked then; NULL: nothing hidden); an emergency access raises its Flag inside txn.
+ */
+status_t repo__access_read_txn(store_txn_t *txn, const repo_caller_t *caller,
+                               const store_visibility_t *v, const char *type, const char *id,
+                               int64_t version, arena_t *arena, store_version_t *out,
+                               repo_access_note_t *note, err_t *err);
+
+/*
  * History for a caller: an instance's is checked like a read (of its current version), a
  * type's and the system's hold only versions of resources the caller may see (totals too).
  */

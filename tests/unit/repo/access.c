@@ -15,6 +15,8 @@
 
 #include "base/clock.h"
 #include "repo/access.h"
+#include "repo/bundle.h"
+#include "repo/conditional.h"
 #include "repo/repo.h"
 #include "store/store.h"
 #include "../store/drivers.h"
@@ -372,6 +374,288 @@ static void test_emergency_access(void **state)
     assert_int_equal(read_as(&p1, "Observation", "o2", NULL), ERR_NOT_FOUND);
 }
 
+/* ---- Bundles and conditional writes ------------------------------------------------------- */
+
+/* Prepares and runs a Bundle (entries: a JSON array) as caller; *b holds the outcome. */
+static status_t bundle_as(const repo_caller_t *caller, const char *type, const char *entries,
+                          repo_bundle_t *b, err_t *err)
+{
+    const char *json = arena_printf(
+        &arena, "{\"resourceType\":\"Bundle\",\"type\":\"%s\",\"entry\":%s}", type, entries);
+    *b = (repo_bundle_t){.caller = caller};
+    status_t rc =
+        repo_bundle_prepare(b, json, strlen(json), "http://x/fhir", true, conn, &arena, err);
+    if (!rc)
+        rc = store_run(store, repo_bundle_txn, b, err);
+    if (rc && getenv("ACCESS_DEBUG"))
+        fprintf(stderr, "bundle: %s\n", err_message(err));
+    return rc;
+}
+
+#define POST_OBS(patient)                                                                        \
+    "{\"request\":{\"method\":\"POST\",\"url\":\"Observation\"},\"resource\":{\"resourceType\":" \
+    "\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"b\"},\"subject\":{"               \
+    "\"reference\":\"Patient/" patient "\"}}}"
+#define GET(url) "{\"request\":{\"method\":\"GET\",\"url\":\"" url "\"}}"
+
+static int64_t total_of(const char *type, const char *query)
+{
+    int64_t total;
+    search(NULL, type, arena_printf(&arena, "%s%s_total=accurate", query, *query ? "&" : ""),
+           &total);
+    return total;
+}
+
+static void test_batch(void **state)
+{
+    (void)state;
+    repo_caller_t doc = staff("doc", &user_all);
+    repo_bundle_t b;
+    err_t err = ERR_INIT;
+    int64_t before = total_of("Observation", "code:text=b");
+    assert_int_equal(
+        bundle_as(
+            &doc, "batch",
+            "[" POST_OBS("p1") "," POST_OBS("p2") "," GET("Observation/o1") "," GET("Observation/"
+                                                                                    "o2") "," GET(
+                "Observation?code=X&_total=accurate") "," GET("Patient/p1/Observation") ","
+                                                                                        "{\"request"
+                                                                                        "\":{"
+                                                                                        "\"method\""
+                                                                                        ":\"DELETE"
+                                                                                        "\","
+                                                                                        "\"url\":"
+                                                                                        "\"Observat"
+                                                                                        "ion/"
+                                                                                        "o2\"}}]",
+            &b, &err),
+        ERR_OK);
+    assert_int_equal(b.entries[0].rc, ERR_OK);
+    assert_true(b.entries[0].write.created);
+    assert_int_equal(b.entries[1].rc, ERR_FORBIDDEN);
+    assert_non_null(strstr(err_message(&b.entries[1].err), "outside your care teams"));
+    assert_int_equal(b.entries[2].rc, ERR_OK);
+    assert_string_equal(b.entries[2].read.id, "o1");
+    assert_int_equal(b.entries[3].rc, ERR_FORBIDDEN);
+    assert_int_equal(b.entries[4].rc, ERR_OK);
+    assert_int_equal(b.entries[4].found.n, 1);
+    assert_string_equal(b.entries[4].found.entries[0].version.id, "o1");
+    assert_int_equal(b.entries[4].found.total, 1);
+    assert_int_equal(b.entries[5].rc, ERR_OK);
+    assert_int_equal(b.entries[5].found.n, 2); /* o1 and entry 0's */
+    assert_int_equal(b.entries[6].rc, ERR_FORBIDDEN);
+    /* the batch's response says so, entry by entry */
+    buf_t out = BUF_INIT;
+    repo_bundle_response(&b, "http://x/fhir", false, &out);
+    assert_non_null(strstr(out.ptr, "403 Forbidden"));
+    buf_release(&out);
+    repo_bundle_release(&b);
+    assert_int_equal(total_of("Observation", "code:text=b"), before + 1);
+    assert_int_equal(read_as(NULL, "Observation", "o2", NULL), ERR_OK);
+    /* a patient: what is not theirs is not known */
+    repo_caller_t p1 = patient("p1", &patient_all);
+    assert_int_equal(bundle_as(&p1, "batch",
+                               "[" GET("Observation/o2") "," GET("Observation/o1") "," GET(
+                                   "Observation?code=X") "]",
+                               &b, &err),
+                     ERR_OK);
+    assert_int_equal(b.entries[0].rc, ERR_NOT_FOUND);
+    assert_int_equal(b.entries[1].rc, ERR_OK);
+    assert_int_equal(b.entries[2].found.n, 1);
+    assert_string_equal(b.entries[2].found.entries[0].version.id, "o1");
+    repo_bundle_release(&b);
+    /* scopes: a read-only token's write entry is refused, its read is not */
+    repo_caller_t ro = patient("p1", &patient_obs_read);
+    assert_int_equal(
+        bundle_as(&ro, "batch", "[" POST_OBS("p1") "," GET("Observation/o1") "]", &b, &err),
+        ERR_OK);
+    assert_int_equal(b.entries[0].rc, ERR_FORBIDDEN);
+    assert_int_equal(b.entries[1].rc, ERR_OK);
+    repo_bundle_release(&b);
+    err_release(&err);
+}
+
+static void test_transaction(void **state)
+{
+    (void)state;
+    repo_caller_t doc = staff("doc", &user_all);
+    repo_bundle_t b;
+    err_t err = ERR_INIT;
+    int64_t before = total_of("Observation", "code:text=b");
+    /* a denied write fails it whole, naming the entry */
+    assert_int_equal(
+        bundle_as(&doc, "transaction", "[" POST_OBS("p1") "," POST_OBS("p2") "]", &b, &err),
+        ERR_FORBIDDEN);
+    assert_non_null(strstr(err_message(&err), "entry 1 (POST Observation)"));
+    repo_bundle_release(&b);
+    err_reset(&err);
+    assert_int_equal(total_of("Observation", "code:text=b"), before);
+    /* so does a denied read */
+    assert_int_equal(
+        bundle_as(&doc, "transaction", "[" POST_OBS("p1") "," GET("Observation/o2") "]", &b, &err),
+        ERR_FORBIDDEN);
+    assert_non_null(strstr(err_message(&err), "entry 1 (GET Observation/o2)"));
+    repo_bundle_release(&b);
+    err_reset(&err);
+    assert_int_equal(total_of("Observation", "code:text=b"), before);
+    /* an update that moves a visible resource to an invisible patient */
+    assert_int_equal(
+        bundle_as(
+            &doc, "transaction",
+            "[" POST_OBS(
+                "p1") ",{\"request\":{\"method\":\"PUT\",\"url\":\"Observation/"
+                      "o1\"},\"resource\":{\"resourceType\":\"Observation\",\"id\":\"o1\","
+                      "\"status\":\"final\",\"code\":{\"text\":\"m\"},\"subject\":{\"reference\":"
+                      "\"Patient/p2\"}}}]",
+            &b, &err),
+        ERR_FORBIDDEN);
+    assert_non_null(strstr(err_message(&err), "entry 1 (PUT Observation/o1)"));
+    repo_bundle_release(&b);
+    err_reset(&err);
+    assert_int_equal(total_of("Observation", "code:text=b"), before);
+    /* allowed entries: written, and the search sees only the caller's */
+    assert_int_equal(
+        bundle_as(&doc, "transaction",
+                  "[" POST_OBS("p1") "," GET("Observation/o1") "," GET("Observation?code=X") "]",
+                  &b, &err),
+        ERR_OK);
+    assert_int_equal(b.entries[0].rc, ERR_OK);
+    assert_int_equal(b.entries[2].found.n, 1);
+    assert_string_equal(b.entries[2].found.entries[0].version.id, "o1");
+    repo_bundle_release(&b);
+    assert_int_equal(total_of("Observation", "code:text=b"), before + 1);
+    /* a conditional reference does not find what the caller cannot see */
+#define POST_REF(criteria)                                                             \
+    "[{\"request\":{\"method\":\"POST\",\"url\":\"Observation\"},\"resource\":{"       \
+    "\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"b\"}," \
+    "\"subject\":{\"reference\":\"Patient?" criteria "\"}}}]"
+    assert_int_equal(bundle_as(&doc, "transaction", POST_REF("name=Two"), &b, &err), ERR_INVALID);
+    assert_non_null(strstr(err_message(&err), "matches no Patient"));
+    repo_bundle_release(&b);
+    err_reset(&err);
+    assert_int_equal(bundle_as(&doc, "transaction", POST_REF("name=One"), &b, &err), ERR_OK);
+    assert_non_null(strstr(b.entries[0].write.result.json, "Patient/p1"));
+    repo_bundle_release(&b);
+    /* the server itself sees both: two matches */
+    assert_int_equal(bundle_as(NULL, "transaction", POST_REF("name:missing=false"), &b, &err),
+                     ERR_MULTIPLE_MATCHES);
+    repo_bundle_release(&b);
+    err_reset(&err);
+    /* a caller set after prepare is refused rather than run unchecked */
+    const char *json =
+        "{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[" GET("Observation/o2") "]}";
+    assert_int_equal(
+        repo_bundle_prepare(&b, json, strlen(json), "http://x/fhir", false, conn, &arena, &err),
+        ERR_OK);
+    b.caller = &doc;
+    assert_int_equal(store_run(store, repo_bundle_txn, &b, &err), ERR_INTERNAL);
+    repo_bundle_release(&b);
+    err_release(&err);
+}
+
+/* A conditional write as caller: action, the criteria, the body (NULL for a delete). */
+static status_t cond_as(const repo_caller_t *caller, repo_action_t action, const char *criteria,
+                        const char *body, bool multiple, repo_cond_t *c, err_t *err)
+{
+    repo_write_t *w = arena_zalloc(&arena, sizeof(*w));
+    const fhir_type_t *type = fhir_resource_type_find("Observation", 11);
+    *c = (repo_cond_t){.write = w, .multiple = multiple};
+    status_t rc =
+        repo_condition_parse(&c->condition, type, criteria, strlen(criteria), conn, &arena, err);
+    assert_int_equal(rc, ERR_OK);
+    if (action == REPO_CREATE)
+        rc = repo_prepare_create(w, "Observation", body, strlen(body), &arena, err);
+    else if (action == REPO_UPDATE)
+        rc = repo_prepare_cond_update(w, "Observation", body, strlen(body), 0, &arena, &c->body_id,
+                                      err);
+    else
+        rc = repo_prepare_delete(w, "Observation", "", 0, &arena, err);
+    assert_int_equal(rc, ERR_OK);
+    w->caller = caller;
+    rc = repo_cond_prepare_access(conn, c, err);
+    if (!rc)
+        rc = store_run(store, repo_cond_txn, c, err);
+    if (rc && getenv("ACCESS_DEBUG"))
+        fprintf(stderr, "conditional: %s\n", err_message(err));
+    return rc;
+}
+
+static int64_t version_of(const char *type, const char *id)
+{
+    store_version_t v;
+    err_t err = ERR_INIT;
+    status_t rc = repo_read(conn, type, id, 0, &arena, &v, &err);
+    err_release(&err);
+    return rc == ERR_OK ? v.version : rc == ERR_GONE ? -1 : 0;
+}
+
+static void test_conditional(void **state)
+{
+    (void)state;
+    repo_caller_t doc = staff("doc", &user_all);
+    repo_cond_t c;
+    err_t err = ERR_INIT;
+    const char *mine = arena_printf(&arena, WOBS, "", "p1");
+    /* If-None-Exist: o2 is not a match for doc, so code=X matches o1 alone (not 412) */
+    assert_int_equal(cond_as(&doc, REPO_CREATE, "code=X", mine, false, &c, &err), ERR_OK);
+    assert_true(c.matched);
+    assert_string_equal(c.write->result.id, "o1");
+    assert_int_equal(cond_as(&doc, REPO_CREATE, "_id=o2", mine, false, &c, &err), ERR_OK);
+    assert_false(c.matched);
+    assert_true(c.write->created);
+    assert_string_not_equal(c.write->id, "o2");
+    assert_int_equal(cond_as(NULL, REPO_CREATE, "code=X", mine, false, &c, &err),
+                     ERR_MULTIPLE_MATCHES);
+    err_reset(&err);
+    /* conditional update: the invisible o2 is not updated; a new resource is created */
+    assert_int_equal(cond_as(&doc, REPO_UPDATE, "_id=o2", mine, false, &c, &err), ERR_OK);
+    assert_true(c.write->created);
+    assert_string_not_equal(c.write->id, "o2");
+    assert_int_equal(version_of("Observation", "o2"), 1);
+    /* conditional delete: only what doc sees */
+    assert_int_equal(cond_as(&doc, REPO_DELETE, "_id=o2", NULL, false, &c, &err), ERR_OK);
+    assert_true(c.write->noop);
+    assert_int_equal(cond_as(&doc, REPO_DELETE, "code=X", NULL, true, &c, &err), ERR_OK);
+    assert_int_equal(c.nmatches, 1);
+    assert_int_equal(version_of("Observation", "o1"), -1);
+    assert_int_equal(version_of("Observation", "o2"), 1);
+    /* a patient's If-None-Exist does not find another's; their scopes must allow searching */
+    repo_caller_t p2 = patient("p2", &patient_all);
+    assert_int_equal(cond_as(&p2, REPO_DELETE, "code=X", NULL, true, &c, &err), ERR_OK);
+    assert_int_equal(version_of("Observation", "o2"), -1);
+    repo_caller_t ro = patient("p1", &patient_obs_read);
+    assert_int_equal(cond_as(&ro, REPO_DELETE, "code=X", NULL, false, &c, &err), ERR_FORBIDDEN);
+    err_reset(&err);
+    /* a caller's conditional write whose access was not worked out is refused */
+    repo_write_t w;
+    assert_int_equal(repo_prepare_delete(&w, "Observation", "", 0, &arena, &err), ERR_OK);
+    c = (repo_cond_t){.write = &w};
+    assert_int_equal(repo_condition_parse(&c.condition, fhir_resource_type_find("Observation", 11),
+                                          "code=X", 6, conn, &arena, &err),
+                     ERR_OK);
+    w.caller = &doc;
+    assert_int_equal(store_run(store, repo_cond_txn, &c, &err), ERR_INTERNAL);
+    err_reset(&err);
+    /* in a Bundle too: a conditional PUT does not reach o2 (restored by the server) */
+    put("Observation", "o2", arena_printf(&arena, OBS, "o2", "p2"));
+    repo_bundle_t b;
+    assert_int_equal(
+        bundle_as(&doc, "transaction",
+                  "[{\"request\":{\"method\":\"PUT\",\"url\":\"Observation?_id=o2\"},"
+                  "\"resource\":{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{"
+                  "\"text\":\"c\"},\"subject\":{\"reference\":\"Patient/p1\"}}},"
+                  "{\"request\":{\"method\":\"DELETE\",\"url\":\"Observation?subject=Patient/"
+                  "p2\"}}]",
+                  &b, &err),
+        ERR_OK);
+    assert_true(b.entries[0].write.created);
+    assert_string_not_equal(b.entries[0].write.id, "o2");
+    assert_true(b.entries[1].write.noop);
+    repo_bundle_release(&b);
+    assert_true(version_of("Observation", "o2") > 0);
+    err_release(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -381,6 +665,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scopes_narrow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_emergency_access, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conditional, setup, teardown),
     };
     return test_run_on_drivers("repo/access", both, TEST_COUNT(both), NULL, 0, NULL, 0);
 }
