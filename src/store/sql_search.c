@@ -445,6 +445,7 @@ typedef struct {
     const sql_dialect_t *d;
     buf_t *sql;
     int first;
+    unsigned used; /* the lists the condition names (bit per vis_list_t) */
 } fixed_vis_t;
 
 static void fixed_vis_add(vis_writer_t *w, const char *sql)
@@ -455,6 +456,7 @@ static void fixed_vis_add(vis_writer_t *w, const char *sql)
 static void fixed_vis_list(vis_writer_t *w, vis_list_t which)
 {
     fixed_vis_t *v = w->ctx;
+    v->used |= 1u << which;
     if (v->d->kind == SQL_POSTGRES)
         buf_addf(v->sql, "SELECT jsonb_array_elements_text($%d::jsonb)", v->first + (int)which);
     else
@@ -467,7 +469,14 @@ void sql__visible(const sql_dialect_t *d, const store_visibility_t *v, const cha
     fixed_vis_t f = {.d = d, .sql = sql, .first = first};
     f.w = (vis_writer_t){.add = fixed_vis_add, .list = fixed_vis_list, .ctx = &f};
     vis_lists(arena, v, binds);
+    buf_addch(sql, '(');
     vis_condition(&f.w, v, alias);
+    buf_addch(sql, ')');
+    /* PostgreSQL refuses a placeholder it cannot type, and the caller binds them all: the
+       lists the condition leaves out are named where the planner folds them away */
+    for (int i = 0; d->kind == SQL_POSTGRES && i < SQL_VISIBLE_BINDS; i++)
+        if (!(f.used & (1u << i)))
+            buf_addf(sql, " AND ($%d::jsonb IS NULL OR true)", first + i);
 }
 
 /* The function that finds a substring's position (1-based, 0 when it is not there), up to its
