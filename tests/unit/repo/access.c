@@ -416,18 +416,25 @@ static void test_batch(void **state)
     assert_int_equal(
         bundle_as(
             &doc, "batch",
-            "[" POST_OBS("p1") "," POST_OBS("p2") "," GET("Observation/o1") "," GET("Observation/"
-                                                                                    "o2") "," GET(
-                "Observation?code=X&_total=accurate") "," GET("Patient/p1/Observation") ","
-                                                                                        "{\"request"
-                                                                                        "\":{"
-                                                                                        "\"method\""
-                                                                                        ":\"DELETE"
-                                                                                        "\","
-                                                                                        "\"url\":"
-                                                                                        "\"Observat"
-                                                                                        "ion/"
-                                                                                        "o2\"}}]",
+            "[" POST_OBS("p1") "," POST_OBS("p2") "," GET("Observation/o1") "," GET(
+                "Observation/"
+                "o2") "," GET("Observation?code=X&_total=accurate") "," GET("Patient/p1/"
+                                                                            "Observation") ","
+                                                                                           "{\"requ"
+                                                                                           "est"
+                                                                                           "\":{"
+                                                                                           "\"metho"
+                                                                                           "d\""
+                                                                                           ":\"DELE"
+                                                                                           "TE"
+                                                                                           "\","
+                                                                                           "\"url\""
+                                                                                           ":"
+                                                                                           "\"Obser"
+                                                                                           "vat"
+                                                                                           "ion/"
+                                                                                           "o2\"}}"
+                                                                                           "]",
             &b, &err),
         ERR_OK);
     assert_int_equal(b.entries[0].rc, ERR_OK);
@@ -656,6 +663,123 @@ static void test_conditional(void **state)
     err_release(&err);
 }
 
+/* One page of a search as caller (cursor NULL: the first), its matches as in search(). */
+static const char *page_of(const repo_caller_t *caller, const char *type, const char *query,
+                           const char *cursor, store_search_result_t *out)
+{
+    url_pair_t *pairs;
+    size_t n = url_query_split(&arena, query, strlen(query), &pairs);
+    repo_search_t s = {.type = fhir_resource_type_find(type, strlen(type)),
+                       .pairs = pairs,
+                       .npairs = n,
+                       .now_us = clock_now_us(),
+                       .page = cursor,
+                       .caller = caller};
+    fhir_search_plan_t *plan;
+    err_t err = ERR_INIT;
+    if (repo_search(conn, &s, &arena, &plan, out, &err))
+        fail_msg("search %s?%s: %s", type, query, err_message(&err));
+    err_release(&err);
+    buf_t b = BUF_INIT;
+    for (size_t i = 0; i < out->nmatch; i++)
+        buf_addf(&b, "%s%s", i ? " " : "", out->entries[i].version.id);
+    const char *text = arena_strndup(&arena, b.ptr ? b.ptr : "", b.len);
+    buf_release(&b);
+    return text;
+}
+
+static void test_paging_and_iterate(void **state)
+{
+    (void)state;
+    repo_caller_t doc = staff("doc", &user_all);
+    put("Patient", "p3", "{\"resourceType\":\"Patient\",\"id\":\"p3\"}");
+    put("CareTeam", "ct3",
+        "{\"resourceType\":\"CareTeam\",\"id\":\"ct3\",\"status\":\"active\",\"subject\":{"
+        "\"reference\":\"Patient/p3\"},\"participant\":[{\"member\":{\"reference\":"
+        "\"Practitioner/doc\"}}]}");
+    /* 18 more: visible ones (p1, p3) interleaved with p2's */
+    const char *owners[] = {"p1", "p2", "p3"};
+    buf_t expected = BUF_INIT;
+    buf_addstr(&expected, " o1 ");
+    for (int i = 0; i < 18; i++) {
+        const char *id = arena_printf(&arena, "x%02d", i);
+        put("Observation", id, arena_printf(&arena, OBS, id, owners[i % 3]));
+        if (i % 3 != 1)
+            buf_addf(&expected, "%s ", id);
+    }
+    /* a staff member pages through their patients' Observations only: 13 of 20 */
+    for (int sorted = 0; sorted < 2; sorted++) {
+        const char *query = sorted ? "code=X&_count=4&_total=accurate&_sort=-_lastUpdated"
+                                   : "code=X&_count=4&_total=accurate";
+        store_search_result_t r;
+        const char *cursor = NULL, *first = NULL, *second_previous = NULL;
+        buf_t seen = BUF_INIT;
+        size_t pages = 0, matches = 0;
+        buf_addch(&seen, ' ');
+        do {
+            const char *ids = page_of(&doc, "Observation", query, cursor, &r);
+            assert_int_equal(r.total, 13);
+            assert_true(r.nmatch <= 4);
+            if (!first)
+                first = ids;
+            else if (!second_previous)
+                second_previous = r.previous;
+            for (size_t i = 0; i < r.nmatch; i++) {
+                const char *id = r.entries[i].version.id;
+                /* each once, and each theirs */
+                assert_null(strstr(seen.ptr, arena_printf(&arena, " %s ", id)));
+                assert_non_null(strstr(expected.ptr, arena_printf(&arena, " %s ", id)));
+                buf_addf(&seen, "%s ", id);
+            }
+            matches += r.nmatch;
+            pages++;
+            cursor = r.next;
+        } while (cursor);
+        assert_int_equal(matches, 13);
+        assert_int_equal(pages, 4);
+        /* the second page's previous link leads back to the first page */
+        assert_non_null(second_previous);
+        assert_string_equal(page_of(&doc, "Observation", query, second_previous, &r), first);
+        buf_release(&seen);
+    }
+    buf_release(&expected);
+    /* a patient pages through their own: 7 (o1 and six of the new ones) */
+    repo_caller_t p1 = patient("p1", &patient_all);
+    store_search_result_t r;
+    page_of(&p1, "Observation", "code=X&_count=5&_total=accurate", NULL, &r);
+    assert_int_equal(r.total, 7);
+    assert_int_equal(r.nmatch, 5);
+    assert_non_null(r.next);
+    page_of(&p1, "Observation", "code=X&_count=5&_total=accurate", r.next, &r);
+    assert_int_equal(r.nmatch, 2);
+    assert_null(r.next);
+
+    /* :iterate reaches nothing invisible: o1 has a member of p2's, and p2's o2 and p1's m1
+       have o1 as a member */
+#define MEMBER                                                                                 \
+    "{\"resourceType\":\"Observation\",\"id\":\"%s\",\"status\":\"final\",\"code\":{\"text\":" \
+    "\"g\"},\"subject\":{\"reference\":\"Patient/%s\"},\"hasMember\":[{\"reference\":"         \
+    "\"Observation/%s\"}]}"
+    put("Observation", "o1", arena_printf(&arena, MEMBER, "o1", "p1", "x01"));
+    put("Observation", "o2", arena_printf(&arena, MEMBER, "o2", "p2", "o1"));
+    put("Observation", "m1", arena_printf(&arena, MEMBER, "m1", "p1", "o1"));
+    const char *q =
+        "_id=p1&_revinclude=Observation:subject&_include:iterate=Observation:has-member";
+    const char *all = search(NULL, "Patient", q, NULL);
+    assert_non_null(strstr(all, "+Observation/x01"));
+    const char *mine = search(&doc, "Patient", q, NULL);
+    assert_non_null(strstr(mine, "+Observation/o1"));
+    assert_null(strstr(mine, "x01"));
+    q = "_id=p1&_revinclude=Observation:subject&_revinclude:iterate=Observation:has-member";
+    all = search(NULL, "Patient", q, NULL);
+    assert_non_null(strstr(all, "+Observation/o2"));
+    mine = search(&doc, "Patient", q, NULL);
+    assert_non_null(strstr(mine, "+Observation/m1"));
+    assert_null(strstr(mine, "Observation/o2"));
+    q = "_id=o1&_revinclude:iterate=Observation:has-member";
+    assert_string_equal(search(&doc, "Observation", q, NULL), "Observation/o1 +Observation/m1");
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -668,6 +792,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conditional, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paging_and_iterate, setup, teardown),
     };
     return test_run_on_drivers("repo/access", both, TEST_COUNT(both), NULL, 0, NULL, 0);
 }
