@@ -7,7 +7,8 @@
  *
  *   make bench-access && build/bench/access
  *
- * BENCH_SECONDS (default 1) is how long each search is repeated.
+ * BENCH_SECONDS (default 1) is how long each search is repeated; BENCH_KEEP=1 keeps the
+ * database (its path is printed) for EXPLAIN QUERY PLAN in the sqlite3 shell.
  */
 #include <stdio.h>
 #include <stdlib.h>
