@@ -43,7 +43,7 @@ FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Isrc $(PKG_CFLAGS) -pth
 FHIRPATH_SUITE := $(BUILD)/tests/fhir/fhirpath_suite
 
 .PHONY: all clean check run unit layers format-check fuzz fhirpath-suite bench-fhirpath \
-        bench-search bench-outbox bench-population
+        bench-search bench-outbox bench-population bench-access
 all: $(BUILD)/concerto
 
 $(BUILD)/obj/%.o: src/%.c
@@ -80,6 +80,12 @@ $(BUILD)/bench/fhirpath: bench/fhirpath.c $(LIB)
 # Writes with and without index rows, and searches of each kind against a read by id.
 bench-search: $(BUILD)/bench/search
 $(BUILD)/bench/search: bench/search.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# What the access policy's filter costs a search (no caller, a service, a staff member).
+bench-access: $(BUILD)/bench/access
+$(BUILD)/bench/access: bench/access.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 

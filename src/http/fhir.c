@@ -439,7 +439,8 @@ static void handle_read(ctx_t *ctx, const char *type, const char *id, int64_t ve
 {
     store_version_t v;
     err_t err = ERR_INIT;
-    status_t rc = repo_read(ctx->thread->conn, type, id, version, ctx->arena, &v, &err);
+    status_t rc =
+        repo_read_as(ctx->thread->conn, ctx->caller, type, id, version, ctx->arena, &v, NULL, &err);
     if (rc == ERR_GONE)
         set_version_headers(ctx, &v);
     if (rc) {
@@ -606,13 +607,9 @@ static void handle_history(ctx_t *ctx, const char *type, const char *id)
     }
     store_history_t h;
     err_t err = ERR_INIT;
+    /* _count=0: only the total */
     status_t rc =
-        q.count ? store_history(ctx->thread->search_conn, &q, ctx->arena, &h, &err) : ERR_OK;
-    if (!q.count) {
-        /* _count=0: only the total */
-        memset(&h, 0, sizeof(h));
-        h.total = -1;
-    }
+        repo_history(ctx->thread->search_conn, ctx->caller, &q, ctx->arena, &h, NULL, &err);
     if (rc) {
         send_error(ctx, &err);
         err_release(&err);
@@ -851,10 +848,6 @@ static void submit_write(pending_t *pending)
         h2o_mem_alloc_shared(&pending->req->pool, sizeof(pending_cell_t), pending_dispose);
     pending->cell->pending = pending;
     pending->thread->pending++;
-    /* set after preparing, which fills the structs in; a write by a caller adds its audit
-       row in its own transaction (repo.h) */
-    pending->write.caller = pending->ctx.caller;
-    pending->bundle.caller = pending->ctx.caller;
     if (pending->is_bundle)
         store_submit(pending->thread->server->store, repo_bundle_txn, &pending->bundle,
                      on_write_done, pending);
@@ -866,9 +859,19 @@ static void submit_write(pending_t *pending)
                      pending);
 }
 
-/* Submits a prepared write, or answers with the error that preparing it gave (rc). */
+/* Submits a prepared write, or answers with the error that preparing it gave (rc). The
+ * write is the caller's (set after preparing, which fills the structs in): the access policy
+ * works out here, on this thread, which patients it may write for, and checks it in the
+ * transaction, where a write by a caller also adds its audit row (repo.h). */
 static void submit_prepared(ctx_t *ctx, pending_t *pending, status_t rc, err_t *err)
 {
+    if (!rc) {
+        pending->write.caller = pending->ctx.caller;
+        if (pending->is_cond)
+            rc = repo_cond_prepare_access(ctx->thread->conn, &pending->cond, err);
+        else
+            rc = repo_access_prepare_write(ctx->thread->conn, &pending->write, err);
+    }
     if (rc) {
         send_error(ctx, err);
         err_release(err);
@@ -888,6 +891,7 @@ static void handle_bundle(ctx_t *ctx)
         return;
     pending_t *pending = pending_new(ctx);
     pending->is_bundle = true;
+    pending->bundle.caller = pending->ctx.caller; /* kept by prepare, which checks the entries */
     err_t err = ERR_INIT;
     if (repo_bundle_prepare(&pending->bundle, ctx->req->entity.base, ctx->req->entity.len,
                             pending->ctx.base, ctx->thread->server->config.multiple_delete,

@@ -35,6 +35,8 @@ const char *repo_status_text(int status)
     case 201: return "201 Created";
     case 204: return "204 No Content";
     case 400: return "400 Bad Request";
+    case 401: return "401 Unauthorized";
+    case 403: return "403 Forbidden";
     case 404: return "404 Not Found";
     case 405: return "405 Method Not Allowed";
     case 409: return "409 Conflict";
@@ -109,7 +111,8 @@ static status_t plan_search(repo_bundle_t *bundle, repo_entry_t *e, const path_t
                             const char *query, size_t len, err_t *err)
 {
     arena_t *arena = bundle->arena;
-    repo_search_t search = {.now_us = clock_now_us(), .base = bundle->base};
+    repo_search_t search = {
+        .now_us = clock_now_us(), .base = bundle->base, .caller = bundle->caller, .note = &e->note};
     status_t rc;
     const fhir_type_t *type = NULL, *compartment = NULL;
     if (path->n >= 1 && (rc = resource_type(path->parts[0], path->lens[0], &type, err)))
@@ -206,7 +209,11 @@ static status_t classify(repo_bundle_t *bundle, repo_entry_t *e, const json_t *e
             e->version = v;
         }
         e->kind = REPO_ENTRY_READ;
-        return ERR_OK;
+        if (bundle->caller && !bundle->conn)
+            return err_set(err, ERR_INTERNAL, NULL, "a caller's Bundle needs a connection");
+        /* a read of the caller's: scopes now, what they may see in the transaction */
+        return repo_access_visibility(bundle->conn, bundle->caller, e->type, SCOPE_R, NULL, NULL,
+                                      arena, &e->access, err);
     }
     if (get) {
         if (path.n == 0 || path.n == 1 || path.n == 3)
@@ -376,6 +383,12 @@ static void reference(refs_t *r, json_t *value)
             err_add(&e->err, err.issues[i].code, err.issues[i].severity, NULL,
                     "the conditional reference \"%s\": %s", ref, err.issues[i].message);
         r->rc = e->err.code;
+    } else if (repo_condition_restrict(&l->condition, r->bundle->conn, r->bundle->caller,
+                                       r->bundle->base, r->bundle->arena, &err)) {
+        for (size_t i = 0; i < err.nissues; i++)
+            err_add(&e->err, err.issues[i].code, err.issues[i].severity, NULL,
+                    "the conditional reference \"%s\": %s", ref, err.issues[i].message);
+        r->rc = e->err.code;
     }
     err_release(&err);
     e->conditional_refs = true;
@@ -487,6 +500,19 @@ static status_t prepare_write(repo_bundle_t *bundle, repo_entry_t *e, json_t *en
     return repo_prepare_resource(&e->write, REPO_UPDATE, resource, e->id, if_match, arena, err);
 }
 
+/* A write entry of the caller's: checked as theirs in the transaction, its criteria
+ * restricted to what they may see. */
+static status_t prepare_access(repo_bundle_t *bundle, repo_entry_t *e, err_t *err)
+{
+    repo_write_t *w = &e->write;
+    w->caller = bundle->caller;
+    if (w->caller && !bundle->conn)
+        return err_set(err, ERR_INTERNAL, NULL, "a caller's Bundle needs a connection");
+    if (e->cond)
+        return repo_cond_prepare_access(bundle->conn, e->cond, err);
+    return repo_access_prepare_write(bundle->conn, w, err);
+}
+
 /* Moves the issues of src into dst with "entry N (METHOD url): " before each message. */
 static void name_entry(err_t *dst, const repo_entry_t *e, err_t *src)
 {
@@ -503,7 +529,9 @@ static void name_entry(err_t *dst, const repo_entry_t *e, err_t *src)
 status_t repo_bundle_prepare(repo_bundle_t *bundle, const char *body, size_t len, const char *base,
                              bool multiple_delete, store_conn_t *conn, arena_t *arena, err_t *err)
 {
+    const repo_caller_t *caller = bundle->caller;
     memset(bundle, 0, sizeof(*bundle));
+    bundle->caller = caller;
     bundle->conn = conn;
     bundle->arena = arena;
     bundle->base = base;
@@ -602,7 +630,10 @@ status_t repo_bundle_prepare(repo_bundle_t *bundle, const char *body, size_t len
                             "request.ifMatch must be an ETag such as W/\"3\"");
         else
             e->rc = prepare_write(bundle, e, entry, new_ids[i], if_match, &e->err);
+        if (!e->rc)
+            e->rc = prepare_access(bundle, e, &e->err);
     }
+    bundle->access_for = caller;
     for (size_t i = 0; i < n; i++) {
         repo_entry_t *e = &bundle->entries[i];
         e->prepared = e->rc == ERR_OK;
@@ -713,6 +744,9 @@ static status_t run_entry(store_txn_t *txn, void *arg, err_t *err)
     switch (e->kind) {
     case REPO_ENTRY_SEARCH: return store_txn_search(txn, &e->query, bundle->arena, &e->found, err);
     case REPO_ENTRY_READ:
+        if (bundle->caller)
+            return repo__access_read_txn(txn, bundle->caller, e->access, e->type, e->id, e->version,
+                                         bundle->arena, &e->read, &e->note, err);
         rc = store_txn_read(txn, e->type, e->id, e->version, bundle->arena, &e->read, err);
         if (!rc && e->read.deleted)
             rc = err_set(err, ERR_GONE, NULL, "%s/%s is deleted", e->type, e->id);
@@ -824,6 +858,10 @@ static status_t run_transaction(store_txn_t *txn, repo_bundle_t *bundle, err_t *
 status_t repo_bundle_txn(store_txn_t *txn, void *arg, err_t *err)
 {
     repo_bundle_t *bundle = arg;
+    if (bundle->caller != bundle->access_for)
+        return err_set(err, ERR_INTERNAL, NULL,
+                       "the access of the Bundle's entries was not worked out (the caller was "
+                       "set after repo_bundle_prepare)");
     for (size_t i = 0; i < bundle->nentries; i++)
         bundle->entries[i].write.arena = bundle->arena;
     if (bundle->transaction)

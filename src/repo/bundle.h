@@ -45,6 +45,8 @@ typedef struct {
     repo_write_t write; /* REPO_ENTRY_WRITE */
     repo_cond_t *cond;  /* a conditional create, update or delete (its write is `write`) */
     store_version_t read;
+    const store_visibility_t *access; /* REPO_ENTRY_READ for a caller: what they may read */
+    repo_access_note_t note;          /* a read or search: emergency access used */
     /* REPO_ENTRY_SEARCH: planned by prepare, the page found by the transaction */
     fhir_search_plan_t *plan;
     store_search_t query;
@@ -66,11 +68,13 @@ typedef struct {
     repo_entry_t *entries;
     size_t nentries;
     arena_t *arena;
-    const char *base;            /* the server's base url (searches, absolute references) */
-    bool multiple_delete;        /* a conditional delete may delete several resources */
-    store_conn_t *conn;          /* during repo_bundle_prepare only: reads terminology */
-    size_t failed;               /* a transaction: the entry that failed it */
-    const repo_caller_t *caller; /* who sends it (access.h); NULL: the server itself */
+    const char *base;                /* the server's base url (searches, absolute references) */
+    bool multiple_delete;            /* a conditional delete may delete several resources */
+    store_conn_t *conn;              /* during repo_bundle_prepare only: reads terminology */
+    size_t failed;                   /* a transaction: the entry that failed it */
+    const repo_caller_t *caller;     /* who sends it (access.h); NULL: the server itself. Set
+                                        before repo_bundle_prepare, which keeps it */
+    const repo_caller_t *access_for; /* the caller prepare checked the entries for */
 } repo_bundle_t;
 
 /*
@@ -81,6 +85,13 @@ typedef struct {
  * returned; in a batch, an entry's own problem is kept in that entry and prepare succeeds.
  * conn (borrowed, used during prepare only; may be NULL) reads the terminology that token
  * :in, :not-in, :above and :below in searches and conditions need.
+ * With bundle->caller set (before the call), every entry is checked as the same request on
+ * its own would be (access.h, docs/security.md): the scopes here (ERR_FORBIDDEN), the caller's
+ * patients worked out on conn (required then) for each write, read and search, and the
+ * criteria of conditional entries and conditional references restricted to what the caller
+ * may see; repo_bundle_txn then checks each write in the transaction, each read against the
+ * caller's visibility (403 or 404 as repo_read_as answers) and runs each search with it. A
+ * denial fails a transaction whole (naming the entry) and answers a batch's entry alone.
  * Everything lives in arena.
  */
 status_t repo_bundle_prepare(repo_bundle_t *bundle, const char *body, size_t len, const char *base,

@@ -97,13 +97,27 @@ status_t repo_condition_parse(repo_condition_t *cond, const fhir_type_t *type, c
     return ERR_OK;
 }
 
+status_t repo_condition_restrict(repo_condition_t *cond, store_conn_t *conn,
+                                 const repo_caller_t *caller, const char *base, arena_t *arena,
+                                 err_t *err)
+{
+    cond->visibility = NULL;
+    if (!caller)
+        return ERR_OK;
+    if (!conn)
+        return err_set(err, ERR_INTERNAL, NULL,
+                       "the criteria of a caller's conditional request need a connection");
+    return repo_access_visibility(conn, caller, cond->type->name, SCOPE_S, base, NULL, arena,
+                                  &cond->visibility, err);
+}
+
 status_t repo_condition_find(store_txn_t *txn, const repo_condition_t *cond, const char *base,
                              size_t limit, arena_t *arena, store_version_t **out, size_t *out_n,
                              bool *out_more, err_t *err)
 {
     fhir_search_plan_t *plan = cond->plan;
     plan->count = (uint32_t)(limit + 1);
-    store_search_t query = {.plan = plan, .base = base};
+    store_search_t query = {.plan = plan, .base = base, .visibility = cond->visibility};
     store_search_result_t result;
     status_t rc = store_txn_search(txn, &query, arena, &result, err);
     if (rc)
@@ -161,6 +175,18 @@ status_t repo_prepare_cond_update(repo_write_t *write, const char *type, const c
     return rc;
 }
 
+status_t repo_cond_prepare_access(store_conn_t *conn, repo_cond_t *c, err_t *err)
+{
+    repo_write_t *w = c->write;
+    c->access_ready = true;
+    if (!w->caller)
+        return ERR_OK;
+    status_t rc = repo_condition_restrict(&c->condition, conn, w->caller, c->base, w->arena, err);
+    if (!rc)
+        rc = repo_access_prepare_write(conn, w, err);
+    return rc;
+}
+
 static status_t several(const repo_cond_t *c, err_t *err)
 {
     const repo_write_t *w = c->write;
@@ -187,6 +213,10 @@ status_t repo_cond_resolve(store_txn_t *txn, repo_cond_t *c, err_t *err)
     c->matched = false;
     c->deletes = NULL;
     c->ndeletes = 0;
+    if (w->caller && !c->access_ready)
+        return err_set(err, ERR_INTERNAL, NULL,
+                       "the access of the conditional %s of %s was not worked out",
+                       w->action == REPO_DELETE ? "delete" : "write", w->type);
     status_t rc =
         repo_condition_find(txn, &c->condition, c->base, limit, w->arena, &found, &n, &more, err);
     if (rc)
@@ -249,8 +279,14 @@ status_t repo_cond_resolve(store_txn_t *txn, repo_cond_t *c, err_t *err)
                            c->condition.text, n, c->condition.type->name);
         c->deletes = arena_zalloc(w->arena, n * sizeof(*c->deletes));
         c->ndeletes = n;
-        for (size_t i = 0; i < n; i++)
-            repo_prepare_delete(&c->deletes[i], w->type, found[i].id, 0, w->arena, err);
+        for (size_t i = 0; i < n; i++) {
+            repo_write_t *d = &c->deletes[i];
+            repo_prepare_delete(d, w->type, found[i].id, 0, w->arena, err);
+            /* each deletion is checked as the caller's */
+            d->caller = w->caller;
+            d->access = w->access;
+            d->access_ready = w->access_ready;
+        }
         return ERR_OK;
     case REPO_PATCH: break;
     }

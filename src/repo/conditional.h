@@ -35,6 +35,8 @@ typedef struct {
     const fhir_type_t *type;
     const char *text; /* the criteria as given ("identifier=http://x|1"), for messages */
     fhir_search_plan_t *plan;
+    /* what the matches are taken from (repo_condition_restrict); NULL: every resource */
+    const store_visibility_t *visibility;
 } repo_condition_t;
 
 /*
@@ -51,9 +53,20 @@ status_t repo_condition_parse(repo_condition_t *cond, const fhir_type_t *type, c
                               size_t len, store_conn_t *conn, arena_t *arena, err_t *err);
 
 /*
- * The matches of cond inside txn, seeing what the transaction wrote: at most `limit` current
- * versions in the order resources were created, *out_more set when there are more. base is
- * the server's base url (absolute references under it are local), or NULL.
+ * Restricts the matches of cond to what `caller` may see (access.h; NULL: nothing to do): the
+ * criteria are a search, so the caller's scopes must allow searching the type (ERR_FORBIDDEN,
+ * naming the scope), and a resource outside the caller's visibility never matches. On the
+ * caller's thread (conn works out the caller's patients); strings in arena.
+ */
+status_t repo_condition_restrict(repo_condition_t *cond, store_conn_t *conn,
+                                 const repo_caller_t *caller, const char *base, arena_t *arena,
+                                 err_t *err);
+
+/*
+ * The matches of cond inside txn (only visible ones when cond was restricted), seeing what the
+ * transaction wrote: at most `limit` current versions in the order resources were created,
+ * *out_more set when there are more. base is the server's base url (absolute references under it
+ * are local), or NULL.
  */
 status_t repo_condition_find(store_txn_t *txn, const repo_condition_t *cond, const char *base,
                              size_t limit, arena_t *arena, store_version_t **out, size_t *out_n,
@@ -65,9 +78,10 @@ typedef struct {
     repo_write_t *write; /* prepared: REPO_CREATE (If-None-Exist), REPO_UPDATE (see
                             repo_prepare_cond_update) or REPO_DELETE (id NULL) */
     repo_condition_t condition;
-    const char *base; /* the server's base url, or NULL */
-    bool body_id;     /* REPO_UPDATE: the body carried an id (write->id is it) */
-    bool multiple;    /* REPO_DELETE: several matches are all deleted, else 412 */
+    const char *base;  /* the server's base url, or NULL */
+    bool body_id;      /* REPO_UPDATE: the body carried an id (write->id is it) */
+    bool multiple;     /* REPO_DELETE: several matches are all deleted, else 412 */
+    bool access_ready; /* repo_cond_prepare_access ran (needed when write->caller is set) */
 
     /* outputs of repo_cond_resolve */
     size_t nmatches;
@@ -90,6 +104,15 @@ status_t repo_prepare_cond_update_resource(repo_write_t *write, json_t *resource
                                            arena_t *arena, bool *out_body_id, err_t *err);
 
 /*
+ * For a conditional write made for write->caller (NULL: nothing to do), after the write is
+ * prepared and before it is committed, on the caller's thread: the criteria restricted to what
+ * the caller may see (repo_condition_restrict) and the write's access worked out
+ * (repo_access_prepare_write). A conditional write of a caller without it is refused
+ * (ERR_INTERNAL) rather than run unchecked. ERR_FORBIDDEN when the scopes do not allow it.
+ */
+status_t repo_cond_prepare_access(store_conn_t *conn, repo_cond_t *cond, err_t *err);
+
+/*
  * Runs the search of a conditional write inside txn and decides what it does (no writes):
  *   create: no match: create; one: the match is the answer, nothing is written; several: 412.
  *   update: no match: create, with the body's id (409 when a resource that does not match has
@@ -97,7 +120,9 @@ status_t repo_prepare_cond_update_resource(repo_write_t *write, json_t *resource
  *           400); several: 412.
  *   delete: no match: nothing (write->noop); one: delete it; several: delete them all when
  *           `multiple` (at most REPO_CONDITIONAL_MAX_DELETE; If-Match then is 412), else 412.
- * Errors: ERR_MULTIPLE_MATCHES, ERR_INVALID, ERR_CONFLICT, storage errors.
+ * Resources the caller may not see are not matches: they are neither updated, deleted nor
+ * returned. Each write is checked against the caller as a single one is (repo_write_txn).
+ * Errors: ERR_MULTIPLE_MATCHES, ERR_INVALID, ERR_CONFLICT, ERR_FORBIDDEN, storage errors.
  */
 status_t repo_cond_resolve(store_txn_t *txn, repo_cond_t *cond, err_t *err);
 /* Performs what repo_cond_resolve decided (repo_write_txn for each write; If-Match holds). */

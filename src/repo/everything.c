@@ -73,6 +73,8 @@ status_t repo_everything(store_conn_t *conn, const repo_everything_t *query, are
         if ((rc = repo_read(conn, "Patient", query->patient_id, 0, arena, &patient, err)))
             return rc;
     }
+    if (query->caller && (rc = repo__access_everything(conn, query, arena, &q.visibility, err)))
+        return rc;
     /* every (type, parameter) pair that makes a resource a member */
     size_t cap = 0;
     for (size_t i = 0; i < fhir_resource_type_count; i++) {

@@ -338,6 +338,13 @@ status_t repo_prepare_delete(repo_write_t *write, const char *type, const char *
     return ERR_OK;
 }
 
+/* A CareTeam or PractitionerRole changed: who reaches which patients may have too. */
+static void invalidate_access(void *arg)
+{
+    (void)arg;
+    repo_access_invalidate();
+}
+
 status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
 {
     repo_write_t *w = arg;
@@ -379,6 +386,10 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
         method = "DELETE";
         break;
     }
+    if (w->caller && (rc = repo__access_write(txn, w, &current, err)))
+        return rc;
+    if (strcmp(w->type, "CareTeam") == 0 || strcmp(w->type, "PractitionerRole") == 0)
+        store_txn_on_commit(txn, invalidate_access, NULL);
     int64_t version = current.version + 1;
     const char *time_text = store_txn_time_text(txn);
     char *json = NULL;
@@ -440,6 +451,16 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
 
 status_t repo_commit(store_t *store, repo_write_t *write, err_t *err)
 {
+    if (write->caller && !write->access_ready) {
+        store_conn_t *conn;
+        status_t rc = store_connect(store, &conn, err);
+        if (rc)
+            return rc;
+        rc = repo_access_prepare_write(conn, write, err);
+        store_disconnect(conn);
+        if (rc)
+            return rc;
+    }
     return store_run(store, repo_write_txn, write, err);
 }
 

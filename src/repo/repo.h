@@ -41,8 +41,14 @@ typedef struct {
     arena_t *arena;
     const repo_caller_t *caller; /* who writes (access.h); NULL: the server itself */
 
+    /* the patients the caller may write for (repo_access_prepare_write; without it the
+       commit works them out on a connection of its own) */
+    const store_visibility_t *access;
+    bool access_ready;
+
     /* outputs */
-    bool created;           /* a new resource (201) rather than a new version (200) */
+    const char *emergency_patient; /* emergency access reached this Patient (id), else NULL */
+    bool created;                  /* a new resource (201) rather than a new version (200) */
     bool noop;              /* delete of something absent or already deleted: nothing written */
     store_version_t result; /* the stored version (json NULL for a delete) */
 } repo_write_t;
@@ -108,6 +114,11 @@ void repo_write_set_id(repo_write_t *write, const char *id);
  */
 status_t repo_write_refresh(repo_write_t *write, json_t *resource, err_t *err);
 
+/* The access policy's check of a write inside its transaction (access.c): ERR_FORBIDDEN
+ * when write->caller may not make it. */
+status_t repo__access_write(store_txn_t *txn, repo_write_t *write, const store_current_t *current,
+                            err_t *err);
+
 /* The store transaction that performs a prepared write (arg is the repo_write_t). */
 status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err);
 
@@ -121,6 +132,38 @@ status_t repo_commit(store_t *store, repo_write_t *write, err_t *err);
 status_t repo_read(store_conn_t *conn, const char *type, const char *id, int64_t version,
                    arena_t *arena, store_version_t *out, err_t *err);
 
+/*
+ * repo_read for a caller (access.h; NULL: unrestricted): the scopes must allow reading the
+ * type (ERR_FORBIDDEN), and the resource must be visible to the caller, else
+ * repo_access_denied's error; with emergency access the patient of the resource is reached
+ * and a Flag raised (note->emergency_patient says so; note may be NULL).
+ */
+status_t repo_read_as(store_conn_t *conn, const repo_caller_t *caller, const char *type,
+                      const char *id, int64_t version, arena_t *arena, store_version_t *out,
+                      repo_access_note_t *note, err_t *err);
+
+/*
+ * repo_read_as inside a transaction (a Bundle's read entry): v is the caller's visibility for
+ * reading type, worked out beforehand (repo_access_visibility with SCOPE_R; the scopes are
+ * checked then; NULL: nothing hidden); an emergency access raises its Flag inside txn.
+ */
+status_t repo__access_read_txn(store_txn_t *txn, const repo_caller_t *caller,
+                               const store_visibility_t *v, const char *type, const char *id,
+                               int64_t version, arena_t *arena, store_version_t *out,
+                               repo_access_note_t *note, err_t *err);
+
+/*
+ * History for a caller: an instance's is checked like a read (of its current version), a
+ * type's and the system's hold only versions of resources the caller may see (totals too).
+ */
+status_t repo_history(store_conn_t *conn, const repo_caller_t *caller,
+                      const store_history_query_t *query, arena_t *arena, store_history_t *out,
+                      repo_access_note_t *note, err_t *err);
+
+/* Works out which patients write->caller may write for (before repo_commit, on a connection of
+ * the caller's thread). */
+status_t repo_access_prepare_write(store_conn_t *conn, repo_write_t *write, err_t *err);
+
 /* A search: GET [type]?..., POST [type]/_search, GET ?_type=... or GET Patient/123/[type]. */
 typedef struct {
     const fhir_type_t *type;         /* NULL: a search of every type (_type picks some) */
@@ -133,6 +176,7 @@ typedef struct {
     const char *compartment_type; /* a compartment search: "Patient" ... or NULL */
     const char *compartment_id;
     const repo_caller_t *caller; /* who searches (access.h); NULL: the server itself */
+    repo_access_note_t *note;    /* output (may be NULL): emergency access used */
 } repo_search_t;
 
 /*
@@ -157,6 +201,12 @@ status_t repo_search(store_conn_t *conn, const repo_search_t *search, arena_t *a
 status_t repo_search_plan(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
                           fhir_search_plan_t **out_plan, store_search_t *out_query, err_t *err);
 
+/* The visibility of a planned search for its caller (access.c): scopes checked on every type
+ * searched (ERR_FORBIDDEN), emergency access applied. *out NULL: nothing hidden. */
+status_t repo__access_search(store_conn_t *conn, const repo_search_t *search,
+                             const fhir_search_plan_t *plan, arena_t *arena,
+                             const store_visibility_t **out, err_t *err);
+
 /* Patient/[id]/$everything and Patient/$everything. */
 typedef struct {
     const char *patient_id;      /* NULL: every patient's (type-level) */
@@ -165,7 +215,13 @@ typedef struct {
     const char *count;           /* _count as given, or NULL: FHIR_SEARCH_DEFAULT_COUNT */
     const char *page;            /* the cursor of a next link, or NULL */
     const repo_caller_t *caller; /* who asks (access.h); NULL: the server itself */
+    repo_access_note_t *note;    /* output (may be NULL): emergency access used */
 } repo_everything_t;
+
+/* The same for $everything: an instance's patient must be in the caller's reach (else like a
+ * read), a type-level one holds the visible patients' records only. */
+status_t repo__access_everything(store_conn_t *conn, const repo_everything_t *query, arena_t *arena,
+                                 const store_visibility_t **out, err_t *err);
 
 /* Types of the resources that Patient compartment members refer to which $everything
  * includes: Practitioner, PractitionerRole, Organization, Location, Medication, Device,

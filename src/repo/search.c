@@ -129,6 +129,9 @@ static status_t plan_search(store_conn_t *conn, const repo_search_t *search, are
     }
     if ((rc = screen(conn, plan, search->strict, arena, err)))
         return rc;
+    if (search->caller &&
+        (rc = repo__access_search(conn, search, plan, arena, &query.visibility, err)))
+        return rc;
     query.plan = plan;
     *out_plan = plan;
     *out_query = query;

@@ -31,6 +31,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "store/pg_int.h"
+#include "store/sql_search.h"
 #include "store/sql_text.h"
 
 struct pg_db {
@@ -924,17 +925,32 @@ static status_t pg_history(void *opaque, const store_history_query_t *q, arena_t
         pg__int(&p, q->since_us);
         WHERE_ADD(" AND updated_us >= $%d", ++n);
     }
+    const char *visible = "";
+    if (q->visibility) {
+        /* the version's resource is visible */
+        const char *binds[SQL_VISIBLE_BINDS];
+        buf_t b = BUF_INIT;
+        buf_addstr(&b, " AND EXISTS (SELECT 1 FROM resource a WHERE a.type = "
+                       "resource_version.type AND a.id = resource_version.id AND ");
+        sql__visible(&sql__postgres, q->visibility, "a", n + 1, arena, &b, binds);
+        buf_addch(&b, ')');
+        visible = arena_strndup(arena, b.ptr, b.len);
+        buf_release(&b);
+        for (int i = 0; i < SQL_VISIBLE_BINDS; i++)
+            pg__text(&p, binds[i]);
+        n += SQL_VISIBLE_BINDS;
+    }
     int nfilter = n;
     bool newer = q->after_seq > 0;
     pg__int(&p, newer ? q->after_seq : q->before_seq);
     WHERE_ADD(newer ? " AND seq > $%d" : " AND seq < $%d", ++n);
 #undef WHERE_ADD
     pg__int(&p, (int64_t)q->count + 1);
-    char sql[768];
-    snprintf(sql, sizeof(sql),
-             "SELECT type, id, version, seq, updated_us, last_updated, method, status, deleted, "
-             "json FROM resource_version WHERE true%s ORDER BY seq %s LIMIT $%d",
-             where, newer ? "ASC" : "DESC", n + 1);
+    const char *sql = arena_printf(
+        arena,
+        "SELECT type, id, version, seq, updated_us, last_updated, method, status, deleted, "
+        "json FROM resource_version WHERE true%s%s ORDER BY seq %s LIMIT $%d",
+        visible, where, newer ? "ASC" : "DESC", n + 1);
     PGresult *res;
     status_t rc = pg__run_sql(conn, sql, &p, &res, err);
     if (rc)
@@ -969,7 +985,8 @@ static status_t pg_history(void *opaque, const store_history_query_t *q, arena_t
         char *cut = strstr(where, newer ? " AND seq >" : " AND seq <");
         if (cut)
             *cut = 0;
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM resource_version WHERE true%s", where);
+        sql = arena_printf(arena, "SELECT count(*) FROM resource_version WHERE true%s%s", visible,
+                           where);
         p.n = nfilter;
         if ((rc = pg__run_sql(conn, sql, &p, &res, err)))
             return rc;

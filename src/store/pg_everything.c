@@ -11,6 +11,7 @@
 
 #include "base/buf.h"
 #include "store/pg_int.h"
+#include "store/sql_search.h"
 
 /* The same columns as a search entry, on resource a and its version v. */
 static const char entry_columns[] =
@@ -38,8 +39,9 @@ static const char entry_columns[] =
 static const char one_sql[] =
     "WITH " PAIRS ", member(rid) AS ("
     "  SELECT x.rid FROM p JOIN ix_reference x ON x.type = p.t AND x.param = p.c"
-    "   WHERE x.target_id = $8 AND x.target_type = $2"
-    "  UNION SELECT rid FROM resource WHERE type = $2 AND id = $8),"
+    "   WHERE x.target_id IN (SELECT jsonb_array_elements_text($8::jsonb)) AND x.target_type = $2"
+    "  UNION SELECT rid FROM resource WHERE type = $2"
+    "   AND id IN (SELECT jsonb_array_elements_text($8::jsonb))),"
     " referenced(rid) AS ("
     "  SELECT b.rid FROM ix_reference y JOIN resource b ON b.type = y.target_type"
     "   AND b.id = y.target_id"
@@ -48,7 +50,7 @@ static const char one_sql[] =
     " SELECT a.rid, (a.rid NOT IN (SELECT rid FROM member))::int, %s"
     " FROM resource a JOIN resource_version v ON v.seq = a.seq"
     " WHERE a.rid IN (SELECT rid FROM member UNION SELECT rid FROM referenced)"
-    "  AND a.rid > $4 AND a.deleted = 0 AND a.updated_us >= $5" TYPES_FILTER
+    "  AND a.rid > $4 AND a.deleted = 0 AND a.updated_us >= $5" TYPES_FILTER "%s"
     " ORDER BY a.rid LIMIT $7";
 
 static const char all_sql[] = "WITH " PAIRS " SELECT a.rid, (NOT (a.type = $2 OR " MEMBER_OF_ANY(
@@ -76,7 +78,20 @@ status_t pg__everything(void *opaque, const store_everything_t *query, arena_t *
     if (rc)
         return rc;
     const char *pairs_text = store__everything_members(query, arena);
-    const char *sql = arena_printf(arena, query->id ? one_sql : all_sql, entry_columns);
+    const store_visibility_t *vis = query->visibility;
+    bool one = query->id || vis;
+    const char *vbinds[SQL_VISIBLE_BINDS];
+    const char *visible = "";
+    if (vis) {
+        /* one_sql over the visible patients' compartments, each resource visible ($9 on) */
+        buf_t b = BUF_INIT;
+        buf_addstr(&b, " AND ");
+        sql__visible(&sql__postgres, vis, "a", 9, arena, &b, vbinds);
+        visible = arena_strndup(arena, b.ptr, b.len);
+        buf_release(&b);
+    }
+    const char *sql = one ? arena_printf(arena, one_sql, entry_columns, visible)
+                          : arena_printf(arena, all_sql, entry_columns);
     uint32_t count = query->count ? query->count : 1;
     pg_params_t p = {0};
     pg__text(&p, pairs_text);
@@ -87,7 +102,11 @@ status_t pg__everything(void *opaque, const store_everything_t *query, arena_t *
     pg__text(&p, query->ntypes ? store__json_list(arena, query->types, query->ntypes) : NULL);
     pg__int(&p, (int64_t)count + 1);
     if (query->id)
-        pg__text(&p, query->id);
+        pg__text(&p, store__json_list(arena, &query->id, 1));
+    else if (vis)
+        pg__text(&p, store__json_list(arena, vis->patients, vis->npatients));
+    for (int i = 0; vis && i < SQL_VISIBLE_BINDS; i++)
+        pg__text(&p, vbinds[i]);
     PGresult *res;
     if ((rc = pg__run_sql(conn, sql, &p, &res, err)))
         return rc;

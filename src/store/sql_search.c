@@ -12,6 +12,7 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,295 @@ static void q_text_list(q_t *q, const char *json)
     q_add(q, "SELECT value FROM json_each(");
     q_text(q, json);
     q_add(q, ")");
+}
+
+/* ---- visibility (store_visibility_t) ------------------------------------------------- */
+
+/* The lists a visibility condition reads, as JSON arrays of strings. */
+typedef enum {
+    VIS_TYPES,    /* the types the caller may read */
+    VIS_OPEN,     /* types visible whole */
+    VIS_PATIENTS, /* the visible Patients */
+    VIS_LINKED,   /* the patient-linked types, Patient among them */
+    VIS_PAIRS,    /* "Type param" of each (type, reference parameter) pair that links */
+    VIS_URLS,     /* the absolute urls of the visible Patients under the base */
+    VIS_NLISTS,
+} vis_list_t;
+
+static const char *json_strings(arena_t *arena, const char *const *items, size_t n,
+                                const char *prefix, const char *const *seconds)
+{
+    buf_t b = BUF_INIT;
+    buf_addch(&b, '[');
+    for (size_t i = 0; i < n; i++) {
+        buf_addstr(&b, i ? ",\"" : "\"");
+        if (prefix)
+            buf_add_json_escaped(&b, prefix, strlen(prefix));
+        buf_add_json_escaped(&b, items[i], strlen(items[i]));
+        if (seconds) {
+            buf_addch(&b, ' ');
+            buf_add_json_escaped(&b, seconds[i], strlen(seconds[i]));
+        }
+        buf_addch(&b, '"');
+    }
+    buf_addch(&b, ']');
+    const char *out = arena_strndup(arena, b.ptr, b.len);
+    buf_release(&b);
+    return out;
+}
+
+static void vis_lists(arena_t *arena, const store_visibility_t *v, const char *out[VIS_NLISTS])
+{
+    out[VIS_TYPES] = json_strings(arena, v->types, v->ntypes, NULL, NULL);
+    out[VIS_OPEN] = json_strings(arena, v->open_types, v->nopen_types, NULL, NULL);
+    out[VIS_PATIENTS] = json_strings(arena, v->patients, v->npatients, NULL, NULL);
+    const char **linked = arena_alloc(arena, (v->nmembers + 1) * sizeof(*linked));
+    size_t nlinked = 0;
+    linked[nlinked++] = "Patient";
+    for (size_t i = 0; i < v->nmembers; i++) {
+        size_t k = 0;
+        while (k < nlinked && strcmp(linked[k], v->member_types[i]) != 0)
+            k++;
+        if (k == nlinked)
+            linked[nlinked++] = v->member_types[i];
+    }
+    out[VIS_LINKED] = json_strings(arena, linked, nlinked, NULL, NULL);
+    out[VIS_PAIRS] = json_strings(arena, v->member_types, v->nmembers, NULL, v->member_params);
+    out[VIS_URLS] = v->base && *v->base
+                        ? json_strings(arena, v->patients, v->npatients,
+                                       arena_printf(arena, "%s/Patient/", v->base), NULL)
+                        : "[]";
+}
+
+/* Where a visibility condition is written: a search's statement (binds as it goes) or a
+ * driver's fixed statement (numbered placeholders). */
+typedef struct vis_writer {
+    void (*add)(struct vis_writer *w, const char *sql);
+    void (*list)(struct vis_writer *w, vis_list_t which); /* the list's values, as rows */
+    void *ctx;
+} vis_writer_t;
+
+static void vis_addf(vis_writer_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void vis_addf(vis_writer_t *w, const char *fmt, ...)
+{
+    char text[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    w->add(w, text);
+}
+
+/* `vx.type || ' ' || vx.param IN (pairs)`: the reference row vx links its resource. */
+static void vis_linking_row(vis_writer_t *w)
+{
+    w->add(w, "(vx.type || ' ' || vx.param) IN (");
+    w->list(w, VIS_PAIRS);
+    w->add(w, ")");
+}
+
+/*
+ * The condition that the resource row `alias` (rid, type, id, deleted of `resource`) is
+ * visible, as store_visibility_t says. The references are read by the resource's key (the
+ * (rid, ...) index of ix_reference).
+ */
+static void vis_condition(vis_writer_t *w, const store_visibility_t *v, const char *alias)
+{
+    w->add(w, "(");
+    if (v->types_limited) {
+        vis_addf(w, "%s.type IN (", alias);
+        w->list(w, VIS_TYPES);
+        w->add(w, ") AND ");
+    }
+    vis_addf(w, "(%s.type NOT IN (", alias);
+    w->list(w, VIS_LINKED);
+    w->add(w, ")");
+    if (v->nopen_types) {
+        vis_addf(w, " OR %s.type IN (", alias);
+        w->list(w, VIS_OPEN);
+        w->add(w, ")");
+    }
+    vis_addf(w, " OR (%s.type = 'Patient' AND %s.id IN (", alias, alias);
+    w->list(w, VIS_PATIENTS);
+    vis_addf(w, ")) OR EXISTS (SELECT 1 FROM ix_reference vx WHERE vx.rid = %s.rid AND ", alias);
+    vis_linking_row(w);
+    w->add(w, " AND ((vx.target_type = 'Patient' AND vx.target_id IN (");
+    w->list(w, VIS_PATIENTS);
+    w->add(w, ")) OR vx.url IN (");
+    w->list(w, VIS_URLS);
+    w->add(w, ")))");
+    if (v->unlinked) {
+        /* no reference that links names a Patient, by type, by url or by identifier only */
+        vis_addf(w,
+                 " OR (%s.deleted = 0 AND %s.type <> 'Patient' AND NOT EXISTS (SELECT 1 FROM "
+                 "ix_reference vx WHERE vx.rid = %s.rid AND ",
+                 alias, alias, alias);
+        vis_linking_row(w);
+        w->add(w, " AND (vx.target_type = 'Patient' OR (vx.target_type IS NULL AND (vx.url IS "
+                  "NULL OR vx.url LIKE '%Patient/%')))))");
+    }
+    w->add(w, "))");
+}
+
+/* Writing into a search statement: every list is a bound JSON array. */
+typedef struct {
+    vis_writer_t w;
+    q_t *q;
+    const char *lists[VIS_NLISTS];
+} q_vis_t;
+
+static void q_vis_add(vis_writer_t *w, const char *sql)
+{
+    q_add(((q_vis_t *)w->ctx)->q, sql);
+}
+
+static void q_vis_list(vis_writer_t *w, vis_list_t which)
+{
+    q_vis_t *v = w->ctx;
+    q_text_list(v->q, v->lists[which]);
+}
+
+static void q_vis_init(q_vis_t *v, q_t *q)
+{
+    v->q = q;
+    v->w = (vis_writer_t){.add = q_vis_add, .list = q_vis_list, .ctx = v};
+    vis_lists(q->arena, q->query->visibility, v->lists);
+}
+
+/* ` AND <resource `alias` is visible>`, when the search has a visibility. */
+static void q_visible(q_t *q, const char *alias)
+{
+    if (!q->query->visibility)
+        return;
+    q_vis_t v;
+    q_vis_init(&v, q);
+    q_add(q, " AND ");
+    vis_condition(&v.w, q->query->visibility, alias);
+}
+
+/* ` AND <the resource of key `rid` is visible>`. */
+static void q_visible_rid(q_t *q, const char *rid)
+{
+    if (!q->query->visibility)
+        return;
+    q_addf(q, " AND EXISTS (SELECT 1 FROM resource w WHERE w.rid = %s", rid);
+    q_visible(q, "w");
+    q_add(q, ")");
+}
+
+static bool vis_has(const store_visibility_t *v, const char *const *list, size_t n,
+                    const char *type)
+{
+    (void)v;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], type) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * The visibility of branch `type`'s resources `a`: for a patient-linked type, non-correlated
+ * (`a.rid IN` the references of its linking parameters to the visible Patients), so that the
+ * database can start from the few visible Patients' resources; nothing for a type visible
+ * whole or shared.
+ */
+static void q_visible_branch(q_t *q, const fhir_type_t *type)
+{
+    const store_visibility_t *v = q->query->visibility;
+    if (!v)
+        return;
+    if (!type) {
+        q_visible(q, "a");
+        return;
+    }
+    const char *name = type->name;
+    if (v->types_limited && !vis_has(v, v->types, v->ntypes, name)) {
+        q_add(q, " AND ");
+        q_false(q);
+        return;
+    }
+    if (vis_has(v, v->open_types, v->nopen_types, name))
+        return;
+    q_vis_t vis;
+    q_vis_init(&vis, q);
+    if (strcmp(name, "Patient") == 0) {
+        q_add(q, " AND a.id IN (");
+        q_text_list(q, vis.lists[VIS_PATIENTS]);
+        q_add(q, ")");
+        return;
+    }
+    const char **params = arena_alloc(q->arena, (v->nmembers + 1) * sizeof(*params));
+    size_t nparams = 0;
+    for (size_t i = 0; i < v->nmembers; i++)
+        if (strcmp(v->member_types[i], name) == 0)
+            params[nparams++] = v->member_params[i];
+    if (!nparams)
+        return; /* shared */
+    const char *plist = json_strings(q->arena, params, nparams, NULL, NULL);
+    q_add(q, " AND (a.rid IN (SELECT rid FROM ix_reference WHERE type = ");
+    q_text(q, name);
+    q_add(q, " AND param IN (");
+    q_text_list(q, plist);
+    q_add(q, ") AND target_id IN (");
+    q_text_list(q, vis.lists[VIS_PATIENTS]);
+    q_add(q, ") AND target_type = 'Patient'");
+    if (v->base && *v->base && v->npatients) {
+        q_add(q, " UNION ALL SELECT rid FROM ix_reference WHERE type = ");
+        q_text(q, name);
+        q_add(q, " AND param IN (");
+        q_text_list(q, plist);
+        q_add(q, ") AND url IN (");
+        q_text_list(q, vis.lists[VIS_URLS]);
+        q_add(q, ")");
+    }
+    q_add(q, ")");
+    if (v->unlinked) {
+        q_add(q, " OR NOT EXISTS (SELECT 1 FROM ix_reference vx WHERE vx.rid = a.rid AND ");
+        vis_linking_row(&vis.w);
+        q_add(q, " AND (vx.target_type = 'Patient' OR (vx.target_type IS NULL AND (vx.url IS "
+                 "NULL OR vx.url LIKE '%Patient/%'))))");
+    }
+    q_add(q, ")");
+}
+
+/* Writing into a driver's statement with numbered placeholders. */
+typedef struct {
+    vis_writer_t w;
+    const sql_dialect_t *d;
+    buf_t *sql;
+    int first;
+    unsigned used; /* the lists the condition names (bit per vis_list_t) */
+} fixed_vis_t;
+
+static void fixed_vis_add(vis_writer_t *w, const char *sql)
+{
+    buf_addstr(((fixed_vis_t *)w->ctx)->sql, sql);
+}
+
+static void fixed_vis_list(vis_writer_t *w, vis_list_t which)
+{
+    fixed_vis_t *v = w->ctx;
+    v->used |= 1u << which;
+    if (v->d->kind == SQL_POSTGRES)
+        buf_addf(v->sql, "SELECT jsonb_array_elements_text($%d::jsonb)", v->first + (int)which);
+    else
+        buf_addf(v->sql, "SELECT value FROM json_each(?%d)", v->first + (int)which);
+}
+
+void sql__visible(const sql_dialect_t *d, const store_visibility_t *v, const char *alias, int first,
+                  arena_t *arena, buf_t *sql, const char *binds[SQL_VISIBLE_BINDS])
+{
+    fixed_vis_t f = {.d = d, .sql = sql, .first = first};
+    f.w = (vis_writer_t){.add = fixed_vis_add, .list = fixed_vis_list, .ctx = &f};
+    vis_lists(arena, v, binds);
+    buf_addch(sql, '(');
+    vis_condition(&f.w, v, alias);
+    buf_addch(sql, ')');
+    /* PostgreSQL refuses a placeholder it cannot type, and the caller binds them all: the
+       lists the condition leaves out are named where the planner folds them away */
+    for (int i = 0; d->kind == SQL_POSTGRES && i < SQL_VISIBLE_BINDS; i++)
+        if (!(f.used & (1u << i)))
+            buf_addf(sql, " AND ($%d::jsonb IS NULL OR true)", first + i);
 }
 
 /* The function that finds a substring's position (1-based, 0 when it is not there), up to its
@@ -1208,7 +1498,9 @@ static void q_chain_absolute(q_t *q, const fhir_search_clause_t *clause,
     q_text(q, arena_printf(q->arena, "%s/%s/", base, next->type->name));
     q_addf(q, " || %s.id FROM resource %s WHERE %s.type = ", t, t, t);
     q_text(q, next->type->name);
-    q_addf(q, " AND %s.deleted = 0 AND ", t);
+    q_addf(q, " AND %s.deleted = 0", t);
+    q_visible(q, t);
+    q_add(q, " AND ");
     q->in_contained = false;
     q_clause(q, next, t);
     q->in_contained = contained;
@@ -1268,7 +1560,9 @@ static void q_chain(q_t *q, const fhir_search_clause_t *clause, const char *alia
         q_text(q, target);
         q_addf(q, " AND target_id IN (SELECT %s.id FROM resource %s WHERE %s.type = ", t, t, t);
         q_text(q, target);
-        q_addf(q, " AND %s.deleted = 0 AND ", t);
+        q_addf(q, " AND %s.deleted = 0", t);
+        q_visible(q, t);
+        q_add(q, " AND ");
         q->in_contained = false;
         q_clause(q, &clause->next[i], t);
         q->in_contained = contained;
@@ -1314,7 +1608,9 @@ static void q_has(q_t *q, const fhir_search_clause_t *clause, const char *alias)
            "resource %s WHERE %s.type = ",
            t, s, s, s);
     q_text(q, source);
-    q_addf(q, " AND %s.deleted = 0 AND ", s);
+    q_addf(q, " AND %s.deleted = 0", s);
+    q_visible(q, s);
+    q_add(q, " AND ");
     q->in_contained = false;
     q_clause(q, &clause->next[0], s);
     q->in_contained = contained;
@@ -1351,7 +1647,9 @@ static void q_has_absolute(q_t *q, const fhir_search_clause_t *clause, const cha
            ") END FROM ix_reference WHERE rid IN (SELECT %s.rid FROM resource %s WHERE %s.type = ",
            s, s, s);
     q_text(q, source);
-    q_addf(q, " AND %s.deleted = 0 AND ", s);
+    q_addf(q, " AND %s.deleted = 0", s);
+    q_visible(q, s);
+    q_add(q, " AND ");
     q->in_contained = false;
     q_clause(q, &clause->next[0], s);
     q->in_contained = contained;
@@ -1400,6 +1698,7 @@ static void q_has_probe(q_t *q, const fhir_search_clause_t *clause, const char *
     q_text(q, clause->next[0].type->name);
     q_add(q, " AND ");
     q_param_probe(q, &clause->next[0], h);
+    q_visible_rid(q, arena_printf(q->arena, "%s.rid", h));
     q_add(q, ")");
     if (q->query->base && *q->query->base) {
         /* or by an absolute url under this server's base (the (type, param, url) index) */
@@ -1412,6 +1711,7 @@ static void q_has_probe(q_t *q, const fhir_search_clause_t *clause, const char *
         q_text(q, arena_printf(q->arena, "%s/%s/", q->query->base, clause->type->name));
         q_addf(q, " || %s.id AND ", alias);
         q_param_probe(q, &clause->next[0], h);
+        q_visible_rid(q, arena_printf(q->arena, "%s.rid", h));
         q_add(q, ")");
     }
     q_add(q, ")");
@@ -1435,7 +1735,9 @@ static void q_list(q_t *q, const fhir_search_clause_t *clause, const char *alias
         const char *id = clause->values[i].as.reference.id;
         q_text(q, id ? id : clause->values[i].text);
     }
-    q_add(q, "))");
+    q_add(q, ")");
+    q_visible(q, l);
+    q_add(q, ")");
 }
 
 static void q_clause(q_t *q, const fhir_search_clause_t *clause, const char *alias)
@@ -1766,6 +2068,7 @@ static void q_branch_where(q_t *q, size_t b)
     }
     if (query->compartment_type && query->compartment_id)
         q_compartment(q, branch);
+    q_visible_branch(q, branch->type);
 }
 
 /* The sort keys k1.. of branch b (k0 is the caller's). */
@@ -1817,6 +2120,7 @@ static void q_contained_where(q_t *q, size_t b)
     if (query->compartment_type && query->compartment_id)
         q_compartment(q, branch);
     q->in_contained = false;
+    q_visible_rid(q, "a.container");
 }
 
 /*
@@ -2255,7 +2559,15 @@ static status_t run_includes(const sql_driver_t *driver, const store_search_t *q
                 continue;
             q_t q;
             q_init(&q, driver->dialect, query, arena);
-            q_include(&q, inc, from);
+            if (query->visibility) {
+                /* only what the caller may see is included, or reached by :iterate */
+                q_add(&q, "SELECT w.rid FROM resource w WHERE w.rid IN (");
+                q_include(&q, inc, from);
+                q_add(&q, ")");
+                q_visible(&q, "w");
+            } else {
+                q_include(&q, inc, from);
+            }
             /* no more rows than can be kept: those already seen, what is left below the cap,
              * and one to tell that the cap was reached (PostgreSQL's client would read every
              * row of the statement before the first is looked at) */

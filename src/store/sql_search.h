@@ -76,6 +76,15 @@ typedef struct sql_driver {
 status_t sql__search(const sql_driver_t *driver, const store_search_t *query, arena_t *arena,
                      store_search_result_t *out, err_t *err);
 
+/*
+ * The condition that the row `alias` of `resource` is visible as v says (store.h), for a
+ * driver's own statement: placeholders numbered from `first` (?N or $N::jsonb), whose values
+ * (JSON arrays of strings) are binds[0..SQL_VISIBLE_BINDS), in arena.
+ */
+#define SQL_VISIBLE_BINDS 6
+void sql__visible(const sql_dialect_t *d, const store_visibility_t *v, const char *alias, int first,
+                  arena_t *arena, buf_t *sql, const char *binds[SQL_VISIBLE_BINDS]);
+
 /* The page query of a search (its first page) in a dialect, for EXPLAIN in tests. */
 void sql__search_page(const sql_dialect_t *dialect, const store_search_t *query, arena_t *arena,
                       sql_stmt_t *out);

@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "store/sqlite_int.h"
+#include "store/sql_search.h"
 #include "store/sql_text.h"
 
 typedef struct {
@@ -623,20 +624,46 @@ static status_t sqlite_read(void *opaque, const char *type, const char *id, int6
     return status;
 }
 
+/* ` AND the version's resource is visible` (?7 on), and its binds. */
+static const char *history_visible(const store_history_query_t *q, arena_t *arena,
+                                   const char *binds[SQL_VISIBLE_BINDS])
+{
+    if (!q->visibility)
+        return "";
+    buf_t b = BUF_INIT;
+    buf_addstr(&b, " AND EXISTS (SELECT 1 FROM resource a WHERE a.type = resource_version.type "
+                   "AND a.id = resource_version.id AND ");
+    sql__visible(&sql__sqlite, q->visibility, "a", 7, arena, &b, binds);
+    buf_addch(&b, ')');
+    const char *out = arena_strndup(arena, b.ptr, b.len);
+    buf_release(&b);
+    return out;
+}
+
+static void history_bind_visible(sqlite3_stmt *stmt, const store_history_query_t *q,
+                                 const char *const binds[SQL_VISIBLE_BINDS])
+{
+    if (!q->visibility)
+        return;
+    for (int i = 0; i < SQL_VISIBLE_BINDS; i++)
+        sqlite3_bind_text(stmt, 7 + i, binds[i], -1, SQLITE_STATIC);
+}
+
 static status_t sqlite_history(void *opaque, const store_history_query_t *q, arena_t *arena,
                                store_history_t *out, err_t *err)
 {
     sqlite_conn_t *conn = opaque;
     /* The WHERE clause is assembled from fixed fragments; every value is a bound parameter. */
-    char sql[768];
+    const char *vbinds[SQL_VISIBLE_BINDS];
+    const char *visible = history_visible(q, arena, vbinds);
     bool newer = q->after_seq > 0;
-    snprintf(
-        sql, sizeof(sql),
+    const char *sql = arena_printf(
+        arena,
         "SELECT type, id, version, seq, updated_us, last_updated, method, status, deleted, json "
-        "FROM resource_version WHERE 1=1%s%s%s%s ORDER BY seq %s LIMIT ?6",
+        "FROM resource_version WHERE 1=1%s%s%s%s%s ORDER BY seq %s LIMIT ?6",
         q->type ? " AND type = ?1" : "", q->id ? " AND id = ?2" : "",
         q->since_us != INT64_MIN ? " AND updated_us >= ?3" : "",
-        newer ? " AND seq > ?5" : " AND seq < ?4", newer ? "ASC" : "DESC");
+        newer ? " AND seq > ?5" : " AND seq < ?4", visible, newer ? "ASC" : "DESC");
     sqlite3_stmt *stmt;
     int rc = sqlite3_prepare_v2(conn->handle, sql, -1, &stmt, NULL);
     if (rc != SQLITE_OK)
@@ -650,6 +677,7 @@ static status_t sqlite_history(void *opaque, const store_history_query_t *q, are
     sqlite3_bind_int64(stmt, 4, q->before_seq);
     sqlite3_bind_int64(stmt, 5, q->after_seq);
     sqlite3_bind_int64(stmt, 6, (sqlite3_int64)q->count + 1);
+    history_bind_visible(stmt, q, vbinds);
 
     out->versions = arena_alloc(arena, (q->count + 1) * sizeof(store_version_t));
     out->n = 0;
@@ -685,9 +713,9 @@ static status_t sqlite_history(void *opaque, const store_history_query_t *q, are
         out->more_newer = q->before_seq != INT64_MAX;
     }
     if (q->want_total) {
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM resource_version WHERE 1=1%s%s%s",
-                 q->type ? " AND type = ?1" : "", q->id ? " AND id = ?2" : "",
-                 q->since_us != INT64_MIN ? " AND updated_us >= ?3" : "");
+        sql = arena_printf(arena, "SELECT count(*) FROM resource_version WHERE 1=1%s%s%s%s",
+                           q->type ? " AND type = ?1" : "", q->id ? " AND id = ?2" : "",
+                           q->since_us != INT64_MIN ? " AND updated_us >= ?3" : "", visible);
         rc = sqlite3_prepare_v2(conn->handle, sql, -1, &stmt, NULL);
         if (rc != SQLITE_OK)
             return sqlite__fail(conn->handle, rc, err, "history count");
@@ -697,6 +725,7 @@ static status_t sqlite_history(void *opaque, const store_history_query_t *q, are
             sqlite3_bind_text(stmt, 2, q->id, -1, SQLITE_STATIC);
         if (q->since_us != INT64_MIN)
             sqlite3_bind_int64(stmt, 3, q->since_us);
+        history_bind_visible(stmt, q, vbinds);
         rc = sqlite3_step(stmt);
         if (rc == SQLITE_ROW)
             out->total = sqlite3_column_int64(stmt, 0);

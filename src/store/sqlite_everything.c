@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "store/sql_search.h"
 #include "store/sqlite_int.h"
 
 /* The same columns as a search entry (sqlite_search.c), on resource a and its version v. */
@@ -38,7 +39,9 @@ static void read_entry(sqlite3_stmt *stmt, int first, arena_t *arena, store_vers
 /*
  * Parameters: ?1 the member pairs [[type, param], ...], ?2 the id, ?3 the compartment type,
  * ?4 the referenced types, ?5 the cursor's rid, ?6 since, ?7 the _type list or NULL,
- * ?8 count + 1.
+ * ?8 count + 1, ?9 on the visibility's (store.h; one_sql only). ?2 is a JSON array of ids: one
+ * compartment's, or the visible patients' when the caller's visibility restricts a search of
+ * every compartment.
  */
 #define PAIRS "p(t, c) AS (SELECT value ->> 0, value ->> 1 FROM json_each(?1))"
 
@@ -51,8 +54,8 @@ static const char one_sql[] =
     "WITH " PAIRS ","
     " member(rid) AS ("
     "  SELECT x.rid FROM p JOIN ix_reference x ON x.type = p.t AND x.param = p.c"
-    "   WHERE x.target_id = ?2 AND x.target_type = ?3"
-    "  UNION SELECT rid FROM resource WHERE type = ?3 AND id = ?2),"
+    "   WHERE x.target_id IN (SELECT value FROM json_each(?2)) AND x.target_type = ?3"
+    "  UNION SELECT rid FROM resource WHERE type = ?3 AND id IN (SELECT value FROM json_each(?2))),"
     " referenced(rid) AS ("
     "  SELECT b.rid FROM ix_reference y JOIN resource b ON b.type = y.target_type"
     "   AND b.id = y.target_id"
@@ -62,7 +65,7 @@ static const char one_sql[] =
     " FROM resource a JOIN resource_version v ON v.seq = a.seq"
     " WHERE a.rid IN (SELECT rid FROM member UNION SELECT rid FROM referenced)"
     "  AND a.rid > ?5 AND a.deleted = 0 AND a.updated_us >= ?6"
-    "  AND (?7 IS NULL OR a.type IN (SELECT value FROM json_each(?7)))"
+    "  AND (?7 IS NULL OR a.type IN (SELECT value FROM json_each(?7)))%s"
     " ORDER BY a.rid LIMIT ?8";
 
 static const char all_sql[] = "WITH " PAIRS " SELECT a.rid, NOT (a.type = ?3 OR " MEMBER_OF_ANY(
@@ -91,13 +94,30 @@ status_t sqlite__everything(void *opaque, const store_everything_t *query, arena
     if (rc)
         return rc;
     const char *pairs_text = store__everything_members(query, arena);
-    const char *sql = arena_printf(arena, query->id ? one_sql : all_sql, entry_columns);
+    const store_visibility_t *vis = query->visibility;
+    bool one = query->id || vis;
+    const char *vbinds[SQL_VISIBLE_BINDS];
+    const char *visible = "";
+    if (vis) {
+        buf_t b = BUF_INIT;
+        buf_addstr(&b, " AND ");
+        sql__visible(&sql__sqlite, vis, "a", 9, arena, &b, vbinds);
+        visible = arena_strndup(arena, b.ptr, b.len);
+        buf_release(&b);
+    }
+    const char *sql = one ? arena_printf(arena, one_sql, entry_columns, visible)
+                          : arena_printf(arena, all_sql, entry_columns);
     sqlite3_stmt *stmt;
     if ((rc = sqlite__prepare_cached(conn, sql, &stmt, err)))
         return rc;
     sqlite3_bind_text(stmt, 1, pairs_text, -1, SQLITE_STATIC);
     if (query->id)
-        sqlite3_bind_text(stmt, 2, query->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, store__json_list(arena, &query->id, 1), -1, SQLITE_STATIC);
+    else if (vis)
+        sqlite3_bind_text(stmt, 2, store__json_list(arena, vis->patients, vis->npatients), -1,
+                          SQLITE_STATIC);
+    for (int i = 0; vis && i < SQL_VISIBLE_BINDS; i++)
+        sqlite3_bind_text(stmt, 9 + i, vbinds[i], -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 3, query->compartment_type, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 4, store__json_list(arena, query->referenced, query->nreferenced), -1,
                       SQLITE_STATIC);

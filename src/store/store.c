@@ -194,6 +194,11 @@ const char *store_driver_name(const store_t *store)
     return store->driver->name;
 }
 
+store_t *store_conn_store(store_conn_t *conn)
+{
+    return conn->store;
+}
+
 status_t store_connect(store_t *store, store_conn_t **out, err_t *err)
 {
     void *conn;

@@ -81,6 +81,8 @@ void store_disconnect(store_conn_t *conn);
  * the time is not an error: the connection reads from `primary` until it is back.
  */
 status_t store_connect_replica(store_conn_t *primary, store_conn_t **out, err_t *err);
+/* The store a connection belongs to (borrowed). */
+store_t *store_conn_store(store_conn_t *conn);
 /* The connection reads that must see the latest writes use: `primary` of a connection of
  * store_connect_replica, conn itself otherwise. Borrowed. */
 store_conn_t *store_conn_primary(store_conn_t *conn);
@@ -107,6 +109,36 @@ typedef struct {
 status_t store_read(store_conn_t *conn, const char *type, const char *id, int64_t version,
                     arena_t *arena, store_version_t *out, err_t *err);
 
+/*
+ * What a caller may see (the access policy of src/repo decides it; docs/security.md, "Access
+ * policy"). A search, a history or an everything given one returns only the resources it
+ * allows, in its SQL, so that pages, counts and totals hold only those:
+ *  - a resource of a type outside `types` (when types_limited) is never visible;
+ *  - a resource of a type in open_types is visible;
+ *  - a Patient is visible when its id is in `patients`;
+ *  - a resource of a patient-linked type (one of member_types) is visible when one of its
+ *    references through the parameter member_params[i] of its type names a Patient of
+ *    `patients` (by type and id, or by this server's absolute url under `base`), or, with
+ *    `unlinked`, when none of them names any Patient at all;
+ *  - a resource of any other type (shared: Practitioner, Organization, ...) is visible.
+ * Membership is read from the search index rows of the current version: a deleted resource
+ * of a patient-linked type is visible to no restricted caller (its history neither).
+ */
+typedef struct {
+    const char *const *types; /* the types the caller may read, when types_limited */
+    size_t ntypes;
+    bool types_limited;
+    const char *const *open_types; /* types visible whole */
+    size_t nopen_types;
+    const char *const *patients; /* the visible Patients (ids) */
+    size_t npatients;
+    const char *const *member_types; /* (type, reference parameter) pairs: patient-linked */
+    const char *const *member_params;
+    size_t nmembers;
+    bool unlinked;    /* a patient-linked resource that refers to no Patient is visible */
+    const char *base; /* the server's base url (absolute references to itself), or NULL */
+} store_visibility_t;
+
 typedef struct {
     const char *type;   /* NULL: every type (system history) */
     const char *id;     /* NULL: every resource of the type */
@@ -115,6 +147,9 @@ typedef struct {
     int64_t after_seq;  /* page newer than this seq (exclusive); 0: not used */
     size_t count;       /* page size */
     bool want_total;    /* also count all matching versions */
+    /* only versions of resources it makes visible (their current version decides), NULL:
+       every version */
+    const store_visibility_t *visibility;
 } store_history_query_t;
 
 typedef struct {
@@ -261,6 +296,9 @@ typedef struct {
     const char *compartment_type, *compartment_id;
     const char *const *compartment_params;
     size_t ncompartment_params;
+    /* only what it makes visible: matches, includes, the targets of chains and the sources
+       of _has, totals; NULL: everything */
+    const store_visibility_t *visibility;
 } store_search_t;
 
 typedef struct {
@@ -308,6 +346,9 @@ typedef struct {
     int64_t since_us; /* only resources last updated at or after this time; 0: all */
     uint32_t count;   /* page size, at least 1 */
     const char *page; /* the cursor of a previous result's next, or NULL: the first page */
+    /* only what it makes visible; with id NULL, the compartments of its patients only (the
+       compartment type must be Patient); NULL: everything */
+    const store_visibility_t *visibility;
 } store_everything_t;
 
 /*

@@ -213,7 +213,12 @@ def prepare(srv):
         '{"resourceType":"Practitioner","id":"p1"}\n'
         '{"resourceType":"Patient","id":"pat1","name":[{"given":["Jane"],"family":"Ames"}],'
         '"birthDate":"1950-02-03"}\n'
-        '{"resourceType":"Patient","id":"pat2","name":[{"given":["Peter"],"family":"Brook"}]}\n')
+        '{"resourceType":"Patient","id":"pat2","name":[{"given":["Peter"],"family":"Brook"}]}\n'
+        # the nurses (Practitioner p1) care for Jane Ames, not for Otto Ames
+        '{"resourceType":"Patient","id":"pat3","name":[{"given":["Otto"],"family":"Ames"}]}\n'
+        '{"resourceType":"CareTeam","id":"ct1","status":"active",'
+        '"subject":{"reference":"Patient/pat1"},'
+        '"participant":[{"member":{"reference":"Practitioner/p1"}}]}\n')
     r = run_cli("import", "--db", db, str(people))
     assert r.returncode == 0, r.stderr
     for name in ("nurse1", "nurse2", "nurse3"):
@@ -305,7 +310,9 @@ def test_staff_enrol_at_first_sign_in_then_sign_in_with_a_totp_code(login_server
     page = browser.submit(page, "/oauth2/continue")
     assert page.status == 200 and "Choose a patient" in page.text, page
     page = browser.submit(page, "/oauth2/patient", q="ames")
+    # the picker lists only the patients of the nurse's care teams
     assert "Jane Ames, born 1950-02-03" in page.text and "Brook" not in page.text
+    assert "Otto" not in page.text
     page = browser.submit(page, "/oauth2/patient", patient="pat1")
     assert page.parser.by_id["patient"].startswith("Jane Ames"), page
     page = browser.submit(page, "/oauth2/patient", patient="pat1", confirm="1")
