@@ -63,6 +63,10 @@ function init(args)
    count = tonumber(args[3] or "0")
    outfile = args[4]
    local fhir_headers = { ["Accept"] = "application/fhir+json" }
+   -- bench/run passes the access token every /fhir request needs
+   local token = os.getenv("BENCH_TOKEN")
+   local auth = token and token ~= "" and ("Bearer " .. token) or nil
+   fhir_headers["Authorization"] = auth
    if mode == "read" then
       expected_status = 200
       for _, id in ipairs(read_lines(file)) do
@@ -74,7 +78,8 @@ function init(args)
    elseif mode == "create" or mode == "load" then
       expected_status = 201
       local post_headers = { ["Accept"] = "application/fhir+json",
-                             ["Content-Type"] = "application/fhir+json" }
+                             ["Content-Type"] = "application/fhir+json",
+                             ["Authorization"] = auth }
       for _, body in ipairs(read_lines(file)) do
          if mode == "load" and count > 0 and #requests >= count then
             break
