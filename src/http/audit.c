@@ -52,8 +52,7 @@ void http__audit_entries(arena_t *arena, http_audit_patients_t *p,
     }
 }
 
-/* The peer's address as text, in arena. */
-static const char *peer_address(h2o_req_t *req, arena_t *arena)
+const char *http__peer_address(h2o_req_t *req, arena_t *arena)
 {
     if (!req || !req->conn || !req->conn->callbacks->get_peername)
         return NULL;
@@ -74,7 +73,7 @@ void http__audit(http_server_t *server, const http_audit_t *what,
     store_audit_row_t base;
     repo_audit_row(what->caller, &base);
     if (!base.source)
-        base.source = peer_address(what->req, &arena);
+        base.source = http__peer_address(what->req, &arena);
     base.time_us = clock_now_us();
     base.action = what->action;
     base.type = what->type;

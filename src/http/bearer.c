@@ -25,24 +25,6 @@ static h2o_iovec_t find_header(h2o_req_t *req, const h2o_token_t *token)
     return i < 0 ? h2o_iovec_init(NULL, 0) : req->headers.entries[i].value;
 }
 
-static const char *peer_address(h2o_req_t *req, arena_t *arena)
-{
-    struct sockaddr_storage sa;
-    if (!req->conn->callbacks->get_peername)
-        return NULL;
-    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&sa);
-    char text[INET6_ADDRSTRLEN] = "";
-    if (len == 0)
-        return NULL;
-    if (sa.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, text, sizeof(text));
-    else if (sa.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, text, sizeof(text));
-    else
-        return NULL;
-    return arena_strdup(arena, text);
-}
-
 static repo_caller_kind_t kind_of(const char *role)
 {
     if (!role)
@@ -140,7 +122,7 @@ status_t http__bearer_caller(http_thread_t *thread, h2o_req_t *req, arena_t *are
     caller->launch_patient = bearer.token.patient_id;
     caller->scopes = scopes;
     caller->emergency_reason = reason;
-    caller->source = peer_address(req, arena);
+    caller->source = http__peer_address(req, arena);
     *out = caller;
     return ERR_OK;
 }

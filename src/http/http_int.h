@@ -147,6 +147,9 @@ status_t http__audit_api(const http_audit_request_t *request, buf_t *out, err_t 
 /* The CapabilityStatement's entry of AuditEvent: read and search-type, its parameters. */
 void http__audit_capability(buf_t *out);
 
+/* The address of the request's peer as text (audit.c), in arena; NULL when unknown. */
+const char *http__peer_address(h2o_req_t *req, arena_t *arena);
+
 /* The Content-Security-Policy of a response that chooses none: an API answer loads nothing
  * and may be framed by nothing. */
 #define HTTP_CSP_API "default-src 'none'; frame-ancestors 'none'"

@@ -24,6 +24,7 @@
 #include "base/jv.h"
 #include "base/log.h"
 #include "fhir/defs.h"
+#include "auth/audit.h"
 #include "http/http_int.h"
 #include "repo/access.h"
 #include "repo/repo.h"
@@ -147,15 +148,6 @@ static void percent_encode(buf_t *out, const char *s)
             buf_addch(out, hex[c & 15]);
         }
     }
-}
-
-static const char *peer_address(h2o_req_t *req, arena_t *arena)
-{
-    struct sockaddr_storage sa;
-    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&sa);
-    char host[NI_MAXHOST];
-    size_t n = len ? h2o_socket_getnumerichost((struct sockaddr *)&sa, len, host) : SIZE_MAX;
-    return n == SIZE_MAX ? "unknown" : arena_strndup(arena, host, n);
 }
 
 /* The FHIR base URL, as fhir.c makes it: --base-url, else from the request. */
@@ -892,6 +884,10 @@ static void issue_code(login_t *l, const flow_t *flow, const store_account_t *ac
     err_release(&err);
     log_info("%s signed in to client %s from %s%s%s", account->username, flow->row.client_id,
              l->peer, patient_id ? " for Patient/" : "", patient_id ? patient_id : "");
+    auth_audit_event(l->server->audit, "login", account->username, account->role,
+                     flow->row.client_id, l->peer, "200",
+                     arena_printf(l->arena, "scopes: %s%s%s", flow->row.scope,
+                                  patient_id ? "; patient: " : "", patient_id ? patient_id : ""));
     const char *pairs[] = {"code", code};
     redirect_to_app(l, flow->row.redirect_uri, flow->row.state, pairs, 2);
 }
@@ -964,6 +960,8 @@ static void log_failure(login_t *l, const char *username, auth_failure_t failure
 {
     log_info("sign-in failed for %s from %s: %s", loggable(l, username), l->peer,
              failure_reason(failure));
+    auth_audit_event(l->server->audit, failure == AUTH_FAILURE_LOCKED ? "lockout" : "login-failed",
+                     loggable(l, username), NULL, NULL, l->peer, "401", failure_reason(failure));
 }
 
 /* ---- the endpoints --------------------------------------------------------------------- */
@@ -1450,13 +1448,14 @@ bool http__login_route(h2o_req_t *req, arena_t *arena)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     http_thread_t *thread = http__thread_of(req);
+    const char *peer = http__peer_address(req, arena);
     login_t l = {.req = req,
                  .thread = thread,
                  .server = thread->server,
                  .arena = arena,
                  .now_us = (int64_t)ts.tv_sec * SECOND + ts.tv_nsec / 1000,
                  .tls = thread->server->config.tls != NULL,
-                 .peer = peer_address(req, arena)};
+                 .peer = peer ? peer : "unknown"};
     bool get = iov_eq(req->method, "GET") || iov_eq(req->method, "HEAD");
     bool post = iov_eq(req->method, "POST");
     bool get_allowed = which == AUTHORIZE || which == LOGOUT || which == STYLE;

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "auth/clients.h"
+#include "auth/audit.h"
 #include "auth/idtoken.h"
 #include "base/b64.h"
 #include "base/clock.h"
@@ -444,10 +445,34 @@ static const char *fhir_user(oauth_t *o, const store_account_t *account)
     return NULL;
 }
 
+/* Records an event of the token endpoints in the audit trail: the user is the account's user
+ * name (the client's id for its own tokens), as the trail names who acted. */
+static void audit_event(oauth_t *o, const char *action, const char *account_id, const char *client,
+                        const char *detail)
+{
+    const char *user = client, *role = NULL;
+    store_account_t account;
+    err_t err = ERR_INIT;
+    if (account_id &&
+        store_account_get_id(o->thread->conn, account_id, o->arena, &account, &err) == ERR_OK) {
+        user = account.username;
+        role = account.role;
+    }
+    err_release(&err);
+    auth_audit_event(o->thread->server->audit, action, user, role, client,
+                     http__peer_address(o->req, o->arena), "200", detail);
+}
+
 /* Answers with the issued tokens; an id_token when openid and fhirUser were granted for an
  * account and the server has a signing key. */
 static void send_tokens(oauth_t *o, const store_client_t *client, const auth_issued_t *issued)
 {
+    audit_event(o, "token-issued", issued->account_id, client->client_id,
+                arena_printf(o->arena, "grant: %s; scopes: %s%s%s",
+                             form_get(o, "grant_type") ? form_get(o, "grant_type") : "",
+                             issued->scopes ? issued->scopes : "",
+                             issued->patient_id ? "; patient: " : "",
+                             issued->patient_id ? issued->patient_id : ""));
     json_t *body = json_object();
     json_object_set_new(body, "access_token", json_string(issued->access));
     json_object_set_new(body, "token_type", json_string("Bearer"));
@@ -648,6 +673,11 @@ static void revoke_endpoint(oauth_t *o)
         return;
     } else if (!rc) {
         rc = auth_token_revoke(&o->thread->server->tokens, token, strlen(token), o->now_us, &err);
+        if (!rc)
+            audit_event(o, "token-revoked", row.account_id, client.client_id,
+                        row.kind == STORE_TOKEN_REFRESH
+                            ? "a refresh token, with every token of its grant"
+                            : "an access token");
     }
     if (rc) {
         send_failure(o, &err);

@@ -294,3 +294,40 @@ def test_a_revoked_token_stops_working(world):
     r = world.client.get("Patient/pat1", auth=token)
     assert r.status == 401, r
     assert "invalid_token" in r.header("WWW-Authenticate")
+
+
+def audit_events(srv, query, want):
+    """The AuditEvents of query, waiting a moment for queued records to be stored."""
+    deadline = time.monotonic() + 5
+    while True:
+        r = srv.client.get("AuditEvent?" + query, auth=srv.auditor_token())
+        assert r.status == 200, r
+        found = [e["resource"] for e in r.json.get("entry", [])]
+        if len(found) >= want or time.monotonic() > deadline:
+            return found
+
+
+def test_sign_ins_tokens_and_failures_are_audited(world):
+    # the sign-ins of the module's people, and the tokens they got
+    logins = audit_events(world, "subtype=login&agent=nurse1", 1)
+    assert logins and logins[0]["type"]["code"] == "110114"
+    issued = audit_events(world, "subtype=token-issued&agent=jane", 2)
+    assert len(issued) >= 2
+    # a wrong password, with the user named and the password nowhere
+    browser = Browser("127.0.0.1", world.port)
+    page = browser.get(authorize_path(client_id="app", scope="launch/patient patient/*.rs"))
+    page = browser.submit(page, "/oauth2/login", username="nurse2", password="not the password")
+    assert page.status in (200, 401), page
+    failed = audit_events(world, "subtype=login-failed&agent=nurse2", 1)
+    assert failed and failed[0]["outcome"] != "0"
+    assert "not the password" not in json.dumps(failed)
+    # a revocation
+    token = sign_in(world, "jane", "launch/patient patient/*.rs")["access_token"]
+    r = world.client.token_request({"token": token, "client_id": "app"}, client_id=None,
+                                   path="/oauth2/revoke")
+    assert r.status == 200, r
+    assert audit_events(world, "subtype=token-revoked&agent=jane", 1)
+    # a policy denial is recorded with its status
+    assert as_(world, "nurse1")("GET", "Observation/obs3").status == 403
+    denied = audit_events(world, "agent=nurse1&patient=pat3", 1)
+    assert any(e["outcome"] == "4" for e in denied), denied
