@@ -601,7 +601,8 @@ static size_t compare(const summary_t *a, const summary_t *b)
                 {"  their recovery codes", a->auth_rows[1], b->auth_rows[1]},
                 {"OAuth clients", a->auth_rows[2], b->auth_rows[2]},
                 {"  client assertion ids", a->auth_rows[3], b->auth_rows[3]},
-                {"tokens", a->auth_rows[4], b->auth_rows[4]}};
+                {"tokens", a->auth_rows[4], b->auth_rows[4]},
+                {"audit records", a->auth_rows[5], b->auth_rows[5]}};
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         printf("%-28s %10lld %10lld %10s %10s   %s\n", rows[i].what, (long long)rows[i].a,
                (long long)rows[i].b, "", "", rows[i].a == rows[i].b ? "ok" : "DIFFERENT");
@@ -618,7 +619,7 @@ static size_t compare(const summary_t *a, const summary_t *b)
                 {"outbox", a->outbox_sha, b->outbox_sha},
                 {"jobs", a->jobs_sha, b->jobs_sha},
                 {"leases", a->leases_sha, b->leases_sha},
-                {"accounts", a->auth_sha, b->auth_sha}};
+                {"accounts, tokens, audit", a->auth_sha, b->auth_sha}};
     for (size_t i = 0; i < sizeof(sums) / sizeof(sums[0]); i++) {
         char ha[2 * DIGEST_SHA256_BYTES + 1], hb[2 * DIGEST_SHA256_BYTES + 1];
         hex(sums[i].a, ha);
@@ -680,7 +681,8 @@ static char *contents(store_conn_t *conn, err_t *err)
         if (store_auth_table_scan(conn, t, &arena, &cells, &auth[t], &ncols, err))
             goto out;
     }
-    bool accounts = auth[0] || auth[1] || auth[2] || auth[3] || auth[4];
+    /* (audit_head, the last table, has its one row in every database) */
+    bool accounts = auth[0] || auth[1] || auth[2] || auth[3] || auth[4] || auth[5];
     if (!versions.total && !pending && !dead && !njobs && !nleases && !accounts)
         goto out;
     buf_t text = BUF_INIT;
@@ -694,8 +696,8 @@ static char *contents(store_conn_t *conn, err_t *err)
     if (nleases)
         buf_addf(&text, "%s%zu leases", text.len ? ", " : "", nleases);
     if (accounts)
-        buf_addf(&text, "%s%zu accounts, %zu OAuth clients, %zu tokens", text.len ? ", " : "",
-                 auth[0], auth[2], auth[4]);
+        buf_addf(&text, "%s%zu accounts, %zu OAuth clients, %zu tokens, %zu audit records",
+                 text.len ? ", " : "", auth[0], auth[2], auth[4], auth[5]);
     found = buf_detach(&text, NULL);
 out:
     arena_release(&arena);

@@ -120,6 +120,10 @@ _Static_assert(S__COUNT <= STORE_SESSION_FIRST, "raise STORE_SESSION_FIRST");
 #define CLIENT_COLUMNS                                                                        \
     "client_id, name, kind, secret_hash, jwks, scopes, redirect_uris, disabled, created_us, " \
     "updated_us"
+#define AUDIT_COLUMNS                                                                      \
+    "id, seq, hash, time_us, username, role, client, patient, action, type, resource_id, " \
+    "query, outcome, source, detail"
+
 #define TOKEN_COLUMNS                                                                          \
     "token_hash, kind, client_id, account_id, scopes, patient_id, family_id, code_challenge, " \
     "redirect_uri, expires_us, created_us, used_us, revoked_us"
@@ -203,6 +207,22 @@ static const statement_t statements[S__COUNT] = {
                     "VALUES ($1, $2, $3)"},
     [X_LOAD + 4] = {"INSERT INTO token (" TOKEN_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7, "
                     "$8, $9, $10, $11, $12, $13)"},
+    [X_SCAN + 5] = {"SELECT " AUDIT_COLUMNS " FROM audit ORDER BY id"},
+    [X_SCAN + 6] = {"SELECT id, last_seq, last_hash FROM audit_head ORDER BY id"},
+    [X_LOAD + 5] = {"INSERT INTO audit (" AUDIT_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+                    "$9, $10, $11, $12, $13, $14, $15)",
+                    "INSERT INTO audit (" AUDIT_COLUMNS ") OVERRIDING SYSTEM VALUE VALUES ($1, $2, "
+                    "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"},
+    /* after the records: SQLite's AUTOINCREMENT counter follows explicit ids by itself;
+       PostgreSQL's identity is moved past them */
+    [X_LOAD + 6] = {"INSERT INTO audit_head (id, last_seq, last_hash) VALUES ($1, $2, $3) "
+                    "ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq, "
+                    "last_hash = excluded.last_hash",
+                    "WITH counter AS (SELECT setval(pg_get_serial_sequence('audit', 'id'), "
+                    "(SELECT coalesce(max(id), 0) + 1 FROM audit), false)) "
+                    "INSERT INTO audit_head (id, last_seq, last_hash) SELECT $1, $2, $3 "
+                    "FROM counter ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq, "
+                    "last_hash = excluded.last_hash"},
 };
 
 /* ---- running statements ---------------------------------------------------------------- */
@@ -753,8 +773,9 @@ status_t store_txn_token_purge(store_txn_t *txn, int64_t now_us, int64_t *out_n,
 
 const char *store_auth_table_name(size_t table)
 {
-    static const char *const names[STORE_AUTH_TABLES] = {"account", "account_recovery", "client",
-                                                         "client_assertion", "token"};
+    static const char *const names[STORE_AUTH_TABLES] = {
+        "account", "account_recovery", "client", "client_assertion", "token",
+        "audit",   "audit_head"};
     return table < STORE_AUTH_TABLES ? names[table] : "unknown";
 }
 
@@ -775,7 +796,7 @@ status_t store_auth_table_scan(store_conn_t *conn, size_t table, arena_t *arena,
 }
 
 /* The number of parameters of each load. */
-static const size_t load_columns[STORE_AUTH_TABLES] = {17, 2, 10, 3, 13};
+static const size_t load_columns[STORE_AUTH_TABLES] = {17, 2, 10, 3, 13, 15, 3};
 
 status_t store_txn_auth_table_load(store_txn_t *txn, size_t table, const char *const *cells,
                                    size_t nrows, err_t *err)

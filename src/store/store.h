@@ -826,13 +826,16 @@ status_t store_txn_token_revoke_client(store_txn_t *txn, const char *client_id, 
 status_t store_txn_token_purge(store_txn_t *txn, int64_t now_us, int64_t *out_n, err_t *err);
 
 /*
- * Copying the accounts, clients and tokens with a database (concerto migrate-data): the
- * STORE_AUTH_TABLES tables (account, account_recovery, client, client_assertion, token) as
- * stored, row by row in key order, every cell as text (integers in decimal) or NULL. A scan
- * reads a whole table (run it on the connection of the copy's snapshot); a load writes rows as
- * a scan returned them into the same table of another database, which must not hold them yet.
+ * Copying the accounts, clients, tokens and the audit trail with a database (concerto
+ * migrate-data): the STORE_AUTH_TABLES tables (account, account_recovery, client,
+ * client_assertion, token, audit, audit_head) as stored, row by row in key order, every cell
+ * as text (integers in decimal) or NULL. A scan reads a whole table (run it on the connection
+ * of the copy's snapshot); a load writes rows as a scan returned them into the same table of
+ * another database, which must not hold them yet. The audit records keep their ids, sequence
+ * numbers and hashes, so the chain verifies on the copy; the load of audit_head replaces the
+ * empty head of a new database and moves the id counter past the copied records.
  */
-#define STORE_AUTH_TABLES 5
+#define STORE_AUTH_TABLES 7
 /* "account", ...; table < STORE_AUTH_TABLES. */
 const char *store_auth_table_name(size_t table);
 status_t store_auth_table_scan(store_conn_t *conn, size_t table, arena_t *arena,

@@ -33,9 +33,9 @@ typedef struct {
 /* The statements of sql_auth.c (the accounts, clients and tokens), from STORE_SESSION_FIRST
  * on those of sql_session.c (browser sessions) and from STORE_AUDIT_FIRST on those of
  * sql_audit.c (the audit trail), all run by run_auth. */
-#define STORE_AUTH_STATEMENTS 72
-#define STORE_SESSION_FIRST   40
-#define STORE_AUDIT_FIRST     56
+#define STORE_AUTH_STATEMENTS 76
+#define STORE_SESSION_FIRST   44
+#define STORE_AUDIT_FIRST     60
 
 typedef struct {
     const char *name;

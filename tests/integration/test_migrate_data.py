@@ -301,6 +301,15 @@ def test_migrate_copies_everything_and_serves_the_same(source_db, target_kind, m
                          ("true" if target_kind == "postgresql" else "1")) == 1
     assert target.scalar("SELECT attempts FROM job WHERE kind = 'task-escalation'") == 1
     assert target.scalar("SELECT revision FROM job WHERE kind = 'task-escalation'") == 3
+    # the audit trail came over whole: the same records, whose chain verifies on the copy to
+    # the same last hash
+    records = sqlite_rows(db, "SELECT count(*) FROM audit")[0][0]
+    assert records > 0
+    assert target.scalar("SELECT count(*) FROM audit") == records
+    src = run_cli("audit", "verify", "--db", str(db))
+    dst = run_cli("audit", "verify", "--db", target.location)
+    assert src.returncode == 0 and dst.returncode == 0, src.stderr + dst.stderr
+    assert src.stdout == dst.stdout
 
     # the answers mean something: every read and search found what it looks for
     empty = [q for q, (status, _, _, body) in before.items()
@@ -345,6 +354,11 @@ def test_migrate_copies_everything_and_serves_the_same(source_db, target_kind, m
         srv.stderr()[-3000:]
     hist = c.get(f"Patient/{ids['patients'][1]}/_history").json
     assert [e["resource"]["meta"]["versionId"] for e in hist["entry"]] == ["2", "1"]
+    # the trail goes on after the copied records, in the same chain
+    assert srv.stop() == 0
+    assert target.scalar("SELECT count(*) FROM audit") > records
+    r = run_cli("audit", "verify", "--db", target.location)
+    assert r.returncode == 0, r.stderr
 
 
 def test_refuses_a_target_that_is_not_empty(source_db, target_kind, tmp_dir):
