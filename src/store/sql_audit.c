@@ -66,12 +66,7 @@ _Static_assert(U__END <= STORE_AUTH_STATEMENTS, "raise STORE_AUTH_STATEMENTS");
     "id, seq, hash, time_us, username, role, client, patient, action, type, resource_id, " \
     "query, outcome, source, detail"
 
-typedef struct {
-    const char *sql;
-    const char *pg; /* PostgreSQL's text when it differs, else NULL */
-} statement_t;
-
-static const statement_t statements[U__END - STORE_AUDIT_FIRST] = {
+static const store__fixed_t statements[U__END - STORE_AUDIT_FIRST] = {
     [U_ADD - STORE_AUDIT_FIRST] = {"INSERT INTO audit (time_us, username, role, client, patient, "
                                    "action, type, resource_id, query, outcome, source, detail) "
                                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"},
@@ -104,53 +99,19 @@ static const statement_t statements[U__END - STORE_AUDIT_FIRST] = {
          "AND (CAST($6 AS TEXT) IS NULL OR type = $6) AND id > $7 ORDER BY id LIMIT $8"},
 };
 
-typedef struct {
-    store__value_t values[16];
-    size_t n;
-} params_t;
-
-static void p_text(params_t *p, const char *s)
-{
-    p->values[p->n++] = (store__value_t){s ? STORE__TEXT : STORE__NULL, 0, s};
-}
-
-static void p_int(params_t *p, int64_t i)
-{
-    p->values[p->n++] = (store__value_t){STORE__INT, i, NULL};
-}
-
-static const char *sql_for(const store_driver_t *driver, int which)
-{
-    const statement_t *s = &statements[which - STORE_AUDIT_FIRST];
-    return s->pg && strcmp(driver->name, "postgresql") == 0 ? s->pg : s->sql;
-}
-
-static status_t run_conn(store_conn_t *conn, int which, const params_t *p, arena_t *arena,
+/* (on a reader's connection: the primary, so that an audit search sees what was just
+   recorded) */
+static status_t run_conn(store_conn_t *conn, int which, const store__params_t *p, arena_t *arena,
                          store__rows_t *out, err_t *err)
 {
-    const store_driver_t *driver;
-    /* the primary: an audit search must see what was just recorded */
-    void *dconn = store__conn_driver(conn, &driver);
-    return driver->run_auth(dconn, which, sql_for(driver, which), p->values, p->n, arena, out, err);
+    return store__fixed_conn(conn, which, &statements[which - STORE_AUDIT_FIRST], p, arena, out,
+                             err);
 }
 
-static status_t run_txn(store_txn_t *txn, int which, const params_t *p, arena_t *arena,
+static status_t run_txn(store_txn_t *txn, int which, const store__params_t *p, arena_t *arena,
                         store__rows_t *out, err_t *err)
 {
-    const store_driver_t *driver;
-    void *dconn = store__txn_driver(txn, &driver);
-    return driver->run_auth(dconn, which, sql_for(driver, which), p->values, p->n, arena, out, err);
-}
-
-static const char *cell(const store__rows_t *rows, size_t row, size_t column)
-{
-    return rows->cells[row * rows->ncols + column];
-}
-
-static int64_t cell_int(const store__rows_t *rows, size_t row, size_t column)
-{
-    const char *s = cell(rows, row, column);
-    return s ? strtoll(s, NULL, 10) : 0;
+    return store__fixed_txn(txn, which, &statements[which - STORE_AUDIT_FIRST], p, arena, out, err);
 }
 
 static void to_rows(const store__rows_t *rows, arena_t *arena, store_audit_row_t **out,
@@ -158,21 +119,21 @@ static void to_rows(const store__rows_t *rows, arena_t *arena, store_audit_row_t
 {
     store_audit_row_t *r = arena_zalloc(arena, (rows->nrows + 1) * sizeof(*r));
     for (size_t i = 0; i < rows->nrows; i++) {
-        r[i].id = cell_int(rows, i, 0);
-        r[i].seq = cell_int(rows, i, 1);
-        r[i].hash = cell(rows, i, 2);
-        r[i].time_us = cell_int(rows, i, 3);
-        r[i].user = cell(rows, i, 4);
-        r[i].role = cell(rows, i, 5);
-        r[i].client = cell(rows, i, 6);
-        r[i].patient = cell(rows, i, 7);
-        r[i].action = cell(rows, i, 8);
-        r[i].type = cell(rows, i, 9);
-        r[i].resource_id = cell(rows, i, 10);
-        r[i].query = cell(rows, i, 11);
-        r[i].outcome = cell(rows, i, 12);
-        r[i].source = cell(rows, i, 13);
-        r[i].detail = cell(rows, i, 14);
+        r[i].id = store__cell_int(rows, i, 0);
+        r[i].seq = store__cell_int(rows, i, 1);
+        r[i].hash = store__cell(rows, i, 2);
+        r[i].time_us = store__cell_int(rows, i, 3);
+        r[i].user = store__cell(rows, i, 4);
+        r[i].role = store__cell(rows, i, 5);
+        r[i].client = store__cell(rows, i, 6);
+        r[i].patient = store__cell(rows, i, 7);
+        r[i].action = store__cell(rows, i, 8);
+        r[i].type = store__cell(rows, i, 9);
+        r[i].resource_id = store__cell(rows, i, 10);
+        r[i].query = store__cell(rows, i, 11);
+        r[i].outcome = store__cell(rows, i, 12);
+        r[i].source = store__cell(rows, i, 13);
+        r[i].detail = store__cell(rows, i, 14);
     }
     *out = r;
     *out_n = rows->nrows;
@@ -185,19 +146,19 @@ status_t store_txn_audit_add(store_txn_t *txn, const store_audit_row_t *rows, si
     status_t rc = ERR_OK;
     for (size_t i = 0; !rc && i < n; i++) {
         const store_audit_row_t *r = &rows[i];
-        params_t p = {.n = 0};
-        p_int(&p, r->time_us);
-        p_text(&p, r->user);
-        p_text(&p, r->role);
-        p_text(&p, r->client);
-        p_text(&p, r->patient);
-        p_text(&p, r->action);
-        p_text(&p, r->type);
-        p_text(&p, r->resource_id);
-        p_text(&p, r->query);
-        p_text(&p, r->outcome);
-        p_text(&p, r->source);
-        p_text(&p, r->detail);
+        store__params_t p = {.n = 0};
+        store__p_int(&p, r->time_us);
+        store__p_text(&p, r->user);
+        store__p_text(&p, r->role);
+        store__p_text(&p, r->client);
+        store__p_text(&p, r->patient);
+        store__p_text(&p, r->action);
+        store__p_text(&p, r->type);
+        store__p_text(&p, r->resource_id);
+        store__p_text(&p, r->query);
+        store__p_text(&p, r->outcome);
+        store__p_text(&p, r->source);
+        store__p_text(&p, r->detail);
         store__rows_t out = {0};
         rc = run_txn(txn, U_ADD, &p, &arena, &out, err);
     }
@@ -208,8 +169,8 @@ status_t store_txn_audit_add(store_txn_t *txn, const store_audit_row_t *rows, si
 status_t store_txn_audit_unsealed(store_txn_t *txn, size_t limit, arena_t *arena,
                                   store_audit_row_t **out, size_t *out_n, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_int(&p, (int64_t)limit);
+    store__params_t p = {.n = 0};
+    store__p_int(&p, (int64_t)limit);
     store__rows_t rows = {0};
     *out_n = 0;
     status_t rc = run_txn(txn, U_UNSEALED, &p, arena, &rows, err);
@@ -221,10 +182,10 @@ status_t store_txn_audit_unsealed(store_txn_t *txn, size_t limit, arena_t *arena
 status_t store_txn_audit_seal(store_txn_t *txn, int64_t id, int64_t seq, const char *hash,
                               err_t *err)
 {
-    params_t p = {.n = 0};
-    p_int(&p, id);
-    p_int(&p, seq);
-    p_text(&p, hash);
+    store__params_t p = {.n = 0};
+    store__p_int(&p, id);
+    store__p_int(&p, seq);
+    store__p_text(&p, hash);
     store__rows_t rows = {0};
     arena_t arena;
     arena_init(&arena);
@@ -242,15 +203,15 @@ static status_t head_of(status_t rc, const store__rows_t *rows, int64_t *out_seq
         return rc;
     if (rows->nrows != 1)
         return err_set(err, ERR_INTERNAL, NULL, "the audit chain head is missing");
-    *out_seq = cell_int(rows, 0, 0);
-    *out_hash = cell(rows, 0, 1);
+    *out_seq = store__cell_int(rows, 0, 0);
+    *out_hash = store__cell(rows, 0, 1);
     return ERR_OK;
 }
 
 status_t store_txn_audit_head(store_txn_t *txn, arena_t *arena, int64_t *out_seq,
                               const char **out_hash, err_t *err)
 {
-    params_t p = {.n = 0};
+    store__params_t p = {.n = 0};
     store__rows_t rows = {0};
     status_t rc = run_txn(txn, U_HEAD_LOCKED, &p, arena, &rows, err);
     return head_of(rc, &rows, out_seq, out_hash, err);
@@ -258,9 +219,9 @@ status_t store_txn_audit_head(store_txn_t *txn, arena_t *arena, int64_t *out_seq
 
 status_t store_txn_audit_head_set(store_txn_t *txn, int64_t seq, const char *hash, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_int(&p, seq);
-    p_text(&p, hash);
+    store__params_t p = {.n = 0};
+    store__p_int(&p, seq);
+    store__p_text(&p, hash);
     store__rows_t rows = {0};
     arena_t arena;
     arena_init(&arena);
@@ -272,7 +233,7 @@ status_t store_txn_audit_head_set(store_txn_t *txn, int64_t seq, const char *has
 status_t store_audit_head(store_conn_t *conn, arena_t *arena, int64_t *out_seq,
                           const char **out_hash, err_t *err)
 {
-    params_t p = {.n = 0};
+    store__params_t p = {.n = 0};
     store__rows_t rows = {0};
     status_t rc = run_conn(conn, U_HEAD, &p, arena, &rows, err);
     return head_of(rc, &rows, out_seq, out_hash, err);
@@ -281,9 +242,9 @@ status_t store_audit_head(store_conn_t *conn, arena_t *arena, int64_t *out_seq,
 status_t store_audit_scan(store_conn_t *conn, int64_t after_seq, size_t limit, arena_t *arena,
                           store_audit_row_t **out, size_t *out_n, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_int(&p, after_seq);
-    p_int(&p, (int64_t)limit);
+    store__params_t p = {.n = 0};
+    store__p_int(&p, after_seq);
+    store__p_int(&p, (int64_t)limit);
     store__rows_t rows = {0};
     *out_n = 0;
     status_t rc = run_conn(conn, U_SCAN, &p, arena, &rows, err);
@@ -295,18 +256,18 @@ status_t store_audit_scan(store_conn_t *conn, int64_t after_seq, size_t limit, a
 status_t store_audit_search(store_conn_t *conn, const store_audit_query_t *query, arena_t *arena,
                             store_audit_row_t **out, size_t *out_n, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, query->patient);
-    p_text(&p, query->user);
-    p_int(&p, query->from_us);
-    p_int(&p, query->to_us);
-    p_text(&p, query->actions);
-    p_text(&p, query->type);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, query->patient);
+    store__p_text(&p, query->user);
+    store__p_int(&p, query->from_us);
+    store__p_int(&p, query->to_us);
+    store__p_text(&p, query->actions);
+    store__p_text(&p, query->type);
     if (query->oldest_first)
-        p_int(&p, query->after_id);
+        store__p_int(&p, query->after_id);
     else
-        p_int(&p, query->before_id > 0 ? query->before_id : INT64_MAX);
-    p_int(&p, (int64_t)query->count);
+        store__p_int(&p, query->before_id > 0 ? query->before_id : INT64_MAX);
+    store__p_int(&p, (int64_t)query->count);
     store__rows_t rows = {0};
     *out_n = 0;
     status_t rc = run_conn(conn, query->oldest_first ? U_EXPORT : U_SEARCH, &p, arena, &rows, err);
@@ -318,8 +279,8 @@ status_t store_audit_search(store_conn_t *conn, const store_audit_query_t *query
 status_t store_audit_get(store_conn_t *conn, int64_t id, arena_t *arena, store_audit_row_t *out,
                          err_t *err)
 {
-    params_t p = {.n = 0};
-    p_int(&p, id);
+    store__params_t p = {.n = 0};
+    store__p_int(&p, id);
     store__rows_t rows = {0};
     status_t rc = run_conn(conn, U_GET, &p, arena, &rows, err);
     if (rc)

@@ -128,12 +128,7 @@ _Static_assert(S__COUNT <= STORE_SESSION_FIRST, "raise STORE_SESSION_FIRST");
     "token_hash, kind, client_id, account_id, scopes, patient_id, family_id, code_challenge, " \
     "redirect_uri, expires_us, created_us, used_us, revoked_us"
 
-typedef struct {
-    const char *sql;
-    const char *pg; /* PostgreSQL's text when it differs, else NULL */
-} statement_t;
-
-static const statement_t statements[S__COUNT] = {
+static const store__fixed_t statements[S__COUNT] = {
     [A_CREATE] = {"INSERT INTO account (account_id, username, role, practitioner_id, "
                   "practitioner_role_id, patient_id, password_hash, disabled, failed_logins, "
                   "locked_until_us, last_login_us, password_changed_us, totp_secret, "
@@ -227,90 +222,46 @@ static const statement_t statements[S__COUNT] = {
 
 /* ---- running statements ---------------------------------------------------------------- */
 
-typedef struct {
-    store__value_t values[20];
-    size_t n;
-} params_t;
-
-static void p_text(params_t *p, const char *s)
-{
-    p->values[p->n++] = (store__value_t){s ? STORE__TEXT : STORE__NULL, 0, s};
-}
-
-static void p_int(params_t *p, int64_t i)
-{
-    p->values[p->n++] = (store__value_t){STORE__INT, i, NULL};
-}
-
-static const char *sql_for(const store_driver_t *driver, int which)
-{
-    const statement_t *s = &statements[which];
-    return s->pg && strcmp(driver->name, "postgresql") == 0 ? s->pg : s->sql;
-}
-
-static status_t run_conn(store_conn_t *conn, int which, const params_t *p, arena_t *arena,
+static status_t run_conn(store_conn_t *conn, int which, const store__params_t *p, arena_t *arena,
                          store__rows_t *out, err_t *err)
 {
-    const store_driver_t *driver;
-    void *dconn = store__conn_driver(conn, &driver);
-    return driver->run_auth(dconn, which, sql_for(driver, which), p->values, p->n, arena, out, err);
+    return store__fixed_conn(conn, which, &statements[which], p, arena, out, err);
 }
 
-static status_t run_txn(store_txn_t *txn, int which, const params_t *p, arena_t *arena,
+static status_t run_txn(store_txn_t *txn, int which, const store__params_t *p, arena_t *arena,
                         store__rows_t *out, err_t *err)
 {
-    const store_driver_t *driver;
-    void *dconn = store__txn_driver(txn, &driver);
-    return driver->run_auth(dconn, which, sql_for(driver, which), p->values, p->n, arena, out, err);
+    return store__fixed_txn(txn, which, &statements[which], p, arena, out, err);
 }
 
-/* A statement that returns no rows, in a transaction; *out_changes (may be NULL). */
-static status_t write_txn(store_txn_t *txn, int which, const params_t *p, int64_t *out_changes,
-                          err_t *err)
+static status_t write_txn(store_txn_t *txn, int which, const store__params_t *p,
+                          int64_t *out_changes, err_t *err)
 {
-    store__rows_t rows = {0};
-    arena_t arena;
-    arena_init(&arena);
-    status_t rc = run_txn(txn, which, p, &arena, &rows, err);
-    arena_release(&arena);
-    if (!rc && out_changes)
-        *out_changes = rows.changes;
-    return rc;
-}
-
-static const char *cell(const store__rows_t *rows, size_t row, size_t column)
-{
-    return rows->cells[row * rows->ncols + column];
-}
-
-static int64_t cell_int(const store__rows_t *rows, size_t row, size_t column)
-{
-    const char *s = cell(rows, row, column);
-    return s ? strtoll(s, NULL, 10) : 0;
+    return store__fixed_write(txn, which, &statements[which], p, out_changes, err);
 }
 
 /* ---- accounts -------------------------------------------------------------------------- */
 
 static void row_to_account(const store__rows_t *rows, size_t r, store_account_t *out)
 {
-    out->account_id = cell(rows, r, 0);
-    out->username = cell(rows, r, 1);
-    out->role = cell(rows, r, 2);
-    out->practitioner_id = cell(rows, r, 3);
-    out->practitioner_role_id = cell(rows, r, 4);
-    out->patient_id = cell(rows, r, 5);
-    out->password_hash = cell(rows, r, 6);
-    out->disabled = cell_int(rows, r, 7) != 0;
-    out->failed_logins = cell_int(rows, r, 8);
-    out->locked_until_us = cell_int(rows, r, 9);
-    out->last_login_us = cell_int(rows, r, 10);
-    out->password_changed_us = cell_int(rows, r, 11);
-    out->totp_secret = cell(rows, r, 12);
-    out->totp_confirmed = cell_int(rows, r, 13) != 0;
-    out->totp_last_step = cell_int(rows, r, 14);
-    out->created_us = cell_int(rows, r, 15);
-    out->updated_us = cell_int(rows, r, 16);
-    out->recovery_codes = cell_int(rows, r, 17);
+    out->account_id = store__cell(rows, r, 0);
+    out->username = store__cell(rows, r, 1);
+    out->role = store__cell(rows, r, 2);
+    out->practitioner_id = store__cell(rows, r, 3);
+    out->practitioner_role_id = store__cell(rows, r, 4);
+    out->patient_id = store__cell(rows, r, 5);
+    out->password_hash = store__cell(rows, r, 6);
+    out->disabled = store__cell_int(rows, r, 7) != 0;
+    out->failed_logins = store__cell_int(rows, r, 8);
+    out->locked_until_us = store__cell_int(rows, r, 9);
+    out->last_login_us = store__cell_int(rows, r, 10);
+    out->password_changed_us = store__cell_int(rows, r, 11);
+    out->totp_secret = store__cell(rows, r, 12);
+    out->totp_confirmed = store__cell_int(rows, r, 13) != 0;
+    out->totp_last_step = store__cell_int(rows, r, 14);
+    out->created_us = store__cell_int(rows, r, 15);
+    out->updated_us = store__cell_int(rows, r, 16);
+    out->recovery_codes = store__cell_int(rows, r, 17);
 }
 
 static status_t one_account(status_t rc, const store__rows_t *rows, const char *what,
@@ -326,24 +277,24 @@ static status_t one_account(status_t rc, const store__rows_t *rows, const char *
 
 status_t store_txn_account_create(store_txn_t *txn, const store_account_t *a, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, a->account_id);
-    p_text(&p, a->username);
-    p_text(&p, a->role);
-    p_text(&p, a->practitioner_id);
-    p_text(&p, a->practitioner_role_id);
-    p_text(&p, a->patient_id);
-    p_text(&p, a->password_hash);
-    p_int(&p, a->disabled);
-    p_int(&p, a->failed_logins);
-    p_int(&p, a->locked_until_us);
-    p_int(&p, a->last_login_us);
-    p_int(&p, a->password_changed_us);
-    p_text(&p, a->totp_secret);
-    p_int(&p, a->totp_confirmed);
-    p_int(&p, a->totp_last_step);
-    p_int(&p, a->created_us);
-    p_int(&p, a->updated_us);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, a->account_id);
+    store__p_text(&p, a->username);
+    store__p_text(&p, a->role);
+    store__p_text(&p, a->practitioner_id);
+    store__p_text(&p, a->practitioner_role_id);
+    store__p_text(&p, a->patient_id);
+    store__p_text(&p, a->password_hash);
+    store__p_int(&p, a->disabled);
+    store__p_int(&p, a->failed_logins);
+    store__p_int(&p, a->locked_until_us);
+    store__p_int(&p, a->last_login_us);
+    store__p_int(&p, a->password_changed_us);
+    store__p_text(&p, a->totp_secret);
+    store__p_int(&p, a->totp_confirmed);
+    store__p_int(&p, a->totp_last_step);
+    store__p_int(&p, a->created_us);
+    store__p_int(&p, a->updated_us);
     int64_t changes = 0;
     status_t rc = write_txn(txn, A_CREATE, &p, &changes, err);
     if (!rc && changes == 0)
@@ -354,8 +305,8 @@ status_t store_txn_account_create(store_txn_t *txn, const store_account_t *a, er
 status_t store_account_get(store_conn_t *conn, const char *username, arena_t *arena,
                            store_account_t *out, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, username);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, username);
     store__rows_t rows = {0};
     status_t rc = run_conn(conn, A_GET, &p, arena, &rows, err);
     return one_account(rc, &rows, username, out, err);
@@ -364,8 +315,8 @@ status_t store_account_get(store_conn_t *conn, const char *username, arena_t *ar
 status_t store_account_get_id(store_conn_t *conn, const char *account_id, arena_t *arena,
                               store_account_t *out, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, account_id);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, account_id);
     store__rows_t rows = {0};
     status_t rc = run_conn(conn, A_GET_ID, &p, arena, &rows, err);
     return one_account(rc, &rows, account_id, out, err);
@@ -374,8 +325,8 @@ status_t store_account_get_id(store_conn_t *conn, const char *account_id, arena_
 status_t store_txn_account_get(store_txn_t *txn, const char *username, arena_t *arena,
                                store_account_t *out, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, username);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, username);
     store__rows_t rows = {0};
     status_t rc = run_txn(txn, A_GET_LOCKED, &p, arena, &rows, err);
     return one_account(rc, &rows, username, out, err);
@@ -389,7 +340,7 @@ static int compare_accounts(const void *a, const void *b)
 status_t store_account_list(store_conn_t *conn, arena_t *arena, store_account_t **out,
                             size_t *out_n, err_t *err)
 {
-    params_t p = {.n = 0};
+    store__params_t p = {.n = 0};
     store__rows_t rows = {0};
     *out_n = 0;
     status_t rc = run_conn(conn, A_LIST, &p, arena, &rows, err);
@@ -406,22 +357,22 @@ status_t store_account_list(store_conn_t *conn, arena_t *arena, store_account_t 
 
 status_t store_txn_account_update(store_txn_t *txn, const store_account_t *a, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, a->account_id);
-    p_text(&p, a->role);
-    p_text(&p, a->practitioner_id);
-    p_text(&p, a->practitioner_role_id);
-    p_text(&p, a->patient_id);
-    p_text(&p, a->password_hash);
-    p_int(&p, a->disabled);
-    p_int(&p, a->failed_logins);
-    p_int(&p, a->locked_until_us);
-    p_int(&p, a->last_login_us);
-    p_int(&p, a->password_changed_us);
-    p_text(&p, a->totp_secret);
-    p_int(&p, a->totp_confirmed);
-    p_int(&p, a->totp_last_step);
-    p_int(&p, a->updated_us);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, a->account_id);
+    store__p_text(&p, a->role);
+    store__p_text(&p, a->practitioner_id);
+    store__p_text(&p, a->practitioner_role_id);
+    store__p_text(&p, a->patient_id);
+    store__p_text(&p, a->password_hash);
+    store__p_int(&p, a->disabled);
+    store__p_int(&p, a->failed_logins);
+    store__p_int(&p, a->locked_until_us);
+    store__p_int(&p, a->last_login_us);
+    store__p_int(&p, a->password_changed_us);
+    store__p_text(&p, a->totp_secret);
+    store__p_int(&p, a->totp_confirmed);
+    store__p_int(&p, a->totp_last_step);
+    store__p_int(&p, a->updated_us);
     int64_t changes = 0;
     status_t rc = write_txn(txn, A_UPDATE, &p, &changes, err);
     if (!rc && changes == 0)
@@ -432,13 +383,13 @@ status_t store_txn_account_update(store_txn_t *txn, const store_account_t *a, er
 status_t store_txn_recovery_set(store_txn_t *txn, const char *account_id, const char *const *hashes,
                                 size_t n, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, account_id);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, account_id);
     status_t rc = write_txn(txn, R_CLEAR, &p, NULL, err);
     for (size_t i = 0; !rc && i < n; i++) {
-        params_t q = {.n = 0};
-        p_text(&q, account_id);
-        p_text(&q, hashes[i]);
+        store__params_t q = {.n = 0};
+        store__p_text(&q, account_id);
+        store__p_text(&q, hashes[i]);
         rc = write_txn(txn, R_ADD, &q, NULL, err);
     }
     return rc;
@@ -447,8 +398,8 @@ status_t store_txn_recovery_set(store_txn_t *txn, const char *account_id, const 
 status_t store_txn_recovery_list(store_txn_t *txn, const char *account_id, arena_t *arena,
                                  const char ***out, size_t *out_n, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, account_id);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, account_id);
     store__rows_t rows = {0};
     *out_n = 0;
     status_t rc = run_txn(txn, R_LIST, &p, arena, &rows, err);
@@ -456,7 +407,7 @@ status_t store_txn_recovery_list(store_txn_t *txn, const char *account_id, arena
         return rc;
     const char **hashes = arena_zalloc(arena, (rows.nrows + 1) * sizeof(*hashes));
     for (size_t i = 0; i < rows.nrows; i++)
-        hashes[i] = cell(&rows, i, 0);
+        hashes[i] = store__cell(&rows, i, 0);
     *out = hashes;
     *out_n = rows.nrows;
     return ERR_OK;
@@ -465,9 +416,9 @@ status_t store_txn_recovery_list(store_txn_t *txn, const char *account_id, arena
 status_t store_txn_recovery_use(store_txn_t *txn, const char *account_id, const char *hash,
                                 bool *out_used, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, account_id);
-    p_text(&p, hash);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, account_id);
+    store__p_text(&p, hash);
     int64_t changes = 0;
     status_t rc = write_txn(txn, R_USE, &p, &changes, err);
     *out_used = !rc && changes > 0;
@@ -500,31 +451,31 @@ bool store_client_kind_parse(const char *name, store_client_kind_t *out)
 
 static void row_to_client(const store__rows_t *rows, size_t r, store_client_t *out)
 {
-    out->client_id = cell(rows, r, 0);
-    out->name = cell(rows, r, 1);
-    out->kind = (store_client_kind_t)cell_int(rows, r, 2);
-    out->secret_hash = cell(rows, r, 3);
-    out->jwks = cell(rows, r, 4);
-    out->scopes = cell(rows, r, 5);
-    out->redirect_uris = cell(rows, r, 6);
-    out->disabled = cell_int(rows, r, 7) != 0;
-    out->created_us = cell_int(rows, r, 8);
-    out->updated_us = cell_int(rows, r, 9);
+    out->client_id = store__cell(rows, r, 0);
+    out->name = store__cell(rows, r, 1);
+    out->kind = (store_client_kind_t)store__cell_int(rows, r, 2);
+    out->secret_hash = store__cell(rows, r, 3);
+    out->jwks = store__cell(rows, r, 4);
+    out->scopes = store__cell(rows, r, 5);
+    out->redirect_uris = store__cell(rows, r, 6);
+    out->disabled = store__cell_int(rows, r, 7) != 0;
+    out->created_us = store__cell_int(rows, r, 8);
+    out->updated_us = store__cell_int(rows, r, 9);
 }
 
 status_t store_txn_client_create(store_txn_t *txn, const store_client_t *c, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, c->client_id);
-    p_text(&p, c->name);
-    p_int(&p, c->kind);
-    p_text(&p, c->secret_hash);
-    p_text(&p, c->jwks);
-    p_text(&p, c->scopes ? c->scopes : "");
-    p_text(&p, c->redirect_uris ? c->redirect_uris : "");
-    p_int(&p, c->disabled);
-    p_int(&p, c->created_us);
-    p_int(&p, c->updated_us);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, c->client_id);
+    store__p_text(&p, c->name);
+    store__p_int(&p, c->kind);
+    store__p_text(&p, c->secret_hash);
+    store__p_text(&p, c->jwks);
+    store__p_text(&p, c->scopes ? c->scopes : "");
+    store__p_text(&p, c->redirect_uris ? c->redirect_uris : "");
+    store__p_int(&p, c->disabled);
+    store__p_int(&p, c->created_us);
+    store__p_int(&p, c->updated_us);
     int64_t changes = 0;
     status_t rc = write_txn(txn, C_CREATE, &p, &changes, err);
     if (!rc && changes == 0)
@@ -535,8 +486,8 @@ status_t store_txn_client_create(store_txn_t *txn, const store_client_t *c, err_
 status_t store_client_get(store_conn_t *conn, const char *client_id, arena_t *arena,
                           store_client_t *out, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, client_id);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, client_id);
     store__rows_t rows = {0};
     status_t rc = run_conn(conn, C_GET, &p, arena, &rows, err);
     if (rc)
@@ -555,7 +506,7 @@ static int compare_clients(const void *a, const void *b)
 status_t store_client_list(store_conn_t *conn, arena_t *arena, store_client_t **out, size_t *out_n,
                            err_t *err)
 {
-    params_t p = {.n = 0};
+    store__params_t p = {.n = 0};
     store__rows_t rows = {0};
     *out_n = 0;
     status_t rc = run_conn(conn, C_LIST, &p, arena, &rows, err);
@@ -572,8 +523,8 @@ status_t store_client_list(store_conn_t *conn, arena_t *arena, store_client_t **
 
 status_t store_txn_client_delete(store_txn_t *txn, const char *client_id, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, client_id);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, client_id);
     int64_t changes = 0;
     status_t rc = write_txn(txn, C_DELETE, &p, &changes, err);
     if (rc)
@@ -588,10 +539,10 @@ status_t store_txn_client_delete(store_txn_t *txn, const char *client_id, err_t 
 status_t store_txn_client_set_disabled(store_txn_t *txn, const char *client_id, bool disabled,
                                        int64_t now_us, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, client_id);
-    p_int(&p, disabled);
-    p_int(&p, now_us);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, client_id);
+    store__p_int(&p, disabled);
+    store__p_int(&p, now_us);
     int64_t changes = 0;
     status_t rc = write_txn(txn, C_DISABLE, &p, &changes, err);
     if (!rc && changes == 0)
@@ -603,11 +554,11 @@ status_t store_txn_client_assertion_use(store_txn_t *txn, const char *client_id,
                                         int64_t expires_us, int64_t now_us, bool *out_fresh,
                                         err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, client_id);
-    p_text(&p, jti);
-    p_int(&p, expires_us);
-    p_int(&p, now_us);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, client_id);
+    store__p_text(&p, jti);
+    store__p_int(&p, expires_us);
+    store__p_int(&p, now_us);
     int64_t changes = 0;
     status_t rc = write_txn(txn, J_USE, &p, &changes, err);
     *out_fresh = !rc && changes > 0;
@@ -629,35 +580,35 @@ store_token_state_t store_token_state(const store_token_t *token, int64_t now_us
 
 static void row_to_token(const store__rows_t *rows, size_t r, store_token_t *out)
 {
-    out->hash = cell(rows, r, 0);
-    out->kind = (store_token_kind_t)cell_int(rows, r, 1);
-    out->client_id = cell(rows, r, 2);
-    out->account_id = cell(rows, r, 3);
-    out->scopes = cell(rows, r, 4);
-    out->patient_id = cell(rows, r, 5);
-    out->family_id = cell(rows, r, 6);
-    out->code_challenge = cell(rows, r, 7);
-    out->redirect_uri = cell(rows, r, 8);
-    out->expires_us = cell_int(rows, r, 9);
-    out->created_us = cell_int(rows, r, 10);
-    out->used_us = cell_int(rows, r, 11);
-    out->revoked_us = cell_int(rows, r, 12);
+    out->hash = store__cell(rows, r, 0);
+    out->kind = (store_token_kind_t)store__cell_int(rows, r, 1);
+    out->client_id = store__cell(rows, r, 2);
+    out->account_id = store__cell(rows, r, 3);
+    out->scopes = store__cell(rows, r, 4);
+    out->patient_id = store__cell(rows, r, 5);
+    out->family_id = store__cell(rows, r, 6);
+    out->code_challenge = store__cell(rows, r, 7);
+    out->redirect_uri = store__cell(rows, r, 8);
+    out->expires_us = store__cell_int(rows, r, 9);
+    out->created_us = store__cell_int(rows, r, 10);
+    out->used_us = store__cell_int(rows, r, 11);
+    out->revoked_us = store__cell_int(rows, r, 12);
 }
 
 status_t store_txn_token_issue(store_txn_t *txn, const store_token_t *t, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, t->hash);
-    p_int(&p, t->kind);
-    p_text(&p, t->client_id);
-    p_text(&p, t->account_id);
-    p_text(&p, t->scopes ? t->scopes : "");
-    p_text(&p, t->patient_id);
-    p_text(&p, t->family_id);
-    p_text(&p, t->code_challenge);
-    p_text(&p, t->redirect_uri);
-    p_int(&p, t->expires_us);
-    p_int(&p, t->created_us);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, t->hash);
+    store__p_int(&p, t->kind);
+    store__p_text(&p, t->client_id);
+    store__p_text(&p, t->account_id);
+    store__p_text(&p, t->scopes ? t->scopes : "");
+    store__p_text(&p, t->patient_id);
+    store__p_text(&p, t->family_id);
+    store__p_text(&p, t->code_challenge);
+    store__p_text(&p, t->redirect_uri);
+    store__p_int(&p, t->expires_us);
+    store__p_int(&p, t->created_us);
     return write_txn(txn, T_ISSUE, &p, NULL, err);
 }
 
@@ -675,8 +626,8 @@ static status_t one_token(status_t rc, const store__rows_t *rows, store_token_t 
 status_t store_token_get(store_conn_t *conn, const char *hash, arena_t *arena, store_token_t *out,
                          err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, hash);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, hash);
     store__rows_t rows = {0};
     return one_token(run_conn(conn, T_GET, &p, arena, &rows, err), &rows, out, err);
 }
@@ -684,8 +635,8 @@ status_t store_token_get(store_conn_t *conn, const char *hash, arena_t *arena, s
 status_t store_txn_token_get(store_txn_t *txn, const char *hash, arena_t *arena, store_token_t *out,
                              err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, hash);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, hash);
     store__rows_t rows = {0};
     return one_token(run_txn(txn, T_GET_LOCKED, &p, arena, &rows, err), &rows, out, err);
 }
@@ -693,9 +644,9 @@ status_t store_txn_token_get(store_txn_t *txn, const char *hash, arena_t *arena,
 status_t store_txn_token_use(store_txn_t *txn, const char *hash, int64_t now_us, bool *out_first,
                              err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, hash);
-    p_int(&p, now_us);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, hash);
+    store__p_int(&p, now_us);
     int64_t changes = 0;
     *out_first = false;
     status_t rc = write_txn(txn, T_USE, &p, &changes, err);
@@ -715,9 +666,9 @@ status_t store_txn_token_use(store_txn_t *txn, const char *hash, int64_t now_us,
 
 status_t store_txn_token_revoke(store_txn_t *txn, const char *hash, int64_t now_us, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, hash);
-    p_int(&p, now_us);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, hash);
+    store__p_int(&p, now_us);
     int64_t changes = 0;
     status_t rc = write_txn(txn, T_REVOKE, &p, &changes, err);
     if (!rc && changes == 0)
@@ -728,9 +679,9 @@ status_t store_txn_token_revoke(store_txn_t *txn, const char *hash, int64_t now_
 static status_t revoke_by(store_txn_t *txn, int which, const char *key, int64_t now_us,
                           int64_t *out_n, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, key);
-    p_int(&p, now_us);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, key);
+    store__p_int(&p, now_us);
     int64_t changes = 0;
     status_t rc = write_txn(txn, which, &p, &changes, err);
     if (out_n)
@@ -758,8 +709,8 @@ status_t store_txn_token_revoke_client(store_txn_t *txn, const char *client_id, 
 
 status_t store_txn_token_purge(store_txn_t *txn, int64_t now_us, int64_t *out_n, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_int(&p, now_us);
+    store__params_t p = {.n = 0};
+    store__p_int(&p, now_us);
     int64_t changes = 0;
     status_t rc = write_txn(txn, T_PURGE, &p, &changes, err);
     if (!rc)
@@ -783,7 +734,7 @@ status_t store_auth_table_scan(store_conn_t *conn, size_t table, arena_t *arena,
                                const char ***out_cells, size_t *out_nrows, size_t *out_ncols,
                                err_t *err)
 {
-    params_t p = {.n = 0};
+    store__params_t p = {.n = 0};
     store__rows_t rows = {0};
     *out_nrows = *out_ncols = 0;
     status_t rc = run_conn(conn, X_SCAN + (int)table, &p, arena, &rows, err);
@@ -803,9 +754,9 @@ status_t store_txn_auth_table_load(store_txn_t *txn, size_t table, const char *c
 {
     size_t ncols = load_columns[table];
     for (size_t r = 0; r < nrows; r++) {
-        params_t p = {.n = 0};
+        store__params_t p = {.n = 0};
         for (size_t c = 0; c < ncols; c++)
-            p_text(&p, cells[r * ncols + c]);
+            store__p_text(&p, cells[r * ncols + c]);
         status_t rc = write_txn(txn, X_LOAD + (int)table, &p, NULL, err);
         if (rc)
             return rc;

@@ -64,102 +64,71 @@ _Static_assert(STORE_SESSION_FIRST + Q__COUNT <= STORE_AUDIT_FIRST,
     "request_id, session_id, client_id, redirect_uri, scope, state, code_challenge, nonce, " \
     "aud, created_us, expires_us"
 
-static const char *const statements[Q__COUNT] = {
-    [S_CREATE] = "INSERT INTO login_session (" SESSION_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, "
-                 "$7, $8)",
-    [S_GET] = "SELECT " SESSION_COLUMNS " FROM login_session WHERE session_id = $1",
-    [S_UPDATE] = "UPDATE login_session SET account_id = $2, username = $3, state = $4, csrf = $5, "
-                 "last_seen_us = $6 WHERE session_id = $1",
-    [S_DELETE] = "DELETE FROM login_session WHERE session_id = $1",
-    [S_DELETE_REQUESTS] = "DELETE FROM authz_request WHERE session_id = $1",
-    [S_DELETE_ACCOUNT] = "DELETE FROM login_session WHERE account_id = $1",
-    [S_PURGE] = "DELETE FROM login_session WHERE expires_us <= $1",
-    [Q_CREATE] = "INSERT INTO authz_request (" REQUEST_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, "
-                 "$7, $8, $9, $10, $11)",
-    [Q_GET] = "SELECT " REQUEST_COLUMNS " FROM authz_request WHERE request_id = $1",
-    [Q_DELETE] = "DELETE FROM authz_request WHERE request_id = $1",
-    [Q_PURGE] = "DELETE FROM authz_request WHERE expires_us <= $1 OR session_id NOT IN "
-                "(SELECT session_id FROM login_session)",
+static const store__fixed_t statements[Q__COUNT] = {
+    [S_CREATE] = {"INSERT INTO login_session (" SESSION_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, "
+                  "$7, $8)"},
+    [S_GET] = {"SELECT " SESSION_COLUMNS " FROM login_session WHERE session_id = $1"},
+    [S_UPDATE] = {"UPDATE login_session SET account_id = $2, username = $3, state = $4, csrf = $5, "
+                  "last_seen_us = $6 WHERE session_id = $1"},
+    [S_DELETE] = {"DELETE FROM login_session WHERE session_id = $1"},
+    [S_DELETE_REQUESTS] = {"DELETE FROM authz_request WHERE session_id = $1"},
+    [S_DELETE_ACCOUNT] = {"DELETE FROM login_session WHERE account_id = $1"},
+    [S_PURGE] = {"DELETE FROM login_session WHERE expires_us <= $1"},
+    [Q_CREATE] = {"INSERT INTO authz_request (" REQUEST_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, "
+                  "$7, $8, $9, $10, $11)"},
+    [Q_GET] = {"SELECT " REQUEST_COLUMNS " FROM authz_request WHERE request_id = $1"},
+    [Q_DELETE] = {"DELETE FROM authz_request WHERE request_id = $1"},
+    [Q_PURGE] = {"DELETE FROM authz_request WHERE expires_us <= $1 OR session_id NOT IN "
+                 "(SELECT session_id FROM login_session)"},
 };
 
-typedef struct {
-    store__value_t values[12];
-    size_t n;
-} params_t;
-
-static void p_text(params_t *p, const char *s)
-{
-    p->values[p->n++] = (store__value_t){s ? STORE__TEXT : STORE__NULL, 0, s};
-}
-
-static void p_int(params_t *p, int64_t i)
-{
-    p->values[p->n++] = (store__value_t){STORE__INT, i, NULL};
-}
-
-static status_t run(const store_driver_t *driver, void *dconn, int which, const params_t *p,
-                    arena_t *arena, store__rows_t *out, err_t *err)
-{
-    return driver->run_auth(dconn, STORE_SESSION_FIRST + which, statements[which], p->values, p->n,
-                            arena, out, err);
-}
-
-static status_t run_conn(store_conn_t *conn, int which, const params_t *p, arena_t *arena,
+static status_t run_conn(store_conn_t *conn, int which, const store__params_t *p, arena_t *arena,
                          store__rows_t *out, err_t *err)
 {
-    const store_driver_t *driver;
-    void *dconn = store__conn_driver(conn, &driver);
-    return run(driver, dconn, which, p, arena, out, err);
+    return store__fixed_conn(conn, STORE_SESSION_FIRST + which, &statements[which], p, arena, out,
+                             err);
 }
 
 /* A statement that returns no rows, in a transaction; *out_changes (may be NULL). */
-static status_t write_txn(store_txn_t *txn, int which, const params_t *p, int64_t *out_changes,
-                          err_t *err)
+static status_t write_txn(store_txn_t *txn, int which, const store__params_t *p,
+                          int64_t *out_changes, err_t *err)
 {
-    const store_driver_t *driver;
-    void *dconn = store__txn_driver(txn, &driver);
-    store__rows_t rows = {0};
-    arena_t arena;
-    arena_init(&arena);
-    status_t rc = run(driver, dconn, which, p, &arena, &rows, err);
-    arena_release(&arena);
-    if (out_changes)
-        *out_changes = rc ? 0 : rows.changes;
-    return rc;
+    return store__fixed_write(txn, STORE_SESSION_FIRST + which, &statements[which], p, out_changes,
+                              err);
 }
 
+/* The first row's cells. */
 static const char *cell(const store__rows_t *rows, size_t column)
 {
-    return rows->cells[column];
+    return store__cell(rows, 0, column);
 }
 
 static int64_t cell_int(const store__rows_t *rows, size_t column)
 {
-    const char *s = cell(rows, column);
-    return s ? strtoll(s, NULL, 10) : 0;
+    return store__cell_int(rows, 0, column);
 }
 
 /* ---- sessions --------------------------------------------------------------------------- */
 
 status_t store_txn_session_create(store_txn_t *txn, const store_session_t *s, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, s->session_id);
-    p_text(&p, s->account_id);
-    p_text(&p, s->username);
-    p_int(&p, s->state);
-    p_text(&p, s->csrf);
-    p_int(&p, s->created_us);
-    p_int(&p, s->last_seen_us);
-    p_int(&p, s->expires_us);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, s->session_id);
+    store__p_text(&p, s->account_id);
+    store__p_text(&p, s->username);
+    store__p_int(&p, s->state);
+    store__p_text(&p, s->csrf);
+    store__p_int(&p, s->created_us);
+    store__p_int(&p, s->last_seen_us);
+    store__p_int(&p, s->expires_us);
     return write_txn(txn, S_CREATE, &p, NULL, err);
 }
 
 status_t store_session_get(store_conn_t *conn, const char *session_id, arena_t *arena,
                            store_session_t *out, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, session_id);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, session_id);
     store__rows_t rows = {0};
     status_t rc = run_conn(conn, S_GET, &p, arena, &rows, err);
     if (rc)
@@ -180,13 +149,13 @@ status_t store_session_get(store_conn_t *conn, const char *session_id, arena_t *
 
 status_t store_txn_session_update(store_txn_t *txn, const store_session_t *s, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, s->session_id);
-    p_text(&p, s->account_id);
-    p_text(&p, s->username);
-    p_int(&p, s->state);
-    p_text(&p, s->csrf);
-    p_int(&p, s->last_seen_us);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, s->session_id);
+    store__p_text(&p, s->account_id);
+    store__p_text(&p, s->username);
+    store__p_int(&p, s->state);
+    store__p_text(&p, s->csrf);
+    store__p_int(&p, s->last_seen_us);
     int64_t changes = 0;
     status_t rc = write_txn(txn, S_UPDATE, &p, &changes, err);
     if (!rc && changes == 0)
@@ -196,8 +165,8 @@ status_t store_txn_session_update(store_txn_t *txn, const store_session_t *s, er
 
 status_t store_txn_session_delete(store_txn_t *txn, const char *session_id, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, session_id);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, session_id);
     status_t rc = write_txn(txn, S_DELETE_REQUESTS, &p, NULL, err);
     return rc ? rc : write_txn(txn, S_DELETE, &p, NULL, err);
 }
@@ -205,8 +174,8 @@ status_t store_txn_session_delete(store_txn_t *txn, const char *session_id, err_
 status_t store_txn_session_delete_account(store_txn_t *txn, const char *account_id, int64_t *out_n,
                                           err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, account_id);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, account_id);
     int64_t changes = 0;
     status_t rc = write_txn(txn, S_DELETE_ACCOUNT, &p, &changes, err);
     if (out_n)
@@ -216,8 +185,8 @@ status_t store_txn_session_delete_account(store_txn_t *txn, const char *account_
 
 status_t store_txn_session_purge(store_txn_t *txn, int64_t now_us, int64_t *out_n, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_int(&p, now_us);
+    store__params_t p = {.n = 0};
+    store__p_int(&p, now_us);
     int64_t changes = 0;
     status_t rc = write_txn(txn, S_PURGE, &p, &changes, err);
     if (!rc)
@@ -232,26 +201,26 @@ status_t store_txn_session_purge(store_txn_t *txn, int64_t now_us, int64_t *out_
 status_t store_txn_authz_request_create(store_txn_t *txn, const store_authz_request_t *r,
                                         err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, r->request_id);
-    p_text(&p, r->session_id);
-    p_text(&p, r->client_id);
-    p_text(&p, r->redirect_uri);
-    p_text(&p, r->scope ? r->scope : "");
-    p_text(&p, r->state);
-    p_text(&p, r->code_challenge);
-    p_text(&p, r->nonce);
-    p_text(&p, r->aud);
-    p_int(&p, r->created_us);
-    p_int(&p, r->expires_us);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, r->request_id);
+    store__p_text(&p, r->session_id);
+    store__p_text(&p, r->client_id);
+    store__p_text(&p, r->redirect_uri);
+    store__p_text(&p, r->scope ? r->scope : "");
+    store__p_text(&p, r->state);
+    store__p_text(&p, r->code_challenge);
+    store__p_text(&p, r->nonce);
+    store__p_text(&p, r->aud);
+    store__p_int(&p, r->created_us);
+    store__p_int(&p, r->expires_us);
     return write_txn(txn, Q_CREATE, &p, NULL, err);
 }
 
 status_t store_authz_request_get(store_conn_t *conn, const char *request_id, arena_t *arena,
                                  store_authz_request_t *out, err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, request_id);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, request_id);
     store__rows_t rows = {0};
     status_t rc = run_conn(conn, Q_GET, &p, arena, &rows, err);
     if (rc)
@@ -275,8 +244,8 @@ status_t store_authz_request_get(store_conn_t *conn, const char *request_id, are
 status_t store_txn_authz_request_delete(store_txn_t *txn, const char *request_id, bool *out_deleted,
                                         err_t *err)
 {
-    params_t p = {.n = 0};
-    p_text(&p, request_id);
+    store__params_t p = {.n = 0};
+    store__p_text(&p, request_id);
     int64_t changes = 0;
     status_t rc = write_txn(txn, Q_DELETE, &p, &changes, err);
     if (out_deleted)

@@ -142,6 +142,37 @@ typedef struct {
                          size_t nparams, arena_t *arena, store__rows_t *out, err_t *err);
 } store_driver_t;
 
+/* ---- the fixed statements of sql_auth.c, sql_session.c and sql_audit.c (sql_fixed.c) ---- */
+
+/* A statement's text: the same on both drivers, or PostgreSQL's own (pg, else NULL). */
+typedef struct {
+    const char *sql;
+    const char *pg;
+} store__fixed_t;
+
+/* Its parameters, $1 to $20. */
+typedef struct {
+    store__value_t values[20];
+    size_t n;
+} store__params_t;
+
+/* Appends a text (NULL: SQL NULL) or an integer parameter. */
+void store__p_text(store__params_t *p, const char *s);
+void store__p_int(store__params_t *p, int64_t i);
+/* Runs statement number `which` (< STORE_AUTH_STATEMENTS: its prepared slot) on a reader's
+ * connection, or inside the transaction on the writer's. */
+status_t store__fixed_conn(store_conn_t *conn, int which, const store__fixed_t *statement,
+                           const store__params_t *p, arena_t *arena, store__rows_t *out,
+                           err_t *err);
+status_t store__fixed_txn(store_txn_t *txn, int which, const store__fixed_t *statement,
+                          const store__params_t *p, arena_t *arena, store__rows_t *out, err_t *err);
+/* One that returns no rows, in a transaction; *out_changes (may be NULL): rows changed. */
+status_t store__fixed_write(store_txn_t *txn, int which, const store__fixed_t *statement,
+                            const store__params_t *p, int64_t *out_changes, err_t *err);
+/* A cell of the rows (NULL for SQL NULL), and one read as an integer (0 for NULL). */
+const char *store__cell(const store__rows_t *rows, size_t row, size_t column);
+int64_t store__cell_int(const store__rows_t *rows, size_t row, size_t column);
+
 extern const store_driver_t store__sqlite_driver;
 extern const store_driver_t store__pg_driver;
 
