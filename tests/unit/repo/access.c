@@ -39,13 +39,7 @@ static void put(const char *type, const char *id, const char *json)
 static int setup(void **state)
 {
     test_db_setup(state);
-    err_t err = ERR_INIT;
-    store_options_t options;
-    store_options_init(&options);
-    options.synchronous = STORE_SYNC_OFF;
-    assert_int_equal(store_open(test_location, &options, &store, &err), ERR_OK);
-    assert_int_equal(store_connect(store, &conn, &err), ERR_OK);
-    err_release(&err);
+    test_store_open(&store, &conn);
     arena_init(&arena);
     repo_access_invalidate();
     scope_parse(&arena, "user/*.cruds", 12, &user_all);

@@ -81,12 +81,7 @@ static status_t on_part(store_t *s, const store_job_t *job, int64_t now_us, aren
 static int setup(void **state)
 {
     test_db_setup(state);
-    err_t err = ERR_INIT;
-    store_options_t options;
-    store_options_init(&options);
-    options.synchronous = STORE_SYNC_OFF;
-    assert_int_equal(store_open(test_location, &options, &store, &err), ERR_OK);
-    err_release(&err);
+    test_store_open(&store, NULL);
     pthread_mutex_lock(&seen.lock);
     memset(seen.patient, 0, sizeof(seen.patient));
     memset(seen.any, 0, sizeof(seen.any));

@@ -94,6 +94,20 @@ static int test_db_teardown(void **state)
     return system(cmd);
 }
 
+/* Opens the running test's database with synchronous off (fast; nothing here needs a power
+ * loss survived) and, when out_conn is not NULL, a reader's connection. */
+static inline void test_store_open(store_t **out, store_conn_t **out_conn)
+{
+    err_t err = ERR_INIT;
+    store_options_t options;
+    store_options_init(&options);
+    options.synchronous = STORE_SYNC_OFF;
+    assert_int_equal(store_open(test_location, &options, out, &err), ERR_OK);
+    if (out_conn)
+        assert_int_equal(store_connect(*out, out_conn, &err), ERR_OK);
+    err_release(&err);
+}
+
 static void test_skip_pg(void **state)
 {
     (void)state;

@@ -37,12 +37,7 @@ static int teardown(void **state)
 static store_t *open_store(void)
 {
     store_t *store;
-    err_t err = ERR_INIT;
-    store_options_t options;
-    store_options_init(&options);
-    options.synchronous = STORE_SYNC_OFF;
-    assert_int_equal(store_open(test_location, &options, &store, &err), ERR_OK);
-    err_release(&err);
+    test_store_open(&store, NULL);
     return store;
 }
 

@@ -27,12 +27,7 @@ static store_t *store;
 static int setup(void **state)
 {
     test_db_setup(state);
-    err_t err = ERR_INIT;
-    store_options_t options;
-    store_options_init(&options);
-    options.synchronous = STORE_SYNC_OFF;
-    assert_int_equal(store_open(test_location, &options, &store, &err), ERR_OK);
-    err_release(&err);
+    test_store_open(&store, NULL);
     return 0;
 }
 
