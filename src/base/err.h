@@ -14,34 +14,36 @@
 #include <stddef.h>
 
 /* X(NAME, http status, OperationOutcome issue type, when it is used) */
-#define ERR_CODES(X)                                                                         \
-    X(OK, 200, "informational", "success")                                                   \
-    X(SYNTAX, 400, "structure", "the body is not well-formed JSON")                          \
-    X(STRUCTURE, 400, "structure",                                                           \
-      "the body is JSON but not a FHIR resource: unknown element, wrong JSON type, array "   \
-      "where a single value belongs or the reverse")                                         \
-    X(VALUE, 400, "value", "a primitive value has the wrong format (date, id, uri, ...)")    \
-    X(INVALID, 400, "invalid", "the request itself is malformed: bad parameter, id, header") \
-    X(REQUIRED, 422, "required", "a required element is missing")                            \
-    X(CODE_INVALID, 422, "code-invalid", "a code is not in its required value set")          \
-    X(RULE, 422, "business-rule", "the resource is well-formed but breaks a rule")           \
-    X(NOT_FOUND, 404, "not-found", "no resource or endpoint of that name")                   \
-    X(METHOD, 405, "not-supported", "the HTTP method is not allowed on that path")           \
-    X(CONFLICT, 409, "conflict", "the request conflicts with the current state")             \
-    X(GONE, 410, "deleted", "the resource was deleted")                                      \
-    X(VERSION_CONFLICT, 412, "conflict", "If-Match names a version that is not current")     \
-    X(MULTIPLE_MATCHES, 412, "multiple-matches",                                             \
-      "the search of a conditional request or reference matches more than one resource")     \
-    X(TOO_LARGE, 413, "too-costly", "the body is over the configured limit")                 \
-    X(MEDIA_TYPE, 415, "not-supported", "the body's Content-Type is not FHIR JSON")          \
-    X(NOT_ACCEPTABLE, 406, "not-supported", "no format the client accepts can be produced")  \
-    X(UNAUTHORIZED, 401, "login",                                                            \
-      "the credentials are missing or do not verify: a token that is malformed, badly "      \
-      "signed, expired or for someone else")                                                 \
-    X(FORBIDDEN, 403, "forbidden",                                                           \
-      "the caller is known but the access policy or the token's scopes do not allow this")   \
-    X(INTERNAL, 500, "exception", "an unexpected failure inside the server")                 \
-    X(STORAGE, 500, "exception", "the database reported an error")                           \
+#define ERR_CODES(X)                                                                            \
+    X(OK, 200, "informational", "success")                                                      \
+    X(SYNTAX, 400, "structure", "the body is not well-formed JSON")                             \
+    X(STRUCTURE, 400, "structure",                                                              \
+      "the body is JSON but not a FHIR resource: unknown element, wrong JSON type, array "      \
+      "where a single value belongs or the reverse")                                            \
+    X(VALUE, 400, "value", "a primitive value has the wrong format (date, id, uri, ...)")       \
+    X(INVALID, 400, "invalid", "the request itself is malformed: bad parameter, id, header")    \
+    X(REQUIRED, 422, "required", "a required element is missing")                               \
+    X(CODE_INVALID, 422, "code-invalid", "a code is not in its required value set")             \
+    X(RULE, 422, "business-rule", "the resource is well-formed but breaks a rule")              \
+    X(NOT_FOUND, 404, "not-found", "no resource or endpoint of that name")                      \
+    X(METHOD, 405, "not-supported", "the HTTP method is not allowed on that path")              \
+    X(CONFLICT, 409, "conflict", "the request conflicts with the current state")                \
+    X(GONE, 410, "deleted", "the resource was deleted")                                         \
+    X(VERSION_CONFLICT, 412, "conflict", "If-Match names a version that is not current")        \
+    X(MULTIPLE_MATCHES, 412, "multiple-matches",                                                \
+      "the search of a conditional request or reference matches more than one resource")        \
+    X(PRECONDITION_REQUIRED, 428, "conflict",                                                   \
+      "a change that must be version-checked (a Task's status or owner) came without If-Match") \
+    X(TOO_LARGE, 413, "too-costly", "the body is over the configured limit")                    \
+    X(MEDIA_TYPE, 415, "not-supported", "the body's Content-Type is not FHIR JSON")             \
+    X(NOT_ACCEPTABLE, 406, "not-supported", "no format the client accepts can be produced")     \
+    X(UNAUTHORIZED, 401, "login",                                                               \
+      "the credentials are missing or do not verify: a token that is malformed, badly "         \
+      "signed, expired or for someone else")                                                    \
+    X(FORBIDDEN, 403, "forbidden",                                                              \
+      "the caller is known but the access policy or the token's scopes do not allow this")      \
+    X(INTERNAL, 500, "exception", "an unexpected failure inside the server")                    \
+    X(STORAGE, 500, "exception", "the database reported an error")                              \
     X(UNAVAILABLE, 503, "transient", "the server is busy or shutting down; retry later")
 
 typedef enum {

@@ -405,6 +405,8 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
         memcpy(json + w->head_len + (size_t)n, w->tail, w->tail_len);
         json[json_len] = '\0';
     }
+    if ((rc = repo__rules_check(txn, w, &current, json, json_len, err)))
+        return rc;
     if (strcmp(w->type, "SearchParameter") == 0 &&
         (rc = repo__params_write(txn, w->id, json, json_len, w->arena, err)))
         return rc;

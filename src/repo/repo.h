@@ -119,6 +119,13 @@ status_t repo_write_refresh(repo_write_t *write, json_t *resource, err_t *err);
 status_t repo__access_write(store_txn_t *txn, repo_write_t *write, const store_current_t *current,
                             err_t *err);
 
+/* The rules of the record that need the version a write replaces, for every writer (rules.c):
+ * a Task's status moves by DOMAIN.md's state machine (ERR_RULE naming the allowed moves), and
+ * a caller changing a Task's status or owner must send If-Match (ERR_PRECONDITION_REQUIRED).
+ * json is the version about to be stored. */
+status_t repo__rules_check(store_txn_t *txn, const repo_write_t *w, const store_current_t *current,
+                           const char *json, size_t json_len, err_t *err);
+
 /* The store transaction that performs a prepared write (arg is the repo_write_t). */
 status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err);
 

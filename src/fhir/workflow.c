@@ -1,0 +1,100 @@
+/*
+ * workflow.c - the Task state machine of DOMAIN.md as a table of moves.
+ */
+#include "fhir/workflow.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const CODES[TASK__COUNT] = {
+    [TASK_DRAFT] = "draft",         [TASK_REQUESTED] = "requested",
+    [TASK_RECEIVED] = "received",   [TASK_ACCEPTED] = "accepted",
+    [TASK_REJECTED] = "rejected",   [TASK_READY] = "ready",
+    [TASK_CANCELLED] = "cancelled", [TASK_IN_PROGRESS] = "in-progress",
+    [TASK_ON_HOLD] = "on-hold",     [TASK_FAILED] = "failed",
+    [TASK_COMPLETED] = "completed", [TASK_ENTERED_IN_ERROR] = "entered-in-error",
+};
+
+#define BIT(s) (1u << (s))
+
+/* The moves of the work itself; cancelled (from what is not final) and entered-in-error (from
+ * anything) are added by task_move_allowed. */
+static const unsigned MOVES[TASK__COUNT] = {
+    [TASK_DRAFT] = BIT(TASK_REQUESTED) | BIT(TASK_READY),
+    [TASK_REQUESTED] = BIT(TASK_RECEIVED) | BIT(TASK_REJECTED),
+    [TASK_RECEIVED] = BIT(TASK_ACCEPTED) | BIT(TASK_REJECTED),
+    [TASK_ACCEPTED] = BIT(TASK_IN_PROGRESS),
+    [TASK_READY] = BIT(TASK_IN_PROGRESS),
+    [TASK_IN_PROGRESS] = BIT(TASK_ON_HOLD) | BIT(TASK_COMPLETED) | BIT(TASK_FAILED),
+    [TASK_ON_HOLD] = BIT(TASK_IN_PROGRESS),
+};
+
+static const unsigned FINAL = BIT(TASK_COMPLETED) | BIT(TASK_CANCELLED) | BIT(TASK_REJECTED) |
+                              BIT(TASK_FAILED) | BIT(TASK_ENTERED_IN_ERROR);
+
+bool task_status_parse(const char *code, task_status_t *out)
+{
+    for (int i = 0; i < TASK__COUNT; i++)
+        if (code && strcmp(code, CODES[i]) == 0) {
+            *out = (task_status_t)i;
+            return true;
+        }
+    return false;
+}
+
+const char *task_status_code(task_status_t status)
+{
+    return status < TASK__COUNT ? CODES[status] : "?";
+}
+
+bool task_status_final(task_status_t status)
+{
+    return (FINAL & BIT(status)) != 0;
+}
+
+static unsigned moves_from(task_status_t from)
+{
+    unsigned moves = MOVES[from] | BIT(TASK_ENTERED_IN_ERROR);
+    if (!task_status_final(from))
+        moves |= BIT(TASK_CANCELLED);
+    return moves & ~BIT(from);
+}
+
+bool task_move_allowed(task_status_t from, task_status_t to)
+{
+    return from == to || (moves_from(from) & BIT(to)) != 0;
+}
+
+void task_moves_text(task_status_t from, char *out, size_t size)
+{
+    if (size == 0)
+        return;
+    out[0] = '\0';
+    unsigned moves = moves_from(from);
+    if (task_status_final(from)) {
+        snprintf(out, size, "%s (%s is final)", moves ? "only entered-in-error" : "none",
+                 CODES[from]);
+        return;
+    }
+    int total = __builtin_popcount(moves), seen = 0;
+    size_t len = 0;
+    for (int i = 0; i < TASK__COUNT && len < size; i++) {
+        if (!(moves & BIT(i)))
+            continue;
+        seen++;
+        const char *sep = seen == 1 ? "" : seen == total ? " or " : ", ";
+        int n = snprintf(out + len, size - len, "%s%s", sep, CODES[i]);
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+}
+
+int task_priority_rank(const char *code)
+{
+    static const char *const ORDER[] = {"routine", "urgent", "asap", "stat"};
+    for (int i = 0; i < 4; i++)
+        if (code && strcmp(code, ORDER[i]) == 0)
+            return i;
+    return -1;
+}
