@@ -3,6 +3,8 @@
  */
 #include "fhir/workflow.h"
 
+#include "fhir/search_int.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -97,4 +99,49 @@ int task_priority_rank(const char *code)
         if (code && strcmp(code, ORDER[i]) == 0)
             return i;
     return -1;
+}
+
+static bool coding_of(const json_t *concept, const char *system, const char *code)
+{
+    size_t i;
+    const json_t *coding;
+    json_array_foreach(json_object_get(concept, "coding"), i, coding)
+    {
+        const char *s = json_string_value(json_object_get(coding, "system"));
+        const char *c = json_string_value(json_object_get(coding, "code"));
+        if (s && c && strcmp(s, system) == 0 && strcmp(c, code) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool fhir_concept_has(const json_t *concept, const char *system, const char *code)
+{
+    if (!json_is_array(concept))
+        return coding_of(concept, system, code);
+    size_t i;
+    const json_t *one;
+    json_array_foreach(concept, i, one)
+    {
+        if (coding_of(one, system, code))
+            return true;
+    }
+    return false;
+}
+
+/* The range of a dateTime text; false when absent or not a date. */
+static bool range_of(const json_t *value, fhir_search_value_t *out)
+{
+    const char *text = json_string_value(value);
+    return text && fhir__search_parse_date(text, strlen(text), out) == NULL;
+}
+
+bool fhir_period_current(const json_t *period, int64_t now_us)
+{
+    fhir_search_value_t v;
+    if (range_of(json_object_get(period, "start"), &v) && v.as.date.low > now_us)
+        return false;
+    if (range_of(json_object_get(period, "end"), &v) && v.as.date.high <= now_us)
+        return false;
+    return true;
 }

@@ -6,8 +6,10 @@
 #ifndef CONCERTO_FHIR_WORKFLOW_H
 #define CONCERTO_FHIR_WORKFLOW_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     TASK_DRAFT,
@@ -44,5 +46,28 @@ void task_moves_text(task_status_t from, char *out, size_t size);
 /* Task.priority (and the request priorities of R4): routine < urgent < asap < stat. The rank
  * of code from 0 (routine) to 3 (stat); -1 when code is none of them. */
 int task_priority_rank(const char *code);
+
+/*
+ * Care teams (DOMAIN.md): a patient's care coordination team is their active CareTeam of
+ * category LOINC LA28865-6 "Longitudinal care-coordination focused care team" (at most one
+ * per patient); its primary coordinator is the one current participant with role SNOMED CT
+ * 768820003 "Care coordinator".
+ */
+#define CARE_LOINC_SYSTEM      "http://loinc.org"
+#define CARE_SNOMED_SYSTEM     "http://snomed.info/sct"
+#define CARE_TEAM_COORDINATION "LA28865-6"
+#define CARE_ROLE_COORDINATOR  "768820003"
+
+/* Whether a CodeableConcept (or an array of them) has a coding of system and code. */
+bool fhir_concept_has(const json_t *concept, const char *system, const char *code);
+
+/*
+ * Whether a Period (may be NULL: always) holds at now_us: it has begun (no start, or the start's
+ * earliest instant is not after now; a date alone begins at its first moment, read as UTC when
+ * it has no zone) and not ended (no end, or now is before the end's latest instant: an end
+ * of "2026-11-23" lasts through that day). A start or end that is not a dateTime counts as
+ * absent.
+ */
+bool fhir_period_current(const json_t *period, int64_t now_us);
 
 #endif

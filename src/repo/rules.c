@@ -1,11 +1,13 @@
 /*
  * rules.c - the rules of the record that hold for every writer (people, apps, the engine, the
- * ADT feed) and need the version being replaced: the Task state machine and the version check
- * of claiming, assigning and moving a Task (DOMAIN.md, "Task").
+ * ADT feed) and need the version being replaced or the rest of the record: the Task state
+ * machine and the version check of claiming, assigning and moving a Task (DOMAIN.md, "Task"),
+ * and the one primary coordinator of a patient's care coordination team.
  */
 #include <string.h>
 
 #include "base/jv.h"
+#include "fhir/defs.h"
 #include "fhir/workflow.h"
 #include "repo/repo.h"
 
@@ -56,15 +58,93 @@ static status_t task_rules(store_txn_t *txn, const repo_write_t *w, const store_
     return ERR_OK;
 }
 
+/* The current participants with the care coordinator role of a CareTeam, and the first. */
+static size_t coordinators(const json_t *team, int64_t now_us, const char **out_first)
+{
+    size_t n = 0, i;
+    const json_t *p;
+    *out_first = NULL;
+    json_array_foreach(json_object_get(team, "participant"), i, p)
+    {
+        if (!fhir_concept_has(json_object_get(p, "role"), CARE_SNOMED_SYSTEM,
+                              CARE_ROLE_COORDINATOR) ||
+            !fhir_period_current(json_object_get(p, "period"), now_us))
+            continue;
+        if (!n++)
+            *out_first =
+                json_string_value(json_object_get(json_object_get(p, "member"), "reference"));
+    }
+    return n;
+}
+
+static fhir_search_pair_t pair(const char *name, const char *value)
+{
+    return (fhir_search_pair_t){name, strlen(name), value, strlen(value)};
+}
+
+/* A patient's care coordination team: at most one active per patient, with exactly one
+ * current primary coordinator. */
+static status_t care_team_rules(store_txn_t *txn, const repo_write_t *w, const json_t *team,
+                                err_t *err)
+{
+    const char *status = json_string_value(json_object_get(team, "status"));
+    if (!status || strcmp(status, "active") != 0 ||
+        !fhir_concept_has(json_object_get(team, "category"), CARE_LOINC_SYSTEM,
+                          CARE_TEAM_COORDINATION))
+        return ERR_OK;
+    const char *subject =
+        json_string_value(json_object_get(json_object_get(team, "subject"), "reference"));
+    if (!subject || strncmp(subject, "Patient/", 8) != 0)
+        return err_set(err, ERR_RULE, "CareTeam.subject",
+                       "CareTeam/%s is a care coordination team (category %s) and must have a "
+                       "Patient as its subject",
+                       w->id, CARE_TEAM_COORDINATION);
+    const char *first;
+    size_t n = coordinators(team, store_txn_time_us(txn), &first);
+    if (n != 1)
+        return err_set(err, ERR_RULE, "CareTeam.participant",
+                       "CareTeam/%s is the care coordination team of %s and needs exactly one "
+                       "current participant with role %s (care coordinator), its primary "
+                       "coordinator; it has %zu",
+                       w->id, subject, CARE_ROLE_COORDINATOR, n);
+    fhir_search_pair_t pairs[] = {
+        pair("subject", subject),
+        pair("status", "active"),
+        pair("category", CARE_LOINC_SYSTEM "|" CARE_TEAM_COORDINATION),
+        pair("_count", "2"),
+    };
+    repo_search_t search = {.type = fhir_resource_type_find("CareTeam", 8),
+                            .pairs = pairs,
+                            .npairs = sizeof(pairs) / sizeof(pairs[0]),
+                            .now_us = store_txn_time_us(txn)};
+    fhir_search_plan_t *plan;
+    store_search_t query;
+    status_t rc = repo_search_plan(NULL, &search, w->arena, &plan, &query, err);
+    if (rc)
+        return rc;
+    store_search_result_t found;
+    if ((rc = store_txn_search(txn, &query, w->arena, &found, err)))
+        return rc;
+    for (size_t i = 0; i < found.nmatch; i++)
+        if (strcmp(found.entries[i].version.id, w->id) != 0)
+            return err_set(err, ERR_RULE, "CareTeam.status",
+                           "%s already has an active care coordination team, CareTeam/%s; a "
+                           "patient has one (end that one first, or change it)",
+                           subject, found.entries[i].version.id);
+    return ERR_OK;
+}
+
 status_t repo__rules_check(store_txn_t *txn, const repo_write_t *w, const store_current_t *current,
                            const char *json, size_t json_len, err_t *err)
 {
-    if (w->action == REPO_DELETE || strcmp(w->type, "Task") != 0)
+    bool task = strcmp(w->type, "Task") == 0;
+    if (w->action == REPO_DELETE || (!task && strcmp(w->type, "CareTeam") != 0))
         return ERR_OK;
     json_t *next = jv_parse(json, json_len, err);
     if (!next)
         return err->code;
-    status_t rc = task_rules(txn, w, current, next, err);
+    status_t rc =
+        task ? task_rules(txn, w, current, next, err) : care_team_rules(txn, w, next, err);
     json_decref(next);
     return rc;
 }

@@ -1,7 +1,7 @@
 /*
  * workflow.c - tests of the Task state machine (src/fhir/workflow.c) against DOMAIN.md: every
- * one of the 144 pairs of statuses, the text that names the allowed moves, and the order of
- * priorities.
+ * one of the 144 pairs of statuses, the text that names the allowed moves, the order of
+ * priorities, and the Period and CodeableConcept tests of the care team rules.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,9 +9,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
+#include "base/jv.h"
 #include "fhir/workflow.h"
 
 /* DOMAIN.md, written out pair by pair: "from to" for every allowed move between two
@@ -102,13 +104,56 @@ static void test_priority(void **state)
     assert_int_equal(task_priority_rank(NULL), -1);
 }
 
+static bool current(const char *period_json, const char *now)
+{
+    err_t err = ERR_INIT;
+    json_t *period = jv_parse(period_json, strlen(period_json), &err);
+    assert_non_null(period);
+    struct tm tm = {0};
+    assert_non_null(strptime(now, "%Y-%m-%dT%H:%M:%S", &tm));
+    bool held = fhir_period_current(period, (int64_t)timegm(&tm) * 1000000);
+    json_decref(period);
+    return held;
+}
+
+static void test_period_current(void **state)
+{
+    (void)state;
+    assert_true(current("{}", "2026-11-23T12:00:00"));
+    assert_true(current("{\"start\":\"2026-11-23\"}", "2026-11-23T00:00:00"));
+    assert_false(current("{\"start\":\"2026-11-24\"}", "2026-11-23T23:59:59"));
+    /* an end date lasts through its day */
+    assert_true(current("{\"end\":\"2026-11-23\"}", "2026-11-23T23:59:59"));
+    assert_false(current("{\"end\":\"2026-11-23\"}", "2026-11-24T00:00:00"));
+    /* a zone is honoured: 09:00 in New York is 14:00 UTC */
+    assert_false(current("{\"start\":\"2026-11-23T09:00:00-05:00\"}", "2026-11-23T13:59:59"));
+    assert_true(current("{\"start\":\"2026-11-23T09:00:00-05:00\"}", "2026-11-23T14:00:00"));
+    assert_true(current("{\"start\":\"2020\",\"end\":\"2030-06\"}", "2030-06-30T23:00:00"));
+    /* what is not a dateTime counts as absent */
+    assert_true(current("{\"start\":\"soon\"}", "2026-11-23T12:00:00"));
+}
+
+static void test_concepts(void **state)
+{
+    (void)state;
+    const char *text = "[{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"x\"}]},"
+                       "{\"coding\":[{\"system\":\"http://snomed.info/sct\",\"code\":"
+                       "\"768820003\"}]}]";
+    err_t err = ERR_INIT;
+    json_t *concepts = jv_parse(text, strlen(text), &err);
+    assert_true(fhir_concept_has(concepts, CARE_SNOMED_SYSTEM, CARE_ROLE_COORDINATOR));
+    assert_true(fhir_concept_has(json_array_get(concepts, 1), CARE_SNOMED_SYSTEM, "768820003"));
+    assert_false(fhir_concept_has(concepts, CARE_LOINC_SYSTEM, "768820003"));
+    assert_false(fhir_concept_has(NULL, CARE_LOINC_SYSTEM, "x"));
+    json_decref(concepts);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_pair),
-        cmocka_unit_test(test_parse_and_final),
-        cmocka_unit_test(test_moves_text),
-        cmocka_unit_test(test_priority),
+        cmocka_unit_test(test_every_pair),     cmocka_unit_test(test_parse_and_final),
+        cmocka_unit_test(test_moves_text),     cmocka_unit_test(test_priority),
+        cmocka_unit_test(test_period_current), cmocka_unit_test(test_concepts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
