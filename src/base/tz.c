@@ -356,17 +356,34 @@ int64_t tz_from_local(const tz_t *tz, const tz_civil_t *local, tz_local_kind_t *
 {
     int64_t l = tz_days_from_civil(local->year, local->month, local->day) * DAY +
                 (int64_t)local->hour * 3600 + (int64_t)local->minute * 60 + local->second;
-    /* The instant is within MAX_OFFSET of l: the offsets in force on either side of that
-     * window (and those they lead to) are the only candidates. */
-    int32_t before = tz_offset_at(tz, l - MAX_OFFSET - 3600);
-    int32_t after = tz_offset_at(tz, l + MAX_OFFSET + 3600);
-    int32_t candidates[4] = {before, after, tz_offset_at(tz, l - before),
-                             tz_offset_at(tz, l - after)};
-    int64_t found[4];
+    /* The instant is within MAX_OFFSET of l: the candidates are the offsets in force
+     * anywhere in that window, those of the table's transitions in it and, past the table,
+     * both offsets of the footer's rule. Each is kept when it maps back to l. */
+    int64_t low = l - MAX_OFFSET - 3600, high = l + MAX_OFFSET + 3600;
+    int32_t before = tz_offset_at(tz, low);
+    int32_t candidates[24];
+    int ncandidates = 0;
+    candidates[ncandidates++] = before;
+    candidates[ncandidates++] = tz_offset_at(tz, high);
+    size_t i = 0, hi = tz->ntimes;
+    while (i < hi) { /* the first transition after low */
+        size_t mid = i + (hi - i) / 2;
+        if (tz->times[mid] <= low)
+            i = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; i < tz->ntimes && tz->times[i] < high && ncandidates < 20; i++)
+        candidates[ncandidates++] = tz->types[tz->type_of[i]].offset;
+    if (tz->rule.present && (tz->ntimes == 0 || high >= tz->times[tz->ntimes - 1])) {
+        candidates[ncandidates++] = tz->rule.std_offset;
+        candidates[ncandidates++] = tz->rule.dst_offset;
+    }
+    int64_t found[24];
     int nfound = 0;
-    for (int i = 0; i < 4; i++) {
-        int64_t t = l - candidates[i];
-        if (tz_offset_at(tz, t) != candidates[i])
+    for (int c = 0; c < ncandidates; c++) {
+        int64_t t = l - candidates[c];
+        if (tz_offset_at(tz, t) != candidates[c])
             continue;
         bool seen = false;
         for (int j = 0; j < nfound; j++)

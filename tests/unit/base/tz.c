@@ -271,6 +271,40 @@ static void test_civil_days(void **state)
     assert_false(tz_valid_date(2026, 4, 31));
 }
 
+/* Found by fuzzing (tests/fuzz/tzif.c): two transitions a few months apart, an offset of
+ * -18:09 and a footer rule of its own; local time from each instant must lead back to it. */
+static void test_fuzz_far_offsets(void **state)
+{
+    (void)state;
+    static const unsigned char data[] = {
+        84,  90,  105, 102, 50,  0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,
+        0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   2,
+        0,   0,   0,   2,   0,   0,   0,   8,   105, 173, 30,  112, 106, 230, 213, 96,  1,   0,
+        255, 255, 185, 176, 0,   0,   255, 255, 199, 192, 1,   4,   69,  83,  84,  0,   69,  68,
+        84,  0,   84,  90,  105, 102, 50,  0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,
+        0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,
+        0,   2,   0,   0,   0,   2,   0,   0,   0,   8,   0,   0,   0,   0,   105, 173, 30,  112,
+        0,   0,   0,   0,   106, 230, 213, 96,  1,   0,   255, 255, 185, 176, 0,   0,   255, 255,
+        0,   192, 1,   4,   69,  83,  84,  0,   69,  68,  84,  0,   10,  69,  83,  84,  54,  69,
+        68,  84,  44,  77,  56,  46,  51,  46,  53,  44,  77,  49,  49,  46,  49,  46,  48,  10};
+    tz_t *tz = NULL;
+    err_t err = ERR_INIT;
+    assert_int_equal(tz_parse("fuzz", data, sizeof(data), &tz, &err), ERR_OK);
+    static const int64_t instants[] = {0, 1772953200, 1793512800, 2147483647, 4118126400};
+    for (size_t i = 0; i < sizeof(instants) / sizeof(instants[0]); i++) {
+        tz_civil_t c;
+        tz_to_local(tz, instants[i], &c, NULL);
+        tz_local_kind_t kind;
+        int64_t back = tz_from_local(tz, &c, &kind);
+        if (kind == TZ_LOCAL_UNIQUE)
+            assert_int_equal(back, instants[i]);
+        else
+            assert_true(kind == TZ_LOCAL_OVERLAP && back <= instants[i]);
+    }
+    tz_free(tz);
+    err_release(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_bad_data),
         cmocka_unit_test(test_load_names),
         cmocka_unit_test(test_civil_days),
+        cmocka_unit_test(test_fuzz_far_offsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
