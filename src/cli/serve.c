@@ -276,10 +276,6 @@ int cli_serve(int argc, char **argv)
         goto out;
     }
     calendar_set_default(calendar);
-    log_info("business calendar: %s", calendar_describe(calendar));
-    if (config.test_clock)
-        log_warning("TEST CLOCK ON: POST /admin/clock moves this server's clock forward; never "
-                    "run a production server with --test-clock");
     config.token_ttl_us = (int64_t)token_ttl_s * 1000000;
     config.session_idle_us = (int64_t)session_idle_s * 1000000;
     if (cli_open_store(&s, &options, &store, &err))
@@ -336,6 +332,10 @@ int cli_serve(int argc, char **argv)
     } else {
         log_warning("no --signing-key: the server issues no id_tokens (openid is not granted)");
     }
+    log_info("business calendar: %s", calendar_describe(calendar_default()));
+    if (config.test_clock)
+        log_warning("TEST CLOCK ON: POST /admin/clock moves this server's clock forward; never "
+                    "run a production server with --test-clock");
     repo_worker_config_t work;
     repo_worker_config_init(&work);
     work.lease_us = (int64_t)lease_s * 1000000;
