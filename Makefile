@@ -37,7 +37,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 FUZZ_LIB_OBJ := $(patsubst src/%.c,build/fuzz/obj/%.o,$(LIB_SRC))
-FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Isrc $(PKG_CFLAGS) -pthread -g -O1 \
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Isrc -Ibuild/gen $(PKG_CFLAGS) -pthread -g -O1 \
                -fno-omit-frame-pointer -fsanitize=address,undefined
 
 FHIRPATH_SUITE := $(BUILD)/tests/fhir/fhirpath_suite
@@ -49,6 +49,16 @@ all: $(BUILD)/concerto
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+# The built-in holiday lists: data/holidays/NAME.tsv as a C string in $(BUILD)/gen (and
+# build/gen for the fuzzers).
+%/gen/us_federal_holidays.h: data/holidays/us-federal.tsv
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from $< by the Makefile */'; \
+	  echo 'static const char calendar__us_federal_tsv[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/base/calendar.o: $(BUILD)/gen/us_federal_holidays.h
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -110,6 +120,8 @@ fuzz: $(FUZZ_BIN)
 build/fuzz/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+build/fuzz/obj/base/calendar.o: build/gen/us_federal_holidays.h
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
 	@mkdir -p $(dir $@)

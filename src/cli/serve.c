@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/calendar.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "cli/commands.h"
@@ -77,6 +78,19 @@ static const char help[] =
     "  --work-lease SECONDS how long a worker's claim on an event or a job holds before\n"
     "                       another worker may take it over (default: 60)\n"
     "  --work-poll MS       how often an idle worker looks for new work (default: 200)\n"
+    "  --calendar-timezone ZONE\n"
+    "                       the organisation's time zone, a tz database name such as\n"
+    "                       America/Chicago (default: America/New_York): deadlines in\n"
+    "                       calendar and business days are counted in its local time\n"
+    "  --calendar-working-days DAYS\n"
+    "                       the working days of the week: Mon-Fri (default), Sun-Thu,\n"
+    "                       Mon,Wed,Fri, ...\n"
+    "  --calendar-holidays us-federal|none|FILE\n"
+    "                       the days that are not business days: the built-in US federal\n"
+    "                       holidays (observed dates, 2020-2040; the default), none, or a\n"
+    "                       file of lines YYYY-MM-DD<TAB>name (docs/configuration.md)\n"
+    "  --test-clock         FOR TESTS ONLY: serve /admin/clock, which moves the server's\n"
+    "                       clock forward (docs/testing.md). Refused with --tls-cert\n"
     "  --log-level LEVEL    error, warning, info (default) or debug (which also logs each\n"
     "                       change event as it is handled)\n"
     "  --port-file FILE     write the port to FILE once listening (for scripts and tests)\n"
@@ -119,13 +133,32 @@ static status_t parse_size(const char *name, const char *value, long min, long m
 
 int cli_serve(int argc, char **argv)
 {
-    static const char *const known[] = {
-        "db",          "listen",     "threads",         "max-body",           "base-url",
-        "synchronous", "log-level",  "port-file",       "conditional-delete", "work-lease",
-        "work-poll",   "db-replica", "replica-max-lag", "tls-cert",           "tls-key",
-        "secrets-key", "token-ttl",  "session-idle",    "signing-key",        NULL};
+    static const char *const known[] = {"db",
+                                        "listen",
+                                        "threads",
+                                        "max-body",
+                                        "base-url",
+                                        "synchronous",
+                                        "log-level",
+                                        "port-file",
+                                        "conditional-delete",
+                                        "work-lease",
+                                        "work-poll",
+                                        "db-replica",
+                                        "replica-max-lag",
+                                        "tls-cert",
+                                        "tls-key",
+                                        "secrets-key",
+                                        "token-ttl",
+                                        "session-idle",
+                                        "signing-key",
+                                        "calendar-timezone",
+                                        "calendar-working-days",
+                                        "calendar-holidays",
+                                        NULL};
+    static const char *const switches[] = {"test-clock", NULL};
     settings_t s;
-    int status = cli_settings("serve", help, argc, argv, known, NULL, &s);
+    int status = cli_settings("serve", help, argc, argv, known, switches, &s);
     if (status >= 0)
         goto out_settings;
     status = 1;
@@ -202,6 +235,21 @@ int cli_serve(int argc, char **argv)
         status = 2;
         goto out;
     }
+    const char *test_clock = settings_get(&s, "test-clock", "false");
+    if (strcmp(test_clock, "true") != 0 && strcmp(test_clock, "false") != 0) {
+        err_set(&err, ERR_INVALID, NULL, "--test-clock is a switch (true or false), not \"%s\"",
+                test_clock);
+        status = 2;
+        goto out;
+    }
+    config.test_clock = strcmp(test_clock, "true") == 0;
+    if (config.test_clock && settings_get(&s, "tls-cert", NULL)) {
+        err_set(&err, ERR_INVALID, NULL,
+                "--test-clock is for test servers and cannot go with --tls-cert (a server "
+                "with TLS is taken to be in production)");
+        status = 2;
+        goto out;
+    }
     const char *tls_cert = settings_get(&s, "tls-cert", NULL);
     const char *tls_key = settings_get(&s, "tls-key", NULL);
     if (tls_cert || tls_key) {
@@ -219,6 +267,15 @@ int cli_serve(int argc, char **argv)
         }
         config.tls = tls;
     }
+    calendar_t *calendar = NULL;
+    if (calendar_new(settings_get(&s, "calendar-timezone", CALENDAR_DEFAULT_ZONE),
+                     settings_get(&s, "calendar-working-days", CALENDAR_DEFAULT_WORKING_DAYS),
+                     settings_get(&s, "calendar-holidays", CALENDAR_DEFAULT_HOLIDAYS), &calendar,
+                     &err)) {
+        status = 2;
+        goto out;
+    }
+    calendar_set_default(calendar);
     config.token_ttl_us = (int64_t)token_ttl_s * 1000000;
     config.session_idle_us = (int64_t)session_idle_s * 1000000;
     if (cli_open_store(&s, &options, &store, &err))
@@ -275,6 +332,10 @@ int cli_serve(int argc, char **argv)
     } else {
         log_warning("no --signing-key: the server issues no id_tokens (openid is not granted)");
     }
+    log_info("business calendar: %s", calendar_describe(calendar_default()));
+    if (config.test_clock)
+        log_warning("TEST CLOCK ON: POST /admin/clock moves this server's clock forward; never "
+                    "run a production server with --test-clock");
     repo_worker_config_t work;
     repo_worker_config_init(&work);
     work.lease_us = (int64_t)lease_s * 1000000;

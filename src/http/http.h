@@ -45,6 +45,8 @@ typedef struct {
     const jose_key_t *signing_key; /* borrowed: signs id_tokens, published at /oauth2/jwks
                                       (auth/idtoken.h); NULL: no id_tokens, and the authorize
                                       endpoint must not grant openid */
+    bool test_clock;               /* serve /admin/clock, which moves the wall clock forward
+                                      (clock.c; for tests only, never in production) */
 } http_config_t;
 
 void http_config_init(http_config_t *config);

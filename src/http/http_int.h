@@ -166,6 +166,10 @@ void http__register_security_headers(http_server_t *server, h2o_pathconf_t *path
  * own, say) instead of HTTP_CSP_API. policy is copied into the request's pool. */
 void http__set_content_security_policy(h2o_req_t *req, const char *policy);
 
+/* Answers /admin/clock when the server runs with --test-clock (clock.c); false (nothing
+ * answered) for any other path, or without the flag. */
+bool http__clock_route(http_thread_t *thread, h2o_req_t *req, arena_t *arena);
+
 /* Answers the sign-in paths under /oauth2/ (login.c: authorize, login, logout and the pages
  * between) and returns true; false for any other path. arena is the request's. */
 bool http__login_route(h2o_req_t *req, arena_t *arena);

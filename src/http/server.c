@@ -41,6 +41,7 @@ void http_config_init(http_config_t *config)
     config->token_ttl_us = (int64_t)3600 * 1000000;
     config->session_idle_us = (int64_t)900 * 1000000;
     config->signing_key = NULL;
+    config->test_clock = false;
 }
 
 static void on_accept(h2o_socket_t *listener, const char *error)

@@ -48,6 +48,7 @@ static struct {
     pthread_t thread;
     bool running;
     atomic_bool stopping;
+    bool woken; /* under lock: repo_worker_wake was called since the last pause */
     store_t *store;
     repo_worker_config_t config;
     char name[300];
@@ -371,7 +372,7 @@ static status_t run_events(store_t *store, const repo_worker_config_t *config, c
 
 /* ---- the thread -------------------------------------------------------------------------- */
 
-/* Sleeps up to us, or until the worker is told to stop. */
+/* Sleeps up to us, or until the worker is told to stop or woken (repo_worker_wake). */
 static void pause_for(int64_t us)
 {
     struct timespec until;
@@ -380,8 +381,17 @@ static void pause_for(int64_t us)
     until.tv_sec += us / 1000000 + ns / 1000000000;
     until.tv_nsec = ns % 1000000000;
     pthread_mutex_lock(&worker.lock);
-    if (!atomic_load(&worker.stopping))
+    if (!atomic_load(&worker.stopping) && !worker.woken)
         pthread_cond_timedwait(&worker.cond, &worker.lock, &until);
+    worker.woken = false;
+    pthread_mutex_unlock(&worker.lock);
+}
+
+void repo_worker_wake(void)
+{
+    pthread_mutex_lock(&worker.lock);
+    worker.woken = true;
+    pthread_cond_broadcast(&worker.cond);
     pthread_mutex_unlock(&worker.lock);
 }
 

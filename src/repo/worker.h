@@ -68,6 +68,10 @@ status_t repo_worker_start(store_t *store, const repo_worker_config_t *config, e
  * and waits for the thread. A no-op when it is not running. */
 void repo_worker_stop(void);
 
+/* Makes the worker look for work now rather than at its next poll (after the wall clock
+ * moved forward, say: jobs may have come due). Thread-safe; a no-op when it is not running. */
+void repo_worker_wake(void);
+
 /*
  * Runs the due jobs of kind (NULL: of every kind with a handler) on the calling thread until
  * none is due, as the worker would: for commands that do not serve (import, init) and finish

@@ -105,11 +105,10 @@ void store__format_instant(int64_t us, char out[32])
     snprintf(out + n, 32 - n, ".%06dZ", frac);
 }
 
+/* The wall clock of transactions (lastUpdated): clock.h's, so that a test clock moves it. */
 static int64_t now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return clock_now_us();
 }
 
 static void *writer_main(void *arg);
