@@ -13,6 +13,7 @@
 #include "auth/idtoken.h"
 #include "auth/secrets.h"
 #include "http/http.h"
+#include "care/engine.h"
 #include "repo/worker.h"
 
 static const char help[] =
@@ -336,6 +337,7 @@ int cli_serve(int argc, char **argv)
     if (config.test_clock)
         log_warning("TEST CLOCK ON: POST /admin/clock moves this server's clock forward; never "
                     "run a production server with --test-clock");
+    care_engine_register();
     repo_worker_config_t work;
     repo_worker_config_init(&work);
     work.lease_us = (int64_t)lease_s * 1000000;

@@ -145,3 +145,29 @@ bool fhir_period_current(const json_t *period, int64_t now_us)
         return false;
     return true;
 }
+
+size_t fhir_care_team_coordinators(const json_t *team, int64_t now_us, const char **out_first)
+{
+    size_t n = 0, i;
+    const json_t *p;
+    *out_first = NULL;
+    json_array_foreach(json_object_get(team, "participant"), i, p)
+    {
+        if (!fhir_concept_has(json_object_get(p, "role"), CARE_SNOMED_SYSTEM,
+                              CARE_ROLE_COORDINATOR) ||
+            !fhir_period_current(json_object_get(p, "period"), now_us))
+            continue;
+        if (!n++)
+            *out_first =
+                json_string_value(json_object_get(json_object_get(p, "member"), "reference"));
+    }
+    return n;
+}
+
+bool fhir_care_team_coordinating(const json_t *team)
+{
+    const char *status = json_string_value(json_object_get(team, "status"));
+    return status && strcmp(status, "active") == 0 &&
+           fhir_concept_has(json_object_get(team, "category"), CARE_LOINC_SYSTEM,
+                            CARE_TEAM_COORDINATION);
+}

@@ -58,6 +58,16 @@ int task_priority_rank(const char *code);
 #define CARE_TEAM_COORDINATION "LA28865-6"
 #define CARE_ROLE_COORDINATOR  "768820003"
 
+/*
+ * The current participants of team with the care coordinator role at now_us: returns how many,
+ * and in *out_first the member reference ("Practitioner/1") of the first (NULL when none or it
+ * has no reference). The primary coordinator when team is a coordination team.
+ */
+size_t fhir_care_team_coordinators(const json_t *team, int64_t now_us, const char **out_first);
+
+/* Whether team is an active care coordination team (status active, category LA28865-6). */
+bool fhir_care_team_coordinating(const json_t *team);
+
 /* Whether a CodeableConcept (or an array of them) has a coding of system and code. */
 bool fhir_concept_has(const json_t *concept, const char *system, const char *code);
 

@@ -58,25 +58,6 @@ static status_t task_rules(store_txn_t *txn, const repo_write_t *w, const store_
     return ERR_OK;
 }
 
-/* The current participants with the care coordinator role of a CareTeam, and the first. */
-static size_t coordinators(const json_t *team, int64_t now_us, const char **out_first)
-{
-    size_t n = 0, i;
-    const json_t *p;
-    *out_first = NULL;
-    json_array_foreach(json_object_get(team, "participant"), i, p)
-    {
-        if (!fhir_concept_has(json_object_get(p, "role"), CARE_SNOMED_SYSTEM,
-                              CARE_ROLE_COORDINATOR) ||
-            !fhir_period_current(json_object_get(p, "period"), now_us))
-            continue;
-        if (!n++)
-            *out_first =
-                json_string_value(json_object_get(json_object_get(p, "member"), "reference"));
-    }
-    return n;
-}
-
 static fhir_search_pair_t pair(const char *name, const char *value)
 {
     return (fhir_search_pair_t){name, strlen(name), value, strlen(value)};
@@ -87,10 +68,7 @@ static fhir_search_pair_t pair(const char *name, const char *value)
 static status_t care_team_rules(store_txn_t *txn, const repo_write_t *w, const json_t *team,
                                 err_t *err)
 {
-    const char *status = json_string_value(json_object_get(team, "status"));
-    if (!status || strcmp(status, "active") != 0 ||
-        !fhir_concept_has(json_object_get(team, "category"), CARE_LOINC_SYSTEM,
-                          CARE_TEAM_COORDINATION))
+    if (!fhir_care_team_coordinating(team))
         return ERR_OK;
     const char *subject =
         json_string_value(json_object_get(json_object_get(team, "subject"), "reference"));
@@ -100,7 +78,7 @@ static status_t care_team_rules(store_txn_t *txn, const repo_write_t *w, const j
                        "Patient as its subject",
                        w->id, CARE_TEAM_COORDINATION);
     const char *first;
-    size_t n = coordinators(team, store_txn_time_us(txn), &first);
+    size_t n = fhir_care_team_coordinators(team, store_txn_time_us(txn), &first);
     if (n != 1)
         return err_set(err, ERR_RULE, "CareTeam.participant",
                        "CareTeam/%s is the care coordination team of %s and needs exactly one "

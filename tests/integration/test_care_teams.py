@@ -1,6 +1,9 @@
 """A patient's care coordination team (CareTeam of category LOINC LA28865-6): at most one
 active per patient, with exactly one current primary coordinator (role SNOMED CT 768820003),
-whoever writes it; other care teams are free-form."""
+whoever writes it; other care teams are free-form. When the primary coordinator changes, the
+engine hands their open Tasks of the patient over to the new one."""
+import time
+
 from conftest import assert_outcome, create, patient
 
 COORDINATION = [{"coding": [{"system": "http://loinc.org", "code": "LA28865-6"}]}]
@@ -96,3 +99,53 @@ def test_other_care_teams_are_free_form(client):
                                category=None))
     # a coordination team that is not active is not held to the rule yet
     assert create(client, team(pid, [member(a, PCP)], status="proposed"))
+
+
+def wait_for(check, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def test_a_new_coordinator_takes_over_the_open_tasks(client):
+    pid, other = create(client, patient())["id"], create(client, patient())["id"]
+    a, b, c = practitioners(client, 3)
+
+    def task(who, status, pat=pid):
+        return create(client, {"resourceType": "Task", "status": status, "intent": "order",
+                               "for": {"reference": f"Patient/{pat}"},
+                               "owner": {"reference": f"Practitioner/{who}"}})["id"]
+
+    open1, open2 = task(a, "ready"), task(a, "on-hold")
+    done, theirs, elsewhere = task(a, "completed"), task(c, "ready"), task(a, "ready", other)
+    t = create(client, team(pid, [member(a, COORDINATOR), member(c, PCP)]))
+    body = dict(t, participant=[member(a, COORDINATOR, end="2020-01-01"),
+                                member(b, COORDINATOR), member(c, PCP)])
+    body.pop("meta")
+    assert client.put(f"CareTeam/{t['id']}", body).status == 200
+
+    def owner(tid):
+        return client.get(f"Task/{tid}").json["owner"]["reference"]
+
+    assert wait_for(lambda: owner(open1) == owner(open2) == f"Practitioner/{b}"), \
+        "the open Tasks were not handed over"
+    moved = client.get(f"Task/{open1}").json
+    assert moved["meta"]["versionId"] == "2"
+    note = moved["note"][-1]
+    assert note["authorString"] == "Concerto engine"
+    assert note["text"] == (f"Handed over from Practitioner/{a} to Practitioner/{b}: the primary "
+                            f"coordinator of Patient/{pid} changed (CareTeam/{t['id']}).")
+    # what is finished, someone else's, or another patient's stays where it was
+    assert owner(done) == owner(elsewhere) == f"Practitioner/{a}"
+    assert owner(theirs) == f"Practitioner/{c}"
+    assert client.get(f"Task/{done}").json["meta"]["versionId"] == "1"
+    # an edit of the team that keeps the coordinator hands nothing over again
+    t = client.get(f"CareTeam/{t['id']}").json
+    body = dict(t, name="Maria's team")
+    body.pop("meta")
+    assert client.put(f"CareTeam/{t['id']}", body).status == 200
+    time.sleep(1.0)
+    assert client.get(f"Task/{open1}").json["meta"]["versionId"] == "2"
