@@ -306,14 +306,11 @@ static void vis_condition(vis_writer_t *w, const store_visibility_t *v, const ch
     w->list(w, VIS_URLS);
     w->add(w, ")))");
     if (v->unlinked) {
-        /* no reference that links names a Patient, by type, by url or by identifier only */
+        /* no reference that links names a Patient: marked when indexed (FHIR_INDEX_UNLINKED) */
         vis_addf(w,
-                 " OR (%s.deleted = 0 AND %s.type <> 'Patient' AND NOT EXISTS (SELECT 1 FROM "
-                 "ix_reference vx WHERE vx.rid = %s.rid AND ",
-                 alias, alias, alias);
-        vis_linking_row(w);
-        w->add(w, " AND (vx.target_type = 'Patient' OR (vx.target_type IS NULL AND (vx.url IS "
-                  "NULL OR vx.url LIKE '%Patient/%')))))");
+                 " OR EXISTS (SELECT 1 FROM ix_reference vx WHERE vx.rid = %s.rid AND vx.param = "
+                 "'" FHIR_INDEX_UNLINKED "')",
+                 alias);
     }
     w->add(w, "))");
 }
@@ -375,14 +372,18 @@ static bool vis_has(const store_visibility_t *v, const char *const *list, size_t
 }
 
 /*
- * The visibility of branch `type`'s resources `a`: for a patient-linked type, non-correlated
- * (`a.rid IN` the references of its linking parameters to the visible Patients), so that the
- * database can start from the few visible Patients' resources; nothing for a type visible
- * whole or shared.
+ * The visibility of branch `type`'s resources `a`: nothing for a type visible whole or shared;
+ * for a patient-linked type, the resources whose linking references name a visible Patient
+ * (by type and id, or by this server's absolute url) and, when the caller may see them, those
+ * marked as naming none (FHIR_INDEX_UNLINKED). `drive` writes it as a set of rids the database
+ * can start from (`a.rid IN (...)`, built once per statement from the visible Patients), for a
+ * branch that nothing narrower lists; otherwise as a probe of each candidate's references
+ * (correlated by `vx.rid = a.rid`), which costs nothing per statement.
  */
-static void q_visible_branch(q_t *q, const fhir_type_t *type)
+static void q_visible_branch(q_t *q, const fhir_search_branch_t *branch, bool drive)
 {
     const store_visibility_t *v = q->query->visibility;
+    const fhir_type_t *type = branch->type;
     if (!v)
         return;
     if (!type) {
@@ -413,14 +414,33 @@ static void q_visible_branch(q_t *q, const fhir_type_t *type)
     if (!nparams)
         return; /* shared */
     const char *plist = json_strings(q->arena, params, nparams, NULL, NULL);
-    q_add(q, " AND (a.rid IN (SELECT rid FROM ix_reference WHERE type = ");
+    bool urls = v->base && *v->base && v->npatients;
+    if (!drive) {
+        q_add(q, " AND EXISTS (SELECT 1 FROM ix_reference vx WHERE vx.rid = a.rid AND ((vx.param "
+                 "IN (");
+        q_text_list(q, plist);
+        q_add(q, ") AND ((vx.target_type = 'Patient' AND vx.target_id IN (");
+        q_text_list(q, vis.lists[VIS_PATIENTS]);
+        q_add(q, "))");
+        if (urls) {
+            q_add(q, " OR vx.url IN (");
+            q_text_list(q, vis.lists[VIS_URLS]);
+            q_add(q, ")");
+        }
+        q_add(q, "))");
+        if (v->unlinked)
+            q_add(q, " OR vx.param = '" FHIR_INDEX_UNLINKED "'");
+        q_add(q, "))");
+        return;
+    }
+    q_add(q, " AND a.rid IN (SELECT rid FROM ix_reference WHERE type = ");
     q_text(q, name);
     q_add(q, " AND param IN (");
     q_text_list(q, plist);
     q_add(q, ") AND target_id IN (");
     q_text_list(q, vis.lists[VIS_PATIENTS]);
     q_add(q, ") AND target_type = 'Patient'");
-    if (v->base && *v->base && v->npatients) {
+    if (urls) {
         q_add(q, " UNION ALL SELECT rid FROM ix_reference WHERE type = ");
         q_text(q, name);
         q_add(q, " AND param IN (");
@@ -429,12 +449,10 @@ static void q_visible_branch(q_t *q, const fhir_type_t *type)
         q_text_list(q, vis.lists[VIS_URLS]);
         q_add(q, ")");
     }
-    q_add(q, ")");
     if (v->unlinked) {
-        q_add(q, " OR NOT EXISTS (SELECT 1 FROM ix_reference vx WHERE vx.rid = a.rid AND ");
-        vis_linking_row(&vis.w);
-        q_add(q, " AND (vx.target_type = 'Patient' OR (vx.target_type IS NULL AND (vx.url IS "
-                 "NULL OR vx.url LIKE '%Patient/%'))))");
+        q_add(q, " UNION ALL SELECT rid FROM ix_reference WHERE type = ");
+        q_text(q, name);
+        q_add(q, " AND param = '" FHIR_INDEX_UNLINKED "'");
     }
     q_add(q, ")");
 }
@@ -2066,9 +2084,17 @@ static void q_branch_where(q_t *q, size_t b)
         else
             q_clause(q, &branch->clauses[c], "a");
     }
-    if (query->compartment_type && query->compartment_id)
+    bool listed = false;
+    if (query->compartment_type && query->compartment_id) {
         q_compartment(q, branch);
-    q_visible_branch(q, branch->type);
+        listed = true;
+    }
+    /* a clause listed as a set of rids is where the database starts: the visibility is then
+       better tested per candidate than built as a second set */
+    for (size_t c = 0; c < branch->nclauses && !listed; c++)
+        listed = date_merge(branch, c, NULL, NULL) >= 0 &&
+                 !(q->how && q->how[b] && q->how[b][c] == PROBE);
+    q_visible_branch(q, branch, !listed);
 }
 
 /* The sort keys k1.. of branch b (k0 is the caller's). */
