@@ -225,27 +225,41 @@ static const char *json_strings(arena_t *arena, const char *const *items, size_t
     return out;
 }
 
+/* One list of a visibility, as a JSON array of strings (vis_list_t). */
+static const char *vis_list(arena_t *arena, const store_visibility_t *v, vis_list_t which)
+{
+    switch (which) {
+    case VIS_TYPES: return json_strings(arena, v->types, v->ntypes, NULL, NULL);
+    case VIS_OPEN: return json_strings(arena, v->open_types, v->nopen_types, NULL, NULL);
+    case VIS_PATIENTS: return json_strings(arena, v->patients, v->npatients, NULL, NULL);
+    case VIS_LINKED: {
+        const char **linked = arena_alloc(arena, (v->nmembers + 1) * sizeof(*linked));
+        size_t nlinked = 0;
+        linked[nlinked++] = "Patient";
+        for (size_t i = 0; i < v->nmembers; i++) {
+            size_t k = 0;
+            while (k < nlinked && strcmp(linked[k], v->member_types[i]) != 0)
+                k++;
+            if (k == nlinked)
+                linked[nlinked++] = v->member_types[i];
+        }
+        return json_strings(arena, linked, nlinked, NULL, NULL);
+    }
+    case VIS_PAIRS:
+        return json_strings(arena, v->member_types, v->nmembers, NULL, v->member_params);
+    case VIS_URLS:
+        return v->base && *v->base ? json_strings(arena, v->patients, v->npatients,
+                                                  arena_printf(arena, "%s/Patient/", v->base), NULL)
+                                   : "[]";
+    case VIS_NLISTS: break;
+    }
+    abort();
+}
+
 static void vis_lists(arena_t *arena, const store_visibility_t *v, const char *out[VIS_NLISTS])
 {
-    out[VIS_TYPES] = json_strings(arena, v->types, v->ntypes, NULL, NULL);
-    out[VIS_OPEN] = json_strings(arena, v->open_types, v->nopen_types, NULL, NULL);
-    out[VIS_PATIENTS] = json_strings(arena, v->patients, v->npatients, NULL, NULL);
-    const char **linked = arena_alloc(arena, (v->nmembers + 1) * sizeof(*linked));
-    size_t nlinked = 0;
-    linked[nlinked++] = "Patient";
-    for (size_t i = 0; i < v->nmembers; i++) {
-        size_t k = 0;
-        while (k < nlinked && strcmp(linked[k], v->member_types[i]) != 0)
-            k++;
-        if (k == nlinked)
-            linked[nlinked++] = v->member_types[i];
-    }
-    out[VIS_LINKED] = json_strings(arena, linked, nlinked, NULL, NULL);
-    out[VIS_PAIRS] = json_strings(arena, v->member_types, v->nmembers, NULL, v->member_params);
-    out[VIS_URLS] = v->base && *v->base
-                        ? json_strings(arena, v->patients, v->npatients,
-                                       arena_printf(arena, "%s/Patient/", v->base), NULL)
-                        : "[]";
+    for (int i = 0; i < VIS_NLISTS; i++)
+        out[i] = vis_list(arena, v, (vis_list_t)i);
 }
 
 /* Where a visibility condition is written: a search's statement (binds as it goes) or a
@@ -327,17 +341,25 @@ static void q_vis_add(vis_writer_t *w, const char *sql)
     q_add(((q_vis_t *)w->ctx)->q, sql);
 }
 
+/* A list of the visibility, worked out the first time the statement names it. */
+static const char *q_vis_get(q_vis_t *v, vis_list_t which)
+{
+    if (!v->lists[which])
+        v->lists[which] = vis_list(v->q->arena, v->q->query->visibility, which);
+    return v->lists[which];
+}
+
 static void q_vis_list(vis_writer_t *w, vis_list_t which)
 {
     q_vis_t *v = w->ctx;
-    q_text_list(v->q, v->lists[which]);
+    q_text_list(v->q, q_vis_get(v, which));
 }
 
 static void q_vis_init(q_vis_t *v, q_t *q)
 {
+    memset(v, 0, sizeof(*v));
     v->q = q;
     v->w = (vis_writer_t){.add = q_vis_add, .list = q_vis_list, .ctx = v};
-    vis_lists(q->arena, q->query->visibility, v->lists);
 }
 
 /* ` AND <resource `alias` is visible>`, when the search has a visibility. */
@@ -402,7 +424,7 @@ static void q_visible_branch(q_t *q, const fhir_search_branch_t *branch, bool dr
     q_vis_init(&vis, q);
     if (strcmp(name, "Patient") == 0) {
         q_add(q, " AND a.id IN (");
-        q_text_list(q, vis.lists[VIS_PATIENTS]);
+        q_text_list(q, q_vis_get(&vis, VIS_PATIENTS));
         q_add(q, ")");
         return;
     }
@@ -420,11 +442,11 @@ static void q_visible_branch(q_t *q, const fhir_search_branch_t *branch, bool dr
                  "IN (");
         q_text_list(q, plist);
         q_add(q, ") AND ((vx.target_type = 'Patient' AND vx.target_id IN (");
-        q_text_list(q, vis.lists[VIS_PATIENTS]);
+        q_text_list(q, q_vis_get(&vis, VIS_PATIENTS));
         q_add(q, "))");
         if (urls) {
             q_add(q, " OR vx.url IN (");
-            q_text_list(q, vis.lists[VIS_URLS]);
+            q_text_list(q, q_vis_get(&vis, VIS_URLS));
             q_add(q, ")");
         }
         q_add(q, "))");
@@ -438,7 +460,7 @@ static void q_visible_branch(q_t *q, const fhir_search_branch_t *branch, bool dr
     q_add(q, " AND param IN (");
     q_text_list(q, plist);
     q_add(q, ") AND target_id IN (");
-    q_text_list(q, vis.lists[VIS_PATIENTS]);
+    q_text_list(q, q_vis_get(&vis, VIS_PATIENTS));
     q_add(q, ") AND target_type = 'Patient'");
     if (urls) {
         q_add(q, " UNION ALL SELECT rid FROM ix_reference WHERE type = ");
@@ -446,7 +468,7 @@ static void q_visible_branch(q_t *q, const fhir_search_branch_t *branch, bool dr
         q_add(q, " AND param IN (");
         q_text_list(q, plist);
         q_add(q, ") AND url IN (");
-        q_text_list(q, vis.lists[VIS_URLS]);
+        q_text_list(q, q_vis_get(&vis, VIS_URLS));
         q_add(q, ")");
     }
     if (v->unlinked) {
