@@ -423,9 +423,12 @@ static void q_visible_branch(q_t *q, const fhir_search_branch_t *branch, bool dr
     q_vis_t vis;
     q_vis_init(&vis, q);
     if (strcmp(name, "Patient") == 0) {
-        q_add(q, " AND a.id IN (");
+        /* by the (type, id) key: the visible Patients' rids, rather than every Patient's id */
+        q_add(q, drive ? " AND a.rid IN (SELECT p.rid FROM resource p WHERE p.type = 'Patient' "
+                         "AND p.id IN ("
+                       : " AND a.id IN (");
         q_text_list(q, q_vis_get(&vis, VIS_PATIENTS));
-        q_add(q, ")");
+        q_add(q, drive ? "))" : ")");
         return;
     }
     const char **params = arena_alloc(q->arena, (v->nmembers + 1) * sizeof(*params));
