@@ -42,3 +42,27 @@ bool fhir_compartment_params(const char *compartment, const fhir_type_t *type,
     }
     return false;
 }
+
+/* Types about one patient that R4's Patient CompartmentDefinition leaves out. */
+static const char *const patient_param[] = {"patient"};
+static const char *const extra_links[] = {
+    "Task",             /* Task.for */
+    "GuidanceResponse", /* GuidanceResponse.subject */
+    "Contract",         /* Contract.subject */
+};
+
+bool fhir_patient_link_params(const fhir_type_t *type, const char *const **out_params,
+                              size_t *out_n)
+{
+    *out_params = NULL;
+    *out_n = 0;
+    if (!type || strcmp(type->name, "Patient") == 0)
+        return false;
+    for (size_t i = 0; i < sizeof(extra_links) / sizeof(extra_links[0]); i++)
+        if (strcmp(type->name, extra_links[i]) == 0) {
+            *out_params = patient_param;
+            *out_n = 1;
+            return true;
+        }
+    return fhir_compartment_params("Patient", type, out_params, out_n) && *out_n > 0;
+}

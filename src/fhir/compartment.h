@@ -25,4 +25,13 @@ bool fhir_compartment_exists(const char *compartment);
 bool fhir_compartment_params(const char *compartment, const fhir_type_t *type,
                              const char *const **out_params, size_t *out_n);
 
+/*
+ * The reference parameters through which a resource of `type` is about a patient (the access
+ * policy's patient-linked resources, docs/security.md): those of the Patient compartment for
+ * the type, and `patient` of Task, GuidanceResponse and Contract, which R4's definition leaves
+ * out. False for a type that has none, Patient among them (its member is itself). Static.
+ */
+bool fhir_patient_link_params(const fhir_type_t *type, const char *const **out_params,
+                              size_t *out_n);
+
 #endif

@@ -19,6 +19,7 @@
 #include "base/buf.h"
 #include "base/jv.h"
 #include "base/mem.h"
+#include "fhir/compartment.h"
 #include "fhir/fhirpath.h"
 #include "fhir/search_int.h"
 
@@ -1054,6 +1055,32 @@ static bool extract_contained(const fhir_search_snapshot_t *snapshot, json_t *re
     return true;
 }
 
+/* Whether the rows of a resource of `type` name a Patient through its patient links; true
+ * for a type without them (nothing to mark). A reference by identifier only, or by an
+ * absolute url to a Patient, names one (a patient no one may reach, but a patient). */
+static bool names_patient(const fhir_type_t *type, const fhir_index_rows_t *rows)
+{
+    const char *const *params;
+    size_t n;
+    if (!fhir_patient_link_params(type, &params, &n))
+        return true;
+    for (size_t i = 0; i < rows->n; i++) {
+        const fhir_index_row_t *row = &rows->rows[i];
+        if (row->value.kind != FHIR_INDEX_REFERENCE)
+            continue;
+        bool linking = false;
+        for (size_t k = 0; k < n && !linking; k++)
+            linking = strcmp(params[k], row->param) == 0;
+        if (!linking)
+            continue;
+        const char *rt = row->value.as.reference.type;
+        const char *url = row->value.as.reference.url;
+        if (rt ? strcmp(rt, "Patient") == 0 : !url || strstr(url, "Patient/"))
+            return true;
+    }
+    return false;
+}
+
 status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *resource,
                             arena_t *arena, fhir_index_rows_t *out, err_t *err)
 {
@@ -1078,6 +1105,10 @@ status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *reso
         extract_param(&x, p);
         if (x.too_many)
             break;
+    }
+    if (!x.too_many && !names_patient(type, out)) {
+        fhir_index_value_t none = {.kind = FHIR_INDEX_REFERENCE};
+        add_row(&x, FHIR_INDEX_UNLINKED, &none);
     }
     out->local_refs = x.local_refs;
     out->nlocal_refs = x.nlocal_refs;

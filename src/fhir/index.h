@@ -53,6 +53,16 @@ typedef enum {
 #define FHIR_INDEX_MAX_ROWS      20000
 #define FHIR_INDEX_MAX_COMPOSITE 64
 
+/*
+ * The parameter of the row that marks a patient-linked resource naming no Patient: a
+ * reference row without a target, added by fhir_index_extract to a resource of a type with
+ * patient links (fhir_patient_link_params) none of whose linking references names a Patient
+ * (by type, by an absolute url with "Patient/" in it, or by identifier only). The access
+ * policy finds such resources by this row rather than by looking at every reference of every
+ * resource. No search parameter has this code.
+ */
+#define FHIR_INDEX_UNLINKED "_unlinked"
+
 typedef struct fhir_index_value fhir_index_value_t;
 
 /* One indexed value. Strings are NUL-terminated, in the extraction's arena; NULL when absent. */
@@ -146,7 +156,8 @@ typedef struct {
  * FHIR_INDEX_MAX_ROWS. _id and _lastUpdated are columns of the store, and
  * parameters without an expression (_text, _content, ...) or of type special are not
  * extracted. A parameter whose expression cannot be evaluated over this resource gives no
- * rows and is counted in nfailed: a resource is never refused for its index. Errors:
+ * rows and is counted in nfailed: a resource is never refused for its index. A resource
+ * naming no patient through its patient links gets the FHIR_INDEX_UNLINKED row. Errors:
  * ERR_INVALID when resource has no known resourceType; ERR_TOO_LARGE past
  * FHIR_INDEX_MAX_ROWS rows.
  */

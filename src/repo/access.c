@@ -19,45 +19,31 @@
 
 /* ---- which resources are patient-linked -------------------------------------------------- */
 
-/* Types R4's Patient CompartmentDefinition leaves out that are about one patient. */
-static const char *const extra_members[][2] = {
-    {"Task", "patient"},             /* Task.for */
-    {"GuidanceResponse", "patient"}, /* GuidanceResponse.subject */
-    {"Contract", "patient"},         /* Contract.subject */
-};
-
 static pthread_once_t members_once = PTHREAD_ONCE_INIT;
 static const char **member_types, **member_params;
 static size_t nmembers;
 
+/* Patient itself is linked by its id only: its `link` does not open another's record */
 static void members_init(void)
 {
-    size_t cap = sizeof(extra_members) / sizeof(extra_members[0]);
+    size_t cap = 0;
     for (size_t i = 0; i < fhir_resource_type_count; i++) {
         const char *const *params;
         size_t n;
-        if (strcmp(fhir_resource_types[i]->name, "Patient") != 0 &&
-            fhir_compartment_params("Patient", fhir_resource_types[i], &params, &n))
+        if (fhir_patient_link_params(fhir_resource_types[i], &params, &n))
             cap += n;
     }
     member_types = xcalloc(cap, sizeof(*member_types));
     member_params = xcalloc(cap, sizeof(*member_params));
-    /* Patient itself is linked by its id only: its `link` does not open another's record */
     for (size_t i = 0; i < fhir_resource_type_count; i++) {
         const char *const *params;
         size_t n;
-        const char *name = fhir_resource_types[i]->name;
-        if (strcmp(name, "Patient") == 0 ||
-            !fhir_compartment_params("Patient", fhir_resource_types[i], &params, &n))
+        if (!fhir_patient_link_params(fhir_resource_types[i], &params, &n))
             continue;
         for (size_t k = 0; k < n; k++) {
-            member_types[nmembers] = name;
+            member_types[nmembers] = fhir_resource_types[i]->name;
             member_params[nmembers++] = params[k];
         }
-    }
-    for (size_t i = 0; i < sizeof(extra_members) / sizeof(extra_members[0]); i++) {
-        member_types[nmembers] = extra_members[i][0];
-        member_params[nmembers++] = extra_members[i][1];
     }
 }
 

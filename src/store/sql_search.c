@@ -225,27 +225,41 @@ static const char *json_strings(arena_t *arena, const char *const *items, size_t
     return out;
 }
 
+/* One list of a visibility, as a JSON array of strings (vis_list_t). */
+static const char *vis_list(arena_t *arena, const store_visibility_t *v, vis_list_t which)
+{
+    switch (which) {
+    case VIS_TYPES: return json_strings(arena, v->types, v->ntypes, NULL, NULL);
+    case VIS_OPEN: return json_strings(arena, v->open_types, v->nopen_types, NULL, NULL);
+    case VIS_PATIENTS: return json_strings(arena, v->patients, v->npatients, NULL, NULL);
+    case VIS_LINKED: {
+        const char **linked = arena_alloc(arena, (v->nmembers + 1) * sizeof(*linked));
+        size_t nlinked = 0;
+        linked[nlinked++] = "Patient";
+        for (size_t i = 0; i < v->nmembers; i++) {
+            size_t k = 0;
+            while (k < nlinked && strcmp(linked[k], v->member_types[i]) != 0)
+                k++;
+            if (k == nlinked)
+                linked[nlinked++] = v->member_types[i];
+        }
+        return json_strings(arena, linked, nlinked, NULL, NULL);
+    }
+    case VIS_PAIRS:
+        return json_strings(arena, v->member_types, v->nmembers, NULL, v->member_params);
+    case VIS_URLS:
+        return v->base && *v->base ? json_strings(arena, v->patients, v->npatients,
+                                                  arena_printf(arena, "%s/Patient/", v->base), NULL)
+                                   : "[]";
+    case VIS_NLISTS: break;
+    }
+    abort();
+}
+
 static void vis_lists(arena_t *arena, const store_visibility_t *v, const char *out[VIS_NLISTS])
 {
-    out[VIS_TYPES] = json_strings(arena, v->types, v->ntypes, NULL, NULL);
-    out[VIS_OPEN] = json_strings(arena, v->open_types, v->nopen_types, NULL, NULL);
-    out[VIS_PATIENTS] = json_strings(arena, v->patients, v->npatients, NULL, NULL);
-    const char **linked = arena_alloc(arena, (v->nmembers + 1) * sizeof(*linked));
-    size_t nlinked = 0;
-    linked[nlinked++] = "Patient";
-    for (size_t i = 0; i < v->nmembers; i++) {
-        size_t k = 0;
-        while (k < nlinked && strcmp(linked[k], v->member_types[i]) != 0)
-            k++;
-        if (k == nlinked)
-            linked[nlinked++] = v->member_types[i];
-    }
-    out[VIS_LINKED] = json_strings(arena, linked, nlinked, NULL, NULL);
-    out[VIS_PAIRS] = json_strings(arena, v->member_types, v->nmembers, NULL, v->member_params);
-    out[VIS_URLS] = v->base && *v->base
-                        ? json_strings(arena, v->patients, v->npatients,
-                                       arena_printf(arena, "%s/Patient/", v->base), NULL)
-                        : "[]";
+    for (int i = 0; i < VIS_NLISTS; i++)
+        out[i] = vis_list(arena, v, (vis_list_t)i);
 }
 
 /* Where a visibility condition is written: a search's statement (binds as it goes) or a
@@ -306,14 +320,11 @@ static void vis_condition(vis_writer_t *w, const store_visibility_t *v, const ch
     w->list(w, VIS_URLS);
     w->add(w, ")))");
     if (v->unlinked) {
-        /* no reference that links names a Patient, by type, by url or by identifier only */
+        /* no reference that links names a Patient: marked when indexed (FHIR_INDEX_UNLINKED) */
         vis_addf(w,
-                 " OR (%s.deleted = 0 AND %s.type <> 'Patient' AND NOT EXISTS (SELECT 1 FROM "
-                 "ix_reference vx WHERE vx.rid = %s.rid AND ",
-                 alias, alias, alias);
-        vis_linking_row(w);
-        w->add(w, " AND (vx.target_type = 'Patient' OR (vx.target_type IS NULL AND (vx.url IS "
-                  "NULL OR vx.url LIKE '%Patient/%')))))");
+                 " OR EXISTS (SELECT 1 FROM ix_reference vx WHERE vx.rid = %s.rid AND vx.param = "
+                 "'" FHIR_INDEX_UNLINKED "')",
+                 alias);
     }
     w->add(w, "))");
 }
@@ -330,17 +341,25 @@ static void q_vis_add(vis_writer_t *w, const char *sql)
     q_add(((q_vis_t *)w->ctx)->q, sql);
 }
 
+/* A list of the visibility, worked out the first time the statement names it. */
+static const char *q_vis_get(q_vis_t *v, vis_list_t which)
+{
+    if (!v->lists[which])
+        v->lists[which] = vis_list(v->q->arena, v->q->query->visibility, which);
+    return v->lists[which];
+}
+
 static void q_vis_list(vis_writer_t *w, vis_list_t which)
 {
     q_vis_t *v = w->ctx;
-    q_text_list(v->q, v->lists[which]);
+    q_text_list(v->q, q_vis_get(v, which));
 }
 
 static void q_vis_init(q_vis_t *v, q_t *q)
 {
+    memset(v, 0, sizeof(*v));
     v->q = q;
     v->w = (vis_writer_t){.add = q_vis_add, .list = q_vis_list, .ctx = v};
-    vis_lists(q->arena, q->query->visibility, v->lists);
 }
 
 /* ` AND <resource `alias` is visible>`, when the search has a visibility. */
@@ -375,14 +394,18 @@ static bool vis_has(const store_visibility_t *v, const char *const *list, size_t
 }
 
 /*
- * The visibility of branch `type`'s resources `a`: for a patient-linked type, non-correlated
- * (`a.rid IN` the references of its linking parameters to the visible Patients), so that the
- * database can start from the few visible Patients' resources; nothing for a type visible
- * whole or shared.
+ * The visibility of branch `type`'s resources `a`: nothing for a type visible whole or shared;
+ * for a patient-linked type, the resources whose linking references name a visible Patient
+ * (by type and id, or by this server's absolute url) and, when the caller may see them, those
+ * marked as naming none (FHIR_INDEX_UNLINKED). `drive` writes it as a set of rids the database
+ * can start from (`a.rid IN (...)`, built once per statement from the visible Patients), for a
+ * branch that nothing narrower lists; otherwise as a probe of each candidate's references
+ * (correlated by `vx.rid = a.rid`), which costs nothing per statement.
  */
-static void q_visible_branch(q_t *q, const fhir_type_t *type)
+static void q_visible_branch(q_t *q, const fhir_search_branch_t *branch, bool drive)
 {
     const store_visibility_t *v = q->query->visibility;
+    const fhir_type_t *type = branch->type;
     if (!v)
         return;
     if (!type) {
@@ -400,9 +423,12 @@ static void q_visible_branch(q_t *q, const fhir_type_t *type)
     q_vis_t vis;
     q_vis_init(&vis, q);
     if (strcmp(name, "Patient") == 0) {
-        q_add(q, " AND a.id IN (");
-        q_text_list(q, vis.lists[VIS_PATIENTS]);
-        q_add(q, ")");
+        /* by the (type, id) key: the visible Patients' rids, rather than every Patient's id */
+        q_add(q, drive ? " AND a.rid IN (SELECT p.rid FROM resource p WHERE p.type = 'Patient' "
+                         "AND p.id IN ("
+                       : " AND a.id IN (");
+        q_text_list(q, q_vis_get(&vis, VIS_PATIENTS));
+        q_add(q, drive ? "))" : ")");
         return;
     }
     const char **params = arena_alloc(q->arena, (v->nmembers + 1) * sizeof(*params));
@@ -413,28 +439,45 @@ static void q_visible_branch(q_t *q, const fhir_type_t *type)
     if (!nparams)
         return; /* shared */
     const char *plist = json_strings(q->arena, params, nparams, NULL, NULL);
-    q_add(q, " AND (a.rid IN (SELECT rid FROM ix_reference WHERE type = ");
+    bool urls = v->base && *v->base && v->npatients;
+    if (!drive) {
+        q_add(q, " AND EXISTS (SELECT 1 FROM ix_reference vx WHERE vx.rid = a.rid AND ((vx.param "
+                 "IN (");
+        q_text_list(q, plist);
+        q_add(q, ") AND ((vx.target_type = 'Patient' AND vx.target_id IN (");
+        q_text_list(q, q_vis_get(&vis, VIS_PATIENTS));
+        q_add(q, "))");
+        if (urls) {
+            q_add(q, " OR vx.url IN (");
+            q_text_list(q, q_vis_get(&vis, VIS_URLS));
+            q_add(q, ")");
+        }
+        q_add(q, "))");
+        if (v->unlinked)
+            q_add(q, " OR vx.param = '" FHIR_INDEX_UNLINKED "'");
+        q_add(q, "))");
+        return;
+    }
+    q_add(q, " AND a.rid IN (SELECT rid FROM ix_reference WHERE type = ");
     q_text(q, name);
     q_add(q, " AND param IN (");
     q_text_list(q, plist);
     q_add(q, ") AND target_id IN (");
-    q_text_list(q, vis.lists[VIS_PATIENTS]);
+    q_text_list(q, q_vis_get(&vis, VIS_PATIENTS));
     q_add(q, ") AND target_type = 'Patient'");
-    if (v->base && *v->base && v->npatients) {
+    if (urls) {
         q_add(q, " UNION ALL SELECT rid FROM ix_reference WHERE type = ");
         q_text(q, name);
         q_add(q, " AND param IN (");
         q_text_list(q, plist);
         q_add(q, ") AND url IN (");
-        q_text_list(q, vis.lists[VIS_URLS]);
+        q_text_list(q, q_vis_get(&vis, VIS_URLS));
         q_add(q, ")");
     }
-    q_add(q, ")");
     if (v->unlinked) {
-        q_add(q, " OR NOT EXISTS (SELECT 1 FROM ix_reference vx WHERE vx.rid = a.rid AND ");
-        vis_linking_row(&vis.w);
-        q_add(q, " AND (vx.target_type = 'Patient' OR (vx.target_type IS NULL AND (vx.url IS "
-                 "NULL OR vx.url LIKE '%Patient/%'))))");
+        q_add(q, " UNION ALL SELECT rid FROM ix_reference WHERE type = ");
+        q_text(q, name);
+        q_add(q, " AND param = '" FHIR_INDEX_UNLINKED "'");
     }
     q_add(q, ")");
 }
@@ -2066,9 +2109,17 @@ static void q_branch_where(q_t *q, size_t b)
         else
             q_clause(q, &branch->clauses[c], "a");
     }
-    if (query->compartment_type && query->compartment_id)
+    bool listed = false;
+    if (query->compartment_type && query->compartment_id) {
         q_compartment(q, branch);
-    q_visible_branch(q, branch->type);
+        listed = true;
+    }
+    /* a clause listed as a set of rids is where the database starts: the visibility is then
+       better tested per candidate than built as a second set */
+    for (size_t c = 0; c < branch->nclauses && !listed; c++)
+        listed = date_merge(branch, c, NULL, NULL) >= 0 &&
+                 !(q->how && q->how[b] && q->how[b][c] == PROBE);
+    q_visible_branch(q, branch, !listed);
 }
 
 /* The sort keys k1.. of branch b (k0 is the caller's). */

@@ -331,3 +331,36 @@ def test_sign_ins_tokens_and_failures_are_audited(world):
     assert as_(world, "nurse1")("GET", "Observation/obs3").status == 403
     denied = audit_events(world, "agent=nurse1&patient=pat3", 1)
     assert any(e["outcome"] == "4" for e in denied), denied
+
+
+def test_resources_naming_no_patient_follow_their_current_references(world):
+    """Staff see a patient-linked resource naming no patient (an Observation about a Group);
+    once an update names a patient, only that patient's staff do, in every kind of search."""
+    nurse1, nurse3 = as_(world, "nurse1"), as_(world, "nurse3")
+    ward = {"resourceType": "Observation", "id": "ward-obs", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "subject": {"reference": "Group/ward3"}}
+    r = nurse1("PUT", "Observation/ward-obs", ward)
+    assert r.status == 201, r
+    searches = ["Observation?code=8867-4", "Observation?_count=50",
+                "Observation?code=8867-4&_total=accurate", "Observation?_lastUpdated=gt2000-01-01"]
+    for who in (nurse1, nurse3):
+        for url in searches:
+            assert "Observation/ward-obs" in ids(who("GET", url)), url
+    # a patient account does not see it
+    assert "Observation/ward-obs" not in ids(as_(world, "jane")("GET", "Observation"))
+    ward["subject"] = {"reference": "Patient/pat1"}
+    assert nurse1("PUT", "Observation/ward-obs", ward).status == 200
+    for url in searches:
+        assert "Observation/ward-obs" in ids(nurse1("GET", url)), url
+        assert "Observation/ward-obs" not in ids(nurse3("GET", url)), url
+    assert nurse3("GET", "Observation?code=8867-4&_summary=count").json["total"] == 0
+    history = nurse3("GET", "Observation/_history")
+    assert "ward-obs" not in {e["resource"]["id"] for e in history.json.get("entry", [])}
+    assert nurse3("GET", "Observation/ward-obs").status == 403
+    # back to naming no patient: visible to staff again
+    ward["subject"] = {"reference": "Group/ward3"}
+    assert nurse1("PUT", "Observation/ward-obs", ward).status == 200
+    assert "Observation/ward-obs" in ids(nurse3("GET", "Observation?code=8867-4"))
+    assert nurse1("DELETE", "Observation/ward-obs").status in (200, 204)
+    assert "Observation/ward-obs" not in ids(nurse3("GET", "Observation?_count=50"))
