@@ -875,7 +875,7 @@ static void issue_code(login_t *l, const flow_t *flow, const store_account_t *ac
     char code[AUTH_TOKEN_SIZE];
     if (!rc)
         rc = auth_code_issue(&l->server->tokens, &grant, flow->row.code_challenge,
-                             flow->row.redirect_uri, l->now_us, code, &err);
+                             flow->row.redirect_uri, flow->row.nonce, l->now_us, code, &err);
     if (rc) {
         internal_error(l, &err, "could not issue an authorization code");
         err_release(&err);

@@ -503,7 +503,7 @@ static void send_tokens(oauth_t *o, const store_client_t *client, const auth_iss
                                   .subject = account.account_id,
                                   .audience = client->client_id,
                                   .fhir_user = fhir_user(o, &account),
-                                  .nonce = NULL, /* the code row keeps no nonce */
+                                  .nonce = issued->nonce,
                                   .issued_at = now,
                                   .expires_at = now + issued->expires_in_s};
         buf_t token = BUF_INIT;

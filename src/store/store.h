@@ -790,6 +790,7 @@ typedef struct {
     const char *family_id;
     const char *code_challenge; /* codes: the PKCE S256 challenge */
     const char *redirect_uri;   /* codes: the redirect_uri of the authorization request */
+    const char *nonce;          /* codes: the OpenID Connect nonce of the request, or NULL */
     int64_t expires_us, created_us;
     int64_t used_us;    /* codes and refresh tokens: when exchanged; 0: not yet */
     int64_t revoked_us; /* 0: not revoked */

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import html.parser
 import http.client
+import json
 import os
 import re
 import struct
@@ -301,6 +302,41 @@ def test_patient_signs_in_and_the_app_gets_a_code_and_its_state(browser):
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", params["code"])
     assert params["state"] == "s/1 2"
     assert params["iss"] == f"http://127.0.0.1:{browser.port}/fhir"
+
+
+def exchange_code(srv, code, verifier):
+    """The app's side: the code for tokens at the token endpoint (a public client)."""
+    r = srv.client.token_request({"grant_type": "authorization_code", "code": code,
+                                  "redirect_uri": APP_URI, "code_verifier": verifier,
+                                  "client_id": "app"}, client_id=None)
+    assert r.status == 200, r
+    return r.json
+
+
+def jwt_claims(token):
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_the_id_token_carries_the_nonce_of_the_request(browser, login_server):
+    verifier, challenge = pkce()
+    page = sign_in_with_password(
+        browser, "jane", authorize_path(challenge=challenge, nonce="n-0S6_WzA2Mj"))
+    tokens = exchange_code(login_server, redirect_params(page)["code"], verifier)
+    claims = jwt_claims(tokens["id_token"])
+    assert claims["nonce"] == "n-0S6_WzA2Mj"
+    assert claims["aud"] == "app" and claims["fhirUser"].endswith("/Patient/pat1")
+    # the id_token of a refresh carries none (OpenID Connect Core 12.2)
+    r = login_server.client.token_request({"grant_type": "refresh_token", "client_id": "app",
+                                           "refresh_token": tokens["refresh_token"]},
+                                          client_id=None)
+    assert r.status == 200, r
+    assert "nonce" not in jwt_claims(r.json["id_token"])
+    # a request without a nonce: an id_token without one
+    verifier, challenge = pkce()
+    page = browser.get(authorize_path(challenge=challenge))  # signed in already
+    tokens = exchange_code(login_server, redirect_params(page)["code"], verifier)
+    assert "nonce" not in jwt_claims(tokens["id_token"])
 
 
 def test_staff_enrol_at_first_sign_in_then_sign_in_with_a_totp_code(login_server):
