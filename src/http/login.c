@@ -348,9 +348,10 @@ static const char *cookie_value(login_t *l)
 }
 
 typedef struct {
-    int which; /* 0 create (and purge), 1 update, 2 delete */
+    int which; /* 0 create (and purge), 1 update, 2 delete, 3 renew from old_id */
     store_session_t *session;
     int64_t now_us;
+    const char *old_id;
 } session_write_t;
 
 static status_t session_txn(store_txn_t *txn, void *arg, err_t *err)
@@ -362,14 +363,32 @@ static status_t session_txn(store_txn_t *txn, void *arg, err_t *err)
         return rc ? rc : store_txn_session_create(txn, w->session, err);
     }
     case 1: return store_txn_session_update(txn, w->session, err);
+    case 3: return store_txn_session_renew(txn, w->old_id, w->session, err);
     default: return store_txn_session_delete(txn, w->session->session_id, err);
     }
 }
 
 static status_t session_write(login_t *l, int which, err_t *err)
 {
-    session_write_t w = {which, &l->session, l->now_us};
+    session_write_t w = {which, &l->session, l->now_us, NULL};
     return store_run(l->server->store, session_txn, &w, err);
+}
+
+/* Gives the session a new cookie value and CSRF token, keeping its rows (the authorization
+ * requests move along): a session id someone knew, or planted, before this step is worth
+ * nothing after it (session fixation). The old cookie value finds no session any more. */
+static status_t session_renew(login_t *l, err_t *err)
+{
+    const char *value = random_text(l);
+    char *hash = arena_alloc(l->arena, AUTH_TOKEN_HASH_SIZE);
+    auth_token_hash(value, strlen(value), hash);
+    session_write_t w = {3, &l->session, l->now_us, l->session.session_id};
+    l->session.session_id = hash;
+    l->session.csrf = random_text(l);
+    status_t rc = store_run(l->server->store, session_txn, &w, err);
+    if (!rc)
+        set_cookie(l, value, false);
+    return rc;
 }
 
 /* Finds the request's live session: not past its absolute end, nor idle longer than
@@ -928,15 +947,18 @@ static void continue_flow(login_t *l, const flow_t *flow)
     picker_page(l, flow, &account, NULL, NULL);
 }
 
-/* Marks the session signed in as account (or moves it to another step) and saves it. */
+/* Marks the session signed in as account (or moves it to another step) and saves it, under a
+ * new id when the step is a new one on the way to signing in. */
 static bool session_step(login_t *l, store_session_state_t state, const char *username,
                          const char *account_id)
 {
+    /* each step a sign-in takes (the password, then the second factor) renews the id */
+    bool renew = state != STORE_SESSION_ANONYMOUS && state != l->session.state;
     l->session.state = state;
     l->session.username = username;
     l->session.account_id = account_id;
     err_t err = ERR_INIT;
-    status_t rc = session_write(l, 1, &err);
+    status_t rc = renew ? session_renew(l, &err) : session_write(l, 1, &err);
     if (rc)
         internal_error(l, &err, "could not save a session");
     err_release(&err);

@@ -222,7 +222,7 @@ def prepare(srv):
         '"participant":[{"member":{"reference":"Practitioner/p1"}}]}\n')
     r = run_cli("import", "--db", db, str(people))
     assert r.returncode == 0, r.stderr
-    for name in ("nurse1", "nurse2", "nurse3"):
+    for name in ("nurse1", "nurse2", "nurse3", "nurse4"):
         r = run_cli("user", "add", "--db", db, "--username", name, "--role", "nurse",
                     "--practitioner", "p1", "--password-stdin", input=PASSWORD + "\n")
         assert r.returncode == 0, r.stderr
@@ -384,6 +384,46 @@ def test_a_wrong_totp_code_and_a_recovery_code_that_works_once(login_server):
     assert page.alert() == INVALID_CODE, page
     page = browser.submit(page, "/oauth2/login/code", code=codes[1])
     assert redirect_params(page)["code"]
+
+
+def test_the_session_id_is_renewed_at_each_sign_in_step(login_server):
+    # someone who knows (or planted) the cookie of a session before the sign-in gets nothing
+    browser = Browser("127.0.0.1", login_server.port)
+    page = browser.get(authorize_path())
+    planted = dict(browser.cookies)
+    assert planted["concerto_session"]
+    page = browser.submit(page, "/oauth2/login", username="jane", password=PASSWORD)
+    redirect_params(page)
+    assert browser.cookies["concerto_session"] != planted["concerto_session"]
+    attacker = Browser("127.0.0.1", login_server.port)
+    attacker.cookies = dict(planted)
+    page = attacker.get(authorize_path())
+    assert page.status == 200 and page.form("/oauth2/login"), page  # asked for the password
+    assert attacker.cookies["concerto_session"] != browser.cookies["concerto_session"]
+    # the new value is the signed-in session (single sign-on)
+    redirect_params(browser.get(authorize_path()))
+
+    # staff: renewed after the password and again after the second factor, and the pending
+    # authorization request follows the session
+    browser = Browser("127.0.0.1", login_server.port)
+    page = browser.get(authorize_path(scope="openid user/*.rs"))
+    first = browser.cookies["concerto_session"]
+    page = browser.submit(page, "/oauth2/login", username="nurse4", password=PASSWORD)
+    assert page.status == 200, page
+    second = browser.cookies["concerto_session"]
+    assert second != first
+    app = Authenticator(page.parser.by_id["totp-secret"].strip())
+    page = browser.submit(page, "/oauth2/login/enroll", code=app.code())
+    assert page.status == 200, page
+    third = browser.cookies["concerto_session"]
+    assert third not in (first, second)
+    page = browser.submit(page, "/oauth2/continue")
+    assert redirect_params(page)["code"]
+    # the value of the middle step does not reach the signed-in session either
+    attacker = Browser("127.0.0.1", login_server.port)
+    attacker.cookies = {"concerto_session": second}
+    page = attacker.get(authorize_path(scope="openid user/*.rs"))
+    assert page.status == 200 and page.form("/oauth2/login"), page
 
 
 def test_a_wrong_password_gets_the_one_message(browser, login_server):
