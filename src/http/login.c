@@ -23,6 +23,7 @@
 #include "base/b64.h"
 #include "base/jv.h"
 #include "base/log.h"
+#include "base/mem.h"
 #include "fhir/defs.h"
 #include "auth/audit.h"
 #include "http/http_int.h"
@@ -1158,6 +1159,72 @@ out:
     err_release(&err);
 }
 
+/* The password step, checked on a worker (argon2id takes about 50 ms): the request's state
+ * moves into the job with its arena, and comes back to the loop for the answer. */
+typedef struct {
+    http_job_t job; /* first */
+    arena_t arena;  /* the request's, moved here */
+    login_t l;
+    flow_t flow;
+    const char *username, *password;
+    size_t password_len;
+    status_t rc;
+    err_t err;
+    auth_login_t out;
+} login_job_t;
+
+static void login_work(http_job_t *job, store_conn_t *conn)
+{
+    login_job_t *j = (login_job_t *)job;
+    j->rc = auth_login(&j->l.server->accounts, conn, j->username, j->password, j->password_len,
+                       j->l.now_us, &j->arena, &j->out, &j->err);
+}
+
+/* The answer to the password step, on the request's loop. */
+static void login_answer(login_t *l, flow_t *flow, status_t rc, auth_login_t *out, err_t *err)
+{
+    const char *username = out->account.username;
+    if (rc == ERR_UNAUTHORIZED) {
+        log_failure(l, field(l, "username"), out->failure);
+        login_page(l, flow, MESSAGE_INVALID_USER, field(l, "username"));
+    } else if (rc) {
+        internal_error(l, err, "could not check a password");
+    } else if (out->step == AUTH_LOGIN_DONE) {
+        if (session_step(l, STORE_SESSION_SIGNED_IN, username, out->account.account_id))
+            continue_flow(l, flow);
+    } else if (out->step == AUTH_LOGIN_CODE) {
+        if (session_step(l, STORE_SESSION_CODE, username, NULL))
+            code_page(l, flow, NULL);
+    } else {
+        const char *uri = NULL, *secret = NULL;
+        if (!session_step(l, STORE_SESSION_ENROLL, username, NULL))
+            return;
+        err_reset(err);
+        rc = auth_mfa_enroll(&l->server->accounts, username, l->now_us, l->arena, &uri, &secret,
+                             err);
+        if (rc == ERR_UNAVAILABLE)
+            error_page(l, 503, "Cannot set up a second factor",
+                       "This server has no secrets key, so it cannot set up the second factor "
+                       "your account needs. Tell your administrator.");
+        else if (rc)
+            internal_error(l, err, "could not start enrolment");
+        else
+            enroll_page(l, flow, uri, secret, NULL);
+    }
+}
+
+static void login_done(http_job_t *job)
+{
+    login_job_t *j = (login_job_t *)job;
+    if (job->req) {
+        j->l.req = job->req;
+        login_answer(&j->l, &j->flow, j->rc, &j->out, &j->err);
+    }
+    err_release(&j->err);
+    arena_release(&j->arena);
+    free(j);
+}
+
 static void handle_login(login_t *l)
 {
     flow_t flow = {0};
@@ -1173,38 +1240,20 @@ static void handle_login(login_t *l)
         login_page(l, &flow, MESSAGE_INVALID_USER, username);
         return;
     }
-    err_t err = ERR_INIT;
-    auth_login_t out = {0};
-    status_t rc = auth_login(&l->server->accounts, l->thread->conn, username, password,
-                             password_len, l->now_us, l->arena, &out, &err);
-    if (rc == ERR_UNAUTHORIZED) {
-        log_failure(l, username, out.failure);
-        login_page(l, &flow, MESSAGE_INVALID_USER, username);
-    } else if (rc) {
-        internal_error(l, &err, "could not check a password");
-    } else if (out.step == AUTH_LOGIN_DONE) {
-        if (session_step(l, STORE_SESSION_SIGNED_IN, out.account.username, out.account.account_id))
-            continue_flow(l, &flow);
-    } else if (out.step == AUTH_LOGIN_CODE) {
-        if (session_step(l, STORE_SESSION_CODE, out.account.username, NULL))
-            code_page(l, &flow, NULL);
-    } else {
-        const char *uri = NULL, *secret = NULL;
-        if (!session_step(l, STORE_SESSION_ENROLL, out.account.username, NULL))
-            goto out;
-        rc = auth_mfa_enroll(&l->server->accounts, out.account.username, l->now_us, l->arena, &uri,
-                             &secret, &err);
-        if (rc == ERR_UNAVAILABLE)
-            error_page(l, 503, "Cannot set up a second factor",
-                       "This server has no secrets key, so it cannot set up the second factor "
-                       "your account needs. Tell your administrator.");
-        else if (rc)
-            internal_error(l, &err, "could not start enrolment");
-        else
-            enroll_page(l, &flow, uri, secret, NULL);
-    }
-out:
-    err_release(&err);
+    login_job_t *j = xcalloc(1, sizeof(*j));
+    /* everything l and flow point to lives in the arena, which the job takes */
+    j->arena = *l->arena;
+    arena_init(l->arena);
+    j->l = *l;
+    j->l.arena = &j->arena;
+    j->flow = flow;
+    j->username = username;
+    j->password = password;
+    j->password_len = password_len;
+    err_init(&j->err);
+    j->job.work = login_work;
+    j->job.done = login_done;
+    http__job_submit(l->thread, l->req, &j->job);
 }
 
 /* The session must be at step `state` for a second-factor form; else back to the password. */

@@ -8,6 +8,7 @@ the idle timeout, sign-out and the pages' security headers. On SQLite and Postgr
 TOTP codes are computed here per RFC 6238 (HMAC-SHA1, 6 digits, 30 s).
 """
 import base64
+import functools
 import hashlib
 import hmac
 import html.parser
@@ -15,7 +16,9 @@ import http.client
 import json
 import os
 import re
+import socket
 import struct
+import threading
 import time
 import urllib.parse
 
@@ -424,6 +427,67 @@ def test_the_session_id_is_renewed_at_each_sign_in_step(login_server):
     attacker.cookies = {"concerto_session": second}
     page = attacker.get(authorize_path(scope="openid user/*.rs"))
     assert page.status == 200 and page.form("/oauth2/login"), page
+
+
+def test_password_checks_do_not_hold_up_other_requests():
+    # one event loop; password checks (argon2id, tens of milliseconds each) run on the
+    # server's workers, so /fhir/metadata is answered while sign-ins are still being checked
+    srv = make_login_server(server_class=functools.partial(Server, threads=1))
+    try:
+        n = 6
+        browsers = [Browser("127.0.0.1", srv.port) for _ in range(n)]
+        pages = [b.get(authorize_path()) for b in browsers]
+        order, lock = [], threading.Lock()
+        sent = threading.Barrier(n + 1)
+
+        def sign_in(i):
+            b, page = browsers[i], pages[i]
+            form = dict(page.form("/oauth2/login").fields, username="jane", password=PASSWORD)
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+            conn.request("POST", "/oauth2/login", body=urllib.parse.urlencode(form), headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cookie": "; ".join(f"{k}={v}" for k, v in b.cookies.items())})
+            sent.wait()
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            with lock:
+                order.append(("sign-in", response.status))
+
+        threads = [threading.Thread(target=sign_in, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        sent.wait()
+        time.sleep(0.005)  # the sign-ins reach the server first
+        r = srv.client.get("/fhir/metadata", auth=None)
+        with lock:
+            order.append(("metadata", r.status))
+        for t in threads:
+            t.join()
+        assert sorted(order) == sorted([("metadata", 200)] + [("sign-in", 303)] * n), order
+        # n checks on two workers take at least three rounds: the metadata comes back while
+        # some are still running (on the loop, it would wait for every one read before it)
+        assert order.index(("metadata", 200)) <= n - 2, order
+
+        # a client that leaves while its password is being checked: nothing is answered, the
+        # server goes on
+        b = Browser("127.0.0.1", srv.port)
+        page = b.get(authorize_path())
+        form = dict(page.form("/oauth2/login").fields, username="jane", password=PASSWORD)
+        for _ in range(3):
+            body = urllib.parse.urlencode(form).encode()
+            with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+                cookie = "; ".join(f"{k}={v}" for k, v in b.cookies.items())
+                sock.sendall(b"POST /oauth2/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             b"Content-Type: application/x-www-form-urlencoded\r\n"
+                             + f"Cookie: {cookie}\r\nContent-Length: {len(body)}\r\n\r\n"
+                             .encode() + body)
+        time.sleep(0.5)
+        assert srv.client.get("/fhir/metadata", auth=None).status == 200
+    finally:
+        problems = srv.stop_checked()
+        srv.cleanup()
+    assert not problems, "\n".join(problems)
 
 
 def test_a_wrong_password_gets_the_one_message(browser, login_server):
