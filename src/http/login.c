@@ -1113,6 +1113,15 @@ static void handle_authorize(login_t *l)
     scope_format(&granted, &scope_text);
     const char *scope = arena_strndup(l->arena, scope_text.ptr, scope_text.len);
     buf_release(&scope_text);
+    const char *query_scope = scope_query_unsupported(l->arena, &requested, &granted);
+    if (query_scope) {
+        app_error(l, redirect_uri, state, "invalid_scope",
+                  arena_printf(l->arena,
+                               "scope %s: scopes with a query (SMART v2 granular scopes) are "
+                               "not supported",
+                               query_scope));
+        goto out;
+    }
     if (!*scope) {
         app_error(l, redirect_uri, state, "invalid_scope",
                   asked && *asked ? "none of the scopes asked for can be granted to this app"

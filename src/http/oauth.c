@@ -620,6 +620,14 @@ static void grant_client_credentials(oauth_t *o)
     system_only(&allowed);
     scope_intersect(o->arena, &asked, &allowed, &granted);
     system_only(&granted);
+    const char *query_scope =
+        scope_query_unsupported(o->arena, requested ? &asked : NULL, &granted);
+    if (query_scope) {
+        send_error(o, "invalid_scope",
+                   "scope %s: scopes with a query (SMART v2 granular scopes) are not supported",
+                   query_scope);
+        return;
+    }
     if (granted.nresources == 0) {
         send_error(o, "invalid_scope",
                    "none of the scopes asked for can be granted: a client acting for itself "

@@ -550,6 +550,17 @@ def test_other_refusals_go_back_to_the_app(browser):
     assert page.status == 200, page
 
 
+def test_scopes_with_a_query_are_refused_by_name(browser):
+    # SMART v2 granular scopes (a query after the permissions) are not applied: refused when
+    # asked for, with the scope named, rather than granted and failing on every request
+    scope = "openid patient/Patient.rs patient/Observation.rs?category=laboratory"
+    params = redirect_params(browser.get(authorize_path(scope=scope, state="q-1")))
+    assert params["error"] == "invalid_scope"
+    assert "patient/Observation.rs?category=laboratory" in params["error_description"]
+    assert "not supported" in params["error_description"]
+    assert params["state"] == "q-1" and "code" not in params
+
+
 def test_a_wrong_redirect_uri_or_an_unknown_client_gets_a_page_not_a_redirect(browser):
     for path in (authorize_path(redirect_uri="http://127.0.0.1:9/other"),
                  authorize_path(redirect_uri="https://evil.example/cb"),

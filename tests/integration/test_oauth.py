@@ -266,6 +266,13 @@ def test_scopes_granted_are_the_intersection(client):
     assert_oauth_error(r, 400, "invalid_scope")
 
 
+def test_scopes_with_a_query_are_refused_at_issue(client):
+    r = client.token_request({"grant_type": "client_credentials",
+                              "scope": "system/Patient.rs system/Observation.rs?category=laboratory"})
+    assert_oauth_error(r, 400, "invalid_scope", "system/Observation.rs?category=laboratory")
+    assert "not supported" in r.json["error_description"]
+
+
 def test_private_key_jwt(server, backend, keys):
     for key in (keys["rs"], keys["es"]):
         r = jwt_token(server, backend, assertion(server, backend, key))
