@@ -104,7 +104,8 @@ static void new_token(char out[AUTH_TOKEN_SIZE])
 /* A new token of kind for grant: its text in out, its row stored. */
 static status_t store_new(store_txn_t *txn, store_token_kind_t kind, const auth_grant_t *grant,
                           const char *family_id, const char *challenge, const char *redirect_uri,
-                          int64_t now_us, int64_t ttl_us, char out[AUTH_TOKEN_SIZE], err_t *err)
+                          const char *nonce, int64_t now_us, int64_t ttl_us,
+                          char out[AUTH_TOKEN_SIZE], err_t *err)
 {
     new_token(out);
     char hash[AUTH_TOKEN_HASH_SIZE];
@@ -118,6 +119,7 @@ static status_t store_new(store_txn_t *txn, store_token_kind_t kind, const auth_
                          .family_id = family_id,
                          .code_challenge = challenge,
                          .redirect_uri = redirect_uri,
+                         .nonce = nonce,
                          .expires_us = now_us + ttl_us,
                          .created_us = now_us};
     return store_txn_token_issue(txn, &row, err);
@@ -133,10 +135,10 @@ status_t auth_tokens_issue_txn(auth_tokens_t *tokens, store_txn_t *txn, const au
         new_token(family);
         family_id = family;
     }
-    status_t rc = store_new(txn, STORE_TOKEN_ACCESS, grant, family_id, NULL, NULL, now_us,
+    status_t rc = store_new(txn, STORE_TOKEN_ACCESS, grant, family_id, NULL, NULL, NULL, now_us,
                             tokens->access_ttl_us, out->access, err);
     if (!rc && refresh)
-        rc = store_new(txn, STORE_TOKEN_REFRESH, grant, family_id, NULL, NULL, now_us,
+        rc = store_new(txn, STORE_TOKEN_REFRESH, grant, family_id, NULL, NULL, NULL, now_us,
                        tokens->refresh_ttl_us, out->refresh, err);
     out->expires_in_s = tokens->access_ttl_us / 1000000;
     out->scopes = grant->scopes;
@@ -152,7 +154,7 @@ typedef struct {
     int64_t now_us;
     auth_issued_t *out;
     /* codes */
-    const char *challenge, *redirect_uri;
+    const char *challenge, *redirect_uri, *nonce;
     char *code;
 } issue_arg_t;
 
@@ -166,7 +168,7 @@ static status_t issue_txn(store_txn_t *txn, void *arg, err_t *err)
 status_t auth_tokens_issue(auth_tokens_t *tokens, const auth_grant_t *grant, bool refresh,
                            int64_t now_us, auth_issued_t *out, err_t *err)
 {
-    issue_arg_t arg = {tokens, grant, refresh, now_us, out, NULL, NULL, NULL};
+    issue_arg_t arg = {tokens, grant, refresh, now_us, out, NULL, NULL, NULL, NULL};
     return store_run(tokens->store, issue_txn, &arg, err);
 }
 
@@ -176,16 +178,17 @@ static status_t code_txn(store_txn_t *txn, void *arg, err_t *err)
     char family[AUTH_TOKEN_SIZE];
     new_token(family);
     return store_new(txn, STORE_TOKEN_CODE, a->grant, family, a->challenge, a->redirect_uri,
-                     a->now_us, a->tokens->code_ttl_us, a->code, err);
+                     a->nonce, a->now_us, a->tokens->code_ttl_us, a->code, err);
 }
 
 status_t auth_code_issue(auth_tokens_t *tokens, const auth_grant_t *grant,
-                         const char *code_challenge, const char *redirect_uri, int64_t now_us,
-                         char out_code[AUTH_TOKEN_SIZE], err_t *err)
+                         const char *code_challenge, const char *redirect_uri, const char *nonce,
+                         int64_t now_us, char out_code[AUTH_TOKEN_SIZE], err_t *err)
 {
     if (!code_challenge || !*code_challenge)
         return err_set(err, ERR_INVALID, NULL, "a code challenge (PKCE, S256) is required");
-    issue_arg_t arg = {tokens, grant, false, now_us, NULL, code_challenge, redirect_uri, out_code};
+    issue_arg_t arg = {tokens,         grant,        false, now_us,  NULL,
+                       code_challenge, redirect_uri, nonce, out_code};
     return store_run(tokens->store, code_txn, &arg, err);
 }
 
@@ -270,8 +273,14 @@ static status_t exchange_txn(store_txn_t *txn, void *arg, err_t *err)
         scope_parse(a->arena, row.scopes, strlen(row.scopes), &set);
         refresh = set.flags & (SCOPE_OFFLINE_ACCESS | SCOPE_ONLINE_ACCESS);
     }
-    return auth_tokens_issue_txn(a->tokens, txn, &grant, row.family_id, refresh, a->now_us, a->out,
-                                 err);
+    if ((rc = auth_tokens_issue_txn(a->tokens, txn, &grant, row.family_id, refresh, a->now_us,
+                                    a->out, err)))
+        return rc;
+    /* the id_token of a code's tokens carries its request's nonce; a refresh's carries none
+       (OpenID Connect Core 12.2) */
+    if (a->kind == STORE_TOKEN_CODE)
+        a->out->nonce = row.nonce;
+    return ERR_OK;
 }
 
 static status_t run_exchange(exchange_arg_t *arg, const char *token, err_t *err)

@@ -65,6 +65,8 @@ typedef struct {
     const char *scopes;            /* granted (in the caller's arena, or the grant's) */
     const char *patient_id;
     const char *account_id;
+    const char *nonce; /* the authorization_code grant: the OpenID Connect nonce the
+                          authorization request sent, for the id_token; else NULL */
 } auth_issued_t;
 
 /*
@@ -79,11 +81,12 @@ status_t auth_tokens_issue_txn(auth_tokens_t *tokens, store_txn_t *txn, const au
 status_t auth_tokens_issue(auth_tokens_t *tokens, const auth_grant_t *grant, bool refresh,
                            int64_t now_us, auth_issued_t *out, err_t *err);
 
-/* Issues an authorization code for grant with the PKCE S256 challenge and the redirect URI of
- * the authorization request; *out_code is to send to the redirect URI. */
+/* Issues an authorization code for grant with the PKCE S256 challenge, the redirect URI and
+ * the OpenID Connect nonce (NULL: none) of the authorization request; *out_code is to send to
+ * the redirect URI. auth_code_exchange gives the nonce back in auth_issued_t.nonce. */
 status_t auth_code_issue(auth_tokens_t *tokens, const auth_grant_t *grant,
-                         const char *code_challenge, const char *redirect_uri, int64_t now_us,
-                         char out_code[AUTH_TOKEN_SIZE], err_t *err);
+                         const char *code_challenge, const char *redirect_uri, const char *nonce,
+                         int64_t now_us, char out_code[AUTH_TOKEN_SIZE], err_t *err);
 
 /*
  * The authorization_code grant: exchanges code for tokens when it is a live code of client_id

@@ -6,11 +6,13 @@
 #include <string.h>
 
 #include "base/calendar.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "auth/idtoken.h"
+#include "auth/purge.h"
 #include "auth/secrets.h"
 #include "http/http.h"
 #include "care/engine.h"
@@ -27,7 +29,8 @@ static const char help[] =
     "in the log).\n"
     "\n"
     "A worker thread handles the database's work queues: the change event of every write\n"
-    "and the jobs writes schedule (such as those reindexes). Several servers may run on one\n"
+    "and the jobs writes schedule (such as those reindexes), and once at start and then\n"
+    "hourly removes expired tokens, sessions and sign-in requests. Several servers may run on one\n"
     "PostgreSQL database (docs/deploy.md): each event and job is then handled by one of\n"
     "them, and what a server that stops or dies held is taken over by another once its\n"
     "lease has run out.\n"
@@ -342,6 +345,12 @@ int cli_serve(int argc, char **argv)
     repo_worker_config_init(&work);
     work.lease_us = (int64_t)lease_s * 1000000;
     work.poll_us = (int64_t)poll_ms * 1000;
+    /* expired tokens, assertion ids, sessions and authorization requests: now, then hourly */
+    if (auth_purge_start(store, clock_now_us(), &err)) {
+        status = 2;
+        cli_close_store(store, false);
+        goto out;
+    }
     if (repo_worker_start(store, &work, &err) == ERR_OK) {
         if (http_serve(store, &config, &err) == ERR_OK)
             status = 0;

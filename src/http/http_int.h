@@ -20,6 +20,18 @@
 #include "store/store.h"
 
 typedef struct http_server http_server_t;
+typedef struct http_job http_job_t;
+
+/* The worker threads of offload.c and their queue of jobs. */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    http_job_t *head, *tail; /* queued, oldest first */
+    bool stopping;
+    int nworkers, nslots;
+    pthread_t *workers;
+    void *args; /* each worker's store connection */
+} http_pool_t;
 
 struct http_tls {
     SSL_CTX *ssl_ctx; /* shared by every thread's accept context (OpenSSL locks what it must) */
@@ -38,7 +50,8 @@ typedef struct {
     store_conn_t *search_conn; /* reads that may lag (searches, history, $everything): on
                                   the read replica when there is one (store_connect_replica) */
     h2o_multithread_receiver_t done_receiver; /* writes finished by the store's writer */
-    size_t pending;                           /* writes in flight from this thread */
+    h2o_multithread_receiver_t job_receiver;  /* jobs finished by the workers (offload.c) */
+    size_t pending;                           /* writes and jobs in flight from this thread */
 } http_thread_t;
 
 struct http_server {
@@ -60,7 +73,41 @@ struct http_server {
                                  account or revoking tokens in this process, call
                                  auth_tokens_forget (auth_token_revoke does) */
     auth_audit_t *audit;      /* the audit trail (auth/audit.h); closed before the store */
+    http_pool_t pool;         /* workers for argon2id checks (offload.c) */
 };
+
+/* ---- slow work off the event loops (offload.c) ---- */
+
+/* The worker threads of a server. */
+#define HTTP_POOL_WORKERS 2
+
+/*
+ * A job: embed it first in a struct of your own, heap-allocated, with everything work needs
+ * (not the request's arena: http__handle releases that when the handler returns; move it
+ * into the job instead). work runs on a worker thread with the worker's store connection and
+ * must not touch the request; done runs afterwards on the request's loop, with req NULL when
+ * the client went away meanwhile (answer nothing then), and frees the job.
+ */
+typedef void (*http_job_work_fn)(http_job_t *job, store_conn_t *conn);
+typedef void (*http_job_done_fn)(http_job_t *job);
+struct http_job {
+    h2o_multithread_message_t message;
+    http_thread_t *thread;
+    h2o_req_t *req; /* NULL once the request is gone */
+    struct http_job_cell *cell;
+    http_job_work_fn work;
+    http_job_done_fn done;
+    http_job_t *next;
+};
+
+/* Queues job (work and done set, the rest zero) for req of thread; returns at once. */
+void http__job_submit(http_thread_t *thread, h2o_req_t *req, http_job_t *job);
+/* The loop's side: runs done of the jobs finished for this thread. */
+void http__on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+/* Starts nworkers threads, each with its own store connection; stops them (after the loops:
+ * nothing may be queued any more), waiting for the jobs queued. */
+status_t http__pool_start(http_server_t *server, int nworkers, err_t *err);
+void http__pool_stop(http_server_t *server);
 
 /* A decoded query parameter (base/url.h): name and value NUL-terminated, in the request's
  * arena. */

@@ -23,6 +23,7 @@
 #include "base/b64.h"
 #include "base/jv.h"
 #include "base/log.h"
+#include "base/mem.h"
 #include "fhir/defs.h"
 #include "auth/audit.h"
 #include "http/http_int.h"
@@ -348,9 +349,10 @@ static const char *cookie_value(login_t *l)
 }
 
 typedef struct {
-    int which; /* 0 create (and purge), 1 update, 2 delete */
+    int which; /* 0 create (and purge), 1 update, 2 delete, 3 renew from old_id */
     store_session_t *session;
     int64_t now_us;
+    const char *old_id;
 } session_write_t;
 
 static status_t session_txn(store_txn_t *txn, void *arg, err_t *err)
@@ -362,14 +364,32 @@ static status_t session_txn(store_txn_t *txn, void *arg, err_t *err)
         return rc ? rc : store_txn_session_create(txn, w->session, err);
     }
     case 1: return store_txn_session_update(txn, w->session, err);
+    case 3: return store_txn_session_renew(txn, w->old_id, w->session, err);
     default: return store_txn_session_delete(txn, w->session->session_id, err);
     }
 }
 
 static status_t session_write(login_t *l, int which, err_t *err)
 {
-    session_write_t w = {which, &l->session, l->now_us};
+    session_write_t w = {which, &l->session, l->now_us, NULL};
     return store_run(l->server->store, session_txn, &w, err);
+}
+
+/* Gives the session a new cookie value and CSRF token, keeping its rows (the authorization
+ * requests move along): a session id someone knew, or planted, before this step is worth
+ * nothing after it (session fixation). The old cookie value finds no session any more. */
+static status_t session_renew(login_t *l, err_t *err)
+{
+    const char *value = random_text(l);
+    char *hash = arena_alloc(l->arena, AUTH_TOKEN_HASH_SIZE);
+    auth_token_hash(value, strlen(value), hash);
+    session_write_t w = {3, &l->session, l->now_us, l->session.session_id};
+    l->session.session_id = hash;
+    l->session.csrf = random_text(l);
+    status_t rc = store_run(l->server->store, session_txn, &w, err);
+    if (!rc)
+        set_cookie(l, value, false);
+    return rc;
 }
 
 /* Finds the request's live session: not past its absolute end, nor idle longer than
@@ -875,7 +895,7 @@ static void issue_code(login_t *l, const flow_t *flow, const store_account_t *ac
     char code[AUTH_TOKEN_SIZE];
     if (!rc)
         rc = auth_code_issue(&l->server->tokens, &grant, flow->row.code_challenge,
-                             flow->row.redirect_uri, l->now_us, code, &err);
+                             flow->row.redirect_uri, flow->row.nonce, l->now_us, code, &err);
     if (rc) {
         internal_error(l, &err, "could not issue an authorization code");
         err_release(&err);
@@ -928,15 +948,18 @@ static void continue_flow(login_t *l, const flow_t *flow)
     picker_page(l, flow, &account, NULL, NULL);
 }
 
-/* Marks the session signed in as account (or moves it to another step) and saves it. */
+/* Marks the session signed in as account (or moves it to another step) and saves it, under a
+ * new id when the step is a new one on the way to signing in. */
 static bool session_step(login_t *l, store_session_state_t state, const char *username,
                          const char *account_id)
 {
+    /* each step a sign-in takes (the password, then the second factor) renews the id */
+    bool renew = state != STORE_SESSION_ANONYMOUS && state != l->session.state;
     l->session.state = state;
     l->session.username = username;
     l->session.account_id = account_id;
     err_t err = ERR_INIT;
-    status_t rc = session_write(l, 1, &err);
+    status_t rc = renew ? session_renew(l, &err) : session_write(l, 1, &err);
     if (rc)
         internal_error(l, &err, "could not save a session");
     err_release(&err);
@@ -1090,6 +1113,15 @@ static void handle_authorize(login_t *l)
     scope_format(&granted, &scope_text);
     const char *scope = arena_strndup(l->arena, scope_text.ptr, scope_text.len);
     buf_release(&scope_text);
+    const char *query_scope = scope_query_unsupported(l->arena, &requested, &granted);
+    if (query_scope) {
+        app_error(l, redirect_uri, state, "invalid_scope",
+                  arena_printf(l->arena,
+                               "scope %s: scopes with a query (SMART v2 granular scopes) are "
+                               "not supported",
+                               query_scope));
+        goto out;
+    }
     if (!*scope) {
         app_error(l, redirect_uri, state, "invalid_scope",
                   asked && *asked ? "none of the scopes asked for can be granted to this app"
@@ -1136,6 +1168,72 @@ out:
     err_release(&err);
 }
 
+/* The password step, checked on a worker (argon2id takes about 50 ms): the request's state
+ * moves into the job with its arena, and comes back to the loop for the answer. */
+typedef struct {
+    http_job_t job; /* first */
+    arena_t arena;  /* the request's, moved here */
+    login_t l;
+    flow_t flow;
+    const char *username, *password;
+    size_t password_len;
+    status_t rc;
+    err_t err;
+    auth_login_t out;
+} login_job_t;
+
+static void login_work(http_job_t *job, store_conn_t *conn)
+{
+    login_job_t *j = (login_job_t *)job;
+    j->rc = auth_login(&j->l.server->accounts, conn, j->username, j->password, j->password_len,
+                       j->l.now_us, &j->arena, &j->out, &j->err);
+}
+
+/* The answer to the password step, on the request's loop. */
+static void login_answer(login_t *l, flow_t *flow, status_t rc, auth_login_t *out, err_t *err)
+{
+    const char *username = out->account.username;
+    if (rc == ERR_UNAUTHORIZED) {
+        log_failure(l, field(l, "username"), out->failure);
+        login_page(l, flow, MESSAGE_INVALID_USER, field(l, "username"));
+    } else if (rc) {
+        internal_error(l, err, "could not check a password");
+    } else if (out->step == AUTH_LOGIN_DONE) {
+        if (session_step(l, STORE_SESSION_SIGNED_IN, username, out->account.account_id))
+            continue_flow(l, flow);
+    } else if (out->step == AUTH_LOGIN_CODE) {
+        if (session_step(l, STORE_SESSION_CODE, username, NULL))
+            code_page(l, flow, NULL);
+    } else {
+        const char *uri = NULL, *secret = NULL;
+        if (!session_step(l, STORE_SESSION_ENROLL, username, NULL))
+            return;
+        err_reset(err);
+        rc = auth_mfa_enroll(&l->server->accounts, username, l->now_us, l->arena, &uri, &secret,
+                             err);
+        if (rc == ERR_UNAVAILABLE)
+            error_page(l, 503, "Cannot set up a second factor",
+                       "This server has no secrets key, so it cannot set up the second factor "
+                       "your account needs. Tell your administrator.");
+        else if (rc)
+            internal_error(l, err, "could not start enrolment");
+        else
+            enroll_page(l, flow, uri, secret, NULL);
+    }
+}
+
+static void login_done(http_job_t *job)
+{
+    login_job_t *j = (login_job_t *)job;
+    if (job->req) {
+        j->l.req = job->req;
+        login_answer(&j->l, &j->flow, j->rc, &j->out, &j->err);
+    }
+    err_release(&j->err);
+    arena_release(&j->arena);
+    free(j);
+}
+
 static void handle_login(login_t *l)
 {
     flow_t flow = {0};
@@ -1151,38 +1249,20 @@ static void handle_login(login_t *l)
         login_page(l, &flow, MESSAGE_INVALID_USER, username);
         return;
     }
-    err_t err = ERR_INIT;
-    auth_login_t out = {0};
-    status_t rc = auth_login(&l->server->accounts, l->thread->conn, username, password,
-                             password_len, l->now_us, l->arena, &out, &err);
-    if (rc == ERR_UNAUTHORIZED) {
-        log_failure(l, username, out.failure);
-        login_page(l, &flow, MESSAGE_INVALID_USER, username);
-    } else if (rc) {
-        internal_error(l, &err, "could not check a password");
-    } else if (out.step == AUTH_LOGIN_DONE) {
-        if (session_step(l, STORE_SESSION_SIGNED_IN, out.account.username, out.account.account_id))
-            continue_flow(l, &flow);
-    } else if (out.step == AUTH_LOGIN_CODE) {
-        if (session_step(l, STORE_SESSION_CODE, out.account.username, NULL))
-            code_page(l, &flow, NULL);
-    } else {
-        const char *uri = NULL, *secret = NULL;
-        if (!session_step(l, STORE_SESSION_ENROLL, out.account.username, NULL))
-            goto out;
-        rc = auth_mfa_enroll(&l->server->accounts, out.account.username, l->now_us, l->arena, &uri,
-                             &secret, &err);
-        if (rc == ERR_UNAVAILABLE)
-            error_page(l, 503, "Cannot set up a second factor",
-                       "This server has no secrets key, so it cannot set up the second factor "
-                       "your account needs. Tell your administrator.");
-        else if (rc)
-            internal_error(l, &err, "could not start enrolment");
-        else
-            enroll_page(l, &flow, uri, secret, NULL);
-    }
-out:
-    err_release(&err);
+    login_job_t *j = xcalloc(1, sizeof(*j));
+    /* everything l and flow point to lives in the arena, which the job takes */
+    j->arena = *l->arena;
+    arena_init(l->arena);
+    j->l = *l;
+    j->l.arena = &j->arena;
+    j->flow = flow;
+    j->username = username;
+    j->password = password;
+    j->password_len = password_len;
+    err_init(&j->err);
+    j->job.work = login_work;
+    j->job.done = login_done;
+    http__job_submit(l->thread, l->req, &j->job);
 }
 
 /* The session must be at step `state` for a second-factor form; else back to the password. */

@@ -8,8 +8,9 @@
  * Cache-Control: no-store; errors are RFC 6749 section 5.2 objects {error, error_description},
  * 400 except invalid_client (401, with WWW-Authenticate: Basic when the client tried Basic).
  * The descriptions are for the app's developer; they never say which half of a client's
- * credentials was wrong. The work is done on the request's thread: the store's lookups and
- * transactions, and for a client secret one argon2id verification.
+ * credentials was wrong. The work is done on the request's thread (the store's lookups and
+ * transactions), but for a client secret's argon2id verification, which a worker does
+ * (offload.c) before the endpoint runs on the thread again.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include "base/clock.h"
 #include "base/jv.h"
 #include "base/log.h"
+#include "base/mem.h"
 #include "http/http_int.h"
 #include "repo/scope.h"
 
@@ -39,6 +41,14 @@ typedef struct {
     size_t nform;
     int64_t now_us;
     bool basic_tried; /* the client sent Authorization: Basic */
+    bool form_read;   /* form and nform are set */
+    /* the client secret's check, when a worker did it before the endpoint runs */
+    struct {
+        bool done;
+        status_t rc;
+        err_t err;
+        store_client_t client;
+    } secret;
 } oauth_t;
 
 static bool iov_is(h2o_iovec_t v, const char *s)
@@ -269,6 +279,8 @@ static void jwks(oauth_t *o)
 /* Reads the form body; false when it answered an error. */
 static bool read_form(oauth_t *o)
 {
+    if (o->form_read)
+        return true;
     h2o_req_t *req = o->req;
     h2o_iovec_t type = request_header(req, H2O_TOKEN_CONTENT_TYPE);
     size_t n = strlen(FORM_TYPE);
@@ -297,6 +309,7 @@ static bool read_form(oauth_t *o)
             }
         }
     }
+    o->form_read = true;
     return true;
 }
 
@@ -384,8 +397,14 @@ static bool authenticate_client(oauth_t *o, bool public_ok, store_client_t *out)
             send_error(o, "invalid_request", "client_id is not the client that authenticated");
             return false;
         }
-        rc = auth_client_authenticate_secret(&server->accounts, o->thread->conn, id, secret,
-                                             secret_len, o->arena, out, &err);
+        if (o->secret.done) {
+            rc = o->secret.rc;
+            *out = o->secret.client;
+            err_move(&err, &o->secret.err);
+        } else {
+            rc = auth_client_authenticate_secret(&server->accounts, o->thread->conn, id, secret,
+                                                 secret_len, o->arena, out, &err);
+        }
     } else if (assertion || assertion_type) {
         if (!assertion || !assertion_type || strcmp(assertion_type, JWT_BEARER) != 0) {
             err_release(&err);
@@ -503,7 +522,7 @@ static void send_tokens(oauth_t *o, const store_client_t *client, const auth_iss
                                   .subject = account.account_id,
                                   .audience = client->client_id,
                                   .fhir_user = fhir_user(o, &account),
-                                  .nonce = NULL, /* the code row keeps no nonce */
+                                  .nonce = issued->nonce,
                                   .issued_at = now,
                                   .expires_at = now + issued->expires_in_s};
         buf_t token = BUF_INIT;
@@ -601,6 +620,14 @@ static void grant_client_credentials(oauth_t *o)
     system_only(&allowed);
     scope_intersect(o->arena, &asked, &allowed, &granted);
     system_only(&granted);
+    const char *query_scope =
+        scope_query_unsupported(o->arena, requested ? &asked : NULL, &granted);
+    if (query_scope) {
+        send_error(o, "invalid_scope",
+                   "scope %s: scopes with a query (SMART v2 granular scopes) are not supported",
+                   query_scope);
+        return;
+    }
     if (granted.nresources == 0) {
         send_error(o, "invalid_scope",
                    "none of the scopes asked for can be granted: a client acting for itself "
@@ -759,6 +786,86 @@ static void introspect_endpoint(oauth_t *o)
     send_json(o->req, 200, body);
 }
 
+/* ---- client secrets on a worker -------------------------------------------------------- */
+
+/* The client id and secret that authenticate_client will check (argon2id, about 50 ms) when
+ * the request authenticates with a secret, Basic or in the form, and passes the checks that
+ * come before; false otherwise (nothing slow to do). */
+static bool secret_to_check(oauth_t *o, const char **out_id, const char **out_secret,
+                            size_t *out_len)
+{
+    bool malformed = false;
+    bool basic = basic_credentials(o, out_id, out_secret, out_len, &malformed);
+    const char *form_secret = form_get(o, "client_secret");
+    bool assertion = form_get(o, "client_assertion") || form_get(o, "client_assertion_type");
+    if (malformed || basic + (form_secret != NULL) + assertion != 1 || assertion)
+        return false;
+    const char *form_id = form_get(o, "client_id");
+    if (!basic) {
+        *out_id = form_id;
+        *out_secret = form_secret;
+        *out_len = strlen(form_secret);
+    }
+    return *out_id && (!form_id || strcmp(form_id, *out_id) == 0);
+}
+
+typedef struct {
+    http_job_t job; /* first */
+    arena_t arena;  /* the request's, moved here */
+    oauth_t o;
+    void (*endpoint)(oauth_t *);
+    const char *id, *secret;
+    size_t len;
+} oauth_job_t;
+
+static void secret_work(http_job_t *job, store_conn_t *conn)
+{
+    oauth_job_t *j = (oauth_job_t *)job;
+    j->o.secret.rc =
+        auth_client_authenticate_secret(&j->o.thread->server->accounts, conn, j->id, j->secret,
+                                        j->len, &j->arena, &j->o.secret.client, &j->o.secret.err);
+    j->o.secret.done = true;
+}
+
+static void secret_done(http_job_t *job)
+{
+    oauth_job_t *j = (oauth_job_t *)job;
+    if (job->req) {
+        j->o.req = job->req;
+        j->endpoint(&j->o);
+    }
+    err_release(&j->o.secret.err);
+    arena_release(&j->arena);
+    free(j);
+}
+
+/* Runs endpoint, after checking the client's secret on a worker when there is one. */
+static void run_endpoint(oauth_t *o, void (*endpoint)(oauth_t *))
+{
+    const char *id = NULL, *secret = NULL;
+    size_t len = 0;
+    if (!read_form(o))
+        return;
+    if (!secret_to_check(o, &id, &secret, &len)) {
+        endpoint(o);
+        return;
+    }
+    oauth_job_t *j = xcalloc(1, sizeof(*j));
+    /* what o points to lives in the arena, which the job takes */
+    j->arena = *o->arena;
+    arena_init(o->arena);
+    j->o = *o;
+    j->o.arena = &j->arena;
+    err_init(&j->o.secret.err);
+    j->endpoint = endpoint;
+    j->id = id;
+    j->secret = secret;
+    j->len = len;
+    j->job.work = secret_work;
+    j->job.done = secret_done;
+    http__job_submit(o->thread, o->req, &j->job);
+}
+
 /* ---- routing ------------------------------------------------------------------------- */
 
 static void method_not_allowed(h2o_req_t *req, const char *allow)
@@ -804,7 +911,7 @@ bool http__oauth_route(http_thread_t *thread, h2o_req_t *req, arena_t *arena, co
     else
         return false;
     if (post)
-        endpoint(&o);
+        run_endpoint(&o, endpoint);
     else
         method_not_allowed(req, "POST");
     return true;

@@ -107,6 +107,7 @@ static void *thread_main(void *arg)
     thread->accept_ctx.ssl_ctx = server->config.tls ? server->config.tls->ssl_ctx : NULL;
     h2o_multithread_register_receiver(thread->ctx.queue, &thread->done_receiver,
                                       http__on_writes_done);
+    h2o_multithread_register_receiver(thread->ctx.queue, &thread->job_receiver, http__on_jobs_done);
     thread->listener =
         h2o_evloop_socket_create(thread->loop, thread->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     thread->listener->data = thread;
@@ -168,6 +169,14 @@ status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
     auth_tokens_init(&server->tokens, store);
     server->tokens.access_ttl_us = config->token_ttl_us;
     if (auth_audit_open(store, NULL, &server->audit, err)) {
+        auth_tokens_release(&server->tokens);
+        auth_accounts_release(&server->accounts);
+        password_dict_free(server->dict);
+        free(server);
+        return err->code;
+    }
+    if (http__pool_start(server, HTTP_POOL_WORKERS, err)) {
+        auth_audit_close(server->audit);
         auth_tokens_release(&server->tokens);
         auth_accounts_release(&server->accounts);
         password_dict_free(server->dict);
@@ -242,6 +251,8 @@ status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
         store_disconnect(thread->conn);
         thread->conn = NULL;
     }
+    /* the loops waited for their jobs: the workers have nothing left */
+    http__pool_stop(server);
     /* every record queued by the requests is stored and sealed before the store closes */
     auth_audit_close(server->audit);
     server->audit = NULL;

@@ -790,6 +790,12 @@ status_t repo__access_read_txn(store_txn_t *txn, const repo_caller_t *caller,
     return read_visible(at, caller, v, type, id, version, arena, rc, out, note, err);
 }
 
+status_t repo__access_visible_txn(store_txn_t *txn, const store_visibility_t *v, const char *type,
+                                  const char *id, arena_t *arena, bool *out_visible, err_t *err)
+{
+    return visible_by_id(NULL, txn, v, type, id, arena, out_visible, err);
+}
+
 status_t repo_history(store_conn_t *conn, const repo_caller_t *caller,
                       const store_history_query_t *query, arena_t *arena, store_history_t *out,
                       repo_access_note_t *note, err_t *err)

@@ -251,6 +251,17 @@ status_t repo_cond_resolve(store_txn_t *txn, repo_cond_t *c, err_t *err)
             store_current_t current;
             if ((rc = store_txn_current(txn, w->type, w->id, &current, err)))
                 return rc;
+            if (current.version && !current.deleted && w->caller && c->condition.visibility &&
+                !repo_access_emergency(w->caller)) {
+                /* a resource the caller may not see never matched: whether it exists is
+                   answered as a read of it would be, not with the conflict below */
+                bool visible;
+                if ((rc = repo__access_visible_txn(txn, c->condition.visibility, w->type, w->id,
+                                                   w->arena, &visible, err)))
+                    return rc;
+                if (!visible)
+                    return repo_access_denied(w->caller, w->type, w->id, err);
+            }
             if (current.version && !current.deleted)
                 return err_set(err, ERR_CONFLICT, NULL,
                                "nothing matches the criteria \"%s\", and %s/%s, the id of the "

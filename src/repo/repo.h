@@ -159,6 +159,11 @@ status_t repo__access_read_txn(store_txn_t *txn, const repo_caller_t *caller,
                                int64_t version, arena_t *arena, store_version_t *out,
                                repo_access_note_t *note, err_t *err);
 
+/* Whether type/id, which exists, is visible under v (a caller's visibility; NULL: nothing
+ * hidden), judged in txn by its current version. */
+status_t repo__access_visible_txn(store_txn_t *txn, const store_visibility_t *v, const char *type,
+                                  const char *id, arena_t *arena, bool *out_visible, err_t *err);
+
 /*
  * History for a caller: an instance's is checked like a read (of its current version), a
  * type's and the system's hold only versions of resources the caller may see (totals too).

@@ -250,3 +250,24 @@ void scope_format(const scope_set_t *set, buf_t *out)
             render(&set->resources[i], out);
     }
 }
+
+const char *scope_query_unsupported(arena_t *arena, const scope_set_t *requested,
+                                    const scope_set_t *granted)
+{
+    const scope_set_t *sets[] = {requested, granted};
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t i = 0; sets[k] && i < sets[k]->nresources; i++) {
+            const scope_resource_t *r = &sets[k]->resources[i];
+            if (!r->query)
+                continue;
+            if (r->text)
+                return arena_strdup(arena, r->text);
+            buf_t text = BUF_INIT;
+            render(r, &text);
+            const char *copy = arena_strndup(arena, text.ptr, text.len);
+            buf_release(&text);
+            return copy;
+        }
+    }
+    return NULL;
+}

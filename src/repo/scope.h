@@ -6,7 +6,8 @@
  * (c create, r read, u update, d delete, s search, in that order: "rs", "cruds") or v1 syntax
  * (read = rs, write = cud, * = cruds). v2 scopes may carry a query that restricts them
  * (patient/Observation.rs?category=laboratory); it is parsed and kept, and a scope with one
- * grants only SCOPE_RESTRICTED until the access policy learns to apply it. The other tokens
+ * grants only SCOPE_RESTRICTED until the access policy learns to apply it (tokens are not
+ * issued with one: scope_query_unsupported). The other tokens
  * known here are openid, fhirUser, profile, launch, launch/patient, launch/encounter,
  * offline_access and online_access; anything else is kept as unknown, for the caller to report
  * or drop (OAuth lets a server grant fewer scopes than asked for).
@@ -98,5 +99,14 @@ void scope_intersect(arena_t *arena, const scope_set_t *requested, const scope_s
  * left out.
  */
 void scope_format(const scope_set_t *set, buf_t *out);
+
+/*
+ * The first resource scope of requested, else of granted (either may be NULL), that carries a
+ * query (patient/Observation.rs?category=laboratory), as written or rendered, in arena; NULL
+ * when none does. The server does not apply such scopes: the authorization and token
+ * endpoints refuse them with invalid_scope naming this one.
+ */
+const char *scope_query_unsupported(arena_t *arena, const scope_set_t *requested,
+                                    const scope_set_t *granted);
 
 #endif

@@ -75,6 +75,10 @@ const char sql__auth_schema[] =
     "CREATE INDEX token_client ON token (client_id);"
     "CREATE INDEX token_expires ON token (expires_us);";
 
+/* Migration 13 of both drivers: an authorization code keeps the OpenID Connect nonce of its
+   request, for the id_token it is exchanged for. */
+const char sql__auth_nonce_schema[] = "ALTER TABLE token ADD COLUMN nonce TEXT;";
+
 enum {
     A_CREATE,
     A_GET,
@@ -126,7 +130,7 @@ _Static_assert(S__COUNT <= STORE_SESSION_FIRST, "raise STORE_SESSION_FIRST");
 
 #define TOKEN_COLUMNS                                                                          \
     "token_hash, kind, client_id, account_id, scopes, patient_id, family_id, code_challenge, " \
-    "redirect_uri, expires_us, created_us, used_us, revoked_us"
+    "redirect_uri, expires_us, created_us, used_us, revoked_us, nonce"
 
 static const store__fixed_t statements[S__COUNT] = {
     [A_CREATE] = {"INSERT INTO account (account_id, username, role, practitioner_id, "
@@ -164,8 +168,8 @@ static const store__fixed_t statements[S__COUNT] = {
                "WHERE client_assertion.expires_us <= CAST($4 AS BIGINT)"},
     [J_PURGE] = {"DELETE FROM client_assertion WHERE expires_us <= $1"},
     [T_ISSUE] = {"INSERT INTO token (token_hash, kind, client_id, account_id, scopes, patient_id, "
-                 "family_id, code_challenge, redirect_uri, expires_us, created_us) "
-                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"},
+                 "family_id, code_challenge, redirect_uri, expires_us, created_us, nonce) "
+                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"},
     [T_GET] = {"SELECT " TOKEN_COLUMNS " FROM token WHERE token_hash = $1"},
     [T_GET_LOCKED] = {"SELECT " TOKEN_COLUMNS " FROM token WHERE token_hash = $1",
                       "SELECT " TOKEN_COLUMNS " FROM token WHERE token_hash = $1 FOR UPDATE"},
@@ -201,7 +205,7 @@ static const store__fixed_t statements[S__COUNT] = {
     [X_LOAD + 3] = {"INSERT INTO client_assertion (client_id, jti, expires_us) "
                     "VALUES ($1, $2, $3)"},
     [X_LOAD + 4] = {"INSERT INTO token (" TOKEN_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7, "
-                    "$8, $9, $10, $11, $12, $13)"},
+                    "$8, $9, $10, $11, $12, $13, $14)"},
     [X_SCAN + 5] = {"SELECT " AUDIT_COLUMNS " FROM audit ORDER BY id"},
     [X_SCAN + 6] = {"SELECT id, last_seq, last_hash FROM audit_head ORDER BY id"},
     [X_LOAD + 5] = {"INSERT INTO audit (" AUDIT_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
@@ -593,6 +597,7 @@ static void row_to_token(const store__rows_t *rows, size_t r, store_token_t *out
     out->created_us = store__cell_int(rows, r, 10);
     out->used_us = store__cell_int(rows, r, 11);
     out->revoked_us = store__cell_int(rows, r, 12);
+    out->nonce = store__cell(rows, r, 13);
 }
 
 status_t store_txn_token_issue(store_txn_t *txn, const store_token_t *t, err_t *err)
@@ -609,6 +614,7 @@ status_t store_txn_token_issue(store_txn_t *txn, const store_token_t *t, err_t *
     store__p_text(&p, t->redirect_uri);
     store__p_int(&p, t->expires_us);
     store__p_int(&p, t->created_us);
+    store__p_text(&p, t->nonce);
     return write_txn(txn, T_ISSUE, &p, NULL, err);
 }
 
@@ -747,7 +753,7 @@ status_t store_auth_table_scan(store_conn_t *conn, size_t table, arena_t *arena,
 }
 
 /* The number of parameters of each load. */
-static const size_t load_columns[STORE_AUTH_TABLES] = {17, 2, 10, 3, 13, 15, 3};
+static const size_t load_columns[STORE_AUTH_TABLES] = {17, 2, 10, 3, 14, 15, 3};
 
 status_t store_txn_auth_table_load(store_txn_t *txn, size_t table, const char *const *cells,
                                    size_t nrows, err_t *err)

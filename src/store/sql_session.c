@@ -48,10 +48,12 @@ enum {
     S_DELETE_REQUESTS,
     S_DELETE_ACCOUNT,
     S_PURGE,
+    S_RENAME,
     Q_CREATE,
     Q_GET,
     Q_DELETE,
     Q_PURGE,
+    Q_MOVE,
     Q__COUNT
 };
 
@@ -74,12 +76,14 @@ static const store__fixed_t statements[Q__COUNT] = {
     [S_DELETE_REQUESTS] = {"DELETE FROM authz_request WHERE session_id = $1"},
     [S_DELETE_ACCOUNT] = {"DELETE FROM login_session WHERE account_id = $1"},
     [S_PURGE] = {"DELETE FROM login_session WHERE expires_us <= $1"},
+    [S_RENAME] = {"UPDATE login_session SET session_id = $2 WHERE session_id = $1"},
     [Q_CREATE] = {"INSERT INTO authz_request (" REQUEST_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, "
                   "$7, $8, $9, $10, $11)"},
     [Q_GET] = {"SELECT " REQUEST_COLUMNS " FROM authz_request WHERE request_id = $1"},
     [Q_DELETE] = {"DELETE FROM authz_request WHERE request_id = $1"},
     [Q_PURGE] = {"DELETE FROM authz_request WHERE expires_us <= $1 OR session_id NOT IN "
                  "(SELECT session_id FROM login_session)"},
+    [Q_MOVE] = {"UPDATE authz_request SET session_id = $2 WHERE session_id = $1"},
 };
 
 static status_t run_conn(store_conn_t *conn, int which, const store__params_t *p, arena_t *arena,
@@ -161,6 +165,23 @@ status_t store_txn_session_update(store_txn_t *txn, const store_session_t *s, er
     if (!rc && changes == 0)
         return err_set(err, ERR_NOT_FOUND, NULL, "there is no such session");
     return rc;
+}
+
+status_t store_txn_session_renew(store_txn_t *txn, const char *old_session_id,
+                                 const store_session_t *s, err_t *err)
+{
+    store__params_t p = {.n = 0};
+    store__p_text(&p, old_session_id);
+    store__p_text(&p, s->session_id);
+    int64_t changes = 0;
+    status_t rc = write_txn(txn, S_RENAME, &p, &changes, err);
+    if (rc)
+        return rc;
+    if (changes == 0)
+        return err_set(err, ERR_NOT_FOUND, NULL, "there is no such session");
+    if ((rc = write_txn(txn, Q_MOVE, &p, NULL, err)))
+        return rc;
+    return store_txn_session_update(txn, s, err);
 }
 
 status_t store_txn_session_delete(store_txn_t *txn, const char *session_id, err_t *err)

@@ -327,6 +327,8 @@ static const char *const migrations[] = {
     sql__session_schema,
     /* 12: the audit trail and its chain head (sql_audit.c) */
     sql__audit_schema_sqlite,
+    /* 13: an authorization code keeps its request's OpenID Connect nonce (sql_auth.c) */
+    sql__auth_nonce_schema,
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)

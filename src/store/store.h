@@ -790,6 +790,7 @@ typedef struct {
     const char *family_id;
     const char *code_challenge; /* codes: the PKCE S256 challenge */
     const char *redirect_uri;   /* codes: the redirect_uri of the authorization request */
+    const char *nonce;          /* codes: the OpenID Connect nonce of the request, or NULL */
     int64_t expires_us, created_us;
     int64_t used_us;    /* codes and refresh tokens: when exchanged; 0: not yet */
     int64_t revoked_us; /* 0: not revoked */
@@ -881,6 +882,12 @@ status_t store_session_get(store_conn_t *conn, const char *session_id, arena_t *
 /* Writes account_id, username, state, csrf and last_seen_us over the row of
  * session->session_id. ERR_NOT_FOUND when it is gone. */
 status_t store_txn_session_update(store_txn_t *txn, const store_session_t *session, err_t *err);
+/* Gives the session of old_session_id the id session->session_id (a new cookie, so that a
+ * session id known before signing in is worth nothing after it), moves its authorization
+ * requests along and writes the fields store_txn_session_update writes. The old id finds
+ * nothing afterwards. ERR_NOT_FOUND when the old session is gone. */
+status_t store_txn_session_renew(store_txn_t *txn, const char *old_session_id,
+                                 const store_session_t *session, err_t *err);
 /* Ends a session with its authorization requests (a no-op when it is gone). */
 status_t store_txn_session_delete(store_txn_t *txn, const char *session_id, err_t *err);
 /* Ends every session of an account (a disabled account, a reset password); *out_n (may be

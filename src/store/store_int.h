@@ -189,6 +189,8 @@ void *store__txn_driver(store_txn_t *txn, const store_driver_t **out_driver);
 /* The SQL of the accounts, clients and tokens (sql_auth.c): the migration that creates their
  * tables, the same in both drivers. */
 extern const char sql__auth_schema[];
+/* Migration 13: the nonce column of the token table. */
+extern const char sql__auth_nonce_schema[];
 /* The same for the browser sessions and authorization requests (sql_session.c). */
 extern const char sql__session_schema[];
 /* The audit trail's tables (sql_audit.c): migration 12 of each driver. */

@@ -211,6 +211,34 @@ def test_staff_writes_stay_within_their_patients(world):
     assert world.client.get("Observation/obs2").json["subject"]["reference"] == "Patient/pat2"
 
 
+def test_a_conditional_update_does_not_confirm_an_id_the_caller_may_not_see(world):
+    def cond_put(who, body_id, subject):
+        return as_(world, who)("PUT", "Observation?code:text=matches-nothing", {
+            "resourceType": "Observation", "id": body_id, "status": "final",
+            "code": {"text": "probe"}, "subject": {"reference": f"Patient/{subject}"}})
+
+    # obs2 (Patient/pat2) is outside nurse1's care teams: answered as a read of it is, 403,
+    # not with the 409 that would say it exists
+    r = cond_put("nurse1", "obs2", "pat1")
+    assert r.status == 403, r
+    assert as_(world, "nurse1")("GET", "Observation/obs2").status == 403
+    assert "outside your care teams" in r.json["issue"][0]["diagnostics"]
+    assert "Patient/pat1" not in json.dumps(r.json)
+    # an id she may see: the conflict, as before
+    r = cond_put("nurse1", "obs1", "pat1")
+    assert r.status == 409, r
+    # a patient is told "not known", as when she reads another's record
+    token = sign_in(world, "jane", STAFF_SCOPES)["access_token"]
+    r = world.client.request("PUT", "Observation?code:text=matches-nothing", {
+        "resourceType": "Observation", "id": "obs2", "status": "final", "code": {"text": "probe"},
+        "subject": {"reference": "Patient/pat1"}}, auth=token)
+    assert r.status == 404, r
+    assert world.client.get("Observation/obs2", auth=token).status == 404
+    # nothing was written
+    assert world.client.get("Observation?code:text=probe&_summary=count").json["total"] == 0
+    assert world.client.get("Observation/obs2").json["subject"]["reference"] == "Patient/pat2"
+
+
 def test_staff_reach_through_their_organization(world):
     get = lambda url: as_(world, "nurse3")("GET", url)
     assert get("Patient/pat2").status == 200

@@ -8,13 +8,17 @@ the idle timeout, sign-out and the pages' security headers. On SQLite and Postgr
 TOTP codes are computed here per RFC 6238 (HMAC-SHA1, 6 digits, 30 s).
 """
 import base64
+import functools
 import hashlib
 import hmac
 import html.parser
 import http.client
+import json
 import os
 import re
+import socket
 import struct
+import threading
 import time
 import urllib.parse
 
@@ -221,7 +225,7 @@ def prepare(srv):
         '"participant":[{"member":{"reference":"Practitioner/p1"}}]}\n')
     r = run_cli("import", "--db", db, str(people))
     assert r.returncode == 0, r.stderr
-    for name in ("nurse1", "nurse2", "nurse3"):
+    for name in ("nurse1", "nurse2", "nurse3", "nurse4"):
         r = run_cli("user", "add", "--db", db, "--username", name, "--role", "nurse",
                     "--practitioner", "p1", "--password-stdin", input=PASSWORD + "\n")
         assert r.returncode == 0, r.stderr
@@ -303,6 +307,41 @@ def test_patient_signs_in_and_the_app_gets_a_code_and_its_state(browser):
     assert params["iss"] == f"http://127.0.0.1:{browser.port}/fhir"
 
 
+def exchange_code(srv, code, verifier):
+    """The app's side: the code for tokens at the token endpoint (a public client)."""
+    r = srv.client.token_request({"grant_type": "authorization_code", "code": code,
+                                  "redirect_uri": APP_URI, "code_verifier": verifier,
+                                  "client_id": "app"}, client_id=None)
+    assert r.status == 200, r
+    return r.json
+
+
+def jwt_claims(token):
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_the_id_token_carries_the_nonce_of_the_request(browser, login_server):
+    verifier, challenge = pkce()
+    page = sign_in_with_password(
+        browser, "jane", authorize_path(challenge=challenge, nonce="n-0S6_WzA2Mj"))
+    tokens = exchange_code(login_server, redirect_params(page)["code"], verifier)
+    claims = jwt_claims(tokens["id_token"])
+    assert claims["nonce"] == "n-0S6_WzA2Mj"
+    assert claims["aud"] == "app" and claims["fhirUser"].endswith("/Patient/pat1")
+    # the id_token of a refresh carries none (OpenID Connect Core 12.2)
+    r = login_server.client.token_request({"grant_type": "refresh_token", "client_id": "app",
+                                           "refresh_token": tokens["refresh_token"]},
+                                          client_id=None)
+    assert r.status == 200, r
+    assert "nonce" not in jwt_claims(r.json["id_token"])
+    # a request without a nonce: an id_token without one
+    verifier, challenge = pkce()
+    page = browser.get(authorize_path(challenge=challenge))  # signed in already
+    tokens = exchange_code(login_server, redirect_params(page)["code"], verifier)
+    assert "nonce" not in jwt_claims(tokens["id_token"])
+
+
 def test_staff_enrol_at_first_sign_in_then_sign_in_with_a_totp_code(login_server):
     browser = Browser("127.0.0.1", login_server.port)
     app, codes, page = enrol(browser, "nurse1")
@@ -348,6 +387,107 @@ def test_a_wrong_totp_code_and_a_recovery_code_that_works_once(login_server):
     assert page.alert() == INVALID_CODE, page
     page = browser.submit(page, "/oauth2/login/code", code=codes[1])
     assert redirect_params(page)["code"]
+
+
+def test_the_session_id_is_renewed_at_each_sign_in_step(login_server):
+    # someone who knows (or planted) the cookie of a session before the sign-in gets nothing
+    browser = Browser("127.0.0.1", login_server.port)
+    page = browser.get(authorize_path())
+    planted = dict(browser.cookies)
+    assert planted["concerto_session"]
+    page = browser.submit(page, "/oauth2/login", username="jane", password=PASSWORD)
+    redirect_params(page)
+    assert browser.cookies["concerto_session"] != planted["concerto_session"]
+    attacker = Browser("127.0.0.1", login_server.port)
+    attacker.cookies = dict(planted)
+    page = attacker.get(authorize_path())
+    assert page.status == 200 and page.form("/oauth2/login"), page  # asked for the password
+    assert attacker.cookies["concerto_session"] != browser.cookies["concerto_session"]
+    # the new value is the signed-in session (single sign-on)
+    redirect_params(browser.get(authorize_path()))
+
+    # staff: renewed after the password and again after the second factor, and the pending
+    # authorization request follows the session
+    browser = Browser("127.0.0.1", login_server.port)
+    page = browser.get(authorize_path(scope="openid user/*.rs"))
+    first = browser.cookies["concerto_session"]
+    page = browser.submit(page, "/oauth2/login", username="nurse4", password=PASSWORD)
+    assert page.status == 200, page
+    second = browser.cookies["concerto_session"]
+    assert second != first
+    app = Authenticator(page.parser.by_id["totp-secret"].strip())
+    page = browser.submit(page, "/oauth2/login/enroll", code=app.code())
+    assert page.status == 200, page
+    third = browser.cookies["concerto_session"]
+    assert third not in (first, second)
+    page = browser.submit(page, "/oauth2/continue")
+    assert redirect_params(page)["code"]
+    # the value of the middle step does not reach the signed-in session either
+    attacker = Browser("127.0.0.1", login_server.port)
+    attacker.cookies = {"concerto_session": second}
+    page = attacker.get(authorize_path(scope="openid user/*.rs"))
+    assert page.status == 200 and page.form("/oauth2/login"), page
+
+
+def test_password_checks_do_not_hold_up_other_requests():
+    # one event loop; password checks (argon2id, tens of milliseconds each) run on the
+    # server's workers, so /fhir/metadata is answered while sign-ins are still being checked
+    srv = make_login_server(server_class=functools.partial(Server, threads=1))
+    try:
+        n = 6
+        browsers = [Browser("127.0.0.1", srv.port) for _ in range(n)]
+        pages = [b.get(authorize_path()) for b in browsers]
+        order, lock = [], threading.Lock()
+        sent = threading.Barrier(n + 1)
+
+        def sign_in(i):
+            b, page = browsers[i], pages[i]
+            form = dict(page.form("/oauth2/login").fields, username="jane", password=PASSWORD)
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+            conn.request("POST", "/oauth2/login", body=urllib.parse.urlencode(form), headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cookie": "; ".join(f"{k}={v}" for k, v in b.cookies.items())})
+            sent.wait()
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            with lock:
+                order.append(("sign-in", response.status))
+
+        threads = [threading.Thread(target=sign_in, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        sent.wait()
+        time.sleep(0.005)  # the sign-ins reach the server first
+        r = srv.client.get("/fhir/metadata", auth=None)
+        with lock:
+            order.append(("metadata", r.status))
+        for t in threads:
+            t.join()
+        assert sorted(order) == sorted([("metadata", 200)] + [("sign-in", 303)] * n), order
+        # n checks on two workers take at least three rounds: the metadata comes back while
+        # some are still running (on the loop, it would wait for every one read before it)
+        assert order.index(("metadata", 200)) <= n - 2, order
+
+        # a client that leaves while its password is being checked: nothing is answered, the
+        # server goes on
+        b = Browser("127.0.0.1", srv.port)
+        page = b.get(authorize_path())
+        form = dict(page.form("/oauth2/login").fields, username="jane", password=PASSWORD)
+        for _ in range(3):
+            body = urllib.parse.urlencode(form).encode()
+            with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+                cookie = "; ".join(f"{k}={v}" for k, v in b.cookies.items())
+                sock.sendall(b"POST /oauth2/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             b"Content-Type: application/x-www-form-urlencoded\r\n"
+                             + f"Cookie: {cookie}\r\nContent-Length: {len(body)}\r\n\r\n"
+                             .encode() + body)
+        time.sleep(0.5)
+        assert srv.client.get("/fhir/metadata", auth=None).status == 200
+    finally:
+        problems = srv.stop_checked()
+        srv.cleanup()
+    assert not problems, "\n".join(problems)
 
 
 def test_a_wrong_password_gets_the_one_message(browser, login_server):
@@ -408,6 +548,17 @@ def test_other_refusals_go_back_to_the_app(browser):
     # aud equal to the FHIR base is accepted
     page = browser.get(authorize_path(aud=f"http://127.0.0.1:{browser.port}/fhir"))
     assert page.status == 200, page
+
+
+def test_scopes_with_a_query_are_refused_by_name(browser):
+    # SMART v2 granular scopes (a query after the permissions) are not applied: refused when
+    # asked for, with the scope named, rather than granted and failing on every request
+    scope = "openid patient/Patient.rs patient/Observation.rs?category=laboratory"
+    params = redirect_params(browser.get(authorize_path(scope=scope, state="q-1")))
+    assert params["error"] == "invalid_scope"
+    assert "patient/Observation.rs?category=laboratory" in params["error_description"]
+    assert "not supported" in params["error_description"]
+    assert params["state"] == "q-1" and "code" not in params
 
 
 def test_a_wrong_redirect_uri_or_an_unknown_client_gets_a_page_not_a_redirect(browser):

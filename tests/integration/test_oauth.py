@@ -4,9 +4,11 @@ openssl command), scopes granted as the intersection of what is asked and what i
 the bearer token on every /fhir request (missing, malformed, unknown, expired, revoked),
 introspection, the JWK Set, CORS, and the CapabilityStatement's security element."""
 import base64
+import hashlib
 import json
 import os
 import secrets
+import sqlite3
 import stat
 import subprocess
 import time
@@ -264,6 +266,13 @@ def test_scopes_granted_are_the_intersection(client):
     assert_oauth_error(r, 400, "invalid_scope")
 
 
+def test_scopes_with_a_query_are_refused_at_issue(client):
+    r = client.token_request({"grant_type": "client_credentials",
+                              "scope": "system/Patient.rs system/Observation.rs?category=laboratory"})
+    assert_oauth_error(r, 400, "invalid_scope", "system/Observation.rs?category=laboratory")
+    assert "not supported" in r.json["error_description"]
+
+
 def test_private_key_jwt(server, backend, keys):
     for key in (keys["rs"], keys["es"]):
         r = jwt_token(server, backend, assertion(server, backend, key))
@@ -392,6 +401,31 @@ def test_tokens_expire(make_server):
     r = srv.client.get("Patient", auth=token)
     assert_outcome(r, 401, "login", "expired")
     assert "expired" in r.header("WWW-Authenticate")
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="reads the SQLite file; tests/unit/auth/purge.c "
+                    "covers both drivers")
+def test_expired_tokens_are_purged_by_the_worker(make_server):
+    # the purge job runs at each start, then hourly: an expired token's row goes
+    srv = make_server(args=["--token-ttl", "1"])
+    digest = hashlib.sha256(srv.token.encode()).hexdigest()
+
+    def rows():
+        with sqlite3.connect(str(srv.db), timeout=10) as db:
+            return db.execute("SELECT count(*) FROM token WHERE token_hash = ?",
+                              (digest,)).fetchone()[0]
+
+    assert rows() == 1
+    time.sleep(1.2)
+    srv.restart()
+    deadline = time.monotonic() + 20
+    while rows() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert rows() == 0
+    with sqlite3.connect(str(srv.db), timeout=10) as db:
+        jobs = db.execute("SELECT count(*), min(run_at_us) FROM job WHERE kind = 'auth-purge'"
+                          ).fetchone()
+    assert jobs[0] == 1 and jobs[1] > time.time() * 1e6 + 3000e6  # next run in about an hour
 
 
 def test_the_default_signing_key(make_server):

@@ -481,7 +481,8 @@ static void test_code_exchange_and_rotation(void **state)
     const char *redirect = "https://app.example/cb";
     char code[AUTH_TOKEN_SIZE];
     err_t err = ERR_INIT;
-    assert_int_equal(auth_code_issue(&tokens, &grant, challenge, redirect, T0, code, &err), 0);
+    assert_int_equal(auth_code_issue(&tokens, &grant, challenge, redirect, NULL, T0, code, &err),
+                     0);
     assert_int_equal(strlen(code), 43);
 
     auth_issued_t issued;
@@ -505,6 +506,7 @@ static void test_code_exchange_and_rotation(void **state)
     assert_int_equal(strlen(issued.access), 43);
     assert_int_equal(strlen(issued.refresh), 43); /* offline_access */
     assert_string_equal(issued.patient_id, "pat1");
+    assert_null(issued.nonce); /* the request sent none */
     auth_issued_t first = issued;
 
     store_token_t row;
@@ -518,6 +520,7 @@ static void test_code_exchange_and_rotation(void **state)
     assert_int_equal(
         auth_refresh(&tokens, first.refresh, "app", T0 + SECOND, &arena, &second, &err), ERR_OK);
     assert_string_not_equal(second.refresh, first.refresh);
+    assert_null(second.nonce);
     assert_int_equal(
         auth_token_check(&tokens, conn, second.access, 43, T0 + SECOND, &arena, &row, &err),
         ERR_OK);
@@ -536,11 +539,13 @@ static void test_code_exchange_and_rotation(void **state)
         ERR_UNAUTHORIZED);
     err_reset(&err);
 
-    /* a replayed code revokes what it gave */
-    assert_int_equal(auth_code_issue(&tokens, &grant, challenge, redirect, T0, code, &err), 0);
+    /* a replayed code revokes what it gave; the code keeps its request's nonce */
+    assert_int_equal(
+        auth_code_issue(&tokens, &grant, challenge, redirect, "n-0S6_WzA2Mj", T0, code, &err), 0);
     assert_int_equal(
         auth_code_exchange(&tokens, code, "app", redirect, verifier, T0, &arena, &issued, &err),
         ERR_OK);
+    assert_string_equal(issued.nonce, "n-0S6_WzA2Mj");
     assert_int_equal(
         auth_code_exchange(&tokens, code, "app", redirect, verifier, T0, &arena, &second, &err),
         ERR_UNAUTHORIZED);
@@ -550,7 +555,8 @@ static void test_code_exchange_and_rotation(void **state)
     err_reset(&err);
 
     /* an expired code */
-    assert_int_equal(auth_code_issue(&tokens, &grant, challenge, redirect, T0, code, &err), 0);
+    assert_int_equal(auth_code_issue(&tokens, &grant, challenge, redirect, NULL, T0, code, &err),
+                     0);
     assert_int_equal(auth_code_exchange(&tokens, code, "app", redirect, verifier, T0 + MINUTE,
                                         &arena, &issued, &err),
                      ERR_UNAUTHORIZED);

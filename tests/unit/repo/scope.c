@@ -226,6 +226,26 @@ static void test_intersect_and_format(void **state)
     assert_int_equal(scope_allows(&g, SCOPE_USER, "Observation", SCOPE_R), SCOPE_DENIED);
 }
 
+static void test_query_scopes_are_named(void **state)
+{
+    (void)state;
+    scope_set_t r = parse("openid patient/*.rs"), a = parse("patient/*.rs"), g;
+    scope_intersect(&arena, &r, &a, &g);
+    assert_null(scope_query_unsupported(&arena, &r, &g));
+    assert_null(scope_query_unsupported(&arena, NULL, NULL));
+    /* asked for: named as written */
+    r = parse("openid patient/Patient.rs patient/Observation.rs?category=laboratory");
+    scope_intersect(&arena, &r, &a, &g);
+    assert_string_equal(scope_query_unsupported(&arena, &r, &g),
+                        "patient/Observation.rs?category=laboratory");
+    /* from the client's registration: named as granted */
+    r = parse("patient/*.rs");
+    a = parse("patient/Observation.cruds?status=final");
+    scope_intersect(&arena, &r, &a, &g);
+    assert_string_equal(scope_query_unsupported(&arena, &r, &g),
+                        "patient/Observation.rs?status=final");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_parse_unknown_and_malformed),
         cmocka_unit_test(test_allows),
         cmocka_unit_test(test_intersect_and_format),
+        cmocka_unit_test(test_query_scopes_are_named),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

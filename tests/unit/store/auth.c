@@ -342,6 +342,7 @@ static void test_tokens(void **state)
     store_token_t code = token("code", STORE_TOKEN_CODE, "app", "a1", "f1");
     code.code_challenge = "challenge";
     code.redirect_uri = "https://app.example/cb";
+    code.nonce = "n-0S6_WzA2Mj";
     code.expires_us = T0 + 60 * SECOND;
     store_token_t access = token("access", STORE_TOKEN_ACCESS, "app", "a1", "f1");
     store_token_t refresh = token("refresh", STORE_TOKEN_REFRESH, "app", "a1", "f1");
@@ -357,12 +358,14 @@ static void test_tokens(void **state)
     assert_int_equal(row.kind, STORE_TOKEN_CODE);
     assert_string_equal(row.code_challenge, "challenge");
     assert_string_equal(row.redirect_uri, "https://app.example/cb");
+    assert_string_equal(row.nonce, "n-0S6_WzA2Mj");
     assert_string_equal(row.family_id, "f1");
     assert_string_equal(row.patient_id, "pat1");
     assert_int_equal(store_token_state(&row, T0), STORE_TOKEN_ACTIVE);
     assert_int_equal(store_token_state(&row, T0 + 60 * SECOND), STORE_TOKEN_EXPIRED);
     assert_int_equal(store_token_get(conn, "service", &arena, &row, &err), ERR_OK);
     assert_null(row.account_id);
+    assert_null(row.nonce);
     assert_int_equal(store_token_get(conn, "nope", &arena, &row, &err), ERR_NOT_FOUND);
     err_release(&err);
 

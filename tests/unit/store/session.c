@@ -40,7 +40,7 @@ static int teardown(void **state)
 }
 
 typedef struct {
-    int which; /* 0 create, 1 update, 2 delete, 3 delete by account, 4 purge */
+    int which; /* 0 create, 1 update, 2 delete, 3 delete by account, 4 purge, 5 renew from key */
     const store_session_t *session;
     const char *key;
     int64_t now_us;
@@ -55,6 +55,7 @@ static status_t session_txn(store_txn_t *txn, void *arg, err_t *err)
     case 1: return store_txn_session_update(txn, a->session, err);
     case 2: return store_txn_session_delete(txn, a->key, err);
     case 3: return store_txn_session_delete_account(txn, a->key, &a->n, err);
+    case 5: return store_txn_session_renew(txn, a->key, a->session, err);
     default: return store_txn_session_purge(txn, a->now_us, &a->n, err);
     }
 }
@@ -268,6 +269,53 @@ static void test_requests(void **state)
     err_release(&err);
 }
 
+static void test_renew(void **state)
+{
+    (void)state;
+    store_session_t s = session("old"), other = session("other");
+    session_arg_t a = {.which = 0, .session = &s};
+    assert_int_equal(session_run(&a), ERR_OK);
+    a.session = &other;
+    assert_int_equal(session_run(&a), ERR_OK);
+    store_authz_request_t mine = request("r1", "old"), theirs = request("r2", "other");
+    request_arg_t ra = {.which = 0, .request = &mine};
+    assert_int_equal(request_run(&ra), ERR_OK);
+    ra.request = &theirs;
+    assert_int_equal(request_run(&ra), ERR_OK);
+
+    /* signed in under a new id: the old one finds nothing, the requests follow */
+    store_session_t renewed = s;
+    renewed.session_id = "new";
+    renewed.state = STORE_SESSION_SIGNED_IN;
+    renewed.account_id = "acc-1";
+    renewed.username = "jane";
+    renewed.csrf = "csrf-2";
+    renewed.last_seen_us = T0 + SECOND;
+    a = (session_arg_t){.which = 5, .session = &renewed, .key = "old"};
+    assert_int_equal(session_run(&a), ERR_OK);
+    assert_false(session_exists("old"));
+    err_t err = ERR_INIT;
+    store_session_t got;
+    assert_int_equal(store_session_get(conn, "new", &arena, &got, &err), ERR_OK);
+    assert_int_equal(got.state, STORE_SESSION_SIGNED_IN);
+    assert_string_equal(got.account_id, "acc-1");
+    assert_string_equal(got.csrf, "csrf-2");
+    assert_int_equal(got.created_us, T0);
+    assert_int_equal(got.expires_us, T0 + 12 * 3600 * SECOND);
+    store_authz_request_t r;
+    assert_int_equal(store_authz_request_get(conn, "r1", &arena, &r, &err), ERR_OK);
+    assert_string_equal(r.session_id, "new");
+    assert_int_equal(store_authz_request_get(conn, "r2", &arena, &r, &err), ERR_OK);
+    assert_string_equal(r.session_id, "other");
+    err_release(&err);
+
+    /* the old id again: gone, nothing changes */
+    renewed.session_id = "newer";
+    assert_int_equal(session_run(&a), ERR_NOT_FOUND);
+    assert_false(session_exists("newer"));
+    assert_true(session_exists("new"));
+}
+
 static void test_purge(void **state)
 {
     (void)state;
@@ -310,6 +358,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions_of_an_account, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renew, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
     };
     return test_run_on_drivers("store/session", both, TEST_COUNT(both), NULL, 0, NULL, 0);
