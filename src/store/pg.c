@@ -423,6 +423,8 @@ static const char *const migrations[] = {
     sql__audit_schema_pg,
     /* 13: an authorization code keeps its request's OpenID Connect nonce (sql_auth.c) */
     sql__auth_nonce_schema,
+    /* 14: index the resources stored before the mark of those linked to no patient */
+    sql__unlinked_reindex_schema,
 };
 
 /* ---- parameters and results ---------------------------------------------------------- */

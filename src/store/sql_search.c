@@ -2938,3 +2938,7 @@ void sql__search_page(const sql_dialect_t *dialect, const store_search_t *query,
     q_stmt(&q, out);
     q_release(&q);
 }
+
+const char sql__unlinked_reindex_schema[] =
+    "INSERT INTO job (kind, key, run_at_us) SELECT 'reindex', '*', 0 "
+    "WHERE EXISTS (SELECT 1 FROM resource) ON CONFLICT (kind, key) DO NOTHING;";

@@ -329,6 +329,8 @@ static const char *const migrations[] = {
     sql__audit_schema_sqlite,
     /* 13: an authorization code keeps its request's OpenID Connect nonce (sql_auth.c) */
     sql__auth_nonce_schema,
+    /* 14: index the resources stored before the mark of those linked to no patient */
+    sql__unlinked_reindex_schema,
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)

@@ -191,6 +191,10 @@ void *store__txn_driver(store_txn_t *txn, const store_driver_t **out_driver);
 extern const char sql__auth_schema[];
 /* Migration 13: the nonce column of the token table. */
 extern const char sql__auth_nonce_schema[];
+/* Migration 14 (sql_search.c): a reindex of every type ("reindex" job, key "*") in a database
+ * that holds resources, so that those stored before index rows marked resources linked to no
+ * patient (FHIR_INDEX_UNLINKED) get the mark the access policy looks for. */
+extern const char sql__unlinked_reindex_schema[];
 /* The same for the browser sessions and authorization requests (sql_session.c). */
 extern const char sql__session_schema[];
 /* The audit trail's tables (sql_audit.c): migration 12 of each driver. */

@@ -111,3 +111,35 @@ def test_usage_errors():
     assert r.returncode == 2 and "--batch" in r.stderr
     r = run_cli("import", "--help")
     assert r.returncode == 0 and "--batch" in r.stdout and "NDJSON" in r.stdout
+
+
+def test_an_upgrade_marks_resources_stored_before_the_unlinked_mark(tmp_path):
+    """Schema 14 reindexes a database that holds resources, so that one stored before
+    resources linked to no patient were marked (an Observation about a Group) gets its mark,
+    which the access policy needs to show it to staff."""
+    import sqlite3
+    db = tmp_path / "old.db"
+    path = tmp_path / "obs.ndjson"
+    path.write_text(json.dumps({"resourceType": "Group", "id": "g1", "type": "person",
+                                "actual": True}) + "\n" + json.dumps({
+        "resourceType": "Observation", "id": "group-obs", "status": "final",
+        "code": {"text": "Visits"}, "subject": {"reference": "Group/g1"}}) + "\n")
+    assert run_cli("import", "--db", str(db), str(path)).returncode == 0
+
+    def marks():
+        with sqlite3.connect(db) as c:
+            return c.execute("SELECT count(*) FROM ix_reference WHERE param = '_unlinked'"
+                             ).fetchone()[0]
+
+    assert marks() == 2  # the Group (no member) and the Observation about it
+    # as a database written before the mark existed: no mark, schema version 13
+    with sqlite3.connect(db) as c:
+        c.execute("DELETE FROM ix_reference WHERE param = '_unlinked'")
+        c.execute("DELETE FROM schema_migration WHERE version >= 14")
+    assert marks() == 0
+    r = run_cli("init", "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    assert marks() == 2
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT max(version) FROM schema_migration").fetchone()[0] >= 14
+        assert c.execute("SELECT count(*) FROM job WHERE kind = 'reindex'").fetchone()[0] == 0
