@@ -47,7 +47,8 @@ static status_t task_rules(store_txn_t *txn, const repo_write_t *w, const store_
     }
     /* Claiming, assigning, putting on hold, completing: the writer must show which version it
      * decided on, so that of two people taking the same Task the second is refused (412). The
-     * engine writes in one transaction with what it read and needs no header. */
+     * engine sends the version it read like anyone; only writes without a caller (import)
+     * are exempt. */
     if (w->caller && !w->if_match && (from != to || owner_changed))
         return err_set(err, ERR_PRECONDITION_REQUIRED, NULL,
                        "changing the %s of Task/%s needs If-Match with the version it was read "
