@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "base/arena.h"
 
@@ -23,6 +24,12 @@ typedef struct {
     const char *value;
     size_t value_len;
 } url_pair_t;
+
+/* A pair of NUL-terminated strings (borrowed), for queries built in code. */
+static inline url_pair_t url_pair(const char *name, const char *value)
+{
+    return (url_pair_t){name, strlen(name), value, strlen(value)};
+}
 
 /*
  * Splits query (len bytes, without the '?') at '&' and each part at its first '=', decoding

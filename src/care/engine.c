@@ -48,11 +48,6 @@ const repo_caller_t *care_engine_caller(void)
 
 /* ---- coordinator handover ------------------------------------------------------------------ */
 
-static fhir_search_pair_t pair(const char *name, const char *value)
-{
-    return (fhir_search_pair_t){name, strlen(name), value, strlen(value)};
-}
-
 /* Version `version` of CareTeam/id, parsed (NULL when there is none: version 0, a delete). */
 static status_t team_version(store_conn_t *conn, const char *id, int64_t version, arena_t *arena,
                              json_t **out, err_t *err)
@@ -150,10 +145,10 @@ status_t care_on_care_team(store_t *store, const store_event_t *event, void *arg
 
     /* the open Tasks of the patient that the old coordinator owns */
     fhir_search_pair_t pairs[] = {
-        pair("subject", patient),
-        pair("owner", from),
-        pair("status", "draft,requested,received,accepted,ready,in-progress,on-hold"),
-        pair("_count", "1000"),
+        url_pair("subject", patient),
+        url_pair("owner", from),
+        url_pair("status", "draft,requested,received,accepted,ready,in-progress,on-hold"),
+        url_pair("_count", "1000"),
     };
     repo_search_t search = {.type = fhir_resource_type_find("Task", 4),
                             .pairs = pairs,

@@ -736,10 +736,10 @@ static status_t find_patients(login_t *l, const store_account_t *account, const 
     fhir_search_pair_t pairs[2];
     size_t n = 0;
     if (id)
-        pairs[n++] = (fhir_search_pair_t){"_id", 3, id, strlen(id)};
+        pairs[n++] = url_pair("_id", id);
     else if (name)
-        pairs[n++] = (fhir_search_pair_t){"name", 4, name, strlen(name)};
-    pairs[n++] = (fhir_search_pair_t){"_count", 6, PICKER_COUNT, strlen(PICKER_COUNT)};
+        pairs[n++] = url_pair("name", name);
+    pairs[n++] = url_pair("_count", PICKER_COUNT);
     repo_search_t search = {.type = fhir_resource_type_find("Patient", 7),
                             .pairs = pairs,
                             .npairs = n,

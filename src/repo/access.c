@@ -287,11 +287,6 @@ static status_t search_all(store_conn_t *conn, const char *type, const fhir_sear
     }
 }
 
-static fhir_search_pair_t pair(const char *name, const char *value)
-{
-    return (fhir_search_pair_t){name, strlen(name), value, strlen(value)};
-}
-
 typedef struct {
     arena_t *arena;
     strs_t *roles, *orgs, *patients;
@@ -323,9 +318,9 @@ static status_t care_team_patients(store_conn_t *conn, const repo_caller_t *call
     collect_t c = {arena, &roles, &orgs, patients};
     status_t rc;
     if (caller->practitioner_id) {
-        fhir_search_pair_t p[2] = {
-            pair("practitioner", arena_printf(arena, "Practitioner/%s", caller->practitioner_id)),
-            pair("_count", "1000")};
+        fhir_search_pair_t p[2] = {url_pair("practitioner", arena_printf(arena, "Practitioner/%s",
+                                                                         caller->practitioner_id)),
+                                   url_pair("_count", "1000")};
         if ((rc = search_all(conn, "PractitionerRole", p, 2, arena, collect_role, &c, err)))
             return rc;
     }
@@ -357,8 +352,8 @@ static status_t care_team_patients(store_conn_t *conn, const repo_caller_t *call
     }
     const char *list = arena_strndup(arena, members.ptr, members.len);
     buf_release(&members);
-    fhir_search_pair_t p[3] = {pair("status", "active"), pair("participant", list),
-                               pair("_count", "1000")};
+    fhir_search_pair_t p[3] = {url_pair("status", "active"), url_pair("participant", list),
+                               url_pair("_count", "1000")};
     return search_all(conn, "CareTeam", p, 3, arena, collect_team, &c, err);
 }
 
@@ -608,7 +603,7 @@ static status_t visible_by_id(store_conn_t *conn, store_txn_t *txn, const store_
     *out = true;
     if (!v)
         return ERR_OK;
-    fhir_search_pair_t p = pair("_id", id);
+    fhir_search_pair_t p = url_pair("_id", id);
     repo_search_t search = {.type = fhir_resource_type_find(type, strlen(type)),
                             .pairs = &p,
                             .npairs = 1,
@@ -874,8 +869,8 @@ static status_t rows_of_current(store_txn_t *txn, const char *type, const char *
 static status_t has_active_team(store_txn_t *txn, const char *patient, arena_t *arena, bool *out,
                                 err_t *err)
 {
-    fhir_search_pair_t p[2] = {pair("subject", arena_printf(arena, "Patient/%s", patient)),
-                               pair("status", "active")};
+    fhir_search_pair_t p[2] = {url_pair("subject", arena_printf(arena, "Patient/%s", patient)),
+                               url_pair("status", "active")};
     repo_search_t search = {.type = fhir_resource_type_find("CareTeam", 8),
                             .pairs = p,
                             .npairs = 2,

@@ -59,11 +59,6 @@ static status_t task_rules(store_txn_t *txn, const repo_write_t *w, const store_
     return ERR_OK;
 }
 
-static fhir_search_pair_t pair(const char *name, const char *value)
-{
-    return (fhir_search_pair_t){name, strlen(name), value, strlen(value)};
-}
-
 /* A patient's care coordination team: at most one active per patient, with exactly one
  * current primary coordinator. */
 static status_t care_team_rules(store_txn_t *txn, const repo_write_t *w, const json_t *team,
@@ -87,10 +82,10 @@ static status_t care_team_rules(store_txn_t *txn, const repo_write_t *w, const j
                        "coordinator; it has %zu",
                        w->id, subject, CARE_ROLE_COORDINATOR, n);
     fhir_search_pair_t pairs[] = {
-        pair("subject", subject),
-        pair("status", "active"),
-        pair("category", CARE_LOINC_SYSTEM "|" CARE_TEAM_COORDINATION),
-        pair("_count", "2"),
+        url_pair("subject", subject),
+        url_pair("status", "active"),
+        url_pair("category", CARE_LOINC_SYSTEM "|" CARE_TEAM_COORDINATION),
+        url_pair("_count", "2"),
     };
     repo_search_t search = {.type = fhir_resource_type_find("CareTeam", 8),
                             .pairs = pairs,
