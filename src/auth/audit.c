@@ -4,7 +4,7 @@
  * The queue is a ring of fixed-size slots behind one mutex, each a row with its strings
  * inline (a longer row's strings in a heap block of their own), allocated once: queuing a
  * record allocates nothing, so the HTTP threads' malloc arenas do not grow with the queue.
- * The thread takes up to a few batches at a time, reads their slots outside the lock (the
+ * The thread takes up to a batch at a time, reads their slots outside the lock (the
  * producers write only past them until they are given back), and stores them in one
  * transaction that also seals: under the chain head's lock it seals the rows writes added
  * unsealed, then inserts the batch's rows numbered and hashed already, and moves the head
@@ -55,8 +55,8 @@ struct auth_audit {
 
 void auth_audit_options_init(auth_audit_options_t *o)
 {
-    o->queue_max = 8192;
-    o->batch = 1024;
+    o->queue_max = 4096;
+    o->batch = 512;
     o->flush_us = 5000;
     o->seal_us = 100000;
     o->durable_us = 100000;
@@ -398,7 +398,7 @@ static void seal_now(auth_audit_t *audit, const char *when)
 static void *audit_thread(void *arg)
 {
     auth_audit_t *audit = arg;
-    size_t max = audit->options.batch * 4, qmax = audit->options.queue_max;
+    size_t max = audit->options.batch, qmax = audit->options.queue_max;
     store_audit_row_t *taken = xmalloc(max * sizeof(*taken));
     int64_t next_seal = clock_mono_us() + audit->options.seal_us;
     pthread_mutex_lock(&audit->lock);

@@ -46,8 +46,9 @@
 typedef struct auth_audit auth_audit_t;
 
 typedef struct {
-    size_t queue_max;   /* records waiting at most: 8192 (512 bytes each, allocated once) */
-    size_t batch;       /* a batch is stored at once when this many wait: 1024 */
+    size_t queue_max;   /* records waiting at most: 4096 (512 bytes each, allocated once) */
+    size_t batch;       /* a batch is stored at once when this many wait, and a transaction
+                           stores at most this many: 512 */
     int64_t flush_us;   /* the longest a record waits to be stored: 5 ms */
     int64_t seal_us;    /* how often unsealed records (a write's) are looked for: 100 ms */
     int64_t durable_us; /* the longest a stored batch waits to be durable: 100 ms (0: each
