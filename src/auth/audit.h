@@ -3,13 +3,22 @@
  * into a hash chain (chain.h) so that a change, a removal or a reordering of stored records is
  * found by verification (docs/security.md, "Audit trail").
  *
- * Writes record themselves in their own transaction (repo.h, "the audit trail"). Reads,
- * failed requests and auth events are handed to the trail here: copied into a bounded queue
- * in memory and stored by a background thread in one transaction per batch (every ~5 ms, or
- * at once when a batch is full). A record is never dropped: when the queue is full the caller
- * waits for room. After each batch, and at least every ~100 ms while the trail is open, the
- * thread seals what is unsealed (auth_audit_seal), whoever added it. auth_audit_close stores
- * and seals everything queued before it returns.
+ * Writes record themselves in their own transaction (repo.h, "the audit trail"), unsealed.
+ * Reads, failed requests and auth events are handed to the trail here: copied into a bounded
+ * queue in memory and stored by a background thread in one transaction per batch (every
+ * ~5 ms, or at once when a batch is full), sealed as they are inserted, after the writes'
+ * rows that transaction finds unsealed (auth_audit_add_sealed_txn). A record is never
+ * dropped: when the queue is full the caller waits for room. At least every ~100 ms while
+ * the trail is open the thread also seals what writes added (auth_audit_seal).
+ *
+ * Durability of the queued records: a batch commits without waiting for the disk
+ * (store_run_relaxed); any later durable commit (a write's, or the thread's own) makes it
+ * durable, and the thread makes a durable one within durable_us (100 ms) of the first batch
+ * that is not yet. So a crash of the machine may lose the records of the last ~100 ms of
+ * reads, as a crash of the process loses those still queued; never part of a batch, and
+ * never a write's record (it is in the write's own durable transaction). auth_audit_flush
+ * and auth_audit_close return once everything queued before them is stored, sealed and
+ * durable.
  *
  * Auth events other parts record with auth_audit_event, by these action names:
  *   login          a successful login (outcome "200")
@@ -37,10 +46,13 @@
 typedef struct auth_audit auth_audit_t;
 
 typedef struct {
-    size_t queue_max; /* records waiting at most: 65536 */
-    size_t batch;     /* a batch is stored at once when this many wait: 1024 */
-    int64_t flush_us; /* the longest a record waits to be stored: 5 ms */
-    int64_t seal_us;  /* how often unsealed records (a write's) are looked for: 100 ms */
+    size_t queue_max;   /* records waiting at most: 4096 (512 bytes each, allocated once) */
+    size_t batch;       /* a batch is stored at once when this many wait, and a transaction
+                           stores at most this many: 512 */
+    int64_t flush_us;   /* the longest a record waits to be stored: 5 ms */
+    int64_t seal_us;    /* how often unsealed records (a write's) are looked for: 100 ms */
+    int64_t durable_us; /* the longest a stored batch waits to be durable: 100 ms (0: each
+                           batch commits durably) */
 } auth_audit_options_t;
 
 void auth_audit_options_init(auth_audit_options_t *options);
@@ -65,8 +77,8 @@ void auth_audit_event(auth_audit_t *audit, const char *action, const char *user,
                       const char *client, const char *source, const char *outcome,
                       const char *detail);
 
-/* Waits until everything queued before the call is stored and sealed. Errors: the store's
- * (the records stay queued and are tried again). */
+/* Waits until everything queued before the call is stored, sealed and durable. Errors: the
+ * store's (the records stay queued and are tried again). */
 status_t auth_audit_flush(auth_audit_t *audit, err_t *err);
 
 /*
@@ -77,8 +89,16 @@ status_t auth_audit_flush(auth_audit_t *audit, err_t *err);
  * be NULL): how many were sealed.
  */
 status_t auth_audit_seal(store_t *store, int64_t *out_sealed, err_t *err);
-/* The same inside a transaction that is open (a flush stores its batch and seals in one). */
+/* The same inside a transaction that is open. */
 status_t auth_audit_seal_txn(store_txn_t *txn, int64_t *out_sealed, err_t *err);
+/*
+ * What the queue's thread does with a batch, inside a transaction that is open: under the
+ * chain head's lock, seals the unsealed rows the transaction sees, then inserts copies of
+ * rows[0..n) (their id, seq and hash are ignored) numbered and hashed after them (multi-row
+ * inserts), and moves the head once. One INSERT per up to 32 rows, no UPDATE of them.
+ */
+status_t auth_audit_add_sealed_txn(store_txn_t *txn, const store_audit_row_t *rows, size_t n,
+                                   err_t *err);
 
 /*
  * Verifies the sealed trail on conn from seq 1 in seq order with chain_verify: every hash

@@ -14,6 +14,7 @@
 #include "auth/tokens.h"
 
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,13 +25,49 @@
 #include "base/clock.h"
 #include "base/mem.h"
 
+/* A token's scopes parsed once, shared by its cache entry and the requests that use it: freed
+ * with the last reference. */
+typedef struct {
+    atomic_int refs;
+    arena_t arena;
+    scope_set_t set;
+} shared_scopes_t;
+
 struct auth_token_entry {
     char hash[AUTH_TOKEN_HASH_SIZE]; /* "": empty */
     int64_t checked_us;              /* monotonic */
     store_token_t token;             /* strings malloc'd */
     bool account_loaded;             /* account holds the token's account (when it has one) */
     store_account_t account;         /* strings malloc'd: the fields auth_bearer_t keeps */
+    shared_scopes_t *scopes;         /* a reference, or NULL until a bearer check parsed them */
 };
+
+static shared_scopes_t *scopes_new(const char *text)
+{
+    shared_scopes_t *s = xmalloc(sizeof(*s));
+    atomic_init(&s->refs, 1);
+    arena_init(&s->arena);
+    text = text ? text : "";
+    scope_parse(&s->arena, text, strlen(text), &s->set);
+    return s;
+}
+
+static void scopes_unref(void *data)
+{
+    shared_scopes_t *s = data;
+    if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
+        arena_release(&s->arena);
+        free(s);
+    }
+}
+
+/* A reference for a request: dropped when its arena is released. */
+static const scope_set_t *scopes_lend(shared_scopes_t *s, arena_t *arena)
+{
+    atomic_fetch_add(&s->refs, 1);
+    arena_cleanup_add(arena, scopes_unref, s);
+    return &s->set;
+}
 
 void auth_tokens_init(auth_tokens_t *tokens, store_t *store)
 {
@@ -57,6 +94,7 @@ static void entry_clear(auth_token_entry_t *e)
     free((char *)e->account.practitioner_id);
     free((char *)e->account.practitioner_role_id);
     free((char *)e->account.patient_id);
+    scopes_unref(e->scopes);
     memset(e, 0, sizeof(*e));
 }
 
@@ -374,9 +412,11 @@ static const char *copy_to_heap(void *unused, const char *s)
     return copy_or_null(s);
 }
 
-/* A hit when the entry is fresh and, when account is wanted, holds the account too. */
+/* A hit when the entry is fresh and, when account is wanted, holds the account too; then
+ * *out_scopes (may be NULL) is the entry's parsed scopes lent to arena, or NULL when it has
+ * none yet. */
 static bool cache_get(auth_tokens_t *tokens, const char *hash, int64_t now_us, arena_t *arena,
-                      store_token_t *out, store_account_t *account)
+                      store_token_t *out, store_account_t *account, const scope_set_t **out_scopes)
 {
     bool hit = false;
     pthread_mutex_lock(&tokens->lock);
@@ -387,6 +427,8 @@ static bool cache_get(auth_tokens_t *tokens, const char *hash, int64_t now_us, a
             copy_out(&e->token, arena, out);
             if (account)
                 account_copy(&e->account, account, copy_to_arena, arena);
+            if (out_scopes)
+                *out_scopes = e->scopes ? scopes_lend(e->scopes, arena) : NULL;
             hit = true;
         }
     }
@@ -394,11 +436,15 @@ static bool cache_get(auth_tokens_t *tokens, const char *hash, int64_t now_us, a
     return hit;
 }
 
+/* Puts a checked token (with its account when account is not NULL, with its parsed scopes
+ * when scopes is not NULL: the entry takes that reference) in its slot. */
 static void cache_put(auth_tokens_t *tokens, const char *hash, const store_token_t *token,
-                      const store_account_t *account)
+                      const store_account_t *account, shared_scopes_t *scopes)
 {
-    if (tokens->cache_ttl_us <= 0 || tokens->cache_size == 0)
+    if (tokens->cache_ttl_us <= 0 || tokens->cache_size == 0) {
+        scopes_unref(scopes);
         return;
+    }
     pthread_mutex_lock(&tokens->lock);
     if (!tokens->cache)
         tokens->cache = xcalloc(tokens->cache_size, sizeof(*tokens->cache));
@@ -418,6 +464,7 @@ static void cache_put(auth_tokens_t *tokens, const char *hash, const store_token
         account_copy(account, &e->account, copy_to_heap, NULL);
         e->account_loaded = true;
     }
+    e->scopes = scopes;
     pthread_mutex_unlock(&tokens->lock);
 }
 
@@ -449,11 +496,11 @@ status_t auth_token_check(auth_tokens_t *tokens, store_conn_t *conn, const char 
         return err_set(err, ERR_UNAUTHORIZED, NULL, "invalid access token");
     char hash[AUTH_TOKEN_HASH_SIZE];
     auth_token_hash(token, len, hash);
-    if (cache_get(tokens, hash, now_us, arena, out, NULL))
+    if (cache_get(tokens, hash, now_us, arena, out, NULL, NULL))
         return ERR_OK;
     status_t rc = token_lookup(conn, hash, now_us, arena, out, err);
     if (!rc)
-        cache_put(tokens, hash, out, NULL);
+        cache_put(tokens, hash, out, NULL, NULL);
     return rc;
 }
 
@@ -465,7 +512,8 @@ status_t auth_bearer_check(auth_tokens_t *tokens, store_conn_t *conn, const char
         return err_set(err, ERR_UNAUTHORIZED, NULL, "invalid access token");
     char hash[AUTH_TOKEN_HASH_SIZE];
     auth_token_hash(token, len, hash);
-    if (!cache_get(tokens, hash, now_us, arena, &out->token, &out->account)) {
+    if (!cache_get(tokens, hash, now_us, arena, &out->token, &out->account, &out->scopes) ||
+        !out->scopes) {
         status_t rc = token_lookup(conn, hash, now_us, arena, &out->token, err);
         if (rc)
             return rc;
@@ -485,7 +533,9 @@ status_t auth_bearer_check(auth_tokens_t *tokens, store_conn_t *conn, const char
             err_release(&lookup);
             account_copy(&row, &out->account, copy_to_arena, arena);
         }
-        cache_put(tokens, hash, &out->token, &out->account);
+        shared_scopes_t *scopes = scopes_new(out->token.scopes);
+        out->scopes = scopes_lend(scopes, arena);
+        cache_put(tokens, hash, &out->token, &out->account, scopes);
     }
     out->has_account = out->token.account_id != NULL;
     if (out->has_account && out->account.disabled)

@@ -23,6 +23,7 @@
 
 #include "base/arena.h"
 #include "base/err.h"
+#include "repo/scope.h"
 #include "store/store.h"
 
 /* A token's text and its NUL. */
@@ -120,6 +121,9 @@ typedef struct {
     bool has_account;        /* token.account_id is set: */
     store_account_t account; /* its account_id, username, role, links and disabled; the
                                 password hash, the TOTP fields and the counters are left out */
+    /* token.scopes parsed, once per token while it is cached (not per request): shared with
+       the cache, valid until the arena given to auth_bearer_check is released */
+    const scope_set_t *scopes;
 } auth_bearer_t;
 
 /*

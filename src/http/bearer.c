@@ -106,9 +106,6 @@ status_t http__bearer_caller(http_thread_t *thread, h2o_req_t *req, arena_t *are
 
     repo_caller_t *caller = arena_alloc(arena, sizeof(*caller));
     memset(caller, 0, sizeof(*caller));
-    scope_set_t *scopes = arena_alloc(arena, sizeof(*scopes));
-    const char *text = bearer.token.scopes ? bearer.token.scopes : "";
-    scope_parse(arena, text, strlen(text), scopes);
     caller->kind = bearer.has_account ? kind_of(bearer.account.role) : REPO_CALLER_SERVICE;
     if (bearer.has_account) {
         caller->account_id = bearer.account.account_id;
@@ -120,7 +117,7 @@ status_t http__bearer_caller(http_thread_t *thread, h2o_req_t *req, arena_t *are
     }
     caller->client_id = bearer.token.client_id;
     caller->launch_patient = bearer.token.patient_id;
-    caller->scopes = scopes;
+    caller->scopes = bearer.scopes;
     caller->emergency_reason = reason;
     caller->source = http__peer_address(req, arena);
     *out = caller;

@@ -587,8 +587,8 @@ static status_t check_result(pg_conn_t *conn, PGresult *res, PGresult **out, err
 /* Sends a statement: fixed statement `which` (prepared once per connection from sql, or
  * statement_sql[which] when sql is NULL), or sql with params, or sql as a script (params
  * NULL, which < 0). */
-static PGresult *send(pg_conn_t *conn, int which, const char *sql, const pg_params_t *params,
-                      err_t *err, status_t *rc)
+static PGresult *send(pg_conn_t *conn, int which, const char *sql, bool with_params, int n,
+                      const char *const *values, err_t *err, status_t *rc)
 {
     *rc = ensure(conn, err);
     if (*rc)
@@ -603,12 +603,11 @@ static PGresult *send(pg_conn_t *conn, int which, const char *sql, const pg_para
             PQclear(res);
             conn->prepared[which] = true;
         }
-        return PQexecPrepared(conn->pg, name, params ? params->n : 0,
-                              params ? params->values : NULL, NULL, NULL, 0);
+        return PQexecPrepared(conn->pg, name, n, values, NULL, NULL, 0);
     }
-    if (!params)
+    if (!with_params)
         return PQexec(conn->pg, sql);
-    return PQexecParams(conn->pg, sql, params->n, NULL, params->values, NULL, NULL, 0);
+    return PQexecParams(conn->pg, sql, n, NULL, values, NULL, NULL, 0);
 }
 
 /*
@@ -616,12 +615,12 @@ static PGresult *send(pg_conn_t *conn, int which, const char *sql, const pg_para
  * (the server restarted since the last statement) is re-established and the statement sent
  * once more: nothing of it can have run.
  */
-static status_t execute(pg_conn_t *conn, int which, const char *sql, const pg_params_t *params,
-                        PGresult **out, err_t *err)
+static status_t execute_values(pg_conn_t *conn, int which, const char *sql, bool with_params, int n,
+                               const char *const *values, PGresult **out, err_t *err)
 {
     for (int attempt = 0;; attempt++) {
         status_t rc;
-        PGresult *res = send(conn, which, sql, params, err, &rc);
+        PGresult *res = send(conn, which, sql, with_params, n, values, err, &rc);
         if (!res && rc)
             return rc;
         if (attempt == 0 && !conn->in_txn && PQstatus(conn->pg) == CONNECTION_BAD) {
@@ -630,6 +629,13 @@ static status_t execute(pg_conn_t *conn, int which, const char *sql, const pg_pa
         }
         return check_result(conn, res, out, err, sql ? sql : statement_sql[which]);
     }
+}
+
+static status_t execute(pg_conn_t *conn, int which, const char *sql, const pg_params_t *params,
+                        PGresult **out, err_t *err)
+{
+    return execute_values(conn, which, sql, params != NULL, params ? params->n : 0,
+                          params ? params->values : NULL, out, err);
 }
 
 status_t pg__run(pg_conn_t *conn, int which, const pg_params_t *params, PGresult **out, err_t *err)
@@ -641,6 +647,12 @@ status_t pg__run_named(pg_conn_t *conn, int which, const char *sql, const pg_par
                        PGresult **out, err_t *err)
 {
     return execute(conn, which, sql, params, out, err);
+}
+
+status_t pg__run_named_values(pg_conn_t *conn, int which, const char *sql, int n,
+                              const char *const *values, PGresult **out, err_t *err)
+{
+    return execute_values(conn, which, sql, true, n, values, out, err);
 }
 
 int64_t pg__changes(const PGresult *res)
@@ -1052,6 +1064,18 @@ static status_t pg_begin(void *opaque, err_t *err)
 {
     pg_conn_t *conn = opaque;
     status_t rc = exec(conn, "BEGIN", err);
+    if (!rc)
+        conn->in_txn = true;
+    return rc;
+}
+
+/* synchronous_commit off for this transaction alone: its commit does not wait for the WAL
+ * flush; the WAL writer flushes it within a few hundred ms, and any synchronous commit after
+ * it flushes the WAL up to its own record, so this one's too. */
+static status_t pg_begin_relaxed(void *opaque, err_t *err)
+{
+    pg_conn_t *conn = opaque;
+    status_t rc = exec(conn, "BEGIN; SET LOCAL synchronous_commit = off", err);
     if (!rc)
         conn->in_txn = true;
     return rc;
@@ -1714,6 +1738,7 @@ const store_driver_t store__pg_driver = {
     .history = pg_history,
     .count = pg_count,
     .begin = pg_begin,
+    .begin_relaxed = pg_begin_relaxed,
     .commit = pg_commit,
     .rollback = pg_rollback,
     .savepoint = pg_savepoint,

@@ -13,18 +13,28 @@ status_t pg__run_auth(void *opaque, int which, const char *sql, const store__val
 {
     pg_conn_t *conn = opaque;
     *out = (store__rows_t){0};
-    if (nparams > PG_MAX_PARAMS)
-        return err_set(err, ERR_INTERNAL, NULL, "a statement has more than %d parameters",
-                       PG_MAX_PARAMS);
-    pg_params_t p = {.n = 0};
-    for (size_t i = 0; i < nparams; i++) {
-        if (params[i].kind == STORE__INT)
-            pg__int(&p, params[i].integer);
-        else
-            pg__text(&p, params[i].kind == STORE__TEXT ? params[i].text : NULL);
-    }
     PGresult *res = NULL;
-    status_t rc = pg__run_named(conn, PG_AUTH + which, sql, &p, &res, err);
+    status_t rc;
+    if (nparams > PG_MAX_PARAMS) {
+        /* an insert of several rows: the values in the arena */
+        const char **values = arena_alloc(arena, nparams * sizeof(*values));
+        for (size_t i = 0; i < nparams; i++) {
+            if (params[i].kind == STORE__INT)
+                values[i] = arena_printf(arena, "%lld", (long long)params[i].integer);
+            else
+                values[i] = params[i].kind == STORE__TEXT ? params[i].text : NULL;
+        }
+        rc = pg__run_named_values(conn, PG_AUTH + which, sql, (int)nparams, values, &res, err);
+    } else {
+        pg_params_t p = {.n = 0};
+        for (size_t i = 0; i < nparams; i++) {
+            if (params[i].kind == STORE__INT)
+                pg__int(&p, params[i].integer);
+            else
+                pg__text(&p, params[i].kind == STORE__TEXT ? params[i].text : NULL);
+        }
+        rc = pg__run_named(conn, PG_AUTH + which, sql, &p, &res, err);
+    }
     if (rc)
         return rc;
     if (!res)

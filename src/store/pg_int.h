@@ -158,6 +158,10 @@ status_t pg__run_sql(pg_conn_t *conn, const char *sql, const pg_params_t *params
 
 /* Runs sql (not prepared) with any number of parameters as text (NULL: SQL NULL); as
  * pg__run. */
+/* pg__run_named with any number of parameters as text (NULL: SQL NULL): for statements with
+ * more than PG_MAX_PARAMS (an insert of several rows). */
+status_t pg__run_named_values(pg_conn_t *conn, int which, const char *sql, int n,
+                              const char *const *values, PGresult **out, err_t *err);
 status_t pg__run_values(pg_conn_t *conn, const char *sql, int n, const char *const *values,
                         PGresult **out, err_t *err);
 

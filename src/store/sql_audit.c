@@ -2,12 +2,16 @@
  * sql_audit.c - the audit trail's rows (store.h, "the audit trail"): the audit table, its
  * chain head, and their statements, run through each driver's run_auth like sql_auth.c's.
  *
- * A row is added unsealed (seq and hash NULL) and sealed later by src/auth, which numbers it
- * and hashes it into the chain. The head row (id 1) holds the last seq and hash; on PostgreSQL
+ * A write's row is added unsealed (seq and hash NULL) and sealed later by src/auth, which
+ * numbers it and hashes it into the chain; the rows of src/auth's queue come sealed already
+ * (numbered and hashed under the head's lock by the transaction that inserts them), up to 32
+ * rows per INSERT. The head row (id 1) holds the last seq and hash; on PostgreSQL
  * reading it for sealing locks it (FOR UPDATE) until the transaction ends, so that sealers in
  * several processes take turns and the numbers stay contiguous. Rows of transactions that
  * have not committed are invisible to a sealer and are sealed by a later round.
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +52,8 @@ const char sql__audit_schema_pg[] =
 
 enum {
     U_ADD = STORE_AUDIT_FIRST,
+    U_ADD_8,  /* eight rows in one statement */
+    U_ADD_32, /* thirty-two */
     U_UNSEALED,
     U_SEAL,
     U_HEAD,
@@ -67,9 +73,6 @@ _Static_assert(U__END <= STORE_AUTH_STATEMENTS, "raise STORE_AUTH_STATEMENTS");
     "query, outcome, source, detail"
 
 static const store__fixed_t statements[U__END - STORE_AUDIT_FIRST] = {
-    [U_ADD - STORE_AUDIT_FIRST] = {"INSERT INTO audit (time_us, username, role, client, patient, "
-                                   "action, type, resource_id, query, outcome, source, detail) "
-                                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"},
     [U_UNSEALED - STORE_AUDIT_FIRST] = {"SELECT " COLUMNS
                                         " FROM audit WHERE seq IS NULL ORDER BY id LIMIT $1"},
     [U_SEAL - STORE_AUDIT_FIRST] = {"UPDATE audit SET seq = $2, hash = $3 WHERE id = $1 "
@@ -114,6 +117,33 @@ static status_t run_txn(store_txn_t *txn, int which, const store__params_t *p, a
     return store__fixed_txn(txn, which, &statements[which - STORE_AUDIT_FIRST], p, arena, out, err);
 }
 
+/* The columns a row is inserted with, ADD_PARAMS parameters each. */
+#define ADD_COLUMNS                                                                          \
+    "INSERT INTO audit (seq, hash, time_us, username, role, client, patient, action, type, " \
+    "resource_id, query, outcome, source, detail) VALUES "
+#define ADD_PARAMS 14
+
+/* The text of the insert of n rows: ($1, ..., $14), ($15, ...), ... (placeholders only; the
+ * values are bound). */
+static char add_sql[3][256 + 32 * ADD_PARAMS * 8];
+static const size_t add_rows[3] = {1, 8, 32};
+static pthread_once_t add_once = PTHREAD_ONCE_INIT;
+
+static void add_sql_init(void)
+{
+    for (size_t k = 0; k < 3; k++) {
+        char *p = add_sql[k], *end = add_sql[k] + sizeof(add_sql[k]);
+        p += snprintf(p, (size_t)(end - p), "%s", ADD_COLUMNS);
+        for (size_t r = 0; r < add_rows[k]; r++)
+            for (size_t c = 0; c < ADD_PARAMS; c++)
+                p += snprintf(p, (size_t)(end - p), "%s$%zu%s",
+                              c   ? ""
+                              : r ? ", ("
+                                  : "(",
+                              r * ADD_PARAMS + c + 1, c + 1 < ADD_PARAMS ? ", " : ")");
+    }
+}
+
 static void to_rows(const store__rows_t *rows, arena_t *arena, store_audit_row_t **out,
                     size_t *out_n)
 {
@@ -141,26 +171,44 @@ static void to_rows(const store__rows_t *rows, arena_t *arena, store_audit_row_t
 
 status_t store_txn_audit_add(store_txn_t *txn, const store_audit_row_t *rows, size_t n, err_t *err)
 {
+    pthread_once(&add_once, add_sql_init);
+    const store_driver_t *driver;
+    void *dconn = store__txn_driver(txn, &driver);
+    store__value_t values[32 * ADD_PARAMS];
     arena_t arena;
     arena_init(&arena);
     status_t rc = ERR_OK;
-    for (size_t i = 0; !rc && i < n; i++) {
-        const store_audit_row_t *r = &rows[i];
+    for (size_t done = 0; !rc && done < n;) {
+        size_t k = n - done >= 32 ? 2 : n - done >= 8 ? 1 : 0, m = add_rows[k];
         store__params_t p = {.n = 0};
-        store__p_int(&p, r->time_us);
-        store__p_text(&p, r->user);
-        store__p_text(&p, r->role);
-        store__p_text(&p, r->client);
-        store__p_text(&p, r->patient);
-        store__p_text(&p, r->action);
-        store__p_text(&p, r->type);
-        store__p_text(&p, r->resource_id);
-        store__p_text(&p, r->query);
-        store__p_text(&p, r->outcome);
-        store__p_text(&p, r->source);
-        store__p_text(&p, r->detail);
+        store__value_t *v = values;
+        for (size_t i = 0; i < m; i++) {
+            const store_audit_row_t *r = &rows[done + i];
+            p.n = 0;
+            if (r->seq > 0)
+                store__p_int(&p, r->seq);
+            else
+                store__p_text(&p, NULL);
+            store__p_text(&p, r->seq > 0 ? r->hash : NULL);
+            store__p_int(&p, r->time_us);
+            store__p_text(&p, r->user);
+            store__p_text(&p, r->role);
+            store__p_text(&p, r->client);
+            store__p_text(&p, r->patient);
+            store__p_text(&p, r->action);
+            store__p_text(&p, r->type);
+            store__p_text(&p, r->resource_id);
+            store__p_text(&p, r->query);
+            store__p_text(&p, r->outcome);
+            store__p_text(&p, r->source);
+            store__p_text(&p, r->detail);
+            memcpy(v, p.values, ADD_PARAMS * sizeof(*v));
+            v += ADD_PARAMS;
+        }
         store__rows_t out = {0};
-        rc = run_txn(txn, U_ADD, &p, &arena, &out, err);
+        rc = driver->run_auth(dconn, U_ADD + (int)k, add_sql[k], values, m * ADD_PARAMS, &arena,
+                              &out, err);
+        done += m;
     }
     arena_release(&arena);
     return rc;

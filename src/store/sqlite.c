@@ -512,6 +512,7 @@ static status_t sqlite_connect(void *opaque, bool writer, void **out_conn, err_t
         return rc;
     }
     conn->writer = writer;
+    conn->full_sync = db->options.synchronous == STORE_SYNC_FULL;
     *out_conn = conn;
     return ERR_OK;
 }
@@ -766,9 +767,39 @@ static status_t sqlite_begin(void *opaque, err_t *err)
     return exec(((sqlite_conn_t *)opaque)->handle, "BEGIN IMMEDIATE", err);
 }
 
+/* In WAL mode synchronous=NORMAL commits without syncing the WAL; the next commit with
+ * synchronous=FULL syncs it up to its own frames, so the earlier commits with them. The level
+ * cannot change inside a transaction: it is set before BEGIN and put back after its end. */
+static status_t sqlite_begin_relaxed(void *opaque, err_t *err)
+{
+    sqlite_conn_t *conn = opaque;
+    if (!conn->full_sync)
+        return sqlite_begin(opaque, err);
+    status_t rc = exec(conn->handle, "PRAGMA synchronous=NORMAL", err);
+    if (rc)
+        return rc;
+    conn->relaxed_now = true;
+    if ((rc = sqlite_begin(opaque, err))) {
+        sqlite3_exec(conn->handle, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+        conn->relaxed_now = false;
+    }
+    return rc;
+}
+
+static void end_relaxed(sqlite_conn_t *conn)
+{
+    if (conn->relaxed_now && sqlite3_get_autocommit(conn->handle)) {
+        sqlite3_exec(conn->handle, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+        conn->relaxed_now = false;
+    }
+}
+
 static status_t sqlite_commit(void *opaque, err_t *err)
 {
-    return exec(((sqlite_conn_t *)opaque)->handle, "COMMIT", err);
+    sqlite_conn_t *conn = opaque;
+    status_t rc = exec(conn->handle, "COMMIT", err);
+    end_relaxed(conn);
+    return rc;
 }
 
 static void sqlite_rollback(void *opaque)
@@ -776,6 +807,7 @@ static void sqlite_rollback(void *opaque)
     sqlite_conn_t *conn = opaque;
     if (!sqlite3_get_autocommit(conn->handle))
         sqlite3_exec(conn->handle, "ROLLBACK", NULL, NULL, NULL);
+    end_relaxed(conn);
 }
 
 static status_t sqlite_savepoint(void *opaque, err_t *err)
@@ -1460,6 +1492,7 @@ const store_driver_t store__sqlite_driver = {
     .history = sqlite_history,
     .count = sqlite_count,
     .begin = sqlite_begin,
+    .begin_relaxed = sqlite_begin_relaxed,
     .commit = sqlite_commit,
     .rollback = sqlite_rollback,
     .savepoint = sqlite_savepoint,

@@ -9,6 +9,20 @@
 
 #include "store/sqlite_int.h"
 
+/* True when the statement's parameters are $1, $2, ... at the indexes 1, 2, ... */
+static bool positional(sqlite3_stmt *stmt)
+{
+    int count = sqlite3_bind_parameter_count(stmt);
+    for (int i = 1; i <= count; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "$%d", i);
+        const char *actual = sqlite3_bind_parameter_name(stmt, i);
+        if (!actual || strcmp(actual, name) != 0)
+            return false;
+    }
+    return true;
+}
+
 status_t sqlite__run_auth(void *opaque, int which, const char *sql, const store__value_t *params,
                           size_t nparams, arena_t *arena, store__rows_t *out, err_t *err)
 {
@@ -19,12 +33,19 @@ status_t sqlite__run_auth(void *opaque, int which, const char *sql, const store_
         int rc = sqlite3_prepare_v3(conn->handle, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
         if (rc != SQLITE_OK)
             return sqlite__fail(conn->handle, rc, err, sql);
+        conn->auth_positional[which] = positional(*slot);
     }
     sqlite3_stmt *stmt = *slot;
+    int count = sqlite3_bind_parameter_count(stmt);
     for (size_t i = 0; i < nparams; i++) {
-        char name[32];
-        snprintf(name, sizeof(name), "$%u", (unsigned)(i + 1));
-        int index = sqlite3_bind_parameter_index(stmt, name);
+        int index;
+        if (conn->auth_positional[which]) {
+            index = (int)i + 1 <= count ? (int)i + 1 : 0;
+        } else {
+            char name[32];
+            snprintf(name, sizeof(name), "$%u", (unsigned)(i + 1));
+            index = sqlite3_bind_parameter_index(stmt, name);
+        }
         if (index == 0)
             continue;
         const store__value_t *v = &params[i];

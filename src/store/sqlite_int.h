@@ -60,11 +60,16 @@ typedef struct {
     sqlite3 *handle;
     sqlite3_stmt *statements[STMT__COUNT];
     bool writer;
+    bool full_sync;   /* synchronous=FULL is the connection's setting */
+    bool relaxed_now; /* synchronous=NORMAL for the transaction that is open (begin_relaxed) */
     sqlite_cached_t cache[SQLITE_CACHED_STATEMENTS];
     uint64_t clock;
     sqlite_type_count_t type_counts[SQLITE_TYPE_COUNTS];
     sqlite3_stmt *queue_statements[SQLITE_QUEUE_STATEMENTS];
     sqlite3_stmt *auth_statements[STORE_AUTH_STATEMENTS]; /* sqlite_auth.c */
+    /* per statement of sqlite_auth.c: its parameters are $1, $2, ... in this order, so they
+       are bound by position (a lookup by name is a walk of the list) */
+    bool auth_positional[STORE_AUTH_STATEMENTS];
 } sqlite_conn_t;
 
 /* Translates an SQLite result code into a status with a message, the driver text logged. */

@@ -38,6 +38,7 @@ typedef struct txn_item {
     void *fn_arg;
     store_done_fn done;
     void *done_arg;
+    bool relaxed; /* store_run_relaxed */
 } txn_item_t;
 
 struct store {
@@ -430,10 +431,12 @@ status_t store_everything(store_conn_t *conn, const store_everything_t *query, a
 
 /* ---- writer -------------------------------------------------------------------------- */
 
-void store_submit(store_t *store, store_txn_fn fn, void *fn_arg, store_done_fn done, void *done_arg)
+static void submit(store_t *store, store_txn_fn fn, void *fn_arg, store_done_fn done,
+                   void *done_arg, bool relaxed)
 {
     txn_item_t *item = xmalloc(sizeof(*item));
     item->next = NULL;
+    item->relaxed = relaxed;
     item->fn = fn;
     item->fn_arg = fn_arg;
     item->done = done;
@@ -476,12 +479,17 @@ static void sync_done(void *arg, status_t rc, err_t *err)
     pthread_mutex_unlock(&wait->lock);
 }
 
-status_t store_run(store_t *store, store_txn_fn fn, void *arg, err_t *err)
+void store_submit(store_t *store, store_txn_fn fn, void *fn_arg, store_done_fn done, void *done_arg)
+{
+    submit(store, fn, fn_arg, done, done_arg, false);
+}
+
+static status_t run(store_t *store, store_txn_fn fn, void *arg, bool relaxed, err_t *err)
 {
     sync_wait_t wait = {.finished = false, .rc = ERR_OK, .err = err};
     pthread_mutex_init(&wait.lock, NULL);
     pthread_cond_init(&wait.cond, NULL);
-    store_submit(store, fn, arg, sync_done, &wait);
+    submit(store, fn, arg, sync_done, &wait, relaxed);
     pthread_mutex_lock(&wait.lock);
     while (!wait.finished)
         pthread_cond_wait(&wait.cond, &wait.lock);
@@ -489,6 +497,16 @@ status_t store_run(store_t *store, store_txn_fn fn, void *arg, err_t *err)
     pthread_mutex_destroy(&wait.lock);
     pthread_cond_destroy(&wait.cond);
     return wait.rc;
+}
+
+status_t store_run(store_t *store, store_txn_fn fn, void *arg, err_t *err)
+{
+    return run(store, fn, arg, false, err);
+}
+
+status_t store_run_relaxed(store_t *store, store_txn_fn fn, void *arg, err_t *err)
+{
+    return run(store, fn, arg, true, err);
 }
 
 int64_t store_txn_time_us(store_txn_t *txn)
@@ -768,9 +786,14 @@ static void run_batch(store_t *store, txn_item_t *items)
      * a savepoint open, each statement of a large transaction pays for the size of that
      * journal: a bulk import slowed down as its batches grew). */
     bool alone = n == 1;
+    /* durable unless every transaction of the batch may wait for it */
+    bool relaxed = d->begin_relaxed != NULL;
+    for (txn_item_t *it = items; relaxed && it; it = it->next)
+        relaxed = it->relaxed;
     err_t batch_err = ERR_INIT;
     commit_hooks_t hooks = {0};
-    status_t batch_rc = d->begin(store->writer_conn, &batch_err);
+    status_t batch_rc = relaxed ? d->begin_relaxed(store->writer_conn, &batch_err)
+                                : d->begin(store->writer_conn, &batch_err);
     if (!batch_rc) {
         size_t i = 0;
         for (txn_item_t *it = items; it; it = it->next, i++) {

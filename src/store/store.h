@@ -188,6 +188,16 @@ void store_submit(store_t *store, store_txn_fn fn, void *fn_arg, store_done_fn d
                   void *done_arg);
 /* Runs fn in a transaction and waits until it is durable or rolled back. */
 status_t store_run(store_t *store, store_txn_fn fn, void *arg, err_t *err);
+/*
+ * store_run for records that may wait for their durability (the audit trail's reads): waits
+ * until the transaction is committed or rolled back, but when it commits in a batch of such
+ * transactions alone (none of store_run or store_submit), the commit does not wait for the
+ * disk. It survives a crash of the process, and a crash of the machine once any later
+ * durable commit has returned: such a commit makes every earlier one durable (SQLite: the
+ * WAL synced up to it; PostgreSQL: synchronous_commit off for the transaction, the WAL
+ * flushed up to it). Where the store is not synchronous=full anyway, the same as store_run.
+ */
+status_t store_run_relaxed(store_t *store, store_txn_fn fn, void *arg, err_t *err);
 
 /* The time of this transaction: every version it writes gets it as lastUpdated. */
 int64_t store_txn_time_us(store_txn_t *txn);
@@ -927,10 +937,11 @@ status_t store_txn_authz_request_delete(store_txn_t *txn, const char *request_id
 /* ---- the audit trail ---------------------------------------------------------------------- */
 
 /*
- * Who did what to whose record (docs/security.md, "Audit trail"). A row is added unsealed
- * (seq 0, hash NULL), by a write's own transaction or by src/auth's queue of reads, and
- * sealed later by src/auth (auth/audit.h) in a transaction of its own: numbered 1, 2, 3, ...
- * without gaps in the order of sealing and hashed into the chain (auth/chain.h). The table is
+ * Who did what to whose record (docs/security.md, "Audit trail"). A write's row is added
+ * unsealed (seq 0, hash NULL) by the write's own transaction and sealed later by src/auth
+ * (auth/audit.h) in a transaction of its own; the rows of src/auth's queue of reads are
+ * inserted sealed. Either way they are numbered 1, 2, 3, ... without gaps in the order of
+ * sealing and hashed into the chain (auth/chain.h). The table is
  * not a FHIR resource table: it has no versions, no index rows and no outbox events.
  */
 typedef struct {
@@ -951,8 +962,9 @@ typedef struct {
     const char *detail;  /* e.g. an emergency access reason */
 } store_audit_row_t;
 
-/* Adds rows[0..n) unsealed (their id, seq and hash are ignored). Rolled back with the
- * transaction. */
+/* Adds rows[0..n) (their id is ignored): a row with seq > 0 sealed with that seq and hash
+ * (the caller, src/auth, keeps the chain and moves its head), the others unsealed. Up to 32
+ * rows per statement. Rolled back with the transaction. */
 status_t store_txn_audit_add(store_txn_t *txn, const store_audit_row_t *rows, size_t n, err_t *err);
 /* Up to limit unsealed rows that the transaction sees, in insertion order; in arena. */
 status_t store_txn_audit_unsealed(store_txn_t *txn, size_t limit, arena_t *arena,

@@ -62,6 +62,9 @@ typedef struct {
 
     /* Transaction control on the writer connection. */
     status_t (*begin)(void *conn, err_t *err);
+    /* A transaction whose commit need not reach the disk before it returns: it does with the
+       next durable commit (NULL: begin). */
+    status_t (*begin_relaxed)(void *conn, err_t *err);
     status_t (*commit)(void *conn, err_t *err);
     void (*rollback)(void *conn);
     status_t (*savepoint)(void *conn, err_t *err);

@@ -628,9 +628,21 @@ static void test_bearer_check_with_the_account(void **state)
     err_t err = ERR_INIT;
     assert_int_equal(auth_tokens_issue(&here, &grant, false, T0, &issued, &err), ERR_OK);
     auth_bearer_t bearer;
+    const scope_set_t *parsed = NULL;
     for (int i = 0; i < 2; i++) { /* from the store, then from the cache */
         assert_int_equal(
             auth_bearer_check(&here, conn, issued.access, 43, T0, &arena, &bearer, &err), 0);
+        /* the scopes parsed once: the cached check hands out the same set */
+        assert_non_null(bearer.scopes);
+        assert_true(bearer.scopes->flags & SCOPE_LAUNCH_PATIENT);
+        assert_int_equal(bearer.scopes->nresources, 1);
+        assert_int_equal(bearer.scopes->resources[0].context, SCOPE_PATIENT);
+        assert_string_equal(bearer.scopes->resources[0].type, "*");
+        assert_int_equal(bearer.scopes->resources[0].perms, SCOPE_R | SCOPE_S);
+        if (i == 0)
+            parsed = bearer.scopes;
+        else
+            assert_ptr_equal(bearer.scopes, parsed);
         assert_true(bearer.has_account);
         assert_string_equal(bearer.account.account_id, id);
         assert_string_equal(bearer.account.username, "pat.one");
@@ -641,6 +653,20 @@ static void test_bearer_check_with_the_account(void **state)
         assert_string_equal(bearer.token.patient_id, "pat1");
         assert_string_equal(bearer.token.scopes, "launch/patient patient/*.rs");
     }
+    /* a request's scopes outlive the cache entry they came from (forgotten, replaced) until
+     * its arena is released */
+    arena_t request;
+    arena_init(&request);
+    auth_bearer_t held;
+    assert_int_equal(auth_bearer_check(&here, conn, issued.access, 43, T0, &request, &held, &err),
+                     0);
+    auth_tokens_forget(&here);
+    assert_int_equal(auth_bearer_check(&here, conn, issued.access, 43, T0, &arena, &bearer, &err),
+                     0);
+    assert_ptr_not_equal(bearer.scopes, held.scopes);
+    assert_string_equal(held.scopes->resources[0].type, "*");
+    assert_int_equal(held.scopes->resources[0].perms, SCOPE_R | SCOPE_S);
+    arena_release(&request);
     /* a plain check of the same token, then a bearer check: the account is loaded again */
     store_token_t row;
     assert_int_equal(auth_token_check(&here, conn, issued.access, 43, T0, &arena, &row, &err), 0);

@@ -461,6 +461,140 @@ static void test_write_rows_in_their_transaction(void **state)
     err_release(&err);
 }
 
+/* ---- a batch inserted sealed ----------------------------------------------------------- */
+
+#define BATCH_ROWS 45 /* one insert of 32 rows, one of 8, five of one */
+
+typedef struct {
+    const store_audit_row_t *rows;
+    size_t n;
+} sealed_arg_t;
+
+static status_t sealed_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    sealed_arg_t *a = arg;
+    return auth_audit_add_sealed_txn(txn, a->rows, a->n, err);
+}
+
+static void test_batch_inserted_sealed_after_writes(void **state)
+{
+    (void)state;
+    err_t err = ERR_INIT;
+    /* three writes' rows, unsealed */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(store_run(store, direct_txn, NULL, &err), ERR_OK);
+    store_audit_row_t batch[BATCH_ROWS];
+    char ids[BATCH_ROWS][16];
+    char *long_query = calloc(1, 3001);
+    memset(long_query, 'q', 3000);
+    for (int i = 0; i < BATCH_ROWS; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "b%d", i);
+        batch[i] = (store_audit_row_t){.seq = 999, /* ignored: the chain numbers it */
+                                       .hash = "not a hash",
+                                       .time_us = 1700000000000000 + i,
+                                       .user = i % 2 ? "ana" : NULL,
+                                       .client = "app",
+                                       .patient = i % 3 ? "pat7" : NULL,
+                                       .action = i % 5 ? "read" : "search",
+                                       .type = "Observation",
+                                       .resource_id = ids[i],
+                                       .query = i == 40 ? long_query : NULL,
+                                       .outcome = "200",
+                                       .source = "192.0.2.9"};
+    }
+    sealed_arg_t a = {batch, BATCH_ROWS};
+    assert_int_equal(store_run(store, sealed_txn, &a, &err), ERR_OK);
+    store_audit_row_t *rows;
+    size_t n = all_rows(&rows);
+    assert_int_equal(n, 3 + BATCH_ROWS);
+    assert_contiguous(3 + BATCH_ROWS);
+    /* newest first: the batch in order after the writes' rows, which were sealed first */
+    for (size_t k = 0; k < n; k++) {
+        const store_audit_row_t *r = &rows[n - 1 - k];
+        assert_int_equal(r->seq, (int64_t)k + 1);
+        if (k < 3) {
+            assert_string_equal(r->action, "create");
+            continue;
+        }
+        int i = (int)k - 3;
+        assert_string_equal(r->resource_id, ids[i]);
+        assert_int_equal(r->time_us, batch[i].time_us);
+        if (batch[i].user)
+            assert_string_equal(r->user, batch[i].user);
+        else
+            assert_null(r->user);
+        if (batch[i].patient)
+            assert_string_equal(r->patient, "pat7");
+        else
+            assert_null(r->patient);
+        assert_string_equal(r->action, batch[i].action);
+        if (i == 40)
+            assert_string_equal(r->query, long_query);
+        else
+            assert_null(r->query);
+    }
+    chain_report_t report = verify(NULL);
+    assert_int_equal(report.fault, CHAIN_INTACT);
+    assert_int_equal(report.checked, 3 + BATCH_ROWS);
+    /* an empty batch changes nothing */
+    a.n = 0;
+    assert_int_equal(store_run(store, sealed_txn, &a, &err), ERR_OK);
+    assert_int_equal(verify(NULL).checked, 3 + BATCH_ROWS);
+    /* a changed field of a row inserted sealed is found */
+    raw("UPDATE audit SET resource_id = 'b99' WHERE seq = 20");
+    report = verify(NULL);
+    assert_int_equal(report.fault, CHAIN_ALTERED);
+    assert_int_equal(report.seq, 20);
+    free(long_query);
+    err_release(&err);
+}
+
+/* Rows longer than a queue slot (their strings in a block of their own) come out whole, and
+ * the records of relaxed batches are stored and durable once the trail is flushed. */
+static void test_queue_long_rows_and_relaxed_batches(void **state)
+{
+    (void)state;
+    err_t err = ERR_INIT;
+    auth_audit_options_t options;
+    auth_audit_options_init(&options);
+    options.queue_max = 4; /* slots reused many times */
+    options.batch = 2;
+    options.durable_us = 20000;
+    auth_audit_t *audit;
+    assert_int_equal(auth_audit_open(store, &options, &audit, &err), ERR_OK);
+    char detail[1200];
+    memset(detail, 'd', sizeof(detail) - 1);
+    detail[sizeof(detail) - 1] = '\0';
+    for (int i = 0; i < 30; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "x%d", i);
+        store_audit_row_t row = {.user = "lee",
+                                 .action = "read",
+                                 .type = "Patient",
+                                 .resource_id = id,
+                                 .outcome = "200",
+                                 .detail = i % 3 == 0 ? detail : "short"};
+        auth_audit_record(audit, &row, 1);
+        if (i == 10)
+            usleep(50000); /* a durable round between batches */
+    }
+    assert_int_equal(auth_audit_flush(audit, &err), ERR_OK);
+    store_audit_row_t *rows;
+    size_t n = all_rows(&rows);
+    assert_int_equal(n, 30);
+    for (size_t k = 0; k < n; k++) {
+        int i = (int)(n - 1 - k);
+        char id[16];
+        snprintf(id, sizeof(id), "x%d", i);
+        assert_string_equal(rows[k].resource_id, id);
+        assert_string_equal(rows[k].detail, i % 3 == 0 ? detail : "short");
+        assert_int_equal(rows[k].seq, i + 1);
+    }
+    assert_int_equal(verify(NULL).checked, 30);
+    auth_audit_close(audit);
+    err_release(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -471,6 +605,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_queue_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_stores_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_rows_in_their_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_inserted_sealed_after_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_long_rows_and_relaxed_batches, setup, teardown),
     };
     return test_run_on_drivers("auth/audit", both, TEST_COUNT(both), NULL, 0, NULL, 0);
 }

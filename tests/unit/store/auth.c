@@ -415,6 +415,82 @@ static void test_tokens(void **state)
     err_release(&err2);
 }
 
+/* ---- audit rows: several per statement, and store_run_relaxed ----------------------- */
+
+typedef struct {
+    store_audit_row_t *rows;
+    size_t n;
+    bool fail_after;
+} audit_add_arg_t;
+
+static status_t audit_add_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    audit_add_arg_t *a = arg;
+    status_t rc = store_txn_audit_add(txn, a->rows, a->n, err);
+    if (!rc && a->fail_after)
+        rc = err_set(err, ERR_CONFLICT, NULL, "refused after the insert");
+    return rc;
+}
+
+static size_t audit_count(store_audit_row_t **out)
+{
+    store_audit_query_t q = {.from_us = INT64_MIN, .to_us = INT64_MAX, .count = 100000};
+    size_t n;
+    err_t err = ERR_INIT;
+    assert_int_equal(store_audit_search(conn, &q, &arena, out, &n, &err), ERR_OK);
+    err_release(&err);
+    return n;
+}
+
+static void test_audit_rows_relaxed(void **state)
+{
+    (void)state;
+    enum { N = 77 }; /* two inserts of 32, one of 8, five of one */
+    store_audit_row_t rows[N];
+    char ids[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "r%d", i);
+        rows[i] = (store_audit_row_t){.time_us = 1000 + i,
+                                      .user = "ana",
+                                      .action = "read",
+                                      .type = "Patient",
+                                      .resource_id = ids[i],
+                                      .outcome = "200"};
+        if (i % 2) { /* every other row as src/auth inserts them: sealed already */
+            rows[i].seq = i;
+            rows[i].hash = "ab";
+        }
+    }
+    err_t err = ERR_INIT;
+    audit_add_arg_t a = {rows, N, false};
+    assert_int_equal(store_run_relaxed(store, audit_add_txn, &a, &err), ERR_OK);
+    store_audit_row_t *got;
+    assert_int_equal(audit_count(&got), N);
+    for (int i = 0; i < N; i++) {
+        const store_audit_row_t *r = &got[N - 1 - i]; /* newest first */
+        assert_string_equal(r->resource_id, ids[i]);
+        assert_int_equal(r->time_us, 1000 + i);
+        assert_int_equal(r->seq, i % 2 ? i : 0);
+        if (i % 2)
+            assert_string_equal(r->hash, "ab");
+        else
+            assert_null(r->hash);
+    }
+    /* a relaxed transaction that fails leaves nothing; a durable one after it commits */
+    a.fail_after = true;
+    a.n = 5;
+    for (int i = 0; i < N; i++)
+        rows[i].seq = 0;
+    assert_int_equal(store_run_relaxed(store, audit_add_txn, &a, &err), ERR_CONFLICT);
+    err_reset(&err);
+    assert_int_equal(audit_count(&got), N);
+    a.fail_after = false;
+    a.n = 3;
+    assert_int_equal(store_run(store, audit_add_txn, &a, &err), ERR_OK);
+    assert_int_equal(audit_count(&got), N + 3);
+    err_release(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -422,6 +498,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recovery_codes_are_used_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_rows_relaxed, setup, teardown),
     };
     return test_run_on_drivers("store/auth", both, TEST_COUNT(both), NULL, 0, NULL, 0);
 }
