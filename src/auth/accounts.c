@@ -51,6 +51,7 @@ void auth_accounts_init(auth_accounts_t *accounts, store_t *store)
     memset(accounts, 0, sizeof(*accounts));
     accounts->store = store;
     accounts->cost = password_cost_default;
+    accounts->secret_cost = password_cost_client_secret;
     accounts->policy = (password_policy_t){PASSWORD_MIN_LENGTH, PASSWORD_MAX_LENGTH, NULL};
     accounts->totp_issuer = "Concerto";
     accounts->lockout_threshold = 5;
@@ -64,20 +65,30 @@ void auth_accounts_release(auth_accounts_t *accounts)
     pthread_mutex_destroy(&accounts->dummy_lock);
 }
 
-void auth__dummy_verify(auth_accounts_t *accounts, const char *password, size_t len)
+static void dummy_verify(auth_accounts_t *accounts, const password_cost_t *cost,
+                         char hash[PASSWORD_HASH_SIZE], const char *password, size_t len)
 {
     pthread_mutex_lock(&accounts->dummy_lock);
-    if (!accounts->dummy_hash[0]) {
+    if (!hash[0]) {
         unsigned char random[32];
         auth_random_bytes(random, sizeof(random));
         err_t err = ERR_INIT;
-        if (password_hash(&accounts->cost, (const char *)random, sizeof(random),
-                          accounts->dummy_hash, &err))
-            accounts->dummy_hash[0] = '\0';
+        if (password_hash(cost, (const char *)random, sizeof(random), hash, &err))
+            hash[0] = '\0';
         err_release(&err);
     }
     pthread_mutex_unlock(&accounts->dummy_lock);
-    (void)password_verify(accounts->dummy_hash, password, len);
+    (void)password_verify(hash, password, len);
+}
+
+void auth__dummy_verify(auth_accounts_t *accounts, const char *password, size_t len)
+{
+    dummy_verify(accounts, &accounts->cost, accounts->dummy_hash, password, len);
+}
+
+void auth__dummy_verify_secret(auth_accounts_t *accounts, const char *secret, size_t len)
+{
+    dummy_verify(accounts, &accounts->secret_cost, accounts->dummy_secret_hash, secret, len);
 }
 
 status_t auth_username_normalize(const char *username, char out[AUTH_USERNAME_MAX + 1], err_t *err)

@@ -49,15 +49,18 @@ bool auth_role_is_staff(const char *name);
 typedef struct {
     store_t *store;                /* borrowed */
     password_cost_t cost;          /* password_cost_default */
+    password_cost_t secret_cost;   /* client secrets: password_cost_client_secret */
     password_policy_t policy;      /* 12 to 128 characters, no word list: set policy.dict */
     const auth_secrets_t *secrets; /* borrowed; NULL: TOTP enrolment is refused */
     const char *totp_issuer;       /* the issuer shown in authenticator apps: "Concerto" */
     int64_t lockout_threshold;     /* failures before a lock: 5 */
     int64_t lockout_base_us;       /* the first lock: 1 minute */
     int64_t lockout_max_us;        /* the longest: 1 hour */
-    /* a hash that no password matches, verified for unknown users (made on first use) */
+    /* hashes that nothing matches, verified for unknown users and clients (made on first use,
+     * with cost and secret_cost) so that an unknown name takes as long as a wrong secret */
     pthread_mutex_t dummy_lock;
     char dummy_hash[PASSWORD_HASH_SIZE];
+    char dummy_secret_hash[PASSWORD_HASH_SIZE];
 } auth_accounts_t;
 
 /* Fills in the defaults above for store; release with auth_accounts_release. */
@@ -162,7 +165,8 @@ status_t auth_account_set_disabled(auth_accounts_t *accounts, const char *userna
                                    int64_t now_us, err_t *err);
 
 /* Verifies password against a hash no password matches, with cost: the time a real check
- * takes, for unknown users and clients. */
+ * takes, for unknown users; the same with secret_cost for unknown clients. */
 void auth__dummy_verify(auth_accounts_t *accounts, const char *password, size_t len);
+void auth__dummy_verify_secret(auth_accounts_t *accounts, const char *secret, size_t len);
 
 #endif

@@ -111,7 +111,7 @@ status_t auth_client_register(auth_accounts_t *accounts, const auth_client_new_t
                          AUTH_CLIENT_SECRET_MIN);
             goto out;
         }
-        if ((rc = password_hash(&accounts->cost, in->secret, in->secret_len, hash, err)))
+        if ((rc = password_hash(&accounts->secret_cost, in->secret, in->secret_len, hash, err)))
             goto out;
         arg.client.secret_hash = hash;
         break;
@@ -152,7 +152,7 @@ status_t auth_client_authenticate_secret(auth_accounts_t *accounts, store_conn_t
     }
     err_release(&lookup);
     if (rc || out->kind != STORE_CLIENT_CONFIDENTIAL || !out->secret_hash || out->disabled) {
-        auth__dummy_verify(accounts, secret, len);
+        auth__dummy_verify_secret(accounts, secret, len);
         return err_set(err, ERR_UNAUTHORIZED, NULL, CLIENT_FAILED);
     }
     if (!password_verify(out->secret_hash, secret, len))

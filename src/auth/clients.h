@@ -44,7 +44,7 @@ typedef struct {
  * not understood), the redirect URIs (absolute https, or http on a loopback address for
  * native apps, without a fragment; a public client needs one), the secret's length, and that
  * the JWK Set has a usable signing key (its warnings about keys left out stay in err). The
- * secret is hashed with accounts->cost. ERR_CONFLICT when the id is taken.
+ * secret is hashed with accounts->secret_cost. ERR_CONFLICT when the id is taken.
  */
 status_t auth_client_register(auth_accounts_t *accounts, const auth_client_new_t *client,
                               int64_t now_us, err_t *err);

@@ -18,6 +18,7 @@
 #include "base/mem.h"
 
 const password_cost_t password_cost_default = {2, 64u << 20};
+const password_cost_t password_cost_client_secret = {5, 7u << 20};
 
 _Static_assert(PASSWORD_HASH_SIZE == crypto_pwhash_STRBYTES, "hash string size");
 

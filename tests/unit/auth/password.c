@@ -51,6 +51,10 @@ static void test_default_cost_and_rehash(void **state)
     assert_int_equal(strncmp(hash, "$argon2id$v=19$m=65536,t=2,p=1$", 31), 0);
     assert_true(password_verify(hash, "x", 1));
     assert_false(password_needs_rehash(&password_cost_default, hash));
+    /* client secrets: 7 MiB, 5 passes */
+    assert_int_equal(password_hash(&password_cost_client_secret, "x", 1, hash, &err), 0);
+    assert_int_equal(strncmp(hash, "$argon2id$v=19$m=7168,t=5,p=1$", 30), 0);
+    assert_true(password_verify(hash, "x", 1));
     /* a hash made with weaker parameters must be replaced; so must garbage */
     char weak[PASSWORD_HASH_SIZE];
     assert_int_equal(password_hash(&cheap, "x", 1, weak, &err), 0);
