@@ -17,6 +17,7 @@
 #include "base/buf.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "fhir/search.h"
 
 #define DB_HELP                                                                                 \
     "  --db FILE        the SQLite database file (default: concerto.db; env CONCERTO_DB), or\n" \
@@ -56,52 +57,11 @@ static const char export_help[] =
     "seq, time (ISO 8601, UTC), user, role, client, patient, action, type, id, query,\n"
     "outcome, source, detail, hash. seq and hash are empty for a record not sealed yet.\n"
     "\n"
-    "  --from DATE      records at or after DATE (2026-03-01 or 2026-03-01T08:00:00Z)\n"
-    "  --to DATE        records up to DATE (a date includes its whole day)\n"
+    "  --from DATE      records at or after DATE (2026-03, 2026-03-01 or 2026-03-01T08:00:00Z)\n"
+    "  --to DATE        records up to the end of DATE (2026-03 includes all of March)\n"
     "  --patient ID     records about Patient ID\n"
     "  --user NAME      records of the user NAME\n"
     "  --output FILE    write to FILE instead of stdout\n" DB_HELP;
-
-/* A date (its whole day: [*lo, *hi)) or an instant ([*lo, *lo + 1 µs)) in UTC or with an
- * offset. */
-static bool parse_date(const char *s, int64_t *lo, int64_t *hi)
-{
-    int year, month, day, hour = 0, minute = 0, second = 0, n = 0;
-    if (sscanf(s, "%4d-%2d-%2d%n", &year, &month, &day, &n) != 3 || n != 10)
-        return false;
-    const char *p = s + 10;
-    int offset_min = 0;
-    bool instant = *p == 'T';
-    if (instant) {
-        int m = 0;
-        if (sscanf(p, "T%2d:%2d:%2d%n", &hour, &minute, &second, &m) != 3 || m != 9)
-            return false;
-        p += m;
-        if (*p == 'Z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int oh, om, k = 0;
-            if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5)
-                return false;
-            offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
-            p += 6;
-        } else {
-            return false;
-        }
-    }
-    if (*p || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
-        second > 59)
-        return false;
-    struct tm tm = {.tm_year = year - 1900,
-                    .tm_mon = month - 1,
-                    .tm_mday = day,
-                    .tm_hour = hour,
-                    .tm_min = minute,
-                    .tm_sec = second};
-    *lo = ((int64_t)timegm(&tm) - (int64_t)offset_min * 60) * 1000000;
-    *hi = instant ? *lo + 1 : *lo + 86400LL * 1000000;
-    return true;
-}
 
 static int start(const char *name, const char *help, int argc, char **argv,
                  const char *const *known, settings_t *s, store_t **store, store_conn_t **conn,
@@ -239,10 +199,10 @@ static int audit_export(int argc, char **argv)
     const char *from = settings_get(&s, "from", NULL), *to = settings_get(&s, "to", NULL);
     int64_t lo, hi;
     if (from) {
-        if (!parse_date(from, &lo, &hi)) {
+        if (!fhir_date_range(from, strlen(from), &lo, &hi, NULL, NULL)) {
             fprintf(stderr,
                     "concerto audit export: --from must be a date such as 2026-03-01 or "
-                    "an instant such as 2026-03-01T08:00:00Z, not \"%s\"\n",
+                    "a time such as such as 2026-03-01T08:00:00Z, not \"%s\"\n",
                     from);
             status = 2;
             goto out;
@@ -250,10 +210,10 @@ static int audit_export(int argc, char **argv)
         q.from_us = lo;
     }
     if (to) {
-        if (!parse_date(to, &lo, &hi)) {
+        if (!fhir_date_range(to, strlen(to), &lo, &hi, NULL, NULL)) {
             fprintf(stderr,
                     "concerto audit export: --to must be a date such as 2026-03-31 or "
-                    "an instant such as 2026-03-31T18:00:00Z, not \"%s\"\n",
+                    "a time such as such as 2026-03-31T18:00:00Z, not \"%s\"\n",
                     to);
             status = 2;
             goto out;

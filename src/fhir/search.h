@@ -496,4 +496,14 @@ void fhir_search_plan_render(const fhir_search_plan_t *plan, buf_t *out);
  */
 void fhir_search_normalize(const char *s, size_t len, buf_t *out);
 
+/*
+ * A FHIR date, dateTime or instant (YYYY, YYYY-MM, YYYY-MM-DD, or a day with a time of
+ * minutes, seconds or a fraction, and Z or an offset) as the range [*low, *high) in
+ * microseconds since the epoch that it covers, as a date search reads it: "2026-03" is the
+ * whole of March. *precision (may be NULL) says how much was given, *zoned (may be NULL)
+ * whether a time came with a zone (without one it is read as UTC). False when s is none.
+ */
+bool fhir_date_range(const char *s, size_t len, int64_t *low, int64_t *high,
+                     fhir_search_precision_t *precision, bool *zoned);
+
 #endif

@@ -164,6 +164,21 @@ fhir__reason_t fhir__search_parse_date(const char *s, size_t len, fhir_search_va
     return NULL;
 }
 
+bool fhir_date_range(const char *s, size_t len, int64_t *low, int64_t *high,
+                     fhir_search_precision_t *precision, bool *zoned)
+{
+    fhir_search_value_t v;
+    if (fhir__search_parse_date(s, len, &v))
+        return false;
+    *low = v.as.date.low;
+    *high = v.as.date.high;
+    if (precision)
+        *precision = v.as.date.precision;
+    if (zoned)
+        *zoned = v.as.date.precision >= FHIR_SEARCH_PRECISION_MINUTE && !v.as.date.utc_assumed;
+    return true;
+}
+
 void fhir__search_date_approximate(fhir_search_value_t *value, int64_t now_us)
 {
     int64_t low = value->as.date.low;

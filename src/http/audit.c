@@ -14,6 +14,7 @@
 
 #include "auth/audit.h"
 #include "base/clock.h"
+#include "fhir/search.h"
 #include "http/http_int.h"
 #include "repo/bundle.h"
 #include "repo/repo.h"
@@ -347,91 +348,6 @@ static void render(const store_audit_row_t *row, const char *who, buf_t *out)
 
 /* ---- the API ------------------------------------------------------------------------------ */
 
-/* A date of FHIR precision (YYYY, YYYY-MM, YYYY-MM-DD, or with a time and a zone) as the
- * range [*lo, *hi) it covers, in microseconds. */
-static bool date_range(const char *s, int64_t *lo, int64_t *hi)
-{
-    int year = 0, month = 1, day = 1, hour = 0, minute = 0, second = 0, n = 0;
-    size_t len = strlen(s);
-    struct tm tm = {0};
-    int precision; /* 0 year, 1 month, 2 day, 3 minute, 4 second, 5 fraction */
-    int64_t frac_us = 0, unit_us = 1;
-    int offset_min = 0;
-    if (len == 4 && sscanf(s, "%4d%n", &year, &n) == 1 && n == 4) {
-        precision = 0;
-    } else if (len == 7 && sscanf(s, "%4d-%2d%n", &year, &month, &n) == 2 && n == 7) {
-        precision = 1;
-    } else if (len == 10 && sscanf(s, "%4d-%2d-%2d%n", &year, &month, &day, &n) == 3 && n == 10) {
-        precision = 2;
-    } else {
-        if (sscanf(s, "%4d-%2d-%2dT%2d:%2d%n", &year, &month, &day, &hour, &minute, &n) != 5 ||
-            n != 16)
-            return false;
-        const char *p = s + 16;
-        precision = 3;
-        if (*p == ':') {
-            int m = 0;
-            if (sscanf(p, ":%2d%n", &second, &m) != 1 || m != 3)
-                return false;
-            p += 3;
-            precision = 4;
-            if (*p == '.') {
-                p++;
-                int digits = 0;
-                while (*p >= '0' && *p <= '9') {
-                    if (digits < 6) {
-                        frac_us = frac_us * 10 + (*p - '0');
-                        digits++;
-                    }
-                    p++;
-                }
-                if (!digits)
-                    return false;
-                unit_us = 1;
-                for (int i = digits; i < 6; i++) {
-                    frac_us *= 10;
-                    unit_us *= 10;
-                }
-                precision = 5;
-            }
-        }
-        if (*p == 'Z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int oh, om, k = 0;
-            if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5)
-                return false;
-            offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
-            p += 6;
-        } else {
-            return false;
-        }
-        if (*p)
-            return false;
-    }
-    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59)
-        return false;
-    tm.tm_year = year - 1900;
-    tm.tm_mon = month - 1;
-    tm.tm_mday = day;
-    tm.tm_hour = hour;
-    tm.tm_min = minute;
-    tm.tm_sec = second;
-    int64_t start = ((int64_t)timegm(&tm) - (int64_t)offset_min * 60) * 1000000 + frac_us;
-    struct tm end = tm;
-    switch (precision) {
-    case 0: end.tm_year++; break;
-    case 1: end.tm_mon++; break;
-    case 2: end.tm_mday++; break;
-    case 3: end.tm_min++; break;
-    default: end.tm_sec++; break;
-    }
-    *lo = start;
-    *hi = precision == 5 ? start + unit_us
-                         : ((int64_t)timegm(&end) - (int64_t)offset_min * 60) * 1000000;
-    return true;
-}
-
 /* One date clause narrows [*from, *to). */
 static status_t date_clause(const char *value, int64_t *from, int64_t *to, err_t *err)
 {
@@ -443,7 +359,7 @@ static status_t date_clause(const char *value, int64_t *from, int64_t *to, err_t
         date = value + 2;
     }
     int64_t lo, hi;
-    if (!date_range(date, &lo, &hi))
+    if (!fhir_date_range(date, strlen(date), &lo, &hi, NULL, NULL))
         return err_set(err, ERR_INVALID, "date",
                        "date must be a FHIR date or dateTime such as 2026-03-01 or "
                        "2026-03-01T10:00:00Z, with an optional prefix eq, ge, le, gt or lt, "

@@ -456,63 +456,16 @@ static void handle_read(ctx_t *ctx, const char *type, const char *id, int64_t ve
     err_release(&err);
 }
 
-static bool parse_instant_param(const char *s, int64_t *out_us)
-{
-    /* YYYY-MM-DDThh:mm:ss[.fff...](Z|+hh:mm|-hh:mm), or a date YYYY-MM-DD */
-    int year, month, day, hour = 0, minute = 0, second = 0, n = 0;
-    if (sscanf(s, "%4d-%2d-%2d%n", &year, &month, &day, &n) != 3 || n != 10)
-        return false;
-    const char *p = s + 10;
-    int64_t frac_us = 0;
-    int offset_min = 0;
-    if (*p == 'T') {
-        int m = 0;
-        if (sscanf(p, "T%2d:%2d:%2d%n", &hour, &minute, &second, &m) != 3 || m != 9)
-            return false;
-        p += m;
-        if (*p == '.') {
-            p++;
-            int digits = 0;
-            while (*p >= '0' && *p <= '9') {
-                if (digits < 6)
-                    frac_us = frac_us * 10 + (*p - '0');
-                digits++;
-                p++;
-            }
-            if (!digits)
-                return false;
-            for (int i = digits; i < 6; i++)
-                frac_us *= 10;
-        }
-        if (*p == 'Z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int oh, om, k = 0;
-            if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5)
-                return false;
-            offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
-            p += 6;
-        } else {
-            return false;
-        }
-    }
-    if (*p || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
-        second > 60)
-        return false;
-    struct tm tm = {.tm_year = year - 1900,
-                    .tm_mon = month - 1,
-                    .tm_mday = day,
-                    .tm_hour = hour,
-                    .tm_min = minute,
-                    .tm_sec = second};
-    time_t t = timegm(&tm);
-    *out_us = ((int64_t)t - (int64_t)offset_min * 60) * 1000000 + frac_us;
-    return true;
-}
-
+/* An instant (YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm|-hh:mm)) or a day (its first moment). */
 bool http__parse_instant(const char *s, int64_t *out_us)
 {
-    return parse_instant_param(s, out_us);
+    int64_t high;
+    fhir_search_precision_t precision;
+    bool zoned;
+    if (!fhir_date_range(s, strlen(s), out_us, &high, &precision, &zoned))
+        return false;
+    return precision == FHIR_SEARCH_PRECISION_DAY ||
+           (precision >= FHIR_SEARCH_PRECISION_SECOND && zoned);
 }
 
 static void history_link(ctx_t *ctx, buf_t *out, const char *relation, const char *path,
@@ -578,7 +531,7 @@ static void handle_history(ctx_t *ctx, const char *type, const char *id)
                                .count = HISTORY_DEFAULT_COUNT,
                                .want_total = id != NULL};
     const char *since = param(ctx, "_since");
-    if (since && !parse_instant_param(since, &q.since_us)) {
+    if (since && !http__parse_instant(since, &q.since_us)) {
         fail(ctx, ERR_INVALID, "_since must be an instant such as 2024-01-31T12:00:00Z, not \"%s\"",
              since);
         return;

@@ -1114,6 +1114,20 @@ static void test_dates(void **state)
                 true);
     expect_date("9999-12-31T23:59:59+14:00", "9999-12-31T09:59:59Z", "9999-12-31T10:00:00Z",
                 FHIR_SEARCH_PRECISION_SECOND, false);
+    /* the public form: a range, its precision and whether a time had a zone */
+    int64_t lo, hi;
+    fhir_search_precision_t precision;
+    bool zoned = true;
+    assert_true(fhir_date_range("2024-03", 7, &lo, &hi, &precision, &zoned));
+    assert_int_equal(lo, fhir__search_epoch_us(2024, 3, 1, 0, 0, 0));
+    assert_int_equal(hi, fhir__search_epoch_us(2024, 4, 1, 0, 0, 0));
+    assert_int_equal(precision, FHIR_SEARCH_PRECISION_MONTH);
+    assert_false(zoned);
+    assert_true(fhir_date_range("2024-03-10T14:30:15Z", 20, &lo, &hi, NULL, &zoned));
+    assert_true(zoned);
+    assert_true(fhir_date_range("2024-03-10T14:30:15", 19, &lo, &hi, NULL, &zoned));
+    assert_false(zoned);
+    assert_false(fhir_date_range("yesterday", 9, &lo, &hi, NULL, NULL));
     expect_bad_date("");
     expect_bad_date("24");
     expect_bad_date("0000");
