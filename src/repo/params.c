@@ -274,8 +274,8 @@ static status_t schedule_bases(store_txn_t *txn, const json_t *resource, err_t *
 /*
  * A run of the reindex job of one type (key: the type, or "*" for every type): up to
  * REINDEX_PART of work from where the payload says the last run got to ({"after": rid,
- * "done": count}; none: from the start), then continues in another run, which another process
- * may take.
+ * "done": count, "why": the reason logged}; none: from the start, after a search parameter
+ * change), then continues in another run, which another process may take.
  */
 static status_t reindex_job(store_t *store, const store_job_t *job, int64_t now_us, arena_t *arena,
                             repo_job_next_t *next, void *arg, err_t *err)
@@ -284,12 +284,16 @@ static status_t reindex_job(store_t *store, const store_job_t *job, int64_t now_
     const char *type = strcmp(job->key, REINDEX_ALL) == 0 ? NULL : job->key;
     const char *what = type ? type : "every type";
     int64_t after = 0, done = 0;
+    const char *why = "a search parameter change";
     if (job->payload) {
         err_t perr = ERR_INIT;
         json_t *payload = jv_parse(job->payload, strlen(job->payload), &perr);
         err_release(&perr);
         after = json_integer_value(json_object_get(payload, "after"));
         done = json_integer_value(json_object_get(payload, "done"));
+        const char *text = json_string_value(json_object_get(payload, "why"));
+        if (text)
+            why = arena_strdup(arena, text);
         json_decref(payload);
     }
     /* this process may not have seen the change that scheduled the job yet */
@@ -302,7 +306,7 @@ static status_t reindex_job(store_t *store, const store_job_t *job, int64_t now_
     if (rc)
         return rc;
     if (after == 0)
-        log_info("reindex of %s after a search parameter change: started", what);
+        log_info("reindex of %s after %s: started", what, why);
     int64_t count = 0;
     bool finished = false;
     rc = repo_reindex_part(store, type, &after, clock_mono_us() + REINDEX_PART, &count, &finished,
@@ -311,16 +315,20 @@ static status_t reindex_job(store_t *store, const store_job_t *job, int64_t now_
         return rc;
     done += count;
     if (finished) {
-        log_info("reindex of %s after a search parameter change: done, %" PRId64 " resources", what,
-                 done);
+        log_info("reindex of %s after %s: done, %" PRId64 " resources", what, why, done);
         next->next_run_us = 0;
         return ERR_OK;
     }
-    log_info("reindex of %s after a search parameter change: %" PRId64 " resources so far", what,
-             done);
+    log_info("reindex of %s after %s: %" PRId64 " resources so far", what, why, done);
     next->next_run_us = now_us;
-    next->next_payload =
-        arena_printf(arena, "{\"after\":%" PRId64 ",\"done\":%" PRId64 "}", after, done);
+    json_t *payload = json_pack("{s:I,s:I,s:s}", "after", (json_int_t)after, "done",
+                                (json_int_t)done, "why", why);
+    char *text = json_dumps(payload, JSON_COMPACT);
+    next->next_payload = text ? arena_strdup(arena, text) : NULL;
+    free(text);
+    json_decref(payload);
+    if (!next->next_payload)
+        return err_set(err, ERR_INTERNAL, NULL, "out of memory");
     return ERR_OK;
 }
 

@@ -2940,5 +2940,6 @@ void sql__search_page(const sql_dialect_t *dialect, const store_search_t *query,
 }
 
 const char sql__unlinked_reindex_schema[] =
-    "INSERT INTO job (kind, key, run_at_us) SELECT 'reindex', '*', 0 "
-    "WHERE EXISTS (SELECT 1 FROM resource) ON CONFLICT (kind, key) DO NOTHING;";
+    "INSERT INTO job (kind, key, run_at_us, payload) SELECT 'reindex', '*', 0, "
+    "'{\"why\":\"the upgrade of the index to schema 14\"}' WHERE EXISTS (SELECT 1 FROM resource) "
+    "ON CONFLICT (kind, key) DO NOTHING;";

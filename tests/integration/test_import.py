@@ -139,6 +139,7 @@ def test_an_upgrade_marks_resources_stored_before_the_unlinked_mark(tmp_path):
     assert marks() == 0
     r = run_cli("init", "--db", str(db))
     assert r.returncode == 0, r.stderr
+    assert "reindex of every type after the upgrade of the index to schema 14: done" in r.stderr
     assert marks() == 2
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT max(version) FROM schema_migration").fetchone()[0] >= 14
