@@ -60,6 +60,30 @@ $(BUILD)/obj/%.o: src/%.c
 	  echo ';'; } > $@.tmp && mv $@.tmp $@
 $(BUILD)/obj/base/calendar.o: $(BUILD)/gen/us_federal_holidays.h
 
+# The built-in protocols: data/protocols/NAME.json as C strings, with their names, in
+# $(BUILD)/gen (and build/gen for the fuzzers).
+PROTOCOLS := $(sort $(wildcard data/protocols/*.json))
+%/gen/builtin_protocols.h: $(PROTOCOLS)
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from data/protocols by the Makefile */'; \
+	  for f in $(PROTOCOLS); do \
+	    v=$$(basename $$f .json | tr -- '-' '_'); \
+	    echo "static const char care__protocol_$$v[] ="; \
+	    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $$f; \
+	    echo ';'; \
+	  done; \
+	  echo 'static const struct {'; \
+	  echo '    const char *name, *json;'; \
+	  echo '} care__protocols[] = {'; \
+	  for f in $(PROTOCOLS); do \
+	    n=$$(basename $$f .json); v=$$(echo $$n | tr -- '-' '_'); \
+	    echo "    {\"$$n\", care__protocol_$$v},"; \
+	  done; \
+	  echo '};'; \
+	  echo 'static const size_t care__nprotocols = sizeof(care__protocols) / sizeof(care__protocols[0]);'; \
+	} > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/care/builtin.o: $(BUILD)/gen/builtin_protocols.h
+
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -122,6 +146,7 @@ build/fuzz/obj/%.o: src/%.c
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
 build/fuzz/obj/base/calendar.o: build/gen/us_federal_holidays.h
+build/fuzz/obj/care/builtin.o: build/gen/builtin_protocols.h
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
 	@mkdir -p $(dir $@)

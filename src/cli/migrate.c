@@ -776,10 +776,12 @@ static status_t open_both(migrate_t *m, err_t *err)
     if (err->code) {
         rc = err->code;
     } else if (found) {
-        rc = err_set(err, ERR_CONFLICT, NULL,
-                     "the target \"%s\" is not empty: it holds %s; migrate-data copies only into "
-                     "a database without resources (use a new database)",
-                     to, found);
+        rc = err_set(
+            err, ERR_CONFLICT, NULL,
+            "the target \"%s\" is not empty: it holds %s; migrate-data copies only into "
+            "a database without resources (use a new database, or one made with concerto init "
+            "--no-protocols)",
+            to, found);
         free(found);
     }
 out:

@@ -392,7 +392,7 @@ def test_a_failed_copy_leaves_the_target_empty(source_db, target_kind, tmp_dir):
     target = Target(target_kind, tmp_dir)
     # the schema first, then something that refuses the last thing the copy writes (the job),
     # after every version was written in the same transaction
-    r = run_cli("init", "--db", target.location)
+    r = run_cli("init", "--db", target.location, "--no-protocols")
     assert r.returncode == 0, r.stdout + r.stderr
     if target_kind == "postgresql":
         target.execute("ALTER TABLE job ADD CONSTRAINT no_escalations "
@@ -418,7 +418,7 @@ def test_a_copy_that_differs_is_reported(source_db, target_kind, tmp_dir):
     lastUpdated of Encounter versions) makes the checksums differ, and the command fails."""
     db, _, _, _ = source_db
     target = Target(target_kind, tmp_dir)
-    r = run_cli("init", "--db", target.location)
+    r = run_cli("init", "--db", target.location, "--no-protocols")
     assert r.returncode == 0, r.stdout + r.stderr
     if target_kind == "postgresql":
         target.execute("CREATE FUNCTION garble() RETURNS trigger LANGUAGE plpgsql AS "
