@@ -99,8 +99,10 @@ static status_t parse_step(const json_t *ext, size_t at, arena_t *arena,
     char where[64];
     snprintf(where, sizeof(where), "ActivityDefinition.extension[%zu]", at);
     if (!has_after)
-        return err_set(err, ERR_VALUE, where, "escalation step %zu has no after (its time after "
-                       "the due time)", at);
+        return err_set(err, ERR_VALUE, where,
+                       "escalation step %zu has no after (its time after "
+                       "the due time)",
+                       at);
     if (!step->priority && !step->reassign.code && !step->notify.code && !step->notify_owner)
         return err_set(err, ERR_VALUE, where,
                        "escalation step %zu does nothing: give it a priority, reassign or notify",
