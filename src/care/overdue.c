@@ -209,8 +209,8 @@ static status_t batch_txn(store_txn_t *txn, void *arg, err_t *err)
     for (size_t i = 0; i < b->n; i++) {
         if (b->identifiers[i]) {
             fhir_search_pair_t pairs[] = {
-                url_pair("identifier", arena_printf(b->arena, CARE_NOTIFICATION_SYSTEM "|%s",
-                                                    b->identifiers[i])),
+                url_pair("identifier",
+                         arena_printf(b->arena, CARE_NOTIFICATION_SYSTEM "|%s", b->identifiers[i])),
                 url_pair("_count", "1"),
             };
             store_search_result_t found;
@@ -234,13 +234,13 @@ static json_t *notification(arena_t *arena, const char *identifier, const char *
                             const json_t *task, const char *task_id, int64_t sent_us,
                             const char *text)
 {
-    json_t *c = json_pack(
-        "{s:s,s:[{s:s,s:s}],s:s,s:[{s:[{s:s,s:s}]}],s:[{s:s}],s:[{s:s}],s:s,s:[{s:s}]}",
-        "resourceType", "Communication", "identifier", "system", CARE_NOTIFICATION_SYSTEM,
-        "value", identifier, "status", "completed", "category", "coding", "system",
-        CARE_EXT_COMMUNICATION_CATEGORY, "code", "notification", "recipient", "reference",
-        recipient, "about", "reference", arena_printf(arena, "Task/%s", task_id), "sent",
-        utc_text(arena, sent_us), "payload", "contentString", text);
+    json_t *c =
+        json_pack("{s:s,s:[{s:s,s:s}],s:s,s:[{s:[{s:s,s:s}]}],s:[{s:s}],s:[{s:s}],s:s,s:[{s:s}]}",
+                  "resourceType", "Communication", "identifier", "system", CARE_NOTIFICATION_SYSTEM,
+                  "value", identifier, "status", "completed", "category", "coding", "system",
+                  CARE_EXT_COMMUNICATION_CATEGORY, "code", "notification", "recipient", "reference",
+                  recipient, "about", "reference", arena_printf(arena, "Task/%s", task_id), "sent",
+                  utc_text(arena, sent_us), "payload", "contentString", text);
     const char *patient = str_at(task, "for", "reference");
     if (patient)
         json_object_set_new(c, "subject", json_pack("{s:s}", "reference", patient));
@@ -251,16 +251,15 @@ static json_t *notification(arena_t *arena, const char *identifier, const char *
 static const char *due_clause(arena_t *arena, const json_t *task)
 {
     int64_t due;
-    return fhir_task_due(task, &due) ? arena_printf(arena, ", due %s", local_text(arena, due))
-                                     : "";
+    return fhir_task_due(task, &due) ? arena_printf(arena, ", due %s", local_text(arena, due)) : "";
 }
 
 /* ---- assignment notifications --------------------------------------------------------------- */
 
 static bool is_person(const char *ref)
 {
-    return ref && (strncmp(ref, "Practitioner/", 13) == 0 ||
-                   strncmp(ref, "PractitionerRole/", 17) == 0);
+    return ref &&
+           (strncmp(ref, "Practitioner/", 13) == 0 || strncmp(ref, "PractitionerRole/", 17) == 0);
 }
 
 /*
@@ -324,9 +323,9 @@ static status_t notify_assignment(store_t *store, store_conn_t *conn, const stor
     const char *identifier =
         arena_printf(arena, "Task/%s/_history/%lld", event->id, (long long)event->version);
     const char *patient = str_at(after, "for", "reference");
-    const char *text = arena_printf(arena, "Task assigned to you: %s%s%s%s.", task_label(after),
-                                    patient ? " for " : "", patient ? patient : "",
-                                    due_clause(arena, after));
+    const char *text =
+        arena_printf(arena, "Task assigned to you: %s%s%s%s.", task_label(after),
+                     patient ? " for " : "", patient ? patient : "", due_clause(arena, after));
     batch_t *b = arena_zalloc(arena, sizeof(*b));
     b->arena = arena;
     json_t *c = notification(arena, identifier, owner, after, event->id, event->time_us, text);
@@ -348,8 +347,8 @@ static status_t load_escalation(store_conn_t *conn, const char *task_id, const j
 {
     out->steps = NULL;
     out->n = 0;
-    const char *canonical = json_string_value(
-        json_array_get(json_object_get(task, "instantiatesCanonical"), 0));
+    const char *canonical =
+        json_string_value(json_array_get(json_object_get(task, "instantiatesCanonical"), 0));
     if (!canonical)
         return ERR_OK;
     const char *bar = strchr(canonical, '|');
@@ -370,8 +369,8 @@ static status_t load_escalation(store_conn_t *conn, const char *task_id, const j
         err_t bad = ERR_INIT;
         if (care_escalation_parse(ad, arena, out, &bad)) {
             log_warning("engine: Task/%s: ActivityDefinition/%s has escalation steps that cannot "
-                     "be read (%s); it is only marked overdue",
-                     task_id, v->id, err_message(&bad));
+                        "be read (%s); it is only marked overdue",
+                        task_id, v->id, err_message(&bad));
             out->n = 0;
         }
         err_release(&bad);
@@ -424,8 +423,8 @@ typedef struct {
     const char *id;
     int64_t version; /* the Task version read; the update makes version + 1 */
     int64_t now_us, due_us;
-    json_t *task;      /* the new version being built */
-    json_t *team;      /* loaded on first need */
+    json_t *task; /* the new version being built */
+    json_t *team; /* loaded on first need */
     bool team_loaded;
     batch_t *batch;
 } escalating_t;
@@ -482,11 +481,11 @@ static status_t apply_step(escalating_t *e, const care_escalation_step_t *step, 
             json_t *coding = json_pack("{s:s}", "code", step->reassign.code);
             if (step->reassign.system)
                 json_object_set_new(coding, "system", json_string(step->reassign.system));
-            json_object_set_new(e->task, "performerType",
-                                json_pack("[{s:[o]}]", "coding", coding));
-            buf_addf(out, "; nobody on the care team holds role %s: owner %s removed, the "
-                       "Task waits for that role",
-                       role_text(a, &step->reassign), from ? from : "(none)");
+            json_object_set_new(e->task, "performerType", json_pack("[{s:[o]}]", "coding", coding));
+            buf_addf(out,
+                     "; nobody on the care team holds role %s: owner %s removed, the "
+                     "Task waits for that role",
+                     role_text(a, &step->reassign), from ? from : "(none)");
         }
     }
     if (step->notify_owner || step->notify.code) {
@@ -514,9 +513,9 @@ static status_t apply_step(escalating_t *e, const care_escalation_step_t *step, 
             buf_addf(out, "; notified %s", to);
         } else {
             buf_addf(out, "; nobody to notify (%s)",
-                       step->notify_owner ? "the Task has no owner"
-                                          : arena_printf(a, "nobody holds role %s",
-                                                         role_text(a, &step->notify)));
+                     step->notify_owner
+                         ? "the Task has no owner"
+                         : arena_printf(a, "nobody holds role %s", role_text(a, &step->notify)));
         }
     }
     buf_addch(out, '.');
@@ -549,17 +548,20 @@ static status_t due_once(store_t *store, store_conn_t *conn, const char *id, int
         return ERR_OK;
     }
 
-    escalating_t e = {.conn = conn, .arena = arena, .id = id, .version = version,
-                      .now_us = now_us, .due_us = due};
+    escalating_t e = {.conn = conn,
+                      .arena = arena,
+                      .id = id,
+                      .version = version,
+                      .now_us = now_us,
+                      .due_us = due};
     e.task = owned(arena, json_deep_copy(task));
     json_object_del(e.task, "meta");
     e.batch = arena_zalloc(arena, sizeof(batch_t));
     e.batch->arena = arena;
     const char *now_text = utc_text(arena, now_us);
     if (!marked) {
-        const char *end = json_string_value(
-            json_object_get(json_object_get(json_object_get(task, "restriction"), "period"),
-                            "end"));
+        const char *end = json_string_value(json_object_get(
+            json_object_get(json_object_get(task, "restriction"), "period"), "end"));
         set_extension(e.task, CARE_EXT_OVERDUE, "valueDateTime", json_string(end));
         add_note(e.task, now_text,
                  arena_printf(arena, "Overdue: it was due %s and is still %s.",
@@ -570,7 +572,7 @@ static status_t due_once(store_t *store, store_conn_t *conn, const char *id, int
         buf_init(&note, 0);
         rc = apply_step(&e, &esc.steps[k], k, &note, err);
         if (rc == ERR_OK)
-            add_note(e.task, now_text, note.data);
+            add_note(e.task, now_text, note.ptr);
         buf_release(&note);
         if (rc)
             return rc;
@@ -581,8 +583,8 @@ static status_t due_once(store_t *store, store_conn_t *conn, const char *id, int
     if ((rc = batch_add(e.batch, REPO_UPDATE, e.task, id, version, NULL, err)) ||
         (rc = store_run(store, batch_txn, e.batch, err)))
         return rc;
-    log_info("engine: Task/%s overdue since %s; %zu escalation step(s) applied now, %zu in all",
-             id, local_text(arena, due), k - first, k);
+    log_info("engine: Task/%s overdue since %s; %zu escalation step(s) applied now, %zu in all", id,
+             local_text(arena, due), k - first, k);
     *out_next = next_time(e.task, due, &esc);
     return ERR_OK;
 }
@@ -640,9 +642,9 @@ static status_t unmark(store_t *store, arena_t *arena, const char *id, const jso
     json_object_del(t, "meta");
     drop_extension(t, CARE_EXT_OVERDUE);
     drop_extension(t, CARE_EXT_ESCALATED);
-    add_note(t, utc_text(arena, clock_now_us()),
-             arena_printf(arena, "Due time moved to %s: no longer overdue.",
-                          local_text(arena, due)));
+    add_note(
+        t, utc_text(arena, clock_now_us()),
+        arena_printf(arena, "Due time moved to %s: no longer overdue.", local_text(arena, due)));
     batch_t *b = arena_zalloc(arena, sizeof(*b));
     b->arena = arena;
     status_t rc = batch_add(b, REPO_UPDATE, t, id, version, NULL, err);
@@ -679,8 +681,8 @@ status_t care_on_task(store_t *store, const store_event_t *event, void *arg, err
             goto done; /* that version's event schedules the job */
         }
         care_escalation_t esc = {0};
-        if (marked && (rc = load_escalation(conn, event->id, task, clock_now_us(), &arena, &esc,
-                                            err)))
+        if (marked &&
+            (rc = load_escalation(conn, event->id, task, clock_now_us(), &arena, &esc, err)))
             goto done;
         s.run_at_us = next_time(task, due, &esc);
     } else if (!fhir_task_due(task, &due) && !(previous && fhir_task_due(previous, &was_due))) {
