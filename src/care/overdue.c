@@ -347,8 +347,7 @@ static status_t load_escalation(store_conn_t *conn, const char *task_id, const j
 {
     out->steps = NULL;
     out->n = 0;
-    const char *canonical =
-        json_string_value(json_array_get(json_object_get(task, "instantiatesCanonical"), 0));
+    const char *canonical = str_at(task, "instantiatesCanonical", NULL);
     if (!canonical)
         return ERR_OK;
     const char *bar = strchr(canonical, '|');
