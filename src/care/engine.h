@@ -3,8 +3,9 @@
  * that act on the record through repo as the engine's own service identity, so that each of
  * its actions is a new version with an audit record naming it.
  *
- * Today it hands a patient's open Tasks over when the primary coordinator of their care
- * coordination team changes (docs/coordination.md).
+ * It hands a patient's open Tasks over when the primary coordinator of their care
+ * coordination team changes, and marks, escalates and notifies about Tasks (overdue.h;
+ * docs/coordination.md).
  */
 #ifndef CONCERTO_CARE_ENGINE_H
 #define CONCERTO_CARE_ENGINE_H

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/jv.h"
+#include "care/escalation.h"
 #include "fhir/workflow.h"
 
 static const char *const NAMES[CARE_TRIGGER__COUNT] = {
@@ -103,6 +104,13 @@ static bool referral(const json_t *sr)
                             CARE_REFERRAL_CATEGORY);
 }
 
+/* The engine's due-time job marks an open Task that passed its due time with this extension
+ * (care/escalation.h, CARE_EXT_OVERDUE), so task-overdue fires from the ordinary change. */
+static bool overdue_marked(const json_t *task)
+{
+    return care_extension_value(task, CARE_EXT_OVERDUE, "valueDateTime") != NULL;
+}
+
 /* Whether r is in the state of trigger t (for a resource of type). */
 static bool in_state(care_trigger_t t, const char *type, const json_t *r)
 {
@@ -116,7 +124,7 @@ static bool in_state(care_trigger_t t, const char *type, const json_t *r)
     case CARE_ENCOUNTER_DISCHARGED: return strcmp(type, "Encounter") == 0 && discharged(r);
     case CARE_OBSERVATION_ABNORMAL:
         return strcmp(type, "Observation") == 0 && care_observation_abnormal(r);
-    case CARE_TASK_OVERDUE:
+    case CARE_TASK_OVERDUE: return strcmp(type, "Task") == 0 && overdue_marked(r);
     case CARE_SCHEDULED:
     case CARE_TRIGGER__COUNT: return false;
     }

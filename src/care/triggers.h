@@ -2,8 +2,9 @@
  * triggers.h - the named events of the coordination engine that a change in the record makes
  * (a discharge, a new referral, a missed appointment, ...), worked out from the version before
  * and the version after a change. Pure: no I/O. Protocols (PlanDefinition.action.trigger,
- * type named-event) name them; the engine's other two events, task-overdue and scheduled,
- * come from the scheduler rather than from a change.
+ * type named-event) name them. task-overdue fires when the engine's due-time job marks a Task
+ * overdue (extension EXT/overdue appears: overdue.h); scheduled comes from the scheduler
+ * rather than from a change.
  */
 #ifndef CONCERTO_CARE_TRIGGERS_H
 #define CONCERTO_CARE_TRIGGERS_H
@@ -17,7 +18,7 @@ typedef enum {
     CARE_PATIENT_ENROLLED,     /* an EpisodeOfCare became active */
     CARE_REFERRAL_CREATED,     /* a referral ServiceRequest became active */
     CARE_APPOINTMENT_NOSHOW,   /* an Appointment became noshow */
-    CARE_TASK_OVERDUE,         /* an open Task passed its due time (scheduler) */
+    CARE_TASK_OVERDUE,         /* a Task was marked overdue (EXT/overdue appeared) */
     CARE_TASK_COMPLETED,       /* a Task became completed */
     CARE_ENCOUNTER_DISCHARGED, /* a hospital, observation or emergency Encounter finished */
     CARE_OBSERVATION_ABNORMAL, /* a final Observation became abnormal */

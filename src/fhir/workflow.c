@@ -146,6 +146,17 @@ bool fhir_period_current(const json_t *period, int64_t now_us)
     return true;
 }
 
+bool fhir_task_due(const json_t *task, int64_t *out_us)
+{
+    fhir_search_value_t v;
+    const json_t *period = json_object_get(json_object_get(task, "restriction"), "period");
+    if (!range_of(json_object_get(period, "end"), &v))
+        return false;
+    *out_us =
+        v.as.date.precision >= FHIR_SEARCH_PRECISION_MINUTE ? v.as.date.low : v.as.date.high - 1;
+    return true;
+}
+
 size_t fhir_care_team_coordinators(const json_t *team, int64_t now_us, const char **out_first)
 {
     size_t n = 0, i;

@@ -80,4 +80,12 @@ bool fhir_concept_has(const json_t *concept, const char *system, const char *cod
  */
 bool fhir_period_current(const json_t *period, int64_t now_us);
 
+/*
+ * The due time of a Task (restriction.period.end) as an instant: a dateTime with a time of
+ * day is that instant; a date alone (or a year and month) is due at the last microsecond it
+ * lasts (read as UTC, like fhir_period_current). false when it has none or it is not a
+ * dateTime. The Task is overdue once the clock reaches it.
+ */
+bool fhir_task_due(const json_t *task, int64_t *out_us);
+
 #endif

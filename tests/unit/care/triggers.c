@@ -54,6 +54,24 @@ static void test_task_completed(void **state)
     assert_string_equal(fired("Task", TASK("ready"), TASK("in-progress")), "");
 }
 
+#define OVERDUE_TASK(s)                                                        \
+    "{\"resourceType\":\"Task\",\"status\":\"" s "\",\"extension\":[{\"url\":" \
+    "\"http://concerto.dev/fhir/StructureDefinition/"                          \
+    "overdue\",\"valueDateTime\":\"2026-11-27T17:00:"                          \
+    "00-05:00\"}]}"
+
+static void test_task_overdue(void **state)
+{
+    (void)state;
+    /* the engine's mark appearing is the event; keeping or dropping it is not */
+    assert_string_equal(fired("Task", TASK("ready"), OVERDUE_TASK("ready")), "task-overdue");
+    assert_string_equal(fired("Task", OVERDUE_TASK("ready"), OVERDUE_TASK("in-progress")), "");
+    assert_string_equal(fired("Task", OVERDUE_TASK("ready"), TASK("ready")), "");
+    assert_string_equal(fired("Task", OVERDUE_TASK("in-progress"), OVERDUE_TASK("completed")),
+                        "task-completed");
+    assert_string_equal(fired("Appointment", NULL, OVERDUE_TASK("ready")), "");
+}
+
 #define REFERRAL(s, code)                                                                    \
     "{\"resourceType\":\"ServiceRequest\",\"status\":\"" s "\",\"category\":[{\"coding\":[{" \
     "\"system\":\"http://snomed.info/sct\",\"code\":\"" code "\"}]}]}"
@@ -145,6 +163,7 @@ int main(void)
         cmocka_unit_test(test_task_completed),       cmocka_unit_test(test_referral_created),
         cmocka_unit_test(test_encounter_discharged), cmocka_unit_test(test_others),
         cmocka_unit_test(test_observation_abnormal), cmocka_unit_test(test_names),
+        cmocka_unit_test(test_task_overdue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
