@@ -217,6 +217,10 @@ void http__set_content_security_policy(h2o_req_t *req, const char *policy);
  * answered) for any other path, or without the flag. */
 bool http__clock_route(http_thread_t *thread, h2o_req_t *req, arena_t *arena);
 
+/* Answers GET /admin/queue and POST /admin/queue/dead/{id}/replay (queue.c): the work queue
+ * for administrators; false (nothing answered) for any other path. */
+bool http__queue_route(http_thread_t *thread, h2o_req_t *req, arena_t *arena);
+
 /* Answers the sign-in paths under /oauth2/ (login.c: authorize, login, logout and the pages
  * between) and returns true; false for any other path. arena is the request's. */
 bool http__login_route(h2o_req_t *req, arena_t *arena);
