@@ -80,4 +80,9 @@ bool fhir_concept_has(const json_t *concept, const char *system, const char *cod
  */
 bool fhir_period_current(const json_t *period, int64_t now_us);
 
+/* The instants a date, dateTime or instant text (value, a JSON string) covers:
+ * [*out_low, *out_high) in µs, a date alone read as UTC when it has no zone ("2026-11-23" is
+ * that whole day). false when value is not one. */
+bool fhir_date_bounds(const json_t *value, int64_t *out_low, int64_t *out_high);
+
 #endif

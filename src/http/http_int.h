@@ -194,6 +194,14 @@ status_t http__audit_api(const http_audit_request_t *request, buf_t *out, err_t 
 /* The CapabilityStatement's entry of AuditEvent: read and search-type, its parameters. */
 void http__audit_capability(buf_t *out);
 
+/* GET CarePlan/[id]/$adherence (careplan.c): the Parameters of the plan's adherence at the
+ * clock's now into out, read as caller; the patients it concerns into patients (audit).
+ * Errors: those of reading the CarePlan (ERR_NOT_FOUND, ERR_GONE, ERR_FORBIDDEN), ERR_TOO_LARGE
+ * for a plan of more than 500 activities, storage errors. */
+status_t http__care_plan_adherence(http_thread_t *thread, const repo_caller_t *caller,
+                                   const char *id, arena_t *arena, buf_t *out,
+                                   http_audit_patients_t *patients, err_t *err);
+
 /* The address of the request's peer as text (audit.c), in arena; NULL when unknown. */
 const char *http__peer_address(h2o_req_t *req, arena_t *arena);
 

@@ -7,7 +7,9 @@ contributed stays as they wrote it; a patient adds notes only. On SQLite and Pos
 The people: nurse1 (Practitioner p1) and nurse2 (Practitioner p2) are on Jane Ames's care
 team; nurse3 (p3) is on none; jane is the patient Jane Ames (pat1).
 """
+import datetime
 import json
+from decimal import Decimal
 import os
 
 import pytest
@@ -229,3 +231,113 @@ def test_goals(world):
     r = nurse1("POST", "CarePlan", plan(goal=[{"reference": f"Goal/{gid}"}]))
     assert r.status == 201, r
     assert stamps(r.json["goal"][0])["contributor"] == {"reference": "Practitioner/p1"}
+
+
+def iso(t):
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_adherence(world):
+    nurse1 = as_(world, "nurse1")
+    clock = world.client.get("/admin/clock")
+    assert clock.status == 200, clock
+    t0 = datetime.datetime.fromisoformat(clock.json["now"].replace("Z", "+00:00"))
+    day = datetime.timedelta(days=1)
+    hour = datetime.timedelta(hours=1)
+    due = iso(t0 + 6 * hour)
+
+    def task(status, due_at, **extra):
+        body = {"resourceType": "Task", "status": status, "intent": "order",
+                "for": {"reference": "Patient/pat1"}, "restriction": {"period": {"end": due_at}}}
+        body.update(extra)
+        r = nurse1("POST", "Task", body)
+        assert r.status == 201, r
+        return r.json
+
+    early = task("completed", due)
+    open_task = task("ready", due)
+    late = task("ready", due)
+    later = task("ready", iso(t0 + 10 * day))
+    executed = task("ready", due)
+    referral = nurse1("POST", "ServiceRequest", {
+        "resourceType": "ServiceRequest", "status": "completed", "intent": "order",
+        "subject": {"reference": "Patient/pat1"}, "occurrenceDateTime": due}).json
+    visit = nurse1("POST", "Appointment", {
+        "resourceType": "Appointment", "status": "booked", "start": due,
+        "end": iso(t0 + 7 * hour),
+        "participant": [{"actor": {"reference": "Patient/pat1"}, "status": "accepted"}]}).json
+    activities = [{"reference": {"reference": f"Task/{t['id']}"}}
+                  for t in (early, open_task, late, later, executed)]
+    activities += [{"reference": {"reference": f"ServiceRequest/{referral['id']}"}},
+                   {"reference": {"reference": f"Appointment/{visit['id']}"}},
+                   {"detail": {"status": "completed", "description": "education",
+                               "scheduledPeriod": {"end": due}}},
+                   {"detail": {"status": "scheduled", "scheduledString": "weekly"}},
+                   {"reference": {"reference": "Task/not-there"}}]
+    cp = nurse1("POST", "CarePlan", plan(activity=activities)).json
+
+    def adherence(who="nurse1"):
+        r = as_(world, who)("GET", f"CarePlan/{cp['id']}/$adherence")
+        assert r.status == 200, r
+        assert r.json["resourceType"] == "Parameters"
+        top = {p["name"]: next(v for k, v in p.items() if k.startswith("value"))
+               for p in r.json["parameter"] if p["name"] != "activity"}
+        rows = [{p["name"]: next(v for k, v in p.items() if k.startswith("value"))
+                 for p in a["part"]} for a in r.json["parameter"] if a["name"] == "activity"]
+        return top, rows
+
+    top, rows = adherence()
+    assert [r["outcome"] for r in rows] == [
+        "on-time", "not-yet-due", "not-yet-due", "not-yet-due", "not-yet-due", "on-time",
+        "not-yet-due", "on-time", "no-due-time", "unknown"]
+    assert (top["due"], top["onTime"], top["late"], top["notDone"], top["notYetDue"]) == \
+        (3, 3, 0, 0, 5)
+    assert top["adherence"] == 1
+    assert rows[0]["reference"] == {"reference": f"Task/{early['id']}"}
+    assert rows[0]["due"] == due and rows[0]["done"] is True
+    assert rows[7]["activity"] == "CarePlan.activity[7]"
+
+    # twelve hours on: the open Task is overdue, the late one is done after its due time, the
+    # executed one was done (executionPeriod.end) before it, the appointment was missed
+    r = world.client.post("/admin/clock", body={"advance": "PT12H"})
+    assert r.status == 200, r
+
+    def move(t, status, **extra):
+        body = without_meta(t)
+        body.update(status=status, **extra)
+        r = nurse1("PUT", f"Task/{t['id']}", body,
+                   headers={"If-Match": f'W/"{t["meta"]["versionId"]}"'})
+        assert r.status == 200, r
+        return r.json
+
+    move(move(late, "in-progress"), "completed")
+    move(move(executed, "in-progress"), "completed",
+         executionPeriod={"end": iso(t0 + 3 * hour)})
+    body = without_meta(visit)
+    body["status"] = "noshow"
+    assert nurse1("PUT", f"Appointment/{visit['id']}", body).status == 200
+    top, rows = adherence()
+    assert [r["outcome"] for r in rows] == [
+        "on-time", "not-done", "late", "not-yet-due", "on-time", "on-time", "not-done",
+        "on-time", "no-due-time", "unknown"]
+    assert (top["due"], top["onTime"], top["late"], top["notDone"], top["notYetDue"]) == \
+        (7, 4, 1, 2, 1)
+    assert top["adherence"] == Decimal("0.57")
+    assert rows[2]["done"] is True and rows[2]["doneAt"] > due
+    assert rows[4]["doneAt"] == iso(t0 + 3 * hour)
+    # the patient sees her own plan's figures; someone outside the team does not
+    assert adherence("jane")[0]["due"] == 7
+    assert_outcome(as_(world, "nurse3")("GET", f"CarePlan/{cp['id']}/$adherence"), 403,
+                   "forbidden")
+    assert_outcome(nurse1("POST", f"CarePlan/{cp['id']}/$adherence", {}), 405, "not-supported")
+
+
+def test_adherence_absent_when_nothing_is_due(world):
+    nurse1 = as_(world, "nurse1")
+    cp = nurse1("POST", "CarePlan", plan(activity=[
+        {"detail": {"status": "scheduled", "scheduledPeriod": {"end": "2999-01-01"}}}])).json
+    r = nurse1("GET", f"CarePlan/{cp['id']}/$adherence")
+    assert r.status == 200, r
+    names = [p["name"] for p in r.json["parameter"]]
+    assert "adherence" not in names
+    assert {"name": "due", "valueInteger": 0} in r.json["parameter"]
