@@ -341,3 +341,10 @@ def test_adherence_absent_when_nothing_is_due(world):
     names = [p["name"] for p in r.json["parameter"]]
     assert "adherence" not in names
     assert {"name": "due", "valueInteger": 0} in r.json["parameter"]
+
+
+def test_capability_statement_lists_adherence(world):
+    r = world.client.get("metadata")
+    assert r.status == 200, r
+    care_plan = [t for t in r.json["rest"][0]["resource"] if t["type"] == "CarePlan"][0]
+    assert [op["name"] for op in care_plan["operation"]] == ["adherence"]
