@@ -154,11 +154,19 @@ static status_t stamp_list(stamping_t *s, const char *name, const json_t *old, j
     json_array_foreach(old_list, i, entry)
     {
         const char *who = attribution(entry, note);
-        if (who && !holds(list, entry) && !own(s->caller, entry, note))
+        if (holds(list, entry) || (who && own(s->caller, entry, note)))
+            continue;
+        if (who)
             return err_set(err, ERR_RULE, arena_printf(s->arena, "CarePlan.%s[%zu]", name, i),
                            "CarePlan.%s[%zu] was contributed by %s and cannot be changed or "
                            "removed by anyone else",
                            name, i, who);
+        /* an entry from before contributions were recorded: staff may edit it */
+        if (s->caller->kind == REPO_CALLER_PATIENT)
+            return err_set(err, ERR_FORBIDDEN, arena_printf(s->arena, "CarePlan.%s[%zu]", name, i),
+                           "a patient may change or withdraw their own notes only, not "
+                           "CarePlan.%s[%zu]",
+                           name, i);
     }
     json_array_foreach(list, i, entry)
     {

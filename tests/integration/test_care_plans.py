@@ -348,3 +348,24 @@ def test_capability_statement_lists_adherence(world):
     assert r.status == 200, r
     care_plan = [t for t in r.json["rest"][0]["resource"] if t["type"] == "CarePlan"][0]
     assert [op["name"] for op in care_plan["operation"]] == ["adherence"]
+
+
+def test_entries_from_before_attribution(world):
+    # a service (import, the engine) writes entries as they are: no stamps
+    r = world.client.post("CarePlan", plan(note=[{"text": "imported"}],
+                                           activity=[{"reference": {"reference": "Task/old"}}]))
+    assert r.status == 201, r
+    old = r.json
+    assert old["note"] == [{"text": "imported"}]
+    assert "extension" not in old["activity"][0]
+    url = f"CarePlan/{old['id']}"
+    body = without_meta(old)
+    del body["note"]
+    assert_outcome(as_(world, "jane")("PUT", url, body), 403, "forbidden",
+                   expression="CarePlan.note[0]")
+    # staff may edit it; what they write is theirs
+    body["activity"] = [{"reference": {"reference": "Task/new"}}]
+    r = as_(world, "nurse2")("PUT", url, body)
+    assert r.status == 200, r
+    assert "note" not in r.json
+    assert stamps(r.json["activity"][0])["contributor"] == {"reference": "Practitioner/p2"}

@@ -352,7 +352,7 @@ static void test_stats_and_replay_of_every_dead_event(void **state)
 {
     (void)state;
     for (int i = 0; i < 4; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof(id), "t%d", i);
         assert_int_equal(put("Task", id, "{}", false), ERR_OK);
     }
