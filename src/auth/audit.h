@@ -29,6 +29,7 @@
  *   token-revoked  a token revoked
  *   emergency-access  a request under the emergency ("break-glass") rule (detail: the reason)
  *   denied         a request the access policy refused (outcome "403")
+ *   queue-replay   an admin made a dead outbox event available again (detail: which)
  * Interactions: read, vread, history, search, everything, and for writes create, update,
  * patch, delete.
  */

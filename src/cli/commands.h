@@ -23,5 +23,7 @@ int cli_user(int argc, char **argv);
 int cli_client(int argc, char **argv);
 /* concerto audit verify|export ...: the audit trail's chain check and CSV export. */
 int cli_audit(int argc, char **argv);
+/* concerto queue list|replay ...: the work queue's counts and dead events, replaying them. */
+int cli_queue(int argc, char **argv);
 
 #endif

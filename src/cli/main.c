@@ -22,6 +22,7 @@ static const struct {
     {"user", cli_user, "add, list, disable and reset user accounts"},
     {"client", cli_client, "register, list and remove OAuth clients"},
     {"audit", cli_audit, "verify the audit trail's hash chain, export it as CSV"},
+    {"queue", cli_queue, "the work queue: counts, dead events, replay"},
 };
 
 static void usage(FILE *out)

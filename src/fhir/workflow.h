@@ -88,4 +88,9 @@ bool fhir_period_current(const json_t *period, int64_t now_us);
  */
 bool fhir_task_due(const json_t *task, int64_t *out_us);
 
+/* The instants a date, dateTime or instant text (value, a JSON string) covers:
+ * [*out_low, *out_high) in µs, a date alone read as UTC when it has no zone ("2026-11-23" is
+ * that whole day). false when value is not one. */
+bool fhir_date_bounds(const json_t *value, int64_t *out_low, int64_t *out_high);
+
 #endif

@@ -121,6 +121,7 @@ static const action_t actions[] = {
     {"token-revoked", NULL, 'E'},
     {"emergency-access", NULL, 'E'},
     {"denied", NULL, 'E'},
+    {"queue-replay", NULL, 'E'},
 };
 #define NACTIONS (sizeof(actions) / sizeof(actions[0]))
 typedef uint32_t action_set_t;

@@ -1112,6 +1112,27 @@ static void handle_everything(ctx_t *ctx, const char *id)
     err_release(&err);
 }
 
+/* GET CarePlan/[id]/$adherence. */
+static void handle_adherence(ctx_t *ctx, const char *id)
+{
+    if (!is_get(ctx->req)) {
+        method_not_allowed(ctx, "GET, HEAD", "$adherence");
+        return;
+    }
+    buf_t body = BUF_INIT;
+    err_t err = ERR_INIT;
+    http_audit_patients_t patients = {0};
+    if (http__care_plan_adherence(ctx->thread, ctx->caller, id, ctx->arena, &body, &patients,
+                                  &err)) {
+        send_error(ctx, &err);
+    } else {
+        send_json(ctx, 200, body.ptr, body.len);
+        audit(ctx, "read", 200, &patients);
+    }
+    buf_release(&body);
+    err_release(&err);
+}
+
 /* GET AuditEvent and AuditEvent/[id]: the audit trail, read-only (audit.c). */
 static void handle_audit_event(ctx_t *ctx, size_t nseg)
 {
@@ -1254,6 +1275,11 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
         handle_everything(ctx, second);
         return;
     }
+    if (nseg == 3 && type == fhir_resource_type_find("CarePlan", 8) &&
+        strcmp(segment_copy(ctx, seg[2]), "$adherence") == 0) {
+        handle_adherence(ctx, second);
+        return;
+    }
     if (nseg == 2) {
         if (is_get(req))
             handle_read(ctx, tname, second, 0);
@@ -1347,6 +1373,8 @@ int http__handle(h2o_handler_t *self, h2o_req_t *req)
     if (http__login_route(req, &arena))
         goto out;
     if (http__clock_route(ctx.thread, req, &arena))
+        goto out;
+    if (http__queue_route(ctx.thread, req, &arena))
         goto out;
     if (!(path.len >= 5 && memcmp(path.base, "/fhir", 5) == 0 &&
           (path.len == 5 || path.base[5] == '/'))) {

@@ -194,6 +194,14 @@ status_t http__audit_api(const http_audit_request_t *request, buf_t *out, err_t 
 /* The CapabilityStatement's entry of AuditEvent: read and search-type, its parameters. */
 void http__audit_capability(buf_t *out);
 
+/* GET CarePlan/[id]/$adherence (careplan.c): the Parameters of the plan's adherence at the
+ * clock's now into out, read as caller; the patients it concerns into patients (audit).
+ * Errors: those of reading the CarePlan (ERR_NOT_FOUND, ERR_GONE, ERR_FORBIDDEN), ERR_TOO_LARGE
+ * for a plan of more than 500 activities, storage errors. */
+status_t http__care_plan_adherence(http_thread_t *thread, const repo_caller_t *caller,
+                                   const char *id, arena_t *arena, buf_t *out,
+                                   http_audit_patients_t *patients, err_t *err);
+
 /* The address of the request's peer as text (audit.c), in arena; NULL when unknown. */
 const char *http__peer_address(h2o_req_t *req, arena_t *arena);
 
@@ -216,6 +224,10 @@ void http__set_content_security_policy(h2o_req_t *req, const char *policy);
 /* Answers /admin/clock when the server runs with --test-clock (clock.c); false (nothing
  * answered) for any other path, or without the flag. */
 bool http__clock_route(http_thread_t *thread, h2o_req_t *req, arena_t *arena);
+
+/* Answers GET /admin/queue and POST /admin/queue/dead/{id}/replay (queue.c): the work queue
+ * for administrators; false (nothing answered) for any other path. */
+bool http__queue_route(http_thread_t *thread, h2o_req_t *req, arena_t *arena);
 
 /* Answers the sign-in paths under /oauth2/ (login.c: authorize, login, logout and the pages
  * between) and returns true; false for any other path. arena is the request's. */

@@ -345,6 +345,23 @@ static void invalidate_access(void *arg)
     repo_access_invalidate();
 }
 
+/* The text of the version to store: head, the server's meta fields, tail (in w's arena). */
+static char *stored_text(const repo_write_t *w, int64_t version, const char *time_text,
+                         size_t *out_len)
+{
+    char middle[96];
+    int n = snprintf(middle, sizeof(middle), "\"versionId\":\"%lld\",\"lastUpdated\":\"%s\"",
+                     (long long)version, time_text);
+    size_t len = w->head_len + (size_t)n + w->tail_len;
+    char *json = arena_alloc(w->arena, len + 1);
+    memcpy(json, w->head, w->head_len);
+    memcpy(json + w->head_len, middle, (size_t)n);
+    memcpy(json + w->head_len + (size_t)n, w->tail, w->tail_len);
+    json[len] = '\0';
+    *out_len = len;
+    return json;
+}
+
 status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
 {
     repo_write_t *w = arg;
@@ -394,16 +411,14 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
     const char *time_text = store_txn_time_text(txn);
     char *json = NULL;
     size_t json_len = 0;
-    if (w->action != REPO_DELETE) {
-        char middle[96];
-        int n = snprintf(middle, sizeof(middle), "\"versionId\":\"%lld\",\"lastUpdated\":\"%s\"",
-                         (long long)version, time_text);
-        json_len = w->head_len + (size_t)n + w->tail_len;
-        json = arena_alloc(w->arena, json_len + 1);
-        memcpy(json, w->head, w->head_len);
-        memcpy(json + w->head_len, middle, (size_t)n);
-        memcpy(json + w->head_len + (size_t)n, w->tail, w->tail_len);
-        json[json_len] = '\0';
+    if (w->action != REPO_DELETE)
+        json = stored_text(w, version, time_text, &json_len);
+    if (strcmp(w->type, "CarePlan") == 0) {
+        bool stamped;
+        if ((rc = repo__care_plan_contributions(txn, w, &current, json, json_len, &stamped, err)))
+            return rc;
+        if (stamped)
+            json = stored_text(w, version, time_text, &json_len);
     }
     if ((rc = repo__rules_check(txn, w, &current, json, json_len, err)))
         return rc;

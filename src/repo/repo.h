@@ -126,6 +126,18 @@ status_t repo__access_write(store_txn_t *txn, repo_write_t *write, const store_c
 status_t repo__rules_check(store_txn_t *txn, const repo_write_t *w, const store_current_t *current,
                            const char *json, size_t json_len, err_t *err);
 
+/* The contributions to a shared CarePlan (careplan.c; docs/coordination.md, "Shared care
+ * plans"), for a write by a person (staff, admin or patient account; no check for services and
+ * the server): new note[] entries get authorReference = the caller and a time, new activity[],
+ * goal[] and addresses[] entries the contributor and contributed extensions; an entry stating
+ * someone else as its author or contributor is ERR_RULE, and so is changing or removing an
+ * entry contributed by someone else. A patient may only add notes and change or withdraw their
+ * own (ERR_FORBIDDEN naming the element otherwise; no create or delete). json is the version
+ * about to be stored; when *out_changed, w was serialized again with the stamps. */
+status_t repo__care_plan_contributions(store_txn_t *txn, repo_write_t *w,
+                                       const store_current_t *current, const char *json,
+                                       size_t json_len, bool *out_changed, err_t *err);
+
 /* The store transaction that performs a prepared write (arg is the repo_write_t). */
 status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err);
 

@@ -116,6 +116,8 @@ status_t pg__outbox_replay(void *conn, int64_t event_id, int64_t now_us, err_t *
 status_t pg__outbox_dead(void *conn, int64_t after_event_id, size_t count, arena_t *arena,
                          store_event_t **out_events, size_t *out_n, err_t *err);
 status_t pg__outbox_counts(void *conn, int64_t *out_pending, int64_t *out_dead, err_t *err);
+status_t pg__outbox_claimed(void *conn, int64_t now_us, int64_t *out_claimed, err_t *err);
+status_t pg__outbox_replay_all(void *conn, int64_t now_us, int64_t *out_n, err_t *err);
 status_t pg__job_schedule(void *conn, const char *kind, const char *key, int64_t run_at_us,
                           const char *payload, int64_t *out_job_id, err_t *err);
 status_t pg__job_cancel(void *conn, const char *kind, const char *key, err_t *err);

@@ -23,6 +23,8 @@ enum {
     Q_OUTBOX_REPLAY,
     Q_OUTBOX_DEAD,
     Q_OUTBOX_COUNTS,
+    Q_OUTBOX_CLAIMED,
+    Q_OUTBOX_REPLAY_ALL,
     Q_JOB_SCHEDULE,
     Q_JOB_CANCEL,
     Q_JOB_CLAIM,
@@ -77,6 +79,10 @@ static const char *const queue_sql[Q__COUNT] = {
     [Q_OUTBOX_DEAD] = "SELECT " EVENT_COLUMNS " FROM outbox WHERE dead AND event_id > $1 "
                       "ORDER BY event_id LIMIT $2",
     [Q_OUTBOX_COUNTS] = "SELECT count(*), count(*) FILTER (WHERE dead) FROM outbox",
+    [Q_OUTBOX_CLAIMED] = "SELECT count(*) FROM outbox WHERE NOT dead AND claimed_by IS NOT NULL "
+                         "AND claim_until_us > $1",
+    [Q_OUTBOX_REPLAY_ALL] = "UPDATE outbox SET dead = false, attempts = 0, available_us = $1, "
+                            "claimed_by = NULL, claim_until_us = 0 WHERE dead",
     [Q_JOB_SCHEDULE] = "INSERT INTO job (kind, key, run_at_us, payload) VALUES ($1, $2, $3, $4) "
                        "ON CONFLICT (kind, key) DO UPDATE SET run_at_us = excluded.run_at_us, "
                        "payload = excluded.payload, attempts = 0, last_error = NULL, state = 0, "
@@ -322,6 +328,26 @@ status_t pg__outbox_counts(void *opaque, int64_t *out_pending, int64_t *out_dead
     *out_dead = dead;
     PQclear(res);
     return ERR_OK;
+}
+
+status_t pg__outbox_claimed(void *opaque, int64_t now_us, int64_t *out_claimed, err_t *err)
+{
+    pg_params_t p = {0};
+    pg__int(&p, now_us);
+    PGresult *res;
+    status_t status = run(opaque, Q_OUTBOX_CLAIMED, &p, &res, err);
+    if (status)
+        return status;
+    *out_claimed = pg__int_at(res, 0, 0);
+    PQclear(res);
+    return ERR_OK;
+}
+
+status_t pg__outbox_replay_all(void *opaque, int64_t now_us, int64_t *out_n, err_t *err)
+{
+    pg_params_t p = {0};
+    pg__int(&p, now_us);
+    return run_changes(opaque, Q_OUTBOX_REPLAY_ALL, &p, out_n, err);
 }
 
 /* ---- jobs ------------------------------------------------------------------------------ */

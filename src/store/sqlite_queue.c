@@ -21,6 +21,8 @@ enum {
     Q_OUTBOX_REPLAY,
     Q_OUTBOX_DEAD,
     Q_OUTBOX_COUNTS,
+    Q_OUTBOX_CLAIMED,
+    Q_OUTBOX_REPLAY_ALL,
     Q_JOB_SCHEDULE,
     Q_JOB_CANCEL,
     Q_JOB_CLAIM,
@@ -74,6 +76,10 @@ static const char *const queue_sql[Q__COUNT] = {
     [Q_OUTBOX_DEAD] = "SELECT " EVENT_COLUMNS " FROM outbox WHERE dead = 1 AND event_id > ?1 "
                       "ORDER BY event_id LIMIT ?2",
     [Q_OUTBOX_COUNTS] = "SELECT count(*), coalesce(sum(dead), 0) FROM outbox",
+    [Q_OUTBOX_CLAIMED] = "SELECT count(*) FROM outbox WHERE dead = 0 AND claimed_by IS NOT NULL "
+                         "AND claim_until_us > ?1",
+    [Q_OUTBOX_REPLAY_ALL] = "UPDATE outbox SET dead = 0, attempts = 0, available_us = ?1, "
+                            "claimed_by = NULL, claim_until_us = 0 WHERE dead = 1",
     [Q_JOB_SCHEDULE] = "INSERT INTO job (kind, key, run_at_us, payload) VALUES (?1, ?2, ?3, ?4) "
                        "ON CONFLICT (kind, key) DO UPDATE SET run_at_us = excluded.run_at_us, "
                        "payload = excluded.payload, attempts = 0, last_error = NULL, state = 0, "
@@ -363,6 +369,30 @@ status_t sqlite__outbox_counts(void *opaque, int64_t *out_pending, int64_t *out_
     }
     done(stmt);
     return status;
+}
+
+status_t sqlite__outbox_claimed(void *opaque, int64_t now_us, int64_t *out_claimed, err_t *err)
+{
+    sqlite_conn_t *conn = opaque;
+    sqlite3_stmt *stmt = NULL;
+    *out_claimed = 0;
+    status_t status = prepare(conn, Q_OUTBOX_CLAIMED, &stmt, err);
+    if (status)
+        return status;
+    sqlite3_bind_int64(stmt, 1, now_us);
+    bool found;
+    return step_one(conn, stmt, &found, out_claimed, "count claimed outbox events", err);
+}
+
+status_t sqlite__outbox_replay_all(void *opaque, int64_t now_us, int64_t *out_n, err_t *err)
+{
+    sqlite_conn_t *conn = opaque;
+    sqlite3_stmt *stmt = NULL;
+    status_t status = prepare(conn, Q_OUTBOX_REPLAY_ALL, &stmt, err);
+    if (status)
+        return status;
+    sqlite3_bind_int64(stmt, 1, now_us);
+    return step_done(conn, stmt, out_n, "replay dead outbox events", err);
 }
 
 /* ---- jobs ------------------------------------------------------------------------------ */

@@ -651,6 +651,31 @@ status_t store_outbox_counts(store_conn_t *conn, int64_t *out_pending, int64_t *
                                               err);
 }
 
+status_t store_outbox_stats(store_conn_t *conn, int64_t now_us, store_outbox_stats_t *out,
+                            err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    void *primary = store_conn_primary(conn)->conn;
+    int64_t unhandled, claimed;
+    status_t rc = conn->store->driver->outbox_counts(primary, &unhandled, &out->dead, err);
+    if (!rc)
+        rc = conn->store->driver->outbox_claimed(primary, now_us, &claimed, err);
+    if (rc)
+        return rc;
+    out->claimed = claimed;
+    out->pending = unhandled - claimed;
+    return ERR_OK;
+}
+
+status_t store_txn_outbox_replay_dead(store_txn_t *txn, int64_t now_us, int64_t *out_n, err_t *err)
+{
+    int64_t n = 0;
+    status_t rc = txn->store->driver->outbox_replay_all(txn->conn, now_us, &n, err);
+    if (out_n)
+        *out_n = n;
+    return rc;
+}
+
 status_t store_txn_job_schedule(store_txn_t *txn, const char *kind, const char *key,
                                 int64_t run_at_us, const char *payload, int64_t *out_job_id,
                                 err_t *err)

@@ -477,6 +477,19 @@ status_t store_outbox_dead(store_conn_t *conn, int64_t after_event_id, size_t co
 status_t store_outbox_counts(store_conn_t *conn, int64_t *out_pending, int64_t *out_dead,
                              err_t *err);
 
+/* The outbox at a glance, for an admin: events waiting (not claimed, or a lease that ran
+ * out), claimed (a lease holding at now_us), dead. */
+typedef struct {
+    int64_t pending;
+    int64_t claimed;
+    int64_t dead;
+} store_outbox_stats_t;
+status_t store_outbox_stats(store_conn_t *conn, int64_t now_us, store_outbox_stats_t *out,
+                            err_t *err);
+/* Every dead event back to available at now_us with no attempts (store_txn_outbox_replay for
+ * all); *out_n (may be NULL): how many. */
+status_t store_txn_outbox_replay_dead(store_txn_t *txn, int64_t now_us, int64_t *out_n, err_t *err);
+
 typedef enum {
     STORE_JOB_SCHEDULED = 0, /* waiting for its time, or claimed */
     STORE_JOB_DEAD = 1,      /* failed max_attempts times */

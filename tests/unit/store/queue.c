@@ -327,6 +327,74 @@ static void test_claim_ack_fail_dead_replay(void **state)
     arena_release(&arena);
 }
 
+static status_t replay_all_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    event_op_t *a = arg;
+    int64_t n = -1;
+    status_t rc = store_txn_outbox_replay_dead(txn, a->now, &n, err);
+    a->id = n;
+    return rc;
+}
+
+static store_outbox_stats_t stats(int64_t now)
+{
+    store_conn_t *conn;
+    err_t err = ERR_INIT;
+    assert_int_equal(store_connect(store, &conn, &err), ERR_OK);
+    store_outbox_stats_t out;
+    assert_int_equal(store_outbox_stats(conn, now, &out, &err), ERR_OK);
+    store_disconnect(conn);
+    err_release(&err);
+    return out;
+}
+
+static void test_stats_and_replay_of_every_dead_event(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "t%d", i);
+        assert_int_equal(put("Task", id, "{}", false), ERR_OK);
+    }
+    arena_t arena;
+    arena_init(&arena);
+    store_event_t *events;
+    store_outbox_stats_t s = stats(T0);
+    assert_int_equal(s.pending, 4);
+    assert_int_equal(s.claimed, 0);
+    assert_int_equal(s.dead, 0);
+    assert_int_equal(claim("a", 3, T0, 10 * SECOND, 1, &arena, &events), 3);
+    s = stats(T0 + SECOND);
+    assert_int_equal(s.pending, 1);
+    assert_int_equal(s.claimed, 3);
+    /* a claim whose lease ran out is waiting again */
+    s = stats(T0 + 10 * SECOND);
+    assert_int_equal(s.pending, 4);
+    assert_int_equal(s.claimed, 0);
+    assert_true(fail_event(events[0].event_id, "a", "broken", T0 + SECOND, 1));
+    assert_true(fail_event(events[1].event_id, "a", "broken", T0 + SECOND, 1));
+    s = stats(T0 + SECOND);
+    assert_int_equal(s.pending, 1);
+    assert_int_equal(s.claimed, 1);
+    assert_int_equal(s.dead, 2);
+
+    event_op_t replay = {.now = T0 + MINUTE};
+    assert_int_equal(run(replay_all_txn, &replay), ERR_OK);
+    assert_int_equal(replay.id, 2);
+    assert_int_equal(run(replay_all_txn, &replay), ERR_OK);
+    assert_int_equal(replay.id, 0);
+    s = stats(T0 + 2 * SECOND);
+    assert_int_equal(s.dead, 0);
+    assert_int_equal(s.claimed, 1);
+    assert_int_equal(s.pending, 3);
+    /* available at the replay's time, with the attempts reset */
+    assert_int_equal(claim("b", 10, T0 + 30 * SECOND, 10 * SECOND, 1, &arena, &events), 1);
+    assert_int_equal(claim("b", 10, T0 + MINUTE, 10 * SECOND, 1, &arena, &events), 2);
+    assert_int_equal(events[0].attempts, 1);
+    assert_string_equal(events[0].last_error, "broken");
+    arena_release(&arena);
+}
+
 static void test_leases_run_out(void **state)
 {
     (void)state;
@@ -786,6 +854,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_every_version_has_an_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_ack_fail_dead_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leases_run_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats_and_replay_of_every_dead_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_claims_are_disjoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jobs_schedule_claim_complete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_continues_in_parts, setup, teardown),
