@@ -12,6 +12,7 @@
 
 #include "base/jv.h"
 #include "base/log.h"
+#include "care/protocols.h"
 #include "fhir/defs.h"
 #include "fhir/workflow.h"
 #include "repo/repo.h"
@@ -33,6 +34,7 @@ static void engine_init(void)
                              .scopes = &engine_scopes,
                              .source = "engine"};
     repo_worker_on_event("CareTeam", care_on_care_team, NULL);
+    care_protocols_register();
 }
 
 void care_engine_register(void)
