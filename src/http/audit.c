@@ -120,6 +120,7 @@ static const action_t actions[] = {
     {"token-revoked", NULL, 'E'},
     {"emergency-access", NULL, 'E'},
     {"denied", NULL, 'E'},
+    {"apply", "operation", 'E'},
 };
 #define NACTIONS (sizeof(actions) / sizeof(actions[0]))
 typedef uint32_t action_set_t;

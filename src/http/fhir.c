@@ -1159,6 +1159,35 @@ static void handle_everything(ctx_t *ctx, const char *id)
     err_release(&err);
 }
 
+/* GET or POST PlanDefinition/[id]/$apply (apply.c). */
+static void handle_apply(ctx_t *ctx, const char *id)
+{
+    bool post = iov_eq(ctx->req->method, "POST");
+    if (!is_get(ctx->req) && !post) {
+        method_not_allowed(ctx, "GET, POST", "$apply");
+        return;
+    }
+    if (post && ctx->req->entity.len && !check_body(ctx))
+        return;
+    http_search_request_t r = {.thread = ctx->thread,
+                               .req = ctx->req,
+                               .arena = ctx->arena,
+                               .base = ctx->base,
+                               .params = ctx->params,
+                               .nparams = ctx->nparams,
+                               .caller = ctx->caller};
+    buf_t body = BUF_INIT;
+    err_t err = ERR_INIT;
+    if (http__apply(&r, id, post, &body, &err)) {
+        send_error(ctx, &err);
+    } else {
+        send_json(ctx, 200, body.ptr, body.len);
+        audit(ctx, "apply", 200, NULL);
+    }
+    buf_release(&body);
+    err_release(&err);
+}
+
 /* GET AuditEvent and AuditEvent/[id]: the audit trail, read-only (audit.c). */
 static void handle_audit_event(ctx_t *ctx, size_t nseg)
 {
@@ -1211,6 +1240,8 @@ static void audit_route(ctx_t *ctx, const h2o_iovec_t *seg, size_t nseg, bool se
         ctx->audit_action = "vread";
     if ((nseg == 2 || nseg == 3) && strcmp(segment_copy(ctx, seg[nseg - 1]), "$everything") == 0)
         ctx->audit_action = "everything";
+    if (nseg == 3 && strcmp(segment_copy(ctx, seg[2]), "$apply") == 0)
+        ctx->audit_action = "apply";
     if (nseg >= 1 && nseg <= 2 && strcmp(segment_copy(ctx, seg[nseg - 1]), "_history") == 0)
         ctx->audit_action = "history";
     if (search && req->query_at != SIZE_MAX)
@@ -1299,6 +1330,11 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
     if (nseg == 3 && type == fhir_resource_type_find("Patient", 7) &&
         strcmp(segment_copy(ctx, seg[2]), "$everything") == 0) {
         handle_everything(ctx, second);
+        return;
+    }
+    if (nseg == 3 && type == fhir_resource_type_find("PlanDefinition", 14) &&
+        strcmp(segment_copy(ctx, seg[2]), "$apply") == 0) {
+        handle_apply(ctx, second);
         return;
     }
     if (nseg == 2) {

@@ -144,6 +144,10 @@ typedef struct {
  * caller to answer. */
 status_t http__everything(const http_search_request_t *request, http_everything_t *everything,
                           buf_t *out, err_t *err);
+/* PlanDefinition/[id]/$apply (apply.c): runs it and writes the CarePlan (or, with dryRun,
+ * the collection Bundle) into out; errors are returned for the caller to answer. */
+status_t http__apply(const http_search_request_t *request, const char *plan_id, bool post,
+                     buf_t *out, err_t *err);
 /* Parses an instant (or a date) of a query parameter such as _since (fhir.c). */
 bool http__parse_instant(const char *s, int64_t *out_us);
 
