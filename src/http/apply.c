@@ -1,8 +1,9 @@
 /*
  * apply.c - PlanDefinition/[id]/$apply over HTTP (GET with the parameters in the query, POST
  * with them in the query or in a Parameters body): subject (Patient/x, required) and
- * Concerto's dryRun (boolean). The run itself is the engine's (care/protocols.h); its answer
- * is the CarePlan, or with dryRun a collection Bundle of what would be made.
+ * Concerto's dryRun (boolean). The parameters are read on the request's loop; the run itself
+ * is the engine's (care/protocols.h), on a worker of offload.c; its answer is the CarePlan,
+ * or with dryRun a collection Bundle of what would be made.
  */
 #include <string.h>
 
@@ -86,23 +87,23 @@ out:
     return rc;
 }
 
-status_t http__apply(const http_search_request_t *r, const char *plan_id, bool post, buf_t *out,
-                     err_t *err)
+status_t http__apply_parse(const http_search_request_t *r, const char *plan_id, bool post,
+                           care_apply_t *out, err_t *err)
 {
-    care_apply_t a = {.plan_id = plan_id,
-                      .subject = query_param(r, "subject"),
-                      .caller = r->caller,
-                      .now_us = clock_now_us()};
+    *out = (care_apply_t){.plan_id = plan_id,
+                          .subject = query_param(r, "subject"),
+                          .caller = r->caller,
+                          .now_us = clock_now_us()};
     const char *dry = query_param(r, "dryRun");
     status_t rc;
-    if (dry && (rc = parse_bool(dry, &a.dry_run, err)))
+    if (dry && (rc = parse_bool(dry, &out->dry_run, err)))
         return rc;
     for (size_t i = 0; i < r->nparams; i++)
         if (strcmp(r->params[i].name, "subject") != 0 && strcmp(r->params[i].name, "dryRun") != 0 &&
             r->params[i].name[0] != '_')
             return err_set(err, ERR_INVALID, r->params[i].name,
                            "$apply has no parameter \"%s\" (subject, dryRun)", r->params[i].name);
-    if (post && (rc = read_body(r, &a, err)))
+    if (post && (rc = read_body(r, out, err)))
         return rc;
-    return care_protocols_apply(r->thread->server->store, r->thread->conn, &a, r->arena, out, err);
+    return ERR_OK;
 }
