@@ -4,13 +4,13 @@ Tasks, CommunicationRequests and Flags they make, with owners by care team role 
 on the business calendar, the patient's CarePlan of the protocol, follow-on actions when a Task
 completes, and never the same thing twice for one event."""
 import datetime
-import json
 import shutil
 import subprocess
 import time
 import uuid
 
 from conftest import ON_POSTGRES, assert_outcome, create, patient
+from test_access import as_, world  # noqa: F401 (a fixture: people with accounts and care teams)
 
 EXT = "http://concerto.dev/fhir/StructureDefinition/"
 SNOMED = "http://snomed.info/sct"
@@ -391,3 +391,24 @@ def test_a_protocol_that_cannot_run_is_refused(client):
     body = dict(pd, status="retired")
     body.pop("meta")
     assert client.put(f"PlanDefinition/{pd['id']}", body).status == 200
+
+
+def test_who_may_apply(world):
+    """A patient may not apply a protocol; staff may, for the patients of their care teams,
+    and what is made is theirs."""
+    t = tag()
+    c = world.client
+    create(c, activity(f"urn:test:ad:{t}"))
+    pd = create(c, plan(f"urn:test:pd:{t}", [action("a", f"urn:test:ad:{t}")]))
+    url = f"PlanDefinition/{pd['id']}/$apply?subject=Patient/pat1"
+    assert_outcome(as_(world, "jane")("GET", url), 403, "forbidden", "a patient cannot apply")
+    assert_outcome(as_(world, "nurse2")("GET", url), 403, "forbidden",
+                   "outside your care teams")
+    r = as_(world, "nurse1")("GET", url)
+    assert r.status == 200, r
+    tasks = found(c, f"Task?identifier=urn:concerto:protocol-action|{pd['id']}/a/Patient/pat1/"
+                     "_history/1")
+    assert len(tasks) == 1
+    # pat1 has no care coordination team: nobody holds the role, the Task waits in the pool
+    assert tasks[0]["status"] == "requested" and "owner" not in tasks[0]
+    assert r.json["activity"] == [{"reference": {"reference": f"Task/{tasks[0]['id']}"}}]
