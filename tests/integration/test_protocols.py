@@ -412,3 +412,24 @@ def test_who_may_apply(world):
     # pat1 has no care coordination team: nobody holds the role, the Task waits in the pool
     assert tasks[0]["status"] == "requested" and "owner" not in tasks[0]
     assert r.json["activity"] == [{"reference": {"reference": f"Task/{tasks[0]['id']}"}}]
+
+
+def test_a_missing_activity_fails_the_event_until_it_is_written(make_server):
+    srv = make_server()
+    c = srv.client
+    t = tag()
+    pd = create(c, plan(f"urn:test:pd:{t}", [action("call", f"urn:test:ad:{t}|1")]))
+    pid, coordinator = enrolled_patient(c)
+    sr = create(c, referral(pid, t))
+    errors = f"SELECT last_error FROM outbox WHERE type = 'ServiceRequest' AND id = '{sr['id']}'"
+    last_error = wait_for(lambda: sql_output(srv, errors))
+    assert last_error == (f'action "call" of urn:test:pd:{t} names urn:test:ad:{t}|1, which is '
+                          "not an active ActivityDefinition"), last_error
+    assert tasks_of(c, pid) == []
+    # written afterwards, the retry finds it
+    create(c, activity(f"urn:test:ad:{t}"))
+    tasks = wait_for(lambda: tasks_of(c, pid), timeout=30)
+    assert len(tasks) == 1
+    assert tasks[0]["owner"] == {"reference": f"Practitioner/{coordinator}"}
+    assert tasks[0]["identifier"][0]["value"] == \
+        f"{pd['id']}/call/ServiceRequest/{sr['id']}/_history/1"
