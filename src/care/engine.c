@@ -13,6 +13,7 @@
 #include "base/jv.h"
 #include "base/log.h"
 #include "care/overdue.h"
+#include "care/protocols.h"
 #include "fhir/defs.h"
 #include "fhir/workflow.h"
 #include "repo/repo.h"
@@ -35,6 +36,7 @@ static void engine_init(void)
                              .source = "engine"};
     repo_worker_on_event("CareTeam", care_on_care_team, NULL);
     care_overdue_register();
+    care_protocols_register();
 }
 
 void care_engine_register(void)

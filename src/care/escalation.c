@@ -52,7 +52,7 @@ static status_t parse_step(const json_t *ext, size_t at, arena_t *arena,
         if (strcmp(url, "after") == 0) {
             const char *text = json_string_value(json_object_get(sub, "valueString"));
             if (!text)
-                return err_set(err, ERR_VALUE, where,
+                return err_set(err, ERR_RULE, where,
                                "escalation step %zu: after needs a valueString duration "
                                "(\"PT0H\", \"1 business day\")",
                                at);
@@ -60,7 +60,7 @@ static status_t parse_step(const json_t *ext, size_t at, arena_t *arena,
             status_t rc = calendar_duration_parse(text, strlen(text), &step->after, &bad);
             err_release(&bad);
             if (rc)
-                return err_set(err, ERR_VALUE, where,
+                return err_set(err, ERR_RULE, where,
                                "escalation step %zu: \"%s\" is not a duration (\"PT4H\", \"2 "
                                "days\", \"1 business day\")",
                                at, text);
@@ -69,7 +69,7 @@ static status_t parse_step(const json_t *ext, size_t at, arena_t *arena,
         } else if (strcmp(url, "priority") == 0) {
             const char *code = json_string_value(json_object_get(sub, "valueCode"));
             if (!code || task_priority_rank(code) < 0)
-                return err_set(err, ERR_VALUE, where,
+                return err_set(err, ERR_RULE, where,
                                "escalation step %zu: priority \"%s\" is not routine, urgent, "
                                "asap or stat",
                                at, code ? code : "");
@@ -78,7 +78,7 @@ static status_t parse_step(const json_t *ext, size_t at, arena_t *arena,
             bool reassign = url[0] == 'r';
             care_role_t role;
             if (!role_of(json_object_get(sub, "valueCodeableConcept"), arena, &role))
-                return err_set(err, ERR_VALUE, where,
+                return err_set(err, ERR_RULE, where,
                                "escalation step %zu: %s needs a valueCodeableConcept with a "
                                "coding of a care team role",
                                at, url);
@@ -90,7 +90,7 @@ static status_t parse_step(const json_t *ext, size_t at, arena_t *arena,
             else
                 step->notify = role;
         } else {
-            return err_set(err, ERR_VALUE, where,
+            return err_set(err, ERR_RULE, where,
                            "escalation step %zu: unknown part \"%s\" (after, priority, reassign "
                            "or notify)",
                            at, url);
@@ -99,12 +99,12 @@ static status_t parse_step(const json_t *ext, size_t at, arena_t *arena,
     char where[64];
     snprintf(where, sizeof(where), "ActivityDefinition.extension[%zu]", at);
     if (!has_after)
-        return err_set(err, ERR_VALUE, where,
+        return err_set(err, ERR_RULE, where,
                        "escalation step %zu has no after (its time after "
                        "the due time)",
                        at);
     if (!step->priority && !step->reassign.code && !step->notify.code && !step->notify_owner)
-        return err_set(err, ERR_VALUE, where,
+        return err_set(err, ERR_RULE, where,
                        "escalation step %zu does nothing: give it a priority, reassign or notify",
                        at);
     return ERR_OK;
@@ -123,7 +123,7 @@ status_t care_escalation_parse(const json_t *activity, arena_t *arena, care_esca
         if (!url || strcmp(url, CARE_EXT_ESCALATION) != 0)
             continue;
         if (out->n == CARE_ESCALATION_MAX)
-            return err_set(err, ERR_VALUE, "ActivityDefinition.extension",
+            return err_set(err, ERR_RULE, "ActivityDefinition.extension",
                            "an ActivityDefinition has at most %d escalation steps",
                            CARE_ESCALATION_MAX);
         status_t rc = parse_step(ext, i, arena, &out->steps[out->n], err);
@@ -138,37 +138,4 @@ int64_t care_escalation_time(const calendar_t *cal, int64_t due_us,
                              const care_escalation_step_t *step)
 {
     return calendar_add(cal, due_us, &step->after);
-}
-
-const char *care_team_member_in_role(const json_t *team, const care_role_t *role, int64_t now_us)
-{
-    size_t i;
-    const json_t *p;
-    json_array_foreach(json_object_get(team, "participant"), i, p)
-    {
-        const json_t *roles = json_object_get(p, "role");
-        size_t k;
-        const json_t *concept;
-        bool holds = false;
-        json_array_foreach(roles, k, concept)
-        {
-            size_t c;
-            const json_t *coding;
-            json_array_foreach(json_object_get(concept, "coding"), c, coding)
-            {
-                const char *system = json_string_value(json_object_get(coding, "system"));
-                const char *code = json_string_value(json_object_get(coding, "code"));
-                if (code && strcmp(code, role->code) == 0 &&
-                    (!role->system || (system && strcmp(system, role->system) == 0)))
-                    holds = true;
-            }
-        }
-        if (!holds || !fhir_period_current(json_object_get(p, "period"), now_us))
-            continue;
-        const char *ref =
-            json_string_value(json_object_get(json_object_get(p, "member"), "reference"));
-        if (ref)
-            return ref;
-    }
-    return NULL;
 }

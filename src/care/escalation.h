@@ -18,14 +18,7 @@
 #include "base/arena.h"
 #include "base/calendar.h"
 #include "base/err.h"
-
-/* The extensions of the coordination engine (docs/coordination.md). */
-#define CARE_EXT                        "http://concerto.dev/fhir/StructureDefinition/"
-#define CARE_EXT_ESCALATION             CARE_EXT "escalation"
-#define CARE_EXT_OVERDUE                CARE_EXT "overdue"
-#define CARE_EXT_ESCALATED              CARE_EXT "escalated"
-#define CARE_EXT_NOTIFY_TARGET          CARE_EXT "notify-target"
-#define CARE_EXT_COMMUNICATION_CATEGORY CARE_EXT "communication-category"
+#include "care/ext.h"
 
 /* A care team role: a coding (code NULL: none). */
 typedef struct {
@@ -52,7 +45,7 @@ typedef struct {
 
 /*
  * The escalation steps of an ActivityDefinition (borrowed), in order (none when it has no
- * EXT/escalation). Strings and steps in arena. Errors: ERR_VALUE naming the element
+ * EXT/escalation). Strings and steps in arena. Errors: ERR_RULE naming the element
  * ("ActivityDefinition.extension[2].extension[0]") and quoting the value: a step without
  * `after` or with one that is not a duration, a priority that is not routine, urgent, asap or
  * stat, a reassign or notify without a coding, an unknown sub-extension, a step that does
@@ -64,13 +57,6 @@ status_t care_escalation_parse(const json_t *activity, arena_t *arena, care_esca
 /* When step comes due for a Task due at due_us: due_us + step->after on cal. */
 int64_t care_escalation_time(const calendar_t *cal, int64_t due_us,
                              const care_escalation_step_t *step);
-
-/*
- * The member reference ("Practitioner/7") of the first participant of team (a CareTeam,
- * borrowed) whose role has a coding of role and whose period holds at now_us; NULL when
- * none. Borrowed from team.
- */
-const char *care_team_member_in_role(const json_t *team, const care_role_t *role, int64_t now_us);
 
 /* The value of the first extension of url on r (borrowed; NULL when none): the element named
  * value (e.g. "valueInteger"). */

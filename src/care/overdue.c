@@ -467,7 +467,8 @@ static status_t apply_step(escalating_t *e, const care_escalation_step_t *step, 
         status_t rc = team_of(e, &team, err);
         if (rc)
             return rc;
-        const char *to = care_team_member_in_role(team, &step->reassign, e->now_us);
+        const char *to = fhir_care_team_member_in_role(team, step->reassign.system,
+                                                       step->reassign.code, e->now_us);
         const char *from = str_at(e->task, "owner", "reference");
         from = from ? arena_strdup(a, from) : NULL;
         if (to && from && strcmp(from, to) == 0) {
@@ -496,7 +497,8 @@ static status_t apply_step(escalating_t *e, const care_escalation_step_t *step, 
             status_t rc = team_of(e, &team, err);
             if (rc)
                 return rc;
-            to = care_team_member_in_role(team, &step->notify, e->now_us);
+            to = fhir_care_team_member_in_role(team, step->notify.system, step->notify.code,
+                                               e->now_us);
         }
         if (to) {
             const char *identifier = arena_printf(a, "Task/%s/_history/%lld/escalation/%zu", e->id,

@@ -14,14 +14,12 @@
 
 #include "base/arena.h"
 #include "base/err.h"
+#include "care/ext.h"
 #include "repo/worker.h"
 #include "store/store.h"
 
 /* The job kind (key "Task/<id>") that runs at a Task's due time and at each escalation step's. */
 #define CARE_JOB_TASK_DUE "task-due"
-
-/* The identifier system of the engine's Communications. */
-#define CARE_NOTIFICATION_SYSTEM "urn:concerto:notification"
 
 /* Registers care_on_task and care_task_due_run with the worker (from care_engine_register). */
 void care_overdue_register(void);

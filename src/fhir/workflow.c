@@ -109,7 +109,7 @@ static bool coding_of(const json_t *concept, const char *system, const char *cod
     {
         const char *s = json_string_value(json_object_get(coding, "system"));
         const char *c = json_string_value(json_object_get(coding, "code"));
-        if (s && c && strcmp(s, system) == 0 && strcmp(c, code) == 0)
+        if (c && strcmp(c, code) == 0 && (!system || (s && strcmp(s, system) == 0)))
             return true;
     }
     return false;
@@ -191,4 +191,27 @@ bool fhir_care_team_coordinating(const json_t *team)
     return status && strcmp(status, "active") == 0 &&
            fhir_concept_has(json_object_get(team, "category"), CARE_LOINC_SYSTEM,
                             CARE_TEAM_COORDINATION);
+}
+
+const char *fhir_care_team_member_in_role(const json_t *team, const char *system, const char *code,
+                                          int64_t now_us)
+{
+    if (!team || !code)
+        return NULL;
+    if (strcmp(code, CARE_ROLE_COORDINATOR) == 0 &&
+        (!system || strcmp(system, CARE_SNOMED_SYSTEM) == 0)) {
+        const char *first;
+        return fhir_care_team_coordinators(team, now_us, &first) >= 1 ? first : NULL;
+    }
+    size_t i;
+    const json_t *p;
+    json_array_foreach(json_object_get(team, "participant"), i, p)
+    {
+        const char *who =
+            json_string_value(json_object_get(json_object_get(p, "member"), "reference"));
+        if (who && fhir_concept_has(json_object_get(p, "role"), system, code) &&
+            fhir_period_current(json_object_get(p, "period"), now_us))
+            return who;
+    }
+    return NULL;
 }

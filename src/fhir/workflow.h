@@ -93,4 +93,13 @@ bool fhir_task_due(const json_t *task, int64_t *out_us);
  * that whole day). false when value is not one. */
 bool fhir_date_bounds(const json_t *value, int64_t *out_low, int64_t *out_high);
 
+/*
+ * The member reference ("Practitioner/7") of team (a CareTeam) holding the role system|code
+ * (system NULL: in any system) at now_us: the primary coordinator for SNOMED CT 768820003,
+ * else the first participant with a coding of the role whose period holds. NULL when nobody
+ * holds it (or team is NULL). Borrowed from team.
+ */
+const char *fhir_care_team_member_in_role(const json_t *team, const char *system, const char *code,
+                                          int64_t now_us);
+
 #endif

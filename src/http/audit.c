@@ -122,6 +122,7 @@ static const action_t actions[] = {
     {"emergency-access", NULL, 'E'},
     {"denied", NULL, 'E'},
     {"queue-replay", NULL, 'E'},
+    {"apply", "operation", 'E'},
 };
 #define NACTIONS (sizeof(actions) / sizeof(actions[0]))
 typedef uint32_t action_set_t;

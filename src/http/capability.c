@@ -144,6 +144,9 @@ static void build(http_server_t *server, const fhir_search_snapshot_t *snapshot)
                              "\"http://concerto.dev/fhir/OperationDefinition/CarePlan-adherence\","
                              "\"documentation\":\"of the plan's activities whose due time has "
                              "passed, how many were done on time (docs/api.md)\"}],");
+        if (strcmp(name, "PlanDefinition") == 0)
+            buf_addstr(&out, "\"operation\":[{\"name\":\"apply\",\"definition\":"
+                             "\"http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply\"}],");
         add_search_params(&out, snapshot, fhir_resource_types[i]);
         add_includes(&out, snapshot, fhir_resource_types[i]);
         buf_addch(&out, '}');

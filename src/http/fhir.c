@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/url.h"
+#include "care/protocols.h"
 #include "fhir/defs.h"
 #include "fhir/outcome.h"
 #include "http/http_int.h"
@@ -1133,6 +1134,89 @@ static void handle_adherence(ctx_t *ctx, const char *id)
     err_release(&err);
 }
 
+/* PlanDefinition/[id]/$apply waiting for a worker of offload.c: its reads and its one
+ * transaction do not hold up the event loop. Heap-allocated: it may outlive the request. */
+typedef struct {
+    http_job_t job;
+    arena_t arena;
+    ctx_t ctx;
+    care_apply_t apply;
+    buf_t body;
+    err_t err;
+    status_t rc;
+} apply_job_t;
+
+static void apply_work(http_job_t *job, store_conn_t *conn)
+{
+    apply_job_t *j = (apply_job_t *)job;
+    j->rc = care_protocols_apply(j->ctx.thread->server->store, conn, &j->apply, &j->arena, &j->body,
+                                 &j->err);
+}
+
+static void apply_done(http_job_t *job)
+{
+    apply_job_t *j = (apply_job_t *)job;
+    if (job->req) {
+        j->ctx.req = job->req;
+        if (j->rc) {
+            send_error(&j->ctx, &j->err);
+        } else {
+            send_json(&j->ctx, 200, j->body.ptr, j->body.len);
+            audit(&j->ctx, "apply", 200, NULL);
+        }
+    }
+    buf_release(&j->body);
+    err_release(&j->err);
+    arena_release(&j->arena);
+    free(j);
+}
+
+/* GET or POST PlanDefinition/[id]/$apply (apply.c): the parameters are read here, the run is
+ * a job. */
+static void handle_apply(ctx_t *ctx, const char *id)
+{
+    bool post = iov_eq(ctx->req->method, "POST");
+    if (!is_get(ctx->req) && !post) {
+        method_not_allowed(ctx, "GET, POST", "$apply");
+        return;
+    }
+    if (post && ctx->req->entity.len && !check_body(ctx))
+        return;
+    http_search_request_t r = {.thread = ctx->thread,
+                               .req = ctx->req,
+                               .arena = ctx->arena,
+                               .base = ctx->base,
+                               .params = ctx->params,
+                               .nparams = ctx->nparams,
+                               .caller = ctx->caller};
+    care_apply_t apply;
+    err_t err = ERR_INIT;
+    if (http__apply_parse(&r, id, post, &apply, &err)) {
+        send_error(ctx, &err);
+        err_release(&err);
+        return;
+    }
+    apply_job_t *j = xcalloc(1, sizeof(*j));
+    arena_init(&j->arena);
+    err_init(&j->err);
+    j->ctx = *ctx;
+    j->ctx.arena = &j->arena;
+    j->ctx.base = arena_strdup(&j->arena, ctx->base);
+    j->ctx.params = NULL;
+    j->ctx.nparams = 0;
+    j->ctx.type_name = ctx->type_name ? arena_strdup(&j->arena, ctx->type_name) : NULL;
+    j->ctx.id = ctx->id ? arena_strdup(&j->arena, ctx->id) : NULL;
+    j->ctx.audit_query = NULL;
+    j->ctx.caller = http__caller_copy(&j->arena, ctx->caller);
+    j->apply = apply;
+    j->apply.plan_id = arena_strdup(&j->arena, apply.plan_id);
+    j->apply.subject = apply.subject ? arena_strdup(&j->arena, apply.subject) : NULL;
+    j->apply.caller = j->ctx.caller;
+    j->job.work = apply_work;
+    j->job.done = apply_done;
+    http__job_submit(ctx->thread, ctx->req, &j->job);
+}
+
 /* GET AuditEvent and AuditEvent/[id]: the audit trail, read-only (audit.c). */
 static void handle_audit_event(ctx_t *ctx, size_t nseg)
 {
@@ -1185,6 +1269,8 @@ static void audit_route(ctx_t *ctx, const h2o_iovec_t *seg, size_t nseg, bool se
         ctx->audit_action = "vread";
     if ((nseg == 2 || nseg == 3) && strcmp(segment_copy(ctx, seg[nseg - 1]), "$everything") == 0)
         ctx->audit_action = "everything";
+    if (nseg == 3 && strcmp(segment_copy(ctx, seg[2]), "$apply") == 0)
+        ctx->audit_action = "apply";
     if (nseg >= 1 && nseg <= 2 && strcmp(segment_copy(ctx, seg[nseg - 1]), "_history") == 0)
         ctx->audit_action = "history";
     if (search && req->query_at != SIZE_MAX)
@@ -1278,6 +1364,11 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
     if (nseg == 3 && type == fhir_resource_type_find("CarePlan", 8) &&
         strcmp(segment_copy(ctx, seg[2]), "$adherence") == 0) {
         handle_adherence(ctx, second);
+        return;
+    }
+    if (nseg == 3 && type == fhir_resource_type_find("PlanDefinition", 14) &&
+        strcmp(segment_copy(ctx, seg[2]), "$apply") == 0) {
+        handle_apply(ctx, second);
         return;
     }
     if (nseg == 2) {

@@ -15,6 +15,7 @@
 #include "base/url.h"
 #include "base/arena.h"
 #include "base/buf.h"
+#include "care/protocols.h"
 #include "http/http.h"
 #include "repo/access.h"
 #include "store/store.h"
@@ -144,6 +145,12 @@ typedef struct {
  * caller to answer. */
 status_t http__everything(const http_search_request_t *request, http_everything_t *everything,
                           buf_t *out, err_t *err);
+/* PlanDefinition/[id]/$apply (apply.c): reads the parameters of the query and of a POST's
+ * Parameters body into *out (strings in request->arena, or the query's); errors (400, 413)
+ * are returned for the caller to answer. Runs on the request's loop; the run
+ * (care_protocols_apply) is a job of offload.c. */
+status_t http__apply_parse(const http_search_request_t *request, const char *plan_id, bool post,
+                           care_apply_t *out, err_t *err);
 /* Parses an instant (or a date) of a query parameter such as _since (fhir.c). */
 bool http__parse_instant(const char *s, int64_t *out_us);
 

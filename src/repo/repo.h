@@ -137,6 +137,17 @@ status_t repo__rules_check(store_txn_t *txn, const repo_write_t *w, const store_
 status_t repo__care_plan_contributions(store_txn_t *txn, repo_write_t *w,
                                        const store_current_t *current, const char *json,
                                        size_t json_len, bool *out_changed, err_t *err);
+/*
+ * A rule of a resource type that a layer above repo adds (the engine's check of the protocols
+ * it runs): called in the write's transaction with the version about to be stored (json,
+ * len bytes), after the built-in rules; not for deletes. Returning an error (naming the
+ * element) refuses the write.
+ */
+typedef status_t (*repo_rule_fn)(store_txn_t *txn, const repo_write_t *w, const char *json,
+                                 size_t json_len, err_t *err);
+/* Adds fn for the writes of type (registered before the store is used; one per type, for the
+ * life of the process). Idempotent for the same fn. */
+void repo_rules_register(const char *type, repo_rule_fn fn);
 
 /* The store transaction that performs a prepared write (arg is the repo_write_t). */
 status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err);

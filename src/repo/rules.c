@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/jv.h"
+#include "base/mem.h"
 #include "fhir/defs.h"
 #include "fhir/workflow.h"
 #include "repo/repo.h"
@@ -108,12 +109,46 @@ static status_t care_team_rules(store_txn_t *txn, const repo_write_t *w, const j
     return ERR_OK;
 }
 
+/* The rules other layers add (repo_rules_register): few, registered at start, then read
+ * only. */
+#define MAX_RULES 16
+static struct {
+    const char *type;
+    repo_rule_fn fn;
+} added[MAX_RULES];
+static size_t nadded;
+
+void repo_rules_register(const char *type, repo_rule_fn fn)
+{
+    for (size_t i = 0; i < nadded; i++)
+        if (strcmp(added[i].type, type) == 0) {
+            if (added[i].fn != fn)
+                die("two added rules for %s", type);
+            return;
+        }
+    if (nadded == MAX_RULES)
+        die("too many added rules");
+    added[nadded].type = type;
+    added[nadded++].fn = fn;
+}
+
+static status_t added_rules(store_txn_t *txn, const repo_write_t *w, const char *json,
+                            size_t json_len, err_t *err)
+{
+    for (size_t i = 0; i < nadded; i++)
+        if (strcmp(added[i].type, w->type) == 0)
+            return added[i].fn(txn, w, json, json_len, err);
+    return ERR_OK;
+}
+
 status_t repo__rules_check(store_txn_t *txn, const repo_write_t *w, const store_current_t *current,
                            const char *json, size_t json_len, err_t *err)
 {
     bool task = strcmp(w->type, "Task") == 0;
-    if (w->action == REPO_DELETE || (!task && strcmp(w->type, "CareTeam") != 0))
+    if (w->action == REPO_DELETE)
         return ERR_OK;
+    if (!task && strcmp(w->type, "CareTeam") != 0)
+        return added_rules(txn, w, json, json_len, err);
     json_t *next = jv_parse(json, json_len, err);
     if (!next)
         return err->code;

@@ -79,7 +79,7 @@ static void refused(const char *text, const char *expression, const char *messag
     arena_init(&arena);
     care_escalation_t esc;
     err_t err = ERR_INIT;
-    assert_int_equal(care_escalation_parse(ad, &arena, &esc, &err), ERR_VALUE);
+    assert_int_equal(care_escalation_parse(ad, &arena, &esc, &err), ERR_RULE);
     assert_non_null(err.issues);
     assert_string_equal(err.issues[0].expression, expression);
     if (!strstr(err_message(&err), message))
@@ -160,11 +160,15 @@ static void test_member_in_role(void **state)
     care_role_t nobody = {"http://snomed.info/sct", "158965000"};
     int64_t now = at(DUE("2026-11-23T12:00:00Z"));
     /* the one whose period is over no longer holds it */
-    assert_string_equal(care_team_member_in_role(team, &supervisor, now), "PractitionerRole/sup");
-    assert_string_equal(care_team_member_in_role(team, &any_system, now), "Practitioner/coord");
-    assert_null(care_team_member_in_role(team, &other_system, now));
-    assert_null(care_team_member_in_role(team, &nobody, now));
-    assert_null(care_team_member_in_role(NULL, &supervisor, now));
+    assert_string_equal(
+        fhir_care_team_member_in_role(team, supervisor.system, supervisor.code, now),
+        "PractitionerRole/sup");
+    assert_string_equal(
+        fhir_care_team_member_in_role(team, any_system.system, any_system.code, now),
+        "Practitioner/coord");
+    assert_null(fhir_care_team_member_in_role(team, other_system.system, other_system.code, now));
+    assert_null(fhir_care_team_member_in_role(team, nobody.system, nobody.code, now));
+    assert_null(fhir_care_team_member_in_role(NULL, supervisor.system, supervisor.code, now));
     json_decref(team);
 }
 
