@@ -136,6 +136,16 @@ static bool range_of(const json_t *value, fhir_search_value_t *out)
     return text && fhir__search_parse_date(text, strlen(text), out) == NULL;
 }
 
+bool fhir_date_time_range(const char *text, int64_t *out_low, int64_t *out_high)
+{
+    fhir_search_value_t v;
+    if (!text || fhir__search_parse_date(text, strlen(text), &v) != NULL)
+        return false;
+    *out_low = v.as.date.low;
+    *out_high = v.as.date.high;
+    return true;
+}
+
 bool fhir_period_current(const json_t *period, int64_t now_us)
 {
     fhir_search_value_t v;

@@ -80,4 +80,11 @@ bool fhir_concept_has(const json_t *concept, const char *system, const char *cod
  */
 bool fhir_period_current(const json_t *period, int64_t now_us);
 
+/*
+ * The instants a FHIR date, dateTime or instant text spans, [*out_low, *out_high) in
+ * microseconds since the epoch: "2026-11-23" is that whole day (read as UTC without a zone),
+ * "2026-11-23T10:00:00Z" that second. False when text is not one.
+ */
+bool fhir_date_time_range(const char *text, int64_t *out_low, int64_t *out_high);
+
 #endif
