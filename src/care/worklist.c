@@ -122,8 +122,8 @@ void worklist_item_from_task(worklist_item_t *item, const json_t *task, arena_t 
     const char *priority = json_string_value(json_object_get(task, "priority"));
     int rank = priority ? task_priority_rank(priority) : 0;
     item->priority = rank < 0 ? 0 : rank;
-    const char *due = json_string_value(json_object_get(
-        json_object_get(json_object_get(task, "restriction"), "period"), "end"));
+    const char *due = json_string_value(
+        json_object_get(json_object_get(json_object_get(task, "restriction"), "period"), "end"));
     int64_t low, high;
     item->due_us = due && fhir_date_time_range(due, &low, &high) ? high - 1 : WORKLIST_NO_DUE;
 }
@@ -139,12 +139,12 @@ double worklist_risk_of(const json_t *risk_assessment)
     static const struct {
         const char *code;
         double risk;
-    } qualitative[] = {{"negligible", 0.05}, {"low", 0.25}, {"moderate", 0.5},
-                       {"high", 0.75},       {"certain", 1.0}};
+    } qualitative[] = {
+        {"negligible", 0.05}, {"low", 0.25}, {"moderate", 0.5}, {"high", 0.75}, {"certain", 1.0}};
     size_t i;
     const json_t *coding;
-    json_array_foreach(json_object_get(json_object_get(prediction, "qualitativeRisk"), "coding"),
-                       i, coding)
+    json_array_foreach(json_object_get(json_object_get(prediction, "qualitativeRisk"), "coding"), i,
+                       coding)
     {
         const char *code = json_string_value(json_object_get(coding, "code"));
         for (size_t k = 0; code && k < sizeof(qualitative) / sizeof(qualitative[0]); k++)
@@ -201,8 +201,8 @@ status_t worklist_param(worklist_query_t *q, const char *name, const char *value
         repeated = q->team_id != NULL;
         const char *id = strncmp(value, "CareTeam/", 9) == 0 ? value + 9 : value;
         if (!repeated && !repo_id_valid(id, strlen(id)))
-            return err_set(err, ERR_INVALID, "team",
-                           "team must be a CareTeam id, not \"%s\"", value);
+            return err_set(err, ERR_INVALID, "team", "team must be a CareTeam id, not \"%s\"",
+                           value);
         slot = &q->team_id;
         value = id;
     } else if (strcmp(name, "bucket") == 0) {
@@ -353,8 +353,7 @@ static pool_t *pool_of(pools_t *p, arena_t *arena, const char *patient)
 }
 
 /* Whether a Task's performerType is in a pool of the caller for its patient. */
-static bool in_pool(const pools_t *pools, const json_t *task, const char *patient,
-                    arena_t *arena)
+static bool in_pool(const pools_t *pools, const json_t *task, const char *patient, arena_t *arena)
 {
     strs_t codes = {0};
     add_codings(&codes, arena, json_object_get(task, "performerType"));
@@ -555,8 +554,7 @@ static status_t read_team(store_conn_t *conn, const worklist_query_t *q, arena_t
     if (!*out_patient) {
         json_decref(team);
         return err_set(err, ERR_INVALID, "team",
-                       "CareTeam/%s has no Patient as its subject: it has no worklist",
-                       q->team_id);
+                       "CareTeam/%s has no Patient as its subject: it has no worklist", q->team_id);
     }
     pool_t *pool = pool_of(pools, arena, *out_patient);
     size_t i;
@@ -612,8 +610,7 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
     if (c->practitioner_role_id)
         strs_add(&me, arena, arena_printf(arena, "PractitionerRole/%s", c->practitioner_role_id));
 
-    const char *patient =
-        q->patient_id ? arena_printf(arena, "Patient/%s", q->patient_id) : NULL;
+    const char *patient = q->patient_id ? arena_printf(arena, "Patient/%s", q->patient_id) : NULL;
     if (q->team_id) {
         const char *team_patient = NULL;
         if ((rc = read_team(conn, q, arena, &team_patient, &owners, &pools, err)))
@@ -643,8 +640,7 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
         }
         /* their roles in the patients' active care teams */
         fhir_search_pair_t pairs[] = {url_pair("participant", strs_join(&me, 0, me.n, arena)),
-                                      url_pair("status", "active"),
-                                      url_pair("_count", "1000")};
+                                      url_pair("status", "active"), url_pair("_count", "1000")};
         repo_search_t teams = {.type = type_named("CareTeam"),
                                .pairs = pairs,
                                .npairs = 3,
@@ -683,8 +679,7 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
     for (size_t from = 0; from < patients.n; from += RISK_BATCH) {
         fhir_search_pair_t rp[] = {
             url_pair("subject", strs_join(&patients, from, from + RISK_BATCH, arena)),
-            url_pair("_sort", "-date"),
-            url_pair("_count", "1000")};
+            url_pair("_sort", "-date"), url_pair("_count", "1000")};
         repo_search_t s = {.type = type_named("RiskAssessment"),
                            .pairs = rp,
                            .npairs = 3,
@@ -709,9 +704,9 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
     for (size_t i = 0; i < tasks.n; i++) {
         worklist_item_t *item = &tasks.v[i];
         const patient_risk_t *found =
-            item->patient && latest ? bsearch(&item->patient, risks.v, latest,
-                                              sizeof(*risks.v), compare_patient_key)
-                                    : NULL;
+            item->patient && latest
+                ? bsearch(&item->patient, risks.v, latest, sizeof(*risks.v), compare_patient_key)
+                : NULL;
         if (found)
             item->risk = found->risk;
         worklist_classify(item, q->now_us, today_end);

@@ -88,18 +88,18 @@ double worklist_risk_of(const json_t *risk_assessment);
 
 /* What a worklist is asked for. Set with worklist_param (or directly); zero it first. */
 typedef struct {
-    const char *patient_id;            /* only this patient's Tasks, or NULL */
-    const char *code;                  /* Task.code token (search syntax), or NULL */
-    const char *priority;              /* only this priority, or NULL */
-    const char *team_id;               /* that CareTeam's view, or NULL */
-    bool bucket_set;                   /* only one bucket: */
-    worklist_bucket_t bucket;          /*   this one */
-    bool count_set;                    /* Tasks listed per bucket: count, or */
-    uint32_t count;                    /*   WORKLIST_DEFAULT_COUNT when !count_set */
-    int64_t now_us;                    /* the time of the request (clock_now_us) */
-    const char *base;                  /* the server's base url, or NULL */
-    const repo_caller_t *caller;       /* who asks */
-    const calendar_t *calendar;        /* the organisation's (NULL: calendar_default()) */
+    const char *patient_id;      /* only this patient's Tasks, or NULL */
+    const char *code;            /* Task.code token (search syntax), or NULL */
+    const char *priority;        /* only this priority, or NULL */
+    const char *team_id;         /* that CareTeam's view, or NULL */
+    bool bucket_set;             /* only one bucket: */
+    worklist_bucket_t bucket;    /*   this one */
+    bool count_set;              /* Tasks listed per bucket: count, or */
+    uint32_t count;              /*   WORKLIST_DEFAULT_COUNT when !count_set */
+    int64_t now_us;              /* the time of the request (clock_now_us) */
+    const char *base;            /* the server's base url, or NULL */
+    const repo_caller_t *caller; /* who asks */
+    const calendar_t *calendar;  /* the organisation's (NULL: calendar_default()) */
 } worklist_query_t;
 
 #define WORKLIST_DEFAULT_COUNT 50
@@ -119,9 +119,9 @@ status_t worklist_param(worklist_query_t *query, const char *name, const char *v
 typedef struct {
     worklist_item_t *items; /* all of them, sorted by bucket, then worklist_compare */
     size_t n;
-    size_t total[WORKLIST__COUNT];  /* Tasks in each bucket */
-    size_t first[WORKLIST__COUNT];  /* index in items of each bucket's first */
-    size_t shown[WORKLIST__COUNT];  /* how many of them are listed (at most the count) */
+    size_t total[WORKLIST__COUNT]; /* Tasks in each bucket */
+    size_t first[WORKLIST__COUNT]; /* index in items of each bucket's first */
+    size_t shown[WORKLIST__COUNT]; /* how many of them are listed (at most the count) */
 } worklist_t;
 
 /*

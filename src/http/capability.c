@@ -139,6 +139,9 @@ static void build(http_server_t *server, const fhir_search_snapshot_t *snapshot)
         if (strcmp(name, "Patient") == 0)
             buf_addstr(&out, "\"operation\":[{\"name\":\"everything\",\"definition\":"
                              "\"http://hl7.org/fhir/OperationDefinition/Patient-everything\"}],");
+        if (strcmp(name, "Task") == 0)
+            buf_addstr(&out, "\"operation\":[{\"name\":\"worklist\",\"definition\":"
+                             "\"http://concerto.dev/fhir/OperationDefinition/Task-worklist\"}],");
         add_search_params(&out, snapshot, fhir_resource_types[i]);
         add_includes(&out, snapshot, fhir_resource_types[i]);
         buf_addch(&out, '}');
