@@ -18,7 +18,7 @@
 
 #define OPEN_STATUSES "draft,requested,received,accepted,ready,in-progress,on-hold"
 /* Patients per RiskAssessment search. */
-#define RISK_BATCH 100
+#define RISK_BATCH 500
 
 static const char *const bucket_codes[WORKLIST__COUNT] = {"overdue", "due-today", "upcoming",
                                                           "on-hold", "unassigned"};
