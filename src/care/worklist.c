@@ -17,8 +17,9 @@
 #include "repo/repo.h"
 
 #define OPEN_STATUSES "draft,requested,received,accepted,ready,in-progress,on-hold"
-/* Patients per RiskAssessment search. */
-#define RISK_BATCH 500
+/* Patients per RiskAssessment search: more values in one reference parameter cost
+ * PostgreSQL more than another query. */
+#define RISK_BATCH 100
 
 static const char *const bucket_codes[WORKLIST__COUNT] = {"overdue", "due-today", "upcoming",
                                                           "on-hold", "unassigned"};
@@ -458,10 +459,12 @@ static status_t on_task(void *arg, const store_version_t *v, arena_t *arena, err
     return ERR_OK;
 }
 
-/* The risk of each patient: from their latest RiskAssessment (searched newest first). */
+/* The risk of each patient: from their latest RiskAssessment, by occurrenceDateTime and then
+ * by the version last written (sorted in memory: a sort in the search costs more). */
 typedef struct {
     const char *patient; /* first: a key of bsearch is a pointer to the patient */
-    size_t seq;          /* the order found: the first of a patient is their latest */
+    int64_t when_us;     /* occurrenceDateTime (its start), or INT64_MIN */
+    int64_t updated_us;  /* then the newest version written */
     double risk;
 } patient_risk_t;
 
@@ -469,7 +472,12 @@ static int compare_patient_risk(const void *pa, const void *pb)
 {
     const patient_risk_t *a = pa, *b = pb;
     int c = strcmp(a->patient, b->patient);
-    return c ? c : a->seq < b->seq ? -1 : a->seq > b->seq;
+    if (c)
+        return c;
+    /* the latest first */
+    if (a->when_us != b->when_us)
+        return a->when_us > b->when_us ? -1 : 1;
+    return a->updated_us > b->updated_us ? -1 : a->updated_us < b->updated_us;
 }
 
 static int compare_patient_key(const void *key, const void *entry)
@@ -502,7 +510,10 @@ static status_t on_risk(void *arg, const store_version_t *v, arena_t *arena, err
             r->v = grown;
             r->cap = cap;
         }
-        r->v[r->n] = (patient_risk_t){patient, r->n, worklist_risk_of(ra)};
+        int64_t when = INT64_MIN, high;
+        fhir_date_time_range(json_string_value(json_object_get(ra, "occurrenceDateTime")), &when,
+                             &high);
+        r->v[r->n] = (patient_risk_t){patient, when, v->updated_us, worklist_risk_of(ra)};
         r->n++;
     }
     json_decref(ra);
@@ -679,10 +690,10 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
     for (size_t from = 0; from < patients.n; from += RISK_BATCH) {
         fhir_search_pair_t rp[] = {
             url_pair("subject", strs_join(&patients, from, from + RISK_BATCH, arena)),
-            url_pair("_sort", "-date"), url_pair("_count", "1000")};
+            url_pair("_count", "1000")};
         repo_search_t s = {.type = type_named("RiskAssessment"),
                            .pairs = rp,
-                           .npairs = 3,
+                           .npairs = 2,
                            .strict = true,
                            .now_us = q->now_us,
                            .base = q->base};
@@ -693,7 +704,7 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
     /* buckets and order */
     const calendar_t *calendar = q->calendar ? q->calendar : calendar_default();
     int64_t today_end = worklist_today_end(calendar, q->now_us);
-    /* each patient's first found is their latest */
+    /* each patient's latest comes first */
     if (risks.n)
         qsort(risks.v, risks.n, sizeof(*risks.v), compare_patient_risk);
     size_t latest = 0;
