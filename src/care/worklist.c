@@ -522,7 +522,7 @@ static status_t on_risk(void *arg, const store_version_t *v, arena_t *arena, err
 
 /* The Task searches' common parameters, and one or two of their own. */
 static repo_search_t task_search(const worklist_query_t *q, fhir_search_pair_t *pairs,
-                                 const char *patient, arena_t *arena)
+                                 const char *patient)
 {
     size_t n = 0;
     pairs[n++] = url_pair("status", OPEN_STATUSES);
@@ -533,7 +533,6 @@ static repo_search_t task_search(const worklist_query_t *q, fhir_search_pair_t *
         pairs[n++] = url_pair("code", q->code);
     if (q->priority)
         pairs[n++] = url_pair("priority", q->priority);
-    (void)arena;
     return (repo_search_t){.type = type_named("Task"),
                            .pairs = pairs,
                            .npairs = n,
@@ -667,7 +666,7 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
     tasks_t tasks = {.pools = &pools, .patients = &patients};
     fhir_search_pair_t pairs[8];
     if (owners.n) {
-        repo_search_t s = task_search(q, pairs, patient, arena);
+        repo_search_t s = task_search(q, pairs, patient);
         pairs[s.npairs++] = url_pair("owner", strs_join(&owners, 0, owners.n, arena));
         if ((rc = search_all(conn, &s, arena, on_task, &tasks, err)))
             return rc;
@@ -677,7 +676,7 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
         for (size_t k = 0; k < pools.v[i].roles.n; k++)
             strs_add(&roles, arena, pools.v[i].roles.v[k]);
     if (roles.n) {
-        repo_search_t s = task_search(q, pairs, patient, arena);
+        repo_search_t s = task_search(q, pairs, patient);
         pairs[s.npairs++] = url_pair("owner:missing", "true");
         pairs[s.npairs++] = url_pair("performer", strs_join(&roles, 0, roles.n, arena));
         if ((rc = search_all(conn, &s, arena, on_task, &tasks, err)))
