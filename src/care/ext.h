@@ -8,18 +8,18 @@
 #define CARE_EXT "http://concerto.dev/fhir/StructureDefinition/"
 
 /* on an ActivityDefinition: what a protocol's Task gets */
-#define CARE_EXT_DUE        CARE_EXT "due"        /* valueString: the due offset */
-#define CARE_EXT_DUE_FROM   CARE_EXT "due-from"   /* valueString: FHIRPath of the start */
-#define CARE_EXT_ESCALATION CARE_EXT "escalation" /* complex: after, priority, reassign, notify */
+#define CARE_EXT_DUE           CARE_EXT "due"        /* valueString: the due offset */
+#define CARE_EXT_DUE_FROM      CARE_EXT "due-from"   /* valueString: FHIRPath of the start */
+#define CARE_EXT_ESCALATION    CARE_EXT "escalation" /* complex: after, priority, reassign, notify */
 #define CARE_EXT_NOTIFY_TARGET CARE_EXT "notify-target" /* the system of notify's code "owner" */
 
 /* on a PlanDefinition's action: a Flag to raise */
 #define CARE_EXT_FLAG CARE_EXT "flag"
 
 /* on what the engine makes and marks */
-#define CARE_EXT_PROTOCOL_ACTION CARE_EXT "protocol-action" /* "<plan url>#<action id>" */
-#define CARE_EXT_OVERDUE         CARE_EXT "overdue"         /* the due time a Task passed */
-#define CARE_EXT_ESCALATED       CARE_EXT "escalated"       /* escalation steps applied */
+#define CARE_EXT_PROTOCOL_ACTION        CARE_EXT "protocol-action" /* "<plan url>#<action id>" */
+#define CARE_EXT_OVERDUE                CARE_EXT "overdue"         /* the due time a Task passed */
+#define CARE_EXT_ESCALATED              CARE_EXT "escalated"       /* escalation steps applied */
 #define CARE_EXT_COMMUNICATION_CATEGORY CARE_EXT "communication-category"
 
 /* identifier systems: what the engine made, so that it never makes it twice. Values:

@@ -147,6 +147,9 @@ static void build(http_server_t *server, const fhir_search_snapshot_t *snapshot)
         if (strcmp(name, "PlanDefinition") == 0)
             buf_addstr(&out, "\"operation\":[{\"name\":\"apply\",\"definition\":"
                              "\"http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply\"}],");
+        if (strcmp(name, "Task") == 0)
+            buf_addstr(&out, "\"operation\":[{\"name\":\"worklist\",\"definition\":"
+                             "\"http://concerto.dev/fhir/OperationDefinition/Task-worklist\"}],");
         add_search_params(&out, snapshot, fhir_resource_types[i]);
         add_includes(&out, snapshot, fhir_resource_types[i]);
         buf_addch(&out, '}');

@@ -1217,6 +1217,40 @@ static void handle_apply(ctx_t *ctx, const char *id)
     http__job_submit(ctx->thread, ctx->req, &j->job);
 }
 
+/* GET or POST Task/$worklist (worklist.c), audited as a search. */
+static void handle_worklist(ctx_t *ctx)
+{
+    bool post = iov_eq(ctx->req->method, "POST");
+    if (!is_get(ctx->req) && !post) {
+        method_not_allowed(ctx, "GET, HEAD, POST", "$worklist");
+        return;
+    }
+    if (post && ctx->req->entity.len && !check_body(ctx))
+        return;
+    ctx->audit_action = "search";
+    if (ctx->req->query_at != SIZE_MAX)
+        ctx->audit_query = arena_strndup(ctx->arena, ctx->req->path.base + ctx->req->query_at + 1,
+                                         ctx->req->path.len - ctx->req->query_at - 1);
+    http_search_request_t r = {.thread = ctx->thread,
+                               .req = ctx->req,
+                               .arena = ctx->arena,
+                               .base = ctx->base,
+                               .params = ctx->params,
+                               .nparams = ctx->nparams,
+                               .caller = ctx->caller};
+    http_audit_patients_t patients = {0};
+    buf_t body = BUF_INIT;
+    err_t err = ERR_INIT;
+    if (http__worklist(&r, post, &body, &patients, &err)) {
+        send_error(ctx, &err);
+    } else {
+        send_json(ctx, 200, body.ptr, body.len);
+        audit(ctx, "search", 200, &patients);
+    }
+    buf_release(&body);
+    err_release(&err);
+}
+
 /* GET AuditEvent and AuditEvent/[id]: the audit trail, read-only (audit.c). */
 static void handle_audit_event(ctx_t *ctx, size_t nseg)
 {
@@ -1352,6 +1386,11 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
     if (nseg == 2 && strcmp(second, "$everything") == 0 &&
         type == fhir_resource_type_find("Patient", 7)) {
         handle_everything(ctx, NULL);
+        return;
+    }
+    if (nseg == 2 && strcmp(second, "$worklist") == 0 &&
+        type == fhir_resource_type_find("Task", 4)) {
+        handle_worklist(ctx);
         return;
     }
     if (!valid_id(ctx, second))

@@ -184,6 +184,12 @@ typedef struct {
 void http__audit(http_server_t *server, const http_audit_t *what,
                  const http_audit_patients_t *patients);
 
+/* Task/$worklist (worklist.c): the caller's worklist as a collection Bundle into out, the
+ * patients of the Tasks it shows added to patients (may be NULL) for the audit trail; errors
+ * are returned for the caller to answer. post: a Parameters body may carry parameters too. */
+status_t http__worklist(const http_search_request_t *request, bool post, buf_t *out,
+                        http_audit_patients_t *patients, err_t *err);
+
 /* GET AuditEvent (id NULL: a search with params) and GET AuditEvent/[id]. */
 typedef struct {
     store_conn_t *conn; /* reads the primary */

@@ -1,0 +1,738 @@
+/*
+ * worklist.c - the caller's worklist: a handful of searches (their care teams, the Tasks
+ * they own, the Tasks in their role pools, the patients' latest risk assessments in
+ * batches), then bucketing and ordering in memory. The Task searches carry the caller, so
+ * the access policy hides exactly what it hides from a search of Task.
+ */
+#include "care/worklist.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/jv.h"
+#include "base/tz.h"
+#include "base/url.h"
+#include "fhir/defs.h"
+#include "fhir/workflow.h"
+#include "repo/repo.h"
+
+#define OPEN_STATUSES "draft,requested,received,accepted,ready,in-progress,on-hold"
+/* Patients per RiskAssessment search: more values in one reference parameter cost
+ * PostgreSQL more than another query. */
+#define RISK_BATCH 100
+
+static const char *const bucket_codes[WORKLIST__COUNT] = {"overdue", "due-today", "upcoming",
+                                                          "on-hold", "unassigned"};
+static const char *const bucket_displays[WORKLIST__COUNT] = {"Overdue", "Due today", "Upcoming",
+                                                             "On hold", "Unassigned"};
+
+const char *worklist_bucket_code(worklist_bucket_t bucket)
+{
+    return bucket < WORKLIST__COUNT ? bucket_codes[bucket] : "";
+}
+
+const char *worklist_bucket_display(worklist_bucket_t bucket)
+{
+    return bucket < WORKLIST__COUNT ? bucket_displays[bucket] : "";
+}
+
+bool worklist_bucket_parse(const char *code, worklist_bucket_t *out)
+{
+    for (int i = 0; i < WORKLIST__COUNT; i++)
+        if (strcmp(code, bucket_codes[i]) == 0) {
+            *out = (worklist_bucket_t)i;
+            return true;
+        }
+    return false;
+}
+
+/* ---- bucketing and order ------------------------------------------------------------- */
+
+int64_t worklist_today_end(const calendar_t *calendar, int64_t now_us)
+{
+    const tz_t *zone = calendar_zone(calendar);
+    int64_t secs = now_us >= 0 ? now_us / 1000000 : -((-now_us + 999999) / 1000000);
+    tz_civil_t local;
+    tz_to_local(zone, secs, &local, NULL);
+    local.day += 1; /* normalized by tz_from_local */
+    local.hour = local.minute = local.second = 0;
+    return tz_from_local(zone, &local, NULL) * 1000000;
+}
+
+void worklist_classify(worklist_item_t *item, int64_t now_us, int64_t today_end_us)
+{
+    item->overdue = item->due_us != WORKLIST_NO_DUE && item->due_us <= now_us;
+    if (item->on_hold)
+        item->bucket = WORKLIST_ON_HOLD;
+    else if (!item->owned)
+        item->bucket = WORKLIST_UNASSIGNED;
+    else if (item->overdue)
+        item->bucket = WORKLIST_OVERDUE;
+    else if (item->due_us < today_end_us)
+        item->bucket = WORKLIST_DUE_TODAY;
+    else
+        item->bucket = WORKLIST_UPCOMING;
+}
+
+int worklist_compare(const void *pa, const void *pb)
+{
+    const worklist_item_t *a = pa, *b = pb;
+    if (a->overdue != b->overdue)
+        return a->overdue ? -1 : 1;
+    if (a->priority != b->priority)
+        return a->priority > b->priority ? -1 : 1;
+    if (a->risk != b->risk)
+        return a->risk > b->risk ? -1 : 1;
+    if (a->due_us != b->due_us)
+        return a->due_us < b->due_us ? -1 : 1;
+    const char *ia = a->task ? a->task->id : "", *ib = b->task ? b->task->id : "";
+    return strcmp(ia, ib);
+}
+
+/* Bucket first, then the worklist's order. */
+static int compare_bucketed(const void *pa, const void *pb)
+{
+    const worklist_item_t *a = pa, *b = pb;
+    if (a->bucket != b->bucket)
+        return a->bucket < b->bucket ? -1 : 1;
+    return worklist_compare(a, b);
+}
+
+/* "Patient/id" of a reference to a Patient (relative, or absolute ending in one), in arena. */
+static const char *patient_reference(const json_t *reference, arena_t *arena)
+{
+    const char *ref = json_string_value(json_object_get(reference, "reference"));
+    if (!ref)
+        return NULL;
+    const char *at = strstr(ref, "Patient/");
+    if (!at || (at != ref && at[-1] != '/'))
+        return NULL;
+    const char *id = at + 8;
+    size_t len = strcspn(id, "/");
+    if (!repo_id_valid(id, len))
+        return NULL;
+    return arena_strndup(arena, at, 8 + len);
+}
+
+void worklist_item_from_task(worklist_item_t *item, const json_t *task, arena_t *arena)
+{
+    item->patient = patient_reference(json_object_get(task, "for"), arena);
+    item->owned = json_object_get(task, "owner") != NULL;
+    const char *status = json_string_value(json_object_get(task, "status"));
+    item->on_hold = status && strcmp(status, "on-hold") == 0;
+    const char *priority = json_string_value(json_object_get(task, "priority"));
+    int rank = priority ? task_priority_rank(priority) : 0;
+    item->priority = rank < 0 ? 0 : rank;
+    int64_t due;
+    item->due_us = fhir_task_due(task, &due) ? due : WORKLIST_NO_DUE;
+}
+
+double worklist_risk_of(const json_t *risk_assessment)
+{
+    const json_t *prediction = json_array_get(json_object_get(risk_assessment, "prediction"), 0);
+    const json_t *p = json_object_get(prediction, "probabilityDecimal");
+    if (jv_is_number(p)) {
+        double v = jv_number_value(p);
+        return v < 0 ? 0 : v > 1 ? 1 : v;
+    }
+    static const struct {
+        const char *code;
+        double risk;
+    } qualitative[] = {
+        {"negligible", 0.05}, {"low", 0.25}, {"moderate", 0.5}, {"high", 0.75}, {"certain", 1.0}};
+    size_t i;
+    const json_t *coding;
+    json_array_foreach(json_object_get(json_object_get(prediction, "qualitativeRisk"), "coding"), i,
+                       coding)
+    {
+        const char *code = json_string_value(json_object_get(coding, "code"));
+        for (size_t k = 0; code && k < sizeof(qualitative) / sizeof(qualitative[0]); k++)
+            if (strcmp(code, qualitative[k].code) == 0)
+                return qualitative[k].risk;
+    }
+    return WORKLIST_NO_RISK;
+}
+
+/* ---- parameters ---------------------------------------------------------------------- */
+
+static bool whole_number(const char *s, uint32_t max, uint32_t *out)
+{
+    uint64_t n = 0;
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        n = n * 10 + (uint64_t)(*s - '0');
+        if (n > max)
+            return false;
+    }
+    *out = (uint32_t)n;
+    return true;
+}
+
+status_t worklist_param(worklist_query_t *q, const char *name, const char *value, arena_t *arena,
+                        err_t *err)
+{
+    const char **slot = NULL;
+    bool repeated = false;
+    if (strcmp(name, "patient") == 0) {
+        repeated = q->patient_id != NULL;
+        const char *id = strncmp(value, "Patient/", 8) == 0 ? value + 8 : value;
+        if (!repeated && !repo_id_valid(id, strlen(id)))
+            return err_set(err, ERR_INVALID, "patient",
+                           "patient must be a Patient id or Patient/[id], not \"%s\"", value);
+        slot = &q->patient_id;
+        value = id;
+    } else if (strcmp(name, "code") == 0) {
+        repeated = q->code != NULL;
+        if (!repeated && !*value)
+            return err_set(err, ERR_INVALID, "code",
+                           "code must be a token: [system]|[code] or [code], not empty");
+        slot = &q->code;
+    } else if (strcmp(name, "priority") == 0) {
+        repeated = q->priority != NULL;
+        if (!repeated && task_priority_rank(value) < 0)
+            return err_set(err, ERR_INVALID, "priority",
+                           "priority must be routine, urgent, asap or stat, not \"%s\"", value);
+        slot = &q->priority;
+    } else if (strcmp(name, "team") == 0) {
+        repeated = q->team_id != NULL;
+        const char *id = strncmp(value, "CareTeam/", 9) == 0 ? value + 9 : value;
+        if (!repeated && !repo_id_valid(id, strlen(id)))
+            return err_set(err, ERR_INVALID, "team", "team must be a CareTeam id, not \"%s\"",
+                           value);
+        slot = &q->team_id;
+        value = id;
+    } else if (strcmp(name, "bucket") == 0) {
+        repeated = q->bucket_set;
+        if (!repeated && !worklist_bucket_parse(value, &q->bucket))
+            return err_set(err, ERR_INVALID, "bucket",
+                           "bucket must be one of overdue, due-today, upcoming, on-hold, "
+                           "unassigned, not \"%s\"",
+                           value);
+        q->bucket_set = true;
+    } else if (strcmp(name, "_count") == 0) {
+        repeated = q->count_set;
+        if (!repeated && !whole_number(value, WORKLIST_MAX_COUNT, &q->count))
+            return err_set(err, ERR_INVALID, "_count",
+                           "_count must be a whole number from 0 to %d, not \"%s\"",
+                           WORKLIST_MAX_COUNT, value);
+        q->count_set = true;
+    } else {
+        return err_set(err, ERR_INVALID, name,
+                       "$worklist has no parameter \"%s\" (patient, code, priority, team, "
+                       "bucket, _count)",
+                       name);
+    }
+    if (repeated)
+        return err_set(err, ERR_INVALID, name, "the %s parameter is given more than once", name);
+    if (slot)
+        *slot = arena_strdup(arena, value);
+    return ERR_OK;
+}
+
+/* ---- gathering ----------------------------------------------------------------------- */
+
+/* A growable list of strings in an arena. */
+typedef struct {
+    const char **v;
+    size_t n, cap;
+} strs_t;
+
+static bool strs_has(const strs_t *s, const char *x)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->v[i], x) == 0)
+            return true;
+    return false;
+}
+
+static void strs_push(strs_t *s, arena_t *arena, const char *x)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        const char **v = arena_alloc(arena, cap * sizeof(*v));
+        if (s->n)
+            memcpy(v, s->v, s->n * sizeof(*v));
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = x;
+}
+
+static void strs_add(strs_t *s, arena_t *arena, const char *x)
+{
+    if (x && !strs_has(s, x))
+        strs_push(s, arena, x);
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorts the strings and drops the repeated ones. */
+static void strs_unique(strs_t *s)
+{
+    if (!s->n)
+        return;
+    qsort(s->v, s->n, sizeof(*s->v), compare_strings);
+    size_t kept = 1;
+    for (size_t i = 1; i < s->n; i++)
+        if (strcmp(s->v[i], s->v[kept - 1]) != 0)
+            s->v[kept++] = s->v[i];
+    s->n = kept;
+}
+
+/* The strings joined by commas, in arena. */
+static const char *strs_join(const strs_t *s, size_t from, size_t to, arena_t *arena)
+{
+    buf_t b = BUF_INIT;
+    for (size_t i = from; i < to && i < s->n; i++) {
+        if (i > from)
+            buf_addch(&b, ',');
+        buf_addstr(&b, s->v[i]);
+    }
+    const char *out = arena_strndup(arena, b.ptr, b.len);
+    buf_release(&b);
+    return out;
+}
+
+/* "system|code" of every coding of a CodeableConcept (or an array of them), added to s.
+ * Commas and backslashes would change the meaning of a search token: those are escaped. */
+static void add_codings(strs_t *s, arena_t *arena, const json_t *concept)
+{
+    if (json_is_array(concept)) {
+        size_t i;
+        const json_t *one;
+        json_array_foreach(concept, i, one) add_codings(s, arena, one);
+        return;
+    }
+    size_t i;
+    const json_t *coding;
+    json_array_foreach(json_object_get(concept, "coding"), i, coding)
+    {
+        const char *system = json_string_value(json_object_get(coding, "system"));
+        const char *code = json_string_value(json_object_get(coding, "code"));
+        if (!code || strpbrk(code, ",|\\$") || (system && strpbrk(system, ",|\\$")))
+            continue;
+        strs_add(s, arena, arena_printf(arena, "%s|%s", system ? system : "", code));
+    }
+}
+
+/* A role pool: a role (system|code) a caller holds, for one patient or (patient NULL) all. */
+typedef struct {
+    const char *patient;
+    strs_t roles;
+} pool_t;
+
+typedef struct {
+    pool_t *v;
+    size_t n, cap;
+} pools_t;
+
+static pool_t *pool_of(pools_t *p, arena_t *arena, const char *patient)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if ((!patient && !p->v[i].patient) ||
+            (patient && p->v[i].patient && strcmp(patient, p->v[i].patient) == 0))
+            return &p->v[i];
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 8;
+        pool_t *v = arena_zalloc(arena, cap * sizeof(*v));
+        if (p->n)
+            memcpy(v, p->v, p->n * sizeof(*v));
+        p->v = v;
+        p->cap = cap;
+    }
+    pool_t *pool = &p->v[p->n++];
+    *pool = (pool_t){.patient = patient};
+    return pool;
+}
+
+/* Whether a Task's performerType is in a pool of the caller for its patient. */
+static bool in_pool(const pools_t *pools, const json_t *task, const char *patient, arena_t *arena)
+{
+    strs_t codes = {0};
+    add_codings(&codes, arena, json_object_get(task, "performerType"));
+    for (size_t i = 0; i < pools->n; i++) {
+        const pool_t *pool = &pools->v[i];
+        if (pool->patient && (!patient || strcmp(pool->patient, patient) != 0))
+            continue;
+        for (size_t k = 0; k < codes.n; k++)
+            if (strs_has(&pool->roles, codes.v[k]))
+                return true;
+    }
+    return false;
+}
+
+/* Runs a search to its end, every page: calls fn on each match. */
+typedef status_t (*match_fn)(void *arg, const store_version_t *v, arena_t *arena, err_t *err);
+
+static status_t search_all(store_conn_t *conn, const repo_search_t *search, arena_t *arena,
+                           match_fn fn, void *arg, err_t *err)
+{
+    fhir_search_plan_t *plan;
+    store_search_t query;
+    status_t rc = repo_search_plan(conn, search, arena, &plan, &query, err);
+    while (rc == ERR_OK) {
+        store_search_result_t found;
+        if ((rc = store_search(conn, &query, arena, &found, err)))
+            break;
+        for (size_t i = 0; i < found.nmatch && rc == ERR_OK; i++)
+            rc = fn(arg, &found.entries[i].version, arena, err);
+        if (!found.next)
+            break;
+        query.page = found.next;
+    }
+    return rc;
+}
+
+static const fhir_type_t *type_named(const char *name)
+{
+    return fhir_resource_type_find(name, strlen(name));
+}
+
+/* The caller's care teams: the roles they hold in each patient's active teams. */
+typedef struct {
+    const strs_t *me;
+    pools_t *pools;
+    int64_t now_us;
+} teams_t;
+
+static status_t on_team(void *arg, const store_version_t *v, arena_t *arena, err_t *err)
+{
+    teams_t *t = arg;
+    json_t *team = jv_parse(v->json, v->json_len, err);
+    if (!team)
+        return err->code;
+    const char *patient = patient_reference(json_object_get(team, "subject"), arena);
+    size_t i;
+    const json_t *p;
+    json_array_foreach(json_object_get(team, "participant"), i, p)
+    {
+        const char *member =
+            json_string_value(json_object_get(json_object_get(p, "member"), "reference"));
+        if (patient && member && strs_has(t->me, member) &&
+            fhir_period_current(json_object_get(p, "period"), t->now_us))
+            add_codings(&pool_of(t->pools, arena, patient)->roles, arena,
+                        json_object_get(p, "role"));
+    }
+    json_decref(team);
+    return ERR_OK;
+}
+
+/* The Tasks found: items, growing. */
+typedef struct {
+    worklist_item_t *v;
+    size_t n, cap;
+    const pools_t *pools; /* for the unowned: keep those in one of these pools */
+    strs_t *patients;     /* the patients seen */
+} tasks_t;
+
+static status_t on_task(void *arg, const store_version_t *v, arena_t *arena, err_t *err)
+{
+    tasks_t *t = arg;
+    json_t *task = jv_parse(v->json, v->json_len, err);
+    if (!task)
+        return err->code;
+    worklist_item_t item = {.task = v, .risk = WORKLIST_NO_RISK};
+    worklist_item_from_task(&item, task, arena);
+    bool keep = item.owned || in_pool(t->pools, task, item.patient, arena);
+    json_decref(task);
+    if (!keep)
+        return ERR_OK;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        worklist_item_t *items = arena_alloc(arena, cap * sizeof(*items));
+        if (t->n)
+            memcpy(items, t->v, t->n * sizeof(*items));
+        t->v = items;
+        t->cap = cap;
+    }
+    t->v[t->n++] = item;
+    if (item.patient)
+        strs_push(t->patients, arena, item.patient);
+    return ERR_OK;
+}
+
+/* The risk of each patient: from their latest RiskAssessment, by occurrenceDateTime and then
+ * by the version last written (sorted in memory: a sort in the search costs more). */
+typedef struct {
+    const char *patient; /* first: a key of bsearch is a pointer to the patient */
+    int64_t when_us;     /* occurrenceDateTime (its start), or INT64_MIN */
+    int64_t updated_us;  /* then the newest version written */
+    double risk;
+} patient_risk_t;
+
+static int compare_patient_risk(const void *pa, const void *pb)
+{
+    const patient_risk_t *a = pa, *b = pb;
+    int c = strcmp(a->patient, b->patient);
+    if (c)
+        return c;
+    /* the latest first */
+    if (a->when_us != b->when_us)
+        return a->when_us > b->when_us ? -1 : 1;
+    return a->updated_us > b->updated_us ? -1 : a->updated_us < b->updated_us;
+}
+
+static int compare_patient_key(const void *key, const void *entry)
+{
+    return strcmp(*(const char *const *)key, ((const patient_risk_t *)entry)->patient);
+}
+
+typedef struct {
+    patient_risk_t *v;
+    size_t n, cap;
+} risks_t;
+
+static status_t on_risk(void *arg, const store_version_t *v, arena_t *arena, err_t *err)
+{
+    risks_t *r = arg;
+    json_t *ra = jv_parse(v->json, v->json_len, err);
+    if (!ra)
+        return err->code;
+    const char *patient = patient_reference(json_object_get(ra, "subject"), arena);
+    const char *status = json_string_value(json_object_get(ra, "status"));
+    /* one withdrawn is as if it were not there */
+    if (status && (strcmp(status, "entered-in-error") == 0 || strcmp(status, "cancelled") == 0))
+        patient = NULL;
+    if (patient) {
+        if (r->n == r->cap) {
+            size_t cap = r->cap ? r->cap * 2 : 64;
+            patient_risk_t *grown = arena_alloc(arena, cap * sizeof(*grown));
+            if (r->n)
+                memcpy(grown, r->v, r->n * sizeof(*grown));
+            r->v = grown;
+            r->cap = cap;
+        }
+        int64_t when = INT64_MIN, high;
+        fhir_date_bounds(json_object_get(ra, "occurrenceDateTime"), &when, &high);
+        r->v[r->n] = (patient_risk_t){patient, when, v->updated_us, worklist_risk_of(ra)};
+        r->n++;
+    }
+    json_decref(ra);
+    return ERR_OK;
+}
+
+/* The Task searches' common parameters, and one or two of their own. */
+static repo_search_t task_search(const worklist_query_t *q, fhir_search_pair_t *pairs,
+                                 const char *patient)
+{
+    size_t n = 0;
+    pairs[n++] = url_pair("status", OPEN_STATUSES);
+    pairs[n++] = url_pair("_count", "1000");
+    if (patient)
+        pairs[n++] = url_pair("patient", patient);
+    if (q->code)
+        pairs[n++] = url_pair("code", q->code);
+    if (q->priority)
+        pairs[n++] = url_pair("priority", q->priority);
+    return (repo_search_t){.type = type_named("Task"),
+                           .pairs = pairs,
+                           .npairs = n,
+                           .strict = true,
+                           .now_us = q->now_us,
+                           .base = q->base,
+                           .caller = q->caller};
+}
+
+static status_t on_member_role(void *arg, const store_version_t *v, arena_t *arena, err_t *err)
+{
+    (void)err;
+    strs_add(arg, arena, arena_printf(arena, "PractitionerRole/%s", v->id));
+    return ERR_OK;
+}
+
+/* The team view: its patient, its current members, their roles. */
+static status_t read_team(store_conn_t *conn, const worklist_query_t *q, arena_t *arena,
+                          const char **out_patient, strs_t *owners, pools_t *pools, err_t *err)
+{
+    store_version_t v;
+    status_t rc = repo_read_as(conn, q->caller, "CareTeam", q->team_id, 0, arena, &v, NULL, err);
+    if (rc)
+        return rc;
+    json_t *team = jv_parse(v.json, v.json_len, err);
+    if (!team)
+        return err->code;
+    *out_patient = patient_reference(json_object_get(team, "subject"), arena);
+    if (!*out_patient) {
+        json_decref(team);
+        return err_set(err, ERR_INVALID, "team",
+                       "CareTeam/%s has no Patient as its subject: it has no worklist", q->team_id);
+    }
+    pool_t *pool = pool_of(pools, arena, *out_patient);
+    size_t i;
+    const json_t *p;
+    json_array_foreach(json_object_get(team, "participant"), i, p)
+    {
+        if (!fhir_period_current(json_object_get(p, "period"), q->now_us))
+            continue;
+        const char *member =
+            json_string_value(json_object_get(json_object_get(p, "member"), "reference"));
+        if (member && !strpbrk(member, ",\\$"))
+            strs_add(owners, arena, arena_strdup(arena, member));
+        add_codings(&pool->roles, arena, json_object_get(p, "role"));
+    }
+    json_decref(team);
+    /* and the PractitionerRoles of the members who are Practitioners */
+    strs_t practitioners = {0};
+    for (size_t k = 0; k < owners->n; k++)
+        if (strncmp(owners->v[k], "Practitioner/", 13) == 0)
+            strs_push(&practitioners, arena, owners->v[k]);
+    if (!practitioners.n)
+        return ERR_OK;
+    fhir_search_pair_t pairs[] = {
+        url_pair("practitioner", strs_join(&practitioners, 0, practitioners.n, arena)),
+        url_pair("_count", "1000")};
+    repo_search_t roles = {.type = type_named("PractitionerRole"),
+                           .pairs = pairs,
+                           .npairs = 2,
+                           .strict = true,
+                           .now_us = q->now_us,
+                           .base = q->base};
+    return search_all(conn, &roles, arena, on_member_role, owners, err);
+}
+
+status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *arena,
+                      worklist_t *out, err_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    const repo_caller_t *c = q->caller;
+    if (!c || c->kind == REPO_CALLER_PATIENT)
+        return err_set(err, ERR_FORBIDDEN, NULL,
+                       "a patient account has no worklist: $worklist lists the work of staff "
+                       "(their own Tasks and their role pools')");
+    if (c->kind == REPO_CALLER_SERVICE || (!c->practitioner_id && !c->practitioner_role_id))
+        return err_set(err, ERR_FORBIDDEN, NULL,
+                       "$worklist lists a staff member's work, and this account is linked to no "
+                       "Practitioner or PractitionerRole");
+    status_t rc;
+    strs_t me = {0}, owners = {0}, patients = {0};
+    pools_t pools = {0};
+    if (c->practitioner_id)
+        strs_add(&me, arena, arena_printf(arena, "Practitioner/%s", c->practitioner_id));
+    if (c->practitioner_role_id)
+        strs_add(&me, arena, arena_printf(arena, "PractitionerRole/%s", c->practitioner_role_id));
+
+    const char *patient = q->patient_id ? arena_printf(arena, "Patient/%s", q->patient_id) : NULL;
+    if (q->team_id) {
+        const char *team_patient = NULL;
+        if ((rc = read_team(conn, q, arena, &team_patient, &owners, &pools, err)))
+            return rc;
+        if (patient && strcmp(patient, team_patient) != 0)
+            goto done; /* another patient's team: nothing in both */
+        patient = team_patient;
+    } else {
+        for (size_t i = 0; i < me.n; i++)
+            strs_add(&owners, arena, me.v[i]);
+        /* the roles of their PractitionerRole, for every patient */
+        if (c->practitioner_role_id) {
+            store_version_t v;
+            rc = store_read(conn, "PractitionerRole", c->practitioner_role_id, 0, arena, &v, err);
+            if (rc == ERR_OK && !v.deleted) {
+                json_t *role = jv_parse(v.json, v.json_len, err);
+                if (!role)
+                    return err->code;
+                add_codings(&pool_of(&pools, arena, NULL)->roles, arena,
+                            json_object_get(role, "code"));
+                json_decref(role);
+            } else if (rc == ERR_NOT_FOUND || rc == ERR_GONE) {
+                err_reset(err);
+            } else if (rc) {
+                return rc;
+            }
+        }
+        /* their roles in the patients' active care teams */
+        fhir_search_pair_t pairs[] = {url_pair("participant", strs_join(&me, 0, me.n, arena)),
+                                      url_pair("status", "active"), url_pair("_count", "1000")};
+        repo_search_t teams = {.type = type_named("CareTeam"),
+                               .pairs = pairs,
+                               .npairs = 3,
+                               .strict = true,
+                               .now_us = q->now_us,
+                               .base = q->base};
+        teams_t t = {.me = &me, .pools = &pools, .now_us = q->now_us};
+        if ((rc = search_all(conn, &teams, arena, on_team, &t, err)))
+            return rc;
+    }
+
+    /* the Tasks they own, and those in their pools */
+    tasks_t tasks = {.pools = &pools, .patients = &patients};
+    fhir_search_pair_t pairs[8];
+    if (owners.n) {
+        repo_search_t s = task_search(q, pairs, patient);
+        pairs[s.npairs++] = url_pair("owner", strs_join(&owners, 0, owners.n, arena));
+        if ((rc = search_all(conn, &s, arena, on_task, &tasks, err)))
+            return rc;
+    }
+    strs_t roles = {0};
+    for (size_t i = 0; i < pools.n; i++)
+        for (size_t k = 0; k < pools.v[i].roles.n; k++)
+            strs_add(&roles, arena, pools.v[i].roles.v[k]);
+    if (roles.n) {
+        repo_search_t s = task_search(q, pairs, patient);
+        pairs[s.npairs++] = url_pair("owner:missing", "true");
+        pairs[s.npairs++] = url_pair("performer", strs_join(&roles, 0, roles.n, arena));
+        if ((rc = search_all(conn, &s, arena, on_task, &tasks, err)))
+            return rc;
+    }
+
+    /* the patients' risk, in batches; the server's search: only patients the caller sees */
+    strs_unique(&patients);
+    risks_t risks = {0};
+    for (size_t from = 0; from < patients.n; from += RISK_BATCH) {
+        fhir_search_pair_t rp[] = {
+            url_pair("subject", strs_join(&patients, from, from + RISK_BATCH, arena)),
+            url_pair("_count", "1000")};
+        repo_search_t s = {.type = type_named("RiskAssessment"),
+                           .pairs = rp,
+                           .npairs = 2,
+                           .strict = true,
+                           .now_us = q->now_us,
+                           .base = q->base};
+        if ((rc = search_all(conn, &s, arena, on_risk, &risks, err)))
+            return rc;
+    }
+
+    /* buckets and order */
+    const calendar_t *calendar = q->calendar ? q->calendar : calendar_default();
+    int64_t today_end = worklist_today_end(calendar, q->now_us);
+    /* each patient's latest comes first */
+    if (risks.n)
+        qsort(risks.v, risks.n, sizeof(*risks.v), compare_patient_risk);
+    size_t latest = 0;
+    for (size_t k = 0; k < risks.n; k++)
+        if (!latest || strcmp(risks.v[k].patient, risks.v[latest - 1].patient) != 0)
+            risks.v[latest++] = risks.v[k];
+    size_t kept = 0;
+    for (size_t i = 0; i < tasks.n; i++) {
+        worklist_item_t *item = &tasks.v[i];
+        const patient_risk_t *found =
+            item->patient && latest
+                ? bsearch(&item->patient, risks.v, latest, sizeof(*risks.v), compare_patient_key)
+                : NULL;
+        if (found)
+            item->risk = found->risk;
+        worklist_classify(item, q->now_us, today_end);
+        if (q->bucket_set && item->bucket != q->bucket)
+            continue;
+        tasks.v[kept++] = *item;
+    }
+    tasks.n = kept;
+    qsort(tasks.v, tasks.n, sizeof(*tasks.v), compare_bucketed);
+    out->items = tasks.v;
+    out->n = tasks.n;
+done:;
+    uint32_t count = q->count_set ? q->count : WORKLIST_DEFAULT_COUNT;
+    for (size_t i = out->n; i-- > 0;) {
+        worklist_bucket_t b = out->items[i].bucket;
+        out->total[b]++;
+        out->first[b] = i;
+    }
+    for (int b = 0; b < WORKLIST__COUNT; b++)
+        out->shown[b] = out->total[b] < count ? out->total[b] : count;
+    return ERR_OK;
+}
