@@ -43,7 +43,8 @@ FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Isrc -Ibuild/gen $(PKG_
 FHIRPATH_SUITE := $(BUILD)/tests/fhir/fhirpath_suite
 
 .PHONY: all clean check run unit layers format-check fuzz fhirpath-suite bench-fhirpath \
-        bench-search bench-outbox bench-population bench-access bench-worklist
+        bench-search bench-outbox bench-population bench-access bench-worklist \
+        bench-engine
 all: $(BUILD)/concerto
 
 $(BUILD)/obj/%.o: src/%.c
@@ -126,6 +127,12 @@ $(BUILD)/bench/access: bench/access.c $(LIB)
 # A coordinator's worklist over 2,000 patients and 20,000 open Tasks: p50 and p99 latency.
 bench-worklist: $(BUILD)/bench/worklist
 $(BUILD)/bench/worklist: bench/worklist.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# Change events per second through the coordination engine (protocols, jobs, notifications).
+bench-engine: $(BUILD)/bench/engine
+$(BUILD)/bench/engine: bench/engine.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 

@@ -779,6 +779,13 @@ static status_t pg_replica_lag(void *opaque, int64_t *out_lag_us, err_t *err)
     return ERR_OK;
 }
 
+static bool pg_park(void *opaque)
+{
+    pg_conn_t *conn = opaque;
+    return !conn->writer && PQstatus(conn->pg) == CONNECTION_OK &&
+           PQtransactionStatus(conn->pg) == PQTRANS_IDLE;
+}
+
 static void pg_disconnect(void *opaque)
 {
     pg_conn_t *conn = opaque;
@@ -1732,6 +1739,7 @@ const store_driver_t store__pg_driver = {
     .migrate = pg_migrate,
     .connect = pg_connect,
     .disconnect = pg_disconnect,
+    .park = pg_park,
     .connect_replica = pg_connect_replica,
     .replica_lag = pg_replica_lag,
     .read = pg_read,

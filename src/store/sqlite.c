@@ -534,6 +534,15 @@ static void sqlite_disconnect(void *opaque)
     free(conn);
 }
 
+static bool sqlite_park(void *opaque)
+{
+    sqlite_conn_t *conn = opaque;
+    if (conn->writer || !sqlite3_get_autocommit(conn->handle))
+        return false;
+    sqlite3_db_release_memory(conn->handle); /* its page cache; the parsed schema stays */
+    return true;
+}
+
 static status_t prepare(sqlite_conn_t *conn, int which, sqlite3_stmt **out, err_t *err)
 {
     if (!conn->statements[which]) {
@@ -1488,6 +1497,7 @@ const store_driver_t store__sqlite_driver = {
     .migrate = sqlite_migrate,
     .connect = sqlite_connect,
     .disconnect = sqlite_disconnect,
+    .park = sqlite_park,
     .read = sqlite_read,
     .history = sqlite_history,
     .count = sqlite_count,

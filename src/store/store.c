@@ -41,6 +41,9 @@ typedef struct txn_item {
     bool relaxed; /* store_run_relaxed */
 } txn_item_t;
 
+/* Idle readers' connections kept for reuse, at most. */
+#define STORE_IDLE_MAX 4
+
 struct store {
     const store_driver_t *driver;
     void *db;
@@ -58,6 +61,13 @@ struct store {
     bool has_replica;
     int64_t replica_max_lag_us;
     atomic_int replica_state;
+
+    /* readers' connections that store_disconnect kept for the next store_connect: opening one
+       costs a parse of the schema (SQLite) or a round of authentication (PostgreSQL), which
+       the engine's handlers and the HTTP offload workers would otherwise pay per event */
+    pthread_mutex_t idle_lock;
+    void *idle[STORE_IDLE_MAX];
+    int nidle;
 };
 
 struct store_conn {
@@ -156,6 +166,7 @@ status_t store__open_driver(const store_driver_t *driver, const char *location,
     if (rc)
         goto fail_db;
     pthread_mutex_init(&store->lock, NULL);
+    pthread_mutex_init(&store->idle_lock, NULL);
     pthread_cond_init(&store->wake, NULL);
     if (pthread_create(&store->writer, NULL, writer_main, store) != 0)
         die("could not start the store writer thread");
@@ -177,6 +188,9 @@ void store_close(store_t *store)
     pthread_mutex_unlock(&store->lock);
     pthread_join(store->writer, NULL);
     store->driver->disconnect(store->writer_conn);
+    for (int i = 0; i < store->nidle; i++)
+        store->driver->disconnect(store->idle[i]);
+    pthread_mutex_destroy(&store->idle_lock);
     store->driver->close(store->db);
     pthread_mutex_destroy(&store->lock);
     pthread_cond_destroy(&store->wake);
@@ -201,10 +215,16 @@ store_t *store_conn_store(store_conn_t *conn)
 
 status_t store_connect(store_t *store, store_conn_t **out, err_t *err)
 {
-    void *conn;
-    status_t rc = store->driver->connect(store->db, false, &conn, err);
-    if (rc)
-        return rc;
+    void *conn = NULL;
+    pthread_mutex_lock(&store->idle_lock);
+    if (store->nidle)
+        conn = store->idle[--store->nidle];
+    pthread_mutex_unlock(&store->idle_lock);
+    if (!conn) {
+        status_t rc = store->driver->connect(store->db, false, &conn, err);
+        if (rc)
+            return rc;
+    }
     store_conn_t *c = xcalloc(1, sizeof(*c));
     c->store = store;
     c->conn = conn;
@@ -216,8 +236,18 @@ void store_disconnect(store_conn_t *conn)
 {
     if (!conn)
         return;
-    if (conn->conn)
-        conn->store->driver->disconnect(conn->conn);
+    store_t *store = conn->store;
+    bool kept = false;
+    if (conn->conn && !conn->primary && store->driver->park && store->driver->park(conn->conn)) {
+        pthread_mutex_lock(&store->idle_lock);
+        if (store->nidle < STORE_IDLE_MAX) {
+            store->idle[store->nidle++] = conn->conn;
+            kept = true;
+        }
+        pthread_mutex_unlock(&store->idle_lock);
+    }
+    if (conn->conn && !kept)
+        store->driver->disconnect(conn->conn);
     free(conn);
 }
 

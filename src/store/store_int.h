@@ -46,6 +46,10 @@ typedef struct {
     status_t (*migrate)(void *db, int *out_version, err_t *err);
     status_t (*connect)(void *db, bool writer, void **out_conn, err_t *err);
     void (*disconnect)(void *conn);
+    /* Readies a reader's connection that its user is done with to wait for the next one
+       (store_disconnect keeps a few): false when it cannot serve again as it is (not
+       connected, a transaction left open); else it gives back the memory it caches. */
+    bool (*park)(void *conn);
     /* A reader's connection to the read replica of options->replica (disconnect as any);
        NULL in a driver that cannot have one (store_open then refuses options->replica). */
     status_t (*connect_replica)(void *db, void **out_conn, err_t *err);
