@@ -116,7 +116,7 @@ def test_weekly_on_local_time_across_dst_until_enrolment_ends(make_server):
     assert sorted(made(c, pid, url)) == ["2028-03-13", "2028-03-20"]
 
 
-def test_a_plan_written_after_enrolment_schedules_and_retiring_it_stops(make_server):
+def test_a_plan_written_after_enrolment_schedules_changing_it_reschedules_retiring_stops(make_server):
     srv = make_server(args=CLOCK_ARGS)
     monday = at("2027-10-25 09:00")  # New York falls back on Sunday 2027-11-07
     set_clock(srv, monday)
@@ -140,11 +140,22 @@ def test_a_plan_written_after_enrolment_schedules_and_retiring_it_stops(make_ser
     assert tasks["2027-11-08"]["authoredOn"] == "2027-11-08T09:00:00.000-05:00"  # now EST
     assert made(c, other, url) == {}  # not enrolled
 
-    put(c, plan, status="retired")
+    # every 14 days from the enrolment instead: 2027-11-22 next, not 2027-11-15
+    plan = put(c, plan, action=weekly_plan(t, timing={"repeat": {"period": 14,
+                                                                 "periodUnit": "d"}})["action"])
     set_clock(srv, at("2027-11-15 09:00:01"))
     settle()
     settle()
     assert sorted(made(c, pid, url)) == ["2027-11-01", "2027-11-08"]
+    set_clock(srv, at("2027-11-22 09:00:01"))
+    assert wait_for(lambda: len(made(c, pid, url)) == 3)
+    assert "2027-11-22" in made(c, pid, url)
+
+    put(c, plan, status="retired")
+    set_clock(srv, at("2027-12-06 09:00:01"))
+    settle()
+    settle()
+    assert sorted(made(c, pid, url)) == ["2027-11-01", "2027-11-08", "2027-11-22"]
 
 
 def test_a_crash_after_an_occurrence_duplicates_nothing(make_server):
