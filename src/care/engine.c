@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "care/overdue.h"
 #include "care/protocols.h"
+#include "care/scheduled.h"
 #include "fhir/defs.h"
 #include "fhir/workflow.h"
 #include "repo/repo.h"
@@ -37,6 +38,7 @@ static void engine_init(void)
     repo_worker_on_event("CareTeam", care_on_care_team, NULL);
     care_overdue_register();
     care_protocols_register();
+    care_scheduled_register();
 }
 
 void care_engine_register(void)

@@ -232,6 +232,14 @@ static status_t compile_triggers(const json_t *action, const char *at, arena_t *
             if (!json_is_object(json_object_get(t, "timingTiming")))
                 return err_set(err, ERR_REQUIRED, arena_printf(arena, "%s.timingTiming", where),
                                "a periodic trigger needs a timingTiming");
+            if (a->triggers & (1u << CARE_SCHEDULED))
+                return err_set(err, ERR_RULE, where,
+                               "an action has one periodic trigger; make another action for "
+                               "another schedule");
+            if (care_recurrence_parse(json_object_get(t, "timingTiming"),
+                                      arena_printf(arena, "%s.timingTiming", where), arena,
+                                      &a->every, err))
+                return err->code;
         } else {
             return err_set(err, ERR_RULE, arena_printf(arena, "%s.type", where),
                            "the engine runs named-event and periodic triggers, not \"%s\"",
@@ -481,6 +489,9 @@ status_t care_action_applies(const care_protocol_t *p, const care_action_t *a,
 const char *care_action_key(const care_protocol_t *p, const care_action_t *a,
                             const care_event_t *event, arena_t *arena)
 {
+    if (event->occurrence)
+        return arena_printf(arena, "%s/%s/%s/%s/_occurrence/%s", p->id, a->id, event->type,
+                            event->id, event->occurrence);
     return arena_printf(arena, "%s/%s/%s/%s/_history/%lld", p->id, a->id, event->type, event->id,
                         (long long)event->version);
 }
@@ -514,9 +525,7 @@ static bool digits(const char *s, int n, int *out)
     return true;
 }
 
-/* A FHIR date or dateTime: a date alone, or a time without a zone, is local to the
- * calendar's zone. */
-static bool parse_datetime(const calendar_t *calendar, const char *s, int64_t *out_us)
+bool care_datetime_parse(const calendar_t *calendar, const char *s, int64_t *out_us)
 {
     tz_civil_t c = {0};
     size_t len = strlen(s);
@@ -585,7 +594,7 @@ static status_t due_of(const care_action_t *a, const care_event_t *event, arena_
         const char *text = fhirpath_result_count(result) == 1
                                ? fhirpath_item_text(fhirpath_result_item(result, 0), arena)
                                : NULL;
-        if (!text || !parse_datetime(event->calendar, text, &from))
+        if (!text || !care_datetime_parse(event->calendar, text, &from))
             return err_set(err, ERR_RULE, where, "%s of %s (%s) gives no single dateTime for %s/%s",
                            where, act->canonical, fhirpath_text(act->due_from), event->type,
                            event->id);

@@ -20,6 +20,7 @@
 #include "base/calendar.h"
 #include "base/err.h"
 #include "care/ext.h"
+#include "care/recurrence.h"
 #include "care/triggers.h"
 #include "fhir/fhirpath.h"
 
@@ -56,6 +57,7 @@ typedef struct {
     const care_activity_t *activity; /* what it names; NULL when not given or not resolved */
     int after;                       /* the index of the action it follows (after-end), -1 */
     const json_t *flag;              /* EXT/flag: the Flag.code to raise, or NULL */
+    care_recurrence_t every;         /* with the scheduled trigger: its timingTiming */
 } care_action_t;
 
 typedef struct {
@@ -118,8 +120,9 @@ typedef struct {
     const char *patient_id;
     const json_t *team; /* the patient's care coordination team, or NULL */
     const calendar_t *calendar;
-    int64_t time_us;      /* the event's time: authoredOn, the start of due offsets */
-    const char *careplan; /* "CarePlan/x", the basedOn of what is made */
+    int64_t time_us;        /* the event's time: authoredOn, the start of due offsets */
+    const char *careplan;   /* "CarePlan/x", the basedOn of what is made */
+    const char *occurrence; /* a scheduled occurrence's key (care_recurrence_key), or NULL */
 } care_event_t;
 
 /*
@@ -130,7 +133,8 @@ status_t care_action_applies(const care_protocol_t *protocol, const care_action_
                              const care_event_t *event, arena_t *arena, bool *out, err_t *err);
 
 /* The identifier value of what action makes for the event:
- * "<plan id>/<action id>/<type>/<id>/_history/<version>" (in arena). */
+ * "<plan id>/<action id>/<type>/<id>/_history/<version>", or for a scheduled occurrence
+ * "<plan id>/<action id>/<type>/<id>/_occurrence/<occurrence>" (in arena). */
 const char *care_action_key(const care_protocol_t *protocol, const care_action_t *action,
                             const care_event_t *event, arena_t *arena);
 
@@ -146,6 +150,10 @@ status_t care_action_instantiate(const care_protocol_t *protocol, const care_act
 /* The Flag of an action with EXT/flag (a new reference), or NULL when it has none. */
 json_t *care_action_flag(const care_protocol_t *protocol, const care_action_t *action,
                          const care_event_t *event, arena_t *arena);
+
+/* A FHIR date or dateTime as an instant (false when it is not one): a date alone, or a time
+ * without a zone, is local to the calendar's zone (a date: its midnight). */
+bool care_datetime_parse(const calendar_t *calendar, const char *text, int64_t *out_us);
 
 /* An instant as a FHIR dateTime in the calendar's zone, to the second
  * ("2026-11-24T23:59:59-05:00"); in arena. */

@@ -563,6 +563,122 @@ out:
     return rc;
 }
 
+/* ---- scheduled occurrences (care/scheduled.c) --------------------------------------------- */
+
+status_t care_protocols_get(store_conn_t *conn, const char *plan_id, int64_t now_us, arena_t *arena,
+                            const care_protocol_t **out, err_t *err)
+{
+    *out = NULL;
+    store_version_t v;
+    status_t rc = store_read(conn, "PlanDefinition", plan_id, 0, arena, &v, err);
+    if (rc == ERR_NOT_FOUND || rc == ERR_GONE || (rc == ERR_OK && v.deleted)) {
+        err_reset(err);
+        return ERR_OK;
+    }
+    if (rc)
+        return rc;
+    json_t *plan = parse_in(arena, v.json, v.json_len, err);
+    if (!plan)
+        return err->code;
+    const char *status = str(plan, "status");
+    if (!status || strcmp(status, "active") != 0 ||
+        !fhir_concept_has(json_object_get(plan, "type"), CARE_PLAN_TYPE_SYSTEM,
+                          CARE_PLAN_TYPE_WORKFLOW))
+        return ERR_OK;
+    return protocol_of(conn, &v, now_us, arena, out, err);
+}
+
+status_t care_protocols_scheduled(store_conn_t *conn, int64_t now_us, arena_t *arena,
+                                  const care_protocol_t ***out, size_t *out_n, err_t *err)
+{
+    *out = NULL;
+    *out_n = 0;
+    fhir_search_pair_t pairs[] = {
+        url_pair("status", "active"),
+        url_pair("type", CARE_PLAN_TYPE_SYSTEM "|" CARE_PLAN_TYPE_WORKFLOW),
+        url_pair("_count", "200"),
+    };
+    store_search_result_t plans;
+    status_t rc = search(conn, NULL, "PlanDefinition", pairs, 3, now_us, arena, &plans, err);
+    if (rc)
+        return rc;
+    const care_protocol_t **list = arena_zalloc(arena, (plans.nmatch + 1) * sizeof(*list));
+    size_t n = 0;
+    for (size_t i = 0; i < plans.nmatch && i < MAX_PLANS; i++) {
+        const care_protocol_t *p;
+        if ((rc = protocol_of(conn, &plans.entries[i].version, now_us, arena, &p, err)))
+            return rc;
+        for (size_t k = 0; k < p->nactions; k++)
+            if (p->actions[k].triggers & (1u << CARE_SCHEDULED)) {
+                list[n++] = p;
+                break;
+            }
+    }
+    *out = list;
+    *out_n = n;
+    return ERR_OK;
+}
+
+status_t care_protocols_fire_occurrence(store_t *store, const care_protocol_t *p,
+                                        const care_action_t *a, const char *patient_id,
+                                        int64_t time_us, const char *occurrence, size_t *out_made,
+                                        err_t *err)
+{
+    if (out_made)
+        *out_made = 0;
+    arena_t arena;
+    arena_init(&arena);
+    store_conn_t *conn = NULL;
+    batch_t *b = NULL;
+    status_t rc = store_connect(store, &conn, err);
+    if (rc)
+        goto out;
+    store_version_t pv;
+    rc = store_read(conn, "Patient", patient_id, 0, &arena, &pv, err);
+    if (rc == ERR_NOT_FOUND || rc == ERR_GONE || (rc == ERR_OK && pv.deleted)) {
+        err_reset(err);
+        rc = ERR_OK;
+        goto out; /* the patient is gone: nothing to coordinate */
+    }
+    if (rc)
+        goto out;
+    json_t *patient = parse_in(&arena, pv.json, pv.json_len, err);
+    if (!patient) {
+        rc = err->code;
+        goto out;
+    }
+    json_t *team;
+    if ((rc = team_of(conn, patient_id, time_us, &arena, &team, err)))
+        goto out;
+    care_event_t event = {.type = "Patient",
+                          .id = patient_id,
+                          .version = pv.version,
+                          .resource = patient,
+                          .patient = patient,
+                          .patient_id = patient_id,
+                          .team = team,
+                          .calendar = calendar_default(),
+                          .time_us = time_us,
+                          .occurrence = occurrence};
+    const care_action_t *selected[] = {a};
+    b = xcalloc(1, sizeof(*b));
+    *b = (batch_t){.arena = &arena, .conn = conn, .now_us = time_us};
+    if ((rc = plan_protocol(b, p, selected, 1, &event, false, err)) ||
+        (rc = batch_commit(store, b, err)))
+        goto out;
+    if (out_made)
+        *out_made = b->nwrites;
+    if (b->nwrites)
+        log_info("engine: scheduled %s#%s of %s made %zu resource(s) for Patient/%s", p->url, a->id,
+                 occurrence, b->nwrites, patient_id);
+out:
+    free(b);
+    if (conn)
+        store_disconnect(conn);
+    arena_release(&arena);
+    return rc;
+}
+
 /* Types whose changes can make a named event (triggers.h). */
 static bool may_trigger(const char *type)
 {

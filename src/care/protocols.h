@@ -17,6 +17,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "care/ext.h"
+#include "care/protocol.h"
 #include "care/triggers.h"
 #include "repo/access.h"
 #include "store/store.h"
@@ -37,6 +38,30 @@ void care_protocols_register(void);
  */
 status_t care_protocols_fire(store_t *store, care_trigger_t trigger, const char *type,
                              const char *id, int64_t version, int64_t time_us, err_t *err);
+
+/* The protocol PlanDefinition/plan_id as it is now, compiled (held until arena is
+ * released); *out NULL when it is not there, not active or not a workflow-definition. */
+status_t care_protocols_get(store_conn_t *conn, const char *plan_id, int64_t now_us, arena_t *arena,
+                            const care_protocol_t **out, err_t *err);
+
+/* The active protocols (at most 200) with an action on the scheduled trigger, compiled (in
+ * arena, held until it is released). */
+status_t care_protocols_scheduled(store_conn_t *conn, int64_t now_us, arena_t *arena,
+                                  const care_protocol_t ***out, size_t *out_n, err_t *err);
+
+/*
+ * Runs one occurrence of the scheduled action a of p for Patient/patient_id: the event is the
+ * Patient at time_us (the occurrence's time: authoredOn, the start of the due offset), its
+ * conditions evaluated with the Patient as context and %patient, and what it makes carries
+ * the identifier "<plan id>/<action id>/Patient/<id>/_occurrence/<occurrence>"; written in
+ * one transaction with the patient's CarePlan, as care_protocols_fire does, so a run again
+ * makes nothing more. *out_made (may be NULL): resources written. A patient who is gone
+ * makes nothing. Errors: as care_protocols_fire's.
+ */
+status_t care_protocols_fire_occurrence(store_t *store, const care_protocol_t *p,
+                                        const care_action_t *a, const char *patient_id,
+                                        int64_t time_us, const char *occurrence, size_t *out_made,
+                                        err_t *err);
 
 /* The outbox handler of every type's change events (public for tests): works out the named
  * events of the change (care_triggers_of) and fires each. */
