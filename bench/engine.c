@@ -103,7 +103,8 @@ static void setup_resources(buf_t *b, int npatients)
     for (int c = 0; c < COORDINATORS; c++)
         buf_addf(b, "{\"resourceType\":\"Practitioner\",\"id\":\"c%d\"}\n", c);
     for (int p = 0; p < npatients; p++) {
-        buf_addf(b, "{\"resourceType\":\"Patient\",\"id\":\"p%d\",\"name\":[{\"family\":\"F%d\"}]}\n",
+        buf_addf(b,
+                 "{\"resourceType\":\"Patient\",\"id\":\"p%d\",\"name\":[{\"family\":\"F%d\"}]}\n",
                  p, p);
         buf_addf(b,
                  "{\"resourceType\":\"CareTeam\",\"id\":\"ct%d\",\"status\":\"active\","
@@ -129,15 +130,16 @@ static void event_resources(buf_t *b, int npatients)
                  "\"participant\":[{\"actor\":{\"reference\":\"Patient/p%d\"},\"status\":"
                  "\"accepted\"}]}\n",
                  p, p);
-        buf_addf(b,
-                 "{\"resourceType\":\"Observation\",\"id\":\"ob%d\",\"status\":\"final\","
-                 "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8867-4\"}]},"
-                 "\"subject\":{\"reference\":\"Patient/p%d\"},\"valueQuantity\":{\"value\":72,"
-                 "\"unit\":\"/min\",\"system\":\"http://unitsofmeasure.org\",\"code\":\"/min\"},"
-                 "\"referenceRange\":[{\"low\":{\"value\":50,\"unit\":\"/min\",\"system\":"
-                 "\"http://unitsofmeasure.org\",\"code\":\"/min\"},\"high\":{\"value\":100,"
-                 "\"unit\":\"/min\",\"system\":\"http://unitsofmeasure.org\",\"code\":\"/min\"}}]}\n",
-                 p, p);
+        buf_addf(
+            b,
+            "{\"resourceType\":\"Observation\",\"id\":\"ob%d\",\"status\":\"final\","
+            "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"8867-4\"}]},"
+            "\"subject\":{\"reference\":\"Patient/p%d\"},\"valueQuantity\":{\"value\":72,"
+            "\"unit\":\"/min\",\"system\":\"http://unitsofmeasure.org\",\"code\":\"/min\"},"
+            "\"referenceRange\":[{\"low\":{\"value\":50,\"unit\":\"/min\",\"system\":"
+            "\"http://unitsofmeasure.org\",\"code\":\"/min\"},\"high\":{\"value\":100,"
+            "\"unit\":\"/min\",\"system\":\"http://unitsofmeasure.org\",\"code\":\"/min\"}}]}\n",
+            p, p);
     }
 }
 

@@ -373,10 +373,38 @@ static status_t plan_protocol(batch_t *b, const care_protocol_t *p, const care_a
     return ERR_OK;
 }
 
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Serializes the runs for one patient and protocol across processes (store_txn_lock): without
+ * it two servers handling two events of the same patient at once could each find no CarePlan
+ * of the protocol yet and make one. Every resource a run makes is for the CarePlans it checks,
+ * so their locks cover the rest; taken in one order, so that two runs cannot deadlock. */
+static status_t lock_careplans(store_txn_t *txn, batch_t *b, err_t *err)
+{
+    const char **keys = arena_alloc(b->arena, (b->nchecks + 1) * sizeof(*keys));
+    size_t n = 0;
+    for (size_t i = 0; i < b->nchecks; i++)
+        if (strcmp(b->checks[i].system, CARE_PROTOCOL_CAREPLAN_SYSTEM) == 0)
+            keys[n++] = b->checks[i].value;
+    qsort(keys, n, sizeof(*keys), compare_strings);
+    for (size_t i = 0; i < n; i++) {
+        status_t rc = store_txn_lock(
+            txn, arena_printf(b->arena, "%s|%s", CARE_PROTOCOL_CAREPLAN_SYSTEM, keys[i]), err);
+        if (rc)
+            return rc;
+    }
+    return ERR_OK;
+}
+
 static status_t batch_txn(store_txn_t *txn, void *arg, err_t *err)
 {
     batch_t *b = arg;
-    status_t rc;
+    status_t rc = lock_careplans(txn, b, err);
+    if (rc)
+        return rc;
     for (size_t i = 0; i < b->nchecks; i++) {
         const store_version_t *exists;
         if ((rc = find_by_identifier(NULL, txn, b->checks[i].type, b->checks[i].system,

@@ -1561,6 +1561,18 @@ static status_t pg_analyze(void *opaque, err_t *err)
     return exec(opaque, "ANALYZE", err);
 }
 
+static status_t pg_lock(void *opaque, const char *key, err_t *err)
+{
+    pg_params_t p = {0};
+    pg__text(&p, key);
+    PGresult *res;
+    status_t rc =
+        pg__run_sql(opaque, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &p, &res, err);
+    if (rc == ERR_OK)
+        PQclear(res);
+    return rc;
+}
+
 /* ---- copying a database ---------------------------------------------------------------- */
 
 /* A database server is shared by design: which processes use it cannot be told. */
@@ -1780,6 +1792,7 @@ const store_driver_t store__pg_driver = {
     .lease_release = pg__lease_release,
     .defer_indexes = pg_defer_indexes,
     .analyze = pg_analyze,
+    .lock = pg_lock,
     .check_unused = pg_check_unused,
     .snapshot_begin = pg_snapshot_begin,
     .snapshot_end = pg_snapshot_end,

@@ -827,6 +827,11 @@ status_t store_txn_analyze(store_txn_t *txn, err_t *err)
     return txn->store->driver->analyze(txn->conn, err);
 }
 
+status_t store_txn_lock(store_txn_t *txn, const char *key, err_t *err)
+{
+    return txn->store->driver->lock ? txn->store->driver->lock(txn->conn, key, err) : ERR_OK;
+}
+
 static void run_batch(store_t *store, txn_item_t *items)
 {
     const store_driver_t *d = store->driver;

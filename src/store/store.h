@@ -271,6 +271,16 @@ status_t store_txn_defer_indexes(store_txn_t *txn, err_t *err);
  * after a large load, whose searches could otherwise be planned as if the tables were empty. */
 status_t store_txn_analyze(store_txn_t *txn, err_t *err);
 
+/*
+ * Holds the lock named key until the transaction ends, waiting while another transaction
+ * holds it: for writers in several processes that check something and then write on the
+ * strength of it (the engine's "is there a CarePlan of this protocol for this patient yet"),
+ * which read-committed isolation alone lets two of them answer "no" at once. SQLite has one
+ * writer at a time, so there it is a no-op; PostgreSQL takes a transaction advisory lock on a
+ * 64-bit hash of key (two keys sharing a hash only wait for each other).
+ */
+status_t store_txn_lock(store_txn_t *txn, const char *key, err_t *err);
+
 /* ---- scanning ------------------------------------------------------------------------ */
 
 typedef struct {

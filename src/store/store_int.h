@@ -129,6 +129,8 @@ typedef struct {
 
     status_t (*defer_indexes)(void *conn, err_t *err);
     status_t (*analyze)(void *conn, err_t *err);
+    /* store_txn_lock; NULL where the writer is alone anyway (SQLite) */
+    status_t (*lock)(void *conn, const char *key, err_t *err);
 
     /* Copying a database: see store.h. The scans and loads whose SQL both drivers share are
        sql_copy.c's, run on the connection as `sql` describes it; the rest differs. */

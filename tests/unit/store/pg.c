@@ -224,6 +224,73 @@ static void test_two_processes_create_one_id(void **state)
     store_close(stores[1]);
 }
 
+/* store_txn_lock: two processes that check "is there one yet?" and then make one, at once.
+ * Read committed lets both see none; the lock makes the second wait for the first's commit
+ * and see what it made. */
+typedef struct {
+    store_t *store;
+    pthread_barrier_t *start;
+    const char *id;
+    bool made;
+    status_t result;
+} lock_racer_t;
+
+static status_t check_then_make_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    lock_racer_t *r = arg;
+    status_t rc = store_txn_lock(txn, "test: one Patient of la and lb", err);
+    store_current_t a, b;
+    if (rc || (rc = store_txn_current(txn, "Patient", "la", &a, err)) ||
+        (rc = store_txn_current(txn, "Patient", "lb", &b, err)))
+        return rc;
+    r->made = false;
+    if (a.version || b.version)
+        return ERR_OK;
+    sleep_ms(150); /* the other one checks meanwhile */
+    char json[64];
+    snprintf(json, sizeof(json), "{\"resourceType\":\"Patient\",\"id\":\"%s\"}", r->id);
+    put_arg_t put = {.type = "Patient", .id = r->id, .json = json, .expect = 0};
+    if ((rc = put_txn(txn, &put, err)))
+        return rc;
+    r->made = true;
+    return ERR_OK;
+}
+
+static void *lock_racer_main(void *opaque)
+{
+    lock_racer_t *r = opaque;
+    pthread_barrier_wait(r->start);
+    err_t err = ERR_INIT;
+    r->result = store_run(r->store, check_then_make_txn, r, &err);
+    err_release(&err);
+    return NULL;
+}
+
+static void test_two_processes_lock(void **state)
+{
+    (void)state;
+    store_t *stores[2] = {open_store(), open_store()};
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+    lock_racer_t racers[2] = {{stores[0], &start, "la", false, ERR_OK},
+                              {stores[1], &start, "lb", false, ERR_OK}};
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, lock_racer_main, &racers[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(threads[i], NULL);
+    pthread_barrier_destroy(&start);
+    assert_int_equal(racers[0].result, ERR_OK);
+    assert_int_equal(racers[1].result, ERR_OK);
+    assert_int_equal(racers[0].made + racers[1].made, 1);
+    assert_int_equal(
+        test_pg_query(
+            "SELECT count(*) FROM resource WHERE type = 'Patient' AND id IN ('la', 'lb')"),
+        1);
+    store_close(stores[0]);
+    store_close(stores[1]);
+}
+
 static void *open_main(void *opaque)
 {
     store_t **out = opaque;
@@ -633,6 +700,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_processes_if_match, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_updates_serialize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_create_one_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_processes_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_claim_disjoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_connection_leaves_nothing, setup, teardown),
