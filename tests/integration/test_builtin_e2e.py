@@ -519,10 +519,20 @@ def test_ed_visit_follow_up(make_server):
     settle()
     assert [t["id"] for t in tasks_of(c, pid)] == [task["id"]]
 
+    # a visit recorded as finished without its end time (an A03 without PV1-45): 7 days from
+    # its start rather than no follow-up at all
+    set_clock(srv, "2031-03-20T08:00:00-07:00")
+    ed2 = encounter(c, pid, "EMER", "2031-03-19T23:15:00-07:00")
+    put(c, ed2, status="finished")
+    tasks = wait_for(lambda: len(tasks_of(c, pid)) == 2 and tasks_of(c, pid))
+    assert tasks, "no Task for a visit without an end time"
+    [task2] = [t for t in tasks if t["focus"]["reference"] == f"Encounter/{ed2['id']}"]
+    assert task2["restriction"]["period"]["end"] == "2031-03-26T23:15:00.000-07:00"
+
+    plan_version = careplan_of(c, pid, "ed-visit-follow-up")["meta"]["versionId"]
     c = deliver_again(srv, finished, event_time_us(finished))
-    assert [t["id"] for t in tasks_of(c, pid)] == [task["id"]]
-    assert read(c, f"CarePlan/{careplan['id']}")["meta"]["versionId"] == \
-        careplan["meta"]["versionId"]
+    assert sorted(t["id"] for t in tasks_of(c, pid)) == sorted([task["id"], task2["id"]])
+    assert careplan_of(c, pid, "ed-visit-follow-up")["meta"]["versionId"] == plan_version
 
 
 # ---- abnormal result ---------------------------------------------------------------------
