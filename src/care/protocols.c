@@ -440,17 +440,36 @@ static status_t batch_commit(store_t *store, batch_t *b, err_t *err)
 
 /* ---- the event's patient and team -------------------------------------------------------- */
 
+/* The id of ref when it is "Patient/<id>", in arena; NULL otherwise. */
+static const char *patient_id_of(const char *ref, arena_t *arena)
+{
+    if (ref && strncmp(ref, "Patient/", 8) == 0 && repo_id_valid(ref + 8, strlen(ref + 8)))
+        return arena_strdup(arena, ref + 8);
+    return NULL;
+}
+
 /* The Patient id a resource is about: its own for a Patient, else the Patient of subject,
- * patient, for or beneficiary; NULL when none. */
+ * patient, for or beneficiary, or for an Appointment (which has none of them) the first
+ * participant whose actor is a Patient; NULL when none. */
 static const char *patient_of(const char *type, const json_t *r, arena_t *arena)
 {
     if (strcmp(type, "Patient") == 0)
         return str(r, "id");
     static const char *const KEYS[] = {"subject", "patient", "for", "beneficiary"};
     for (size_t i = 0; i < sizeof(KEYS) / sizeof(KEYS[0]); i++) {
-        const char *ref = str(json_object_get(r, KEYS[i]), "reference");
-        if (ref && strncmp(ref, "Patient/", 8) == 0 && repo_id_valid(ref + 8, strlen(ref + 8)))
-            return arena_strdup(arena, ref + 8);
+        const char *id = patient_id_of(str(json_object_get(r, KEYS[i]), "reference"), arena);
+        if (id)
+            return id;
+    }
+    if (strcmp(type, "Appointment") == 0) {
+        size_t i;
+        const json_t *p;
+        json_array_foreach(json_object_get(r, "participant"), i, p)
+        {
+            const char *id = patient_id_of(str(json_object_get(p, "actor"), "reference"), arena);
+            if (id)
+                return id;
+        }
     }
     return NULL;
 }
