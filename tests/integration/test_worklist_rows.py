@@ -7,6 +7,7 @@ PostgreSQL, under the test clock.
 """
 import datetime
 import json
+import os
 
 import pytest
 
@@ -36,6 +37,10 @@ def task(tid, pid, due, owner="Practitioner/pc", status="ready", performer=None,
 def srv():
     db = fresh_database() if ON_POSTGRES else None
     srv = Server(db=db, args=["--test-clock", "--token-ttl", "86400"])
+    key = srv.dir / "secrets.key"
+    key.write_text(os.urandom(32).hex() + "\n")
+    key.chmod(0o600)
+    srv.args += ["--secrets-key", str(key)]
     dbname = str(srv.db)
     assert run_cli("init", "--db", dbname).returncode == 0
     # the due times are days away from the real clock: the test clock starts there
