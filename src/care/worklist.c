@@ -1,8 +1,9 @@
 /*
- * worklist.c - the caller's worklist: a handful of searches (their care teams, the Tasks
- * they own, the Tasks in their role pools, the patients' latest risk assessments in
- * batches), then bucketing and ordering in memory. The Task searches carry the caller, so
- * the access policy hides exactly what it hides from a search of Task.
+ * worklist.c - the caller's worklist: their care teams (a search), the work rows of the open
+ * Tasks they own or that wait in their role pools (one read of the store's Task work rows,
+ * with the caller's visibility of Task, so the access policy hides exactly what it hides
+ * from a search of Task), the patients' latest risk assessments (searches in batches), then
+ * bucketing and ordering in memory, and one read of the stored Tasks the buckets show.
  */
 #include "care/worklist.h"
 
@@ -74,6 +75,11 @@ void worklist_classify(worklist_item_t *item, int64_t now_us, int64_t today_end_
         item->bucket = WORKLIST_UPCOMING;
 }
 
+const char *worklist_item_id(const worklist_item_t *item)
+{
+    return item->id ? item->id : item->task ? item->task->id : "";
+}
+
 int worklist_compare(const void *pa, const void *pb)
 {
     const worklist_item_t *a = pa, *b = pb;
@@ -85,8 +91,7 @@ int worklist_compare(const void *pa, const void *pb)
         return a->risk > b->risk ? -1 : 1;
     if (a->due_us != b->due_us)
         return a->due_us < b->due_us ? -1 : 1;
-    const char *ia = a->task ? a->task->id : "", *ib = b->task ? b->task->id : "";
-    return strcmp(ia, ib);
+    return strcmp(worklist_item_id(a), worklist_item_id(b));
 }
 
 /* Bucket first, then the worklist's order. */
@@ -351,18 +356,15 @@ static pool_t *pool_of(pools_t *p, arena_t *arena, const char *patient)
     return pool;
 }
 
-/* Whether a Task's performerType is in a pool of the caller for its patient. */
-static bool in_pool(const pools_t *pools, const json_t *task, const char *patient, arena_t *arena)
+/* Whether pool (system|code) is one of the caller's for the patient ("Patient/id" or NULL). */
+static bool in_pool(const pools_t *pools, const char *pool, const char *patient)
 {
-    strs_t codes = {0};
-    add_codings(&codes, arena, json_object_get(task, "performerType"));
     for (size_t i = 0; i < pools->n; i++) {
-        const pool_t *pool = &pools->v[i];
-        if (pool->patient && (!patient || strcmp(pool->patient, patient) != 0))
+        const pool_t *p = &pools->v[i];
+        if (p->patient && (!patient || strcmp(p->patient, patient) != 0))
             continue;
-        for (size_t k = 0; k < codes.n; k++)
-            if (strs_has(&pool->roles, codes.v[k]))
-                return true;
+        if (strs_has(&p->roles, pool))
+            return true;
     }
     return false;
 }
@@ -420,40 +422,6 @@ static status_t on_team(void *arg, const store_version_t *v, arena_t *arena, err
                         json_object_get(p, "role"));
     }
     json_decref(team);
-    return ERR_OK;
-}
-
-/* The Tasks found: items, growing. */
-typedef struct {
-    worklist_item_t *v;
-    size_t n, cap;
-    const pools_t *pools; /* for the unowned: keep those in one of these pools */
-    strs_t *patients;     /* the patients seen */
-} tasks_t;
-
-static status_t on_task(void *arg, const store_version_t *v, arena_t *arena, err_t *err)
-{
-    tasks_t *t = arg;
-    json_t *task = jv_parse(v->json, v->json_len, err);
-    if (!task)
-        return err->code;
-    worklist_item_t item = {.task = v, .risk = WORKLIST_NO_RISK};
-    worklist_item_from_task(&item, task, arena);
-    bool keep = item.owned || in_pool(t->pools, task, item.patient, arena);
-    json_decref(task);
-    if (!keep)
-        return ERR_OK;
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 64;
-        worklist_item_t *items = arena_alloc(arena, cap * sizeof(*items));
-        if (t->n)
-            memcpy(items, t->v, t->n * sizeof(*items));
-        t->v = items;
-        t->cap = cap;
-    }
-    t->v[t->n++] = item;
-    if (item.patient)
-        strs_push(t->patients, arena, item.patient);
     return ERR_OK;
 }
 
@@ -517,26 +485,64 @@ static status_t on_risk(void *arg, const store_version_t *v, arena_t *arena, err
     return ERR_OK;
 }
 
-/* The Task searches' common parameters, and one or two of their own. */
-static repo_search_t task_search(const worklist_query_t *q, fhir_search_pair_t *pairs,
-                                 const char *patient)
+/* The ids of the open Tasks a search by code finds (the code parameter has the search's
+ * syntax: several values, modifiers), as the caller may see them. */
+static status_t on_code_match(void *arg, const store_version_t *v, arena_t *arena, err_t *err)
 {
-    size_t n = 0;
-    pairs[n++] = url_pair("status", OPEN_STATUSES);
-    pairs[n++] = url_pair("_count", "1000");
-    if (patient)
-        pairs[n++] = url_pair("patient", patient);
-    if (q->code)
-        pairs[n++] = url_pair("code", q->code);
-    if (q->priority)
-        pairs[n++] = url_pair("priority", q->priority);
-    return (repo_search_t){.type = type_named("Task"),
-                           .pairs = pairs,
-                           .npairs = n,
-                           .strict = true,
-                           .now_us = q->now_us,
-                           .base = q->base,
-                           .caller = q->caller};
+    (void)err;
+    strs_push(arg, arena, v->id);
+    return ERR_OK;
+}
+
+static status_t code_matches(store_conn_t *conn, const worklist_query_t *q, arena_t *arena,
+                             strs_t *out, err_t *err)
+{
+    fhir_search_pair_t pairs[] = {url_pair("status", OPEN_STATUSES), url_pair("code", q->code),
+                                  url_pair("_count", "1000")};
+    repo_search_t s = {.type = type_named("Task"),
+                       .pairs = pairs,
+                       .npairs = 3,
+                       .strict = true,
+                       .now_us = q->now_us,
+                       .base = q->base,
+                       .caller = q->caller};
+    status_t rc = search_all(conn, &s, arena, on_code_match, out, err);
+    if (!rc)
+        strs_unique(out);
+    return rc;
+}
+
+/* A reference as the work rows may hold it: relative, and absolute under the server's base. */
+static void add_reference_forms(strs_t *s, arena_t *arena, const char *reference, const char *base)
+{
+    strs_add(s, arena, reference);
+    if (!base || !*base)
+        return;
+    size_t n = strlen(base);
+    if (strncmp(reference, base, n) == 0 && reference[n] == '/')
+        strs_add(s, arena, arena_strdup(arena, reference + n + 1));
+    else if (!strstr(reference, "://"))
+        strs_add(s, arena, arena_printf(arena, "%s/%s", base, reference));
+}
+
+/* "Patient/id" of Task.for as the work row holds it, or NULL. */
+static const char *patient_key(const char *stored, arena_t *arena)
+{
+    if (!stored)
+        return NULL;
+    const char *at = strstr(stored, "Patient/");
+    if (!at || (at != stored && at[-1] != '/'))
+        return NULL;
+    const char *id = at + 8;
+    size_t len = strcspn(id, "/");
+    if (!repo_id_valid(id, len))
+        return NULL;
+    return at == stored && !id[len] ? stored : arena_strndup(arena, at, 8 + len);
+}
+
+static int compare_ids(const void *key, const void *entry)
+{
+    return strcmp(*(const char *const *)key, *(const char *const *)entry);
 }
 
 static status_t on_member_role(void *arg, const store_version_t *v, arena_t *arena, err_t *err)
@@ -594,6 +600,63 @@ static status_t read_team(store_conn_t *conn, const worklist_query_t *q, arena_t
                            .now_us = q->now_us,
                            .base = q->base};
     return search_all(conn, &roles, arena, on_member_role, owners, err);
+}
+
+/* Each bucket's total, first item and how many it shows. */
+static void count_buckets(worklist_t *out, uint32_t count)
+{
+    memset(out->total, 0, sizeof(out->total));
+    memset(out->first, 0, sizeof(out->first));
+    for (size_t i = out->n; i-- > 0;) {
+        worklist_bucket_t b = out->items[i].bucket;
+        out->total[b]++;
+        out->first[b] = i;
+    }
+    for (int b = 0; b < WORKLIST__COUNT; b++)
+        out->shown[b] = out->total[b] < count ? out->total[b] : count;
+}
+
+/* Reads the stored Tasks the buckets show, in one statement. One deleted or closed since its
+ * work row was read (by a write in between) leaves the worklist, and the next one moves up. */
+static status_t read_shown(store_conn_t *conn, worklist_t *out, uint32_t count, arena_t *arena,
+                           err_t *err)
+{
+    for (;;) {
+        size_t nshown = 0;
+        for (int b = 0; b < WORKLIST__COUNT; b++)
+            nshown += out->shown[b];
+        if (!nshown)
+            return ERR_OK;
+        const char **ids = arena_alloc(arena, nshown * sizeof(*ids));
+        worklist_item_t **shown = arena_alloc(arena, nshown * sizeof(*shown));
+        size_t k = 0;
+        for (int b = 0; b < WORKLIST__COUNT; b++)
+            for (size_t i = 0; i < out->shown[b]; i++) {
+                shown[k] = &out->items[out->first[b] + i];
+                ids[k] = shown[k]->id;
+                k++;
+            }
+        store_version_t *versions = arena_alloc(arena, nshown * sizeof(*versions));
+        status_t rc = store_read_batch(conn, "Task", ids, nshown, arena, versions, err);
+        if (rc)
+            return rc;
+        bool gone = false;
+        for (k = 0; k < nshown; k++) {
+            shown[k]->task = versions[k].deleted ? NULL : &versions[k];
+            if (!shown[k]->task) {
+                shown[k]->id = NULL; /* gone */
+                gone = true;
+            }
+        }
+        if (!gone)
+            return ERR_OK;
+        size_t kept = 0;
+        for (size_t i = 0; i < out->n; i++)
+            if (out->items[i].id)
+                out->items[kept++] = out->items[i];
+        out->n = kept;
+        count_buckets(out, count);
+    }
 }
 
 status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *arena,
@@ -659,25 +722,63 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
             return rc;
     }
 
-    /* the Tasks they own, and those in their pools */
-    tasks_t tasks = {.pools = &pools, .patients = &patients};
-    fhir_search_pair_t pairs[8];
-    if (owners.n) {
-        repo_search_t s = task_search(q, pairs, patient);
-        pairs[s.npairs++] = url_pair("owner", strs_join(&owners, 0, owners.n, arena));
-        if ((rc = search_all(conn, &s, arena, on_task, &tasks, err)))
-            return rc;
-    }
-    strs_t roles = {0};
+    /* the Tasks they own, and those in their pools: their work rows */
+    const store_visibility_t *visibility = NULL;
+    if ((rc = repo_access_scope(c, "Task", SCOPE_S, err)) ||
+        (rc = repo_access_visibility(conn, c, "Task", SCOPE_S, q->base, NULL, arena, &visibility,
+                                     err)))
+        return rc;
+    strs_t owner_forms = {0}, roles = {0}, patient_forms = {0}, coded = {0};
+    for (size_t i = 0; i < owners.n; i++)
+        add_reference_forms(&owner_forms, arena, owners.v[i], q->base);
     for (size_t i = 0; i < pools.n; i++)
         for (size_t k = 0; k < pools.v[i].roles.n; k++)
             strs_add(&roles, arena, pools.v[i].roles.v[k]);
-    if (roles.n) {
-        repo_search_t s = task_search(q, pairs, patient);
-        pairs[s.npairs++] = url_pair("owner:missing", "true");
-        pairs[s.npairs++] = url_pair("performer", strs_join(&roles, 0, roles.n, arena));
-        if ((rc = search_all(conn, &s, arena, on_task, &tasks, err)))
-            return rc;
+    if (patient)
+        add_reference_forms(&patient_forms, arena, patient, q->base);
+    store_task_work_query_t wq = {.owners = owner_forms.v,
+                                  .nowners = owner_forms.n,
+                                  .pools = roles.v,
+                                  .npools = roles.n,
+                                  .patients = patient ? patient_forms.v : NULL,
+                                  .npatients = patient_forms.n,
+                                  .priority = q->priority ? task_priority_rank(q->priority) : -1,
+                                  .visibility = visibility};
+    store_task_work_t *rows;
+    size_t nrows;
+    if ((rc = store_task_work(conn, &wq, arena, &rows, &nrows, err)))
+        return rc;
+    if (q->code && nrows && (rc = code_matches(conn, q, arena, &coded, err)))
+        return rc;
+
+    worklist_item_t *items = arena_alloc(arena, (nrows ? nrows : 1) * sizeof(*items));
+    size_t n = 0;
+    const char **seen = arena_alloc(arena, (nrows ? nrows : 1) * sizeof(*seen));
+    size_t nseen = 0;
+    for (size_t i = 0; i < nrows; i++) {
+        const store_task_work_t *row = &rows[i];
+        const char *for_patient = patient_key(row->patient, arena);
+        if (!row->owner && !in_pool(&pools, row->pool, for_patient))
+            continue;
+        if (q->code && !bsearch(&row->id, coded.v, coded.n, sizeof(*coded.v), compare_ids))
+            continue;
+        /* a Task in several of the pools comes once per pool */
+        bool again = false;
+        for (size_t k = 0; k < nseen && !again; k++)
+            again = strcmp(seen[k], row->id) == 0;
+        if (again)
+            continue;
+        if (!row->owner)
+            seen[nseen++] = row->id;
+        items[n++] = (worklist_item_t){.id = row->id,
+                                       .patient = for_patient,
+                                       .owned = row->owner != NULL,
+                                       .on_hold = strcmp(row->status, "on-hold") == 0,
+                                       .priority = row->priority < 0 ? 0 : row->priority,
+                                       .risk = WORKLIST_NO_RISK,
+                                       .due_us = row->due_us};
+        if (for_patient)
+            strs_push(&patients, arena, for_patient);
     }
 
     /* the patients' risk, in batches; the server's search: only patients the caller sees */
@@ -708,8 +809,8 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
         if (!latest || strcmp(risks.v[k].patient, risks.v[latest - 1].patient) != 0)
             risks.v[latest++] = risks.v[k];
     size_t kept = 0;
-    for (size_t i = 0; i < tasks.n; i++) {
-        worklist_item_t *item = &tasks.v[i];
+    for (size_t i = 0; i < n; i++) {
+        worklist_item_t *item = &items[i];
         const patient_risk_t *found =
             item->patient && latest
                 ? bsearch(&item->patient, risks.v, latest, sizeof(*risks.v), compare_patient_key)
@@ -719,20 +820,12 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
         worklist_classify(item, q->now_us, today_end);
         if (q->bucket_set && item->bucket != q->bucket)
             continue;
-        tasks.v[kept++] = *item;
+        items[kept++] = *item;
     }
-    tasks.n = kept;
-    qsort(tasks.v, tasks.n, sizeof(*tasks.v), compare_bucketed);
-    out->items = tasks.v;
-    out->n = tasks.n;
-done:;
-    uint32_t count = q->count_set ? q->count : WORKLIST_DEFAULT_COUNT;
-    for (size_t i = out->n; i-- > 0;) {
-        worklist_bucket_t b = out->items[i].bucket;
-        out->total[b]++;
-        out->first[b] = i;
-    }
-    for (int b = 0; b < WORKLIST__COUNT; b++)
-        out->shown[b] = out->total[b] < count ? out->total[b] : count;
-    return ERR_OK;
+    qsort(items, kept, sizeof(*items), compare_bucketed);
+    out->items = items;
+    out->n = kept;
+done:
+    count_buckets(out, q->count_set ? q->count : WORKLIST_DEFAULT_COUNT);
+    return read_shown(conn, out, q->count_set ? q->count : WORKLIST_DEFAULT_COUNT, arena, err);
 }

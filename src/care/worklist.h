@@ -5,8 +5,10 @@
  * by what needs doing first (docs/coordination.md, "Worklists").
  *
  * The bucketing and the order are pure functions of the items (unit-tested); worklist_run
- * gathers the items with a few searches: the caller's care teams, their own Tasks, the role
- * pools' Tasks, and the latest RiskAssessment of the patients found, in batches.
+ * gathers the items from the Task work rows the store keeps (store_task_work: owned by the
+ * caller or in their role pools, as the access policy lets them see), the caller's care
+ * teams, and the latest RiskAssessment of the patients found, in batches; it reads the
+ * stored Tasks of only those its buckets show.
  */
 #ifndef CONCERTO_CARE_WORKLIST_H
 #define CONCERTO_CARE_WORKLIST_H
@@ -46,7 +48,9 @@ bool worklist_bucket_parse(const char *code, worklist_bucket_t *out);
 
 /* One Task of a worklist. */
 typedef struct {
-    const store_version_t *task; /* borrowed: the stored Task */
+    const char *id;              /* the Task's id (NULL: task->id) */
+    const store_version_t *task; /* borrowed: the stored Task; worklist_run reads those its
+                                    buckets show, the others are NULL */
     const char *patient;         /* "Patient/id" of Task.for, or NULL */
     bool owned;                  /* has an owner */
     bool on_hold;                /* status on-hold */
@@ -56,6 +60,9 @@ typedef struct {
     bool overdue;                /* due_us <= now, as the overdue mark (worklist_classify) */
     worklist_bucket_t bucket;    /* set by worklist_classify */
 } worklist_item_t;
+
+/* The Task's id of an item. */
+const char *worklist_item_id(const worklist_item_t *item);
 
 /* The first instant of tomorrow in the calendar's time zone, after now_us: the end of the
  * "due today" bucket. */
@@ -115,7 +122,8 @@ typedef struct {
 status_t worklist_param(worklist_query_t *query, const char *name, const char *value,
                         arena_t *arena, err_t *err);
 
-/* A worklist: every matching Task in order, and what each bucket shows. */
+/* A worklist: every matching Task in order, and what each bucket shows (the stored Task of
+ * those, items[first[b] .. first[b] + shown[b]), is read). */
 typedef struct {
     worklist_item_t *items; /* all of them, sorted by bucket, then worklist_compare */
     size_t n;

@@ -1106,9 +1106,11 @@ status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *reso
         if (x.too_many)
             break;
     }
+    bool unlinked = false;
     if (!x.too_many && !names_patient(type, out)) {
         fhir_index_value_t none = {.kind = FHIR_INDEX_REFERENCE};
         add_row(&x, FHIR_INDEX_UNLINKED, &none);
+        unlinked = true;
     }
     out->local_refs = x.local_refs;
     out->nlocal_refs = x.nlocal_refs;
@@ -1121,6 +1123,10 @@ status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *reso
     if (x.too_many)
         return err_set(err, ERR_TOO_LARGE, NULL,
                        "the resource has more than %d search index values", FHIR_INDEX_MAX_ROWS);
+    fhir_task_work_t *work = fhir_index_task_work(resource, arena);
+    if (work)
+        work->unlinked = unlinked;
+    out->task_work = work;
     return ERR_OK;
 }
 

@@ -131,6 +131,30 @@ typedef struct {
     size_t n;
 } fhir_index_contained_t;
 
+/*
+ * The work row of an open Task (a status that is not final: draft, requested, received,
+ * accepted, ready, in-progress, on-hold): what a worklist orders and filters by, kept by the
+ * store beside the index rows (docs/internals/store.md, "Task work rows"). References are
+ * "Type/id" when relative (a version dropped), else the absolute url as written.
+ */
+typedef struct {
+    const char *patient; /* Task.for when it names a Patient (relative, or an absolute url with
+                            "Patient/" in it), else NULL */
+    const char *owner;   /* Task.owner.reference; "" for an owner without one; NULL: no owner */
+    const char *status;  /* Task.status */
+    int priority;        /* task_priority_rank of Task.priority; -1 when absent or unknown */
+    int64_t due_us;      /* fhir_task_due, or INT64_MAX without a due time */
+    /* an unowned Task's role pools: "system|code" of each coding of performerType (system
+       empty when it has none), distinct; none for an owned Task */
+    const char **pools;
+    size_t npools;
+    bool unlinked; /* fhir_index_extract: it has the FHIR_INDEX_UNLINKED row */
+} fhir_task_work_t;
+
+/* The work row of a Task (in arena, unlinked left false), or NULL for a closed Task or
+ * another type. */
+fhir_task_work_t *fhir_index_task_work(const json_t *task, arena_t *arena);
+
 typedef struct {
     fhir_index_row_t *rows;
     size_t n, cap;
@@ -145,6 +169,7 @@ typedef struct {
     /* full text (_content, _text; fhir_index_text): NULL when there is none */
     const char *content;   /* every string value of the resource, the narrative as text */
     const char *narrative; /* text.div without its markup */
+    const fhir_task_work_t *task_work; /* an open Task's work row, else NULL */
 } fhir_index_rows_t;
 
 /*
@@ -157,7 +182,8 @@ typedef struct {
  * parameters without an expression (_text, _content, ...) or of type special are not
  * extracted. A parameter whose expression cannot be evaluated over this resource gives no
  * rows and is counted in nfailed: a resource is never refused for its index. A resource
- * naming no patient through its patient links gets the FHIR_INDEX_UNLINKED row. Errors:
+ * naming no patient through its patient links gets the FHIR_INDEX_UNLINKED row; an open Task
+ * gets its work row (task_work). Errors:
  * ERR_INVALID when resource has no known resourceType; ERR_TOO_LARGE past
  * FHIR_INDEX_MAX_ROWS rows.
  */

@@ -33,6 +33,7 @@
 #include "store/pg_int.h"
 #include "store/sql_search.h"
 #include "store/sql_text.h"
+#include "store/sql_work.h"
 
 struct pg_db {
     char *uri;
@@ -425,6 +426,17 @@ static const char *const migrations[] = {
     sql__auth_nonce_schema,
     /* 14: index the resources stored before the mark of those linked to no patient */
     sql__unlinked_reindex_schema,
+    /* 15: the work rows of open Tasks and the role pools of unowned ones (sql_work.c), filled
+       for the Tasks stored before by a reindex of Task */
+    "CREATE TABLE task_work (rid BIGINT PRIMARY KEY, id TEXT COLLATE \"C\" NOT NULL, unlinked "
+    "INTEGER NOT NULL, patient TEXT COLLATE \"C\","
+    "  owner TEXT COLLATE \"C\", status TEXT COLLATE \"C\" NOT NULL, priority INTEGER,"
+    "  due_us BIGINT);"
+    "CREATE INDEX task_work_owner ON task_work (owner);"
+    "CREATE INDEX task_work_patient ON task_work (patient);"
+    "CREATE TABLE task_work_pool (pool TEXT COLLATE \"C\" NOT NULL, rid BIGINT NOT NULL,"
+    "  PRIMARY KEY (pool, rid));"
+    "CREATE INDEX task_work_pool_rid ON task_work_pool (rid);" SQL_TASK_WORK_REINDEX,
 };
 
 /* ---- parameters and results ---------------------------------------------------------- */
@@ -1451,8 +1463,8 @@ static status_t write_text(pg_conn_t *conn, int64_t rid, bool is_new, const fhir
 
 /* Replaces the index rows of rid: the old ones go (unless the resource is new), the new ones
  * come (unless it is deleted); with them its full text and contained resources. */
-static status_t write_index(pg_conn_t *conn, int64_t rid, const char *type, bool is_new,
-                            const fhir_index_rows_t *rows, err_t *err)
+static status_t write_index(pg_conn_t *conn, int64_t rid, const char *type, const char *id,
+                            bool is_new, const fhir_index_rows_t *rows, err_t *err)
 {
     status_t rc;
     if (!is_new && (rc = delete_contained(conn, rid, err)))
@@ -1468,6 +1480,11 @@ static status_t write_index(pg_conn_t *conn, int64_t rid, const char *type, bool
         return rc;
     if (rows && rows->ncontained && (rc = insert_contained(conn, rid, type, rows, err)))
         return rc;
+    if (strcmp(type, "Task") == 0) {
+        sql_driver_t sql;
+        pg__sql_driver(conn, &sql);
+        return sql__task_work_write(&sql, rid, id, is_new, rows ? rows->task_work : NULL, err);
+    }
     return ERR_OK;
 }
 
@@ -1518,7 +1535,8 @@ static status_t pg_put(void *opaque, const store_put_t *put, int64_t updated_us,
         return rc;
     int64_t rid = pg__int_at(res, 0, 0);
     PQclear(res);
-    rc = write_index(conn, rid, put->type, put->version == 1, deleted ? NULL : put->index, err);
+    rc = write_index(conn, rid, put->type, put->id, put->version == 1, deleted ? NULL : put->index,
+                     err);
     if (rc)
         return rc;
     *out_seq = seq;
@@ -1543,7 +1561,7 @@ static status_t pg_reindex(void *opaque, const char *type, const char *id,
     int64_t rid = pg__int_at(res, 0, 0);
     bool deleted = pg__int_at(res, 0, 1) != 0;
     PQclear(res);
-    return write_index(conn, rid, type, false, deleted ? NULL : rows, err);
+    return write_index(conn, rid, type, id, false, deleted ? NULL : rows, err);
 }
 
 /* PostgreSQL keeps its indexes through a bulk load: it maintains them well enough row by
@@ -1675,6 +1693,11 @@ static status_t pg_load_index(void *opaque, const store_copy_version_t *versions
         }
         if (v->index->ncontained)
             rc = insert_contained(conn, v->rid, v->version.type, v->index, err);
+        if (!rc && v->index->task_work) {
+            sql_driver_t sql;
+            pg__sql_driver(conn, &sql);
+            rc = sql__task_work_write(&sql, v->rid, v->version.id, true, v->index->task_work, err);
+        }
     }
     if (!rc && any_text) {
         pg_params_t p = {0};

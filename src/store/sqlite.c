@@ -21,6 +21,7 @@
 #include "store/sqlite_int.h"
 #include "store/sql_search.h"
 #include "store/sql_text.h"
+#include "store/sql_work.h"
 
 typedef struct {
     char *path;
@@ -331,6 +332,16 @@ static const char *const migrations[] = {
     sql__auth_nonce_schema,
     /* 14: index the resources stored before the mark of those linked to no patient */
     sql__unlinked_reindex_schema,
+    /* 15: the work rows of open Tasks and the role pools of unowned ones (sql_work.c), filled
+       for the Tasks stored before by a reindex of Task */
+    "CREATE TABLE task_work (rid INTEGER PRIMARY KEY, id TEXT NOT NULL, unlinked INTEGER NOT NULL, "
+    "patient TEXT, owner TEXT,"
+    "  status TEXT NOT NULL, priority INTEGER, due_us INTEGER);"
+    "CREATE INDEX task_work_owner ON task_work (owner);"
+    "CREATE INDEX task_work_patient ON task_work (patient);"
+    "CREATE TABLE task_work_pool (pool TEXT NOT NULL, rid INTEGER NOT NULL,"
+    "  PRIMARY KEY (pool, rid)) WITHOUT ROWID;"
+    "CREATE INDEX task_work_pool_rid ON task_work_pool (rid);" SQL_TASK_WORK_REINDEX,
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
@@ -1132,8 +1143,8 @@ static status_t write_text(sqlite_conn_t *conn, int64_t rid, bool is_new,
 
 /* Replaces the index rows of rid: the old ones go (unless the resource is new), the new ones
  * come (unless it is deleted). */
-static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, bool is_new,
-                            const fhir_index_rows_t *rows, err_t *err)
+static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, const char *id,
+                            bool is_new, const fhir_index_rows_t *rows, err_t *err)
 {
     status_t status = ERR_OK;
     if (!is_new && (status = delete_contained(conn, rid, err)))
@@ -1158,6 +1169,11 @@ static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, 
         status = write_text(conn, rid, is_new, rows, err);
     if (!status && rows && rows->ncontained)
         status = insert_contained(conn, rid, type, rows, err);
+    if (!status && strcmp(type, "Task") == 0) {
+        sql_driver_t sql;
+        sqlite__sql_driver(conn, &sql);
+        status = sql__task_work_write(&sql, rid, id, is_new, rows ? rows->task_work : NULL, err);
+    }
     return status;
 }
 
@@ -1210,7 +1226,8 @@ static status_t sqlite_put(void *opaque, const store_put_t *put, int64_t updated
     sqlite3_clear_bindings(stmt);
     if (rc != SQLITE_DONE)
         return sqlite__fail(conn->handle, rc, err, "update current");
-    status = write_index(conn, rid, put->type, put->version == 1, deleted ? NULL : put->index, err);
+    status = write_index(conn, rid, put->type, put->id, put->version == 1,
+                         deleted ? NULL : put->index, err);
     if (status)
         return status;
     *out_seq = seq;
@@ -1236,7 +1253,7 @@ static status_t sqlite_reindex(void *opaque, const char *type, const char *id,
         return err_set(err, ERR_NOT_FOUND, NULL, "%s/%s is not known", type, id);
     if (rc != SQLITE_ROW)
         return sqlite__fail(conn->handle, rc, err, "reindex");
-    return write_index(conn, rid, type, false, deleted ? NULL : rows, err);
+    return write_index(conn, rid, type, id, false, deleted ? NULL : rows, err);
 }
 
 static status_t sqlite_scan(void *opaque, const char *type, int64_t after_rid, size_t count,
@@ -1422,7 +1439,8 @@ static status_t sqlite_load_index(void *opaque, const store_copy_version_t *vers
         const store_copy_version_t *v = &versions[i];
         if (!v->rid || v->version.deleted || !v->index)
             continue;
-        status_t rc = write_index(opaque, v->rid, v->version.type, true, v->index, err);
+        status_t rc =
+            write_index(opaque, v->rid, v->version.type, v->version.id, true, v->index, err);
         if (rc)
             return rc;
     }

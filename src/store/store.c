@@ -23,6 +23,7 @@
 #include "fhir/fhirpath.h"
 #include "fhir/index.h"
 #include "store/sql_copy.h"
+#include "store/sql_work.h"
 
 #define WRITER_BATCH 512
 
@@ -393,6 +394,36 @@ status_t store_scan(store_conn_t *conn, const char *type, int64_t after_rid, siz
     REPLICA_READ(
         conn, err,
         conn->store->driver->scan(c_, type, after_rid, count, arena, out_rows, out_n, err));
+}
+
+static status_t read_batch_on(const store_driver_t *driver, void *c, const char *type,
+                              const char *const *ids, size_t n, arena_t *arena,
+                              store_version_t *out, err_t *err)
+{
+    sql_driver_t sql;
+    driver->sql(c, &sql);
+    return sql__read_batch(&sql, type, ids, n, arena, out, err);
+}
+
+status_t store_read_batch(store_conn_t *conn, const char *type, const char *const *ids, size_t n,
+                          arena_t *arena, store_version_t *out, err_t *err)
+{
+    REPLICA_READ(conn, err, read_batch_on(conn->store->driver, c_, type, ids, n, arena, out, err));
+}
+
+static status_t task_work_on(const store_driver_t *driver, void *c,
+                             const store_task_work_query_t *query, arena_t *arena,
+                             store_task_work_t **out, size_t *out_n, err_t *err)
+{
+    sql_driver_t sql;
+    driver->sql(c, &sql);
+    return sql__task_work_select(&sql, query, arena, out, out_n, err);
+}
+
+status_t store_task_work(store_conn_t *conn, const store_task_work_query_t *query, arena_t *arena,
+                         store_task_work_t **out, size_t *out_n, err_t *err)
+{
+    REPLICA_READ(conn, err, task_work_on(conn->store->driver, c_, query, arena, out, out_n, err));
 }
 
 const char *store_search_unsupported(const fhir_search_clause_t *clause, arena_t *arena)

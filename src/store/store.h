@@ -299,6 +299,55 @@ typedef struct {
 status_t store_scan(store_conn_t *conn, const char *type, int64_t after_rid, size_t count,
                     arena_t *arena, store_scan_row_t **out_rows, size_t *out_n, err_t *err);
 
+/*
+ * The current versions of type/ids[0..n) in one statement: out[i] (out holds n) is that of
+ * ids[i], strings in arena; a resource that is missing or deleted gets out[i].deleted set
+ * and json NULL.
+ */
+status_t store_read_batch(store_conn_t *conn, const char *type, const char *const *ids, size_t n,
+                          arena_t *arena, store_version_t *out, err_t *err);
+
+/* ---- Task work rows ---------------------------------------------------------------------- */
+
+/*
+ * Every open Task (a status that is not final) has a work row, written with its index rows
+ * in the same transaction by every writer of them (fhir_task_work_t of the rows; a write, a
+ * delete, a reindex, a copy): its patient, owner, status, priority rank, due time, and for
+ * an unowned one its role pools. A worklist reads these instead of every Task
+ * (docs/internals/store.md, "Task work rows").
+ */
+typedef struct {
+    /* owned by one of these (as stored: "Type/id", or an absolute url) */
+    const char *const *owners;
+    size_t nowners;
+    /* or unowned and in one of these pools ("system|code") */
+    const char *const *pools;
+    size_t npools;
+    /* only Tasks of these patients (Task.for as stored); NULL: any */
+    const char *const *patients;
+    size_t npatients;
+    int priority; /* only this priority rank; -1: any */
+    /* only Tasks it makes visible (store_visibility_t), NULL: every one */
+    const store_visibility_t *visibility;
+} store_task_work_query_t;
+
+typedef struct {
+    int64_t rid;
+    const char *id;      /* the Task's id */
+    const char *patient; /* Task.for as stored ("Patient/id" or an absolute url), or NULL */
+    const char *owner;   /* "Type/id", an absolute url, "" for an owner without a reference;
+                            NULL: unowned */
+    const char *status;
+    int priority;     /* rank 0 (routine) to 3 (stat); -1: none */
+    int64_t due_us;   /* INT64_MAX: no due time */
+    const char *pool; /* an unowned Task: the pool of the query it is in (a Task in several
+                         comes once per pool), else NULL */
+} store_task_work_t;
+
+/* The work rows the query selects, in no order; in arena. */
+status_t store_task_work(store_conn_t *conn, const store_task_work_query_t *query, arena_t *arena,
+                         store_task_work_t **out, size_t *out_n, err_t *err);
+
 /* ---- searching ----------------------------------------------------------------------- */
 
 /* Most resources _include and _revinclude may add to one page, and rounds of :iterate. */

@@ -206,6 +206,13 @@ extern const char sql__auth_nonce_schema[];
  * that holds resources, so that those stored before index rows marked resources linked to no
  * patient (FHIR_INDEX_UNLINKED) get the mark the access policy looks for. */
 extern const char sql__unlinked_reindex_schema[];
+/* The end of migration 15 of each driver (the Task work rows, sql_work.c): a reindex of Task
+ * ("reindex" job, key "Task") in a database that holds Tasks, so that those stored before
+ * get their work rows. */
+#define SQL_TASK_WORK_REINDEX                                                        \
+    "INSERT INTO job (kind, key, run_at_us, payload) SELECT 'reindex', 'Task', 0, "  \
+    "'{\"why\":\"the work rows of Tasks, schema 15\"}' WHERE EXISTS (SELECT 1 FROM " \
+    "resource WHERE type = 'Task') ON CONFLICT (kind, key) DO NOTHING;"
 /* The same for the browser sessions and authorization requests (sql_session.c). */
 extern const char sql__session_schema[];
 /* The audit trail's tables (sql_audit.c): migration 12 of each driver. */

@@ -113,6 +113,36 @@ def test_usage_errors():
     assert r.returncode == 0 and "--batch" in r.stdout and "NDJSON" in r.stdout
 
 
+def test_an_upgrade_gives_tasks_stored_before_their_work_rows(tmp_path):
+    """Schema 15 adds the work rows of open Tasks (docs/internals/store.md, "Task work
+    rows") and reindexes Task where there are Tasks, so that worklists see those stored
+    before; a closed Task gets none."""
+    import sqlite3
+    db = tmp_path / "old.db"
+    path = tmp_path / "tasks.ndjson"
+    tasks = [{"resourceType": "Task", "id": tid, "status": status, "intent": "order",
+              "owner": {"reference": "Practitioner/c1"}}
+             for tid, status in (("open", "ready"), ("held", "on-hold"), ("done", "completed"))]
+    practitioner = {"resourceType": "Practitioner", "id": "c1"}
+    path.write_text("".join(json.dumps(t) + "\n" for t in [practitioner] + tasks))
+    assert run_cli("import", "--db", str(db), str(path)).returncode == 0
+
+    def rows():
+        with sqlite3.connect(db) as c:
+            return sorted(r[0] for r in c.execute("SELECT id FROM task_work"))
+
+    assert rows() == ["held", "open"]
+    # as a database of schema 14: no work rows
+    with sqlite3.connect(db) as c:
+        c.execute("DROP TABLE task_work")
+        c.execute("DROP TABLE task_work_pool")
+        c.execute("DELETE FROM schema_migration WHERE version >= 15")
+    r = run_cli("init", "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    assert "reindex of Task after the work rows of Tasks, schema 15: done" in r.stderr
+    assert rows() == ["held", "open"]
+
+
 def test_an_upgrade_marks_resources_stored_before_the_unlinked_mark(tmp_path):
     """Schema 14 reindexes a database that holds resources, so that one stored before
     resources linked to no patient were marked (an Observation about a Group) gets its mark,
@@ -136,6 +166,9 @@ def test_an_upgrade_marks_resources_stored_before_the_unlinked_mark(tmp_path):
     with sqlite3.connect(db) as c:
         c.execute("DELETE FROM ix_reference WHERE param = '_unlinked'")
         c.execute("DELETE FROM schema_migration WHERE version >= 14")
+        # and without the tables of later schemas
+        c.execute("DROP TABLE task_work")
+        c.execute("DROP TABLE task_work_pool")
     assert marks() == 0
     r = run_cli("init", "--db", str(db))
     assert r.returncode == 0, r.stderr
