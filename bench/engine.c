@@ -16,7 +16,8 @@
  *   make bench-engine && build/bench/engine
  *
  * BENCH_STORE=postgresql://... runs it on that (empty) PostgreSQL database instead of a
- * SQLite file.
+ * SQLite file; BENCH_SYNC=normal or off: the store's synchronous setting (default full, the
+ * server's default: every commit waits for the disk).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,7 +207,10 @@ int main(void)
     log_set_level(LOG_WARNING); /* not a line per Task made */
     store_options_t options;
     store_options_init(&options);
-    options.synchronous = STORE_SYNC_NORMAL;
+    const char *sync = getenv("BENCH_SYNC");
+    options.synchronous = sync && strcmp(sync, "normal") == 0 ? STORE_SYNC_NORMAL
+                          : sync && strcmp(sync, "off") == 0  ? STORE_SYNC_OFF
+                                                              : STORE_SYNC_FULL;
     store_t *store;
     err_t err = ERR_INIT;
     if (store_open(path, &options, &store, &err))
@@ -226,9 +230,10 @@ int main(void)
         die("worker", &err);
     double setup_s = drain(store);
     repo_worker_stop();
-    printf("%s, synchronous=normal: %zu protocol definitions, %d patients with a coordination "
+    printf("%s, synchronous=%s: %zu protocol definitions, %d patients with a coordination "
            "team; the setup's events handled in %.1f s\n",
-           location ? "PostgreSQL" : "SQLite", loaded.created, npatients, setup_s);
+           location ? "PostgreSQL" : "SQLite", sync ? sync : "full", loaded.created, npatients,
+           setup_s);
 
     buf_reset(&text);
     event_resources(&text, npatients);

@@ -185,7 +185,7 @@ status_t care_on_care_team(store_t *store, const store_event_t *event, void *arg
     if (h.n) {
         /* a Task changed since the search: If-Match fails the whole handover, the event
            comes back and the next run sees the Tasks as they are then */
-        rc = store_run(store, handover_txn, &h, err);
+        rc = store_run_relaxed(store, handover_txn, &h, err);
         if (rc == ERR_OK)
             log_info("engine: handed %zu open Task(s) of %s over from %s to %s", h.n, patient, from,
                      to);

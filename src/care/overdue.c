@@ -330,7 +330,7 @@ static status_t notify_assignment(store_t *store, store_conn_t *conn, const stor
     b->arena = arena;
     json_t *c = notification(arena, identifier, owner, after, event->id, event->time_us, text);
     if ((rc = batch_add(b, REPO_CREATE, c, NULL, 0, identifier, err)) ||
-        (rc = store_run(store, batch_txn, b, err)))
+        (rc = store_run_relaxed(store, batch_txn, b, err)))
         return rc;
     if (b->sent)
         log_info("engine: notified %s of Task/%s (version %lld)", owner, event->id,
@@ -582,7 +582,7 @@ static status_t due_once(store_t *store, store_conn_t *conn, const char *id, int
         set_extension(e.task, CARE_EXT_ESCALATED, "valueInteger", json_integer((json_int_t)k));
     /* one transaction: when If-Match fails, none of the step's Communications is sent */
     if ((rc = batch_add(e.batch, REPO_UPDATE, e.task, id, version, NULL, err)) ||
-        (rc = store_run(store, batch_txn, e.batch, err)))
+        (rc = store_run_relaxed(store, batch_txn, e.batch, err)))
         return rc;
     log_info("engine: Task/%s overdue since %s; %zu escalation step(s) applied now, %zu in all", id,
              local_text(arena, due), k - first, k);
@@ -649,7 +649,7 @@ static status_t unmark(store_t *store, arena_t *arena, const char *id, const jso
     batch_t *b = arena_zalloc(arena, sizeof(*b));
     b->arena = arena;
     status_t rc = batch_add(b, REPO_UPDATE, t, id, version, NULL, err);
-    return rc ? rc : store_run(store, batch_txn, b, err);
+    return rc ? rc : store_run_relaxed(store, batch_txn, b, err);
 }
 
 status_t care_on_task(store_t *store, const store_event_t *event, void *arg, err_t *err)
@@ -689,7 +689,7 @@ status_t care_on_task(store_t *store, const store_event_t *event, void *arg, err
     } else if (!fhir_task_due(task, &due) && !(previous && fhir_task_due(previous, &was_due))) {
         goto done; /* never had a job */
     }
-    rc = store_run(store, schedule_txn, &s, err);
+    rc = store_run_relaxed(store, schedule_txn, &s, err);
 done:
     if (conn)
         store_disconnect(conn);

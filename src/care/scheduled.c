@@ -153,7 +153,7 @@ static status_t schedules_txn(store_txn_t *txn, void *arg, err_t *err)
 
 static status_t schedules_commit(store_t *store, schedules_t *s, err_t *err)
 {
-    return s->n ? store_run(store, schedules_txn, s, err) : ERR_OK;
+    return s->n ? store_run_relaxed(store, schedules_txn, s, err) : ERR_OK;
 }
 
 /* Adds the occurrence jobs of p's scheduled actions for an enrolment: each first runs at its
