@@ -12,6 +12,7 @@
 
 #include "base/jv.h"
 #include "base/log.h"
+#include "care/care_int.h"
 #include "care/overdue.h"
 #include "care/protocols.h"
 #include "care/scheduled.h"
@@ -53,25 +54,6 @@ const repo_caller_t *care_engine_caller(void)
 }
 
 /* ---- coordinator handover ------------------------------------------------------------------ */
-
-/* Version `version` of CareTeam/id, parsed (NULL when there is none: version 0, a delete). */
-static status_t team_version(store_conn_t *conn, const char *id, int64_t version, arena_t *arena,
-                             json_t **out, err_t *err)
-{
-    *out = NULL;
-    if (version < 1)
-        return ERR_OK;
-    store_version_t v;
-    status_t rc = store_read(conn, "CareTeam", id, version, arena, &v, err);
-    if (rc == ERR_GONE || (rc == ERR_OK && v.deleted)) {
-        err_reset(err);
-        return ERR_OK;
-    }
-    if (rc)
-        return rc;
-    *out = jv_parse(v.json, v.json_len, err);
-    return *out ? ERR_OK : err->code;
-}
 
 /* The primary coordinator of a version of a team at now_us, or NULL when it is not an active
  * coordination team or has not exactly one. */
@@ -138,9 +120,9 @@ status_t care_on_care_team(store_t *store, const store_event_t *event, void *arg
     json_t *before = NULL, *after = NULL;
     status_t rc = store_connect(store, &conn, err);
     if (rc == ERR_OK)
-        rc = team_version(conn, event->id, event->version - 1, &arena, &before, err);
+        rc = care__read(conn, "CareTeam", event->id, event->version - 1, &arena, &before, err);
     if (rc == ERR_OK)
-        rc = team_version(conn, event->id, event->version, &arena, &after, err);
+        rc = care__read(conn, "CareTeam", event->id, event->version, &arena, &after, err);
     const char *from = primary_of(before, event->time_us);
     const char *to = primary_of(after, event->time_us);
     const char *patient =
@@ -191,8 +173,6 @@ status_t care_on_care_team(store_t *store, const store_event_t *event, void *arg
                      to);
     }
 done:
-    json_decref(before);
-    json_decref(after);
     if (conn)
         store_disconnect(conn);
     arena_release(&arena);

@@ -19,6 +19,7 @@
 #include "base/jv.h"
 #include "base/log.h"
 #include "base/url.h"
+#include "care/care_int.h"
 #include "care/engine.h"
 #include "care/escalation.h"
 #include "fhir/defs.h"
@@ -32,19 +33,6 @@ void care_overdue_register(void)
 }
 
 /* ---- small helpers ------------------------------------------------------------------------ */
-
-static void decref(void *value)
-{
-    json_decref(value);
-}
-
-/* value, released with arena (NULL stays NULL). */
-static json_t *owned(arena_t *arena, json_t *value)
-{
-    if (value)
-        arena_cleanup_add(arena, decref, value);
-    return value;
-}
 
 static const char *str_at(const json_t *r, const char *member, const char *sub)
 {
@@ -68,7 +56,7 @@ static status_t read_task(store_conn_t *conn, const char *id, int64_t version, a
         return rc;
     if (out_version)
         *out_version = v.version;
-    *out = owned(arena, jv_parse(v.json, v.json_len, err));
+    *out = care__json_in(arena, v.json, v.json_len, err);
     return *out ? ERR_OK : err->code;
 }
 
@@ -162,23 +150,6 @@ static void set_extension(json_t *r, const char *url, const char *member, json_t
     json_array_append_new(exts, ext);
 }
 
-static status_t search(store_conn_t *conn, store_txn_t *txn, const char *type,
-                       fhir_search_pair_t *pairs, size_t n, int64_t now_us, arena_t *arena,
-                       store_search_result_t *out, err_t *err)
-{
-    repo_search_t s = {.type = fhir_resource_type_find(type, strlen(type)),
-                       .pairs = pairs,
-                       .npairs = n,
-                       .now_us = now_us};
-    fhir_search_plan_t *plan;
-    store_search_t query;
-    status_t rc = repo_search_plan(conn, &s, arena, &plan, &query, err);
-    if (rc)
-        return rc;
-    return txn ? store_txn_search(txn, &query, arena, out, err)
-               : store_search(conn, &query, arena, out, err);
-}
-
 /* ---- writing: a Task version and its Communications in one transaction --------------------- */
 
 typedef struct {
@@ -214,8 +185,8 @@ static status_t batch_txn(store_txn_t *txn, void *arg, err_t *err)
                 url_pair("_count", "1"),
             };
             store_search_result_t found;
-            status_t rc = search(NULL, txn, "Communication", pairs, 2, store_txn_time_us(txn),
-                                 b->arena, &found, err);
+            status_t rc = care__search(NULL, txn, "Communication", pairs, 2, store_txn_time_us(txn),
+                                       b->arena, &found, err);
             if (rc)
                 return rc;
             if (found.nmatch)
@@ -244,7 +215,7 @@ static json_t *notification(arena_t *arena, const char *identifier, const char *
     const char *patient = str_at(task, "for", "reference");
     if (patient)
         json_object_set_new(c, "subject", json_pack("{s:s}", "reference", patient));
-    return owned(arena, c);
+    return care__owned(arena, c);
 }
 
 /* ", due 2026-11-27 17:00 America/New_York" or "" when the Task has no due time. */
@@ -354,12 +325,13 @@ static status_t load_escalation(store_conn_t *conn, const char *task_id, const j
     const char *url = bar ? arena_strndup(arena, canonical, (size_t)(bar - canonical)) : canonical;
     fhir_search_pair_t pairs[] = {url_pair("url", url), url_pair("_count", "100")};
     store_search_result_t found;
-    status_t rc = search(conn, NULL, "ActivityDefinition", pairs, 2, now_us, arena, &found, err);
+    status_t rc =
+        care__search(conn, NULL, "ActivityDefinition", pairs, 2, now_us, arena, &found, err);
     if (rc)
         return rc;
     for (size_t i = 0; i < found.nmatch; i++) {
         const store_version_t *v = &found.entries[i].version;
-        json_t *ad = owned(arena, jv_parse(v->json, v->json_len, err));
+        json_t *ad = care__json_in(arena, v->json, v->json_len, err);
         if (!ad)
             return err->code;
         const char *version = str_at(ad, "version", NULL);
@@ -376,28 +348,6 @@ static status_t load_escalation(store_conn_t *conn, const char *task_id, const j
         return ERR_OK;
     }
     return ERR_OK;
-}
-
-/* The patient's care coordination team (NULL when none), owned by arena. */
-static status_t coordination_team(store_conn_t *conn, const char *patient, int64_t now_us,
-                                  arena_t *arena, json_t **out, err_t *err)
-{
-    *out = NULL;
-    if (!patient)
-        return ERR_OK;
-    fhir_search_pair_t pairs[] = {
-        url_pair("subject", patient),
-        url_pair("status", "active"),
-        url_pair("category", CARE_LOINC_SYSTEM "|" CARE_TEAM_COORDINATION),
-        url_pair("_count", "1"),
-    };
-    store_search_result_t found;
-    status_t rc = search(conn, NULL, "CareTeam", pairs, 4, now_us, arena, &found, err);
-    if (rc || !found.nmatch)
-        return rc;
-    const store_version_t *v = &found.entries[0].version;
-    *out = owned(arena, jv_parse(v->json, v->json_len, err));
-    return *out ? ERR_OK : err->code;
 }
 
 static int escalated_of(const json_t *task)
@@ -431,8 +381,8 @@ typedef struct {
 static status_t team_of(escalating_t *e, const json_t **out, err_t *err)
 {
     if (!e->team_loaded) {
-        status_t rc = coordination_team(e->conn, str_at(e->task, "for", "reference"), e->now_us,
-                                        e->arena, &e->team, err);
+        status_t rc = care__coordination_team(e->conn, str_at(e->task, "for", "reference"),
+                                              e->now_us, e->arena, &e->team, err);
         if (rc)
             return rc;
         e->team_loaded = true;
@@ -555,7 +505,7 @@ static status_t due_once(store_t *store, store_conn_t *conn, const char *id, int
                       .version = version,
                       .now_us = now_us,
                       .due_us = due};
-    e.task = owned(arena, json_deep_copy(task));
+    e.task = care__owned(arena, json_deep_copy(task));
     json_object_del(e.task, "meta");
     e.batch = arena_zalloc(arena, sizeof(batch_t));
     e.batch->arena = arena;
@@ -639,7 +589,7 @@ static status_t schedule_txn(store_txn_t *txn, void *arg, err_t *err)
 static status_t unmark(store_t *store, arena_t *arena, const char *id, const json_t *task,
                        int64_t version, int64_t due, err_t *err)
 {
-    json_t *t = owned(arena, json_deep_copy(task));
+    json_t *t = care__owned(arena, json_deep_copy(task));
     json_object_del(t, "meta");
     drop_extension(t, CARE_EXT_OVERDUE);
     drop_extension(t, CARE_EXT_ESCALATED);

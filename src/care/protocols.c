@@ -15,6 +15,7 @@
 #include "base/jv.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "care/care_int.h"
 #include "care/engine.h"
 #include "care/protocol.h"
 #include "fhir/defs.h"
@@ -24,43 +25,6 @@
 
 #define MAX_PLANS  200 /* active protocols looked at per event */
 #define MAX_WRITES 256 /* resources one event makes */
-
-static const char *str(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
-static void release_json(void *p)
-{
-    json_decref(p);
-}
-
-/* Parses stored JSON; the value is released with arena. */
-static json_t *parse_in(arena_t *arena, const char *text, size_t len, err_t *err)
-{
-    json_t *j = jv_parse(text, len, err);
-    if (j)
-        arena_cleanup_add(arena, release_json, j);
-    return j;
-}
-
-/* Runs a search of type with pairs, on conn or (conn NULL) inside txn. */
-static status_t search(store_conn_t *conn, store_txn_t *txn, const char *type,
-                       fhir_search_pair_t *pairs, size_t n, int64_t now_us, arena_t *arena,
-                       store_search_result_t *out, err_t *err)
-{
-    repo_search_t s = {.type = fhir_resource_type_find(type, strlen(type)),
-                       .pairs = pairs,
-                       .npairs = n,
-                       .now_us = now_us};
-    fhir_search_plan_t *plan;
-    store_search_t query;
-    status_t rc = repo_search_plan(conn, &s, arena, &plan, &query, err);
-    if (rc)
-        return rc;
-    return conn ? store_search(conn, &query, arena, out, err)
-                : store_txn_search(txn, &query, arena, out, err);
-}
 
 /* The first current resource of type with identifier system|value, or NULL. */
 static status_t find_by_identifier(store_conn_t *conn, store_txn_t *txn, const char *type,
@@ -73,7 +37,7 @@ static status_t find_by_identifier(store_conn_t *conn, store_txn_t *txn, const c
         url_pair("_count", "1"),
     };
     store_search_result_t found;
-    status_t rc = search(conn, txn, type, pairs, 2, now_us, arena, &found, err);
+    status_t rc = care__search(conn, txn, type, pairs, 2, now_us, arena, &found, err);
     if (rc == ERR_OK && found.nmatch)
         *out = &found.entries[0].version;
     return rc;
@@ -170,7 +134,8 @@ static status_t activity_find(store_conn_t *conn, const char *canonical, int64_t
     if (bar)
         pairs[n++] = url_pair("version", bar + 1);
     store_search_result_t found;
-    status_t rc = search(conn, NULL, "ActivityDefinition", pairs, n, now_us, arena, &found, err);
+    status_t rc =
+        care__search(conn, NULL, "ActivityDefinition", pairs, n, now_us, arena, &found, err);
     if (rc == ERR_OK && found.nmatch)
         *out = &found.entries[0].version;
     return rc;
@@ -181,7 +146,7 @@ static status_t activity_find(store_conn_t *conn, const char *canonical, int64_t
 static status_t protocol_of(store_conn_t *conn, const store_version_t *v, int64_t now_us,
                             arena_t *arena, const care_protocol_t **out, err_t *err)
 {
-    json_t *plan = parse_in(arena, v->json, v->json_len, err);
+    json_t *plan = care__json_in(arena, v->json, v->json_len, err);
     if (!plan)
         return err->code;
     json_t *actions = json_object_get(plan, "action");
@@ -191,7 +156,7 @@ static status_t protocol_of(store_conn_t *conn, const store_version_t *v, int64_
     buf_addf(&key, "%s/%lld", v->id, (long long)v->version);
     status_t rc = ERR_OK;
     for (size_t i = 0; i < nact && rc == ERR_OK; i++) {
-        const char *canonical = str(json_array_get(actions, i), "definitionCanonical");
+        const char *canonical = care__str(json_array_get(actions, i), "definitionCanonical");
         if (!canonical)
             continue;
         const store_version_t *ad;
@@ -203,7 +168,7 @@ static status_t protocol_of(store_conn_t *conn, const store_version_t *v, int64_
             buf_addstr(&key, ",-");
             continue;
         }
-        json_t *j = parse_in(arena, ad->json, ad->json_len, err);
+        json_t *j = care__json_in(arena, ad->json, ad->json_len, err);
         if (!j) {
             rc = err->code;
             break;
@@ -259,11 +224,11 @@ static status_t add_write(batch_t *b, repo_action_t action, json_t *resource, co
         w->caller = care_engine_caller();
         w->access_ready = true; /* a service: nothing is hidden from it */
     }
-    arena_cleanup_add(b->arena, release_json, json_incref(resource));
+    care__owned(b->arena, json_incref(resource));
     b->made[b->nwrites++] = resource;
     if (check_system)
         b->checks[b->nchecks++] =
-            (check_t){str(resource, "resourceType"), check_system, check_value};
+            (check_t){care__str(resource, "resourceType"), check_system, check_value};
     return ERR_OK;
 }
 
@@ -282,7 +247,7 @@ static status_t plan_protocol(batch_t *b, const care_protocol_t *p, const care_a
     json_t *careplan = NULL;
     const char *cp_id;
     if (found) {
-        if (!(careplan = parse_in(arena, found->json, found->json_len, err)))
+        if (!(careplan = care__json_in(arena, found->json, found->json_len, err)))
             return err->code;
         cp_id = found->id;
     } else {
@@ -290,7 +255,7 @@ static status_t plan_protocol(batch_t *b, const care_protocol_t *p, const care_a
     }
     event->careplan = arena_printf(arena, "CarePlan/%s", cp_id);
     json_t *activity = json_array();
-    arena_cleanup_add(arena, release_json, activity);
+    care__owned(arena, activity);
     for (size_t i = 0; i < n; i++) {
         const care_action_t *a = actions[i];
         bool applies;
@@ -459,10 +424,10 @@ static const char *patient_id_of(const char *ref, arena_t *arena)
 static const char *patient_of(const char *type, const json_t *r, arena_t *arena)
 {
     if (strcmp(type, "Patient") == 0)
-        return str(r, "id");
+        return care__str(r, "id");
     static const char *const KEYS[] = {"subject", "patient", "for", "beneficiary"};
     for (size_t i = 0; i < sizeof(KEYS) / sizeof(KEYS[0]); i++) {
-        const char *id = patient_id_of(str(json_object_get(r, KEYS[i]), "reference"), arena);
+        const char *id = patient_id_of(care__str(json_object_get(r, KEYS[i]), "reference"), arena);
         if (id)
             return id;
     }
@@ -471,47 +436,13 @@ static const char *patient_of(const char *type, const json_t *r, arena_t *arena)
         const json_t *p;
         json_array_foreach(json_object_get(r, "participant"), i, p)
         {
-            const char *id = patient_id_of(str(json_object_get(p, "actor"), "reference"), arena);
+            const char *id =
+                patient_id_of(care__str(json_object_get(p, "actor"), "reference"), arena);
             if (id)
                 return id;
         }
     }
     return NULL;
-}
-
-/* The patient's active care coordination team (parsed, in arena), or NULL. */
-static status_t team_of(store_conn_t *conn, const char *patient_id, int64_t now_us, arena_t *arena,
-                        json_t **out, err_t *err)
-{
-    *out = NULL;
-    fhir_search_pair_t pairs[] = {
-        url_pair("subject", arena_printf(arena, "Patient/%s", patient_id)),
-        url_pair("status", "active"),
-        url_pair("category", CARE_LOINC_SYSTEM "|" CARE_TEAM_COORDINATION),
-        url_pair("_count", "1"),
-    };
-    store_search_result_t found;
-    status_t rc = search(conn, NULL, "CareTeam", pairs, 4, now_us, arena, &found, err);
-    if (rc || !found.nmatch)
-        return rc;
-    const store_version_t *v = &found.entries[0].version;
-    return (*out = parse_in(arena, v->json, v->json_len, err)) ? ERR_OK : err->code;
-}
-
-/* Reads version of type/id (0: current) parsed, or NULL when it is absent or a delete. */
-static status_t read_json(store_conn_t *conn, const char *type, const char *id, int64_t version,
-                          arena_t *arena, json_t **out, err_t *err)
-{
-    *out = NULL;
-    store_version_t v;
-    status_t rc = store_read(conn, type, id, version, arena, &v, err);
-    if (rc == ERR_NOT_FOUND || rc == ERR_GONE || (rc == ERR_OK && v.deleted)) {
-        err_reset(err);
-        return ERR_OK;
-    }
-    if (rc)
-        return rc;
-    return (*out = parse_in(arena, v.json, v.json_len, err)) ? ERR_OK : err->code;
 }
 
 /* ---- firing ------------------------------------------------------------------------------ */
@@ -523,7 +454,7 @@ static bool made_by(const json_t *task, arena_t *arena, const char **out_url, co
     const json_t *e;
     json_array_foreach(json_object_get(task, "extension"), i, e)
     {
-        const char *url = str(e, "url"), *value = str(e, "valueString");
+        const char *url = care__str(e, "url"), *value = care__str(e, "valueString");
         if (!url || !value || strcmp(url, CARE_EXT_PROTOCOL_ACTION) != 0)
             continue;
         const char *hash = strrchr(value, '#');
@@ -547,7 +478,7 @@ status_t care_protocols_fire(store_t *store, care_trigger_t trigger, const char 
     if (rc)
         goto out;
     json_t *resource;
-    if ((rc = read_json(conn, type, id, version, &arena, &resource, err)) || !resource)
+    if ((rc = care__read(conn, type, id, version, &arena, &resource, err)) || !resource)
         goto out;
     const char *patient_id = patient_of(type, resource, &arena);
     if (!patient_id)
@@ -562,7 +493,7 @@ status_t care_protocols_fire(store_t *store, care_trigger_t trigger, const char 
         url_pair("_count", "200"),
     };
     store_search_result_t plans;
-    if ((rc = search(conn, NULL, "PlanDefinition", pairs, 3, time_us, &arena, &plans, err)))
+    if ((rc = care__search(conn, NULL, "PlanDefinition", pairs, 3, time_us, &arena, &plans, err)))
         goto out;
     care_event_t event = {.type = type,
                           .id = id,
@@ -591,12 +522,13 @@ status_t care_protocols_fire(store_t *store, care_trigger_t trigger, const char 
             continue;
         if (!loaded) {
             loaded = true;
-            if ((rc = read_json(conn, "Patient", patient_id, 0, &arena, &event.patient, err)))
+            if ((rc = care__read(conn, "Patient", patient_id, 0, &arena, &event.patient, err)))
                 goto out;
             if (!event.patient)
                 goto out; /* the patient is gone: nothing to coordinate */
             json_t *team;
-            if ((rc = team_of(conn, patient_id, time_us, &arena, &team, err)))
+            if ((rc = care__coordination_team(conn, arena_printf(&arena, "Patient/%s", patient_id),
+                                              time_us, &arena, &team, err)))
                 goto out;
             event.team = team;
         }
@@ -629,10 +561,10 @@ status_t care_protocols_get(store_conn_t *conn, const char *plan_id, int64_t now
     }
     if (rc)
         return rc;
-    json_t *plan = parse_in(arena, v.json, v.json_len, err);
+    json_t *plan = care__json_in(arena, v.json, v.json_len, err);
     if (!plan)
         return err->code;
-    const char *status = str(plan, "status");
+    const char *status = care__str(plan, "status");
     if (!status || strcmp(status, "active") != 0 ||
         !fhir_concept_has(json_object_get(plan, "type"), CARE_PLAN_TYPE_SYSTEM,
                           CARE_PLAN_TYPE_WORKFLOW))
@@ -651,7 +583,7 @@ status_t care_protocols_scheduled(store_conn_t *conn, int64_t now_us, arena_t *a
         url_pair("_count", "200"),
     };
     store_search_result_t plans;
-    status_t rc = search(conn, NULL, "PlanDefinition", pairs, 3, now_us, arena, &plans, err);
+    status_t rc = care__search(conn, NULL, "PlanDefinition", pairs, 3, now_us, arena, &plans, err);
     if (rc)
         return rc;
     const care_protocol_t **list = arena_zalloc(arena, (plans.nmatch + 1) * sizeof(*list));
@@ -694,13 +626,14 @@ status_t care_protocols_fire_occurrence(store_t *store, const care_protocol_t *p
     }
     if (rc)
         goto out;
-    json_t *patient = parse_in(&arena, pv.json, pv.json_len, err);
+    json_t *patient = care__json_in(&arena, pv.json, pv.json_len, err);
     if (!patient) {
         rc = err->code;
         goto out;
     }
     json_t *team;
-    if ((rc = team_of(conn, patient_id, time_us, &arena, &team, err)))
+    if ((rc = care__coordination_team(conn, arena_printf(&arena, "Patient/%s", patient_id), time_us,
+                                      &arena, &team, err)))
         goto out;
     care_event_t event = {.type = "Patient",
                           .id = patient_id,
@@ -753,9 +686,9 @@ status_t care_on_change(store_t *store, const store_event_t *event, void *arg, e
     json_t *before = NULL, *after = NULL;
     status_t rc = store_connect(store, &conn, err);
     if (rc == ERR_OK && event->version > 1)
-        rc = read_json(conn, event->type, event->id, event->version - 1, &arena, &before, err);
+        rc = care__read(conn, event->type, event->id, event->version - 1, &arena, &before, err);
     if (rc == ERR_OK)
-        rc = read_json(conn, event->type, event->id, event->version, &arena, &after, err);
+        rc = care__read(conn, event->type, event->id, event->version, &arena, &after, err);
     if (conn)
         store_disconnect(conn);
     care_trigger_t triggers[CARE_TRIGGER__COUNT];
@@ -792,10 +725,10 @@ status_t care_protocols_apply(store_t *store, store_conn_t *conn, const care_app
     if ((rc = repo_read_as(conn, caller, "PlanDefinition", apply->plan_id, 0, arena, &pv, NULL,
                            err)))
         return rc;
-    json_t *plan = parse_in(arena, pv.json, pv.json_len, err);
+    json_t *plan = care__json_in(arena, pv.json, pv.json_len, err);
     if (!plan)
         return err->code;
-    const char *status = str(plan, "status");
+    const char *status = care__str(plan, "status");
     if (!status || strcmp(status, "active") != 0)
         return err_set(err, ERR_RULE, "PlanDefinition.status",
                        "PlanDefinition/%s is %s; only an active protocol can be applied",
@@ -803,14 +736,14 @@ status_t care_protocols_apply(store_t *store, store_conn_t *conn, const care_app
     store_version_t patient_v;
     if ((rc = repo_read_as(conn, caller, "Patient", subject + 8, 0, arena, &patient_v, NULL, err)))
         return rc;
-    json_t *patient = parse_in(arena, patient_v.json, patient_v.json_len, err);
+    json_t *patient = care__json_in(arena, patient_v.json, patient_v.json_len, err);
     if (!patient)
         return err->code;
     const care_protocol_t *p;
     if ((rc = protocol_of(conn, &pv, apply->now_us, arena, &p, err)))
         return rc;
     json_t *team;
-    if ((rc = team_of(conn, subject + 8, apply->now_us, arena, &team, err)))
+    if ((rc = care__coordination_team(conn, subject, apply->now_us, arena, &team, err)))
         return rc;
     care_event_t event = {.type = "Patient",
                           .id = subject + 8,
@@ -864,7 +797,7 @@ static status_t check_plan(store_txn_t *txn, const repo_write_t *w, const char *
                            size_t json_len, err_t *err)
 {
     (void)txn;
-    json_t *plan = parse_in(w->arena, json, json_len, err);
+    json_t *plan = care__json_in(w->arena, json, json_len, err);
     if (!plan)
         return err->code;
     const json_t *type = json_object_get(plan, "type");
@@ -880,7 +813,7 @@ static status_t check_activity(store_txn_t *txn, const repo_write_t *w, const ch
                                size_t json_len, err_t *err)
 {
     (void)txn;
-    json_t *ad = parse_in(w->arena, json, json_len, err);
+    json_t *ad = care__json_in(w->arena, json, json_len, err);
     if (!ad)
         return err->code;
     /* an ActivityDefinition is the engine's when it says how to schedule what it makes, or
@@ -890,7 +823,7 @@ static status_t check_activity(store_txn_t *txn, const repo_write_t *w, const ch
     const json_t *e;
     json_array_foreach(json_object_get(ad, "extension"), i, e)
     {
-        const char *url = str(e, "url");
+        const char *url = care__str(e, "url");
         if (url && strncmp(url, CARE_EXT, strlen(CARE_EXT)) == 0)
             ours = true;
     }

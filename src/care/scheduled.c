@@ -11,6 +11,7 @@
 #include "base/calendar.h"
 #include "base/jv.h"
 #include "base/log.h"
+#include "care/care_int.h"
 #include "care/protocol.h"
 #include "care/protocols.h"
 #include "care/recurrence.h"
@@ -31,44 +32,10 @@ void care_scheduled_register(void)
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static const char *str(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
-static void release_json(void *p)
-{
-    json_decref(p);
-}
-
-static json_t *parse_in(arena_t *arena, const char *text, size_t len, err_t *err)
-{
-    json_t *j = jv_parse(text, len, err);
-    if (j)
-        arena_cleanup_add(arena, release_json, j);
-    return j;
-}
-
-/* Version `version` (0: current) of type/id, parsed; NULL when absent or a delete. */
-static status_t read_json(store_conn_t *conn, const char *type, const char *id, int64_t version,
-                          arena_t *arena, json_t **out, err_t *err)
-{
-    *out = NULL;
-    store_version_t v;
-    status_t rc = store_read(conn, type, id, version, arena, &v, err);
-    if (rc == ERR_NOT_FOUND || rc == ERR_GONE || (rc == ERR_OK && v.deleted)) {
-        err_reset(err);
-        return ERR_OK;
-    }
-    if (rc)
-        return rc;
-    return (*out = parse_in(arena, v.json, v.json_len, err)) ? ERR_OK : err->code;
-}
-
 /* The patient id of an EpisodeOfCare, or NULL. */
 static const char *patient_of(const json_t *episode)
 {
-    const char *ref = str(json_object_get(episode, "patient"), "reference");
+    const char *ref = care__str(json_object_get(episode, "patient"), "reference");
     if (!ref || strncmp(ref, "Patient/", 8) != 0 || !repo_id_valid(ref + 8, strlen(ref + 8)))
         return NULL;
     return ref + 8;
@@ -76,14 +43,14 @@ static const char *patient_of(const json_t *episode)
 
 static bool active(const json_t *r)
 {
-    const char *status = str(r, "status");
+    const char *status = care__str(r, "status");
     return status && strcmp(status, "active") == 0;
 }
 
 /* Where an enrolment's recurrence counts from: its period.start, else fallback_us. */
 static int64_t anchor_of(const json_t *episode, int64_t fallback_us)
 {
-    const char *start = str(json_object_get(episode, "period"), "start");
+    const char *start = care__str(json_object_get(episode, "period"), "start");
     int64_t at;
     return start && care_datetime_parse(calendar_default(), start, &at) ? at : fallback_us;
 }
@@ -185,9 +152,9 @@ status_t care_on_episode(store_t *store, const store_event_t *event, void *arg, 
     json_t *before = NULL, *after = NULL;
     status_t rc = store_connect(store, &conn, err);
     if (rc == ERR_OK && event->version > 1)
-        rc = read_json(conn, "EpisodeOfCare", event->id, event->version - 1, &arena, &before, err);
+        rc = care__read(conn, "EpisodeOfCare", event->id, event->version - 1, &arena, &before, err);
     if (rc == ERR_OK)
-        rc = read_json(conn, "EpisodeOfCare", event->id, event->version, &arena, &after, err);
+        rc = care__read(conn, "EpisodeOfCare", event->id, event->version, &arena, &after, err);
     if (rc)
         goto out;
     care_trigger_t triggers[CARE_TRIGGER__COUNT];
@@ -229,7 +196,7 @@ static bool has_schedule(const json_t *plan)
     {
         json_array_foreach(json_object_get(action, "trigger"), k, trigger)
         {
-            const char *type = str(trigger, "type");
+            const char *type = care__str(trigger, "type");
             if (type && strcmp(type, "periodic") == 0)
                 return true;
         }
@@ -248,7 +215,7 @@ status_t care_on_plan(store_t *store, const store_event_t *event, void *arg, err
     json_t *plan = NULL;
     status_t rc = store_connect(store, &conn, err);
     if (rc == ERR_OK)
-        rc = read_json(conn, "PlanDefinition", event->id, event->version, &arena, &plan, err);
+        rc = care__read(conn, "PlanDefinition", event->id, event->version, &arena, &plan, err);
     if (conn)
         store_disconnect(conn);
     if (rc == ERR_OK && plan && has_schedule(plan)) {
@@ -273,7 +240,7 @@ static status_t enrolment_of(store_conn_t *conn, const char *patient_id, const c
 {
     *out_episode = NULL;
     json_t *e = NULL;
-    status_t rc = episode ? read_json(conn, "EpisodeOfCare", episode, 0, arena, &e, err) : ERR_OK;
+    status_t rc = episode ? care__read(conn, "EpisodeOfCare", episode, 0, arena, &e, err) : ERR_OK;
     if (rc)
         return rc;
     if (e && active(e) && patient_of(e) && strcmp(patient_of(e), patient_id) == 0) {
@@ -297,7 +264,7 @@ static status_t enrolment_of(store_conn_t *conn, const char *patient_id, const c
         (rc = store_search(conn, &query, arena, &found, err)) || !found.nmatch)
         return rc;
     const store_version_t *v = &found.entries[0].version;
-    json_t *other = parse_in(arena, v->json, v->json_len, err);
+    json_t *other = care__json_in(arena, v->json, v->json_len, err);
     if (!other)
         return err->code;
     *out_episode = v->id;
@@ -321,13 +288,13 @@ status_t care_occurrence_run(store_t *store, const store_job_t *job, int64_t now
     const char *action_id = arena_strndup(arena, slash + 1, (size_t)(patient - slash - 1));
     const char *patient_id = patient + strlen("/Patient/");
     json_t *payload =
-        job->payload ? parse_in(arena, job->payload, strlen(job->payload), err) : NULL;
+        job->payload ? care__json_in(arena, job->payload, strlen(job->payload), err) : NULL;
     if (!payload) {
         err_reset(err);
         return ERR_OK;
     }
     int64_t anchor = int_of(payload, "anchor"), since = int_of(payload, "since");
-    const char *episode = str(payload, "episode");
+    const char *episode = care__str(payload, "episode");
 
     store_conn_t *conn;
     status_t rc = store_connect(store, &conn, err);
@@ -376,7 +343,7 @@ status_t care_enrolment_run(store_t *store, const store_job_t *job, int64_t now_
     (void)arg;
     next->next_run_us = 0;
     json_t *payload =
-        job->payload ? parse_in(arena, job->payload, strlen(job->payload), err) : NULL;
+        job->payload ? care__json_in(arena, job->payload, strlen(job->payload), err) : NULL;
     if (!payload) {
         err_reset(err);
         return ERR_OK;
@@ -397,7 +364,7 @@ status_t care_enrolment_run(store_t *store, const store_job_t *job, int64_t now_
         goto out;
     schedules_t s = {.arena = arena};
     for (size_t i = 0; i < n; i++) {
-        json_t *e = parse_in(arena, rows[i].json, rows[i].json_len, err);
+        json_t *e = care__json_in(arena, rows[i].json, rows[i].json_len, err);
         if (!e) {
             rc = err->code;
             goto out;
@@ -406,7 +373,7 @@ status_t care_enrolment_run(store_t *store, const store_job_t *job, int64_t now_
         if (!active(e) || !patient_id)
             continue;
         int64_t updated;
-        const char *last = str(json_object_get(e, "meta"), "lastUpdated");
+        const char *last = care__str(json_object_get(e, "meta"), "lastUpdated");
         if (!last || !care_datetime_parse(calendar_default(), last, &updated))
             updated = since;
         schedule_enrolment(&s, p, patient_id, rows[i].id, anchor_of(e, updated), since);
