@@ -5,11 +5,15 @@ in through the API, then the exact Tasks that come out: their fields, owners (by
 role, or the role's pool), due dates as exact local instants (weekends, US federal holidays,
 daylight saving, other time zones), the patient's CarePlan of the protocol, the escalation
 when a Task stalls, the same event delivered twice, and a SIGKILL between the commit of the
-triggering write and its handling. On SQLite and PostgreSQL.
+triggering write and its handling. Then, for every built-in protocol, the periodic ones too,
+the first escalation step at its Task's due time, and for every event-triggered one a crash
+before its event was handled. On SQLite and PostgreSQL.
 """
 import shutil
 import subprocess
 import time
+
+import pytest
 
 from conftest import ON_POSTGRES, create, patient, run_cli
 
@@ -621,3 +625,112 @@ def test_killed_between_commit_and_handling(make_server):
     assert [(t["id"], t["meta"]["versionId"]) for t in tasks_of(c, pid)] == \
         [(t["id"], t["meta"]["versionId"]) for t in tasks]
     assert len(notifications(c, f"recipient=Practitioner/{coordinator}")) == 6
+
+
+# ---- every protocol: a crash before its event is handled, then its first escalation --------
+
+def enrolment_tasks(c, pid, protocol):
+    return [t for t in tasks_of(c, pid)
+            if t["identifier"][0]["value"].startswith(protocol + "/")]
+
+
+def noshow(c, pid):
+    visit = appointment(c, pid, "2031-04-08T09:00:00-04:00")
+    return put(c, visit, status="noshow")
+
+
+def ed_discharge(c, pid):
+    visit = encounter(c, pid, "EMER", "2031-04-08T06:00:00-04:00")
+    return put(c, visit, status="finished",
+               period={"start": "2031-04-08T06:00:00-04:00", "end": "2031-04-08T09:30:00-04:00"})
+
+
+# protocol, what makes its event, how many Tasks it makes at once, the first step's priority
+EVENTS = [
+    ("new-patient-intake", enrol, 7, "urgent"),
+    ("specialist-referral", referral, 1, "urgent"),
+    ("missed-appointment-outreach", noshow, 1, "asap"),
+    ("ed-visit-follow-up", ed_discharge, 1, "urgent"),
+    ("routine-follow-up", lambda c, pid: glucose(c, pid, "H"), 1, "asap"),
+]
+
+
+def plus_seconds(instant, seconds):
+    import datetime
+    return (datetime.datetime.fromisoformat(instant)
+            + datetime.timedelta(seconds=seconds)).isoformat()
+
+
+def assert_first_step(srv, c, task, priority):
+    """At its due time the Task is marked overdue, its priority raised to priority and its
+    owner told once (the first escalation step of every built-in protocol)."""
+    tid = task["id"]
+    set_clock(srv, plus_seconds(task["restriction"]["period"]["end"], 30))
+    c = srv.client
+    assert wait_for(lambda: escalated(read(c, f"Task/{tid}")) >= 1), "no escalation"
+    settle()
+    task = read(c, f"Task/{tid}")
+    assert task["priority"] == priority
+    assert any(e["url"] == EXT + "overdue" for e in task["extension"])
+    owner = task["owner"]["reference"]
+    told = [n for n in notifications(c, f"recipient={owner}")
+            if n["identifier"][0]["value"].startswith(f"Task/{tid}/_history/")
+            and "/escalation/1" in n["identifier"][0]["value"]]
+    assert len(told) == 1, told
+
+
+
+@pytest.mark.parametrize("protocol,event,count,priority", EVENTS, ids=[e[0] for e in EVENTS])
+def test_each_protocol_survives_a_crash_and_escalates(make_server, protocol, event, count,
+                                                      priority):
+    # the worker looks for work once a minute: the event is unhandled when the server dies
+    srv = initialised_server(make_server, extra=("--work-poll", "60000"))
+    c = srv.client
+    start = "2031-04-08T10:00:00-04:00"  # a Tuesday
+    set_clock(srv, start)  # wakes the worker once
+    pid = create(c, patient())["id"]
+    people = {role: practitioner(c, role.title())
+              for role in ("coordinator", "pharmacist", "pcp", "supervisor")}
+    team(c, pid, **people)
+    trigger = event(c, pid)
+    srv.kill()
+    assert sql(srv, f"SELECT count(*) FROM outbox WHERE type = '{trigger['resourceType']}' "
+                    f"AND id = '{trigger['id']}'") != "0", "handled before the kill"
+    srv.args = clock_args()
+    c = start_again(srv, start)
+    assert wait_for(lambda: len(enrolment_tasks(c, pid, protocol)) == count), \
+        enrolment_tasks(c, pid, protocol)
+    assert wait_for(lambda: sql(srv, "SELECT count(*) FROM outbox") == "0")
+    settle()
+    made = enrolment_tasks(c, pid, protocol)
+    assert len(made) == count
+    assert len(found(c, f"CarePlan?subject=Patient/{pid}&identifier="
+                        f"urn:concerto:protocol-careplan|{protocol}/Patient/{pid}")) == 1
+    # the owned Task due first escalates
+    first = min((t for t in made if "owner" in t),
+                key=lambda t: t["restriction"]["period"]["end"])
+    assert_first_step(srv, c, first, priority)
+
+
+@pytest.mark.parametrize("protocol,days,code", [
+    ("periodic-care-plan-review", 90, "review-care-plan"),
+    ("routine-follow-up", 31, "routine-check-in"),
+])
+def test_each_periodic_protocol_escalates(make_server, protocol, days, code):
+    srv = initialised_server(make_server)
+    c = srv.client
+    set_clock(srv, "2031-04-08T10:00:00-04:00")
+    pid = create(c, patient())["id"]
+    people = {role: practitioner(c, role.title()) for role in ("coordinator", "supervisor")}
+    team(c, pid, **people)
+    enrol(c, pid)
+    set_clock(srv, plus_seconds("2031-04-08T10:00:00-04:00", days * 86400))
+    c = srv.client
+
+    def periodic():
+        return [t for t in enrolment_tasks(c, pid, protocol)
+                if t["code"]["coding"][0]["code"] == code]
+    assert wait_for(lambda: len(periodic()) == 1), enrolment_tasks(c, pid, protocol)
+    [task] = periodic()
+    assert task["owner"] == {"reference": f"Practitioner/{people['coordinator']}"}
+    assert_first_step(srv, c, task, "urgent")
