@@ -155,6 +155,27 @@ typedef struct {
  * another type. */
 fhir_task_work_t *fhir_index_task_work(const json_t *task, arena_t *arena);
 
+/*
+ * The risk row of a RiskAssessment about a Patient that is not withdrawn (its status not
+ * entered-in-error or cancelled): what a worklist ranks patients by, kept by the store beside
+ * the index rows (docs/internals/store.md, "Risk rows").
+ */
+typedef struct {
+    const char *patient; /* subject: "Patient/id" when relative (a version dropped), else the
+                            absolute url as written */
+    int64_t when_us;     /* the start of occurrenceDateTime, or INT64_MIN without one */
+    double risk;         /* fhir_risk_value, or -1 without one */
+} fhir_risk_row_t;
+
+/* A RiskAssessment's risk: prediction[0].probabilityDecimal (clamped to 0..1), or else
+ * prediction[0].qualitativeRisk (risk-probability: negligible 0.05, low 0.25, moderate 0.5,
+ * high 0.75, certain 1); -1 when it has neither. */
+double fhir_risk_value(const json_t *risk_assessment);
+
+/* The risk row of a RiskAssessment (in arena), or NULL for one withdrawn, about no Patient,
+ * or another type. */
+fhir_risk_row_t *fhir_index_risk_row(const json_t *risk_assessment, arena_t *arena);
+
 typedef struct {
     fhir_index_row_t *rows;
     size_t n, cap;
@@ -170,6 +191,7 @@ typedef struct {
     const char *content;   /* every string value of the resource, the narrative as text */
     const char *narrative; /* text.div without its markup */
     const fhir_task_work_t *task_work; /* an open Task's work row, else NULL */
+    const fhir_risk_row_t *risk_row;   /* a RiskAssessment's risk row, else NULL */
 } fhir_index_rows_t;
 
 /*
@@ -183,7 +205,7 @@ typedef struct {
  * extracted. A parameter whose expression cannot be evaluated over this resource gives no
  * rows and is counted in nfailed: a resource is never refused for its index. A resource
  * naming no patient through its patient links gets the FHIR_INDEX_UNLINKED row; an open Task
- * gets its work row (task_work). Errors:
+ * gets its work row (task_work), a RiskAssessment its risk row (risk_row). Errors:
  * ERR_INVALID when resource has no known resourceType; ERR_TOO_LARGE past
  * FHIR_INDEX_MAX_ROWS rows.
  */

@@ -437,6 +437,11 @@ static const char *const migrations[] = {
     "CREATE TABLE task_work_pool (pool TEXT COLLATE \"C\" NOT NULL, rid BIGINT NOT NULL,"
     "  PRIMARY KEY (pool, rid));"
     "CREATE INDEX task_work_pool_rid ON task_work_pool (rid);" SQL_TASK_WORK_REINDEX,
+    /* 16: the risk rows of RiskAssessments (sql_work.c), filled for those stored before by a
+       reindex of RiskAssessment */
+    "CREATE TABLE risk_work (rid BIGINT PRIMARY KEY, patient TEXT COLLATE \"C\" NOT NULL,"
+    "  when_us BIGINT, risk DOUBLE PRECISION);"
+    "CREATE INDEX risk_work_patient ON risk_work (patient, when_us);" SQL_RISK_WORK_REINDEX,
 };
 
 /* ---- parameters and results ---------------------------------------------------------- */
@@ -1485,6 +1490,11 @@ static status_t write_index(pg_conn_t *conn, int64_t rid, const char *type, cons
         pg__sql_driver(conn, &sql);
         return sql__task_work_write(&sql, rid, id, is_new, rows ? rows->task_work : NULL, err);
     }
+    if (strcmp(type, "RiskAssessment") == 0) {
+        sql_driver_t sql;
+        pg__sql_driver(conn, &sql);
+        return sql__risk_write(&sql, rid, is_new, rows ? rows->risk_row : NULL, err);
+    }
     return ERR_OK;
 }
 
@@ -1697,6 +1707,11 @@ static status_t pg_load_index(void *opaque, const store_copy_version_t *versions
             sql_driver_t sql;
             pg__sql_driver(conn, &sql);
             rc = sql__task_work_write(&sql, v->rid, v->version.id, true, v->index->task_work, err);
+        }
+        if (!rc && v->index->risk_row) {
+            sql_driver_t sql;
+            pg__sql_driver(conn, &sql);
+            rc = sql__risk_write(&sql, v->rid, true, v->index->risk_row, err);
         }
     }
     if (!rc && any_text) {

@@ -260,6 +260,89 @@ status_t sql__task_work_select(const sql_driver_t *d, const store_task_work_quer
     return ERR_OK;
 }
 
+/* ---- risk rows -------------------------------------------------------------------------- */
+
+status_t sql__risk_write(const sql_driver_t *d, int64_t rid, bool is_new,
+                         const fhir_risk_row_t *row, err_t *err)
+{
+    bool pg = d->dialect->kind == SQL_POSTGRES;
+    sql_bind_t key = bind_int(rid);
+    status_t rc;
+    if (!is_new && (rc = run(d,
+                             pg ? "DELETE FROM risk_work WHERE rid = $1"
+                                : "DELETE FROM risk_work WHERE rid = ?1",
+                             &key, 1, "delete risk row", NULL, NULL, err)))
+        return rc;
+    if (!row)
+        return ERR_OK;
+    sql_bind_t binds[] = {key, bind_text(row->patient),
+                          row->when_us != INT64_MIN ? bind_int(row->when_us) : bind_text(NULL),
+                          row->risk >= 0 ? (sql_bind_t){.kind = SQL_BIND_REAL, .d = row->risk}
+                                         : bind_text(NULL)};
+    return run(d,
+               pg ? "INSERT INTO risk_work (rid, patient, when_us, risk) VALUES ($1, $2, "
+                    "$3::bigint, $4::double precision)"
+                  : "INSERT INTO risk_work (rid, patient, when_us, risk) VALUES (?1, ?2, ?3, ?4)",
+               binds, 4, "insert risk row", NULL, NULL, err);
+}
+
+typedef struct {
+    const sql_driver_t *d;
+    arena_t *arena;
+    store_risk_t *v;
+    size_t n, cap;
+} risk_ctx_t;
+
+static bool risk_row(void *opaque, const sql_row_t *row)
+{
+    risk_ctx_t *c = opaque;
+    const sql_driver_t *d = c->d;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 128;
+        store_risk_t *grown = arena_alloc(c->arena, cap * sizeof(*grown));
+        if (c->n)
+            memcpy(grown, c->v, c->n * sizeof(*grown));
+        c->v = grown;
+        c->cap = cap;
+    }
+    store_risk_t *r = &c->v[c->n++];
+    sql_bind_t value;
+    r->patient = d->text_at(row, 0, c->arena, NULL);
+    d->value_at(row, 1, c->arena, &value);
+    r->when_us = value.kind == SQL_BIND_INT ? value.i : INT64_MIN;
+    r->seq = d->int_at(row, 2);
+    d->value_at(row, 3, c->arena, &value);
+    r->risk = value.kind == SQL_BIND_REAL  ? value.d
+              : value.kind == SQL_BIND_INT ? (double)value.i
+                                           : -1;
+    return true;
+}
+
+status_t sql__risk_select(const sql_driver_t *d, const char *const *patients, size_t n,
+                          arena_t *arena, store_risk_t **out, size_t *out_n, err_t *err)
+{
+    *out = NULL;
+    *out_n = 0;
+    if (!n)
+        return ERR_OK;
+    sql_bind_t list = bind_text(store__json_list(arena, patients, n));
+    risk_ctx_t c = {.d = d, .arena = arena};
+    status_t rc = run(d,
+                      d->dialect->kind == SQL_POSTGRES
+                          ? "SELECT k.patient, k.when_us, r.seq, k.risk FROM risk_work k JOIN "
+                            "resource r ON r.rid = k.rid WHERE k.patient IN (SELECT "
+                            "jsonb_array_elements_text($1::jsonb))"
+                          : "SELECT k.patient, k.when_us, r.seq, k.risk FROM risk_work k JOIN "
+                            "resource r ON r.rid = k.rid WHERE k.patient IN (SELECT value FROM "
+                            "json_each(?1))",
+                      &list, 1, "risk rows", risk_row, &c, err);
+    if (rc)
+        return rc;
+    *out = c.v;
+    *out_n = c.n;
+    return ERR_OK;
+}
+
 typedef struct {
     const sql_driver_t *d;
     arena_t *arena;

@@ -2,7 +2,7 @@
  * Tests for the Task work rows (store.h, "Task work rows") and store_read_batch, on each
  * driver: the row follows a Task through writes, a close, a delete and a reindex; the select
  * by owner and by pool with the patient and priority filters and a visibility; the batch read
- * of current versions.
+ * of current versions; the risk rows of RiskAssessments.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -37,8 +37,8 @@ static int teardown(void **state)
 }
 
 typedef struct {
-    const char *id, *json; /* json NULL: a delete */
-    bool reindex;          /* replace the index rows of the current version with json's */
+    const char *type, *id, *json; /* json NULL: a delete */
+    bool reindex;                 /* replace the index rows of the current version with json's */
 } put_arg_t;
 
 static status_t put_txn(store_txn_t *txn, void *arg, err_t *err)
@@ -47,7 +47,7 @@ static status_t put_txn(store_txn_t *txn, void *arg, err_t *err)
     arena_t arena;
     arena_init(&arena);
     store_current_t current;
-    status_t rc = store_txn_current(txn, "Task", a->id, &current, err);
+    status_t rc = store_txn_current(txn, a->type, a->id, &current, err);
     fhir_index_rows_t rows = {0};
     if (!rc && a->json) {
         json_t *resource = jv_parse(a->json, strlen(a->json), err);
@@ -55,7 +55,7 @@ static status_t put_txn(store_txn_t *txn, void *arg, err_t *err)
         rc = fhir_index_extract(NULL, resource, &arena, &rows, err);
         json_decref(resource);
     }
-    store_put_t put = {.type = "Task",
+    store_put_t put = {.type = a->type,
                        .id = a->id,
                        .version = current.version + 1,
                        .method = a->json ? (current.version ? "PUT" : "POST") : "DELETE",
@@ -64,18 +64,23 @@ static status_t put_txn(store_txn_t *txn, void *arg, err_t *err)
                        .json_len = a->json ? strlen(a->json) : 0,
                        .index = a->json ? &rows : NULL};
     if (!rc)
-        rc = a->reindex ? store_txn_reindex(txn, "Task", a->id, &rows, err)
+        rc = a->reindex ? store_txn_reindex(txn, a->type, a->id, &rows, err)
                         : store_txn_put(txn, &put, NULL, err);
     arena_release(&arena);
     return rc;
 }
 
-static void put(const char *id, const char *json, bool reindex)
+static void put_as(const char *type, const char *id, const char *json, bool reindex)
 {
-    put_arg_t a = {id, json, reindex};
+    put_arg_t a = {type, id, json, reindex};
     err_t err = ERR_INIT;
     assert_int_equal(store_run(store, put_txn, &a, &err), ERR_OK);
     err_release(&err);
+}
+
+static void put(const char *id, const char *json, bool reindex)
+{
+    put_as("Task", id, json, reindex);
 }
 
 #define TASK(id, rest)                                                                          \
@@ -229,12 +234,76 @@ static void test_read_batch(void **state)
     arena_release(&arena);
 }
 
+#define RISK(id, subject, rest)                                                                    \
+    "{\"resourceType\":\"RiskAssessment\",\"id\":\"" id "\",\"subject\":{\"reference\":\"" subject \
+    "\"}," rest "}"
+
+/* The risk rows of the patients, sorted by the RiskAssessment's rid. */
+static size_t risks(const char *const *patients, size_t n, arena_t *arena, store_risk_t **out)
+{
+    size_t got;
+    err_t err = ERR_INIT;
+    if (store_patient_risks(conn, patients, n, arena, out, &got, &err))
+        fail_msg("%s: %s", err_message(&err), err.log_detail ? err.log_detail : "");
+    err_release(&err);
+    return got;
+}
+
+static void test_risk_rows(void **state)
+{
+    (void)state;
+    arena_t arena;
+    arena_init(&arena);
+    store_risk_t *r;
+    static const char *const p1[] = {"Patient/p1"};
+    static const char *const both[] = {"Patient/p1", "http://x.test/fhir/Patient/p2"};
+    put_as("RiskAssessment", "a",
+           RISK("a", "Patient/p1/_history/3",
+                "\"status\":\"final\",\"occurrenceDateTime\":\"2024-01-01\",\"prediction\":"
+                "[{\"probabilityDecimal\":0.75}]"),
+           false);
+    assert_int_equal(risks(p1, 1, &arena, &r), 1);
+    assert_string_equal(r[0].patient, "Patient/p1");
+    assert_int_equal(r[0].when_us, 1704067200000000LL);
+    assert_true(r[0].risk > 0.749 && r[0].risk < 0.751);
+    int64_t first_seq = r[0].seq;
+    /* rewritten: qualitative, no occurrence; the row follows, the last written seq higher */
+    put_as("RiskAssessment", "a",
+           RISK("a", "Patient/p1",
+                "\"status\":\"final\",\"prediction\":[{\"qualitativeRisk\":{\"coding\":[{"
+                "\"code\":\"low\"}]}}]"),
+           false);
+    assert_int_equal(risks(p1, 1, &arena, &r), 1);
+    assert_true(r[0].when_us == INT64_MIN);
+    assert_true(r[0].risk > 0.249 && r[0].risk < 0.251);
+    assert_true(r[0].seq > first_seq);
+    /* no prediction: a row without a risk; an absolute subject as written */
+    put_as("RiskAssessment", "b",
+           RISK("b", "http://x.test/fhir/Patient/p2", "\"status\":\"final\""), false);
+    assert_int_equal(risks(both, 2, &arena, &r), 2);
+    const store_risk_t *b = strcmp(r[0].patient, "Patient/p1") == 0 ? &r[1] : &r[0];
+    assert_string_equal(b->patient, "http://x.test/fhir/Patient/p2");
+    assert_true(b->risk < 0);
+    /* withdrawn, or about no Patient: no row; deleted: none */
+    put_as("RiskAssessment", "b",
+           RISK("b", "http://x.test/fhir/Patient/p2", "\"status\":\"entered-in-error\""), false);
+    assert_int_equal(risks(both, 2, &arena, &r), 1);
+    put_as("RiskAssessment", "c", RISK("c", "Group/g1", "\"status\":\"final\""), false);
+    put_as("RiskAssessment", "a", NULL, false);
+    assert_int_equal(risks(both, 2, &arena, &r), 0);
+    /* a reindex writes the row of the current version */
+    put_as("RiskAssessment", "b", RISK("b", "Patient/p1", "\"status\":\"final\""), true);
+    assert_int_equal(risks(p1, 1, &arena, &r), 1);
+    arena_release(&arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
         cmocka_unit_test_setup_teardown(test_the_row_follows_the_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filters_and_visibility, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_risk_rows, setup, teardown),
     };
     return test_run_on_drivers("store/task_work", both, TEST_COUNT(both), NULL, 0, NULL, 0);
 }
