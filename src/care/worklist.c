@@ -1,6 +1,7 @@
 /*
- * worklist.c - the caller's worklist: their care teams (a search), the work rows of the open
- * Tasks they own or that wait in their role pools (one read of the store's Task work rows,
+ * worklist.c - the caller's worklist: their roles in their care teams (the store's member
+ * rows), the work rows of the open Tasks they own or that wait in their role pools (one read
+ * of the store's Task work rows,
  * with the caller's visibility of Task, so the access policy hides exactly what it hides
  * from a search of Task), the patients' latest risk assessments (the store's risk rows), then
  * bucketing and ordering in memory, and one read of the stored Tasks the buckets show.
@@ -374,35 +375,6 @@ static const fhir_type_t *type_named(const char *name)
     return fhir_resource_type_find(name, strlen(name));
 }
 
-/* The caller's care teams: the roles they hold in each patient's active teams. */
-typedef struct {
-    const strs_t *me;
-    pools_t *pools;
-    int64_t now_us;
-} teams_t;
-
-static status_t on_team(void *arg, const store_version_t *v, arena_t *arena, err_t *err)
-{
-    teams_t *t = arg;
-    json_t *team = jv_parse(v->json, v->json_len, err);
-    if (!team)
-        return err->code;
-    const char *patient = patient_reference(json_object_get(team, "subject"), arena);
-    size_t i;
-    const json_t *p;
-    json_array_foreach(json_object_get(team, "participant"), i, p)
-    {
-        const char *member =
-            json_string_value(json_object_get(json_object_get(p, "member"), "reference"));
-        if (patient && member && strs_has(t->me, member) &&
-            fhir_period_current(json_object_get(p, "period"), t->now_us))
-            add_codings(&pool_of(t->pools, arena, patient)->roles, arena,
-                        json_object_get(p, "role"));
-    }
-    json_decref(team);
-    return ERR_OK;
-}
-
 /* The risk of each patient: from their latest RiskAssessment, by occurrenceDateTime and then
  * by the version last written (the store's risk rows, sorted in memory). */
 typedef struct {
@@ -657,18 +629,13 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
                 return rc;
             }
         }
-        /* their roles in the patients' active care teams */
-        fhir_search_pair_t pairs[] = {url_pair("participant", strs_join(&me, 0, me.n, arena)),
-                                      url_pair("status", "active"), url_pair("_count", "1000")};
-        repo_search_t teams = {.type = type_named("CareTeam"),
-                               .pairs = pairs,
-                               .npairs = 3,
-                               .strict = true,
-                               .now_us = q->now_us,
-                               .base = q->base};
-        teams_t t = {.me = &me, .pools = &pools, .now_us = q->now_us};
-        if ((rc = search_all(conn, &teams, arena, on_team, &t, err)))
+        /* their roles in the patients' active care teams: the store's member rows */
+        store_care_role_t *held;
+        size_t nheld;
+        if ((rc = store_care_roles(conn, me.v, me.n, q->now_us, arena, &held, &nheld, err)))
             return rc;
+        for (size_t i = 0; i < nheld; i++)
+            strs_add(&pool_of(&pools, arena, held[i].patient)->roles, arena, held[i].role);
     }
 
     /* the Tasks they own, and those in their pools: their work rows */

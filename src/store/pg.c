@@ -441,7 +441,12 @@ static const char *const migrations[] = {
        reindex of RiskAssessment */
     "CREATE TABLE risk_work (rid BIGINT PRIMARY KEY, patient TEXT COLLATE \"C\" NOT NULL,"
     "  when_us BIGINT, risk DOUBLE PRECISION);"
-    "CREATE INDEX risk_work_patient ON risk_work (patient, when_us);" SQL_RISK_WORK_REINDEX,
+    "CREATE INDEX risk_work_patient ON risk_work (patient, when_us);"
+    "CREATE TABLE care_member (member TEXT COLLATE \"C\" NOT NULL, rid BIGINT NOT NULL,"
+    "  patient TEXT COLLATE \"C\" NOT NULL, role TEXT COLLATE \"C\" NOT NULL, from_us BIGINT,"
+    "  until_us BIGINT);"
+    "CREATE INDEX care_member_member ON care_member (member);"
+    "CREATE INDEX care_member_rid ON care_member (rid);" SQL_RISK_WORK_REINDEX,
 };
 
 /* ---- parameters and results ---------------------------------------------------------- */
@@ -1495,6 +1500,11 @@ static status_t write_index(pg_conn_t *conn, int64_t rid, const char *type, cons
         pg__sql_driver(conn, &sql);
         return sql__risk_write(&sql, rid, is_new, rows ? rows->risk_row : NULL, err);
     }
+    if (strcmp(type, "CareTeam") == 0) {
+        sql_driver_t sql;
+        pg__sql_driver(conn, &sql);
+        return sql__care_members_write(&sql, rid, is_new, rows ? rows->care_members : NULL, err);
+    }
     return ERR_OK;
 }
 
@@ -1712,6 +1722,11 @@ static status_t pg_load_index(void *opaque, const store_copy_version_t *versions
             sql_driver_t sql;
             pg__sql_driver(conn, &sql);
             rc = sql__risk_write(&sql, v->rid, true, v->index->risk_row, err);
+        }
+        if (!rc && v->index->care_members) {
+            sql_driver_t sql;
+            pg__sql_driver(conn, &sql);
+            rc = sql__care_members_write(&sql, v->rid, true, v->index->care_members, err);
         }
     }
     if (!rc && any_text) {

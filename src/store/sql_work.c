@@ -343,6 +343,89 @@ status_t sql__risk_select(const sql_driver_t *d, const char *const *patients, si
     return ERR_OK;
 }
 
+/* ---- care team member rows ------------------------------------------------------------ */
+
+status_t sql__care_members_write(const sql_driver_t *d, int64_t rid, bool is_new,
+                                 const fhir_care_members_t *members, err_t *err)
+{
+    bool pg = d->dialect->kind == SQL_POSTGRES;
+    sql_bind_t key = bind_int(rid);
+    status_t rc;
+    if (!is_new && (rc = run(d,
+                             pg ? "DELETE FROM care_member WHERE rid = $1"
+                                : "DELETE FROM care_member WHERE rid = ?1",
+                             &key, 1, "delete care team member rows", NULL, NULL, err)))
+        return rc;
+    for (size_t i = 0; members && i < members->n; i++) {
+        const fhir_care_member_t *m = &members->v[i];
+        sql_bind_t row[] = {key,
+                            bind_text(m->member),
+                            bind_text(members->patient),
+                            bind_text(m->role),
+                            m->from_us != INT64_MIN ? bind_int(m->from_us) : bind_text(NULL),
+                            m->until_us != INT64_MAX ? bind_int(m->until_us) : bind_text(NULL)};
+        if ((rc = run(d,
+                      pg ? "INSERT INTO care_member (rid, member, patient, role, from_us, "
+                           "until_us) VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint)"
+                         : "INSERT INTO care_member (rid, member, patient, role, from_us, "
+                           "until_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                      row, 6, "insert care team member row", NULL, NULL, err)))
+            return rc;
+    }
+    return ERR_OK;
+}
+
+typedef struct {
+    const sql_driver_t *d;
+    arena_t *arena;
+    store_care_role_t *v;
+    size_t n, cap;
+} care_ctx_t;
+
+static bool care_row(void *opaque, const sql_row_t *row)
+{
+    care_ctx_t *c = opaque;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 256;
+        store_care_role_t *grown = arena_alloc(c->arena, cap * sizeof(*grown));
+        if (c->n)
+            memcpy(grown, c->v, c->n * sizeof(*grown));
+        c->v = grown;
+        c->cap = cap;
+    }
+    store_care_role_t *r = &c->v[c->n++];
+    r->patient = c->d->text_at(row, 0, c->arena, NULL);
+    r->role = c->d->text_at(row, 1, c->arena, NULL);
+    return true;
+}
+
+status_t sql__care_roles_select(const sql_driver_t *d, const char *const *members, size_t n,
+                                int64_t now_us, arena_t *arena, store_care_role_t **out,
+                                size_t *out_n, err_t *err)
+{
+    *out = NULL;
+    *out_n = 0;
+    if (!n)
+        return ERR_OK;
+    sql_bind_t binds[] = {bind_text(store__json_list(arena, members, n)), bind_int(now_us)};
+    care_ctx_t c = {.d = d, .arena = arena};
+    status_t rc = run(d,
+                      d->dialect->kind == SQL_POSTGRES
+                          ? "SELECT patient, role FROM care_member WHERE member IN (SELECT "
+                            "jsonb_array_elements_text($1::jsonb)) AND (from_us IS NULL OR "
+                            "from_us <= $2::bigint) AND (until_us IS NULL OR until_us > "
+                            "$2::bigint)"
+                          : "SELECT patient, role FROM care_member WHERE member IN (SELECT value "
+                            "FROM json_each(?1)) AND (from_us IS NULL OR from_us <= ?2) AND "
+                            "(until_us IS NULL OR until_us > ?2)",
+                      binds, 2, "care team roles", care_row, &c, err);
+    if (rc)
+        return rc;
+    *out = c.v;
+    *out_n = c.n;
+    return ERR_OK;
+}
+
 typedef struct {
     const sql_driver_t *d;
     arena_t *arena;

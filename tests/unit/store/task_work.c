@@ -2,7 +2,7 @@
  * Tests for the Task work rows (store.h, "Task work rows") and store_read_batch, on each
  * driver: the row follows a Task through writes, a close, a delete and a reindex; the select
  * by owner and by pool with the patient and priority filters and a visibility; the batch read
- * of current versions; the risk rows of RiskAssessments.
+ * of current versions; the risk rows of RiskAssessments and the member rows of CareTeams.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/jv.h"
 #include "drivers.h"
 #include "fhir/index.h"
@@ -297,6 +298,90 @@ static void test_risk_rows(void **state)
     arena_release(&arena);
 }
 
+#define TEAM(id, status, rest)                                                                 \
+    "{\"resourceType\":\"CareTeam\",\"id\":\"" id "\",\"status\":\"" status "\",\"subject\":{" \
+    "\"reference\":\"Patient/p1\"},\"participant\":[" rest "]}"
+#define NURSE_ROLE                                                                            \
+    "\"role\":[{\"coding\":[{\"system\":\"http://snomed.info/sct\",\"code\":\"224535009\"},{" \
+    "\"code\":\"local\"}]}]"
+
+/* The roles of Practitioner/c1 at now_us, as "patient role" sorted. */
+static const char *roles_at(int64_t now_us, arena_t *arena)
+{
+    static const char *const c1[] = {"Practitioner/c1"};
+    store_care_role_t *r;
+    size_t n;
+    err_t err = ERR_INIT;
+    if (store_care_roles(conn, c1, 1, now_us, arena, &r, &n, &err))
+        fail_msg("%s: %s", err_message(&err), err.log_detail ? err.log_detail : "");
+    err_release(&err);
+    const char **v = arena_alloc(arena, (n + 1) * sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = arena_printf(arena, "%s %s", r[i].patient, r[i].role);
+    for (size_t i = 1; i < n; i++) /* insertion sort: a few */
+        for (size_t k = i; k > 0 && strcmp(v[k - 1], v[k]) > 0; k--) {
+            const char *t = v[k];
+            v[k] = v[k - 1];
+            v[k - 1] = t;
+        }
+    buf_t b = BUF_INIT;
+    for (size_t i = 0; i < n; i++)
+        buf_addf(&b, "%s%s", i ? "," : "", v[i]);
+    const char *out = arena_strndup(arena, b.ptr ? b.ptr : "", b.len);
+    buf_release(&b);
+    return out;
+}
+
+static void test_care_member_rows(void **state)
+{
+    (void)state;
+    arena_t arena;
+    arena_init(&arena);
+    const int64_t jan2 = 1767312000000000LL; /* 2026-01-02T00:00:00Z */
+    put_as("CareTeam", "t1",
+           TEAM("t1", "active",
+                "{\"member\":{\"reference\":\"Practitioner/c1\"}," NURSE_ROLE
+                ",\"period\":{\"start\":\"2026-01-01\",\"end\":\"2026-01-02\"}},"
+                "{\"member\":{\"reference\":\"Practitioner/c2\"}," NURSE_ROLE "}"),
+           false);
+    /* the period: from the start's first moment to the end's last */
+    assert_string_equal(roles_at(jan2 - 86400000000LL - 1, &arena), "");
+    assert_string_equal(roles_at(jan2 - 86400000000LL, &arena),
+                        "Patient/p1 http://snomed.info/sct|224535009,Patient/p1 |local");
+    assert_string_equal(roles_at(jan2 + 86400000000LL - 1, &arena),
+                        "Patient/p1 http://snomed.info/sct|224535009,Patient/p1 |local");
+    assert_string_equal(roles_at(jan2 + 86400000000LL, &arena), "");
+    /* rewritten: a care coordinator, no period; a member by an absolute url is not the same */
+    put_as("CareTeam", "t1",
+           TEAM("t1", "active",
+                "{\"member\":{\"reference\":\"Practitioner/c1\"},\"role\":[{\"coding\":[{"
+                "\"system\":\"http://snomed.info/sct\",\"code\":\"768820003\"}]}]},"
+                "{\"member\":{\"reference\":\"http://x.test/fhir/Practitioner/c1\"}," NURSE_ROLE
+                "}"),
+           false);
+    assert_string_equal(roles_at(jan2, &arena), "Patient/p1 http://snomed.info/sct|768820003");
+    /* a team that is not active, or deleted: none */
+    put_as(
+        "CareTeam", "t1",
+        TEAM("t1", "inactive", "{\"member\":{\"reference\":\"Practitioner/c1\"}," NURSE_ROLE "}"),
+        false);
+    assert_string_equal(roles_at(jan2, &arena), "");
+    put_as("CareTeam", "t2",
+           TEAM("t2", "active", "{\"member\":{\"reference\":\"Practitioner/c1\"}," NURSE_ROLE "}"),
+           false);
+    assert_string_equal(roles_at(jan2, &arena),
+                        "Patient/p1 http://snomed.info/sct|224535009,Patient/p1 |local");
+    put_as("CareTeam", "t2", NULL, false);
+    assert_string_equal(roles_at(jan2, &arena), "");
+    /* a reindex writes the rows of the current version */
+    put_as("CareTeam", "t1",
+           TEAM("t1", "active", "{\"member\":{\"reference\":\"Practitioner/c1\"}," NURSE_ROLE "}"),
+           true);
+    assert_string_equal(roles_at(jan2, &arena),
+                        "Patient/p1 http://snomed.info/sct|224535009,Patient/p1 |local");
+    arena_release(&arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -304,6 +389,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_filters_and_visibility, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_risk_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_care_member_rows, setup, teardown),
     };
     return test_run_on_drivers("store/task_work", both, TEST_COUNT(both), NULL, 0, NULL, 0);
 }
