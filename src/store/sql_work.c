@@ -31,13 +31,36 @@ static void placeholder(const sql_driver_t *d, buf_t *sql, int n, const char *ca
         buf_addf(sql, "?%d", n);
 }
 
-/* `(<the values of the JSON array bound at n>)`, for IN. */
-static void list_of(const sql_driver_t *d, buf_t *sql, int n)
+/* A list of strings to bind: a JSON array on SQLite (json_each), an array literal on
+ * PostgreSQL (text[]: the planner sees how many values it holds, and tests them by hash). */
+static const char *list_value(const sql_driver_t *d, arena_t *arena, const char *const *v, size_t n)
+{
+    if (d->dialect->kind != SQL_POSTGRES)
+        return store__json_list(arena, v, n);
+    buf_t b = BUF_INIT;
+    buf_addch(&b, '{');
+    for (size_t i = 0; i < n; i++) {
+        buf_addstr(&b, i ? ",\"" : "\"");
+        for (const char *c = v[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                buf_addch(&b, '\\');
+            buf_addch(&b, *c);
+        }
+        buf_addch(&b, '"');
+    }
+    buf_addch(&b, '}');
+    const char *out = arena_strndup(arena, b.ptr, b.len);
+    buf_release(&b);
+    return out;
+}
+
+/* `column` is one of the list bound at n (list_value). */
+static void in_list(const sql_driver_t *d, buf_t *sql, const char *column, int n)
 {
     if (d->dialect->kind == SQL_POSTGRES)
-        buf_addf(sql, "(SELECT jsonb_array_elements_text($%d::jsonb))", n);
+        buf_addf(sql, "%s = ANY($%d::text[])", column, n);
     else
-        buf_addf(sql, "(SELECT value FROM json_each(?%d))", n);
+        buf_addf(sql, "%s IN (SELECT value FROM json_each(?%d))", column, n);
 }
 
 static bool no_rows(void *ctx, const sql_row_t *row)
@@ -153,8 +176,8 @@ static bool listed(const char *const *list, size_t n, const char *x)
  * Task is visible; *out_patients the Task.for values visible ("Patient/id" and the absolute
  * url under the base), NULL when every Task is.
  */
-static void task_visibility(const store_visibility_t *v, arena_t *arena, bool *out_none,
-                            const char **out_patients, bool *out_unlinked)
+static void task_visibility(const sql_driver_t *d, const store_visibility_t *v, arena_t *arena,
+                            bool *out_none, const char **out_patients, bool *out_unlinked)
 {
     *out_none = false;
     *out_patients = NULL;
@@ -176,7 +199,7 @@ static void task_visibility(const store_visibility_t *v, arena_t *arena, bool *o
         if (per == 2)
             forms[n++] = arena_printf(arena, "%s/Patient/%s", v->base, v->patients[i]);
     }
-    *out_patients = store__json_list(arena, forms, n);
+    *out_patients = list_value(d, arena, forms, n);
     *out_unlinked = v->unlinked;
 }
 
@@ -185,16 +208,16 @@ static void add_filters(const sql_driver_t *d, buf_t *sql, int patients_at, int 
                         int visible_at, bool unlinked)
 {
     if (patients_at) {
-        buf_addstr(sql, " AND w.patient IN ");
-        list_of(d, sql, patients_at);
+        buf_addstr(sql, " AND ");
+        in_list(d, sql, "w.patient", patients_at);
     }
     if (priority_at) {
         buf_addstr(sql, " AND w.priority = ");
         placeholder(d, sql, priority_at, "::integer");
     }
     if (visible_at) {
-        buf_addstr(sql, " AND (w.patient IN ");
-        list_of(d, sql, visible_at);
+        buf_addstr(sql, " AND (");
+        in_list(d, sql, "w.patient", visible_at);
         buf_addstr(sql, unlinked ? " OR w.unlinked = 1)" : ")");
     }
 }
@@ -206,21 +229,21 @@ status_t sql__task_work_select(const sql_driver_t *d, const store_task_work_quer
     *out_n = 0;
     bool none, unlinked;
     const char *visible;
-    task_visibility(q->visibility, arena, &none, &visible, &unlinked);
+    task_visibility(d, q->visibility, arena, &none, &visible, &unlinked);
     if (none || (!q->nowners && !q->npools))
         return ERR_OK;
     sql_bind_t binds[5];
     int n = 0, owners_at = 0, pools_at = 0, patients_at = 0, priority_at = 0, visible_at = 0;
     if (q->nowners) {
-        binds[n++] = bind_text(store__json_list(arena, q->owners, q->nowners));
+        binds[n++] = bind_text(list_value(d, arena, q->owners, q->nowners));
         owners_at = n;
     }
     if (q->npools) {
-        binds[n++] = bind_text(store__json_list(arena, q->pools, q->npools));
+        binds[n++] = bind_text(list_value(d, arena, q->pools, q->npools));
         pools_at = n;
     }
     if (q->patients) {
-        binds[n++] = bind_text(store__json_list(arena, q->patients, q->npatients));
+        binds[n++] = bind_text(list_value(d, arena, q->patients, q->npatients));
         patients_at = n;
     }
     if (q->priority >= 0) {
@@ -236,8 +259,8 @@ status_t sql__task_work_select(const sql_driver_t *d, const store_task_work_quer
     buf_t sql = BUF_INIT;
     if (owners_at) {
         buf_addstr(&sql, "SELECT w.rid, w.id, w.patient, w.owner, w.status, w.priority, w.due_us, "
-                         "NULL FROM task_work w WHERE w.owner IN ");
-        list_of(d, &sql, owners_at);
+                         "NULL FROM task_work w WHERE ");
+        in_list(d, &sql, "w.owner", owners_at);
         add_filters(d, &sql, patients_at, priority_at, visible_at, unlinked);
     }
     if (pools_at) {
@@ -245,8 +268,8 @@ status_t sql__task_work_select(const sql_driver_t *d, const store_task_work_quer
             buf_addstr(&sql, " UNION ALL ");
         buf_addstr(&sql, "SELECT w.rid, w.id, w.patient, w.owner, w.status, w.priority, w.due_us, "
                          "p.pool FROM task_work_pool p CROSS JOIN task_work w WHERE w.rid = p.rid "
-                         "AND p.pool IN ");
-        list_of(d, &sql, pools_at);
+                         "AND ");
+        in_list(d, &sql, "p.pool", pools_at);
         add_filters(d, &sql, patients_at, priority_at, visible_at, unlinked);
     }
     work_ctx_t c = {.d = d, .arena = arena};
@@ -325,13 +348,12 @@ status_t sql__risk_select(const sql_driver_t *d, const char *const *patients, si
     *out_n = 0;
     if (!n)
         return ERR_OK;
-    sql_bind_t list = bind_text(store__json_list(arena, patients, n));
+    sql_bind_t list = bind_text(list_value(d, arena, patients, n));
     risk_ctx_t c = {.d = d, .arena = arena};
     status_t rc = run(d,
                       d->dialect->kind == SQL_POSTGRES
                           ? "SELECT k.patient, k.when_us, r.seq, k.risk FROM risk_work k JOIN "
-                            "resource r ON r.rid = k.rid WHERE k.patient IN (SELECT "
-                            "jsonb_array_elements_text($1::jsonb))"
+                            "resource r ON r.rid = k.rid WHERE k.patient = ANY($1::text[])"
                           : "SELECT k.patient, k.when_us, r.seq, k.risk FROM risk_work k JOIN "
                             "resource r ON r.rid = k.rid WHERE k.patient IN (SELECT value FROM "
                             "json_each(?1))",
@@ -407,12 +429,12 @@ status_t sql__care_roles_select(const sql_driver_t *d, const char *const *member
     *out_n = 0;
     if (!n)
         return ERR_OK;
-    sql_bind_t binds[] = {bind_text(store__json_list(arena, members, n)), bind_int(now_us)};
+    sql_bind_t binds[] = {bind_text(list_value(d, arena, members, n)), bind_int(now_us)};
     care_ctx_t c = {.d = d, .arena = arena};
     status_t rc = run(d,
                       d->dialect->kind == SQL_POSTGRES
-                          ? "SELECT patient, role FROM care_member WHERE member IN (SELECT "
-                            "jsonb_array_elements_text($1::jsonb)) AND (from_us IS NULL OR "
+                          ? "SELECT patient, role FROM care_member WHERE member = ANY($1::text[]) "
+                            "AND (from_us IS NULL OR "
                             "from_us <= $2::bigint) AND (until_us IS NULL OR until_us > "
                             "$2::bigint)"
                           : "SELECT patient, role FROM care_member WHERE member IN (SELECT value "
