@@ -135,6 +135,18 @@ static void test_the_row_follows_the_task(void **state)
     assert_string_equal(rows[0].pool, nurses[0]);
     assert_int_equal(rows[0].priority, -1);
     assert_true(rows[0].due_us == INT64_MAX);
+    /* another pool instead: not in the nurses' any more; both: once, in theirs */
+    put("t1",
+        TASK("t1", "\"status\":\"requested\",\"performerType\":[{\"coding\":[{\"code\":\"x\"}]}]"),
+        false);
+    assert_int_equal(select_rows(NULL, &arena, &rows), 0);
+    put("t1",
+        TASK("t1",
+             "\"status\":\"requested\",\"performerType\":[{\"coding\":[{\"code\":\"x\"}]}," POOL
+             "]"),
+        false);
+    assert_int_equal(select_rows(NULL, &arena, &rows), 1);
+    assert_string_equal(rows[0].pool, nurses[0]);
     /* closed: no row; open again: a row; deleted: none */
     put("t1", TASK("t1", "\"status\":\"completed\",\"owner\":{\"reference\":\"Practitioner/c1\"}"),
         false);
