@@ -1,8 +1,9 @@
 /*
- * worklist.c - the caller's worklist: their care teams (a search), the work rows of the open
- * Tasks they own or that wait in their role pools (one read of the store's Task work rows,
+ * worklist.c - the caller's worklist: their roles in their care teams (the store's member
+ * rows), the work rows of the open Tasks they own or that wait in their role pools (one read
+ * of the store's Task work rows,
  * with the caller's visibility of Task, so the access policy hides exactly what it hides
- * from a search of Task), the patients' latest risk assessments (searches in batches), then
+ * from a search of Task), the patients' latest risk assessments (the store's risk rows), then
  * bucketing and ordering in memory, and one read of the stored Tasks the buckets show.
  */
 #include "care/worklist.h"
@@ -14,13 +15,11 @@
 #include "base/tz.h"
 #include "base/url.h"
 #include "fhir/defs.h"
+#include "fhir/index.h"
 #include "fhir/workflow.h"
 #include "repo/repo.h"
 
 #define OPEN_STATUSES "draft,requested,received,accepted,ready,in-progress,on-hold"
-/* Patients per RiskAssessment search: more values in one reference parameter cost
- * PostgreSQL more than another query. */
-#define RISK_BATCH 100
 
 static const char *const bucket_codes[WORKLIST__COUNT] = {"overdue", "due-today", "upcoming",
                                                           "on-hold", "unassigned"};
@@ -134,28 +133,8 @@ void worklist_item_from_task(worklist_item_t *item, const json_t *task, arena_t 
 
 double worklist_risk_of(const json_t *risk_assessment)
 {
-    const json_t *prediction = json_array_get(json_object_get(risk_assessment, "prediction"), 0);
-    const json_t *p = json_object_get(prediction, "probabilityDecimal");
-    if (jv_is_number(p)) {
-        double v = jv_number_value(p);
-        return v < 0 ? 0 : v > 1 ? 1 : v;
-    }
-    static const struct {
-        const char *code;
-        double risk;
-    } qualitative[] = {
-        {"negligible", 0.05}, {"low", 0.25}, {"moderate", 0.5}, {"high", 0.75}, {"certain", 1.0}};
-    size_t i;
-    const json_t *coding;
-    json_array_foreach(json_object_get(json_object_get(prediction, "qualitativeRisk"), "coding"), i,
-                       coding)
-    {
-        const char *code = json_string_value(json_object_get(coding, "code"));
-        for (size_t k = 0; code && k < sizeof(qualitative) / sizeof(qualitative[0]); k++)
-            if (strcmp(code, qualitative[k].code) == 0)
-                return qualitative[k].risk;
-    }
-    return WORKLIST_NO_RISK;
+    double risk = fhir_risk_value(risk_assessment);
+    return risk < 0 ? WORKLIST_NO_RISK : risk;
 }
 
 /* ---- parameters ---------------------------------------------------------------------- */
@@ -396,41 +375,12 @@ static const fhir_type_t *type_named(const char *name)
     return fhir_resource_type_find(name, strlen(name));
 }
 
-/* The caller's care teams: the roles they hold in each patient's active teams. */
-typedef struct {
-    const strs_t *me;
-    pools_t *pools;
-    int64_t now_us;
-} teams_t;
-
-static status_t on_team(void *arg, const store_version_t *v, arena_t *arena, err_t *err)
-{
-    teams_t *t = arg;
-    json_t *team = jv_parse(v->json, v->json_len, err);
-    if (!team)
-        return err->code;
-    const char *patient = patient_reference(json_object_get(team, "subject"), arena);
-    size_t i;
-    const json_t *p;
-    json_array_foreach(json_object_get(team, "participant"), i, p)
-    {
-        const char *member =
-            json_string_value(json_object_get(json_object_get(p, "member"), "reference"));
-        if (patient && member && strs_has(t->me, member) &&
-            fhir_period_current(json_object_get(p, "period"), t->now_us))
-            add_codings(&pool_of(t->pools, arena, patient)->roles, arena,
-                        json_object_get(p, "role"));
-    }
-    json_decref(team);
-    return ERR_OK;
-}
-
 /* The risk of each patient: from their latest RiskAssessment, by occurrenceDateTime and then
- * by the version last written (sorted in memory: a sort in the search costs more). */
+ * by the version last written (the store's risk rows, sorted in memory). */
 typedef struct {
     const char *patient; /* first: a key of bsearch is a pointer to the patient */
     int64_t when_us;     /* occurrenceDateTime (its start), or INT64_MIN */
-    int64_t updated_us;  /* then the newest version written */
+    int64_t seq;         /* then the newest version written */
     double risk;
 } patient_risk_t;
 
@@ -443,7 +393,7 @@ static int compare_patient_risk(const void *pa, const void *pb)
     /* the latest first */
     if (a->when_us != b->when_us)
         return a->when_us > b->when_us ? -1 : 1;
-    return a->updated_us > b->updated_us ? -1 : a->updated_us < b->updated_us;
+    return a->seq > b->seq ? -1 : a->seq < b->seq;
 }
 
 static int compare_patient_key(const void *key, const void *entry)
@@ -455,35 +405,6 @@ typedef struct {
     patient_risk_t *v;
     size_t n, cap;
 } risks_t;
-
-static status_t on_risk(void *arg, const store_version_t *v, arena_t *arena, err_t *err)
-{
-    risks_t *r = arg;
-    json_t *ra = jv_parse(v->json, v->json_len, err);
-    if (!ra)
-        return err->code;
-    const char *patient = patient_reference(json_object_get(ra, "subject"), arena);
-    const char *status = json_string_value(json_object_get(ra, "status"));
-    /* one withdrawn is as if it were not there */
-    if (status && (strcmp(status, "entered-in-error") == 0 || strcmp(status, "cancelled") == 0))
-        patient = NULL;
-    if (patient) {
-        if (r->n == r->cap) {
-            size_t cap = r->cap ? r->cap * 2 : 64;
-            patient_risk_t *grown = arena_alloc(arena, cap * sizeof(*grown));
-            if (r->n)
-                memcpy(grown, r->v, r->n * sizeof(*grown));
-            r->v = grown;
-            r->cap = cap;
-        }
-        int64_t when = INT64_MIN, high;
-        fhir_date_bounds(json_object_get(ra, "occurrenceDateTime"), &when, &high);
-        r->v[r->n] = (patient_risk_t){patient, when, v->updated_us, worklist_risk_of(ra)};
-        r->n++;
-    }
-    json_decref(ra);
-    return ERR_OK;
-}
 
 /* The ids of the open Tasks a search by code finds (the code parameter has the search's
  * syntax: several values, modifiers), as the caller may see them. */
@@ -708,18 +629,13 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
                 return rc;
             }
         }
-        /* their roles in the patients' active care teams */
-        fhir_search_pair_t pairs[] = {url_pair("participant", strs_join(&me, 0, me.n, arena)),
-                                      url_pair("status", "active"), url_pair("_count", "1000")};
-        repo_search_t teams = {.type = type_named("CareTeam"),
-                               .pairs = pairs,
-                               .npairs = 3,
-                               .strict = true,
-                               .now_us = q->now_us,
-                               .base = q->base};
-        teams_t t = {.me = &me, .pools = &pools, .now_us = q->now_us};
-        if ((rc = search_all(conn, &teams, arena, on_team, &t, err)))
+        /* their roles in the patients' active care teams: the store's member rows */
+        store_care_role_t *held;
+        size_t nheld;
+        if ((rc = store_care_roles(conn, me.v, me.n, q->now_us, arena, &held, &nheld, err)))
             return rc;
+        for (size_t i = 0; i < nheld; i++)
+            strs_add(&pool_of(&pools, arena, held[i].patient)->roles, arena, held[i].role);
     }
 
     /* the Tasks they own, and those in their pools: their work rows */
@@ -781,21 +697,24 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
             strs_push(&patients, arena, for_patient);
     }
 
-    /* the patients' risk, in batches; the server's search: only patients the caller sees */
+    /* the patients' risk: their risk rows (the patients are those of Tasks the caller sees) */
     strs_unique(&patients);
     risks_t risks = {0};
-    for (size_t from = 0; from < patients.n; from += RISK_BATCH) {
-        fhir_search_pair_t rp[] = {
-            url_pair("subject", strs_join(&patients, from, from + RISK_BATCH, arena)),
-            url_pair("_count", "1000")};
-        repo_search_t s = {.type = type_named("RiskAssessment"),
-                           .pairs = rp,
-                           .npairs = 2,
-                           .strict = true,
-                           .now_us = q->now_us,
-                           .base = q->base};
-        if ((rc = search_all(conn, &s, arena, on_risk, &risks, err)))
+    if (patients.n) {
+        strs_t forms = {0};
+        for (size_t i = 0; i < patients.n; i++)
+            add_reference_forms(&forms, arena, patients.v[i], q->base);
+        store_risk_t *rows_of_risk;
+        size_t nrisk;
+        if ((rc = store_patient_risks(conn, forms.v, forms.n, arena, &rows_of_risk, &nrisk, err)))
             return rc;
+        risks.v = arena_alloc(arena, (nrisk ? nrisk : 1) * sizeof(*risks.v));
+        for (size_t i = 0; i < nrisk; i++) {
+            const char *key = patient_key(rows_of_risk[i].patient, arena);
+            if (key)
+                risks.v[risks.n++] = (patient_risk_t){key, rows_of_risk[i].when_us,
+                                                      rows_of_risk[i].seq, rows_of_risk[i].risk};
+        }
     }
 
     /* buckets and order */

@@ -6,9 +6,10 @@
  *
  * The bucketing and the order are pure functions of the items (unit-tested); worklist_run
  * gathers the items from the Task work rows the store keeps (store_task_work: owned by the
- * caller or in their role pools, as the access policy lets them see), the caller's care
- * teams, and the latest RiskAssessment of the patients found, in batches; it reads the
- * stored Tasks of only those its buckets show.
+ * caller or in their role pools, as the access policy lets them see), the caller's roles in
+ * their care teams (store_care_roles) and the latest RiskAssessment of the patients found
+ * (store_patient_risks), each one statement; it reads the stored Tasks of only those its
+ * buckets show.
  */
 #ifndef CONCERTO_CARE_WORKLIST_H
 #define CONCERTO_CARE_WORKLIST_H

@@ -1127,6 +1127,8 @@ status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *reso
     if (work)
         work->unlinked = unlinked;
     out->task_work = work;
+    out->risk_row = fhir_index_risk_row(resource, arena);
+    out->care_members = fhir_index_care_members(resource, arena);
     return ERR_OK;
 }
 

@@ -155,6 +155,49 @@ typedef struct {
  * another type. */
 fhir_task_work_t *fhir_index_task_work(const json_t *task, arena_t *arena);
 
+/*
+ * The risk row of a RiskAssessment about a Patient that is not withdrawn (its status not
+ * entered-in-error or cancelled): what a worklist ranks patients by, kept by the store beside
+ * the index rows (docs/internals/store.md, "Risk rows").
+ */
+typedef struct {
+    const char *patient; /* subject: "Patient/id" when relative (a version dropped), else the
+                            absolute url as written */
+    int64_t when_us;     /* the start of occurrenceDateTime, or INT64_MIN without one */
+    double risk;         /* fhir_risk_value, or -1 without one */
+} fhir_risk_row_t;
+
+/* A RiskAssessment's risk: prediction[0].probabilityDecimal (clamped to 0..1), or else
+ * prediction[0].qualitativeRisk (risk-probability: negligible 0.05, low 0.25, moderate 0.5,
+ * high 0.75, certain 1); -1 when it has neither. */
+double fhir_risk_value(const json_t *risk_assessment);
+
+/* The risk row of a RiskAssessment (in arena), or NULL for one withdrawn, about no Patient,
+ * or another type. */
+fhir_risk_row_t *fhir_index_risk_row(const json_t *risk_assessment, arena_t *arena);
+
+/*
+ * The member rows of an active CareTeam about a Patient (docs/internals/store.md, "Care team
+ * member rows"): one per role coding of each participant with a member reference, what a
+ * worklist reads a caller's roles in their patients' teams from.
+ */
+typedef struct {
+    const char *member; /* participant.member.reference, as written */
+    const char *role;   /* "system|code" of a coding of participant.role (system empty without
+                           one; codings whose system or code holds , | \\ or $ are left out) */
+    int64_t from_us, until_us; /* participant.period (fhir_period_bounds) */
+} fhir_care_member_t;
+
+typedef struct {
+    const char *patient; /* subject: "Patient/id" */
+    fhir_care_member_t *v;
+    size_t n;
+} fhir_care_members_t;
+
+/* The member rows of a CareTeam (in arena), or NULL for one not active, about no Patient, or
+ * another type. */
+fhir_care_members_t *fhir_index_care_members(const json_t *care_team, arena_t *arena);
+
 typedef struct {
     fhir_index_row_t *rows;
     size_t n, cap;
@@ -169,7 +212,9 @@ typedef struct {
     /* full text (_content, _text; fhir_index_text): NULL when there is none */
     const char *content;   /* every string value of the resource, the narrative as text */
     const char *narrative; /* text.div without its markup */
-    const fhir_task_work_t *task_work; /* an open Task's work row, else NULL */
+    const fhir_task_work_t *task_work;       /* an open Task's work row, else NULL */
+    const fhir_risk_row_t *risk_row;         /* a RiskAssessment's risk row, else NULL */
+    const fhir_care_members_t *care_members; /* an active CareTeam's member rows, else NULL */
 } fhir_index_rows_t;
 
 /*
@@ -183,9 +228,9 @@ typedef struct {
  * extracted. A parameter whose expression cannot be evaluated over this resource gives no
  * rows and is counted in nfailed: a resource is never refused for its index. A resource
  * naming no patient through its patient links gets the FHIR_INDEX_UNLINKED row; an open Task
- * gets its work row (task_work). Errors:
- * ERR_INVALID when resource has no known resourceType; ERR_TOO_LARGE past
- * FHIR_INDEX_MAX_ROWS rows.
+ * gets its work row (task_work), a RiskAssessment its risk row (risk_row), an active CareTeam its
+ * member rows (care_members). Errors: ERR_INVALID when resource has no known resourceType;
+ * ERR_TOO_LARGE past FHIR_INDEX_MAX_ROWS rows.
  */
 status_t fhir_index_extract(const fhir_search_snapshot_t *snapshot, json_t *resource,
                             arena_t *arena, fhir_index_rows_t *out, err_t *err);

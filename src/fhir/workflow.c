@@ -156,6 +156,13 @@ bool fhir_period_current(const json_t *period, int64_t now_us)
     return true;
 }
 
+void fhir_period_bounds(const json_t *period, int64_t *out_from_us, int64_t *out_until_us)
+{
+    fhir_search_value_t v;
+    *out_from_us = range_of(json_object_get(period, "start"), &v) ? v.as.date.low : INT64_MIN;
+    *out_until_us = range_of(json_object_get(period, "end"), &v) ? v.as.date.high : INT64_MAX;
+}
+
 bool fhir_task_due(const json_t *task, int64_t *out_us)
 {
     fhir_search_value_t v;

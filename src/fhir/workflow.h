@@ -80,6 +80,10 @@ bool fhir_concept_has(const json_t *concept, const char *system, const char *cod
  */
 bool fhir_period_current(const json_t *period, int64_t now_us);
 
+/* The same as bounds: the Period holds at now exactly when *out_from_us <= now and now <
+ * *out_until_us (INT64_MIN and INT64_MAX for a start or end absent or not a dateTime). */
+void fhir_period_bounds(const json_t *period, int64_t *out_from_us, int64_t *out_until_us);
+
 /*
  * The due time of a Task (restriction.period.end) as an instant: a dateTime with a time of
  * day is that instant; a date alone (or a year and month) is due at the last microsecond it

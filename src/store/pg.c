@@ -437,6 +437,16 @@ static const char *const migrations[] = {
     "CREATE TABLE task_work_pool (pool TEXT COLLATE \"C\" NOT NULL, rid BIGINT NOT NULL,"
     "  PRIMARY KEY (pool, rid));"
     "CREATE INDEX task_work_pool_rid ON task_work_pool (rid);" SQL_TASK_WORK_REINDEX,
+    /* 16: the risk rows of RiskAssessments (sql_work.c), filled for those stored before by a
+       reindex of RiskAssessment */
+    "CREATE TABLE risk_work (rid BIGINT PRIMARY KEY, patient TEXT COLLATE \"C\" NOT NULL,"
+    "  when_us BIGINT, risk DOUBLE PRECISION);"
+    "CREATE INDEX risk_work_patient ON risk_work (patient, when_us);"
+    "CREATE TABLE care_member (member TEXT COLLATE \"C\" NOT NULL, rid BIGINT NOT NULL,"
+    "  patient TEXT COLLATE \"C\" NOT NULL, role TEXT COLLATE \"C\" NOT NULL, from_us BIGINT,"
+    "  until_us BIGINT);"
+    "CREATE INDEX care_member_member ON care_member (member);"
+    "CREATE INDEX care_member_rid ON care_member (rid);" SQL_RISK_WORK_REINDEX,
 };
 
 /* ---- parameters and results ---------------------------------------------------------- */
@@ -1463,6 +1473,115 @@ static status_t write_text(pg_conn_t *conn, int64_t rid, bool is_new, const fhir
 
 /* Replaces the index rows of rid: the old ones go (unless the resource is new), the new ones
  * come (unless it is deleted); with them its full text and contained resources. */
+/*
+ * The work rows (sql_work.c's tables: store.h "Task work rows", "Risk rows", "Care team member
+ * rows") of a version, in one prepared statement each, the round trip a Task write pays for
+ * them: the row upserted and the pools not kept deleted beside the insert of the new ones
+ * (CTEs); a row gone deleted. The shared SQL of sql_work.c (two deletes and an insert per row)
+ * remains the SQLite driver's, whose statements cost no round trip.
+ */
+static const char task_work_write_sql[] =
+    "WITH w AS (INSERT INTO task_work (rid, id, unlinked, patient, owner, status, priority, "
+    "due_us) VALUES ($1::bigint, $2, $3::integer, $4, $5, $6, $7::integer, $8::bigint) ON "
+    "CONFLICT (rid) DO UPDATE SET id = EXCLUDED.id, unlinked = EXCLUDED.unlinked, patient = "
+    "EXCLUDED.patient, owner = EXCLUDED.owner, status = EXCLUDED.status, priority = "
+    "EXCLUDED.priority, due_us = EXCLUDED.due_us), d AS (DELETE FROM task_work_pool WHERE rid = "
+    "$1::bigint AND pool <> ALL ($9::text[])) INSERT INTO task_work_pool (pool, rid) SELECT "
+    "DISTINCT unnest($9::text[]), $1::bigint ON CONFLICT DO NOTHING";
+static const char task_work_clear_sql[] =
+    "WITH w AS (DELETE FROM task_work WHERE rid = $1::bigint) DELETE FROM task_work_pool WHERE "
+    "rid = $1::bigint";
+static const char risk_write_sql[] =
+    "INSERT INTO risk_work (rid, patient, when_us, risk) VALUES ($1::bigint, $2, $3::bigint, "
+    "$4::double precision) ON CONFLICT (rid) DO UPDATE SET patient = EXCLUDED.patient, when_us "
+    "= EXCLUDED.when_us, risk = EXCLUDED.risk";
+static const char risk_clear_sql[] = "DELETE FROM risk_work WHERE rid = $1::bigint";
+/* care_member has no unique key: the delete (of the rows before, by the statement's snapshot)
+   and the insert of the new ones do not meet */
+static const char care_write_sql[] =
+    "WITH d AS (DELETE FROM care_member WHERE rid = $1::bigint) INSERT INTO care_member (rid, "
+    "patient, member, role, from_us, until_us) SELECT $1::bigint, $2, m, r, f, u FROM "
+    "unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[]) AS x (m, r, f, u)";
+
+static const char *array_text(buf_t *array)
+{
+    buf_addch(array, '}');
+    return array->ptr;
+}
+
+static status_t write_work(pg_conn_t *conn, int64_t rid, const char *type, const char *id,
+                           bool is_new, const fhir_index_rows_t *rows, err_t *err)
+{
+    pg_params_t p = {0};
+    pg__int(&p, rid);
+    status_t rc = ERR_OK;
+    if (strcmp(type, "Task") == 0) {
+        const fhir_task_work_t *w = rows ? rows->task_work : NULL;
+        if (!w)
+            return is_new ? ERR_OK
+                          : pg__run_named(conn, PG_TASK_WORK_CLEAR, task_work_clear_sql, &p, NULL,
+                                          err);
+        buf_t pools = BUF_INIT;
+        buf_addch(&pools, '{');
+        for (size_t i = 0; i < w->npools; i++)
+            array_add(&pools, w->pools[i]);
+        pg__text(&p, id);
+        pg__int(&p, w->unlinked);
+        pg__text(&p, w->patient);
+        pg__text(&p, w->owner);
+        pg__text(&p, w->status);
+        if (w->priority >= 0)
+            pg__int(&p, w->priority);
+        else
+            pg__text(&p, NULL);
+        if (w->due_us != INT64_MAX)
+            pg__int(&p, w->due_us);
+        else
+            pg__text(&p, NULL);
+        pg__text(&p, array_text(&pools));
+        rc = pg__run_named(conn, PG_TASK_WORK_WRITE, task_work_write_sql, &p, NULL, err);
+        buf_release(&pools);
+    } else if (strcmp(type, "RiskAssessment") == 0) {
+        const fhir_risk_row_t *r = rows ? rows->risk_row : NULL;
+        if (!r)
+            return is_new ? ERR_OK
+                          : pg__run_named(conn, PG_RISK_CLEAR, risk_clear_sql, &p, NULL, err);
+        pg__text(&p, r->patient);
+        if (r->when_us != INT64_MIN)
+            pg__int(&p, r->when_us);
+        else
+            pg__text(&p, NULL);
+        if (r->risk >= 0)
+            pg__double(&p, r->risk);
+        else
+            pg__text(&p, NULL);
+        rc = pg__run_named(conn, PG_RISK_WRITE, risk_write_sql, &p, NULL, err);
+    } else if (strcmp(type, "CareTeam") == 0) {
+        const fhir_care_members_t *m = rows ? rows->care_members : NULL;
+        if (is_new && (!m || !m->n))
+            return ERR_OK;
+        buf_t cols[4] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT};
+        for (int c = 0; c < 4; c++)
+            buf_addch(&cols[c], '{');
+        for (size_t i = 0; m && i < m->n; i++) {
+            char from[32], until[32];
+            snprintf(from, sizeof(from), "%lld", (long long)m->v[i].from_us);
+            snprintf(until, sizeof(until), "%lld", (long long)m->v[i].until_us);
+            array_add(&cols[0], m->v[i].member);
+            array_add(&cols[1], m->v[i].role);
+            array_add(&cols[2], m->v[i].from_us != INT64_MIN ? from : NULL);
+            array_add(&cols[3], m->v[i].until_us != INT64_MAX ? until : NULL);
+        }
+        pg__text(&p, m ? m->patient : "");
+        for (int c = 0; c < 4; c++)
+            pg__text(&p, array_text(&cols[c]));
+        rc = pg__run_named(conn, PG_CARE_WRITE, care_write_sql, &p, NULL, err);
+        for (int c = 0; c < 4; c++)
+            buf_release(&cols[c]);
+    }
+    return rc;
+}
+
 static status_t write_index(pg_conn_t *conn, int64_t rid, const char *type, const char *id,
                             bool is_new, const fhir_index_rows_t *rows, err_t *err)
 {
@@ -1480,12 +1599,7 @@ static status_t write_index(pg_conn_t *conn, int64_t rid, const char *type, cons
         return rc;
     if (rows && rows->ncontained && (rc = insert_contained(conn, rid, type, rows, err)))
         return rc;
-    if (strcmp(type, "Task") == 0) {
-        sql_driver_t sql;
-        pg__sql_driver(conn, &sql);
-        return sql__task_work_write(&sql, rid, id, is_new, rows ? rows->task_work : NULL, err);
-    }
-    return ERR_OK;
+    return write_work(conn, rid, type, id, is_new, rows, err);
 }
 
 static status_t pg_put(void *opaque, const store_put_t *put, int64_t updated_us,
@@ -1693,11 +1807,8 @@ static status_t pg_load_index(void *opaque, const store_copy_version_t *versions
         }
         if (v->index->ncontained)
             rc = insert_contained(conn, v->rid, v->version.type, v->index, err);
-        if (!rc && v->index->task_work) {
-            sql_driver_t sql;
-            pg__sql_driver(conn, &sql);
-            rc = sql__task_work_write(&sql, v->rid, v->version.id, true, v->index->task_work, err);
-        }
+        if (!rc)
+            rc = write_work(conn, v->rid, v->version.type, v->version.id, true, v->index, err);
     }
     if (!rc && any_text) {
         pg_params_t p = {0};

@@ -43,6 +43,13 @@ enum {
        full text */
     PG_LOAD_INDEX = PG_BATCH_INDEX + FHIR_INDEX_KIND_COUNT,
     PG_LOAD_TEXT = PG_LOAD_INDEX + FHIR_INDEX_KIND_COUNT,
+    /* the work rows of a Task, a RiskAssessment, a CareTeam: each written in one statement
+       (pg.c, write_work) */
+    PG_TASK_WORK_WRITE,
+    PG_TASK_WORK_CLEAR,
+    PG_RISK_WRITE,
+    PG_RISK_CLEAR,
+    PG_CARE_WRITE,
     /* the statements of pg_queue.c, which passes their SQL itself (pg__run_named) */
     PG_QUEUE,
     /* the statements of sql_auth.c (pg_auth.c) */

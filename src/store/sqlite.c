@@ -342,6 +342,15 @@ static const char *const migrations[] = {
     "CREATE TABLE task_work_pool (pool TEXT NOT NULL, rid INTEGER NOT NULL,"
     "  PRIMARY KEY (pool, rid)) WITHOUT ROWID;"
     "CREATE INDEX task_work_pool_rid ON task_work_pool (rid);" SQL_TASK_WORK_REINDEX,
+    /* 16: the risk rows of RiskAssessments (sql_work.c), filled for those stored before by a
+       reindex of RiskAssessment */
+    "CREATE TABLE risk_work (rid INTEGER PRIMARY KEY, patient TEXT NOT NULL, when_us INTEGER,"
+    "  risk REAL);"
+    "CREATE INDEX risk_work_patient ON risk_work (patient, when_us);"
+    "CREATE TABLE care_member (member TEXT NOT NULL, rid INTEGER NOT NULL, patient TEXT NOT NULL,"
+    "  role TEXT NOT NULL, from_us INTEGER, until_us INTEGER);"
+    "CREATE INDEX care_member_member ON care_member (member);"
+    "CREATE INDEX care_member_rid ON care_member (rid);" SQL_RISK_WORK_REINDEX,
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
@@ -1173,6 +1182,16 @@ static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, 
         sql_driver_t sql;
         sqlite__sql_driver(conn, &sql);
         status = sql__task_work_write(&sql, rid, id, is_new, rows ? rows->task_work : NULL, err);
+    }
+    if (!status && strcmp(type, "RiskAssessment") == 0) {
+        sql_driver_t sql;
+        sqlite__sql_driver(conn, &sql);
+        status = sql__risk_write(&sql, rid, is_new, rows ? rows->risk_row : NULL, err);
+    }
+    if (!status && strcmp(type, "CareTeam") == 0) {
+        sql_driver_t sql;
+        sqlite__sql_driver(conn, &sql);
+        status = sql__care_members_write(&sql, rid, is_new, rows ? rows->care_members : NULL, err);
     }
     return status;
 }

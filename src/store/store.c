@@ -426,6 +426,37 @@ status_t store_task_work(store_conn_t *conn, const store_task_work_query_t *quer
     REPLICA_READ(conn, err, task_work_on(conn->store->driver, c_, query, arena, out, out_n, err));
 }
 
+static status_t risks_on(const store_driver_t *driver, void *c, const char *const *patients,
+                         size_t n, arena_t *arena, store_risk_t **out, size_t *out_n, err_t *err)
+{
+    sql_driver_t sql;
+    driver->sql(c, &sql);
+    return sql__risk_select(&sql, patients, n, arena, out, out_n, err);
+}
+
+status_t store_patient_risks(store_conn_t *conn, const char *const *patients, size_t n,
+                             arena_t *arena, store_risk_t **out, size_t *out_n, err_t *err)
+{
+    REPLICA_READ(conn, err, risks_on(conn->store->driver, c_, patients, n, arena, out, out_n, err));
+}
+
+static status_t care_roles_on(const store_driver_t *driver, void *c, const char *const *members,
+                              size_t n, int64_t now_us, arena_t *arena, store_care_role_t **out,
+                              size_t *out_n, err_t *err)
+{
+    sql_driver_t sql;
+    driver->sql(c, &sql);
+    return sql__care_roles_select(&sql, members, n, now_us, arena, out, out_n, err);
+}
+
+status_t store_care_roles(store_conn_t *conn, const char *const *members, size_t n, int64_t now_us,
+                          arena_t *arena, store_care_role_t **out, size_t *out_n, err_t *err)
+{
+    REPLICA_READ(
+        conn, err,
+        care_roles_on(conn->store->driver, c_, members, n, now_us, arena, out, out_n, err));
+}
+
 const char *store_search_unsupported(const fhir_search_clause_t *clause, arena_t *arena)
 {
     const fhir_search_param_t *param = clause->param;

@@ -348,6 +348,46 @@ typedef struct {
 status_t store_task_work(store_conn_t *conn, const store_task_work_query_t *query, arena_t *arena,
                          store_task_work_t **out, size_t *out_n, err_t *err);
 
+/* ---- Risk rows ----------------------------------------------------------------------------- */
+
+/*
+ * Every RiskAssessment about a Patient that is not withdrawn has a risk row, written with its
+ * index rows by every writer of them like a Task's work row (fhir_risk_row_t of the rows):
+ * its patient, occurrence time and risk. A worklist ranks patients by the latest
+ * (docs/internals/store.md, "Risk rows").
+ */
+typedef struct {
+    const char *patient; /* RiskAssessment.subject as stored ("Patient/id" or an absolute url) */
+    int64_t when_us;     /* the start of occurrenceDateTime; INT64_MIN: none */
+    int64_t seq;         /* the sequence number of the version: the last written is the highest */
+    double risk;         /* 0 to 1; -1: none */
+} store_risk_t;
+
+/* The risk rows of the patients (subject as stored: "Patient/id", an absolute url), in no
+ * order (the latest of a patient: the latest occurrence time, then the last written); in
+ * arena. */
+status_t store_patient_risks(store_conn_t *conn, const char *const *patients, size_t n,
+                             arena_t *arena, store_risk_t **out, size_t *out_n, err_t *err);
+
+/* ---- Care team member rows ------------------------------------------------------------------ */
+
+/*
+ * Every active CareTeam about a Patient has a member row per role coding of each participant
+ * with a member reference, written with its index rows by every writer of them
+ * (fhir_care_members_t of the rows). A worklist reads the caller's roles in their patients'
+ * teams from these (docs/internals/store.md, "Care team member rows").
+ */
+typedef struct {
+    const char *patient; /* "Patient/id" of the team */
+    const char *role;    /* "system|code" */
+} store_care_role_t;
+
+/* The roles that members (participant.member.reference exactly as written) hold at now_us in
+ * the active CareTeams, with each team's patient, in no order (a role held twice comes twice);
+ * in arena. */
+status_t store_care_roles(store_conn_t *conn, const char *const *members, size_t n, int64_t now_us,
+                          arena_t *arena, store_care_role_t **out, size_t *out_n, err_t *err);
+
 /* ---- searching ----------------------------------------------------------------------- */
 
 /* Most resources _include and _revinclude may add to one page, and rounds of :iterate. */

@@ -213,6 +213,15 @@ extern const char sql__unlinked_reindex_schema[];
     "INSERT INTO job (kind, key, run_at_us, payload) SELECT 'reindex', 'Task', 0, "  \
     "'{\"why\":\"the work rows of Tasks, schema 15\"}' WHERE EXISTS (SELECT 1 FROM " \
     "resource WHERE type = 'Task') ON CONFLICT (kind, key) DO NOTHING;"
+/* Migration 16 (both drivers) schedules a reindex of RiskAssessment and of CareTeam, so that
+   those stored before get their risk rows and member rows (sql_work.c). */
+#define SQL_RISK_WORK_REINDEX                                                                 \
+    "INSERT INTO job (kind, key, run_at_us, payload) SELECT 'reindex', 'RiskAssessment', 0, " \
+    "'{\"why\":\"the risk rows of RiskAssessments, schema 16\"}' WHERE EXISTS (SELECT 1 "     \
+    "FROM resource WHERE type = 'RiskAssessment') ON CONFLICT (kind, key) DO NOTHING;"        \
+    "INSERT INTO job (kind, key, run_at_us, payload) SELECT 'reindex', 'CareTeam', 0, "       \
+    "'{\"why\":\"the member rows of CareTeams, schema 16\"}' WHERE EXISTS (SELECT 1 FROM "    \
+    "resource WHERE type = 'CareTeam') ON CONFLICT (kind, key) DO NOTHING;"
 /* The same for the browser sessions and authorization requests (sql_session.c). */
 extern const char sql__session_schema[];
 /* The audit trail's tables (sql_audit.c): migration 12 of each driver. */

@@ -136,11 +136,52 @@ def test_an_upgrade_gives_tasks_stored_before_their_work_rows(tmp_path):
     with sqlite3.connect(db) as c:
         c.execute("DROP TABLE task_work")
         c.execute("DROP TABLE task_work_pool")
+        c.execute("DROP TABLE risk_work")
+        c.execute("DROP TABLE care_member")
         c.execute("DELETE FROM schema_migration WHERE version >= 15")
     r = run_cli("init", "--db", str(db))
     assert r.returncode == 0, r.stderr
     assert "reindex of Task after the work rows of Tasks, schema 15: done" in r.stderr
     assert rows() == ["held", "open"]
+
+
+def test_an_upgrade_gives_risk_assessments_stored_before_their_risk_rows(tmp_path):
+    """Schema 16 adds the risk rows of RiskAssessments and the member rows of CareTeams
+    (docs/internals/store.md) and reindexes those types where there are any, so that
+    worklists rank the patients assessed before and see the teams made before; a withdrawn
+    assessment gets none."""
+    import sqlite3
+    db = tmp_path / "old.db"
+    path = tmp_path / "risks.ndjson"
+    risks = [{"resourceType": "RiskAssessment", "id": rid, "status": status,
+              "subject": {"reference": "Patient/p1"},
+              "prediction": [{"probabilityDecimal": 0.4}]}
+             for rid, status in (("now", "final"), ("wrong", "entered-in-error"))]
+    patient = {"resourceType": "Patient", "id": "p1"}
+    team = {"resourceType": "CareTeam", "id": "t1", "status": "active",
+            "subject": {"reference": "Patient/p1"},
+            "participant": [{"member": {"reference": "Patient/p1"},
+                             "role": [{"coding": [{"system": "urn:r", "code": "self"}]}]}]}
+    path.write_text("".join(json.dumps(r) + "\n" for r in [patient, team] + risks))
+    assert run_cli("import", "--db", str(db), str(path)).returncode == 0
+
+    def rows():
+        with sqlite3.connect(db) as c:
+            return (c.execute("SELECT patient, risk FROM risk_work").fetchall(),
+                    c.execute("SELECT member, patient, role FROM care_member").fetchall())
+
+    assert rows() == ([("Patient/p1", 0.4)], [("Patient/p1", "Patient/p1", "urn:r|self")])
+    # as a database of schema 15: no risk rows
+    with sqlite3.connect(db) as c:
+        c.execute("DROP TABLE risk_work")
+        c.execute("DROP TABLE care_member")
+        c.execute("DELETE FROM schema_migration WHERE version >= 16")
+    r = run_cli("init", "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    assert "reindex of RiskAssessment after the risk rows of RiskAssessments, schema 16: done" \
+        in r.stderr
+    assert "reindex of CareTeam after the member rows of CareTeams, schema 16: done" in r.stderr
+    assert rows() == ([("Patient/p1", 0.4)], [("Patient/p1", "Patient/p1", "urn:r|self")])
 
 
 def test_an_upgrade_marks_resources_stored_before_the_unlinked_mark(tmp_path):
@@ -169,6 +210,8 @@ def test_an_upgrade_marks_resources_stored_before_the_unlinked_mark(tmp_path):
         # and without the tables of later schemas
         c.execute("DROP TABLE task_work")
         c.execute("DROP TABLE task_work_pool")
+        c.execute("DROP TABLE risk_work")
+        c.execute("DROP TABLE care_member")
     assert marks() == 0
     r = run_cli("init", "--db", str(db))
     assert r.returncode == 0, r.stderr

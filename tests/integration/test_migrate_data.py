@@ -153,6 +153,21 @@ def build_source(srv):
                                                           "system": "http://unitsofmeasure.org"}})
     assert r.status == 200, r
     assert c.delete(f"Observation/{obs[2]}").status in (200, 204)
+    # the risk rows and care team member rows (docs/internals/store.md) come over with the
+    # copy: one standing assessment, one withdrawn (no row), a team
+    for rid, status, pid in (("risk-1", "final", patients[0]),
+                             ("risk-2", "entered-in-error", patients[1])):
+        r = c.put(f"RiskAssessment/{rid}", {
+            "resourceType": "RiskAssessment", "id": rid, "status": status,
+            "subject": {"reference": f"Patient/{pid}"}, "occurrenceDateTime": "2024-03-01",
+            "prediction": [{"probabilityDecimal": 0.625}]})
+        assert r.status == 201, r
+    r = c.put("CareTeam/team-1", {
+        "resourceType": "CareTeam", "id": "team-1", "status": "active",
+        "subject": {"reference": f"Patient/{patients[0]}"},
+        "participant": [{"member": {"reference": f"Patient/{patients[0]}"},
+                         "role": [{"coding": [{"system": "urn:r", "code": "self"}]}]}]})
+    assert r.status == 201, r
     # deleted and created again (version 3 after a delete)
     enc = c.put("Encounter/enc-1", {"resourceType": "Encounter", "id": "enc-1",
                                     "status": "finished", "class": {"code": "AMB"},
@@ -297,6 +312,12 @@ def test_migrate_copies_everything_and_serves_the_same(source_db, target_kind, m
 
     # every row came over as it was
     assert target.scalar("SELECT count(*) FROM resource_version") == versions
+    assert sqlite_rows(db, "SELECT patient, when_us, risk FROM risk_work") == [
+        (f"Patient/{ids['patients'][0]}", 1709251200000000, 0.625)]
+    assert target.scalar("SELECT count(*) FROM risk_work") == 1
+    assert target.scalar("SELECT count(*) FROM care_member WHERE role = 'urn:r|self'") == 1
+    assert target.scalar("SELECT count(*) FROM risk_work WHERE patient = 'Patient/%s' AND "
+                         "when_us = 1709251200000000 AND risk = 0.625" % ids["patients"][0]) == 1
     assert target.scalar("SELECT count(*) FROM outbox WHERE dead = " +
                          ("true" if target_kind == "postgresql" else "1")) == 1
     assert target.scalar("SELECT attempts FROM job WHERE kind = 'task-escalation'") == 1

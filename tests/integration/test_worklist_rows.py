@@ -134,3 +134,61 @@ def test_a_deleted_task_leaves(srv):
     r = srv.client.put("Task/later", task("later", "pat2", srv.now - DAY))
     assert r.status in (200, 201), r.body
     assert current(srv) == {"overdue": ["later"], "upcoming": ["fresh"]}
+
+
+def test_risk_and_care_team_changes_count_at_once(srv):
+    """The patients' risk (the store's risk rows) and the caller's roles in the care teams
+    follow each write at once: a new RiskAssessment moves its patient's Tasks up, a withdrawn
+    one gives way to the patient's earlier assessment, and a role change in a CareTeam brings
+    that role's pool of the patient onto the worklist and takes it off again."""
+    for tid, pid in (("r2", "pat2"), ("r3", "pat3")):
+        r = srv.client.put(f"Task/{tid}", task(tid, pid, srv.now - 2 * DAY))
+        assert r.status == 201, r.body
+        srv.tasks[tid] = tid
+    # pat2 is at moderate risk (0.5), pat3 has no assessment
+    assert current(srv)["overdue"] == ["r2", "later", "r3"]
+    ra = {"resourceType": "RiskAssessment", "status": "final",
+          "subject": {"reference": "Patient/pat3"}, "occurrenceDateTime": instant(srv.now),
+          "prediction": [{"probabilityDecimal": 0.95}]}
+    r = srv.client.put("RiskAssessment/ra3", dict(ra, id="ra3"))
+    assert r.status == 201, r.body
+    assert current(srv)["overdue"] == ["r3", "r2", "later"]
+    # an older, lower one does not count while the newer one stands
+    old = dict(ra, id="ra3old", occurrenceDateTime="2020-01-01",
+               prediction=[{"probabilityDecimal": 0.01}])
+    assert srv.client.put("RiskAssessment/ra3old", old).status == 201
+    assert current(srv)["overdue"] == ["r3", "r2", "later"]
+    # withdrawn: the older one is the latest
+    r = srv.client.put("RiskAssessment/ra3", dict(ra, id="ra3", status="entered-in-error"))
+    assert r.status == 200, r.body
+    assert current(srv)["overdue"] == ["r2", "later", "r3"]
+    # and deleted: pat3 has no risk again, below pat2 still
+    assert srv.client.delete("RiskAssessment/ra3old").status in (200, 204)
+    assert current(srv)["overdue"] == ["r2", "later", "r3"]
+    # pat2 at negligible risk: pat3 (none) still last, pat2's Tasks by due time
+    r = srv.client.put("RiskAssessment/ra2", {
+        "resourceType": "RiskAssessment", "id": "ra2", "status": "final",
+        "subject": {"reference": "Patient/pat2"}, "occurrenceDateTime": instant(srv.now),
+        "prediction": [{"probabilityDecimal": 0.0}]})
+    assert r.status == 200, r.body
+    assert current(srv)["overdue"] == ["r2", "later", "r3"]
+
+    # the nurses' pool of pat3: not the coordinator's until the team makes her a nurse there
+    pooled = task("np3", "pat3", srv.now + 2 * DAY, owner=None, status="requested",
+                  performer=NURSE)
+    assert srv.client.put("Task/np3", pooled).status == 201
+    srv.tasks["np3"] = "np3"
+    assert "unassigned" not in current(srv)
+    team = srv.client.get("CareTeam/ct3").json
+    team["participant"][0]["role"] = role(NURSE)
+    r = srv.client.request("PUT", "CareTeam/ct3", team,
+                           headers={"If-Match": f'W/"{team["meta"]["versionId"]}"'})
+    assert r.status == 200, r.body
+    assert current(srv)["unassigned"] == ["np3"]
+    # her part in the team ended: the pool is not hers any more
+    team = r.json
+    team["participant"][0]["period"] = {"end": instant(srv.now - DAY)}
+    r = srv.client.request("PUT", "CareTeam/ct3", team,
+                           headers={"If-Match": f'W/"{team["meta"]["versionId"]}"'})
+    assert r.status == 200, r.body
+    assert "unassigned" not in current(srv)

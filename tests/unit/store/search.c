@@ -839,7 +839,7 @@ static void test_fulltext_migrated(void **state)
                       "DROP TABLE account, account_recovery, client, client_assertion, token;"
                       "DROP TABLE login_session, authz_request;"
                       "DROP TABLE audit, audit_head;"
-                      "DROP TABLE task_work, task_work_pool;"
+                      "DROP TABLE task_work, task_work_pool, risk_work, care_member;"
                       "DELETE FROM schema_migration WHERE version >= 9");
         assert_int_equal(test_pg_query("SELECT count(*) FROM ix_text WHERE words @@ "
                                        "'doe'::tsquery"),
@@ -861,7 +861,8 @@ static void test_fulltext_migrated(void **state)
                          "DROP TABLE client_assertion; DROP TABLE token;"
                          "DROP TABLE login_session; DROP TABLE authz_request;"
                          "DROP TABLE audit; DROP TABLE audit_head;"
-                         "DROP TABLE task_work; DROP TABLE task_work_pool;"
+                         "DROP TABLE task_work; DROP TABLE task_work_pool; DROP TABLE risk_work;"
+                         "DROP TABLE care_member;"
                          "DELETE FROM schema_migration WHERE version >= 9",
                          NULL, NULL, NULL),
             SQLITE_OK);

@@ -2,7 +2,7 @@
  * Tests for the Task work rows (store.h, "Task work rows") and store_read_batch, on each
  * driver: the row follows a Task through writes, a close, a delete and a reindex; the select
  * by owner and by pool with the patient and priority filters and a visibility; the batch read
- * of current versions.
+ * of current versions; the risk rows of RiskAssessments and the member rows of CareTeams.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/jv.h"
 #include "drivers.h"
 #include "fhir/index.h"
@@ -37,8 +38,8 @@ static int teardown(void **state)
 }
 
 typedef struct {
-    const char *id, *json; /* json NULL: a delete */
-    bool reindex;          /* replace the index rows of the current version with json's */
+    const char *type, *id, *json; /* json NULL: a delete */
+    bool reindex;                 /* replace the index rows of the current version with json's */
 } put_arg_t;
 
 static status_t put_txn(store_txn_t *txn, void *arg, err_t *err)
@@ -47,7 +48,7 @@ static status_t put_txn(store_txn_t *txn, void *arg, err_t *err)
     arena_t arena;
     arena_init(&arena);
     store_current_t current;
-    status_t rc = store_txn_current(txn, "Task", a->id, &current, err);
+    status_t rc = store_txn_current(txn, a->type, a->id, &current, err);
     fhir_index_rows_t rows = {0};
     if (!rc && a->json) {
         json_t *resource = jv_parse(a->json, strlen(a->json), err);
@@ -55,7 +56,7 @@ static status_t put_txn(store_txn_t *txn, void *arg, err_t *err)
         rc = fhir_index_extract(NULL, resource, &arena, &rows, err);
         json_decref(resource);
     }
-    store_put_t put = {.type = "Task",
+    store_put_t put = {.type = a->type,
                        .id = a->id,
                        .version = current.version + 1,
                        .method = a->json ? (current.version ? "PUT" : "POST") : "DELETE",
@@ -64,18 +65,23 @@ static status_t put_txn(store_txn_t *txn, void *arg, err_t *err)
                        .json_len = a->json ? strlen(a->json) : 0,
                        .index = a->json ? &rows : NULL};
     if (!rc)
-        rc = a->reindex ? store_txn_reindex(txn, "Task", a->id, &rows, err)
+        rc = a->reindex ? store_txn_reindex(txn, a->type, a->id, &rows, err)
                         : store_txn_put(txn, &put, NULL, err);
     arena_release(&arena);
     return rc;
 }
 
-static void put(const char *id, const char *json, bool reindex)
+static void put_as(const char *type, const char *id, const char *json, bool reindex)
 {
-    put_arg_t a = {id, json, reindex};
+    put_arg_t a = {type, id, json, reindex};
     err_t err = ERR_INIT;
     assert_int_equal(store_run(store, put_txn, &a, &err), ERR_OK);
     err_release(&err);
+}
+
+static void put(const char *id, const char *json, bool reindex)
+{
+    put_as("Task", id, json, reindex);
 }
 
 #define TASK(id, rest)                                                                          \
@@ -129,6 +135,18 @@ static void test_the_row_follows_the_task(void **state)
     assert_string_equal(rows[0].pool, nurses[0]);
     assert_int_equal(rows[0].priority, -1);
     assert_true(rows[0].due_us == INT64_MAX);
+    /* another pool instead: not in the nurses' any more; both: once, in theirs */
+    put("t1",
+        TASK("t1", "\"status\":\"requested\",\"performerType\":[{\"coding\":[{\"code\":\"x\"}]}]"),
+        false);
+    assert_int_equal(select_rows(NULL, &arena, &rows), 0);
+    put("t1",
+        TASK("t1",
+             "\"status\":\"requested\",\"performerType\":[{\"coding\":[{\"code\":\"x\"}]}," POOL
+             "]"),
+        false);
+    assert_int_equal(select_rows(NULL, &arena, &rows), 1);
+    assert_string_equal(rows[0].pool, nurses[0]);
     /* closed: no row; open again: a row; deleted: none */
     put("t1", TASK("t1", "\"status\":\"completed\",\"owner\":{\"reference\":\"Practitioner/c1\"}"),
         false);
@@ -229,12 +247,161 @@ static void test_read_batch(void **state)
     arena_release(&arena);
 }
 
+#define RISK(id, subject, rest)                                                                    \
+    "{\"resourceType\":\"RiskAssessment\",\"id\":\"" id "\",\"subject\":{\"reference\":\"" subject \
+    "\"}," rest "}"
+
+/* The risk rows of the patients, sorted by the RiskAssessment's rid. */
+static size_t risks(const char *const *patients, size_t n, arena_t *arena, store_risk_t **out)
+{
+    size_t got;
+    err_t err = ERR_INIT;
+    if (store_patient_risks(conn, patients, n, arena, out, &got, &err))
+        fail_msg("%s: %s", err_message(&err), err.log_detail ? err.log_detail : "");
+    err_release(&err);
+    return got;
+}
+
+static void test_risk_rows(void **state)
+{
+    (void)state;
+    arena_t arena;
+    arena_init(&arena);
+    store_risk_t *r;
+    static const char *const p1[] = {"Patient/p1"};
+    static const char *const both[] = {"Patient/p1", "http://x.test/fhir/Patient/p2"};
+    put_as("RiskAssessment", "a",
+           RISK("a", "Patient/p1/_history/3",
+                "\"status\":\"final\",\"occurrenceDateTime\":\"2024-01-01\",\"prediction\":"
+                "[{\"probabilityDecimal\":0.75}]"),
+           false);
+    assert_int_equal(risks(p1, 1, &arena, &r), 1);
+    assert_string_equal(r[0].patient, "Patient/p1");
+    assert_int_equal(r[0].when_us, 1704067200000000LL);
+    assert_true(r[0].risk > 0.749 && r[0].risk < 0.751);
+    int64_t first_seq = r[0].seq;
+    /* rewritten: qualitative, no occurrence; the row follows, the last written seq higher */
+    put_as("RiskAssessment", "a",
+           RISK("a", "Patient/p1",
+                "\"status\":\"final\",\"prediction\":[{\"qualitativeRisk\":{\"coding\":[{"
+                "\"code\":\"low\"}]}}]"),
+           false);
+    assert_int_equal(risks(p1, 1, &arena, &r), 1);
+    assert_true(r[0].when_us == INT64_MIN);
+    assert_true(r[0].risk > 0.249 && r[0].risk < 0.251);
+    assert_true(r[0].seq > first_seq);
+    /* no prediction: a row without a risk; an absolute subject as written */
+    put_as("RiskAssessment", "b",
+           RISK("b", "http://x.test/fhir/Patient/p2", "\"status\":\"final\""), false);
+    assert_int_equal(risks(both, 2, &arena, &r), 2);
+    const store_risk_t *b = strcmp(r[0].patient, "Patient/p1") == 0 ? &r[1] : &r[0];
+    assert_string_equal(b->patient, "http://x.test/fhir/Patient/p2");
+    assert_true(b->risk < 0);
+    /* withdrawn, or about no Patient: no row; deleted: none */
+    put_as("RiskAssessment", "b",
+           RISK("b", "http://x.test/fhir/Patient/p2", "\"status\":\"entered-in-error\""), false);
+    assert_int_equal(risks(both, 2, &arena, &r), 1);
+    put_as("RiskAssessment", "c", RISK("c", "Group/g1", "\"status\":\"final\""), false);
+    put_as("RiskAssessment", "a", NULL, false);
+    assert_int_equal(risks(both, 2, &arena, &r), 0);
+    /* a reindex writes the row of the current version */
+    put_as("RiskAssessment", "b", RISK("b", "Patient/p1", "\"status\":\"final\""), true);
+    assert_int_equal(risks(p1, 1, &arena, &r), 1);
+    arena_release(&arena);
+}
+
+#define TEAM(id, status, rest)                                                                 \
+    "{\"resourceType\":\"CareTeam\",\"id\":\"" id "\",\"status\":\"" status "\",\"subject\":{" \
+    "\"reference\":\"Patient/p1\"},\"participant\":[" rest "]}"
+#define NURSE_ROLE                                                                            \
+    "\"role\":[{\"coding\":[{\"system\":\"http://snomed.info/sct\",\"code\":\"224535009\"},{" \
+    "\"code\":\"local\"}]}]"
+
+/* The roles of Practitioner/c1 at now_us, as "patient role" sorted. */
+static const char *roles_at(int64_t now_us, arena_t *arena)
+{
+    static const char *const c1[] = {"Practitioner/c1"};
+    store_care_role_t *r;
+    size_t n;
+    err_t err = ERR_INIT;
+    if (store_care_roles(conn, c1, 1, now_us, arena, &r, &n, &err))
+        fail_msg("%s: %s", err_message(&err), err.log_detail ? err.log_detail : "");
+    err_release(&err);
+    const char **v = arena_alloc(arena, (n + 1) * sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = arena_printf(arena, "%s %s", r[i].patient, r[i].role);
+    for (size_t i = 1; i < n; i++) /* insertion sort: a few */
+        for (size_t k = i; k > 0 && strcmp(v[k - 1], v[k]) > 0; k--) {
+            const char *t = v[k];
+            v[k] = v[k - 1];
+            v[k - 1] = t;
+        }
+    buf_t b = BUF_INIT;
+    for (size_t i = 0; i < n; i++)
+        buf_addf(&b, "%s%s", i ? "," : "", v[i]);
+    const char *out = arena_strndup(arena, b.ptr ? b.ptr : "", b.len);
+    buf_release(&b);
+    return out;
+}
+
+static void test_care_member_rows(void **state)
+{
+    (void)state;
+    arena_t arena;
+    arena_init(&arena);
+    const int64_t jan2 = 1767312000000000LL; /* 2026-01-02T00:00:00Z */
+    put_as("CareTeam", "t1",
+           TEAM("t1", "active",
+                "{\"member\":{\"reference\":\"Practitioner/c1\"}," NURSE_ROLE
+                ",\"period\":{\"start\":\"2026-01-01\",\"end\":\"2026-01-02\"}},"
+                "{\"member\":{\"reference\":\"Practitioner/c2\"}," NURSE_ROLE "}"),
+           false);
+    /* the period: from the start's first moment to the end's last */
+    assert_string_equal(roles_at(jan2 - 86400000000LL - 1, &arena), "");
+    assert_string_equal(roles_at(jan2 - 86400000000LL, &arena),
+                        "Patient/p1 http://snomed.info/sct|224535009,Patient/p1 |local");
+    assert_string_equal(roles_at(jan2 + 86400000000LL - 1, &arena),
+                        "Patient/p1 http://snomed.info/sct|224535009,Patient/p1 |local");
+    assert_string_equal(roles_at(jan2 + 86400000000LL, &arena), "");
+    /* rewritten: a care coordinator, no period; a member by an absolute url is not the same */
+    put_as("CareTeam", "t1",
+           TEAM("t1", "active",
+                "{\"member\":{\"reference\":\"Practitioner/c1\"},\"role\":[{\"coding\":[{"
+                "\"system\":\"http://snomed.info/sct\",\"code\":\"768820003\"}]}]},"
+                "{\"member\":{\"reference\":\"http://x.test/fhir/Practitioner/c1\"}," NURSE_ROLE
+                "}"),
+           false);
+    assert_string_equal(roles_at(jan2, &arena), "Patient/p1 http://snomed.info/sct|768820003");
+    /* a team that is not active, or deleted: none */
+    put_as(
+        "CareTeam", "t1",
+        TEAM("t1", "inactive", "{\"member\":{\"reference\":\"Practitioner/c1\"}," NURSE_ROLE "}"),
+        false);
+    assert_string_equal(roles_at(jan2, &arena), "");
+    put_as("CareTeam", "t2",
+           TEAM("t2", "active", "{\"member\":{\"reference\":\"Practitioner/c1\"}," NURSE_ROLE "}"),
+           false);
+    assert_string_equal(roles_at(jan2, &arena),
+                        "Patient/p1 http://snomed.info/sct|224535009,Patient/p1 |local");
+    put_as("CareTeam", "t2", NULL, false);
+    assert_string_equal(roles_at(jan2, &arena), "");
+    /* a reindex writes the rows of the current version */
+    put_as("CareTeam", "t1",
+           TEAM("t1", "active", "{\"member\":{\"reference\":\"Practitioner/c1\"}," NURSE_ROLE "}"),
+           true);
+    assert_string_equal(roles_at(jan2, &arena),
+                        "Patient/p1 http://snomed.info/sct|224535009,Patient/p1 |local");
+    arena_release(&arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
         cmocka_unit_test_setup_teardown(test_the_row_follows_the_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filters_and_visibility, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_risk_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_care_member_rows, setup, teardown),
     };
     return test_run_on_drivers("store/task_work", both, TEST_COUNT(both), NULL, 0, NULL, 0);
 }
