@@ -31,60 +31,41 @@ static status_t parse_bool(const char *text, bool *out, err_t *err)
     return ERR_OK;
 }
 
+typedef struct {
+    const http_search_request_t *r;
+    care_apply_t *a;
+} body_t;
+
+/* One parameter of a POST body: subject or dryRun. */
+static status_t body_param(void *arg, const char *name, const json_t *p, const char *where,
+                           err_t *err)
+{
+    body_t *b = arg;
+    if (strcmp(name, "subject") == 0) {
+        json_t *v = json_object_get(p, "valueString");
+        if (!v)
+            v = json_object_get(json_object_get(p, "valueReference"), "reference");
+        if (!jv_is_string(v))
+            return err_set(err, ERR_INVALID, where,
+                           "subject is a valueString or valueReference naming a Patient");
+        b->a->subject = arena_strdup(b->r->arena, json_string_value(v));
+    } else if (strcmp(name, "dryRun") == 0) {
+        json_t *v = json_object_get(p, "valueBoolean");
+        if (!json_is_boolean(v))
+            return err_set(err, ERR_INVALID, where, "dryRun is a valueBoolean");
+        b->a->dry_run = json_is_true(v);
+    } else {
+        return err_set(err, ERR_INVALID, where, "$apply has no parameter \"%s\" (subject, dryRun)",
+                       name);
+    }
+    return ERR_OK;
+}
+
 /* The parameters of a POST body: a Parameters resource with subject and dryRun. */
 static status_t read_body(const http_search_request_t *r, care_apply_t *a, err_t *err)
 {
-    h2o_req_t *req = r->req;
-    if (!req->entity.base || req->entity.len == 0)
-        return ERR_OK;
-    size_t max = r->thread->server->config.max_body;
-    if (req->entity.len > max)
-        return err_set(err, ERR_TOO_LARGE, NULL,
-                       "the body is %zu bytes, over the limit of %zu bytes (setting max-body)",
-                       req->entity.len, max);
-    json_t *body = jv_parse(req->entity.base, req->entity.len, err);
-    if (!body)
-        return err->code;
-    status_t rc = ERR_OK;
-    json_t *params = json_object_get(body, "parameter");
-    if (!jv_is_string(json_object_get(body, "resourceType")) ||
-        strcmp(json_string_value(json_object_get(body, "resourceType")), "Parameters") != 0 ||
-        (params && !json_is_array(params))) {
-        rc = err_set(err, ERR_INVALID, NULL, "$apply by POST takes a Parameters resource");
-        goto out;
-    }
-    size_t i;
-    json_t *p;
-    json_array_foreach(params, i, p)
-    {
-        const char *name = json_string_value(json_object_get(p, "name"));
-        const char *where = arena_printf(r->arena, "Parameters.parameter[%zu]", i);
-        if (name && strcmp(name, "subject") == 0) {
-            json_t *v = json_object_get(p, "valueString");
-            if (!v)
-                v = json_object_get(json_object_get(p, "valueReference"), "reference");
-            if (!jv_is_string(v)) {
-                rc = err_set(err, ERR_INVALID, where,
-                             "subject is a valueString or valueReference naming a Patient");
-                goto out;
-            }
-            a->subject = arena_strdup(r->arena, json_string_value(v));
-        } else if (name && strcmp(name, "dryRun") == 0) {
-            json_t *v = json_object_get(p, "valueBoolean");
-            if (!json_is_boolean(v)) {
-                rc = err_set(err, ERR_INVALID, where, "dryRun is a valueBoolean");
-                goto out;
-            }
-            a->dry_run = json_is_true(v);
-        } else {
-            rc = err_set(err, ERR_INVALID, where,
-                         "$apply has no parameter \"%s\" (subject, dryRun)", name ? name : "");
-            goto out;
-        }
-    }
-out:
-    json_decref(body);
-    return rc;
+    body_t b = {r, a};
+    return http__parameters_body(r, "$apply", body_param, &b, err);
 }
 
 status_t http__apply_parse(const http_search_request_t *r, const char *plan_id, bool post,

@@ -40,69 +40,50 @@ static void add_link(buf_t *out, const char *relation, const char *url_head,
     buf_addstr(out, "\"}");
 }
 
-/* The parameters of a POST body: a Parameters resource with _since, _type, _count. */
+typedef struct {
+    const http_search_request_t *r;
+    http_everything_t *e;
+} body_t;
+
+/* One parameter of a POST body: _since, _type or _count. */
+static status_t body_param(void *arg, const char *n, const json_t *p, const char *where, err_t *err)
+{
+    body_t *b = arg;
+    json_t *v = NULL;
+    const char **slot = NULL;
+    if (!strcmp(n, "_since")) {
+        slot = &b->e->since;
+        v = json_object_get(p, "valueInstant");
+        if (!v)
+            v = json_object_get(p, "valueDateTime");
+    } else if (!strcmp(n, "_type")) {
+        slot = &b->e->types;
+        v = json_object_get(p, "valueString");
+        if (!v)
+            v = json_object_get(p, "valueCode");
+    } else if (!strcmp(n, "_count")) {
+        slot = &b->e->count;
+        v = json_object_get(p, "valueInteger");
+        if (json_is_integer(v)) {
+            b->e->count = arena_printf(b->r->arena, "%lld", (long long)json_integer_value(v));
+            return ERR_OK;
+        }
+    } else {
+        return err_set(err, ERR_INVALID, where,
+                       "$everything has no parameter \"%s\" (_since, _type, _count)", n);
+    }
+    if (!jv_is_string(v))
+        return err_set(err, ERR_INVALID, where, "the %s parameter has no value of the right type",
+                       n);
+    *slot = arena_strdup(b->r->arena, json_string_value(v));
+    return ERR_OK;
+}
+
+/* The parameters of a POST body: a Parameters resource. */
 static status_t read_body(const http_search_request_t *r, http_everything_t *e, err_t *err)
 {
-    h2o_req_t *req = r->req;
-    if (!req->entity.base || req->entity.len == 0)
-        return ERR_OK;
-    size_t max = r->thread->server->config.max_body;
-    if (req->entity.len > max)
-        return err_set(err, ERR_TOO_LARGE, NULL,
-                       "the body is %zu bytes, over the limit of %zu bytes (setting max-body)",
-                       req->entity.len, max);
-    json_t *body = jv_parse(req->entity.base, req->entity.len, err);
-    if (!body)
-        return err->code;
-    status_t rc = ERR_OK;
-    json_t *rt = json_object_get(body, "resourceType");
-    json_t *params = json_object_get(body, "parameter");
-    if (!jv_is_string(rt) || strcmp(json_string_value(rt), "Parameters") != 0 ||
-        (params && !json_is_array(params))) {
-        rc = err_set(err, ERR_INVALID, NULL,
-                     "$everything by POST takes a Parameters resource (or no body)");
-        goto out;
-    }
-    size_t i;
-    json_t *p;
-    json_array_foreach(params, i, p)
-    {
-        json_t *name = json_object_get(p, "name");
-        const char *n = jv_is_string(name) ? json_string_value(name) : "";
-        json_t *v = NULL;
-        const char **slot = NULL;
-        if (!strcmp(n, "_since")) {
-            slot = &e->since;
-            v = json_object_get(p, "valueInstant");
-            if (!v)
-                v = json_object_get(p, "valueDateTime");
-        } else if (!strcmp(n, "_type")) {
-            slot = &e->types;
-            v = json_object_get(p, "valueString");
-            if (!v)
-                v = json_object_get(p, "valueCode");
-        } else if (!strcmp(n, "_count")) {
-            slot = &e->count;
-            v = json_object_get(p, "valueInteger");
-            if (json_is_integer(v)) {
-                e->count = arena_printf(r->arena, "%lld", (long long)json_integer_value(v));
-                continue;
-            }
-        } else {
-            rc = err_set(err, ERR_INVALID, arena_printf(r->arena, "Parameters.parameter[%zu]", i),
-                         "$everything has no parameter \"%s\" (_since, _type, _count)", n);
-            goto out;
-        }
-        if (!jv_is_string(v)) {
-            rc = err_set(err, ERR_INVALID, arena_printf(r->arena, "Parameters.parameter[%zu]", i),
-                         "the %s parameter has no value of the right type", n);
-            goto out;
-        }
-        *slot = arena_strdup(r->arena, json_string_value(v));
-    }
-out:
-    json_decref(body);
-    return rc;
+    body_t b = {r, e};
+    return http__parameters_body(r, "$everything", body_param, &b, err);
 }
 
 status_t http__everything(const http_search_request_t *r, http_everything_t *e, buf_t *out,

@@ -126,6 +126,18 @@ typedef struct {
     store_search_result_t *result; /* when not NULL, gets the page found (for the audit) */
 } http_search_request_t;
 
+/* One parameter of a Parameters body: its name ("" when it has none), the parameter (its
+ * value[x] inside), and where it is ("Parameters.parameter[2]") for an error. */
+typedef status_t (*http_parameter_fn)(void *arg, const char *name, const json_t *parameter,
+                                      const char *where, err_t *err);
+/*
+ * The Parameters body of the POST of operation ("$apply"): nothing without a body; else
+ * ERR_TOO_LARGE over max-body, ERR_SYNTAX, ERR_INVALID when it is not a Parameters resource,
+ * and fn for each parameter in order, stopping at its first error (params.c).
+ */
+status_t http__parameters_body(const http_search_request_t *r, const char *operation,
+                               http_parameter_fn fn, void *arg, err_t *err);
+
 /* True when the method and the path segments after /fhir ask for a search: GET [type],
  * GET (all types), GET [compartment]/[id]/[type], and POST of each with /_search added. */
 bool http__is_search(h2o_req_t *req, const h2o_iovec_t *seg, size_t nseg);

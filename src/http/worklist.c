@@ -32,47 +32,24 @@ static const char *parameter_value(const json_t *p, arena_t *arena)
     return jv_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* One parameter of a POST body. */
+static status_t body_param(void *arg, const char *name, const json_t *p, const char *where,
+                           err_t *err)
+{
+    const http_search_request_t *r = ((void **)arg)[0];
+    worklist_query_t *q = ((void **)arg)[1];
+    const char *value = parameter_value(p, r->arena);
+    if (!value)
+        return err_set(err, ERR_INVALID, where, "the %s parameter has no value of the right type",
+                       name);
+    return worklist_param(q, name, value, r->arena, err);
+}
+
 /* The parameters of a POST body: a Parameters resource. */
 static status_t read_body(const http_search_request_t *r, worklist_query_t *q, err_t *err)
 {
-    h2o_req_t *req = r->req;
-    if (!req->entity.base || req->entity.len == 0)
-        return ERR_OK;
-    size_t max = r->thread->server->config.max_body;
-    if (req->entity.len > max)
-        return err_set(err, ERR_TOO_LARGE, NULL,
-                       "the body is %zu bytes, over the limit of %zu bytes (setting max-body)",
-                       req->entity.len, max);
-    json_t *body = jv_parse(req->entity.base, req->entity.len, err);
-    if (!body)
-        return err->code;
-    status_t rc = ERR_OK;
-    json_t *rt = json_object_get(body, "resourceType");
-    json_t *params = json_object_get(body, "parameter");
-    if (!jv_is_string(rt) || strcmp(json_string_value(rt), "Parameters") != 0 ||
-        (params && !json_is_array(params))) {
-        rc = err_set(err, ERR_INVALID, NULL,
-                     "$worklist by POST takes a Parameters resource (or no body)");
-        goto out;
-    }
-    size_t i;
-    json_t *p;
-    json_array_foreach(params, i, p)
-    {
-        json_t *name = json_object_get(p, "name");
-        const char *n = jv_is_string(name) ? json_string_value(name) : "";
-        const char *value = parameter_value(p, r->arena);
-        if (!value) {
-            rc = err_set(err, ERR_INVALID, arena_printf(r->arena, "Parameters.parameter[%zu]", i),
-                         "the %s parameter has no value of the right type", n);
-            goto out;
-        }
-        if ((rc = worklist_param(q, n, value, r->arena, err)))
-            goto out;
-    }
-out:
-    json_decref(body);
-    return rc;
+    void *arg[] = {(void *)r, q};
+    return http__parameters_body(r, "$worklist", body_param, arg, err);
 }
 
 static void add_task_reference(buf_t *out, const worklist_item_t *item)
