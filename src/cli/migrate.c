@@ -121,7 +121,7 @@ typedef struct {
     const fhir_search_snapshot_t *params;
     size_t batch;
     int64_t total; /* versions in the source */
-    int64_t versions, resources, events, jobs, leases;
+    int64_t versions, resources, events, jobs, leases, hl7;
     int64_t auth_rows[STORE_AUTH_TABLES];
     struct timespec started;
     double last_report;
@@ -266,6 +266,23 @@ static status_t copy_queues(store_txn_t *txn, copy_t *c, err_t *err)
         c->auth_rows[t] = (int64_t)nrows;
         arena_release(&arena);
     }
+    for (int64_t after = 0; !rc;) {
+        arena_t arena;
+        arena_init(&arena);
+        store_hl7_message_t *messages;
+        size_t n = 0;
+        rc = stop_if_interrupted(err);
+        if (!rc)
+            rc = store_hl7_scan(c->source, after, c->batch, &arena, &messages, &n, err);
+        if (!rc && n) {
+            after = messages[n - 1].id;
+            rc = store_txn_hl7_load(txn, messages, n, err);
+            c->hl7 += (int64_t)n;
+        }
+        arena_release(&arena);
+        if (n == 0)
+            break;
+    }
     store_keys_t keys;
     if (!rc)
         rc = store_last_keys(c->source, &keys, err);
@@ -277,7 +294,7 @@ static status_t copy_queues(store_txn_t *txn, copy_t *c, err_t *err)
 static status_t copy_txn(store_txn_t *txn, void *arg, err_t *err)
 {
     copy_t *c = arg;
-    c->versions = c->resources = c->events = c->jobs = c->leases = 0;
+    c->versions = c->resources = c->events = c->jobs = c->leases = c->hl7 = 0;
     progress(c, true, false);
     status_t rc = copy_versions(txn, c, err);
     progress(c, true, true);
@@ -295,9 +312,10 @@ static status_t copy_txn(store_txn_t *txn, void *arg, err_t *err)
 typedef struct {
     json_t *types; /* type -> [versions, current versions (scan), current resources (count)] */
     int64_t versions, current, deleted;
-    int64_t events, dead_events, jobs, leases;
+    int64_t events, dead_events, jobs, leases, hl7;
     int64_t auth_rows[STORE_AUTH_TABLES];
     unsigned char auth_sha[DIGEST_SHA256_BYTES];
+    unsigned char hl7_sha[DIGEST_SHA256_BYTES];
     unsigned char versions_sha[DIGEST_SHA256_BYTES];
     unsigned char outbox_sha[DIGEST_SHA256_BYTES];
     unsigned char jobs_sha[DIGEST_SHA256_BYTES];
@@ -507,6 +525,36 @@ static status_t summarize_queues(store_conn_t *conn, size_t batch, summary_t *s,
         arena_release(&arena);
     }
     digest_sha256_final(&h, s->auth_sha);
+
+    /* the HL7 messages, whole */
+    digest_sha256_init(&h);
+    for (int64_t after = 0; !rc;) {
+        arena_t arena;
+        arena_init(&arena);
+        store_hl7_message_t *m;
+        size_t n = 0;
+        rc = store_hl7_scan(conn, after, batch, &arena, &m, &n, err);
+        for (size_t i = 0; i < n && !rc; i++) {
+            hash_int(&h, m[i].id);
+            hash_int(&h, m[i].received_us);
+            const char *cells[] = {m[i].peer, m[i].sender,  m[i].control_id,
+                                   m[i].type, m[i].status,  m[i].reason,
+                                   m[i].ack,  m[i].patient, m[i].encounter};
+            for (size_t k = 0; k < sizeof(cells) / sizeof(cells[0]); k++)
+                hash_str(&h, cells[k]);
+            hash_int(&h, m[i].processed_us);
+            hash_int(&h, m[i].attempts);
+            hash_text(&h, m[i].text, m[i].text_len);
+            hash_end(&h);
+        }
+        s->hl7 += (int64_t)n;
+        if (n)
+            after = m[n - 1].id;
+        arena_release(&arena);
+        if (n == 0)
+            break;
+    }
+    digest_sha256_final(&h, s->hl7_sha);
     if (!rc)
         rc = store_last_keys(conn, &s->keys, err);
     return rc;
@@ -602,7 +650,8 @@ static size_t compare(const summary_t *a, const summary_t *b)
                 {"OAuth clients", a->auth_rows[2], b->auth_rows[2]},
                 {"  client assertion ids", a->auth_rows[3], b->auth_rows[3]},
                 {"tokens", a->auth_rows[4], b->auth_rows[4]},
-                {"audit records", a->auth_rows[5], b->auth_rows[5]}};
+                {"audit records", a->auth_rows[5], b->auth_rows[5]},
+                {"HL7 messages", a->hl7, b->hl7}};
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         printf("%-28s %10lld %10lld %10s %10s   %s\n", rows[i].what, (long long)rows[i].a,
                (long long)rows[i].b, "", "", rows[i].a == rows[i].b ? "ok" : "DIFFERENT");
@@ -619,7 +668,8 @@ static size_t compare(const summary_t *a, const summary_t *b)
                 {"outbox", a->outbox_sha, b->outbox_sha},
                 {"jobs", a->jobs_sha, b->jobs_sha},
                 {"leases", a->leases_sha, b->leases_sha},
-                {"accounts, tokens, audit", a->auth_sha, b->auth_sha}};
+                {"accounts, tokens, audit", a->auth_sha, b->auth_sha},
+                {"HL7 messages", a->hl7_sha, b->hl7_sha}};
     for (size_t i = 0; i < sizeof(sums) / sizeof(sums[0]); i++) {
         char ha[2 * DIGEST_SHA256_BYTES + 1], hb[2 * DIGEST_SHA256_BYTES + 1];
         hex(sums[i].a, ha);
@@ -681,9 +731,13 @@ static char *contents(store_conn_t *conn, err_t *err)
         if (store_auth_table_scan(conn, t, &arena, &cells, &auth[t], &ncols, err))
             goto out;
     }
+    store_hl7_message_t *messages;
+    size_t nmessages = 0;
+    if (store_hl7_scan(conn, 0, 1, &arena, &messages, &nmessages, err))
+        goto out;
     /* (audit_head, the last table, has its one row in every database) */
     bool accounts = auth[0] || auth[1] || auth[2] || auth[3] || auth[4] || auth[5];
-    if (!versions.total && !pending && !dead && !njobs && !nleases && !accounts)
+    if (!versions.total && !pending && !dead && !njobs && !nleases && !accounts && !nmessages)
         goto out;
     buf_t text = BUF_INIT;
     if (versions.total)
@@ -698,6 +752,8 @@ static char *contents(store_conn_t *conn, err_t *err)
     if (accounts)
         buf_addf(&text, "%s%zu accounts, %zu OAuth clients, %zu tokens, %zu audit records",
                  text.len ? ", " : "", auth[0], auth[2], auth[4], auth[5]);
+    if (nmessages)
+        buf_addf(&text, "%sHL7 messages", text.len ? ", " : "");
     found = buf_detach(&text, NULL);
 out:
     arena_release(&arena);

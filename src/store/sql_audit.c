@@ -66,7 +66,7 @@ enum {
     U__END
 };
 
-_Static_assert(U__END <= STORE_AUTH_STATEMENTS, "raise STORE_AUTH_STATEMENTS");
+_Static_assert(U__END <= STORE_HL7_FIRST, "raise STORE_HL7_FIRST and STORE_AUTH_STATEMENTS");
 
 #define COLUMNS                                                                            \
     "id, seq, hash, time_us, username, role, client, patient, action, type, resource_id, " \

@@ -351,6 +351,8 @@ static const char *const migrations[] = {
     "  role TEXT NOT NULL, from_us INTEGER, until_us INTEGER);"
     "CREATE INDEX care_member_member ON care_member (member);"
     "CREATE INDEX care_member_rid ON care_member (rid);" SQL_RISK_WORK_REINDEX,
+    /* 17: the HL7 v2 messages received, stored before they are processed (sql_hl7.c) */
+    sql__hl7_schema_sqlite,
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)

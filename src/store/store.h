@@ -1119,4 +1119,91 @@ status_t store_audit_search(store_conn_t *conn, const store_audit_query_t *query
 status_t store_audit_get(store_conn_t *conn, int64_t id, arena_t *arena, store_audit_row_t *out,
                          err_t *err);
 
+/* ---- HL7 messages ------------------------------------------------------------------------ */
+
+/*
+ * The HL7 v2 messages received over MLLP (src/hl7), each stored as it came before anything is
+ * done with it, with what became of it. (sender, control_id) is unique among messages with a
+ * control id, so a redelivery finds the first delivery's row and its ACK.
+ */
+#define STORE_HL7_RECEIVED                                                                     \
+    "received"                          /* stored, not processed yet (or its processing failed \
+                                           for a reason that may pass: it is tried again) */
+#define STORE_HL7_PROCESSED "processed" /* mapped into the record */
+#define STORE_HL7_ERROR     "error"     /* refused by the application (an AE): reason says why */
+#define STORE_HL7_REJECTED                                              \
+    "rejected" /* refused as a message (an AR): unreadable, unsupported \
+                  version or type, over the size limit */
+
+typedef struct {
+    int64_t id;
+    int64_t received_us;
+    const char *peer;       /* the address it came from */
+    const char *sender;     /* MSH-3 and MSH-4, "application|facility" */
+    const char *control_id; /* MSH-10 ("" when it has none) */
+    const char *type;       /* MSH-9, "ADT^A01" */
+    const char *status;     /* STORE_HL7_* */
+    const char *reason;     /* why it is error or rejected, else NULL */
+    const char *ack;        /* the reply sent, or NULL */
+    int64_t processed_us;   /* 0 until processed */
+    int64_t attempts;       /* times its processing ran */
+    const char *patient;    /* "Patient/x" it was about, once mapped */
+    const char *encounter;  /* "Encounter/y" */
+    const char *encoding;   /* how it is kept: "text" or "base64" (store.c's business) */
+    const char *text;       /* the message as received (NULL in lists) */
+    size_t text_len;
+} store_hl7_message_t;
+
+/* Adds a message (received_us, peer, sender, control_id, type, status, reason, ack,
+ * processed_us, text) unless one with the same sender and control id exists: *out_new says
+ * which, *out_id the new row's id (0 when not new). */
+status_t store_txn_hl7_insert(store_txn_t *txn, const store_hl7_message_t *m, int64_t *out_id,
+                              bool *out_new, err_t *err);
+/* The message with this sender and control id, inside the transaction; *out_found. */
+status_t store_txn_hl7_by_control(store_txn_t *txn, const char *sender, const char *control_id,
+                                  arena_t *arena, store_hl7_message_t *out, bool *out_found,
+                                  err_t *err);
+/* The message of id inside the transaction, locked until it ends on PostgreSQL. */
+status_t store_txn_hl7_get(store_txn_t *txn, int64_t id, arena_t *arena, store_hl7_message_t *out,
+                           bool *out_found, err_t *err);
+/* The message of id; ERR_NOT_FOUND. */
+status_t store_hl7_get(store_conn_t *conn, int64_t id, arena_t *arena, store_hl7_message_t *out,
+                       err_t *err);
+
+/* What became of a message. */
+typedef struct {
+    int64_t id;
+    const char *status, *reason, *ack;
+    int64_t processed_us;
+    const char *patient, *encounter; /* may be NULL */
+} store_hl7_finish_t;
+/* Records it (and counts an attempt); ERR_NOT_FOUND. */
+status_t store_txn_hl7_finish(store_txn_t *txn, const store_hl7_finish_t *f, err_t *err);
+
+typedef struct {
+    const char *status, *type, *sender, *patient, *control_id; /* NULL: any; type "ADT" or
+                                                                  "ADT^A03" */
+    int64_t from_us, to_us; /* received in [from_us, to_us); to_us 0: no end */
+    int64_t before_id;      /* a page of messages with a smaller id (0: from the newest) */
+    size_t count;           /* 0: 50 */
+} store_hl7_query_t;
+/* The messages that match, newest first, without their text; in arena. */
+status_t store_hl7_list(store_conn_t *conn, const store_hl7_query_t *q, arena_t *arena,
+                        store_hl7_message_t **out, size_t *out_n, err_t *err);
+
+typedef struct {
+    const char *status;
+    int64_t count;
+} store_hl7_count_t;
+/* How many messages are in each status. */
+status_t store_hl7_counts(store_conn_t *conn, arena_t *arena, store_hl7_count_t **out,
+                          size_t *out_n, err_t *err);
+
+/* Copying a database: up to count messages with an id above after_id, in id order, whole; and
+ * a load of such messages keeping their ids, into a database that holds none of them. */
+status_t store_hl7_scan(store_conn_t *conn, int64_t after_id, size_t count, arena_t *arena,
+                        store_hl7_message_t **out, size_t *out_n, err_t *err);
+status_t store_txn_hl7_load(store_txn_t *txn, const store_hl7_message_t *messages, size_t n,
+                            err_t *err);
+
 #endif

@@ -31,11 +31,13 @@ typedef struct {
 } store__rows_t;
 
 /* The statements of sql_auth.c (the accounts, clients and tokens), from STORE_SESSION_FIRST
- * on those of sql_session.c (browser sessions) and from STORE_AUDIT_FIRST on those of
- * sql_audit.c (the audit trail), all run by run_auth. */
-#define STORE_AUTH_STATEMENTS 76
+ * on those of sql_session.c (browser sessions), from STORE_AUDIT_FIRST on those of
+ * sql_audit.c (the audit trail) and from STORE_HL7_FIRST on those of sql_hl7.c (the HL7
+ * messages), all run by run_auth. */
+#define STORE_AUTH_STATEMENTS 84
 #define STORE_SESSION_FIRST   44
 #define STORE_AUDIT_FIRST     60
+#define STORE_HL7_FIRST       72
 
 typedef struct {
     const char *name;
@@ -227,6 +229,10 @@ extern const char sql__session_schema[];
 /* The audit trail's tables (sql_audit.c): migration 12 of each driver. */
 extern const char sql__audit_schema_sqlite[];
 extern const char sql__audit_schema_pg[];
+
+/* The HL7 messages' table (sql_hl7.c): migration 17 of each driver. */
+extern const char sql__hl7_schema_sqlite[];
+extern const char sql__hl7_schema_pg[];
 
 /* Formats microseconds since the epoch as a FHIR instant with milliseconds, UTC ("Z"). */
 void store__format_instant(int64_t us, char out[32]);
