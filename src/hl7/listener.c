@@ -327,8 +327,8 @@ static void accept_conns(hl7_listener_t *l)
         format_peer(&sa, peer, sizeof(peer));
         if (l->nopen >= l->config.max_connections) {
             atomic_fetch_add(&l->refused, 1);
-            log_warning("hl7: %s: connection refused: %d connections are open, the limit", peer,
-                        l->nopen);
+            log_warning("hl7: %s: connection refused: the limit of %d connections is reached", peer,
+                        l->config.max_connections);
             close(fd);
             continue;
         }
