@@ -47,6 +47,11 @@ hl7_mllp_rc_t hl7_mllp_feed(hl7_mllp_t *d, const char **p, const char *end, cons
                             size_t *len)
 {
     if (d->delivered) {
+        /* a connection that once carried a large message does not keep its memory */
+        if (d->frame.cap > 65536) {
+            buf_release(&d->frame);
+            buf_init(&d->frame, 0);
+        }
         buf_reset(&d->frame);
         d->frame_len = 0;
         d->delivered = false;

@@ -167,6 +167,31 @@ static void test_too_large(void **state)
     hl7_mllp_release(&d);
 }
 
+static void test_large_frame_memory_returned(void **state)
+{
+    (void)state;
+    hl7_mllp_t d;
+    hl7_mllp_init(&d, 0);
+    size_t n = 200000;
+    char *big = malloc(n);
+    memset(big, 'y', n);
+    big[0] = 0x0b;
+    big[n - 2] = 0x1c;
+    big[n - 1] = 0x0d;
+    const char *p = big, *msg;
+    size_t len;
+    assert_int_equal(hl7_mllp_feed(&d, &p, big + n, &msg, &len), HL7_MLLP_FRAME);
+    assert_int_equal(len, n - 3);
+    /* the next call lets the large buffer go; the next frame decodes as usual */
+    const char next[] = "\x0bMSH|1\x1c\x0d";
+    p = next;
+    assert_int_equal(hl7_mllp_feed(&d, &p, next + sizeof(next) - 1, &msg, &len), HL7_MLLP_FRAME);
+    assert_memory_equal(msg, "MSH|1", 5);
+    assert_true(d.frame.cap <= 65536);
+    hl7_mllp_release(&d);
+    free(big);
+}
+
 static void test_empty_frame(void **state)
 {
     (void)state;
@@ -223,6 +248,7 @@ int main(void)
         cmocka_unit_test(test_vt_inside_restarts),
         cmocka_unit_test(test_fs_without_cr),
         cmocka_unit_test(test_too_large),
+        cmocka_unit_test(test_large_frame_memory_returned),
         cmocka_unit_test(test_empty_frame),
         cmocka_unit_test(test_partial),
         cmocka_unit_test(test_frame_encoder),
