@@ -80,8 +80,9 @@ struct hl7_listener {
     pthread_t io_tid;
     worker_t *workers;
     int nworkers;
-    conn_t *conns; /* every connection, dead ones included; I/O thread only */
-    int nopen;     /* connections not dead; I/O thread only */
+    conn_t *conns;      /* every connection, dead ones included; I/O thread only */
+    int nopen;          /* connections not dead; I/O thread only */
+    bool accept_paused; /* accept failed for want of resources; I/O thread only */
     atomic_bool stopping;
 
     pthread_mutex_t lock; /* guards the fields below */
@@ -319,8 +320,15 @@ static void accept_conns(hl7_listener_t *l)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                log_warning("hl7: could not accept a connection: %s", strerror(errno));
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            log_warning("hl7: could not accept a connection: %s; accepting again in a moment",
+                        strerror(errno));
+            /* out of descriptors or memory: the pending connection would wake the loop at
+               once, forever; stop watching the socket until the next tick */
+            struct epoll_event ev = {.events = 0, .data.ptr = &l->listen_fd};
+            epoll_ctl(l->epoll_fd, EPOLL_CTL_MOD, l->listen_fd, &ev);
+            l->accept_paused = true;
             return;
         }
         char peer[64];
@@ -466,9 +474,15 @@ static void *io_main(void *arg)
     while (!atomic_load(&l->stopping)) {
         handle_events(l, tick_ms);
         int64_t now = clock_mono_us();
-        if (l->config.idle_timeout_ms > 0 && now >= next_scan) {
+        if (now < next_scan)
+            continue;
+        next_scan = now + (int64_t)tick_ms * 1000;
+        if (l->config.idle_timeout_ms > 0)
             close_idle(l, now);
-            next_scan = now + (int64_t)tick_ms * 1000;
+        if (l->accept_paused) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->listen_fd};
+            epoll_ctl(l->epoll_fd, EPOLL_CTL_MOD, l->listen_fd, &ev);
+            l->accept_paused = false;
         }
     }
 
