@@ -26,7 +26,7 @@ typedef struct {
     int port;            /* 0 picks a free one */
     size_t max_message;  /* default 1 MiB */
     int idle_timeout_ms; /* a connection with no traffic and nothing in flight for this long is
-                            closed; default 300000 */
+                            closed; default 300000, 0: never */
     int max_connections; /* over it, a new connection is closed at once (logged); default 512 */
     int workers;         /* threads that run the handler, each with its own store connection;
                             default 4 */
