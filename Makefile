@@ -25,7 +25,7 @@ CFLAGS ?=
 ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 LDLIBS := $(PKG_LIBS) -lm -pthread
 
-LAYERS := base fhir store repo auth care http cli
+LAYERS := base fhir store repo auth care hl7 http cli
 LIB_SRC := $(foreach l,$(filter-out cli,$(LAYERS)),$(wildcard src/$(l)/*.c)) \
            $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
