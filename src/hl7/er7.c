@@ -378,7 +378,7 @@ static bool decode_one(const hl7_delims_t *d, const char *s, size_t len, buf_t *
     if (len == 0)
         return false;
     if (s[0] == 'X') {
-        if ((len - 1) % 2 != 0 || !all_hex(s + 1, len - 1))
+        if (len < 3 || (len - 1) % 2 != 0 || !all_hex(s + 1, len - 1))
             return false;
         for (size_t i = 1; i < len; i += 2)
             buf_addch(out, (char)(hexval(s[i]) * 16 + hexval(s[i + 1])));
