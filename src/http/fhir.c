@@ -1506,6 +1506,8 @@ int http__handle(h2o_handler_t *self, h2o_req_t *req)
         goto out;
     if (http__queue_route(ctx.thread, req, &arena))
         goto out;
+    if (http__hl7_route(ctx.thread, req, &arena))
+        goto out;
     if (!(path.len >= 5 && memcmp(path.base, "/fhir", 5) == 0 &&
           (path.len == 5 || path.base[5] == '/'))) {
         fail(&ctx, ERR_NOT_FOUND, "no such endpoint: %s",
