@@ -1235,17 +1235,19 @@ static status_t upsert_encounter(hl7_adt_t *a, store_txn_t *txn, const found_t *
     }
     if (json_object_size(hosp) == 0)
         json_object_del(enc, "hospitalization");
-    if (when_text && !stale)
-        set_event_time(enc, when_text);
 
     /* the diagnoses refer to the visit: a new one gets its id first */
     if (!encounter->version)
         encounter->id = repo_new_id(a->arena);
     if ((rc = apply_diagnoses(a, txn, patient, encounter, enc, err)))
         return rc;
-    if (!encounter->version || !json_equal(enc, encounter->json))
-        rc = write(a, txn, "Encounter", encounter, enc, err);
-    return rc;
+    /* a message that changes nothing of the stay writes nothing (its time is not kept: a
+       later message that changes something records its own) */
+    if (encounter->version && json_equal(enc, encounter->json))
+        return ERR_OK;
+    if (when_text && !stale)
+        set_event_time(enc, when_text);
+    return write(a, txn, "Encounter", encounter, enc, err);
 }
 
 /* ---- the message ------------------------------------------------------------------------- */
