@@ -38,6 +38,8 @@
 #define SYS_CLINICAL       "http://terminology.hl7.org/CodeSystem/condition-clinical"
 #define SYS_VERIFICATION   "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 #define SYS_DIAGNOSIS_ID   "urn:concerto:hl7:encounter-diagnosis"
+#define SYS_MERGE_FLAG     "urn:concerto:hl7:merge"
+#define SYS_FLAG_CATEGORY  "http://terminology.hl7.org/CodeSystem/flag-category"
 #define AUTHORITY_PREFIX   "urn:concerto:hl7:authority:"
 #define MAX_IDS            16
 
@@ -788,9 +790,47 @@ static status_t merge_patients(hl7_adt_t *a, store_txn_t *txn, found_t *survivor
         if (!json_equal(p, prior.json) && (rc = write(a, txn, "Patient", &prior, p, err)))
             return rc;
     }
-    if (!json_equal(s, survivor->json))
-        rc = write(a, txn, "Patient", survivor, s, err);
-    return rc;
+    if (!json_equal(s, survivor->json) && (rc = write(a, txn, "Patient", survivor, s, err)))
+        return rc;
+    if (!prior.version)
+        return ERR_OK;
+    /* the care teams of both records see it: a flag on each */
+    const char *facility = val(a, hl7_segment(a->msg, "MSH", 0), 4, 0, 1, 0);
+    const char *texts[2] = {
+        arena_printf(a->arena,
+                     "Merged record: the hospital (%s) merged Patient/%s into this record; what "
+                     "the care team keeps on Patient/%s (care team, care plan, tasks) is to be "
+                     "reviewed",
+                     facility ? facility : "ADT A40", prior.id, prior.id),
+        arena_printf(a->arena,
+                     "Merged record: the hospital (%s) merged this record into Patient/%s, which "
+                     "replaces it; move what the care team keeps here to that record",
+                     facility ? facility : "ADT A40", survivor->id)};
+    const found_t *who[2] = {survivor, &prior};
+    for (int i = 0; i < 2; i++) {
+        const char *key = arena_printf(a->arena, "%s-%s-%d", prior.id, survivor->id, i);
+        found_t hits[1];
+        size_t n;
+        if ((rc = find_by_identifier(a, txn, "Flag", SYS_MERGE_FLAG, key, hits, 1, &n, err)))
+            return rc;
+        if (n)
+            continue;
+        json_t *flag = owned(a->arena, json_object());
+        json_object_set_new(flag, "identifier",
+                            json_pack("[{ssss}]", "system", SYS_MERGE_FLAG, "value", key));
+        json_object_set_new(flag, "status", json_string("active"));
+        json_object_set_new(
+            flag, "category",
+            json_pack("[o]", concept1(SYS_FLAG_CATEGORY, "admin", "Administrative")));
+        json_object_set_new(flag, "code", json_pack("{ss}", "text", texts[i]));
+        json_object_set_new(flag, "subject",
+                            json_pack("{ss}", "reference", patient_ref(a, who[i])));
+        json_object_set_new(flag, "period", json_pack("{ss}", "start", store_txn_time_text(txn)));
+        found_t none = {0};
+        if ((rc = write(a, txn, "Flag", &none, flag, err)))
+            return rc;
+    }
+    return ERR_OK;
 }
 
 /* ---- the Encounter ---------------------------------------------------------------------- */

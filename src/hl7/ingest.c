@@ -52,7 +52,8 @@ static pthread_once_t feed_once = PTHREAD_ONCE_INIT;
 static void feed_init(void)
 {
     arena_init(&feed_arena);
-    static const char SCOPES[] = "system/Patient.cru system/Encounter.cru system/Condition.cru";
+    static const char SCOPES[] =
+        "system/Patient.cru system/Encounter.cru system/Condition.cru system/Flag.cru";
     scope_parse(&feed_arena, SCOPES, sizeof(SCOPES) - 1, &feed_scopes);
     feed = (repo_caller_t){.kind = REPO_CALLER_SERVICE,
                            .username = FEED_NAME,

@@ -288,6 +288,14 @@ def test_merge(feed):
     assert old["active"] is False
     assert old["link"] == [{"other": {"reference": f"Patient/{keep['id']}"}, "type": "replaced-by"}]
     assert keep["link"] == [{"other": {"reference": f"Patient/{old['id']}"}, "type": "replaces"}]
+    # both care teams see it: a flag on each record
+    flags = {f["subject"]["reference"]: f["code"]["text"] for f in search(client, "Flag")}
+    assert f"merged Patient/{old['id']} into this record" in flags[f"Patient/{keep['id']}"]
+    assert f"into Patient/{keep['id']}" in flags[f"Patient/{old['id']}"]
+    # the same merge again changes nothing
+    assert msa(peer.exchange(merge.replace("M-3", "M-3b")))[1] == "AA"
+    assert len(search(client, "Flag")) == 2
+    assert client.get(f"Patient/{keep['id']}").json["meta"]["versionId"] == keep["meta"]["versionId"]
     # a later message with the old number reaches the surviving record
     assert msa(peer.exchange(a03("M-4", visit="V1", pid={"mrn": "MRN-OLD"})))[1] == "AA"
     e = one(client, "Encounter?identifier=V1")
