@@ -449,3 +449,123 @@ def test_stored_before_processing_survives_a_crash(make_server):
     assert len(search(srv.client, "Encounter?_count=100")) == 20
     r = run_cli("hl7", "list", "--db", str(srv.db), "--status", "processed")
     assert len(r.stdout.strip().splitlines()) == 20
+
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "hl7"
+# a storyline through every golden message: a person, an admission in three versions of the
+# standard and with declared delimiters, an update, a discharge and its cancellation, the
+# admission's cancellation, an emergency registration, a merge
+STORY = ["adt_a28_v28", "adt_a01_v251", "adt_a01_v23", "adt_a08_v251", "adt_a03_v251",
+         "adt_a13_v251", "adt_a11_v251", "adt_a04_v28", "adt_a01_v28_truncation",
+         "adt_a01_custom_delims", "adt_a40_v251"]
+GOODHEALTH = "urn:concerto:hl7:authority:GOODHEALTH"
+
+
+@pytest.mark.skipif(shutil.which("mllp_send") is None, reason="python3-hl7 is not installed")
+def test_every_golden_message_through_mllp_send(feed, tmp_path):
+    texts = [(DATA / f"{name}.hl7").read_bytes().decode() for name in STORY]
+    out = send_with_mllp_send(feed.mllp_port, texts, tmp_path)
+    answers = [("MSH" + a) for a in out.replace("\n", "\r").split("MSH")[1:]]
+    assert len(answers) == len(STORY), out
+    for name, text, answer in zip(STORY, texts, answers):
+        fields = text.split("\r")[0]
+        control = fields.split(fields[3])[9]
+        # each asks for an accept acknowledgment (MSH-15 AL): CA once stored; declared
+        # delimiters are answered in kind
+        sep = answer[3]
+        msa_fields = [s for s in answer.split("\r") if s.startswith("MSA")][0].split(sep)
+        assert msa_fields[1:3] == ["CA", control], (name, answer)
+    client = feed.client
+    # A28: a person without a visit
+    mary = one(client, f"Patient?identifier={GOODHEALTH}|445566")
+    assert mary["name"][0]["family"] == "O'Neil"
+    assert {"system": "email", "value": "mary@example.org", "use": "home"} in mary["telecom"] \
+        or any(t["system"] == "email" for t in mary["telecom"])
+    assert search(client, f"Encounter?subject=Patient/{mary['id']}") == []
+    # the storyline of visit V1001: admitted, updated, discharged, discharge cancelled, then
+    # the admission cancelled
+    peter = one(client, f"Patient?identifier={GOODHEALTH}|123456")
+    assert peter["name"][0]["family"] == "Chalmers"
+    assert any(n.get("use") == "nickname" and n["given"] == ["Pete"] for n in peter["name"])
+    # the address of the newest message that carries one (the A03's)
+    assert [a["line"] for a in peter["address"]] == [["534 Erewhon St", "Apt 2"]]
+    # the Social Security number is neither kept nor used
+    assert all("987-65-4320" != i["value"] for i in peter["identifier"])
+    # the merge (A40): the prior number now reaches Peter's record too
+    assert any(i["value"] == "654321" and i.get("use") == "old" for i in peter["identifier"])
+    v1001 = one(client, f"Encounter?identifier={GOODHEALTH}|V1001")
+    assert v1001["status"] == "cancelled"
+    assert "end" not in v1001["period"]  # the discharge was cancelled before
+    assert len(search(client, f"Condition?encounter=Encounter/{v1001['id']}")) == 3
+    # the emergency registration
+    ed = one(client, f"Encounter?identifier={GOODHEALTH}|V2001")
+    assert ed["class"]["code"] == "EMER" and ed["status"] == "in-progress"
+    # declared delimiters (MSH#$*!@): read as declared
+    smith = one(client, f"Patient?identifier={GOODHEALTH}|334455")
+    # "Smith!T!Sons": an escaped sub-component separator, which is @ in that message
+    assert smith["name"][0]["family"] == "Smith@Sons" and smith["name"][0]["given"] == ["Anna"]
+    r = run_cli("hl7", "list", "--db", str(feed.db), "--status", "processed")
+    assert len(r.stdout.strip().splitlines()) == len(STORY), r.stdout + r.stderr
+
+
+def test_admin_api(make_server):
+    from test_access import PASSWORD, sign_in
+    srv = make_server(args=["--test-clock", "--token-ttl", "86400"], start=False)
+    key = srv.dir / "secrets.key"
+    key.write_text(os.urandom(32).hex() + "\n")
+    key.chmod(0o600)
+    srv.mllp_port_file = srv.dir / "mllp.port"
+    srv.args += ["--secrets-key", str(key), "--mllp", "127.0.0.1:0", "--mllp-port-file",
+                 str(srv.mllp_port_file)]
+    db = str(srv.db)
+    assert run_cli("init", "--db", db).returncode == 0
+    people = srv.dir / "people.ndjson"
+    people.write_text(json.dumps({"resourceType": "Practitioner", "id": "p1"}) + "\n")
+    assert run_cli("import", "--db", db, str(people)).returncode == 0
+    for name, role, *link in (("admin1", "admin"), ("nurse1", "nurse", "--practitioner", "p1")):
+        r = run_cli("user", "add", "--db", db, "--username", name, "--role", role, *link,
+                    "--password-stdin", input=PASSWORD + "\n")
+        assert r.returncode == 0, r.stderr
+    r = run_cli("client", "add", "--db", db, "--client-id", "app", "--public", "--scopes",
+                "openid fhirUser user/*.cruds", "--redirect-uri", "http://127.0.0.1:9/callback")
+    assert r.returncode == 0, r.stderr
+    srv.start()
+    port = int(srv.mllp_port_file.read_text())
+    admin = sign_in(srv, "admin1", "openid fhirUser user/*.cruds")["access_token"]
+    nurse = sign_in(srv, "nurse1", "openid fhirUser user/*.cruds")["access_token"]
+
+    def get(url, token=admin, method="GET"):
+        return srv.client.request(method, url, auth=token)
+
+    peer = Mllp(port)
+    assert msa(peer.exchange(a01("A-1")))[1] == "AA"
+    assert msa(peer.exchange(message(msh("A01", "A-2"), "PID|1", pv1())))[1] == "AE"
+    assert msa(peer.exchange(message(msh("A01", "A-3", version="2.1"), pid(), pv1())))[1] == "AR"
+    peer.close()
+
+    r = get("/admin/hl7")
+    assert r.status == 200, r
+    assert r.json["messages"] == {"received": 0, "processed": 1, "error": 1, "rejected": 1}
+    assert r.json["listener"]["port"] == port and r.json["listener"]["messages"] == 3
+    r = get("/admin/hl7/messages")
+    assert [m["controlId"] for m in r.json["messages"]] == ["A-3", "A-2", "A-1"]
+    assert "message" not in r.json["messages"][0]
+    r = get("/admin/hl7/messages?status=error")
+    (error,) = r.json["messages"]
+    assert error["controlId"] == "A-2" and "PID-3" in error["reason"]
+    r = get("/admin/hl7/messages?type=ADT^A01&count=1")
+    assert len(r.json["messages"]) == 1 and "before=" in r.json["next"]
+    assert get(r.json["next"]).json["messages"][0]["controlId"] == "A-2"
+    r = get(f"/admin/hl7/messages/{error['id']}")
+    assert r.json["message"].startswith("MSH|^~\\&|EPIC") and "MSA|AE|A-2" in r.json["ack"]
+    r = get(f"/admin/hl7/messages/{error['id']}/reprocess", method="POST")
+    assert r.status == 200 and r.json["status"] == "error" and r.json["attempts"] == 2, r
+    rejected = get("/admin/hl7/messages?status=rejected").json["messages"][0]
+    assert_outcome(get(f"/admin/hl7/messages/{rejected['id']}/reprocess", method="POST"), 409,
+                   "conflict", "cannot be processed")
+    assert_outcome(get("/admin/hl7/messages/999999"), 404, "not-found")
+    assert_outcome(get("/admin/hl7/messages?status=odd"), 400, "invalid", "status must be")
+    assert_outcome(get("/admin/hl7/messages?colour=red"), 400, "invalid", "unknown parameter")
+    assert_outcome(get("/admin/hl7/messages/1", method="DELETE"), 405, "not-supported")
+    assert_outcome(get("/admin/hl7", token=nurse), 403, "forbidden", "only administrators")
+    assert_outcome(srv.client.request("GET", "/admin/hl7", auth=None), 401, "login")
