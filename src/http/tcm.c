@@ -116,8 +116,7 @@ status_t http__tcm(const http_search_request_t *r, const char *id, bool post, bu
     add_part(code, "code", "valueCode", json_string(care_tcm_code_text(report.code)));
     add_part(code, "status", "valueCode", json_string(report.final ? "final" : "provisional"));
     if (!report.final)
-        add_part(code, "reachable", "valueCode",
-                 json_string(care_tcm_code_text(report.reachable)));
+        add_part(code, "reachable", "valueCode", json_string(care_tcm_code_text(report.reachable)));
     add_part(code, "reason", "valueString", json_string(report.reason));
     json_t *p = json_object();
     json_object_set_new(p, "name", json_string("code"));
