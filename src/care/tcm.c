@@ -398,10 +398,9 @@ static const char *list_add(arena_t *arena, const char *list, const char *name)
     return list ? arena_printf(arena, "%s, %s", list, name) : name;
 }
 
-static void judge_code(const calendar_t *calendar, int64_t now_us, int64_t day7_end,
-                       int64_t day14_end, arena_t *arena, tcm_report_t *out)
+static void judge_code(int64_t now_us, int64_t day7_end, int64_t day14_end, arena_t *arena,
+                       tcm_report_t *out)
 {
-    (void)calendar;
     bool contact = out->contact.status == TCM_MET;
     bool reconciled = out->reconciliation.status == TCM_MET;
     bool visit7 = out->visit_ref && out->visit_us <= day7_end;
@@ -492,7 +491,7 @@ void care_tcm_judge(const tcm_episode_t *episode, const calendar_t *calendar, in
         out->reason = why;
         return;
     }
-    judge_code(calendar, now_us, day7_end, day14_end, arena, out);
+    judge_code(now_us, day7_end, day14_end, arena, out);
 }
 
 bool care_tcm_supersede(tcm_report_t *report, const tcm_report_t *earlier, const char *earlier_ref,
