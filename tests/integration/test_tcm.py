@@ -8,11 +8,13 @@ may ask is who may read the Encounter. On SQLite and PostgreSQL.
 """
 import json
 import os
+import time
 
 import pytest
 
 from conftest import ON_POSTGRES, Server, assert_outcome, fresh_database, run_cli
 from test_access import STAFF_SCOPES, sign_in
+from test_audit import entity, events
 from test_login import APP_URI, PASSWORD
 
 EXT = "http://concerto.dev/fhir/StructureDefinition/"
@@ -170,6 +172,17 @@ def test_errors_and_access(world):
     assert [rep[n]["status"] for n in ("interactive-contact", "face-to-face",
                                        "medication-reconciliation")] == ["missed"] * 3
     assert rep["code"]["status"] == "final"
+    # recorded as a read of the Encounter, in the patient's trail
+    srv.client.audit_auth = srv.auditor_token()
+    deadline = time.monotonic() + 5
+    while True:  # records are stored moments after the response
+        found = events(srv.client, "patient=pat1&subtype=read")
+        reads = [e for e in found if entity(e)["what"]["reference"] == f"Encounter/{enc['id']}"]
+        if reads or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(reads) == 1, found
+    assert reads[0]["outcome"] == "0"
 
 
 def test_a_discharge_from_pending_to_99496_then_a_readmission(world):
