@@ -227,6 +227,13 @@ status_t http__care_plan_adherence(http_thread_t *thread, const repo_caller_t *c
                                    const char *id, arena_t *arena, buf_t *out,
                                    http_audit_patients_t *patients, err_t *err);
 
+/* GET or POST Encounter/[id]/$tcm (tcm.c): the TCM report of the discharge at the clock's now
+ * as a Parameters resource into out, read as the caller reads the Encounter; its patient into
+ * patients (audit). post: a Parameters body, which must hold no parameter. Errors: those of the
+ * body and of care_tcm_report. */
+status_t http__tcm(const http_search_request_t *request, const char *id, bool post, buf_t *out,
+                   http_audit_patients_t *patients, err_t *err);
+
 /* The address of the request's peer as text (audit.c), in arena; NULL when unknown. */
 const char *http__peer_address(h2o_req_t *req, arena_t *arena);
 
