@@ -303,7 +303,8 @@ typedef struct {
     json_t *json;    /* parsed, owned by the arena */
 } found_t;
 
-/* The resources of type with identifier system|value, inside txn (up to max). */
+/* The resources of type with identifier system|value (up to max): inside txn, or, planning
+ * (txn NULL), on the connection, remembering a search that found none. */
 static status_t find_by_identifier(hl7_adt_t *a, store_txn_t *txn, const char *type,
                                    const char *system, const char *value, found_t *out, size_t max,
                                    size_t *out_n, err_t *err)
@@ -314,13 +315,25 @@ static status_t find_by_identifier(hl7_adt_t *a, store_txn_t *txn, const char *t
     repo_search_t s = {.type = fhir_resource_type_find(type, strlen(type)),
                        .pairs = pairs,
                        .npairs = 2,
-                       .now_us = store_txn_time_us(txn)};
+                       .now_us = txn ? store_txn_time_us(txn) : a->now_us};
     fhir_search_plan_t *plan;
     store_search_t query;
     store_search_result_t found;
     status_t rc = repo_search_plan(a->conn, &s, a->arena, &plan, &query, err);
     if (!rc)
-        rc = store_txn_search(txn, &query, a->arena, &found, err);
+        rc = txn ? store_txn_search(txn, &query, a->arena, &found, err)
+                 : store_search(a->conn, &query, a->arena, &found, err);
+    if (!rc && !txn && found.nmatch == 0) {
+        /* planned on a snapshot: the commit checks that it is still absent */
+        if (a->nabsent == a->absent_cap) {
+            a->absent_cap = a->absent_cap ? 2 * a->absent_cap : 8;
+            hl7_absent_t *grown = arena_alloc(a->arena, a->absent_cap * sizeof(*grown));
+            if (a->nabsent)
+                memcpy(grown, a->absent, a->nabsent * sizeof(*grown));
+            a->absent = grown;
+        }
+        a->absent[a->nabsent++] = (hl7_absent_t){type, query};
+    }
     for (size_t i = 0; !rc && i < found.nmatch && *out_n < max; i++) {
         const store_version_t *v = &found.entries[i].version;
         json_t *json = owned(a->arena, jv_parse(v->json, v->json_len, err));
@@ -335,7 +348,8 @@ static status_t read_current(hl7_adt_t *a, store_txn_t *txn, const char *type, c
                              found_t *out, err_t *err)
 {
     store_version_t v;
-    status_t rc = store_txn_read(txn, type, id, 0, a->arena, &v, err);
+    status_t rc = txn ? store_txn_read(txn, type, id, 0, a->arena, &v, err)
+                      : store_read(a->conn, type, id, 0, a->arena, &v, err);
     if (rc == ERR_NOT_FOUND || rc == ERR_GONE || (!rc && v.deleted)) {
         err_reset(err);
         *out = (found_t){0};
@@ -350,7 +364,9 @@ static status_t read_current(hl7_adt_t *a, store_txn_t *txn, const char *type, c
     return ERR_OK;
 }
 
-/* Writes resource (a new one when f->version is 0) as the feed; f gets the stored version. */
+/* Writes resource (a new one when f->version is 0) as the feed; f gets the stored version.
+ * Planning (txn NULL), the write is prepared and kept for the commit, and f gets the version
+ * it will have. */
 static status_t write(hl7_adt_t *a, store_txn_t *txn, const char *type, found_t *f,
                       json_t *resource, err_t *err)
 {
@@ -366,11 +382,19 @@ static status_t write(hl7_adt_t *a, store_txn_t *txn, const char *type, found_t 
         return rc;
     w.caller = a->caller;
     w.access_ready = true; /* a service: nothing is hidden from it */
+    f->id = id;
+    f->json = resource;
+    if (!txn) {
+        if (a->nwrites == HL7_MAX_WRITES)
+            return err_set(err, ERR_INVALID, NULL, "the message would make more than %d writes",
+                           HL7_MAX_WRITES);
+        a->writes[a->nwrites++] = w;
+        f->version++;
+        return ERR_OK;
+    }
     if ((rc = repo_write_txn(txn, &w, err)))
         return rc;
-    f->id = id;
     f->version = w.result.version;
-    f->json = resource;
     return ERR_OK;
 }
 
@@ -825,7 +849,7 @@ static status_t merge_patients(hl7_adt_t *a, store_txn_t *txn, found_t *survivor
         json_object_set_new(flag, "code", json_pack("{ss}", "text", texts[i]));
         json_object_set_new(flag, "subject",
                             json_pack("{ss}", "reference", patient_ref(a, who[i])));
-        json_object_set_new(flag, "period", json_pack("{ss}", "start", store_txn_time_text(txn)));
+        json_object_set_new(flag, "period", json_pack("{ss}", "start", a->now_text));
         found_t none = {0};
         if ((rc = write(a, txn, "Flag", &none, flag, err)))
             return rc;
@@ -1016,6 +1040,7 @@ static status_t apply_diagnoses(hl7_adt_t *a, store_txn_t *txn, const found_t *p
         return ERR_OK;
     json_t *list = json_array();
     json_object_set_new(enc, "diagnosis", list);
+    const char **keys = arena_zalloc(a->arena, n * sizeof(*keys));
     const char *enc_ref = arena_printf(a->arena, "Encounter/%s", encounter->id);
     for (size_t i = 0; i < n; i++) {
         const hl7_segment_t *dg1 = hl7_segment(a->msg, "DG1", i);
@@ -1042,6 +1067,13 @@ static status_t apply_diagnoses(hl7_adt_t *a, store_txn_t *txn, const found_t *p
         for (char *c = (char *)key; *c; c++)
             if (*c == '|' || *c == ',' || *c == '\\' || *c == '$')
                 *c = '_';
+        /* the same code twice in one message: one Condition */
+        bool repeated = false;
+        for (size_t k = 0; k < i && !repeated; k++)
+            repeated = keys[k] && strcmp(keys[k], key) == 0;
+        keys[i] = key;
+        if (repeated)
+            continue;
         found_t hits[1];
         size_t nhits;
         status_t rc =
@@ -1310,13 +1342,9 @@ bool hl7_adt_event_supported(const char *event)
            strcmp(event, "A40") == 0;
 }
 
-typedef struct {
-    hl7_adt_t *a;
-} apply_arg_t;
-
-static status_t apply_txn(store_txn_t *txn, void *arg, err_t *err)
+/* The mapping itself: inside txn, or planned on the connection (txn NULL). */
+static status_t map(store_txn_t *txn, hl7_adt_t *a, err_t *err)
 {
-    hl7_adt_t *a = ((apply_arg_t *)arg)->a;
     found_t patient = {0}, encounter = {0};
     status_t rc;
     if (strcmp(a->event, "A40") == 0)
@@ -1333,20 +1361,56 @@ static status_t apply_txn(store_txn_t *txn, void *arg, err_t *err)
     return rc;
 }
 
-status_t hl7_adt_apply(store_txn_t *txn, hl7_adt_t *a, err_t *err)
+static void reset(hl7_adt_t *a)
 {
     a->patient = a->encounter = NULL;
     a->problem = (hl7_problem_t){0};
+    a->nwrites = a->nabsent = 0;
+}
+
+status_t hl7_adt_plan(hl7_adt_t *a, err_t *err)
+{
+    reset(a);
     if (!hl7_adt_event_supported(a->event))
         return problem(a, HL7_ERR_UNSUPPORTED_EVENT, hl7_segment(a->msg, "MSH", 0), 9, err,
                        ERR_INVALID, "ADT^%s is not an event Concerto reads", a->event);
-    apply_arg_t arg = {a};
-    status_t rc = store_txn_nested(txn, apply_txn, &arg, err);
-    if (rc && !a->problem.code) {
-        /* a write refused by the record's rules (validation, a version conflict) */
+    status_t rc = map(NULL, a, err);
+    if (rc && !a->problem.code)
         a->problem.code = rc == ERR_STORAGE || rc == ERR_INTERNAL || rc == ERR_UNAVAILABLE
                               ? HL7_ERR_INTERNAL
                               : HL7_ERR_DATA_TYPE;
+    return rc;
+}
+
+static status_t commit_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    hl7_adt_t *a = arg;
+    /* what the plan found absent is still absent (else another message made it meanwhile:
+       plan again) */
+    for (size_t i = 0; i < a->nabsent; i++) {
+        store_search_result_t found;
+        status_t rc = store_txn_search(txn, &a->absent[i].query, a->arena, &found, err);
+        if (rc)
+            return rc;
+        if (found.nmatch)
+            return err_set(err, ERR_VERSION_CONFLICT, NULL,
+                           "a %s this message would make was made meanwhile", a->absent[i].type);
     }
+    for (size_t i = 0; i < a->nwrites; i++) {
+        status_t rc = repo_write_txn(txn, &a->writes[i], err);
+        if (rc)
+            return rc;
+    }
+    return ERR_OK;
+}
+
+status_t hl7_adt_commit(store_txn_t *txn, hl7_adt_t *a, err_t *err)
+{
+    status_t rc = store_txn_nested(txn, commit_txn, a, err);
+    if (rc && !a->problem.code && rc != ERR_VERSION_CONFLICT)
+        /* a write refused by the record's rules */
+        a->problem.code = rc == ERR_STORAGE || rc == ERR_INTERNAL || rc == ERR_UNAVAILABLE
+                              ? HL7_ERR_INTERNAL
+                              : HL7_ERR_DATA_TYPE;
     return rc;
 }

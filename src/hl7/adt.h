@@ -12,6 +12,7 @@
 #include "base/tz.h"
 #include "hl7/er7.h"
 #include "repo/access.h"
+#include "repo/repo.h"
 #include "store/store.h"
 
 /* HL7 table 0357, the message error condition codes an ACK's ERR names. */
@@ -40,9 +41,20 @@ typedef struct {
 /* The trigger events Concerto applies ("A01", ...). */
 bool hl7_adt_event_supported(const char *event);
 
+/* The most writes one message makes (a Patient or two, an Encounter, its diagnoses, flags). */
+#define HL7_MAX_WRITES 40
+
+/* A search the plan ran that found nothing. */
+typedef struct {
+    const char *type;
+    store_search_t query;
+} hl7_absent_t;
+
 typedef struct {
     /* inputs */
-    store_conn_t *conn;          /* for search plans (the caller's thread's) */
+    store_conn_t *conn;          /* for reads and search plans (the caller's thread's) */
+    int64_t now_us;              /* the time of the plan */
+    const char *now_text;        /* the same as a FHIR instant */
     const hl7_message_t *msg;    /* parsed */
     const char *event;           /* the trigger event, "A03" (MSH-9.2, else EVN-1) */
     const tz_t *zone;            /* for times without an offset */
@@ -52,11 +64,27 @@ typedef struct {
     const char *patient;   /* "Patient/x" written or matched, or NULL */
     const char *encounter; /* "Encounter/y", or NULL */
     hl7_problem_t problem; /* on an error */
+    /* the plan */
+    repo_write_t writes[HL7_MAX_WRITES]; /* prepared, in order */
+    size_t nwrites;
+    hl7_absent_t *absent; /* in arena */
+    size_t nabsent, absent_cap;
 } hl7_adt_t;
 
-/* Applies the message inside txn. On error nothing it wrote stays (it runs in a nested
- * savepoint) and a->problem says where. */
-status_t hl7_adt_apply(store_txn_t *txn, hl7_adt_t *a, err_t *err);
+/*
+ * Works out, on a->conn and off the store's writer, what the message makes of the record: the
+ * writes prepared (parsed, validated, serialized, indexed) with the versions they replace, and
+ * the searches that found nothing. On an error of the message (a->problem says which and
+ * where) nothing is planned.
+ */
+status_t hl7_adt_plan(hl7_adt_t *a, err_t *err);
+/*
+ * Writes the plan inside txn, in a nested savepoint: all of it or nothing.
+ * ERR_VERSION_CONFLICT when the record changed since the plan (a resource it replaces has a
+ * newer version, or one it found absent exists): plan again. Another error of a write (a rule
+ * of the record) sets a->problem.
+ */
+status_t hl7_adt_commit(store_txn_t *txn, hl7_adt_t *a, err_t *err);
 
 /*
  * An HL7 DTM ("20261120143000", "202611201430-0500", "20261120") as a FHIR dateTime in arena:

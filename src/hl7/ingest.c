@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/clock.h"
 #include "base/jv.h"
@@ -36,7 +37,7 @@
 #include "repo/scope.h"
 
 #define FEED_NAME     "hl7-feed"
-#define MAX_RETRIES   3
+#define MAX_RETRIES   5
 #define MAX_LOCK_KEYS 16
 
 struct hl7_ingest {
@@ -104,6 +105,10 @@ typedef struct {
     /* stored */
     int64_t id;
     bool reprocess;
+    /* applying it */
+    hl7_adt_t *adt;          /* the plan (in arena) */
+    status_t plan_rc;        /* the plan's error of the message, or 0 */
+    const char *plan_reason; /* its text */
     /* what became of it */
     const char *reply; /* the ACK sent (NULL: none) */
     const char *status, *reason;
@@ -402,9 +407,16 @@ static status_t lock_patients(msg_t *m, store_txn_t *txn, err_t *err)
     return ERR_OK;
 }
 
+/* The database rather than the message failed: the message stays received. */
+static bool transient(status_t rc)
+{
+    return rc == ERR_STORAGE || rc == ERR_UNAVAILABLE || rc == ERR_VERSION_CONFLICT;
+}
+
 static status_t apply_txn(store_txn_t *txn, void *arg, err_t *err)
 {
     msg_t *m = arg;
+    hl7_adt_t *a = m->adt;
     store_hl7_message_t row;
     bool found;
     status_t rc = store_txn_hl7_get(txn, m->id, m->arena, &row, &found, err);
@@ -420,45 +432,80 @@ static status_t apply_txn(store_txn_t *txn, void *arg, err_t *err)
     }
     if ((rc = lock_patients(m, txn, err)))
         return rc;
-    hl7_adt_t a = {.conn = m->conn,
-                   .msg = &m->msg,
-                   .event = m->event,
-                   .zone = m->ingest->zone,
-                   .caller = hl7_ingest_caller(),
-                   .arena = m->arena};
-    err_t why = ERR_INIT;
-    status_t arc = hl7_adt_apply(txn, &a, &why);
-    if (arc == ERR_STORAGE || arc == ERR_UNAVAILABLE || arc == ERR_VERSION_CONFLICT) {
-        /* the database, not the message: the whole transaction goes, the message stays
-           received */
-        err_move(err, &why);
-        return arc;
+    status_t arc = m->plan_rc;
+    const char *reason = m->plan_reason;
+    if (!arc) {
+        err_t why = ERR_INIT;
+        arc = hl7_adt_commit(txn, a, &why);
+        if (transient(arc)) {
+            err_move(err, &why);
+            return arc;
+        }
+        if (arc)
+            reason = arena_strdup(m->arena, why.nissues ? why.issues[0].message : "refused");
+        err_release(&why);
     }
     if (arc) {
         m->status = STORE_HL7_ERROR;
-        m->reason = arena_strdup(m->arena, why.nissues ? why.issues[0].message : "refused");
-        m->reply = answer(m, true, "AE", m->reason, &a.problem);
+        m->reason = reason;
+        m->reply = answer(m, true, "AE", m->reason, &a->problem);
     } else {
         m->status = STORE_HL7_PROCESSED;
         m->reason = NULL;
         m->reply = answer(m, true, "AA", NULL, NULL);
     }
-    err_release(&why);
     store_hl7_finish_t f = {.id = m->id,
                             .status = m->status,
                             .reason = m->reason,
                             .ack = m->reply,
                             .processed_us = clock_now_us(),
-                            .patient = a.patient,
-                            .encounter = a.encounter};
+                            .patient = arc ? NULL : a->patient,
+                            .encounter = arc ? NULL : a->encounter};
     return store_txn_hl7_finish(txn, &f, err);
 }
 
-/* Applies m (stored as m->id), retrying a version conflict between writers. */
+/* "2026-11-20T16:15:00.123Z" in arena. */
+static const char *instant(arena_t *arena, int64_t us)
+{
+    time_t secs = (time_t)(us / 1000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    return arena_printf(arena, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                        (int)(us % 1000000 / 1000));
+}
+
+/*
+ * Applies m (stored as m->id): the mapping planned on the worker's connection, off the
+ * store's writer, then written with the outcome in one transaction; planned again when the
+ * record changed in between (another message about the same patient).
+ */
 static status_t apply(msg_t *m, err_t *err)
 {
     status_t rc;
     for (int attempt = 0;; attempt++) {
+        hl7_adt_t *a = arena_zalloc(m->arena, sizeof(*a));
+        int64_t now = clock_now_us();
+        *a = (hl7_adt_t){.conn = m->conn,
+                         .now_us = now,
+                         .now_text = instant(m->arena, now),
+                         .msg = &m->msg,
+                         .event = m->event,
+                         .zone = m->ingest->zone,
+                         .caller = hl7_ingest_caller(),
+                         .arena = m->arena};
+        m->adt = a;
+        err_t why = ERR_INIT;
+        m->plan_rc = hl7_adt_plan(a, &why);
+        m->plan_reason = NULL;
+        if (transient(m->plan_rc)) {
+            err_move(err, &why);
+            return m->plan_rc;
+        }
+        if (m->plan_rc)
+            m->plan_reason =
+                arena_strdup(m->arena, why.nissues ? why.issues[0].message : "refused");
+        err_release(&why);
         rc = store_run(m->ingest->store, apply_txn, m, err);
         if (rc != ERR_VERSION_CONFLICT || attempt + 1 >= MAX_RETRIES)
             break;
