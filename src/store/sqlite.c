@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +24,27 @@
 #include "store/sql_text.h"
 #include "store/sql_work.h"
 
+/*
+ * The WAL is checkpointed by a thread of its own rather than by the writer's commits (SQLite's
+ * automatic checkpoint runs inside the commit that passes 1,000 pages, fsyncs the database
+ * file and holds up every write queued behind it): the writer's WAL hook wakes the
+ * checkpointer once the WAL holds CHECKPOINT_FRAMES frames, and it copies them into the
+ * database with a PASSIVE checkpoint (which never blocks readers or the writer) on its own
+ * connection. The writer starts the WAL over once a checkpoint has copied all of it; when the
+ * checkpointer falls behind (8 times as many frames), the writer checkpoints itself, so the
+ * WAL stays bounded under any load.
+ */
+#define CHECKPOINT_FRAMES 1000
+
 typedef struct {
     char *path;
     store_options_t options;
+    /* the checkpointer (started with the first writer connection) */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    sqlite3 *checkpoint_handle;
+    bool started, stopping, due;
 } sqlite_db_t;
 
 const char *const sqlite__index_tables[FHIR_INDEX_KIND_COUNT] = {
@@ -402,10 +421,14 @@ static status_t sqlite_open(const char *location, const store_options_t *options
     sqlite_db_t *db = xcalloc(1, sizeof(*db));
     db->path = xstrdup(location);
     db->options = *options;
+    pthread_mutex_init(&db->lock, NULL);
+    pthread_cond_init(&db->wake, NULL);
     /* open once to create the file and check that it is a database we can write */
     sqlite3 *handle;
     status_t rc = open_handle(db, options->create, &handle, err);
     if (rc) {
+        pthread_cond_destroy(&db->wake);
+        pthread_mutex_destroy(&db->lock);
         free(db->path);
         free(db);
         return rc;
@@ -415,9 +438,85 @@ static status_t sqlite_open(const char *location, const store_options_t *options
     return ERR_OK;
 }
 
+static void *checkpointer_main(void *arg)
+{
+    sqlite_db_t *db = arg;
+    pthread_mutex_lock(&db->lock);
+    for (;;) {
+        while (!db->due && !db->stopping)
+            pthread_cond_wait(&db->wake, &db->lock);
+        if (db->stopping)
+            break;
+        db->due = false;
+        pthread_mutex_unlock(&db->lock);
+        int log_frames = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(db->checkpoint_handle, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                           &log_frames, &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+            log_warning("sqlite: checkpoint of the WAL failed: %s",
+                        sqlite3_errmsg(db->checkpoint_handle));
+        pthread_mutex_lock(&db->lock);
+    }
+    pthread_mutex_unlock(&db->lock);
+    return NULL;
+}
+
+/* The writer's WAL hook: the WAL has nframes frames after a commit. */
+static int wal_hook(void *arg, sqlite3 *handle, const char *name, int nframes)
+{
+    sqlite_db_t *db = arg;
+    if (nframes >= 8 * CHECKPOINT_FRAMES) {
+        /* the checkpointer cannot keep up (the WAL starts over only once a checkpoint has
+           copied all of it): the writer copies what is left itself, as SQLite would */
+        sqlite3_wal_checkpoint_v2(handle, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    } else if (nframes >= CHECKPOINT_FRAMES) {
+        pthread_mutex_lock(&db->lock);
+        db->due = true;
+        pthread_cond_signal(&db->wake);
+        pthread_mutex_unlock(&db->lock);
+    }
+    return SQLITE_OK;
+}
+
+/* Hands the checkpoints of the writer's handle to the checkpointer (started on first use);
+ * when it cannot start, the writer keeps SQLite's automatic checkpoints. */
+static void checkpoint_apart(sqlite_db_t *db, sqlite3 *writer)
+{
+    pthread_mutex_lock(&db->lock);
+    bool ok = db->started;
+    if (!ok && !db->stopping) {
+        err_t err = ERR_INIT;
+        if (open_handle(db, false, &db->checkpoint_handle, &err) == ERR_OK) {
+            if (pthread_create(&db->thread, NULL, checkpointer_main, db) == 0) {
+                db->started = ok = true;
+            } else {
+                sqlite3_close(db->checkpoint_handle);
+                db->checkpoint_handle = NULL;
+            }
+        }
+        err_release(&err);
+    }
+    pthread_mutex_unlock(&db->lock);
+    if (ok) {
+        sqlite3_wal_autocheckpoint(writer, 0);
+        sqlite3_wal_hook(writer, wal_hook, db);
+    }
+}
+
 static void sqlite_close(void *opaque)
 {
     sqlite_db_t *db = opaque;
+    pthread_mutex_lock(&db->lock);
+    db->stopping = true;
+    pthread_cond_signal(&db->wake);
+    bool started = db->started;
+    pthread_mutex_unlock(&db->lock);
+    if (started) {
+        pthread_join(db->thread, NULL);
+        sqlite3_close(db->checkpoint_handle);
+    }
+    pthread_cond_destroy(&db->wake);
+    pthread_mutex_destroy(&db->lock);
     free(db->path);
     free(db);
 }
@@ -535,6 +634,8 @@ static status_t sqlite_connect(void *opaque, bool writer, void **out_conn, err_t
     }
     conn->writer = writer;
     conn->full_sync = db->options.synchronous == STORE_SYNC_FULL;
+    if (writer)
+        checkpoint_apart(db, conn->handle);
     *out_conn = conn;
     return ERR_OK;
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -581,6 +582,46 @@ static void test_interrupted_bulk_load_is_repaired_at_open(void **state)
     err_release(&err);
 }
 
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* The writer's commits leave the WAL to the checkpointer: it is copied into the database as it
+ * grows, and however much is written it stays under about 8,000 pages (the writer copies what
+ * is left itself past that); the database file holds the data. */
+static void test_the_wal_is_checkpointed_apart(void **state)
+{
+    (void)state;
+    store_t *store;
+    err_t err = ERR_INIT;
+    assert_int_equal(store_open(test_location, NULL, &store, &err), ERR_OK);
+    char wal[600];
+    snprintf(wal, sizeof(wal), "%s-wal", test_location);
+    /* about 100 MB of pages through the WAL, in 2,000 commits */
+    char *json = malloc(60000);
+    for (int i = 0; i < 2000; i++) {
+        int n = snprintf(json, 60000,
+                         "{\"resourceType\":\"Basic\",\"id\":\"b%d\",\"code\":{"
+                         "\"text\":\"",
+                         i);
+        memset(json + n, 'a' + i % 26, 50000);
+        strcpy(json + n + 50000, "\"}}");
+        char id[16];
+        snprintf(id, sizeof(id), "b%d", i);
+        put_ok(store, "Basic", id, json, 1);
+    }
+    free(json);
+    /* a checkpoint may still be running: give it a moment */
+    for (int i = 0; i < 50 && file_size(wal) > 40L << 20; i++)
+        usleep(100000);
+    assert_true(file_size(wal) < 40L << 20);
+    assert_true(file_size(test_location) > 90L << 20);
+    store_close(store);
+    err_release(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
@@ -595,6 +636,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bulk_load_writes_the_same_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_bulk_load_is_repaired_at_open, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_the_wal_is_checkpointed_apart, setup, teardown),
     };
     return test_run_on_drivers("store/sqlite", both, TEST_COUNT(both), sqlite_only,
                                TEST_COUNT(sqlite_only), NULL, 0);
