@@ -222,7 +222,8 @@ static status_t compile_triggers(const json_t *action, const char *at, arena_t *
                 return err_set(err, ERR_RULE, arena_printf(arena, "%s.name", where),
                                "no named event \"%s\" (patient-enrolled, referral-created, "
                                "appointment-noshow, task-overdue, task-completed, "
-                               "encounter-discharged, observation-abnormal)",
+                               "encounter-discharged, encounter-admitted, encounter-emergency, "
+                               "observation-abnormal)",
                                name ? name : "");
         } else if (type && strcmp(type, "periodic") == 0) {
             if (found != CARE_SCHEDULED)
