@@ -12,6 +12,7 @@
 #define CARE_EXT_DUE_FROM      CARE_EXT "due-from"   /* valueString: FHIRPath of the start */
 #define CARE_EXT_ESCALATION    CARE_EXT "escalation" /* complex: after, priority, reassign, notify */
 #define CARE_EXT_NOTIFY_TARGET CARE_EXT "notify-target" /* the system of notify's code "owner" */
+#define CARE_EXT_QUESTIONNAIRE CARE_EXT "questionnaire" /* valueCanonical: the form to fill in */
 
 /* on a PlanDefinition's action: a Flag to raise */
 #define CARE_EXT_FLAG CARE_EXT "flag"
