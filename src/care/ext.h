@@ -22,6 +22,7 @@
 #define CARE_EXT_OVERDUE                CARE_EXT "overdue"         /* the due time a Task passed */
 #define CARE_EXT_ESCALATED              CARE_EXT "escalated"       /* escalation steps applied */
 #define CARE_EXT_COMMUNICATION_CATEGORY CARE_EXT "communication-category"
+#define CARE_EXT_READMISSION            CARE_EXT "readmission" /* valueReference: the stay before */
 
 /* identifier systems: what the engine made, so that it never makes it twice. Values:
  * "<plan id>/<action id>/<type>/<id>/_history/<version>" (what an action made for an event),
