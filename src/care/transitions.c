@@ -36,8 +36,10 @@ typedef struct {
 static status_t add(writes_t *ws, json_t *resource, const char *id, int64_t if_match, err_t *err)
 {
     if (ws->n == MAX_WRITES)
-        return err_set(err, ERR_RULE, NULL, "one Encounter change would change more than %d "
-                       "resources", MAX_WRITES);
+        return err_set(err, ERR_RULE, NULL,
+                       "one Encounter change would change more than %d "
+                       "resources",
+                       MAX_WRITES);
     repo_write_t *w = &ws->writes[ws->n];
     const char *the_id = id ? id : repo_new_id(ws->arena);
     json_object_set_new(resource, "id", json_string(the_id));
@@ -295,12 +297,12 @@ static status_t plan_readmission(store_conn_t *conn, writes_t *ws, const store_v
                   "s:{s:[{s:s,s:s,s:s}],s:s},s:{s:s},s:{s:s},s:{s:s}}",
                   "resourceType", "Flag", "extension", "url", CARE_EXT_READMISSION,
                   "valueReference", "reference", earlier_ref, "identifier", "system",
-                  CARE_READMISSION_SYSTEM, "value", ref, "status", "active", "category",
-                  "coding", "system", "http://terminology.hl7.org/CodeSystem/flag-category",
-                  "code", "clinical", "display", "Clinical", "code", "coding", "system",
-                  CARE_SNOMED_SYSTEM, "code", CARE_READMISSION_CODE, "display",
-                  "Hospital re-admission", "text", "Readmitted within 30 days of a discharge",
-                  "subject", "reference", patient, "period", "start",
+                  CARE_READMISSION_SYSTEM, "value", ref, "status", "active", "category", "coding",
+                  "system", "http://terminology.hl7.org/CodeSystem/flag-category", "code",
+                  "clinical", "display", "Clinical", "code", "coding", "system", CARE_SNOMED_SYSTEM,
+                  "code", CARE_READMISSION_CODE, "display", "Hospital re-admission", "text",
+                  "Readmitted within 30 days of a discharge", "subject", "reference", patient,
+                  "period", "start",
                   start_text ? start_text : care_format_instant(cal, start, arena), "encounter",
                   "reference", ref));
     if (!flag)
@@ -384,8 +386,8 @@ status_t care_on_encounter(store_t *store, const store_event_t *event, void *arg
     if (rc == ERR_OK && ws->n) {
         rc = store_run_relaxed(store, writes_txn, ws, err);
         if (rc == ERR_OK && !ws->done)
-            log_info("engine: Encounter/%s/_history/%lld (%s): %zu resource(s) written",
-                     event->id, (long long)event->version, what, ws->n);
+            log_info("engine: Encounter/%s/_history/%lld (%s): %zu resource(s) written", event->id,
+                     (long long)event->version, what, ws->n);
     }
 out:
     free(ws);
