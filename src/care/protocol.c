@@ -615,6 +615,8 @@ static status_t due_of(const care_action_t *a, const care_event_t *event, arena_
         fhirpath_var_t vars[] = {{"patient", event->patient}};
         env.vars = vars;
         env.nvars = event->patient ? 1 : 0;
+        env.now_set = true; /* now() is the event's time, as in conditions */
+        env.now_ms = event->time_us / 1000;
         fhirpath_result_t *result;
         err_t e = ERR_INIT;
         const char *where = "ActivityDefinition.extension('" CARE_EXT_DUE_FROM "')";

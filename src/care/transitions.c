@@ -349,9 +349,12 @@ status_t care_on_encounter(store_t *store, const store_event_t *event, void *arg
     ws->arena = &arena;
     care_trigger_t triggers[CARE_TRIGGER__COUNT];
     size_t ntriggers = care_triggers_of("Encounter", before, after, triggers, CARE_TRIGGER__COUNT);
+    /* a readmission shows at the admission, or at the discharge of a stay whose admission
+       never came (the feed sent the discharge only) */
     bool admitted = false;
     for (size_t i = 0; i < ntriggers; i++)
-        admitted |= triggers[i] == CARE_ENCOUNTER_ADMITTED;
+        admitted |= triggers[i] == CARE_ENCOUNTER_ADMITTED ||
+                    (triggers[i] == CARE_ENCOUNTER_DISCHARGED && stay_class(after));
 
     if (before && status_is(after, "cancelled") && !status_is(before, "cancelled")) {
         what = "the admission was cancelled";

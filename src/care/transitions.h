@@ -10,8 +10,9 @@
  *   from the discharge (from the versions since it became finished) are cancelled. The Task's
  *   statusReason.text says why. A later discharge makes new ones (their key holds the
  *   Encounter's version).
- * - Readmission. When an Encounter is admitted (encounter-admitted) and the patient had an
- *   inpatient, observation or short stay Encounter (class IMP, ACUTE, NONAC, OBSENC, SS)
+ * - Readmission. When an Encounter is admitted (encounter-admitted), or a stay is discharged
+ *   (a stay whose admission never came: the feed sent the discharge only), and the patient had
+ *   an inpatient, observation or short stay Encounter (class IMP, ACUTE, NONAC, OBSENC, SS)
  *   finished within the 30 days before its period.start, the engine writes an active Flag on
  *   the patient (SNOMED CT 417005 Hospital re-admission; identifier
  *   urn:concerto:readmission|Encounter/<new id>; encounter the new one; extension

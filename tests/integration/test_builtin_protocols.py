@@ -53,8 +53,8 @@ def test_init_loads_each_protocol_once_and_keeps_changes(tmp_path, make_server):
     contact = c.get("ActivityDefinition/tcm-interactive-contact").json
     assert {"url": BASE + "StructureDefinition/due", "valueString": "2 business days"} \
         in contact["extension"]
-    assert {"url": BASE + "StructureDefinition/due-from", "valueString": "period.end"} \
-        in contact["extension"]
+    assert {"url": BASE + "StructureDefinition/due-from",
+            "valueString": "iif(period.end.exists(), period.end, now())"} in contact["extension"]
     # the deadlines the domain rules set
     referral = c.get("ActivityDefinition/referral-confirm-receipt").json
     assert {"url": BASE + "StructureDefinition/due", "valueString": "2 business days"} \

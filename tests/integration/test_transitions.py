@@ -61,6 +61,25 @@ def sql(srv, text):
     return out.stdout.strip()
 
 
+def redeliver(srv, resource, when):
+    """With the server stopped, the change event of resource's version comes again (as after
+    a crash before its acknowledgement); the server starts again at the test time `when` and
+    handles it."""
+    import datetime
+    srv.stop()
+    time_us = int(datetime.datetime.fromisoformat(
+        resource["meta"]["lastUpdated"].replace("Z", "+00:00")).timestamp() * 1_000_000)
+    sql(srv, "INSERT INTO outbox (seq, type, id, version, action, time_us) VALUES (0, "
+             f"'{resource['resourceType']}', '{resource['id']}', "
+             f"{resource['meta']['versionId']}, 1, {time_us})")
+    srv.stopped_by_test = False
+    srv.token = None
+    srv.start()
+    set_clock(srv, when)
+    drained(srv)
+    return srv.client
+
+
 def drained(srv, timeout=60.0):
     """Waits until the engine handled every change event (what a handler writes is in the
     outbox before the event that caused it leaves it)."""
@@ -274,6 +293,20 @@ def test_discharge_before_thanksgiving_of_moderate_complexity(make_server):
         assert actions == ["education", "face-to-face-7", "home-visit", "interactive-contact",
                            "medication-reconciliation-7", "post-discharge-call"], extra
 
+    # a discharge the feed sent without its time (no period.end): the deadlines count from
+    # when Concerto learned of it, Friday 5 December at 10:00
+    set_clock(srv, "2031-12-05T10:00:00-05:00")
+    timeless = stay(c, pid, "2031-12-04T09:00:00-05:00", status="finished")
+    drained(srv)
+    tcm = {a: [t for t in ts if t["focus"]["reference"] == f"Encounter/{timeless['id']}"]
+           for a, ts in made(c, pid, "transitional-care").items()}
+    tcm = one_each({a: ts for a, ts in tcm.items() if ts})
+    assert due(tcm["interactive-contact"]) == "2031-12-09T23:59:59.999-05:00"
+    # 14 days from the event's time (the test clock runs on from 10:00)
+    assert due(tcm["face-to-face-14"])[:17] == "2031-12-19T10:00:"
+    assert due(tcm["face-to-face-14"]) == tcm["face-to-face-14"]["authoredOn"].replace(
+        "2031-12-05", "2031-12-19")
+
 
 def test_no_tcm_for_a_facility_or_an_emergency_visit(make_server):
     srv = initialised_server(make_server)
@@ -351,6 +384,11 @@ def test_cancelled_admission_and_discharge(make_server):
         if action != "interactive-contact":
             assert task["status"] == "cancelled", action
             assert task["statusReason"] == {"text": "the discharge was cancelled"}
+    versions = sorted((t["id"], t["meta"]["versionId"])
+                      for ts in made(c, pid, "transitional-care").values() for t in ts)
+    c = redeliver(srv, reopened, "2031-11-06T13:00:00-05:00")
+    assert sorted((t["id"], t["meta"]["versionId"])
+                  for ts in made(c, pid, "transitional-care").values() for t in ts) == versions
     # the stay goes on: its discharge planning and admission notices stand
     open_planning = [t for t in made(c, pid, "hospital-admission")["discharge-planning"]
                      if t["focus"]["reference"] == f"Encounter/{enc['id']}"]
@@ -407,11 +445,30 @@ def test_readmission_within_30_days_is_flagged(make_server):
     assert found(c, f"Flag?subject=Patient/{other}") == []
     assert "extension" not in c.get(f"Encounter/{late['id']}").json
 
-    # an update during the stay flags nothing more; cancelling the admission withdraws it
+    # the admission's event handled again, an update during the stay: nothing more
+    c = redeliver(srv, again, "2031-12-20T11:00:00-05:00")
+    assert [f["meta"]["versionId"] for f in found(c, f"Flag?subject=Patient/{pid}")] == ["1"]
+    assert c.get(f"Encounter/{again['id']}").json["meta"]["versionId"] == "2"
     marked = put(c, marked, location=[{"location": {"display": "Ward 4"}}])
     drained(srv)
     assert len(found(c, f"Flag?subject=Patient/{pid}")) == 1
-    put(c, marked, status="cancelled")
+
+    # a stay the feed sent as discharged only (no admission came): flagged at the discharge
+    third, _ = world(c, "coordinator")
+    stay(c, third, "2031-11-20T08:00:00-05:00", status="finished",
+         period={"start": "2031-11-20T08:00:00-05:00", "end": "2031-11-22T12:00:00-05:00"})
+    drained(srv)
+    only = stay(c, third, "2031-12-10T08:00:00-05:00", status="finished",
+                period={"start": "2031-12-10T08:00:00-05:00", "end": "2031-12-12T12:00:00-05:00"})
+    drained(srv)
+    assert [f["encounter"] for f in found(c, f"Flag?subject=Patient/{third}")] == [
+        {"reference": f"Encounter/{only['id']}"}]
+
+    # cancelling the admission withdraws the flag; that event again changes nothing
+    cancelled = put(c, marked, status="cancelled")
     drained(srv)
     [flag] = found(c, f"Flag?subject=Patient/{pid}")
     assert flag["status"] == "entered-in-error"
+    c = redeliver(srv, cancelled, "2031-12-20T12:00:00-05:00")
+    assert [(f["status"], f["meta"]["versionId"]) for f in found(c, f"Flag?subject=Patient/{pid}")
+            ] == [("entered-in-error", flag["meta"]["versionId"])]
