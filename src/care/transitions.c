@@ -322,6 +322,38 @@ static status_t plan_readmission(store_conn_t *conn, writes_t *ws, const store_v
     return add(ws, enc, cur->id, cur->version, err);
 }
 
+/* ---- events that still stand --------------------------------------------------------------- */
+
+status_t care_encounter_event_stands(store_conn_t *conn, const char *id, int64_t version,
+                                     care_trigger_t trigger, arena_t *arena, bool *out, err_t *err)
+{
+    *out = true;
+    if (trigger != CARE_ENCOUNTER_ADMITTED && trigger != CARE_ENCOUNTER_EMERGENCY &&
+        trigger != CARE_ENCOUNTER_DISCHARGED)
+        return ERR_OK;
+    store_version_t cur;
+    status_t rc = store_read(conn, "Encounter", id, 0, arena, &cur, err);
+    if (rc == ERR_NOT_FOUND || rc == ERR_GONE) {
+        err_reset(err);
+        return ERR_OK;
+    }
+    if (rc)
+        return rc;
+    int64_t last = cur.version - version > 64 ? version + 64 : cur.version;
+    for (int64_t v = version + 1; v <= last && *out; v++) {
+        json_t *r;
+        if ((rc = care__read(conn, "Encounter", id, v, arena, &r, err)))
+            return rc;
+        if (!r)
+            continue; /* a delete: nothing is made for a deleted stay anyway */
+        if (trigger == CARE_ENCOUNTER_DISCHARGED)
+            *out = status_is(r, "finished");
+        else
+            *out = !status_is(r, "cancelled") && !status_is(r, "entered-in-error");
+    }
+    return ERR_OK;
+}
+
 /* ---- the handler --------------------------------------------------------------------------- */
 
 status_t care_on_encounter(store_t *store, const store_event_t *event, void *arg, err_t *err)

@@ -24,12 +24,27 @@
 #ifndef CONCERTO_CARE_TRANSITIONS_H
 #define CONCERTO_CARE_TRANSITIONS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/arena.h"
 #include "base/err.h"
+#include "care/triggers.h"
 #include "store/store.h"
 
 #define CARE_READMISSION_SYSTEM "urn:concerto:readmission"
 #define CARE_READMISSION_CODE   "417005" /* SNOMED CT Hospital re-admission */
 #define CARE_READMISSION_DAYS   30
+
+/*
+ * Whether the named event trigger of Encounter/id at version still stands, so that the
+ * protocols may act on it (events of one resource may be handled in either order): an
+ * admission or emergency visit stands unless a later version is cancelled or
+ * entered-in-error; a discharge while every later version is still finished. Looks at up to
+ * 64 later versions (beyond that it stands).
+ */
+status_t care_encounter_event_stands(store_conn_t *conn, const char *id, int64_t version,
+                                     care_trigger_t trigger, arena_t *arena, bool *out, err_t *err);
 
 /* Registers the Encounter handler with the worker (engine_init calls it). */
 void care_transitions_register(void);

@@ -35,9 +35,11 @@ TOTAL_DEFINITIONS = 36  # data/protocols: PlanDefinitions, ActivityDefinitions, 
 
 # ---- the server, its clock and its engine ------------------------------------------------
 
-def initialised_server(make_server):
-    srv = make_server(args=["--test-clock", "--token-ttl", "86400", "--calendar-timezone",
-                            "America/New_York"], start=False)
+CLOCK_ARGS = ["--test-clock", "--token-ttl", "86400", "--calendar-timezone", "America/New_York"]
+
+
+def initialised_server(make_server, extra=()):
+    srv = make_server(args=[*CLOCK_ARGS, *extra], start=False)
     r = run_cli("init", "--db", str(srv.db))
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"built-in protocols: {TOTAL_DEFINITIONS} definitions loaded" in r.stdout, r.stdout
@@ -61,6 +63,15 @@ def sql(srv, text):
     return out.stdout.strip()
 
 
+def restart(srv, when):
+    srv.stopped_by_test = False
+    srv.token = None
+    srv.start()
+    set_clock(srv, when)
+    drained(srv)
+    return srv.client
+
+
 def redeliver(srv, resource, when):
     """With the server stopped, the change event of resource's version comes again (as after
     a crash before its acknowledgement); the server starts again at the test time `when` and
@@ -72,12 +83,7 @@ def redeliver(srv, resource, when):
     sql(srv, "INSERT INTO outbox (seq, type, id, version, action, time_us) VALUES (0, "
              f"'{resource['resourceType']}', '{resource['id']}', "
              f"{resource['meta']['versionId']}, 1, {time_us})")
-    srv.stopped_by_test = False
-    srv.token = None
-    srv.start()
-    set_clock(srv, when)
-    drained(srv)
-    return srv.client
+    return restart(srv, when)
 
 
 def drained(srv, timeout=60.0):
@@ -410,6 +416,29 @@ def test_cancelled_admission_and_discharge(make_server):
         assert_tcm_task(task, action, again, pid)
     # Thursday 13, Friday 14
     assert due(fresh["interactive-contact"]) == "2031-11-14T23:59:59.999-05:00"
+
+
+def test_cancellation_handled_before_the_admission(make_server):
+    # the worker looks for work once a minute: the events wait until the server is killed
+    srv = initialised_server(make_server, extra=("--work-poll", "60000"))
+    c = srv.client
+    set_clock(srv, "2031-11-03T10:00:00-05:00")  # wakes the worker once
+    pid, _ = world(c, "coordinator", "pcp")
+    enc = stay(c, pid, "2031-11-03T08:00:00-05:00")
+    put(c, enc, status="cancelled")
+    srv.kill()
+    admission = (f"FROM outbox WHERE type = 'Encounter' AND id = '{enc['id']}' "
+                 "AND version = 1")
+    assert sql(srv, "SELECT count(*) " + admission) == "1", "handled before the kill"
+    # the admission's event is held back: the cancellation is handled first
+    sql(srv, "DELETE " + admission)
+    srv.args = CLOCK_ARGS
+    c = restart(srv, "2031-11-03T10:05:00-05:00")
+    assert found(c, f"Task?patient=Patient/{pid}") == []
+    # then the admission's event: the admission was taken back, nobody is told, nothing to do
+    c = redeliver(srv, enc, "2031-11-03T10:10:00-05:00")
+    assert found(c, f"Task?patient=Patient/{pid}") == []
+    assert found(c, f"CommunicationRequest?subject=Patient/{pid}") == []
 
 
 def test_readmission_within_30_days_is_flagged(make_server):
