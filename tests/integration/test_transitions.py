@@ -287,17 +287,24 @@ def test_discharge_before_thanksgiving_of_moderate_complexity(make_server):
     assert tcm["medication-reconciliation-14"]["performerType"] == [ROLES["coordinator"]]
     assert made(c, pid, "hospital-admission") == {}  # created finished: no admission
 
-    # an emergent admission of one day is of high complexity; so are three diagnoses
-    for extra in ({"priority": {"coding": [{"system": PRIORITY, "code": "EM"}]}},
-                  {"diagnosis": conditions(c, pid, 3)}):
-        other = stay(c, pid, "2031-12-01T09:00:00-05:00", status="finished",
-                     period={"start": "2031-12-01T09:00:00-05:00",
-                             "end": "2031-12-02T09:00:00-05:00"}, **extra)
+    # an emergent admission of one day is of high complexity; so are three diagnoses, and a
+    # stay whose discharge date is 4 days after its admission date, however few the hours
+    high = ["education", "face-to-face-7", "home-visit", "interactive-contact",
+            "medication-reconciliation-7", "post-discharge-call"]
+    moderate = ["education", "face-to-face-14", "interactive-contact",
+                "medication-reconciliation-14", "post-discharge-call"]
+    day = ("2031-12-01T09:00:00-05:00", "2031-12-02T09:00:00-05:00")
+    for extra, (start, end), expected in (
+            ({"priority": {"coding": [{"system": PRIORITY, "code": "EM"}]}}, day, high),
+            ({"diagnosis": conditions(c, pid, 3)}, day, high),
+            ({}, ("2031-12-01T23:00:00-05:00", "2031-12-05T01:00:00-05:00"), high),
+            ({}, ("2031-12-01T00:30:00-05:00", "2031-12-04T23:30:00-05:00"), moderate)):
+        other = stay(c, pid, start, status="finished", period={"start": start, "end": end},
+                     **extra)
         drained(srv)
         actions = sorted(a for a, ts in made(c, pid, "transitional-care").items()
                          for t in ts if t["focus"]["reference"] == f"Encounter/{other['id']}")
-        assert actions == ["education", "face-to-face-7", "home-visit", "interactive-contact",
-                           "medication-reconciliation-7", "post-discharge-call"], extra
+        assert actions == expected, (extra, start, end)
 
     # a discharge the feed sent without its time (no period.end): the deadlines count from
     # when Concerto learned of it, Friday 5 December at 10:00
