@@ -44,7 +44,7 @@ FHIRPATH_SUITE := $(BUILD)/tests/fhir/fhirpath_suite
 
 .PHONY: all clean check run unit layers format-check fuzz fhirpath-suite bench-fhirpath \
         bench-search bench-outbox bench-population bench-access bench-worklist \
-        bench-engine
+        bench-engine bench-hl7
 all: $(BUILD)/concerto
 
 $(BUILD)/obj/%.o: src/%.c
@@ -133,6 +133,12 @@ $(BUILD)/bench/worklist: bench/worklist.c $(LIB)
 # Change events per second through the coordination engine (protocols, jobs, notifications).
 bench-engine: $(BUILD)/bench/engine
 $(BUILD)/bench/engine: bench/engine.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# ADT messages per second through the HL7 feed: MLLP, stored, applied, acknowledged.
+bench-hl7: $(BUILD)/bench/hl7
+$(BUILD)/bench/hl7: bench/hl7.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 

@@ -65,3 +65,19 @@ size_t url_query_split(arena_t *arena, const char *query, size_t len, url_pair_t
     *out = pairs;
     return n;
 }
+
+void url_encode(buf_t *out, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            buf_addch(out, (char)c);
+        } else {
+            buf_addch(out, '%');
+            buf_addch(out, hex[c >> 4]);
+            buf_addch(out, hex[c & 15]);
+        }
+    }
+}

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/arena.h"
+#include "base/buf.h"
 
 /* s (len bytes) percent-decoded into arena, NUL-terminated; *out_len (may be NULL) its
  * length, which a decoded "%00" makes differ from strlen. */
@@ -37,5 +38,9 @@ static inline url_pair_t url_pair(const char *name, const char *value)
  * how many pairs it holds.
  */
 size_t url_query_split(arena_t *arena, const char *query, size_t len, url_pair_t **out);
+
+/* Appends s percent-encoded but for RFC 3986's unreserved characters (A-Z a-z 0-9 - . _ ~):
+ * a query value, a path segment, or a part of a URI. */
+void url_encode(buf_t *out, const char *s);
 
 #endif

@@ -283,6 +283,38 @@ static const char *strs_join(const strs_t *s, size_t from, size_t to, arena_t *a
     return out;
 }
 
+/* A set of strings (pointers kept, not copied) in an arena: open addressing, for the ids and
+ * patients of thousands of work rows, where a list's linear test would be quadratic. */
+typedef struct {
+    const char **slots;
+    size_t mask;
+} strset_t;
+
+static void strset_init(strset_t *set, arena_t *arena, size_t most)
+{
+    size_t size = 16;
+    while (size < most * 2)
+        size *= 2;
+    set->slots = arena_zalloc(arena, size * sizeof(*set->slots));
+    set->mask = size - 1;
+}
+
+/* Adds x; false when it was there already. */
+static bool strset_add(strset_t *set, const char *x)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *c = (const unsigned char *)x; *c; c++)
+        h = (h ^ *c) * 1099511628211ULL;
+    for (size_t at = (size_t)h & set->mask;; at = (at + 1) & set->mask) {
+        if (!set->slots[at]) {
+            set->slots[at] = x;
+            return true;
+        }
+        if (strcmp(set->slots[at], x) == 0)
+            return false;
+    }
+}
+
 /* "system|code" of every coding of a CodeableConcept (or an array of them), added to s.
  * Commas and backslashes would change the meaning of a search token: those are escaped. */
 static void add_codings(strs_t *s, arena_t *arena, const json_t *concept)
@@ -669,8 +701,11 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
 
     worklist_item_t *items = arena_alloc(arena, (nrows ? nrows : 1) * sizeof(*items));
     size_t n = 0;
-    const char **seen = arena_alloc(arena, (nrows ? nrows : 1) * sizeof(*seen));
-    size_t nseen = 0;
+    /* the unowned Tasks listed (a Task in several of the pools comes once per pool), and the
+       patients of those listed */
+    strset_t seen, patient_set;
+    strset_init(&seen, arena, nrows);
+    strset_init(&patient_set, arena, nrows);
     for (size_t i = 0; i < nrows; i++) {
         const store_task_work_t *row = &rows[i];
         const char *for_patient = patient_key(row->patient, arena);
@@ -678,14 +713,8 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
             continue;
         if (q->code && !bsearch(&row->id, coded.v, coded.n, sizeof(*coded.v), compare_ids))
             continue;
-        /* a Task in several of the pools comes once per pool */
-        bool again = false;
-        for (size_t k = 0; k < nseen && !again; k++)
-            again = strcmp(seen[k], row->id) == 0;
-        if (again)
+        if (!row->owner && !strset_add(&seen, row->id))
             continue;
-        if (!row->owner)
-            seen[nseen++] = row->id;
         items[n++] = (worklist_item_t){.id = row->id,
                                        .patient = for_patient,
                                        .owned = row->owner != NULL,
@@ -693,17 +722,21 @@ status_t worklist_run(store_conn_t *conn, const worklist_query_t *q, arena_t *ar
                                        .priority = row->priority < 0 ? 0 : row->priority,
                                        .risk = WORKLIST_NO_RISK,
                                        .due_us = row->due_us};
-        if (for_patient)
+        if (for_patient && strset_add(&patient_set, for_patient))
             strs_push(&patients, arena, for_patient);
     }
 
     /* the patients' risk: their risk rows (the patients are those of Tasks the caller sees) */
-    strs_unique(&patients);
     risks_t risks = {0};
     if (patients.n) {
+        /* each "Patient/id" (each once), and under the server's base: all different */
         strs_t forms = {0};
-        for (size_t i = 0; i < patients.n; i++)
-            add_reference_forms(&forms, arena, patients.v[i], q->base);
+        bool with_base = q->base && *q->base;
+        for (size_t i = 0; i < patients.n; i++) {
+            strs_push(&forms, arena, patients.v[i]);
+            if (with_base)
+                strs_push(&forms, arena, arena_printf(arena, "%s/%s", q->base, patients.v[i]));
+        }
         store_risk_t *rows_of_risk;
         size_t nrisk;
         if ((rc = store_patient_risks(conn, forms.v, forms.n, arena, &rows_of_risk, &nrisk, err)))

@@ -25,5 +25,7 @@ int cli_client(int argc, char **argv);
 int cli_audit(int argc, char **argv);
 /* concerto queue list|replay ...: the work queue's counts and dead events, replaying them. */
 int cli_queue(int argc, char **argv);
+/* concerto hl7 list|show|reprocess ...: the HL7 v2 messages received over MLLP. */
+int cli_hl7(int argc, char **argv);
 
 #endif

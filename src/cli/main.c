@@ -23,6 +23,7 @@ static const struct {
     {"client", cli_client, "register, list and remove OAuth clients"},
     {"audit", cli_audit, "verify the audit trail's hash chain, export it as CSV"},
     {"queue", cli_queue, "the work queue: counts, dead events, replay"},
+    {"hl7", cli_hl7, "the HL7 v2 messages received: list, show, reprocess"},
 };
 
 static void usage(FILE *out)

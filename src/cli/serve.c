@@ -16,6 +16,8 @@
 #include "auth/secrets.h"
 #include "http/http.h"
 #include "care/engine.h"
+#include "hl7/ingest.h"
+#include "hl7/listener.h"
 #include "repo/worker.h"
 
 static const char help[] =
@@ -98,17 +100,31 @@ static const char help[] =
     "  --log-level LEVEL    error, warning, info (default) or debug (which also logs each\n"
     "                       change event as it is handled)\n"
     "  --port-file FILE     write the port to FILE once listening (for scripts and tests)\n"
+    "  --mllp HOST:PORT     listen for HL7 v2 ADT messages over MLLP there (default: off;\n"
+    "                       the usual port is 2575; port 0 picks one): each is stored,\n"
+    "                       applied to the record and acknowledged (docs/hl7.md)\n"
+    "  --mllp-idle SECONDS  close an MLLP connection silent this long (default: 300;\n"
+    "                       0: never)\n"
+    "  --mllp-max-message BYTES\n"
+    "                       largest message accepted (default: 1048576); a larger one is\n"
+    "                       refused with an AR and kept in part\n"
+    "  --mllp-connections N at most N MLLP connections at once (default: 512)\n"
+    "  --mllp-workers N     threads that store and apply messages (default: 4)\n"
+    "  --mllp-port-file FILE\n"
+    "                       write the MLLP port to FILE once listening\n"
     "  --config FILE        read settings from FILE (env CONCERTO_CONFIG)\n";
 
-static status_t parse_listen(const char *listen, char **out_host, int *out_port, err_t *err)
+/* HOST:PORT of option --name. */
+static status_t parse_listen(const char *name, const char *listen, char **out_host, int *out_port,
+                             err_t *err)
 {
     const char *colon = strrchr(listen, ':');
     if (!colon || colon == listen)
-        return err_set(err, ERR_INVALID, NULL, "--listen must be HOST:PORT, not \"%s\"", listen);
+        return err_set(err, ERR_INVALID, NULL, "--%s must be HOST:PORT, not \"%s\"", name, listen);
     char *end;
     long port = strtol(colon + 1, &end, 10);
     if (!colon[1] || *end || port < 0 || port > 65535)
-        return err_set(err, ERR_INVALID, NULL, "\"%s\" is not a valid port", colon + 1);
+        return err_set(err, ERR_INVALID, NULL, "--%s: \"%s\" is not a valid port", name, colon + 1);
     const char *host = listen;
     size_t len = (size_t)(colon - listen);
     if (host[0] == '[' && len >= 2 && host[len - 1] == ']') {
@@ -159,6 +175,12 @@ int cli_serve(int argc, char **argv)
                                         "calendar-timezone",
                                         "calendar-working-days",
                                         "calendar-holidays",
+                                        "mllp",
+                                        "mllp-idle",
+                                        "mllp-max-message",
+                                        "mllp-connections",
+                                        "mllp-workers",
+                                        "mllp-port-file",
                                         NULL};
     static const char *const switches[] = {"test-clock", NULL};
     settings_t s;
@@ -178,6 +200,12 @@ int cli_serve(int argc, char **argv)
     http_config_init(&config);
     long threads = 0, max_body = (long)config.max_body, lease_s = 60, poll_ms = 200, max_lag_s = 10;
     long token_ttl_s = 3600, session_idle_s = 900;
+    long mllp_idle_s = 300, mllp_max = 1048576, mllp_connections = 512, mllp_workers = 4;
+    char *mllp_host = NULL;
+    int mllp_port = 0;
+    const char *mllp = settings_get(&s, "mllp", NULL);
+    hl7_ingest_t *ingest = NULL;
+    hl7_listener_t *listener = NULL;
     store_options_t options;
     const char *level = settings_get(&s, "log-level", "info");
     if (log_level_parse(level) < 0) {
@@ -191,7 +219,8 @@ int cli_serve(int argc, char **argv)
         status = 2;
         goto out;
     }
-    if (parse_listen(settings_get(&s, "listen", "127.0.0.1:8080"), &host, &config.port, &err) ||
+    if (parse_listen("listen", settings_get(&s, "listen", "127.0.0.1:8080"), &host, &config.port,
+                     &err) ||
         parse_size("threads", settings_get(&s, "threads", "0"), 0, 256, &threads, &err) ||
         parse_size("max-body", settings_get(&s, "max-body", "16777216"), 1024, 1L << 30, &max_body,
                    &err) ||
@@ -203,6 +232,15 @@ int cli_serve(int argc, char **argv)
                    &err) ||
         parse_size("session-idle", settings_get(&s, "session-idle", "900"), 1, 86400,
                    &session_idle_s, &err) ||
+        parse_size("mllp-idle", settings_get(&s, "mllp-idle", "300"), 0, 86400, &mllp_idle_s,
+                   &err) ||
+        parse_size("mllp-max-message", settings_get(&s, "mllp-max-message", "1048576"), 1024,
+                   1L << 30, &mllp_max, &err) ||
+        parse_size("mllp-connections", settings_get(&s, "mllp-connections", "512"), 1, 100000,
+                   &mllp_connections, &err) ||
+        parse_size("mllp-workers", settings_get(&s, "mllp-workers", "4"), 1, 64, &mllp_workers,
+                   &err) ||
+        (mllp && *mllp && parse_listen("mllp", mllp, &mllp_host, &mllp_port, &err)) ||
         cli_store_options(&s, &options, &err)) {
         status = 2;
         goto out;
@@ -352,8 +390,35 @@ int cli_serve(int argc, char **argv)
         goto out;
     }
     if (repo_worker_start(store, &work, &err) == ERR_OK) {
-        if (http_serve(store, &config, &err) == ERR_OK)
+        if (mllp_host) {
+            ingest = hl7_ingest_new(store, calendar_zone(calendar_default()));
+            hl7_listener_config_t lc;
+            hl7_listener_config_init(&lc);
+            lc.host = mllp_host;
+            lc.port = mllp_port;
+            lc.idle_timeout_ms = (int)mllp_idle_s * 1000;
+            lc.max_message = (size_t)mllp_max;
+            lc.max_connections = (int)mllp_connections;
+            lc.workers = (int)mllp_workers;
+            if (hl7_listener_start(store, &lc, hl7_ingest_handle, ingest, &listener, &err) ==
+                ERR_OK) {
+                log_info("listening for HL7 v2 over MLLP at %s:%d", mllp_host,
+                         hl7_listener_port(listener));
+                const char *port_file = settings_get(&s, "mllp-port-file", NULL);
+                FILE *f = port_file ? fopen(port_file, "w") : NULL;
+                if (f) {
+                    fprintf(f, "%d\n", hl7_listener_port(listener));
+                    fclose(f);
+                }
+                config.hl7 = ingest;
+                config.mllp = listener;
+            }
+        }
+        if (err.code == ERR_OK && http_serve(store, &config, &err) == ERR_OK)
             status = 0;
+        /* messages in flight are stored and answered before the database closes */
+        if (listener)
+            hl7_listener_stop(listener);
         repo_worker_stop();
     }
     cli_close_store(store, false);
@@ -368,6 +433,8 @@ out:
     free(key_path);
     jose_key_free(signing_key);
     free(signing_path);
+    hl7_ingest_free(ingest);
+    free(mllp_host);
     free(host);
 out_settings:
     settings_release(&s);

@@ -144,6 +144,12 @@ static void build(http_server_t *server, const fhir_search_snapshot_t *snapshot)
                              "\"http://concerto.dev/fhir/OperationDefinition/CarePlan-adherence\","
                              "\"documentation\":\"of the plan's activities whose due time has "
                              "passed, how many were done on time (docs/api.md)\"}],");
+        if (strcmp(name, "Encounter") == 0)
+            buf_addstr(&out, "\"operation\":[{\"name\":\"tcm\",\"definition\":"
+                             "\"http://concerto.dev/fhir/OperationDefinition/Encounter-tcm\","
+                             "\"documentation\":\"the Transitional Care Management report of a "
+                             "discharge: each requirement met, pending or missed, and the code "
+                             "it supports (docs/api.md)\"}],");
         if (strcmp(name, "PlanDefinition") == 0)
             buf_addstr(&out, "\"operation\":[{\"name\":\"apply\",\"definition\":"
                              "\"http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply\"}],");

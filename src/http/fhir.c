@@ -1134,6 +1134,36 @@ static void handle_adherence(ctx_t *ctx, const char *id)
     err_release(&err);
 }
 
+/* GET or POST Encounter/[id]/$tcm. */
+static void handle_tcm(ctx_t *ctx, const char *id)
+{
+    bool post = iov_eq(ctx->req->method, "POST");
+    if (!is_get(ctx->req) && !post) {
+        method_not_allowed(ctx, "GET, HEAD, POST", "$tcm");
+        return;
+    }
+    if (post && ctx->req->entity.len && !check_body(ctx))
+        return;
+    http_search_request_t r = {.thread = ctx->thread,
+                               .req = ctx->req,
+                               .arena = ctx->arena,
+                               .base = ctx->base,
+                               .params = ctx->params,
+                               .nparams = ctx->nparams,
+                               .caller = ctx->caller};
+    buf_t body = BUF_INIT;
+    err_t err = ERR_INIT;
+    http_audit_patients_t patients = {0};
+    if (http__tcm(&r, id, post, &body, &patients, &err)) {
+        send_error(ctx, &err);
+    } else {
+        send_json(ctx, 200, body.ptr, body.len);
+        audit(ctx, "read", 200, &patients);
+    }
+    buf_release(&body);
+    err_release(&err);
+}
+
 /* PlanDefinition/[id]/$apply waiting for a worker of offload.c: its reads and its one
  * transaction do not hold up the event loop. Heap-allocated: it may outlive the request. */
 typedef struct {
@@ -1305,6 +1335,8 @@ static void audit_route(ctx_t *ctx, const h2o_iovec_t *seg, size_t nseg, bool se
         ctx->audit_action = "everything";
     if (nseg == 3 && strcmp(segment_copy(ctx, seg[2]), "$apply") == 0)
         ctx->audit_action = "apply";
+    if (nseg == 3 && strcmp(segment_copy(ctx, seg[2]), "$tcm") == 0)
+        ctx->audit_action = "read"; /* a report on the Encounter, also by POST */
     if (nseg >= 1 && nseg <= 2 && strcmp(segment_copy(ctx, seg[nseg - 1]), "_history") == 0)
         ctx->audit_action = "history";
     if (search && req->query_at != SIZE_MAX)
@@ -1403,6 +1435,11 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
     if (nseg == 3 && type == fhir_resource_type_find("CarePlan", 8) &&
         strcmp(segment_copy(ctx, seg[2]), "$adherence") == 0) {
         handle_adherence(ctx, second);
+        return;
+    }
+    if (nseg == 3 && type == fhir_resource_type_find("Encounter", 9) &&
+        strcmp(segment_copy(ctx, seg[2]), "$tcm") == 0) {
+        handle_tcm(ctx, second);
         return;
     }
     if (nseg == 3 && type == fhir_resource_type_find("PlanDefinition", 14) &&
@@ -1505,6 +1542,8 @@ int http__handle(h2o_handler_t *self, h2o_req_t *req)
     if (http__clock_route(ctx.thread, req, &arena))
         goto out;
     if (http__queue_route(ctx.thread, req, &arena))
+        goto out;
+    if (http__hl7_route(ctx.thread, req, &arena))
         goto out;
     if (!(path.len >= 5 && memcmp(path.base, "/fhir", 5) == 0 &&
           (path.len == 5 || path.base[5] == '/'))) {

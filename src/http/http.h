@@ -45,6 +45,10 @@ typedef struct {
     const jose_key_t *signing_key; /* borrowed: signs id_tokens, published at /oauth2/jwks
                                       (auth/idtoken.h); NULL: no id_tokens, and the authorize
                                       endpoint must not grant openid */
+    struct hl7_ingest *hl7;        /* borrowed: the HL7 feed, for /admin/hl7 (reprocess); NULL:
+                                      none */
+    struct hl7_listener *mllp;     /* borrowed: its MLLP listener, for the counters; NULL when
+                                      not listening */
     bool test_clock;               /* serve /admin/clock, which moves the wall clock forward
                                       (clock.c; for tests only, never in production) */
 } http_config_t;

@@ -227,6 +227,13 @@ status_t http__care_plan_adherence(http_thread_t *thread, const repo_caller_t *c
                                    const char *id, arena_t *arena, buf_t *out,
                                    http_audit_patients_t *patients, err_t *err);
 
+/* GET or POST Encounter/[id]/$tcm (tcm.c): the TCM report of the discharge at the clock's now
+ * as a Parameters resource into out, read as the caller reads the Encounter; its patient into
+ * patients (audit). post: a Parameters body, which must hold no parameter. Errors: those of the
+ * body and of care_tcm_report. */
+status_t http__tcm(const http_search_request_t *request, const char *id, bool post, buf_t *out,
+                   http_audit_patients_t *patients, err_t *err);
+
 /* The address of the request's peer as text (audit.c), in arena; NULL when unknown. */
 const char *http__peer_address(h2o_req_t *req, arena_t *arena);
 
@@ -250,9 +257,31 @@ void http__set_content_security_policy(h2o_req_t *req, const char *policy);
  * answered) for any other path, or without the flag. */
 bool http__clock_route(http_thread_t *thread, h2o_req_t *req, arena_t *arena);
 
+/* ---- the administrators' JSON endpoints (admin.c) ---- */
+
+/* Sets a response header (name and value copied into the request's pool). */
+void http__admin_header(h2o_req_t *req, const char *name, const char *value);
+/* Answers status with body (copied) of content type type. */
+void http__admin_send(h2o_req_t *req, int status, const char *type, const buf_t *body);
+/* Answers err as an OperationOutcome, and logs it. */
+void http__admin_error(h2o_req_t *req, err_t *err);
+/* Appends ,"key":"2026-03-08T06:59:00Z" (null for 0) and ,"key":"value" (null for NULL). */
+void http__json_time(buf_t *out, const char *key, int64_t us);
+void http__json_string(buf_t *out, const char *key, const char *value);
+/* The number in text (len bytes) when it is all digits and positive. */
+bool http__parse_id(const char *text, size_t len, int64_t *out);
+/* The caller of req when it is an administrator; else ERR_UNAUTHORIZED (with the challenge
+ * header set) or ERR_FORBIDDEN ("only administrators may <what>", recorded as denied). */
+status_t http__admin_caller(http_thread_t *thread, h2o_req_t *req, arena_t *arena, const char *what,
+                            const repo_caller_t **out, err_t *err);
+
 /* Answers GET /admin/queue and POST /admin/queue/dead/{id}/replay (queue.c): the work queue
  * for administrators; false (nothing answered) for any other path. */
 bool http__queue_route(http_thread_t *thread, h2o_req_t *req, arena_t *arena);
+/* Answers GET /admin/hl7, GET /admin/hl7/messages[/{id}] and POST
+ * /admin/hl7/messages/{id}/reprocess (hl7.c): the HL7 feed's stored messages, for admins.
+ * False when the path is not under /admin/hl7. */
+bool http__hl7_route(http_thread_t *thread, h2o_req_t *req, arena_t *arena);
 
 /* Answers the sign-in paths under /oauth2/ (login.c: authorize, login, logout and the pages
  * between) and returns true; false for any other path. arena is the request's. */

@@ -135,22 +135,6 @@ static const char *loggable(login_t *l, const char *s)
     return copy;
 }
 
-static void percent_encode(buf_t *out, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~') {
-            buf_addch(out, (char)c);
-        } else {
-            buf_addch(out, '%');
-            buf_addch(out, hex[c >> 4]);
-            buf_addch(out, hex[c & 15]);
-        }
-    }
-}
-
 /* The FHIR base URL, as fhir.c makes it: --base-url, else from the request. */
 static const char *fhir_base(login_t *l)
 {
@@ -281,17 +265,17 @@ static void redirect_to_app(login_t *l, const char *redirect_uri, const char *st
         sep = '&';
         buf_addstr(&b, pairs[i]);
         buf_addch(&b, '=');
-        percent_encode(&b, pairs[i + 1]);
+        url_encode(&b, pairs[i + 1]);
     }
     if (state) {
         buf_addch(&b, sep);
         sep = '&';
         buf_addstr(&b, "state=");
-        percent_encode(&b, state);
+        url_encode(&b, state);
     }
     buf_addch(&b, sep);
     buf_addstr(&b, "iss=");
-    percent_encode(&b, fhir_base(l));
+    url_encode(&b, fhir_base(l));
     redirect(l, arena_strndup(l->arena, b.ptr, b.len));
     buf_release(&b);
 }

@@ -574,6 +574,14 @@ static status_t connect_handle(pg_db_t *db, PGconn **out, err_t *err)
     return ERR_OK;
 }
 
+/* Drops the shapes prepared on a connection that is gone (pg__run_shape). */
+static void forget_shapes(pg_conn_t *conn)
+{
+    for (int i = 0; i < conn->nshapes; i++)
+        free(conn->shapes[i]);
+    conn->nshapes = 0;
+}
+
 /* Makes sure the connection is up: outside a transaction a lost one is re-established (and
  * its statements prepared again as they are used). */
 static status_t ensure(pg_conn_t *conn, err_t *err)
@@ -586,6 +594,7 @@ static status_t ensure(pg_conn_t *conn, err_t *err)
     PQfinish(conn->pg);
     conn->pg = NULL;
     memset(conn->prepared, 0, sizeof(conn->prepared));
+    forget_shapes(conn);
     status_t rc = connect_handle(conn->db, &conn->pg, err);
     if (!rc)
         log_info("postgresql: reconnected");
@@ -708,6 +717,52 @@ status_t pg__run_values(pg_conn_t *conn, const char *sql, int n, const char *con
     }
 }
 
+/* The name ("p<n>") of the shape sql prepared on the connection, preparing it the first time;
+ * false when the connection holds PG_SHAPES others (sql runs unprepared), or *out_res set to
+ * the failed preparation's result. */
+static bool shape_name(pg_conn_t *conn, const char *sql, char *name, size_t size,
+                       PGresult **out_res)
+{
+    *out_res = NULL;
+    int at = 0;
+    while (at < conn->nshapes && strcmp(conn->shapes[at], sql) != 0)
+        at++;
+    if (at == PG_SHAPES)
+        return false;
+    snprintf(name, size, "p%d", at);
+    if (at < conn->nshapes)
+        return true;
+    PGresult *res = PQprepare(conn->pg, name, sql, 0, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        *out_res = res;
+        return false;
+    }
+    PQclear(res);
+    conn->shapes[conn->nshapes++] = xstrdup(sql);
+    return true;
+}
+
+status_t pg__run_shape(pg_conn_t *conn, const char *sql, int n, const char *const *values,
+                       PGresult **out, err_t *err)
+{
+    for (int attempt = 0;; attempt++) {
+        status_t rc = ensure(conn, err);
+        if (rc)
+            return rc;
+        char name[16];
+        PGresult *res;
+        if (shape_name(conn, sql, name, sizeof(name), &res))
+            res = PQexecPrepared(conn->pg, name, n, values, NULL, NULL, 0);
+        else if (!res)
+            res = PQexecParams(conn->pg, sql, n, NULL, values, NULL, NULL, 0);
+        if (attempt == 0 && !conn->in_txn && PQstatus(conn->pg) == CONNECTION_BAD) {
+            PQclear(res);
+            continue;
+        }
+        return check_result(conn, res, out, err, sql);
+    }
+}
+
 static status_t exec(pg_conn_t *conn, const char *sql, err_t *err)
 {
     return execute(conn, -1, sql, NULL, NULL, err);
@@ -816,6 +871,7 @@ static void pg_disconnect(void *opaque)
     if (!conn)
         return;
     PQfinish(conn->pg);
+    forget_shapes(conn);
     free(conn);
 }
 

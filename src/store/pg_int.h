@@ -59,6 +59,10 @@ enum {
 
 #define PG_TYPE_COUNTS 8
 
+/* Statements of the shared SQL marked to prepare (sql_stmt_t.prepare), prepared once per
+ * connection by their text, as "p0", "p1"...; one more is run unprepared. */
+#define PG_SHAPES 32
+
 /* How many current resources a type has, as a search last counted them (an estimate). */
 typedef struct {
     char type[64]; /* "": every type */
@@ -73,6 +77,8 @@ typedef struct {
     bool in_txn; /* between begin and commit or rollback */
     bool prepared[PG__COUNT];
     pg_type_count_t type_counts[PG_TYPE_COUNTS]; /* pg_search.c */
+    char *shapes[PG_SHAPES];                     /* the SQL of each prepared shape */
+    int nshapes;
 } pg_conn_t;
 
 /* Up to PG_MAX_PARAMS parameters of one statement, as text (NULL: SQL NULL). */
@@ -173,6 +179,10 @@ status_t pg__run_named_values(pg_conn_t *conn, int which, const char *sql, int n
                               const char *const *values, PGresult **out, err_t *err);
 status_t pg__run_values(pg_conn_t *conn, const char *sql, int n, const char *const *values,
                         PGresult **out, err_t *err);
+/* pg__run_values, the statement prepared once per connection by its text (the first
+ * PG_SHAPES texts; the others run unprepared). */
+status_t pg__run_shape(pg_conn_t *conn, const char *sql, int n, const char *const *values,
+                       PGresult **out, err_t *err);
 
 /* Column values of a result row: text copied into arena (NULL for NULL), integers, booleans. */
 const char *pg__text_at(const PGresult *res, int row, int column, arena_t *arena, size_t *out_len);

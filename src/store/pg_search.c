@@ -91,7 +91,8 @@ static status_t run(void *opaque, const sql_stmt_t *q, const char *doing, sql_ro
         }
     }
     PGresult *res = NULL;
-    status_t rc = pg__run_values(conn, q->sql, (int)q->nbinds, values, &res, err);
+    status_t rc = q->prepare ? pg__run_shape(conn, q->sql, (int)q->nbinds, values, &res, err)
+                             : pg__run_values(conn, q->sql, (int)q->nbinds, values, &res, err);
     free(values);
     free(numbers);
     if (rc)

@@ -531,9 +531,9 @@ static const char *slash_in(q_t *q)
 
 static void q_stmt(const q_t *q, sql_stmt_t *out)
 {
-    out->sql = arena_strndup(q->arena, q->sql.ptr, q->sql.len);
-    out->binds = q->binds;
-    out->nbinds = q->nbinds;
+    *out = (sql_stmt_t){.sql = arena_strndup(q->arena, q->sql.ptr, q->sql.len),
+                        .binds = q->binds,
+                        .nbinds = q->nbinds};
 }
 
 /* The smallest string above every string that starts with prefix (prefix not empty): the

@@ -46,6 +46,10 @@ typedef struct {
     const char *sql;
     const sql_bind_t *binds;
     size_t nbinds;
+    /* one of a few shapes run again and again (the worklist's reads): PostgreSQL's driver
+       prepares it once per connection instead of planning it at each run (SQLite's driver
+       prepares every statement once) */
+    bool prepare;
 } sql_stmt_t;
 
 /* A result row, as the driver that ran the statement knows it. */

@@ -82,6 +82,15 @@ static status_t run(const sql_driver_t *d, const char *sql, const sql_bind_t *bi
     return d->run(d->conn, &stmt, doing, fn ? fn : no_rows, ctx, err);
 }
 
+/* The same for a read of the worklist's, run again and again in a few shapes: prepared once
+ * per connection (sql_stmt_t.prepare). */
+static status_t run_shape(const sql_driver_t *d, const char *sql, const sql_bind_t *binds, size_t n,
+                          const char *doing, sql_row_fn fn, void *ctx, err_t *err)
+{
+    sql_stmt_t stmt = {.sql = sql, .binds = binds, .nbinds = n, .prepare = true};
+    return d->run(d->conn, &stmt, doing, fn, ctx, err);
+}
+
 status_t sql__task_work_write(const sql_driver_t *d, int64_t rid, const char *id, bool is_new,
                               const fhir_task_work_t *work, err_t *err)
 {
@@ -131,12 +140,46 @@ status_t sql__task_work_write(const sql_driver_t *d, int64_t rid, const char *id
 
 /* ---- reading --------------------------------------------------------------------------- */
 
+/*
+ * On PostgreSQL, where each value of a result costs its conversion to text and back (a
+ * worklist reads thousands of rows), the owner, the status and the priority come as one
+ * integer: the status's place in open_statuses (1 on; 0: another, then in a column of its
+ * own), 16 times the priority rank plus one (0: none), 128 times the owner's place in the
+ * query's owners (0: unowned).
+ */
+static const char *const open_statuses[] = {"draft", "requested",   "received", "accepted",
+                                            "ready", "in-progress", "on-hold"};
+#define OPEN_STATUSES_SQL "'{draft,requested,received,accepted,ready,in-progress,on-hold}'"
+#define PACK_PRIORITY     16
+#define PACK_OWNER        128
+
 typedef struct {
     const sql_driver_t *d;
     arena_t *arena;
+    const store_task_work_query_t *q;
     store_task_work_t *v;
     size_t n, cap;
 } work_ctx_t;
+
+/* id, patient, packed (above), due_us, pool, status (when not one of open_statuses) */
+static void work_row_packed(work_ctx_t *c, const sql_row_t *row, store_task_work_t *w)
+{
+    const sql_driver_t *d = c->d;
+    w->id = d->text_at(row, 0, c->arena, NULL);
+    w->patient = d->text_at(row, 1, c->arena, NULL);
+    int64_t packed = d->int_at(row, 2);
+    int64_t status = packed % PACK_PRIORITY, rank = packed % PACK_OWNER / PACK_PRIORITY,
+            owner = packed / PACK_OWNER;
+    w->status = status >= 1 && status <= (int64_t)(sizeof(open_statuses) / sizeof(*open_statuses))
+                    ? open_statuses[status - 1]
+                    : d->text_at(row, 5, c->arena, NULL);
+    w->priority = (int)rank - 1;
+    w->owner = owner >= 1 && (size_t)owner <= c->q->nowners ? c->q->owners[owner - 1] : NULL;
+    sql_bind_t value;
+    d->value_at(row, 3, c->arena, &value);
+    w->due_us = value.kind == SQL_BIND_INT ? value.i : INT64_MAX;
+    w->pool = d->text_at(row, 4, c->arena, NULL);
+}
 
 static bool work_row(void *opaque, const sql_row_t *row)
 {
@@ -151,17 +194,20 @@ static bool work_row(void *opaque, const sql_row_t *row)
         c->cap = cap;
     }
     store_task_work_t *w = &c->v[c->n++];
+    if (d->dialect->kind == SQL_POSTGRES) {
+        work_row_packed(c, row, w);
+        return true;
+    }
     sql_bind_t value;
-    w->rid = d->int_at(row, 0);
-    w->id = d->text_at(row, 1, c->arena, NULL);
-    w->patient = d->text_at(row, 2, c->arena, NULL);
-    w->owner = d->text_at(row, 3, c->arena, NULL);
-    w->status = d->text_at(row, 4, c->arena, NULL);
-    d->value_at(row, 5, c->arena, &value);
+    w->id = d->text_at(row, 0, c->arena, NULL);
+    w->patient = d->text_at(row, 1, c->arena, NULL);
+    w->owner = d->text_at(row, 2, c->arena, NULL);
+    w->status = d->text_at(row, 3, c->arena, NULL);
+    d->value_at(row, 4, c->arena, &value);
     w->priority = value.kind == SQL_BIND_INT ? (int)value.i : -1;
-    d->value_at(row, 6, c->arena, &value);
+    d->value_at(row, 5, c->arena, &value);
     w->due_us = value.kind == SQL_BIND_INT ? value.i : INT64_MAX;
-    w->pool = d->text_at(row, 7, c->arena, NULL);
+    w->pool = d->text_at(row, 6, c->arena, NULL);
     return true;
 }
 
@@ -260,24 +306,45 @@ status_t sql__task_work_select(const sql_driver_t *d, const store_task_work_quer
         visible_at = n;
     }
     /* CROSS JOIN: SQLite joins in the order written, from the pools the list selects (it
-       cannot tell how many a JSON list holds); PostgreSQL plans it as any inner join */
+       cannot tell how many a JSON list holds); PostgreSQL plans it as any inner join. Only an
+       unowned Task has pool rows (fhir_index_task_work): `w.owner IS NULL` says so to
+       PostgreSQL, which then reads the unowned ones by the owner index instead of every row. */
+    bool pg = d->dialect->kind == SQL_POSTGRES;
     buf_t sql = BUF_INIT;
     if (owners_at) {
-        buf_addstr(&sql, "SELECT w.rid, w.id, w.patient, w.owner, w.status, w.priority, w.due_us, "
-                         "NULL FROM task_work w WHERE ");
+        if (pg)
+            buf_addf(&sql,
+                     "SELECT w.id, w.patient, coalesce(array_position(" OPEN_STATUSES_SQL
+                     "::text[], w.status), 0) + %d * coalesce(w.priority + 1, 0) + %d * "
+                     "array_position($%d::text[], w.owner), w.due_us, NULL, CASE WHEN NOT "
+                     "w.status = ANY(" OPEN_STATUSES_SQL "::text[]) THEN w.status END "
+                     "FROM task_work w WHERE ",
+                     PACK_PRIORITY, PACK_OWNER, owners_at);
+        else
+            buf_addstr(&sql, "SELECT w.id, w.patient, w.owner, w.status, w.priority, w.due_us, "
+                             "NULL FROM task_work w WHERE ");
         in_list(d, &sql, "w.owner", owners_at, false);
         add_filters(d, &sql, patients_at, priority_at, visible_at, unlinked);
     }
     if (pools_at) {
         if (owners_at)
             buf_addstr(&sql, " UNION ALL ");
-        buf_addstr(&sql, "SELECT w.rid, w.id, w.patient, w.owner, w.status, w.priority, w.due_us, "
-                         "p.pool FROM task_work_pool p CROSS JOIN task_work w WHERE w.rid = p.rid "
-                         "AND ");
+        if (pg)
+            buf_addf(&sql,
+                     "SELECT w.id, w.patient, coalesce(array_position(" OPEN_STATUSES_SQL
+                     "::text[], w.status), 0) + %d * coalesce(w.priority + 1, 0), w.due_us, "
+                     "p.pool, CASE WHEN NOT w.status = ANY(" OPEN_STATUSES_SQL
+                     "::text[]) THEN w.status END FROM task_work_pool p CROSS JOIN task_work w "
+                     "WHERE w.rid = p.rid AND w.owner IS NULL AND ",
+                     PACK_PRIORITY);
+        else
+            buf_addstr(&sql, "SELECT w.id, w.patient, NULL, w.status, w.priority, w.due_us, "
+                             "p.pool FROM task_work_pool p CROSS JOIN task_work w WHERE w.rid = "
+                             "p.rid AND ");
         in_list(d, &sql, "p.pool", pools_at, false);
         add_filters(d, &sql, patients_at, priority_at, visible_at, unlinked);
     }
-    work_ctx_t c = {.d = d, .arena = arena};
+    work_ctx_t c = {.d = d, .arena = arena, .q = q};
     status_t rc = run(d, arena_strndup(arena, sql.ptr, sql.len), binds, (size_t)n, "task work",
                       work_row, &c, err);
     buf_release(&sql);
@@ -355,15 +422,16 @@ status_t sql__risk_select(const sql_driver_t *d, const char *const *patients, si
         return ERR_OK;
     sql_bind_t list = bind_text(list_value(d, arena, patients, n));
     risk_ctx_t c = {.d = d, .arena = arena};
-    status_t rc = run(d,
-                      d->dialect->kind == SQL_POSTGRES
-                          ? "SELECT k.patient, k.when_us, r.seq, k.risk FROM risk_work k JOIN "
-                            "resource r ON r.rid = k.rid WHERE k.patient IN (SELECT "
-                            "unnest($1::text[]))"
-                          : "SELECT k.patient, k.when_us, r.seq, k.risk FROM risk_work k JOIN "
-                            "resource r ON r.rid = k.rid WHERE k.patient IN (SELECT value FROM "
-                            "json_each(?1))",
-                      &list, 1, "risk rows", risk_row, &c, err);
+    status_t rc =
+        run_shape(d,
+                  d->dialect->kind == SQL_POSTGRES
+                      ? "SELECT k.patient, k.when_us, r.seq, k.risk FROM risk_work k JOIN "
+                        "resource r ON r.rid = k.rid WHERE k.patient IN (SELECT "
+                        "unnest($1::text[]))"
+                      : "SELECT k.patient, k.when_us, r.seq, k.risk FROM risk_work k JOIN "
+                        "resource r ON r.rid = k.rid WHERE k.patient IN (SELECT value FROM "
+                        "json_each(?1))",
+                  &list, 1, "risk rows", risk_row, &c, err);
     if (rc)
         return rc;
     *out = c.v;
@@ -437,16 +505,17 @@ status_t sql__care_roles_select(const sql_driver_t *d, const char *const *member
         return ERR_OK;
     sql_bind_t binds[] = {bind_text(list_value(d, arena, members, n)), bind_int(now_us)};
     care_ctx_t c = {.d = d, .arena = arena};
-    status_t rc = run(d,
-                      d->dialect->kind == SQL_POSTGRES
-                          ? "SELECT patient, role FROM care_member WHERE member = ANY($1::text[]) "
-                            "AND (from_us IS NULL OR "
-                            "from_us <= $2::bigint) AND (until_us IS NULL OR until_us > "
-                            "$2::bigint)"
-                          : "SELECT patient, role FROM care_member WHERE member IN (SELECT value "
-                            "FROM json_each(?1)) AND (from_us IS NULL OR from_us <= ?2) AND "
-                            "(until_us IS NULL OR until_us > ?2)",
-                      binds, 2, "care team roles", care_row, &c, err);
+    status_t rc =
+        run_shape(d,
+                  d->dialect->kind == SQL_POSTGRES
+                      ? "SELECT patient, role FROM care_member WHERE member = ANY($1::text[]) "
+                        "AND (from_us IS NULL OR "
+                        "from_us <= $2::bigint) AND (until_us IS NULL OR until_us > "
+                        "$2::bigint)"
+                      : "SELECT patient, role FROM care_member WHERE member IN (SELECT value "
+                        "FROM json_each(?1)) AND (from_us IS NULL OR from_us <= ?2) AND "
+                        "(until_us IS NULL OR until_us > ?2)",
+                  binds, 2, "care team roles", care_row, &c, err);
     if (rc)
         return rc;
     *out = c.v;

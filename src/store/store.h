@@ -332,7 +332,6 @@ typedef struct {
 } store_task_work_query_t;
 
 typedef struct {
-    int64_t rid;
     const char *id;      /* the Task's id */
     const char *patient; /* Task.for as stored ("Patient/id" or an absolute url), or NULL */
     const char *owner;   /* "Type/id", an absolute url, "" for an owner without a reference;

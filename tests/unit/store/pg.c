@@ -619,6 +619,42 @@ static void test_lost_connection_leaves_nothing(void **state)
     store_close(store);
 }
 
+/* A statement the driver prepares once per connection (the worklist's risk rows) is prepared
+ * again on the connection that replaces a lost one. */
+static void risk_rows_ok(store_conn_t *conn)
+{
+    static const char *const patients[] = {"Patient/p1"};
+    arena_t arena;
+    arena_init(&arena);
+    store_risk_t *rows;
+    size_t n;
+    err_t err = ERR_INIT;
+    if (store_patient_risks(conn, patients, 1, &arena, &rows, &n, &err))
+        fail_msg("%s: %s", err_message(&err), err.log_detail ? err.log_detail : "");
+    assert_int_equal(n, 0);
+    err_release(&err);
+    arena_release(&arena);
+}
+
+static void test_prepared_reads_survive_a_lost_connection(void **state)
+{
+    (void)state;
+    store_t *store = open_store();
+    store_conn_t *conn;
+    err_t err = ERR_INIT;
+    assert_int_equal(store_connect(store, &conn, &err), ERR_OK);
+    risk_rows_ok(conn);
+    risk_rows_ok(conn); /* the prepared statement again */
+    assert_true(test_pg_query("SELECT sum(CASE WHEN application_name = 'concerto' AND pid <> "
+                              "pg_backend_pid() THEN pg_terminate_backend(pid, 10000)::int "
+                              "ELSE 0 END) FROM pg_stat_activity") >= 1);
+    risk_rows_ok(conn); /* reconnected, prepared anew */
+    risk_rows_ok(conn);
+    store_disconnect(conn);
+    store_close(store);
+    err_release(&err);
+}
+
 /* ---- a compartment's everything, on both drivers ------------------------------------------ */
 
 static void test_everything(void **state)
@@ -704,6 +740,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_processes_claim_disjoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_connection_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepared_reads_survive_a_lost_connection, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_full_text_and_contained_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_rows_arrive_intact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable_database_is_unavailable, setup, teardown),
