@@ -16,6 +16,7 @@
 #include "care/overdue.h"
 #include "care/protocols.h"
 #include "care/scheduled.h"
+#include "care/transitions.h"
 #include "fhir/defs.h"
 #include "fhir/workflow.h"
 #include "repo/repo.h"
@@ -40,6 +41,7 @@ static void engine_init(void)
     care_overdue_register();
     care_protocols_register();
     care_scheduled_register();
+    care_transitions_register();
 }
 
 void care_engine_register(void)

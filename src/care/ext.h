@@ -12,6 +12,7 @@
 #define CARE_EXT_DUE_FROM      CARE_EXT "due-from"   /* valueString: FHIRPath of the start */
 #define CARE_EXT_ESCALATION    CARE_EXT "escalation" /* complex: after, priority, reassign, notify */
 #define CARE_EXT_NOTIFY_TARGET CARE_EXT "notify-target" /* the system of notify's code "owner" */
+#define CARE_EXT_QUESTIONNAIRE CARE_EXT "questionnaire" /* valueCanonical: the form to fill in */
 
 /* on a PlanDefinition's action: a Flag to raise */
 #define CARE_EXT_FLAG CARE_EXT "flag"
@@ -21,6 +22,7 @@
 #define CARE_EXT_OVERDUE                CARE_EXT "overdue"         /* the due time a Task passed */
 #define CARE_EXT_ESCALATED              CARE_EXT "escalated"       /* escalation steps applied */
 #define CARE_EXT_COMMUNICATION_CATEGORY CARE_EXT "communication-category"
+#define CARE_EXT_READMISSION            CARE_EXT "readmission" /* valueReference: the stay before */
 
 /* identifier systems: what the engine made, so that it never makes it twice. Values:
  * "<plan id>/<action id>/<type>/<id>/_history/<version>" (what an action made for an event),

@@ -134,15 +134,48 @@ static status_t activity_compile(const json_t *ad, arena_t *arena, care_activity
     if (priority && task_priority_rank(priority) < 0)
         return err_set(err, ERR_RULE, "ActivityDefinition.priority",
                        "priority must be routine, urgent, asap or stat, not \"%s\"", priority);
-    const json_t *role =
-        json_object_get(json_array_get(json_object_get(ad, "participant"), 0), "role");
-    if (role) {
-        a.role_code = code_in(role, CARE_SNOMED_SYSTEM);
-        if (!a.role_code)
-            return err_set(err, ERR_RULE, "ActivityDefinition.participant[0].role",
+    const json_t *participants = json_object_get(ad, "participant");
+    if (json_array_size(participants) > 1 + CARE_ACTIVITY_MAX_ROLES)
+        return err_set(err, ERR_RULE, "ActivityDefinition.participant",
+                       "at most %d participants: a role and up to %d roles to fall back on",
+                       1 + CARE_ACTIVITY_MAX_ROLES, CARE_ACTIVITY_MAX_ROLES);
+    size_t i;
+    const json_t *participant;
+    json_array_foreach(participants, i, participant)
+    {
+        const json_t *role = json_object_get(participant, "role");
+        const char *code = role ? code_in(role, CARE_SNOMED_SYSTEM) : NULL;
+        if (!role && i == 0)
+            continue;
+        if (!code)
+            return err_set(err, ERR_RULE,
+                           arena_printf(arena, "ActivityDefinition.participant[%zu].role", i),
                            "the role must have a SNOMED CT coding (a care team role such as "
                            "768820003 care coordinator)");
-        a.role = role;
+        if (i == 0) {
+            a.role = role;
+            a.role_code = code;
+        } else {
+            a.fallback_roles[a.nfallbacks] = role;
+            a.fallback_codes[a.nfallbacks++] = code;
+        }
+    }
+    if (a.nfallbacks && !a.role)
+        return err_set(err, ERR_REQUIRED, "ActivityDefinition.participant[0].role",
+                       "roles to fall back on need a first role");
+    const json_t *questionnaire = extension(ad, CARE_EXT_QUESTIONNAIRE);
+    if (questionnaire) {
+        a.questionnaire = str(questionnaire, "valueCanonical");
+        if (!a.questionnaire || !*a.questionnaire)
+            return err_set(err, ERR_RULE,
+                           "ActivityDefinition.extension('" CARE_EXT_QUESTIONNAIRE
+                           "').valueCanonical",
+                           "%s needs a valueCanonical naming a Questionnaire (its url)",
+                           CARE_EXT_QUESTIONNAIRE);
+        if (a.kind != CARE_KIND_TASK)
+            return err_set(err, ERR_RULE,
+                           "ActivityDefinition.extension('" CARE_EXT_QUESTIONNAIRE "')",
+                           "a questionnaire goes with a Task, not a %s", kind);
     }
     const json_t *due = extension(ad, CARE_EXT_DUE);
     if (due) {
@@ -222,7 +255,8 @@ static status_t compile_triggers(const json_t *action, const char *at, arena_t *
                 return err_set(err, ERR_RULE, arena_printf(arena, "%s.name", where),
                                "no named event \"%s\" (patient-enrolled, referral-created, "
                                "appointment-noshow, task-overdue, task-completed, "
-                               "encounter-discharged, observation-abnormal)",
+                               "encounter-discharged, encounter-admitted, encounter-emergency, "
+                               "observation-abnormal)",
                                name ? name : "");
         } else if (type && strcmp(type, "periodic") == 0) {
             if (found != CARE_SCHEDULED)
@@ -581,6 +615,8 @@ static status_t due_of(const care_action_t *a, const care_event_t *event, arena_
         fhirpath_var_t vars[] = {{"patient", event->patient}};
         env.vars = vars;
         env.nvars = event->patient ? 1 : 0;
+        env.now_set = true; /* now() is the event's time, as in conditions */
+        env.now_ms = event->time_us / 1000;
         fhirpath_result_t *result;
         err_t e = ERR_INIT;
         const char *where = "ActivityDefinition.extension('" CARE_EXT_DUE_FROM "')";
@@ -635,6 +671,11 @@ status_t care_action_instantiate(const care_protocol_t *p, const care_action_t *
         return rc;
     const char *who = fhir_care_team_member_in_role(event->team, CARE_SNOMED_SYSTEM, act->role_code,
                                                     event->time_us);
+    const json_t *role = act->role; /* the role of the owner, or of the pool it waits in */
+    for (size_t i = 0; !who && i < act->nfallbacks; i++)
+        if ((who = fhir_care_team_member_in_role(event->team, CARE_SNOMED_SYSTEM,
+                                                 act->fallback_codes[i], event->time_us)))
+            role = act->fallback_roles[i];
     const char *patient = arena_printf(arena, "Patient/%s", event->patient_id);
     const char *focus = arena_printf(arena, "%s/%s", event->type, event->id);
     json_t *r = json_object();
@@ -658,8 +699,12 @@ status_t care_action_instantiate(const care_protocol_t *p, const care_action_t *
         json_object_set_new(
             r, "authoredOn",
             json_string(care_format_instant(event->calendar, event->time_us, arena)));
-        if (act->role)
-            json_object_set_new(r, "performerType", json_pack("[O]", act->role));
+        if (role)
+            json_object_set_new(r, "performerType", json_pack("[O]", role));
+        if (act->questionnaire)
+            json_object_set_new(r, "input",
+                                json_pack("[{s:{s:s},s:s}]", "type", "text", "questionnaire",
+                                          "valueCanonical", act->questionnaire));
         if (who)
             json_object_set_new(r, "owner", reference(who));
         if (due)

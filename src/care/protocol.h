@@ -28,6 +28,7 @@
 #define CARE_PLAN_TYPE_WORKFLOW      "workflow-definition"
 #define CARE_PROTOCOL_MAX_ACTIONS    64
 #define CARE_PROTOCOL_MAX_CONDITIONS 16
+#define CARE_ACTIVITY_MAX_ROLES      4 /* participant roles after the first (fallbacks) */
 
 typedef enum { CARE_KIND_TASK, CARE_KIND_COMMUNICATION_REQUEST } care_kind_t;
 
@@ -41,9 +42,13 @@ typedef struct {
     const char *priority;    /* or NULL */
     const json_t *role;      /* participant[0].role (CodeableConcept) or NULL */
     const char *role_code;   /* its SNOMED CT code, or NULL */
-    bool has_due;            /* EXT/due given */
-    calendar_duration_t due; /* the offset */
-    fhirpath_t *due_from;    /* EXT/due-from, or NULL: from the event's time */
+    const json_t *fallback_roles[CARE_ACTIVITY_MAX_ROLES]; /* participant[1..].role, in turn */
+    const char *fallback_codes[CARE_ACTIVITY_MAX_ROLES];   /* their SNOMED CT codes */
+    size_t nfallbacks;
+    const char *questionnaire; /* EXT/questionnaire (a canonical), or NULL */
+    bool has_due;              /* EXT/due given */
+    calendar_duration_t due;   /* the offset */
+    fhirpath_t *due_from;      /* EXT/due-from, or NULL: from the event's time */
 } care_activity_t;
 
 /* One PlanDefinition.action. */
@@ -94,9 +99,10 @@ void care_protocol_free(care_protocol_t *protocol);
 
 /*
  * Checks an ActivityDefinition on its own: kind Task or CommunicationRequest, a url,
- * EXT/due in calendar_duration_parse's syntax, EXT/due-from a FHIRPath that compiles,
- * EXT/escalation's sub-extensions (after a duration; priority a Task priority; reassign and
- * notify a CodeableConcept). ERR_RULE naming the element.
+ * participant roles with a SNOMED CT coding (at most 1 + CARE_ACTIVITY_MAX_ROLES),
+ * EXT/questionnaire a valueCanonical, EXT/due in calendar_duration_parse's syntax, EXT/due-from a
+ * FHIRPath that compiles, EXT/escalation's sub-extensions (after a duration; priority a Task
+ * priority; reassign and notify a CodeableConcept). ERR_RULE naming the element.
  */
 status_t care_activity_check(const json_t *activity, err_t *err);
 

@@ -18,6 +18,7 @@
 #include "care/care_int.h"
 #include "care/engine.h"
 #include "care/protocol.h"
+#include "care/transitions.h"
 #include "fhir/defs.h"
 #include "fhir/workflow.h"
 #include "repo/repo.h"
@@ -482,6 +483,11 @@ status_t care_protocols_fire(store_t *store, care_trigger_t trigger, const char 
         goto out;
     const char *patient_id = patient_of(type, resource, &arena);
     if (!patient_id)
+        goto out;
+    bool stands = true; /* a stay's admission or discharge taken back meanwhile: nothing */
+    if (strcmp(type, "Encounter") == 0 &&
+        ((rc = care_encounter_event_stands(conn, id, version, trigger, &arena, &stands, err)) ||
+         !stands))
         goto out;
     const char *follows_url = NULL, *follows_action = NULL;
     if (trigger == CARE_TASK_COMPLETED && strcmp(type, "Task") == 0)

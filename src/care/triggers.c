@@ -18,6 +18,8 @@ static const char *const NAMES[CARE_TRIGGER__COUNT] = {
     [CARE_TASK_OVERDUE] = "task-overdue",
     [CARE_TASK_COMPLETED] = "task-completed",
     [CARE_ENCOUNTER_DISCHARGED] = "encounter-discharged",
+    [CARE_ENCOUNTER_ADMITTED] = "encounter-admitted",
+    [CARE_ENCOUNTER_EMERGENCY] = "encounter-emergency",
     [CARE_OBSERVATION_ABNORMAL] = "observation-abnormal",
     [CARE_SCHEDULED] = "scheduled",
 };
@@ -83,18 +85,41 @@ bool care_observation_abnormal(const json_t *obs)
     return outside_range(obs);
 }
 
-/* Encounter classes of a stay or visit after which the patient goes home: inpatient (and its
- * acute and non-acute kinds), observation, short stay and emergency. */
-static bool discharged(const json_t *enc)
+/* Whether an Encounter's class code is one of classes[0..n). */
+static bool class_in(const json_t *enc, const char *const *classes, size_t n)
 {
-    static const char *const CLASSES[] = {"IMP", "ACUTE", "NONAC", "OBSENC", "SS", "EMER"};
-    if (!enc || !status_is(enc, "finished"))
-        return false;
     const char *code = json_string_value(json_object_get(json_object_get(enc, "class"), "code"));
-    for (size_t i = 0; code && i < sizeof(CLASSES) / sizeof(CLASSES[0]); i++)
-        if (strcmp(code, CLASSES[i]) == 0)
+    for (size_t i = 0; code && i < n; i++)
+        if (strcmp(code, classes[i]) == 0)
             return true;
     return false;
+}
+
+/* Encounter classes of a hospital stay: inpatient (and its acute and non-acute kinds),
+ * observation and short stay. */
+static const char *const STAY[] = {"IMP", "ACUTE", "NONAC", "OBSENC", "SS"};
+#define NSTAY (sizeof(STAY) / sizeof(STAY[0]))
+
+/* A stay or visit after which the patient goes home: a hospital stay or an emergency visit,
+ * finished. */
+static bool discharged(const json_t *enc)
+{
+    static const char *const EMERGENCY[] = {"EMER"};
+    return enc && status_is(enc, "finished") &&
+           (class_in(enc, STAY, NSTAY) || class_in(enc, EMERGENCY, 1));
+}
+
+/* A hospital stay under way. */
+static bool admitted(const json_t *enc)
+{
+    return enc && status_is(enc, "in-progress") && class_in(enc, STAY, NSTAY);
+}
+
+/* An emergency visit under way. */
+static bool in_emergency(const json_t *enc)
+{
+    static const char *const EMERGENCY[] = {"EMER"};
+    return enc && status_is(enc, "in-progress") && class_in(enc, EMERGENCY, 1);
 }
 
 static bool referral(const json_t *sr)
@@ -122,6 +147,8 @@ static bool in_state(care_trigger_t t, const char *type, const json_t *r)
     case CARE_APPOINTMENT_NOSHOW: return strcmp(type, "Appointment") == 0 && status_is(r, "noshow");
     case CARE_TASK_COMPLETED: return strcmp(type, "Task") == 0 && status_is(r, "completed");
     case CARE_ENCOUNTER_DISCHARGED: return strcmp(type, "Encounter") == 0 && discharged(r);
+    case CARE_ENCOUNTER_ADMITTED: return strcmp(type, "Encounter") == 0 && admitted(r);
+    case CARE_ENCOUNTER_EMERGENCY: return strcmp(type, "Encounter") == 0 && in_emergency(r);
     case CARE_OBSERVATION_ABNORMAL:
         return strcmp(type, "Observation") == 0 && care_observation_abnormal(r);
     case CARE_TASK_OVERDUE: return strcmp(type, "Task") == 0 && overdue_marked(r);
@@ -135,8 +162,13 @@ size_t care_triggers_of(const char *type, const json_t *before, const json_t *af
                         care_trigger_t *out, size_t max)
 {
     size_t n = 0;
-    for (int t = 0; t < CARE_TRIGGER__COUNT && n < max; t++)
+    /* a discharge cancelled (finished back to in-progress) resumes the stay: no new start */
+    bool reopened = strcmp(type, "Encounter") == 0 && before && status_is(before, "finished");
+    for (int t = 0; t < CARE_TRIGGER__COUNT && n < max; t++) {
+        if (reopened && (t == CARE_ENCOUNTER_ADMITTED || t == CARE_ENCOUNTER_EMERGENCY))
+            continue;
         if (in_state((care_trigger_t)t, type, after) && !in_state((care_trigger_t)t, type, before))
             out[n++] = (care_trigger_t)t;
+    }
     return n;
 }

@@ -23,6 +23,8 @@ typedef enum {
     CARE_ENCOUNTER_DISCHARGED, /* a hospital, observation or emergency Encounter finished */
     CARE_OBSERVATION_ABNORMAL, /* a final Observation became abnormal */
     CARE_SCHEDULED,            /* a protocol's recurring time came (scheduler) */
+    CARE_ENCOUNTER_ADMITTED,   /* an inpatient, observation or short stay Encounter began */
+    CARE_ENCOUNTER_EMERGENCY,  /* an emergency Encounter began (the patient registered in the ED) */
     CARE_TRIGGER__COUNT
 } care_trigger_t;
 
@@ -38,7 +40,9 @@ int care_trigger_find(const char *name);
  * The triggers a change of one resource of type makes: before is the version it replaced
  * (NULL when created, or when the change was a delete of it), after the new one (NULL for a
  * delete). A trigger fires when its state is reached, not while it holds: a Task already
- * completed that is edited again fires nothing. Writes up to max triggers into out and
+ * completed that is edited again fires nothing. A stay that goes from finished back to
+ * in-progress (a cancelled discharge) is not an admission: encounter-admitted and
+ * encounter-emergency do not fire for it. Writes up to max triggers into out and
  * returns how many.
  */
 size_t care_triggers_of(const char *type, const json_t *before, const json_t *after,

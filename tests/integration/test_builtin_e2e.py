@@ -43,7 +43,7 @@ def initialised_server(make_server, zone="America/New_York", extra=()):
     srv = make_server(args=clock_args(zone, *extra), start=False)
     r = run_cli("init", "--db", str(srv.db))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "built-in protocols: 22 definitions loaded" in r.stdout, r.stdout
+    assert "built-in protocols: 36 definitions loaded" in r.stdout, r.stdout
     return srv.start()
 
 
@@ -174,7 +174,8 @@ def read(client, ref):
 
 
 def careplan_of(client, pid, protocol):
-    plans = found(client, f"CarePlan?subject=Patient/{pid}")
+    plans = [p for p in found(client, f"CarePlan?subject=Patient/{pid}")
+             if p["identifier"][0]["value"].startswith(protocol + "/")]
     assert [p["identifier"] for p in plans] == [
         [{"system": "urn:concerto:protocol-careplan", "value": f"{protocol}/Patient/{pid}"}]]
     plan = plans[0]
@@ -492,6 +493,12 @@ def encounter(client, pid, cls, start):
         "period": {"start": start}})
 
 
+def ed_tasks(client, pid):
+    """The Tasks of the ED follow-up (a hospital stay starts other protocols too)."""
+    return [t for t in tasks_of(client, pid)
+            if t["identifier"][0]["value"].startswith("ed-visit-follow-up/")]
+
+
 def test_ed_visit_follow_up(make_server):
     srv = initialised_server(make_server, zone="America/Los_Angeles")
     c = srv.client
@@ -505,7 +512,7 @@ def test_ed_visit_follow_up(make_server):
     set_clock(srv, "2031-03-08T09:00:00-08:00")
     finished = put(c, ed, status="finished",
                    period={"start": "2031-03-07T18:00:00-08:00", "end": "2031-03-07T22:30:00-08:00"})
-    [task] = wait_for(lambda: tasks_of(c, pid))
+    [task] = wait_for(lambda: ed_tasks(c, pid))
     careplan = careplan_of(c, pid, "ed-visit-follow-up")
     assert_made_by(task, "ed-visit-follow-up", "follow-up", "ed-follow-up", finished, pid,
                    careplan)
@@ -521,21 +528,21 @@ def test_ed_visit_follow_up(make_server):
     put(c, stay, status="finished",
         period={"start": "2031-03-07T18:00:00-08:00", "end": "2031-03-08T08:00:00-08:00"})
     settle()
-    assert [t["id"] for t in tasks_of(c, pid)] == [task["id"]]
+    assert [t["id"] for t in ed_tasks(c, pid)] == [task["id"]]
 
     # a visit recorded as finished without its end time (an A03 without PV1-45): 7 days from
     # its start rather than no follow-up at all
     set_clock(srv, "2031-03-20T08:00:00-07:00")
     ed2 = encounter(c, pid, "EMER", "2031-03-19T23:15:00-07:00")
     put(c, ed2, status="finished")
-    tasks = wait_for(lambda: len(tasks_of(c, pid)) == 2 and tasks_of(c, pid))
+    tasks = wait_for(lambda: len(ed_tasks(c, pid)) == 2 and ed_tasks(c, pid))
     assert tasks, "no Task for a visit without an end time"
     [task2] = [t for t in tasks if t["focus"]["reference"] == f"Encounter/{ed2['id']}"]
     assert task2["restriction"]["period"]["end"] == "2031-03-26T23:15:00.000-07:00"
 
     plan_version = careplan_of(c, pid, "ed-visit-follow-up")["meta"]["versionId"]
     c = deliver_again(srv, finished, event_time_us(finished))
-    assert sorted(t["id"] for t in tasks_of(c, pid)) == sorted([task["id"], task2["id"]])
+    assert sorted(t["id"] for t in ed_tasks(c, pid)) == sorted([task["id"], task2["id"]])
     assert careplan_of(c, pid, "ed-visit-follow-up")["meta"]["versionId"] == plan_version
 
 

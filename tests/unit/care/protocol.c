@@ -183,6 +183,18 @@ static void test_activity_checks(void **state)
                      "\"Task\",\"participant\":[{\"type\":\"practitioner\",\"role\":{\"text\":"
                      "\"nurse\"}}]}",
                      "ActivityDefinition.participant[0].role", "SNOMED CT");
+    activity_refused("{\"resourceType\":\"ActivityDefinition\",\"url\":\"urn:ad\",\"kind\":"
+                     "\"Task\",\"participant\":[{\"role\":{\"coding\":[{\"system\":\"http://"
+                     "snomed.info/sct\",\"code\":\"768820003\"}]}},{\"role\":{\"text\":\"x\"}}]}",
+                     "ActivityDefinition.participant[1].role", "SNOMED CT");
+    activity_refused(AD("{\"url\":\"" EXT "questionnaire\",\"valueString\":\"urn:q\"}"),
+                     "ActivityDefinition.extension('" EXT "questionnaire').valueCanonical",
+                     "needs a valueCanonical");
+    activity_refused("{\"resourceType\":\"ActivityDefinition\",\"url\":\"urn:ad\",\"kind\":"
+                     "\"CommunicationRequest\",\"extension\":[{\"url\":\"" EXT
+                     "questionnaire\",\"valueCanonical\":\"urn:q\"}]}",
+                     "ActivityDefinition.extension('" EXT "questionnaire')",
+                     "not a CommunicationRequest");
 }
 
 #define TEAM                                                                                 \
@@ -328,6 +340,83 @@ static void test_due_from_and_communication(void **state)
     calendar_free(cal);
 }
 
+/* a nurse first, the coordinator when the team has no nurse; a form to fill in */
+static const char *AD_NURSE =
+    "{\"resourceType\":\"ActivityDefinition\",\"id\":\"ad2\",\"url\":\"urn:ad2\",\"status\":"
+    "\"active\",\"kind\":\"Task\",\"participant\":[{\"type\":\"practitioner\",\"role\":{"
+    "\"coding\":[{\"system\":\"http://snomed.info/sct\",\"code\":\"224535009\"}]}},{\"type\":"
+    "\"practitioner\",\"role\":{\"coding\":[{\"system\":\"http://snomed.info/sct\",\"code\":"
+    "\"768820003\"}]}}],\"extension\":[{\"url\":\"" EXT
+    "questionnaire\",\"valueCanonical\":\"urn:q|1\"}]}";
+
+#define NURSE_TEAM                                                                          \
+    "{\"resourceType\":\"CareTeam\",\"participant\":[{\"role\":[{\"coding\":[{\"system\":"  \
+    "\"http://snomed.info/sct\",\"code\":\"768820003\"}]}],\"member\":{\"reference\":"      \
+    "\"Practitioner/c1\"}},{\"role\":[{\"coding\":[{\"system\":\"http://snomed.info/sct\"," \
+    "\"code\":\"224535009\"}]}],\"member\":{\"reference\":\"Practitioner/n1\"}}]}"
+
+static void test_fallback_role_and_questionnaire(void **state)
+{
+    (void)state;
+    calendar_t *cal;
+    err_t err = ERR_INIT;
+    assert_int_equal(calendar_new("America/New_York", "Mon-Fri", "us-federal", &cal, &err), ERR_OK);
+    care_protocol_t *p;
+    assert_int_equal(compile(PLAN("{\"id\":\"med\"," TRIGGER(
+                                 "encounter-discharged") ",\"definitionCanonical\":\"urn:ad2\"}"),
+                             AD_NURSE, &p, NULL, NULL),
+                     ERR_OK);
+    json_t *enc = parse("{\"resourceType\":\"Encounter\",\"id\":\"e1\"}");
+    json_t *with_nurse = parse(NURSE_TEAM), *without = parse(TEAM);
+    care_event_t event = {.type = "Encounter",
+                          .id = "e1",
+                          .version = 2,
+                          .resource = enc,
+                          .patient_id = "p1",
+                          .team = with_nurse,
+                          .calendar = cal,
+                          .time_us = FRIDAY_US};
+    arena_t arena;
+    arena_init(&arena);
+    json_t *task;
+    assert_int_equal(care_action_instantiate(p, &p->actions[0], &event, &arena, &task, &err),
+                     ERR_OK);
+    assert_string_equal(dump(json_object_get(task, "owner")),
+                        "{\"reference\":\"Practitioner/n1\"}");
+    assert_string_equal(dump(json_object_get(task, "performerType")),
+                        "[{\"coding\":[{\"code\":\"224535009\",\"system\":"
+                        "\"http://snomed.info/sct\"}]}]");
+    assert_string_equal(dump(json_object_get(task, "input")),
+                        "[{\"type\":{\"text\":\"questionnaire\"},\"valueCanonical\":\"urn:q|1\"}]");
+    json_decref(task);
+    /* no nurse on the team: the coordinator, in the coordinator's role */
+    event.team = without;
+    assert_int_equal(care_action_instantiate(p, &p->actions[0], &event, &arena, &task, &err),
+                     ERR_OK);
+    assert_string_equal(dump(json_object_get(task, "owner")),
+                        "{\"reference\":\"Practitioner/c1\"}");
+    assert_string_equal(dump(json_object_get(task, "performerType")),
+                        "[{\"coding\":[{\"code\":\"768820003\",\"system\":"
+                        "\"http://snomed.info/sct\"}]}]");
+    json_decref(task);
+    /* nobody at all: the first role's pool */
+    event.team = NULL;
+    assert_int_equal(care_action_instantiate(p, &p->actions[0], &event, &arena, &task, &err),
+                     ERR_OK);
+    assert_null(json_object_get(task, "owner"));
+    assert_string_equal(json_string_value(json_object_get(task, "status")), "requested");
+    assert_string_equal(dump(json_object_get(task, "performerType")),
+                        "[{\"coding\":[{\"code\":\"224535009\",\"system\":"
+                        "\"http://snomed.info/sct\"}]}]");
+    json_decref(task);
+    care_protocol_free(p);
+    json_decref(enc);
+    json_decref(with_nurse);
+    json_decref(without);
+    arena_release(&arena);
+    calendar_free(cal);
+}
+
 static void test_flag_and_canonicals(void **state)
 {
     (void)state;
@@ -377,6 +466,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compile_errors),
         cmocka_unit_test(test_activity_checks),
+        cmocka_unit_test(test_fallback_role_and_questionnaire),
         cmocka_unit_test(test_instantiate_task),
         cmocka_unit_test(test_due_from_and_communication),
         cmocka_unit_test(test_flag_and_canonicals),

@@ -104,7 +104,56 @@ static void test_encounter_discharged(void **state)
                         "encounter-discharged");
     /* an office visit ending is not a discharge */
     assert_string_equal(fired("Encounter", ENC("in-progress", "AMB"), ENC("finished", "AMB")), "");
-    assert_string_equal(fired("Encounter", NULL, ENC("in-progress", "IMP")), "");
+    assert_string_equal(fired("Encounter", ENC("in-progress", "IMP"), ENC("in-progress", "IMP")),
+                        "");
+}
+
+static void test_encounter_admitted(void **state)
+{
+    (void)state;
+    /* admitted: created in-progress, or a pre-admission that begins */
+    assert_string_equal(fired("Encounter", NULL, ENC("in-progress", "IMP")), "encounter-admitted");
+    assert_string_equal(fired("Encounter", ENC("planned", "PRENC"), ENC("in-progress", "IMP")),
+                        "encounter-admitted");
+    assert_string_equal(fired("Encounter", ENC("planned", "IMP"), ENC("in-progress", "OBSENC")),
+                        "encounter-admitted");
+    assert_string_equal(fired("Encounter", NULL, ENC("in-progress", "SS")), "encounter-admitted");
+    /* an emergency or outpatient visit that becomes an inpatient stay */
+    assert_string_equal(fired("Encounter", ENC("in-progress", "EMER"), ENC("in-progress", "IMP")),
+                        "encounter-admitted");
+    assert_string_equal(fired("Encounter", ENC("in-progress", "AMB"), ENC("in-progress", "ACUTE")),
+                        "encounter-admitted");
+    /* an update during the stay, a planned stay, an office visit: nothing */
+    assert_string_equal(fired("Encounter", ENC("in-progress", "IMP"), ENC("in-progress", "IMP")),
+                        "");
+    assert_string_equal(fired("Encounter", NULL, ENC("planned", "IMP")), "");
+    assert_string_equal(fired("Encounter", NULL, ENC("in-progress", "AMB")), "");
+    /* a cancelled discharge resumes the stay: not a new admission */
+    assert_string_equal(fired("Encounter", ENC("finished", "IMP"), ENC("in-progress", "IMP")), "");
+    assert_string_equal(fired("Encounter", ENC("cancelled", "IMP"), ENC("in-progress", "IMP")),
+                        "encounter-admitted");
+    /* the same states on another type are nothing */
+    assert_string_equal(fired("EpisodeOfCare", NULL, ENC("in-progress", "IMP")), "");
+}
+
+static void test_encounter_emergency(void **state)
+{
+    (void)state;
+    assert_string_equal(fired("Encounter", NULL, ENC("in-progress", "EMER")),
+                        "encounter-emergency");
+    assert_string_equal(fired("Encounter", ENC("planned", "EMER"), ENC("in-progress", "EMER")),
+                        "encounter-emergency");
+    /* admitted from the emergency department: the admission, not a second ED visit */
+    assert_string_equal(fired("Encounter", ENC("in-progress", "EMER"), ENC("in-progress", "IMP")),
+                        "encounter-admitted");
+    assert_string_equal(fired("Encounter", ENC("in-progress", "EMER"), ENC("in-progress", "EMER")),
+                        "");
+    assert_string_equal(fired("Encounter", ENC("finished", "EMER"), ENC("in-progress", "EMER")),
+                        "");
+    /* an ED visit that ends is a discharge */
+    assert_string_equal(fired("Encounter", ENC("in-progress", "EMER"), ENC("finished", "EMER")),
+                        "encounter-discharged");
+    assert_string_equal(fired("Encounter", NULL, ENC("cancelled", "EMER")), "");
 }
 
 static void test_others(void **state)
@@ -155,6 +204,8 @@ static void test_names(void **state)
     assert_int_equal(care_trigger_find("patient-discharged"), -1);
     assert_int_equal(care_trigger_find(NULL), -1);
     assert_string_equal(care_trigger_name(CARE_TASK_OVERDUE), "task-overdue");
+    assert_int_equal(care_trigger_find("encounter-admitted"), CARE_ENCOUNTER_ADMITTED);
+    assert_int_equal(care_trigger_find("encounter-emergency"), CARE_ENCOUNTER_EMERGENCY);
 }
 
 int main(void)
@@ -163,7 +214,8 @@ int main(void)
         cmocka_unit_test(test_task_completed),       cmocka_unit_test(test_referral_created),
         cmocka_unit_test(test_encounter_discharged), cmocka_unit_test(test_others),
         cmocka_unit_test(test_observation_abnormal), cmocka_unit_test(test_names),
-        cmocka_unit_test(test_task_overdue),
+        cmocka_unit_test(test_task_overdue),         cmocka_unit_test(test_encounter_admitted),
+        cmocka_unit_test(test_encounter_emergency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
