@@ -2,10 +2,11 @@
  * clock.c - the test clock's endpoint, /admin/clock: only with `serve --test-clock`
  * (config.test_clock); otherwise the path does not exist (404 like any unknown one).
  *
- * GET answers the server's time; POST {"now": INSTANT} or {"advance": DURATION} moves the
- * wall clock (base/clock.h) forward, never back, and wakes the work queue worker so that
- * jobs that came due run at once. Only administrators and backend services with system
- * write scopes on every type may call it.
+ * GET answers the server's time and what its work queues hold now (outbox events not yet
+ * handled, jobs due: a test waits for both to be 0 before it looks at the engine's work); POST
+ * {"now": INSTANT} or {"advance": DURATION} moves the wall clock (base/clock.h) forward, never
+ * back, and wakes the work queue worker so that jobs that came due run at once. Only administrators
+ * and backend services with system write scopes on every type may call it.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -79,10 +80,44 @@ static void format_local(const tz_t *zone, int64_t us, char *out, size_t size)
              c.minute, c.second, offset < 0 ? '-' : '+', a / 3600, a / 60 % 60);
 }
 
-static void send_time(h2o_req_t *req)
+/* Jobs due at now_us (scheduled, run_at_us reached: waiting or being run), counted over the
+ * job list a page at a time. */
+static status_t count_due_jobs(store_conn_t *conn, int64_t now_us, int64_t *out, err_t *err)
+{
+    *out = 0;
+    store_job_query_t query = {.count = 200};
+    for (;;) {
+        arena_t arena;
+        arena_init(&arena);
+        store_job_t *jobs;
+        size_t n;
+        status_t rc = store_job_list(conn, &query, &arena, &jobs, &n, err);
+        if (!rc) {
+            for (size_t i = 0; i < n; i++)
+                if (jobs[i].state == STORE_JOB_SCHEDULED && jobs[i].run_at_us <= now_us)
+                    (*out)++;
+            if (n == query.count)
+                query.after_job_id = jobs[n - 1].job_id;
+        }
+        arena_release(&arena);
+        if (rc || n < query.count)
+            return rc;
+    }
+}
+
+static void send_time(http_thread_t *thread, h2o_req_t *req)
 {
     const calendar_t *cal = calendar_default();
     int64_t now = clock_now_us();
+    /* the work queues at now: what a test waits for before it looks at the engine's work */
+    int64_t events = 0, dead = 0, jobs = 0;
+    err_t err = ERR_INIT;
+    if (store_outbox_counts(thread->conn, &events, &dead, &err) ||
+        count_due_jobs(thread->conn, now, &jobs, &err)) {
+        send_error(req, &err);
+        err_release(&err);
+        return;
+    }
     char utc[40], local[40];
     format_utc(now, utc, sizeof(utc));
     format_local(calendar_zone(cal), now, local, sizeof(local));
@@ -90,7 +125,8 @@ static void send_time(h2o_req_t *req)
     buf_addf(&body, "{\"now\":\"%s\",\"local\":\"%s\",\"timeZone\":\"", utc, local);
     const char *zone = tz_name(calendar_zone(cal));
     buf_add_json_escaped(&body, zone, strlen(zone));
-    buf_addf(&body, "\",\"offsetSeconds\":%lld}", (long long)(clock_offset_us() / 1000000));
+    buf_addf(&body, "\",\"offsetSeconds\":%lld,\"work\":{\"events\":%lld,\"jobsDue\":%lld}}",
+             (long long)(clock_offset_us() / 1000000), (long long)events, (long long)jobs);
     send_body(req, 200, "OK", "application/json; charset=utf-8", &body);
     buf_release(&body);
 }
@@ -206,7 +242,7 @@ bool http__clock_route(http_thread_t *thread, h2o_req_t *req, arena_t *arena)
     if (err.code != ERR_OK)
         send_error(req, &err);
     else
-        send_time(req);
+        send_time(thread, req);
     err_release(&err);
     return true;
 }

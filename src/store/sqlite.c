@@ -1412,11 +1412,15 @@ static status_t sqlite_scan(void *opaque, const char *type, int64_t after_rid, s
 
 /* ---- bulk loads ---------------------------------------------------------------------- */
 
-/* The indexes of the search index tables, which a bulk load drops (not the tables' own). */
+/* The indexes of the search index tables, which a bulk load drops (not the tables' own),
+ * except those by resource (ix_*_rid): an update of a stored resource deletes its old rows by
+ * rid, and without them each delete would read the whole table (a load of updates would take
+ * time growing with the square of its size). */
 static const char deferrable_sql[] =
     "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
     " AND tbl_name IN ('ix_string', 'ix_token', 'ix_date', 'ix_number', 'ix_quantity',"
-    " 'ix_reference', 'ix_uri', 'ix_composite', 'ix_of_type', 'ix_position') ORDER BY name";
+    " 'ix_reference', 'ix_uri', 'ix_composite', 'ix_of_type', 'ix_position')"
+    " AND name <> tbl_name || '_rid' ORDER BY name";
 
 static status_t sqlite_defer_indexes(void *opaque, err_t *err)
 {

@@ -704,6 +704,29 @@ def tmp_dir():
         shutil.rmtree(d, ignore_errors=True)
 
 
+# ---- the engine's work --------------------------------------------------------------------
+
+SETTLE_TIMEOUT = 30.0
+
+
+def settle(client, timeout=SETTLE_TIMEOUT):
+    """Waits until the work queues of client's server (started with --test-clock) hold nothing
+    due: every outbox event handled (or dead) and no job due at the server's clock, so that
+    what the engine does for the writes and clock moves so far is done. Fails the test when
+    that takes over timeout seconds (the worker is stuck, or a handler keeps failing)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get("/admin/clock")
+        assert r.status == 200, f"settle needs a server with --test-clock: {r}"
+        work = r.json["work"]
+        if work["events"] == 0 and work["jobsDue"] == 0:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"the work queues still hold {work['events']} events and "
+                        f"{work['jobsDue']} due jobs after {timeout:.0f} s", pytrace=False)
+        time.sleep(0.02)
+
+
 # ---- assertions --------------------------------------------------------------------------
 
 INSTANT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")

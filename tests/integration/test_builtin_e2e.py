@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ON_POSTGRES, create, patient, run_cli
+from conftest import ON_POSTGRES, create, patient, run_cli, settle
 
 BASE = "http://concerto.dev/fhir/"
 EXT = BASE + "StructureDefinition/"
@@ -73,11 +73,6 @@ def wait_for(check, timeout=30.0):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.1)
-
-
-def settle():
-    """Time for the worker to have handled anything pending (it polls every 200 ms)."""
-    time.sleep(2.0)
 
 
 def sql(srv, text):
@@ -275,7 +270,7 @@ def test_new_patient_intake(make_server):
     assert wait_for(lambda: len(notifications(c, f"recipient=Practitioner/{coordinator}")) == 6)
     # an update of the episode that does not enrol again (still active) makes nothing
     put(c, episode2, type=[{"text": "Principal care management"}])
-    settle()
+    settle(c)
     assert [t["id"] for t in tasks_of(c, pid)] == [t["id"] for t in tasks]
 
     # the enrolment's event delivered again makes nothing more
@@ -370,7 +365,7 @@ def test_specialist_referral_runs_its_steps_in_turn(make_server):
 
     # completing the last Task makes nothing more
     complete(c, close)
-    settle()
+    settle(c)
     assert len(tasks_of(c, pid)) == 4
 
 
@@ -386,7 +381,7 @@ def test_a_stalled_referral_escalates(make_server):
     assert task["restriction"]["period"]["end"] == "2031-02-19T23:59:59.999-05:00"
 
     set_clock(srv, "2031-02-19T23:50:00-05:00")
-    settle()
+    settle(c)
     assert read(c, f"Task/{tid}")["meta"]["versionId"] == "1", "escalated before its due time"
 
     # at the due time: urgent, and its owner is told
@@ -405,7 +400,7 @@ def test_a_stalled_referral_escalates(make_server):
 
     # one business day later (the end of Thursday): the supervisor's
     set_clock(srv, "2031-02-20T23:00:00-05:00")
-    settle()
+    settle(c)
     assert escalated(read(c, f"Task/{tid}")) == 1, "step 2 ran early"
     set_clock(srv, "2031-02-21T00:00:30-05:00")
     assert wait_for(lambda: escalated(read(c, f"Task/{tid}")) == 2), "step 2 did not run"
@@ -418,7 +413,7 @@ def test_a_stalled_referral_escalates(make_server):
         f"Practitioner/{coordinator} to Practitioner/{supervisor}.")
     # the supervisor hears of it once
     assert wait_for(lambda: notifications(c, f"recipient=Practitioner/{supervisor}"))
-    settle()
+    settle(c)
     sent = notifications(c, f"recipient=Practitioner/{supervisor}")
     assert len(sent) == 1, [n["payload"] for n in sent]
     assert sent[0]["about"] == [{"reference": f"Task/{tid}"}]
@@ -426,7 +421,7 @@ def test_a_stalled_referral_escalates(make_server):
     version = task["meta"]["versionId"]
     c = deliver_again(srv, sr, event_time_us(sr))
     set_clock(srv, "2031-02-28T12:00:00-05:00")
-    settle()
+    settle(c)
     assert [t["id"] for t in tasks_of(c, pid)] == [tid]
     assert read(c, f"Task/{tid}")["meta"]["versionId"] == version
 
@@ -451,7 +446,7 @@ def test_missed_appointment_outreach(make_server):
     # daylight saving time on Sunday the 9th)
     set_clock(srv, "2031-03-07T14:00:00-06:00")
     visit = appointment(c, pid, "2031-03-07T13:00:00-06:00")
-    settle()
+    settle(c)
     assert tasks_of(c, pid) == [], "a booked appointment made a Task"
     set_clock(srv, "2031-03-07T15:00:00-06:00")
     missed = put(c, visit, status="noshow")
@@ -527,7 +522,7 @@ def test_ed_visit_follow_up(make_server):
     # a hospital stay that ends is not an emergency visit: this protocol makes nothing for it
     put(c, stay, status="finished",
         period={"start": "2031-03-07T18:00:00-08:00", "end": "2031-03-08T08:00:00-08:00"})
-    settle()
+    settle(c)
     assert [t["id"] for t in ed_tasks(c, pid)] == [task["id"]]
 
     # a visit recorded as finished without its end time (an A03 without PV1-45): 7 days from
@@ -568,7 +563,7 @@ def test_abnormal_result_follow_up(make_server):
     # Wednesday 2 July 2031, 16:00; Friday the 4th is Independence Day
     set_clock(srv, "2031-07-02T16:00:00-04:00")
     glucose(c, pid, "N")
-    settle()
+    settle(c)
     assert tasks_of(c, pid) == [], "a normal result made a Task"
     high = glucose(c, pid, "H")
     [task] = wait_for(lambda: tasks_of(c, pid))
@@ -620,7 +615,7 @@ def test_killed_between_commit_and_handling(make_server):
     owners = {action: coordinator for action, _, _, role in INTAKE if role is COORDINATOR}
     tasks, careplan = assert_intake(c, pid, episode, owners)
     assert wait_for(lambda: sql(srv, "SELECT count(*) FROM outbox") == "0")
-    settle()
+    settle(c)
     assert [t["id"] for t in tasks_of(c, pid)] == [t["id"] for t in tasks]
     assert len(found(c, f"CarePlan?subject=Patient/{pid}")) == 1
     assert len(notifications(c, f"recipient=Practitioner/{coordinator}")) == 6
@@ -628,7 +623,7 @@ def test_killed_between_commit_and_handling(make_server):
     # killed again right after the Tasks were made: a restart makes nothing more
     srv.kill()
     c = start_again(srv)
-    settle()
+    settle(c)
     assert [(t["id"], t["meta"]["versionId"]) for t in tasks_of(c, pid)] == \
         [(t["id"], t["meta"]["versionId"]) for t in tasks]
     assert len(notifications(c, f"recipient=Practitioner/{coordinator}")) == 6
@@ -675,7 +670,7 @@ def assert_first_step(srv, c, task, priority):
     set_clock(srv, plus_seconds(task["restriction"]["period"]["end"], 30))
     c = srv.client
     assert wait_for(lambda: escalated(read(c, f"Task/{tid}")) >= 1), "no escalation"
-    settle()
+    settle(c)
     task = read(c, f"Task/{tid}")
     assert task["priority"] == priority
     assert any(e["url"] == EXT + "overdue" for e in task["extension"])
@@ -708,7 +703,7 @@ def test_each_protocol_survives_a_crash_and_escalates(make_server, protocol, eve
     assert wait_for(lambda: len(enrolment_tasks(c, pid, protocol)) == count), \
         enrolment_tasks(c, pid, protocol)
     assert wait_for(lambda: sql(srv, "SELECT count(*) FROM outbox") == "0")
-    settle()
+    settle(c)
     made = enrolment_tasks(c, pid, protocol)
     assert len(made) == count
     assert len(found(c, f"CarePlan?subject=Patient/{pid}&identifier="

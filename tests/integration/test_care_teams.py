@@ -4,7 +4,10 @@ whoever writes it; other care teams are free-form. When the primary coordinator 
 engine hands their open Tasks of the patient over to the new one."""
 import time
 
-from conftest import assert_outcome, create, patient
+from conftest import assert_outcome, create, patient, settle
+
+# --test-clock: settle() waits for the engine's work (GET /admin/clock)
+SERVER_ARGS = ("--test-clock",)
 
 COORDINATION = [{"coding": [{"system": "http://loinc.org", "code": "LA28865-6"}]}]
 COORDINATOR = [{"coding": [{"system": "http://snomed.info/sct", "code": "768820003"}]}]
@@ -147,5 +150,5 @@ def test_a_new_coordinator_takes_over_the_open_tasks(client):
     body = dict(t, name="Maria's team")
     body.pop("meta")
     assert client.put(f"CareTeam/{t['id']}", body).status == 200
-    time.sleep(1.0)
+    settle(client)
     assert client.get(f"Task/{open1}").json["meta"]["versionId"] == "2"

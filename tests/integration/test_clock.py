@@ -9,7 +9,7 @@ import subprocess
 import time
 import uuid
 
-from conftest import ON_POSTGRES, assert_outcome, create, patient, run_cli
+from conftest import ON_POSTGRES, assert_outcome, create, patient, run_cli, settle
 from test_audit import raw_sql
 
 CLOCK_ARGS = ["--test-clock", "--token-ttl", "86400", "--calendar-timezone", "America/New_York"]
@@ -113,9 +113,33 @@ def test_a_future_job_runs_once_the_clock_reaches_it(make_server):
     assert pending() == 0, "the job did not run after the clock passed its time"
 
 
-def run_job_count(srv):
-    """The reindex jobs of Patient in the served database (sqlite3 or psql)."""
-    sql = "SELECT count(*) FROM job WHERE kind = 'reindex' AND key = 'Patient'"
+def test_the_work_counts_show_what_the_queues_hold(make_server):
+    # the worker looks for work once a minute: what is put behind its back waits in the counts
+    srv = make_server(args=CLOCK_ARGS + ["--work-poll", "60000"])
+    c = srv.client
+    assert c.get("/admin/clock").json["work"] == {"events": 0, "jobsDue": 0}
+    now = int(time.time() * 1_000_000)
+    raw_sql(srv, "INSERT INTO outbox (seq, type, id, version, action, time_us) "
+                 f"VALUES (0, 'Patient', 'nobody', 1, 1, {now})")
+    raw_sql(srv, f"INSERT INTO job (kind, key, run_at_us) VALUES ('reindex', 'Patient', {now})")
+    raw_sql(srv, "INSERT INTO job (kind, key, run_at_us) VALUES ('reindex', 'Observation', "
+                 f"{now + 2 * 3600 * 1_000_000})")
+    assert c.get("/admin/clock").json["work"] == {"events": 1, "jobsDue": 1}
+    # moving the clock wakes the worker: the event is handled, the due job runs, and the job
+    # of two hours later is due then
+    r = c.post("/admin/clock", body={"advance": "PT1M"})
+    assert r.status == 200, r
+    settle(c)
+    assert c.get("/admin/clock").json["work"] == {"events": 0, "jobsDue": 0}
+    assert run_job_count(srv) == 0
+    assert c.post("/admin/clock", body={"advance": "3 hours"}).status == 200
+    settle(c)
+    assert run_job_count(srv, "kind = 'reindex'") == 0
+
+
+def run_job_count(srv, where="kind = 'reindex' AND key = 'Patient'"):
+    """The jobs in the served database (sqlite3 or psql): by default the reindex of Patient."""
+    sql = f"SELECT count(*) FROM job WHERE {where}"
     if ON_POSTGRES:
         cmd = [shutil.which("psql"), "-At", str(srv.db), "-c", sql]
     else:

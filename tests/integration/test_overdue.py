@@ -12,7 +12,7 @@ import os
 import time
 import zoneinfo
 
-from conftest import ROOT, create, patient, run_cli
+from conftest import ROOT, create, patient, run_cli, settle
 from test_access import STAFF_SCOPES, sign_in
 from test_login import APP_URI, PASSWORD
 
@@ -63,11 +63,6 @@ def wait_for(check, timeout=20.0):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.1)
-
-
-def settle():
-    """Time for the worker to have run anything that was due (it polls every 200 ms)."""
-    time.sleep(1.5)
 
 
 def overdue_mark(task):
@@ -132,7 +127,7 @@ def test_marked_overdue_when_the_clock_passes_the_due_time(make_server):
     moved = put(c, moved, restriction={"period": {"end": monday.isoformat()}})
 
     set_clock(srv, friday - datetime.timedelta(minutes=1))
-    settle()
+    settle(c)
     assert overdue_mark(read(c, late["id"])) is None, "marked before its due time"
     assert read(c, late["id"])["meta"]["versionId"] == "1"
 
@@ -145,7 +140,7 @@ def test_marked_overdue_when_the_clock_passes_the_due_time(make_server):
     assert t["note"][-1]["authorString"] == "Concerto engine"
     assert t["note"][-1]["text"] == (f"Overdue: it was due {friday:%Y-%m-%d} 17:00 "
                                      "America/New_York and is still ready.")
-    settle()
+    settle(c)
     assert read(c, done["id"])["meta"]["versionId"] == done["meta"]["versionId"]
     assert overdue_mark(read(c, moved["id"])) is None
 
@@ -162,7 +157,7 @@ def test_marked_overdue_when_the_clock_passes_the_due_time(make_server):
     assert t["note"][-1]["text"] == (f"Due time moved to {tuesday:%Y-%m-%d} 17:00 "
                                      "America/New_York: no longer overdue.")
     version = t["meta"]["versionId"]
-    settle()
+    settle(c)
     assert read(c, late["id"])["meta"]["versionId"] == version
     set_clock(srv, tuesday + datetime.timedelta(minutes=1))
     assert wait_for(lambda: overdue_mark(read(c, late["id"]))) == tuesday.isoformat()
@@ -223,7 +218,7 @@ def test_escalation_steps_in_order_each_once(make_server):
     deadline = datetime.datetime.combine(business_day_after(friday.date()),
                                          datetime.time(23, 59, 59), NY)
     set_clock(srv, deadline - datetime.timedelta(hours=1))
-    settle()
+    settle(c)
     t = read(c, tid)
     assert escalated(t) == 1 and t["meta"]["versionId"] == step1, "step 2 ran early"
 
@@ -238,7 +233,7 @@ def test_escalation_steps_in_order_each_once(make_server):
     # the new owner hears of it; nothing runs again
     assert wait_for(lambda: len(notifications(c, f"recipient=Practitioner/{boss}")) == 1)
     set_clock(srv, deadline + datetime.timedelta(days=3))
-    settle()
+    settle(c)
     assert read(c, tid)["meta"]["versionId"] == step2
     sent = about(c, pid, tid)
     # the owner's assignment at creation, step 1's notice, the boss's assignment
@@ -263,8 +258,7 @@ def test_a_crash_after_the_mark_duplicates_nothing(make_server):
     count = len(about(c, pid, tid))
     # past the claim's lease, before step 2: whatever was unanswered runs again
     set_clock(srv, friday + datetime.timedelta(minutes=5))
-    settle()
-    settle()
+    settle(c)
     assert read(c, tid)["meta"]["versionId"] == version
     assert len(about(c, pid, tid)) == count == 2
 
@@ -304,7 +298,7 @@ def test_assignment_notifies_the_new_owner_but_a_claim_nobody(make_server):
     # someone else assigns: one notification, in the owner's inbox
     t = put(c, task(), owner={"reference": "Practitioner/p2"})
     assert wait_for(lambda: notifications(c, "recipient=Practitioner/p2"))
-    settle()
+    settle(c)
     sent = notifications(c, "recipient=Practitioner/p2")
     assert len(sent) == 1
     n = sent[0]
@@ -327,7 +321,7 @@ def test_assignment_notifies_the_new_owner_but_a_claim_nobody(make_server):
     # then is given another by someone else: that one she hears of, and only that one
     given = put(c, task(), owner={"reference": "Practitioner/p1"})
     assert wait_for(lambda: notifications(c, "recipient=Practitioner/p1"))
-    settle()
+    settle(c)
     sent = notifications(c, "recipient=Practitioner/p1")
     assert [s["about"][0]["reference"] for s in sent] == [f"Task/{given['id']}"]
     # and reads her inbox with her own token

@@ -9,8 +9,11 @@ import subprocess
 import time
 import uuid
 
-from conftest import ON_POSTGRES, assert_outcome, create, patient
+from conftest import ON_POSTGRES, assert_outcome, create, patient, settle
 from test_access import as_, world  # noqa: F401 (a fixture: people with accounts and care teams)
+
+# --test-clock: settle() waits for the engine's work (GET /admin/clock)
+SERVER_ARGS = ("--test-clock",)
 
 EXT = "http://concerto.dev/fhir/StructureDefinition/"
 SNOMED = "http://snomed.info/sct"
@@ -168,7 +171,7 @@ def test_a_false_condition_makes_nothing(client):
     create(client, referral(pid, "something else"))
     # a draft referral is not a referral-created event either
     create(client, referral(pid, t, status="draft"))
-    time.sleep(1.5)
+    settle(client)
     assert tasks_of(client, pid) == []
     assert found(client, f"CarePlan?subject=Patient/{pid}") == []
 
@@ -182,7 +185,7 @@ def test_an_unrelated_update_does_not_fire_again(client):
     body = dict(sr, note=[{"text": "called the clinic"}])
     body.pop("meta")
     assert client.put(f"ServiceRequest/{sr['id']}", body).status == 200
-    time.sleep(1.5)
+    settle(client)
     assert len(tasks_of(client, pid)) == 1
 
 
@@ -293,6 +296,7 @@ def test_apply_and_dry_run(client, server):
         action("later", f"urn:test:ad:{t}", trigger=None, after="enrol")]))
     pid, coordinator = enrolled_patient(client)
     url = f"PlanDefinition/{pd['id']}/$apply"
+    settle(client)  # what the engine does for the writes above is done: it writes nothing later
     before = client.last_change()
     r = client.get(f"{url}?subject=Patient/{pid}&dryRun=true")
     assert r.status == 200, r
@@ -345,6 +349,7 @@ def test_apply_and_dry_run(client, server):
 
 def test_a_protocol_that_cannot_run_is_refused(client):
     t = tag()
+    settle(client)  # the engine's work for the tests before is done: it writes nothing later
     before = client.last_change()
     cases = [
         (plan(f"urn:test:{t}", [action("a", "urn:x", condition="code.text = ")]),

@@ -7,8 +7,8 @@ to end. On SQLite and PostgreSQL."""
 import datetime
 import zoneinfo
 
-from conftest import ON_POSTGRES, assert_outcome, create, fresh_database, run_cli
-from test_overdue import CLOCK_ARGS, set_clock, settle, wait_for
+from conftest import ON_POSTGRES, assert_outcome, create, fresh_database, run_cli, settle
+from test_overdue import CLOCK_ARGS, set_clock, wait_for
 from test_protocols import WORKFLOW, activity, enrolled_patient, found, tag
 
 NY = zoneinfo.ZoneInfo("America/New_York")
@@ -80,7 +80,7 @@ def test_weekly_on_local_time_across_dst_until_enrolment_ends(make_server):
     url = f"urn:test:ad:{t}"
 
     set_clock(srv, at("2028-03-13 08:59"))
-    settle()
+    settle(c)
     assert made(c, pid, url) == {}
 
     set_clock(srv, at("2028-03-13 09:00:01"))
@@ -102,7 +102,7 @@ def test_weekly_on_local_time_across_dst_until_enrolment_ends(make_server):
 
     set_clock(srv, at("2028-03-20 09:00:01"))
     assert wait_for(lambda: len(made(c, pid, url)) == 2)
-    settle()
+    settle(c)
     tasks = made(c, pid, url)
     assert sorted(tasks) == ["2028-03-13", "2028-03-20"]
     assert tasks["2028-03-20"]["authoredOn"] == "2028-03-20T09:00:00.000-04:00"
@@ -111,8 +111,7 @@ def test_weekly_on_local_time_across_dst_until_enrolment_ends(make_server):
     put(c, episode, status="finished",
         period={"start": monday.isoformat(), "end": at("2028-03-21 12:00").isoformat()})
     set_clock(srv, at("2028-03-27 09:00:01"))
-    settle()
-    settle()
+    settle(c)
     assert sorted(made(c, pid, url)) == ["2028-03-13", "2028-03-20"]
 
 
@@ -126,7 +125,7 @@ def test_a_plan_written_after_enrolment_schedules_changing_it_reschedules_retiri
     other, _ = enrolled_patient(c)
     create(c, {"resourceType": "EpisodeOfCare", "status": "finished",
                "patient": {"reference": f"Patient/{other}"}})
-    settle()
+    settle(c)
     t = tag()
     url = f"urn:test:ad:{t}"
     plan = setup_weekly(c, t)
@@ -144,8 +143,7 @@ def test_a_plan_written_after_enrolment_schedules_changing_it_reschedules_retiri
     plan = put(c, plan, action=weekly_plan(t, timing={"repeat": {"period": 14,
                                                                  "periodUnit": "d"}})["action"])
     set_clock(srv, at("2027-11-15 09:00:01"))
-    settle()
-    settle()
+    settle(c)
     assert sorted(made(c, pid, url)) == ["2027-11-01", "2027-11-08"]
     set_clock(srv, at("2027-11-22 09:00:01"))
     assert wait_for(lambda: len(made(c, pid, url)) == 3)
@@ -153,8 +151,7 @@ def test_a_plan_written_after_enrolment_schedules_changing_it_reschedules_retiri
 
     put(c, plan, status="retired")
     set_clock(srv, at("2027-12-06 09:00:01"))
-    settle()
-    settle()
+    settle(c)
     assert sorted(made(c, pid, url)) == ["2027-11-01", "2027-11-08", "2027-11-22"]
 
 
@@ -168,7 +165,7 @@ def test_a_crash_after_an_occurrence_duplicates_nothing(make_server):
     setup_weekly(c, t)
     pid, _ = enrolled_patient(c)
     enrol(c, pid, monday)
-    settle()
+    settle(c)
     set_clock(srv, at("2028-05-08 09:00:01"))
     assert wait_for(lambda: made(c, pid, url))
     srv.kill()  # SIGKILL: the job's completion may not have been written
@@ -177,12 +174,11 @@ def test_a_crash_after_an_occurrence_duplicates_nothing(make_server):
     # past the claim's lease, before the next occurrence: whatever was unanswered runs again
     set_clock(srv, at("2028-05-08 09:05"))
     c = srv.client
-    settle()
-    settle()
+    settle(c)
     assert list(made(c, pid, url)) == ["2028-05-08"]
     set_clock(srv, at("2028-05-15 09:00:01"))
     assert wait_for(lambda: len(made(c, pid, url)) == 2)
-    settle()
+    settle(c)
     assert sorted(made(c, pid, url)) == ["2028-05-08", "2028-05-15"]
 
 
@@ -218,7 +214,7 @@ def test_the_built_in_periodic_protocols(tmp_path, make_server):
     c = srv.client
     pid, coordinator = enrolled_patient(c)
     enrol(c, pid, enrolled)
-    settle()
+    settle(c)
     base = "http://concerto.dev/fhir/ActivityDefinition/"
 
     # a month later: the check-in, due in 5 business days, Labor Day (Monday 2027-09-06) skipped
@@ -247,6 +243,6 @@ def test_the_built_in_periodic_protocols(tmp_path, make_server):
     assert review["restriction"]["period"]["end"] == "2027-11-16T23:59:59.999-05:00"
     # the check-ins of September and October, the one missed while the clock jumped made once
     assert wait_for(lambda: len(made(c, pid, base + "routine-check-in")) == 2)
-    settle()
+    settle(c)
     assert sorted(made(c, pid, base + "routine-check-in")) == ["2027-09-03", "2027-10-03"]
     assert list(made(c, pid, base + "review-care-plan")) == ["2027-11-01"]
