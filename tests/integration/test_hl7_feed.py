@@ -569,3 +569,41 @@ def test_admin_api(make_server):
     assert_outcome(get("/admin/hl7/messages/1", method="DELETE"), 405, "not-supported")
     assert_outcome(get("/admin/hl7", token=nurse), 403, "forbidden", "only administrators")
     assert_outcome(srv.client.request("GET", "/admin/hl7", auth=None), 401, "login")
+
+
+def test_every_other_event_step_by_step(feed):
+    """A05, A04, A06, A02, A12, A07, A31 of one stay, as Concerto applies each."""
+    peer = Mllp(feed.mllp_port)
+    client = feed.client
+
+    def send(name):
+        ack = peer.exchange((DATA / f"{name}.hl7").read_bytes().decode())
+        assert msa(ack)[1] == "AA", (name, ack)
+        return one(client, f"Encounter?identifier={GOODHEALTH}|V5001")
+
+    e = send("adt_a05_v251")  # pre-admission
+    assert e["status"] == "planned" and e["class"]["code"] == "PRENC"
+    assert e["period"]["start"] == "2026-03-18T07:00:00-05:00"
+    e = send("adt_a04_outpatient_v251")  # registered for outpatient surgery
+    assert e["status"] == "in-progress" and e["class"]["code"] == "AMB"
+    e = send("adt_a06_v251")  # outpatient to inpatient
+    assert e["status"] == "in-progress" and e["class"]["code"] == "IMP"
+    assert "3EAST" in e["location"][0]["location"]["display"]
+    e = send("adt_a02_v251")  # transfer to intensive care
+    assert "ICU" in e["location"][0]["location"]["display"]
+    e = send("adt_a12_v251")  # the transfer cancelled: back where it was
+    assert "3EAST" in e["location"][0]["location"]["display"]
+    assert e["class"]["code"] == "IMP" and e["status"] == "in-progress"
+    e = send("adt_a07_v251")  # inpatient to outpatient
+    assert e["class"]["code"] == "AMB"
+    rosa = one(client, f"Patient?identifier={GOODHEALTH}|556677")
+    assert rosa["address"][0]["line"] == ["22 Oak Ave"]
+    ack = peer.exchange((DATA / "adt_a31_v251.hl7").read_bytes().decode())
+    assert msa(ack)[1] == "AA", ack
+    rosa = one(client, f"Patient?identifier={GOODHEALTH}|556677")
+    assert rosa["address"][0]["line"] == ["9 Pine Ct"]
+    assert {"system": "phone", "value": "(217) 5550999", "use": "home"} in rosa["telecom"]
+    # A31 (update person) touches no visit
+    assert one(client, f"Encounter?identifier={GOODHEALTH}|V5001")["meta"]["versionId"] == \
+        e["meta"]["versionId"]
+    peer.close()
