@@ -506,7 +506,7 @@ static status_t apply(msg_t *m, err_t *err)
             m->plan_reason =
                 arena_strdup(m->arena, why.nissues ? why.issues[0].message : "refused");
         err_release(&why);
-        rc = store_run(m->ingest->store, apply_txn, m, err);
+        rc = store_run_on(m->conn, apply_txn, m, false, err);
         if (rc != ERR_VERSION_CONFLICT || attempt + 1 >= MAX_RETRIES)
             break;
         err_reset(err);
@@ -540,8 +540,7 @@ void hl7_ingest_handle(void *arg, store_conn_t *conn, const hl7_inbound_t *in, b
     store_arg_t s = {.m = &m};
     /* stored without waiting for the disk when it is to be applied: the apply's durable
        commit makes it durable before anything is sent; a rejected one is answered at once */
-    status_t rc = m.reject_text ? store_run(m.ingest->store, store_txn, &s, &err)
-                                : store_run_relaxed(m.ingest->store, store_txn, &s, &err);
+    status_t rc = store_run_on(conn, store_txn, &s, !m.reject_text, &err);
     const char *answer_text = NULL;
     if (rc) {
         m.id = 0;

@@ -1938,6 +1938,7 @@ static status_t pg_load_keys(void *opaque, const store_keys_t *keys, err_t *err)
 
 const store_driver_t store__pg_driver = {
     .name = "postgresql",
+    .concurrent_writers = true,
     .open = pg_open,
     .close = pg_close,
     .migrate = pg_migrate,

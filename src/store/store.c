@@ -57,7 +57,8 @@ struct store {
     txn_item_t *head, *tail;
     bool closing;
     void *writer_conn;
-    int64_t last_time_us;
+    _Atomic int64_t last_time_us; /* of the last transaction begun (the writer's or
+                                     store_run_on's) */
 
     bool has_replica;
     int64_t replica_max_lag_us;
@@ -125,6 +126,19 @@ static int64_t now_us(void)
 
 static void *writer_main(void *arg);
 
+/* The time of a transaction that begins now: after every earlier one's, so that lastUpdated
+ * grows with seq in one process. */
+static int64_t next_time(store_t *store)
+{
+    int64_t t = now_us();
+    int64_t last = atomic_load(&store->last_time_us);
+    for (;;) {
+        int64_t mine = t > last ? t : last + 1;
+        if (atomic_compare_exchange_weak(&store->last_time_us, &last, mine))
+            return mine;
+    }
+}
+
 bool store_location_is_postgres(const char *location)
 {
     return !strncmp(location, "postgresql://", 13) || !strncmp(location, "postgres://", 11);
@@ -152,6 +166,7 @@ status_t store__open_driver(const store_driver_t *driver, const char *location,
         return err_set(err, ERR_INVALID, NULL,
                        "the read replica must be a PostgreSQL URI (postgresql://...)");
     store_t *store = xcalloc(1, sizeof(*store));
+    atomic_init(&store->last_time_us, 0);
     store->driver = driver;
     store->location = xstrdup(location);
     store->has_replica = options->replica != NULL;
@@ -601,6 +616,36 @@ status_t store_run_relaxed(store_t *store, store_txn_fn fn, void *arg, err_t *er
     return run(store, fn, arg, true, err);
 }
 
+status_t store_run_on(store_conn_t *conn, store_txn_fn fn, void *arg, bool relaxed, err_t *err)
+{
+    store_t *store = conn->store;
+    const store_driver_t *d = store->driver;
+    if (!d->concurrent_writers)
+        return relaxed ? store_run_relaxed(store, fn, arg, err) : store_run(store, fn, arg, err);
+    store_conn_t *primary = conn->primary ? conn->primary : conn;
+    void *dc = primary->conn;
+    commit_hooks_t hooks = {0};
+    store_txn_t txn = {.store = store, .conn = dc, .hooks = &hooks};
+    txn.time_us = next_time(store);
+    store__format_instant(txn.time_us, txn.time_text);
+    status_t rc = relaxed && d->begin_relaxed ? d->begin_relaxed(dc, err) : d->begin(dc, err);
+    if (rc)
+        return rc;
+    rc = fn(&txn, arg, err);
+    if (rc && err->code == ERR_OK)
+        err_set(err, rc, NULL, "the transaction failed");
+    if (rc) {
+        d->rollback(dc);
+    } else if ((rc = d->commit(dc, err))) {
+        d->rollback(dc);
+    } else {
+        for (size_t k = 0; k < hooks.n; k++)
+            hooks.items[k].fn(hooks.items[k].arg);
+    }
+    free(hooks.items);
+    return rc;
+}
+
 int64_t store_txn_time_us(store_txn_t *txn)
 {
     return txn->time_us;
@@ -921,10 +966,7 @@ static void run_batch(store_t *store, txn_item_t *items)
         for (txn_item_t *it = items; it; it = it->next, i++) {
             store_txn_t txn = {.store = store, .conn = store->writer_conn, .hooks = &hooks};
             size_t first_hook = hooks.n;
-            int64_t t = now_us();
-            if (t <= store->last_time_us)
-                t = store->last_time_us + 1;
-            store->last_time_us = t;
+            int64_t t = next_time(store);
             txn.time_us = t;
             store__format_instant(t, txn.time_text);
             rcs[i] = alone ? ERR_OK : d->savepoint(store->writer_conn, &errs[i]);

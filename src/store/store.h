@@ -199,6 +199,17 @@ status_t store_run(store_t *store, store_txn_fn fn, void *arg, err_t *err);
  */
 status_t store_run_relaxed(store_t *store, store_txn_fn fn, void *arg, err_t *err);
 
+/*
+ * store_run (relaxed: store_run_relaxed) on conn itself rather than on the store's writer,
+ * where the driver lets several connections write at once (PostgreSQL): a transaction of its
+ * own, committed on its own, concurrently with the writer's and with other callers'. For a
+ * thread with a connection of its own and many small transactions to run in parallel with
+ * others (the HL7 feed's workers). Where one connection writes (SQLite), the same as
+ * store_run. Its commit hooks run on the caller's thread after the commit. conn must not be
+ * in use elsewhere meanwhile; a replica connection writes on its primary.
+ */
+status_t store_run_on(store_conn_t *conn, store_txn_fn fn, void *arg, bool relaxed, err_t *err);
+
 /* The time of this transaction: every version it writes gets it as lastUpdated. */
 int64_t store_txn_time_us(store_txn_t *txn);
 /* The same time as a FHIR instant, e.g. "2026-11-22T15:04:05.123Z" (borrowed from txn). */

@@ -41,6 +41,9 @@ typedef struct {
 
 typedef struct {
     const char *name;
+    /* Several connections may each run a write transaction at once (store_run_on); false:
+       the writer's connection is the only one that writes (SQLite) */
+    bool concurrent_writers;
     status_t (*open)(const char *location, const store_options_t *options, void **out_db,
                      err_t *err);
     void (*close)(void *db);

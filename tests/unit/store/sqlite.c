@@ -585,6 +585,80 @@ static void test_interrupted_bulk_load_is_repaired_at_open(void **state)
     err_release(&err);
 }
 
+typedef struct {
+    store_t *store;
+    int index;
+} runner_t;
+
+static void *run_on_thread(void *arg)
+{
+    runner_t *r = arg;
+    store_conn_t *conn;
+    err_t err = ERR_INIT;
+    assert_int_equal(store_connect(r->store, &conn, &err), ERR_OK);
+    for (int i = 0; i < 25; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "r%d-%d", r->index, i);
+        put_arg_t a = {.type = "Basic", .id = id, .json = "{\"resourceType\":\"Basic\"}"};
+        assert_int_equal(store_run_on(conn, put_txn, &a, i % 2 == 0, &err), ERR_OK);
+        assert_int_equal(a.version, 1);
+    }
+    /* a failing transaction leaves nothing */
+    put_arg_t bad = {.type = "Basic", .id = "never", .json = "{}", .fail_with = ERR_RULE};
+    char id[32];
+    snprintf(id, sizeof(id), "never-%d", r->index);
+    bad.id = id;
+    assert_int_equal(store_run_on(conn, put_txn, &bad, false, &err), ERR_RULE);
+    err_release(&err);
+    store_disconnect(conn);
+    return NULL;
+}
+
+/* Transactions run on callers' own connections (store_run_on) at once, alongside the
+ * writer's: every one committed or rolled back alone, their times distinct. */
+static void test_run_on_connections(void **state)
+{
+    (void)state;
+    store_t *store;
+    err_t err = ERR_INIT;
+    assert_int_equal(store_open(test_location, NULL, &store, &err), ERR_OK);
+    pthread_t threads[4];
+    runner_t runners[4];
+    for (int i = 0; i < 4; i++) {
+        runners[i] = (runner_t){store, i};
+        pthread_create(&threads[i], NULL, run_on_thread, &runners[i]);
+    }
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "w%d", i);
+        put_ok(store, "Basic", id, "{\"resourceType\":\"Basic\"}", 1);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(threads[i], NULL);
+    store_conn_t *conn;
+    assert_int_equal(store_connect(store, &conn, &err), ERR_OK);
+    int64_t count = 0;
+    assert_int_equal(store_count(conn, "Basic", &count, &err), ERR_OK);
+    assert_int_equal(count, 4 * 25 + 10);
+    arena_t arena;
+    arena_init(&arena);
+    store_version_t v;
+    assert_int_equal(store_read(conn, "Basic", "never-0", 0, &arena, &v, &err), ERR_NOT_FOUND);
+    err_reset(&err);
+    /* every version has a time of its own */
+    store_history_query_t q = {.since_us = INT64_MIN, .before_seq = INT64_MAX, .count = 200};
+    store_history_t h;
+    assert_int_equal(store_history(conn, &q, &arena, &h, &err), ERR_OK);
+    assert_int_equal(h.n, 110);
+    for (size_t i = 0; i < h.n; i++)
+        for (size_t j = i + 1; j < h.n; j++)
+            assert_true(h.versions[i].updated_us != h.versions[j].updated_us);
+    arena_release(&arena);
+    store_disconnect(conn);
+    store_close(store);
+    err_release(&err);
+}
+
 static long file_size(const char *path)
 {
     struct stat st;
@@ -633,6 +707,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failing_transaction_rolls_back_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_hooks_follow_the_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_leave_database_intact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_on_connections, setup, teardown),
     };
     const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test(test_open_failure_is_an_error),
