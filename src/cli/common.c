@@ -4,6 +4,7 @@
 #include "cli/common.h"
 
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 #include "base/log.h"
@@ -87,4 +88,37 @@ void cli_close_store(store_t *store, bool finish_reindex)
     }
     repo_params_close();
     store_close(store);
+}
+
+int cli_start(const char *name, const char *help, int argc, char **argv, const char *const *known,
+              const char *const *switches, settings_t *s, bool params, store_t **store, err_t *err)
+{
+    *store = NULL;
+    int status = cli_settings(name, help, argc, argv, known, switches, s);
+    if (status >= 0)
+        return status;
+    store_options_t options;
+    store_options_init(&options);
+    options.create = false;
+    status_t rc = params ? cli_open_store(s, &options, store, err)
+                         : store_open(settings_get(s, "db", CLI_DEFAULT_DB), &options, store, err);
+    if (rc) {
+        *store = NULL;
+        cli_report(name, err);
+        return 1;
+    }
+    return -1;
+}
+
+void cli_format_utc(int64_t us, char *out, size_t size)
+{
+    if (!us) {
+        snprintf(out, size, "-");
+        return;
+    }
+    time_t seconds = (time_t)(us / 1000000);
+    struct tm tm;
+    gmtime_r(&seconds, &tm);
+    snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }

@@ -5,6 +5,8 @@
 #define CONCERTO_CLI_COMMON_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "base/err.h"
 #include "cli/settings.h"
@@ -26,6 +28,17 @@ status_t cli_store_options(const settings_t *s, store_options_t *options, err_t 
  * its custom search parameters (repo_params_open). */
 status_t cli_open_store(const settings_t *s, const store_options_t *options, store_t **out,
                         err_t *err);
+/*
+ * A command on an existing database: parses settings (cli_settings), then opens the store of
+ * the "db" setting without creating it: with its search parameters (cli_open_store, closed
+ * with cli_close_store) when params, else bare (store_close). Returns -1 when the command
+ * should go on with *store open, else the exit status (1 when the store could not be opened,
+ * reported as "concerto NAME: ...").
+ */
+int cli_start(const char *name, const char *help, int argc, char **argv, const char *const *known,
+              const char *const *switches, settings_t *s, bool params, store_t **store, err_t *err);
+/* "2026-03-08T06:59:00Z" (UTC, seconds), or "-" for 0. */
+void cli_format_utc(int64_t us, char *out, size_t size);
 /* Closes what cli_open_store opened; finish_reindex: first run the reindex jobs that
  * SearchParameter writes scheduled (else a server's worker runs them later). */
 void cli_close_store(store_t *store, bool finish_reindex);

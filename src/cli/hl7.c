@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/calendar.h"
 #include "base/jv.h"
@@ -74,42 +73,10 @@ static const char reprocess_help[] =
     "                   the zone of times without an offset (default: America/New_York;\n"
     "                   as serve)\n" DB_HELP;
 
-static int start(const char *name, const char *help, int argc, char **argv,
-                 const char *const *known, settings_t *s, store_t **store, bool params, err_t *err)
-{
-    int status = cli_settings(name, help, argc, argv, known, NULL, s);
-    if (status >= 0)
-        return status;
-    store_options_t options;
-    store_options_init(&options);
-    options.create = false;
-    status_t rc = params ? cli_open_store(s, &options, store, err)
-                         : store_open(settings_get(s, "db", CLI_DEFAULT_DB), &options, store, err);
-    if (rc) {
-        *store = NULL;
-        cli_report(name, err);
-        return 1;
-    }
-    return -1;
-}
-
-static void format_utc(int64_t us, char *out, size_t size)
-{
-    if (!us) {
-        snprintf(out, size, "-");
-        return;
-    }
-    time_t seconds = (time_t)(us / 1000000);
-    struct tm tm;
-    gmtime_r(&seconds, &tm);
-    snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
 static void print_line(const store_hl7_message_t *m)
 {
     char when[40];
-    format_utc(m->received_us, when, sizeof(when));
+    cli_format_utc(m->received_us, when, sizeof(when));
     printf("%lld %s %s %s %s %s %s%s%s\n", (long long)m->id, when, m->status,
            *m->type ? m->type : "-", m->sender, *m->control_id ? m->control_id : "-",
            m->patient ? m->patient : "-", m->reason ? " " : "", m->reason ? m->reason : "");
@@ -135,7 +102,7 @@ static int hl7_list(int argc, char **argv)
     err_t err = ERR_INIT;
     arena_t arena;
     arena_init(&arena);
-    int status = start("hl7 list", list_help, argc, argv, known, &s, &store, false, &err);
+    int status = cli_start("hl7 list", list_help, argc, argv, known, NULL, &s, false, &store, &err);
     if (status >= 0)
         goto out;
     status = 2;
@@ -218,7 +185,7 @@ static int hl7_show(int argc, char **argv)
     err_t err = ERR_INIT;
     arena_t arena;
     arena_init(&arena);
-    int status = start("hl7 show", show_help, argc, argv, known, &s, &store, false, &err);
+    int status = cli_start("hl7 show", show_help, argc, argv, known, NULL, &s, false, &store, &err);
     if (status >= 0)
         goto out;
     int64_t id;
@@ -235,7 +202,7 @@ static int hl7_show(int argc, char **argv)
     }
     print_line(&m);
     char when[40];
-    format_utc(m.processed_us, when, sizeof(when));
+    cli_format_utc(m.processed_us, when, sizeof(when));
     printf("peer: %s\nprocessed: %s (attempts: %lld)\nencounter: %s\n\n", m.peer, when,
            (long long)m.attempts, m.encounter ? m.encounter : "-");
     print_segments(m.text, m.text_len);
@@ -264,7 +231,8 @@ static int hl7_reprocess(int argc, char **argv)
     hl7_ingest_t *ingest = NULL;
     calendar_t *calendar = NULL;
     err_t err = ERR_INIT;
-    int status = start("hl7 reprocess", reprocess_help, argc, argv, known, &s, &store, true, &err);
+    int status =
+        cli_start("hl7 reprocess", reprocess_help, argc, argv, known, NULL, &s, true, &store, &err);
     if (status >= 0)
         goto out;
     status = 2;

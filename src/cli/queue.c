@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/clock.h"
 #include "cli/commands.h"
@@ -48,32 +47,6 @@ static const char replay_help[] =
     "\n"
     "  --all            every dead event\n" DB_HELP;
 
-static int start(const char *name, const char *help, int argc, char **argv,
-                 const char *const *known, const char *const *switches, settings_t *s,
-                 store_t **store, err_t *err)
-{
-    int status = cli_settings(name, help, argc, argv, known, switches, s);
-    if (status >= 0)
-        return status;
-    store_options_t options;
-    store_options_init(&options);
-    options.create = false;
-    if (store_open(settings_get(s, "db", CLI_DEFAULT_DB), &options, store, err)) {
-        cli_report(name, err);
-        return 1;
-    }
-    return -1;
-}
-
-static void format_utc(int64_t us, char *out, size_t size)
-{
-    time_t seconds = (time_t)(us / 1000000);
-    struct tm tm;
-    gmtime_r(&seconds, &tm);
-    snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
 static int queue_list(int argc, char **argv)
 {
     static const char *const known[] = {"db", NULL};
@@ -81,7 +54,8 @@ static int queue_list(int argc, char **argv)
     store_t *store = NULL;
     store_conn_t *conn = NULL;
     err_t err = ERR_INIT;
-    int status = start("queue list", list_help, argc, argv, known, NULL, &s, &store, &err);
+    int status =
+        cli_start("queue list", list_help, argc, argv, known, NULL, &s, false, &store, &err);
     if (status >= 0)
         goto out;
     status = 1;
@@ -109,7 +83,7 @@ static int queue_list(int argc, char **argv)
         for (size_t i = 0; !rc && i < n; i++) {
             const store_event_t *e = &events[i];
             char when[80];
-            format_utc(e->time_us, when, sizeof(when));
+            cli_format_utc(e->time_us, when, sizeof(when));
             printf("%lld %s/%s/_history/%lld %s attempts=%lld %s %s\n", (long long)e->event_id,
                    e->type, e->id, (long long)e->version, store_event_action_name(e->action),
                    (long long)e->attempts, when, e->last_error ? e->last_error : "");
@@ -155,7 +129,8 @@ static int queue_replay(int argc, char **argv)
     settings_t s = {0};
     store_t *store = NULL;
     err_t err = ERR_INIT;
-    int status = start("queue replay", replay_help, argc, argv, known, switches, &s, &store, &err);
+    int status = cli_start("queue replay", replay_help, argc, argv, known, switches, &s, false,
+                           &store, &err);
     if (status >= 0)
         goto out;
     bool all = settings_get(&s, "all", NULL) != NULL;

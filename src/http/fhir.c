@@ -1011,6 +1011,18 @@ static void handle_write(ctx_t *ctx, repo_action_t action, const char *type, con
     submit_prepared(ctx, pending, rc, &err);
 }
 
+/* What a search, $everything, $tcm or $apply needs of the request. */
+static http_search_request_t search_request(ctx_t *ctx)
+{
+    return (http_search_request_t){.thread = ctx->thread,
+                                   .req = ctx->req,
+                                   .arena = ctx->arena,
+                                   .base = ctx->base,
+                                   .params = ctx->params,
+                                   .nparams = ctx->nparams,
+                                   .caller = ctx->caller};
+}
+
 /* ---- routing ------------------------------------------------------------------------- */
 
 static void method_not_allowed(ctx_t *ctx, const char *allow, const char *what)
@@ -1051,13 +1063,7 @@ static bool valid_id(ctx_t *ctx, const char *id)
 
 static void handle_search(ctx_t *ctx, const h2o_iovec_t *seg, size_t nseg)
 {
-    http_search_request_t r = {.thread = ctx->thread,
-                               .req = ctx->req,
-                               .arena = ctx->arena,
-                               .base = ctx->base,
-                               .params = ctx->params,
-                               .nparams = ctx->nparams,
-                               .caller = ctx->caller};
+    http_search_request_t r = search_request(ctx);
     store_search_result_t result = {0};
     r.result = &result;
     buf_t body = BUF_INIT;
@@ -1090,13 +1096,7 @@ static void handle_everything(ctx_t *ctx, const char *id)
                            .types = param(ctx, "_type"),
                            .count = param(ctx, "_count"),
                            .page = param(ctx, "_page")};
-    http_search_request_t r = {.thread = ctx->thread,
-                               .req = ctx->req,
-                               .arena = ctx->arena,
-                               .base = ctx->base,
-                               .params = ctx->params,
-                               .nparams = ctx->nparams,
-                               .caller = ctx->caller};
+    http_search_request_t r = search_request(ctx);
     store_search_result_t result = {0};
     r.result = &result;
     buf_t body = BUF_INIT;
@@ -1144,13 +1144,7 @@ static void handle_tcm(ctx_t *ctx, const char *id)
     }
     if (post && ctx->req->entity.len && !check_body(ctx))
         return;
-    http_search_request_t r = {.thread = ctx->thread,
-                               .req = ctx->req,
-                               .arena = ctx->arena,
-                               .base = ctx->base,
-                               .params = ctx->params,
-                               .nparams = ctx->nparams,
-                               .caller = ctx->caller};
+    http_search_request_t r = search_request(ctx);
     buf_t body = BUF_INIT;
     err_t err = ERR_INIT;
     http_audit_patients_t patients = {0};
@@ -1212,13 +1206,7 @@ static void handle_apply(ctx_t *ctx, const char *id)
     }
     if (post && ctx->req->entity.len && !check_body(ctx))
         return;
-    http_search_request_t r = {.thread = ctx->thread,
-                               .req = ctx->req,
-                               .arena = ctx->arena,
-                               .base = ctx->base,
-                               .params = ctx->params,
-                               .nparams = ctx->nparams,
-                               .caller = ctx->caller};
+    http_search_request_t r = search_request(ctx);
     care_apply_t apply;
     err_t err = ERR_INIT;
     if (http__apply_parse(&r, id, post, &apply, &err)) {
@@ -1261,13 +1249,7 @@ static void handle_worklist(ctx_t *ctx)
     if (ctx->req->query_at != SIZE_MAX)
         ctx->audit_query = arena_strndup(ctx->arena, ctx->req->path.base + ctx->req->query_at + 1,
                                          ctx->req->path.len - ctx->req->query_at - 1);
-    http_search_request_t r = {.thread = ctx->thread,
-                               .req = ctx->req,
-                               .arena = ctx->arena,
-                               .base = ctx->base,
-                               .params = ctx->params,
-                               .nparams = ctx->nparams,
-                               .caller = ctx->caller};
+    http_search_request_t r = search_request(ctx);
     http_audit_patients_t patients = {0};
     buf_t body = BUF_INIT;
     err_t err = ERR_INIT;
