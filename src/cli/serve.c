@@ -109,7 +109,9 @@ static const char help[] =
     "                       largest message accepted (default: 1048576); a larger one is\n"
     "                       refused with an AR and kept in part\n"
     "  --mllp-connections N at most N MLLP connections at once (default: 512)\n"
-    "  --mllp-workers N     threads that store and apply messages (default: 4)\n"
+    "  --mllp-workers N     threads that store, apply and acknowledge messages, each with a\n"
+    "                       connection of its own (default: 16 with SQLite, where more\n"
+    "                       messages in flight share each commit; 4 with PostgreSQL)\n"
     "  --mllp-port-file FILE\n"
     "                       write the MLLP port to FILE once listening\n"
     "  --config FILE        read settings from FILE (env CONCERTO_CONFIG)\n";
@@ -238,8 +240,12 @@ int cli_serve(int argc, char **argv)
                    1L << 30, &mllp_max, &err) ||
         parse_size("mllp-connections", settings_get(&s, "mllp-connections", "512"), 1, 100000,
                    &mllp_connections, &err) ||
-        parse_size("mllp-workers", settings_get(&s, "mllp-workers", "4"), 1, 64, &mllp_workers,
-                   &err) ||
+        parse_size("mllp-workers",
+                   settings_get(&s, "mllp-workers",
+                                store_location_is_postgres(settings_get(&s, "db", CLI_DEFAULT_DB))
+                                    ? "4"
+                                    : "16"),
+                   1, 64, &mllp_workers, &err) ||
         (mllp && *mllp && parse_listen("mllp", mllp, &mllp_host, &mllp_port, &err)) ||
         cli_store_options(&s, &options, &err)) {
         status = 2;
