@@ -37,13 +37,9 @@
 #include "repo/repo.h"
 #include "repo/worker.h"
 
-#define COORDINATORS 4
+#include "bench.h"
 
-static void die(const char *what, err_t *err)
-{
-    fprintf(stderr, "bench: %s: %s\n", what, err_message(err));
-    exit(1);
-}
+#define COORDINATORS 4
 
 static double cpu_seconds(void)
 {
@@ -82,15 +78,15 @@ static void write_lines(store_t *store, const buf_t *text)
         while (b.n < PER_TXN && (nl = strchr(line, '\n'))) {
             json_t *json = jv_parse(line, (size_t)(nl - line), &err);
             if (!json)
-                die("parse", &err);
+                bench_die("parse", &err);
             const char *id = json_string_value(json_object_get(json, "id"));
             if (repo_prepare_resource(&b.writes[b.n++], REPO_UPDATE, json, id, 0, &arena, &err))
-                die("prepare", &err);
+                bench_die("prepare", &err);
             json_decref(json);
             line = nl + 1;
         }
         if (store_run(store, batch_txn, &b, &err))
-            die("write", &err);
+            bench_die("write", &err);
         err_release(&err);
         arena_release(&arena);
     }
@@ -151,11 +147,11 @@ static double drain(store_t *store)
     err_t err = ERR_INIT;
     store_conn_t *conn;
     if (store_connect(store, &conn, &err))
-        die("connect", &err);
+        bench_die("connect", &err);
     for (;;) {
         store_outbox_stats_t s;
         if (store_outbox_stats(conn, clock_now_us(), &s, &err))
-            die("outbox", &err);
+            bench_die("outbox", &err);
         if (s.dead)
             fprintf(stderr, "bench: %lld dead events\n", (long long)s.dead);
         if (s.pending == 0 && s.claimed == 0)
@@ -183,7 +179,7 @@ static long long count_of(store_t *store, const char *type, const char *name, co
     if (store_connect(store, &conn, &err) ||
         repo_search_plan(conn, &search, &arena, &plan, &query, &err) ||
         store_search(conn, &query, &arena, &found, &err))
-        die("count", &err);
+        bench_die("count", &err);
     long long n = (long long)found.total;
     store_disconnect(conn);
     arena_release(&arena);
@@ -192,32 +188,14 @@ static long long count_of(store_t *store, const char *type, const char *name, co
 
 int main(void)
 {
-    const char *env = getenv("BENCH_PATIENTS");
-    int npatients = env && atoi(env) > 0 ? atoi(env) : 500;
-    const char *location = getenv("BENCH_STORE");
-    char dir[] = "/tmp/concerto-bench-XXXXXX";
-    char path[256];
-    if (location) {
-        snprintf(path, sizeof(path), "%s", location);
-    } else {
-        if (!mkdtemp(dir))
-            return 1;
-        snprintf(path, sizeof(path), "%s/bench.db", dir);
-    }
+    int npatients = (int)bench_env_long("BENCH_PATIENTS", 500);
     log_set_level(LOG_WARNING); /* not a line per Task made */
-    store_options_t options;
-    store_options_init(&options);
-    const char *sync = getenv("BENCH_SYNC");
-    options.synchronous = sync && strcmp(sync, "normal") == 0 ? STORE_SYNC_NORMAL
-                          : sync && strcmp(sync, "off") == 0  ? STORE_SYNC_OFF
-                                                              : STORE_SYNC_FULL;
-    store_t *store;
+    const char *name, *sync;
+    store_t *store = bench_open_store(STORE_SYNC_FULL, &name, &sync);
     err_t err = ERR_INIT;
-    if (store_open(path, &options, &store, &err))
-        die("open", &err);
     care_builtin_report_t loaded;
     if (care_builtin_load(store, &loaded, &err))
-        die("protocols", &err);
+        bench_die("protocols", &err);
     care_engine_register();
     repo_worker_config_t config;
     repo_worker_config_init(&config);
@@ -227,13 +205,12 @@ int main(void)
     setup_resources(&text, npatients);
     write_lines(store, &text);
     if (repo_worker_start(store, &config, &err))
-        die("worker", &err);
+        bench_die("worker", &err);
     double setup_s = drain(store);
     repo_worker_stop();
     printf("%s, synchronous=%s: %zu protocol definitions, %d patients with a coordination "
            "team; the setup's events handled in %.1f s\n",
-           location ? "PostgreSQL" : "SQLite", sync ? sync : "full", loaded.created, npatients,
-           setup_s);
+           name, sync ? sync : "full", loaded.created, npatients, setup_s);
 
     buf_reset(&text);
     event_resources(&text, npatients);
@@ -244,7 +221,7 @@ int main(void)
     double cpu0 = cpu_seconds();
     int64_t start = clock_mono_us();
     if (repo_worker_start(store, &config, &err))
-        die("worker", &err);
+        bench_die("worker", &err);
     drain(store);
     double wall = (double)(clock_mono_us() - start) / 1e6;
     double cpu = cpu_seconds() - cpu0;
@@ -261,11 +238,6 @@ int main(void)
            cpu * 1e6 / (double)handled);
     printf("%lld Tasks made by protocols: %.0f per second\n", tasks, (double)tasks / wall);
     buf_release(&text);
-    store_close(store);
     err_release(&err);
-    if (location)
-        return 0;
-    char cmd[96];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : 1;
+    return bench_close_store(store);
 }

@@ -35,13 +35,9 @@
 #include "hl7/listener.h"
 #include "repo/repo.h"
 
-#define TARGET 2000.0
+#include "bench.h"
 
-static void die(const char *what, err_t *err)
-{
-    fprintf(stderr, "bench: %s: %s\n", what, err ? err_message(err) : "failed");
-    exit(1);
-}
+#define TARGET 2000.0
 
 static double now_s(void)
 {
@@ -95,7 +91,7 @@ static void *sender_main(void *arg)
     int on = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0)
-        die("connect", NULL);
+        bench_die("connect", NULL);
     buf_t msg = BUF_INIT, in = BUF_INIT;
     char chunk[8192];
     for (long n = 0; atomic_fetch_sub(&remaining, 1) > 0; n++) {
@@ -106,12 +102,12 @@ static void *sender_main(void *arg)
         buf_addch(&msg, 0x0d);
         double t0 = now_s();
         if (send(fd, msg.ptr, msg.len, MSG_NOSIGNAL) != (ssize_t)msg.len)
-            die("send", NULL);
+            bench_die("send", NULL);
         buf_reset(&in);
         while (!(in.len >= 2 && in.ptr[in.len - 2] == 0x1c && in.ptr[in.len - 1] == 0x0d)) {
             ssize_t got = recv(fd, chunk, sizeof(chunk), 0);
             if (got <= 0)
-                die("receive", NULL);
+                bench_die("receive", NULL);
             buf_add(&in, chunk, (size_t)got);
         }
         s->latencies[s->n++] = now_s() - t0;
@@ -128,35 +124,15 @@ static void *sender_main(void *arg)
 
 int main(void)
 {
-    const char *env = getenv("BENCH_CONNECTIONS");
-    int nsenders = env && atoi(env) > 0 ? atoi(env) : 16;
-    env = getenv("BENCH_MESSAGES");
-    long total = env && atol(env) > 0 ? atol(env) : 15000;
-    env = getenv("BENCH_WORKERS");
-    int workers = env && atoi(env) > 0 ? atoi(env) : 4;
-    const char *location = getenv("BENCH_STORE");
-    char dir[] = "/tmp/concerto-bench-XXXXXX";
-    char path[256];
-    if (location) {
-        snprintf(path, sizeof(path), "%s", location);
-    } else {
-        if (!mkdtemp(dir))
-            return 1;
-        snprintf(path, sizeof(path), "%s/bench.db", dir);
-    }
+    int nsenders = (int)bench_env_long("BENCH_CONNECTIONS", 16);
+    long total = bench_env_long("BENCH_MESSAGES", 15000);
+    int workers = (int)bench_env_long("BENCH_WORKERS", 4);
     log_set_level(LOG_WARNING);
-    store_options_t options;
-    store_options_init(&options);
-    const char *sync = getenv("BENCH_SYNC");
-    options.synchronous = sync && strcmp(sync, "normal") == 0 ? STORE_SYNC_NORMAL
-                          : sync && strcmp(sync, "off") == 0  ? STORE_SYNC_OFF
-                                                              : STORE_SYNC_FULL;
-    store_t *store;
+    const char *name, *sync;
+    store_t *store = bench_open_store(STORE_SYNC_FULL, &name, &sync);
     err_t err = ERR_INIT;
-    if (store_open(path, &options, &store, &err))
-        die("open", &err);
     if (repo_params_open(store, &err))
-        die("search parameters", &err);
+        bench_die("search parameters", &err);
     hl7_ingest_t *ingest = hl7_ingest_new(store, calendar_zone(calendar_default()));
     hl7_listener_config_t config;
     hl7_listener_config_init(&config);
@@ -164,7 +140,7 @@ int main(void)
     config.workers = workers;
     hl7_listener_t *listener;
     if (hl7_listener_start(store, &config, hl7_ingest_handle, ingest, &listener, &err))
-        die("listen", &err);
+        bench_die("listen", &err);
     port = hl7_listener_port(listener);
 
     atomic_init(&remaining, total);
@@ -192,7 +168,7 @@ int main(void)
     double rate = (double)n / wall;
     printf("%s, synchronous=%s, %d connections, %d workers: %zu ADT messages (A01, A08, A03) "
            "stored, applied and acknowledged in %.2f s\n",
-           location ? "PostgreSQL" : "SQLite", sync ? sync : "full", nsenders, workers, n, wall);
+           name, sync ? sync : "full", nsenders, workers, n, wall);
     printf("  %.0f messages/s; exchange p50 %.2f ms, p99 %.2f ms\n", rate, all[n / 2] * 1e3,
            all[(size_t)((double)n * 0.99)] * 1e3);
     printf("  ratio to the target of %.0f messages/s: %.2f (%s)\n", TARGET, rate / TARGET,
@@ -200,7 +176,7 @@ int main(void)
     hl7_listener_stop(listener);
     hl7_ingest_free(ingest);
     repo_params_close();
-    store_close(store);
+    int status = bench_close_store(store);
     free(all);
     free(senders);
     free(threads);
@@ -209,5 +185,5 @@ int main(void)
         fprintf(stderr, "bench: %ld messages were not accepted (AA)\n", bad);
         return 1;
     }
-    return 0;
+    return status;
 }

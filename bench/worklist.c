@@ -29,16 +29,12 @@
 #include "repo/repo.h"
 #include "repo/scope.h"
 
+#include "bench.h"
+
 #define COORDINATORS     4
 #define OPEN_PER_PATIENT 10
 #define DONE_PER_PATIENT 2
 #define TARGET_MS        10.0
-
-static void die(const char *what, err_t *err)
-{
-    fprintf(stderr, "bench: %s: %s\n", what, err_message(err));
-    exit(1);
-}
 
 typedef struct {
     repo_write_t *writes;
@@ -132,14 +128,14 @@ static void load(store_t *store, int npatients, int64_t now_us)
         for (char *line = text.ptr, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
             json_t *json = jv_parse(line, (size_t)(nl - line), &err);
             if (!json)
-                die("parse", &err);
+                bench_die("parse", &err);
             const char *id = json_string_value(json_object_get(json, "id"));
             if (repo_prepare_resource(&b.writes[b.n++], REPO_UPDATE, json, id, 0, &arena, &err))
-                die("prepare", &err);
+                bench_die("prepare", &err);
             json_decref(json);
         }
         if (store_run(store, batch_txn, &b, &err))
-            die("load", &err);
+            bench_die("load", &err);
         err_release(&err);
         buf_release(&text);
         arena_release(&arena);
@@ -166,32 +162,18 @@ int main(void)
         npatients = COORDINATORS;
     env = getenv("BENCH_RUNS");
     int runs = env && atoi(env) > 0 ? atoi(env) : 200;
-    const char *location = getenv("BENCH_STORE");
-    char dir[] = "/tmp/concerto-bench-XXXXXX";
-    char path[256];
-    if (location) {
-        snprintf(path, sizeof(path), "%s", location);
-    } else {
-        if (!mkdtemp(dir))
-            return 1;
-        snprintf(path, sizeof(path), "%s/bench.db", dir);
-    }
-    store_options_t options;
-    store_options_init(&options);
-    options.synchronous = STORE_SYNC_OFF;
-    store_t *store;
+    const char *name;
+    store_t *store = bench_open_store(STORE_SYNC_OFF, &name, NULL);
     err_t err = ERR_INIT;
-    if (store_open(path, &options, &store, &err))
-        die("open", &err);
     int64_t now_us = clock_now_us();
     int64_t load_start = clock_mono_us();
     load(store, npatients, now_us);
     if (store_run(store, analyze_txn, NULL, &err))
-        die("analyze", &err);
+        bench_die("analyze", &err);
     printf("%s: %d patients, %d open Tasks (%d of them on hold, %d unowned), %d completed; "
            "loaded in %.1f s\n",
-           location ? "PostgreSQL" : "SQLite", npatients, npatients * OPEN_PER_PATIENT, npatients,
-           npatients, npatients * DONE_PER_PATIENT, (double)(clock_mono_us() - load_start) / 1e6);
+           name, npatients, npatients * OPEN_PER_PATIENT, npatients, npatients,
+           npatients * DONE_PER_PATIENT, (double)(clock_mono_us() - load_start) / 1e6);
 
     arena_t arena;
     arena_init(&arena);
@@ -206,7 +188,7 @@ int main(void)
                                  .scopes = &user_all};
     store_conn_t *conn;
     if (store_connect(store, &conn, &err))
-        die("connect", &err);
+        bench_die("connect", &err);
     double *ms = arena_alloc(&arena, (size_t)runs * sizeof(double));
     worklist_t last = {0};
     for (int i = -5; i < runs; i++) { /* five to warm up */
@@ -216,7 +198,7 @@ int main(void)
         worklist_t w;
         int64_t start = clock_mono_us();
         if (worklist_run(conn, &q, &a, &w, &err))
-            die("worklist", &err);
+            bench_die("worklist", &err);
         int64_t took = clock_mono_us() - start;
         if (i >= 0)
             ms[i] = (double)took / 1000.0;
@@ -233,16 +215,7 @@ int main(void)
     printf(")\n%d runs: p50 %.2f ms (%.2fx the %.0f ms target), p99 %.2f ms (%.2fx)\n", runs, p50,
            p50 / TARGET_MS, TARGET_MS, p99, p99 / TARGET_MS);
     store_disconnect(conn);
-    store_close(store);
     arena_release(&arena);
     err_release(&err);
-    if (location)
-        return 0;
-    if (getenv("BENCH_KEEP")) {
-        printf("kept %s\n", path);
-        return 0;
-    }
-    char cmd[96];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : 1;
+    return bench_close_store(store);
 }
