@@ -395,28 +395,35 @@ out:
     return status;
 }
 
+static int user_disable(int argc, char **argv)
+{
+    return user_change("user disable", user_disable_help, USER_DISABLE, argc, argv);
+}
+
+static int user_enable(int argc, char **argv)
+{
+    return user_change("user enable", user_enable_help, USER_ENABLE, argc, argv);
+}
+
+static int user_reset_password(int argc, char **argv)
+{
+    return user_change("user reset-password", user_reset_help, USER_PASSWORD, argc, argv);
+}
+
+static int user_mfa_reset(int argc, char **argv)
+{
+    return user_change("user mfa-reset", user_mfa_help, USER_MFA, argc, argv);
+}
+
 int cli_user(int argc, char **argv)
 {
-    const char *sub = argc > 0 ? argv[0] : NULL;
-    if (!sub || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-        fputs(user_help, sub ? stdout : stderr);
-        return sub ? 0 : 2;
-    }
-    if (strcmp(sub, "add") == 0)
-        return user_add(argc - 1, argv + 1);
-    if (strcmp(sub, "list") == 0)
-        return user_list(argc - 1, argv + 1);
-    if (strcmp(sub, "disable") == 0)
-        return user_change("user disable", user_disable_help, USER_DISABLE, argc - 1, argv + 1);
-    if (strcmp(sub, "enable") == 0)
-        return user_change("user enable", user_enable_help, USER_ENABLE, argc - 1, argv + 1);
-    if (strcmp(sub, "reset-password") == 0)
-        return user_change("user reset-password", user_reset_help, USER_PASSWORD, argc - 1,
-                           argv + 1);
-    if (strcmp(sub, "mfa-reset") == 0)
-        return user_change("user mfa-reset", user_mfa_help, USER_MFA, argc - 1, argv + 1);
-    fprintf(stderr, "concerto user: unknown subcommand \"%s\" (see --help)\n", sub);
-    return 2;
+    static const cli_subcommand_t subs[] = {{"add", user_add},
+                                            {"list", user_list},
+                                            {"disable", user_disable},
+                                            {"enable", user_enable},
+                                            {"reset-password", user_reset_password},
+                                            {"mfa-reset", user_mfa_reset}};
+    return cli_dispatch("user", user_help, subs, sizeof(subs) / sizeof(subs[0]), argc, argv);
 }
 
 /* ---- client ------------------------------------------------------------------------------ */
@@ -559,17 +566,7 @@ out:
 
 int cli_client(int argc, char **argv)
 {
-    const char *sub = argc > 0 ? argv[0] : NULL;
-    if (!sub || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-        fputs(client_help, sub ? stdout : stderr);
-        return sub ? 0 : 2;
-    }
-    if (strcmp(sub, "add") == 0)
-        return client_add(argc - 1, argv + 1);
-    if (strcmp(sub, "list") == 0)
-        return client_list(argc - 1, argv + 1);
-    if (strcmp(sub, "remove") == 0)
-        return client_remove(argc - 1, argv + 1);
-    fprintf(stderr, "concerto client: unknown subcommand \"%s\" (see --help)\n", sub);
-    return 2;
+    static const cli_subcommand_t subs[] = {
+        {"add", client_add}, {"list", client_list}, {"remove", client_remove}};
+    return cli_dispatch("client", client_help, subs, sizeof(subs) / sizeof(subs[0]), argc, argv);
 }

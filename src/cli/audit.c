@@ -262,15 +262,6 @@ out:
 
 int cli_audit(int argc, char **argv)
 {
-    const char *sub = argc > 0 ? argv[0] : NULL;
-    if (!sub || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-        fputs(audit_help, sub ? stdout : stderr);
-        return sub ? 0 : 2;
-    }
-    if (strcmp(sub, "verify") == 0)
-        return audit_verify(argc - 1, argv + 1);
-    if (strcmp(sub, "export") == 0)
-        return audit_export(argc - 1, argv + 1);
-    fprintf(stderr, "concerto audit: unknown subcommand \"%s\" (see --help)\n", sub);
-    return 2;
+    static const cli_subcommand_t subs[] = {{"verify", audit_verify}, {"export", audit_export}};
+    return cli_dispatch("audit", audit_help, subs, sizeof(subs) / sizeof(subs[0]), argc, argv);
 }

@@ -122,3 +122,18 @@ void cli_format_utc(int64_t us, char *out, size_t size)
     snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
+
+int cli_dispatch(const char *command, const char *help, const cli_subcommand_t *subs, size_t n,
+                 int argc, char **argv)
+{
+    const char *sub = argc > 0 ? argv[0] : NULL;
+    if (!sub || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+        fputs(help, sub ? stdout : stderr);
+        return sub ? 0 : 2;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(sub, subs[i].name) == 0)
+            return subs[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "concerto %s: unknown subcommand \"%s\" (see --help)\n", command, sub);
+    return 2;
+}

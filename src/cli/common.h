@@ -39,6 +39,18 @@ int cli_start(const char *name, const char *help, int argc, char **argv, const c
               const char *const *switches, settings_t *s, bool params, store_t **store, err_t *err);
 /* "2026-03-08T06:59:00Z" (UTC, seconds), or "-" for 0. */
 void cli_format_utc(int64_t us, char *out, size_t size);
+/* A subcommand of a command ("concerto queue list"): its name and what runs it with the
+ * arguments after it. */
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} cli_subcommand_t;
+/*
+ * Runs the subcommand argv[0] of command ("queue"): with no argument, help goes to stderr
+ * (status 2); with --help or -h to stdout (0); an unknown name is a usage error (2).
+ */
+int cli_dispatch(const char *command, const char *help, const cli_subcommand_t *subs, size_t n,
+                 int argc, char **argv);
 /* Closes what cli_open_store opened; finish_reindex: first run the reindex jobs that
  * SearchParameter writes scheduled (else a server's worker runs them later). */
 void cli_close_store(store_t *store, bool finish_reindex);

@@ -329,17 +329,7 @@ out:
 
 int cli_hl7(int argc, char **argv)
 {
-    const char *sub = argc > 0 ? argv[0] : NULL;
-    if (!sub || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-        fputs(hl7_help, sub ? stdout : stderr);
-        return sub ? 0 : 2;
-    }
-    if (strcmp(sub, "list") == 0)
-        return hl7_list(argc - 1, argv + 1);
-    if (strcmp(sub, "show") == 0)
-        return hl7_show(argc - 1, argv + 1);
-    if (strcmp(sub, "reprocess") == 0)
-        return hl7_reprocess(argc - 1, argv + 1);
-    fprintf(stderr, "concerto hl7: unknown subcommand \"%s\" (see --help)\n", sub);
-    return 2;
+    static const cli_subcommand_t subs[] = {
+        {"list", hl7_list}, {"show", hl7_show}, {"reprocess", hl7_reprocess}};
+    return cli_dispatch("hl7", hl7_help, subs, sizeof(subs) / sizeof(subs[0]), argc, argv);
 }

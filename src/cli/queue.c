@@ -170,15 +170,6 @@ out:
 
 int cli_queue(int argc, char **argv)
 {
-    const char *sub = argc > 0 ? argv[0] : NULL;
-    if (!sub || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-        fputs(queue_help, sub ? stdout : stderr);
-        return sub ? 0 : 2;
-    }
-    if (strcmp(sub, "list") == 0)
-        return queue_list(argc - 1, argv + 1);
-    if (strcmp(sub, "replay") == 0)
-        return queue_replay(argc - 1, argv + 1);
-    fprintf(stderr, "concerto queue: unknown subcommand \"%s\" (see --help)\n", sub);
-    return 2;
+    static const cli_subcommand_t subs[] = {{"list", queue_list}, {"replay", queue_replay}};
+    return cli_dispatch("queue", queue_help, subs, sizeof(subs) / sizeof(subs[0]), argc, argv);
 }
