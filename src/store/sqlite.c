@@ -126,8 +126,6 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_DELETE_INDEX + FHIR_INDEX_COMPOSITE] = "DELETE FROM ix_composite WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_OF_TYPE] = "DELETE FROM ix_of_type WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_POSITION] = "DELETE FROM ix_position WHERE rid = ?1",
-    [STMT_DELETE_TEXT] = "DELETE FROM ix_text WHERE rowid = ?1",
-    [STMT_INSERT_TEXT] = "INSERT INTO ix_text (rowid, content, narrative) VALUES (?1, ?2, ?3)",
 };
 
 /* ---- errors -------------------------------------------------------------------------- */
@@ -623,6 +621,8 @@ out:
     return rc;
 }
 
+static void defer_sync(sqlite_db_t *db, sqlite_conn_t *conn);
+
 static status_t sqlite_connect(void *opaque, bool writer, void **out_conn, err_t *err)
 {
     sqlite_db_t *db = opaque;
@@ -634,9 +634,53 @@ static status_t sqlite_connect(void *opaque, bool writer, void **out_conn, err_t
     }
     conn->writer = writer;
     conn->full_sync = db->options.synchronous == STORE_SYNC_FULL;
-    if (writer)
+    conn->wal_fd = -1;
+    if (writer) {
         checkpoint_apart(db, conn->handle);
+        if (conn->full_sync)
+            defer_sync(db, conn);
+    }
     *out_conn = conn;
+    return ERR_OK;
+}
+
+/*
+ * With synchronous=FULL, every commit syncs the WAL before it returns, and the writer waits
+ * for the disk doing nothing. Instead the writer's commits are made with synchronous=NORMAL
+ * (written to the WAL, not synced) and the store syncs the WAL on a thread of its own
+ * (sync_commits) before it reports any of them done: the writer runs the next transaction
+ * meanwhile, and a report still means durable. The WAL is a log whose frames count only up
+ * to the last intact commit, so a crash loses no commit that was reported, and the commits
+ * it may lose come after every reported one. Checkpoints sync the WAL before they copy it
+ * (NORMAL does too). Left as it is when the WAL cannot be opened (a database not in WAL
+ * mode).
+ */
+static void defer_sync(sqlite_db_t *db, sqlite_conn_t *conn)
+{
+    char *wal = xasprintf("%s-wal", db->path);
+    int fd = open(wal, O_RDWR | O_CLOEXEC);
+    free(wal);
+    if (fd < 0)
+        return;
+    if (sqlite3_exec(conn->handle, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
+        close(fd);
+        return;
+    }
+    conn->wal_fd = fd;
+    conn->full_sync = false; /* begin_relaxed has nothing to relax */
+}
+
+static bool sqlite_defers_sync(void *opaque)
+{
+    return ((sqlite_conn_t *)opaque)->wal_fd >= 0;
+}
+
+static status_t sqlite_sync_commits(void *opaque, err_t *err)
+{
+    sqlite_conn_t *conn = opaque;
+    if (fdatasync(conn->wal_fd) != 0)
+        return err_set(err, ERR_STORAGE, NULL, "could not sync the database's log: %s",
+                       strerror(errno));
     return ERR_OK;
 }
 
@@ -654,6 +698,9 @@ static void sqlite_disconnect(void *opaque)
         free(conn->cache[i].sql);
     }
     sqlite3_close(conn->handle);
+    if (conn->wal_fd >= 0)
+        close(conn->wal_fd);
+    sqlite__text_free(conn);
     free(conn);
 }
 
@@ -929,7 +976,9 @@ static void end_relaxed(sqlite_conn_t *conn)
 static status_t sqlite_commit(void *opaque, err_t *err)
 {
     sqlite_conn_t *conn = opaque;
-    status_t rc = exec(conn->handle, "COMMIT", err);
+    status_t rc = sqlite__text_commit(conn, err);
+    if (!rc)
+        rc = exec(conn->handle, "COMMIT", err);
     end_relaxed(conn);
     return rc;
 }
@@ -937,6 +986,7 @@ static status_t sqlite_commit(void *opaque, err_t *err)
 static void sqlite_rollback(void *opaque)
 {
     sqlite_conn_t *conn = opaque;
+    sqlite__text_clear(conn);
     if (!sqlite3_get_autocommit(conn->handle))
         sqlite3_exec(conn->handle, "ROLLBACK", NULL, NULL, NULL);
     end_relaxed(conn);
@@ -944,17 +994,28 @@ static void sqlite_rollback(void *opaque)
 
 static status_t sqlite_savepoint(void *opaque, err_t *err)
 {
-    return exec(((sqlite_conn_t *)opaque)->handle, "SAVEPOINT txn", err);
+    sqlite_conn_t *conn = opaque;
+    status_t rc = exec(conn->handle, "SAVEPOINT txn", err);
+    if (!rc)
+        sqlite__text_savepoint(conn);
+    return rc;
 }
 
 static status_t sqlite_release(void *opaque, err_t *err)
 {
-    return exec(((sqlite_conn_t *)opaque)->handle, "RELEASE txn", err);
+    sqlite_conn_t *conn = opaque;
+    status_t rc = exec(conn->handle, "RELEASE txn", err);
+    if (!rc)
+        sqlite__text_release(conn);
+    return rc;
 }
 
+/* (the savepoint stays open: a release follows) */
 static void sqlite_rollback_to(void *opaque)
 {
-    sqlite3_exec(((sqlite_conn_t *)opaque)->handle, "ROLLBACK TO txn", NULL, NULL, NULL);
+    sqlite_conn_t *conn = opaque;
+    sqlite__text_rollback_to(conn);
+    sqlite3_exec(conn->handle, "ROLLBACK TO txn", NULL, NULL, NULL);
 }
 
 static status_t sqlite_current(void *opaque, const char *type, const char *id, store_current_t *out,
@@ -1216,43 +1277,6 @@ static status_t insert_contained(sqlite_conn_t *conn, int64_t container, const c
     return ERR_OK;
 }
 
-/* Replaces the full text of rid (ix_text). */
-static status_t write_text(sqlite_conn_t *conn, int64_t rid, bool is_new,
-                           const fhir_index_rows_t *rows, err_t *err)
-{
-    sqlite3_stmt *stmt;
-    status_t status;
-    int rc;
-    if (!is_new) {
-        if ((status = prepare(conn, STMT_DELETE_TEXT, &stmt, err)))
-            return status;
-        sqlite3_bind_int64(stmt, 1, rid);
-        rc = sqlite3_step(stmt);
-        sqlite3_reset(stmt);
-        if (rc != SQLITE_DONE)
-            return sqlite__fail(conn->handle, rc, err, "delete full text");
-    }
-    if (!rows || (!rows->content && !rows->narrative))
-        return ERR_OK;
-    if ((status = prepare(conn, STMT_INSERT_TEXT, &stmt, err)))
-        return status;
-    /* the words, joined by spaces for FTS5's ascii tokenizer (sql_text.h) */
-    buf_t content = BUF_INIT, narrative = BUF_INIT;
-    sql__text_join(rows->content, &content);
-    sql__text_join(rows->narrative, &narrative);
-    sqlite3_bind_int64(stmt, 1, rid);
-    bind_opt_text(stmt, 2, rows->content ? content.ptr : NULL);
-    bind_opt_text(stmt, 3, rows->narrative ? narrative.ptr : NULL);
-    rc = sqlite3_step(stmt);
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-    buf_release(&content);
-    buf_release(&narrative);
-    if (rc != SQLITE_DONE)
-        return sqlite__fail(conn->handle, rc, err, "insert full text");
-    return ERR_OK;
-}
-
 /* Replaces the index rows of rid: the old ones go (unless the resource is new), the new ones
  * come (unless it is deleted). */
 static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, const char *id,
@@ -1278,7 +1302,8 @@ static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, 
         if ((status = insert_row(conn, rid, type, &rows->rows[i], err)))
             return status;
     if (!status)
-        status = write_text(conn, rid, is_new, rows, err);
+        status = sqlite__text_write(conn, rid, is_new, rows ? rows->content : NULL,
+                                    rows ? rows->narrative : NULL, err);
     if (!status && rows && rows->ncontained)
         status = insert_contained(conn, rid, type, rows, err);
     if (!status && strcmp(type, "Task") == 0) {
@@ -1648,6 +1673,8 @@ const store_driver_t store__sqlite_driver = {
     .begin = sqlite_begin,
     .begin_relaxed = sqlite_begin_relaxed,
     .commit = sqlite_commit,
+    .defers_sync = sqlite_defers_sync,
+    .sync_commits = sqlite_sync_commits,
     .rollback = sqlite_rollback,
     .savepoint = sqlite_savepoint,
     .release = sqlite_release,

@@ -28,8 +28,6 @@ enum {
     STMT_CONTAINED_DELETE, /* ... and their removal */
     STMT_CONTAINED_INSERT,
     STMT_SCAN_TYPE,
-    STMT_DELETE_TEXT,
-    STMT_INSERT_TEXT,
     /* one insert and one delete per index table, in fhir_index_kind_t order */
     STMT_INSERT_INDEX,
     STMT_DELETE_INDEX = STMT_INSERT_INDEX + FHIR_INDEX_KIND_COUNT,
@@ -56,12 +54,37 @@ typedef struct {
     int64_t at; /* seconds of the monotonic clock; 0: never */
 } sqlite_type_count_t;
 
+/* A change of the full text (ix_text) that waits for the end of its transaction
+ * (sqlite_text.c): rid's old text goes unless is_new, its words (sql_text.h, joined; NULL:
+ * none) come. */
+typedef struct {
+    int64_t rid;
+    bool is_new;
+    char *content, *narrative;
+    size_t level;      /* the savepoint it belongs to: 0 the transaction, 1 the first, ... */
+    size_t written_at; /* (flushed) the savepoint it was written in */
+} sqlite_text_op_t;
+
+typedef struct {
+    sqlite_text_op_t *ops; /* waiting, in the order made */
+    size_t n, cap;
+    /* written before the transaction's end, inside a savepoint that belongs to a level
+       deeper than theirs: they wait again if it is rolled back */
+    sqlite_text_op_t *flushed;
+    size_t nflushed, flushed_cap;
+    size_t depth; /* savepoints open */
+} sqlite_text_log_t;
+
 typedef struct {
     sqlite3 *handle;
     sqlite3_stmt *statements[STMT__COUNT];
     bool writer;
     bool full_sync;   /* synchronous=FULL is the connection's setting */
     bool relaxed_now; /* synchronous=NORMAL for the transaction that is open (begin_relaxed) */
+    /* the writer's, with synchronous=FULL asked for: its commits write the WAL without
+       syncing it and sync_commits syncs this descriptor of the WAL (-1: the commits sync) */
+    int wal_fd;
+    sqlite_text_log_t text; /* the writer's full text, written at the commit */
     sqlite_cached_t cache[SQLITE_CACHED_STATEMENTS];
     uint64_t clock;
     sqlite_type_count_t type_counts[SQLITE_TYPE_COUNTS];
@@ -71,6 +94,20 @@ typedef struct {
        are bound by position (a lookup by name is a walk of the list) */
     bool auth_positional[STORE_AUTH_STATEMENTS];
 } sqlite_conn_t;
+
+/* sqlite_text.c: the full text of rid is to be the words of content and narrative (NULL:
+ * none; fhir_index_rows_t's); in the writer's transaction, written by sqlite__text_commit
+ * (or before a statement of it reads ix_text: sqlite__text_flush_open), else at once. The
+ * savepoint functions follow the writer's savepoints; sqlite__text_clear its rollback. */
+status_t sqlite__text_write(sqlite_conn_t *conn, int64_t rid, bool is_new, const char *content,
+                            const char *narrative, err_t *err);
+void sqlite__text_savepoint(sqlite_conn_t *conn);
+void sqlite__text_release(sqlite_conn_t *conn);
+void sqlite__text_rollback_to(sqlite_conn_t *conn);
+status_t sqlite__text_commit(sqlite_conn_t *conn, err_t *err);
+status_t sqlite__text_flush_open(sqlite_conn_t *conn, err_t *err);
+void sqlite__text_clear(sqlite_conn_t *conn);
+void sqlite__text_free(sqlite_conn_t *conn);
 
 /* Translates an SQLite result code into a status with a message, the driver text logged. */
 status_t sqlite__fail(sqlite3 *handle, int code, err_t *err, const char *doing);

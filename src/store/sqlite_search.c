@@ -93,7 +93,11 @@ static status_t run(void *opaque, const sql_stmt_t *q, const char *doing, sql_ro
 {
     sqlite_conn_t *conn = opaque;
     sqlite3_stmt *stmt;
-    status_t rc = sqlite__prepare_cached(conn, q->sql, &stmt, err);
+    status_t rc = ERR_OK;
+    if (conn->text.n && strstr(q->sql, "ix_text")) /* the writer's own full text */
+        rc = sqlite__text_flush_open(conn, err);
+    if (!rc)
+        rc = sqlite__prepare_cached(conn, q->sql, &stmt, err);
     if (rc)
         return rc;
     for (size_t i = 0; i < q->nbinds; i++) {

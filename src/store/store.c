@@ -40,6 +40,8 @@ typedef struct txn_item {
     store_done_fn done;
     void *done_arg;
     bool relaxed; /* store_run_relaxed */
+    status_t rc;  /* committed, waiting for the sync: its result */
+    err_t err;
 } txn_item_t;
 
 /* Idle readers' connections kept for reuse, at most. */
@@ -57,6 +59,14 @@ struct store {
     txn_item_t *head, *tail;
     bool closing;
     void *writer_conn;
+    /* the driver's commits on writer_conn leave the sync to driver->sync_commits: the
+       syncer thread syncs and reports the committed transactions, while the writer goes on */
+    bool syncing;
+    pthread_t syncer;
+    pthread_mutex_t sync_lock;
+    pthread_cond_t sync_wake;
+    txn_item_t *unsynced, *unsynced_tail;
+    bool sync_closing;
     _Atomic int64_t last_time_us; /* of the last transaction begun (the writer's or
                                      store_run_on's) */
 
@@ -125,6 +135,7 @@ static int64_t now_us(void)
 }
 
 static void *writer_main(void *arg);
+static void *syncer_main(void *arg);
 
 /* The time of a transaction that begins now: after every earlier one's, so that lastUpdated
  * grows with seq in one process. */
@@ -184,6 +195,13 @@ status_t store__open_driver(const store_driver_t *driver, const char *location,
     pthread_mutex_init(&store->lock, NULL);
     pthread_mutex_init(&store->idle_lock, NULL);
     pthread_cond_init(&store->wake, NULL);
+    store->syncing = driver->defers_sync && driver->defers_sync(store->writer_conn);
+    if (store->syncing) {
+        pthread_mutex_init(&store->sync_lock, NULL);
+        pthread_cond_init(&store->sync_wake, NULL);
+        if (pthread_create(&store->syncer, NULL, syncer_main, store) != 0)
+            die("could not start the store syncer thread");
+    }
     if (pthread_create(&store->writer, NULL, writer_main, store) != 0)
         die("could not start the store writer thread");
     *out = store;
@@ -203,6 +221,15 @@ void store_close(store_t *store)
     pthread_cond_signal(&store->wake);
     pthread_mutex_unlock(&store->lock);
     pthread_join(store->writer, NULL);
+    if (store->syncing) {
+        pthread_mutex_lock(&store->sync_lock);
+        store->sync_closing = true;
+        pthread_cond_signal(&store->sync_wake);
+        pthread_mutex_unlock(&store->sync_lock);
+        pthread_join(store->syncer, NULL);
+        pthread_mutex_destroy(&store->sync_lock);
+        pthread_cond_destroy(&store->sync_wake);
+    }
     store->driver->disconnect(store->writer_conn);
     for (int i = 0; i < store->nidle; i++)
         store->driver->disconnect(store->idle[i]);
@@ -1002,6 +1029,7 @@ static void run_batch(store_t *store, txn_item_t *items)
     }
     free(hooks.items);
     size_t i = 0;
+    txn_item_t *unsynced = NULL, *unsynced_last = NULL;
     for (txn_item_t *it = items; it;) {
         txn_item_t *next = it->next;
         if (batch_rc && !rcs[i]) {
@@ -1011,11 +1039,35 @@ static void run_batch(store_t *store, txn_item_t *items)
                 err_log_detail(&errs[i], "%s", batch_err.log_detail);
             rcs[i] = batch_rc;
         }
-        it->done(it->done_arg, rcs[i], &errs[i]);
-        err_release(&errs[i]);
-        free(it);
+        if (store->syncing && !rcs[i] && !it->relaxed) {
+            /* committed: reported once the syncer has it on the disk */
+            it->rc = ERR_OK;
+            err_init(&it->err);
+            err_move(&it->err, &errs[i]);
+            err_release(&errs[i]);
+            it->next = NULL;
+            if (unsynced_last)
+                unsynced_last->next = it;
+            else
+                unsynced = it;
+            unsynced_last = it;
+        } else {
+            it->done(it->done_arg, rcs[i], &errs[i]);
+            err_release(&errs[i]);
+            free(it);
+        }
         it = next;
         i++;
+    }
+    if (unsynced) {
+        pthread_mutex_lock(&store->sync_lock);
+        if (store->unsynced_tail)
+            store->unsynced_tail->next = unsynced;
+        else
+            store->unsynced = unsynced;
+        store->unsynced_tail = unsynced_last;
+        pthread_cond_signal(&store->sync_wake);
+        pthread_mutex_unlock(&store->sync_lock);
     }
     err_release(&batch_err);
     free(rcs);
@@ -1047,6 +1099,42 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&store->lock);
     }
     pthread_mutex_unlock(&store->lock);
+    return NULL;
+}
+
+/* Syncs what the writer has committed and reports it, as long as the writer runs: one sync
+ * for everything committed since the last one began (the writer goes on meanwhile). */
+static void *syncer_main(void *arg)
+{
+    store_t *store = arg;
+    pthread_mutex_lock(&store->sync_lock);
+    while (1) {
+        while (!store->unsynced && !store->sync_closing)
+            pthread_cond_wait(&store->sync_wake, &store->sync_lock);
+        if (!store->unsynced)
+            break;
+        txn_item_t *items = store->unsynced;
+        store->unsynced = store->unsynced_tail = NULL;
+        pthread_mutex_unlock(&store->sync_lock);
+        err_t err = ERR_INIT;
+        status_t rc = store->driver->sync_commits(store->writer_conn, &err);
+        if (rc)
+            log_error("store: %s", err_message(&err));
+        for (txn_item_t *it = items; it;) {
+            txn_item_t *next = it->next;
+            if (rc) {
+                err_reset(&it->err);
+                err_set(&it->err, rc, NULL, "%s", err_message(&err));
+            }
+            it->done(it->done_arg, rc, &it->err);
+            err_release(&it->err);
+            free(it);
+            it = next;
+        }
+        err_release(&err);
+        pthread_mutex_lock(&store->sync_lock);
+    }
+    pthread_mutex_unlock(&store->sync_lock);
     return NULL;
 }
 

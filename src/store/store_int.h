@@ -75,6 +75,12 @@ typedef struct {
        next durable commit (NULL: begin). */
     status_t (*begin_relaxed)(void *conn, err_t *err);
     status_t (*commit)(void *conn, err_t *err);
+    /* Makes every commit of the writer's connection conn so far durable, when its commits
+       leave that to it (they return before the disk has them); false when they sync
+       themselves, or in a driver that never defers it (NULL). Called on a thread of its own
+       while the writer goes on with the next transaction. */
+    bool (*defers_sync)(void *conn);
+    status_t (*sync_commits)(void *conn, err_t *err);
     void (*rollback)(void *conn);
     status_t (*savepoint)(void *conn, err_t *err);
     status_t (*release)(void *conn, err_t *err);

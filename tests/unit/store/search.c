@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1428,6 +1429,191 @@ static void test_pg_indexes_are_used(void **state)
     arena_release(&arena);
 }
 
+/* ---- full text across savepoints and batches ---------------------------------------- */
+
+/* A Basic whose full text is word, in txn, written and indexed as put() does. */
+static status_t put_word(store_txn_t *txn, const char *id, const char *word, err_t *err)
+{
+    arena_t arena;
+    arena_init(&arena);
+    const char *json = arena_printf(
+        &arena, "{\"resourceType\":\"Basic\",\"id\":\"%s\",\"code\":{\"text\":\"%s\"}}", id, word);
+    json_t *resource = jv_parse(json, strlen(json), err);
+    assert_non_null(resource);
+    fhir_index_rows_t rows;
+    assert_int_equal(fhir_index_extract(NULL, resource, &arena, &rows, err), ERR_OK);
+    put_arg_t a = {.type = "Basic", .id = id, .json = json, .rows = &rows};
+    status_t rc = put_txn(txn, &a, err);
+    json_decref(resource);
+    arena_release(&arena);
+    return rc;
+}
+
+/* The ids a search inside txn finds (Basic?_content=word). */
+static const char *txn_ids(store_txn_t *txn, arena_t *arena, const char *word)
+{
+    fhir_search_pair_t pairs[1];
+    size_t npairs;
+    const fhir_type_t *type =
+        split(arena, arena_printf(arena, "Basic?_content=%s", word), pairs, &npairs);
+    fhir_search_query_t query = {.pairs = pairs, .npairs = npairs, .strict = true};
+    fhir_search_plan_t *plan;
+    err_t err = ERR_INIT;
+    assert_int_equal(fhir_search_parse(NULL, type, &query, arena, &plan, &err), ERR_OK);
+    store_search_t search = {.plan = plan};
+    store_search_result_t result;
+    if (store_txn_search(txn, &search, arena, &result, &err))
+        fail_msg("%s: %s", word, err_message(&err));
+    err_release(&err);
+    buf_t b = BUF_INIT;
+    for (size_t i = 0; i < result.n; i++)
+        buf_addf(&b, "%s%s", i ? " " : "", result.entries[i].version.id);
+    const char *ids = arena_strndup(arena, b.ptr ? b.ptr : "", b.len);
+    buf_release(&b);
+    return ids;
+}
+
+/* What the transactions below found that they should not have (checked on the test's
+ * thread: they run on the writer's). */
+static buf_t txn_mismatches = BUF_INIT;
+
+static void expect_ids(store_txn_t *txn, arena_t *arena, const char *word, const char *expected)
+{
+    const char *got = txn_ids(txn, arena, word);
+    if (strcmp(got, expected) != 0)
+        buf_addf(&txn_mismatches, "_content=%s: expected \"%s\", got \"%s\"\n", word, expected,
+                 got);
+}
+
+static void expect_rule(status_t rc)
+{
+    if (rc != ERR_RULE)
+        buf_addf(&txn_mismatches, "a savepoint ended with %d, not ERR_RULE\n", (int)rc);
+}
+
+static status_t inner_fails(store_txn_t *txn, void *arg, err_t *err)
+{
+    arena_t *arena = arg;
+    if (put_word(txn, "f3", "charlie", err))
+        return err->code;
+    /* what the transaction and its open savepoints wrote, seen from the innermost */
+    expect_ids(txn, arena, "alpha", "f1");
+    expect_ids(txn, arena, "bravo", "f2");
+    expect_ids(txn, arena, "charlie", "f3");
+    return err_set(err, ERR_RULE, NULL, "inner failure");
+}
+
+static status_t outer_fails(store_txn_t *txn, void *arg, err_t *err)
+{
+    arena_t *arena = arg;
+    if (put_word(txn, "f2", "bravo", err))
+        return err->code;
+    expect_rule(store_txn_nested(txn, inner_fails, arena, err));
+    err_reset(err);
+    /* the inner savepoint's text is gone, the rest is still there */
+    expect_ids(txn, arena, "charlie", "");
+    expect_ids(txn, arena, "bravo", "f2");
+    expect_ids(txn, arena, "alpha", "f1");
+    if (put_word(txn, "f4", "delta", err))
+        return err->code;
+    return err_set(err, ERR_RULE, NULL, "outer failure");
+}
+
+static status_t savepoints_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    arena_t *arena = arg;
+    if (put_word(txn, "f1", "alpha", err))
+        return err->code;
+    expect_rule(store_txn_nested(txn, outer_fails, arena, err));
+    err_reset(err);
+    expect_ids(txn, arena, "alpha", "f1");
+    expect_ids(txn, arena, "bravo", "");
+    expect_ids(txn, arena, "delta", "");
+    if (put_word(txn, "f5", "echo", err))
+        return err->code;
+    if (put_word(txn, "f1", "foxtrot", err))
+        return err->code; /* replaced */
+    return ERR_OK;
+}
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int remaining, failures;
+} words_batch_t;
+
+typedef struct {
+    char id[16], word[32];
+    bool fails;
+} word_arg_t;
+
+static status_t word_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    word_arg_t *w = arg;
+    status_t rc = put_word(txn, w->id, w->word, err);
+    if (!rc && w->fails)
+        rc = err_set(err, ERR_RULE, NULL, "failing on purpose");
+    return rc;
+}
+
+static void word_done(void *arg, status_t rc, err_t *err)
+{
+    (void)err;
+    words_batch_t *b = arg;
+    pthread_mutex_lock(&b->lock);
+    b->failures += rc != ERR_OK;
+    if (--b->remaining == 0)
+        pthread_cond_signal(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* The full text a transaction writes is searchable once it commits, inside it as soon as it
+ * is written, and gone with any savepoint or transaction rolled back (on SQLite it waits in
+ * memory until the commit: sqlite_text.c). */
+static void test_fulltext_follows_transactions(void **state)
+{
+    (void)state;
+    arena_t arena;
+    arena_init(&arena);
+    err_t err = ERR_INIT;
+    buf_reset(&txn_mismatches);
+    assert_int_equal(store_run(store, savepoints_txn, &arena, &err), ERR_OK);
+    assert_string_equal(txn_mismatches.ptr ? txn_mismatches.ptr : "", "");
+    buf_release(&txn_mismatches);
+    static const case_t after[] = {
+        {"Basic?_content=alpha", ""}, {"Basic?_content=foxtrot", "f1"},
+        {"Basic?_content=bravo", ""}, {"Basic?_content=charlie", ""},
+        {"Basic?_content=delta", ""}, {"Basic?_content=echo", "f5"},
+    };
+    check_cases(after, sizeof(after) / sizeof(after[0]));
+
+    /* many transactions at once, committed together by the writer, every third failing */
+    enum { N = 90 };
+    static word_arg_t args[N];
+    words_batch_t b = {.remaining = N};
+    pthread_mutex_init(&b.lock, NULL);
+    pthread_cond_init(&b.cond, NULL);
+    for (int i = 0; i < N; i++) {
+        snprintf(args[i].id, sizeof(args[i].id), "w%d", i);
+        snprintf(args[i].word, sizeof(args[i].word), "word%d", i);
+        args[i].fails = i % 3 == 0;
+        store_submit(store, word_txn, &args[i], word_done, &b);
+    }
+    pthread_mutex_lock(&b.lock);
+    while (b.remaining)
+        pthread_cond_wait(&b.cond, &b.lock);
+    pthread_mutex_unlock(&b.lock);
+    assert_int_equal(b.failures, N / 3);
+    for (int i = 0; i < N; i++) {
+        const char *got = run(&arena, arena_printf(&arena, "Basic?_content=word%d", i), NULL, NULL);
+        assert_string_equal(got, i % 3 == 0 ? "" : args[i].id);
+    }
+    pthread_mutex_destroy(&b.lock);
+    pthread_cond_destroy(&b.cond);
+    err_release(&err);
+    arena_release(&arena);
+}
+
 int main(void)
 {
 #define BOTH(test) cmocka_unit_test_setup_teardown(test, setup, teardown)
@@ -1436,6 +1622,7 @@ int main(void)
         BOTH(test_fulltext),
         BOTH(test_fulltext_words),
         BOTH(test_fulltext_migrated),
+        BOTH(test_fulltext_follows_transactions),
         BOTH(test_includes_capped),
         BOTH(test_dates_numbers_quantities),
         BOTH(test_references_chains_has),

@@ -249,6 +249,49 @@ static void test_failing_transaction_rolls_back_alone(void **state)
     err_release(&err);
 }
 
+/* Transactions still queued, or committed and waiting for the sync of the WAL (SQLite's
+ * writer goes on while a thread of its own syncs), when the store closes: each is reported,
+ * and what was reported done is in the database when it is opened again. */
+static void test_close_reports_every_transaction(void **state)
+{
+    (void)state;
+    store_t *store;
+    err_t err = ERR_INIT;
+    assert_int_equal(store_open(test_location, NULL, &store, &err), ERR_OK);
+    enum { N = 300 };
+    static put_arg_t args[N];
+    static char ids[N][16];
+    batch_t b = {.remaining = N};
+    pthread_mutex_init(&b.lock, NULL);
+    pthread_cond_init(&b.cond, NULL);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "c%d", i);
+        args[i] = (put_arg_t){.type = "Basic", .id = ids[i], .json = "{}"};
+        store_submit(store, put_txn, &args[i], batch_done, &b);
+    }
+    store_close(store);
+    pthread_mutex_lock(&b.lock);
+    assert_int_equal(b.remaining, 0);
+    assert_int_equal(b.failures, 0);
+    pthread_mutex_unlock(&b.lock);
+
+    assert_int_equal(store_open(test_location, NULL, &store, &err), ERR_OK);
+    store_conn_t *conn;
+    assert_int_equal(store_connect(store, &conn, &err), ERR_OK);
+    arena_t arena;
+    arena_init(&arena);
+    for (int i = 0; i < N; i++) {
+        store_version_t v;
+        assert_int_equal(store_read(conn, "Basic", ids[i], 0, &arena, &v, &err), ERR_OK);
+    }
+    arena_release(&arena);
+    store_disconnect(conn);
+    store_close(store);
+    pthread_mutex_destroy(&b.lock);
+    pthread_cond_destroy(&b.cond);
+    err_release(&err);
+}
+
 /* ---- commit hooks and scans by type ---------------------------------------------------- */
 
 typedef struct {
@@ -699,12 +742,44 @@ static void test_the_wal_is_checkpointed_apart(void **state)
     err_release(&err);
 }
 
+/* With synchronous=FULL the writer's commits leave the WAL's sync to the store's syncer
+ * thread (sync_commits); with NORMAL or OFF there is nothing to sync. */
+static void test_the_writer_leaves_the_sync_to_the_syncer(void **state)
+{
+    (void)state;
+    static const struct {
+        store_sync_t sync;
+        bool defers;
+    } cases[] = {{STORE_SYNC_FULL, true}, {STORE_SYNC_NORMAL, false}, {STORE_SYNC_OFF, false}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const store_driver_t *d = &store__sqlite_driver;
+        store_options_t options;
+        store_options_init(&options);
+        options.synchronous = cases[i].sync;
+        err_t err = ERR_INIT;
+        void *db, *conn;
+        int version;
+        assert_int_equal(d->open(test_location, &options, &db, &err), ERR_OK);
+        assert_int_equal(d->migrate(db, &version, &err), ERR_OK);
+        assert_int_equal(d->connect(db, true, &conn, &err), ERR_OK);
+        assert_int_equal(d->defers_sync(conn), cases[i].defers);
+        assert_int_equal(d->begin(conn, &err), ERR_OK);
+        assert_int_equal(d->commit(conn, &err), ERR_OK);
+        if (cases[i].defers)
+            assert_int_equal(d->sync_commits(conn, &err), ERR_OK);
+        d->disconnect(conn);
+        d->close(db);
+        err_release(&err);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
         cmocka_unit_test_setup_teardown(test_open_migrate_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_versions_read_and_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_transaction_rolls_back_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_reports_every_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_hooks_follow_the_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_leave_database_intact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_on_connections, setup, teardown),
@@ -715,6 +790,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_interrupted_bulk_load_is_repaired_at_open, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_the_wal_is_checkpointed_apart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_writer_leaves_the_sync_to_the_syncer, setup,
+                                        teardown),
     };
     return test_run_on_drivers("store/sqlite", both, TEST_COUNT(both), sqlite_only,
                                TEST_COUNT(sqlite_only), NULL, 0);
