@@ -28,13 +28,14 @@
  * The WAL is checkpointed by a thread of its own rather than by the writer's commits (SQLite's
  * automatic checkpoint runs inside the commit that passes 1,000 pages, fsyncs the database
  * file and holds up every write queued behind it): the writer's WAL hook wakes the
- * checkpointer once the WAL holds CHECKPOINT_FRAMES frames, and it copies them into the
- * database with a PASSIVE checkpoint (which never blocks readers or the writer) on its own
- * connection. The writer starts the WAL over once a checkpoint has copied all of it; when the
- * checkpointer falls behind (8 times as many frames), the writer checkpoints itself, so the
+ * checkpointer each time the WAL has grown by CHECKPOINT_FRAMES frames, and it copies them
+ * into the database with a PASSIVE checkpoint (which never blocks readers or the writer) on
+ * its own connection. The writer starts the WAL over once a checkpoint has copied all of it;
+ * when the checkpointer falls behind (WAL_MAX_FRAMES), the writer checkpoints itself, so the
  * WAL stays bounded under any load.
  */
-#define CHECKPOINT_FRAMES 1000
+#define CHECKPOINT_FRAMES 2000
+#define WAL_MAX_FRAMES    8000
 
 typedef struct {
     char *path;
@@ -45,6 +46,7 @@ typedef struct {
     pthread_t thread;
     sqlite3 *checkpoint_handle;
     bool started, stopping, due;
+    int woken_at; /* the WAL's frames when the writer last woke it (the writer's alone) */
 } sqlite_db_t;
 
 const char *const sqlite__index_tables[FHIR_INDEX_KIND_COUNT] = {
@@ -463,11 +465,17 @@ static void *checkpointer_main(void *arg)
 static int wal_hook(void *arg, sqlite3 *handle, const char *name, int nframes)
 {
     sqlite_db_t *db = arg;
-    if (nframes >= 8 * CHECKPOINT_FRAMES) {
+    if (nframes >= WAL_MAX_FRAMES) {
         /* the checkpointer cannot keep up (the WAL starts over only once a checkpoint has
            copied all of it): the writer copies what is left itself, as SQLite would */
         sqlite3_wal_checkpoint_v2(handle, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    } else if (nframes >= CHECKPOINT_FRAMES) {
+    } else if (nframes < db->woken_at) {
+        db->woken_at = 0; /* the WAL started over */
+    } else if (nframes >= CHECKPOINT_FRAMES && nframes - db->woken_at >= CHECKPOINT_FRAMES) {
+        /* every CHECKPOINT_FRAMES new frames, not after every commit: a page written again and
+           again (the last leaf of a table that grows, the B-trees' upper levels) is copied
+           once per checkpoint */
+        db->woken_at = nframes;
         pthread_mutex_lock(&db->lock);
         db->due = true;
         pthread_cond_signal(&db->wake);
