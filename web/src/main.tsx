@@ -84,6 +84,7 @@ function Failed({ message }: { message: string }) {
 
 async function start() {
   const root = document.getElementById('app')!;
+  root.textContent = ''; // the loading message goes; Preact renders into an empty element
   try {
     const back = await completeSignIn();
     if (back === null && !current()) {

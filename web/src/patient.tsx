@@ -2,8 +2,9 @@
 import { useEffect, useState } from 'preact/hooks';
 import { formatDate, get, humanName, Resource, search } from './fhir';
 import { link } from './router';
-import { primaryCoordinator, riskOf } from './patients';
+import { isContact, primaryCoordinator, riskOf } from './patients';
 import { OPEN } from './tasks';
+import { nameOf, resolveNames } from './names';
 import { taskTitle } from './worklist';
 
 interface Overview {
@@ -24,8 +25,10 @@ export function PatientOverview({ id }: { id: string }) {
       search(`RiskAssessment?subject=${ref}&_sort=-date&_count=5`).catch(() => []),
       search(`CareTeam?subject=${ref}&status=active`).catch(() => []),
       search(`Task?patient=${ref}&status=${OPEN.join(',')}&_count=100`).catch(() => []),
-      search(`Communication?subject=${ref}&_sort=-sent&_count=5`).catch(() => []),
-    ]).then(([patient, risks, teams, tasks, contacts]) => {
+      search(`Communication?subject=${ref}&_sort=-sent&_count=50`).catch(() => []),
+    ]).then(async ([patient, risks, teams, tasks, contacts]) => {
+      await resolveNames(teams.flatMap((t) => (t.participant ?? []).map((x: any) => x.member?.reference)));
+      contacts = contacts.filter(isContact);
       const latest = risks.find((r) => !['entered-in-error', 'cancelled'].includes(r.status));
       setData({ patient, risk: riskOf(latest).text, teams, tasks, contacts });
     }).catch((e) => setError((e as Error).message));
@@ -43,7 +46,7 @@ export function PatientOverview({ id }: { id: string }) {
         <dt>Birth date</dt><dd>{p.birthDate ?? 'unknown'}</dd>
         <dt>Identifiers</dt><dd>{(p.identifier ?? []).map((i: any) => i.value).join(', ') || 'none'}</dd>
         <dt>Risk</dt><dd>{data.risk || 'not assessed'}</dd>
-        <dt>Primary coordinator</dt><dd>{coordinator ? coordinator.display || coordinator.reference : 'none'}</dd>
+        <dt>Primary coordinator</dt><dd>{coordinator ? nameOf(coordinator.reference, coordinator.display) : 'none'}</dd>
         <dt>Last contact</dt><dd>{formatDate(data.contacts.find((c) => c.sent)?.sent) || 'none recorded'}</dd>
       </dl>
       <h2>Open tasks</h2>
@@ -58,7 +61,7 @@ export function PatientOverview({ id }: { id: string }) {
       {data.teams.length === 0 ? <p class="empty">No active care team.</p> : data.teams.map((t) => (
         <ul class="plain" key={t.id}>
           {(t.participant ?? []).map((x: any, i: number) => (
-            <li key={i}>{x.member?.display || x.member?.reference} — {(x.role ?? []).map((r: any) => r.text || r.coding?.[0]?.display || r.coding?.[0]?.code).join(', ')}</li>
+            <li key={i}>{nameOf(x.member?.reference, x.member?.display)} — {(x.role ?? []).map((r: any) => r.text || r.coding?.[0]?.display || r.coding?.[0]?.code).join(', ')}</li>
           ))}
         </ul>
       ))}

@@ -2,6 +2,7 @@
 // coordinator, open tasks and last contact, found by one search per column for the whole page.
 import { useEffect, useState } from 'preact/hooks';
 import { formatDate, humanName, Resource, search } from './fhir';
+import { nameOf, resolveNames } from './names';
 import { link } from './router';
 import { OPEN } from './tasks';
 
@@ -37,6 +38,12 @@ function current(period: any, now: number): boolean {
   return start <= now && now <= end;
 }
 
+// Whether a Communication records a contact with the patient, not one of the engine's
+// notifications to staff (docs/coordination.md, "Notifications").
+export function isContact(c: Resource): boolean {
+  return !(c.category ?? []).some((cc: any) => (cc.coding ?? []).some((x: any) => x.code === 'notification'));
+}
+
 // The member of a CareTeam who is its current primary coordinator, as a reference.
 export function primaryCoordinator(team: Resource): { reference?: string; display?: string } | undefined {
   const now = Date.now();
@@ -63,14 +70,9 @@ export async function enrich(patients: Resource[]): Promise<Row[]> {
   const openBy = new Map<string, number>();
   for (const t of tasks) { const k = t.for?.reference; if (k) openBy.set(k, (openBy.get(k) ?? 0) + 1); }
   const contactBy = new Map<string, string>();
-  for (const c of contacts) if (c.sent) first(contactBy, c.subject?.reference, c.sent);
+  for (const c of contacts) if (c.sent && isContact(c)) first(contactBy, c.subject?.reference, c.sent);
 
-  const people = [...new Set([...coordinatorBy.values()].filter((c) => !c.display && c.reference?.startsWith('Practitioner/'))
-    .map((c) => c.reference!.slice(13)))];
-  const names = new Map<string, string>();
-  if (people.length)
-    (await search(`Practitioner?_id=${people.join(',')}&_count=${people.length}`).catch(() => []))
-      .forEach((p) => names.set(`Practitioner/${p.id}`, humanName(p)));
+  await resolveNames([...coordinatorBy.values()].map((c) => c.reference));
 
   return patients.map((p) => {
     const key = `Patient/${p.id}`;
@@ -83,7 +85,7 @@ export async function enrich(patients: Resource[]): Promise<Row[]> {
       identifier: (p.identifier ?? []).map((i: any) => i.value).filter(Boolean).join(', '),
       risk: risk.risk,
       riskText: risk.text,
-      coordinator: c ? (c.display || names.get(c.reference ?? '') || c.reference || '') : '',
+      coordinator: c ? nameOf(c.reference, c.display) : '',
       openTasks: openBy.get(key) ?? 0,
       lastContact: contactBy.get(key) ?? '',
     };

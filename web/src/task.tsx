@@ -4,6 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { Bundle, formatDate, get, Resource } from './fhir';
 import { link } from './router';
 import { differences } from './tasks';
+import { nameOf, resolveNames } from './names';
 import { taskTitle } from './worklist';
 
 interface Version {
@@ -20,7 +21,8 @@ export function TaskDetail({ id }: { id: string }) {
 
   useEffect(() => {
     Promise.all([get<Resource>(`Task/${id}`), get<Bundle>(`Task/${id}/_history?_count=100`)])
-      .then(([t, h]) => {
+      .then(async ([t, h]) => {
+        await resolveNames([t.for?.reference, ...(h.entry ?? []).map((e) => e.resource?.owner?.reference)]);
         setTask(t);
         const entries = (h.entry ?? []).slice().reverse(); // oldest first
         const out: Version[] = [];
@@ -33,7 +35,7 @@ export function TaskDetail({ id }: { id: string }) {
             id: r?.meta?.versionId ?? '',
             when,
             method,
-            changes: !r ? ['deleted'] : previous ? differences(previous, r) : [`created as ${r.status}`],
+            changes: !r ? ['deleted'] : previous ? differences(previous, r, (ref) => nameOf(ref)) : [`created as ${r.status}`],
           });
           previous = r;
         }
@@ -53,8 +55,8 @@ export function TaskDetail({ id }: { id: string }) {
         <dt>Status</dt><dd>{task.status}{task.statusReason?.text ? ` (${task.statusReason.text})` : ''}</dd>
         <dt>Priority</dt><dd>{task.priority ?? 'routine'}</dd>
         <dt>Due</dt><dd>{formatDate(task.restriction?.period?.end) || 'no due time'}</dd>
-        <dt>Owner</dt><dd>{task.owner?.display || task.owner?.reference || 'unassigned'}</dd>
-        <dt>Patient</dt><dd>{patient ? <a {...link(`/patients/${patient}`)}>{task.for.display || task.for.reference}</a> : 'none'}</dd>
+        <dt>Owner</dt><dd>{task.owner ? nameOf(task.owner.reference, task.owner.display) : 'unassigned'}</dd>
+        <dt>Patient</dt><dd>{patient ? <a {...link(`/patients/${patient}`)}>{nameOf(task.for.reference, task.for.display)}</a> : 'none'}</dd>
         <dt>Version</dt><dd>{task.meta?.versionId}, saved {formatDate(task.meta?.lastUpdated)}</dd>
       </dl>
       <h2>History</h2>

@@ -98,12 +98,13 @@ export async function changeTask(task: Resource, change: Change): Promise<Resour
 }
 
 // What differs between two versions of a Task, in words, for the person who must decide again.
-export function differences(a: Resource, b: Resource): string[] {
+// name: a person's name for a reference.
+export function differences(a: Resource, b: Resource, name: (ref?: string) => string = (r) => r ?? ''): string[] {
   const out: string[] = [];
   const show = (v: any) => (v === undefined || v === null || v === '' ? 'none' : String(v));
   const fields: [string, (t: Resource) => any][] = [
     ['status', (t) => t.status],
-    ['owner', (t) => t.owner?.display ?? t.owner?.reference],
+    ['owner', (t) => t.owner?.display ?? (t.owner?.reference ? name(t.owner.reference) : undefined)],
     ['priority', (t) => t.priority],
     ['due', (t) => t.restriction?.period?.end],
     ['description', (t) => t.description],

@@ -3,7 +3,8 @@
 // changed the Task meanwhile) shows what changed and lets the person decide again.
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { current } from './auth';
-import { Bundle, FhirError, formatDate, humanName, request, Resource, search } from './fhir';
+import { Bundle, formatDate, humanName, request, Resource, search } from './fhir';
+import { nameOf, resolveNames } from './names';
 import { link, navigate } from './router';
 import { Change, changeTask, ConflictError, differences } from './tasks';
 
@@ -43,30 +44,6 @@ function parseWorklist(b: Bundle): { buckets: Bucket[]; tasks: Map<string, Resou
     }
   }
   return { buckets, tasks };
-}
-
-// Names of the patients and practitioners the Tasks refer to, in one search each.
-async function names(tasks: Resource[]): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const want = (type: string, refs: (string | undefined)[]) => {
-    const ids = new Set<string>();
-    for (const ref of refs) {
-      const m = ref?.match(new RegExp(`^${type}/([A-Za-z0-9.-]+)$`));
-      if (m) ids.add(m[1]);
-    }
-    return [...ids];
-  };
-  const patients = want('Patient', tasks.map((t) => t.for?.reference));
-  const people = want('Practitioner', tasks.map((t) => t.owner?.reference));
-  const lookups: Promise<void>[] = [];
-  if (patients.length)
-    lookups.push(search(`Patient?_id=${patients.join(',')}&_count=${patients.length}`)
-      .then((rs) => rs.forEach((r) => out.set(`Patient/${r.id}`, humanName(r)))));
-  if (people.length)
-    lookups.push(search(`Practitioner?_id=${people.join(',')}&_count=${people.length}`)
-      .then((rs) => rs.forEach((r) => out.set(`Practitioner/${r.id}`, humanName(r)))));
-  await Promise.all(lookups.map((p) => p.catch(() => undefined)));
-  return out;
 }
 
 function Help({ onClose }: { onClose: () => void }) {
@@ -133,7 +110,7 @@ export function Worklist() {
   const [error, setError] = useState('');
   const [buckets, setBuckets] = useState<Bucket[]>([]);
   const [tasks, setTasks] = useState<Map<string, Resource>>(new Map());
-  const [labels, setLabels] = useState<Map<string, string>>(new Map());
+  const [, setNamesRead] = useState(0);
   const [selected, setSelected] = useState(0);
   const [busy, setBusy] = useState<Set<string>>(new Set());
   const [notice, setNotice] = useState('');
@@ -141,6 +118,7 @@ export function Worklist() {
   const [conflict, setConflict] = useState<Conflict | null>(null);
   const [help, setHelp] = useState(false);
   const [reassign, setReassign] = useState<Resource | null>(null);
+  const keyHandler = useRef<(e: KeyboardEvent) => void>();
 
   const load = useCallback(async (quiet = false) => {
     if (!quiet) setState('loading');
@@ -154,7 +132,8 @@ export function Worklist() {
       setBuckets(parsed.buckets);
       setTasks(parsed.tasks);
       setState('ready');
-      setLabels(await names([...parsed.tasks.values()]));
+      await resolveNames([...parsed.tasks.values()].flatMap((t) => [t.for?.reference, t.owner?.reference]));
+      setNamesRead((n) => n + 1);
     } catch (e) {
       setError((e as Error).message);
       setState('error');
@@ -184,6 +163,7 @@ export function Worklist() {
     } catch (e) {
       setTasks((m) => new Map(m).set(task.id!, task));
       if (e instanceof ConflictError) {
+        await resolveNames([e.mine.owner?.reference, e.theirs.owner?.reference]);
         setConflict({ error: e, change, what });
         setTasks((m) => new Map(m).set(task.id!, e.theirs));
       } else {
@@ -200,27 +180,29 @@ export function Worklist() {
   const hold = (t: Resource) => t.status === 'on-hold' ? act(t, { status: 'in-progress' }, 'Resumed')
     : act(t, { status: 'on-hold' }, 'Put on hold');
 
-  useEffect(() => {
-    function onKey(e: KeyboardEvent) {
-      const target = e.target as HTMLElement;
-      if (e.ctrlKey || e.metaKey || e.altKey || target.closest('input, select, textarea, dialog')) return;
-      const t = selectedId ? tasks.get(selectedId) : undefined;
-      switch (e.key) {
-        case 'j': setSelected((i) => Math.min(i + 1, Math.max(order.length - 1, 0))); break;
-        case 'k': setSelected((i) => Math.max(i - 1, 0)); break;
-        case '?': setHelp(true); break;
-        case 'c': if (t) void claim(t); break;
-        case 'd': if (t) void done(t); break;
-        case 'h': if (t) void hold(t); break;
-        case 'r': if (t) setReassign(t); break;
-        case 'Enter': if (t && target === document.body) navigate(`/tasks/${t.id}`); break;
-        default: return;
-      }
-      e.preventDefault();
+  // the handler of the latest render: a key pressed right after a render acts on what it shows
+  keyHandler.current = (e: KeyboardEvent) => {
+    const target = e.target as HTMLElement;
+    if (e.ctrlKey || e.metaKey || e.altKey || target.closest('input, select, textarea, dialog')) return;
+    const t = selectedId ? tasks.get(selectedId) : undefined;
+    switch (e.key) {
+      case 'j': setSelected((i) => Math.min(i + 1, Math.max(order.length - 1, 0))); break;
+      case 'k': setSelected((i) => Math.max(i - 1, 0)); break;
+      case '?': setHelp(true); break;
+      case 'c': if (t) void claim(t); break;
+      case 'd': if (t) void done(t); break;
+      case 'h': if (t) void hold(t); break;
+      case 'r': if (t) setReassign(t); break;
+      case 'Enter': if (t && target === document.body) navigate(`/tasks/${t.id}`); break;
+      default: return;
     }
+    e.preventDefault();
+  };
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => keyHandler.current?.(e);
     document.addEventListener('keydown', onKey);
     return () => document.removeEventListener('keydown', onKey);
-  });
+  }, []);
 
   useEffect(() => {
     document.querySelector<HTMLElement>('tr.selected')?.scrollIntoView({ block: 'nearest' });
@@ -229,7 +211,7 @@ export function Worklist() {
   function label(ref: string | undefined): string {
     if (!ref) return '';
     if (ref === me) return 'You';
-    return labels.get(ref) ?? ref;
+    return nameOf(ref);
   }
 
   return (
@@ -278,7 +260,7 @@ export function Worklist() {
             {conflict.error.theirs.meta?.lastUpdated ? `, saved ${formatDate(conflict.error.theirs.meta.lastUpdated)}` : ''}.
             What changed:
           </p>
-          <ul>{differences(conflict.error.mine, conflict.error.theirs).map((d) => <li key={d}>{d}</li>)}</ul>
+          <ul>{differences(conflict.error.mine, conflict.error.theirs, label).map((d) => <li key={d}>{d}</li>)}</ul>
           <div class="buttons">
             <button type="button" onClick={() => { const c = conflict; setConflict(null); void act(c.error.theirs, c.change, c.what); }}>
               Try again on the current version
