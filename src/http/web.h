@@ -10,7 +10,7 @@
 /* The built-in public client of the web app, and the scopes it may be granted: reading and
  * searching what the person may see, and updating Tasks (claim, complete, hold, reassign). */
 #define HTTP_WEB_CLIENT_ID "concerto-web"
-#define HTTP_WEB_SCOPES "openid fhirUser offline_access user/*.rs user/Task.u"
+#define HTTP_WEB_SCOPES    "openid fhirUser offline_access user/*.rs user/Task.u"
 
 /*
  * Answers a GET or HEAD of the app: a bundled asset under /assets/ (404 when there is no such
