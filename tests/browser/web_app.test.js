@@ -93,7 +93,8 @@ before(async () => {
        '--password-stdin'], PASSWORD + '\n');
   cli(['client', 'add', '--db', db, '--client-id', 'checker', '--secret-stdin', '--scopes', 'system/*.cruds'],
       SECRET + '\n');
-  concerto = await startConcerto(db);
+  // access tokens of 63 s: the app refreshes each 3 s after it gets it (a minute ahead)
+  concerto = await startConcerto(db, ['--token-ttl', '63']);
   const r = await fetch(`${concerto.base}/oauth2/token`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded',
@@ -143,6 +144,26 @@ test('signs in through the sign-in pages and shows the worklist', async () => {
   assert.equal(await page.getByTestId('me').textContent(), 'Casey Coordinator');
   await screenshot(page, 'web-worklist');
   assert.deepEqual(errors, []);
+});
+
+test('refreshes its access token before it expires and goes on working', async () => {
+  const request = await page.waitForRequest((r) => r.url().endsWith('/oauth2/token') &&
+    (r.postData() ?? '').includes('grant_type=refresh_token'), { timeout: 20000 });
+  const answer = await request.response();
+  assert.equal(answer.status(), 200);
+  const body = await answer.json();
+  assert.ok(body.access_token && body.refresh_token, 'a new access token and a rotated refresh token');
+  // the next refresh presents the rotated token (a used one would revoke everything)
+  const next = await page.waitForRequest((r) => r.url().endsWith('/oauth2/token') &&
+    (r.postData() ?? '').includes('grant_type=refresh_token'), { timeout: 20000 });
+  assert.equal(new URLSearchParams(next.postData()).get('refresh_token'), body.refresh_token);
+  assert.equal((await next.response()).status(), 200);
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Patients' }).click();
+  await page.locator('tr[data-patient="ann"]').waitFor({ timeout: 20000 });
+  assert.equal(await page.title(), 'Patients – Concerto');
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'My worklist' }).click();
+  await row('t1').waitFor();
+  assert.equal(await page.title(), 'My worklist – Concerto');
 });
 
 test('the worklist opens within a second once signed in', async () => {
@@ -233,6 +254,20 @@ test('a task changed underneath shows the 412 and what changed', async () => {
   // the retry is made on their version: their owner and priority stay
   assert.equal(now.owner.reference, 'Practitioner/p2');
   assert.equal(now.priority, 'asap');
+});
+
+test('reassigns a task to someone else', async () => {
+  await row('t1').getByRole('button', { name: /^reassign/i }).click();
+  const dialog = page.getByRole('dialog', { name: /Reassign “Call Ann about her new medication”/ });
+  await dialog.waitFor();
+  await dialog.getByLabel('New owner').selectOption({ label: 'Dana Nurse' });
+  await screenshot(page, 'web-reassign');
+  await dialog.getByRole('button', { name: 'Reassign' }).click();
+  await page.locator('.notice', { hasText: /Reassigned/ }).waitFor();
+  const t1 = await api('Task/t1');
+  assert.equal(t1.owner.reference, 'Practitioner/p2');
+  // no longer Casey's: it leaves her worklist
+  await row('t1').waitFor({ state: 'detached' });
 });
 
 test('finds patients by name, identifier and birth date, with their columns', async () => {

@@ -9,8 +9,17 @@ import { Patients } from './patients';
 import { PatientOverview } from './patient';
 import { TaskDetail } from './task';
 
+function title(path: string): string {
+  if (path === '/' || path === '/worklist') return 'My worklist';
+  if (path === '/patients') return 'Patients';
+  if (path.startsWith('/patients/')) return 'Patient';
+  if (path.startsWith('/tasks/')) return 'Task';
+  return 'Page not found';
+}
+
 function Screen({ path }: { path: string }) {
   let m: RegExpMatchArray | null;
+  useEffect(() => { document.title = `${title(path)} – Concerto`; }, [path]);
   if (path === '/' || path === '/worklist') return <Worklist />;
   if (path === '/patients') return <Patients />;
   if ((m = path.match(/^\/patients\/([A-Za-z0-9.-]{1,64})$/))) return <PatientOverview id={m[1]} />;
