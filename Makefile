@@ -90,6 +90,7 @@ $(BUILD)/obj/care/builtin.o: $(BUILD)/gen/builtin_protocols.h
 # tools/install-deps.
 WEB_SRC := web/build.mjs web/package-lock.json $(wildcard web/src/*)
 %/gen/web_assets.h: $(WEB_SRC)
+	@test -d web/node_modules/esbuild || { echo "web/node_modules is missing: run tools/install-deps"; exit 1; }
 	node web/build.mjs $@
 $(BUILD)/obj/http/web.o: $(BUILD)/gen/web_assets.h
 
