@@ -79,6 +79,20 @@ async function api(path, init = {}) {
   return body;
 }
 
+// Signs username in on Concerto's pages, where page is now; a staff member's first sign-in
+// enrols in a second factor.
+async function signInAs(p, username, shot) {
+  await p.waitForURL((u) => u.pathname.startsWith('/oauth2/'), { timeout: 20000 });
+  await p.getByLabel(/user ?name/i).fill(username);
+  await p.getByLabel(/password/i).fill(PASSWORD);
+  if (shot) await screenshot(p, shot);
+  await p.getByRole('button', { name: /sign in/i }).click();
+  const secret = (await p.locator('#totp-secret').textContent()).trim();
+  await p.getByLabel(/code from your app/i).fill(totp(secret));
+  await p.getByRole('button', { name: /confirm/i }).click();
+  await p.getByRole('button', { name: /continue/i }).click();
+}
+
 function row(id) {
   return page.locator(`tr[data-task="${id}"]`);
 }
@@ -91,6 +105,7 @@ before(async () => {
   cli(['import', '--db', db, data]);
   cli(['user', 'add', '--db', db, '--username', 'casey', '--role', 'coordinator', '--practitioner', 'p1',
        '--password-stdin'], PASSWORD + '\n');
+  cli(['user', 'add', '--db', db, '--username', 'ada', '--role', 'admin', '--password-stdin'], PASSWORD + '\n');
   cli(['client', 'add', '--db', db, '--client-id', 'checker', '--secret-stdin', '--scopes', 'system/*.cruds'],
       SECRET + '\n');
   // access tokens of 63 s: the app refreshes each 3 s after it gets it (a minute ahead)
@@ -120,17 +135,7 @@ test('signs in through the sign-in pages and shows the worklist', async () => {
   const errors = [];
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   await page.goto(`${concerto.base}/`);
-  await page.waitForURL((u) => u.pathname.startsWith('/oauth2/'), { timeout: 20000 });
-  await page.getByLabel(/user ?name/i).fill('casey');
-  await page.getByLabel(/password/i).fill(PASSWORD);
-  await screenshot(page, 'web-sign-in');
-  await page.getByRole('button', { name: /sign in/i }).click();
-  // a staff member's first sign-in enrols in a second factor
-  const secret = (await page.locator('#totp-secret').textContent()).trim();
-  await page.getByLabel(/code from your app/i).fill(totp(secret));
-  await page.getByRole('button', { name: /confirm/i }).click();
-  await page.getByRole('button', { name: /continue/i }).click();
-
+  await signInAs(page, 'casey', 'web-sign-in');
   await page.waitForURL(`${concerto.base}/`, { timeout: 20000 });
   await page.getByRole('heading', { name: 'My worklist' }).waitFor({ timeout: 20000 });
   await row('t1').waitFor();
@@ -330,6 +335,22 @@ test('a patient overview and a task with its history', async () => {
   assert.match(history[2], /priority: routine → asap/);
   assert.match(history[3], /created as ready/);
   await screenshot(page, 'web-task-history');
+});
+
+test('a worklist the server refuses says why, in its words', async () => {
+  // an administrator is linked to no Practitioner: $worklist answers 403 with an OperationOutcome
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const other = await context.newPage();
+  await other.goto(`${concerto.base}/worklist`);
+  await signInAs(other, 'ada');
+  await other.waitForURL(`${concerto.base}/worklist`, { timeout: 20000 });
+  const alert = other.getByRole('alert');
+  await alert.waitFor({ timeout: 20000 });
+  assert.match(await alert.textContent(),
+               /Could not load your worklist: \$worklist lists a staff member's work, and this account is linked to no Practitioner or PractitionerRole/);
+  await alert.getByRole('button', { name: 'Try again' }).waitFor();
+  await screenshot(other, 'web-worklist-error');
+  await context.close();
 });
 
 test('signs out', async () => {
