@@ -337,6 +337,43 @@ test('a patient overview and a task with its history', async () => {
   await screenshot(page, 'web-task-history');
 });
 
+test('transitions: who is in hospital, and the TCM clocks of the discharges', async () => {
+  const ACT = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
+  const hours = (n) => new Date(Date.now() + n * 3600000).toISOString();
+  await api('Encounter/stay-ann', { method: 'PUT', body: JSON.stringify({
+    resourceType: 'Encounter', id: 'stay-ann', status: 'in-progress',
+    class: { system: ACT, code: 'IMP', display: 'inpatient encounter' },
+    subject: { reference: 'Patient/ann' }, period: { start: hours(-48) } }) });
+  await api('Encounter/stay-bob', { method: 'PUT', body: JSON.stringify({
+    resourceType: 'Encounter', id: 'stay-bob', status: 'finished',
+    class: { system: ACT, code: 'IMP', display: 'inpatient encounter' },
+    subject: { reference: 'Patient/bob' }, period: { start: hours(-120), end: hours(-1) } }) });
+  const report = await api('Encounter/stay-bob/$tcm');
+
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Transitions' }).click();
+  await page.getByRole('heading', { name: 'Transitions' }).waitFor();
+  const inside = page.locator('section[aria-labelledby="t-admitted"] tr[data-encounter="stay-ann"]');
+  await inside.waitFor({ timeout: 20000 });
+  assert.match(await inside.textContent(), /Ann Ashworth.*inpatient encounter/);
+  const cells = await page.locator('section[aria-labelledby="t-discharged"] tr[data-encounter="stay-bob"] td').allTextContents();
+  assert.match(cells[0], /Bob Brennan/);
+  // each requirement as the server's report has it, with the time left while pending
+  const requirements = report.parameter.filter((p) => p.name === 'requirement').map((p) =>
+    Object.fromEntries(p.part.map((x) => [x.name, x.valueCode ?? x.valueDateTime])));
+  assert.deepEqual(requirements.map((r) => r.name), ['interactive-contact', 'face-to-face', 'medication-reconciliation']);
+  requirements.forEach((r, i) => {
+    const cell = cells[3 + i];
+    if (r.status === 'pending') assert.match(cell, /^due in \d+ (d|h|min)/, cell);
+    else assert.ok(cell.startsWith(r.status), `${r.name}: ${cell}`);
+  });
+  const code = report.parameter.find((p) => p.name === 'code').part;
+  const part = (name) => code.find((x) => x.name === name)?.valueCode;
+  assert.ok(cells[6].startsWith(part('code')), cells[6]);
+  if (part('status') === 'provisional' && part('reachable') && part('reachable') !== part('code'))
+    assert.match(cells[6], new RegExp(`provisional: ${part('reachable')} reachable`));
+  await screenshot(page, 'web-transitions');
+});
+
 test('a worklist the server refuses says why, in its words', async () => {
   // an administrator is linked to no Practitioner: $worklist answers 403 with an OperationOutcome
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });

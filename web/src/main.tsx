@@ -8,10 +8,12 @@ import { Worklist } from './worklist';
 import { Patients } from './patients';
 import { PatientOverview } from './patient';
 import { TaskDetail } from './task';
+import { Transitions } from './transitions';
 
 function title(path: string): string {
   if (path === '/' || path === '/worklist') return 'My worklist';
   if (path === '/patients') return 'Patients';
+  if (path === '/transitions') return 'Transitions';
   if (path.startsWith('/patients/')) return 'Patient';
   if (path.startsWith('/tasks/')) return 'Task';
   return 'Page not found';
@@ -22,6 +24,7 @@ function Screen({ path }: { path: string }) {
   useEffect(() => { document.title = `${title(path)} – Concerto`; }, [path]);
   if (path === '/' || path === '/worklist') return <Worklist />;
   if (path === '/patients') return <Patients />;
+  if (path === '/transitions') return <Transitions />;
   if ((m = path.match(/^\/patients\/([A-Za-z0-9.-]{1,64})$/))) return <PatientOverview id={m[1]} />;
   if ((m = path.match(/^\/tasks\/([A-Za-z0-9.-]{1,64})$/))) return <TaskDetail id={m[1]} />;
   return (
@@ -61,6 +64,7 @@ function Shell() {
         <nav aria-label="Main">
           <NavLink href="/" label="My worklist" path={path} />
           <NavLink href="/patients" label="Patients" path={path} />
+          <NavLink href="/transitions" label="Transitions" path={path} />
         </nav>
         <span class="me" data-testid="me">{me}</span>
         <button type="button" class="quiet" onClick={out}>Sign out</button>
