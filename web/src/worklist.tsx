@@ -175,7 +175,7 @@ export function Worklist() {
   }
 
   const claim = (t: Resource) => me ? act(t, { owner: me }, 'Claimed')
-    : setFailure('Cannot claim: your account is not linked to a Practitioner (no fhirUser)');
+    : setFailure('Cannot claim: the sign-in did not say which Practitioner you are (no id_token with fhirUser; a server on PostgreSQL needs --signing-key for that)');
   const done = (t: Resource) => act(t, { status: 'completed' }, 'Completed');
   const hold = (t: Resource) => t.status === 'on-hold' ? act(t, { status: 'in-progress' }, 'Resumed')
     : act(t, { status: 'on-hold' }, 'Put on hold');
