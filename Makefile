@@ -85,6 +85,15 @@ PROTOCOLS := $(sort $(wildcard data/protocols/*.json))
 	} > $@.tmp && mv $@.tmp $@
 $(BUILD)/obj/care/builtin.o: $(BUILD)/gen/builtin_protocols.h
 
+# The coordinators' web app (web/): bundled by esbuild and written as C arrays by
+# web/build.mjs into $(BUILD)/gen (and build/gen for the fuzzers); web/node_modules comes from
+# tools/install-deps.
+WEB_SRC := web/build.mjs web/package-lock.json $(wildcard web/src/*)
+%/gen/web_assets.h: $(WEB_SRC)
+	@test -d web/node_modules/esbuild || { echo "web/node_modules is missing: run tools/install-deps"; exit 1; }
+	node web/build.mjs $@
+$(BUILD)/obj/http/web.o: $(BUILD)/gen/web_assets.h
+
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -166,6 +175,7 @@ build/fuzz/obj/%.o: src/%.c
 
 build/fuzz/obj/base/calendar.o: build/gen/us_federal_holidays.h
 build/fuzz/obj/care/builtin.o: build/gen/builtin_protocols.h
+build/fuzz/obj/http/web.o: build/gen/web_assets.h
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
 	@mkdir -p $(dir $@)

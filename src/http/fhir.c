@@ -23,6 +23,7 @@
 #include "fhir/defs.h"
 #include "fhir/outcome.h"
 #include "http/http_int.h"
+#include "http/web.h"
 #include "repo/bundle.h"
 #include "repo/conditional.h"
 #include "repo/repo.h"
@@ -1526,6 +1527,8 @@ int http__handle(h2o_handler_t *self, h2o_req_t *req)
     if (http__queue_route(ctx.thread, req, &arena))
         goto out;
     if (http__hl7_route(ctx.thread, req, &arena))
+        goto out;
+    if (http__web_route(req))
         goto out;
     if (!(path.len >= 5 && memcmp(path.base, "/fhir", 5) == 0 &&
           (path.len == 5 || path.base[5] == '/'))) {

@@ -26,6 +26,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "http/http_int.h"
+#include "http/web.h"
 
 void http_config_init(http_config_t *config)
 {
@@ -217,6 +218,8 @@ status_t http_serve(store_t *store, const http_config_t *config, err_t *err)
     int port = config->port, listen_fd = -1;
     int started = 0;
     rc = open_listener(config->host, port, &listen_fd, &port, err);
+    if (!rc)
+        http__web_client(server, port);
     for (int i = 0; !rc && i < nthreads; i++) {
         server->threads[i].index = i;
         rc = start_thread(server, &server->threads[i], listen_fd, err);
