@@ -2,11 +2,11 @@
  * web.c - the coordinators' web app (web/, built into the binary by web/build.mjs) and its
  * built-in OAuth client, concerto-web.
  *
- * Every GET or HEAD outside /fhir, /oauth2, /admin and /healthz is the app's: /assets/NAME
- * is a bundled file, named after its content and so cached for a year; any other path
- * without a dot in its last segment is one of the app's own routes and gets index.html (never
- * cached, with a policy that loads scripts and styles from this origin only); anything else
- * is 404. The files live in static arrays: nothing is copied to answer.
+ * A GET or HEAD of /assets/NAME is a bundled file, named after its content and so cached for
+ * a year (404 when there is none); one of the app's own routes (is_app_route) gets index.html
+ * (never cached, with a policy that loads scripts and styles from this origin only). Every
+ * other path is the server's (the API, OAuth, admin, or its 404). The files live in static arrays:
+ * nothing is copied to answer.
  */
 #include <stdio.h>
 #include <string.h>
@@ -95,14 +95,32 @@ static void send_asset(h2o_req_t *req, const web_asset_t *asset, const char *cac
     }
 }
 
+/* The app's own routes (web/src/main.tsx): /, /worklist, /patients, /transitions, and
+ * /patients/ID and /tasks/ID. */
+static bool is_app_route(h2o_iovec_t path)
+{
+    static const char *const pages[] = {"/", "/worklist", "/patients", "/transitions"};
+    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
+        if (h2o_memis(path.base, path.len, pages[i], strlen(pages[i])))
+            return true;
+    static const char *const items[] = {"/patients/", "/tasks/"};
+    for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
+        size_t n = strlen(items[i]);
+        if (!has_prefix(path, items[i]) || path.len == n)
+            continue;
+        /* one segment, an id: no further slash, no dot */
+        const char *id = path.base + n;
+        size_t len = path.len - n;
+        return !memchr(id, '/', len) && !memchr(id, '.', len);
+    }
+    return false;
+}
+
 bool http__web_route(h2o_req_t *req)
 {
     h2o_iovec_t path = req->path_normalized;
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
         !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
-        return false;
-    if (path.len == 0 || path.base[0] != '/' || has_prefix(path, "/fhir") ||
-        has_prefix(path, "/oauth2") || has_prefix(path, "/admin") || has_prefix(path, "/healthz"))
         return false;
     if (has_prefix(path, "/assets/")) {
         const web_asset_t *asset = find_asset(path.base, path.len);
@@ -110,20 +128,15 @@ bool http__web_route(h2o_req_t *req)
             send_asset(req, asset, "public, max-age=31536000, immutable");
             return true;
         }
-    } else {
-        /* an app route names no file: its last segment has no dot */
-        const char *last = path.base + path.len;
-        while (last > path.base && last[-1] != '/')
-            last--;
-        if (!memchr(last, '.', (size_t)(path.base + path.len - last))) {
-            const web_asset_t *index = find_asset(H2O_STRLIT("/index.html"));
-            http__set_content_security_policy(req, WEB_CSP);
-            send_asset(req, index, "no-cache");
-            return true;
-        }
+        set(req, H2O_TOKEN_CONTENT_TYPE, "text/plain; charset=utf-8");
+        send_static(req, 404, "Not Found", "not found\n", 10);
+        return true;
     }
-    set(req, H2O_TOKEN_CONTENT_TYPE, "text/plain; charset=utf-8");
-    send_static(req, 404, "Not Found", "not found\n", 10);
+    if (!is_app_route(path))
+        return false; /* the server's own 404 */
+    const web_asset_t *index = find_asset(H2O_STRLIT("/index.html"));
+    http__set_content_security_policy(req, WEB_CSP);
+    send_asset(req, index, "no-cache");
     return true;
 }
 

@@ -14,9 +14,8 @@
 
 /*
  * Answers a GET or HEAD of the app: a bundled asset under /assets/ (404 when there is no such
- * asset), or index.html for the app's own routes (paths whose last segment has no dot; other
- * paths 404). False, answering nothing, for other methods and for /fhir, /oauth2, /admin and
- * /healthz and everything under them.
+ * asset), or index.html for the app's own routes (/, /worklist, /patients, /transitions,
+ * /patients/ID, /tasks/ID). False, answering nothing, for anything else.
  */
 bool http__web_route(h2o_req_t *req);
 

@@ -210,8 +210,8 @@ def test_metadata_answers_get_only(client):
 
 
 def test_unknown_paths_are_404(client):
-    # "/" and other paths outside the API are the web app's (test_web.py)
-    for path in ("/fhirx", "/fhir/Patient/1/_history/1/extra", "/fhir/Patient/1/foo",
+    # "/" and the app's other routes are the web app's (test_web.py)
+    for path in ("/foo", "/fhirx", "/fhir/Patient/1/_history/1/extra", "/fhir/Patient/1/foo",
                  "/healthz/x"):
         assert_outcome(client.get(path), 404, "not-found", "no such endpoint")
 
