@@ -231,9 +231,14 @@ test('the timeline: newest first, a page at a time, filtered by kind', async () 
 
   // "Show more" reads the next page of messages only now
   const more = page.waitForRequest((r) => r.url().includes('/fhir/Communication?') && r.url().includes('_page='));
-  await section('timeline').getByRole('button', { name: 'Show more' }).click();
+  // from the keyboard: the button keeps the focus while the page loads
+  await section('timeline').getByRole('button', { name: 'Show more' }).focus();
+  await page.keyboard.press('Enter');
   await more;
   await timelineRows().nth(30).waitFor();
+  await page.locator('section[data-section="timeline"][aria-busy="false"]').waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'timeline', 'the focus stays in the timeline');
+  assert.equal(await section('timeline').getByRole('status').textContent(), '31 shown, all there is');
   rows = timelineRows();
   assert.equal(await rows.count(), 31);
   assert.match(await rows.nth(30).textContent(), /Reminder 1$/);
@@ -271,7 +276,9 @@ test('the demographics come first; a failing section says why and leaves the oth
                            issue: [{ severity: 'error', code: 'exception', diagnostics: 'the database is busy, try again' }] }),
   }));
   await page.goto(`${concerto.base}/patients/eve`);
+  const started = Date.now();
   await page.getByRole('heading', { level: 1, name: 'Eve Everly' }).waitFor({ timeout: 20000 });
+  console.log(`patient shown ${Date.now() - started} ms after navigation (sign-in redirect included)`);
   // the patient shows while the problems are still on their way
   assert.match(await section('problems').textContent(), /Loading the problems…/);
   await section('allergies').getByRole('alert').waitFor();
@@ -285,9 +292,14 @@ test('the demographics come first; a failing section says why and leaves the oth
 
   // a tablet in portrait: one column, nothing wider than the screen
   await page.setViewportSize({ width: 768, height: 1024 });
+  const reloaded = Date.now();
   await page.reload();
+  await page.getByRole('heading', { level: 1, name: 'Eve Everly' }).waitFor({ timeout: 20000 });
+  const first = Date.now() - reloaded;
   await page.getByRole('table', { name: 'Allergies' }).waitFor({ timeout: 20000 });
+  await page.locator('section[aria-busy="true"]').first().waitFor({ state: 'detached' });
   await timelineRows().first().waitFor();
+  console.log(`overview: patient shown after ${first} ms, every section after ${Date.now() - reloaded} ms`);
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(width <= 768, `page is ${width} px wide`);
   await screenshot(page, 'web-patient-overview-tablet');

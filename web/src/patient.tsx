@@ -193,6 +193,8 @@ function TimelineSection({ id }: { id: string }) {
   const [errors, setErrors] = useState<string[]>([]);
   const [more, setMore] = useState(false);
   const timeline = useRef<Timeline | null>(null);
+  const moreButton = useRef<HTMLButtonElement>(null);
+  const heading = useRef<HTMLHeadingElement>(null);
 
   async function show(t: Timeline, reset: boolean) {
     setState('loading');
@@ -202,6 +204,8 @@ function TimelineSection({ id }: { id: string }) {
     setErrors(t.errors.map((e) => `${KINDS.find((k) => k.kind === e.kind)!.label}: ${e.message}`));
     setMore(t.more);
     setState('idle');
+    // the last page read: the button goes, the focus goes to the section instead of the page
+    if (!reset && !t.more && document.activeElement === moreButton.current) heading.current?.focus();
   }
 
   useEffect(() => {
@@ -215,7 +219,7 @@ function TimelineSection({ id }: { id: string }) {
   return (
     <section class="card wide" aria-labelledby="timeline" aria-busy={state === 'loading'} data-section="timeline">
       <div class="title-row">
-        <h2 id="timeline">Timeline</h2>
+        <h2 id="timeline" tabIndex={-1} ref={heading}>Timeline</h2>
         <div>
           <label for="timeline-kind">Show</label>
           <select id="timeline-kind" value={kind} onChange={(e) => setKind((e.target as HTMLSelectElement).value as Kind | '')}>
@@ -240,9 +244,12 @@ function TimelineSection({ id }: { id: string }) {
           </tbody>
         </table>
       )}
-      {state === 'loading' ? <p class="status" role="status">Loading the timeline…</p> : more ? (
-        <p><button type="button" class="quiet" onClick={() => timeline.current && void show(timeline.current, false)}>Show more</button></p>
-      ) : null}
+      <p class="status" role="status">{state === 'loading' ? 'Loading the timeline…' : items.length ? `${items.length} shown${more ? '' : ', all there is'}` : ''}</p>
+      {(more || (state === 'loading' && items.length > 0)) && (
+        // aria-disabled rather than disabled: the button keeps the keyboard's focus while it loads
+        <p><button type="button" class="quiet" aria-disabled={state === 'loading'} ref={moreButton}
+                   onClick={() => state === 'idle' && timeline.current && void show(timeline.current, false)}>Show more</button></p>
+      )}
     </section>
   );
 }
