@@ -23,7 +23,8 @@ export interface Item {
   href?: string; // a screen of the app
 }
 
-// How a search's resources become items, and the search, for one kind.
+// How a search's resources become items, and the search, for one kind. An item's date is the
+// value its search sorts by, so that each kind's items come newest first and merge in order.
 interface Source {
   kind: Kind;
   path: (patient: string, count: number) => string;
@@ -63,7 +64,7 @@ function one(kind: Kind, r: Resource, date: string | undefined, text: string, hr
 const SOURCES: Source[] = [
   { kind: 'encounter',
     path: (p, n) => `Encounter?patient=${p}&_sort=-date&_count=${n}&_include=Encounter:location`,
-    items: (r, inc) => one('encounter', r, r.period?.start ?? r.period?.end, encounterText(r, inc)) },
+    items: (r, inc) => one('encounter', r, r.period?.start, encounterText(r, inc)) },
   // a Task twice: when it was asked for, and its last change of status when that came later
   { kind: 'task',
     path: (p, n) => `Task?patient=${p}&_sort=-authored-on&_count=${n}`,
@@ -74,7 +75,7 @@ const SOURCES: Source[] = [
       ? one('task', r, r.lastModified, `Task ${r.status}: ${resourceTitle(r)}`, `/tasks/${r.id}`, '#modified') : [] },
   { kind: 'referral',
     path: (p, n) => `ServiceRequest?patient=${p}&_sort=-authored&_count=${n}`,
-    items: (r) => one('referral', r, r.authoredOn ?? r.occurrenceDateTime,
+    items: (r) => one('referral', r, r.authoredOn,
                       `Referral: ${resourceTitle(r)}${r.performer?.[0]?.display ? ` to ${r.performer[0].display}` : ''} (${r.status})`) },
   { kind: 'appointment',
     path: (p, n) => `Appointment?patient=${p}&_sort=-date&_count=${n}`,
@@ -82,11 +83,11 @@ const SOURCES: Source[] = [
   // the engine's notifications to staff are not messages with the patient
   { kind: 'message',
     path: (p, n) => `Communication?patient=${p}&category:not=notification&_sort=-sent&_count=${n}`,
-    items: (r) => one('message', r, r.sent ?? r.received,
+    items: (r) => one('message', r, r.sent,
                       `${(r.medium ?? []).map(conceptText).filter(Boolean).join(', ') || 'Message'}: ${resourceTitle(r)}`) },
   { kind: 'document',
     path: (p, n) => `DocumentReference?patient=${p}&_sort=-date&_count=${n}`,
-    items: (r) => one('document', r, r.date ?? r.context?.period?.start, `Document: ${resourceTitle(r)}`) },
+    items: (r) => one('document', r, r.date, `Document: ${resourceTitle(r)}`) },
 ];
 
 interface Stream {
