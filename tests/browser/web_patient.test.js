@@ -92,6 +92,8 @@ const FIXTURES = [
     description: 'Call Eve after discharge', authoredOn: '2026-02-06T09:00:00Z', lastModified: '2026-02-07T10:00:00Z' },
   { resourceType: 'Task', id: 'task-med', status: 'requested', intent: 'order', for: EVE,
     description: "Reconcile Eve's medications", authoredOn: '2026-02-06T09:30:00Z', lastModified: '2026-02-06T09:30:00Z' },
+  { resourceType: 'Task', id: 'task-leaflet', status: 'requested', intent: 'order', for: EVE,
+    description: 'Send Eve the diet leaflet' },
   { resourceType: 'ServiceRequest', id: 'sr-cardio', status: 'active', intent: 'order', subject: EVE,
     code: { text: 'Cardiology consultation' }, authoredOn: '2026-02-06T11:00:00Z' },
   { resourceType: 'Appointment', id: 'appt-cardio', status: 'booked', description: 'Cardiology follow-up',
@@ -110,6 +112,7 @@ const FIXTURES = [
 
 // Newest first, as the timeline must list them: [kind, text].
 const NEWEST = [
+  ['Task', /Task requested: Send Eve the diet leaflet/], // no dates of its own: when it was written (the import)
   ['Appointment', /Appointment: Cardiology follow-up \(booked\)/],
   ['Message', /telephone: Spoke with Eve after discharge/],
   ['Task', /Task completed: Call Eve after discharge/],
@@ -175,6 +178,11 @@ test('shows who the patient is, the care team with the primary coordinator marke
   const members = await team.locator('li').allTextContents();
   assert.deepEqual(members, ['Dana Nurse — Nurse', 'Casey Coordinator — Care coordinator primary coordinator']);
   assert.equal(await team.locator('li[data-primary="true"]').textContent(), members[1]);
+  const open = section('open-tasks');
+  await open.locator('li').first().waitFor();
+  const tasks = (await open.locator('li').allTextContents()).sort();
+  assert.deepEqual(tasks, ["Reconcile Eve's medications — requested", 'Send Eve the diet leaflet — requested']);
+  assert.match(await page.locator('dl[aria-label="Coordination"]').textContent(), /Open tasks2/);
   assert.deepEqual(errors, []);
 });
 
@@ -225,8 +233,8 @@ test('the timeline: newest first, a page at a time, filtered by kind', async () 
     assert.match(await rows.nth(i).locator('td').nth(2).textContent(), text, `row ${i}`);
   }
   // then the reminders, newest first; the engine's notification is not a message
-  assert.match(await rows.nth(9).textContent(), /Reminder 22$/);
-  assert.match(await rows.nth(19).textContent(), /Reminder 12$/);
+  assert.match(await rows.nth(10).textContent(), /Reminder 22$/);
+  assert.match(await rows.nth(19).textContent(), /Reminder 13$/);
   assert.doesNotMatch(await section('timeline').textContent(), /Engine notification/);
 
   // "Show more" reads the next page of messages only now
@@ -235,13 +243,13 @@ test('the timeline: newest first, a page at a time, filtered by kind', async () 
   await section('timeline').getByRole('button', { name: 'Show more' }).focus();
   await page.keyboard.press('Enter');
   await more;
-  await timelineRows().nth(30).waitFor();
+  await timelineRows().nth(31).waitFor();
   await page.locator('section[data-section="timeline"][aria-busy="false"]').waitFor();
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'timeline', 'the focus stays in the timeline');
-  assert.equal(await section('timeline').getByRole('status').textContent(), '31 shown, all there is');
+  assert.equal(await section('timeline').getByRole('status').textContent(), '32 shown, all there is');
   rows = timelineRows();
-  assert.equal(await rows.count(), 31);
-  assert.match(await rows.nth(30).textContent(), /Reminder 1$/);
+  assert.equal(await rows.count(), 32);
+  assert.match(await rows.nth(31).textContent(), /Reminder 1$/);
   await page.locator('section[data-section="timeline"][aria-busy="false"]').waitFor();
   assert.equal(await section('timeline').getByRole('button', { name: 'Show more' }).count(), 0, 'nothing left');
 
@@ -257,7 +265,7 @@ test('the timeline: newest first, a page at a time, filtered by kind', async () 
     .every((tr) => tr.getAttribute('data-kind') === 'task'));
   await page.locator('section[data-section="timeline"][aria-busy="false"]').waitFor();
   const tasks = await timelineRows().locator('td:nth-child(3)').allTextContents();
-  assert.deepEqual(tasks, ['Task completed: Call Eve after discharge', "Task created: Reconcile Eve's medications",
+  assert.deepEqual(tasks, ['Task requested: Send Eve the diet leaflet', 'Task completed: Call Eve after discharge', "Task created: Reconcile Eve's medications",
                            'Task created: Call Eve after discharge']);
   await page.getByLabel('Show').selectOption('');
   await page.waitForFunction(() => document.querySelectorAll('section[data-section="timeline"] tbody tr').length === 20);

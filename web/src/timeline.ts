@@ -73,6 +73,10 @@ const SOURCES: Source[] = [
     path: (p, n) => `Task?patient=${p}&modified:missing=false&_sort=-modified&_count=${n}`,
     items: (r) => r.lastModified && r.lastModified !== r.authoredOn
       ? one('task', r, r.lastModified, `Task ${r.status}: ${resourceTitle(r)}`, `/tasks/${r.id}`, '#modified') : [] },
+  // a Task that says neither: when it was last written
+  { kind: 'task',
+    path: (p, n) => `Task?patient=${p}&authored-on:missing=true&modified:missing=true&_sort=-_lastUpdated&_count=${n}`,
+    items: (r) => one('task', r, r.meta?.lastUpdated, `Task ${r.status}: ${resourceTitle(r)}`, `/tasks/${r.id}`, '#written') },
   { kind: 'referral',
     path: (p, n) => `ServiceRequest?patient=${p}&_sort=-authored&_count=${n}`,
     items: (r) => one('referral', r, r.authoredOn,
