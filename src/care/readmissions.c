@@ -6,6 +6,7 @@
 #include "care/readmissions.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/jv.h"
@@ -18,7 +19,6 @@
 #include "fhir/defs.h"
 #include "repo/repo.h"
 
-#define V3_ACT_CODE "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 #define DISPOSITION "http://terminology.hl7.org/CodeSystem/discharge-disposition"
 
 /* The stay classes, as transitions.c flags readmissions after them. */
@@ -80,14 +80,13 @@ status_t care_readmissions_period(const calendar_t *calendar, const char *start,
 
 /* ---- counting ----------------------------------------------------------------------------- */
 
+/* A hospital stay by its class code, whatever the system, as transitions.c flags readmissions
+ * after them. */
 static bool stay_class(const json_t *encounter)
 {
-    const json_t *c = json_object_get(encounter, "class");
-    const char *system = care__str(c, "system"), *code = care__str(c, "code");
-    if (!code || (system && strcmp(system, V3_ACT_CODE) != 0))
-        return false;
+    const char *code = care__str(json_object_get(encounter, "class"), "code");
     static const char *const stays[] = {"IMP", "ACUTE", "NONAC", "OBSENC", "SS"};
-    for (size_t i = 0; i < sizeof(stays) / sizeof(stays[0]); i++)
+    for (size_t i = 0; code && i < sizeof(stays) / sizeof(stays[0]); i++)
         if (strcmp(code, stays[i]) == 0)
             return true;
     return false;
@@ -155,57 +154,73 @@ static const char *earlier_stay(const json_t *flag)
     return NULL;
 }
 
+/* A stay or a Flag, by the id of the stay. */
+typedef struct {
+    const char *stay;
+    const json_t *resource;
+    int64_t start_us; /* a Flag's period.start */
+} keyed_t;
+
+static int compare_keyed(const void *pa, const void *pb)
+{
+    const keyed_t *a = pa, *b = pb;
+    int c = strcmp(a->stay, b->stay);
+    return c ? c : a->start_us < b->start_us ? -1 : a->start_us > b->start_us;
+}
+
 void care_readmissions_count(const json_t *stays, const json_t *flags,
                              const readmissions_period_t *period, const calendar_t *calendar,
                              arena_t *arena, readmissions_counts_t *out)
 {
     memset(out, 0, sizeof(*out));
-    size_t nflags = json_array_size(flags);
-    out->flags = arena_alloc(arena, (json_array_size(stays) + 1) * sizeof(*out->flags));
+    /* the stays discharged in the period, by id; the Flags, by the stay they name: both sorted,
+       then walked together */
+    size_t nstays = 0, nflags = 0;
+    keyed_t *in = arena_alloc(arena, (json_array_size(stays) + 1) * sizeof(*in));
+    keyed_t *named = arena_alloc(arena, (json_array_size(flags) + 1) * sizeof(*named));
     size_t i;
-    json_t *stay;
-    json_array_foreach(stays, i, stay)
+    json_t *r;
+    json_array_foreach(stays, i, r)
     {
-        const char *id = care__str(stay, "id");
-        const char *end_text = care__str(json_object_get(stay, "period"), "end");
+        const char *id = care__str(r, "id");
+        const char *end_text = care__str(json_object_get(r, "period"), "end");
         int64_t end;
-        if (!id || !stay_class(stay) || !is(care__str(stay, "status"), "finished") || !end_text ||
-            !care_datetime_parse(calendar, end_text, &end) || end < period->start_us ||
-            end >= period->end_us)
-            continue;
+        if (id && stay_class(r) && is(care__str(r, "status"), "finished") && end_text &&
+            care_datetime_parse(calendar, end_text, &end) && end >= period->start_us &&
+            end < period->end_us)
+            in[nstays++] = (keyed_t){id, r, 0};
+    }
+    json_array_foreach(flags, i, r)
+    {
+        const char *stay = earlier_stay(r);
+        const char *start_text = care__str(json_object_get(r, "period"), "start");
+        int64_t start;
+        if (!start_text || !care_datetime_parse(calendar, start_text, &start))
+            start = INT64_MAX;
+        if (stay && care__str(r, "id") && readmission_flag(r))
+            named[nflags++] = (keyed_t){stay, r, start};
+    }
+    qsort(in, nstays, sizeof(*in), compare_keyed);
+    qsort(named, nflags, sizeof(*named), compare_keyed);
+    out->flags = arena_alloc(arena, (nstays + 1) * sizeof(*out->flags));
+    size_t f = 0;
+    for (i = 0; i < nstays; i++) {
         /* the same stay twice (a search that returned it twice) counts once */
-        bool seen = false;
-        for (size_t k = 0; k < i && !seen; k++) {
-            const json_t *other = json_array_get(stays, k);
-            seen = is(care__str(other, "id"), id) && stay_class(other);
-        }
-        if (seen)
+        if (i && strcmp(in[i].stay, in[i - 1].stay) == 0)
             continue;
         out->initial++;
-        if (excluded(stay)) {
+        if (excluded(in[i].resource)) {
             out->excluded++;
             continue;
         }
         out->denominator++;
-        const char *first = NULL;
-        int64_t first_us = INT64_MAX;
-        for (size_t k = 0; k < nflags; k++) {
-            const json_t *flag = json_array_get(flags, k);
-            if (!readmission_flag(flag) || !is(earlier_stay(flag), id))
-                continue;
-            const char *fid = care__str(flag, "id");
-            const char *start_text = care__str(json_object_get(flag, "period"), "start");
-            int64_t start;
-            if (!start_text || !care_datetime_parse(calendar, start_text, &start))
-                start = INT64_MAX - 1;
-            if (fid && start < first_us) {
-                first = fid;
-                first_us = start;
-            }
-        }
-        if (first) {
+        while (f < nflags && strcmp(named[f].stay, in[i].stay) < 0)
+            f++;
+        if (f < nflags && strcmp(named[f].stay, in[i].stay) == 0) {
+            /* the earliest readmission after it */
             out->numerator++;
-            out->flags[out->nflags++] = arena_printf(arena, "Flag/%s", first);
+            out->flags[out->nflags++] =
+                arena_printf(arena, "Flag/%s", care__str(named[f].resource, "id"));
         }
     }
 }

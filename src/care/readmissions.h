@@ -55,10 +55,10 @@ typedef struct {
 /*
  * Counts stays (an array of Encounters) and flags (an array of Flags) for period into *out
  * (strings borrowed from flags or in arena). A stay counts when its class is a hospital stay
- * (v3-ActCode IMP, ACUTE, NONAC, OBSENC, SS), its status finished and its period.end in
- * [start_us, end_us). A Flag points to a stay when it is a readmission Flag (identifier
- * urn:concerto:readmission), its status is not entered-in-error, and its extension readmission
- * refers to the stay; several Flags pointing to one stay count it once (the earliest by
+ * (class code IMP, ACUTE, NONAC, OBSENC, SS, as transitions.c reads it), its status finished and
+ * its period.end in [start_us, end_us). A Flag points to a stay when it is a readmission Flag
+ * (identifier urn:concerto:readmission), its status is not entered-in-error, and its extension
+ * readmission refers to the stay; several Flags pointing to one stay count it once (the earliest by
  * period.start is named).
  */
 void care_readmissions_count(const json_t *stays, const json_t *flags,
