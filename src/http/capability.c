@@ -149,7 +149,11 @@ static void build(http_server_t *server, const fhir_search_snapshot_t *snapshot)
                              "\"http://concerto.dev/fhir/OperationDefinition/Encounter-tcm\","
                              "\"documentation\":\"the Transitional Care Management report of a "
                              "discharge: each requirement met, pending or missed, and the code "
-                             "it supports (docs/api.md)\"}],");
+                             "it supports (docs/api.md)\"},{\"name\":\"readmissions\","
+                             "\"definition\":\"http://concerto.dev/fhir/OperationDefinition/"
+                             "Encounter-readmissions\",\"documentation\":\"the 30-day "
+                             "readmission measure of the stays discharged in a period, as a "
+                             "MeasureReport (docs/api.md)\"}],");
         if (strcmp(name, "PlanDefinition") == 0)
             buf_addstr(&out, "\"operation\":[{\"name\":\"apply\",\"definition\":"
                              "\"http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply\"}],");

@@ -1159,6 +1159,34 @@ static void handle_tcm(ctx_t *ctx, const char *id)
     err_release(&err);
 }
 
+/* GET or POST Encounter/$readmissions: a measure over the stays the caller may search. */
+static void handle_readmissions(ctx_t *ctx)
+{
+    bool post = iov_eq(ctx->req->method, "POST");
+    if (!is_get(ctx->req) && !post) {
+        method_not_allowed(ctx, "GET, HEAD, POST", "$readmissions");
+        return;
+    }
+    if (post && ctx->req->entity.len && !check_body(ctx))
+        return;
+    ctx->audit_action = "search";
+    if (ctx->req->query_at != SIZE_MAX)
+        ctx->audit_query = arena_strndup(ctx->arena, ctx->req->path.base + ctx->req->query_at + 1,
+                                         ctx->req->path.len - ctx->req->query_at - 1);
+    http_search_request_t r = search_request(ctx);
+    buf_t body = BUF_INIT;
+    err_t err = ERR_INIT;
+    http_audit_patients_t patients = {0};
+    if (http__readmissions(&r, post, &body, &patients, &err)) {
+        send_error(ctx, &err);
+    } else {
+        send_json(ctx, 200, body.ptr, body.len);
+        audit(ctx, "search", 200, &patients);
+    }
+    buf_release(&body);
+    err_release(&err);
+}
+
 /* PlanDefinition/[id]/$apply waiting for a worker of offload.c: its reads and its one
  * transaction do not hold up the event loop. Heap-allocated: it may outlive the request. */
 typedef struct {
@@ -1406,6 +1434,11 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
     if (nseg == 2 && strcmp(second, "$worklist") == 0 &&
         type == fhir_resource_type_find("Task", 4)) {
         handle_worklist(ctx);
+        return;
+    }
+    if (nseg == 2 && strcmp(second, "$readmissions") == 0 &&
+        type == fhir_resource_type_find("Encounter", 9)) {
+        handle_readmissions(ctx);
         return;
     }
     if (!valid_id(ctx, second))

@@ -234,6 +234,14 @@ status_t http__care_plan_adherence(http_thread_t *thread, const repo_caller_t *c
 status_t http__tcm(const http_search_request_t *request, const char *id, bool post, buf_t *out,
                    http_audit_patients_t *patients, err_t *err);
 
+/* GET or POST Encounter/$readmissions (readmissions.c): the 30-day readmission measure of the
+ * stays discharged from periodStart to periodEnd (query or Parameters body) as a MeasureReport
+ * into out, counted over what the caller may search; the patients of the stays read into
+ * patients (audit). Errors: ERR_INVALID naming a missing, malformed or unknown parameter, and
+ * those of care_readmissions_gather. */
+status_t http__readmissions(const http_search_request_t *request, bool post, buf_t *out,
+                            http_audit_patients_t *patients, err_t *err);
+
 /* The address of the request's peer as text (audit.c), in arena; NULL when unknown. */
 const char *http__peer_address(h2o_req_t *req, arena_t *arena);
 

@@ -310,4 +310,4 @@ def test_capability_statement_lists_tcm(world):
     r = world.client.get("metadata")
     assert r.status == 200, r
     encounter = next(t for t in r.json["rest"][0]["resource"] if t["type"] == "Encounter")
-    assert [o["name"] for o in encounter["operation"]] == ["tcm"]
+    assert [o["name"] for o in encounter["operation"]] == ["tcm", "readmissions"]
