@@ -60,6 +60,11 @@ const char *const sqlite__index_tables[FHIR_INDEX_KIND_COUNT] = {
 #define COMPOSITE_COLUMNS(i) "c" #i "_system, c" #i "_value, c" #i "_low, c" #i "_high"
 
 static const char *const statement_sql[STMT__COUNT] = {
+    [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_SAVEPOINT] = "SAVEPOINT txn",
+    [STMT_RELEASE] = "RELEASE txn",
+    [STMT_ROLLBACK_TO] = "ROLLBACK TO txn",
     [STMT_READ_CURRENT] = "SELECT v.version, v.seq, v.updated_us, v.last_updated, v.method, "
                           "v.status, v.deleted, v.json "
                           "FROM resource r JOIN resource_version v ON v.seq = r.seq "
@@ -733,6 +738,20 @@ static status_t prepare(sqlite_conn_t *conn, int which, sqlite3_stmt **out, err_
     return ERR_OK;
 }
 
+/* Runs one of the statements that return no row (transaction control). */
+static status_t step_simple(sqlite_conn_t *conn, int which, err_t *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    status_t status = prepare(conn, which, &stmt, err);
+    if (status)
+        return status;
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_DONE)
+        return sqlite__fail(conn->handle, rc, err, statement_sql[which]);
+    return ERR_OK;
+}
+
 status_t sqlite__prepare_cached(sqlite_conn_t *conn, const char *sql, sqlite3_stmt **out,
                                 err_t *err)
 {
@@ -951,7 +970,7 @@ static status_t sqlite_count(void *opaque, const char *type, int64_t *out, err_t
 
 static status_t sqlite_begin(void *opaque, err_t *err)
 {
-    return exec(((sqlite_conn_t *)opaque)->handle, "BEGIN IMMEDIATE", err);
+    return step_simple(opaque, STMT_BEGIN, err);
 }
 
 /* In WAL mode synchronous=NORMAL commits without syncing the WAL; the next commit with
@@ -986,7 +1005,7 @@ static status_t sqlite_commit(void *opaque, err_t *err)
     sqlite_conn_t *conn = opaque;
     status_t rc = sqlite__text_commit(conn, err);
     if (!rc)
-        rc = exec(conn->handle, "COMMIT", err);
+        rc = step_simple(conn, STMT_COMMIT, err);
     end_relaxed(conn);
     return rc;
 }
@@ -1003,7 +1022,7 @@ static void sqlite_rollback(void *opaque)
 static status_t sqlite_savepoint(void *opaque, err_t *err)
 {
     sqlite_conn_t *conn = opaque;
-    status_t rc = exec(conn->handle, "SAVEPOINT txn", err);
+    status_t rc = step_simple(conn, STMT_SAVEPOINT, err);
     if (!rc)
         sqlite__text_savepoint(conn);
     return rc;
@@ -1012,7 +1031,7 @@ static status_t sqlite_savepoint(void *opaque, err_t *err)
 static status_t sqlite_release(void *opaque, err_t *err)
 {
     sqlite_conn_t *conn = opaque;
-    status_t rc = exec(conn->handle, "RELEASE txn", err);
+    status_t rc = step_simple(conn, STMT_RELEASE, err);
     if (!rc)
         sqlite__text_release(conn);
     return rc;
@@ -1023,7 +1042,9 @@ static void sqlite_rollback_to(void *opaque)
 {
     sqlite_conn_t *conn = opaque;
     sqlite__text_rollback_to(conn);
-    sqlite3_exec(conn->handle, "ROLLBACK TO txn", NULL, NULL, NULL);
+    err_t ignored = ERR_INIT;
+    step_simple(conn, STMT_ROLLBACK_TO, &ignored);
+    err_release(&ignored);
 }
 
 static status_t sqlite_current(void *opaque, const char *type, const char *id, store_current_t *out,

@@ -28,6 +28,12 @@ enum {
     STMT_CONTAINED_DELETE, /* ... and their removal */
     STMT_CONTAINED_INSERT,
     STMT_SCAN_TYPE,
+    /* the writer's transaction control, prepared once rather than parsed at every use */
+    STMT_BEGIN,
+    STMT_COMMIT,
+    STMT_SAVEPOINT,
+    STMT_RELEASE,
+    STMT_ROLLBACK_TO,
     /* one insert and one delete per index table, in fhir_index_kind_t order */
     STMT_INSERT_INDEX,
     STMT_DELETE_INDEX = STMT_INSERT_INDEX + FHIR_INDEX_KIND_COUNT,
