@@ -39,19 +39,24 @@ export function cli(args, input) {
   return out.stdout;
 }
 
-// Starts `concerto serve` on a free port of 127.0.0.1 and waits until it answers.
-export async function startConcerto(db, extra = []) {
+// Starts `concerto serve` on a free port of 127.0.0.1 and waits until it answers. extra: more
+// arguments of serve. With { mllp: true } it also listens for HL7 v2 over MLLP on a free port
+// of 127.0.0.1 and waits for that too: the answer's mllpPort.
+export async function startConcerto(db, extra = [], { mllp = false } = {}) {
   const dir = dirname(db);
   const portFile = join(dir, `port-${Date.now()}`);
+  const mllpPortFile = join(dir, `mllp-port-${Date.now()}`);
+  const mllpArgs = mllp ? ['--mllp', '127.0.0.1:0', '--mllp-port-file', mllpPortFile] : [];
   const proc = spawn(concertoBin, ['serve', '--db', db, '--listen', '127.0.0.1:0', '--threads', '2',
-                                   '--port-file', portFile, ...extra],
+                                   '--port-file', portFile, ...mllpArgs, ...extra],
                      { stdio: ['ignore', 'ignore', 'pipe'], env });
   let stderr = '';
   proc.stderr.on('data', (d) => { stderr += d; });
   for (let i = 0; i < 300; i++) {
     if (proc.exitCode !== null)
       throw new Error(`concerto serve exited ${proc.exitCode}: ${stderr}`);
-    if (existsSync(portFile)) {
+    const mllpPort = mllp && existsSync(mllpPortFile) ? parseInt(readFileSync(mllpPortFile, 'utf8'), 10) : 0;
+    if (existsSync(portFile) && (!mllp || mllpPort > 0)) {
       const port = parseInt(readFileSync(portFile, 'utf8'), 10);
       if (port > 0) {
         const base = `http://127.0.0.1:${port}`;
@@ -59,7 +64,7 @@ export async function startConcerto(db, extra = []) {
           const r = await fetch(`${base}/healthz`);
           if (r.ok)
             return { proc, base, fhir: `${base}/fhir`, stderr: () => stderr,
-                     stop: () => stop(proc) };
+                     stop: () => stop(proc), ...(mllp ? { mllpPort } : {}) };
         } catch { /* not yet */ }
       }
     }

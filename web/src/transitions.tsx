@@ -1,11 +1,13 @@
 // Transitions: who is in hospital now, and the discharges of the last 30 days with their TCM
-// clocks from Encounter/[id]/$tcm (docs/transitions.md, "The TCM report").
-import { useEffect, useState } from 'preact/hooks';
+// clocks from Encounter/[id]/$tcm (docs/transitions.md, "The TCM report"). The board reads
+// everything again each minute while it is shown, and on Refresh.
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { formatDate, Resource, search, get } from './fhir';
 import { link } from './router';
 import { nameOf, resolveNames } from './names';
 
 const TCM_CLASSES = ['IMP', 'ACUTE', 'NONAC', 'OBSENC', 'SS'];
+export const REFRESH_MS = 60000;
 const REQUIREMENTS: [string, string][] = [
   ['interactive-contact', 'Contact'], ['face-to-face', 'Face-to-face'], ['medication-reconciliation', 'Medication reconciliation'],
 ];
@@ -82,27 +84,63 @@ function RequirementCell({ r }: { r?: Requirement }) {
   return <td class={`tcm pending${soon ? ' soon' : ''}`}>due {left}<div class="sub">by {formatDate(r.deadline)}</div></td>;
 }
 
+// Who is in hospital and the reports of the recent discharges, read anew.
+async function loadBoard(): Promise<{ admitted: Resource[]; discharges: Discharge[] }> {
+  const since = new Date(Date.now() - 30 * 86400000).toISOString().slice(0, 10);
+  const [inside, finished] = await Promise.all([
+    search('Encounter?status=in-progress,arrived&_sort=-date&_count=100'),
+    search(`Encounter?status=finished&date=ge${since}&_sort=-date&_count=50`),
+  ]);
+  const recent = finished.filter((e) => TCM_CLASSES.includes(classOf(e)) && e.period?.end &&
+                                         Date.parse(e.period.end) >= Date.now() - 30 * 86400000);
+  const reports = await Promise.all(recent.map((e) =>
+    get<Resource>(`Encounter/${e.id}/$tcm`).then((p) => parseTcm(e, p))
+      .catch((err) => ({ encounter: e, eligible: false, requirements: new Map(), error: (err as Error).message } as Discharge))));
+  await resolveNames([...inside, ...recent].map((e) => e.subject?.reference));
+  return {
+    admitted: inside.filter((e) => ['IMP', 'EMER', 'OBSENC', 'ACUTE', 'NONAC', 'SS'].includes(classOf(e))),
+    discharges: reports.filter((d) => d.eligible || d.error),
+  };
+}
+
+function timeOf(ms: number): string {
+  return new Date(ms).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
 export function Transitions() {
   const [admitted, setAdmitted] = useState<Resource[] | null>(null);
   const [discharges, setDischarges] = useState<Discharge[] | null>(null);
   const [error, setError] = useState('');
+  const [updated, setUpdated] = useState<number | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [announce, setAnnounce] = useState('');
+  const loading = useRef(false);
+  const alive = useRef(true);
+
+  // One read at a time; what is shown stays until the new read has all of it. A refresh asked
+  // for by the person is announced, the minute's polling is not.
+  const refresh = useCallback((asked: boolean) => {
+    if (loading.current) return;
+    loading.current = true;
+    setBusy(true);
+    loadBoard().then((board) => {
+      if (!alive.current) return;
+      setAdmitted(board.admitted);
+      setDischarges(board.discharges);
+      setError('');
+      const now = Date.now();
+      setUpdated(now);
+      if (asked) setAnnounce(`Updated at ${timeOf(now)}`);
+    }).catch((e) => { if (alive.current) setError((e as Error).message); })
+      .finally(() => { loading.current = false; if (alive.current) setBusy(false); });
+  }, []);
 
   useEffect(() => {
-    const since = new Date(Date.now() - 30 * 86400000).toISOString().slice(0, 10);
-    Promise.all([
-      search('Encounter?status=in-progress,arrived&_sort=-date&_count=100'),
-      search(`Encounter?status=finished&date=ge${since}&_sort=-date&_count=50`),
-    ]).then(async ([inside, finished]) => {
-      const recent = finished.filter((e) => TCM_CLASSES.includes(classOf(e)) && e.period?.end &&
-                                             Date.parse(e.period.end) >= Date.now() - 30 * 86400000);
-      const reports = await Promise.all(recent.map((e) =>
-        get<Resource>(`Encounter/${e.id}/$tcm`).then((p) => parseTcm(e, p))
-          .catch((err) => ({ encounter: e, eligible: false, requirements: new Map(), error: (err as Error).message } as Discharge))));
-      await resolveNames([...inside, ...recent].map((e) => e.subject?.reference));
-      setAdmitted(inside.filter((e) => ['IMP', 'EMER', 'OBSENC', 'ACUTE', 'NONAC', 'SS'].includes(classOf(e))));
-      setDischarges(reports.filter((d) => d.eligible || d.error));
-    }).catch((e) => setError((e as Error).message));
-  }, []);
+    alive.current = true;
+    refresh(false);
+    const timer = setInterval(() => { if (!document.hidden) refresh(false); }, REFRESH_MS);
+    return () => { alive.current = false; clearInterval(timer); };
+  }, [refresh]);
 
   const patientLink = (e: Resource) => {
     const ref: string | undefined = e.subject?.reference;
@@ -113,6 +151,11 @@ export function Transitions() {
   return (
     <main id="main" tabIndex={-1}>
       <h1>Transitions</h1>
+      <div class="refresh">
+        <button type="button" onClick={() => refresh(true)} aria-busy={busy}>{busy && updated ? 'Refreshing…' : 'Refresh'}</button>
+        {updated && <span class="updated">Last updated <time dateTime={new Date(updated).toISOString()}>{timeOf(updated)}</time></span>}
+        <span class="visually-hidden" role="status" aria-live="polite">{announce}</span>
+      </div>
       {error && <p role="alert" class="error">Could not load the transitions: {error}</p>}
       {!error && (!admitted || !discharges) && <p class="status" role="status">Loading…</p>}
       {admitted && discharges && (
