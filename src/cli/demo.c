@@ -8,7 +8,8 @@
  * first and the outbox events it made are acknowledged: it stands for work already done, and
  * a server started on the database does not run the protocols over years of old stays. The
  * recent hospital stays and emergency visits are imported after, so that the engine acts on
- * them as on any new Encounter. Last the sign-ins are made, with passwords from libsodium
+ * them as on any new Encounter. The built-in protocols are loaded first, as `concerto init`
+ * loads them. Last the sign-ins are made, with passwords from libsodium
  * (not from the seed), written only to the --credentials file unless asked.
  */
 #include <errno.h>
@@ -22,6 +23,7 @@
 
 #include "auth/accounts.h"
 #include "auth/random.h"
+#include "care/builtin.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/jv.h"
@@ -46,7 +48,9 @@ static const char help[] =
     "(validated, indexed). Progress goes to stderr, a summary to stdout. See docs/demo.md.\n"
     "\n"
     "  --db FILE           the database (default: concerto.db; env CONCERTO_DB), created when\n"
-    "                      new; one that already holds resources is refused (exit status 2)\n"
+    "                      new, with the built-in protocols as `concerto init` loads them; one\n"
+    "                      that holds resources besides protocol definitions is refused (exit\n"
+    "                      status 2)\n"
     "  --patients N        how many patients, 1 to 1000000 (default: 1000)\n"
     "  --seed S            the seed, a number (default: 1)\n"
     "  --as-of DATE        the day the data is current at (default: today, UTC): dates are\n"
@@ -353,7 +357,8 @@ static int usage_error(const char *message, const char *value)
     return 2;
 }
 
-/* Whether the database at the "db" setting holds resources (*out_n of them); creates it. */
+/* How many resources the database of the "db" setting holds, besides the definitions of the
+ * protocols (`concerto init` loads the built-in ones); creates it when new. */
 static status_t count_resources(const settings_t *s, int64_t *out_n, err_t *err)
 {
     store_options_t options;
@@ -365,10 +370,32 @@ static status_t count_resources(const settings_t *s, int64_t *out_n, err_t *err)
     if (rc)
         return rc;
     if (!(rc = store_connect(store, &conn, err))) {
+        int64_t plans = 0, activities = 0;
         rc = store_count(conn, NULL, out_n, err);
+        if (!rc)
+            rc = store_count(conn, "PlanDefinition", &plans, err);
+        if (!rc)
+            rc = store_count(conn, "ActivityDefinition", &activities, err);
+        *out_n -= plans + activities;
         store_disconnect(conn);
     }
     store_close(store);
+    return rc;
+}
+
+/* Loads the built-in protocols as `concerto init` does (nothing when they are there). */
+static status_t load_protocols(const settings_t *s, err_t *err)
+{
+    store_options_t options;
+    store_t *store;
+    status_t rc = cli_store_options(s, &options, err);
+    if (!rc)
+        rc = cli_open_store(s, &options, &store, err);
+    if (rc)
+        return rc;
+    care_builtin_report_t report;
+    rc = care_builtin_load(store, &report, err);
+    cli_close_store(store, true);
     return rc;
 }
 
@@ -425,6 +452,10 @@ int cli_demo(int argc, char **argv)
                 "concerto demo: \"%s\" already holds %lld resources; the demo population goes "
                 "into an empty database (or add --force to add it anyway)\n",
                 db, (long long)existing);
+        goto out;
+    }
+    if (load_protocols(&s, &err)) {
+        status = 1;
         goto out;
     }
     if (credentials_path) {

@@ -1010,8 +1010,10 @@ static void emit_encounters(patient_t *p)
         return;
     double u = demo_rng_unit(r);
     double recent = stays / 15;
-    if (u < recent)
-        emit_stay(p, DEMO_RECENT, as_of - demo_rng_range(r, 4, 9), demo_rng_range(r, 1, 5), true);
+    if (u < recent) {
+        int length = demo_rng_range(r, 1, 5);
+        emit_stay(p, DEMO_RECENT, as_of - demo_rng_range(r, 1, 6) - length, length, true);
+    }
     else if (u < 1.5 * recent)
         emit_stay(p, DEMO_RECENT, as_of - demo_rng_range(r, 1, 3), 0, false);
     else if (u < 1.5 * recent + visits / 40)

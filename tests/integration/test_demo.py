@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -329,10 +330,35 @@ def test_a_recent_discharge_gets_its_tcm_report(population, served):
                   and datetime.date.fromisoformat(e["period"]["end"][:10])
                   >= TODAY - datetime.timedelta(days=10)]
     assert discharges
-    r = served.client.get(f"/fhir/Encounter/{discharges[0]['id']}/$tcm")
+    home = [e for e in discharges
+            if e["hospitalization"]["dischargeDisposition"]["coding"][0]["code"] == "home"]
+    assert home
+    encounter = home[0]
+    r = served.client.get(f"/fhir/Encounter/{encounter['id']}/$tcm")
     assert r.status == 200, r
     params = {p["name"]: p for p in r.json["parameter"]}
     assert params["eligible"]["valueBoolean"] is True
+    # the engine acts on the recent discharge: the transitional care Tasks of the protocol
+    patient = encounter["subject"]["reference"]
+    query = (f"Task?patient={patient}"
+             "&code=http://concerto.dev/fhir/CodeSystem/task|tcm-interactive-contact")
+    deadline = time.monotonic() + 30
+    while total(served.client, query) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert total(served.client, query) == 1
+    # while the history's stays made no work: no TCM Task for a discharge of months ago
+    old = [e for e in population["data"]["Encounter"]
+           if e["class"]["code"] == "IMP" and e["status"] == "finished"
+           and datetime.date.fromisoformat(e["period"]["end"][:10])
+           < TODAY - datetime.timedelta(days=30)]
+    assert old
+    r = served.client.get(
+        "/fhir/Task?code=http://concerto.dev/fhir/CodeSystem/task|tcm-interactive-contact"
+        "&_count=1000")
+    assert r.status == 200, r
+    recent_patients = {e["subject"]["reference"] for e in discharges}
+    for entry in r.json["entry"]:
+        assert entry["resource"]["for"]["reference"] in recent_patients
 
 
 # ---- refusals --------------------------------------------------------------------------------
