@@ -5,7 +5,8 @@
  * The population (demo_gen.c) is written as NDJSON, one file per resource type, one patient at
  * a time, so memory does not grow with its size; the files are then imported (cli/import.h),
  * so every resource is validated and indexed as an import would. The history is imported
- * first and the outbox events it made are acknowledged: it stands for work already done, and
+ * first (the care teams in a second import, after_indexes) and the outbox events it made are
+ * acknowledged: it stands for work already done, and
  * a server started on the database does not run the protocols over years of old stays. The
  * recent hospital stays and emergency visits are imported after, so that the engine acts on
  * them as on any new Encounter. The built-in protocols are loaded first, as `concerto init`
@@ -217,6 +218,19 @@ static void writer_release(writer_t *w, bool remove_files)
     }
     free(w->recent_path);
     buf_release(&w->line);
+}
+
+/*
+ * Types imported in a second step, once the first has built the search indexes: writing a care
+ * coordination team searches for the patient's other active team (repo/rules.c), and while a
+ * large import has its indexes deferred each of those searches reads a whole index table, so
+ * the teams would cost the square of the population. What refers to the teams goes with them
+ * (each import checks that its references resolve).
+ */
+static bool after_indexes(const char *type)
+{
+    return strcmp(type, "CareTeam") == 0 || strcmp(type, "EpisodeOfCare") == 0 ||
+           strcmp(type, "CarePlan") == 0;
 }
 
 /* ---- the outbox of the history ------------------------------------------------------------ */
@@ -518,11 +532,25 @@ int cli_demo(int argc, char **argv)
         goto out;
     }
 
-    /* load the history, mark its events as worked, then load the recent events */
+    /* load the history (the care teams and what refers to them last), mark its events as
+       worked, then load the recent events */
+    char *first[MAX_FILES], *second[MAX_FILES];
+    int nfirst = 0, nsecond = 0;
+    for (size_t i = 0; i < w.nfiles; i++) {
+        if (after_indexes(w.names[i]))
+            second[nsecond++] = w.paths[i];
+        else
+            first[nfirst++] = w.paths[i];
+    }
     cli_import_hooks_t hooks = {.progress = import_progress, .ctx = &progress, .quiet = true};
-    progress_phase(&progress, "loading", 0.25, 0.95);
-    int rc = cli__import_files(&s, w.paths, (int)w.nfiles, &hooks);
+    progress_phase(&progress, "loading", 0.25, 0.85);
+    int rc = cli__import_files(&s, first, nfirst, &hooks);
     size_t written = hooks.written;
+    if (rc == 0 && nsecond > 0) {
+        progress_phase(&progress, "loading care teams", 0.85, 0.95);
+        rc = cli__import_files(&s, second, nsecond, &hooks);
+        written += hooks.written;
+    }
     size_t drained = 0;
     if (rc == 0 && drain_outbox(&s, &drained, &err))
         rc = 1;
