@@ -423,6 +423,7 @@ int cli_demo(int argc, char **argv)
     writer_t w = {0};
     bool remove_files = false;
     FILE *credentials = NULL;
+    char *tmp_template = NULL;
     int status = cli_settings("demo", help, argc, argv, known, switches, &s);
     if (status >= 0)
         goto out_settings;
@@ -485,22 +486,19 @@ int cli_demo(int argc, char **argv)
     }
 
     status = 1;
-    char tmp[] = "/tmp/concerto-demo-XXXXXX";
     const char *tmpdir = getenv("TMPDIR");
-    char *tmp_template = tmpdir && *tmpdir ? xasprintf("%s/concerto-demo-XXXXXX", tmpdir) : NULL;
+    tmp_template = xasprintf("%s/concerto-demo-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
     if (keep) {
         if (mkdir(keep, 0755) != 0 && errno != EEXIST) {
             fprintf(stderr, "concerto demo: could not create \"%s\": %s\n", keep, strerror(errno));
-            free(tmp_template);
             goto out;
         }
         w.dir = keep;
     } else {
-        w.dir = mkdtemp(tmp_template ? tmp_template : tmp);
+        w.dir = mkdtemp(tmp_template);
         if (!w.dir) {
             fprintf(stderr, "concerto demo: could not make a temporary directory: %s\n",
                     strerror(errno));
-            free(tmp_template);
             goto out;
         }
         remove_files = true;
@@ -528,7 +526,6 @@ int cli_demo(int argc, char **argv)
     if (!writer_close(&w)) {
         progress_end(&progress);
         fprintf(stderr, "concerto demo: could not write the NDJSON files in \"%s\"\n", w.dir);
-        free(tmp_template);
         goto out;
     }
 
@@ -570,7 +567,6 @@ int cli_demo(int argc, char **argv)
             progress_show(&progress, 1, 1);
     }
     progress_end(&progress);
-    free(tmp_template);
     if (rc != 0) {
         fprintf(stderr, "concerto demo: the population was not loaded completely into \"%s\"\n",
                 db);
@@ -604,6 +600,7 @@ out:
     }
     if (w.dir)
         writer_release(&w, remove_files);
+    free(tmp_template);
 out_settings:
     settings_release(&s);
     return status;

@@ -375,6 +375,18 @@ def test_a_database_holding_resources_is_refused_without_force(population, tmp_d
     assert db.stat().st_size >= before
 
 
+def test_credentials_go_to_stdout_only_when_asked(tmp_dir):
+    _, r = demo(tmp_dir, "printed", "--patients", "3", "--print-credentials")
+    assert r.returncode == 0, r.stderr
+    printed = dict(line.split("=", 1) for line in r.stdout.splitlines()
+                   if "=" in line and " " not in line)
+    assert set(STAFF_ROLES) <= set(printed) and "maria" in printed
+    _, r = demo(tmp_dir, "unprinted", "--patients", "3")
+    assert r.returncode == 0, r.stderr
+    assert "reset-password" in r.stdout
+    assert not [line for line in r.stdout.splitlines() if "=" in line and " " not in line]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--patients", "0"], "--patients must be a number from 1 to 1000000"),
     (["--patients", "many"], "--patients must be a number"),
