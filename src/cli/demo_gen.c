@@ -693,7 +693,6 @@ static void emit_medications(patient_t *p)
                                         DEMO_DEPRESSION};
     static const drug_t atorvastatin = {"83367", "atorvastatin", "40 mg by mouth at bedtime",
                                         DEMO_DIABETES};
-    bool ace = false;
     if (c & DEMO_DIABETES) {
         if (p->ckd_stage != 4)
             emit_medication(p, &metformin);
@@ -704,7 +703,6 @@ static void emit_medications(patient_t *p)
     }
     if (c & (DEMO_HYPERTENSION | DEMO_HEART_FAILURE | DEMO_CKD)) {
         emit_medication(p, demo_rng_chance(r, 0.7) ? &lisinopril : &losartan);
-        ace = true;
     }
     if (c & DEMO_HYPERTENSION) {
         if (demo_rng_chance(r, 0.4))
@@ -726,7 +724,6 @@ static void emit_medications(patient_t *p)
         emit_medication(p, demo_rng_chance(r, 0.6) ? &sertraline : &escitalopram);
     if ((c & (DEMO_DIABETES | DEMO_CKD | DEMO_HEART_FAILURE)) && demo_rng_chance(r, 0.65))
         emit_medication(p, &atorvastatin);
-    (void)ace;
 }
 
 static void emit_allergies(patient_t *p)
