@@ -10,6 +10,8 @@ int cli_init(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_errors(int argc, char **argv);
 int cli_import(int argc, char **argv);
+/* concerto demo [--patients N] [--seed S] ...: a synthetic population (cli/demo.c). */
+int cli_demo(int argc, char **argv);
 /* concerto reindex [--db FILE]: rebuilds every search index row, progress on stderr. */
 int cli_reindex(int argc, char **argv);
 /* concerto migrate-data --from FILE.db --to postgresql://URI: copies a whole database into an

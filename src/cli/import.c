@@ -23,6 +23,7 @@
 #include "base/mem.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/import.h"
 #include "repo/repo.h"
 
 static const char help[] =
@@ -291,6 +292,7 @@ typedef struct {
     json_t *references; /* "Type/id" referenced -> true */
     struct timespec started;
     double last_report;
+    const cli_import_hooks_t *hooks;
     status_t failure;
     err_t failure_err;
 } pass2_t;
@@ -309,6 +311,10 @@ static void progress(pass2_t *p, bool final)
         return;
     p->last_report = t;
     size_t done = p->written + p->refused + p->unreadable;
+    if (p->hooks && p->hooks->progress) {
+        p->hooks->progress(p->hooks->ctx, done, p->total);
+        return;
+    }
     fprintf(stderr, "\rconcerto import: %zu of %zu resources (%.0f%%), %.0f/s   ", done, p->total,
             p->total ? 100.0 * (double)done / (double)p->total : 100.0,
             t > 0 ? (double)done / t : 0);
@@ -630,45 +636,38 @@ static size_t check_references(store_t *store, json_t *references, err_t *err)
     return missing;
 }
 
-int cli_import(int argc, char **argv)
+int cli__import_files(const settings_t *settings, char *const *files, int nfiles,
+                      cli_import_hooks_t *hooks)
 {
-    static const char *const known[] = {"db", "batch", "synchronous", "rebuild-indexes", NULL};
-    settings_t s;
-    int status = cli_settings("import", help, argc, argv, known, NULL, &s);
-    if (status >= 0)
-        goto out_settings;
-    status = 2;
+    int status = 2;
     err_t err = ERR_INIT;
     store_t *store = NULL;
     store_options_t options;
+    bool quiet = hooks && hooks->quiet;
     char *end;
-    long batch = strtol(settings_get(&s, "batch", "1000"), &end, 10);
+    long batch = strtol(settings_get(settings, "batch", "1000"), &end, 10);
     if (*end || batch < 1 || batch > 100000) {
         err_set(&err, ERR_INVALID, NULL, "--batch must be a number from 1 to 100000");
         goto out;
     }
-    const char *rebuild_when = settings_get(&s, "rebuild-indexes", "auto");
+    const char *rebuild_when = settings_get(settings, "rebuild-indexes", "auto");
     if (strcmp(rebuild_when, "auto") != 0 && strcmp(rebuild_when, "yes") != 0 &&
         strcmp(rebuild_when, "no") != 0) {
         err_set(&err, ERR_INVALID, NULL, "--rebuild-indexes must be auto, yes or no");
         goto out;
     }
-    if (s.nargs == 0) {
-        err_set(&err, ERR_INVALID, NULL, "name at least one file to import (see --help)");
-        goto out;
-    }
-    if (cli_store_options(&s, &options, &err))
+    if (cli_store_options(settings, &options, &err))
         goto out;
     status = 1;
-    if (cli_open_store(&s, &options, &store, &err))
+    if (cli_open_store(settings, &options, &store, &err))
         goto out;
 
     struct timespec started;
     clock_gettime(CLOCK_MONOTONIC, &started);
     scan_t scan = {0};
     pass1_t p1 = {.identifiers = json_object()};
-    for (int i = 0; i < s.nargs; i++)
-        for_each_resource(s.args[i], learn, learn_line, &p1, &scan);
+    for (int i = 0; i < nfiles; i++)
+        for_each_resource(files[i], learn, learn_line, &p1, &scan);
 
     bool rebuild = false;
     if (want_rebuild(store, rebuild_when, p1.total, &rebuild, &err) ||
@@ -682,7 +681,8 @@ int cli_import(int argc, char **argv)
                   .batch_size = (size_t)batch,
                   .total = p1.total,
                   .counts = json_object(),
-                  .references = json_object()};
+                  .references = json_object(),
+                  .hooks = hooks};
     pthread_mutex_init(&p2.lock, NULL);
     pthread_cond_init(&p2.cond, NULL);
     err_init(&p2.failure_err);
@@ -694,8 +694,8 @@ int cli_import(int argc, char **argv)
         if (pthread_create(&p2.preparers[i], NULL, preparer_main, &p2) != 0)
             die("could not start a thread");
     scan_t scan2 = {0};
-    for (int i = 0; i < s.nargs && !failed(&p2); i++)
-        for_each_resource(s.args[i], read_resource, read_line, &p2, &scan2);
+    for (int i = 0; i < nfiles && !failed(&p2); i++)
+        for_each_resource(files[i], read_resource, read_line, &p2, &scan2);
     flush(&p2);
     pthread_mutex_lock(&p2.lock);
     p2.reading_done = true;
@@ -722,18 +722,20 @@ int cli_import(int argc, char **argv)
     if (rebuild) {
         struct timespec index_started;
         clock_gettime(CLOCK_MONOTONIC, &index_started);
-        fprintf(stderr, "concerto import: building the search indexes\n");
+        if (!quiet)
+            fprintf(stderr, "concerto import: building the search indexes\n");
         /* opening the store builds them (a search parameter's reindex finishes first) */
         cli_close_store(store, true);
         store = NULL;
         err_t e = ERR_INIT;
-        if (cli_open_store(&s, &options, &store, &e) && !p2.failure) {
+        if (cli_open_store(settings, &options, &store, &e) && !p2.failure) {
             p2.failure = e.code;
             err_move(&p2.failure_err, &e);
         }
         err_release(&e);
-        fprintf(stderr, "concerto import: search indexes built in %.1f s\n",
-                seconds_since(&index_started));
+        if (!quiet)
+            fprintf(stderr, "concerto import: search indexes built in %.1f s\n",
+                    seconds_since(&index_started));
     }
     double seconds = seconds_since(&started);
 
@@ -742,16 +744,22 @@ int cli_import(int argc, char **argv)
         p2.written = 0;
     }
     size_t missing = p2.failure ? 0 : check_references(store, p2.references, &err);
-    printf("imported %zu resources in %.1f s (%.0f/s)", p2.written, seconds,
-           seconds > 0 ? (double)p2.written / seconds : 0.0);
-    printf("; refused %zu; unreadable %zu; references checked %zu, unresolved %zu "
-           "(conditional %zu)\n",
-           p2.refused, scan.read_errors + p2.unreadable, json_object_size(p2.references),
-           missing == SIZE_MAX ? 0 : missing, p2.unresolved_conditional);
-    const char *type;
-    json_t *count;
-    json_object_foreach(p2.counts, type, count)
-        printf("  %-28s %lld\n", type, (long long)json_integer_value(count));
+    if (hooks) {
+        hooks->written = p2.written;
+        hooks->seconds = seconds;
+    }
+    if (!quiet) {
+        printf("imported %zu resources in %.1f s (%.0f/s)", p2.written, seconds,
+               seconds > 0 ? (double)p2.written / seconds : 0.0);
+        printf("; refused %zu; unreadable %zu; references checked %zu, unresolved %zu "
+               "(conditional %zu)\n",
+               p2.refused, scan.read_errors + p2.unreadable, json_object_size(p2.references),
+               missing == SIZE_MAX ? 0 : missing, p2.unresolved_conditional);
+        const char *type;
+        json_t *count;
+        json_object_foreach(p2.counts, type, count)
+            printf("  %-28s %lld\n", type, (long long)json_integer_value(count));
+    }
     if (!p2.failure && !p2.refused && !scan.read_errors && !p2.unreadable && !scan.files_failed &&
         missing == 0 && !p2.unresolved_conditional)
         status = 0;
@@ -767,7 +775,23 @@ out:
     err_release(&err);
     if (store)
         cli_close_store(store, true);
-out_settings:
+    return status;
+}
+
+int cli_import(int argc, char **argv)
+{
+    static const char *const known[] = {"db", "batch", "synchronous", "rebuild-indexes", NULL};
+    settings_t s;
+    int status = cli_settings("import", help, argc, argv, known, NULL, &s);
+    if (status >= 0)
+        goto out;
+    if (s.nargs == 0) {
+        fprintf(stderr, "concerto import: name at least one file to import (see --help)\n");
+        status = 2;
+        goto out;
+    }
+    status = cli__import_files(&s, s.args, s.nargs, NULL);
+out:
     settings_release(&s);
     return status;
 }

@@ -15,6 +15,7 @@ static const struct {
     {"init", cli_init, "create or upgrade a database"},
     {"serve", cli_serve, "serve the FHIR API over HTTP"},
     {"import", cli_import, "load NDJSON files and Bundles"},
+    {"demo", cli_demo, "fill a database with a synthetic demo population"},
     {"errors", cli_errors, "list the error codes and their HTTP statuses"},
     {"reindex", cli_reindex, "rebuild the search index of a database"},
     {"migrate-data", cli_migrate_data, "copy a database into an empty one (SQLite to PostgreSQL)"},
