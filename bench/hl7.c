@@ -124,9 +124,13 @@ static void *sender_main(void *arg)
 
 int main(void)
 {
-    int nsenders = (int)bench_env_long("BENCH_CONNECTIONS", 16);
+    /* by default as `concerto serve` runs the feed: 32 workers with SQLite, 4 with PostgreSQL,
+       and twice as many senders as workers */
+    const char *location = getenv("BENCH_STORE");
+    bool postgres = location && *location && store_location_is_postgres(location);
+    int workers = (int)bench_env_long("BENCH_WORKERS", postgres ? 4 : 32);
+    int nsenders = (int)bench_env_long("BENCH_CONNECTIONS", 2 * workers);
     long total = bench_env_long("BENCH_MESSAGES", 15000);
-    int workers = (int)bench_env_long("BENCH_WORKERS", 4);
     log_set_level(LOG_WARNING);
     const char *name, *sync;
     store_t *store = bench_open_store(STORE_SYNC_FULL, &name, &sync);

@@ -111,7 +111,7 @@ static const char help[] =
     "                       refused with an AR and kept in part\n"
     "  --mllp-connections N at most N MLLP connections at once (default: 512)\n"
     "  --mllp-workers N     threads that store, apply and acknowledge messages, each with a\n"
-    "                       connection of its own (default: 16 with SQLite, where more\n"
+    "                       connection of its own (default: 32 with SQLite, where more\n"
     "                       messages in flight share each commit; 4 with PostgreSQL)\n"
     "  --mllp-port-file FILE\n"
     "                       write the MLLP port to FILE once listening\n"
@@ -245,7 +245,7 @@ int cli_serve(int argc, char **argv)
                    settings_get(&s, "mllp-workers",
                                 store_location_is_postgres(settings_get(&s, "db", CLI_DEFAULT_DB))
                                     ? "4"
-                                    : "16"),
+                                    : "32"),
                    1, 64, &mllp_workers, &err) ||
         (mllp && *mllp && parse_listen("mllp", mllp, &mllp_host, &mllp_port, &err)) ||
         cli_store_options(&s, &options, &err)) {
