@@ -151,6 +151,14 @@ def test_a_client_cannot_set_the_author(make_server, tmp_path):
     assert r.status == 200, r
     assert r.json["meta"]["extension"] == [
         {"url": URL, "valueReference": {"display": "test-harness"}}, other]
+    # a Bundle's entries are by the Bundle's caller
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": dict(obs, meta={"extension": [forged]}),
+         "request": {"method": "POST", "url": "Observation"}}]}
+    r = srv.client.request("POST", "/fhir", bundle, auth=token)
+    assert r.status == 200, r
+    location = r.json["entry"][0]["response"]["location"].split("/_history")[0]
+    assert author(srv.client.get(location).json) == {"reference": "Practitioner/pn"}
     # the backend client cannot pose as a person
     obs["meta"] = {"extension": [forged]}
     r = srv.client.post("Observation", obs)
