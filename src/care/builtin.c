@@ -70,6 +70,7 @@ static status_t load_one(store_txn_t *txn, load_t *load, const char *name, json_
     repo_write_t w;
     err_t why = ERR_INIT;
     rc = repo_prepare_resource(&w, REPO_UPDATE, resource, id, 0, load->arena, &why);
+    w.author = "built-in protocols"; /* the version-author (repo/author.h) */
     if (rc == ERR_OK)
         rc = repo_write_txn(txn, &w, &why);
     if (rc) {

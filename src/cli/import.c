@@ -435,6 +435,7 @@ static void prepare_batch(pass2_t *p, batch_t *b)
             }
             b->refused++;
         } else {
+            w->author = "import"; /* the version-author of what the command loads */
             b->n++;
             json_t *count = json_object_get(b->counts, w->type);
             json_object_set_new(b->counts, w->type,

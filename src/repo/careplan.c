@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/jv.h"
+#include "repo/author.h"
 #include "repo/repo.h"
 
 #define EXT_BASE        "http://concerto.dev/fhir/StructureDefinition/"
@@ -254,8 +255,11 @@ static status_t patient_limits(const repo_write_t *w, const json_t *old, const j
     json_t *old_meta = json_object_get(old, "meta"), *meta = json_object_get(next, "meta");
     json_object_foreach(meta, key, value)
     {
-        if (strcmp(key, "versionId") != 0 && strcmp(key, "lastUpdated") != 0 &&
-            !json_equal(value, json_object_get(old_meta, key)))
+        /* the version-author extension names each version's writer */
+        if (strcmp(key, "extension") == 0
+                ? !repo_author_extensions_equal(value, json_object_get(old_meta, key))
+                : strcmp(key, "versionId") != 0 && strcmp(key, "lastUpdated") != 0 &&
+                      !json_equal(value, json_object_get(old_meta, key)))
             return err_set(err, ERR_FORBIDDEN, arena_printf(w->arena, "CarePlan.meta.%s", key),
                            "a patient may add notes to their CarePlan, not change "
                            "CarePlan.meta.%s",

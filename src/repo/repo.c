@@ -2,7 +2,8 @@
  * repo.c - FHIR create, read, update, delete over the store.
  *
  * Invariants: a stored resource always starts with resourceType, id and meta, and meta
- * always starts with versionId and lastUpdated, which only the server writes. Validation
+ * always starts with versionId and lastUpdated, which only the server writes, then the
+ * version-author extension (author.h) as the first entry of meta.extension. Validation
  * happens before anything reaches the store, so nothing invalid is ever half-written.
  */
 #include "repo/repo.h"
@@ -19,6 +20,7 @@
 #include "fhir/defs.h"
 #include "fhir/patch.h"
 #include "fhir/validate.h"
+#include "repo/author.h"
 
 bool repo_id_valid(const char *s, size_t len)
 {
@@ -78,7 +80,8 @@ static void add_head(buf_t *out, const char *type, const char *id)
     buf_addstr(out, "\",\"meta\":{");
 }
 
-/* Serializes resource into write->head and write->tail around the server's meta fields. */
+/* Serializes resource into write->head, write->extensions and write->tail around the server's
+ * meta fields. */
 static void serialize(repo_write_t *write, const json_t *resource, const char *type, const char *id)
 {
     buf_t out = BUF_INIT;
@@ -88,13 +91,30 @@ static void serialize(repo_write_t *write, const json_t *resource, const char *t
     json_t *meta = json_object_get(resource, "meta");
     const char *key;
     json_t *value;
+    buf_t ext = BUF_INIT;
     if (json_is_object(meta)) {
         json_object_foreach(meta, key, value)
         {
-            if (strcmp(key, "versionId") != 0 && strcmp(key, "lastUpdated") != 0)
+            if (strcmp(key, "extension") == 0 && json_is_array(value)) {
+                /* the server's version-author entry goes first; a client's is dropped */
+                size_t i;
+                json_t *e;
+                json_array_foreach(value, i, e)
+                {
+                    if (repo_author_is(e))
+                        continue;
+                    if (ext.len)
+                        buf_addch(&ext, ',');
+                    jv_dump(e, &ext);
+                }
+            } else if (strcmp(key, "versionId") != 0 && strcmp(key, "lastUpdated") != 0) {
                 add_member(&out, key, value);
+            }
         }
     }
+    write->extensions = arena_strndup(write->arena, ext.len ? ext.ptr : "", ext.len);
+    write->extensions_len = ext.len;
+    buf_release(&ext);
     buf_addch(&out, '}');
     json_object_foreach((json_t *)resource, key, value)
     {
@@ -345,20 +365,31 @@ static void invalidate_access(void *arg)
     repo_access_invalidate();
 }
 
-/* The text of the version to store: head, the server's meta fields, tail (in w's arena). */
+/* The text of the version to store: head, the server's meta fields (author: the
+ * version-author's valueReference, or NULL), the resource's meta.extension entries, tail (in
+ * w's arena). */
 static char *stored_text(const repo_write_t *w, int64_t version, const char *time_text,
-                         size_t *out_len)
+                         const char *author, size_t *out_len)
 {
-    char middle[96];
-    int n = snprintf(middle, sizeof(middle), "\"versionId\":\"%lld\",\"lastUpdated\":\"%s\"",
-                     (long long)version, time_text);
-    size_t len = w->head_len + (size_t)n + w->tail_len;
-    char *json = arena_alloc(w->arena, len + 1);
-    memcpy(json, w->head, w->head_len);
-    memcpy(json + w->head_len, middle, (size_t)n);
-    memcpy(json + w->head_len + (size_t)n, w->tail, w->tail_len);
-    json[len] = '\0';
-    *out_len = len;
+    buf_t b = BUF_INIT;
+    buf_add(&b, w->head, w->head_len);
+    buf_addf(&b, "\"versionId\":\"%lld\",\"lastUpdated\":\"%s\"", (long long)version, time_text);
+    if (author || w->extensions_len) {
+        buf_addstr(&b, ",\"extension\":[");
+        if (author) {
+            buf_addstr(&b, "{\"url\":\"" REPO_AUTHOR_URL "\",\"valueReference\":");
+            buf_addstr(&b, author);
+            buf_addch(&b, '}');
+            if (w->extensions_len)
+                buf_addch(&b, ',');
+        }
+        buf_add(&b, w->extensions, w->extensions_len);
+        buf_addch(&b, ']');
+    }
+    buf_add(&b, w->tail, w->tail_len);
+    char *json = arena_strndup(w->arena, b.ptr, b.len);
+    *out_len = b.len;
+    buf_release(&b);
     return json;
 }
 
@@ -409,16 +440,17 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
         store_txn_on_commit(txn, invalidate_access, NULL);
     int64_t version = current.version + 1;
     const char *time_text = store_txn_time_text(txn);
+    const char *author = repo_author_value(w->caller, w->author, w->arena);
     char *json = NULL;
     size_t json_len = 0;
     if (w->action != REPO_DELETE)
-        json = stored_text(w, version, time_text, &json_len);
+        json = stored_text(w, version, time_text, author, &json_len);
     if (strcmp(w->type, "CarePlan") == 0) {
         bool stamped;
         if ((rc = repo__care_plan_contributions(txn, w, &current, json, json_len, &stamped, err)))
             return rc;
         if (stamped)
-            json = stored_text(w, version, time_text, &json_len);
+            json = stored_text(w, version, time_text, author, &json_len);
     }
     if ((rc = repo__rules_check(txn, w, &current, json, json_len, err)))
         return rc;
@@ -446,6 +478,7 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
         .json = json,
         .json_len = json_len,
         .index = w->action == REPO_DELETE ? NULL : &w->index,
+        .author = author,
     };
     int64_t seq;
     rc = store_txn_put(txn, &put, &seq, err);
@@ -463,6 +496,7 @@ status_t repo_write_txn(store_txn_t *txn, void *arg, err_t *err)
     r->deleted = w->action == REPO_DELETE;
     r->json = json;
     r->json_len = json_len;
+    r->author = author;
     return w->caller ? repo__audit_write(txn, w, patient, err) : ERR_OK;
 }
 

@@ -4,7 +4,8 @@
  * A write happens in two steps so the expensive part runs on the caller's thread: prepare
  * (parse, validate, assign the id, serialize once) and then commit through the store's writer,
  * where only the version check and the insert happen. The stored text is the canonical JSON
- * with meta.versionId and meta.lastUpdated filled in by the server; reads return it as it is.
+ * with meta.versionId, meta.lastUpdated and the version-author extension (author.h) filled in
+ * by the server; reads return it as it is.
  */
 #ifndef CONCERTO_REPO_REPO_H
 #define CONCERTO_REPO_REPO_H
@@ -33,13 +34,18 @@ typedef struct {
     int64_t if_match; /* required current version, 0: none */
     const char *head; /* serialized resource up to meta's first member */
     size_t head_len;
-    const char *tail; /* the rest after versionId and lastUpdated */
+    const char *tail; /* the rest after versionId, lastUpdated and meta.extension */
     size_t tail_len;
+    const char *extensions; /* the resource's meta.extension entries, comma-separated, without
+                               the brackets and any version-author entry ("" for none) */
+    size_t extensions_len;
     fhir_index_rows_t index; /* the search index rows of the resource (none for a delete) */
     json_t *patch; /* REPO_PATCH: a JSON Patch array or a FHIRPath Patch Parameters resource
                       (released with the arena) */
     arena_t *arena;
     const repo_caller_t *caller; /* who writes (access.h); NULL: the server itself */
+    const char *author;          /* the version's author when caller is NULL (concerto import:
+                                    "import"); NULL: none recorded */
 
     /* the patients the caller may write for (repo_access_prepare_write; without it the
        commit works them out on a connection of its own) */

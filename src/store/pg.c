@@ -53,17 +53,18 @@ struct pg_db {
 
 static const char *const statement_sql[PG__COUNT] = {
     [PG_READ_CURRENT] = "SELECT v.version, v.seq, v.updated_us, v.last_updated, v.method, "
-                        "v.status, v.deleted, v.json "
+                        "v.status, v.deleted, v.json, v.author "
                         "FROM resource r JOIN resource_version v ON v.seq = r.seq "
                         "WHERE r.type = $1 AND r.id = $2",
     [PG_READ_VERSION] =
-        "SELECT version, seq, updated_us, last_updated, method, status, deleted, json "
+        "SELECT version, seq, updated_us, last_updated, method, status, deleted, json, author "
         "FROM resource_version WHERE type = $1 AND id = $2 AND version = $3",
     /* on the writer only: the row stays locked until the transaction ends */
     [PG_CURRENT] = "SELECT version, deleted FROM resource WHERE type = $1 AND id = $2 FOR UPDATE",
     [PG_INSERT_VERSION] =
         "INSERT INTO resource_version (type, id, version, updated_us, last_updated, method, "
-        "deleted, json, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
+        "deleted, json, status, author) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+        "RETURNING seq",
     [PG_UPSERT_CURRENT] =
         "INSERT INTO resource (type, id, version, seq, deleted, updated_us) "
         "VALUES ($1, $2, $3, $4, $5, $6) "
@@ -449,6 +450,8 @@ static const char *const migrations[] = {
     "CREATE INDEX care_member_rid ON care_member (rid);" SQL_RISK_WORK_REINDEX,
     /* 17: the HL7 v2 messages received, stored before they are processed (sql_hl7.c) */
     sql__hl7_schema_pg,
+    /* 18: the author of each version (store_put_t.author); NULL for those written before */
+    "ALTER TABLE resource_version ADD COLUMN author TEXT;",
 };
 
 /* ---- parameters and results ---------------------------------------------------------- */
@@ -964,7 +967,8 @@ out:
 
 /* ---- reading ------------------------------------------------------------------------- */
 
-/* Columns from `first`: version, seq, updated_us, last_updated, method, status, deleted, json. */
+/* Columns from `first`: version, seq, updated_us, last_updated, method, status, deleted, json,
+ * author. */
 static void row_to_version(const PGresult *res, int row, int first, arena_t *arena,
                            store_version_t *out)
 {
@@ -976,6 +980,7 @@ static void row_to_version(const PGresult *res, int row, int first, arena_t *are
     out->status = (int)pg__int_at(res, row, first + 5);
     out->deleted = pg__int_at(res, row, first + 6) != 0;
     out->json = pg__text_at(res, row, first + 7, arena, &out->json_len);
+    out->author = pg__text_at(res, row, first + 8, arena, NULL);
 }
 
 static status_t pg_read(void *opaque, const char *type, const char *id, int64_t version,
@@ -1052,7 +1057,7 @@ static status_t pg_history(void *opaque, const store_history_query_t *q, arena_t
     const char *sql = arena_printf(
         arena,
         "SELECT type, id, version, seq, updated_us, last_updated, method, status, deleted, "
-        "json FROM resource_version WHERE true%s%s ORDER BY seq %s LIMIT $%d",
+        "json, author FROM resource_version WHERE true%s%s ORDER BY seq %s LIMIT $%d",
         visible, where, newer ? "ASC" : "DESC", n + 1);
     PGresult *res;
     status_t rc = pg__run_sql(conn, sql, &p, &res, err);
@@ -1682,6 +1687,7 @@ static status_t pg_put(void *opaque, const store_put_t *put, int64_t updated_us,
     pg__int(&p, deleted);
     pg__text(&p, json);
     pg__int(&p, put->status);
+    pg__text(&p, put->author);
     PGresult *res;
     status_t rc = pg__run(conn, PG_INSERT_VERSION, &p, &res, err);
     free(json);

@@ -76,7 +76,8 @@ static bool version_row(void *opaque, const sql_row_t *row)
     v->json = d->text_at(row, 9, c->arena, &v->json_len);
     if (!v->json)
         v->json_len = 0;
-    out->rid = d->int_at(row, 10);
+    v->author = d->text_at(row, 10, c->arena, NULL);
+    out->rid = d->int_at(row, 11);
     return true;
 }
 
@@ -92,7 +93,7 @@ status_t sql__scan_versions(const sql_driver_t *driver, int64_t after_seq, size_
     status_t rc =
         run(driver,
             "SELECT v.type, v.id, v.version, v.seq, v.updated_us, v.last_updated, v.method, "
-            "v.status, v.deleted, v.json, r.rid FROM resource_version v "
+            "v.status, v.deleted, v.json, v.author, r.rid FROM resource_version v "
             "LEFT JOIN resource r ON r.type = v.type AND r.id = v.id AND r.seq = v.seq "
             "WHERE v.seq > $1 ORDER BY v.seq LIMIT $2",
             binds, 2, "scan versions", version_row, &c, arena, err);
@@ -139,7 +140,7 @@ status_t sql__load_versions(const sql_driver_t *driver, const store_copy_version
 {
     arena_t arena;
     arena_init(&arena);
-    sql_bind_t *binds = arena_alloc(&arena, (n ? n : 1) * 10 * sizeof(*binds));
+    sql_bind_t *binds = arena_alloc(&arena, (n ? n : 1) * 11 * sizeof(*binds));
     size_t nbinds = 0, ncurrent = 0;
     for (size_t i = 0; i < n; i++) {
         const store_version_t *v = &versions[i].version;
@@ -155,12 +156,13 @@ status_t sql__load_versions(const sql_driver_t *driver, const store_copy_version
         binds[nbinds++] = bind_int(v->status);
         binds[nbinds++] = bind_int(v->deleted);
         binds[nbinds++] = bind_text(json);
+        binds[nbinds++] = bind_text(v->author);
         ncurrent += versions[i].rid != 0;
     }
     status_t rc = insert_rows(driver,
                               "INSERT INTO resource_version (seq, type, id, version, updated_us, "
-                              "last_updated, method, status, deleted, json) VALUES ",
-                              10, binds, n, "load versions", err);
+                              "last_updated, method, status, deleted, json, author) VALUES ",
+                              11, binds, n, "load versions", err);
     nbinds = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         const store_version_t *v = &versions[i].version;

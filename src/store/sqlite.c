@@ -66,16 +66,16 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_RELEASE] = "RELEASE txn",
     [STMT_ROLLBACK_TO] = "ROLLBACK TO txn",
     [STMT_READ_CURRENT] = "SELECT v.version, v.seq, v.updated_us, v.last_updated, v.method, "
-                          "v.status, v.deleted, v.json "
+                          "v.status, v.deleted, v.json, v.author "
                           "FROM resource r JOIN resource_version v ON v.seq = r.seq "
                           "WHERE r.type = ?1 AND r.id = ?2",
     [STMT_READ_VERSION] =
-        "SELECT version, seq, updated_us, last_updated, method, status, deleted, json "
+        "SELECT version, seq, updated_us, last_updated, method, status, deleted, json, author "
         "FROM resource_version WHERE type = ?1 AND id = ?2 AND version = ?3",
     [STMT_CURRENT] = "SELECT version, deleted FROM resource WHERE type = ?1 AND id = ?2",
     [STMT_INSERT_VERSION] =
         "INSERT INTO resource_version (type, id, version, updated_us, last_updated, method, "
-        "deleted, json, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "deleted, json, status, author) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [STMT_UPSERT_CURRENT] =
         "INSERT INTO resource (type, id, version, seq, deleted, updated_us) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
@@ -377,6 +377,8 @@ static const char *const migrations[] = {
     "CREATE INDEX care_member_rid ON care_member (rid);" SQL_RISK_WORK_REINDEX,
     /* 17: the HL7 v2 messages received, stored before they are processed (sql_hl7.c) */
     sql__hl7_schema_sqlite,
+    /* 18: the author of each version (store_put_t.author); NULL for those written before */
+    "ALTER TABLE resource_version ADD COLUMN author TEXT;",
 };
 
 static status_t exec(sqlite3 *handle, const char *sql, err_t *err)
@@ -790,7 +792,7 @@ const char *sqlite__column_text(sqlite3_stmt *stmt, int column, arena_t *arena, 
     return arena_strndup(arena, (const char *)text, len);
 }
 
-/* Columns: version, seq, updated_us, last_updated, method, status, deleted, json. */
+/* Columns: version, seq, updated_us, last_updated, method, status, deleted, json, author. */
 static void row_to_version(sqlite3_stmt *stmt, int first, arena_t *arena, store_version_t *out)
 {
     out->version = sqlite3_column_int64(stmt, first + 0);
@@ -803,6 +805,7 @@ static void row_to_version(sqlite3_stmt *stmt, int first, arena_t *arena, store_
     out->json = sqlite__column_text(stmt, first + 7, arena, &out->json_len);
     if (!out->json)
         out->json_len = 0;
+    out->author = sqlite__column_text(stmt, first + 8, arena, NULL);
 }
 
 static status_t sqlite_read(void *opaque, const char *type, const char *id, int64_t version,
@@ -870,8 +873,8 @@ static status_t sqlite_history(void *opaque, const store_history_query_t *q, are
     bool newer = q->after_seq > 0;
     const char *sql = arena_printf(
         arena,
-        "SELECT type, id, version, seq, updated_us, last_updated, method, status, deleted, json "
-        "FROM resource_version WHERE 1=1%s%s%s%s%s ORDER BY seq %s LIMIT ?6",
+        "SELECT type, id, version, seq, updated_us, last_updated, method, status, deleted, json, "
+        "author FROM resource_version WHERE 1=1%s%s%s%s%s ORDER BY seq %s LIMIT ?6",
         q->type ? " AND type = ?1" : "", q->id ? " AND id = ?2" : "",
         q->since_us != INT64_MIN ? " AND updated_us >= ?3" : "",
         newer ? " AND seq > ?5" : " AND seq < ?4", visible, newer ? "ASC" : "DESC");
@@ -1374,6 +1377,10 @@ static status_t sqlite_put(void *opaque, const store_put_t *put, int64_t updated
     else
         sqlite3_bind_text(stmt, 8, put->json, (int)put->json_len, SQLITE_STATIC);
     sqlite3_bind_int(stmt, 9, put->status);
+    if (put->author)
+        sqlite3_bind_text(stmt, 10, put->author, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(stmt, 10);
     int rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);

@@ -99,6 +99,9 @@ typedef struct {
     bool deleted;             /* a delete: json is NULL */
     const char *json;         /* the stored resource, meta included; NULL for a delete */
     size_t json_len;
+    /* who wrote it (store_put_t.author), or NULL (none recorded, written before migration 18);
+       set by store_read, store_txn_read and store_history only */
+    const char *author;
 } store_version_t;
 
 /*
@@ -254,6 +257,9 @@ typedef struct {
     size_t json_len;
     const fhir_index_rows_t *index; /* its search index rows (NULL: none); they replace the
                                        rows of the previous version, and a delete has none */
+    /* who wrote it: the version-author's valueReference as JSON text ({"reference":
+       "Practitioner/x"} or {"display":"name"}), or NULL */
+    const char *author;
 } store_put_t;
 
 /* Writes a new version and makes it current, with its index rows. out_seq (may be NULL) gets

@@ -333,6 +333,18 @@ test('a patient overview and a task with its history', async () => {
   assert.match(history[2], /owner: Casey Coordinator → Dana Nurse/);
   assert.match(history[2], /priority: routine → asap/);
   assert.match(history[3], /created as ready/);
+  // who made each version: the signed-in coordinator, the other account's change through the
+  // API, and the import that loaded the Task
+  const authors = await page.locator('ol.history > li .author').allTextContents();
+  assert.deepEqual(authors, ['Casey Coordinator', 'Casey Coordinator', 'checker', 'import']);
+  // Task t1 was due in 2020: the engine marked it overdue, then Casey reassigned it
+  await page.goto(`${concerto.base}/tasks/t1`);
+  await page.getByRole('heading', { name: 'History' }).waitFor();
+  await page.locator('ol.history > li .author').first().waitFor();
+  const t1 = await page.locator('ol.history > li .author').allTextContents();
+  assert.equal(t1[t1.length - 1], 'import');
+  assert.ok(t1.includes('concerto-engine'), t1.join(', '));
+  assert.equal(t1[0], 'Casey Coordinator');
   await screenshot(page, 'web-task-history');
 });
 

@@ -2,7 +2,7 @@
 // token and a second try; errors become FhirError with the OperationOutcome's words.
 import { current, refresh, signIn } from './auth';
 
-export type Resource = { resourceType: string; id?: string; meta?: { versionId?: string; lastUpdated?: string };[k: string]: any };
+export type Resource = { resourceType: string; id?: string; meta?: { versionId?: string; lastUpdated?: string; extension?: any[] };[k: string]: any };
 export type Bundle = Resource & { entry?: { fullUrl?: string; resource?: Resource }[]; total?: number };
 
 export class FhirError extends Error {

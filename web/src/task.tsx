@@ -1,5 +1,5 @@
-// A Task and its history: each version of Task/[id]/_history with what it changed and when.
-// (Versions do not say who wrote them: the API has no author per version, see docs/web.md.)
+// A Task and its history: each version of Task/[id]/_history with who changed it (the
+// version-author extension of its meta, docs/api.md), what it changed and when.
 import { useEffect, useState } from 'preact/hooks';
 import { Bundle, formatDate, get, Resource } from './fhir';
 import { link } from './router';
@@ -11,7 +11,15 @@ interface Version {
   id: string;
   when: string;
   method: string;
+  author: string; // a person's name when it can be read, else the reference or display
   changes: string[];
+}
+
+const AUTHOR = 'http://concerto.dev/fhir/StructureDefinition/version-author';
+
+// The version-author's valueReference of a version, if it has one.
+function authorOf(r: Resource | undefined): { reference?: string; display?: string } | undefined {
+  return r?.meta?.extension?.find((e: any) => e?.url === AUTHOR)?.valueReference;
 }
 
 export function TaskDetail({ id }: { id: string }) {
@@ -22,7 +30,8 @@ export function TaskDetail({ id }: { id: string }) {
   useEffect(() => {
     Promise.all([get<Resource>(`Task/${id}`), get<Bundle>(`Task/${id}/_history?_count=100`)])
       .then(async ([t, h]) => {
-        await resolveNames([t.for?.reference, ...(h.entry ?? []).map((e) => e.resource?.owner?.reference)]);
+        await resolveNames([t.for?.reference,
+          ...(h.entry ?? []).flatMap((e) => [e.resource?.owner?.reference, authorOf(e.resource)?.reference])]);
         setTask(t);
         const entries = (h.entry ?? []).slice().reverse(); // oldest first
         const out: Version[] = [];
@@ -31,10 +40,12 @@ export function TaskDetail({ id }: { id: string }) {
           const r = e.resource;
           const when = r?.meta?.lastUpdated ?? (e as any).response?.lastModified ?? '';
           const method = (e as any).request?.method ?? '';
+          const by = authorOf(r);
           out.push({
             id: r?.meta?.versionId ?? '',
             when,
             method,
+            author: by ? nameOf(by.reference, by.display) : '',
             changes: !r ? ['deleted'] : previous ? differences(previous, r, (ref) => nameOf(ref)) : [`created as ${r.status}`],
           });
           previous = r;
@@ -63,7 +74,7 @@ export function TaskDetail({ id }: { id: string }) {
       <ol class="history">
         {versions.map((v) => (
           <li key={v.id}>
-            <span class="when">Version {v.id}, {formatDate(v.when)}</span>
+            <span class="when">Version {v.id}, {formatDate(v.when)}{v.author ? <>, by <span class="author">{v.author}</span></> : ''}</span>
             <ul>{(v.changes.length ? v.changes : ['no change to status, owner, priority, due time or description']).map((c) => <li key={c}>{c}</li>)}</ul>
           </li>
         ))}

@@ -68,6 +68,7 @@ static int teardown(void **state)
 
 typedef struct {
     const char *type, *id, *json; /* json NULL: a delete */
+    const char *author;           /* NULL: none */
 } put_arg_t;
 
 static status_t put_txn(store_txn_t *txn, void *arg, err_t *err)
@@ -91,20 +92,30 @@ static status_t put_txn(store_txn_t *txn, void *arg, err_t *err)
                        .status = a->json ? (current.version ? 200 : 201) : 204,
                        .json = a->json,
                        .json_len = a->json ? strlen(a->json) : 0,
-                       .index = a->json ? &rows : NULL};
+                       .index = a->json ? &rows : NULL,
+                       .author = a->author};
     if (!rc)
         rc = store_txn_put(txn, &put, NULL, err);
     arena_release(&arena);
     return rc;
 }
 
-static void put(store_t *store, const char *type, const char *id, const char *json)
+static void put_by(store_t *store, const char *type, const char *id, const char *json,
+                   const char *author)
 {
-    put_arg_t a = {type, id, json};
+    put_arg_t a = {type, id, json, author};
     err_t err = ERR_INIT;
     assert_int_equal(store_run(store, put_txn, &a, &err), ERR_OK);
     err_release(&err);
 }
+
+static void put(store_t *store, const char *type, const char *id, const char *json)
+{
+    put_by(store, type, id, json, NULL);
+}
+
+static const char nurse[] = "{\"reference\":\"Practitioner/n1\"}";
+static const char feed[] = "{\"display\":\"hl7-feed\"}";
 
 static const char patient_a1[] =
     "{\"resourceType\":\"Patient\",\"id\":\"a\",\"name\":[{\"family\":\"Alpha\"}]}";
@@ -118,13 +129,14 @@ static const char observation_b[] =
     "{\"resourceType\":\"Observation\",\"id\":\"b\",\"status\":\"final\","
     "\"code\":{\"text\":\"weight\"},\"subject\":{\"reference\":\"Patient/c\"}}";
 
-/* Patient/a twice then deleted, Observation/b, Patient/c (with a contained resource). */
+/* Patient/a twice then deleted, Observation/b, Patient/c (with a contained resource); the
+ * first and the delete of Patient/a have authors, the others none. */
 static void write_sample(store_t *store)
 {
-    put(store, "Patient", "a", patient_a1);
+    put_by(store, "Patient", "a", patient_a1, nurse);
     put(store, "Patient", "a", patient_a2);
     put(store, "Observation", "b", observation_b);
-    put(store, "Patient", "a", NULL);
+    put_by(store, "Patient", "a", NULL, feed);
     put(store, "Patient", "c", patient_c);
 }
 
@@ -354,7 +366,14 @@ static void test_load_versions_as_they_are(void **state)
         else
             assert_null(b->json);
         assert_int_equal(s[i].rid, t[i].rid);
+        if (a->author)
+            assert_string_equal(a->author, b->author);
+        else
+            assert_null(b->author);
     }
+    assert_string_equal(s[0].version.author, nurse);
+    assert_null(s[1].version.author);
+    assert_string_equal(s[3].version.author, feed);
 
     err_t err = ERR_INIT;
     store_conn_t *conn;
@@ -609,7 +628,7 @@ static void test_snapshot_locks_writers(void **state)
     store_conn_t *conn;
     assert_int_equal(store_connect(target, &conn, &err), ERR_OK);
     assert_int_equal(store_snapshot_begin(conn, true, &err), ERR_OK);
-    put_arg_t a = {"Patient", "a", patient_a2};
+    put_arg_t a = {"Patient", "a", patient_a2, NULL};
     assert_int_equal(store_run(target, put_txn, &a, &err), ERR_UNAVAILABLE); /* busy */
     err_release(&err);
     store_snapshot_end(conn);
@@ -664,12 +683,67 @@ static void test_check_unused(void **state)
     err_release(&err);
 }
 
+/* The author of each version: written by store_txn_put, read back by store_read (current and
+ * by version), store_txn_read and store_history; none where the put gave none. */
+static status_t read_in_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    arena_t arena;
+    arena_init(&arena);
+    store_version_t v;
+    status_t rc = store_txn_read(txn, "Patient", "a", 0, &arena, &v, err);
+    if (!rc)
+        *(bool *)arg = v.author && strcmp(v.author, feed) == 0;
+    arena_release(&arena);
+    return rc;
+}
+
+static void test_author_through_put_read_history(void **state)
+{
+    (void)state;
+    write_sample(target);
+    err_t err = ERR_INIT;
+    store_conn_t *conn;
+    assert_int_equal(store_connect(target, &conn, &err), ERR_OK);
+    arena_t arena;
+    arena_init(&arena);
+    store_version_t v;
+    assert_int_equal(store_read(conn, "Patient", "a", 1, &arena, &v, &err), ERR_OK);
+    assert_string_equal(v.author, nurse);
+    assert_int_equal(store_read(conn, "Patient", "a", 2, &arena, &v, &err), ERR_OK);
+    assert_null(v.author);
+    assert_int_equal(store_read(conn, "Patient", "a", 0, &arena, &v, &err), ERR_OK);
+    assert_true(v.deleted);
+    assert_string_equal(v.author, feed);
+    assert_int_equal(store_read(conn, "Observation", "b", 0, &arena, &v, &err), ERR_OK);
+    assert_null(v.author);
+    bool seen = false;
+    assert_int_equal(store_run(target, read_in_txn, &seen, &err), ERR_OK);
+    assert_true(seen);
+    store_history_query_t hq = {
+        .type = "Patient", .id = "a", .since_us = INT64_MIN, .before_seq = INT64_MAX, .count = 10};
+    store_history_t h;
+    assert_int_equal(store_history(conn, &hq, &arena, &h, &err), ERR_OK);
+    assert_int_equal(h.n, 3);
+    assert_string_equal(h.versions[0].author, feed);
+    assert_null(h.versions[1].author);
+    assert_string_equal(h.versions[2].author, nurse);
+    hq.type = hq.id = NULL; /* the system's history */
+    assert_int_equal(store_history(conn, &hq, &arena, &h, &err), ERR_OK);
+    assert_int_equal(h.n, 5);
+    assert_string_equal(h.versions[1].author, feed);
+    assert_string_equal(h.versions[4].author, nurse);
+    store_disconnect(conn);
+    arena_release(&arena);
+    err_release(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest both[] = {
         cmocka_unit_test_setup_teardown(test_scan_versions_in_seq_order_with_current_keys, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_load_versions_as_they_are, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_author_through_put_read_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queues_and_keys_carry_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_sees_one_state, setup, teardown),
     };
