@@ -111,7 +111,7 @@ status_t pg__everything(void *opaque, const store_everything_t *query, arena_t *
     if ((rc = pg__run_sql(conn, sql, &p, &res, err)))
         return rc;
     int rows = PQntuples(res);
-    out->entries = arena_alloc(arena, (size_t)count * sizeof(*out->entries));
+    out->entries = arena_zalloc(arena, (size_t)count * sizeof(*out->entries));
     int64_t last = 0;
     for (int r = 0; r < rows; r++) {
         if (out->n == count) {

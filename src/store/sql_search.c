@@ -2657,7 +2657,7 @@ static status_t read_included(const sql_driver_t *driver, const store_search_t *
     if (!added->n)
         return ERR_OK;
     store_search_entry_t *entries =
-        arena_alloc(arena, (out->n + added->n) * sizeof(store_search_entry_t));
+        arena_zalloc(arena, (out->n + added->n) * sizeof(store_search_entry_t));
     memcpy(entries, out->entries, out->n * sizeof(store_search_entry_t));
     out->entries = entries;
     q_t q;
@@ -2853,7 +2853,7 @@ status_t sql__search(const sql_driver_t *driver, const store_search_t *query, ar
     if (!contained && (nkeys == 0 || walking) &&
         (rc = choose_probes(driver, query, arena, count, &how, err)))
         return rc;
-    out->entries = arena_alloc(arena, (size_t)count * sizeof(store_search_entry_t));
+    out->entries = arena_zalloc(arena, (size_t)count * sizeof(store_search_entry_t));
     rids_t seen = {0};
     bool more = false;
     const char *first_cursor = NULL, *last_cursor = NULL;

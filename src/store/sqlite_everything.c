@@ -128,7 +128,7 @@ status_t sqlite__everything(void *opaque, const store_everything_t *query, arena
                           SQLITE_STATIC);
     uint32_t count = query->count ? query->count : 1;
     sqlite3_bind_int64(stmt, 8, (int64_t)count + 1);
-    out->entries = arena_alloc(arena, (size_t)count * sizeof(*out->entries));
+    out->entries = arena_zalloc(arena, (size_t)count * sizeof(*out->entries));
     int step;
     int64_t last = 0;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {

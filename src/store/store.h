@@ -100,7 +100,8 @@ typedef struct {
     const char *json;         /* the stored resource, meta included; NULL for a delete */
     size_t json_len;
     /* who wrote it (store_put_t.author), or NULL (none recorded, written before migration 18);
-       set by store_read, store_txn_read and store_history only */
+       set by store_read, store_txn_read and store_history; NULL elsewhere (searches and batch
+       reads, whose stored JSON carries it in meta anyway) */
     const char *author;
 } store_version_t;
 
