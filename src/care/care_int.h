@@ -13,6 +13,7 @@
 #include "base/arena.h"
 #include "base/err.h"
 #include "fhir/search.h"
+#include "repo/repo.h"
 #include "store/store.h"
 
 /* The string member key of o, or NULL. */
@@ -29,6 +30,15 @@ json_t *care__owned(arena_t *arena, json_t *value);
 status_t care__search(store_conn_t *conn, store_txn_t *txn, const char *type,
                       fhir_search_pair_t *pairs, size_t n, int64_t now_us, arena_t *arena,
                       store_search_result_t *out, err_t *err);
+
+/* Every match of search (all its pages), parsed, appended to array; more than max matches:
+ * ERR_TOO_LARGE with the message too_many. The plan carries the caller's visibility: what
+ * the access policy hides is not read. */
+status_t care__gather(store_conn_t *conn, const repo_search_t *search, size_t max,
+                      const char *too_many, arena_t *arena, json_t *array, err_t *err);
+
+/* An instant as a search value in UTC after prefix ("ge2026-11-23T05:00:00Z"), in arena. */
+const char *care__utc_value(arena_t *arena, const char *prefix, int64_t us);
 
 /* Version `version` (0: the current one) of type/id, parsed in arena's care; *out NULL when
  * it does not exist or is a delete. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/jv.h"
+#include "base/tz.h"
 #include "base/url.h"
 #include "fhir/defs.h"
 #include "fhir/workflow.h"
@@ -48,6 +49,43 @@ status_t care__search(store_conn_t *conn, store_txn_t *txn, const char *type,
         return rc;
     return txn ? store_txn_search(txn, &query, arena, out, err)
                : store_search(conn, &query, arena, out, err);
+}
+
+status_t care__gather(store_conn_t *conn, const repo_search_t *search, size_t max,
+                      const char *too_many, arena_t *arena, json_t *array, err_t *err)
+{
+    fhir_search_plan_t *plan;
+    store_search_t query;
+    status_t rc = repo_search_plan(conn, search, arena, &plan, &query, err);
+    while (rc == ERR_OK) {
+        store_search_result_t found;
+        if ((rc = store_search(conn, &query, arena, &found, err)))
+            break;
+        for (size_t i = 0; i < found.nmatch; i++) {
+            if (json_array_size(array) >= max)
+                return err_set(err, ERR_TOO_LARGE, NULL, "%s", too_many);
+            const store_version_t *v = &found.entries[i].version;
+            json_t *resource = jv_parse(v->json, v->json_len, err);
+            if (!resource)
+                return err->code;
+            json_array_append_new(array, resource);
+        }
+        if (!found.next)
+            break;
+        query.page = found.next;
+    }
+    return rc;
+}
+
+const char *care__utc_value(arena_t *arena, const char *prefix, int64_t us)
+{
+    int64_t secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+    int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    int64_t rest = secs - days * 86400;
+    int y, m, d;
+    tz_civil_from_days(days, &y, &m, &d);
+    return arena_printf(arena, "%s%04d-%02d-%02dT%02d:%02d:%02dZ", prefix, y, m, d,
+                        (int)(rest / 3600), (int)(rest % 3600 / 60), (int)(rest % 60));
 }
 
 status_t care__read(store_conn_t *conn, const char *type, const char *id, int64_t version,

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/jv.h"
 #include "base/tz.h"
 #include "base/url.h"
 #include "care/care_int.h"
@@ -227,48 +226,14 @@ void care_readmissions_count(const json_t *stays, const json_t *flags,
 
 /* ---- gathering ---------------------------------------------------------------------------- */
 
-/* An instant as a search value in UTC with a prefix ("ge2026-11-23T05:00:00Z"), in arena. */
-static const char *utc_value(arena_t *arena, const char *prefix, int64_t us)
-{
-    int64_t secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
-    int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
-    int64_t rest = secs - days * 86400;
-    int y, m, d;
-    tz_civil_from_days(days, &y, &m, &d);
-    return arena_printf(arena, "%s%04d-%02d-%02dT%02d:%02d:%02dZ", prefix, y, m, d,
-                        (int)(rest / 3600), (int)(rest % 3600 / 60), (int)(rest % 60));
-}
-
-/* Every match of search (all pages) appended to array, parsed; at most
- * READMISSIONS_MAX_GATHERED (ERR_TOO_LARGE beyond). */
+/* Every match of search, at most READMISSIONS_MAX_GATHERED. */
 static status_t gather(store_conn_t *conn, const repo_search_t *search, const char *what,
                        arena_t *arena, json_t *array, err_t *err)
 {
-    fhir_search_plan_t *plan;
-    store_search_t query;
-    /* the plan carries the caller's visibility: what the access policy hides is not read */
-    status_t rc = repo_search_plan(conn, search, arena, &plan, &query, err);
-    while (rc == ERR_OK) {
-        store_search_result_t found;
-        if ((rc = store_search(conn, &query, arena, &found, err)))
-            break;
-        for (size_t i = 0; i < found.nmatch; i++) {
-            if (json_array_size(array) >= READMISSIONS_MAX_GATHERED)
-                return err_set(err, ERR_TOO_LARGE, NULL,
-                               "the readmission measure reads at most %d %s; ask for a shorter "
-                               "period",
-                               READMISSIONS_MAX_GATHERED, what);
-            const store_version_t *v = &found.entries[i].version;
-            json_t *resource = jv_parse(v->json, v->json_len, err);
-            if (!resource)
-                return err->code;
-            json_array_append_new(array, resource);
-        }
-        if (!found.next)
-            break;
-        query.page = found.next;
-    }
-    return rc;
+    const char *too_many =
+        arena_printf(arena, "the readmission measure reads at most %d %s; ask for a shorter period",
+                     READMISSIONS_MAX_GATHERED, what);
+    return care__gather(conn, search, READMISSIONS_MAX_GATHERED, too_many, arena, array, err);
 }
 
 status_t care_readmissions_gather(store_conn_t *conn, const repo_caller_t *caller,
@@ -281,8 +246,8 @@ status_t care_readmissions_gather(store_conn_t *conn, const repo_caller_t *calle
     fhir_search_pair_t stay_pairs[] = {
         url_pair("status", "finished"),
         url_pair("class", STAY_CLASSES),
-        url_pair("date", utc_value(arena, "ge", period->start_us)),
-        url_pair("date", utc_value(arena, "lt", period->end_us)),
+        url_pair("date", care__utc_value(arena, "ge", period->start_us)),
+        url_pair("date", care__utc_value(arena, "lt", period->end_us)),
         url_pair("_count", "1000"),
     };
     repo_search_t stays = {.type = fhir_resource_type_find("Encounter", 9),

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/jv.h"
 #include "base/tz.h"
 #include "base/url.h"
 #include "care/care_int.h"
@@ -511,20 +510,7 @@ bool care_tcm_supersede(tcm_report_t *report, const tcm_report_t *earlier, const
 
 /* ---- gathering ---------------------------------------------------------------------------- */
 
-/* An instant as a search value in UTC ("2026-11-23T10:00:00Z"), in arena. */
-static const char *utc_value(arena_t *arena, const char *prefix, int64_t us)
-{
-    int64_t secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
-    int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
-    int64_t rest = secs - days * 86400;
-    int y, m, d;
-    tz_civil_from_days(days, &y, &m, &d);
-    return arena_printf(arena, "%s%04d-%02d-%02dT%02d:%02d:%02dZ", prefix, y, m, d,
-                        (int)(rest / 3600), (int)(rest % 3600 / 60), (int)(rest % 60));
-}
-
-/* Every match of a search of type with pairs (all pages) appended to array, parsed; at most
- * MAX_GATHERED (ERR_TOO_LARGE beyond). */
+/* Every match of a search of type with pairs, at most MAX_GATHERED. */
 static status_t gather(store_conn_t *conn, const char *type, fhir_search_pair_t *pairs, size_t n,
                        int64_t now_us, arena_t *arena, json_t *array, err_t *err)
 {
@@ -532,30 +518,10 @@ static status_t gather(store_conn_t *conn, const char *type, fhir_search_pair_t 
                        .pairs = pairs,
                        .npairs = n,
                        .now_us = now_us};
-    fhir_search_plan_t *plan;
-    store_search_t query;
-    status_t rc = repo_search_plan(conn, &s, arena, &plan, &query, err);
-    while (rc == ERR_OK) {
-        store_search_result_t found;
-        if ((rc = store_search(conn, &query, arena, &found, err)))
-            break;
-        for (size_t i = 0; i < found.nmatch; i++) {
-            if (json_array_size(array) >= MAX_GATHERED)
-                return err_set(err, ERR_TOO_LARGE, NULL,
-                               "the TCM report reads at most %d resources of type %s of the "
-                               "patient",
-                               MAX_GATHERED, type);
-            const store_version_t *v = &found.entries[i].version;
-            json_t *resource = jv_parse(v->json, v->json_len, err);
-            if (!resource)
-                return err->code;
-            json_array_append_new(array, resource);
-        }
-        if (!found.next)
-            break;
-        query.page = found.next;
-    }
-    return rc;
+    const char *too_many =
+        arena_printf(arena, "the TCM report reads at most %d resources of type %s of the patient",
+                     MAX_GATHERED, type);
+    return care__gather(conn, &s, MAX_GATHERED, too_many, arena, array, err);
 }
 
 /* The Tasks whose focus is encounter_ref, into a new array in arena's care. */
@@ -593,7 +559,7 @@ status_t care_tcm_report(store_conn_t *conn, const repo_caller_t *caller, const 
     int64_t discharge_us;
     instant_of(json_object_get(json_object_get(encounter, "period"), "end"), &discharge_us);
     /* what the earlier discharges of the 30 days before need as well */
-    const char *since = utc_value(arena, "ge", discharge_us - 31 * DAY_US);
+    const char *since = care__utc_value(arena, "ge", discharge_us - 31 * DAY_US);
     json_t *encounters = care__owned(arena, json_array());
     json_t *communications = care__owned(arena, json_array());
     json_t *tasks;

@@ -1135,53 +1135,57 @@ static void handle_adherence(ctx_t *ctx, const char *id)
     err_release(&err);
 }
 
-/* GET or POST Encounter/[id]/$tcm. */
-static void handle_tcm(ctx_t *ctx, const char *id)
+/* An operation that answers from reads: Encounter/[id]/$tcm (id), Encounter/$readmissions
+ * and Task/$worklist (id NULL). */
+typedef status_t (*read_operation_fn)(const http_search_request_t *request, const char *id,
+                                      bool post, buf_t *out, http_audit_patients_t *patients,
+                                      err_t *err);
+
+static status_t readmissions_op(const http_search_request_t *request, const char *id, bool post,
+                                buf_t *out, http_audit_patients_t *patients, err_t *err)
 {
-    bool post = iov_eq(ctx->req->method, "POST");
-    if (!is_get(ctx->req) && !post) {
-        method_not_allowed(ctx, "GET, HEAD, POST", "$tcm");
-        return;
-    }
-    if (post && ctx->req->entity.len && !check_body(ctx))
-        return;
-    http_search_request_t r = search_request(ctx);
-    buf_t body = BUF_INIT;
-    err_t err = ERR_INIT;
-    http_audit_patients_t patients = {0};
-    if (http__tcm(&r, id, post, &body, &patients, &err)) {
-        send_error(ctx, &err);
-    } else {
-        send_json(ctx, 200, body.ptr, body.len);
-        audit(ctx, "read", 200, &patients);
-    }
-    buf_release(&body);
-    err_release(&err);
+    (void)id;
+    return http__readmissions(request, post, out, patients, err);
 }
 
-/* GET or POST Encounter/$readmissions: a measure over the stays the caller may search. */
-static void handle_readmissions(ctx_t *ctx)
+static status_t worklist_op(const http_search_request_t *request, const char *id, bool post,
+                            buf_t *out, http_audit_patients_t *patients, err_t *err)
+{
+    (void)id;
+    return http__worklist(request, post, out, patients, err);
+}
+
+/*
+ * GET (HEAD) or POST of a read operation named name: the answer of fn, audited as a read of
+ * what it read, or, when search is set, as a search with the request's query.
+ */
+static void handle_read_operation(ctx_t *ctx, const char *name, read_operation_fn fn,
+                                  const char *id, bool search)
 {
     bool post = iov_eq(ctx->req->method, "POST");
     if (!is_get(ctx->req) && !post) {
-        method_not_allowed(ctx, "GET, HEAD, POST", "$readmissions");
+        method_not_allowed(ctx, "GET, HEAD, POST", name);
         return;
     }
     if (post && ctx->req->entity.len && !check_body(ctx))
         return;
-    ctx->audit_action = "search";
-    if (ctx->req->query_at != SIZE_MAX)
-        ctx->audit_query = arena_strndup(ctx->arena, ctx->req->path.base + ctx->req->query_at + 1,
-                                         ctx->req->path.len - ctx->req->query_at - 1);
+    const char *action = search ? "search" : "read";
+    if (search) {
+        ctx->audit_action = action;
+        if (ctx->req->query_at != SIZE_MAX)
+            ctx->audit_query =
+                arena_strndup(ctx->arena, ctx->req->path.base + ctx->req->query_at + 1,
+                              ctx->req->path.len - ctx->req->query_at - 1);
+    }
     http_search_request_t r = search_request(ctx);
     buf_t body = BUF_INIT;
     err_t err = ERR_INIT;
     http_audit_patients_t patients = {0};
-    if (http__readmissions(&r, post, &body, &patients, &err)) {
+    if (fn(&r, id, post, &body, &patients, &err)) {
         send_error(ctx, &err);
     } else {
         send_json(ctx, 200, body.ptr, body.len);
-        audit(ctx, "search", 200, &patients);
+        audit(ctx, action, 200, &patients);
     }
     buf_release(&body);
     err_release(&err);
@@ -1262,34 +1266,6 @@ static void handle_apply(ctx_t *ctx, const char *id)
     j->job.work = apply_work;
     j->job.done = apply_done;
     http__job_submit(ctx->thread, ctx->req, &j->job);
-}
-
-/* GET or POST Task/$worklist (worklist.c), audited as a search. */
-static void handle_worklist(ctx_t *ctx)
-{
-    bool post = iov_eq(ctx->req->method, "POST");
-    if (!is_get(ctx->req) && !post) {
-        method_not_allowed(ctx, "GET, HEAD, POST", "$worklist");
-        return;
-    }
-    if (post && ctx->req->entity.len && !check_body(ctx))
-        return;
-    ctx->audit_action = "search";
-    if (ctx->req->query_at != SIZE_MAX)
-        ctx->audit_query = arena_strndup(ctx->arena, ctx->req->path.base + ctx->req->query_at + 1,
-                                         ctx->req->path.len - ctx->req->query_at - 1);
-    http_search_request_t r = search_request(ctx);
-    http_audit_patients_t patients = {0};
-    buf_t body = BUF_INIT;
-    err_t err = ERR_INIT;
-    if (http__worklist(&r, post, &body, &patients, &err)) {
-        send_error(ctx, &err);
-    } else {
-        send_json(ctx, 200, body.ptr, body.len);
-        audit(ctx, "search", 200, &patients);
-    }
-    buf_release(&body);
-    err_release(&err);
 }
 
 /* GET AuditEvent and AuditEvent/[id]: the audit trail, read-only (audit.c). */
@@ -1433,12 +1409,12 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
     }
     if (nseg == 2 && strcmp(second, "$worklist") == 0 &&
         type == fhir_resource_type_find("Task", 4)) {
-        handle_worklist(ctx);
+        handle_read_operation(ctx, "$worklist", worklist_op, NULL, true);
         return;
     }
     if (nseg == 2 && strcmp(second, "$readmissions") == 0 &&
         type == fhir_resource_type_find("Encounter", 9)) {
-        handle_readmissions(ctx);
+        handle_read_operation(ctx, "$readmissions", readmissions_op, NULL, true);
         return;
     }
     if (!valid_id(ctx, second))
@@ -1455,7 +1431,7 @@ static void route_fhir(ctx_t *ctx, h2o_iovec_t *seg, size_t nseg)
     }
     if (nseg == 3 && type == fhir_resource_type_find("Encounter", 9) &&
         strcmp(segment_copy(ctx, seg[2]), "$tcm") == 0) {
-        handle_tcm(ctx, second);
+        handle_read_operation(ctx, "$tcm", http__tcm, second, false);
         return;
     }
     if (nseg == 3 && type == fhir_resource_type_find("PlanDefinition", 14) &&
