@@ -393,7 +393,7 @@ static status_t open_handle(sqlite_db_t *db, bool create, sqlite3 **out, err_t *
 {
     sqlite3 *handle = NULL;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-    int rc = sqlite3_open_v2(db->path, &handle, flags, NULL);
+    int rc = sqlite3_open_v2(db->path, &handle, flags, sqlite__vfs());
     if (rc != SQLITE_OK) {
         if (rc == SQLITE_CANTOPEN) {
             err_set(err, ERR_STORAGE, NULL, "could not open the database \"%s\"", db->path);

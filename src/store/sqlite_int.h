@@ -191,4 +191,8 @@ extern const char *const sqlite__index_tables[FHIR_INDEX_KIND_COUNT];
  * lon1, lat2, lon2), the great-circle distance in kilometres (near). */
 void sqlite__search_functions(sqlite3 *handle);
 
+/* The name of the driver's file layer (sqlite_vfs.c) for sqlite3_open_v2, registered on first
+ * use; NULL (SQLite's default) when it could not be. */
+const char *sqlite__vfs(void);
+
 #endif
