@@ -123,6 +123,66 @@ static const char *const statement_sql[STMT__COUNT] = {
     [STMT_INSERT_INDEX + FHIR_INDEX_POSITION] =
         "INSERT INTO ix_position (rid, type, param, latitude, longitude) "
         "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [STMT_MATCH_INDEX + FHIR_INDEX_STRING] =
+        "SELECT rowid FROM ix_string WHERE rid = ?1 AND type = ?2 "
+        "AND param = ?3 AND normalized IS ?4 AND exact IS ?5",
+    [STMT_MATCH_INDEX + FHIR_INDEX_TOKEN] =
+        "SELECT rowid FROM ix_token WHERE rid = ?1 AND type = ?2 "
+        "AND param = ?3 AND system IS ?4 AND code IS ?5 AND text IS ?6",
+    [STMT_MATCH_INDEX + FHIR_INDEX_DATE] = "SELECT rowid FROM ix_date WHERE rid = ?1 AND type = ?2 "
+                                           "AND param = ?3 AND low IS ?4 AND high IS ?5",
+    [STMT_MATCH_INDEX + FHIR_INDEX_NUMBER] =
+        "SELECT rowid FROM ix_number WHERE rid = ?1 AND type = ?2 "
+        "AND param = ?3 AND low IS ?4 AND high IS ?5",
+    [STMT_MATCH_INDEX + FHIR_INDEX_QUANTITY] =
+        "SELECT rowid FROM ix_quantity WHERE rid = ?1 AND type = ?2 "
+        "AND param = ?3 AND system IS ?4 AND code IS ?5 AND unit IS ?6 AND low IS ?7 AND high IS "
+        "?8 AND canonical_code IS ?9 AND canonical_low IS ?10 AND canonical_high IS ?11",
+    [STMT_MATCH_INDEX + FHIR_INDEX_REFERENCE] =
+        "SELECT rowid FROM ix_reference WHERE rid = ?1 AND type = ?2 "
+        "AND param = ?3 AND target_type IS ?4 AND target_id IS ?5 AND version IS ?6 AND url IS ?7 "
+        "AND identifier_system IS ?8 AND identifier_value IS ?9",
+    [STMT_MATCH_INDEX + FHIR_INDEX_URI] = "SELECT rowid FROM ix_uri WHERE rid = ?1 AND type = ?2 "
+                                          "AND param = ?3 AND value IS ?4",
+    [STMT_MATCH_INDEX + FHIR_INDEX_COMPOSITE] =
+        "SELECT rowid FROM ix_composite WHERE rid = ?1 AND type = ?2 "
+        "AND param = ?3 AND c0_system IS ?4 AND c0_value IS ?5 AND c0_low IS ?6 AND c0_high IS ?7 "
+        "AND c1_system IS ?8 AND c1_value IS ?9 AND c1_low IS ?10 AND c1_high IS ?11 AND c2_system "
+        "IS ?12 AND c2_value IS ?13 AND c2_low IS ?14 AND c2_high IS ?15",
+    [STMT_MATCH_INDEX + FHIR_INDEX_OF_TYPE] =
+        "SELECT rowid FROM ix_of_type WHERE rid = ?1 AND type = ?2 "
+        "AND param = ?3 AND type_system IS ?4 AND type_code IS ?5 AND value IS ?6",
+    [STMT_MATCH_INDEX + FHIR_INDEX_POSITION] =
+        "SELECT rowid FROM ix_position WHERE rid = ?1 AND type = ?2 "
+        "AND param = ?3 AND latitude IS ?4 AND longitude IS ?5",
+    [STMT_LIST_INDEX + FHIR_INDEX_STRING] =
+        "SELECT rowid FROM ix_string WHERE rid = ?1 ORDER BY rowid",
+    [STMT_LIST_INDEX + FHIR_INDEX_TOKEN] =
+        "SELECT rowid FROM ix_token WHERE rid = ?1 ORDER BY rowid",
+    [STMT_LIST_INDEX + FHIR_INDEX_DATE] = "SELECT rowid FROM ix_date WHERE rid = ?1 ORDER BY rowid",
+    [STMT_LIST_INDEX + FHIR_INDEX_NUMBER] =
+        "SELECT rowid FROM ix_number WHERE rid = ?1 ORDER BY rowid",
+    [STMT_LIST_INDEX + FHIR_INDEX_QUANTITY] =
+        "SELECT rowid FROM ix_quantity WHERE rid = ?1 ORDER BY rowid",
+    [STMT_LIST_INDEX + FHIR_INDEX_REFERENCE] =
+        "SELECT rowid FROM ix_reference WHERE rid = ?1 ORDER BY rowid",
+    [STMT_LIST_INDEX + FHIR_INDEX_URI] = "SELECT rowid FROM ix_uri WHERE rid = ?1 ORDER BY rowid",
+    [STMT_LIST_INDEX + FHIR_INDEX_COMPOSITE] =
+        "SELECT rowid FROM ix_composite WHERE rid = ?1 ORDER BY rowid",
+    [STMT_LIST_INDEX + FHIR_INDEX_OF_TYPE] =
+        "SELECT rowid FROM ix_of_type WHERE rid = ?1 ORDER BY rowid",
+    [STMT_LIST_INDEX + FHIR_INDEX_POSITION] =
+        "SELECT rowid FROM ix_position WHERE rid = ?1 ORDER BY rowid",
+    [STMT_DROP_INDEX_ROW + FHIR_INDEX_STRING] = "DELETE FROM ix_string WHERE rowid = ?1",
+    [STMT_DROP_INDEX_ROW + FHIR_INDEX_TOKEN] = "DELETE FROM ix_token WHERE rowid = ?1",
+    [STMT_DROP_INDEX_ROW + FHIR_INDEX_DATE] = "DELETE FROM ix_date WHERE rowid = ?1",
+    [STMT_DROP_INDEX_ROW + FHIR_INDEX_NUMBER] = "DELETE FROM ix_number WHERE rowid = ?1",
+    [STMT_DROP_INDEX_ROW + FHIR_INDEX_QUANTITY] = "DELETE FROM ix_quantity WHERE rowid = ?1",
+    [STMT_DROP_INDEX_ROW + FHIR_INDEX_REFERENCE] = "DELETE FROM ix_reference WHERE rowid = ?1",
+    [STMT_DROP_INDEX_ROW + FHIR_INDEX_URI] = "DELETE FROM ix_uri WHERE rowid = ?1",
+    [STMT_DROP_INDEX_ROW + FHIR_INDEX_COMPOSITE] = "DELETE FROM ix_composite WHERE rowid = ?1",
+    [STMT_DROP_INDEX_ROW + FHIR_INDEX_OF_TYPE] = "DELETE FROM ix_of_type WHERE rowid = ?1",
+    [STMT_DROP_INDEX_ROW + FHIR_INDEX_POSITION] = "DELETE FROM ix_position WHERE rowid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_STRING] = "DELETE FROM ix_string WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_TOKEN] = "DELETE FROM ix_token WHERE rid = ?1",
     [STMT_DELETE_INDEX + FHIR_INDEX_DATE] = "DELETE FROM ix_date WHERE rid = ?1",
@@ -1129,14 +1189,11 @@ static void bind_component(sqlite3_stmt *stmt, int first, const fhir_index_value
     }
 }
 
-static status_t insert_row(sqlite_conn_t *conn, int64_t rid, const char *type,
-                           const fhir_index_row_t *row, err_t *err)
+/* Binds row of resource rid to stmt: rid, type, param, then the columns of its kind (the
+ * parameters of an insert and of a match). */
+static void bind_row(sqlite3_stmt *stmt, int64_t rid, const char *type, const fhir_index_row_t *row)
 {
     const fhir_index_value_t *v = &row->value;
-    sqlite3_stmt *stmt;
-    status_t status = prepare(conn, STMT_INSERT_INDEX + v->kind, &stmt, err);
-    if (status)
-        return status;
     sqlite3_bind_int64(stmt, 1, rid);
     sqlite3_bind_text(stmt, 2, type, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 3, row->param, -1, SQLITE_STATIC);
@@ -1202,12 +1259,123 @@ static status_t insert_row(sqlite_conn_t *conn, int64_t rid, const char *type,
         sqlite3_bind_text(stmt, 6, v->as.of_type.value, -1, SQLITE_STATIC);
         break;
     }
+}
+
+static status_t insert_row(sqlite_conn_t *conn, int64_t rid, const char *type,
+                           const fhir_index_row_t *row, err_t *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    status_t status = prepare(conn, STMT_INSERT_INDEX + row->value.kind, &stmt, err);
+    if (status)
+        return status;
+    bind_row(stmt, rid, type, row);
     int rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
     if (rc != SQLITE_DONE)
         return sqlite__fail(conn->handle, rc, err, "insert index row");
     return ERR_OK;
+}
+
+typedef struct {
+    int64_t *rowid; /* ascending */
+    bool *kept;
+    size_t n, cap;
+} index_rows_t;
+
+static int rowid_cmp(const void *key, const void *item)
+{
+    int64_t a = *(const int64_t *)key, b = *(const int64_t *)item;
+    return a < b ? -1 : a > b;
+}
+
+/* Adds the rowids stmt (bound) returns to out, and resets it. */
+static status_t list_rows(sqlite_conn_t *conn, sqlite3_stmt *stmt, index_rows_t *out,
+                          const char *what, err_t *err)
+{
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (out->n == out->cap) {
+            out->cap = out->cap ? 2 * out->cap : 32;
+            out->rowid = xrealloc(out->rowid, out->cap * sizeof(*out->rowid));
+            out->kept = xrealloc(out->kept, out->cap * sizeof(*out->kept));
+        }
+        out->kept[out->n] = false;
+        out->rowid[out->n++] = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return rc == SQLITE_DONE ? ERR_OK : sqlite__fail(conn->handle, rc, err, what);
+}
+
+/*
+ * The index rows of an updated resource: the rows it had that equal a new one stay, the others
+ * go, and only the new rows that equal none are inserted. An update mostly changes a few
+ * values (a status, a date), and every row deleted and inserted again costs a change to each
+ * of its table's indexes, most of them on a page of their own.
+ */
+static status_t update_index(sqlite_conn_t *conn, int64_t rid, const char *type,
+                             const fhir_index_rows_t *rows, err_t *err)
+{
+    size_t n = rows ? rows->n : 0;
+    bool *insert = n ? xcalloc(n, sizeof(*insert)) : NULL;
+    index_rows_t had = {0};
+    status_t status = ERR_OK;
+    for (int k = 0; k < FHIR_INDEX_KIND_COUNT && !status; k++) {
+        had.n = 0;
+        sqlite3_stmt *stmt = NULL;
+        if ((status = prepare(conn, STMT_LIST_INDEX + k, &stmt, err)))
+            break;
+        sqlite3_bind_int64(stmt, 1, rid);
+        if ((status = list_rows(conn, stmt, &had, "list index rows", err)))
+            break;
+        index_rows_t same = {0};
+        for (size_t i = 0; i < n && !status; i++) {
+            const fhir_index_row_t *row = &rows->rows[i];
+            if ((int)row->value.kind != k)
+                continue;
+            insert[i] = true;
+            if (!had.n)
+                continue;
+            if ((status = prepare(conn, STMT_MATCH_INDEX + k, &stmt, err)))
+                break;
+            bind_row(stmt, rid, type, row);
+            same.n = 0;
+            if ((status = list_rows(conn, stmt, &same, "match index rows", err)))
+                break;
+            /* the first equal row not kept for another new row (a value can repeat) */
+            for (size_t j = 0; j < same.n; j++) {
+                int64_t *at =
+                    bsearch(&same.rowid[j], had.rowid, had.n, sizeof(*had.rowid), rowid_cmp);
+                if (at && !had.kept[at - had.rowid]) {
+                    had.kept[at - had.rowid] = true;
+                    insert[i] = false;
+                    break;
+                }
+            }
+        }
+        free(same.rowid);
+        free(same.kept);
+        for (size_t j = 0; j < had.n && !status; j++) {
+            if (had.kept[j])
+                continue;
+            if ((status = prepare(conn, STMT_DROP_INDEX_ROW + k, &stmt, err)))
+                break;
+            sqlite3_bind_int64(stmt, 1, had.rowid[j]);
+            int rc = sqlite3_step(stmt);
+            sqlite3_reset(stmt);
+            sqlite3_clear_bindings(stmt);
+            if (rc != SQLITE_DONE)
+                status = sqlite__fail(conn->handle, rc, err, "delete index row");
+        }
+    }
+    for (size_t i = 0; i < n && !status; i++)
+        if (insert[i])
+            status = insert_row(conn, rid, type, &rows->rows[i], err);
+    free(had.rowid);
+    free(had.kept);
+    free(insert);
+    return status;
 }
 
 /* Runs a fixed statement that takes one integer and returns no row. */
@@ -1317,22 +1485,10 @@ static status_t write_index(sqlite_conn_t *conn, int64_t rid, const char *type, 
     status_t status = ERR_OK;
     if (!is_new && (status = delete_contained(conn, rid, err)))
         return status;
-    if (!is_new) {
-        for (int k = 0; k < FHIR_INDEX_KIND_COUNT; k++) {
-            sqlite3_stmt *stmt;
-            if ((status = prepare(conn, STMT_DELETE_INDEX + k, &stmt, err)))
-                return status;
-            sqlite3_bind_int64(stmt, 1, rid);
-            int rc = sqlite3_step(stmt);
-            sqlite3_reset(stmt);
-            sqlite3_clear_bindings(stmt);
-            if (rc != SQLITE_DONE)
-                return sqlite__fail(conn->handle, rc, err, "delete index rows");
-        }
-    }
-    for (size_t i = 0; rows && i < rows->n; i++)
-        if ((status = insert_row(conn, rid, type, &rows->rows[i], err)))
-            return status;
+    if (!is_new)
+        status = update_index(conn, rid, type, rows, err);
+    for (size_t i = 0; is_new && rows && i < rows->n && !status; i++)
+        status = insert_row(conn, rid, type, &rows->rows[i], err);
     if (!status)
         status = sqlite__text_write(conn, rid, is_new, rows ? rows->content : NULL,
                                     rows ? rows->narrative : NULL, err);

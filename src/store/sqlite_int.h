@@ -34,10 +34,14 @@ enum {
     STMT_SAVEPOINT,
     STMT_RELEASE,
     STMT_ROLLBACK_TO,
-    /* one insert and one delete per index table, in fhir_index_kind_t order */
+    /* per index table, in fhir_index_kind_t order: insert a row, delete a resource's rows;
+       and for an update, the resource's rows equal to one given, all its rows, one row */
     STMT_INSERT_INDEX,
     STMT_DELETE_INDEX = STMT_INSERT_INDEX + FHIR_INDEX_KIND_COUNT,
-    STMT__COUNT = STMT_DELETE_INDEX + FHIR_INDEX_KIND_COUNT
+    STMT_MATCH_INDEX = STMT_DELETE_INDEX + FHIR_INDEX_KIND_COUNT,
+    STMT_LIST_INDEX = STMT_MATCH_INDEX + FHIR_INDEX_KIND_COUNT,
+    STMT_DROP_INDEX_ROW = STMT_LIST_INDEX + FHIR_INDEX_KIND_COUNT,
+    STMT__COUNT = STMT_DROP_INDEX_ROW + FHIR_INDEX_KIND_COUNT
 };
 
 #define SQLITE_CACHED_STATEMENTS 32

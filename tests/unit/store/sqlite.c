@@ -595,6 +595,163 @@ static void test_bulk_load_writes_the_same_index(void **state)
     err_release(&err);
 }
 
+static status_t put_json_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    const char *const *a = arg; /* id, json */
+    arena_t arena;
+    arena_init(&arena);
+    json_t *json = jv_parse(a[1], strlen(a[1]), err);
+    assert_non_null(json);
+    fhir_index_rows_t rows;
+    assert_int_equal(fhir_index_extract(NULL, json, &arena, &rows, err), ERR_OK);
+    store_current_t current;
+    assert_int_equal(store_txn_current(txn, "Observation", a[0], &current, err), ERR_OK);
+    store_put_t put = {.type = "Observation",
+                       .id = a[0],
+                       .version = current.version + 1,
+                       .method = "PUT",
+                       .status = current.version ? 200 : 201,
+                       .json = a[1],
+                       .json_len = strlen(a[1]),
+                       .index = &rows};
+    status_t rc = store_txn_put(txn, &put, NULL, err);
+    json_decref(json);
+    arena_release(&arena);
+    return rc;
+}
+
+static void put_json(store_t *store, const char *id, const char *json)
+{
+    const char *arg[] = {id, json};
+    err_t err = ERR_INIT;
+    assert_int_equal(store_run(store, put_json_txn, arg, &err), ERR_OK);
+    err_release(&err);
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The index rows of Observation/id in every index table, without rid, sorted; with rowids
+ * when with_rowid. */
+static char *index_rows_of(const char *id, bool with_rowid)
+{
+    static const char *const tables[] = {"ix_string",   "ix_token",     "ix_date", "ix_number",
+                                         "ix_quantity", "ix_reference", "ix_uri",  "ix_composite",
+                                         "ix_of_type",  "ix_position"};
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(test_location, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    buf_t b = BUF_INIT;
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        char sql[256];
+        snprintf(sql, sizeof(sql),
+                 "SELECT x.rowid, x.* FROM %s x JOIN resource r ON r.rid = x.rid "
+                 "WHERE r.type = 'Observation' AND r.id = ?1",
+                 tables[t]);
+        sqlite3_stmt *stmt;
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+        sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+        char *lines[256];
+        size_t n = 0;
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+            buf_t line = BUF_INIT;
+            buf_addf(&line, "%s", tables[t]);
+            for (int c = 0; c < sqlite3_column_count(stmt); c++) {
+                if (c == 1 || (c == 0 && !with_rowid))
+                    continue; /* rid; rowid */
+                const unsigned char *v = sqlite3_column_text(stmt, c);
+                buf_addf(&line, "|%s", v ? (const char *)v : "NULL");
+            }
+            assert_true(n < 256);
+            lines[n++] = strdup(line.ptr);
+            buf_release(&line);
+        }
+        sqlite3_finalize(stmt);
+        qsort(lines, n, sizeof(*lines), compare_strings);
+        for (size_t i = 0; i < n; i++) {
+            buf_addf(&b, "%s\n", lines[i]);
+            free(lines[i]);
+        }
+    }
+    sqlite3_close(db);
+    char *out = strdup(b.ptr ? b.ptr : "");
+    buf_release(&b);
+    return out;
+}
+
+#define OBSERVATION(id, status, coding2, date, value, component2)                                \
+    "{\"resourceType\":\"Observation\",\"id\":\"" id "\",\"status\":\"" status "\","             \
+    "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"85354-9\"},"              \
+    "{\"system\":\"http://loinc.org\",\"code\":\"85354-9\"}," coding2 "]},"                      \
+    "\"subject\":{\"reference\":\"Patient/p1\"},\"effectiveDateTime\":\"" date "\","             \
+    "\"valueQuantity\":{\"value\":" value ",\"unit\":\"mmHg\",\"system\":"                       \
+    "\"http://unitsofmeasure.org\",\"code\":\"mm[Hg]\"},\"component\":[{\"code\":{\"coding\":"   \
+    "[{\"system\":\"http://loinc.org\",\"code\":\"8480-6\"}]},\"valueQuantity\":{\"value\":120," \
+    "\"system\":\"http://unitsofmeasure.org\",\"code\":\"mm[Hg]\"}}" component2 "]}"
+
+/* An update keeps the index rows that stay equal (same rowid: not deleted and written again)
+ * and leaves exactly the rows a first write of the new version makes: changed values replaced,
+ * removed ones gone, a component and a coding less, none at all, and back. */
+static void test_an_update_rewrites_only_the_index_rows_that_change(void **state)
+{
+    (void)state;
+    store_t *store;
+    err_t err = ERR_INIT;
+    assert_int_equal(store_open(test_location, NULL, &store, &err), ERR_OK);
+    const char *v1 = OBSERVATION("a", "preliminary",
+                                 "{\"system\":\"http://snomed.info/sct\",\"code\":\"75367002\"}",
+                                 "2026-11-20T10:00:00Z", "97.5",
+                                 ",{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\","
+                                 "\"code\":\"8462-4\"}]},\"valueQuantity\":{\"value\":80}}");
+    const char *v2 =
+        OBSERVATION("a", "final", "{\"system\":\"http://loinc.org\",\"code\":\"85354-9\"}",
+                    "2026-11-21T09:30:00Z", "97.5", "");
+    const char *empty = "{\"resourceType\":\"Observation\",\"id\":\"a\",\"status\":\"final\","
+                        "\"code\":{\"text\":\"none\"}}";
+    put_json(store, "a", v1);
+    char *before = index_rows_of("a", true);
+    put_json(store, "a", v2);
+    char *after = index_rows_of("a", true);
+    /* the same as a first write of v2 */
+    char *fresh_text = strdup(v2);
+    memcpy(strstr(fresh_text, "\"id\":\"a\"") + 6, "b", 1);
+    put_json(store, "b", fresh_text);
+    char *updated = index_rows_of("a", false), *fresh = index_rows_of("b", false);
+    assert_string_equal(updated, fresh);
+    /* the subject's reference row and the value's quantity row stayed where they were */
+    const char *subject = strstr(before, "ix_reference|");
+    assert_non_null(subject);
+    char kept[256];
+    snprintf(kept, sizeof(kept), "%.*s", (int)(strchr(subject, '\n') - subject), subject);
+    assert_non_null(strstr(after, kept));
+    const char *quantity = strstr(before, "ix_quantity|");
+    snprintf(kept, sizeof(kept), "%.*s", (int)(strchr(quantity, '\n') - quantity), quantity);
+    assert_non_null(strstr(kept, "97.5"));
+    assert_non_null(strstr(after, kept));
+    /* the status row changed, so it was written anew */
+    assert_non_null(strstr(before, "|status|http://hl7.org/fhir/observation-status|preliminary|"));
+    assert_null(strstr(after, "preliminary"));
+    /* to nothing indexed but the status and the code's text (and no patient), and back */
+    put_json(store, "a", empty);
+    char *none = index_rows_of("a", false);
+    assert_null(strstr(none, "|subject|"));
+    assert_non_null(strstr(none, "ix_reference|Observation|_unlinked|"));
+    assert_null(strstr(none, "ix_quantity"));
+    put_json(store, "a", v2);
+    char *again = index_rows_of("a", false);
+    assert_string_equal(again, fresh);
+    free(before);
+    free(after);
+    free(fresh_text);
+    free(updated);
+    free(fresh);
+    free(none);
+    free(again);
+    store_close(store);
+    err_release(&err);
+}
+
 static void test_interrupted_bulk_load_is_repaired_at_open(void **state)
 {
     (void)state;
@@ -787,6 +944,8 @@ int main(void)
     const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test(test_open_failure_is_an_error),
         cmocka_unit_test_setup_teardown(test_bulk_load_writes_the_same_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_update_rewrites_only_the_index_rows_that_change,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_bulk_load_is_repaired_at_open, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_the_wal_is_checkpointed_apart, setup, teardown),
