@@ -177,3 +177,29 @@ def test_sqlite_keeps_the_key_in_its_file(make_server, tmp_path):
     assert len(srv.client.get("/oauth2/jwks", auth=None).json["keys"]) == 1
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT count(*) FROM server_key").fetchone()[0] == 0
+
+
+@postgres_only
+def test_migrate_data_copies_the_key_kept_in_the_database(make_server, tmp_path):
+    """concerto migrate-data copies the stored key as it is, sealed: servers on the copy with
+    the same secrets key sign with the same key."""
+    source = fresh_database()
+    args = ["--secrets-key", str(secrets_key(tmp_path / "secrets.key"))]
+    srv = make_server(args=args, db=source, shared_signing_key=False)
+    jwks = srv.client.get("/oauth2/jwks", auth=None).json["keys"]
+    assert srv.stop() == 0
+    target = fresh_database()
+    r = run_cli("migrate-data", "--from", source, "--to", target, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    [line] = [ln for ln in r.stdout.splitlines() if ln.startswith("server keys (sealed)")]
+    assert line.split()[3:6] == ["1", "1", "ok"], line
+    assert "SHA-256 of server keys" in r.stdout
+    assert psql(target, "SELECT name, kid, created_us, sealed FROM server_key") == \
+        psql(source, "SELECT name, kid, created_us, sealed FROM server_key")
+    copy = make_server(args=args, db=target, shared_signing_key=False)
+    assert f"using the signing key {jwks[0]['kid']}" in copy.stderr()
+    assert copy.client.get("/oauth2/jwks", auth=None).json["keys"] == jwks
+    assert copy.stop() == 0
+    # a target that holds a key is not empty
+    r = run_cli("migrate-data", "--from", source, "--to", target, timeout=300)
+    assert r.returncode == 1 and "1 server keys" in r.stderr, r.stdout + r.stderr
