@@ -131,14 +131,15 @@ static status_t open_stored(const store_server_key_t *row, const auth_secrets_t 
     return rc;
 }
 
+typedef struct {
+    store_server_key_t row;
+    bool added; /* false: another server's key is there */
+} add_arg_t;
+
 static status_t add_txn(store_txn_t *txn, void *arg, err_t *err)
 {
-    store_server_key_t *row = arg;
-    bool added = false;
-    status_t rc = store_txn_server_key_add(txn, row, &added, err);
-    if (!added)
-        row->name = NULL; /* another server's key is there */
-    return rc;
+    add_arg_t *a = arg;
+    return store_txn_server_key_add(txn, &a->row, &a->added, err);
 }
 
 /* Reads the stored key into *out (*out_found false: there is none). */
@@ -177,13 +178,13 @@ status_t auth_signing_key_from_store(store_t *store, const auth_secrets_t *secre
     free(context);
     OPENSSL_cleanse(pem.ptr, pem.len);
     buf_release(&pem);
-    store_server_key_t row = {.name = STORE_SIGNING_KEY,
-                              .kid = jose_key_kid(key),
-                              .created_us = now_us,
-                              .sealed = sealed.ptr};
-    rc = store_run(store, add_txn, &row, err);
+    add_arg_t add = {.row = {.name = STORE_SIGNING_KEY,
+                             .kid = jose_key_kid(key),
+                             .created_us = now_us,
+                             .sealed = sealed.ptr}};
+    rc = store_run(store, add_txn, &add, err);
     buf_release(&sealed);
-    if (!rc && row.name) {
+    if (!rc && add.added) {
         *out_created = true;
         *out = key;
         return ERR_OK;

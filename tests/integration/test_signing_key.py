@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import ON_POSTGRES, Server, fresh_database, run_cli
+from conftest import ON_POSTGRES, fresh_database, run_cli
 from test_access import sign_in
 from test_login import APP_URI, PASSWORD
 
