@@ -4,7 +4,9 @@
  * The key file is made with O_EXCL, so two servers starting on one database at once cannot
  * write two keys: the second finds the first one's file. It is written in full and synced
  * before use; a file that another process is still writing fails to load and the server
- * says so rather than starting with half a key.
+ * says so rather than starting with half a key. A key kept in the database is added only
+ * when none is there, in one statement, and read back after: servers starting at once agree
+ * on the first one added.
  */
 #include "auth/idtoken.h"
 
@@ -16,6 +18,8 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+
+#include "base/mem.h"
 
 /* A PEM key of an RSA key of 16384 bits is about 13 kB. */
 #define MAX_KEY_FILE 65536
@@ -86,6 +90,111 @@ status_t auth_signing_key_load(const char *path, jose_key_t **out, err_t *err)
     OPENSSL_cleanse(text.ptr, text.len);
     buf_release(&text);
     *out = key;
+    return rc;
+}
+
+/* The associated data a stored key is sealed with: it opens only as the key of its name. */
+static char *seal_context(const char *name)
+{
+    return xasprintf("server_key:%s", name);
+}
+
+/* The key of row, opened with secrets. */
+static status_t open_stored(const store_server_key_t *row, const auth_secrets_t *secrets,
+                            jose_key_t **out, err_t *err)
+{
+    *out = NULL;
+    char *context = seal_context(row->name);
+    buf_t pem = BUF_INIT;
+    bool opened = auth_secrets_open(secrets, context, row->sealed, strlen(row->sealed), &pem);
+    free(context);
+    status_t rc = ERR_OK;
+    err_t parse = ERR_INIT;
+    jose_key_t *key = NULL;
+    if (!opened) {
+        rc = err_set(err, ERR_INVALID, NULL,
+                     "the signing key in the database does not open with this --secrets-key: "
+                     "start every server of the database with the same --secrets-key (or give "
+                     "--signing-key FILE)");
+    } else if (jose_key_from_pem(pem.ptr, pem.len, &key, &parse) ||
+               !jose_key_fits(key, AUTH_SIGNING_ALG)) {
+        rc = err_set(err, ERR_INVALID, NULL,
+                     "the signing key in the database is not an RSA private key of 2048 bits "
+                     "or more");
+        jose_key_free(key);
+        key = NULL;
+    }
+    err_release(&parse);
+    OPENSSL_cleanse(pem.ptr, pem.len);
+    buf_release(&pem);
+    *out = key;
+    return rc;
+}
+
+typedef struct {
+    store_server_key_t row;
+    bool added; /* false: another server's key is there */
+} add_arg_t;
+
+static status_t add_txn(store_txn_t *txn, void *arg, err_t *err)
+{
+    add_arg_t *a = arg;
+    return store_txn_server_key_add(txn, &a->row, &a->added, err);
+}
+
+/* Reads the stored key into *out (*out_found false: there is none). */
+static status_t read_stored(store_t *store, const auth_secrets_t *secrets, jose_key_t **out,
+                            bool *out_found, err_t *err)
+{
+    *out = NULL;
+    store_conn_t *conn;
+    status_t rc = store_connect(store, &conn, err);
+    if (rc)
+        return rc;
+    arena_t arena;
+    arena_init(&arena);
+    store_server_key_t row;
+    rc = store_server_key_get(conn, STORE_SIGNING_KEY, &arena, &row, out_found, err);
+    if (!rc && *out_found)
+        rc = open_stored(&row, secrets, out, err);
+    arena_release(&arena);
+    store_disconnect(conn);
+    return rc;
+}
+
+status_t auth_signing_key_from_store(store_t *store, const auth_secrets_t *secrets, int64_t now_us,
+                                     jose_key_t **out, bool *out_created, err_t *err)
+{
+    *out_created = false;
+    bool found = false;
+    status_t rc = read_stored(store, secrets, out, &found, err);
+    if (rc || found)
+        return rc;
+    jose_key_t *key = jose_key_generate(AUTH_SIGNING_ALG);
+    buf_t pem = BUF_INIT, sealed = BUF_INIT;
+    jose_key_to_pem(key, &pem);
+    char *context = seal_context(STORE_SIGNING_KEY);
+    auth_secrets_seal(secrets, context, pem.ptr, pem.len, &sealed);
+    free(context);
+    OPENSSL_cleanse(pem.ptr, pem.len);
+    buf_release(&pem);
+    add_arg_t add = {.row = {.name = STORE_SIGNING_KEY,
+                             .kid = jose_key_kid(key),
+                             .created_us = now_us,
+                             .sealed = sealed.ptr}};
+    rc = store_run(store, add_txn, &add, err);
+    buf_release(&sealed);
+    if (!rc && add.added) {
+        *out_created = true;
+        *out = key;
+        return ERR_OK;
+    }
+    jose_key_free(key);
+    if (rc)
+        return rc;
+    rc = read_stored(store, secrets, out, &found, err);
+    if (!rc && !found)
+        rc = err_set(err, ERR_STORAGE, NULL, "the signing key in the database went missing");
     return rc;
 }
 

@@ -2,7 +2,9 @@
  * idtoken.h - the server's own signing key and the OpenID Connect id_tokens it signs.
  *
  * The key is an RSA key of 2048 bits kept outside the database in a PEM file (PKCS#8,
- * unencrypted, readable by the server's user only); its public half is published as a JWK
+ * unencrypted, readable by the server's user only), or, for servers that share a PostgreSQL
+ * database and have no key file, in the database, sealed with the secrets key (secrets.h),
+ * so that they all sign with one key; its public half is published as a JWK
  * Set (GET /oauth2/jwks) with its RFC 7638 thumbprint as kid. An id_token (OpenID Connect
  * Core 1.0 section 2, SMART App Launch "fhirUser") is a JWT signed RS256 with it that tells
  * an app who signed in: iss the FHIR base URL, sub the account id, aud the client id, iat,
@@ -15,8 +17,10 @@
 #include <stdint.h>
 
 #include "auth/jose.h"
+#include "auth/secrets.h"
 #include "base/buf.h"
 #include "base/err.h"
+#include "store/store.h"
 
 /* The algorithm of the server's signatures. */
 #define AUTH_SIGNING_ALG JOSE_RS256
@@ -32,6 +36,17 @@ status_t auth_signing_key_create(const char *path, bool *out_created, err_t *err
  * caller frees *out with jose_key_free; it is read-only and may be shared by threads.
  */
 status_t auth_signing_key_load(const char *path, jose_key_t **out, err_t *err);
+
+/*
+ * The signing key kept in store (store.h, STORE_SIGNING_KEY), sealed with secrets: the one
+ * stored, or when there is none a new one, sealed and added unless another server added one
+ * first, after which the one stored is used (*out_created: this call added it). So every
+ * server on one database signs with the same key, and a restart keeps it. ERR_INVALID when
+ * the stored key does not open with secrets (it was sealed with another secrets key) or is
+ * not a signing key; storage errors. The caller frees *out with jose_key_free.
+ */
+status_t auth_signing_key_from_store(store_t *store, const auth_secrets_t *secrets, int64_t now_us,
+                                     jose_key_t **out, bool *out_created, err_t *err);
 
 typedef struct {
     const char *issuer;    /* iss: the FHIR base URL */

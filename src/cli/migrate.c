@@ -6,7 +6,8 @@
  * other process has it open. The copy is one transaction on the target: versions in seq order
  * with their keys (the current ones with their resource's key and search index rows extracted
  * again with the source's search parameters), then the outbox, the jobs, the leases, the
- * accounts, clients and tokens, and the key counters. A failure or Ctrl-C rolls it back
+ * accounts, clients and tokens, the HL7 messages, the server's keys (sealed as they are), and
+ * the key counters. A failure or Ctrl-C rolls it back
  * whole. The verification reads both databases through the store and compares counts per type
  * and SHA-256 checksums of canonical streams.
  */
@@ -33,16 +34,21 @@ static const char help[] =
     "the status each write answered, contained resources), the current resources under the\n"
     "same keys, the outbox events not yet handled, the jobs and the singleton leases as they\n"
     "stand (claims, attempts, dead ones), the user accounts, OAuth clients and tokens (hashes,\n"
-    "lockouts, sealed second factors as they are), and the key counters, which go on after\n"
-    "the copied keys. The search index is built again on the target from each current\n"
-    "version with the search parameters of the source (R4's and the source's SearchParameter\n"
-    "resources), so searches answer as on the source.\n"
+    "lockouts, sealed second factors as they are), the server's signing key when the\n"
+    "database keeps it (sealed, as PostgreSQL servers keep it; it opens with the same\n"
+    "--secrets-key), and the key counters, which go on after the copied keys. An SQLite\n"
+    "server's key file (FILE.db.signing.pem) is not in the database: start the servers on\n"
+    "the target with --signing-key and that file to keep signing with it, or they make a\n"
+    "key of their own in the target. The search index is built again on the target from\n"
+    "each current version with the search parameters of the source (R4's and the source's\n"
+    "SearchParameter resources), so searches answer as on the source.\n"
     "\n"
     "The source must not be in use: an SQLite file that another process has open (a running\n"
     "server) is refused, and its write lock is held while it is read, so the copy is one\n"
     "consistent snapshot. The source is not changed (but an older schema is brought up to\n"
     "date, as every command does). The target must hold no resources, outbox events, jobs,\n"
-    "leases, accounts, clients or tokens; a database without the schema gets it first. The\n"
+    "leases, accounts, clients, tokens or server keys; a database without the schema gets\n"
+    "it first. The\n"
     "copy is one transaction on the target: when it fails or is interrupted (Ctrl-C) the\n"
     "target holds nothing of it.\n"
     "Progress goes to stderr. At the end both databases are read back and compared: versions\n"
@@ -121,7 +127,7 @@ typedef struct {
     const fhir_search_snapshot_t *params;
     size_t batch;
     int64_t total; /* versions in the source */
-    int64_t versions, resources, events, jobs, leases, hl7;
+    int64_t versions, resources, events, jobs, leases, hl7, server_keys;
     int64_t auth_rows[STORE_AUTH_TABLES];
     struct timespec started;
     double last_report;
@@ -283,6 +289,22 @@ static status_t copy_queues(store_txn_t *txn, copy_t *c, err_t *err)
         if (n == 0)
             break;
     }
+    if (!rc) {
+        arena_t arena;
+        arena_init(&arena);
+        store_server_key_t *keys;
+        size_t n = 0;
+        rc = store_server_key_list(c->source, &arena, &keys, &n, err);
+        for (size_t i = 0; i < n && !rc; i++) {
+            bool added = false;
+            rc = store_txn_server_key_add(txn, &keys[i], &added, err);
+            if (!rc && !added)
+                rc = err_set(err, ERR_CONFLICT, NULL, "the target holds a server key \"%s\"",
+                             keys[i].name);
+        }
+        c->server_keys = (int64_t)n;
+        arena_release(&arena);
+    }
     store_keys_t keys;
     if (!rc)
         rc = store_last_keys(c->source, &keys, err);
@@ -294,7 +316,7 @@ static status_t copy_queues(store_txn_t *txn, copy_t *c, err_t *err)
 static status_t copy_txn(store_txn_t *txn, void *arg, err_t *err)
 {
     copy_t *c = arg;
-    c->versions = c->resources = c->events = c->jobs = c->leases = c->hl7 = 0;
+    c->versions = c->resources = c->events = c->jobs = c->leases = c->hl7 = c->server_keys = 0;
     progress(c, true, false);
     status_t rc = copy_versions(txn, c, err);
     progress(c, true, true);
@@ -312,9 +334,10 @@ static status_t copy_txn(store_txn_t *txn, void *arg, err_t *err)
 typedef struct {
     json_t *types; /* type -> [versions, current versions (scan), current resources (count)] */
     int64_t versions, current, deleted;
-    int64_t events, dead_events, jobs, leases, hl7;
+    int64_t events, dead_events, jobs, leases, hl7, server_keys;
     int64_t auth_rows[STORE_AUTH_TABLES];
     unsigned char auth_sha[DIGEST_SHA256_BYTES];
+    unsigned char server_keys_sha[DIGEST_SHA256_BYTES];
     unsigned char hl7_sha[DIGEST_SHA256_BYTES];
     unsigned char versions_sha[DIGEST_SHA256_BYTES];
     unsigned char outbox_sha[DIGEST_SHA256_BYTES];
@@ -555,6 +578,26 @@ static status_t summarize_queues(store_conn_t *conn, size_t batch, summary_t *s,
             break;
     }
     digest_sha256_final(&h, s->hl7_sha);
+
+    /* the server's keys, as they are stored (sealed) */
+    digest_sha256_init(&h);
+    if (!rc) {
+        arena_t arena;
+        arena_init(&arena);
+        store_server_key_t *keys;
+        size_t n = 0;
+        rc = store_server_key_list(conn, &arena, &keys, &n, err);
+        for (size_t i = 0; i < n && !rc; i++) {
+            hash_str(&h, keys[i].name);
+            hash_str(&h, keys[i].kid);
+            hash_int(&h, keys[i].created_us);
+            hash_str(&h, keys[i].sealed);
+            hash_end(&h);
+        }
+        s->server_keys = (int64_t)n;
+        arena_release(&arena);
+    }
+    digest_sha256_final(&h, s->server_keys_sha);
     if (!rc)
         rc = store_last_keys(conn, &s->keys, err);
     return rc;
@@ -651,7 +694,8 @@ static size_t compare(const summary_t *a, const summary_t *b)
                 {"  client assertion ids", a->auth_rows[3], b->auth_rows[3]},
                 {"tokens", a->auth_rows[4], b->auth_rows[4]},
                 {"audit records", a->auth_rows[5], b->auth_rows[5]},
-                {"HL7 messages", a->hl7, b->hl7}};
+                {"HL7 messages", a->hl7, b->hl7},
+                {"server keys (sealed)", a->server_keys, b->server_keys}};
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         printf("%-28s %10lld %10lld %10s %10s   %s\n", rows[i].what, (long long)rows[i].a,
                (long long)rows[i].b, "", "", rows[i].a == rows[i].b ? "ok" : "DIFFERENT");
@@ -669,7 +713,8 @@ static size_t compare(const summary_t *a, const summary_t *b)
                 {"jobs", a->jobs_sha, b->jobs_sha},
                 {"leases", a->leases_sha, b->leases_sha},
                 {"accounts, tokens, audit", a->auth_sha, b->auth_sha},
-                {"HL7 messages", a->hl7_sha, b->hl7_sha}};
+                {"HL7 messages", a->hl7_sha, b->hl7_sha},
+                {"server keys", a->server_keys_sha, b->server_keys_sha}};
     for (size_t i = 0; i < sizeof(sums) / sizeof(sums[0]); i++) {
         char ha[2 * DIGEST_SHA256_BYTES + 1], hb[2 * DIGEST_SHA256_BYTES + 1];
         hex(sums[i].a, ha);
@@ -735,9 +780,14 @@ static char *contents(store_conn_t *conn, err_t *err)
     size_t nmessages = 0;
     if (store_hl7_scan(conn, 0, 1, &arena, &messages, &nmessages, err))
         goto out;
+    store_server_key_t *server_keys;
+    size_t nserver_keys = 0;
+    if (store_server_key_list(conn, &arena, &server_keys, &nserver_keys, err))
+        goto out;
     /* (audit_head, the last table, has its one row in every database) */
     bool accounts = auth[0] || auth[1] || auth[2] || auth[3] || auth[4] || auth[5];
-    if (!versions.total && !pending && !dead && !njobs && !nleases && !accounts && !nmessages)
+    if (!versions.total && !pending && !dead && !njobs && !nleases && !accounts && !nmessages &&
+        !nserver_keys)
         goto out;
     buf_t text = BUF_INIT;
     if (versions.total)
@@ -754,6 +804,8 @@ static char *contents(store_conn_t *conn, err_t *err)
                  text.len ? ", " : "", auth[0], auth[2], auth[4], auth[5]);
     if (nmessages)
         buf_addf(&text, "%sHL7 messages", text.len ? ", " : "");
+    if (nserver_keys)
+        buf_addf(&text, "%s%zu server keys", text.len ? ", " : "", nserver_keys);
     found = buf_detach(&text, NULL);
 out:
     arena_release(&arena);

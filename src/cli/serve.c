@@ -62,16 +62,22 @@ static const char help[] =
     "  --tls-key FILE       the certificate's private key (unencrypted PEM; keep it\n"
     "                       readable by this server's user only). Both or neither; with\n"
     "                       them every response carries Strict-Transport-Security\n"
-    "  --secrets-key FILE   the key that seals second-factor secrets in the database: 64\n"
-    "                       hex digits, mode 0600 (default: the SQLite file's name with\n"
+    "  --secrets-key FILE   the key that seals secrets in the database (second factors;\n"
+    "                       with PostgreSQL the signing key too): 64 hex digits, mode\n"
+    "                       0600 (default: the SQLite file's name with\n"
     "                       .key added, created on first start; required with PostgreSQL\n"
-    "                       for staff to enrol in a second factor). Keep it out of backups\n"
-    "                       of the database: losing it means every second factor is reset\n"
+    "                       for staff to enrol in a second factor and, without\n"
+    "                       --signing-key, for id_tokens; the same on every server of\n"
+    "                       the database). Keep it out of backups of the database: losing\n"
+    "                       it means every second factor is reset, and a signing key in\n"
+    "                       the database no longer opens (then give --signing-key FILE)\n"
     "  --signing-key FILE   the server's own RSA private key (PEM, mode 0600) that signs\n"
     "                       OpenID Connect id_tokens; its public key is served at\n"
     "                       /oauth2/jwks (default: the SQLite file's name with\n"
     "                       .signing.pem added, created on first start; with PostgreSQL\n"
-    "                       required for id_tokens: without it openid is not granted)\n"
+    "                       a key kept in the database, sealed with --secrets-key, made\n"
+    "                       by the first server that starts and shared by all of them;\n"
+    "                       with neither option openid is not granted)\n"
     "  --token-ttl SECONDS  how long an access token lives (default: 3600); apps get one\n"
     "                       at POST /oauth2/token (docs/api.md) and send it on every\n"
     "                       /fhir request as Authorization: Bearer TOKEN\n"
@@ -378,8 +384,24 @@ int cli_serve(int argc, char **argv)
             goto out;
         }
         config.signing_key = signing_key;
+    } else if (secrets) {
+        /* PostgreSQL: one key for every server of the database, kept in it, sealed */
+        bool created = false;
+        if (auth_signing_key_from_store(store, secrets, clock_now_us(), &signing_key, &created,
+                                        &err)) {
+            status = 2;
+            cli_close_store(store, false);
+            goto out;
+        }
+        log_info("%s the signing key %s in the database (it signs id_tokens; sealed with the "
+                 "--secrets-key)",
+                 created ? "created" : "using", jose_key_kid(signing_key));
+        config.signing_key = signing_key;
     } else {
-        log_warning("no --signing-key: the server issues no id_tokens (openid is not granted)");
+        log_warning("no --signing-key and no --secrets-key: the server issues no id_tokens "
+                    "(openid is not granted); give every server of the database the same "
+                    "--secrets-key FILE to keep the signing key in the database, or "
+                    "--signing-key FILE");
     }
     log_info("business calendar: %s", calendar_describe(calendar_default()));
     if (config.test_clock)

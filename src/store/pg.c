@@ -452,6 +452,8 @@ static const char *const migrations[] = {
     sql__hl7_schema_pg,
     /* 18: the author of each version (store_put_t.author); NULL for those written before */
     "ALTER TABLE resource_version ADD COLUMN author TEXT;",
+    /* 19: the server's own keys, sealed (sql_server_key.c) */
+    sql__server_key_schema,
 };
 
 /* ---- parameters and results ---------------------------------------------------------- */

@@ -1136,6 +1136,40 @@ status_t store_audit_search(store_conn_t *conn, const store_audit_query_t *query
 status_t store_audit_get(store_conn_t *conn, int64_t id, arena_t *arena, store_audit_row_t *out,
                          err_t *err);
 
+/* ---- the server's keys ---------------------------------------------------------------------- */
+
+/*
+ * Keys of the server itself kept in the database, so that every server on it uses the same
+ * one: STORE_SIGNING_KEY, the key that signs id_tokens (src/auth/idtoken.h), when the servers
+ * have no key file. As with the accounts' second factors, the store keeps what src/auth gives
+ * it: the private key sealed with the server's secrets key (never in the clear), and the
+ * key's public id.
+ */
+#define STORE_SIGNING_KEY "signing"
+
+typedef struct {
+    const char *name;   /* STORE_SIGNING_KEY */
+    const char *kid;    /* the key's public id (the kid of its JWK) */
+    int64_t created_us; /* when it was made */
+    const char *sealed; /* the private key, sealed (auth_secrets_seal) */
+} store_server_key_t;
+
+/* The key called name, strings in arena; *out_found false (and *out untouched) when there is
+ * none. */
+status_t store_server_key_get(store_conn_t *conn, const char *name, arena_t *arena,
+                              store_server_key_t *out, bool *out_found, err_t *err);
+/*
+ * Adds key unless the database holds a key of its name already (*out_added, may be NULL, says
+ * which): of servers that start at once on one database and each add a key of their own, one
+ * adds it, and all of them read back that one with store_server_key_get after their commit.
+ * Also the load of a copy (concerto migrate-data).
+ */
+status_t store_txn_server_key_add(store_txn_t *txn, const store_server_key_t *key, bool *out_added,
+                                  err_t *err);
+/* Every key, by name, strings in arena (copying a database). */
+status_t store_server_key_list(store_conn_t *conn, arena_t *arena, store_server_key_t **out,
+                               size_t *out_n, err_t *err);
+
 /* ---- HL7 messages ------------------------------------------------------------------------ */
 
 /*

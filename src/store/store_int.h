@@ -32,12 +32,14 @@ typedef struct {
 
 /* The statements of sql_auth.c (the accounts, clients and tokens), from STORE_SESSION_FIRST
  * on those of sql_session.c (browser sessions), from STORE_AUDIT_FIRST on those of
- * sql_audit.c (the audit trail) and from STORE_HL7_FIRST on those of sql_hl7.c (the HL7
- * messages), all run by run_auth. */
-#define STORE_AUTH_STATEMENTS 84
-#define STORE_SESSION_FIRST   44
-#define STORE_AUDIT_FIRST     60
-#define STORE_HL7_FIRST       72
+ * sql_audit.c (the audit trail), from STORE_HL7_FIRST on those of sql_hl7.c (the HL7
+ * messages) and from STORE_SERVER_KEY_FIRST on those of sql_server_key.c (the server's keys),
+ * all run by run_auth. */
+#define STORE_AUTH_STATEMENTS  88
+#define STORE_SESSION_FIRST    44
+#define STORE_AUDIT_FIRST      60
+#define STORE_HL7_FIRST        72
+#define STORE_SERVER_KEY_FIRST 84
 
 typedef struct {
     const char *name;
@@ -242,6 +244,9 @@ extern const char sql__audit_schema_pg[];
 /* The HL7 messages' table (sql_hl7.c): migration 17 of each driver. */
 extern const char sql__hl7_schema_sqlite[];
 extern const char sql__hl7_schema_pg[];
+
+/* The server's keys' table (sql_server_key.c): migration 19 of each driver. */
+extern const char sql__server_key_schema[];
 
 /* Formats microseconds since the epoch as a FHIR instant with milliseconds, UTC ("Z"). */
 void store__format_instant(int64_t us, char out[32]);

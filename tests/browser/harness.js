@@ -41,9 +41,9 @@ export function cli(args, input) {
 
 // Starts `concerto serve` on a free port of 127.0.0.1 and waits until it answers. extra: more
 // arguments of serve. With { mllp: true } it also listens for HL7 v2 over MLLP on a free port
-// of 127.0.0.1 and waits for that too: the answer's mllpPort.
-export async function startConcerto(db, extra = [], { mllp = false } = {}) {
-  const dir = dirname(db);
+// of 127.0.0.1 and waits for that too: the answer's mllpPort. The port files go beside the
+// database file, or in { dir } (for a postgresql:// database).
+export async function startConcerto(db, extra = [], { mllp = false, dir = dirname(db) } = {}) {
   const portFile = join(dir, `port-${Date.now()}`);
   const mllpPortFile = join(dir, `mllp-port-${Date.now()}`);
   const mllpArgs = mllp ? ['--mllp', '127.0.0.1:0', '--mllp-port-file', mllpPortFile] : [];

@@ -4,22 +4,25 @@ another seed others; the population has the ages, sexes, conditions and codes of
 care-management panel; everything loaded reads back and is searchable; the staff sign in with
 the generated passwords and a coordinator's $worklist has work in several buckets; a recent
 discharge gets its TCM report; a database that holds resources is refused; bad arguments are
-usage errors. SQLite (the command writes a file database).
+usage errors. On SQLite (a database file) and on PostgreSQL (a fresh database of the test
+cluster for each demo database).
 """
 import collections
 import datetime
 import json
+import glob
 import os
+import shutil
+import sqlite3
 import stat
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ON_POSTGRES, Server, loads, run_cli
+from conftest import ON_POSTGRES, Server, fresh_database, loads, run_cli
 from test_login import APP_URI, Authenticator, Browser, authorize_path, pkce, redirect_params
-
-pytestmark = pytest.mark.skipif(ON_POSTGRES, reason="concerto demo is run on a SQLite file here")
 
 AS_OF = "2026-06-15"
 # the served population is current today (the default as-of date, UTC), so that its work
@@ -32,10 +35,44 @@ STAFF_ROLES = ["admin", "coordinator", "nurse", "physician", "pharmacist", "soci
                "community-health-worker"]
 
 
+_databases = {}  # PostgreSQL: the database of each demo database's name
+
+
 def demo(tmp, name, *args):
-    db = tmp / f"{name}.db"
-    r = run_cli("demo", "--db", str(db), *args, timeout=600)
+    """Runs concerto demo on the database called name (a file in tmp, or on PostgreSQL a
+    fresh database of the cluster, the same one for the same name): (its location, result)."""
+    if ON_POSTGRES:
+        if str(tmp / name) not in _databases:
+            _databases[str(tmp / name)] = fresh_database()
+        db = _databases[str(tmp / name)]
+    else:
+        db = str(tmp / f"{name}.db")
+    r = run_cli("demo", "--db", db, *args, timeout=600)
     return db, r
+
+
+def query(db, sql):
+    """The first column of the first row of sql on db, or None when db has no schema yet."""
+    if ON_POSTGRES:
+        exe = shutil.which("psql") or (sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))
+                                       or [None])[-1]
+        assert exe, "psql is not installed"
+        out = subprocess.run([exe, "-v", "ON_ERROR_STOP=1", "-qtA", db, "-c",
+                              "SELECT to_regclass('public.resource') IS NOT NULL"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        if out.stdout.strip() != "t":
+            return None
+        out = subprocess.run([exe, "-v", "ON_ERROR_STOP=1", "-qtA", db, "-c", sql],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout.strip())
+    if not os.path.exists(db):
+        return None
+    with sqlite3.connect(db) as c:
+        if not c.execute("SELECT 1 FROM sqlite_master WHERE name = 'resource'").fetchone():
+            return None
+        return c.execute(sql).fetchone()[0]
 
 
 def read_ndjson(directory):
@@ -366,13 +403,13 @@ def test_a_recent_discharge_gets_its_tcm_report(population, served):
 def test_a_database_holding_resources_is_refused_without_force(population, tmp_dir):
     db, r = demo(tmp_dir, "twice", "--patients", "5", "--as-of", AS_OF)
     assert r.returncode == 0, r.stderr
-    before = db.stat().st_size
+    before = query(db, "SELECT count(*) FROM resource_version")
     _, r = demo(tmp_dir, "twice", "--patients", "5", "--as-of", AS_OF)
     assert r.returncode == 2
     assert "already holds" in r.stderr and "--force" in r.stderr
     _, r = demo(tmp_dir, "twice", "--patients", "5", "--as-of", AS_OF, "--force")
     assert r.returncode == 0, r.stderr
-    assert db.stat().st_size >= before
+    assert query(db, "SELECT count(*) FROM resource_version") >= before
 
 
 def test_credentials_go_to_stdout_only_when_asked(tmp_dir):
@@ -401,7 +438,7 @@ def test_bad_arguments_are_usage_errors(tmp_dir, args, message):
     db, r = demo(tmp_dir, "bad", *args)
     assert r.returncode == 2, r.stderr
     assert message in r.stderr
-    assert not db.exists()
+    assert query(db, "SELECT count(*) FROM resource") is None  # nothing made
 
 
 def test_help_describes_the_options():
@@ -409,3 +446,4 @@ def test_help_describes_the_options():
     assert r.returncode == 0
     for option in ("--patients", "--seed", "--as-of", "--credentials", "--ndjson", "--force"):
         assert option in r.stdout
+    assert "postgresql://" in r.stdout  # --db takes a PostgreSQL URI too

@@ -139,6 +139,7 @@ def test_an_upgrade_gives_tasks_stored_before_their_work_rows(tmp_path):
         c.execute("DROP TABLE risk_work")
         c.execute("DROP TABLE care_member")
         c.execute("DROP TABLE hl7_message")
+        c.execute("DROP TABLE server_key")
         c.execute("ALTER TABLE resource_version DROP COLUMN author")
         c.execute("DELETE FROM schema_migration WHERE version >= 15")
     r = run_cli("init", "--db", str(db))
@@ -178,6 +179,7 @@ def test_an_upgrade_gives_risk_assessments_stored_before_their_risk_rows(tmp_pat
         c.execute("DROP TABLE risk_work")
         c.execute("DROP TABLE care_member")
         c.execute("DROP TABLE hl7_message")
+        c.execute("DROP TABLE server_key")
         c.execute("ALTER TABLE resource_version DROP COLUMN author")
         c.execute("DELETE FROM schema_migration WHERE version >= 16")
     r = run_cli("init", "--db", str(db))
@@ -217,6 +219,7 @@ def test_an_upgrade_marks_resources_stored_before_the_unlinked_mark(tmp_path):
         c.execute("DROP TABLE risk_work")
         c.execute("DROP TABLE care_member")
         c.execute("DROP TABLE hl7_message")
+        c.execute("DROP TABLE server_key")
         c.execute("ALTER TABLE resource_version DROP COLUMN author")
     assert marks() == 0
     r = run_cli("init", "--db", str(db))

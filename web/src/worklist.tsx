@@ -175,7 +175,7 @@ export function Worklist() {
   }
 
   const claim = (t: Resource) => me ? act(t, { owner: me }, 'Claimed')
-    : setFailure('Cannot claim: the sign-in did not say which Practitioner you are (no id_token with fhirUser; a server on PostgreSQL needs --signing-key for that)');
+    : setFailure('Cannot claim: the sign-in did not say which Practitioner you are (no id_token with fhirUser: your account is linked to no Practitioner, or a server on PostgreSQL was started without --secrets-key and --signing-key)');
   const done = (t: Resource) => act(t, { status: 'completed' }, 'Completed');
   const hold = (t: Resource) => t.status === 'on-hold' ? act(t, { status: 'in-progress' }, 'Resumed')
     : act(t, { status: 'on-hold' }, 'Put on hold');

@@ -842,6 +842,7 @@ static void test_fulltext_migrated(void **state)
                       "DROP TABLE audit, audit_head;"
                       "DROP TABLE task_work, task_work_pool, risk_work, care_member;"
                       "DROP TABLE hl7_message;"
+                      "DROP TABLE server_key;"
                       "ALTER TABLE resource_version DROP COLUMN author;"
                       "DELETE FROM schema_migration WHERE version >= 9");
         assert_int_equal(test_pg_query("SELECT count(*) FROM ix_text WHERE words @@ "
@@ -866,6 +867,7 @@ static void test_fulltext_migrated(void **state)
                          "DROP TABLE audit; DROP TABLE audit_head;"
                          "DROP TABLE task_work; DROP TABLE task_work_pool; DROP TABLE risk_work;"
                          "DROP TABLE care_member; DROP TABLE hl7_message;"
+                         "DROP TABLE server_key;"
                          "ALTER TABLE resource_version DROP COLUMN author;"
                          "DELETE FROM schema_migration WHERE version >= 9",
                          NULL, NULL, NULL),
