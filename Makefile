@@ -44,7 +44,7 @@ FHIRPATH_SUITE := $(BUILD)/tests/fhir/fhirpath_suite
 
 .PHONY: all clean check run unit layers format-check fuzz fhirpath-suite bench-fhirpath \
         bench-search bench-outbox bench-population bench-access bench-worklist \
-        bench-engine bench-hl7
+        bench-engine bench-hl7 bench-web
 all: $(BUILD)/concerto
 
 $(BUILD)/obj/%.o: src/%.c
@@ -165,6 +165,13 @@ $(BUILD)/bench/gen-population: bench/gen_population.c
 $(BUILD)/bench/population: bench/population.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# The coordinators' web app over the 1,000-patient demo population, in headless Chromium: the
+# first screen, the other screens and the worklist's actions against their targets
+# (bench/web/web.mjs, docs/performance.md "Web app"); always the release build.
+bench-web:
+	$(MAKE) --no-print-directory MODE=release BUILD=build build/concerto
+	CONCERTO_BIN=build/concerto node bench/web/web.mjs
 
 # libFuzzer harnesses (clang): tests/fuzz/NAME.c -> build/fuzz/NAME, corpus tests/fuzz/corpus/NAME
 fuzz: $(FUZZ_BIN)

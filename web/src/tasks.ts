@@ -84,12 +84,18 @@ export async function changeTask(task: Resource, change: Change): Promise<Resour
   }
   let first = true;
   for (const status of steps) {
-    next.status = status;
-    if (!first) {
-      version = next.meta?.versionId ?? version;
-      delete next.meta;
+    let written: Resource;
+    try {
+      written = await put({ ...next, meta: undefined, status }, version, task);
+    } catch (e) {
+      // After the first move the Task is at a status this change wrote. A version written
+      // since that keeps the status and owner as written (the engine marks an overdue Task
+      // when it changes) is built on, its own changes kept; any other is a conflict.
+      if (first || !(e instanceof ConflictError) || e.theirs.status !== next.status ||
+          e.theirs.owner?.reference !== next.owner?.reference)
+        throw e;
+      written = await put({ ...e.theirs, meta: undefined, status }, e.theirs.meta?.versionId ?? '', task);
     }
-    const written = await put(next, version, task);
     first = false;
     next = written;
     version = written.meta?.versionId ?? version;
